@@ -1,0 +1,34 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """Connection options to the Docker engine (argument spec: _compose.DOCKER_COMMON_ARGS)."""
+
+    DOCUMENTATION = r"""
+options:
+  docker_host:
+    description:
+      - The Docker engine to talk to, as a URL such as V(unix:///var/run/docker.sock) or
+        V(tcp://192.0.2.10:2376).
+      - If not given, the value of the E(DOCKER_HOST) environment variable is used, so an AWX
+        credential type can inject it. TLS settings come from E(DOCKER_TLS_VERIFY) and
+        E(DOCKER_CERT_PATH) as with the docker CLI.
+    type: str
+    default: unix:///var/run/docker.sock
+  docker_timeout:
+    description:
+      - Seconds to wait for an answer from the engine's API, per request.
+      - Stop and restart requests get the container's stop timeout on top of this.
+      - If not given, the value of the E(DOCKER_TIMEOUT) environment variable is used.
+    type: int
+    default: 60
+requirements:
+  - docker (the Python SDK for the Docker engine API) >= 7.0
+notes:
+  - When the engine cannot be reached, the module fails and its result has
+    C(engine_unreachable=true), so a playbook can tell an engine problem from a container problem.
+"""

@@ -1,0 +1,770 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one Docker client of the collection.
+
+Everything per container goes through the docker SDK: find a compose service's containers by
+their ``com.docker.compose.*`` labels, inspect, restart, stop, start, kill, pause, unpause and
+wait until ready. Only whole-stack operations (``up``, ``down``) go through the compose CLI,
+as argv lists handed to a ``run_command`` function (``AnsibleModule.run_command``), with
+``docker compose`` (v2) or ``docker-compose`` (v1), whichever is present.
+
+Everything returned to callers is plain data (dicts, lists, strings, numbers); SDK objects
+never leave this file except as the ``container`` handles passed back into it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal as _signal
+import time
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
+
+try:
+    import docker
+    import docker.errors
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    docker = None
+    HAS_DOCKER = False
+    DOCKER_IMPORT_ERROR = exc
+else:
+    HAS_DOCKER = True
+    DOCKER_IMPORT_ERROR = None
+
+try:
+    import requests.exceptions as _requests_exceptions
+except ImportError:  # pragma: no cover - requests comes with docker
+    _requests_exceptions = None
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
+    yaml = None
+
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+DEFAULT_DOCKER_TIMEOUT = 60
+DEFAULT_STOP_TIMEOUT = 10
+
+LABEL_PROJECT = "com.docker.compose.project"
+LABEL_SERVICE = "com.docker.compose.service"
+LABEL_ONEOFF = "com.docker.compose.oneoff"
+LABEL_NUMBER = "com.docker.compose.container-number"
+LABEL_CONFIG_FILES = "com.docker.compose.project.config_files"
+LABEL_WORKING_DIR = "com.docker.compose.project.working_dir"
+
+# Shared argument spec for every module that talks to the engine (documented once in the
+# sre.incident.docker doc fragment). The env fallbacks let an AWX credential inject them.
+DOCKER_COMMON_ARGS = dict(
+    docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST, fallback=(env_fallback, ["DOCKER_HOST"])),
+    docker_timeout=dict(type="int", default=DEFAULT_DOCKER_TIMEOUT, fallback=(env_fallback, ["DOCKER_TIMEOUT"])),
+)
+
+STATES = ("present", "started", "stopped", "restarted", "killed", "paused", "unpaused")
+
+# Container statuses as the engine reports them (State.Status).
+RUNNING_LIKE = ("running", "restarting", "paused")
+MISSING = "missing"
+
+
+# --------------------------------------------------------------------------- errors
+
+class DockerError(Exception):
+    """Any failure talking to the engine or acting on a container."""
+
+    kind = "docker_error"
+
+    def __init__(self, msg, **details):
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+class EngineUnreachable(DockerError):
+    """The Docker engine did not answer (socket missing, refused, timed out, bad DOCKER_HOST)."""
+
+    kind = "engine_unreachable"
+
+
+class ComposeError(DockerError):
+    """A precondition about the compose project does not hold; nothing was touched."""
+
+    kind = "compose_error"
+
+
+class UnknownProject(ComposeError):
+    kind = "unknown_project"
+
+
+class UnknownService(ComposeError):
+    kind = "unknown_service"
+
+
+class MissingContainer(ComposeError):
+    kind = "missing_container"
+
+
+class InvalidTransition(ComposeError):
+    kind = "invalid_transition"
+
+
+class WaitTimeout(DockerError):
+    """A container did not reach the wanted state within the timeout."""
+
+    kind = "wait_timeout"
+
+
+class ComposeCliMissing(DockerError):
+    kind = "compose_cli_missing"
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+def normalize_signal(sig):
+    """Return the canonical ``SIGxxx`` name for ``sig`` (``KILL``, ``SIGKILL``, ``9``, 9).
+
+    Raises ValueError naming the bad value.
+    """
+    text = str(sig).strip().upper() if sig is not None else ""
+    if not text:
+        raise ValueError("signal must not be empty")
+    if text.isdigit():
+        try:
+            return _signal.Signals(int(text)).name
+        except ValueError:
+            raise ValueError("unknown signal %r" % (sig,)) from None
+    name = text if text.startswith("SIG") else "SIG" + text
+    if name not in _signal.Signals.__members__:
+        raise ValueError("unknown signal %r: use a name like SIGKILL, SIGTERM or SIGHUP" % (sig,))
+    return _signal.Signals[name].name
+
+
+def _attrs(container_or_attrs):
+    if isinstance(container_or_attrs, dict):
+        return container_or_attrs
+    return container_or_attrs.attrs
+
+
+def container_state(container):
+    """Plain dict describing a container (a docker SDK Container or its ``attrs`` dict).
+
+    Keys: name, id (12 chars), service, project, number, status (created, running, paused,
+    restarting, removing, exited, dead), health (none, starting, healthy, unhealthy),
+    running, exit_code, oom_killed, restart_count, started_at, finished_at, image (image id),
+    image_name, restart_policy, has_healthcheck, error.
+    """
+    attrs = _attrs(container) or {}
+    state = attrs.get("State") or {}
+    config = attrs.get("Config") or {}
+    labels = config.get("Labels") or {}
+    host_config = attrs.get("HostConfig") or {}
+    health = state.get("Health") or {}
+    status = state.get("Status")
+    if not status:
+        if state.get("Paused"):
+            status = "paused"
+        elif state.get("Restarting"):
+            status = "restarting"
+        elif state.get("Running"):
+            status = "running"
+        elif state.get("Dead"):
+            status = "dead"
+        else:
+            status = "exited" if state else "unknown"
+    healthcheck = config.get("Healthcheck") or {}
+    test = healthcheck.get("Test") or []
+    has_healthcheck = bool(test) and test[0] != "NONE"
+    number = labels.get(LABEL_NUMBER)
+    try:
+        number = int(number) if number is not None else None
+    except ValueError:
+        number = None
+    return dict(
+        name=(attrs.get("Name") or "").lstrip("/"),
+        id=(attrs.get("Id") or "")[:12],
+        project=labels.get(LABEL_PROJECT),
+        service=labels.get(LABEL_SERVICE),
+        number=number,
+        status=status,
+        running=status == "running",
+        health=health.get("Status") or "none",
+        has_healthcheck=has_healthcheck,
+        exit_code=state.get("ExitCode"),
+        oom_killed=bool(state.get("OOMKilled")),
+        error=state.get("Error") or None,
+        restart_count=attrs.get("RestartCount", 0),
+        started_at=state.get("StartedAt"),
+        finished_at=state.get("FinishedAt"),
+        image=attrs.get("Image"),
+        image_name=config.get("Image"),
+        restart_policy=((host_config.get("RestartPolicy") or {}).get("Name") or "no"),
+    )
+
+
+def is_ready(state):
+    """Running and, when the container has a healthcheck, healthy."""
+    if state.get("status") != "running":
+        return False
+    return state.get("health") in ("none", "healthy")
+
+
+def status_text(state):
+    """Short text for diffs: ``running/healthy``, ``exited(137)/none``, ``missing``."""
+    if state is None or state.get("status") == MISSING:
+        return MISSING
+    status = state.get("status")
+    if status in ("exited", "dead") and state.get("exit_code") is not None:
+        status = "%s(%s)" % (status, state.get("exit_code"))
+    return "%s/%s" % (status, state.get("health", "none"))
+
+
+def plan_action(state, status, signal="SIGKILL"):
+    """The action (or None) that brings a container from ``status`` to the wanted ``state``.
+
+    Actions: ``start``, ``stop``, ``restart``, ``kill``, ``pause``, ``unpause`` and the
+    compound ``unpause+restart`` / ``unpause+kill`` for paused containers. ``restarted``
+    always acts (it is an action, not a state). Raises InvalidTransition when the wanted
+    state cannot be reached from ``status`` (pausing a container that is not running).
+    """
+    if state not in STATES:
+        raise ValueError("unknown state %r: choose one of %s" % (state, ", ".join(STATES)))
+    if state == "present":
+        return None
+    if state == "started":
+        if status in ("running", "restarting"):
+            return None
+        if status == "paused":
+            return "unpause"
+        return "start"
+    if state == "stopped":
+        return "stop" if status in RUNNING_LIKE else None
+    if state == "restarted":
+        return "unpause+restart" if status == "paused" else "restart"
+    if state == "killed":
+        if status in ("running", "restarting"):
+            return "kill"
+        if status == "paused":
+            # The engine delivers SIGKILL to a paused container; any other signal would
+            # stay pending until it is unpaused.
+            return "kill" if normalize_signal(signal) == "SIGKILL" else "unpause+kill"
+        return None
+    if state == "paused":
+        if status == "running":
+            return "pause"
+        if status == "paused":
+            return None
+        raise InvalidTransition("cannot pause a container that is %s; start it first (state=started)" % (status,))
+    # unpaused: anything that is not paused already is "not paused"
+    return "unpause" if status == "paused" else None
+
+
+def predict_status(state, status):
+    """The status a container will have after ``state`` is applied (for check mode / diff)."""
+    if state == "present":
+        return status
+    if state in ("started", "restarted"):
+        return "running"
+    if state == "stopped":
+        return "exited" if status in RUNNING_LIKE else status
+    if state == "killed":
+        return "exited" if status in RUNNING_LIKE else status
+    if state == "paused":
+        return "paused"
+    if state == "unpaused":
+        return "running" if status == "paused" else status
+    return status
+
+
+def predict_changed(state, statuses, signal="SIGKILL"):
+    """True when applying ``state`` to containers with these statuses changes anything."""
+    return any(plan_action(state, status, signal) is not None for status in statuses)
+
+
+def target_reached(state, before, now):
+    """Whether a container reached what ``state`` asks for, comparing ``before`` and ``now``.
+
+    started/restarted/unpaused: running and (no healthcheck or healthy). stopped: not
+    running. killed: the process that was running is gone (the container is not running, or
+    the engine's restart policy already started a new process: new StartedAt).
+    """
+    if state in ("started", "restarted", "unpaused"):
+        return is_ready(now)
+    if state == "stopped":
+        return now.get("status") not in RUNNING_LIKE
+    if state == "killed":
+        if now.get("status") not in RUNNING_LIKE:
+            return True
+        return bool(before) and now.get("started_at") != before.get("started_at")
+    if state == "paused":
+        return now.get("status") == "paused"
+    return True
+
+
+def _hopeless(state, now):
+    """A container that exited and will not come back on its own cannot become ready."""
+    if state not in ("started", "restarted", "unpaused"):
+        return False
+    return now.get("status") in ("exited", "dead", "created") and now.get("restart_policy") in ("no", "", None)
+
+
+def _container_sort_key(state):
+    return (state.get("service") or "", state.get("number") or 0, state.get("name") or "")
+
+
+# --------------------------------------------------------------------------- connection
+
+def _engine_error(exc, docker_host):
+    return EngineUnreachable(
+        "Docker engine unreachable at %s: %s. Is the engine running, and does docker_host "
+        "(or DOCKER_HOST) point at it?" % (docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST, exc),
+        docker_host=docker_host,
+    )
+
+
+def connect(docker_host=None, timeout=DEFAULT_DOCKER_TIMEOUT):
+    """Return a :class:`ComposeClient` connected to the engine, or raise EngineUnreachable.
+
+    Uses ``docker.from_env`` so DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH are
+    honoured; an explicit ``docker_host`` overrides DOCKER_HOST. The connection is checked
+    with a ping, so an unreachable engine fails here and not in the middle of an action.
+    """
+    if not HAS_DOCKER:
+        raise DockerError("the docker Python SDK is not installed: %s" % (DOCKER_IMPORT_ERROR,))
+    environment = dict(os.environ)
+    if docker_host:
+        environment["DOCKER_HOST"] = docker_host
+    unreachable = [docker.errors.DockerException]
+    if _requests_exceptions is not None:
+        unreachable.append(_requests_exceptions.RequestException)
+    try:
+        client = docker.from_env(timeout=timeout, environment=environment)
+        client.ping()
+    except tuple(unreachable) + (OSError,) as exc:
+        raise _engine_error(exc, docker_host) from None
+    return ComposeClient(client, docker_host=docker_host)
+
+
+# --------------------------------------------------------------------------- the client
+
+class ComposeClient:
+    """Compose-aware operations on one engine, built on a docker SDK ``DockerClient``."""
+
+    def __init__(self, client, docker_host=None):
+        self.client = client
+        self.docker_host = docker_host
+
+    # ---- errors
+    def _wrap(self, what, func, *args, **kwargs):
+        """Call an SDK function; turn SDK / transport errors into DockerError."""
+        try:
+            return func(*args, **kwargs)
+        except docker.errors.NotFound as exc:
+            raise DockerError("%s: container not found (removed meanwhile?): %s" % (what, exc)) from None
+        except docker.errors.APIError as exc:
+            raise DockerError("%s failed: %s" % (what, exc.explanation or exc)) from None
+        except docker.errors.DockerException as exc:
+            raise DockerError("%s failed: %s" % (what, exc)) from None
+        except Exception as exc:
+            if _requests_exceptions is not None and isinstance(exc, _requests_exceptions.ConnectionError):
+                raise _engine_error(exc, self.docker_host) from None
+            if _requests_exceptions is not None and isinstance(exc, _requests_exceptions.RequestException):
+                raise DockerError("%s failed talking to the engine: %s" % (what, exc)) from None
+            raise
+
+    # ---- discovery
+    def find_containers(self, project, service=None, all=True):
+        """Containers of a compose project (optionally one service), one-off runs excluded.
+
+        Sorted by service, container number, name. ``all=False`` lists running ones only.
+        """
+        labels = ["%s=%s" % (LABEL_PROJECT, project)]
+        if service is not None:
+            labels.append("%s=%s" % (LABEL_SERVICE, service))
+        found = self._wrap("listing containers of project %r" % (project,), self.client.containers.list,
+                           all=all, filters={"label": labels})
+        found = [c for c in found if (_attrs(c).get("Config") or {}).get("Labels", {}).get(LABEL_ONEOFF) != "True"]
+        return sorted(found, key=lambda c: _container_sort_key(container_state(c)))
+
+    def projects(self):
+        """Names of every compose project with at least one container on this engine."""
+        found = self._wrap("listing compose containers", self.client.containers.list,
+                           all=True, filters={"label": [LABEL_PROJECT]})
+        return sorted({(_attrs(c).get("Config") or {}).get("Labels", {}).get(LABEL_PROJECT) for c in found} - {None})
+
+    def project_services(self, project, containers=None):
+        """Service names that have at least one (non one-off) container in ``project``."""
+        if containers is None:
+            containers = self.find_containers(project)
+        return sorted({container_state(c)["service"] for c in containers} - {None})
+
+    def declared_services(self, project, containers=None):
+        """Service names declared in the project's compose files, read via the labels.
+
+        Compose records the files it used (``com.docker.compose.project.config_files``) on
+        each container. This lets us tell "service removed, needs compose up" from "no such
+        service". Returns an empty list when the files are not readable here.
+        """
+        if yaml is None:
+            return []
+        if containers is None:
+            containers = self.find_containers(project)
+        files = []
+        for c in containers:
+            labels = (_attrs(c).get("Config") or {}).get("Labels") or {}
+            workdir = labels.get(LABEL_WORKING_DIR) or ""
+            for path in (labels.get(LABEL_CONFIG_FILES) or "").split(","):
+                path = path.strip()
+                if not path:
+                    continue
+                if not os.path.isabs(path) and workdir:
+                    path = os.path.join(workdir, path)
+                if path not in files:
+                    files.append(path)
+        return services_in_compose_files(files)
+
+    def get(self, container_id):
+        return self._wrap("inspecting container %s" % (container_id,), self.client.containers.get, container_id)
+
+    def refresh(self, container):
+        """Re-read a container from the engine; returns its plain state dict."""
+        self._wrap("inspecting container %s" % (container.name,), container.reload)
+        return container_state(container)
+
+    # ---- actions (each returns the new plain state)
+    def _stop_timeout(self, container, stop_timeout):
+        if stop_timeout is not None:
+            return int(stop_timeout)
+        configured = (_attrs(container).get("Config") or {}).get("StopTimeout")
+        return int(configured) if configured is not None else DEFAULT_STOP_TIMEOUT
+
+    def start(self, container):
+        self._wrap("starting %s" % container.name, container.start)
+        return self.refresh(container)
+
+    def stop(self, container, stop_timeout=None):
+        self._wrap("stopping %s" % container.name, container.stop, timeout=self._stop_timeout(container, stop_timeout))
+        return self.refresh(container)
+
+    def restart(self, container, stop_timeout=None):
+        """Restart; a paused container is unpaused first (portable across engine versions)."""
+        if container_state(container)["status"] == "paused":
+            self.unpause(container)
+        self._wrap("restarting %s" % container.name, container.restart,
+                   timeout=self._stop_timeout(container, stop_timeout))
+        return self.refresh(container)
+
+    def kill(self, container, signal="SIGKILL"):
+        """Send ``signal``; a paused container is unpaused first unless the signal is SIGKILL."""
+        sig = normalize_signal(signal)
+        if container_state(container)["status"] == "paused" and sig != "SIGKILL":
+            self.unpause(container)
+        self._wrap("killing %s with %s" % (container.name, sig), container.kill, signal=sig)
+        return self.refresh(container)
+
+    def pause(self, container):
+        self._wrap("pausing %s" % container.name, container.pause)
+        return self.refresh(container)
+
+    def unpause(self, container):
+        self._wrap("unpausing %s" % container.name, container.unpause)
+        return self.refresh(container)
+
+    def apply(self, container, action, signal="SIGKILL", stop_timeout=None):
+        """Run one planned action (see :func:`plan_action`)."""
+        if action is None:
+            return container_state(container)
+        if action in ("restart", "unpause+restart"):
+            return self.restart(container, stop_timeout=stop_timeout)
+        if action in ("kill", "unpause+kill"):
+            return self.kill(container, signal=signal)
+        if action == "stop":
+            return self.stop(container, stop_timeout=stop_timeout)
+        if action == "start":
+            return self.start(container)
+        if action == "pause":
+            return self.pause(container)
+        if action == "unpause":
+            return self.unpause(container)
+        raise ValueError("unknown action %r" % (action,))
+
+    # ---- waiting
+    def wait_for(self, container, state, timeout, before=None, interval=0.25):
+        """Poll until ``container`` reaches what ``state`` asks for (see :func:`target_reached`).
+
+        Gives up early when the container exited and no restart policy will bring it back.
+        Returns ``(ok, plain_state, elapsed_seconds)``.
+        """
+        last = {}
+
+        def check():
+            now = self.refresh(container)
+            last["state"] = now
+            if target_reached(state, before, now):
+                return ("ok", now)
+            if _hopeless(state, now):
+                return ("hopeless", now)
+            return None
+
+        ok, value, elapsed = poll_until(check, timeout, interval=interval)
+        if ok and value[0] == "ok":
+            return True, value[1], elapsed
+        return False, last.get("state") or container_state(container), elapsed
+
+    def wait_ready(self, container, timeout, interval=0.25):
+        """Poll until the container is running and, if it has a healthcheck, healthy."""
+        return self.wait_for(container, "started", timeout, interval=interval)
+
+
+def services_in_compose_files(paths):
+    """Union of the ``services:`` keys of readable compose files (missing/unreadable skipped)."""
+    names = set()
+    if yaml is None:
+        return []
+    for path in paths:
+        try:
+            with open(path, "r", encoding="utf-8") as handle:
+                data = yaml.safe_load(handle)
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("services"), dict):
+            names.update(str(name) for name in data["services"])
+    return sorted(names)
+
+
+# --------------------------------------------------------------------------- service states
+
+def ensure_services(client, project, services, state, wait=True, timeout=30.0, signal="SIGKILL",
+                    stop_timeout=None, check_mode=False, interval=0.25):
+    """Bring the compose services of ``project`` to ``state``; the work of compose_service.
+
+    Every precondition is checked before anything is touched (unknown project or service,
+    a missing container for started/restarted, a transition the engine cannot make). Then
+    each container's action is planned from its observed status; in check mode nothing more
+    happens. Otherwise actions run in the order given, and with ``wait`` every concerned
+    container is polled, all within one shared ``timeout``.
+
+    Returns a dict: changed, actions ({container: action}), containers (plain states after),
+    services ({service: summary}), ready, not_ready (names), elapsed, diff (before/after).
+    Raises the ComposeError family before acting, DockerError on engine failures, and
+    WaitTimeout is NOT raised: the caller decides from ``ready``/``not_ready``.
+    """
+    start_clock = time.monotonic()
+    if state not in STATES:
+        raise ValueError("unknown state %r: choose one of %s" % (state, ", ".join(STATES)))
+    signal = normalize_signal(signal)
+    services = list(dict.fromkeys(services or []))
+    if not services:
+        raise ComposeError("no service given: name at least one service of project %r" % (project,))
+
+    containers = client.find_containers(project)
+    if not containers:
+        known_projects = client.projects()
+        raise UnknownProject(
+            "unknown compose project %r: no container carries the label %s=%s. Known projects on this engine: %s"
+            % (project, LABEL_PROJECT, project, ", ".join(known_projects) or "(none)"),
+            known_projects=known_projects,
+        )
+    running_services = client.project_services(project, containers)
+    declared = client.declared_services(project, containers)
+    known = sorted(set(running_services) | set(declared))
+    unknown = [s for s in services if s not in known]
+    if unknown:
+        raise UnknownService(
+            "unknown service%s %s in compose project %r. Known services: %s"
+            % ("s" if len(unknown) > 1 else "", ", ".join(repr(s) for s in unknown), project, ", ".join(known)),
+            unknown=unknown, known_services=known,
+        )
+
+    by_service = {s: [c for c in containers if container_state(c)["service"] == s] for s in services}
+    before = {}
+    plans = []  # (service, container, before_state, action)
+    problems = []
+    for service in services:
+        if not by_service[service]:
+            if state in ("started", "restarted", "paused"):
+                problems.append(MissingContainer(
+                    "service %r of project %r has no container (it was removed); state=%s cannot act on it. "
+                    "A compose up is needed to recreate it (for example: docker compose -p %s up -d %s; docker-compose with compose v1)"
+                    % (service, project, state, project, service),
+                    service=service,
+                ))
+            continue
+        for c in by_service[service]:
+            st = container_state(c)
+            before[st["name"]] = st
+            try:
+                action = plan_action(state, st["status"], signal)
+            except InvalidTransition as exc:
+                problems.append(InvalidTransition("container %s (service %s): %s" % (st["name"], service, exc.msg),
+                                                  container=st))
+                continue
+            plans.append((service, c, st, action))
+    if problems:
+        first = problems[0]
+        if len(problems) > 1:
+            first.msg = "; ".join(p.msg for p in problems)
+            first.args = (first.msg,)
+        raise first
+
+    diff_before = {s: _service_text([before[container_state(c)["name"]] for c in by_service[s]]) for s in services}
+    actions = {st["name"]: action for (_svc, _ctr, st, action) in plans}
+    changed = any(action is not None for action in actions.values())
+
+    if check_mode:
+        after_states = [dict(st, status=predict_status(state, st["status"]), exit_code=None) if action else st
+                        for (_svc, _ctr, st, action) in plans]
+        for predicted in after_states:
+            predicted["running"] = predicted["status"] == "running"
+        after_by_name = {st["name"]: st for st in after_states}
+        diff_after = {s: _service_text([after_by_name[container_state(c)["name"]] for c in by_service[s]])
+                      for s in services}
+        current = [st for (_svc, _ctr, st, _act) in plans]
+        return _result(state, services, by_service, current, actions, changed,
+                       ready=_ready_now(state, plans), not_ready=[],
+                       elapsed=time.monotonic() - start_clock,
+                       diff=dict(before=diff_before, after=diff_after))
+
+    after = {}
+    for service, c, st, action in plans:
+        after[st["name"]] = client.apply(c, action, signal=signal, stop_timeout=stop_timeout)
+
+    not_ready = []
+    waited = []
+    if wait and state != "present":
+        deadline = start_clock + float(timeout)
+        for service, c, st, action in plans:
+            if action is None and state not in ("started", "restarted"):
+                continue  # nothing done, nothing to wait for
+            waited.append(st["name"])
+            remaining = max(0.0, deadline - time.monotonic())
+            ok, now, _elapsed = client.wait_for(c, state, remaining, before=st, interval=interval)
+            after[st["name"]] = now
+            if not ok:
+                not_ready.append(now)
+    for service, c, st, action in plans:
+        if st["name"] not in waited:
+            after[st["name"]] = client.refresh(c)
+
+    final = [after[st["name"]] for (_svc, _ctr, st, _act) in plans]
+    diff_after = {s: _service_text([after[container_state(c)["name"]] for c in by_service[s]]) for s in services}
+    if state == "present":
+        ready = all(is_ready(s) for s in final)
+    elif wait:
+        ready = not not_ready
+    else:
+        ready = all(target_reached(state, before[s["name"]], s) for s in final)
+    return _result(state, services, by_service, final, actions, changed, ready=ready,
+                   not_ready=not_ready, elapsed=time.monotonic() - start_clock,
+                   diff=dict(before=diff_before, after=diff_after), waited=waited)
+
+
+def _ready_now(state, plans):
+    states = [st for (_svc, _ctr, st, _act) in plans]
+    if state in ("present", "started", "restarted", "unpaused"):
+        return all(is_ready(st) for st in states)
+    return all(target_reached(state, None, st) for st in states)
+
+
+def _service_text(states):
+    if not states:
+        return MISSING
+    return ", ".join(status_text(s) for s in states)
+
+
+def _result(state, services, by_service, final, actions, changed, ready, not_ready, elapsed, diff, waited=None):
+    final = sorted(final, key=_container_sort_key)
+    summary = {}
+    for service in services:
+        mine = [s for s in final if s.get("service") == service]
+        summary[service] = dict(
+            containers=len(mine),
+            running=sum(1 for s in mine if s["status"] == "running"),
+            healthy=sum(1 for s in mine if s["health"] == "healthy"),
+            ready=bool(mine) and all(is_ready(s) for s in mine),
+            status=_service_text(mine),
+            actions={s["name"]: actions.get(s["name"]) for s in mine},
+            changed=any(actions.get(s["name"]) for s in mine),
+            missing=not mine,
+        )
+    return dict(
+        changed=changed,
+        state=state,
+        actions=actions,
+        containers=final,
+        services=summary,
+        ready=bool(ready),
+        not_ready=[s["name"] for s in not_ready],
+        not_ready_states=not_ready,
+        waited=waited or [],
+        elapsed=round(elapsed, 3),
+        diff=diff,
+    )
+
+
+# --------------------------------------------------------------------------- compose CLI
+
+_V2_PLUGIN_DIRS = (
+    "~/.docker/cli-plugins",
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+
+
+def compose_binary(run_command=None, which=shutil.which):
+    """``['docker', 'compose']`` (v2) or ``['docker-compose']`` (v1), whichever exists.
+
+    v2 is detected by running ``docker compose version`` when ``run_command`` is given
+    (``AnsibleModule.run_command``-like: argv list -> (rc, out, err)), else by looking for
+    the CLI plugin file. Raises ComposeCliMissing when neither is present.
+    """
+    docker_bin = which("docker")
+    if docker_bin:
+        if run_command is not None:
+            rc, _out, _err = run_command([docker_bin, "compose", "version"])
+            if rc == 0:
+                return [docker_bin, "compose"]
+        else:
+            for directory in _V2_PLUGIN_DIRS:
+                if os.path.exists(os.path.join(os.path.expanduser(directory), "docker-compose")):
+                    return [docker_bin, "compose"]
+    v1 = which("docker-compose")
+    if v1:
+        return [v1]
+    raise ComposeCliMissing("neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed")
+
+
+def compose_argv(project, project_dir, files, run_command=None, which=shutil.which):
+    """Base argv for a compose CLI call on one project: binary, -p, --project-directory, -f."""
+    argv = list(compose_binary(run_command=run_command, which=which))
+    argv += ["-p", project]
+    if project_dir:
+        argv += ["--project-directory", project_dir]
+    for f in files or []:
+        path = f if os.path.isabs(f) or not project_dir else os.path.join(project_dir, f)
+        argv += ["-f", path]
+    return argv
+
+
+def _run(run_command, argv):
+    rc, out, err = run_command(argv)
+    return dict(cmd=argv, rc=rc, stdout=out, stderr=err)
+
+
+def compose_up(run_command, project, project_dir, files, services=None, extra=None):
+    """``compose up -d [services]``; returns dict(cmd, rc, stdout, stderr)."""
+    argv = compose_argv(project, project_dir, files, run_command=run_command)
+    argv += ["up", "-d"] + list(extra or []) + list(services or [])
+    return _run(run_command, argv)
+
+
+def compose_down(run_command, project, project_dir, files, extra=None):
+    """``compose down``; returns dict(cmd, rc, stdout, stderr)."""
+    argv = compose_argv(project, project_dir, files, run_command=run_command)
+    argv += ["down"] + list(extra or [])
+    return _run(run_command, argv)

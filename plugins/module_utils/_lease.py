@@ -1,0 +1,282 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The recovery lease: one responder at a time on a stack (SPEC "Everywhere", DESIGN "Where state lives").
+
+On the managed host, in ``state_dir`` (created 0700 when missing):
+
+* ``lease.json``: ``{owner, incident_id, acquired_at, expires_at, host}``, replaced atomically
+  (temporary file + ``os.replace``); absent when nobody holds the stack;
+* ``lease.lock``: the ``fcntl.flock`` held around every read-check-write of the lease;
+* ``ladder_runs.jsonl``: one line ``{ts, incident_id, outcome}`` per recovery-ladder run, the
+  history of the circuit breaker (too many runs within a window: stop automating, call a human).
+
+Rules:
+
+* acquire: free or expired -> taken (an expired holder is returned as ``taken_over``); held by
+  the same incident -> renewed, the expiry moves to now + ttl (``changed`` only if it moved);
+  held by another incident and not expired -> refused, naming the holder;
+* release: only by the holding incident; otherwise nothing changes and a warning names the
+  real holder. With ``record_run`` the release of our own lease appends the ladder run;
+* every call reports ``recent_runs`` (runs within ``breaker_window`` seconds) and
+  ``breaker_open`` (``recent_runs >= breaker_max_runs``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import json
+import os
+import socket
+import tempfile
+
+from ansible_collections.sre.incident.plugins.module_utils._severity import format_ts, parse_ts, utc_now
+
+LEASE_FILE = "lease.json"
+LOCK_FILE = "lease.lock"
+RUNS_FILE = "ladder_runs.jsonl"
+
+DEFAULT_TTL = 1800
+DEFAULT_BREAKER_WINDOW = 3600
+DEFAULT_BREAKER_MAX_RUNS = 3
+STATES = ("acquired", "released", "present")
+
+
+class LeaseError(Exception):
+    """The lease cannot be taken or the input is bad; ``details`` go into the failure."""
+
+    def __init__(self, msg, **details):
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+def describe(lease):
+    """One line naming a holder: owner, incident, acquired, expires."""
+    return "owner %s, incident %s, acquired %s, expires %s%s" % (
+        lease.get("owner"), lease.get("incident_id"), lease.get("acquired_at"), lease.get("expires_at"),
+        (", host %s" % lease["host"]) if lease.get("host") else "")
+
+
+def is_expired(lease, now):
+    return parse_ts(now) >= parse_ts(lease["expires_at"], "expires_at")
+
+
+def read_lease(state_dir):
+    """The current lease as a dict, or None. A lease file that cannot be read raises LeaseError."""
+    path = os.path.join(state_dir, LEASE_FILE)
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return None
+    try:
+        lease = json.loads(text)
+        parse_ts(lease["expires_at"], "expires_at")
+        if not isinstance(lease, dict) or not lease.get("incident_id"):
+            raise ValueError("no incident_id")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LeaseError("lease file %s is unreadable (%s); inspect it and remove it by hand if nobody "
+                         "is recovering this stack" % (path, exc), lease_path=path) from None
+    return lease
+
+
+def _write_lease(state_dir, lease):
+    fd, tmp = tempfile.mkstemp(prefix=".lease.", suffix=".tmp", dir=state_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(lease, handle, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, os.path.join(state_dir, LEASE_FILE))
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_runs(state_dir):
+    """``(runs, corrupt_line_numbers)`` of the ladder-run history."""
+    path = os.path.join(state_dir, RUNS_FILE)
+    runs, corrupt = [], []
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        return runs, corrupt
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            run = json.loads(line.decode("utf-8"))
+            parse_ts(run["ts"])
+            runs.append(run)
+        except (ValueError, KeyError, TypeError):
+            corrupt.append(number)
+    return runs, corrupt
+
+
+def breaker(state_dir, now, window=DEFAULT_BREAKER_WINDOW, max_runs=DEFAULT_BREAKER_MAX_RUNS, extra=()):
+    """``{"recent_runs", "breaker_open", "runs_corrupt_lines"}`` at ``now``.
+
+    A run counts when ``now - window <= ts <= now``. ``extra`` are runs about to be written
+    (check mode).
+    """
+    now = parse_ts(now)
+    since = now - datetime.timedelta(seconds=window)
+    runs, corrupt = read_runs(state_dir)
+    recent = [r for r in list(runs) + list(extra) if since <= parse_ts(r["ts"]) <= now]
+    return {"recent_runs": len(recent), "breaker_open": len(recent) >= max_runs,
+            "breaker_window": window, "breaker_max_runs": max_runs, "runs_corrupt_lines": corrupt}
+
+
+def _append_run(state_dir, run):
+    line = (json.dumps(run, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(os.path.join(state_dir, RUNS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Locked:
+    """``flock`` on ``state_dir/lease.lock`` (exclusive), for the read-check-write of the lease."""
+
+    def __init__(self, state_dir):
+        self.path = os.path.join(state_dir, LOCK_FILE)
+        self.fd = None
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)  # drops the lock
+        return False
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def validate(params):
+    """Check the input before anything is touched; returns the cleaned parameters."""
+    state = params.get("state") or "present"
+    if state not in STATES:
+        raise LeaseError("unknown state %r: expected one of %s" % (state, ", ".join(STATES)))
+    state_dir = params.get("state_dir")
+    if not state_dir or not isinstance(state_dir, str):
+        raise LeaseError("state_dir is required, got %r" % (state_dir,))
+    if not os.path.isabs(os.path.expanduser(state_dir)):
+        raise LeaseError("state_dir must be an absolute path on the managed host, got %r" % (state_dir,))
+    incident_id = params.get("incident_id")
+    if state in ("acquired", "released") and not incident_id:
+        raise LeaseError("incident_id is required for state=%s" % state)
+    for name, default, minimum in (("ttl", DEFAULT_TTL, 1), ("breaker_window", DEFAULT_BREAKER_WINDOW, 1),
+                                   ("breaker_max_runs", DEFAULT_BREAKER_MAX_RUNS, 1)):
+        value = params.get(name)
+        value = default if value is None else value
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise LeaseError("%s must be an integer >= %d, got %r" % (name, minimum, value))
+        params = dict(params, **{name: value})
+    if params.get("record_run") and state != "released":
+        raise LeaseError("record_run applies to state=released only (got state=%s)" % state)
+    return dict(params, state=state, state_dir=os.path.expanduser(state_dir))
+
+
+def run(params, check_mode=False, now=None):
+    """Do what the ``sre.incident.lease`` module was asked. Returns ``(result, warnings)``.
+
+    Raises ``LeaseError`` when the lease is held by another incident (acquire) or on bad input.
+    """
+    params = validate(params)
+    now = parse_ts(now or utc_now(), "now")
+    state_dir = params["state_dir"]
+    state = params["state"]
+    incident_id = params.get("incident_id")
+    warnings = []
+    dir_exists = os.path.isdir(state_dir)
+    created_dir = False
+    if not dir_exists and state == "acquired" and not check_mode:
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        os.chmod(state_dir, 0o700)
+        created_dir = dir_exists = True
+
+    lock = _Locked(state_dir) if (dir_exists and not check_mode and state != "present") else _NoLock()
+    new_run = None
+    with lock:
+        before = read_lease(state_dir) if dir_exists else None
+        after = before
+        taken_over = None
+        if state == "acquired":
+            expires = format_ts(now + datetime.timedelta(seconds=params["ttl"]))
+            if before is None or is_expired(before, now):
+                taken_over = before
+                after = {"owner": params.get("owner") or _default_owner(), "incident_id": incident_id,
+                         "acquired_at": format_ts(now), "expires_at": expires,
+                         "host": params.get("host") or socket.gethostname()}
+            elif before.get("incident_id") == incident_id:
+                after = dict(before, expires_at=expires)
+            else:
+                raise LeaseError(
+                    "the stack is being recovered by someone else, lease held by %s (in %s); wait for it "
+                    "to be released or to expire" % (describe(before), state_dir),
+                    holder=before, lease_path=os.path.join(state_dir, LEASE_FILE))
+            if after != before and not check_mode:
+                _write_lease(state_dir, after)
+        elif state == "released":
+            if before is None:
+                pass
+            elif before.get("incident_id") == incident_id:
+                after = None
+                if params.get("record_run"):
+                    new_run = {"ts": format_ts(now), "incident_id": incident_id,
+                               "outcome": params.get("outcome") or "unknown"}
+                if not check_mode:
+                    if new_run:
+                        _append_run(state_dir, new_run)
+                    os.unlink(os.path.join(state_dir, LEASE_FILE))
+            else:
+                warnings.append("lease not released: it is held by %s, not by incident %s"
+                                % (describe(before), incident_id))
+        counts = breaker(state_dir, now, params["breaker_window"], params["breaker_max_runs"],
+                         extra=[new_run] if (new_run and check_mode) else ()) if dir_exists else \
+            {"recent_runs": 0, "breaker_open": 0 >= params["breaker_max_runs"],
+             "breaker_window": params["breaker_window"], "breaker_max_runs": params["breaker_max_runs"],
+             "runs_corrupt_lines": []}
+
+    changed = after != before or created_dir
+    held_by_us = bool(after and after.get("incident_id") == incident_id and incident_id)
+    result = {
+        "changed": changed,
+        "lease": after,
+        "held": after is not None,
+        "held_by_us": held_by_us,
+        "taken_over": taken_over,
+        "run_recorded": new_run,
+        "lease_path": os.path.join(state_dir, LEASE_FILE),
+        "runs_path": os.path.join(state_dir, RUNS_FILE),
+        "expires_in": (round((parse_ts(after["expires_at"]) - now).total_seconds(), 3) if after else None),
+        "diff": {"before": _holder(before), "after": _holder(after)},
+    }
+    result.update(counts)
+    return result, warnings
+
+
+def _holder(lease):
+    if lease is None:
+        return {"holder": None}
+    return {"holder": {k: lease.get(k) for k in ("owner", "incident_id", "acquired_at", "expires_at", "host")}}
+
+
+def _default_owner():
+    return os.environ.get("USER") or os.environ.get("LOGNAME") or "automation"

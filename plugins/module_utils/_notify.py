@@ -1,0 +1,563 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Outgoing incident notifications (SPEC P0-2) with the standard library (urllib).
+
+Channel types:
+
+* ``slack``: incoming webhook, ``POST {"text": ..., "blocks": [...]}``;
+* ``dingtalk``: robot webhook, ``POST {"msgtype": "markdown", "markdown": {"title", "text"},
+  "at": {...}}``; with a ``secret`` the signed mode appends ``&timestamp=<ms>&sign=<sig>``, where
+  ``sig = urlquote(base64(hmac_sha256(secret, f"{timestamp}\\n{secret}")))``. DingTalk answers
+  HTTP 200 with a non-zero ``errcode`` on errors (bad signature, keyword filter), so the body is
+  checked too;
+* ``webhook``: generic JSON, ``POST {"event": stage, "incident": {...}, "oncall": {...},
+  "title": ..., "text": ..., "sent_at": ...}`` with optional extra (secret) headers.
+
+Sending never raises because a channel is unwell: each channel gets a result dict
+``{name, type, enabled, ok, status, attempts, error}``. Retries are bounded (exponential backoff,
+each sleep capped under 2 s) and happen on connection errors, timeouts, HTTP 5xx and 429, never
+on other 4xx. Webhook URLs, secrets and header values never appear in a result: error text is
+scrubbed and any URL in it is replaced by the channel's name.
+
+Only bad input raises (:class:`NotifyError`), and that is checked before the first request.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import hmac
+import json
+import re
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from ansible_collections.sre.incident.plugins.module_utils._oncall import OncallError, who_is_on_call
+
+CHANNEL_TYPES = ("slack", "dingtalk", "webhook")
+STAGES = ("started", "mitigated", "resolved", "degraded", "escalate", "update")
+
+STAGE_HEADLINES = {
+    "started": "Incident started",
+    "mitigated": "Incident mitigated",
+    "resolved": "Incident resolved",
+    "degraded": "Service running degraded",
+    "escalate": "Escalation: a human is needed",
+    "update": "Incident update",
+}
+
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_ATTEMPTS = 3
+MAX_ATTEMPTS = 10
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 1.5  # every sleep stays under 2 s
+RETRY_STATUSES = frozenset([429])  # plus every 5xx
+
+USER_AGENT = "sre.incident-notify/1.0"
+UNSET = "unassigned"
+
+_URL_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+
+
+class NotifyError(ValueError):
+    """Bad input; the message names the bad value (never a URL or a secret)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+def channel_label(channel, index):
+    """How a channel is named in messages: its name, else ``channels[<index>]``."""
+    name = channel.get("name") if isinstance(channel, dict) else None
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    return "channels[%d]" % index
+
+
+def validate_channels(channels):
+    """Check channel definitions; return normalised copies. Raises NotifyError naming the channel."""
+    if channels is None:
+        return []
+    if not isinstance(channels, (list, tuple)):
+        raise NotifyError("channels must be a list of channel definitions")
+    result = []
+    seen = set()
+    for index, channel in enumerate(channels):
+        if not isinstance(channel, dict):
+            raise NotifyError("channels[%d] must be a mapping with name, type and url" % index)
+        label = channel_label(channel, index)
+        if label in seen:
+            raise NotifyError("channel name %r is used twice; names must be unique" % label)
+        seen.add(label)
+        ctype = channel.get("type")
+        if ctype not in CHANNEL_TYPES:
+            raise NotifyError(
+                "channel %s has unknown type %r (expected one of %s)" % (label, ctype, ", ".join(CHANNEL_TYPES))
+            )
+        url = channel.get("url")
+        enabled = channel.get("enabled", True)
+        enabled = True if enabled is None else bool(enabled)
+        if not isinstance(url, str) or not url.strip():
+            if enabled:
+                raise NotifyError("channel %s has no url" % label)
+            url = ""  # a disabled placeholder channel may have no url yet
+        else:
+            parsed = urllib.parse.urlsplit(url.strip())
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                # Name the channel and what is wrong, never the URL itself.
+                raise NotifyError("channel %s has a malformed url (expected http:// or https:// with a host)" % label)
+        secret = channel.get("secret")
+        if secret is not None and not isinstance(secret, str):
+            raise NotifyError("channel %s: secret must be a string" % label)
+        if secret and ctype != "dingtalk":
+            raise NotifyError("channel %s: secret is only used by dingtalk channels (use headers for %s)" % (label, ctype))
+        headers = channel.get("headers") or {}
+        if not isinstance(headers, dict):
+            raise NotifyError("channel %s: headers must be a mapping" % label)
+        at_mobiles = list(channel.get("at_mobiles") or [])
+        at_user_ids = list(channel.get("at_user_ids") or [])
+        at_all = bool(channel.get("at_all"))
+        if (at_mobiles or at_user_ids or at_all) and ctype != "dingtalk":
+            raise NotifyError("channel %s: at_mobiles, at_user_ids and at_all are only used by dingtalk channels" % label)
+        result.append({
+            "name": label,
+            "type": ctype,
+            "url": url.strip(),
+            "secret": secret or None,
+            "headers": dict((str(k), str(v)) for k, v in headers.items()),
+            "enabled": enabled,
+            "at_mobiles": [str(m) for m in at_mobiles],
+            "at_user_ids": [str(u) for u in at_user_ids],
+            "at_all": at_all,
+        })
+    return result
+
+
+def parse_time(value, where):
+    """Parse an ISO 8601 date-time; a value without offset is taken as UTC. None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, _dt.datetime):
+        moment = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            moment = _dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise NotifyError("%s must be an ISO 8601 date-time such as '2026-11-27T10:30:00+08:00', got %r" % (where, value))
+    else:
+        raise NotifyError("%s must be an ISO 8601 date-time string, got %r" % (where, value))
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return moment
+
+
+def validate_inputs(stage, incident, oncall, retries, timeout):
+    """Check everything but the channels; return (incident, oncall) normalised."""
+    if stage not in STAGES:
+        raise NotifyError("stage %r is not one of %s" % (stage, ", ".join(STAGES)))
+    incident = dict(incident or {})
+    for key in ("response_deadline", "resolve_deadline", "started_at"):
+        parse_time(incident.get(key), "incident.%s" % key)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= MAX_ATTEMPTS:
+        raise NotifyError("retries must be an integer from 1 to %d, got %r" % (MAX_ATTEMPTS, retries))
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 300:
+        raise NotifyError("timeout must be a number of seconds above 0 and at most 300, got %r" % (timeout,))
+    return incident, resolve_oncall(oncall)
+
+
+def resolve_oncall(oncall, at=None):
+    """Accept either the oncall filter's output or a rotation (with ``shifts``) and return the former."""
+    if not oncall:
+        return {}
+    if not isinstance(oncall, dict):
+        raise NotifyError("oncall must be a mapping (the output of the sre.incident.oncall filter)")
+    if "shifts" in oncall:
+        try:
+            return who_is_on_call(oncall, at=at)
+        except OncallError as exc:
+            raise NotifyError("oncall: %s" % exc)
+    return dict(oncall)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+
+def format_duration(seconds):
+    """``27m 10s``, ``3m``, ``45s``, ``2h 05m``, ``3d 4h``."""
+    seconds = int(round(abs(seconds)))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return "%dd %dh" % (days, hours) if hours else "%dd" % days
+    if hours:
+        return "%dh %02dm" % (hours, minutes) if minutes else "%dh" % hours
+    if minutes:
+        return "%dm %02ds" % (minutes, secs) if secs else "%dm" % minutes
+    return "%ds" % secs
+
+
+def format_deadline(label, deadline, now):
+    """``resolve deadline in 27m 10s`` or ``resolve deadline passed 3m ago``."""
+    delta = (deadline - now).total_seconds()
+    if delta >= 0:
+        return "%s deadline in %s" % (label, format_duration(delta))
+    return "%s deadline passed %s ago" % (label, format_duration(delta))
+
+
+def _text(value):
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def sla_summary(incident, now):
+    """The time left on the SLA, from the incident's deadlines (None without deadlines)."""
+    parts = []
+    for key, label in (("response_deadline", "response"), ("resolve_deadline", "resolve")):
+        deadline = parse_time(incident.get(key), "incident.%s" % key)
+        if deadline is not None:
+            parts.append(format_deadline(label, deadline, now))
+    return "; ".join(parts) if parts else None
+
+
+def render_fields(stage, incident, oncall=None, text=None, now=None):
+    """The message as data: ``{"title", "headline", "fields": [(label, value), ...], "note"}``."""
+    if stage not in STAGES:
+        raise NotifyError("stage %r is not one of %s" % (stage, ", ".join(STAGES)))
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    incident = incident or {}
+    oncall = oncall or {}
+    contacts = oncall.get("contacts") or {}
+
+    severity = _text(incident.get("severity")) or "P?"
+    service = _text(incident.get("service")) or "unknown service"
+    incident_id = _text(incident.get("id")) or "no id"
+    commander = _text(incident.get("commander")) or _text(contacts.get("incident_commander")) or UNSET
+    handle = _text(oncall.get("handle"))
+    if handle and _text(oncall.get("shift")):
+        oncall_text = "%s (%s)" % (handle, oncall["shift"])
+    else:
+        oncall_text = handle or UNSET
+
+    headline = STAGE_HEADLINES[stage]
+    title = "[%s] %s: %s (%s)" % (severity, headline, service, incident_id)
+    fields = [
+        ("Severity", severity),
+        ("Service", service),
+        ("Incident", incident_id),
+        ("Commander", commander),
+        ("On-call", oncall_text),
+    ]
+    war_room = _text(incident.get("war_room"))
+    if war_room:
+        fields.append(("War room", war_room))
+    sla = sla_summary(incident, now)
+    if sla:
+        fields.append(("SLA", sla))
+    if stage == "escalate":
+        escalate_to = []
+        for key in ("incident_commander", "tech_lead"):
+            who = _text(contacts.get(key))
+            if who and who not in escalate_to:
+                escalate_to.append(who)
+        if commander != UNSET and commander not in escalate_to:
+            escalate_to.insert(0, commander)
+        fields.append(("Escalate to", ", ".join(escalate_to) if escalate_to else UNSET))
+    return {"title": title, "headline": headline, "fields": fields, "note": _text(text)}
+
+
+def render_plain(rendered):
+    lines = [rendered["title"]]
+    lines.extend("%s: %s" % (label, value) for label, value in rendered["fields"])
+    if rendered["note"]:
+        lines.append("")
+        lines.append(rendered["note"])
+    return "\n".join(lines)
+
+
+def render_slack(rendered):
+    lines = ["*%s*" % rendered["title"]]
+    lines.extend("*%s:* %s" % (label, value) for label, value in rendered["fields"])
+    if rendered["note"]:
+        lines.append(rendered["note"])
+    return "\n".join(lines)
+
+
+def render_dingtalk(rendered, at_mobiles=(), at_user_ids=()):
+    lines = ["### %s" % rendered["title"], ""]
+    lines.extend("- **%s**: %s" % (label, value) for label, value in rendered["fields"])
+    if rendered["note"]:
+        lines.extend(["", rendered["note"]])
+    mentions = ["@%s" % m for m in list(at_mobiles) + list(at_user_ids)]
+    if mentions:
+        lines.extend(["", " ".join(mentions)])
+    return "\n".join(lines)
+
+
+def render_message(stage, incident, oncall=None, text=None, now=None):
+    """Render the plain-text message (the module's ``message`` return)."""
+    return render_plain(render_fields(stage, incident, oncall, text, now))
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+# ---------------------------------------------------------------------------------------------
+
+def dingtalk_sign(secret, timestamp_ms):
+    """The DingTalk robot signature for ``timestamp_ms`` (already URL-quoted)."""
+    string_to_sign = "%d\n%s" % (timestamp_ms, secret)
+    digest = hmac.new(secret.encode("utf-8"), string_to_sign.encode("utf-8"), digestmod=hashlib.sha256).digest()
+    return urllib.parse.quote_plus(base64.b64encode(digest))
+
+
+def signed_dingtalk_url(url, secret, timestamp_ms):
+    sep = "&" if urllib.parse.urlsplit(url).query else ("" if url.endswith("?") else "?")
+    return "%s%stimestamp=%d&sign=%s" % (url, sep, timestamp_ms, dingtalk_sign(secret, timestamp_ms))
+
+
+def incident_payload(incident):
+    """The incident as plain, JSON-safe data for the generic webhook."""
+    keys = ("id", "severity", "service", "commander", "war_room", "response_deadline", "resolve_deadline", "started_at")
+    out = {}
+    for key in keys:
+        value = incident.get(key)
+        if isinstance(value, _dt.datetime):
+            value = value.isoformat()
+        out[key] = value
+    return out
+
+
+def build_payload(channel, stage, incident, oncall, rendered, now):
+    """Return the JSON body (a dict) for one channel."""
+    ctype = channel["type"]
+    if ctype == "slack":
+        text = render_slack(rendered)
+        return {
+            "text": text,
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            ],
+        }
+    if ctype == "dingtalk":
+        body = {
+            "msgtype": "markdown",
+            "markdown": {
+                "title": rendered["title"],
+                "text": render_dingtalk(rendered, channel.get("at_mobiles", ()), channel.get("at_user_ids", ())),
+            },
+        }
+        if channel.get("at_mobiles") or channel.get("at_user_ids") or channel.get("at_all"):
+            body["at"] = {
+                "atMobiles": list(channel.get("at_mobiles") or []),
+                "atUserIds": list(channel.get("at_user_ids") or []),
+                "isAtAll": bool(channel.get("at_all")),
+            }
+        return body
+    return {
+        "event": stage,
+        "incident": incident_payload(incident),
+        "oncall": {
+            "shift": oncall.get("shift"),
+            "handle": oncall.get("handle"),
+            "contacts": oncall.get("contacts") or {},
+        },
+        "title": rendered["title"],
+        "text": render_plain(rendered),
+        "sent_at": now.isoformat(),
+    }
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow redirects: a POST would turn into a GET, or leak the payload elsewhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def _opener():
+    return urllib.request.build_opener(_NoRedirect())
+
+
+def scrub(text, channel):
+    """Remove the channel's URL, secret and header values (and any URL at all) from ``text``."""
+    if text is None:
+        return None
+    text = str(text)
+    name = channel["name"]
+    url = channel.get("url") or ""
+    secrets = [url, url.split("?", 1)[0]]
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.path and parsed.path != "/":
+        secrets.append(parsed.path)
+    if parsed.query:
+        secrets.append(parsed.query)
+        secrets.extend(v for _k, v in urllib.parse.parse_qsl(parsed.query) if len(v) >= 4)
+    if channel.get("secret"):
+        secrets.append(channel["secret"])
+    secrets.extend(v for v in (channel.get("headers") or {}).values() if len(v) >= 4)
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "<%s>" % name)
+    return _URL_RE.sub("<%s>" % name, text)
+
+
+def _retry_after(headers):
+    try:
+        value = float((headers or {}).get("Retry-After"))
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
+
+
+def backoff_delay(attempt, base=BACKOFF_BASE, cap=BACKOFF_CAP):
+    """Sleep before attempt ``attempt + 1``: base, 2*base, 4*base ... capped."""
+    return min(base * (2 ** (attempt - 1)), cap)
+
+
+def _post_once(url, body, headers, timeout):
+    """One POST. Returns (status, response_text, retry_after, error, retryable)."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with _opener().open(request, timeout=timeout) as response:
+            raw = response.read(65536)
+            return response.status, raw.decode("utf-8", "replace"), None, None, False
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        try:
+            raw = exc.read(2048).decode("utf-8", "replace")
+        except Exception:  # pragma: no cover - a broken error body
+            raw = ""
+        finally:
+            exc.close()
+        retryable = status >= 500 or status in RETRY_STATUSES
+        reason = exc.reason if isinstance(exc.reason, str) else ""
+        if 300 <= status < 400:
+            error = "HTTP %d: redirect not followed" % status
+        else:
+            error = "HTTP %d %s" % (status, reason)
+            detail = raw.strip().splitlines()[0][:200] if raw.strip() else ""
+            if detail:
+                error += ": %s" % detail
+        return status, raw, _retry_after(exc.headers), error.strip(), retryable
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            return None, "", None, "timed out", True
+        return None, "", None, "connection failed: %s" % (reason,), True
+    except (socket.timeout, TimeoutError):
+        return None, "", None, "timed out", True
+    except (ConnectionError, OSError) as exc:
+        return None, "", None, "connection failed: %s" % (exc,), True
+    except Exception as exc:  # never let one channel break the run
+        return None, "", None, "%s: %s" % (type(exc).__name__, exc), False
+
+
+def _dingtalk_body_error(text):
+    """DingTalk reports errors with HTTP 200 and ``{"errcode": n, "errmsg": ...}``."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and data.get("errcode") not in (None, 0, "0"):
+        return "dingtalk errcode %s: %s" % (data.get("errcode"), str(data.get("errmsg", ""))[:200])
+    return None
+
+
+def send_channel(channel, payload, timeout=DEFAULT_TIMEOUT, attempts=DEFAULT_ATTEMPTS,
+                 sleep=None, clock=None, backoff_base=BACKOFF_BASE):
+    """POST ``payload`` to one validated channel with retries; never raises.
+
+    Returns ``{name, type, enabled, ok, status, attempts, error}``.
+    """
+    result = {
+        "name": channel["name"],
+        "type": channel["type"],
+        "enabled": True,
+        "ok": False,
+        "status": None,
+        "attempts": 0,
+        "error": None,
+    }
+    try:
+        body = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
+        headers.update(channel.get("headers") or {})
+        clock = clock or time.time
+        sleep = sleep or time.sleep
+        for attempt in range(1, attempts + 1):
+            url = channel["url"]
+            if channel["type"] == "dingtalk" and channel.get("secret"):
+                url = signed_dingtalk_url(url, channel["secret"], int(round(clock() * 1000)))
+            status, text, retry_after, error, retryable = _post_once(url, body, headers, timeout)
+            result["attempts"] = attempt
+            result["status"] = status
+            if error is None and channel["type"] == "dingtalk":
+                error = _dingtalk_body_error(text)
+                retryable = False
+            if error is None:
+                result["ok"] = True
+                result["error"] = None
+                break
+            result["error"] = scrub(error, channel)
+            if not retryable or attempt == attempts:
+                break
+            delay = backoff_delay(attempt, backoff_base)
+            if retry_after is not None:
+                delay = min(max(delay, retry_after), BACKOFF_CAP)
+            sleep(delay)
+    except Exception as exc:  # pragma: no cover - defensive: a channel never raises
+        result["ok"] = False
+        result["error"] = scrub("%s: %s" % (type(exc).__name__, exc), channel)
+    return result
+
+
+def notify(channels, stage, incident=None, oncall=None, text=None, timeout=DEFAULT_TIMEOUT,
+           attempts=DEFAULT_ATTEMPTS, check_mode=False, now=None, sleep=None, backoff_base=BACKOFF_BASE):
+    """Validate, render and send to every enabled channel.
+
+    Raises :class:`NotifyError` on bad input before anything is sent. Returns
+    ``{"results", "sent", "failed_count", "message", "title", "channels", "oncall"}``; in check mode nothing is
+    sent and every enabled channel's result has ``ok: None`` and ``attempts: 0``.
+    """
+    checked = validate_channels(channels)
+    incident, oncall = validate_inputs(stage, incident, oncall, attempts, timeout)
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    rendered = render_fields(stage, incident, oncall, text, now)
+
+    results = []
+    for channel in checked:
+        if not channel["enabled"] or check_mode:
+            results.append({
+                "name": channel["name"],
+                "type": channel["type"],
+                "enabled": channel["enabled"],
+                "ok": None,
+                "status": None,
+                "attempts": 0,
+                "error": None,
+            })
+            continue
+        payload = build_payload(channel, stage, incident, oncall, rendered, now)
+        results.append(send_channel(channel, payload, timeout=float(timeout), attempts=attempts,
+                                    sleep=sleep, backoff_base=backoff_base))
+    return {
+        "results": results,
+        "sent": sum(1 for r in results if r["ok"] is True),
+        # not "failed": Ansible reads a truthy "failed" key as a failed task
+        "failed_count": sum(1 for r in results if r["ok"] is False),
+        "message": render_plain(rendered),
+        "title": rendered["title"],
+        "channels": [c["name"] for c in checked if c["enabled"]],
+        "oncall": oncall,
+    }

@@ -1,0 +1,729 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The incident record: an append-only event log on the controller, and its replay.
+
+Layout: ``<incident_dir>/<id>/events.jsonl``, one JSON object per line. Nothing is ever
+rewritten; the current state of an incident is what :func:`replay` makes of the events.
+
+Event schema (keys in this order; ``host`` only when given)::
+
+    {"seq": 7,                               # line number in events.jsonl, set under the lock
+     "ts": "2026-11-27T01:30:45.123Z",       # UTC, ISO 8601, milliseconds
+     "type": "opened",                       # opened | event | note | tick | closed |
+                                             # reclassified | stage | failure | ...
+     "stage": "detect",                      # runbook stage / role name, or null
+     "text": "P0 opened for recommendation-service",
+     "owner": "alice",                       # who did it (person or 'automation')
+     "host": "web1",                         # optional: the managed host concerned
+     "data": {...}}                          # free mapping; keys with a meaning:
+                                             #   opened: the incident (see build_opened)
+                                             #   tick: key, checklist, value
+                                             #   closed: outcome, responded_at
+                                             #   reclassified: severity, previous
+                                             #   rung: a recovery-ladder rung tried
+                                             #   degraded_mode: mode now active (null: none)
+
+Writers (Ansible forks on several hosts, the timeline callback) may append at the same time:
+every write opens the file with ``O_APPEND``, holds ``fcntl.flock`` on it for the whole
+read-decide-write step, writes each event as one ``os.write`` of the complete line (``\\n``
+included) and ``fsync``-s before the lock is dropped. A torn line (a writer killed mid-write,
+a full disk) is never silently dropped: :func:`read_events` reports it in ``corrupt_lines``
+with its line number, and the next append starts on a fresh line.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import fcntl
+import json
+import os
+import re
+import secrets
+
+from ansible_collections.sre.incident.plugins.module_utils._severity import (
+    SLA_KINDS,
+    deadline_status,
+    deadlines as compute_deadlines,
+    format_ts,
+    normalize_severity,
+    parse_ts,
+    sla_for,
+    time_left,
+    utc_now,
+    validate_overrides,
+)
+
+EVENTS_FILE = "events.jsonl"
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$")
+EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+#: Event types written by this module itself; ``state=event`` may not forge them.
+RESERVED_TYPES = ("opened", "tick", "closed", "reclassified")
+
+OUTCOMES = ("resolved", "mitigated", "degraded", "escalated", "false_alarm", "failed")
+#: Closing with one of these outcomes counts as resolving the incident (resolve SLA).
+RESOLVING_OUTCOMES = ("resolved", "mitigated", "false_alarm")
+
+#: The runbook's P0 response checklist ("P0 事故響應檢查清單"), offsets from the start.
+P0_CHECKLIST = (
+    {"key": "detect_confirmed", "mark": "t+0", "offset": 0,
+     "text": "Alert detected and confirmed: app-side failure confirmed, impact scope (users, features) known"},
+    {"key": "response_started", "mark": "t+2m", "offset": 2 * 60,
+     "text": "Response started: everyone notified, incident commander named, war room opened"},
+    {"key": "quick_diagnosis", "mark": "t+5m", "offset": 5 * 60,
+     "text": "Quick diagnosis: application logs, system resources (CPU/memory/disk), dependencies (PostgreSQL/Redis)"},
+    {"key": "first_fix", "mark": "t+8m", "offset": 8 * 60,
+     "text": "First fix: restart the service; if that fails restart the dependencies; if that fails a full rebuild"},
+    {"key": "recovery_verified", "mark": "t+20m", "offset": 20 * 60,
+     "text": "Recovery verified: API answers, recommendations valid, resources normal, several users work"},
+    {"key": "rca_started", "mark": "t+30m", "offset": 30 * 60,
+     "text": "Root-cause analysis started: full logs collected, recent changes checked, first localisation"},
+    {"key": "permanent_fix", "mark": "t+1-4h", "offset": 4 * 3600,
+     "text": "Detailed analysis and permanent fix: root cause confirmed, permanent fix applied and verified"},
+    {"key": "postmortem", "mark": "t+24h", "offset": 24 * 3600,
+     "text": "Postmortem: review meeting held, RCA document written, improvements agreed, notice published"},
+)
+
+#: The runbook's recovery checklist ("服務恢復檢查清單"); no time marks.
+RECOVERY_CHECKLIST = (
+    {"key": "health_200", "mark": "verify", "offset": None, "text": "GET /health answers 200 OK"},
+    {"key": "recommendations_returned", "mark": "verify", "offset": None,
+     "text": "GET /api/recommendations/<user> returns recommendations"},
+    {"key": "several_users_ok", "mark": "verify", "offset": None, "text": "Several users get recommendations"},
+    {"key": "latency_under_500ms", "mark": "verify", "offset": None, "text": "Response time under 500 ms"},
+    {"key": "no_new_errors", "mark": "verify", "offset": None, "text": "No new ERROR log lines"},
+    {"key": "resources_normal", "mark": "verify", "offset": None, "text": "CPU under 50%, memory under 60%"},
+    {"key": "watch_every_minute", "mark": "watch", "offset": None, "text": "One API endpoint tested every minute"},
+    {"key": "error_rate_no_rebound", "mark": "watch", "offset": None, "text": "Error rate watched: no rebound"},
+    {"key": "notify_management", "mark": "notify", "offset": None, "text": "Management told of the incident and the recovery"},
+    {"key": "notify_users", "mark": "notify", "offset": None, "text": "Users sent a recovery notice"},
+    {"key": "notify_teams", "mark": "notify", "offset": None, "text": "Related teams told the recovery status"},
+)
+
+CHECKLISTS = {"p0_response": P0_CHECKLIST, "recovery": RECOVERY_CHECKLIST}
+CHECKLIST_ITEMS = dict(
+    (item["key"], dict(item, checklist=name)) for name, items in CHECKLISTS.items() for item in items
+)
+
+#: The checklist item whose first tick is the incident's response time.
+RESPONSE_ITEM = "response_started"
+
+
+class RecordError(Exception):
+    """A record operation that cannot be done; ``details`` go into the module's failure."""
+
+    def __init__(self, msg, **details):
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+# ---------------------------------------------------------------------------------------------
+# Ids and paths
+# ---------------------------------------------------------------------------------------------
+
+def validate_id(incident_id):
+    """Return ``incident_id`` if it is a safe file name, else raise ``RecordError`` naming it."""
+    if not isinstance(incident_id, str) or not ID_RE.fullmatch(incident_id):
+        raise RecordError(
+            "bad incident id %r: use letters, digits, '.', '_' and '-' only, starting with a letter "
+            "or digit, at most 160 characters" % (incident_id,))
+    return incident_id
+
+
+def slug(text):
+    """``'Recommendation Service'`` -> ``'recommendation-service'`` (safe in file names)."""
+    out = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+    return out[:60].strip("-") or "service"
+
+
+def generate_id(severity, service, now=None, suffix=None):
+    """A new id like ``INC-20261127-013045-p0-recommendation-service-3f9a``.
+
+    The short random ``suffix`` (4 hex digits unless given) keeps two incidents opened in the
+    same second for the same service apart.
+    """
+    sev = normalize_severity(severity).lower()
+    when = parse_ts(now or utc_now(), "now")
+    tail = suffix if suffix is not None else secrets.token_hex(2)
+    return validate_id("INC-%s-%s-%s-%s" % (when.strftime("%Y%m%d-%H%M%S"), sev, slug(service), tail))
+
+
+def record_paths(incident_dir, incident_id):
+    """``(record_dir, events_path)`` of an incident (absolute)."""
+    validate_id(incident_id)
+    record_dir = os.path.join(os.path.abspath(os.path.expanduser(str(incident_dir))), incident_id)
+    return record_dir, os.path.join(record_dir, EVENTS_FILE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------
+
+def default_owner():
+    return os.environ.get("USER") or os.environ.get("LOGNAME") or "automation"
+
+
+def make_event(event_type, text="", stage=None, owner=None, host=None, data=None, ts=None):
+    """Build (and validate) one event. ``seq`` is added when it is written."""
+    if not isinstance(event_type, str) or not EVENT_TYPE_RE.fullmatch(event_type):
+        raise RecordError("bad event type %r: lower-case letters, digits and '_' only" % (event_type,))
+    if data is not None and not isinstance(data, dict):
+        raise RecordError("event data must be a mapping, got %r" % (data,))
+    event = {
+        "ts": format_ts(ts if ts is not None else utc_now()),
+        "type": event_type,
+        "stage": None if stage is None else str(stage),
+        "text": "" if text is None else str(text),
+        "owner": str(owner) if owner else default_owner(),
+    }
+    if host:
+        event["host"] = str(host)
+    event["data"] = dict(data or {})
+    return event
+
+
+def _encode(event):
+    return json.dumps(event, ensure_ascii=False, default=str, separators=(", ", ": ")).encode("utf-8")
+
+
+def _read_fd(fd):
+    chunks = []
+    offset = 0
+    while True:
+        chunk = os.pread(fd, 1 << 16, offset)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        offset += len(chunk)
+
+
+def _write_all(fd, data):
+    # One os.write for the whole line; the loop only matters for the rare short write, and the
+    # flock we hold keeps other writers out in that case too.
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def parse_lines(raw):
+    """Split the bytes of an events file into ``(events, corrupt_lines)``.
+
+    ``corrupt_lines`` lists ``{"line", "error", "text"}`` for every line that is not a JSON
+    object with ``ts`` and ``type``, including a torn last line without its newline.
+    """
+    events, corrupt = [], []
+    lines = raw.split(b"\n")
+    torn_tail = lines[-1] != b""
+    if not torn_tail:
+        lines = lines[:-1]
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            corrupt.append({"line": number, "error": "empty line", "text": ""})
+            continue
+        text = line.decode("utf-8", errors="replace")
+        try:
+            event = json.loads(text)
+        except ValueError as exc:
+            error = "not valid JSON (%s)" % exc
+            if number == len(lines) and torn_tail:
+                error = "torn last line, no newline: " + error
+            corrupt.append({"line": number, "error": error, "text": text[:200]})
+            continue
+        if not isinstance(event, dict) or "ts" not in event or "type" not in event:
+            corrupt.append({"line": number, "error": "not an event (needs ts and type)", "text": text[:200]})
+            continue
+        event.setdefault("seq", number)
+        events.append(event)
+    return events, corrupt
+
+
+def read_events(events_path):
+    """``(events, corrupt_lines)`` of an events file (raises ``FileNotFoundError`` if missing)."""
+    with open(events_path, "rb") as handle:
+        return parse_lines(handle.read())
+
+
+def _count_lines(raw):
+    """``(next_line_number, needs_newline)`` for bytes already in the file."""
+    if not raw:
+        return 1, False
+    if raw.endswith(b"\n"):
+        return raw.count(b"\n") + 1, False
+    return raw.count(b"\n") + 2, True
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def transact(events_path, plan):
+    """Append what ``plan(events, corrupt_lines)`` returns, atomically against other writers.
+
+    The file is locked (``flock``) while it is read, ``plan`` decides and the new events are
+    written; each new event gets ``seq`` = its line number. Returns ``(events, corrupt_lines,
+    written)``: the whole log after the write and the written events.
+    """
+    fd = os.open(events_path, os.O_RDWR | os.O_APPEND)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        raw = _read_fd(fd)
+        events, corrupt = parse_lines(raw)
+        new = list(plan(events, corrupt) or [])
+        next_line, needs_newline = _count_lines(raw)
+        written = []
+        for event in new:
+            event = dict(event)
+            event.pop("seq", None)
+            event = dict([("seq", next_line)] + list(event.items()))
+            line = _encode(event) + b"\n"
+            if needs_newline:
+                line = b"\n" + line
+                needs_newline = False
+            _write_all(fd, line)
+            written.append(event)
+            next_line += 1
+        if written:
+            os.fsync(fd)
+        return events + written, corrupt, written
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def append_event(events_path, event):
+    """Append one event (see :func:`make_event`) to an existing record; returns it with ``seq``."""
+    return transact(events_path, lambda events, corrupt: [event])[2][0]
+
+
+def create_record(events_path, opened_event):
+    """Create the record with its ``opened`` event. Returns False if it already existed."""
+    record_dir = os.path.dirname(events_path)
+    os.makedirs(record_dir, mode=0o755, exist_ok=True)
+    try:
+        fd = os.open(events_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            return False
+        raise
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        event = dict([("seq", 1)] + [(k, v) for k, v in opened_event.items() if k != "seq"])
+        _write_all(fd, _encode(event) + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _fsync_dir(record_dir)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# The incident: opening event and replay
+# ---------------------------------------------------------------------------------------------
+
+def build_opened(incident_id, service, severity, started_at=None, detected_at=None, commander=None,
+                 war_room=None, oncall=None, impact=None, sla=None, owner=None, host=None, now=None):
+    """The ``opened`` event carrying the whole incident. Validates every input first."""
+    validate_id(incident_id)
+    if not service or not isinstance(service, str):
+        raise RecordError("service is required to open an incident, got %r" % (service,))
+    sev = _severity(severity)
+    overrides = _overrides(sla)
+    now = parse_ts(now or utc_now(), "now")
+    detected = _ts(detected_at, "detected_at") if detected_at else now
+    started = _ts(started_at, "started_at") if started_at else detected
+    for name, value in (("oncall", oncall), ("impact", impact)):
+        if value is not None and not isinstance(value, dict):
+            raise RecordError("%s must be a mapping, got %r" % (name, value))
+    incident = {
+        "id": incident_id,
+        "service": service,
+        "severity": sev,
+        "started_at": format_ts(started),
+        "detected_at": format_ts(detected),
+        "commander": commander,
+        "war_room": war_room,
+        "oncall": dict(oncall or {}),
+        "impact": dict(impact or {}),
+        "sla": sla_for(sev, overrides),
+        "sla_overrides": overrides,
+        "deadlines": compute_deadlines(sev, started, overrides),
+    }
+    return make_event("opened", text="%s incident opened for %s" % (sev, service), stage="detect",
+                      owner=owner, host=host, data=incident, ts=now)
+
+
+def _severity(value):
+    try:
+        return normalize_severity(value)
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
+
+
+def _overrides(value):
+    try:
+        return validate_overrides(value)
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
+
+
+def _ts(value, name):
+    try:
+        return parse_ts(value, name)
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
+
+
+def _earliest(values):
+    present = [v for v in values if v]
+    return min(present, key=parse_ts) if present else None
+
+
+def replay(events, corrupt_lines=(), now=None):
+    """Fold the events into the current state of the incident.
+
+    Keys: the incident (``id service severity started_at detected_at commander war_room oncall
+    impact sla deadlines``), ``opened_at status outcome closed_at responded_at resolved_at``,
+    ``sla_status`` (respond/resolve: met, missed, open, none), ``time_left`` (seconds, while
+    open), ``checklists`` (per list, items with ``done ts value owner due``), ``ticked``
+    (key -> ts), ``rungs`` and ``last_rung``, ``degraded_mode`` (active, or None) and
+    ``degraded_history``, ``severity_history``, ``events``, ``event_count``, ``corrupt_lines``.
+
+    The response time is the earliest of: the first tick of ``response_started``, the
+    ``responded_at`` given when closing, and the first close itself (closing an incident is the
+    latest possible response). The resolve time is the first close with an outcome in
+    ``RESOLVING_OUTCOMES``; a record closed as degraded, escalated or failed has missed its
+    resolve deadline.
+    """
+    now = parse_ts(now or utc_now(), "now")
+    events = list(events)
+    opened = next((e for e in events if e.get("type") == "opened"), None)
+    if opened is None:
+        raise RecordError("the record has no 'opened' event", corrupt_lines=list(corrupt_lines))
+    incident = dict(opened.get("data") or {})
+    state = {key: incident.get(key) for key in (
+        "id", "service", "severity", "started_at", "detected_at", "commander", "war_room",
+        "oncall", "impact", "sla", "deadlines")}
+    overrides = incident.get("sla_overrides") or {}
+    state.update({
+        "opened_at": opened.get("ts"), "status": "open", "outcome": None, "closed_at": None,
+        "responded_at": None, "resolved_at": None,
+        "severity_history": [{"ts": opened.get("ts"), "severity": state["severity"]}],
+        "rungs": [], "last_rung": None, "degraded_mode": None, "degraded_history": [],
+    })
+    ticked = {}
+    first_close = None
+    close_responded = []
+    for event in events:
+        etype = event.get("type")
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        if etype == "tick" and data.get("key") and data["key"] not in ticked:
+            ticked[data["key"]] = {"ts": event.get("ts"), "value": data.get("value"), "owner": event.get("owner")}
+        elif etype == "closed":
+            state["status"] = "closed"
+            state["outcome"] = data.get("outcome")
+            state["closed_at"] = event.get("ts")
+            if first_close is None:
+                first_close = event.get("ts")
+            if data.get("responded_at"):
+                close_responded.append(data["responded_at"])
+            if state["resolved_at"] is None and data.get("outcome") in RESOLVING_OUTCOMES:
+                state["resolved_at"] = event.get("ts")
+        elif etype == "reclassified" and data.get("severity"):
+            state["severity"] = data["severity"]
+            state["severity_history"].append({"ts": event.get("ts"), "severity": data["severity"]})
+            state["sla"] = sla_for(data["severity"], overrides)
+            state["deadlines"] = compute_deadlines(data["severity"], state["started_at"], overrides)
+        if etype != "opened" and "rung" in data:
+            state["rungs"].append({"rung": data["rung"], "ts": event.get("ts"), "stage": event.get("stage"),
+                                   "text": event.get("text"), "host": event.get("host"),
+                                   "result": data.get("result", data.get("ok"))})
+            state["last_rung"] = data["rung"]
+        if etype != "opened" and "degraded_mode" in data:
+            mode = data["degraded_mode"]
+            mode = None if mode in (None, "", False, "none", "off") else mode
+            state["degraded_mode"] = mode
+            state["degraded_history"].append({"ts": event.get("ts"), "mode": mode, "host": event.get("host")})
+
+    response_tick = ticked.get(RESPONSE_ITEM, {}).get("ts")
+    state["responded_at"] = _earliest([response_tick] + close_responded + [first_close])
+    status = {
+        "respond": deadline_status(state["deadlines"].get("respond"), state["responded_at"], now),
+        "resolve": deadline_status(state["deadlines"].get("resolve"), state["resolved_at"], now),
+    }
+    if state["status"] == "closed" and state["resolved_at"] is None and status["resolve"] == "open":
+        status["resolve"] = "missed"
+    state["sla_status"] = status
+    state["time_left"] = {
+        kind: (time_left(state["deadlines"].get(kind), now) if status[kind] == "open" else None)
+        for kind in SLA_KINDS
+    }
+    started = parse_ts(state["started_at"])
+    checklists = {}
+    for name, items in CHECKLISTS.items():
+        rows = []
+        for item in items:
+            tick = ticked.get(item["key"])
+            due = None
+            if item["offset"] is not None:
+                due = format_ts(started + datetime.timedelta(seconds=item["offset"]))
+            rows.append({
+                "key": item["key"], "mark": item["mark"], "text": item["text"], "due": due,
+                "done": tick is not None, "ts": tick["ts"] if tick else None,
+                "value": tick["value"] if tick else None, "owner": tick["owner"] if tick else None,
+                "on_time": (deadline_status(due, tick["ts"]) == "met") if (tick and due) else None,
+            })
+        checklists[name] = rows
+    state["checklists"] = checklists
+    state["ticked"] = {key: value["ts"] for key, value in ticked.items()}
+    state["events"] = events
+    state["event_count"] = len(events)
+    state["corrupt_lines"] = list(corrupt_lines)
+    return state
+
+
+def summary(state):
+    """The part of a state shown in a diff."""
+    if state is None:
+        return {"status": "absent", "severity": None, "outcome": None, "ticked": [], "event_count": 0}
+    return {
+        "status": state["status"], "severity": state["severity"], "outcome": state["outcome"],
+        "ticked": sorted(state["ticked"]), "event_count": state["event_count"],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning: which events a request adds (nothing is written here)
+# ---------------------------------------------------------------------------------------------
+
+def validate_items(items, values=None):
+    """Check checklist keys (and the ``values`` mapping) before anything is written."""
+    if not items:
+        raise RecordError("items is required to tick: give one or more of %s" % ", ".join(CHECKLIST_ITEMS))
+    unknown = [key for key in items if key not in CHECKLIST_ITEMS]
+    if unknown:
+        raise RecordError("unknown checklist item(s) %s: known items are %s"
+                          % (", ".join(repr(k) for k in unknown), ", ".join(CHECKLIST_ITEMS)))
+    values = values or {}
+    if not isinstance(values, dict):
+        raise RecordError("values must be a mapping of item -> value, got %r" % (values,))
+    stray = [key for key in values if key not in items]
+    if stray:
+        raise RecordError("values given for item(s) not being ticked: %s" % ", ".join(repr(k) for k in stray))
+    return values
+
+
+def plan_ticks(state, items, values=None, stage=None, owner=None, host=None, now=None):
+    """Tick events for the items not ticked yet (ticking twice adds nothing)."""
+    values = validate_items(items, values)
+    new, seen = [], set(state["ticked"])
+    for key in items:
+        if key in seen:
+            continue
+        seen.add(key)
+        item = CHECKLIST_ITEMS[key]
+        data = {"key": key, "checklist": item["checklist"]}
+        if key in values:
+            data["value"] = values[key]
+        new.append(make_event("tick", text=item["text"], stage=stage or "checklist", owner=owner,
+                              host=host, data=data, ts=now))
+    return new
+
+
+def plan_close(state, outcome, responded_at=None, text=None, stage=None, owner=None, host=None,
+               data=None, now=None):
+    """The ``closed`` event, or nothing if already closed with the same outcome."""
+    if outcome not in OUTCOMES:
+        raise RecordError("unknown outcome %r: expected one of %s" % (outcome, ", ".join(OUTCOMES)))
+    payload = dict(data or {})
+    payload["outcome"] = outcome
+    if responded_at:
+        payload["responded_at"] = format_ts(_ts(responded_at, "responded_at"))
+    if state["status"] == "closed" and state["outcome"] == outcome:
+        return []
+    return [make_event("closed", text=text or "incident closed: %s" % outcome, stage=stage or "close",
+                       owner=owner, host=host, data=payload, ts=now)]
+
+
+def plan_event(state, event_type="event", text=None, stage=None, owner=None, host=None, data=None,
+               severity=None, now=None):
+    """A free event; if ``severity`` differs from the current one, a ``reclassified`` event."""
+    new = []
+    if severity is not None:
+        sev = _severity(severity)
+        if sev != state["severity"]:
+            new.append(make_event("reclassified", text=text or "severity %s -> %s" % (state["severity"], sev),
+                                  stage=stage, owner=owner, host=host,
+                                  data=dict(data or {}, severity=sev, previous=state["severity"]), ts=now))
+            return new
+    if event_type in RESERVED_TYPES:
+        raise RecordError("event type %r is written by state=%s only" % (event_type, event_type))
+    if not text:
+        raise RecordError("text is required for state=event")
+    new.append(make_event(event_type, text=text, stage=stage, owner=owner, host=host, data=data, ts=now))
+    return new
+
+
+# ---------------------------------------------------------------------------------------------
+# The module's work
+# ---------------------------------------------------------------------------------------------
+
+STATES = ("opened", "event", "tick", "closed", "present")
+
+
+def _handoff(incident_id, incident_dir, record_dir, events_path, severity):
+    return {
+        "stats": {"incident_id": incident_id, "incident_dir": incident_dir,
+                  "record_dir": record_dir, "severity": severity},
+        "sre_incident_record": {"id": incident_id, "record_dir": record_dir,
+                                "incident_dir": incident_dir, "events_path": events_path},
+    }
+
+
+def _load(events_path, incident_id, incident_dir, now):
+    try:
+        events, corrupt = read_events(events_path)
+    except FileNotFoundError:
+        raise RecordError("incident %s not found in %s (no %s there)" % (incident_id, incident_dir, EVENTS_FILE),
+                          id=incident_id, incident_dir=incident_dir) from None
+    return replay(events, corrupt, now), events, corrupt
+
+
+def run(params, check_mode=False, now=None):
+    """Do what the ``sre.incident.incident`` module was asked. Returns the module's result.
+
+    Raises ``RecordError`` (nothing written) on bad input or a missing incident.
+    """
+    now = parse_ts(now or utc_now(), "now")
+    state_name = params.get("state") or "present"
+    if state_name not in STATES:
+        raise RecordError("unknown state %r" % (state_name,))
+    incident_dir = os.path.abspath(os.path.expanduser(str(params.get("incident_dir") or "incidents")))
+    owner = params.get("owner") or default_owner()
+    host = params.get("host")
+    incident_id = params.get("id")
+    if incident_id is not None:
+        validate_id(incident_id)
+
+    if state_name == "opened":
+        return _run_open(params, incident_dir, incident_id, owner, host, check_mode, now)
+
+    if not incident_id:
+        raise RecordError("id is required for state=%s" % state_name)
+    record_dir, events_path = record_paths(incident_dir, incident_id)
+    if check_mode and not os.path.exists(events_path):
+        return _check_mode_missing(params, state_name, incident_id, incident_dir, record_dir, events_path,
+                                   owner, host, now)
+    before, _events, _corrupt = _load(events_path, incident_id, incident_dir, now)
+
+    def plan(events, corrupt):
+        current = replay(events, corrupt, now)
+        if state_name == "tick":
+            return plan_ticks(current, params.get("items"), params.get("values"), params.get("stage"),
+                              owner, host, now)
+        if state_name == "closed":
+            return plan_close(current, params.get("outcome"), params.get("responded_at"), params.get("text"),
+                              params.get("stage"), owner, host, params.get("data"), now)
+        if state_name == "event":
+            return plan_event(current, params.get("event_type") or "event", params.get("text"),
+                              params.get("stage"), owner, host, params.get("data"), params.get("severity"), now)
+        return []
+
+    # Validate against the state read without the lock first: bad input fails before any write.
+    planned = plan(_events, _corrupt)
+    if check_mode or not planned:
+        after = replay(_events + planned, _corrupt, now) if planned else before
+        written = planned
+    else:
+        events, corrupt, written = transact(events_path, plan)
+        after = replay(events, corrupt, now)
+    result = {
+        "changed": bool(written), "id": incident_id, "record_dir": record_dir, "events_path": events_path,
+        "incident": after, "corrupt_lines": after["corrupt_lines"], "appended": written,
+        "diff": {"before": summary(before), "after": summary(after)},
+    }
+    result.update(_handoff(incident_id, incident_dir, record_dir, events_path, after["severity"]))
+    return result
+
+
+def _run_open(params, incident_dir, incident_id, owner, host, check_mode, now):
+    severity = params.get("severity")
+    if severity is None:
+        raise RecordError("severity is required for state=opened (one of P0, P1, P2, P3)")
+    severity = _severity(severity)
+    if not params.get("service"):
+        raise RecordError("service is required for state=opened")
+    new_id = incident_id or generate_id(severity, params["service"], now)
+    record_dir, events_path = record_paths(incident_dir, new_id)
+    opened = build_opened(new_id, params["service"], severity, params.get("started_at"), params.get("detected_at"),
+                          params.get("commander"), params.get("war_room"), params.get("oncall"),
+                          params.get("impact"), params.get("sla"), owner, host, now)
+    if params.get("text"):
+        opened["text"] = str(params["text"])
+    if params.get("data"):
+        opened["data"]["extra"] = dict(params["data"])
+
+    exists = os.path.exists(events_path)
+    if not exists and not check_mode:
+        exists = not create_record(events_path, opened)
+        changed = not exists
+    else:
+        changed = not exists
+    if exists:
+        state, _e, _c = _load(events_path, new_id, incident_dir, now)
+        before = state
+    else:
+        before = None
+        if check_mode:
+            state = replay([dict(opened, seq=1)], (), now)
+        else:
+            state, _e, _c = _load(events_path, new_id, incident_dir, now)
+    result = {
+        "changed": changed, "id": new_id, "record_dir": record_dir, "events_path": events_path,
+        "incident": state, "corrupt_lines": state["corrupt_lines"],
+        "appended": [opened] if changed else [],
+        "diff": {"before": summary(before if exists else None), "after": summary(state)},
+    }
+    result.update(_handoff(new_id, incident_dir, record_dir, events_path, state["severity"]))
+    return result
+
+
+def _check_mode_missing(params, state_name, incident_id, incident_dir, record_dir, events_path, owner, host, now):
+    """Check mode on a record that does not exist yet.
+
+    In a dry run the record is usually opened by an earlier task of the same run, which wrote
+    nothing; failing here would make every dry run fail. The input is still validated, and the
+    result says the record is missing (``incident`` is None, a warning is returned).
+    """
+    blank = {"ticked": {}, "status": "open", "outcome": None, "severity": None}
+    if state_name == "tick":
+        planned = plan_ticks(blank, params.get("items"), params.get("values"), params.get("stage"), owner, host, now)
+    elif state_name == "closed":
+        planned = plan_close(blank, params.get("outcome"), params.get("responded_at"), params.get("text"),
+                             params.get("stage"), owner, host, params.get("data"), now)
+    elif state_name == "event":
+        planned = plan_event(blank, params.get("event_type") or "event", params.get("text"), params.get("stage"),
+                             owner, host, params.get("data"), params.get("severity"), now)
+    else:
+        planned = []
+    result = {
+        "changed": bool(planned), "id": incident_id, "record_dir": record_dir, "events_path": events_path,
+        "incident": None, "corrupt_lines": [], "appended": planned,
+        "diff": {"before": summary(None), "after": summary(None)},
+        "warnings": ["check mode: incident %s not found in %s; nothing read (expected when it is opened "
+                     "earlier in the same dry run)" % (incident_id, incident_dir)],
+    }
+    result.update(_handoff(incident_id, incident_dir, record_dir, events_path, None))
+    return result

@@ -1,0 +1,410 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: compose_service
+short_description: Start, stop, restart, kill, pause or unpause the containers of compose services
+version_added: 0.1.0
+description:
+  - Acts on the existing containers of one or more services of a Docker compose project,
+    found on the engine by their C(com.docker.compose.project) and
+    C(com.docker.compose.service) labels (one-off C(run) containers are ignored), and
+    reports their state.
+  - Talks to the engine with the docker Python SDK; it does not need the compose file or the
+    compose CLI, and never creates or removes containers. A service whose containers were
+    removed needs a compose C(up); the module says so instead of guessing.
+  - Every precondition is checked before anything is touched. An unknown project or service
+    fails the task naming it and listing the project's services.
+  - C(changed) comes from the observed state of each container, not from the engine's
+    answers. With O(wait=true) the module polls until the containers are ready, bounded by
+    O(timeout).
+author:
+  - SRE incident team (@sre-incident)
+extends_documentation_fragment:
+  - sre.incident.attributes
+  - sre.incident.docker
+attributes:
+  check_mode:
+    support: full
+    details: Predicts C(changed) and the diff from the observed state and acts on nothing.
+  diff_mode:
+    support: full
+    details: The diff maps each service to the status/health of its containers before and after.
+  idempotent:
+    support: partial
+    details: Every state is idempotent except O(state=restarted), which is an action and always reports a change.
+  platform:
+    platforms: posix
+options:
+  project:
+    description: The compose project name, as in the C(com.docker.compose.project) label (for example V(recsys)).
+    type: str
+    required: true
+  services:
+    description:
+      - The compose services to act on. Every container of each service is concerned.
+      - Services are handled in the order given.
+    type: list
+    elements: str
+    required: true
+    aliases: [service]
+  state:
+    description:
+      - V(present) only reports the containers' state; nothing is changed or waited for.
+      - V(started) makes the containers run and not be paused. An exited container is started
+        and a paused one unpaused; a running one is left alone (no change).
+      - V(stopped) stops running, restarting or paused containers (no change when already stopped).
+      - V(restarted) restarts every container, whatever its state. It is an action, so it
+        always reports a change. A paused container is unpaused first.
+      - V(killed) sends O(signal) to running containers; containers that are not running are
+        left alone (no change). A paused container is unpaused first unless the signal is
+        V(SIGKILL), which the engine delivers to paused containers.
+      - V(paused) pauses running containers; asking to pause a container that is not running fails before anything is touched.
+      - V(unpaused) unpauses paused containers; all others are left alone.
+    type: str
+    choices: [present, started, stopped, restarted, killed, paused, unpaused]
+    default: present
+  wait:
+    description:
+      - Poll until the containers reach the wanted state, within O(timeout).
+      - For V(started) and V(restarted), every container of the services must be running and,
+        when it has a healthcheck, healthy. For V(unpaused), the containers that were unpaused.
+        For V(stopped), the containers that were stopped must not run any more. For V(killed),
+        the killed process must be gone (the container exited, or its restart policy started a
+        new process). For V(paused), the containers that were paused.
+      - A container that exited and has no restart policy cannot become ready, so the module
+        stops waiting for it at once.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds the module waits in total, actions included, for the containers to be ready
+        when O(wait=true).
+    type: float
+    default: 30
+  fail_on_timeout:
+    description:
+      - Fail the task when a container is not ready within O(timeout), naming it, its state
+        and the timeout.
+      - With V(false), the task succeeds and RV(ready=false) and RV(not_ready) tell what is missing.
+    type: bool
+    default: true
+  signal:
+    description:
+      - The signal O(state=killed) sends, by name (V(SIGKILL), V(SIGTERM), V(KILL)) or number (V(9)).
+      - Checked before anything is touched.
+    type: str
+    default: SIGKILL
+  stop_timeout:
+    description:
+      - Seconds the engine gives a container to stop after SIGTERM before it kills it, for
+        V(stopped) and V(restarted).
+      - When not set, the container's own stop timeout is used, or V(10).
+    type: int
+seealso:
+  - module: sre.incident.health_check
+"""
+
+EXAMPLES = r"""
+- name: Restart the recommendation service and wait until it is healthy
+  sre.incident.compose_service:
+    project: recsys
+    services: [recommendation-service]
+    state: restarted
+    timeout: 60
+
+- name: What state are the dependencies in?
+  sre.incident.compose_service:
+    project: recsys
+    services: [postgres, redis]
+  register: deps
+
+- name: Make sure redis runs (starts it if it exited, unpauses it if paused)
+  sre.incident.compose_service:
+    project: recsys
+    service: redis
+    state: started
+
+- name: Drill, kill the service hard
+  sre.incident.compose_service:
+    project: recsys
+    services: [recommendation-service]
+    state: killed
+    signal: SIGKILL
+
+- name: Restart without failing when it is slow to become healthy
+  sre.incident.compose_service:
+    project: recsys
+    services: [recommendation-service]
+    state: restarted
+    timeout: 20
+    fail_on_timeout: false
+  register: restart
+
+- name: Escalate when it did not come back
+  ansible.builtin.debug:
+    msg: "not ready: {{ restart.not_ready }}"
+  when: not restart.ready
+"""
+
+RETURN = r"""
+containers:
+  description:
+    - The containers of the services after the action (before it in check mode), as plain data.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Container name.
+      type: str
+      returned: always
+      sample: recsys_recommendation-service_1
+    id:
+      description: Short container id.
+      type: str
+      returned: always
+      sample: 3f2a1b4c5d6e
+    project:
+      description: Compose project.
+      type: str
+      returned: always
+      sample: recsys
+    service:
+      description: Compose service.
+      type: str
+      returned: always
+      sample: recommendation-service
+    number:
+      description: Compose container number.
+      type: int
+      returned: always
+      sample: 1
+    status:
+      description: Engine status, one of V(created), V(running), V(paused), V(restarting), V(removing), V(exited), V(dead).
+      type: str
+      returned: always
+      sample: running
+    running:
+      description: Whether RV(containers[].status) is V(running).
+      type: bool
+      returned: always
+      sample: true
+    health:
+      description: Healthcheck status, V(none) when the container has no healthcheck, else V(starting), V(healthy) or V(unhealthy).
+      type: str
+      returned: always
+      sample: healthy
+    has_healthcheck:
+      description: Whether the container defines a healthcheck.
+      type: bool
+      returned: always
+      sample: true
+    exit_code:
+      description: Exit code of the last run.
+      type: int
+      returned: always
+      sample: 0
+    oom_killed:
+      description: Whether the kernel killed it for lack of memory.
+      type: bool
+      returned: always
+      sample: false
+    error:
+      description: The engine's error for the container, or V(null).
+      type: str
+      returned: always
+      sample: null
+    restart_count:
+      description: Restarts done by the engine's restart policy.
+      type: int
+      returned: always
+      sample: 0
+    started_at:
+      description: When the current or last run started (engine timestamp).
+      type: str
+      returned: always
+      sample: "2024-05-01T10:00:00.123456789Z"
+    finished_at:
+      description: When the last run ended (engine timestamp; zero time when it never ended).
+      type: str
+      returned: always
+      sample: "0001-01-01T00:00:00Z"
+    image:
+      description: Image id.
+      type: str
+      returned: always
+      sample: sha256:0123456789abcdef
+    image_name:
+      description: Image name as configured.
+      type: str
+      returned: always
+      sample: recsys_recommendation-service
+    restart_policy:
+      description: Name of the engine's restart policy.
+      type: str
+      returned: always
+      sample: unless-stopped
+services:
+  description: Per service, a summary of its containers.
+  returned: success
+  type: dict
+  sample:
+    recommendation-service:
+      containers: 1
+      running: 1
+      healthy: 1
+      ready: true
+      status: running/healthy
+      actions: {"recsys_recommendation-service_1": restart}
+      changed: true
+      missing: false
+actions:
+  description: Per container name, the action taken (or that would be taken in check mode), V(null) for none.
+  returned: success
+  type: dict
+  sample: {"recsys_recommendation-service_1": "restart", "recsys_redis_1": null}
+ready:
+  description:
+    - Whether every container waited for reached the wanted state within O(timeout).
+    - Without waiting (O(wait=false), O(state=present) or check mode), whether they are in it now.
+  returned: success
+  type: bool
+  sample: true
+not_ready:
+  description: Names of the containers that did not become ready within O(timeout).
+  returned: success
+  type: list
+  elements: str
+  sample: []
+waited:
+  description: Names of the containers the module waited for.
+  returned: success
+  type: list
+  elements: str
+  sample: [recsys_recommendation-service_1]
+elapsed:
+  description: Seconds the module spent, actions and waiting included.
+  returned: success
+  type: float
+  sample: 4.21
+state:
+  description: The O(state) applied.
+  returned: success
+  type: str
+  sample: restarted
+diff:
+  description: Status/health per service before and after (predicted in check mode).
+  returned: when diff mode is on
+  type: dict
+  sample: {"before": {"redis": "exited(137)/none"}, "after": {"redis": "running/none"}}
+engine_unreachable:
+  description: Set to V(true) when the task failed because the Docker engine did not answer.
+  returned: failure
+  type: bool
+  sample: true
+error_kind:
+  description:
+    - Why the task failed, one of V(engine_unreachable), V(unknown_project), V(unknown_service),
+      V(missing_container), V(invalid_transition), V(compose_error), V(docker_error).
+    - Not set when the task failed because a container did not become ready; then RV(not_ready) names them.
+  returned: failure
+  type: str
+  sample: unknown_service
+not_ready_states:
+  description: The state of each container that did not become ready, as in RV(containers).
+  returned: failure, when a container did not become ready within O(timeout)
+  type: list
+  elements: dict
+  sample: [{"name": "recsys_recommendation-service_1", "status": "running", "health": "starting"}]
+known_services:
+  description: The project's services, when the task failed for an unknown service.
+  returned: failure
+  type: list
+  elements: str
+  sample: [edge, postgres, recommendation-service, redis]
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sre.incident.plugins.module_utils import _compose
+
+
+def argument_spec():
+    spec = dict(
+        project=dict(type="str", required=True),
+        services=dict(type="list", elements="str", required=True, aliases=["service"]),
+        state=dict(type="str", default="present", choices=list(_compose.STATES)),
+        wait=dict(type="bool", default=True),
+        timeout=dict(type="float", default=30.0),
+        fail_on_timeout=dict(type="bool", default=True),
+        signal=dict(type="str", default="SIGKILL"),
+        stop_timeout=dict(type="int"),
+    )
+    spec.update(_compose.DOCKER_COMMON_ARGS)
+    return spec
+
+
+def validate(params):
+    """Return an error message for bad input, or None."""
+    if not params["project"].strip():
+        return "project must not be empty"
+    empty = [s for s in params["services"] if not s or not s.strip()]
+    if not params["services"] or empty:
+        return "services must name at least one service, without empty names: %r" % (params["services"],)
+    if params["timeout"] < 0:
+        return "timeout must be >= 0 seconds, got %r" % (params["timeout"],)
+    if params["stop_timeout"] is not None and params["stop_timeout"] < 0:
+        return "stop_timeout must be >= 0 seconds, got %r" % (params["stop_timeout"],)
+    if params["docker_timeout"] is not None and params["docker_timeout"] <= 0:
+        return "docker_timeout must be > 0 seconds, got %r" % (params["docker_timeout"],)
+    try:
+        _compose.normalize_signal(params["signal"])
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    p = module.params
+    if not _compose.HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
+    error = validate(p)
+    if error:
+        module.fail_json(msg=error)
+
+    try:
+        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
+        result = _compose.ensure_services(
+            client, p["project"], p["services"], p["state"], wait=p["wait"], timeout=p["timeout"],
+            signal=p["signal"], stop_timeout=p["stop_timeout"], check_mode=module.check_mode,
+        )
+    except _compose.EngineUnreachable as exc:
+        module.fail_json(msg=exc.msg, engine_unreachable=True, error_kind=exc.kind)
+    except _compose.DockerError as exc:
+        module.fail_json(msg=exc.msg, engine_unreachable=False, error_kind=exc.kind, **exc.details)
+
+    diff = result.pop("diff")
+    if module._diff:
+        result["diff"] = diff
+    if result["not_ready"] and p["fail_on_timeout"]:
+        first = result["not_ready_states"][0]
+        goal = "become ready" if p["state"] in ("started", "restarted", "unpaused") else "reach state=%s" % p["state"]
+        module.fail_json(
+            msg="container %s (service %s) did not %s within %ss (state=%s): it is %s, health %s%s. "
+                "See not_ready_states; raise timeout, or set fail_on_timeout=false to decide in the playbook"
+                % (first["name"], first["service"], goal, p["timeout"], p["state"], first["status"], first["health"],
+                   "; also not ready: %s" % ", ".join(result["not_ready"][1:]) if len(result["not_ready"]) > 1 else ""),
+            **result
+        )
+    result.pop("not_ready_states")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

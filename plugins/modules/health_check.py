@@ -1,0 +1,323 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: health_check
+short_description: Probe HTTP endpoints several times and say whether they are healthy
+version_added: 0.1.0
+description:
+  - Sends O(count) rounds of HTTP requests to every URL in O(url) or O(urls), O(interval)
+    seconds apart, and reports each answer's status, latency and error.
+  - A probe succeeds when the status is O(expect_status) and every JMESPath assertion in
+    O(json_query) holds on the JSON body. The endpoints are RV(healthy) when the share of
+    successful probes, RV(success_ratio), is at least O(min_success_ratio).
+  - A target that is down is a result, not a module failure. Connection refused, timeouts,
+    HTTP error statuses and bodies that are not JSON all become probes with
+    RV(probes[].ok=false) and an RV(probes[].error). The module fails only for bad input, or
+    when O(fail_on_unhealthy=true) and the endpoints are not healthy.
+  - The module only reads, so it also probes in check mode.
+  - Uses the Python standard library (urllib) on the managed host.
+author:
+  - SRE incident team (@sre-incident)
+extends_documentation_fragment:
+  - sre.incident.attributes
+attributes:
+  check_mode:
+    support: full
+    details: The module never changes anything, so it runs its probes in check mode too.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  platform:
+    platforms: posix
+options:
+  url:
+    description:
+      - One URL to probe, with scheme V(http) or V(https) and a host.
+      - Exactly one of O(url) and O(urls) is required.
+    type: str
+  urls:
+    description:
+      - Several URLs to probe; every round probes each of them once, in order.
+      - Exactly one of O(url) and O(urls) is required.
+    type: list
+    elements: str
+  count:
+    description: Number of probe rounds. Must be at least V(1).
+    type: int
+    default: 3
+  interval:
+    description: Seconds to wait between two rounds (not after the last one).
+    type: float
+    default: 0.5
+  timeout:
+    description: Seconds each request may take, to connect and to read the answer. Must be more than V(0).
+    type: float
+    default: 2
+  method:
+    description: HTTP method of the probes. V(POST) sends an empty body.
+    type: str
+    choices: [GET, POST, HEAD]
+    default: GET
+  expect_status:
+    description: The HTTP status a successful probe answers with.
+    type: int
+    default: 200
+  json_query:
+    description:
+      - JMESPath expressions that must all be true on the JSON body of a successful probe,
+        for example V(length(recommendations\) > `5`) or V(status == 'ok').
+      - Truth follows JMESPath, where V(false), V(null), and an empty string, list or object
+        are false and every number, including V(0), is true.
+      - A body that is not JSON fails every assertion. Needs the C(jmespath) Python library
+        on the managed host.
+    type: list
+    elements: str
+    default: []
+  min_success_ratio:
+    description:
+      - Share of successful probes, between V(0) and V(1), at or above which the endpoints are
+        RV(healthy). V(1) means every probe must succeed; V(0.8) tolerates one failure in five.
+    type: float
+    default: 1.0
+  fail_on_unhealthy:
+    description:
+      - Fail the task when the endpoints are not RV(healthy).
+      - With the default V(false) the task succeeds and the playbook decides from RV(healthy).
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - Keep probing, round after round of O(count) probes, until the endpoints are
+        RV(healthy) or this many seconds have passed. Use it to wait for a service to come
+        back instead of a fixed sleep.
+      - V(0) probes one round of O(count) probes and returns.
+    type: float
+    default: 0
+requirements:
+  - jmespath (only when O(json_query) is used)
+notes:
+  - Latency is the time from sending the request to having read the body, in milliseconds.
+    RV(latency_ms) summarises only the probes that got an HTTP answer (of any status), so a
+    refused connection does not look fast. Percentiles use the nearest-rank method.
+seealso:
+  - module: sre.incident.compose_service
+"""
+
+EXAMPLES = r"""
+- name: Is the recommendation service healthy?
+  sre.incident.health_check:
+    url: http://127.0.0.1:3000/health
+  register: health
+
+- name: Recommendations come back with more than five items, four probes out of five suffice
+  sre.incident.health_check:
+    urls:
+      - http://127.0.0.1:3000/api/recommendations/user-1
+      - http://127.0.0.1:3000/api/recommendations/user-2
+    count: 5
+    interval: 1
+    timeout: 2
+    json_query:
+      - length(recommendations) > `5`
+    min_success_ratio: 0.8
+  register: recs
+
+- name: Stop here if the edge does not answer
+  sre.incident.health_check:
+    url: http://127.0.0.1:8080/health
+    count: 3
+    fail_on_unhealthy: true
+
+- name: Report the p95 latency
+  ansible.builtin.debug:
+    msg: "p95 {{ recs.latency_ms.p95 }} ms, healthy={{ recs.healthy }}"
+"""
+
+RETURN = r"""
+healthy:
+  description: Whether RV(success_ratio) is at least O(min_success_ratio).
+  returned: success
+  type: bool
+  sample: true
+success_ratio:
+  description: Successful probes divided by all probes, between V(0) and V(1).
+  returned: success
+  type: float
+  sample: 0.8
+urls:
+  description: The URLs probed, in order.
+  returned: success
+  type: list
+  elements: str
+  sample: [http://127.0.0.1:3000/health]
+probes:
+  description: Every probe, in the order they were sent.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    url:
+      description: The URL probed.
+      type: str
+      returned: always
+      sample: http://127.0.0.1:3000/health
+    round:
+      description: The round this probe belongs to, from V(1) to O(count).
+      type: int
+      returned: always
+      sample: 1
+    status:
+      description: The HTTP status, or V(null) when no answer came.
+      type: int
+      returned: always
+      sample: 200
+    ok:
+      description: The status was O(expect_status) and every O(json_query) assertion held.
+      type: bool
+      returned: always
+      sample: true
+    latency_ms:
+      description: Milliseconds until the answer was read, or V(null) when no answer came.
+      type: float
+      returned: always
+      sample: 12.408
+    elapsed_ms:
+      description: Milliseconds the probe took, also when no answer came (for example a timeout).
+      type: float
+      returned: always
+      sample: 12.408
+    error:
+      description: Why the probe failed (V(connection refused), V(timed out), a status mismatch, a failed assertion), or V(null).
+      type: str
+      returned: always
+      sample: status 503, expected 200
+    body_json:
+      description: The answer's body parsed as JSON, or V(null) when it is not JSON.
+      type: raw
+      returned: always
+      sample: {"status": "ok"}
+    failed_assertions:
+      description: The O(json_query) expressions that did not hold for this probe.
+      type: list
+      elements: str
+      returned: always
+      sample: ["length(recommendations) > `5`"]
+latency_ms:
+  description:
+    - Latency summary in milliseconds over the probes that got an HTTP answer of any status.
+    - All values are V(null) when no probe got an answer.
+  returned: success
+  type: dict
+  contains:
+    min:
+      description: Fastest answer.
+      type: float
+      returned: always
+      sample: 3.1
+    p50:
+      description: Median (nearest rank).
+      type: float
+      returned: always
+      sample: 4.2
+    p95:
+      description: 95th percentile (nearest rank).
+      type: float
+      returned: always
+      sample: 9.7
+    max:
+      description: Slowest answer.
+      type: float
+      returned: always
+      sample: 9.7
+    samples:
+      description: Number of probes the summary is computed from.
+      type: int
+      returned: always
+      sample: 3
+  sample: {"min": 3.1, "p50": 4.2, "p95": 9.7, "max": 9.7, "samples": 3}
+by_url:
+  description: Per URL, the number of probes, successful probes, success ratio and latency summary.
+  returned: success
+  type: dict
+  sample:
+    "http://127.0.0.1:3000/health":
+      total: 3
+      ok: 3
+      success_ratio: 1.0
+      latency_ms: {"min": 3.1, "p50": 4.2, "p95": 9.7, "max": 9.7, "samples": 3}
+attempts:
+  description: Rounds of probing done; more than 1 only with O(wait_timeout).
+  returned: success
+  type: int
+  sample: 1
+waited:
+  description: Seconds spent probing, including the waits between rounds.
+  returned: success
+  type: float
+  sample: 1.52
+min_success_ratio:
+  description: The threshold applied, O(min_success_ratio).
+  returned: success
+  type: float
+  sample: 1.0
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sre.incident.plugins.module_utils import _http
+
+
+def argument_spec():
+    return dict(
+        url=dict(type="str"),
+        urls=dict(type="list", elements="str"),
+        count=dict(type="int", default=3),
+        interval=dict(type="float", default=0.5),
+        timeout=dict(type="float", default=2.0),
+        method=dict(type="str", default="GET", choices=["GET", "POST", "HEAD"]),
+        expect_status=dict(type="int", default=200),
+        json_query=dict(type="list", elements="str", default=[]),
+        min_success_ratio=dict(type="float", default=1.0),
+        fail_on_unhealthy=dict(type="bool", default=False),
+        wait_timeout=dict(type="float", default=0),
+    )
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        required_one_of=[("url", "urls")],
+        mutually_exclusive=[("url", "urls")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p["json_query"] and not _http.HAS_JMESPATH:
+        module.fail_json(msg=missing_required_lib("jmespath"), exception=str(_http.JMESPATH_IMPORT_ERROR))
+    urls = [p["url"]] if p["url"] is not None else p["urls"]
+    try:
+        result = _http.wait_healthy(
+            urls, p["wait_timeout"], count=p["count"], interval=p["interval"], timeout=p["timeout"], method=p["method"],
+            expect_status=p["expect_status"], json_queries=p["json_query"],
+            min_success_ratio=p["min_success_ratio"],
+        )
+    except (ValueError, _http.MissingJmespath) as exc:
+        module.fail_json(msg=str(exc), changed=False)
+
+    if p["fail_on_unhealthy"] and not result["healthy"]:
+        errors = sorted({pr["error"] for pr in result["probes"] if pr["error"]})
+        module.fail_json(
+            msg="unhealthy: success ratio %s is below %s; errors: %s"
+                % (result["success_ratio"], p["min_success_ratio"], "; ".join(errors) or "none"),
+            changed=False, **result
+        )
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,355 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: incident
+short_description: Open, extend, tick, close and read the incident record
+version_added: 0.1.0
+description:
+  - Keeps the incident record of the runbook (SPEC SEV-3, P0-10) as an append-only event log,
+    one directory per incident, C(<incident_dir>/<id>/events.jsonl), one JSON object per line.
+  - The current state of the incident (severity, status, outcome, SLA deadlines and whether they
+    were met, the P0 response and recovery checklists with their tick times, the recovery-ladder
+    rungs tried, the active degraded mode) is always computed by replaying the events; nothing is
+    ever rewritten.
+  - Appends are safe when several forks write at once (C(O_APPEND), C(flock), one write per line,
+    C(fsync)). A torn or unparseable line is never dropped silently; it is reported in
+    RV(corrupt_lines) with its line number.
+  - "The record lives on the B(controller). Roles run this module with C(delegate_to: localhost)
+    (and usually C(run_once: true)), so O(incident_dir) is a path on the controller."
+  - The module uses the Python standard library only.
+author:
+  - SRE incident team (@sre-incident)
+extends_documentation_fragment:
+  - sre.incident.attributes
+options:
+  state:
+    description:
+      - V(opened) creates the incident (the C(opened) event). With O(id) given and already
+        recorded, returns the existing incident unchanged.
+      - V(event) appends a free event (O(stage), O(text), O(owner), O(data)). If O(severity) is
+        given and differs from the current one, a C(reclassified) event is written instead and the
+        deadlines follow the new severity.
+      - V(tick) ticks checklist O(items); an item already ticked is left alone (no new event).
+      - V(closed) closes the incident with O(outcome); closing again with the same outcome
+        changes nothing, with another outcome appends a new C(closed) event.
+      - V(present) only reads the record.
+    type: str
+    choices: [opened, event, tick, closed, present]
+    default: present
+  incident_dir:
+    description:
+      - Directory holding one sub-directory per incident, on the controller.
+      - A relative path is relative to the current directory of the C(ansible-playbook) process.
+      - Under AWX the controller (execution environment) is thrown away after the job, so point
+        this at a lasting place (a mounted volume) and hand the id on with C(set_stats) (see
+        RV(stats)).
+      - Falls back to the environment variable E(SRE_INCIDENT_DIR).
+    type: path
+    default: incidents
+  id:
+    description:
+      - The incident id, a safe file name (letters, digits, C(.), C(_), C(-)).
+      - Required for every O(state) except V(opened), where a new id like
+        C(INC-20261127-013045-p0-recommendation-service-3f9a) is generated when it is omitted.
+    type: str
+  service:
+    description: The affected service. Required for O(state=opened).
+    type: str
+  severity:
+    description:
+      - The severity. Required for O(state=opened).
+      - With O(state=event), a different value reclassifies the incident.
+    type: str
+    choices: [P0, P1, P2, P3]
+  commander:
+    description: The incident commander (O(state=opened)).
+    type: str
+  war_room:
+    description: The war-room link (O(state=opened)).
+    type: str
+  oncall:
+    description: Who was on call when the incident opened, as computed by the on-call logic (O(state=opened)).
+    type: dict
+  impact:
+    description: "The impact scope, for example C({users_affected: all, features: [recommendations]}) (O(state=opened))."
+    type: dict
+  sla:
+    description:
+      - "SLA overrides in seconds per severity, replacing the runbook's defaults kind by kind,
+        for example C({P0: {respond: 300, resolve: 1800}}). A value of V(null) removes that SLA."
+      - Defaults (SPEC SEV-3) P0 respond 5 min / resolve 30 min; P1 15 min / 2 h;
+        P2 24 h / 1 week; P3 no SLA.
+    type: dict
+  detected_at:
+    description: When the incident was detected, ISO 8601 (UTC if no offset). Defaults to now.
+    type: str
+  started_at:
+    description:
+      - When the incident started, ISO 8601. The SLA deadlines run from here. Defaults to O(detected_at).
+    type: str
+  responded_at:
+    description:
+      - With O(state=closed), when the incident was first responded to, if that happened outside the automation.
+      - The response time of the record is the B(earliest) of the first tick of C(response_started),
+        this value and the first close of the incident (closing is the latest possible response).
+    type: str
+  stage:
+    description: The runbook stage the event belongs to (usually the role name, for example V(recover)).
+    type: str
+  text:
+    description: What happened, in one line. Required for O(state=event) unless reclassifying.
+    type: str
+  event_type:
+    description:
+      - The C(type) of the event written by O(state=event), for example V(event) or V(note).
+      - The types C(opened), C(tick), C(closed) and C(reclassified) are written by their own states only.
+    type: str
+    default: event
+  owner:
+    description: Who did it. Defaults to the controller's E(USER), else V(automation).
+    type: str
+  host:
+    description: The managed host the event concerns (usually C(inventory_hostname)).
+    type: str
+  data:
+    description:
+      - Free structured data stored with the event.
+      - A key C(rung) marks a recovery-ladder rung tried (replayed into C(rungs) and C(last_rung));
+        a key C(degraded_mode) marks the degraded mode now active (V(null) or V(none) when back to normal).
+    type: dict
+  items:
+    description:
+      - Checklist keys to tick (O(state=tick)).
+      - "P0 response checklist: C(detect_confirmed) (t+0), C(response_started) (t+2 min),
+        C(quick_diagnosis) (t+5 min), C(first_fix) (t+8 min), C(recovery_verified) (t+20 min),
+        C(rca_started) (t+30 min), C(permanent_fix) (t+1-4 h), C(postmortem) (t+24 h)."
+      - "Recovery checklist: C(health_200), C(recommendations_returned), C(several_users_ok),
+        C(latency_under_500ms), C(no_new_errors), C(resources_normal), C(watch_every_minute),
+        C(error_rate_no_rebound), C(notify_management), C(notify_users), C(notify_teams)."
+      - An unknown key fails, naming it, before anything is written.
+    type: list
+    elements: str
+  values:
+    description: Optional value per ticked item (for example a measured latency), keyed by item.
+    type: dict
+  outcome:
+    description:
+      - How the incident ended (O(state=closed)).
+      - V(resolved), V(mitigated) and V(false_alarm) count as resolving it for the resolve SLA;
+        V(degraded), V(escalated) and V(failed) leave the resolve deadline missed.
+    type: str
+    choices: [resolved, mitigated, degraded, escalated, false_alarm, failed]
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Nothing is written; C(changed), RV(incident) and the diff show what would be.
+      - In check mode a record that does not exist (opened by an earlier task of the same dry run,
+        which wrote nothing) does not fail O(state=event), V(tick), V(closed) or V(present); the input is
+        still validated, RV(incident) is V(null) and a warning says so.
+  diff_mode:
+    support: full
+    description: Before and after of the status, severity, outcome, ticked items and event count.
+  idempotent:
+    support: partial
+    description:
+      - O(state=opened) with an existing O(id), ticking ticked items and closing with the same
+        outcome change nothing.
+      - O(state=event) always appends (an event is something that happened again).
+  platform:
+    platforms: posix
+    description: "Runs on the controller (C(delegate_to: localhost))."
+notes:
+  - The C(sre.incident.timeline) callback plugin watches for the RV(sre_incident_record) key this
+    module returns and from then on appends every role's start and end and every failed task to the record.
+seealso:
+  - module: sre.incident.lease
+  - plugin: sre.incident.timeline
+    plugin_type: callback
+"""
+
+EXAMPLES = r"""
+- name: Open a P0 incident on the controller
+  sre.incident.incident:
+    state: opened
+    incident_dir: "{{ playbook_dir }}/../incidents"
+    service: recommendation-service
+    severity: P0
+    commander: "@incident-commander"
+    war_room: https://meet.example.invalid/p0
+    impact:
+      users_affected: all
+      features: [recommendations]
+  delegate_to: localhost
+  run_once: true
+  register: incident_opened
+
+- name: Hand the incident on to later AWX jobs
+  ansible.builtin.set_stats:
+    data: "{{ incident_opened.stats }}"
+
+- name: Tick the response items of the P0 checklist
+  sre.incident.incident:
+    state: tick
+    id: "{{ incident_opened.id }}"
+    items: [detect_confirmed, response_started]
+    values:
+      detect_confirmed: app-side failure, all users
+  delegate_to: localhost
+  run_once: true
+
+- name: Record the first rung of the recovery ladder
+  sre.incident.incident:
+    state: event
+    id: "{{ incident_opened.id }}"
+    stage: recover
+    text: restart recommendation-service
+    host: "{{ inventory_hostname }}"
+    data:
+      rung: 1
+      result: ok
+  delegate_to: localhost
+
+- name: Close it
+  sre.incident.incident:
+    state: closed
+    id: "{{ incident_opened.id }}"
+    outcome: resolved
+  delegate_to: localhost
+  run_once: true
+  register: incident_closed
+
+- name: Show the SLA result
+  ansible.builtin.debug:
+    msg: "respond {{ incident_closed.incident.sla_status.respond }}, resolve {{ incident_closed.incident.sla_status.resolve }}"
+"""
+
+RETURN = r"""
+id:
+  description: The incident id.
+  returned: always
+  type: str
+  sample: INC-20261127-013045-p0-recommendation-service-3f9a
+record_dir:
+  description: Absolute path of the incident's directory on the controller.
+  returned: always
+  type: str
+  sample: /srv/incidents/INC-20261127-013045-p0-recommendation-service-3f9a
+events_path:
+  description: Absolute path of the event log.
+  returned: always
+  type: str
+  sample: /srv/incidents/INC-20261127-013045-p0-recommendation-service-3f9a/events.jsonl
+incident:
+  description:
+    - The replayed state of the incident (after the change; in check mode, as it would be;
+      V(null) in check mode when the record does not exist yet).
+    - "Keys: C(id service severity started_at detected_at commander war_room oncall impact sla
+      deadlines opened_at status outcome closed_at responded_at resolved_at sla_status time_left
+      checklists ticked rungs last_rung degraded_mode degraded_history severity_history events
+      event_count corrupt_lines)."
+    - C(sla_status.respond) and C(sla_status.resolve) are V(met), V(missed), V(open) or V(none) (no SLA).
+    - C(checklists) maps V(p0_response) and V(recovery) to their items, each with C(key mark text due
+      done ts value owner on_time).
+  returned: always
+  type: dict
+  sample:
+    id: INC-20261127-013045-p0-recommendation-service-3f9a
+    severity: P0
+    status: closed
+    outcome: resolved
+    deadlines: {respond: "2026-11-27T01:35:45.000Z", resolve: "2026-11-27T02:00:45.000Z"}
+    sla_status: {respond: met, resolve: met}
+    last_rung: 1
+    degraded_mode: null
+appended:
+  description: The events written by this call (would be written, in check mode).
+  returned: always
+  type: list
+  elements: dict
+corrupt_lines:
+  description: Lines of the event log that could not be read, with line number, error and the start of the text.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{line: 7, error: "torn last line, no newline: not valid JSON", text: '{"seq": 7, "ts": "2026-'}]
+stats:
+  description: The hand-off for C(ansible.builtin.set_stats) (AWX workflows).
+  returned: always
+  type: dict
+  sample: {incident_id: INC-20261127-013045-p0-recommendation-service-3f9a, incident_dir: /srv/incidents,
+           record_dir: /srv/incidents/INC-20261127-013045-p0-recommendation-service-3f9a, severity: P0}
+sre_incident_record:
+  description: Where the record is; the C(sre.incident.timeline) callback starts recording when it sees this key.
+  returned: always
+  type: dict
+  sample: {id: INC-20261127-013045-p0-recommendation-service-3f9a, incident_dir: /srv/incidents,
+           record_dir: /srv/incidents/INC-20261127-013045-p0-recommendation-service-3f9a,
+           events_path: /srv/incidents/INC-20261127-013045-p0-recommendation-service-3f9a/events.jsonl}
+"""
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+
+from ansible_collections.sre.incident.plugins.module_utils._record import OUTCOMES, STATES, RecordError, run
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type="str", choices=list(STATES), default="present"),
+            incident_dir=dict(type="path", default="incidents", fallback=(env_fallback, ["SRE_INCIDENT_DIR"])),
+            id=dict(type="str"),
+            service=dict(type="str"),
+            severity=dict(type="str", choices=["P0", "P1", "P2", "P3"]),
+            commander=dict(type="str"),
+            war_room=dict(type="str"),
+            oncall=dict(type="dict"),
+            impact=dict(type="dict"),
+            sla=dict(type="dict"),
+            detected_at=dict(type="str"),
+            started_at=dict(type="str"),
+            responded_at=dict(type="str"),
+            stage=dict(type="str"),
+            text=dict(type="str"),
+            event_type=dict(type="str", default="event"),
+            owner=dict(type="str"),
+            host=dict(type="str"),
+            data=dict(type="dict"),
+            items=dict(type="list", elements="str"),
+            values=dict(type="dict"),
+            outcome=dict(type="str", choices=list(OUTCOMES)),
+        ),
+        required_if=[
+            ("state", "opened", ("service", "severity")),
+            ("state", "event", ("id",)),
+            ("state", "tick", ("id", "items")),
+            ("state", "closed", ("id", "outcome")),
+            ("state", "present", ("id",)),
+        ],
+        supports_check_mode=True,
+    )
+    try:
+        result = run(module.params, check_mode=module.check_mode)
+    except RecordError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="incident record in %s: %s" % (module.params["incident_dir"], exc))
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if result["corrupt_lines"]:
+        module.warn("%s has %d unreadable line(s): %s" % (
+            result["events_path"], len(result["corrupt_lines"]),
+            ", ".join(str(c["line"]) for c in result["corrupt_lines"])))
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: lease
+short_description: One responder at a time on a stack (the recovery lease and circuit breaker)
+version_added: 0.1.0
+description:
+  - Takes, renews, releases or reads the recovery lease of a stack on the managed host, so that two
+    recoveries never act on the same stack at once (SPEC "Everywhere").
+  - The lease is the file C(lease.json) in O(state_dir) with C(owner), C(incident_id), C(acquired_at),
+    C(expires_at) and C(host). It is read, checked and written while C(lease.lock) in the same
+    directory is held with C(flock), and written through a temporary file and C(os.replace), so it
+    is never seen half-written.
+  - A lease expires after O(ttl) seconds, so a responder that died does not block the stack for ever.
+  - Also keeps the history of the circuit breaker, C(ladder_runs.jsonl) in O(state_dir), one line per
+    recovery-ladder run (see O(record_run)). Every call returns RV(recent_runs) and RV(breaker_open),
+    and the playbook decides to stop automating when the breaker is open.
+  - Take the lease in a C(block) and release it in its C(always) section.
+author:
+  - SRE incident team (@sre-incident)
+extends_documentation_fragment:
+  - sre.incident.attributes
+options:
+  state:
+    description:
+      - V(acquired) takes the lease. When it is free or expired it is taken (an expired holder is
+        returned in RV(taken_over)); when this O(incident_id) already holds it, it is renewed (its
+        expiry moves to now + O(ttl)); when another incident holds it and it has not expired, the task
+        fails at once, naming the holder (owner, incident, acquired, expires).
+      - V(released) gives the lease back, only if O(incident_id) holds it. Otherwise nothing changes
+        and a warning names the real holder.
+      - V(present) only reads the lease and the breaker.
+    type: str
+    choices: [acquired, released, present]
+    default: present
+  state_dir:
+    description:
+      - Absolute directory on the managed host for the lease and the run history, one per stack,
+        for example C(/var/lib/sre-incident/recsys).
+      - Created with mode C(0700) by O(state=acquired) when missing.
+    type: path
+    required: true
+  incident_id:
+    description: The incident taking or releasing the lease. Required for V(acquired) and V(released).
+    type: str
+  owner:
+    description: Who holds the lease (shown to anyone refused). Defaults to E(USER) on the host, else V(automation).
+    type: str
+  host:
+    description: Name recorded in the lease as the holder's host. Defaults to the managed host's hostname.
+    type: str
+  ttl:
+    description: Seconds the lease lasts from when it is taken or renewed.
+    type: int
+    default: 1800
+  record_run:
+    description:
+      - With O(state=released), append C({ts, incident_id, outcome}) to C(ladder_runs.jsonl) when this
+        call releases this incident's lease. Releasing again (the lease is already gone) records nothing,
+        so a re-run does not count twice.
+    type: bool
+    default: false
+  outcome:
+    description: The outcome stored with the run (O(record_run)), for example V(resolved) or V(failed).
+    type: str
+  breaker_window:
+    description: Seconds back from now in which ladder runs count for RV(recent_runs).
+    type: int
+    default: 3600
+  breaker_max_runs:
+    description: RV(breaker_open) is true when RV(recent_runs) reaches this number.
+    type: int
+    default: 3
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is written and no directory is created; C(changed), RV(lease) and the diff show what would be.
+  diff_mode:
+    support: full
+    description: The holder before and after.
+  idempotent:
+    support: partial
+    description:
+      - Releasing twice changes nothing. Re-acquiring by the holding incident renews the lease; that
+        moves the expiry, so it reports C(changed) (the lease file did change).
+  platform:
+    platforms: posix
+notes:
+  - C(changed) is computed from the lease file read before and after, never assumed.
+seealso:
+  - module: sre.incident.incident
+"""
+
+EXAMPLES = r"""
+- name: Recover the stack while holding the lease
+  block:
+    - name: Take the recovery lease
+      sre.incident.lease:
+        state: acquired
+        state_dir: /var/lib/sre-incident/recsys
+        incident_id: "{{ incident_id }}"
+        owner: "{{ lookup('ansible.builtin.env', 'USER') | default('automation', true) }}"
+        ttl: 1800
+      register: recover_lease
+
+    - name: Record a takeover of an expired lease
+      sre.incident.incident:
+        state: event
+        id: "{{ incident_id }}"
+        stage: recover
+        text: "took over an expired lease of {{ recover_lease.taken_over.incident_id }}"
+        data:
+          taken_over: "{{ recover_lease.taken_over }}"
+      delegate_to: localhost
+      when: recover_lease.taken_over
+
+    - name: Stop when the circuit breaker is open
+      ansible.builtin.fail:
+        msg: "{{ recover_lease.recent_runs }} ladder runs within the hour: call a human"
+      when: recover_lease.breaker_open
+  always:
+    - name: Give the lease back and count the ladder run
+      sre.incident.lease:
+        state: released
+        state_dir: /var/lib/sre-incident/recsys
+        incident_id: "{{ incident_id }}"
+        record_run: true
+        outcome: "{{ recover_outcome | default('unknown') }}"
+"""
+
+RETURN = r"""
+lease:
+  description: The lease after the call (what it would be in check mode), or V(null) when nobody holds it.
+  returned: always
+  type: dict
+  sample: {owner: alice, incident_id: INC-20261127-013045-p0-recommendation-service-3f9a,
+           acquired_at: "2026-11-27T01:31:00.000Z", expires_at: "2026-11-27T02:01:00.000Z", host: web1}
+held:
+  description: Whether somebody holds the lease after the call.
+  returned: always
+  type: bool
+held_by_us:
+  description: Whether O(incident_id) holds the lease after the call.
+  returned: always
+  type: bool
+taken_over:
+  description: The expired lease that was taken over by O(state=acquired), else V(null). Record it in the incident.
+  returned: always
+  type: dict
+run_recorded:
+  description: The ladder run appended by O(record_run), else V(null).
+  returned: always
+  type: dict
+  sample: {ts: "2026-11-27T01:58:00.000Z", incident_id: INC-20261127-013045-p0-recommendation-service-3f9a, outcome: resolved}
+expires_in:
+  description: Seconds until the lease expires, or V(null) when none is held.
+  returned: always
+  type: float
+recent_runs:
+  description: Ladder runs recorded within O(breaker_window) seconds before now.
+  returned: always
+  type: int
+  sample: 1
+breaker_open:
+  description: True when RV(recent_runs) >= O(breaker_max_runs).
+  returned: always
+  type: bool
+runs_corrupt_lines:
+  description: Line numbers of C(ladder_runs.jsonl) that could not be read (not counted).
+  returned: always
+  type: list
+  elements: int
+lease_path:
+  description: Path of the lease file on the managed host.
+  returned: always
+  type: str
+runs_path:
+  description: Path of the ladder-run history on the managed host.
+  returned: always
+  type: str
+holder:
+  description: On refusal only, the lease that blocks this incident.
+  returned: failure
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sre.incident.plugins.module_utils._lease import STATES, LeaseError, run
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state=dict(type="str", choices=list(STATES), default="present"),
+            state_dir=dict(type="path", required=True),
+            incident_id=dict(type="str"),
+            owner=dict(type="str"),
+            host=dict(type="str"),
+            ttl=dict(type="int", default=1800),
+            record_run=dict(type="bool", default=False),
+            outcome=dict(type="str"),
+            breaker_window=dict(type="int", default=3600),
+            breaker_max_runs=dict(type="int", default=3),
+        ),
+        required_if=[("state", "acquired", ("incident_id",)), ("state", "released", ("incident_id",))],
+        supports_check_mode=True,
+    )
+    try:
+        result, warnings = run(module.params, check_mode=module.check_mode)
+    except LeaseError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    except OSError as exc:
+        module.fail_json(msg="lease in %s: %s" % (module.params["state_dir"], exc))
+    for warning in warnings:
+        module.warn(warning)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Integration tests: the real reference stack on the real Docker engine.
+
+Every test starts from a healthy stack (the ``stack`` fixture puts it back after each test),
+breaks it for real, runs the real playbook, and reads the real state afterwards.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import docker
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".venv" / "bin"
+PROJECT = "recsys"
+SERVICE = "recommendation-service"
+BASE_URL = "http://127.0.0.1:3000"
+SAMPLE_USERS = [f"user-{i}" for i in range(1, 6)]
+
+
+def local_stack():
+    """incident_stack of inventories/local with its template resolved (for -e overrides)."""
+    path = ROOT / "inventories/local/group_vars/recsys/stack.yml"
+    stack = yaml.safe_load(path.read_text())["incident_stack"]
+    stack["project_dir"] = str(ROOT / "examples/recommendation-stack")
+    return stack
+
+
+def run_playbook(playbook, *args, extra_vars=None, check=False, inventory="inventories/local",
+                 timeout=600, env=None):
+    cmd = [str(VENV_BIN / "ansible-playbook"), f"playbooks/{playbook}", "-i", inventory]
+    if check:
+        cmd.append("--check")
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    cmd += list(args)
+    full_env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                    ANSIBLE_FORCE_COLOR="0", PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
+    full_env.update(env or {})
+    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    proc.output = proc.stdout + proc.stderr
+    return proc
+
+
+def http_get(path, base=BASE_URL, timeout=3):
+    """(status, parsed JSON or None); status 0 when nothing answers."""
+    try:
+        with urllib.request.urlopen(base + path, timeout=timeout) as resp:
+            body = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        body, status = exc.read(), exc.code
+    except (urllib.error.URLError, OSError):
+        return 0, None
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, None
+
+
+def wait_for(check, timeout=60, interval=0.25):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+class Stack:
+    """Reads and breaks the real stack through the Docker engine."""
+
+    def __init__(self):
+        self.client = docker.from_env(timeout=60)
+
+    def containers(self, service=None):
+        labels = [f"com.docker.compose.project={PROJECT}"]
+        if service:
+            labels.append(f"com.docker.compose.service={service}")
+        return self.client.containers.list(all=True, filters={"label": labels})
+
+    def container(self, service=SERVICE):
+        found = self.containers(service)
+        return found[0] if found else None
+
+    def state(self, service=SERVICE):
+        c = self.container(service)
+        if c is None:
+            return None
+        c.reload()
+        return c.attrs["State"]
+
+    def started_at(self):
+        return {c.name: c.attrs["State"]["StartedAt"] for c in self.containers()}
+
+    def service_answers(self):
+        status, _ = http_get("/health")
+        if status != 200:
+            return False
+        for user in SAMPLE_USERS:
+            status, body = http_get(f"/api/recommendations/{user}?limit=10")
+            if status != 200 or not body or len(body.get("recommendations", [])) <= 5:
+                return False
+        return True
+
+    def healthy(self):
+        cs = self.containers()
+        wanted = [c for c in cs if c.labels.get("com.docker.compose.service") != f"{SERVICE}-standby"]
+        return bool(wanted) and all(
+            c.attrs["State"].get("Health", {}).get("Status") == "healthy" for c in wanted)
+
+    def restore(self):
+        """Put the stack back to healthy, whatever a test did to it."""
+        for c in self.containers():
+            if c.status == "paused":
+                c.unpause()
+        subprocess.run(["bash", str(ROOT / "scripts/stack.sh"), "up"], check=True,
+                       capture_output=True, text=True, timeout=300)
+        assert wait_for(self.service_answers, timeout=60), "stack did not come back"
+
+
+@pytest.fixture(scope="session")
+def stack_session():
+    s = Stack()
+    s.restore()
+    return s
+
+
+@pytest.fixture
+def stack(stack_session):
+    """A healthy stack for the test; put back afterwards."""
+    if not (stack_session.healthy() and stack_session.service_answers()):
+        stack_session.restore()
+    yield stack_session
+    if not (stack_session.healthy() and stack_session.service_answers()):
+        stack_session.restore()

@@ -1,0 +1,222 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The timeline callback driven with small fake task / result / play objects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.sre.incident.plugins.callback import timeline
+from ansible_collections.sre.incident.plugins.module_utils import _record as rec
+
+SECRET = "hunter2-s3cr3t"
+
+
+class FakeRole:
+    def __init__(self, name):
+        self.name = name
+
+    def get_name(self, include_role_fqcn=True):
+        return ("sre.incident." + self.name) if include_role_fqcn else self.name
+
+
+class FakeTask:
+    def __init__(self, name, role=None, action="ansible.builtin.command", no_log=False):
+        self.name = name
+        self._role = FakeRole(role) if role else None
+        self.action = action
+        self.no_log = no_log
+        self.args = {"password": SECRET}
+
+    def get_name(self):
+        return self.name
+
+
+class FakeHost:
+    def __init__(self, name):
+        self.name = name
+
+    def get_name(self):
+        return self.name
+
+
+class FakeResult:
+    def __init__(self, host, task, payload):
+        self.host = FakeHost(host)
+        self.task = task
+        self.result = payload
+
+
+class FakeVariableManager:
+    def __init__(self, extra):
+        self.extra_vars = extra
+
+
+class FakePlay:
+    def __init__(self, name="p0", hosts=("web1", "web2"), extra=None, play_vars=None):
+        self.name = name
+        self.hosts = list(hosts)
+        self._vm = FakeVariableManager(extra or {})
+        self._vars = play_vars or {}
+
+    def get_name(self):
+        return self.name
+
+    def get_variable_manager(self):
+        return self._vm
+
+    def get_vars(self):
+        return self._vars
+
+
+class Display:
+    def __init__(self):
+        self.warnings = []
+        self.verbosity = 0
+
+    def warning(self, msg):
+        self.warnings.append(msg)
+
+    def vvv(self, msg):
+        pass
+
+    def vvvv(self, msg):
+        pass
+
+
+@pytest.fixture
+def record(tmp_path):
+    res = rec.run({"state": "opened", "incident_dir": str(tmp_path), "service": "recommendation-service",
+                   "severity": "P0"})
+    return res
+
+
+@pytest.fixture
+def cb():
+    return timeline.CallbackModule(display=Display())
+
+
+def _events(record):
+    events, corrupt = rec.read_events(record["events_path"])
+    assert corrupt == []
+    return events
+
+
+def _run_task(cb, task, host="web1", failed=False, payload=None, ignore_errors=False):
+    cb.v2_playbook_on_task_start(task, is_conditional=False)
+    result = FakeResult(host, task, payload or {})
+    if failed:
+        cb.v2_runner_on_failed(result, ignore_errors=ignore_errors)
+    else:
+        cb.v2_runner_on_ok(result)
+
+
+def test_buffered_stage_events_are_flushed_on_activation(cb, record):
+    cb.v2_playbook_on_play_start(FakePlay())
+    _run_task(cb, FakeTask("probe health", role="detect"), host="web1")
+    _run_task(cb, FakeTask("probe health", role="detect"), host="web2")
+    _run_task(cb, FakeTask("probe recs", role="detect"), host="web1", failed=True,
+              payload={"msg": "recommendations empty for u1"})
+    assert len(_events(record)) == 1  # nothing written before the incident is active
+    assert cb.buffer
+    # the incident module's result activates the callback (task outside any role)
+    _run_task(cb, FakeTask("open incident", action="sre.incident.incident"),
+              payload={"sre_incident_record": record["sre_incident_record"]})
+    events = _events(record)
+    kinds = [(e["type"], e["stage"], e["data"].get("phase")) for e in events]
+    assert kinds == [("opened", "detect", None), ("stage", "detect", "start"), ("failure", "detect", None),
+                     ("stage", "detect", "end")]
+    start, failure, end = events[1], events[2], events[3]
+    assert start["ts"] < end["ts"] or start["ts"] == end["ts"]
+    assert end["data"]["hosts"] == ["web1", "web2"] and end["data"]["failed_tasks"] == 1
+    assert end["data"]["started_at"] == start["ts"]
+    assert failure["host"] == "web1" and failure["data"]["msg"] == "recommendations empty for u1"
+    assert cb.buffer == []
+
+    # after activation events are appended as they happen
+    _run_task(cb, FakeTask("restart", role="recover"))
+    assert [e["data"].get("phase") for e in _events(record)][-1] == "start"
+    cb.v2_playbook_on_stats(None)
+    last = _events(record)[-1]
+    assert (last["type"], last["stage"], last["data"]["phase"]) == ("stage", "recover", "end")
+
+
+def test_failed_task_recorded_without_args(cb, record):
+    cb.activate(record["id"], record["record_dir"])
+    _run_task(cb, FakeTask("restart deps", role="recover"), failed=True,
+              payload={"msg": "postgres did not come up", "rc": 1, "invocation": {"module_args": {"password": SECRET}}})
+    failure = [e for e in _events(record) if e["type"] == "failure"][0]
+    assert failure["data"] == {"task": "restart deps", "action": "ansible.builtin.command", "unreachable": False,
+                               "msg": "postgres did not come up", "rc": 1}
+    assert SECRET not in open(record["events_path"]).read()
+
+
+def test_no_log_result_is_not_recorded(cb, record):
+    cb.activate(record["id"], record["record_dir"])
+    _run_task(cb, FakeTask("login", role="recover", no_log=True), failed=True,
+              payload={"msg": "bad password %s" % SECRET})
+    _run_task(cb, FakeTask("login2", role="recover"), failed=True,
+              payload={"msg": "token %s" % SECRET, "_ansible_no_log": True})
+    text = open(record["events_path"]).read()
+    assert SECRET not in text and "bad password" not in text
+    failures = [e for e in _events(record) if e["type"] == "failure"]
+    assert [f["data"]["no_log"] for f in failures] == [True, True]
+    assert all("msg" not in f["data"] for f in failures)
+
+
+def test_ignored_failures_are_counted_not_written(cb, record):
+    cb.activate(record["id"], record["record_dir"])
+    _run_task(cb, FakeTask("optional probe", role="verify"), failed=True, payload={"msg": "meh"}, ignore_errors=True)
+    cb.v2_playbook_on_stats(None)
+    events = _events(record)
+    assert not [e for e in events if e["type"] == "failure"]
+    assert events[-1]["data"]["ignored_failures"] == 1 and events[-1]["data"]["failed_tasks"] == 0
+
+
+def test_unreachable_is_recorded(cb, record):
+    cb.activate(record["id"], record["record_dir"])
+    task = FakeTask("restart", role="recover")
+    cb.v2_playbook_on_task_start(task, is_conditional=False)
+    cb.v2_runner_on_unreachable(FakeResult("web9", task, {"msg": "ssh: connect timed out"}))
+    failure = [e for e in _events(record) if e["type"] == "failure"][0]
+    assert failure["data"]["unreachable"] is True and failure["host"] == "web9"
+
+
+def test_activation_from_extra_vars_when_resuming(cb, record, tmp_path):
+    cb.v2_playbook_on_play_start(FakePlay(extra={"incident_id": record["id"], "incident_dir": str(tmp_path)}))
+    assert cb.active
+    _run_task(cb, FakeTask("verify", role="verify"))
+    assert _events(record)[-1]["stage"] == "verify"
+
+
+def test_templated_play_vars_do_not_activate(cb, record, tmp_path):
+    cb.v2_playbook_on_play_start(FakePlay(play_vars={"incident_id": "{{ x }}", "incident_dir": str(tmp_path)}))
+    assert not cb.active
+
+
+def test_check_mode_result_without_record_keeps_buffering(cb, tmp_path):
+    cb.v2_playbook_on_play_start(FakePlay())
+    _run_task(cb, FakeTask("probe", role="detect"))
+    _run_task(cb, FakeTask("open", action="sre.incident.incident"),
+              payload={"sre_incident_record": {"id": "INC-x", "record_dir": str(tmp_path / "INC-x")}})
+    assert not cb.active and len(cb.buffer) == 2
+    cb.v2_playbook_on_stats(None)
+    assert cb.buffer == [] and list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_record_warns_once_and_never_raises(cb, record, tmp_path):
+    cb.activate(record["id"], record["record_dir"])
+    cb.events_path = str(tmp_path / "gone" / "events.jsonl")
+    _run_task(cb, FakeTask("a", role="recover"), failed=True, payload={"msg": "x"})
+    _run_task(cb, FakeTask("b", role="verify"), failed=True, payload={"msg": "y"})
+    assert len(cb._display.warnings) == 1
+
+
+def test_records_stay_parseable(cb, record):
+    cb.activate(record["id"], record["record_dir"])
+    _run_task(cb, FakeTask("t", role="detect"), failed=True, payload={"msg": "line1\nline2 \u2603 \"q\""})
+    for line in open(record["events_path"], "rb").read().splitlines():
+        json.loads(line)

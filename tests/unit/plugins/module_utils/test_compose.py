@@ -1,0 +1,433 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.sre.incident.plugins.module_utils import _compose
+from ansible_collections.sre.incident.plugins.module_utils._compose import (
+    ComposeClient,
+    container_state,
+    plan_action,
+    predict_changed,
+    predict_status,
+    target_reached,
+)
+
+
+def make_attrs(name="recsys_web_1", service="web", project="recsys", status="running", health=None,
+               healthcheck=True, exit_code=0, oneoff="False", number="1", restart_policy="no",
+               started_at="2024-01-01T00:00:00Z", config_files=None):
+    labels = {
+        "com.docker.compose.project": project,
+        "com.docker.compose.service": service,
+        "com.docker.compose.oneoff": oneoff,
+        "com.docker.compose.container-number": number,
+    }
+    if config_files:
+        labels["com.docker.compose.project.config_files"] = config_files
+    state = {
+        "Status": status, "Running": status == "running", "Paused": status == "paused",
+        "Restarting": status == "restarting", "OOMKilled": False, "Dead": False, "Pid": 1,
+        "ExitCode": exit_code, "Error": "", "StartedAt": started_at,
+        "FinishedAt": "0001-01-01T00:00:00Z",
+    }
+    if health:
+        state["Health"] = {"Status": health, "FailingStreak": 0, "Log": []}
+    config = {"Labels": labels, "Image": "recsys_web"}
+    if healthcheck:
+        config["Healthcheck"] = {"Test": ["CMD", "true"]}
+    return {
+        "Id": "0123456789abcdef0123", "Name": "/" + name, "Image": "sha256:abc", "RestartCount": 2,
+        "State": state, "Config": config, "HostConfig": {"RestartPolicy": {"Name": restart_policy}},
+    }
+
+
+# ------------------------------------------------------------------ container_state
+
+def test_container_state_plain_dict():
+    st = container_state(make_attrs(health="healthy"))
+    assert st == dict(
+        name="recsys_web_1", id="0123456789ab", project="recsys", service="web", number=1,
+        status="running", running=True, health="healthy", has_healthcheck=True, exit_code=0,
+        oom_killed=False, error=None, restart_count=2, started_at="2024-01-01T00:00:00Z",
+        finished_at="0001-01-01T00:00:00Z", image="sha256:abc", image_name="recsys_web",
+        restart_policy="no",
+    )
+
+
+def test_container_state_without_health_and_old_engine_fields():
+    attrs = make_attrs(status="exited", exit_code=137, healthcheck=False)
+    del attrs["State"]["Status"]
+    st = container_state(attrs)
+    assert st["status"] == "exited"
+    assert st["health"] == "none"
+    assert st["has_healthcheck"] is False
+    assert st["exit_code"] == 137
+    attrs = make_attrs()
+    del attrs["State"]["Status"]
+    attrs["State"]["Paused"] = True
+    assert container_state(attrs)["status"] == "paused"
+
+
+def test_container_state_disabled_healthcheck():
+    attrs = make_attrs()
+    attrs["Config"]["Healthcheck"] = {"Test": ["NONE"]}
+    assert container_state(attrs)["has_healthcheck"] is False
+
+
+def test_is_ready_and_status_text():
+    assert _compose.is_ready(container_state(make_attrs(health="healthy")))
+    assert _compose.is_ready(container_state(make_attrs(healthcheck=False)))
+    assert not _compose.is_ready(container_state(make_attrs(health="starting")))
+    assert not _compose.is_ready(container_state(make_attrs(status="exited")))
+    assert _compose.status_text(container_state(make_attrs(status="exited", exit_code=137))) == "exited(137)/none"
+    assert _compose.status_text(None) == "missing"
+
+
+# ------------------------------------------------------------------ plans
+
+@pytest.mark.parametrize("state, status, action", [
+    ("present", "exited", None),
+    ("started", "running", None),
+    ("started", "restarting", None),
+    ("started", "exited", "start"),
+    ("started", "created", "start"),
+    ("started", "paused", "unpause"),
+    ("stopped", "running", "stop"),
+    ("stopped", "paused", "stop"),
+    ("stopped", "exited", None),
+    ("restarted", "running", "restart"),
+    ("restarted", "exited", "restart"),
+    ("restarted", "paused", "unpause+restart"),
+    ("killed", "running", "kill"),
+    ("killed", "exited", None),
+    ("killed", "created", None),
+    ("killed", "paused", "kill"),
+    ("paused", "running", "pause"),
+    ("paused", "paused", None),
+    ("unpaused", "paused", "unpause"),
+    ("unpaused", "running", None),
+    ("unpaused", "exited", None),
+])
+def test_plan_action(state, status, action):
+    assert plan_action(state, status) == action
+
+
+def test_plan_kill_paused_with_other_signal_unpauses_first():
+    assert plan_action("killed", "paused", "SIGTERM") == "unpause+kill"
+    assert plan_action("killed", "paused", "9") == "kill"
+
+
+@pytest.mark.parametrize("status", ["exited", "created", "restarting"])
+def test_cannot_pause_a_stopped_container(status):
+    with pytest.raises(_compose.InvalidTransition, match=status):
+        plan_action("paused", status)
+
+
+def test_unknown_state():
+    with pytest.raises(ValueError, match="bogus"):
+        plan_action("bogus", "running")
+
+
+def test_predict_changed():
+    assert predict_changed("started", ["running", "running"]) is False
+    assert predict_changed("started", ["running", "exited"]) is True
+    assert predict_changed("stopped", ["exited"]) is False
+    assert predict_changed("restarted", ["running"]) is True
+    assert predict_changed("killed", ["exited", "created"]) is False
+    assert predict_changed("present", ["exited"]) is False
+
+
+def test_predict_status():
+    assert predict_status("started", "exited") == "running"
+    assert predict_status("killed", "running") == "exited"
+    assert predict_status("unpaused", "exited") == "exited"
+
+
+def test_target_reached():
+    running = container_state(make_attrs(healthcheck=False))
+    starting = container_state(make_attrs(health="starting"))
+    exited = container_state(make_attrs(status="exited"))
+    assert target_reached("started", None, running)
+    assert not target_reached("started", None, starting)
+    assert target_reached("stopped", running, exited)
+    assert not target_reached("killed", running, running)
+    # restart policy brought up a new process: the killed one is gone
+    reborn = container_state(make_attrs(started_at="2024-01-01T00:01:00Z"))
+    assert target_reached("killed", running, reborn)
+
+
+@pytest.mark.parametrize("given, name", [("SIGKILL", "SIGKILL"), ("kill", "SIGKILL"), ("9", "SIGKILL"),
+                                         (15, "SIGTERM"), ("sigterm", "SIGTERM"), ("HUP", "SIGHUP")])
+def test_normalize_signal(given, name):
+    assert _compose.normalize_signal(given) == name
+
+
+@pytest.mark.parametrize("bad", ["SIGFOO", "", None, "999"])
+def test_normalize_signal_rejects(bad):
+    with pytest.raises(ValueError):
+        _compose.normalize_signal(bad)
+
+
+# ------------------------------------------------------------------ compose CLI argv
+
+def test_compose_argv_prefers_v2_when_it_answers():
+    calls = []
+
+    def run_command(argv):
+        calls.append(argv)
+        return 0, "Docker Compose version v2.27.0", ""
+
+    which = {"docker": "/usr/bin/docker", "docker-compose": "/usr/bin/docker-compose"}.get
+    argv = _compose.compose_argv("recsys", "/srv/stack", ["docker-compose.yml"], run_command=run_command, which=which)
+    assert argv == ["/usr/bin/docker", "compose", "-p", "recsys", "--project-directory", "/srv/stack",
+                    "-f", "/srv/stack/docker-compose.yml"]
+    assert calls == [["/usr/bin/docker", "compose", "version"]]
+
+
+def test_compose_argv_falls_back_to_v1():
+    which = {"docker": "/usr/bin/docker", "docker-compose": "/usr/local/bin/docker-compose"}.get
+    argv = _compose.compose_argv("recsys", "/srv/stack", ["/abs/a.yml"], run_command=lambda a: (1, "", "unknown"),
+                                 which=which)
+    assert argv[:3] == ["/usr/local/bin/docker-compose", "-p", "recsys"]
+    assert argv[-2:] == ["-f", "/abs/a.yml"]
+
+
+def test_compose_cli_missing():
+    with pytest.raises(_compose.ComposeCliMissing):
+        _compose.compose_binary(run_command=lambda a: (1, "", ""), which=lambda name: None)
+
+
+def test_compose_up_down_argv():
+    seen = []
+
+    def run_command(argv):
+        seen.append(argv)
+        return 0, "", ""
+
+    which = {"docker-compose": "/usr/bin/docker-compose"}.get
+    orig = _compose.shutil.which
+    _compose.shutil.which = which
+    try:
+        res = _compose.compose_up(run_command, "recsys", "/srv", ["dc.yml"], services=["redis"])
+        assert res["cmd"][-3:] == ["up", "-d", "redis"]
+        assert res["rc"] == 0
+        res = _compose.compose_down(run_command, "recsys", "/srv", ["dc.yml"])
+        assert res["cmd"][-1] == "down"
+    finally:
+        _compose.shutil.which = orig
+
+
+def test_services_in_compose_files(tmp_path):
+    a = tmp_path / "a.yml"
+    a.write_text("services:\n  web: {image: x}\n  db: {image: y}\n")
+    b = tmp_path / "b.yml"
+    b.write_text("services:\n  standby:\n    profiles: [degraded]\n")
+    bad = tmp_path / "bad.yml"
+    bad.write_text(": : :\n")
+    assert _compose.services_in_compose_files([str(a), str(b), str(bad), str(tmp_path / "none.yml")]) == \
+        ["db", "standby", "web"]
+
+
+# ------------------------------------------------------------------ ensure_services with a fake engine
+
+class FakeContainer:
+    """Just enough of docker.models.containers.Container, with engine-like transitions."""
+
+    def __init__(self, attrs):
+        self.attrs = attrs
+        self.name = attrs["Name"].lstrip("/")
+        self.calls = []
+
+    def _set(self, status, exit_code=None, new_process=False):
+        st = self.attrs["State"]
+        st["Status"] = status
+        st["Running"] = status == "running"
+        st["Paused"] = status == "paused"
+        if exit_code is not None:
+            st["ExitCode"] = exit_code
+        if new_process:
+            st["StartedAt"] = "2024-01-01T00:%02d:00Z" % (len(self.calls),)
+            if "Health" in st:
+                st["Health"]["Status"] = "healthy"
+
+    def reload(self):
+        pass
+
+    def start(self):
+        self.calls.append("start")
+        self._set("running", new_process=True)
+
+    def stop(self, timeout=None):
+        self.calls.append(("stop", timeout))
+        self._set("exited", 143)
+
+    def restart(self, timeout=None):
+        self.calls.append(("restart", timeout))
+        self._set("running", new_process=True)
+
+    def kill(self, signal=None):
+        self.calls.append(("kill", signal))
+        self._set("exited", 137)
+
+    def pause(self):
+        self.calls.append("pause")
+        self._set("paused")
+
+    def unpause(self):
+        self.calls.append("unpause")
+        self._set("running")
+
+
+class FakeContainers:
+    def __init__(self, containers):
+        self.containers = containers
+
+    def list(self, all=True, filters=None):
+        wanted = dict(label.split("=", 1) for label in filters["label"] if "=" in label)
+        keys = [label for label in filters["label"] if "=" not in label]
+        out = []
+        for c in self.containers:
+            labels = c.attrs["Config"]["Labels"]
+            if all is False and c.attrs["State"]["Status"] != "running":
+                continue
+            if any(labels.get(k) != v for k, v in wanted.items()) or any(k not in labels for k in keys):
+                continue
+            out.append(c)
+        return out
+
+
+class FakeDocker:
+    def __init__(self, containers):
+        self.containers = FakeContainers(containers)
+
+
+@pytest.fixture
+def engine():
+    web = FakeContainer(make_attrs("recsys_web_1", "web", health="healthy"))
+    db = FakeContainer(make_attrs("recsys_db_1", "db", status="exited", exit_code=137, healthcheck=False))
+    oneoff = FakeContainer(make_attrs("recsys_web_run_1", "web", oneoff="True"))
+    other = FakeContainer(make_attrs("other_x_1", "x", project="other"))
+    return dict(web=web, db=db, oneoff=oneoff, client=ComposeClient(FakeDocker([web, db, oneoff, other])))
+
+
+def test_find_containers_ignores_oneoff_and_other_projects(engine):
+    names = [c.name for c in engine["client"].find_containers("recsys")]
+    assert names == ["recsys_db_1", "recsys_web_1"]
+    assert engine["client"].project_services("recsys") == ["db", "web"]
+    assert engine["client"].projects() == ["other", "recsys"]
+
+
+def test_unknown_project_touches_nothing(engine):
+    with pytest.raises(_compose.UnknownProject, match="'nope'.*other, recsys"):
+        _compose.ensure_services(engine["client"], "nope", ["web"], "restarted")
+
+
+def test_unknown_service_touches_nothing(engine):
+    with pytest.raises(_compose.UnknownService) as info:
+        _compose.ensure_services(engine["client"], "recsys", ["web", "cache"], "restarted")
+    assert "'cache'" in info.value.msg and "db, web" in info.value.msg
+    assert info.value.details["known_services"] == ["db", "web"]
+    assert engine["web"].calls == []
+
+
+def test_invalid_transition_touches_nothing(engine):
+    with pytest.raises(_compose.InvalidTransition, match="recsys_db_1"):
+        _compose.ensure_services(engine["client"], "recsys", ["web", "db"], "paused")
+    assert engine["web"].calls == []
+
+
+def test_missing_container_needs_compose_up(engine, tmp_path):
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text("services:\n  web: {}\n  db: {}\n  standby: {}\n")
+    engine["web"].attrs["Config"]["Labels"]["com.docker.compose.project.config_files"] = str(compose)
+    with pytest.raises(_compose.MissingContainer, match="compose up"):
+        _compose.ensure_services(engine["client"], "recsys", ["standby"], "started")
+    # stopping a service without containers is a no-op
+    res = _compose.ensure_services(engine["client"], "recsys", ["standby"], "stopped")
+    assert res["changed"] is False
+    assert res["services"]["standby"]["missing"] is True
+
+
+def test_check_mode_predicts_and_does_nothing(engine):
+    res = _compose.ensure_services(engine["client"], "recsys", ["web", "db"], "started", check_mode=True)
+    assert res["changed"] is True
+    assert res["actions"] == {"recsys_web_1": None, "recsys_db_1": "start"}
+    assert res["diff"]["before"] == {"web": "running/healthy", "db": "exited(137)/none"}
+    assert res["diff"]["after"]["db"].startswith("running/")
+    assert engine["db"].calls == [] and engine["web"].calls == []
+
+
+def test_started_acts_then_is_idempotent(engine):
+    res = _compose.ensure_services(engine["client"], "recsys", ["db", "web"], "started", interval=0.01)
+    assert res["changed"] is True
+    assert res["ready"] is True
+    assert engine["db"].calls == ["start"]
+    assert engine["web"].calls == []
+    assert {c["name"]: c["status"] for c in res["containers"]} == {"recsys_db_1": "running", "recsys_web_1": "running"}
+    res = _compose.ensure_services(engine["client"], "recsys", ["db", "web"], "started", interval=0.01)
+    assert res["changed"] is False
+
+
+def test_restarted_always_changes_and_unpauses_first(engine):
+    engine["web"]._set("paused")
+    res = _compose.ensure_services(engine["client"], "recsys", ["web"], "restarted", stop_timeout=3, interval=0.01)
+    assert res["changed"] is True
+    assert engine["web"].calls == ["unpause", ("restart", 3)]
+    assert res["ready"] is True
+    assert res["waited"] == ["recsys_web_1"]
+
+
+def test_killed_only_running(engine):
+    res = _compose.ensure_services(engine["client"], "recsys", ["web", "db"], "killed", signal="TERM", interval=0.01)
+    assert res["changed"] is True
+    assert engine["web"].calls == [("kill", "SIGTERM")]
+    assert engine["db"].calls == []
+    res = _compose.ensure_services(engine["client"], "recsys", ["web", "db"], "killed", interval=0.01)
+    assert res["changed"] is False
+
+
+def test_wait_timeout_reported_not_raised(engine):
+    engine["web"].attrs["State"]["Health"]["Status"] = "starting"
+    res = _compose.ensure_services(engine["client"], "recsys", ["web"], "started", timeout=0.1, interval=0.02)
+    assert res["changed"] is False
+    assert res["ready"] is False
+    assert res["not_ready"] == ["recsys_web_1"]
+    assert res["not_ready_states"][0]["health"] == "starting"
+
+
+def test_hopeless_container_stops_the_wait_early(engine):
+    class Crashing(FakeContainer):
+        def start(self):
+            self.calls.append("start")
+            self._set("exited", 1)
+
+    crash = Crashing(make_attrs("recsys_crash_1", "crash", status="exited", healthcheck=False))
+    client = ComposeClient(FakeDocker([crash]))
+    res = _compose.ensure_services(client, "recsys", ["crash"], "started", timeout=30, interval=0.01)
+    assert res["ready"] is False
+    assert res["elapsed"] < 5
+
+
+def test_sdk_errors_become_docker_error(engine):
+    import docker.errors
+
+    def boom(**kwargs):
+        raise docker.errors.APIError("conflict", explanation="container is marked for removal")
+
+    engine["web"].restart = boom
+    with pytest.raises(_compose.DockerError, match="marked for removal"):
+        _compose.ensure_services(engine["client"], "recsys", ["web"], "restarted")
+
+
+def test_connect_unreachable_engine():
+    with pytest.raises(_compose.EngineUnreachable) as info:
+        _compose.connect("unix:///nonexistent/docker.sock", timeout=2)
+    assert info.value.kind == "engine_unreachable"
+    assert "nonexistent" in info.value.msg
+
+
+def test_docker_common_args_use_env_fallback():
+    spec = _compose.DOCKER_COMMON_ARGS
+    assert spec["docker_host"]["fallback"][1] == ["DOCKER_HOST"]
+    assert spec["docker_timeout"]["type"] == "int" and spec["docker_timeout"]["default"] == 60

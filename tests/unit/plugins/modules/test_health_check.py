@@ -1,0 +1,165 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.sre.incident.plugins.modules import health_check
+
+
+class AnsibleExitJson(Exception):
+    pass
+
+
+class AnsibleFailJson(Exception):
+    pass
+
+
+def exit_json(self, **kwargs):
+    kwargs.setdefault("changed", False)
+    raise AnsibleExitJson(kwargs)
+
+
+def fail_json(self, **kwargs):
+    kwargs["failed"] = True
+    raise AnsibleFailJson(kwargs)
+
+
+@pytest.fixture(autouse=True)
+def patch_exits(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        status, body = {
+            "/health": (200, {"status": "ok"}),
+            "/recs": (200, {"recommendations": [1, 2, 3, 4, 5, 6]}),
+        }.get(self.path, (503, {"status": "down"}))
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield "http://127.0.0.1:%d" % srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def run(args, check_mode=False):
+    if check_mode:
+        args = dict(args, _ansible_check_mode=True)
+    with patch_module_args(args):
+        try:
+            health_check.main()
+        except AnsibleExitJson as exc:
+            return exc.args[0]
+        except AnsibleFailJson as exc:
+            return exc.args[0]
+    raise AssertionError("module did not exit")
+
+
+def test_healthy(server):
+    r = run(dict(url=server + "/health", count=2, interval=0.01))
+    assert r["changed"] is False
+    assert r["healthy"] is True
+    assert r["success_ratio"] == 1.0
+    assert r["urls"] == [server + "/health"]
+    assert len(r["probes"]) == 2
+    assert set(r["latency_ms"]) >= {"min", "p50", "p95", "max"}
+
+
+def test_runs_in_check_mode(server):
+    r = run(dict(url=server + "/health", count=1), check_mode=True)
+    assert "failed" not in r
+    assert r["healthy"] is True
+    assert r["changed"] is False
+
+
+def test_unhealthy_is_not_a_failure_by_default(server):
+    r = run(dict(urls=[server + "/health", server + "/down"], count=1, interval=0))
+    assert "failed" not in r
+    assert r["healthy"] is False
+    assert r["success_ratio"] == 0.5
+
+
+def test_min_success_ratio(server):
+    r = run(dict(urls=[server + "/health", server + "/down"], count=1, interval=0, min_success_ratio=0.5))
+    assert r["healthy"] is True
+
+
+def test_fail_on_unhealthy(server):
+    r = run(dict(url=server + "/down", count=1, fail_on_unhealthy=True))
+    assert r["failed"] is True
+    assert "503" in r["msg"]
+    assert r["healthy"] is False
+    assert r["probes"][0]["status"] == 503
+
+
+def test_json_query(server):
+    r = run(dict(url=server + "/recs", count=1, json_query=["length(recommendations) > `5`"]))
+    assert r["healthy"] is True
+    r = run(dict(url=server + "/recs", count=1, json_query=["length(recommendations) > `6`"]))
+    assert r["healthy"] is False
+    assert r["probes"][0]["failed_assertions"] == ["length(recommendations) > `6`"]
+
+
+def test_target_down_is_a_result():
+    r = run(dict(url="http://127.0.0.1:9/health", count=1, timeout=0.5))
+    assert "failed" not in r
+    assert r["healthy"] is False
+    assert r["probes"][0]["status"] is None
+
+
+@pytest.mark.parametrize("args, word", [
+    (dict(url="127.0.0.1:3000/health"), "127.0.0.1:3000/health"),
+    (dict(urls=["http://127.0.0.1/", "gopher://x"]), "gopher://x"),
+    (dict(url="http://127.0.0.1/", count=0), "count"),
+    (dict(url="http://127.0.0.1/", timeout=0), "timeout"),
+    (dict(url="http://127.0.0.1/", min_success_ratio=1.5), "min_success_ratio"),
+    (dict(url="http://127.0.0.1/", json_query=["length(("]), "length(("),
+])
+def test_bad_input_fails_before_probing(args, word, monkeypatch):
+    def no_probe(*a, **k):
+        raise AssertionError("probed despite bad input")
+
+    monkeypatch.setattr(health_check._http, "probe", no_probe)
+    r = run(args)
+    assert r["failed"] is True
+    assert word in r["msg"]
+
+
+def test_url_or_urls_required():
+    r = run(dict(count=1))
+    assert r["failed"] is True
+    assert "url" in r["msg"]
+
+
+def test_url_and_urls_exclusive():
+    r = run(dict(url="http://a/", urls=["http://b/"]))
+    assert r["failed"] is True
+    assert "mutually exclusive" in r["msg"]
+
+
+def test_missing_jmespath(monkeypatch):
+    monkeypatch.setattr(health_check._http, "HAS_JMESPATH", False)
+    r = run(dict(url="http://127.0.0.1/", json_query=["a"]))
+    assert r["failed"] is True
+    assert "jmespath" in r["msg"]

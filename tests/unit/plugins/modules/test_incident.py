@@ -1,0 +1,116 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""sre.incident.incident main() with exit_json/fail_json patched."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.sre.incident.plugins.modules import incident as incident_module
+
+
+class Exit(Exception):
+    pass
+
+
+class Fail(Exception):
+    pass
+
+
+def _exit_json(self, **kwargs):
+    kwargs.setdefault("changed", False)
+    raise Exit(kwargs)
+
+
+def _fail_json(self, msg, **kwargs):
+    kwargs.update(msg=msg, failed=True)
+    raise Fail(kwargs)
+
+
+@pytest.fixture(autouse=True)
+def patched(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)
+    monkeypatch.delenv("SRE_INCIDENT_DIR", raising=False)
+
+
+def _main(args):
+    with patch_module_args(args):
+        with pytest.raises((Exit, Fail)) as info:
+            incident_module.main()
+    return info.value.args[0]
+
+
+def test_open_tick_close_present(tmp_path):
+    base = {"incident_dir": str(tmp_path)}
+    opened = _main(dict(base, state="opened", service="recommendation-service", severity="P0",
+                        commander="@ic", impact={"users_affected": "all"}, _ansible_diff=True))
+    assert opened["changed"] is True and "failed" not in opened
+    assert opened["sre_incident_record"] == {
+        "id": opened["id"], "record_dir": opened["record_dir"], "incident_dir": str(tmp_path),
+        "events_path": opened["events_path"]}
+    assert opened["stats"]["severity"] == "P0"
+    assert opened["diff"]["before"]["status"] == "absent" and opened["diff"]["after"]["status"] == "open"
+    ticked = _main(dict(base, state="tick", id=opened["id"], items=["response_started"]))
+    assert ticked["changed"] is True and "diff" not in ticked
+    again = _main(dict(base, state="tick", id=opened["id"], items=["response_started"]))
+    assert again["changed"] is False
+    closed = _main(dict(base, state="closed", id=opened["id"], outcome="resolved"))
+    assert closed["incident"]["status"] == "closed"
+    assert closed["incident"]["sla_status"] == {"respond": "met", "resolve": "met"}
+    present = _main(dict(base, state="present", id=opened["id"]))
+    assert present["changed"] is False and present["incident"]["event_count"] == 3
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    result = _main({"incident_dir": str(tmp_path / "x"), "state": "opened", "service": "svc", "severity": "P1",
+                    "_ansible_check_mode": True})
+    assert result["changed"] is True and result["incident"]["severity"] == "P1"
+    assert not (tmp_path / "x").exists()
+    opened = _main({"incident_dir": str(tmp_path), "state": "opened", "service": "svc", "severity": "P1"})
+    size = os.path.getsize(opened["events_path"])
+    result = _main({"incident_dir": str(tmp_path), "state": "closed", "id": opened["id"], "outcome": "failed",
+                    "_ansible_check_mode": True})
+    assert result["changed"] is True and result["incident"]["status"] == "closed"
+    assert os.path.getsize(opened["events_path"]) == size
+
+
+def test_missing_incident_fails_naming_id_and_dir(tmp_path):
+    result = _main({"incident_dir": str(tmp_path), "state": "event", "id": "INC-missing", "text": "x"})
+    assert result["failed"] is True
+    assert "INC-missing" in result["msg"] and str(tmp_path) in result["msg"]
+
+
+def test_unknown_item_fails_before_writing(tmp_path):
+    opened = _main({"incident_dir": str(tmp_path), "state": "opened", "service": "svc", "severity": "P0"})
+    result = _main({"incident_dir": str(tmp_path), "state": "tick", "id": opened["id"], "items": ["nope"]})
+    assert result["failed"] is True and "'nope'" in result["msg"]
+    result = _main({"incident_dir": str(tmp_path), "state": "present", "id": opened["id"]})
+    assert result["incident"]["event_count"] == 1
+
+
+def test_argument_spec_rejects_bad_choices(tmp_path):
+    result = _main({"incident_dir": str(tmp_path), "state": "opened", "service": "svc", "severity": "P7"})
+    assert result["failed"] is True and "P7" in result["msg"]
+    result = _main({"incident_dir": str(tmp_path), "state": "closed", "id": "INC-x"})
+    assert result["failed"] is True and "outcome" in result["msg"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_incident_dir_env_fallback_and_corrupt_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRE_INCIDENT_DIR", str(tmp_path))
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
+    opened = _main({"state": "opened", "service": "svc", "severity": "P2"})
+    assert opened["record_dir"].startswith(str(tmp_path))
+    with open(opened["events_path"], "ab") as handle:
+        handle.write(b"{torn")
+    present = _main({"state": "present", "id": opened["id"]})
+    assert present["corrupt_lines"][0]["line"] == 2
+    assert warnings and "2" in warnings[0]
