@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # PostgreSQL 15 entrypoint for the recommendation stack.
 #
 # On the first start with an empty data volume: initdb (superuser "postgres",
