@@ -99,6 +99,10 @@ def _task_of(result):
     return getattr(result, "task", None) or getattr(result, "_task", None)
 
 
+# Roles that keep the books rather than being a runbook stage of their own.
+HELPER_ROLES = frozenset(["record"])
+
+
 def _role_of(task):
     role = getattr(task, "_role", None)
     if role is None:
@@ -261,6 +265,8 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         role = _role_of(task)
+        if role in HELPER_ROLES:
+            return  # bookkeeping, not a runbook stage: the current stage goes on
         if role != self.stage:
             self._end_stage()
             if role is not None:

@@ -325,12 +325,13 @@ def _engine_error(exc, docker_host):
     )
 
 
-def connect(docker_host=None, timeout=DEFAULT_DOCKER_TIMEOUT):
+def connect(docker_host=None, timeout=DEFAULT_DOCKER_TIMEOUT, max_pool_size=None):
     """Return a :class:`ComposeClient` connected to the engine, or raise EngineUnreachable.
 
     Uses ``docker.from_env`` so DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH are
     honoured; an explicit ``docker_host`` overrides DOCKER_HOST. The connection is checked
     with a ping, so an unreachable engine fails here and not in the middle of an action.
+    ``max_pool_size`` raises the number of pooled connections, for callers using threads.
     """
     if not HAS_DOCKER:
         raise DockerError("the docker Python SDK is not installed: %s" % (DOCKER_IMPORT_ERROR,))
@@ -341,7 +342,11 @@ def connect(docker_host=None, timeout=DEFAULT_DOCKER_TIMEOUT):
     if _requests_exceptions is not None:
         unreachable.append(_requests_exceptions.RequestException)
     try:
-        client = docker.from_env(timeout=timeout, environment=environment)
+        kwargs = dict(timeout=timeout, environment=environment)
+        if max_pool_size:
+            # several threads share the client (diagnostics collect concurrently)
+            kwargs["max_pool_size"] = int(max_pool_size)
+        client = docker.from_env(**kwargs)
         client.ping()
     except tuple(unreachable) + (OSError,) as exc:
         raise _engine_error(exc, docker_host) from None
@@ -517,6 +522,78 @@ class ComposeClient:
     def wait_ready(self, container, timeout, interval=0.25):
         """Poll until the container is running and, if it has a healthcheck, healthy."""
         return self.wait_for(container, "started", timeout, interval=interval)
+
+    # ---- reading inside containers (diagnostics, snapshots); plain data out
+    def exec_in(self, container, argv, user=None, environment=None):
+        """Run ``argv`` (a list, no shell) inside a running container.
+
+        Returns dict(cmd, rc, stdout, stderr) with text decoded as UTF-8 (invalid bytes replaced).
+        Raises DockerError when the container is not running or the engine refuses.
+        """
+        kwargs = dict(demux=True)
+        if user:
+            kwargs["user"] = user
+        if environment:
+            kwargs["environment"] = environment
+        result = self._wrap("exec %s in %s" % (argv[0] if argv else "?", container.name), container.exec_run,
+                            list(argv), **kwargs)
+        out, err = result.output if isinstance(result.output, tuple) else (result.output, b"")
+        return dict(cmd=list(argv), rc=result.exit_code, stdout=(out or b"").decode("utf-8", "replace"),
+                    stderr=(err or b"").decode("utf-8", "replace"))
+
+    def logs(self, container, tail=None, since=None, until=None, timestamps=True):
+        """A container's log (stdout and stderr) as text; ``tail`` lines, ``since`` / ``until`` UNIX times.
+
+        The engine compares whole seconds: ``since`` is rounded down and ``until`` up, so callers
+        filter the lines' timestamps themselves when they need more precision.
+        """
+        kwargs = dict(stdout=True, stderr=True, timestamps=timestamps)
+        if tail is not None:
+            kwargs["tail"] = int(tail)
+        if since is not None:
+            kwargs["since"] = int(since)
+        if until is not None:
+            kwargs["until"] = int(until) + 1
+        data = self._wrap("reading the log of %s" % container.name, container.logs, **kwargs)
+        return (data or b"").decode("utf-8", "replace")
+
+    def stats(self, container):
+        """One raw stats sample (the engine's JSON, with ``precpu_stats`` for CPU %)."""
+        return self._wrap("reading stats of %s" % container.name, container.stats, stream=False)
+
+    def image_info(self, image):
+        """dict(id, tags, created, size) of an image id or name; None when the image is absent."""
+        try:
+            img = self._wrap("inspecting image %s" % (image,), self.client.images.get, image)
+        except DockerError:
+            return None
+        attrs = img.attrs or {}
+        return dict(id=attrs.get("Id"), tags=list(attrs.get("RepoTags") or []), created=attrs.get("Created"),
+                    size=attrs.get("Size"))
+
+    def read_file(self, container, path, max_bytes=16 * 1024 * 1024):
+        """Bytes of one regular file inside a container (running or stopped), via the archive API.
+
+        Raises DockerError when the path is missing, not a regular file or larger than ``max_bytes``.
+        """
+        import io
+        import tarfile
+
+        stream, stat = self._wrap("reading %s from %s" % (path, container.name), container.get_archive, path)
+        if stat and int(stat.get("size") or 0) > max_bytes:
+            raise DockerError("%s in %s is larger than %d bytes" % (path, container.name, max_bytes))
+        buf = io.BytesIO()
+        for chunk in stream:
+            buf.write(chunk)
+            if buf.tell() > max_bytes + 1024 * 1024:
+                raise DockerError("%s in %s is larger than %d bytes" % (path, container.name, max_bytes))
+        buf.seek(0)
+        with tarfile.open(fileobj=buf, mode="r:") as tar:
+            for member in tar:
+                if member.isfile():
+                    handle = tar.extractfile(member)
+                    return handle.read() if handle is not None else b""
+        raise DockerError("%s in %s is not a regular file" % (path, container.name))
 
 
 def services_in_compose_files(paths):
@@ -768,3 +845,232 @@ def compose_down(run_command, project, project_dir, files, extra=None):
     argv = compose_argv(project, project_dir, files, run_command=run_command)
     argv += ["down"] + list(extra or [])
     return _run(run_command, argv)
+
+
+# --------------------------------------------------------------------------- whole project (compose CLI)
+
+PROJECT_STATES = ("present", "absent", "rebuilt")
+
+
+def service_profiles(paths):
+    """{service: [profiles]} from readable compose files (services without profiles: [])."""
+    found = {}
+    for path in paths:
+        try:
+            with open(path, "r", encoding="utf-8") as handle:
+                data = yaml.safe_load(handle)
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            continue
+        for name, spec in ((data or {}).get("services") or {}).items():
+            found[str(name)] = list((spec or {}).get("profiles") or [])
+    return found
+
+
+def _project_snapshot(client, project):
+    """{container name: (id, status, health)} of every container of the project."""
+    snap = {}
+    for c in client.find_containers(project):
+        st = container_state(c)
+        snap[st["name"]] = (st["id"], st["status"], st["health"])
+    return snap
+
+
+def project_volumes(client, project):
+    """Names of the named volumes compose created for ``project`` (by label)."""
+    vols = client._wrap("listing volumes of project %r" % (project,), client.client.volumes.list,
+                        filters={"label": "%s=%s" % (LABEL_PROJECT, project)})
+    return sorted(v.name for v in vols)
+
+
+def backup_volume(client, volume, dest_dir, image, now=None):
+    """Copy a volume's content into ``dest_dir/<volume>-<ts>.tar``; returns what was written.
+
+    A container is created (never started) with the volume mounted read-only, and the
+    engine streams the mount as a tar archive (works on a remote engine too). The file's
+    SHA-256 is computed while it is written.
+    """
+    import hashlib  # pylint: disable=import-outside-toplevel
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    os.makedirs(dest_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(dest_dir, "%s-%s.tar" % (volume, stamp))
+    helper = client._wrap("creating a backup helper for volume %s" % (volume,), client.client.containers.create,
+                          image, command=["true"], volumes={volume: {"bind": "/volume", "mode": "ro"}},
+                          labels={"sre.incident.role": "volume-backup"})
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        stream, _stat = client._wrap("reading volume %s" % (volume,), helper.get_archive, "/volume")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in stream:
+                handle.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+    finally:
+        client._wrap("removing the backup helper", helper.remove, force=True)
+    return dict(volume=volume, path=path, sha256=digest.hexdigest(), bytes=size)
+
+
+def ensure_project(client, run_command, project, project_dir, files, state, services=None, profiles=None,
+                   no_deps=False, build=False, remove_volumes=False, volume_backup_dir=None,
+                   backup_image=None, wait=True, timeout=90.0, check_mode=False, interval=0.25):
+    """Bring a whole compose project to ``state`` with the compose CLI; the work of compose_project.
+
+    present: ``up -d`` (only the given services, optionally ``--no-deps``); absent: ``down``;
+    rebuilt: ``down`` then ``up -d``. Volumes are removed (``down -v``) only when
+    ``remove_volumes`` is set, and only after every volume of the project has been backed up
+    into ``volume_backup_dir``. ``changed`` compares the containers before and after.
+    """
+    start_clock = time.monotonic()
+    if state not in PROJECT_STATES:
+        raise ValueError("unknown state %r: choose one of %s" % (state, ", ".join(PROJECT_STATES)))
+    if not project_dir or not os.path.isdir(project_dir):
+        raise ComposeError("project_dir %r is not a directory" % (project_dir,))
+    paths = [f if os.path.isabs(f) else os.path.join(project_dir, f) for f in (files or ["docker-compose.yml"])]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise ComposeError("compose file not found: %s" % (", ".join(missing),))
+    declared = services_in_compose_files(paths)
+    services = list(dict.fromkeys(services or []))
+    unknown = [s for s in services if s not in declared]
+    if unknown:
+        raise UnknownService("unknown service %s in project %r; the compose files declare: %s"
+                             % (", ".join(repr(s) for s in unknown), project, ", ".join(declared) or "nothing"),
+                             known_services=declared)
+    if remove_volumes and state == "present":
+        raise ValueError("remove_volumes only applies to state=absent or state=rebuilt")
+    if remove_volumes and not volume_backup_dir:
+        raise ValueError("remove_volumes needs volume_backup_dir: volumes are removed only after a backup")
+
+    before = _project_snapshot(client, project)
+    # the services `up` brings up: those asked for, else every service not hidden behind a
+    # compose profile that is not active
+    active = set(profiles or [])
+    up_services = services or [s for s, prof in service_profiles(paths).items() if not prof or active & set(prof)]
+    if state == "present":
+        have = {}
+        for c in client.find_containers(project):
+            st = container_state(c)
+            have.setdefault(st["service"], []).append(st)
+        changed = any(not have.get(s) or not all(is_ready(st) for st in have[s]) for s in up_services)
+    else:
+        changed = bool(before) or state == "rebuilt"
+    result = dict(changed=changed, state=state, project=project, commands=[], backups=[],
+                  volumes=project_volumes(client, project) if remove_volumes else [])
+    diff_before = {name: "%s (%s)" % (v[1], v[2]) if v[2] else v[1] for name, v in before.items()}
+    if check_mode:
+        result.update(containers=[container_state(c) for c in client.find_containers(project)],
+                      ready=None, not_ready=[], elapsed=round(time.monotonic() - start_clock, 3),
+                      diff=dict(before=diff_before, after="(%s)" % state))
+        return result
+
+    base = compose_argv(project, project_dir, files or ["docker-compose.yml"], run_command=run_command)
+    for profile in profiles or []:
+        base += ["--profile", profile]
+
+    def run(args, what):
+        argv = base + args
+        rc, out, err = run_command(argv)
+        result["commands"].append(dict(cmd=argv, rc=rc, stdout=out, stderr=err))
+        if rc != 0:
+            raise ComposeError("compose %s failed (rc=%s): %s" % (what, rc, (err or out).strip()[-2000:]),
+                               cmd=argv, rc=rc, stdout=out, stderr=err)
+
+    if remove_volumes:
+        image = backup_image or _any_local_image(client, project)
+        for volume in result["volumes"]:
+            result["backups"].append(backup_volume(client, volume, volume_backup_dir, image))
+        # the backups are on record (a manifest next to them) before anything is removed
+        result["backup_manifest"] = _write_manifest(volume_backup_dir, project, result["backups"])
+    if state in ("absent", "rebuilt"):
+        run(["down", "--remove-orphans"] + (["-v"] if remove_volumes else []), "down")
+    if state in ("present", "rebuilt"):
+        run(["up", "-d"] + ([] if build else ["--no-build"]) + (["--no-deps"] if no_deps else []) + services, "up")
+
+    ready = True
+    not_ready = []
+    if wait and state != "absent":
+        deadline = start_clock + float(timeout)
+        for c in client.find_containers(project):
+            if container_state(c)["service"] not in up_services:
+                continue
+            ok, now, _elapsed = client.wait_ready(c, max(0.0, deadline - time.monotonic()), interval=interval)
+            if not ok:
+                ready = False
+                not_ready.append(now)
+    after = _project_snapshot(client, project)
+    result["changed"] = after != before
+    result.update(containers=[container_state(c) for c in client.find_containers(project)], ready=ready,
+                  not_ready=not_ready, elapsed=round(time.monotonic() - start_clock, 3),
+                  diff=dict(before=diff_before,
+                            after={name: "%s (%s)" % (v[1], v[2]) if v[2] else v[1] for name, v in after.items()}))
+    return result
+
+
+def _write_manifest(dest_dir, project, backups):
+    import json  # pylint: disable=import-outside-toplevel
+
+    path = os.path.join(dest_dir, "%s-volumes-%s.json" % (project, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"project": project, "backups": backups}, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return path
+
+
+def _any_local_image(client, project):
+    """An image already on the engine to host the backup helper (no pull possible)."""
+    for c in client.find_containers(project):
+        image = (_attrs(c).get("Config") or {}).get("Image")
+        if image:
+            return image
+    images = client._wrap("listing images", client.client.images.list)
+    for img in images:
+        if img.tags:
+            return img.tags[0]
+    raise DockerError("no local image to run the volume backup helper; give backup_image")
+
+
+# --------------------------------------------------------------------------- exec, logs, image per service
+# (used by _cache.py and _report.py: key counts in Redis, log excerpts, the service's version;
+# thin wrappers over ComposeClient.exec_in / logs / image_info, addressed by compose service)
+
+def running_container(client, project, service):
+    """The first running container of a compose service; MissingContainer when none runs."""
+    found = client.find_containers(project, service=service, all=False)
+    if not found:
+        raise MissingContainer("no running container of service %r in compose project %r" % (service, project),
+                               service=service)
+    return found[0]
+
+
+def exec_in_service(client, project, service, argv):
+    """Run ``argv`` (a list, no shell) in the first running container of ``service``.
+
+    Returns dict(container, cmd, rc, stdout, stderr) with text output.
+    """
+    if isinstance(argv, str) or not argv:
+        raise ValueError("exec needs an argv list, got %r" % (argv,))
+    container = running_container(client, project, service)
+    return dict(client.exec_in(container, argv), container=container.name)
+
+
+def service_logs(client, project, service, since=None, tail=None):
+    """Log lines (stdout and stderr, no engine timestamps) of every container of ``service``.
+
+    ``since``: UNIX seconds; ``tail``: the last N lines only. Returns a list of dict(container, lines).
+    """
+    return [dict(container=c.name, lines=client.logs(c, tail=tail, since=since, timestamps=False).splitlines())
+            for c in client.find_containers(project, service=service)]
+
+
+def service_image(client, project, service):
+    """The image of the first container of ``service``: dict(container, image_id, image_name, created)."""
+    found = client.find_containers(project, service=service)
+    if not found:
+        raise MissingContainer("service %r of compose project %r has no container" % (service, project), service=service)
+    state = container_state(found[0])
+    info = client.image_info(state["image"]) or {}
+    return dict(container=state["name"], image_id=state["image"], image_name=state["image_name"], created=info.get("created"))

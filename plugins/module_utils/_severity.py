@@ -9,14 +9,22 @@ Sections of this file:
   ``Z`` suffix), parsing and formatting.
 * SLA (SPEC SEV-2, SEV-3): the default respond / resolve times per severity, operator
   overrides, the deadlines of an incident and whether a deadline was met.
+* Classification (SPEC SEV-1, SEV-2, SEV-4): the runbook's decision tree ("判斷標準") over
+  facts given by an operator or an alert, or measured live (:func:`measure`), with the
+  ordering helpers :func:`rank`, :func:`worse`, :func:`worst`.
 
-Everything here is pure: no file or network access, the current time is always a parameter
-(``now``/``at``) so that tests can put events exactly on a boundary.
+Everything here is pure except :func:`measure` (which probes the service over HTTP through
+``_http``, with the probe function injectable), the baseline file helpers
+(:func:`read_baseline`, :func:`write_baseline`) and :func:`run`, the work of the
+``sre.incident.classify`` module. The rest does no file or network access, the current time is
+always a parameter (``now``/``at``) so that tests can put events exactly on a boundary.
 """
 
 from __future__ import annotations
 
 import datetime
+import decimal
+import math
 
 # ---------------------------------------------------------------------------------------------
 # Time helpers
@@ -173,3 +181,470 @@ def time_left(deadline, now):
         return None
     delta = parse_ts(deadline, "deadline") - parse_ts(now, "now")
     return round(delta.total_seconds(), 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification (SPEC SEV-1, SEV-2, SEV-4)
+# ---------------------------------------------------------------------------------------------
+#
+# The runbook's tree, both branches always evaluated, the worse result wins:
+#
+#   impact:  all users affected                        -> P0
+#            else core feature (recommendations) hit   -> P1
+#            else more than 1 % of users affected      -> P1
+#            else                                      -> P2
+#   latency: ratio = latency_ms / baseline_ms
+#            ratio > 10                                -> P0   (exactly 10x is P1)
+#            5 <= ratio <= 10                          -> P1   (exactly 5x is P1)
+#            ratio < 5                                 -> P2
+#            baseline missing or 0, latency missing    -> not evaluated (reason says why)
+#
+# Derived facts (documented in the classify module too):
+#   * "all users affected": all_users_affected is true, or users_affected_pct is 100, or
+#     error_rate is 1 (every request failed).
+#   * "core feature affected": core_feature_affected is true, or recommendations_empty is true.
+#   * "share of users affected": the larger of users_affected_pct and error_rate * 100 (requests
+#     failing at a rate r affect at least that share of users); exactly 1 % is NOT more than 1 %.
+#   * no traffic (samples == 0): a rate over no requests does not exist, so error_rate and
+#     latency_ms must not be given; without any other impact fact there is nothing to classify
+#     and ValueError is raised ("cannot classify"): an empty measurement says nothing about users.
+#   * kind improvement / docs -> P3 (no SLA), the tree is not evaluated (SEV-2); facts that say
+#     users are affected contradict that kind and raise ValueError.
+#
+# Comparisons use decimal arithmetic on the numbers as written (str(float)), so 0.7 ms against
+# a 0.07 ms baseline is exactly 10x, not 10.000000000000002x.
+
+#: Severity order, worst first.
+ORDER = SEVERITIES
+
+KINDS = ("incident", "improvement", "docs")
+
+#: Every fact the classifier understands, and its type.
+FACT_KEYS = {
+    "users_affected_pct": "percent",
+    "all_users_affected": "bool",
+    "core_feature_affected": "bool",
+    "recommendations_empty": "bool",
+    "error_rate": "fraction",
+    "latency_ms": "ms",
+    "baseline_ms": "ms",
+    "samples": "count",
+    "kind": "kind",
+}
+
+P0_LATENCY_RATIO = 10
+P1_LATENCY_RATIO = 5
+USERS_PCT_THRESHOLD = 1
+
+#: With no impact fact and a latency ratio at or below this, ``problem_detected`` is false.
+DEFAULT_LATENCY_TOLERANCE = 2.0
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def rank(severity):
+    """0 for P0 (worst) .. 3 for P3 (mildest); unknown severities raise ValueError naming them."""
+    return ORDER.index(normalize_severity(severity))
+
+
+def worse(a, b):
+    """The worse of two severities (``worse('P2', 'P1') == 'P1'``)."""
+    return ORDER[min(rank(a), rank(b))]
+
+
+def worst(severities):
+    """The worst of several severities; ValueError when there is none."""
+    items = list(severities)
+    if not items:
+        raise ValueError("no severity given: cannot pick the worst of nothing")
+    return ORDER[min(rank(s) for s in items)]
+
+
+def is_worse(a, b):
+    """True when ``a`` is strictly worse than ``b`` (P0 is worse than P1)."""
+    return rank(a) < rank(b)
+
+
+def _dec(value):
+    return decimal.Decimal(str(value))
+
+
+def _number(name, value):
+    if isinstance(value, bool):
+        raise ValueError("%s %r is not a number" % (name, value))
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError("%s %r is not a number" % (name, value)) from None
+    if not isinstance(value, (int, float)):
+        raise ValueError("%s %r is not a number" % (name, value))
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        raise ValueError("%s %r is not a finite number" % (name, value))
+    return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53 else value
+
+
+def _flag(name, value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError("%s %r is not a boolean (true or false)" % (name, value))
+
+
+def _check_fact(name, value):
+    kind = FACT_KEYS[name]
+    if kind == "bool":
+        return _flag(name, value)
+    if kind == "kind":
+        if isinstance(value, str) and value.strip().lower() in KINDS:
+            return value.strip().lower()
+        raise ValueError("kind %r is unknown: expected one of %s" % (value, ", ".join(KINDS)))
+    number = _number(name, value)
+    if kind == "percent" and not 0 <= number <= 100:
+        raise ValueError("%s %r is impossible: a percentage lies between 0 and 100" % (name, value))
+    if kind == "fraction" and not 0 <= number <= 1:
+        raise ValueError("%s %r is impossible: it is a fraction between 0 and 1 (0.05 = 5 %% of requests failed)"
+                         % (name, value))
+    if kind == "ms" and number < 0:
+        raise ValueError("%s %r is impossible: a duration cannot be negative" % (name, value))
+    if kind == "count":
+        if isinstance(number, float) or number < 0:
+            raise ValueError("%s %r is impossible: expected a whole number of requests >= 0" % (name, value))
+    return number
+
+
+def validate_facts(facts, baseline_ms=None):
+    """Check and normalise the facts; returns a new dict without ``None`` values.
+
+    Unknown keys, impossible values (negative latency, percentages outside 0..100, an error rate
+    outside 0..1, non-numbers, non-booleans, an unknown kind) raise ``ValueError`` naming them.
+    ``baseline_ms``, when not ``None``, replaces ``facts['baseline_ms']``.
+    """
+    if facts is None:
+        facts = {}
+    if not isinstance(facts, dict):
+        raise ValueError("facts must be a mapping such as {'users_affected_pct': 3}, got %r" % (facts,))
+    unknown = sorted(str(k) for k in facts if k not in FACT_KEYS)
+    if unknown:
+        raise ValueError("unknown fact%s %s: expected some of %s"
+                         % ("s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(FACT_KEYS)))
+    clean = {}
+    for name, value in facts.items():
+        if value is not None:
+            clean[name] = _check_fact(name, value)
+    if baseline_ms is not None:
+        clean["baseline_ms"] = _check_fact("baseline_ms", baseline_ms)
+    if clean.get("samples") == 0:
+        given = [k for k in ("error_rate", "latency_ms") if k in clean]
+        if given:
+            raise ValueError("samples is 0 (no traffic) but %s given: a rate or latency over no requests is impossible"
+                             % " and ".join(given))
+    return clean
+
+
+def _pct_text(value):
+    return "%.1f %%" % float(value)
+
+
+def _ms_text(value):
+    return ("%.3f" % float(value)).rstrip("0").rstrip(".") + " ms"
+
+
+def _impact_branch(facts):
+    """(severity, reasons) of the impact branch."""
+    pct = facts.get("users_affected_pct")
+    rate = facts.get("error_rate")
+    # all users affected -> P0
+    if facts.get("all_users_affected"):
+        return "P0", ["all users affected (all_users_affected) -> P0"]
+    if pct is not None and _dec(pct) == 100:
+        return "P0", ["users affected %s (all) -> P0" % _pct_text(pct)]
+    if rate is not None and _dec(rate) == 1:
+        return "P0", ["error rate %s (every request failed: all users) -> P0" % _pct_text(100)]
+    reasons = ["not all users affected"]
+    # core feature (recommendations) affected -> P1
+    if facts.get("core_feature_affected"):
+        return "P1", reasons + ["core feature (recommendations) affected -> P1"]
+    if facts.get("recommendations_empty"):
+        return "P1", reasons + ["recommendations empty: core feature (recommendations) affected -> P1"]
+    reasons.append("core feature (recommendations) not affected")
+    # more than 1 % of users affected -> P1
+    share, source = None, None
+    if pct is not None:
+        share, source = _dec(pct), "users affected %s" % _pct_text(pct)
+    if rate is not None and (share is None or _dec(rate) * 100 > share):
+        share, source = _dec(rate) * 100, "error rate %s of requests (at least as many users)" % _pct_text(_dec(rate) * 100)
+    if share is None:
+        return "P2", reasons + ["no share of affected users known -> P2"]
+    if share > USERS_PCT_THRESHOLD:
+        return "P1", reasons + ["%s, more than %d %% -> P1" % (source, USERS_PCT_THRESHOLD)]
+    return "P2", reasons + ["%s, not more than %d %% -> P2" % (source, USERS_PCT_THRESHOLD)]
+
+
+def _latency_branch(facts):
+    """dict(evaluated, severity, ratio, reason) of the latency branch."""
+    latency = facts.get("latency_ms")
+    baseline = facts.get("baseline_ms")
+    out = dict(evaluated=False, severity=None, ratio=None, latency_ms=latency, baseline_ms=baseline)
+    if facts.get("samples") == 0:
+        out["reason"] = "latency not evaluated: no traffic (0 samples)"
+        return out
+    if latency is None:
+        out["reason"] = "latency not evaluated: no latency measured or given"
+        return out
+    if baseline is None:
+        out["reason"] = "latency not evaluated: no baseline (give baseline_ms or a recorded baseline)"
+        return out
+    if _dec(baseline) == 0:
+        out["reason"] = "latency not evaluated: the baseline is 0 ms, a ratio against it is undefined"
+        return out
+    lat, base = _dec(latency), _dec(baseline)
+    ratio = lat / base
+    if lat > base * P0_LATENCY_RATIO:
+        sev, rule = "P0", "more than %dx" % P0_LATENCY_RATIO
+    elif lat >= base * P1_LATENCY_RATIO:
+        sev, rule = "P1", "%dx to %dx" % (P1_LATENCY_RATIO, P0_LATENCY_RATIO)
+    else:
+        sev, rule = "P2", "under %dx" % P1_LATENCY_RATIO
+    shown = round(float(ratio), 1)
+    if sev == "P0" and shown <= P0_LATENCY_RATIO or sev == "P1" and shown < P1_LATENCY_RATIO or \
+            sev != "P0" and shown > P0_LATENCY_RATIO or sev == "P2" and shown >= P1_LATENCY_RATIO:
+        shown = float(ratio)  # rounding would put it on the other side of a boundary: show it all
+    out.update(evaluated=True, severity=sev, ratio=round(float(ratio), 4),
+               reason="latency %sx baseline (%s vs %s), %s -> %s" % (shown, _ms_text(latency), _ms_text(baseline), rule, sev))
+    return out
+
+
+def _problem_detected(facts, latency, tolerance):
+    if facts.get("all_users_affected") or facts.get("core_feature_affected") or facts.get("recommendations_empty"):
+        return True
+    if facts.get("users_affected_pct", 0) > 0 or facts.get("error_rate", 0) > 0:
+        return True
+    return bool(latency["evaluated"] and _dec(latency["ratio"]) > _dec(tolerance))
+
+
+def classify(facts, baseline_ms=None, sla_overrides=None, latency_tolerance=DEFAULT_LATENCY_TOLERANCE):
+    """Classify an incident with the runbook's decision tree (SPEC SEV-1, SEV-2).
+
+    ``facts``: ``users_affected_pct`` (0..100), ``all_users_affected``, ``core_feature_affected``,
+    ``recommendations_empty`` (booleans), ``error_rate`` (0..1), ``latency_ms``, ``baseline_ms``
+    (>= 0), ``samples`` (requests the rates come from), ``kind`` (incident, improvement, docs).
+    ``baseline_ms`` (argument) replaces ``facts['baseline_ms']``.
+
+    Returns ``{severity, sla, reasons, branches: {impact, latency}, decided_by, facts, kind,
+    problem_detected}``. ``problem_detected`` is false when no impact fact shows users affected
+    and the latency is not more than ``latency_tolerance`` times the baseline (or not evaluated):
+    the tree sizes a problem, it does not find one, so a healthy service classifies as P2 with
+    ``problem_detected`` false. Raises ``ValueError`` for impossible input or no traffic.
+    """
+    clean = validate_facts(facts, baseline_ms=baseline_ms)
+    tolerance = _number("latency_tolerance", latency_tolerance)
+    if tolerance < 1:
+        raise ValueError("latency_tolerance %r is impossible: it is a ratio >= 1" % (latency_tolerance,))
+    kind = clean.pop("kind", "incident")
+    impact_keys = ("users_affected_pct", "all_users_affected", "core_feature_affected", "recommendations_empty")
+    if kind != "incident":
+        latency = _latency_branch(clean)
+        if _problem_detected(clean, dict(latency, evaluated=False), tolerance):
+            raise ValueError("kind %s contradicts the facts: they say users are affected (%s); classify it as an incident"
+                             % (kind, ", ".join("%s=%s" % (k, clean[k]) for k in impact_keys + ("error_rate",) if k in clean)))
+        reasons = ["kind %s: improvements and docs are P3, no SLA (decision tree not evaluated)" % kind]
+        return dict(severity="P3", sla=sla_for("P3", sla_overrides), reasons=reasons, decided_by="kind", kind=kind,
+                    facts=dict(clean, kind=kind), problem_detected=False,
+                    branches=dict(impact=dict(evaluated=False, severity=None, reasons=[]),
+                                  latency=dict(evaluated=False, severity=None, ratio=None,
+                                               latency_ms=clean.get("latency_ms"), baseline_ms=clean.get("baseline_ms"),
+                                               reason="latency not evaluated: kind %s" % kind)))
+    if clean.get("samples") == 0 and not any(k in clean for k in impact_keys):
+        raise ValueError("no traffic: samples is 0 and no impact fact (%s) is given, so there is nothing to classify; "
+                         "probe the service (measure) or give the impact facts" % ", ".join(impact_keys))
+    if not clean or set(clean) <= {"baseline_ms", "samples"}:
+        raise ValueError("no facts to classify: give some of %s, or measure the service"
+                         % ", ".join(k for k in FACT_KEYS if k != "kind"))
+    impact_sev, impact_reasons = _impact_branch(clean)
+    latency = _latency_branch(clean)
+    severity = impact_sev if not latency["evaluated"] else worse(impact_sev, latency["severity"])
+    if not latency["evaluated"] or impact_sev == latency["severity"]:
+        decided_by = "impact" if not latency["evaluated"] else "both"
+    else:
+        decided_by = "impact" if severity == impact_sev else "latency"
+    reasons = [impact_reasons[-1], latency["reason"]]
+    reasons.append("worse of impact %s and latency %s -> %s" % (impact_sev, latency["severity"] or "(not evaluated)", severity))
+    return dict(
+        severity=severity,
+        sla=sla_for(severity, sla_overrides),
+        reasons=reasons,
+        decided_by=decided_by,
+        kind=kind,
+        facts=dict(clean, kind=kind),
+        problem_detected=_problem_detected(clean, latency, tolerance),
+        branches=dict(impact=dict(evaluated=True, severity=impact_sev, reasons=impact_reasons), latency=latency),
+    )
+
+
+# ---- live measurement (SEV-4) ----------------------------------------------------------------
+
+def measure(stack, count=3, interval=0.5, timeout=5.0, probe_many=None):
+    """Probe the recommendations of every sample user of ``stack`` and derive the facts.
+
+    ``count`` rounds, each probing every sample user's recommendations URL once. A probe fails
+    when no answer came or the status is not 200; an answer of 200 with no recommendations is
+    "empty". A sample user counts as affected when at least half of its probes failed or were
+    empty (one blip does not make a user affected).
+
+    Returns ``{facts, users, samples, latency_ms, urls}``: ``facts`` has ``samples`` (probes
+    sent), ``error_rate`` (failed / sent), ``users_affected_pct`` (affected sample users / sample
+    users * 100), ``core_feature_affected`` (some sample user affected: every probe is a
+    recommendations request), ``recommendations_empty`` (some answer was empty) and
+    ``latency_ms`` (p50 of the probes that got an answer; absent when none did).
+    """
+    # Imported here so that the pure part of this file needs no network code.
+    from ansible_collections.sre.incident.plugins.module_utils import _http, _stack
+
+    if probe_many is None:
+        probe_many = _http.probe_many
+    try:
+        recs = _stack.urls(stack)["recommendations"]
+    except _stack.StackError as exc:
+        raise ValueError(str(exc)) from None
+    by_url = {url: user for user, url in recs.items()}
+    result = probe_many(list(recs.values()), count=count, interval=interval, timeout=timeout)
+    users = {user: dict(probes=0, failed=0, empty=0, affected=False) for user in recs}
+    samples = []
+    for probe in result["probes"]:
+        user = by_url.get(probe["url"])
+        body = probe.get("body_json") if isinstance(probe.get("body_json"), dict) else {}
+        items = body.get("recommendations")
+        failed = probe.get("status") != 200
+        empty = not failed and (not isinstance(items, list) or not items)
+        entry = users[user]
+        entry["probes"] += 1
+        entry["failed"] += int(failed)
+        entry["empty"] += int(empty)
+        samples.append(dict(user=user, round=probe.get("round"), status=probe.get("status"),
+                            latency_ms=probe.get("latency_ms"), count=len(items) if isinstance(items, list) else None,
+                            source=body.get("source"), error=probe.get("error") if failed else None))
+    for entry in users.values():
+        entry["affected"] = entry["probes"] > 0 and 2 * (entry["failed"] + entry["empty"]) >= entry["probes"]
+    sent = len(samples)
+    failed_total = sum(u["failed"] for u in users.values())
+    affected = sum(1 for u in users.values() if u["affected"])
+    facts = dict(
+        samples=sent,
+        error_rate=round(failed_total / float(sent), 4) if sent else None,
+        users_affected_pct=round(100.0 * affected / len(users), 2) if users else None,
+        core_feature_affected=affected > 0,
+        recommendations_empty=any(u["empty"] for u in users.values()),
+        latency_ms=result["latency_ms"]["p50"],
+    )
+    if sent == 0:
+        facts.pop("error_rate")
+    facts = {k: v for k, v in facts.items() if v is not None}
+    return dict(facts=facts, users=users, samples=samples, latency_ms=result["latency_ms"], urls=recs)
+
+
+# ---- recorded baseline and the classify module ------------------------------------------------
+
+def read_baseline(path):
+    """The baseline recorded in ``path`` (JSON ``{"baseline_ms": ..., "recorded_at": ...}``).
+
+    Returns the parsed dict, or ``None`` when the file does not exist. A file that is not such a
+    JSON object, or holds an impossible baseline, raises ``ValueError`` naming the file.
+    """
+    import json
+    import os
+
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise ValueError("baseline file %s is not readable JSON: %s" % (path, exc)) from None
+    if not isinstance(data, dict) or "baseline_ms" not in data:
+        raise ValueError("baseline file %s holds no baseline_ms: %r" % (path, data))
+    try:
+        data["baseline_ms"] = _check_fact("baseline_ms", data["baseline_ms"])
+    except ValueError as exc:
+        raise ValueError("baseline file %s: %s" % (path, exc)) from None
+    return data
+
+
+def write_baseline(path, record):
+    """Write ``record`` as JSON to ``path`` atomically (temporary file, then rename)."""
+    import json
+    import os
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".baseline-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(params, check_mode=False, now=None, probe_many=None):
+    """The work of ``sre.incident.classify``: gather facts, pick the baseline, classify.
+
+    ``params``: the module's options. Given facts overlay measured ones. The baseline is
+    ``baseline_ms`` if given, else the one recorded in ``baseline_file``, else none. With
+    ``record_baseline`` the measured p50 becomes the new recorded baseline (after classifying
+    against the previous one); in check mode it is only reported. Raises ValueError.
+    """
+    facts = {}
+    measured = None
+    if params.get("measure"):
+        if not params.get("stack"):
+            raise ValueError("measure=true needs stack (incident_stack) to know which URLs to probe")
+        measured = measure(params["stack"], count=params.get("probe_count", 3), interval=params.get("probe_interval", 0.5),
+                           timeout=params.get("probe_timeout", 5.0), probe_many=probe_many)
+        facts.update(measured["facts"])
+    for key in FACT_KEYS:
+        if params.get(key) is not None:
+            facts[key] = params[key]
+    baseline_file = params.get("baseline_file")
+    recorded = read_baseline(baseline_file) if baseline_file else None
+    if params.get("baseline_ms") is not None:
+        baseline, source = params["baseline_ms"], "option"
+    elif recorded is not None:
+        baseline, source = recorded["baseline_ms"], "file"
+    else:
+        baseline, source = facts.get("baseline_ms"), ("facts" if facts.get("baseline_ms") is not None else "none")
+    result = classify(facts, baseline_ms=baseline, sla_overrides=params.get("sla"),
+                      latency_tolerance=params.get("latency_tolerance", DEFAULT_LATENCY_TOLERANCE))
+    result.update(changed=False, baseline=dict(baseline_ms=baseline, source=source, file=baseline_file, recorded=recorded),
+                  baseline_recorded=False, samples=[], users={}, latency=None)
+    if measured is not None:
+        result.update(samples=measured["samples"], users=measured["users"], latency=measured["latency_ms"])
+    diff = dict(before="", after="")
+    if params.get("record_baseline"):
+        if measured is None or not baseline_file:
+            raise ValueError("record_baseline=true needs measure=true and baseline_file")
+        bad = [name for name in ("error_rate", "users_affected_pct") if measured["facts"].get(name)]
+        if bad or measured["facts"].get("recommendations_empty") or measured["facts"].get("latency_ms") is None:
+            raise ValueError("not recording a baseline from an unhealthy measurement (%s): a baseline must describe "
+                             "the service at its normal speed" % ", ".join(
+                                 "%s=%s" % (k, measured["facts"].get(k)) for k in
+                                 ("error_rate", "users_affected_pct", "recommendations_empty", "latency_ms")))
+        new = dict(baseline_ms=measured["facts"]["latency_ms"], recorded_at=format_ts(now or utc_now()),
+                   samples=measured["facts"]["samples"], statistic="p50",
+                   what="p50 latency of the recommendations of the sample users")
+        old_value = recorded["baseline_ms"] if recorded else None
+        if old_value != new["baseline_ms"]:
+            result["changed"] = True
+            diff = dict(before="baseline_ms: %s\n" % old_value, after="baseline_ms: %s\n" % new["baseline_ms"])
+            if not check_mode:
+                write_baseline(baseline_file, new)
+                result["baseline_recorded"] = True
+        result["baseline"]["new"] = new
+    result["diff"] = dict(diff, before_header=baseline_file or "", after_header=baseline_file or "")
+    return result

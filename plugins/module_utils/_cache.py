@@ -1,0 +1,113 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The recommendation cache (SPEC P1-2, OPS-1): count its keys, clear it through the service.
+
+The cache is cleared the way the runbook says, through the service's own endpoint
+(``POST /api/recommendations/clear-cache``, answer ``{"cleared": n}``), with ``_http``. Keys are
+counted by running ``redis-cli --scan --pattern <pattern>`` inside the Redis container through
+``_compose`` (an argv list, no shell), so check mode can say how many keys would be cleared and
+``changed`` comes from observed state.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.sre.incident.plugins.module_utils import _http, _stack
+
+STATES = ("present", "cleared")
+DEFAULT_PATTERN = "recs:*"
+
+
+class CacheError(Exception):
+    """The cache could not be read or cleared; ``details`` go into the module's failure."""
+
+    def __init__(self, msg, **details):
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+def resolve(params):
+    """Where to act: dict(url, project, redis_service) from ``url``/``stack``/explicit options.
+
+    Raises ValueError naming a missing or bad value.
+    """
+    stack = params.get("stack")
+    url = params.get("url")
+    if stack:
+        try:
+            derived = _stack.urls(stack)
+        except _stack.StackError as exc:
+            raise ValueError(str(exc)) from None
+        url = url or derived["clear_cache"]
+    if not url:
+        raise ValueError("no clear-cache URL: give stack (incident_stack) or url")
+    _http.validate_url(url)
+    project = params.get("project") or (stack or {}).get("name")
+    redis_service = params.get("redis_service") or ((stack or {}).get("redis") or {}).get("service") or "redis"
+    if params.get("count_keys", True) and not project:
+        raise ValueError("counting keys needs the compose project: give stack (incident_stack) or project")
+    pattern = params.get("key_pattern") or DEFAULT_PATTERN
+    if any(ch.isspace() for ch in pattern):
+        raise ValueError("key_pattern %r contains whitespace" % (pattern,))
+    return dict(url=url, project=project, redis_service=redis_service, pattern=pattern)
+
+
+def parse_scan(stdout):
+    """Number of keys in ``redis-cli --scan`` output (one key per line; blank lines ignored)."""
+    return len({line for line in (stdout or "").splitlines() if line.strip()})
+
+
+def count_keys(exec_fn, project, redis_service, pattern=DEFAULT_PATTERN):
+    """Count the keys matching ``pattern``; ``exec_fn(project, service, argv)`` -> dict(rc, stdout, stderr)."""
+    result = exec_fn(project, redis_service, ["redis-cli", "--scan", "--pattern", pattern])
+    if result["rc"] != 0 or "ERR" in (result.get("stdout") or "")[:200] or "Could not connect" in (result.get("stderr") or ""):
+        raise CacheError("counting the %s keys in Redis (service %s) failed: rc %s, %s"
+                         % (pattern, redis_service, result["rc"], (result.get("stderr") or result.get("stdout") or "").strip()[:300]),
+                         cmd=result.get("cmd"), rc=result["rc"], stdout=result.get("stdout"), stderr=result.get("stderr"))
+    return parse_scan(result["stdout"])
+
+
+def clear(url, timeout=5.0, probe=_http.probe):
+    """POST the clear-cache endpoint; returns dict(status, cleared, latency_ms). CacheError if it did not clear."""
+    answer = probe(url, timeout, method="POST")
+    body = answer.get("body_json")
+    if answer.get("status") != 200 or not isinstance(body, dict) or not isinstance(body.get("cleared"), int):
+        raise CacheError("clearing the cache through POST %s failed: %s%s. Is the service (and Redis) up?"
+                         % (url, answer.get("error") or "unexpected answer",
+                            "; answer %s" % (body,) if body is not None else ""),
+                         status=answer.get("status"), body=body, url=url)
+    return dict(status=answer["status"], cleared=body["cleared"], latency_ms=answer.get("latency_ms"))
+
+
+def run(params, check_mode=False, exec_fn=None, probe=_http.probe):
+    """The work of ``sre.incident.cache``.
+
+    ``exec_fn(project, service, argv)`` runs a command in a service's container (None: keys are
+    not counted). Returns dict(changed, state, url, cleared, would_clear, keys_before, keys_after,
+    counted, status, diff).
+    """
+    state = params.get("state") or "present"
+    if state not in STATES:
+        raise ValueError("unknown state %r: choose one of %s" % (state, ", ".join(STATES)))
+    where = resolve(params)
+    counted = bool(params.get("count_keys", True) and exec_fn is not None)
+    if state == "present" and not counted:
+        raise ValueError("state=present reports the key count and needs count_keys=true")
+
+    def count():
+        return count_keys(exec_fn, where["project"], where["redis_service"], where["pattern"]) if counted else None
+
+    before = count()
+    result = dict(changed=False, state=state, url=where["url"], pattern=where["pattern"], counted=counted,
+                  keys_before=before, keys_after=before, cleared=0, would_clear=None, status=None)
+    if state == "cleared":
+        if check_mode:
+            result["would_clear"] = before
+            result["changed"] = before > 0 if counted else True
+        else:
+            answer = clear(where["url"], timeout=params.get("timeout") or 5.0, probe=probe)
+            result.update(cleared=answer["cleared"], status=answer["status"], keys_after=count())
+            result["changed"] = answer["cleared"] > 0
+    after = result["keys_after"] if not (check_mode and result["changed"]) else 0
+    result["diff"] = dict(before="%s keys: %s\n" % (where["pattern"], before),
+                          after="%s keys: %s\n" % (where["pattern"], after))
+    return result

@@ -1,0 +1,1348 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Diagnostics: collect the evidence of the runbook's ``diagnose_p0.sh`` and more, as facts.
+
+Parts (each independent: a part that fails is ``{ok: false, error: ...}`` and the others are
+still collected; they run concurrently in threads):
+
+=========== ===================================================================== ============
+part        what                                                                  runbook item
+=========== ===================================================================== ============
+http        /health and every sample user's recommendations, probed concurrently
+            (the probe of sre.incident.health_check): status, latency
+status      every container of the project: state, health, restarts, exit code,   [1]
+            OOM flag, started-at, image id and image creation time
+logs        the last N log lines of the service, its ERROR/FATAL/panic lines      [2]
+database    pg_stat_database of the service's database, connections against      [3]
+            max_connections, long-running and slow (pg_stat_statements) queries
+redis       INFO server memory clients stats persistence keyspace, parsed         [4]
+resources   CPU % and memory % per running container (from the raw stats API)    [5]
+disk        host filesystems (statvfs of /proc/mounts) and the stack's volumes    [6]
+errors      ERROR/FATAL/panic lines of every container since a given time         [7]
+changes     images rebuilt, containers recreated/restarted in the window, compose
+            files' modification times, the project's last git commits
+degraded    edge mode and DOWNGRADE_MODE: is a degraded mode left on?
+fallbacks   newest Redis snapshot, static top-N in the service image, standby
+=========== ===================================================================== ============
+
+Everything that leaves this file (facts, bundle files) has gone through ``_redact``: the values
+of secret-looking variables of every container's environment are hunted in all collected text.
+
+The bundle (:func:`write_bundle`) is a directory (mode 0700, files 0600) with one raw text file
+per item, ``facts.json`` (the structured parts), ``index.json`` and ``SHA256SUMS``, plus a
+``.tar.gz`` of that directory next to it (mode 0600).
+
+The Redis snapshot (:func:`take_redis_snapshot`): ``BGSAVE`` through ``redis-cli`` in the redis
+container, wait (polling ``LASTSAVE``) until it is written, copy the dump out of the container to
+``<dir>/dump-<UTC yyyymmddTHHMMSSZ>.rdb`` (0600) and keep the newest N.
+"""
+
+from __future__ import annotations
+
+import calendar
+import concurrent.futures
+import datetime
+import glob
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+import time
+
+from ansible_collections.sre.incident.plugins.module_utils import _http, _redact, _stack
+from ansible_collections.sre.incident.plugins.module_utils._compose import (
+    DockerError,
+    LABEL_CONFIG_FILES,
+    LABEL_WORKING_DIR,
+    container_state,
+    services_in_compose_files,
+)
+from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
+    yaml = None
+
+PARTS = ("http", "status", "logs", "database", "redis", "resources", "disk", "errors", "changes", "degraded", "fallbacks")
+# the runbook's diagnose_p0.sh items [1]..[7] and the part holding each
+RUNBOOK_ITEMS = (
+    ("1", "service status", "status"),
+    ("2", "recent logs", "logs"),
+    ("3", "database status", "database"),
+    ("4", "redis status", "redis"),
+    ("5", "system resources", "resources"),
+    ("6", "disk space", "disk"),
+    ("7", "recent errors", "errors"),
+)
+RAW_FILES = {
+    "http": "00-http-probes.txt",
+    "status": "01-service-status.txt",
+    "logs": "02-service.log",
+    "database": "03-db-status.txt",
+    "redis": "04-redis-status.txt",
+    "resources": "05-docker-stats.txt",
+    "disk": "06-disk-space.txt",
+    "errors": "07-errors.log",
+    "changes": "08-recent-changes.txt",
+    "degraded": "09-degraded-mode.txt",
+    "fallbacks": "10-fallbacks.txt",
+}
+
+DEFAULT_THRESHOLDS = dict(
+    latency_ms=500,
+    cpu_percent=50,
+    memory_percent=60,
+    disk_percent=85,
+    disk_critical_percent=95,
+    db_connections_percent=80,
+    db_connections_critical_percent=95,
+    redis_memory_percent=90,
+    evicted_keys=0,
+    error_lines=0,
+    error_lines_critical=50,
+    snapshot_max_age=86400,
+)
+
+ERROR_LEVELS = ("ERROR", "FATAL", "CRITICAL", "PANIC")
+_TEXT_ERROR_RE = re.compile(r"(?i)\b(error|fatal|panic)\b")
+_GREP_RE = re.compile(r"(?i)error|fatal|panic")
+_PSEUDO_FS = frozenset((
+    "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "securityfs", "debugfs", "tracefs", "pstore", "bpf",
+    "configfs", "fusectl", "hugetlbfs", "autofs", "binfmt_misc", "nsfs", "rpc_pipefs", "selinuxfs", "efivarfs",
+    "devtmpfs", "ramfs", "fuse.gvfsd-fuse", "fuse.portal", "squashfs", "nfsd",
+))
+# Mounts the engine makes for containers (their root filesystems and volumes): the volumes are
+# reported per volume, the rest is the host's disk seen again.
+_SKIP_MOUNT_PREFIXES = ("/var/lib/docker/", "/var/lib/containerd/", "/run/docker/", "/run/containerd/", "/proc/", "/sys/")
+
+
+class DiagnosticsError(ValueError):
+    """Bad input (a bad time, an unknown part, a missing directory): fails before collecting."""
+
+
+# --------------------------------------------------------------------------- time
+
+def utc_now():
+    return time.time()
+
+
+def iso(epoch):
+    """UTC ISO 8601 with milliseconds (``2026-11-27T01:30:45.123Z``); None stays None."""
+    if epoch is None:
+        return None
+    dt = datetime.datetime.fromtimestamp(float(epoch), tz=datetime.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (dt.microsecond // 1000)
+
+
+def parse_iso(value):
+    """UNIX time of an ISO 8601 / RFC 3339 time (nanoseconds allowed, ``Z`` or offset, naive = UTC)."""
+    text = str(value).strip()
+    match = re.match(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$", text, re.IGNORECASE)
+    if not match:
+        raise DiagnosticsError("not an ISO 8601 time: %r (expected like 2026-11-27T01:30:00Z)" % (value,))
+    date, clock, frac, zone = match.groups()
+    if clock.count(":") == 1:
+        clock += ":00"
+    try:
+        dt = datetime.datetime.strptime(date + "T" + clock, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        raise DiagnosticsError("not an ISO 8601 time: %r" % (value,)) from None
+    epoch = calendar.timegm(dt.timetuple())
+    if frac:
+        epoch += float("0." + frac[:9])
+    if zone and zone.upper() != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        epoch -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return epoch
+
+
+def parse_since(value, now=None):
+    """UNIX time from O(errors_since): an ISO time, or a number of seconds before ``now``.
+
+    ``None`` or ``""`` is None (no lower bound). Raises DiagnosticsError naming a bad value.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    now = utc_now() if now is None else now
+    if isinstance(value, bool):
+        raise DiagnosticsError("errors_since must be an ISO time or a number of seconds, got %r" % (value,))
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        text = str(value).strip()
+        match = re.match(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$", text)
+        if not match:
+            return parse_iso(text)
+        seconds = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    if seconds < 0:
+        raise DiagnosticsError("errors_since must not be negative, got %r" % (value,))
+    return now - seconds
+
+
+def split_docker_ts(line):
+    """``(epoch or None, text)`` of a log line fetched with ``timestamps=True``."""
+    head, sep, rest = line.partition(" ")
+    if sep and len(head) >= 20 and head[4:5] == "-" and head[10:11] == "T":
+        try:
+            return parse_iso(head), rest
+        except DiagnosticsError:
+            pass
+    return None, line
+
+
+# --------------------------------------------------------------------------- logs
+
+def line_level(text):
+    """The level of one log line: the ``level`` of a JSON line, else a word found in the text."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            level = data.get("level") or data.get("severity") or data.get("lvl")
+            return str(level).upper() if level else None
+    match = _TEXT_ERROR_RE.search(stripped)
+    return match.group(1).upper() if match else None
+
+
+def is_error_line(text):
+    """An ERROR / FATAL / CRITICAL / panic line (JSON by its level, text by a whole word)."""
+    return line_level(text) in ERROR_LEVELS
+
+
+def scan_errors(log_text, since=None, keep=50, until=None):
+    """Count the error lines of a log fetched with timestamps, at or after ``since`` and before
+    ``until`` (UNIX times, None: no bound).
+
+    Returns dict(count, grep_count (the runbook's ``grep -i "error\\|fatal\\|panic"``), by_level,
+    lines (the last ``keep``), first_ts, last_ts, scanned).
+    """
+    count = grep_count = scanned = 0
+    by_level = {}
+    lines = []
+    first_ts = last_ts = None
+    for raw in (log_text or "").splitlines():
+        if not raw.strip():
+            continue
+        epoch, text = split_docker_ts(raw)
+        if since is not None and epoch is not None and epoch < since:
+            continue
+        if until is not None and epoch is not None and epoch >= until:
+            continue
+        scanned += 1
+        if _GREP_RE.search(text):
+            grep_count += 1
+        level = line_level(text)
+        if level not in ERROR_LEVELS:
+            continue
+        count += 1
+        by_level[level] = by_level.get(level, 0) + 1
+        lines.append(raw)
+        if len(lines) > keep:
+            del lines[0]
+        if epoch is not None:
+            first_ts = epoch if first_ts is None else first_ts
+            last_ts = epoch
+    return dict(count=count, grep_count=grep_count, by_level=by_level, lines=lines, first_ts=iso(first_ts),
+                last_ts=iso(last_ts), scanned=scanned)
+
+
+# --------------------------------------------------------------------------- redis
+
+def _number(value):
+    if isinstance(value, (int, float)):
+        return value
+    text = str(value).strip()
+    if re.match(r"^-?\d+$", text):
+        return int(text)
+    if re.match(r"^-?\d+\.\d+(e[+-]?\d+)?$", text, re.IGNORECASE):
+        return float(text)
+    return text
+
+
+def parse_redis_info(text):
+    """``redis-cli INFO`` output -> ``{section: {key: value}}`` (numbers converted).
+
+    Keyspace lines (``db0:keys=1,expires=0``) become dicts.
+    """
+    sections = {}
+    current = "default"
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            current = line.lstrip("#").strip().lower() or "default"
+            sections.setdefault(current, {})
+            continue
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        if current == "keyspace" or ("=" in value and "," in value and key.startswith("db")):
+            sections.setdefault(current, {})[key] = {k: _number(v) for k, _eq, v in
+                                                     (item.partition("=") for item in value.split(","))}
+        else:
+            sections.setdefault(current, {})[key] = _number(value)
+    return sections
+
+
+def _pct(part, whole, digits=2):
+    try:
+        part = float(part)
+        whole = float(whole)
+    except (TypeError, ValueError):
+        return None
+    if whole <= 0:
+        return None
+    return round(part * 100.0 / whole, digits)
+
+
+def redis_summary(sections):
+    """The figures a playbook branches on, from :func:`parse_redis_info`."""
+    flat = {}
+    for values in sections.values():
+        flat.update(values)
+    hits = flat.get("keyspace_hits")
+    misses = flat.get("keyspace_misses")
+    ratio = None
+    if isinstance(hits, int) and isinstance(misses, int) and hits + misses > 0:
+        ratio = round(hits / float(hits + misses), 4)
+    maxmemory = flat.get("maxmemory")
+    keys = sum(v.get("keys", 0) for v in (sections.get("keyspace") or {}).values() if isinstance(v, dict))
+    return dict(
+        version=flat.get("redis_version"),
+        uptime_s=flat.get("uptime_in_seconds"),
+        used_memory=flat.get("used_memory"),
+        used_memory_human=flat.get("used_memory_human"),
+        maxmemory=maxmemory,
+        maxmemory_policy=flat.get("maxmemory_policy"),
+        used_memory_pct=_pct(flat.get("used_memory"), maxmemory) if maxmemory else None,
+        evicted_keys=flat.get("evicted_keys"),
+        expired_keys=flat.get("expired_keys"),
+        connected_clients=flat.get("connected_clients"),
+        blocked_clients=flat.get("blocked_clients"),
+        rejected_connections=flat.get("rejected_connections"),
+        keyspace_hits=hits,
+        keyspace_misses=misses,
+        hit_ratio=ratio,
+        keys=keys,
+        rdb_last_save_time=flat.get("rdb_last_save_time"),
+        rdb_last_bgsave_status=flat.get("rdb_last_bgsave_status"),
+        rdb_bgsave_in_progress=flat.get("rdb_bgsave_in_progress"),
+        rdb_changes_since_last_save=flat.get("rdb_changes_since_last_save"),
+    )
+
+
+# --------------------------------------------------------------------------- postgres
+
+def _sql_literal(value):
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def pg_queries(database, long_running_s=30):
+    """The two SQL statements run with ``psql -At``: the main JSON object, then slow queries."""
+    db = _sql_literal(database)
+    main = (
+        "SELECT json_build_object("
+        "'database', (SELECT row_to_json(d) FROM (SELECT datname, numbackends, xact_commit, xact_rollback, blks_read,"
+        " blks_hit, tup_returned, tup_fetched, deadlocks, conflicts, temp_bytes, stats_reset"
+        " FROM pg_stat_database WHERE datname = %(db)s) d),"
+        "'connections_used', (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),"
+        "'connections_by_state', (SELECT coalesce(json_object_agg(st, n), '{}') FROM (SELECT coalesce(state, 'unknown') st,"
+        " count(*) n FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1) s),"
+        "'max_connections', current_setting('max_connections')::int,"
+        "'superuser_reserved_connections', current_setting('superuser_reserved_connections')::int,"
+        "'long_running', (SELECT coalesce(json_agg(q), '[]') FROM (SELECT pid, usename, datname, state, wait_event_type,"
+        " round(extract(epoch FROM now() - query_start)::numeric, 1) AS seconds, left(query, 500) AS query"
+        " FROM pg_stat_activity WHERE state IS NOT NULL AND state <> 'idle' AND pid <> pg_backend_pid()"
+        " AND backend_type = 'client backend' AND query_start < now() - interval '%(secs)d seconds'"
+        " ORDER BY query_start LIMIT 20) q),"
+        "'server_version', current_setting('server_version'),"
+        "'now', now())"
+    ) % dict(db=db, secs=int(long_running_s))
+    slow = (
+        "SELECT coalesce(json_agg(s), '[]') FROM (SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,"
+        " round(mean_exec_time::numeric, 1) AS mean_ms, round(max_exec_time::numeric, 1) AS max_ms, rows,"
+        " left(query, 500) AS query FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database"
+        " WHERE datname = %s) ORDER BY mean_exec_time DESC LIMIT 10) s"
+    ) % db
+    return main, slow
+
+
+def parse_pg_output(stdout):
+    """The JSON lines ``psql -At`` printed, parsed, in order (non-JSON lines skipped)."""
+    found = []
+    for line in (stdout or "").splitlines():
+        line = line.strip()
+        if not line or line[0] not in "[{":
+            continue
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return found
+
+
+def db_summary(main, slow=None):
+    main = main or {}
+    database = main.get("database") or {}
+    used = main.get("connections_used")
+    maximum = main.get("max_connections")
+    return dict(
+        database=database.get("datname"),
+        numbackends=database.get("numbackends"),
+        xact_commit=database.get("xact_commit"),
+        xact_rollback=database.get("xact_rollback"),
+        deadlocks=database.get("deadlocks"),
+        connections_used=used,
+        max_connections=maximum,
+        connections_pct=_pct(used, maximum),
+        long_running=len(main.get("long_running") or []),
+        slow_queries=len(slow) if isinstance(slow, list) else None,
+        server_version=main.get("server_version"),
+    )
+
+
+# --------------------------------------------------------------------------- docker stats
+
+def cpu_percent(stats):
+    """CPU % of one raw stats sample, as ``docker stats`` computes it (100 % = one CPU)."""
+    cpu = (stats or {}).get("cpu_stats") or {}
+    pre = (stats or {}).get("precpu_stats") or {}
+    try:
+        cpu_delta = float((cpu.get("cpu_usage") or {}).get("total_usage", 0)) - float((pre.get("cpu_usage") or {}).get("total_usage", 0))
+        system_delta = float(cpu.get("system_cpu_usage", 0)) - float(pre.get("system_cpu_usage", 0))
+    except (TypeError, ValueError):
+        return None
+    online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1
+    if system_delta <= 0 or cpu_delta < 0 or not pre.get("system_cpu_usage"):
+        return 0.0 if system_delta > 0 else None
+    return round(cpu_delta / system_delta * online * 100.0, 2)
+
+
+def memory_usage(stats):
+    """``(used_bytes, limit_bytes, percent)`` as ``docker stats`` shows them (page cache excluded)."""
+    mem = (stats or {}).get("memory_stats") or {}
+    usage = mem.get("usage")
+    limit = mem.get("limit")
+    if usage is None:
+        return None, limit, None
+    detail = mem.get("stats") or {}
+    if "inactive_file" in detail:  # cgroup v2
+        usage -= detail.get("inactive_file", 0)
+    elif "total_inactive_file" in detail:  # cgroup v1
+        usage -= detail.get("total_inactive_file", 0)
+    elif "cache" in detail:
+        usage -= detail.get("cache", 0)
+    usage = max(0, usage)
+    return usage, limit, _pct(usage, limit)
+
+
+def stats_summary(name, stats):
+    used, limit, pct = memory_usage(stats)
+    nets = (stats or {}).get("networks") or {}
+    blk = ((stats or {}).get("blkio_stats") or {}).get("io_service_bytes_recursive") or []
+    return dict(
+        name=name,
+        cpu_pct=cpu_percent(stats),
+        mem_used=used,
+        mem_limit=limit,
+        mem_pct=pct,
+        net_rx=sum(int(v.get("rx_bytes", 0)) for v in nets.values()),
+        net_tx=sum(int(v.get("tx_bytes", 0)) for v in nets.values()),
+        block_read=sum(int(v.get("value", 0)) for v in blk if str(v.get("op", "")).lower() == "read"),
+        block_write=sum(int(v.get("value", 0)) for v in blk if str(v.get("op", "")).lower() == "write"),
+        pids=((stats or {}).get("pids_stats") or {}).get("current"),
+    )
+
+
+# --------------------------------------------------------------------------- disk
+
+def parse_df(text):
+    """``df -P -k`` output -> list of dict(filesystem, size_kb, used_kb, avail_kb, used_pct, mount)."""
+    rows = []
+    for line in (text or "").splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 6:
+            continue
+        try:
+            size, used, avail = int(fields[1]), int(fields[2]), int(fields[3])
+        except ValueError:
+            continue
+        pct = fields[4].rstrip("%")
+        rows.append(dict(filesystem=fields[0], size_kb=size, used_kb=used, avail_kb=avail,
+                         used_pct=float(pct) if pct.replace(".", "", 1).isdigit() else _pct(used, used + avail),
+                         mount=" ".join(fields[5:])))
+    return rows
+
+
+def parse_proc_mounts(text):
+    """``/proc/mounts`` -> list of dict(device, mount, fstype) with octal escapes decoded."""
+    out = []
+    for line in (text or "").splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+        out.append(dict(device=fields[0], mount=mount, fstype=fields[2]))
+    return out
+
+
+def statvfs_usage(mount, statvfs=os.statvfs):
+    """df's figures for one mount point: size, used, avail (KiB) and used % (as df rounds it up)."""
+    st = statvfs(mount)
+    frsize = st.f_frsize or st.f_bsize
+    size = st.f_blocks * frsize // 1024
+    free = st.f_bfree * frsize // 1024
+    avail = st.f_bavail * frsize // 1024
+    used = size - free
+    denominator = used + avail
+    pct = None
+    if denominator > 0:
+        pct = float(-(-used * 100 // denominator))  # df rounds up
+    return dict(size_kb=size, used_kb=used, avail_kb=avail, used_pct=pct,
+                inodes_used_pct=_pct(st.f_files - st.f_ffree, st.f_files) if st.f_files else None)
+
+
+def host_filesystems(mounts_text, statvfs=os.statvfs):
+    """Usage of the host's real filesystems (pseudo filesystems and duplicates left out)."""
+    rows = []
+    seen = set()
+    for m in parse_proc_mounts(mounts_text):
+        if m["fstype"] in _PSEUDO_FS or m["mount"].startswith(_SKIP_MOUNT_PREFIXES):
+            continue
+        try:
+            usage = statvfs_usage(m["mount"], statvfs=statvfs)
+        except OSError:
+            continue
+        if usage["size_kb"] <= 0:
+            continue
+        key = (m["device"], m["fstype"], usage["size_kb"], usage["used_kb"])
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append(dict(filesystem=m["device"], fstype=m["fstype"], mount=m["mount"], **usage))
+    return rows
+
+
+# --------------------------------------------------------------------------- evaluation
+
+def _finding(check, level, reason, value=None, threshold=None, kind="warning"):
+    return dict(check=check, level=level, kind=kind, reason=reason, value=value, threshold=threshold)
+
+
+def evaluate(summary, parts_ok, thresholds=None):
+    """Findings (list of dicts: check, level warning|critical, kind, reason, value, threshold)
+    from :func:`build_summary`. ``kind`` is ``down`` (the service itself is not running),
+    ``degraded`` (it runs but a dependency or a figure makes it fail users) or ``warning``.
+    """
+    th = dict(DEFAULT_THRESHOLDS)
+    th.update({k: v for k, v in (thresholds or {}).items() if v is not None})
+    out = []
+    s = summary
+    if s.get("http_success_ratio") is not None:
+        if s["http_success_ratio"] == 0:
+            out.append(_finding("http", "critical", "the service answers no request (/health %s)" % (s.get("health_status"),),
+                                0.0, 1.0, kind="down"))
+        elif not s.get("http_healthy"):
+            out.append(_finding("http", "critical", "%d %% of the probes failed (/health %s)" % (
+                round((1 - s["http_success_ratio"]) * 100), s.get("health_status")), s["http_success_ratio"], 1.0, kind="degraded"))
+    p95 = s.get("latency_p95_ms")
+    if p95 is not None and p95 > th["latency_ms"]:
+        out.append(_finding("latency_ms", "critical", "p95 latency %s ms over %s ms" % (p95, th["latency_ms"]), p95, th["latency_ms"],
+                            kind="degraded"))
+    if parts_ok.get("status", True):
+        if s.get("service_status") != "running":
+            out.append(_finding("service_running", "critical", "the service is %s%s" % (
+                s.get("service_status"), " (exit code %s)" % s.get("exit_code") if s.get("exit_code") not in (None, 0) or
+                s.get("service_status") == "exited" else ""), s.get("service_status"), "running", kind="down"))
+        elif s.get("service_health") == "unhealthy":
+            out.append(_finding("service_health", "critical", "the service container is unhealthy", "unhealthy", "healthy",
+                                kind="degraded"))
+        for name in s.get("dependencies_down") or []:
+            out.append(_finding("dependency_running", "critical", "dependency %s is %s" % (name, (s.get("services") or {}).get(name)),
+                                name, "running", kind="degraded"))
+        if s.get("oom_killed"):
+            out.append(_finding("oom_killed", "warning", "the service was OOM-killed", True, False))
+    for name, pct in sorted((s.get("cpu_pct") or {}).items()):
+        if pct is not None and pct >= th["cpu_percent"]:
+            out.append(_finding("cpu_percent", "warning", "CPU of %s at %s %% (limit %s %%)" % (name, pct, th["cpu_percent"]),
+                                pct, th["cpu_percent"]))
+    for name, pct in sorted((s.get("mem_pct") or {}).items()):
+        if pct is not None and pct >= th["memory_percent"]:
+            out.append(_finding("memory_percent", "warning", "memory of %s at %s %% (limit %s %%)" % (name, pct, th["memory_percent"]),
+                                pct, th["memory_percent"]))
+    for mount, pct in sorted((s.get("disk_used_pct_by_mount") or {}).items()):
+        if pct is None:
+            continue
+        if pct >= th["disk_critical_percent"]:
+            out.append(_finding("disk_percent", "critical", "disk %s %s %% full" % (mount, pct), pct, th["disk_critical_percent"],
+                                kind="degraded"))
+        elif pct >= th["disk_percent"]:
+            out.append(_finding("disk_percent", "warning", "disk %s %s %% full" % (mount, pct), pct, th["disk_percent"]))
+    conn = s.get("db_connections_pct")
+    if conn is not None:
+        if conn >= th["db_connections_critical_percent"]:
+            out.append(_finding("db_connections", "critical", "database connections %s/%s" % (
+                s.get("db_connections_used"), s.get("db_max_connections")), conn, th["db_connections_critical_percent"], kind="degraded"))
+        elif conn >= th["db_connections_percent"]:
+            out.append(_finding("db_connections", "warning", "database connections %s/%s" % (
+                s.get("db_connections_used"), s.get("db_max_connections")), conn, th["db_connections_percent"]))
+    evicted = s.get("redis_evicted_keys")
+    if isinstance(evicted, int) and evicted > th["evicted_keys"]:
+        out.append(_finding("redis_evictions", "warning", "redis evicted %d keys" % evicted, evicted, th["evicted_keys"]))
+    rmem = s.get("redis_used_memory_pct")
+    if rmem is not None and rmem >= th["redis_memory_percent"]:
+        out.append(_finding("redis_memory", "warning", "redis memory at %s %% of maxmemory" % rmem, rmem, th["redis_memory_percent"]))
+    errors = s.get("error_lines")
+    if isinstance(errors, int):
+        if errors >= th["error_lines_critical"]:
+            out.append(_finding("error_lines", "critical", "%d error lines in the service log" % errors, errors,
+                                th["error_lines_critical"], kind="degraded"))
+        elif errors > th["error_lines"]:
+            out.append(_finding("error_lines", "warning", "%d error lines in the service log" % errors, errors, th["error_lines"]))
+    if s.get("degraded_mode_on"):
+        out.append(_finding("degraded_mode", "warning", "a degraded mode is left on: %s" % ", ".join(s.get("degraded_reasons") or []),
+                            True, False))
+    for name in s.get("fallbacks_not_ready") or []:
+        out.append(_finding("fallback_" + name, "warning", "fallback %s is not ready: %s" % (
+            name, (s.get("fallback_reasons") or {}).get(name)), False, True))
+    down = set(s.get("dependencies_down") or [])
+    explained = {"database": "postgres" in down or s.get("service_status") != "running",
+                 "redis": "redis" in down, "logs": s.get("service_status") in ("missing",),
+                 "degraded": s.get("edge_status") not in (None, "running")}
+    for part, ok in sorted(parts_ok.items()):
+        if not ok and not explained.get(part):
+            out.append(_finding("part_" + part, "warning", "part %s could not be collected" % part, False, True))
+    return out
+
+
+def verdict(findings):
+    levels = {f["level"] for f in findings}
+    return "critical" if "critical" in levels else "warning" if "warning" in levels else "ok"
+
+
+# --------------------------------------------------------------------------- summary
+
+def build_summary(parts, stack):
+    """The flat dict a playbook branches on (see the module's RETURN for the keys)."""
+    service = stack.get("service")
+    deps = list(stack.get("dependencies") or [])
+    s = dict(service=service)
+    http = parts.get("http") or {}
+    s["http_healthy"] = http.get("healthy") if http.get("ok") else None
+    s["http_success_ratio"] = http.get("success_ratio") if http.get("ok") else None
+    s["health_status"] = http.get("health_status")
+    s["latency_p95_ms"] = (http.get("latency_ms") or {}).get("p95")
+    s["latency_max_ms"] = (http.get("latency_ms") or {}).get("max")
+
+    def ok(name):
+        return bool((parts.get(name) or {}).get("ok"))
+
+    status = parts.get("status") or {}
+    containers = status.get("containers") or []
+    s["services"] = {}
+    for c in containers:
+        s["services"].setdefault(c.get("service"), c.get("status"))
+    mine = [c for c in containers if c.get("service") == service]
+    main = mine[0] if mine else None
+    s["service_status"] = (main or {}).get("status", "missing") if ok("status") else None
+    s["service_health"] = (main or {}).get("health") if main else None
+    s["exit_code"] = (main or {}).get("exit_code") if main else None
+    s["oom_killed"] = bool((main or {}).get("oom_killed")) if main else False
+    s["restart_count"] = (main or {}).get("restart_count") if main else None
+    s["started_at"] = (main or {}).get("started_at") if main else None
+    s["dependencies_down"] = [d for d in deps if ok("status") and s["services"].get(d, "missing") != "running"]
+    logs = parts.get("logs") or {}
+    s["error_lines"] = logs.get("error_count") if ok("logs") else None
+    s["log_lines"] = len(logs.get("lines") or []) if ok("logs") else None
+    errors = parts.get("errors") or {}
+    s["error_lines_all"] = errors.get("total") if ok("errors") else None
+    db = (parts.get("database") or {}).get("summary") or {}
+    s["db_connections_used"] = db.get("connections_used")
+    s["db_max_connections"] = db.get("max_connections")
+    s["db_connections_pct"] = db.get("connections_pct")
+    s["db_long_running"] = db.get("long_running")
+    s["db_slow_queries"] = db.get("slow_queries")
+    s["db_xact_rollback"] = db.get("xact_rollback")
+    rs = (parts.get("redis") or {}).get("summary") or {}
+    s["redis_used_memory"] = rs.get("used_memory")
+    s["redis_maxmemory"] = rs.get("maxmemory")
+    s["redis_used_memory_pct"] = rs.get("used_memory_pct")
+    s["redis_evicted_keys"] = rs.get("evicted_keys")
+    s["redis_connected_clients"] = rs.get("connected_clients")
+    s["redis_hit_ratio"] = rs.get("hit_ratio")
+    res = (parts.get("resources") or {}).get("containers") or []
+    s["cpu_pct"] = {r["name"]: r.get("cpu_pct") for r in res}
+    s["mem_pct"] = {r["name"]: r.get("mem_pct") for r in res}
+    cpus = [v for v in s["cpu_pct"].values() if v is not None]
+    mems = [v for v in s["mem_pct"].values() if v is not None]
+    s["cpu_pct_max"] = max(cpus) if cpus else None
+    s["mem_pct_max"] = max(mems) if mems else None
+    disk = parts.get("disk") or {}
+    by_mount = {}
+    for row in disk.get("host") or []:
+        by_mount[row["mount"]] = row.get("used_pct")
+    for row in disk.get("volumes") or []:
+        by_mount["volume:%s" % row.get("volume")] = row.get("used_pct")
+    s["disk_used_pct_by_mount"] = by_mount
+    used = [v for v in by_mount.values() if v is not None]
+    s["disk_used_pct"] = max(used) if used else None
+    changes = parts.get("changes") or {}
+    s["recent_changes"] = len(changes.get("recent") or []) if ok("changes") else None
+    deg = parts.get("degraded") or {}
+    s["edge_mode"] = deg.get("edge_mode")
+    s["edge_status"] = deg.get("edge_status")
+    s["downgrade_mode"] = deg.get("downgrade_mode")
+    s["degraded_mode_on"] = bool(deg.get("degraded")) if ok("degraded") else None
+    s["degraded_reasons"] = deg.get("reasons") or []
+    fb = parts.get("fallbacks") or {}
+    snap = fb.get("snapshot") or {}
+    s["snapshot_age_s"] = snap.get("age_s")
+    s["snapshot_path"] = snap.get("path")
+    s["static_top_present"] = (fb.get("static_top") or {}).get("present")
+    s["standby_defined"] = (fb.get("standby") or {}).get("defined")
+    s["standby_image_present"] = (fb.get("standby") or {}).get("image_present")
+    s["fallbacks_ready"] = {name: (fb.get(name) or {}).get("ready") for name in ("snapshot", "static_top", "standby")} if ok("fallbacks") else {}
+    s["fallbacks_not_ready"] = sorted(n for n, r in s["fallbacks_ready"].items() if r is False)
+    s["fallback_reasons"] = {n: (fb.get(n) or {}).get("reason") for n in s["fallbacks_not_ready"]}
+    s["parts_failed"] = sorted(name for name, part in parts.items() if not (part or {}).get("ok"))
+    return s
+
+
+# --------------------------------------------------------------------------- collection
+
+class Context:
+    """What every part needs: the client, the stack, the containers, the secrets to redact."""
+
+    def __init__(self, client, stack, log_lines=200, since=None, run_command=None, now=None, snapshot_dir=None,
+                 extra_secrets=(), long_running_s=30, changes_window_s=86400, probe_count=1, probe_timeout=2.0):
+        self.client = client
+        self.stack = stack
+        self.project = stack["name"]
+        self.service = stack["service"]
+        self.log_lines = int(log_lines)
+        self.since = since
+        self.run_command = run_command
+        self.now = utc_now() if now is None else now
+        self.snapshot_dir = snapshot_dir
+        self.long_running_s = long_running_s
+        self.changes_window_s = changes_window_s
+        self.probe_count = int(probe_count)
+        self.probe_timeout = float(probe_timeout)
+        self.containers = client.find_containers(self.project)
+        secrets = set(v for v in extra_secrets or () if v)
+        for c in self.containers:
+            secrets |= _redact.secret_values(((c.attrs or {}).get("Config") or {}).get("Env") or [])
+        self.secrets = secrets
+        self._images = {}
+
+    def redact(self, data):
+        return _redact.redact_data(data, self.secrets)
+
+    def text(self, text):
+        return _redact.redact_text(text, self.secrets)
+
+    def by_service(self, service):
+        return [c for c in self.containers if container_state(c)["service"] == service]
+
+    def running(self, service):
+        for c in self.by_service(service):
+            if container_state(c)["status"] == "running":
+                return c
+        return None
+
+    def image(self, image_id):
+        if image_id not in self._images:
+            self._images[image_id] = self.client.image_info(image_id) if image_id else None
+        return self._images[image_id]
+
+    def compose_files(self):
+        files = []
+        for c in self.containers:
+            labels = ((c.attrs or {}).get("Config") or {}).get("Labels") or {}
+            workdir = labels.get(LABEL_WORKING_DIR) or ""
+            for path in (labels.get(LABEL_CONFIG_FILES) or "").split(","):
+                path = path.strip()
+                if path and not os.path.isabs(path) and workdir:
+                    path = os.path.join(workdir, path)
+                if path and path not in files:
+                    files.append(path)
+        if not files and self.stack.get("project_dir"):
+            for f in self.stack.get("compose_files") or ["docker-compose.yml"]:
+                files.append(f if os.path.isabs(f) else os.path.join(self.stack["project_dir"], f))
+        return files
+
+
+def _dep_service(stack, key, default):
+    value = stack.get(key)
+    if isinstance(value, dict):
+        return value.get("service") or default
+    return value or default
+
+
+def part_status(ctx):
+    rows = []
+    details = []
+    for c in ctx.containers:
+        st = container_state(c)
+        attrs = c.attrs or {}
+        img = ctx.image(st["image"]) or {}
+        health = (attrs.get("State") or {}).get("Health") or {}
+        last_probe = (health.get("Log") or [{}])[-1] if health.get("Log") else {}
+        st.update(created=attrs.get("Created"), image_created=img.get("created"), image_tags=img.get("tags"),
+                  health_output=(last_probe.get("Output") or "").strip()[-300:] or None,
+                  health_failing_streak=health.get("FailingStreak"))
+        rows.append(st)
+        details.append(dict(name=st["name"], State=attrs.get("State"), Config=dict(
+            Image=(attrs.get("Config") or {}).get("Image"), Env=(attrs.get("Config") or {}).get("Env"),
+            Cmd=(attrs.get("Config") or {}).get("Cmd")), RestartCount=attrs.get("RestartCount"),
+            Mounts=attrs.get("Mounts"), Created=attrs.get("Created")))
+    header = "%-45s %-30s %-12s %-10s %-5s %-8s %s" % ("NAME", "SERVICE", "STATUS", "HEALTH", "EXIT", "RESTARTS", "STARTED")
+    lines = [header] + ["%-45s %-30s %-12s %-10s %-5s %-8s %s" % (
+        r["name"], r["service"], r["status"], r["health"], r["exit_code"], r["restart_count"], r["started_at"]) for r in rows]
+    raw = "\n".join(lines) + "\n\n# container details (environment redacted)\n" + json.dumps(details, indent=2, default=str)
+    return dict(containers=rows), raw
+
+
+def part_logs(ctx):
+    found = ctx.by_service(ctx.service)
+    if not found:
+        raise DockerError("service %s has no container" % ctx.service)
+    c = found[0]
+    tail = ctx.client.logs(c, tail=ctx.log_lines, until=ctx.now, timestamps=True)
+    lines = [line for line in tail.splitlines() if line.strip()]
+    scan = scan_errors(ctx.client.logs(c, since=ctx.since, until=ctx.now, timestamps=True), since=ctx.since, until=ctx.now)
+    result = dict(container=c.name, lines=lines, error_count=scan["count"], grep_count=scan["grep_count"],
+                  by_level=scan["by_level"], error_lines=scan["lines"], first_error_ts=scan["first_ts"],
+                  last_error_ts=scan["last_ts"], since=iso(ctx.since), until=iso(ctx.now),
+                  window=dict(since=ctx.since, until=ctx.now))
+    return result, tail
+
+
+def part_errors(ctx):
+    per = {}
+    raw = []
+    total = 0
+    for c in ctx.containers:
+        name = c.name
+        try:
+            text = ctx.client.logs(c, since=ctx.since, until=ctx.now, timestamps=True)
+        except DockerError as exc:
+            per[name] = dict(ok=False, error=str(exc))
+            continue
+        scan = scan_errors(text, since=ctx.since, keep=20, until=ctx.now)
+        per[name] = dict(ok=True, service=container_state(c)["service"], count=scan["count"], grep_count=scan["grep_count"],
+                         by_level=scan["by_level"], lines=scan["lines"], last_ts=scan["last_ts"])
+        total += scan["count"]
+        raw.append("### %s (%d error lines since %s)\n%s" % (name, scan["count"], iso(ctx.since) or "start", "\n".join(scan["lines"])))
+    return dict(total=total, containers=per, since=iso(ctx.since)), "\n\n".join(raw) + "\n"
+
+
+def part_database(ctx):
+    db = ctx.stack.get("database") or {}
+    service = db.get("service") or "postgres"
+    c = ctx.running(service)
+    if c is None:
+        raise DockerError("service %s is not running (%s)" % (service, ", ".join(
+            container_state(x)["status"] for x in ctx.by_service(service)) or "no container"))
+    name = db.get("name") or "postgres"
+    user = db.get("user") or "postgres"
+    main_sql, slow_sql = pg_queries(name, ctx.long_running_s)
+    argv = ["psql", "-X", "-q", "-At", "-U", user, "-d", name, "-c", "SET statement_timeout = 5000",
+            "-c", main_sql, "-c", slow_sql]
+    res = ctx.client.exec_in(c, argv, environment={"PGCONNECT_TIMEOUT": "5"})
+    docs = parse_pg_output(res["stdout"])
+    main = docs[0] if docs and isinstance(docs[0], dict) else None
+    if main is None:
+        raise DockerError("psql failed (rc %s): %s" % (res["rc"], (res["stderr"] or res["stdout"]).strip()[:500]))
+    slow = docs[1] if len(docs) > 1 and isinstance(docs[1], list) else None
+    result = dict(container=c.name, stat_database=main.get("database"), connections_used=main.get("connections_used"),
+                  connections_by_state=main.get("connections_by_state"), max_connections=main.get("max_connections"),
+                  superuser_reserved_connections=main.get("superuser_reserved_connections"),
+                  long_running=main.get("long_running") or [], slow_queries=slow,
+                  slow_queries_error=None if slow is not None else (res["stderr"].strip()[:300] or "no pg_stat_statements"),
+                  summary=db_summary(main, slow))
+    raw = "# pg_stat_database WHERE datname = %s\n%s\n\n# full result\n%s\n%s" % (
+        name, json.dumps(main.get("database"), indent=2), json.dumps(result, indent=2, default=str), res["stderr"])
+    return result, raw
+
+
+def part_redis(ctx):
+    service = _dep_service(ctx.stack, "redis", "redis")
+    c = ctx.running(service)
+    if c is None:
+        raise DockerError("service %s is not running (%s)" % (service, ", ".join(
+            container_state(x)["status"] for x in ctx.by_service(service)) or "no container"))
+    res = ctx.client.exec_in(c, ["redis-cli", "INFO", "server", "memory", "clients", "stats", "persistence", "keyspace"])
+    if res["rc"] != 0 or "redis_version" not in res["stdout"]:
+        raise DockerError("redis-cli INFO failed (rc %s): %s" % (res["rc"], (res["stderr"] or res["stdout"]).strip()[:300]))
+    info = parse_redis_info(res["stdout"])
+    return dict(container=c.name, info=info, summary=redis_summary(info)), res["stdout"]
+
+
+def part_resources(ctx, pool_size=8):
+    running = [c for c in ctx.containers if container_state(c)["status"] == "running"]
+    rows = []
+    errors = {}
+
+    def one(c):
+        return stats_summary(c.name, ctx.client.stats(c))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(pool_size, len(running)))) as pool:
+        futures = {pool.submit(one, c): c.name for c in running}
+        for fut in concurrent.futures.as_completed(futures):
+            try:
+                rows.append(fut.result())
+            except DockerError as exc:
+                errors[futures[fut]] = str(exc)
+    rows.sort(key=lambda r: r["name"])
+    lines = ["%-45s %8s %14s %14s %8s %6s" % ("NAME", "CPU %", "MEM USAGE", "MEM LIMIT", "MEM %", "PIDS")]
+    for r in rows:
+        lines.append("%-45s %8s %14s %14s %8s %6s" % (r["name"], r["cpu_pct"], r["mem_used"], r["mem_limit"], r["mem_pct"], r["pids"]))
+    return dict(containers=rows, errors=errors), "\n".join(lines) + "\n"
+
+
+def part_disk(ctx, mounts_path="/proc/mounts", statvfs=os.statvfs):
+    try:
+        with open(mounts_path, "r", encoding="utf-8") as handle:
+            mounts_text = handle.read()
+        host = host_filesystems(mounts_text, statvfs=statvfs)
+    except OSError as exc:
+        host = []
+        host_error = str(exc)
+    else:
+        host_error = None
+    volumes = []
+    seen = set()
+    for c in ctx.containers:
+        st = container_state(c)
+        mounts = [m for m in ((c.attrs or {}).get("Mounts") or []) if m.get("Type") == "volume"]
+        todo = [m for m in mounts if m.get("Name") not in seen]
+        if not todo:
+            continue
+        rows = {}
+        if st["status"] == "running":
+            try:
+                res = ctx.client.exec_in(c, ["df", "-P", "-k"] + [m["Destination"] for m in todo])
+                for row in parse_df(res["stdout"]):
+                    rows[row["mount"]] = row
+            except DockerError:
+                rows = {}
+        for m in todo:
+            row = rows.get(m["Destination"])
+            if row is None and m.get("Source") and os.path.isdir(m["Source"]):
+                try:
+                    row = dict(statvfs_usage(m["Source"], statvfs=statvfs), filesystem=m.get("Driver"))
+                except OSError:
+                    row = None
+            if row is None:
+                continue
+            seen.add(m.get("Name"))
+            volumes.append(dict(volume=m.get("Name"), container=c.name, destination=m["Destination"],
+                                filesystem=row.get("filesystem"), size_kb=row.get("size_kb"), used_kb=row.get("used_kb"),
+                                avail_kb=row.get("avail_kb"), used_pct=row.get("used_pct")))
+    lines = ["%-30s %-10s %12s %12s %12s %6s %s" % ("Filesystem", "Type", "1K-blocks", "Used", "Available", "Use%", "Mounted on")]
+    for r in host:
+        lines.append("%-30s %-10s %12s %12s %12s %5s%% %s" % (r["filesystem"], r["fstype"], r["size_kb"], r["used_kb"],
+                                                              r["avail_kb"], r["used_pct"], r["mount"]))
+    lines.append("\n# volumes of the stack")
+    for r in volumes:
+        lines.append("%-40s %12s %12s %12s %5s%% %s:%s" % (r["volume"], r["size_kb"], r["used_kb"], r["avail_kb"], r["used_pct"],
+                                                          r["container"], r["destination"]))
+    return dict(host=host, volumes=volumes, host_error=host_error), "\n".join(lines) + "\n"
+
+
+def part_changes(ctx):
+    window = ctx.changes_window_s
+    since = ctx.now - window
+    recent = []
+    rows = []
+    for c in ctx.containers:
+        st = container_state(c)
+        attrs = c.attrs or {}
+        img = ctx.image(st["image"]) or {}
+        row = dict(name=st["name"], service=st["service"], created=attrs.get("Created"), started_at=st["started_at"],
+                   restart_count=st["restart_count"], image=st["image"], image_created=img.get("created"))
+        rows.append(row)
+        for key, what in (("image_created", "image rebuilt"), ("created", "container recreated"), ("started_at", "container (re)started")):
+            value = row.get(key)
+            try:
+                epoch = parse_iso(value) if value and not str(value).startswith("0001") else None
+            except DiagnosticsError:
+                epoch = None
+            if epoch is not None and epoch >= since:
+                recent.append(dict(what=what, name=st["name"], service=st["service"], at=value))
+        if st["restart_count"]:
+            recent.append(dict(what="restarted by the engine %d times" % st["restart_count"], name=st["name"],
+                               service=st["service"], at=st["started_at"]))
+    files = []
+    for path in ctx.compose_files():
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError as exc:
+            files.append(dict(path=path, error=str(exc)))
+            continue
+        files.append(dict(path=path, mtime=iso(mtime), recent=mtime >= since))
+        if mtime >= since:
+            recent.append(dict(what="compose file modified", name=path, service=None, at=iso(mtime)))
+    git = None
+    project_dir = ctx.stack.get("project_dir")
+    if ctx.run_command is not None and project_dir and os.path.isdir(project_dir):
+        rc, out, err = ctx.run_command(["git", "-C", project_dir, "log", "-n", "10", "--since=%d seconds ago" % int(window),
+                                        "--format=%H%x1f%an%x1f%aI%x1f%s", "--", "."])
+        if rc == 0:
+            commits = []
+            for line in out.splitlines():
+                fields = line.split("\x1f")
+                if len(fields) == 4:
+                    commits.append(dict(commit=fields[0], author=fields[1], date=fields[2], subject=fields[3]))
+            rc2, out2, _err2 = ctx.run_command(["git", "-C", project_dir, "status", "--porcelain", "--", "."])
+            git = dict(commits=commits, uncommitted=[line for line in out2.splitlines() if line.strip()] if rc2 == 0 else None)
+            for commit in commits:
+                recent.append(dict(what="commit %s %s" % (commit["commit"][:10], commit["subject"]), name=project_dir,
+                                   service=None, at=commit["date"]))
+        else:
+            git = dict(error=(err or out).strip()[:300] or "not a git checkout")
+    result = dict(window_s=window, since=iso(since), containers=rows, compose_files=files, git=git, recent=recent)
+    raw = "# changes in the last %d s (since %s)\n" % (window, iso(since))
+    raw += "\n".join("%-28s %-40s %s" % (r["what"], r["name"], r["at"]) for r in recent) + "\n\n"
+    raw += json.dumps(result, indent=2, default=str)
+    return result, raw
+
+
+def part_degraded(ctx):
+    reasons = []
+    edge_service = ctx.stack.get("edge")
+    edge_mode = None
+    edge_status = None
+    if edge_service:
+        cs = ctx.by_service(edge_service)
+        edge_status = container_state(cs[0])["status"] if cs else "missing"
+        c = ctx.running(edge_service)
+        if c is not None:
+            res = ctx.client.exec_in(c, ["edge-mode"])
+            try:
+                edge_mode = json.loads(res["stdout"].strip().splitlines()[-1]).get("mode")
+            except (ValueError, IndexError, AttributeError):
+                edge_mode = None
+        if edge_mode and edge_mode != "normal":
+            reasons.append("edge in mode %s" % edge_mode)
+    downgrade = None
+    for c in ctx.by_service(ctx.service):
+        env = dict(item.partition("=")[::2] for item in (((c.attrs or {}).get("Config") or {}).get("Env") or []))
+        downgrade = str(env.get("DOWNGRADE_MODE", "false")).strip().lower() in ("1", "true", "yes", "on")
+        if downgrade:
+            reasons.append("%s runs with DOWNGRADE_MODE=true" % c.name)
+    standby = ctx.stack.get("standby")
+    standby_running = bool(standby and ctx.running(standby) is not None)
+    result = dict(edge_mode=edge_mode, edge_status=edge_status, downgrade_mode=downgrade, standby_running=standby_running,
+                  degraded=bool(reasons), reasons=reasons)
+    return result, json.dumps(result, indent=2) + "\n"
+
+
+def newest_snapshot(directory, now=None):
+    """dict(path, size, mtime, age_s, readable) of the newest ``dump-*.rdb`` in ``directory``, or None."""
+    now = utc_now() if now is None else now
+    paths = sorted(glob.glob(os.path.join(directory, "dump-*.rdb"))) if directory else []
+    if not paths:
+        return None
+    path = paths[-1]
+    st = os.stat(path)
+    readable = False
+    try:
+        with open(path, "rb") as handle:
+            readable = handle.read(5) == b"REDIS"
+    except OSError:
+        readable = False
+    return dict(path=path, size=st.st_size, mtime=iso(st.st_mtime), age_s=round(now - st.st_mtime, 1), readable=readable)
+
+
+def part_fallbacks(ctx, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"]):
+    # C: the newest Redis snapshot
+    snap = newest_snapshot(ctx.snapshot_dir, now=utc_now()) if ctx.snapshot_dir else None
+    if snap is None:
+        snapshot = dict(ready=False, dir=ctx.snapshot_dir, reason="no snapshot in %s" % ctx.snapshot_dir)
+    else:
+        reason = None
+        if not snap["readable"]:
+            reason = "%s is not a readable RDB file" % snap["path"]
+        elif snap["age_s"] > snapshot_max_age:
+            reason = "newest snapshot is %d s old (max %d s)" % (snap["age_s"], snapshot_max_age)
+        snapshot = dict(snap, ready=reason is None, reason=reason, dir=ctx.snapshot_dir, max_age_s=snapshot_max_age)
+    # B: the static top-N file in the service image
+    static = dict(ready=False, present=False)
+    found = ctx.by_service(ctx.service)
+    if not found:
+        static["reason"] = "service %s has no container to read the image from" % ctx.service
+    else:
+        c = found[0]
+        env = dict(item.partition("=")[::2] for item in (((c.attrs or {}).get("Config") or {}).get("Env") or []))
+        path = env.get("STATIC_TOP_FILE") or "/srv/recsys/static_top.json"
+        static["path"] = path
+        try:
+            data = json.loads(ctx.client.read_file(c, path).decode("utf-8"))
+            items = data.get("items") if isinstance(data, dict) else data
+            static.update(present=True, items=len(items or []), ready=bool(items),
+                          reason=None if items else "%s holds no items" % path)
+        except (DockerError, ValueError, UnicodeDecodeError) as exc:
+            static["reason"] = "%s not readable in %s: %s" % (path, c.name, exc)
+    # A: the standby service
+    name = ctx.stack.get("standby")
+    standby = dict(name=name, defined=False, image=None, image_present=False, ready=False)
+    if not name:
+        standby["reason"] = "incident_stack.standby is not set"
+    else:
+        files = ctx.compose_files()
+        declared = services_in_compose_files(files)
+        standby["defined"] = name in declared
+        image = None
+        if yaml is not None:
+            for path in files:
+                try:
+                    with open(path, "r", encoding="utf-8") as handle:
+                        data = yaml.safe_load(handle) or {}
+                except (OSError, yaml.YAMLError):
+                    continue
+                svc = ((data.get("services") or {}).get(name) or {}) if isinstance(data, dict) else {}
+                image = svc.get("image") or image
+        if not image:
+            image = "%s_%s" % (ctx.project, name)
+        standby["image"] = image
+        info = ctx.image(image)
+        standby["image_present"] = info is not None
+        standby["image_id"] = (info or {}).get("id")
+        standby["ready"] = standby["defined"] and standby["image_present"]
+        if not standby["defined"]:
+            standby["reason"] = "%s is not defined in %s" % (name, ", ".join(files) or "any compose file")
+        elif not standby["image_present"]:
+            standby["reason"] = "image %s is not present on the engine" % image
+        else:
+            standby["reason"] = None
+    result = dict(snapshot=snapshot, static_top=static, standby=standby)
+    return result, json.dumps(result, indent=2, default=str) + "\n"
+
+
+def part_http(ctx):
+    """Probe /health and every sample user's recommendations, all at once, ``probe_count`` rounds."""
+    urls = _stack.urls(ctx.stack)
+    targets = [urls["health"]] + list(urls["recommendation_urls"])
+    for url in targets:
+        _http.validate_url(url)
+    jobs = [(url, n + 1) for n in range(ctx.probe_count) for url in targets]
+
+    def one(job):
+        result = _http.probe(job[0], ctx.probe_timeout)
+        result["round"] = job[1]
+        result.pop("body_json", None)
+        return result
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
+        probes = list(pool.map(one, jobs))
+    ok = sum(1 for pr in probes if pr["ok"])
+    ratio = round(ok / float(len(probes)), 4)
+    health = [pr for pr in probes if pr["url"] == urls["health"]]
+    recs = [pr for pr in probes if pr["url"] != urls["health"]]
+    result = dict(urls=targets, probes=probes, success_ratio=ratio, healthy=ok == len(probes),
+                  health_status=health[-1]["status"] if health else None, health_ok=all(pr["ok"] for pr in health),
+                  recommendations_ok=all(pr["ok"] for pr in recs), latency_ms=_http.latency_stats(probes),
+                  errors=sorted({pr["error"] for pr in probes if pr["error"]}))
+    lines = ["%-70s %6s %10s %s" % ("URL", "STATUS", "LATENCY", "ERROR")]
+    lines += ["%-70s %6s %10s %s" % (pr["url"], pr["status"], pr["latency_ms"], pr["error"] or "") for pr in probes]
+    return result, "\n".join(lines) + "\n"
+
+
+PART_FUNCS = dict(http=part_http, status=part_status, logs=part_logs, database=part_database, redis=part_redis, resources=part_resources,
+                  disk=part_disk, errors=part_errors, changes=part_changes, degraded=part_degraded)
+
+
+def _run_part(ctx, name, func, *args):
+    started = time.monotonic()
+    try:
+        facts, raw = func(ctx, *args)
+    except (DockerError, OSError, ValueError, KeyError, TypeError) as exc:
+        msg = getattr(exc, "msg", None) or str(exc) or exc.__class__.__name__
+        return dict(ok=False, error=ctx.text(msg), elapsed=round(time.monotonic() - started, 3)), "ERROR: %s\n" % ctx.text(msg)
+    facts = ctx.redact(facts)
+    facts.update(ok=True, error=None, elapsed=round(time.monotonic() - started, 3))
+    return facts, ctx.text(raw)
+
+
+def collect(ctx, parts=PARTS, snapshot=None, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"]):
+    """Collect ``parts`` concurrently; ``snapshot`` is a callable run alongside (before fallbacks).
+
+    Returns ``(facts_by_part, raw_text_by_part, snapshot_result)``.
+    """
+    parts = [p for p in PARTS if p in parts]
+    facts = {}
+    raw = {}
+    snap_result = None
+    concurrent_parts = [p for p in parts if p != "fallbacks"]
+    workers = len(concurrent_parts) + (1 if snapshot else 0)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(_run_part, ctx, name, PART_FUNCS[name]): name for name in concurrent_parts}
+        snap_future = pool.submit(snapshot) if snapshot else None
+        for fut in concurrent.futures.as_completed(list(futures)):
+            facts[futures[fut]], raw[futures[fut]] = fut.result()
+        if snap_future is not None:
+            snap_result = snap_future.result()
+    if "fallbacks" in parts:
+        facts["fallbacks"], raw["fallbacks"] = _run_part(ctx, "fallbacks", part_fallbacks, snapshot_max_age)
+    return {p: facts[p] for p in parts}, raw, snap_result
+
+
+# --------------------------------------------------------------------------- redis snapshot
+
+def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
+    """BGSAVE, wait for LASTSAVE to move, copy the RDB out to ``dest_dir/dump-<ts>.rdb``, keep ``keep``.
+
+    Never raises for an unwell Redis: returns dict(ok, error, path, size, sha256, lastsave, elapsed, removed).
+    """
+    started = time.monotonic()
+    service = _dep_service(ctx.stack, "redis", "redis")
+    result = dict(ok=False, error=None, path=None, size=None, sha256=None, lastsave=None, removed=[], dir=dest_dir)
+    try:
+        c = ctx.running(service)
+        if c is None:
+            raise DockerError("service %s is not running" % service)
+
+        def cli(*args):
+            res = ctx.client.exec_in(c, ["redis-cli"] + list(args))
+            if res["rc"] != 0:
+                raise DockerError("redis-cli %s failed: %s" % (" ".join(args), (res["stderr"] or res["stdout"]).strip()))
+            return res["stdout"].strip()
+
+        def lastsave():
+            text = cli("LASTSAVE")
+            return int(text.split()[-1]) if text and text.split()[-1].isdigit() else None
+
+        before = lastsave()
+        if before is not None and int(time.time()) <= before:
+            # LASTSAVE has a one-second resolution: a save in this same second would not move it,
+            # so let the clock pass into the next second before asking for ours.
+            poll_until(lambda: int(time.time()) > before, 2.0, interval=0.05)
+        answer = cli("BGSAVE")
+        if "ERR" in answer.upper() and "in progress" not in answer.lower():
+            raise DockerError("BGSAVE refused: %s" % answer)
+
+        def saved():
+            now = lastsave()
+            return now if now is not None and (before is None or now > before) else None
+
+        ok, value, elapsed_unused = poll_until(saved, timeout, interval=interval)
+        if not ok:
+            raise DockerError("BGSAVE not finished after %s s" % timeout)
+        result["lastsave"] = iso(value)
+        directory = _config_get(cli("CONFIG", "GET", "dir")) or "/data"
+        filename = _config_get(cli("CONFIG", "GET", "dbfilename")) or "dump.rdb"
+        data = ctx.client.read_file(c, directory.rstrip("/") + "/" + filename, max_bytes=1024 * 1024 * 1024)
+        if not data.startswith(b"REDIS"):
+            raise DockerError("%s/%s is not an RDB file" % (directory, filename))
+        _makedirs_private(dest_dir)
+        stamp = datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        path = os.path.join(dest_dir, "dump-%s.rdb" % stamp)
+        _write_private(path, data, replace=True)
+        result.update(ok=True, path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+        result["removed"] = rotate(dest_dir, keep)
+    except (DockerError, OSError) as exc:
+        result["error"] = ctx.text(getattr(exc, "msg", None) or str(exc))
+    result["elapsed"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def _config_get(text):
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[1] if len(lines) >= 2 else None
+
+
+def rotate(directory, keep, pattern="dump-*.rdb"):
+    """Delete all but the ``keep`` newest files matching ``pattern`` (names sort by time)."""
+    paths = sorted(glob.glob(os.path.join(directory, pattern)))
+    removed = paths[:-keep] if keep > 0 else paths
+    for path in removed:
+        os.unlink(path)
+    return removed
+
+
+# --------------------------------------------------------------------------- bundle
+
+def _makedirs_private(path):
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def _write_private(path, data, replace=False):
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    tmp = path + ".tmp" if replace else path
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (0 if replace else os.O_EXCL)
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    finally:
+        os.close(fd)
+    if replace:
+        os.replace(tmp, path)
+    return hashlib.sha256(data).hexdigest()
+
+
+def safe_label(label):
+    text = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(label or "diag")).strip("-.")
+    return text[:40] or "diag"
+
+
+def write_bundle(base_dir, label, facts, raw, meta, secrets=(), now=None):
+    """Write the evidence bundle; returns dict(dir, archive, sha256, files, size).
+
+    ``<base_dir>/<UTC yyyymmddTHHMMSSZ>-<label>/`` (0700) holds the raw text of each part
+    (``01-service-status.txt`` ...), ``facts.json``, ``index.json`` and ``SHA256SUMS`` (0600);
+    ``<that dir>.tar.gz`` (0600) next to it. Everything is redacted once more on the way out.
+    """
+    now = utc_now() if now is None else now
+    _makedirs_private(base_dir)
+    stamp = datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name = "%s-%s" % (stamp, safe_label(label))
+    directory = os.path.join(base_dir, name)
+    suffix = 1
+    while os.path.exists(directory) or os.path.exists(directory + ".tar.gz"):
+        suffix += 1
+        directory = os.path.join(base_dir, "%s-%d" % (name, suffix))
+    os.mkdir(directory, 0o700)
+    os.chmod(directory, 0o700)
+    sums = {}
+    files = []
+    for part, text in sorted(raw.items()):
+        fname = RAW_FILES.get(part, "%s.txt" % part)
+        sums[fname] = _write_private(os.path.join(directory, fname), _redact.redact_text(text or "", secrets))
+        files.append(fname)
+    sums["facts.json"] = _write_private(os.path.join(directory, "facts.json"),
+                                        json.dumps(_redact.redact_data(facts, secrets), indent=2, sort_keys=True, default=str))
+    files.append("facts.json")
+    index = dict(meta, created_at=iso(now), label=label, name=os.path.basename(directory),
+                 parts={p: dict(ok=bool((facts.get(p) or {}).get("ok")), error=(facts.get(p) or {}).get("error"),
+                                file=RAW_FILES.get(p)) for p in facts},
+                 runbook_items={num: dict(item=title, part=part, file=RAW_FILES[part],
+                                          ok=bool((facts.get(part) or {}).get("ok"))) for num, title, part in RUNBOOK_ITEMS},
+                 files={f: dict(sha256=sums[f], size=os.path.getsize(os.path.join(directory, f))) for f in files})
+    sums["index.json"] = _write_private(os.path.join(directory, "index.json"),
+                                        json.dumps(_redact.redact_data(index, secrets), indent=2, sort_keys=True, default=str))
+    files.append("index.json")
+    _write_private(os.path.join(directory, "SHA256SUMS"), "".join("%s  %s\n" % (sums[f], f) for f in sorted(sums)))
+    files.append("SHA256SUMS")
+    archive = directory + ".tar.gz"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(directory, arcname=os.path.basename(directory))
+    archive_sha = _write_private(archive, buf.getvalue())
+    return dict(dir=directory, archive=archive, sha256=archive_sha, files=sorted(files), size=len(buf.getvalue()))

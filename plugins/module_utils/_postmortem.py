@@ -1,0 +1,1123 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The postmortem report (SPEC PM-1, PM-2, P0-10), written from the incident record.
+
+Sections of this file:
+
+* The report model: :func:`build_model` turns a replayed record (:func:`_record.replay`) into
+  plain data: summary, timeline rows, stages, watch samples, RCA facts, lessons, action items,
+  checklists, the meeting agenda and the due date of the postmortem.
+* Human-written parts: blocks between ``<!-- sre.incident:human:begin NAME -->`` and
+  ``<!-- sre.incident:human:end NAME -->`` are read from the existing file and carried over
+  verbatim when the report is rendered again (:func:`extract_human_blocks`).
+* Renderers: :func:`render_markdown` (with a Mermaid ``gantt`` block) and :func:`render_html`
+  (one self-contained file: inline CSS, an inline SVG timeline with the SLA deadlines, the watch
+  samples as small line charts; print-friendly).
+* The module's work: :func:`run` (read, render, compare, write only what changed).
+
+Everything taken from the record is escaped (HTML escaping; Markdown: pipes, angle brackets,
+backslashes), so an event text can neither break a table nor forge a human-section marker.
+Nothing here depends on the wall clock except through ``now`` (the SLA status of an incident
+still open), so a re-render of an unchanged record produces the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import os
+import re
+import tempfile
+
+from ansible_collections.sre.incident.plugins.module_utils._record import (
+    EVENTS_FILE,
+    RecordError,
+    read_events,
+    record_paths,
+    replay,
+    validate_id,
+)
+from ansible_collections.sre.incident.plugins.module_utils._severity import (
+    DAY,
+    HOUR,
+    format_ts,
+    parse_ts,
+    utc_now,
+)
+
+FORMATS = ("md", "html")
+FILE_NAMES = {"md": "postmortem.md", "html": "postmortem.html"}
+
+#: Events of the postmortem's own runs (the timeline callback records the stage ``postmortem``)
+#: are left out of the report; otherwise every run would change the report it writes.
+OWN_STAGE = "postmortem"
+
+#: PM-1: when the postmortem is due, counted from the recovery.
+DUE_AFTER = {"P0": 24 * HOUR, "P1": 3 * DAY, "P2": 0}
+DUE_RULE = {
+    "P0": "within 24 h of the recovery",
+    "P1": "within 3 days of the recovery",
+    "P2": "after the fix",
+    "P3": "no postmortem required (P3: improvements and documentation)",
+}
+
+#: The recovery ladder of the runbook (SPEC P0-4); a rung is recorded by number or by name.
+RUNGS = (
+    (1, ("restart_service", "restart", "service"), "restart the service"),
+    (2, ("restart_dependencies", "dependencies", "restart_deps"), "restart PostgreSQL and Redis, then the service"),
+    (3, ("rebuild", "full_rebuild", "down_up"), "full rebuild (down, then up -d)"),
+)
+
+#: The meeting agenda of the runbook (事後總結會議), minutes per item.
+AGENDA = (
+    ("Incident overview", 5),
+    ("Timeline review", 10),
+    ("Root-cause discussion", 15),
+    ("Improvements discussion", 20),
+    ("Confirm the action items", 10),
+)
+
+HUMAN_RE = re.compile(
+    r"<!-- sre\.incident:human:begin ([a-z0-9][a-z0-9-]{0,63}) -->\n?(.*?)<!-- sre\.incident:human:end \1 -->",
+    re.S)
+
+#: Human sections: name -> the prompt shown until someone writes there.
+HUMAN_SECTIONS = (
+    ("summary-notes", "anything the summary misses: customer impact in words, business impact"),
+    ("rca-direct-cause", "what happened, in a sentence or two"),
+    ("rca-root-cause", "why it happened (ask why five times)"),
+    ("rca-contributing-factors", "which safeguards were missing or did not work"),
+    ("rca-why-not-detected", "which monitoring or alert was missing"),
+    ("lessons-went-well", "what the team did well"),
+    ("lessons-to-improve", "what the team should do differently"),
+    ("action-items-extra", "further action items: item, description, priority, owner, deadline"),
+    ("meeting-notes", "attendees, decisions and notes of the review meeting"),
+)
+HUMAN_PROMPTS = dict(HUMAN_SECTIONS)
+
+
+class PostmortemError(RecordError):
+    """The report cannot be written; ``details`` go into the module's failure."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------------------------
+
+def _secs(later, earlier):
+    if not later or not earlier:
+        return None
+    return round((parse_ts(later) - parse_ts(earlier)).total_seconds(), 3)
+
+
+def fmt_duration(seconds):
+    """``14.2`` -> ``'14 s'``, ``125`` -> ``'2 min 05 s'``, ``3720`` -> ``'1 h 02 min'``."""
+    if seconds is None:
+        return "-"
+    sign = "-" if seconds < 0 else ""
+    total = abs(seconds)
+    if total < 10:
+        return "%s%.1f s" % (sign, total) if total % 1 else "%s%d s" % (sign, total)
+    total = int(round(total))
+    if total < 60:
+        return "%s%d s" % (sign, total)
+    if total < HOUR:
+        return "%s%d min %02d s" % (sign, total // 60, total % 60) if total % 60 else "%s%d min" % (sign, total // 60)
+    if total < DAY:
+        return "%s%d h %02d min" % (sign, total // HOUR, (total % HOUR) // 60) if total % HOUR else "%s%d h" % (sign, total // HOUR)
+    return "%s%d d %d h" % (sign, total // DAY, (total % DAY) // HOUR) if total % DAY else "%s%d d" % (sign, total // DAY)
+
+
+def fmt_offset(seconds):
+    """Offset from the start of the incident: ``'+0:14'``, ``'+1:02:05'``."""
+    if seconds is None:
+        return "-"
+    sign = "-" if seconds < 0 else "+"
+    total = int(abs(seconds))
+    hours, rest = divmod(total, HOUR)
+    if hours:
+        return "%s%d:%02d:%02d" % (sign, hours, rest // 60, rest % 60)
+    return "%s%d:%02d" % (sign, rest // 60, rest % 60)
+
+
+def fmt_time(ts):
+    """``2026-11-27T01:30:45.123Z`` -> ``'2026-11-27 01:30:45Z'``."""
+    if not ts:
+        return "-"
+    return parse_ts(ts).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def fmt_sla(seconds):
+    if seconds is None:
+        return "none"
+    return fmt_duration(seconds)
+
+
+def md(text):
+    """Escape text from the record for Markdown (table cells included)."""
+    text = "" if text is None else str(text)
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(text.split())
+
+
+def esc(text):
+    """Escape text from the record for HTML."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def _scalar(value):
+    if isinstance(value, float):
+        return ("%.3f" % value).rstrip("0").rstrip(".")
+    if isinstance(value, (dict, list)):
+        return ", ".join("%s=%s" % (k, _scalar(v)) for k, v in value.items()) if isinstance(value, dict) \
+            else ", ".join(_scalar(v) for v in value)
+    return str(value)
+
+
+def _walk(value, path=(), depth=0):
+    """Yield ``(path, key, value)`` for every mapping entry below ``value`` (bounded)."""
+    if depth > 8:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield path, str(key), item
+            yield from _walk(item, path + (str(key),), depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value[:200]):
+            yield from _walk(item, path + (str(index),), depth + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The report model
+# ---------------------------------------------------------------------------------------------
+
+def rung_info(rung):
+    """``(number or None, description)`` of a rung recorded as a number or a name."""
+    if isinstance(rung, bool):
+        return None, str(rung)
+    if isinstance(rung, int) or (isinstance(rung, str) and rung.strip().isdigit()):
+        number = int(rung)
+        for num, _names, text in RUNGS:
+            if num == number:
+                return num, text
+        return number, "rung %d" % number
+    name = str(rung).strip().lower().replace("-", "_").replace(" ", "_")
+    for num, names, text in RUNGS:
+        if name in names:
+            return num, text
+    return None, str(rung)
+
+
+def rung_label(rung):
+    number, text = rung_info(rung)
+    return "rung %d (%s)" % (number, text) if number is not None else "rung %s" % text
+
+
+def _succeeded(result):
+    if isinstance(result, bool):
+        return result
+    if isinstance(result, str):
+        word = result.strip().lower().replace(" ", "_")
+        if word in ("ok", "success", "succeeded", "healthy", "fixed", "passed", "true", "yes"):
+            return True
+        if word in ("not_fixed", "failed", "failure", "unhealthy", "error", "false", "no", "timeout", "timed_out"):
+            return False
+        return None
+    if isinstance(result, dict):
+        for key in ("healthy", "ok", "passed", "fixed"):
+            if key in result:
+                return _succeeded(result[key])
+    return None
+
+
+def _fixing_rung(state):
+    """The rung that fixed it: the last rung that says it worked, else the last one tried
+    when the incident was resolved."""
+    rungs = state.get("rungs") or []
+    ok = [r for r in rungs if _succeeded(r.get("result"))]
+    if ok:
+        return ok[-1]
+    if rungs and state.get("resolved_at") and all(_succeeded(r.get("result")) is not False for r in rungs[-1:]):
+        return rungs[-1]
+    return None
+
+
+def _event_text(event):
+    etype = event.get("type")
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    text = event.get("text") or ""
+    extra = []
+    if etype == "stage" and data.get("phase") == "end":
+        if data.get("duration_s") is not None:
+            extra.append("took %s" % fmt_duration(data["duration_s"]))
+        if data.get("failed_tasks"):
+            extra.append("%s failed task(s)" % data["failed_tasks"])
+    if etype == "tick" and data.get("value") is not None:
+        extra.append("value %s" % _scalar(data["value"]))
+    if "rung" in data and etype != "opened":
+        extra.append(rung_label(data["rung"]))
+        if "result" in data or "ok" in data:
+            extra.append("result %s" % _scalar(data.get("result", data.get("ok"))))
+    sample = data.get("watch_sample")
+    if isinstance(sample, dict):
+        extra.append(", ".join("%s %s" % (k, _scalar(v)) for k, v in sample.items()))
+    if etype == "closed" and data.get("outcome"):
+        extra.append("outcome %s" % data["outcome"])
+    if "degraded_mode" in data and etype != "opened":
+        extra.append("degraded mode %s" % _scalar(data["degraded_mode"]))
+    if isinstance(data.get("p1_case"), (str, dict)):
+        case = data["p1_case"]
+        extra.append("P1 case %s" % (case.get("name") or case.get("case") if isinstance(case, dict) else case))
+    label = etype if etype not in ("event",) else ""
+    body = text + (" (%s)" % "; ".join(str(x) for x in extra) if extra else "")
+    return ("%s: %s" % (label, body)) if label else body
+
+
+def _timeline(events, t0):
+    rows = []
+    for event in events:
+        owner = event.get("owner") or "-"
+        rows.append({
+            "seq": event.get("seq"), "ts": event.get("ts"), "time": fmt_time(event.get("ts")),
+            "offset_s": _secs(event.get("ts"), t0), "offset": fmt_offset(_secs(event.get("ts"), t0)),
+            "type": event.get("type"), "stage": event.get("stage") or "", "event": _event_text(event),
+            "owner": owner, "host": event.get("host") or "",
+        })
+    return rows
+
+
+def _stages(events, end_ts):
+    """Stage bars from the timeline callback's start/end events (else from the events' stage)."""
+    bars, open_at = [], {}
+    stage_events = [e for e in events if e.get("type") == "stage" and e.get("stage")]
+    for event in stage_events:
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        name = event["stage"]
+        if data.get("phase") == "start":
+            open_at[name] = event.get("ts")
+        elif data.get("phase") == "end":
+            start = open_at.pop(name, None) or data.get("started_at") or event.get("ts")
+            bars.append({"name": name, "start": start, "end": event.get("ts"),
+                         "failed_tasks": int(data.get("failed_tasks") or 0), "complete": True})
+    for name, start in open_at.items():
+        bars.append({"name": name, "start": start, "end": end_ts, "failed_tasks": 0, "complete": False})
+    if not stage_events:
+        spans = {}
+        for event in events:
+            name = event.get("stage")
+            if not name or not event.get("ts"):
+                continue
+            first, last = spans.get(name, (event["ts"], event["ts"]))
+            spans[name] = (min(first, event["ts"], key=parse_ts), max(last, event["ts"], key=parse_ts))
+        bars = [{"name": n, "start": s, "end": e, "failed_tasks": 0, "complete": True} for n, (s, e) in spans.items()]
+    bars.sort(key=lambda b: (parse_ts(b["start"]), b["name"]))
+    for bar in bars:
+        bar["duration_s"] = _secs(bar["end"], bar["start"])
+    return bars
+
+
+def _watch(events):
+    samples = []
+    for event in events:
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        sample = data.get("watch_sample")
+        if not isinstance(sample, dict):
+            continue
+        row = {"ts": sample.get("ts") or event.get("ts"), "seq": event.get("seq")}
+        for key in ("latency_ms", "error_rate"):
+            value = sample.get(key)
+            row[key] = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        samples.append(row)
+    return samples
+
+
+def _action_items(events):
+    items = []
+    for event in events:
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        found = data.get("action_item")
+        for item in (found if isinstance(found, list) else [found]):
+            if isinstance(item, dict):
+                items.append({k: item.get(k) for k in ("item", "description", "priority", "owner", "deadline")})
+                items[-1]["source"] = "event #%s" % event.get("seq")
+            elif isinstance(item, str) and item:
+                items.append({"item": item, "description": "", "priority": None, "owner": None, "deadline": None,
+                              "source": "event #%s" % event.get("seq")})
+    return items
+
+
+def _evidence(events):
+    """Facts the automation knows: exit codes, OOM kills, restarts, recent changes, P1 cases."""
+    found = {"exit_codes": [], "oom": [], "restarts": [], "recent_changes": [], "p1_cases": [], "errors": []}
+    for event in events:
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        where = "event #%s" % event.get("seq")
+        case = data.get("p1_case")
+        if case:
+            if isinstance(case, dict):
+                found["p1_cases"].append({"name": str(case.get("name") or case.get("case") or "?"),
+                                          "hint": case.get("root_cause_hint") or case.get("hint") or data.get("root_cause_hint"),
+                                          "fix": case.get("fix") or case.get("quick_fix"), "where": where})
+            else:
+                found["p1_cases"].append({"name": str(case), "hint": data.get("root_cause_hint"),
+                                          "fix": data.get("quick_fix"), "where": where})
+        if event.get("type") == "failure":
+            found["errors"].append({"text": event.get("text") or "", "rc": data.get("rc"), "where": where})
+        for path, key, value in _walk(data):
+            low = key.lower().replace("-", "_")
+            dotted = ".".join(path + (key,))
+            if low in ("exit_code", "exitcode") and isinstance(value, int) and not isinstance(value, bool) and value:
+                found["exit_codes"].append({"code": value, "path": dotted, "where": where})
+            elif low in ("oomkilled", "oom_killed") and value is True:
+                found["oom"].append({"path": dotted, "count": 1, "where": where})
+            elif low in ("oom_kills", "oom_kill_count") and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                found["oom"].append({"path": dotted, "count": value, "where": where})
+            elif low in ("restart_count", "restartcount") and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                found["restarts"].append({"count": value, "path": dotted, "where": where})
+            elif low == "recent_changes" and value:
+                entries = value if isinstance(value, list) else [value]
+                for entry in entries[:10]:
+                    found["recent_changes"].append({"text": _scalar(entry), "where": where})
+    return found
+
+
+def _exit_meaning(code):
+    if code > 128 and code - 128 in (9, 15, 6, 11):
+        return " (%d = 128 + signal %d, %s)" % (code, code - 128,
+                                                 {9: "SIGKILL", 15: "SIGTERM", 6: "SIGABRT", 11: "SIGSEGV"}[code - 128])
+    return ""
+
+
+def _rca(state, evidence, fixed, events):
+    direct, root, contributing, detection = [], [], [], []
+    impact = state.get("impact") or {}
+    opened = next((e for e in events if e.get("type") == "opened"), {})
+    direct.append("%s opened for %s: %s%s" % (
+        state.get("severity"), state.get("service"), opened.get("text") or "",
+        ("; impact: " + _scalar(impact)) if impact else ""))
+    for item in evidence["exit_codes"]:
+        direct.append("Exit code %s%s at %s (%s)" % (item["code"], _exit_meaning(item["code"]), item["path"], item["where"]))
+    for item in evidence["oom"]:
+        direct.append("OOM kill%s at %s (%s)" % (" x%d" % item["count"] if item["count"] > 1 else "", item["path"],
+                                                   item["where"]))
+        root.append("Memory exhausted: the kernel's OOM killer stopped the process (%s)" % item["where"])
+    for item in evidence["restarts"]:
+        contributing.append("Restart count %s at %s (%s)" % (item["count"], item["path"], item["where"]))
+    for case in evidence["p1_cases"]:
+        direct.append("P1 case detected: %s (%s)" % (case["name"], case["where"]))
+        if case.get("hint"):
+            root.append("Root-cause hint of the P1 case %s: %s" % (case["name"], _scalar(case["hint"])))
+    for item in evidence["recent_changes"]:
+        contributing.append("Recent change: %s (%s)" % (item["text"], item["where"]))
+    if fixed:
+        direct.append("Fixed by %s at %s (%s)" % (rung_label(fixed["rung"]), fmt_time(fixed["ts"]),
+                                                 fmt_offset(_secs(fixed["ts"], state.get("started_at")))))
+    failed_rungs = [r for r in state.get("rungs") or [] if _succeeded(r.get("result")) is False]
+    for rung in failed_rungs:
+        contributing.append("%s did not fix it (%s)" % (rung_label(rung["rung"]).capitalize(), fmt_time(rung["ts"])))
+    for item in evidence["errors"][:10]:
+        contributing.append("Automation failure: %s (%s)" % (item["text"], item["where"]))
+    for entry in state.get("degraded_history") or []:
+        if entry.get("mode"):
+            contributing.append("Degraded mode %s was needed (%s)" % (entry["mode"], fmt_time(entry["ts"])))
+    gap = _secs(state.get("detected_at"), state.get("started_at"))
+    if gap is not None and gap > 0:
+        detection.append("Detected %s after the incident started (started %s, detected %s)" % (
+            fmt_duration(gap), fmt_time(state.get("started_at")), fmt_time(state.get("detected_at"))))
+    elif state.get("detected_at"):
+        detection.append("Detected at %s by %s; the start of the incident before detection is not known to the "
+                         "automation" % (fmt_time(state.get("detected_at")), opened.get("owner") or "automation"))
+    return {"direct_cause": direct, "root_cause": root, "contributing_factors": contributing,
+            "why_not_detected": detection}
+
+
+def _lessons(state, fixed, stages, samples, evidence):
+    good, improve = [], []
+    sla = state.get("sla") or {}
+    status = state.get("sla_status") or {}
+    started = state.get("started_at")
+    if fixed:
+        recovered = state.get("resolved_at") or fixed["ts"]
+        took = _secs(recovered, started)
+        if status.get("resolve") == "met" or (status.get("resolve") == "open" and sla.get("resolve") and
+                                               took is not None and took <= sla["resolve"]):
+            good.append("Recovered by %s in %s, within the %s resolve SLA" % (
+                rung_label(fixed["rung"]), fmt_duration(took), fmt_sla(sla.get("resolve"))))
+        else:
+            improve.append("Recovered by %s in %s%s" % (
+                rung_label(fixed["rung"]), fmt_duration(took),
+                (", over the %s resolve SLA" % fmt_sla(sla.get("resolve"))) if sla.get("resolve") else ""))
+    for kind, word in (("respond", "Responded"), ("resolve", "Resolved")):
+        value = status.get(kind)
+        at = state.get("responded_at" if kind == "respond" else "resolved_at")
+        if value == "met" and not (kind == "resolve" and fixed):
+            good.append("%s in %s, within the %s %s SLA" % (word, fmt_duration(_secs(at, started)),
+                                                              fmt_sla(sla.get(kind)), kind))
+        elif value == "missed":
+            improve.append("%s SLA missed: deadline %s, %s" % (
+                kind.capitalize(), fmt_time((state.get("deadlines") or {}).get(kind)),
+                ("done at %s" % fmt_time(at)) if at else "not done"))
+    p0 = (state.get("checklists") or {}).get("p0_response") or []
+    late = [i["key"] for i in p0 if i.get("on_time") is False]
+    on_time = [i["key"] for i in p0 if i.get("on_time")]
+    if on_time:
+        good.append("P0 checklist items ticked on time: %s" % ", ".join(on_time))
+    if late:
+        improve.append("P0 checklist items ticked late: %s" % ", ".join(late))
+    failed = [s for s in stages if s["failed_tasks"]]
+    if stages and not failed:
+        good.append("Every automated stage ran without a failed task (%s)" % ", ".join(s["name"] for s in stages))
+    for stage in failed:
+        improve.append("Stage %s had %d failed task(s)" % (stage["name"], stage["failed_tasks"]))
+    rates = [s["error_rate"] for s in samples if s["error_rate"] is not None]
+    if rates:
+        if max(rates) == 0:
+            good.append("No errors during the watch (%d samples)" % len(rates))
+        elif rates[-1] > rates[0]:
+            improve.append("The error rate rebounded during the watch (%s -> %s)" % (_scalar(rates[0]), _scalar(rates[-1])))
+    if evidence["oom"]:
+        improve.append("The service ran out of memory: review its memory limit and usage")
+    if any(entry.get("mode") for entry in state.get("degraded_history") or []):
+        improve.append("A degraded mode was needed: the recovery ladder did not restore full service")
+    return {"went_well": good, "to_improve": improve}
+
+
+def _due(state):
+    sev = state.get("severity")
+    recovered = state.get("resolved_at") or (state.get("closed_at") if state.get("status") == "closed" else None)
+    if sev not in DUE_AFTER:
+        return None, DUE_RULE.get(sev, "no rule")
+    if not recovered:
+        return None, DUE_RULE[sev] + " (not recovered yet)"
+    due = parse_ts(recovered) + datetime.timedelta(seconds=DUE_AFTER[sev])
+    return format_ts(due), DUE_RULE[sev]
+
+
+def build_model(state, owner=None, events_file=EVENTS_FILE):
+    """The report as plain data, from a replayed record (see :func:`_record.replay`)."""
+    events = [e for e in state.get("events") or []
+              if not (e.get("stage") == OWN_STAGE and e.get("type") in ("stage", "failure"))]
+    started = state.get("started_at")
+    last_ts = max((e["ts"] for e in events if e.get("ts")), key=parse_ts, default=started)
+    t0 = min([started] + [e["ts"] for e in events if e.get("ts")], key=parse_ts)
+    recovered = state.get("resolved_at") or (state.get("closed_at") if state.get("status") == "closed" else None)
+    end = recovered or last_ts
+    fixed = _fixing_rung(state)
+    stages = _stages(events, last_ts)
+    samples = _watch(events)
+    evidence = _evidence(events)
+    due, due_rule = _due(state)
+    commander = state.get("commander")
+    default_owner = owner or commander or "@incident-commander"
+    items = _action_items(events)
+    for item in items:
+        item["owner"] = item["owner"] or default_owner
+        item["priority"] = item["priority"] or state.get("severity")
+    items.append({"item": "Complete the postmortem", "priority": state.get("severity") if state.get("severity") != "P3" else "P3",
+                  "description": "Fill the marked sections of this report, hold the review meeting and publish the notice",
+                  "owner": default_owner, "deadline": fmt_time(due) if due else due_rule, "source": "PM-1"})
+    if (state.get("sla_status") or {}).get("resolve") == "missed":
+        items.append({"item": "Faster recovery", "priority": "P1", "owner": default_owner, "deadline": "1 week",
+                      "description": "The resolve SLA was missed: review the recovery ladder and its windows",
+                      "source": "sla"})
+    if evidence["oom"]:
+        items.append({"item": "Memory limit", "priority": "P1", "owner": default_owner, "deadline": "1 week",
+                      "description": "Review the service's memory limit and usage; alert on memory above 60%",
+                      "source": "evidence"})
+    owners = []
+    for event in events:
+        name = event.get("owner")
+        if name and name not in owners:
+            owners.append(name)
+    summary = {
+        "id": state.get("id"), "service": state.get("service"), "severity": state.get("severity"),
+        "status": state.get("status"), "outcome": state.get("outcome"), "impact": state.get("impact") or {},
+        "commander": commander, "war_room": state.get("war_room"),
+        "started_at": started, "detected_at": state.get("detected_at"), "responded_at": state.get("responded_at"),
+        "resolved_at": state.get("resolved_at"), "closed_at": state.get("closed_at"), "recovered_at": recovered,
+        "last_event_at": last_ts, "duration_s": _secs(end, started), "ongoing": recovered is None,
+        "time_to_respond_s": _secs(state.get("responded_at"), started),
+        "time_to_resolve_s": _secs(state.get("resolved_at"), started),
+        "sla": state.get("sla") or {}, "deadlines": state.get("deadlines") or {},
+        "sla_status": state.get("sla_status") or {},
+        "fixed_by": ({"rung": fixed["rung"], "label": rung_label(fixed["rung"]), "number": rung_info(fixed["rung"])[0],
+                      "ts": fixed["ts"]} if fixed else None),
+        "rungs_tried": [rung_label(r["rung"]) for r in state.get("rungs") or []],
+        "degraded_mode": state.get("degraded_mode"),
+        "event_count": len(events), "last_seq": max((e.get("seq") or 0 for e in events), default=0),
+        "due": due, "due_rule": due_rule, "action_item_count": len(items),
+    }
+    return {
+        "summary": summary, "t0": t0, "end": end, "last_ts": last_ts,
+        "timeline": _timeline(events, started), "stages": stages, "watch": samples,
+        "rca": _rca(state, evidence, fixed, events), "evidence": evidence,
+        "lessons": _lessons(state, fixed, stages, samples, evidence),
+        "action_items": items, "checklists": state.get("checklists") or {},
+        "participants": owners,
+        "agenda": [{"item": name, "minutes": minutes} for name, minutes in AGENDA],
+        "events_file": events_file,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Human-written parts
+# ---------------------------------------------------------------------------------------------
+
+def extract_human_blocks(text):
+    """``{name: content}`` of the marked human sections in an existing report (first wins)."""
+    blocks = {}
+    for match in HUMAN_RE.finditer(text or ""):
+        blocks.setdefault(match.group(1), match.group(2))
+    return blocks
+
+
+def _human(name, blocks, default):
+    content = blocks.get(name)
+    if content is None:
+        content = default
+    if content and not content.endswith("\n"):
+        content += "\n"
+    return "<!-- sre.incident:human:begin %s -->\n%s<!-- sre.incident:human:end %s -->\n" % (name, content, name)
+
+
+def _md_human(name, blocks):
+    return _human(name, blocks, "<!-- human: %s -->\n_To be completed by a human._\n" % HUMAN_PROMPTS.get(name, name))
+
+
+def _html_human(name, blocks):
+    return _human(name, blocks, "<!-- human: %s -->\n<p class=\"todo\">To be completed by a human: %s.</p>\n"
+                  % (HUMAN_PROMPTS.get(name, name), esc(HUMAN_PROMPTS.get(name, name))))
+
+
+def _orphans(blocks):
+    known = set(HUMAN_PROMPTS)
+    return [name for name in blocks if name not in known]
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+# ---------------------------------------------------------------------------------------------
+
+def _sla_line(summary, kind):
+    sla = summary["sla"].get(kind)
+    if sla is None:
+        return "none"
+    at = summary["responded_at"] if kind == "respond" else summary["resolved_at"]
+    status = summary["sla_status"].get(kind) or "open"
+    return "%s: %s (deadline %s%s)" % (
+        fmt_sla(sla), status.upper(), fmt_time(summary["deadlines"].get(kind)),
+        (", done at %s, after %s" % (fmt_time(at), fmt_duration(_secs(at, summary["started_at"])))) if at else "")
+
+
+def _summary_rows(model):
+    s = model["summary"]
+    impact = ", ".join("%s: %s" % (k, _scalar(v)) for k, v in s["impact"].items()) or "not recorded"
+    duration = fmt_duration(s["duration_s"]) + (" (ongoing: up to the last event)" if s["ongoing"] else "")
+    return [
+        ("Incident", s["id"]), ("Severity", s["severity"]), ("Service", s["service"]), ("Impact", impact),
+        ("Status", "%s%s" % (s["status"], (", outcome " + s["outcome"]) if s["outcome"] else "")),
+        ("Started", fmt_time(s["started_at"])), ("Detected", fmt_time(s["detected_at"])),
+        ("Responded", fmt_time(s["responded_at"])), ("Resolved", fmt_time(s["resolved_at"])),
+        ("Duration", duration),
+        ("Respond SLA", _sla_line(s, "respond")), ("Resolve SLA", _sla_line(s, "resolve")),
+        ("Fixed by", s["fixed_by"]["label"] if s["fixed_by"] else "not recorded"),
+        ("Rungs tried", ", ".join(s["rungs_tried"]) or "none recorded"),
+        ("Degraded mode", s["degraded_mode"] or "none active"),
+        ("Incident commander", s["commander"] or "not recorded"), ("War room", s["war_room"] or "not recorded"),
+        ("Postmortem due", "%s (%s)" % (fmt_time(s["due"]), s["due_rule"]) if s["due"] else s["due_rule"]),
+    ]
+
+
+def _md_list(facts, none="Nothing known to the automation."):
+    if not facts:
+        return "- _%s_\n" % none
+    return "".join("- %s\n" % md(f) for f in facts)
+
+
+def _mermaid_name(text):
+    return re.sub(r"[^A-Za-z0-9 _.()+-]", " ", str(text)).strip() or "stage"
+
+
+def _mermaid(model):
+    s = model["summary"]
+    lines = ["```mermaid", "gantt", "    title %s" % _mermaid_name("%s %s %s" % (s["severity"], s["service"], s["id"])),
+             "    dateFormat YYYY-MM-DDTHH:mm:ss", "    axisFormat %H:%M:%S", "    section Stages"]
+    for index, bar in enumerate(model["stages"], start=1):
+        secs = max(1, int(round(bar["duration_s"] or 0)))
+        tag = "crit, " if bar["failed_tasks"] else ("done, " if bar["complete"] else "active, ")
+        lines.append("    %s :%ss%d, %s, %ds" % (_mermaid_name(bar["name"]), tag, index,
+                                                  parse_ts(bar["start"]).strftime("%Y-%m-%dT%H:%M:%S"), secs))
+    lines.append("    section Incident")
+    secs = max(1, int(round(s["duration_s"] or 0)))
+    lines.append("    %s :%sinc, %s, %ds" % ("recovered" if not s["ongoing"] else "ongoing",
+                                             "done, " if not s["ongoing"] else "active, ",
+                                             parse_ts(s["started_at"]).strftime("%Y-%m-%dT%H:%M:%S"), secs))
+    lines.append("    section SLA")
+    for kind in ("respond", "resolve"):
+        deadline = s["deadlines"].get(kind)
+        if deadline:
+            lines.append("    %s deadline :milestone, crit, d%s, %s, 0s" % (
+                kind, kind, parse_ts(deadline).strftime("%Y-%m-%dT%H:%M:%S")))
+    lines.append("```")
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(model, existing=""):
+    """The report as Markdown; ``existing`` is the current file, whose human sections are kept."""
+    blocks = extract_human_blocks(existing)
+    s = model["summary"]
+    out = []
+    add = out.append
+    add("# Postmortem: %s %s incident %s\n\n" % (md(s["severity"]), md(s["service"]), md(s["id"])))
+    add("<!-- Generated by sre.incident.postmortem from %s (%d events, last #%s). Regenerating replaces everything "
+        "outside the sre.incident:human sections; write only inside them. -->\n\n"
+        % (md(model["events_file"]), s["event_count"], s["last_seq"]))
+    add("## Summary\n\n| | |\n|---|---|\n")
+    for key, value in _summary_rows(model):
+        add("| %s | %s |\n" % (key, md(value)))
+    add("\n")
+    add(_md_human("summary-notes", blocks))
+    add("\n## Timeline\n\n")
+    add("Every event of the record, in order (times in UTC, T+ from the start of the incident).\n\n")
+    add("| # | Time (UTC) | T+ | Stage | Event | Owner |\n|---|---|---|---|---|---|\n")
+    for row in model["timeline"]:
+        owner = row["owner"] + ((" (%s)" % row["host"]) if row["host"] else "")
+        add("| %s | %s | %s | %s | %s | %s |\n" % (row["seq"], row["time"], row["offset"], md(row["stage"]),
+                                                   md(row["event"]), md(owner)))
+    add("\n## Root-cause analysis\n\n")
+    rca = model["rca"]
+    for title, key, name in (("Direct cause", "direct_cause", "rca-direct-cause"),
+                             ("Root cause", "root_cause", "rca-root-cause"),
+                             ("Contributing factors", "contributing_factors", "rca-contributing-factors")):
+        add("### %s\n\nKnown from the record:\n\n%s\n" % (title, _md_list(rca[key])))
+        add(_md_human(name, blocks))
+        add("\n")
+    add("### Timeline picture\n\n")
+    add(_mermaid(model))
+    add("\nStages:\n\n| Stage | Start | End | Duration | Failed tasks |\n|---|---|---|---|---|\n")
+    for bar in model["stages"]:
+        add("| %s | %s | %s | %s | %s |\n" % (md(bar["name"]), fmt_time(bar["start"]), fmt_time(bar["end"]),
+                                              fmt_duration(bar["duration_s"]), bar["failed_tasks"]))
+    if not model["stages"]:
+        add("| _no stages recorded_ | | | | |\n")
+    if model["watch"]:
+        add("\nWatch samples:\n\n| Time (UTC) | Latency (ms) | Error rate |\n|---|---|---|\n")
+        for sample in model["watch"]:
+            add("| %s | %s | %s |\n" % (fmt_time(sample["ts"]), _scalar(sample["latency_ms"]) if sample["latency_ms"] is not None else "-",
+                                      _scalar(sample["error_rate"]) if sample["error_rate"] is not None else "-"))
+    add("\n### Why was it not detected earlier?\n\nKnown from the record:\n\n%s\n" % _md_list(rca["why_not_detected"]))
+    add(_md_human("rca-why-not-detected", blocks))
+    add("\n## Lessons\n\n### What went well\n\n%s\n" % _md_list(model["lessons"]["went_well"], "Nothing derived."))
+    add(_md_human("lessons-went-well", blocks))
+    add("\n### What to improve\n\n%s\n" % _md_list(model["lessons"]["to_improve"], "Nothing derived."))
+    add(_md_human("lessons-to-improve", blocks))
+    add("\n## Action items\n\n| Item | Description | Priority | Owner | Deadline |\n|---|---|---|---|---|\n")
+    for item in model["action_items"]:
+        add("| %s | %s | %s | %s | %s |\n" % tuple(md(item.get(k) or "-") for k in
+                                                 ("item", "description", "priority", "owner", "deadline")))
+    add("\n")
+    add(_md_human("action-items-extra", blocks))
+    add("\n## Checklists\n")
+    for name, title in (("p0_response", "P0 response checklist"), ("recovery", "Recovery checklist")):
+        add("\n### %s\n\n| Done | Mark | Item | Due | Ticked at | On time | Value | Owner |\n"
+            "|---|---|---|---|---|---|---|---|\n" % title)
+        for item in model["checklists"].get(name) or []:
+            add("| %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
+                "[x]" if item.get("done") else "[ ]", md(item.get("mark")), md(item.get("text")),
+                fmt_time(item.get("due")) if item.get("due") else "-",
+                fmt_time(item.get("ts")) if item.get("ts") else "-",
+                {True: "yes", False: "LATE", None: "-"}[item.get("on_time")],
+                md(_scalar(item["value"])) if item.get("value") is not None else "-", md(item.get("owner") or "-")))
+    add("\n## Postmortem meeting\n\n")
+    add("- **Due**: %s\n" % md(("%s (%s)" % (fmt_time(s["due"]), s["due_rule"])) if s["due"] else s["due_rule"]))
+    add("- **Attendees**: incident commander (%s), the main participants (%s), leads of the teams concerned\n"
+        % (md(s["commander"] or "to be named"), md(", ".join(model["participants"]) or "-")))
+    add("- **Duration**: 30-60 min\n\n**Agenda**:\n\n")
+    for index, entry in enumerate(model["agenda"], start=1):
+        add("%d. %s (%d min)\n" % (index, entry["item"], entry["minutes"]))
+    add("\n**Outputs**: the incident report (this document), the list of improvements, owners and deadlines.\n\n")
+    add(_md_human("meeting-notes", blocks))
+    orphans = _orphans(blocks)
+    if orphans:
+        add("\n## Kept human notes\n\nSections a human wrote that this version of the report no longer has:\n\n")
+        for name in orphans:
+            add(_human(name, blocks, ""))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+# ---------------------------------------------------------------------------------------------
+
+CSS = """
+:root{--ink:#1f2933;--muted:#52606d;--line:#cbd2d9;--bg:#f5f7fa;--ok:#2f8f46;--bad:#c62828;--warn:#e08a00;--bar:#3e6fb0}
+*{box-sizing:border-box}
+body{font-family:-apple-system,"Segoe UI",Roboto,"Liberation Sans",Arial,sans-serif;color:var(--ink);margin:0 auto;
+ max-width:1160px;padding:24px;line-height:1.45;font-size:14px;background:#fff}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;border-bottom:2px solid var(--line);padding-bottom:4px;margin-top:32px}
+h3{font-size:15px;margin:18px 0 6px}
+.sub{color:var(--muted);margin:0 0 16px}
+table{border-collapse:collapse;width:100%;margin:8px 0 12px}
+th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}
+th{background:var(--bg)}
+table.kv th{width:190px}
+.met{color:var(--ok);font-weight:600}.missed{color:var(--bad);font-weight:600}.open{color:var(--warn);font-weight:600}
+.todo{color:var(--muted);font-style:italic}
+.human{border-left:4px solid var(--warn);padding:2px 12px;background:#fffaf0;margin:6px 0}
+figure{margin:8px 0 16px}figcaption{color:var(--muted);font-size:12px}
+svg text{font-family:inherit;font-size:11px;fill:var(--ink)}
+svg .axis{stroke:#9aa5b1;stroke-width:1}svg .grid{stroke:#e4e7eb;stroke-width:1}
+svg .bar{fill:var(--bar)}svg .bar.failed{fill:var(--bad)}svg .bar.open{fill:var(--warn)}
+svg .incident{fill:#9fb3c8}svg .incident.recovered{fill:var(--ok)}
+svg .deadline{stroke:var(--bad);stroke-width:2;stroke-dasharray:6 4}
+svg line.deadline-respond{stroke:var(--warn)}
+svg .recovered-line{stroke:var(--ok);stroke-width:2}
+svg .series{fill:none;stroke:var(--bar);stroke-width:2}svg .series.err{stroke:var(--bad)}
+svg .pt{fill:var(--bar)}svg .pt.err{fill:var(--bad)}
+svg .threshold{stroke:var(--warn);stroke-width:1;stroke-dasharray:4 3}
+.charts{display:flex;gap:16px;flex-wrap:wrap}
+.charts figure{flex:1 1 520px}
+ol.agenda li{margin:2px 0}
+footer{color:var(--muted);font-size:12px;margin-top:32px;border-top:1px solid var(--line);padding-top:8px}
+@media print{
+ body{max-width:none;padding:0;font-size:11px}
+ h2{break-after:avoid;page-break-after:avoid}
+ table,figure,svg{break-inside:avoid;page-break-inside:avoid}
+ .human{background:none}
+ a{color:inherit;text-decoration:none}
+ @page{margin:14mm}
+}
+"""
+
+
+def _x(ts, t0, span, left, width):
+    offset = _secs(ts, t0) or 0
+    return left + width * max(0.0, min(1.0, offset / span)) if span > 0 else left
+
+
+def _axis(parts, t0, span, left, width, top, bottom):
+    for index in range(6):
+        x = left + width * index / 5
+        when = parse_ts(t0) + datetime.timedelta(seconds=span * index / 5)
+        parts.append('<line class="grid" x1="%.1f" y1="%d" x2="%.1f" y2="%d"/>' % (x, top, x, bottom))
+        parts.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>' % (x, bottom + 14, when.strftime("%H:%M:%S")))
+        parts.append('<text x="%.1f" y="%d" text-anchor="middle" fill="#52606d">%s</text>'
+                     % (x, bottom + 27, fmt_offset(span * index / 5)))
+    parts.append('<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>' % (left, bottom, left + width, bottom))
+
+
+def _timeline_svg(model, t0, t1, with_ids, title, svg_id):
+    s = model["summary"]
+    stages = model["stages"]
+    left, width, row_h = 170, 900, 26
+    top = 50
+    rows = len(stages) + 1
+    bottom = top + rows * row_h + 8
+    span = max(_secs(t1, t0) or 0, 1.0)
+    beyond = [k for k, d in s["deadlines"].items() if d and not 0 <= (_secs(d, t0) or 0) <= span]
+    height = bottom + 40 + 13 * len(beyond)
+    parts = ['<svg id="%s" class="timeline" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1100 %d" width="100%%" '
+             'role="img" aria-label="%s">' % (svg_id, height, esc(title)),
+             '<text x="0" y="16" font-weight="600">%s</text>' % esc(title)]
+    _axis(parts, t0, span, left, width, top, bottom)
+    y = top + 4
+    inc_end = model["end"]
+    x1, x2 = _x(s["started_at"], t0, span, left, width), _x(inc_end, t0, span, left, width)
+    parts.append('<text x="%d" y="%d" text-anchor="end">incident</text>' % (left - 8, y + 15))
+    parts.append('<rect class="incident%s" x="%.1f" y="%d" width="%.1f" height="18" rx="2"><title>%s</title></rect>' % (
+        "" if s["ongoing"] else " recovered", x1, y, max(x2 - x1, 3), esc("incident %s: %s" % (
+            "ongoing" if s["ongoing"] else "recovered", fmt_duration(s["duration_s"])))))
+    for bar in stages:
+        y += row_h
+        bx1, bx2 = _x(bar["start"], t0, span, left, width), _x(bar["end"], t0, span, left, width)
+        cls = "bar failed" if bar["failed_tasks"] else ("bar" if bar["complete"] else "bar open")
+        parts.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left - 8, y + 15, esc(bar["name"])))
+        parts.append('<rect class="%s" data-stage="%s" x="%.1f" y="%d" width="%.1f" height="18" rx="2"><title>%s</title></rect>'
+                     % (cls, esc(bar["name"]), bx1, y, max(bx2 - bx1, 3), esc("%s: %s to %s (%s)" % (
+                         bar["name"], fmt_time(bar["start"]), fmt_time(bar["end"]), fmt_duration(bar["duration_s"])))))
+        if bx2 - bx1 > 60:
+            parts.append('<text x="%.1f" y="%d" fill="#fff" style="fill:#fff">%s</text>' % (
+                bx1 + 4, y + 13, esc(fmt_duration(bar["duration_s"]))))
+        else:
+            parts.append('<text x="%.1f" y="%d">%s</text>' % (max(bx2, bx1 + 3) + 4, y + 13, esc(fmt_duration(bar["duration_s"]))))
+    if not s["ongoing"]:
+        rx = _x(s["recovered_at"], t0, span, left, width)
+        parts.append('<line class="recovered-line" x1="%.1f" y1="%d" x2="%.1f" y2="%d"/>' % (rx, top - 4, rx, bottom))
+    for index, kind in enumerate(("respond", "resolve")):
+        deadline = s["deadlines"].get(kind)
+        if not deadline:
+            continue
+        offset = _secs(deadline, t0)
+        text = "%s deadline %s (%s)" % (kind, fmt_time(deadline)[11:], fmt_sla(s["sla"].get(kind)))
+        if 0 <= offset <= span:
+            x = _x(deadline, t0, span, left, width)
+            label_y = 30 + 12 * index
+            parts.append('<line %sclass="deadline deadline-%s" data-deadline="%s" x1="%.1f" y1="%d" x2="%.1f" y2="%d">'
+                         '<title>%s</title></line>' % ('id="deadline-%s" ' % kind if with_ids else "", kind, esc(deadline),
+                                                       x, label_y + 3, x, bottom, esc(text)))
+            right = x > left + width / 2
+            parts.append('<text x="%.1f" y="%d" text-anchor="%s" fill="#c62828">%s</text>' % (
+                x - 4 if right else x + 4, label_y, "end" if right else "start", esc(text)))
+        else:
+            parts.append('<text class="deadline-note deadline-%s" x="%d" y="%d" text-anchor="end" fill="#c62828">%s: %s '
+                         '&#8594;</text>' % (kind, left + width, bottom + 44 + 13 * beyond.index(kind), esc(text), "beyond this view"))
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _chart_svg(samples, key, title, unit, svg_id, threshold=None):
+    points = [(s["ts"], s[key]) for s in samples if s[key] is not None]
+    left, width, top, height = 60, 440, 26, 110
+    parts = ['<svg id="%s" class="watch-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 520 170" width="100%%" '
+             'role="img" aria-label="%s">' % (svg_id, esc(title)),
+             '<text x="0" y="14" font-weight="600">%s</text>' % esc(title)]
+    if not points:
+        parts.append('<text x="%d" y="80">no samples recorded</text>' % left)
+        parts.append("</svg>")
+        return "\n".join(parts)
+    t0, t1 = points[0][0], points[-1][0]
+    span = max(_secs(t1, t0) or 0, 1.0)
+    low = 0.0
+    high = max(v for _t, v in points)
+    if threshold is not None and high >= threshold / 2:
+        high = max(high, threshold)
+    high = high * 1.15 if high > 0 else 1.0
+    bottom = top + height
+
+    def ypos(value):
+        return bottom - height * (value - low) / (high - low)
+
+    parts.append('<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>' % (left, top, left, bottom))
+    parts.append('<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>' % (left, bottom, left + width, bottom))
+    for frac in (0, 0.5, 1):
+        value = low + (high - low) * frac
+        parts.append('<text x="%d" y="%.1f" text-anchor="end">%s</text>' % (left - 4, ypos(value) + 4, esc("%.3g" % value)))
+        parts.append('<line class="grid" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>' % (left + 1, ypos(value), left + width, ypos(value)))
+    if threshold is not None and threshold <= high:
+        parts.append('<line class="threshold" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>' % (left, ypos(threshold), left + width,
+                                                                                       ypos(threshold)))
+        parts.append('<text x="%d" y="%.1f" text-anchor="end" fill="#e08a00">%s %s</text>' % (
+            left + width, ypos(threshold) - 3, esc(_scalar(threshold)), esc(unit)))
+    coords = []
+    for ts, value in points:
+        x = left + width * (_secs(ts, t0) or 0) / span if len(points) > 1 else left + width / 2
+        coords.append((x, ypos(value), ts, value))
+    err = " err" if key == "error_rate" else ""
+    parts.append('<polyline class="series%s" points="%s"/>' % (err, " ".join("%.1f,%.1f" % (x, y) for x, y, _t, _v in coords)))
+    for x, y, ts, value in coords:
+        parts.append('<circle class="pt%s" cx="%.1f" cy="%.1f" r="3"><title>%s: %s %s</title></circle>' % (
+            err, x, y, esc(fmt_time(ts)), esc(_scalar(value)), esc(unit)))
+    parts.append('<text x="%d" y="%d">%s</text>' % (left, bottom + 16, esc(fmt_time(t0)[11:])))
+    parts.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left + width, bottom + 16, esc(fmt_time(t1)[11:])))
+    parts.append('<text x="%d" y="%d" text-anchor="middle" fill="#52606d">%d samples, %s</text>' % (
+        left + width / 2, bottom + 32, len(points), esc(unit)))
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _html_list(facts, none="Nothing known to the automation."):
+    if not facts:
+        return '<ul><li class="todo">%s</li></ul>\n' % esc(none)
+    return "<ul>\n%s</ul>\n" % "".join("<li>%s</li>\n" % esc(f) for f in facts)
+
+
+def _status_html(text, status):
+    return '<span class="%s">%s</span>' % (esc(status or "open"), esc(text))
+
+
+def render_html(model, existing=""):
+    """The report as one self-contained HTML page; human sections of ``existing`` are kept."""
+    blocks = extract_human_blocks(existing)
+    s = model["summary"]
+    out = []
+    add = out.append
+    title = "Postmortem: %s %s incident %s" % (s["severity"], s["service"], s["id"])
+    add('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>%s</title>\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n<style>%s</style>\n</head>\n<body>\n'
+        % (esc(title), CSS))
+    add("<!-- Generated by sre.incident.postmortem from %s. Regenerating replaces everything outside the "
+        "sre.incident:human sections; write only inside them. -->\n" % esc(model["events_file"]))
+    add("<h1>%s</h1>\n" % esc(title))
+    add('<p class="sub">Postmortem due: <strong>%s</strong></p>\n' % esc(
+        ("%s (%s)" % (fmt_time(s["due"]), s["due_rule"])) if s["due"] else s["due_rule"]))
+    add('<h2 id="summary">Summary</h2>\n<table class="kv">\n')
+    for key, value in _summary_rows(model):
+        cell = esc(value)
+        if key in ("Respond SLA", "Resolve SLA"):
+            cell = _status_html(value, s["sla_status"].get("respond" if key.startswith("Respond") else "resolve"))
+        add("<tr><th>%s</th><td>%s</td></tr>\n" % (esc(key), cell))
+    add("</table>\n")
+    add('<div class="human">\n%s</div>\n' % _html_human("summary-notes", blocks))
+    add('<h2 id="timeline">Timeline</h2>\n')
+    add('<figure id="timeline-picture">\n')
+    t_end = max([model["end"], model["last_ts"]] + [d for d in s["deadlines"].values() if d], key=parse_ts)
+    add(_timeline_svg(model, model["t0"], t_end, True, "Against the SLA: stages, respond and resolve deadlines",
+                      "timeline-sla"))
+    add("\n")
+    add(_timeline_svg(model, model["t0"], max(model["end"], model["last_ts"], key=parse_ts), False,
+                      "Stages in detail", "timeline-detail"))
+    add('\n<figcaption>Bars: the incident (start to recovery) and each stage of the automation; dashed lines: the '
+        'respond and resolve deadlines; green line: recovery.</figcaption>\n</figure>\n')
+    add('<div class="charts">\n<figure>%s</figure>\n<figure>%s</figure>\n</div>\n' % (
+        _chart_svg(model["watch"], "latency_ms", "Watch: latency", "ms", "watch-latency", threshold=500),
+        _chart_svg(model["watch"], "error_rate", "Watch: error rate", "ratio", "watch-error-rate")))
+    add('<table class="events">\n<tr><th>#</th><th>Time (UTC)</th><th>T+</th><th>Stage</th><th>Event</th><th>Owner</th></tr>\n')
+    for row in model["timeline"]:
+        owner = row["owner"] + ((" (%s)" % row["host"]) if row["host"] else "")
+        add('<tr data-seq="%s"><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n' % (
+            esc(row["seq"]), esc(row["seq"]), esc(row["time"]), esc(row["offset"]), esc(row["stage"]),
+            esc(row["event"]), esc(owner)))
+    add("</table>\n")
+    add('<h2 id="rca">Root-cause analysis</h2>\n')
+    rca = model["rca"]
+    for heading, key, name in (("Direct cause", "direct_cause", "rca-direct-cause"),
+                               ("Root cause", "root_cause", "rca-root-cause"),
+                               ("Contributing factors", "contributing_factors", "rca-contributing-factors")):
+        add("<h3>%s</h3>\n<p>Known from the record:</p>\n%s" % (heading, _html_list(rca[key])))
+        add('<div class="human">\n%s</div>\n' % _html_human(name, blocks))
+    add('<h3>Timeline picture</h3>\n<p>See the <a href="#timeline-picture">timeline picture</a> above.</p>\n')
+    add("<h3>Why was it not detected earlier?</h3>\n<p>Known from the record:</p>\n%s" % _html_list(rca["why_not_detected"]))
+    add('<div class="human">\n%s</div>\n' % _html_human("rca-why-not-detected", blocks))
+    add('<h2 id="lessons">Lessons</h2>\n<h3>What went well</h3>\n%s' % _html_list(model["lessons"]["went_well"], "Nothing derived."))
+    add('<div class="human">\n%s</div>\n' % _html_human("lessons-went-well", blocks))
+    add("<h3>What to improve</h3>\n%s" % _html_list(model["lessons"]["to_improve"], "Nothing derived."))
+    add('<div class="human">\n%s</div>\n' % _html_human("lessons-to-improve", blocks))
+    add('<h2 id="action-items">Action items</h2>\n<table class="actions">\n<tr><th>Item</th><th>Description</th>'
+        '<th>Priority</th><th>Owner</th><th>Deadline</th></tr>\n')
+    for item in model["action_items"]:
+        add("<tr>%s</tr>\n" % "".join("<td>%s</td>" % esc(item.get(k) or "-") for k in
+                                      ("item", "description", "priority", "owner", "deadline")))
+    add("</table>\n")
+    add('<div class="human">\n%s</div>\n' % _html_human("action-items-extra", blocks))
+    add('<h2 id="checklists">Checklists</h2>\n')
+    for name, heading in (("p0_response", "P0 response checklist"), ("recovery", "Recovery checklist")):
+        add('<h3>%s</h3>\n<table class="checklist" data-checklist="%s">\n<tr><th>Done</th><th>Mark</th><th>Item</th>'
+            '<th>Due</th><th>Ticked at</th><th>On time</th><th>Value</th><th>Owner</th></tr>\n' % (heading, name))
+        for item in model["checklists"].get(name) or []:
+            on_time = item.get("on_time")
+            add('<tr data-key="%s"><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n' % (
+                esc(item.get("key")), "&#9745;" if item.get("done") else "&#9744;", esc(item.get("mark")),
+                esc(item.get("text")), esc(fmt_time(item.get("due")) if item.get("due") else "-"),
+                esc(fmt_time(item.get("ts")) if item.get("ts") else "-"),
+                {True: '<span class="met">yes</span>', False: '<span class="missed">LATE</span>', None: "-"}[on_time],
+                esc(_scalar(item["value"]) if item.get("value") is not None else "-"), esc(item.get("owner") or "-")))
+        add("</table>\n")
+    add('<h2 id="meeting">Postmortem meeting</h2>\n<ul>\n')
+    add("<li><strong>Due</strong>: %s</li>\n" % esc(("%s (%s)" % (fmt_time(s["due"]), s["due_rule"])) if s["due"] else s["due_rule"]))
+    add("<li><strong>Attendees</strong>: incident commander (%s), the main participants (%s), leads of the teams "
+        "concerned</li>\n" % (esc(s["commander"] or "to be named"), esc(", ".join(model["participants"]) or "-")))
+    add("<li><strong>Duration</strong>: 30-60 min</li>\n</ul>\n<ol class=\"agenda\">\n")
+    for entry in model["agenda"]:
+        add("<li>%s (%d min)</li>\n" % (esc(entry["item"]), entry["minutes"]))
+    add("</ol>\n<p><strong>Outputs</strong>: the incident report (this document), the list of improvements, owners "
+        "and deadlines.</p>\n")
+    add('<div class="human">\n%s</div>\n' % _html_human("meeting-notes", blocks))
+    orphans = _orphans(blocks)
+    if orphans:
+        add('<h2>Kept human notes</h2>\n<p>Sections a human wrote that this version of the report no longer has:</p>\n')
+        for name in orphans:
+            add('<div class="human">\n%s</div>\n' % _human(name, blocks, ""))
+    add("<footer>Generated by sre.incident.postmortem from %s: %d events, the last #%s at %s.</footer>\n</body>\n</html>\n"
+        % (esc(model["events_file"]), s["event_count"], esc(s["last_seq"]), esc(fmt_time(model["last_ts"]))))
+    return "".join(out)
+
+
+RENDERERS = {"md": render_markdown, "html": render_html}
+
+
+# ---------------------------------------------------------------------------------------------
+# The module's work
+# ---------------------------------------------------------------------------------------------
+
+def load_state(incident_dir, incident_id, now=None):
+    """Read and replay the record; fail clearly for a missing, unknown or corrupt one."""
+    incident_dir = os.path.abspath(os.path.expanduser(str(incident_dir)))
+    if not incident_id:
+        raise PostmortemError("incident id is required: give the id of an incident in %s" % incident_dir,
+                              incident_dir=incident_dir)
+    try:
+        validate_id(incident_id)
+    except RecordError as exc:
+        raise PostmortemError(exc.msg, id=incident_id, incident_dir=incident_dir) from None
+    record_dir, events_path = record_paths(incident_dir, incident_id)
+    try:
+        events, corrupt = read_events(events_path)
+    except FileNotFoundError:
+        known = []
+        if os.path.isdir(incident_dir):
+            known = sorted(n for n in os.listdir(incident_dir) if os.path.isfile(os.path.join(incident_dir, n, EVENTS_FILE)))
+        hint = ("known incidents there: %s" % ", ".join(known[-5:])) if known else (
+            "no incidents there at all" if os.path.isdir(incident_dir) else "that directory does not exist")
+        raise PostmortemError("unknown incident id %s: no record %s in %s (%s)" % (incident_id, EVENTS_FILE, incident_dir, hint),
+                              id=incident_id, incident_dir=incident_dir, events_path=events_path) from None
+    if corrupt:
+        raise PostmortemError(
+            "the record of incident %s is corrupt: %s has %d unreadable line(s) (%s); repair them before writing the "
+            "postmortem" % (incident_id, events_path, len(corrupt),
+                            "; ".join("line %s: %s" % (c["line"], c["error"]) for c in corrupt[:5])),
+            id=incident_id, incident_dir=incident_dir, events_path=events_path, corrupt_lines=corrupt)
+    try:
+        state = replay(events, corrupt, now)
+    except RecordError as exc:
+        raise PostmortemError("the record of incident %s in %s cannot be read: %s" % (incident_id, incident_dir, exc.msg),
+                              id=incident_id, incident_dir=incident_dir, events_path=events_path) from None
+    return state, record_dir, events_path
+
+
+def _read(path):
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _write_atomic(path, content):
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".postmortem-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(params, check_mode=False, now=None):
+    """Render the requested formats and write those whose content changed. Returns the module result."""
+    formats = list(params.get("formats") or FORMATS)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise PostmortemError("unknown format(s) %s: expected %s" % (", ".join(map(str, bad)), ", ".join(FORMATS)))
+    try:
+        now = parse_ts(params.get("now") or now or utc_now(), "now")
+    except ValueError as exc:
+        raise PostmortemError(str(exc)) from None
+    incident_dir = os.path.abspath(os.path.expanduser(str(params.get("incident_dir") or "incidents")))
+    state, record_dir, events_path = load_state(incident_dir, params.get("id"), now)
+    model = build_model(state, owner=params.get("owner"))
+    paths, written, diffs = {}, [], []
+    for fmt in formats:
+        path = os.path.join(record_dir, FILE_NAMES[fmt])
+        paths[fmt] = path
+        before = _read(path)
+        after = RENDERERS[fmt](model, before or "")
+        if after == before:
+            continue
+        written.append(path)
+        diffs.append({"before": before or "", "after": after, "before_header": path if before is not None else "/dev/null",
+                      "after_header": path})
+        if not check_mode:
+            _write_atomic(path, after)
+    return {
+        "changed": bool(written), "id": state.get("id"), "record_dir": record_dir, "events_path": events_path,
+        "paths": paths, "written": written, "summary": model["summary"], "due": model["summary"]["due"],
+        "due_rule": model["summary"]["due_rule"], "diff": diffs,
+    }

@@ -1,0 +1,458 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""P2 problem reports (SPEC P2-1): the runbook's template ("P2 問題模板"), filled from evidence.
+
+Sections of this file:
+
+* Rendering (pure): :func:`render` turns a report dict into Markdown with the template's
+  headings (English, the runbook's Chinese in parentheses); :func:`slugify`, :func:`file_name`.
+* Log excerpts (pure): :func:`select_log_lines` keeps the WARNING/ERROR lines of the service's
+  JSON-lines log (and plain lines naming a level or a traceback); :func:`redact`.
+* Evidence (engine and HTTP): :func:`collect` reads the service's version (``/health`` and the
+  container's image), its recent log lines through ``_compose`` and probes reproduction URLs.
+* Backlog file and tracker: :func:`write_report` (atomic, check mode, diff), and
+  :func:`tracker_request` / :func:`post_issue` for a GitHub-style (``POST .../issues``,
+  ``Authorization: Bearer``) or GitLab-style (``PRIVATE-TOKEN``) issues API. The token is only
+  ever put in a request header; it is never part of a returned value or an error message.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.request
+
+TRACKER_KINDS = ("github", "gitlab")
+DEFAULT_LEVELS = ("WARNING", "ERROR")
+TRACKER_MARKER = "<!-- sre.incident tracker issue: %s -->"
+_MARKER_RE = re.compile(r"<!-- sre\.incident tracker issue: (\S+) -->")
+_SECRET_RE = re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key)[\"']?\s*[=:]\s*[\"']?)([^\s\"',}]+)")
+
+HEADINGS = (
+    ("description", "Description (問題描述)"),
+    ("steps", "Reproduction steps (重現步驟)"),
+    ("expected", "Expected result (期望結果)"),
+    ("actual", "Actual result (實際結果)"),
+    ("environment", "Environment (環境信息)"),
+    ("logs", "Log excerpt (日誌片段)"),
+    ("cause", "Suspected root cause (可能的根本原因)"),
+    ("fix", "Suggested fix (建議的修復方案)"),
+)
+ENVIRONMENT = (
+    ("version", "Version (版本)"),
+    ("time", "Time (時間)"),
+    ("user", "User (用戶)"),
+    ("frequency", "Frequency (重現頻率)"),
+)
+PLACEHOLDER = "_(not known yet: fill in)_"
+
+
+class ReportError(Exception):
+    """The report could not be written or posted; ``details`` go into the module's failure."""
+
+    def __init__(self, msg, **details):
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+
+def slugify(text, max_len=60):
+    """``'Unreadable cache entry (user-173)!'`` -> ``'unreadable-cache-entry-user-173'``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", str(text or "").lower()).strip("-")
+    slug = slug[:max_len].rstrip("-")
+    return slug or "problem"
+
+
+def file_name(title, date):
+    """``<YYYY-MM-DD>-<slug>.md``; ``date`` is a date, datetime or ``YYYY-MM-DD`` string."""
+    if isinstance(date, (datetime.date, datetime.datetime)):
+        day = date.strftime("%Y-%m-%d")
+    else:
+        day = str(date)
+        datetime.datetime.strptime(day, "%Y-%m-%d")  # ValueError for a malformed date
+    return "%s-%s.md" % (day, slugify(title))
+
+
+def _text(value):
+    if value is None or (isinstance(value, (str, list, tuple)) and not value):
+        return PLACEHOLDER
+    if isinstance(value, (list, tuple)):
+        return "\n".join("- %s" % v for v in value)
+    return str(value).strip() or PLACEHOLDER
+
+
+def render(report):
+    """The Markdown of a report dict.
+
+    Keys: ``title`` (required), ``severity``, ``service``, ``host``, ``reported_at``,
+    ``reporter``, ``description``, ``steps`` (list), ``expected``, ``actual``, ``environment``
+    ({version, time, user, frequency}), ``logs`` (list of lines), ``cause``, ``fix``,
+    ``evidence_notes`` (list), ``tracker_url``. Missing parts get a "fill in" placeholder.
+    """
+    title = str(report.get("title") or "").strip()
+    if not title:
+        raise ValueError("a report needs a title")
+    out = ["# %s" % title, ""]
+    meta = [("Severity", report.get("severity") or "P2"), ("Service", report.get("service")),
+            ("Host", report.get("host")), ("Reported", report.get("reported_at")), ("Reporter", report.get("reporter"))]
+    out += ["- %s: %s" % (k, v) for k, v in meta if v]
+    out.append("")
+    env = report.get("environment") or {}
+    for key, heading in HEADINGS:
+        out.append("## %s" % heading)
+        out.append("")
+        if key == "steps":
+            steps = [s for s in (report.get("steps") or []) if str(s).strip()]
+            out += ["%d. %s" % (i + 1, s) for i, s in enumerate(steps)] or [PLACEHOLDER]
+        elif key == "environment":
+            out += ["- %s: %s" % (label, _text(env.get(name))) for name, label in ENVIRONMENT]
+        elif key == "logs":
+            lines = list(report.get("logs") or [])
+            out += ["```log"] + [ln.replace("```", "'''") for ln in lines] + ["```"] if lines else \
+                ["_(no WARNING or ERROR line in the service's log window)_"]
+        else:
+            out.append(_text(report.get(key)))
+        out.append("")
+    notes = report.get("evidence_notes") or []
+    if notes:
+        out += ["## Evidence", ""] + ["- %s" % n for n in notes] + [""]
+    if report.get("tracker_url"):
+        out += ["Tracker issue: %s" % report["tracker_url"], "", TRACKER_MARKER % report["tracker_url"], ""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def tracker_link(content):
+    """The tracker issue URL recorded in an existing report, or None."""
+    match = _MARKER_RE.search(content or "")
+    return match.group(1) if match else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Log excerpts
+# ---------------------------------------------------------------------------------------------
+
+def redact(text, secrets=()):
+    """Mask each given secret and secret-looking values (``password=...``, bearer tokens, ...).
+
+    Uses the collection's one redaction (``_redact.redact_text``), then a last pattern of its own.
+    """
+    from ansible_collections.sre.incident.plugins.module_utils._redact import redact_text
+
+    text = redact_text(text, [str(s) for s in secrets or () if s])
+    for secret in secrets or ():
+        if secret:
+            text = text.replace(str(secret), "********")
+    return _SECRET_RE.sub(lambda m: m.group(1) + ("********" if not m.group(2).startswith("*") else m.group(2)), text)
+
+
+def line_level(line):
+    """The level of a log line: the ``level`` of a JSON line, else a level word in it, else None."""
+    text = line.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("level"), str):
+            return data["level"].upper()
+    for level in ("CRITICAL", "FATAL", "ERROR", "WARNING", "WARN"):
+        if re.search(r"\b%s\b" % level, text):
+            return "WARNING" if level == "WARN" else ("ERROR" if level in ("CRITICAL", "FATAL") else level)
+    if text.startswith("Traceback"):
+        return "ERROR"
+    return None
+
+
+def select_log_lines(lines, levels=DEFAULT_LEVELS, limit=20, match=None, secrets=()):
+    """The last ``limit`` lines whose level is in ``levels`` (and that contain ``match``), redacted.
+
+    Returns dict(lines, counts ({level: n} over all selected lines before the limit), total).
+    """
+    wanted = {str(level).upper() for level in levels or DEFAULT_LEVELS}
+    picked, counts = [], {}
+    for line in lines:
+        level = line_level(line)
+        if level not in wanted or (match and match not in line):
+            continue
+        counts[level] = counts.get(level, 0) + 1
+        picked.append(redact(line.rstrip("\n"), secrets))
+    limit = int(limit)
+    return dict(lines=picked[-limit:] if limit > 0 else [], counts=counts, total=len(picked))
+
+
+# ---------------------------------------------------------------------------------------------
+# Evidence
+# ---------------------------------------------------------------------------------------------
+
+def _describe_probe(method, probe):
+    body = probe.get("body_json")
+    shown = json.dumps(body, separators=(",", ":"))[:240] if body is not None else None
+    if probe.get("status") is None:
+        return "%s %s: no answer (%s)" % (method, probe["url"], probe.get("error"))
+    text = "%s %s answered %s in %s ms" % (method, probe["url"], probe["status"], probe.get("latency_ms"))
+    return text + (": %s" % shown if shown else "")
+
+
+def collect(stack, client=None, since_minutes=15, tail=2000, levels=DEFAULT_LEVELS, limit=20, match=None,
+            reproduce_urls=(), timeout=5.0, now=None, probe=None, compose=None):
+    """Live evidence for a report: version, log excerpt, reproduction probes.
+
+    ``client``: a ``_compose.ComposeClient`` (None: no engine, so no logs or image). ``probe``
+    and ``compose`` default to ``_http.probe`` and the ``_compose`` module (injectable for tests).
+    Never raises because the service is unwell; missing pieces are listed in ``notes``.
+    """
+    from ansible_collections.sre.incident.plugins.module_utils import _http, _stack
+
+    if compose is None:
+        from ansible_collections.sre.incident.plugins.module_utils import _compose as compose
+    probe = probe or _http.probe
+    try:
+        urls = _stack.urls(stack)
+    except _stack.StackError as exc:
+        raise ValueError(str(exc)) from None
+    for url in reproduce_urls or ():
+        _http.validate_url(url)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    notes = []
+    evidence = dict(collected_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), service=stack["service"], project=stack["name"],
+                    log_window_minutes=since_minutes, app_version=None, image=None, logs=[], log_counts={},
+                    log_total=0, reproduce=[], health=None, notes=notes)
+    health = probe(urls["health"], timeout)
+    body = health.get("body_json") if isinstance(health.get("body_json"), dict) else {}
+    evidence["health"] = dict(status=health.get("status"), error=health.get("error"),
+                              body={k: body.get(k) for k in ("status", "down", "postgres", "redis", "version") if k in body})
+    evidence["app_version"] = body.get("version")
+    if evidence["app_version"] is None:
+        notes.append("the service's /health did not name a version (%s)" % (health.get("error") or "no version field"))
+    for url in reproduce_urls or ():
+        answer = probe(url, timeout)
+        evidence["reproduce"].append(dict(url=url, status=answer.get("status"), latency_ms=answer.get("latency_ms"),
+                                          error=answer.get("error"), text=_describe_probe("GET", answer)))
+    if client is None:
+        notes.append("no Docker engine: no log excerpt, no image")
+        return evidence
+    try:
+        evidence["image"] = compose.service_image(client, stack["name"], stack["service"])
+    except compose.DockerError as exc:
+        notes.append("image of %s not read: %s" % (stack["service"], exc.msg))
+    since = now - datetime.timedelta(minutes=float(since_minutes))
+    try:
+        logs = compose.service_logs(client, stack["name"], stack["service"], since=int(since.timestamp()), tail=tail)
+    except compose.DockerError as exc:
+        notes.append("logs of %s not read: %s" % (stack["service"], exc.msg))
+        logs = []
+    lines = [line for entry in logs for line in entry["lines"]]
+    selected = select_log_lines(lines, levels=levels, limit=limit, match=match)
+    evidence.update(logs=selected["lines"], log_counts=selected["counts"], log_total=selected["total"],
+                    log_containers=[entry["container"] for entry in logs])
+    return evidence
+
+
+def fill(report, evidence):
+    """A report dict with the parts the operator left open filled from ``evidence``."""
+    out = dict(report)
+    evidence = evidence or {}
+    env = dict(out.get("environment") or {})
+    if not env.get("version"):
+        parts = []
+        if evidence.get("app_version"):
+            parts.append("app %s (from /health)" % evidence["app_version"])
+        image = evidence.get("image") or {}
+        if image.get("image_id"):
+            parts.append("image %s %s, created %s" % (image.get("image_name") or "", image["image_id"][:19],
+                                                      image.get("created") or "unknown"))
+        env["version"] = "; ".join(parts) or None
+    if not env.get("time"):
+        env["time"] = evidence.get("collected_at")
+    if not env.get("frequency") and evidence.get("log_total") is not None and "logs" in evidence:
+        counts = evidence.get("log_counts") or {}
+        env["frequency"] = "%d matching log line(s) in the last %s minutes (%s)" % (
+            evidence.get("log_total", 0), evidence.get("log_window_minutes"),
+            ", ".join("%s %d" % (k, v) for k, v in sorted(counts.items())) or "none")
+    out["environment"] = env
+    reproduce = evidence.get("reproduce") or []
+    if not out.get("steps") and reproduce:
+        out["steps"] = ["`curl -s %s`" % r["url"] for r in reproduce]
+    if not out.get("actual") and reproduce:
+        out["actual"] = "\n".join("- %s" % r["text"] for r in reproduce)
+    if not out.get("logs"):
+        out["logs"] = evidence.get("logs") or []
+    notes = list(out.get("evidence_notes") or [])
+    if evidence.get("collected_at"):
+        notes.append("evidence collected %s from %s (service %s); health %s"
+                     % (evidence["collected_at"], evidence.get("project"), evidence.get("service"),
+                        (evidence.get("health") or {}).get("status")))
+    notes += evidence.get("notes") or []
+    out["evidence_notes"] = notes
+    out.setdefault("service", evidence.get("service"))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The backlog file and the tracker
+# ---------------------------------------------------------------------------------------------
+
+def write_report(path, content, check_mode=False):
+    """Write ``content`` to ``path`` unless it holds exactly that; returns dict(changed, diff, existed)."""
+    before = None
+    if os.path.exists(path):
+        with open(path, "r", encoding="utf-8") as handle:
+            before = handle.read()
+    changed = before != content
+    diff = dict(before=before or "", after=content, before_header=path, after_header=path)
+    if changed and not check_mode:
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".report-", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(content)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    return dict(changed=changed, diff=diff, existed=before is not None, before=before)
+
+
+def validate_tracker(tracker):
+    """Check ``{kind, url, token}``; returns it normalised, ValueError naming a bad part (never the token)."""
+    from ansible_collections.sre.incident.plugins.module_utils import _http
+
+    if not isinstance(tracker, dict):
+        raise ValueError("tracker must be a mapping {kind, url, token}")
+    kind = str(tracker.get("kind") or "").lower()
+    if kind not in TRACKER_KINDS:
+        raise ValueError("tracker kind %r is unknown: expected one of %s" % (tracker.get("kind"), ", ".join(TRACKER_KINDS)))
+    url = tracker.get("url")
+    _http.validate_url(url)
+    if not tracker.get("token"):
+        raise ValueError("tracker token is missing")
+    return dict(kind=kind, url=url.rstrip("/"), token=str(tracker["token"]))
+
+
+def tracker_request(tracker, title, body, labels=()):
+    """dict(url, headers, payload) of the issue-creating request.
+
+    GitHub style: ``url`` is the repository API URL (``https://api.github.com/repos/o/r``),
+    ``POST <url>/issues`` with ``{title, body, labels}`` and ``Authorization: Bearer <token>``.
+    GitLab style: ``url`` is the project API URL (``https://gitlab.example.com/api/v4/projects/42``),
+    ``POST <url>/issues`` with ``{title, description, labels: "a,b"}`` and ``PRIVATE-TOKEN``.
+    A ``url`` already ending in ``/issues`` is used as it is.
+    """
+    tracker = validate_tracker(tracker)
+    endpoint = tracker["url"] if tracker["url"].endswith("/issues") else tracker["url"] + "/issues"
+    headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "sre.incident-p2_report"}
+    if tracker["kind"] == "github":
+        headers["Authorization"] = "Bearer %s" % tracker["token"]
+        headers["Accept"] = "application/vnd.github+json"
+        payload = dict(title=title, body=body, labels=list(labels))
+    else:
+        headers["PRIVATE-TOKEN"] = tracker["token"]
+        payload = dict(title=title, description=body, labels=",".join(labels))
+    return dict(url=endpoint, headers=headers, payload=payload, kind=tracker["kind"])
+
+
+def post_issue(tracker, title, body, labels=(), timeout=10.0, opener=None):
+    """Create the issue; returns dict(status, url, number, api_url). ReportError on failure.
+
+    The token goes into a header only; errors name the endpoint and status, never the token.
+    """
+    request = tracker_request(tracker, title, body, labels)
+    data = json.dumps(request["payload"]).encode("utf-8")
+    req = urllib.request.Request(request["url"], data=data, method="POST", headers=request["headers"])
+    opener = opener or urllib.request.urlopen
+    try:
+        with opener(req, timeout=float(timeout)) as resp:
+            status, raw = resp.status, resp.read(1024 * 1024)
+    except urllib.error.HTTPError as exc:
+        detail = redact(exc.read(2000).decode("utf-8", "replace"), [tracker.get("token")])
+        raise ReportError("the tracker refused the issue: POST %s answered %s: %s" % (request["url"], exc.code, detail[:300]),
+                          tracker_status=exc.code, tracker_url=request["url"]) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ReportError("the tracker did not answer: POST %s: %s" % (request["url"], getattr(exc, "reason", exc)),
+                          tracker_url=request["url"]) from None
+    try:
+        answer = json.loads(raw.decode("utf-8")) if raw else {}
+    except ValueError:
+        answer = {}
+    if not isinstance(answer, dict):
+        answer = {}
+    return dict(status=status, api_url=request["url"], kind=request["kind"],
+                url=answer.get("html_url") or answer.get("web_url") or answer.get("url"),
+                number=answer.get("number") if request["kind"] == "github" else answer.get("iid"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The work of the p2_report module
+# ---------------------------------------------------------------------------------------------
+
+REPORT_KEYS = ("title", "description", "steps", "expected", "actual", "cause", "fix", "reporter", "severity")
+
+
+def run(params, check_mode=False, connect=None, now=None, post=post_issue, probe=None):
+    """Collect (optional), fill, render, post (optional, new reports only) and write (optional).
+
+    ``connect()`` returns a ComposeClient (None: no engine). Returns dict(changed, markdown,
+    path, evidence, issue, posted, diff).
+    """
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    tracker = params.get("tracker") or None
+    if tracker:
+        validate_tracker(tracker)
+    if params.get("dest_dir") and not params.get("title"):
+        raise ValueError("writing a report needs a title")
+    date = params.get("date") or now.strftime("%Y-%m-%d")
+    name = file_name(params.get("title") or "problem", date)
+    evidence = dict(params.get("evidence") or {})
+    if params.get("collect"):
+        if not params.get("stack"):
+            raise ValueError("collect=true needs stack (incident_stack)")
+        evidence = collect(params["stack"], client=connect() if connect else None,
+                           since_minutes=params.get("log_since_minutes", 15), levels=params.get("log_levels") or DEFAULT_LEVELS,
+                           limit=params.get("log_lines", 20), match=params.get("log_match"),
+                           reproduce_urls=params.get("reproduce_urls") or (), now=now, probe=probe)
+    report = {k: params.get(k) for k in REPORT_KEYS if params.get(k) is not None}
+    report["severity"] = report.get("severity") or "P2"
+    report["environment"] = {k: v for k, v in (params.get("environment") or {}).items() if v not in (None, "")}
+    report["host"] = params.get("host")
+    report["reported_at"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    report["logs"] = [redact(str(line), [tracker and tracker.get("token")]) for line in params.get("logs") or []]
+    report = fill(report, evidence)
+    result = dict(changed=False, path=None, file_name=name, evidence=evidence, issue=None, posted=False, markdown=None,
+                  diff=dict(before="", after=""))
+    if not params.get("dest_dir"):
+        result["markdown"] = render(dict(report, title=report.get("title") or "(untitled)"))
+        return result
+    path = os.path.join(params["dest_dir"], name)
+    existing = None
+    if os.path.exists(path):
+        with open(path, "r", encoding="utf-8") as handle:
+            existing = handle.read()
+    link = tracker_link(existing)
+    if tracker and link is None and not check_mode:
+        body = render(report)
+        issue = post(tracker, report["title"], body, labels=params.get("labels") or ["P2"],
+                     timeout=params.get("tracker_timeout", 10.0))
+        result.update(issue=issue, posted=True)
+        link = issue.get("url") or issue.get("api_url")
+    report["tracker_url"] = link
+    # The report records when the problem was reported; a re-run keeps the first report time,
+    # so only new evidence changes the file.
+    if existing:
+        first = re.search(r"^- Reported: (\S+)$", existing, re.M)
+        if first:
+            report["reported_at"] = first.group(1)
+    content = render(report)
+    written = write_report(path, content, check_mode=check_mode)
+    result.update(changed=written["changed"] or result["posted"], path=path, markdown=content, diff=written["diff"],
+                  would_post=bool(tracker and tracker_link(existing) is None))
+    return result

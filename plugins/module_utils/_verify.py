@@ -1,0 +1,723 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Verify a recovery against the runbook's checklist, then watch for a rebound (P0-5).
+
+:func:`evaluate` runs the checks of "第 3 階段：驗證和監控" / "恢復檢查清單" in one call, concurrently
+(threads), and returns each check as ``{name, passed, value, threshold, detail}``:
+
+``health``
+    Every probe of ``GET <base_url><health_path>`` answers 200. value: the HTTP status of the
+    first failing probe (else 200); threshold: 200.
+``recommendations``
+    Every probe of every sample user answers 200 with at least ``min_recommendations`` items
+    (default 6, the runbook's "more than 5"). value: the fewest items any probe returned (0 for
+    a failed probe); threshold: ``min_recommendations``.
+``latency``
+    The SLOWEST recommendation probe (the max, not a percentile: with a handful of probes a p95
+    is the max anyway, and the runbook asks every answer to be under 500 ms) is under
+    ``latency_ms``; a probe without an answer fails the check. value: max in ms; threshold:
+    ``latency_ms``. p50/p95 are in the detail data.
+``log_errors``
+    No error line in the service's container logs since ``since`` (the fix). Read through the
+    Docker engine with timestamps and filtered to the exact instant. A line counts when it is a
+    JSON object with a ``level`` (or ``levelname`` / ``severity``) of ERROR, FATAL, CRITICAL or
+    PANIC; a JSON object with another level does not count even if its text says "error" (the
+    app logs a Redis outage as WARNING with an ``error`` field); any other line counts when it
+    contains ``error``, ``fatal`` or ``panic`` in any case (the runbook's
+    ``grep -i "error\\|fatal\\|panic"``). value: the count; threshold: 0 (the most allowed).
+``resources``
+    For every container of the service: CPU under ``cpu_percent`` and memory under
+    ``memory_percent``. CPU is computed as ``docker stats`` does: (cpu total delta / system
+    delta) x online CPUs x 100 between ``precpu_stats`` and ``cpu_stats`` (100 % = one full
+    core); when the engine gives no ``precpu_stats`` a second sample is taken and the two are
+    compared. Memory is usage minus the page cache (``inactive_file`` on cgroup v2,
+    ``total_inactive_file`` on v1, else ``cache``) divided by the limit (the host's memory when
+    the container has none), as ``docker stats`` shows it. value: ``{cpu_percent, memory_percent}``,
+    the highest over the containers; threshold: ``{cpu_percent, memory_percent}``.
+
+:func:`watch` then samples the service once per interval for a window and stops early when the
+error rate rebounds.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import json
+import math
+import re
+import time
+
+from ansible_collections.sre.incident.plugins.module_utils import _http
+from ansible_collections.sre.incident.plugins.module_utils import _stack
+from ansible_collections.sre.incident.plugins.module_utils._redact import redact_text, secret_values
+from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
+
+CHECKS = ("health", "recommendations", "latency", "log_errors", "resources")
+#: Checks that need the Docker engine (the others only need HTTP).
+DOCKER_CHECKS = ("log_errors", "resources")
+
+DEFAULT_THRESHOLDS = dict(latency_ms=500.0, cpu_percent=50.0, memory_percent=60.0, min_recommendations=6)
+
+#: The recovery checklist items of the incident record (``_record.RECOVERY_CHECKLIST``) and the
+#: check each one is ticked from.
+CHECKLIST_MAP = dict(
+    health_200="health",
+    recommendations_returned="recommendations",
+    several_users_ok="recommendations",
+    latency_under_500ms="latency",
+    no_new_errors="log_errors",
+    resources_normal="resources",
+)
+
+ERROR_LEVELS = frozenset(("ERROR", "FATAL", "CRITICAL", "PANIC"))
+ERROR_TEXT_RE = re.compile(r"error|fatal|panic", re.IGNORECASE)
+LEVEL_KEYS = ("level", "levelname", "severity")
+
+#: Error lines quoted in a check's detail (each cut to EXCERPT_CHARS).
+MAX_EXCERPT_LINES = 5
+EXCERPT_CHARS = 300
+#: Log lines read per container at most (``tail``), so a long ``since`` stays bounded.
+MAX_LOG_LINES = 50000
+#: Without precpu_stats, CPU % is measured between two samples at least this far apart (seconds),
+#: polling for the second one no longer than CPU_RESAMPLE_TIMEOUT_S.
+CPU_MIN_WINDOW_S = 0.5
+CPU_RESAMPLE_TIMEOUT_S = 3.0
+
+
+class VerifyError(ValueError):
+    """Bad input (thresholds, since, checks, window); raised before anything is probed."""
+
+
+# --------------------------------------------------------------------------- input
+
+def validate_thresholds(stack, overrides=None):
+    """Thresholds from ``incident_stack`` (thresholds.*, min_recommendations) with overrides on top."""
+    result = dict(DEFAULT_THRESHOLDS)
+    stack_thresholds = dict((stack or {}).get("thresholds") or {})
+    if (stack or {}).get("min_recommendations") is not None:
+        stack_thresholds.setdefault("min_recommendations", stack["min_recommendations"])
+    for source, name in ((stack_thresholds, "incident_stack.thresholds"), (overrides or {}, "thresholds")):
+        for key, value in source.items():
+            if key not in DEFAULT_THRESHOLDS:
+                if source is stack_thresholds:
+                    continue  # the stack may carry thresholds for other stages
+                raise VerifyError("unknown threshold %r in %s: known are %s" % (key, name, ", ".join(DEFAULT_THRESHOLDS)))
+            if value is None:
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise VerifyError("threshold %s.%s must be a number, got %r" % (name, key, value)) from None
+            if isinstance(value, bool) or math.isnan(number) or number <= 0:
+                raise VerifyError("threshold %s.%s must be a number > 0, got %r" % (name, key, value))
+            if key == "memory_percent" and number > 100:
+                raise VerifyError("threshold %s.memory_percent must be at most 100, got %r" % (name, value))
+            if key == "min_recommendations":
+                if number != int(number):
+                    raise VerifyError("threshold %s.min_recommendations must be a whole number, got %r" % (name, value))
+                number = int(number)
+            result[key] = number
+    return result
+
+
+def parse_since(value, now=None):
+    """``since`` as a UNIX time (float): an ISO 8601 time (naive = UTC), or seconds ago if negative.
+
+    ``None`` gives None (the caller picks its default).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None:
+        if number < 0:
+            return (time.time() if now is None else now) + number
+        return number
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise VerifyError("since %r is not an ISO 8601 time such as 2026-11-27T01:30:45Z" % (value,)) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.timestamp()
+
+
+def iso(epoch):
+    """UNIX time -> ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    dt = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (dt.microsecond // 1000)
+
+
+def validate_checks(checks):
+    """The checks to run, in order, without repeats; None means all, an empty list none (watch only)."""
+    checks = list(dict.fromkeys(CHECKS if checks is None else checks))
+    unknown = [c for c in checks if c not in CHECKS]
+    if unknown:
+        raise VerifyError("unknown check(s) %s: choose from %s" % (", ".join(repr(c) for c in unknown), ", ".join(CHECKS)))
+    return checks
+
+
+# --------------------------------------------------------------------------- docker stats maths
+
+def _cpu_total(cpu):
+    return ((cpu or {}).get("cpu_usage") or {}).get("total_usage")
+
+
+def _online_cpus(cpu):
+    cpu = cpu or {}
+    online = cpu.get("online_cpus")
+    if not online:
+        online = len(((cpu.get("cpu_usage") or {}).get("percpu_usage")) or []) or None
+    return online
+
+
+def cpu_percent_between(before, after):
+    """CPU % between two ``cpu_stats`` dicts, as ``docker stats`` computes it (100 = one core).
+
+    None when the samples do not allow it (missing counters, no system time elapsed).
+    """
+    total_before, total_after = _cpu_total(before), _cpu_total(after)
+    system_before = (before or {}).get("system_cpu_usage")
+    system_after = (after or {}).get("system_cpu_usage")
+    if None in (total_before, total_after, system_before, system_after):
+        return None
+    cpu_delta = float(total_after) - float(total_before)
+    system_delta = float(system_after) - float(system_before)
+    if system_delta <= 0 or cpu_delta < 0:
+        return None
+    online = _online_cpus(after) or _online_cpus(before) or 1
+    return round(cpu_delta / system_delta * online * 100.0, 2)
+
+
+def cpu_percent(stats):
+    """CPU % of one stats sample (``precpu_stats`` -> ``cpu_stats``); None when precpu is empty."""
+    stats = stats or {}
+    return cpu_percent_between(stats.get("precpu_stats"), stats.get("cpu_stats"))
+
+
+def memory_usage(stats):
+    """dict(used_bytes, limit_bytes, percent) of one stats sample; values None when unknown.
+
+    used = usage minus the page cache (``inactive_file`` on cgroup v2, ``total_inactive_file``
+    on cgroup v1, else ``cache``), as ``docker stats`` shows it.
+    """
+    mem = (stats or {}).get("memory_stats") or {}
+    usage, limit = mem.get("usage"), mem.get("limit")
+    if usage is None or not limit:
+        return dict(used_bytes=None, limit_bytes=limit or None, percent=None)
+    details = mem.get("stats") or {}
+    cache = None
+    for key in ("inactive_file", "total_inactive_file", "cache"):
+        if details.get(key) is not None:
+            cache = details[key]
+            break
+    used = usage - cache if cache is not None and cache < usage else usage
+    return dict(used_bytes=int(used), limit_bytes=int(limit), percent=round(used * 100.0 / float(limit), 2))
+
+
+# --------------------------------------------------------------------------- logs
+
+def split_timestamp(line):
+    """``(epoch or None, text)`` of a log line read with ``timestamps=True`` (RFC 3339, ns)."""
+    stamp, sep, rest = line.partition(" ")
+    if not sep or "T" not in stamp:
+        return None, line
+    text = stamp[:-1] + "+00:00" if stamp.endswith("Z") else stamp
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(.*)$", text)
+    if not match:
+        return None, line
+    fraction = (match.group(2) or "0")[:6].ljust(6, "0")
+    try:
+        parsed = datetime.datetime.fromisoformat("%s.%s%s" % (match.group(1), fraction, match.group(3) or "+00:00"))
+    except ValueError:
+        return None, line
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.timestamp(), rest
+
+
+def line_level(text):
+    """The JSON level of a log line (upper case), or None when the line is not JSON with a level."""
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        return None
+    try:
+        data = json.loads(stripped)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in LEVEL_KEYS:
+        if data.get(key) is not None:
+            return str(data[key]).strip().upper()
+    return None
+
+
+def is_error_line(text):
+    """Whether one log line (without the docker timestamp) is an error line (see the module doc)."""
+    level = line_level(text)
+    if level is not None:
+        return level in ERROR_LEVELS
+    return bool(ERROR_TEXT_RE.search(text))
+
+
+def count_errors(log_text, since, until=None, secrets=()):
+    """Error lines in ``log_text`` (read with timestamps) at or after ``since`` (and before ``until``).
+
+    Returns dict(count, lines (number of lines in range), excerpt (first few, redacted, cut)).
+    Lines without a parsable timestamp are taken as in range.
+    """
+    count = lines = 0
+    excerpt = []
+    for raw in (log_text or "").splitlines():
+        if not raw.strip():
+            continue
+        stamp, text = split_timestamp(raw)
+        if stamp is not None and since is not None and stamp < since:
+            continue
+        if stamp is not None and until is not None and stamp >= until:
+            continue
+        lines += 1
+        if is_error_line(text):
+            count += 1
+            if len(excerpt) < MAX_EXCERPT_LINES:
+                excerpt.append(redact_text(text.strip(), secrets)[:EXCERPT_CHARS])
+    return dict(count=count, lines=lines, excerpt=excerpt)
+
+
+# --------------------------------------------------------------------------- readers (engine)
+
+def _container_name(container):
+    return getattr(container, "name", None) or str(container)
+
+
+def _container_env_secrets(container):
+    attrs = getattr(container, "attrs", None) or {}
+    return secret_values((attrs.get("Config") or {}).get("Env") or [])
+
+
+def read_errors(client, containers, since, until=None):
+    """count_errors over each container's log since ``since``; dict(count, by_container, excerpt)."""
+    by_container = {}
+    excerpt = []
+    total = 0
+    for container in containers:
+        text = client.logs(container, since=int(math.floor(since)), tail=MAX_LOG_LINES, timestamps=True)
+        found = count_errors(text, since, until, secrets=_container_env_secrets(container))
+        by_container[_container_name(container)] = dict(count=found["count"], lines=found["lines"])
+        total += found["count"]
+        excerpt.extend("%s: %s" % (_container_name(container), line) for line in found["excerpt"])
+    return dict(count=total, by_container=by_container, excerpt=excerpt[:MAX_EXCERPT_LINES])
+
+
+def _enough_cpu_window(before, after, min_window_s):
+    """Whether the host CPU time between two cpu_stats covers at least ``min_window_s`` of wall time."""
+    system_before = (before or {}).get("system_cpu_usage")
+    system_after = (after or {}).get("system_cpu_usage")
+    if system_before is None or system_after is None:
+        return False
+    online = _online_cpus(after) or _online_cpus(before) or 1
+    # system_cpu_usage counts nanoseconds of CPU time over all online CPUs
+    return (float(system_after) - float(system_before)) >= min_window_s * online * 1e9
+
+
+def read_resources(client, container, poll=poll_until):
+    """CPU % and memory of one container from the engine's one-shot stats.
+
+    ``stats(stream=False)`` normally carries ``precpu_stats`` (the engine waits for a second
+    reading). When it does not (an engine answering one-shot), further samples are polled, bounded
+    by CPU_RESAMPLE_TIMEOUT_S, until one is CPU_MIN_WINDOW_S after the first, and the two compared.
+    """
+    first = client.stats(container)
+    cpu = cpu_percent(first)
+    samples = [first]
+    last = first
+    if cpu is None:
+        def later_sample():
+            sample = client.stats(container)
+            samples.append(sample)
+            return _enough_cpu_window(first.get("cpu_stats"), sample.get("cpu_stats"), CPU_MIN_WINDOW_S)
+
+        poll(later_sample, CPU_RESAMPLE_TIMEOUT_S, interval=0.25)
+        last = samples[-1]
+        cpu = cpu_percent_between(first.get("cpu_stats"), last.get("cpu_stats"))
+    mem = memory_usage(last)
+    return dict(container=_container_name(container), cpu_percent=cpu, memory_percent=mem["percent"],
+                memory_used_bytes=mem["used_bytes"], memory_limit_bytes=mem["limit_bytes"],
+                online_cpus=_online_cpus((last or {}).get("cpu_stats")), samples=len(samples))
+
+
+# --------------------------------------------------------------------------- the checks
+
+def _check(name, passed, value, threshold, detail, **extra):
+    result = dict(name=name, passed=bool(passed), value=value, threshold=threshold, detail=detail)
+    result.update(extra)
+    return result
+
+
+def _rec_count(probe_result):
+    body = probe_result.get("body_json")
+    recs = body.get("recommendations") if isinstance(body, dict) else None
+    return len(recs) if isinstance(recs, list) else 0
+
+
+def _probe_recs(urls_by_user, rounds, timeout, probe=_http.probe):
+    results = []
+    for round_no in range(rounds):
+        for user, url in urls_by_user.items():
+            result = probe(url, timeout)
+            result.update(user=user, round=round_no + 1, count=_rec_count(result))
+            results.append(result)
+    return results
+
+
+def _probe_health(url, rounds, timeout, probe=_http.probe):
+    return [probe(url, timeout) for _round in range(rounds)]
+
+
+def health_check(probes):
+    bad = [p for p in probes if p.get("status") != 200]
+    value = bad[0].get("status") if bad else 200
+    if bad:
+        first = bad[0]
+        body = first.get("body_json") if isinstance(first.get("body_json"), dict) else {}
+        down = body.get("down")
+        detail = "%s of %s probes failed: %s%s" % (len(bad), len(probes), first.get("error") or "status %s" % value,
+                                                   "; down: %s" % ", ".join(map(str, down)) if down else "")
+    else:
+        detail = "%s of %s probes answered 200" % (len(probes), len(probes))
+    return _check("health", not bad and bool(probes), value, 200, detail)
+
+
+def recommendations_check(probes, minimum):
+    by_user = {}
+    for p in probes:
+        ok = p.get("status") == 200 and p["count"] >= minimum
+        mine = by_user.setdefault(p["user"], dict(min_count=p["count"], ok=True, errors=[]))
+        mine["min_count"] = min(mine["min_count"], p["count"])
+        if not ok:
+            mine["ok"] = False
+            mine["errors"].append(p.get("error") or "%s recommendations" % p["count"])
+    value = min((p["count"] if p.get("status") == 200 else 0) for p in probes) if probes else 0
+    failed = sorted(u for u, v in by_user.items() if not v["ok"])
+    good = len(by_user) - len(failed)
+    detail = "%s of %s users got >= %s recommendations" % (good, len(by_user), minimum)
+    if failed:
+        detail += "; failing: %s" % ", ".join("%s (%s)" % (u, by_user[u]["errors"][0]) for u in failed)
+    return _check("recommendations", not failed and bool(probes), value, minimum, detail,
+                  by_user={u: v["min_count"] for u, v in by_user.items()}, users_ok=good, users=len(by_user))
+
+
+def latency_check(probes, limit_ms):
+    stats = _http.latency_stats(probes)
+    unanswered = [p for p in probes if p.get("latency_ms") is None]
+    value = stats["max"]
+    passed = bool(probes) and not unanswered and value is not None and value < limit_ms
+    if value is None:
+        detail = "no recommendation probe got an answer"
+    else:
+        detail = "max %.1f ms, p50 %.1f ms, p95 %.1f ms over %s answers" % (value, stats["p50"], stats["p95"], stats["samples"])
+        if unanswered:
+            detail += "; %s probes got no answer (%s)" % (len(unanswered), unanswered[0].get("error"))
+    return _check("latency", passed, value, limit_ms, detail, p50=stats["p50"], p95=stats["p95"])
+
+
+def log_errors_check(found, since):
+    if isinstance(found, Exception):
+        return _check("log_errors", False, None, 0, "could not read the logs: %s" % (getattr(found, "msg", None) or found,))
+    if not found["by_container"]:
+        return _check("log_errors", False, None, 0, "no container of the service to read logs from")
+    detail = "%s error lines since %s" % (found["count"], iso(since))
+    if found["excerpt"]:
+        detail += "; first: %s" % found["excerpt"][0]
+    return _check("log_errors", found["count"] == 0, found["count"], 0, detail, since=iso(since),
+                  by_container=found["by_container"], excerpt=found["excerpt"])
+
+
+def resources_check(per_container, states, thresholds):
+    threshold = dict(cpu_percent=thresholds["cpu_percent"], memory_percent=thresholds["memory_percent"])
+    if not states:
+        return _check("resources", False, None, threshold, "no container of the service")
+    problems = []
+    readings = []
+    for state, reading in zip(states, per_container):
+        name = state["name"]
+        if state.get("status") != "running":
+            problems.append("%s is %s" % (name, state.get("status")))
+            continue
+        if isinstance(reading, Exception):
+            problems.append("%s: %s" % (name, getattr(reading, "msg", None) or reading))
+            continue
+        readings.append(reading)
+        if reading["cpu_percent"] is None or reading["memory_percent"] is None:
+            problems.append("%s: stats incomplete" % name)
+            continue
+        if reading["cpu_percent"] >= threshold["cpu_percent"]:
+            problems.append("%s CPU %.1f%% >= %g%%" % (name, reading["cpu_percent"], threshold["cpu_percent"]))
+        if reading["memory_percent"] >= threshold["memory_percent"]:
+            problems.append("%s memory %.1f%% >= %g%%" % (name, reading["memory_percent"], threshold["memory_percent"]))
+    cpus = [r["cpu_percent"] for r in readings if r["cpu_percent"] is not None]
+    mems = [r["memory_percent"] for r in readings if r["memory_percent"] is not None]
+    value = dict(cpu_percent=max(cpus) if cpus else None, memory_percent=max(mems) if mems else None)
+    if problems:
+        detail = "; ".join(problems)
+    else:
+        detail = ", ".join("%s CPU %.1f%% memory %.1f%%" % (r["container"], r["cpu_percent"], r["memory_percent"])
+                           for r in readings)
+    return _check("resources", not problems, value, threshold, detail, containers=readings)
+
+
+def checklist(checks):
+    """{record checklist key: {passed, value, check}} for the checks that ran."""
+    by_name = {c["name"]: c for c in checks}
+    result = {}
+    for key, name in CHECKLIST_MAP.items():
+        check = by_name.get(name)
+        if check is None:
+            continue
+        passed, value = check["passed"], check["value"]
+        if key == "recommendations_returned":
+            # at least one sample user gets more than 5 recommendations
+            passed = any(v >= check["threshold"] for v in check.get("by_user", {}).values())
+            value = max(check.get("by_user", {}).values() or [0])
+        elif key == "several_users_ok":
+            passed = check["passed"] and check.get("users", 0) >= 2
+            value = "%s/%s users" % (check.get("users_ok", 0), check.get("users", 0))
+        result[key] = dict(passed=bool(passed), value=value, check=name, text=_value_text(key, check, value))
+    return result
+
+
+def _value_text(key, check, value):
+    """The measured value as a short line for the incident record."""
+    threshold = check["threshold"]
+    if value is None:
+        return "not measured: %s" % check["detail"]
+    if key == "health_200":
+        return "HTTP %s" % value
+    if key == "recommendations_returned":
+        return "up to %s recommendations (more than %s needed)" % (value, threshold - 1)
+    if key == "several_users_ok":
+        return "%s with at least %s recommendations" % (value, threshold)
+    if key == "latency_under_500ms":
+        return "max %.1f ms (limit %g ms)" % (value, threshold)
+    if key == "no_new_errors":
+        return "%s error log lines since %s" % (value, check.get("since"))
+    if key == "resources_normal":
+        cpu, mem = value.get("cpu_percent"), value.get("memory_percent")
+        return "CPU %s%% (limit %g%%), memory %s%% (limit %g%%)" % (
+            "?" if cpu is None else "%.1f" % cpu, threshold["cpu_percent"],
+            "?" if mem is None else "%.1f" % mem, threshold["memory_percent"])
+    return str(value)
+
+
+def summarize(result):
+    """One line: what passed, or every failed check with its value and threshold."""
+    failed = [c for c in result["checks"] if not c["passed"]]
+    if not failed and result.get("watch_passed") is not False:
+        parts = ["%s %s" % (c["name"], _short(c["value"])) for c in result["checks"]]
+        if result.get("samples"):
+            parts.append("watch: %s samples, no rebound (max error rate %s)"
+                         % (len(result["samples"]), max(s["error_rate"] for s in result["samples"])))
+        return "recovery verified: " + ("; ".join(parts) or "no check run")
+    parts = ["%s = %s (threshold %s): %s" % (c["name"], _short(c["value"]), _short(c["threshold"]), c["detail"])
+             for c in failed]
+    if result.get("watch_passed") is False:
+        rebound = (result.get("samples") or [{}])[-1]
+        parts.append("watch: error rate %s > %s at %s (%s)" % (
+            rebound.get("error_rate"), result.get("rebound_error_rate"), result.get("rebound_at"),
+            "; ".join(rebound.get("failing") or [])))
+    return "recovery not verified: " + "; ".join(parts)
+
+
+def _short(value):
+    if isinstance(value, dict):
+        return ", ".join("%s %s" % (k, _short(v)) for k, v in value.items())
+    if isinstance(value, float):
+        rounded = round(value, 2)
+        return "%g" % (rounded if rounded or not value else value)
+    return str(value)
+
+
+def _containers(client, stack):
+    return client.find_containers(stack["name"], stack["service"], all=True)
+
+
+def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_rounds=2, probe_timeout=2.0,
+             probe=_http.probe, container_state=None):
+    """Run the checks concurrently; dict(passed, checks, failed_checks, checklist, since, thresholds).
+
+    ``client`` is a connected ``_compose.ComposeClient`` (needed for log_errors and resources);
+    ``container_state`` turns a container into a dict with name/status (``_compose.container_state``).
+    """
+    urls = _stack.urls(stack)
+    checks = validate_checks(checks)
+    thresholds = validate_thresholds(stack, thresholds)
+    if since is None:
+        raise VerifyError("since is required")
+    if client is None and any(c in DOCKER_CHECKS for c in checks):
+        raise VerifyError("checks %s need the Docker engine" % ", ".join(c for c in checks if c in DOCKER_CHECKS))
+    started = time.monotonic()
+    rounds = max(1, int(probe_rounds))
+    containers = _containers(client, stack) if client is not None else []
+    states = [container_state(c) for c in containers] if container_state else [
+        dict(name=_container_name(c), status=getattr(c, "status", "running")) for c in containers]
+    running = [c for c, st in zip(containers, states) if st.get("status") == "running"]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4 + len(containers)) as pool:
+        futures = {}
+        if "health" in checks:
+            futures["health"] = pool.submit(_probe_health, urls["health"], rounds, probe_timeout, probe)
+        if "recommendations" in checks or "latency" in checks:
+            futures["recs"] = pool.submit(_probe_recs, urls["recommendations"], rounds, probe_timeout, probe)
+        if "log_errors" in checks and containers:
+            futures["logs"] = pool.submit(read_errors, client, containers, since)
+        stats_futures = []
+        if "resources" in checks:
+            stats_futures = [pool.submit(read_resources, client, c) if c in running else None for c in containers]
+        done = {}
+        for key, future in futures.items():
+            try:
+                done[key] = future.result()
+            except Exception as exc:  # a reader failing is a failed check, reported with its reason
+                if key in ("health", "recs"):
+                    raise
+                done[key] = exc
+        readings = []
+        for future in stats_futures:
+            if future is None:
+                readings.append(None)
+                continue
+            try:
+                readings.append(future.result())
+            except Exception as exc:  # reported in the check's detail
+                readings.append(exc)
+
+    results = []
+    for name in checks:
+        if name == "health":
+            results.append(health_check(done["health"]))
+        elif name == "recommendations":
+            results.append(recommendations_check(done["recs"], thresholds["min_recommendations"]))
+        elif name == "latency":
+            results.append(latency_check(done["recs"], thresholds["latency_ms"]))
+        elif name == "log_errors":
+            found = done.get("logs", dict(count=0, by_container={}, excerpt=[]))
+            results.append(log_errors_check(found, since))
+        elif name == "resources":
+            results.append(resources_check(readings, states, thresholds))
+    failed = [c["name"] for c in results if not c["passed"]]
+    return dict(passed=not failed, checks=results, failed_checks=failed, checklist=checklist(results),
+                since=iso(since), thresholds=thresholds, elapsed=round(time.monotonic() - started, 3))
+
+
+# --------------------------------------------------------------------------- the watch
+
+def take_sample(stack, since, min_recommendations=6, client=None, probe_timeout=2.0, probe=_http.probe,
+                now=time.time):
+    """One watch sample: probe /health and every sample user once (concurrently), count new error lines.
+
+    Returns dict(ts, error_rate, errors, probes, latency_ms (max of the recommendation probes),
+    latency_p50_ms, log_errors (error lines from ``since`` up to this sample, None without an engine),
+    failing).
+    """
+    urls = _stack.urls(stack)
+    ts = now()
+    targets = [("health", urls["health"])] + list(urls["recommendations"].items())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(targets) + 1) as pool:
+        futures = [pool.submit(probe, url, probe_timeout) for _name, url in targets]
+        log_future = None
+        if client is not None and since is not None:
+            log_future = pool.submit(lambda: read_errors(client, _containers(client, stack), since, until=ts))
+        results = [f.result() for f in futures]
+        log_errors = None
+        if log_future is not None:
+            try:
+                log_errors = log_future.result()["count"]
+            except Exception:  # the engine is not what is being watched; the probes are
+                log_errors = None
+    failing = []
+    rec_probes = []
+    for (name, _url), result in zip(targets, results):
+        if name == "health":
+            ok = result.get("status") == 200
+        else:
+            rec_probes.append(result)
+            ok = result.get("status") == 200 and _rec_count(result) >= min_recommendations
+        if not ok:
+            failing.append("%s: %s" % (name, result.get("error") or "%s recommendations" % _rec_count(result)))
+    stats = _http.latency_stats(rec_probes)
+    return dict(ts=iso(ts), epoch=round(ts, 3), error_rate=round(len(failing) / float(len(targets)), 4),
+                errors=len(failing), probes=len(targets), latency_ms=stats["max"], latency_p50_ms=stats["p50"],
+                log_errors=log_errors, failing=failing)
+
+
+def sample_times(window_s, interval_s):
+    """Offsets (seconds from the start) of the samples: 0, interval, ... below the window."""
+    if window_s <= 0:
+        return []
+    count = max(1, int(math.ceil(window_s / float(interval_s) - 1e-9)))
+    return [round(i * float(interval_s), 6) for i in range(count)]
+
+
+def validate_watch(window_s, interval_s, rebound_error_rate):
+    if window_s is None or float(window_s) < 0:
+        raise VerifyError("watch window must be >= 0 seconds, got %r" % (window_s,))
+    if interval_s is None or float(interval_s) <= 0:
+        raise VerifyError("watch interval must be > 0 seconds, got %r" % (interval_s,))
+    if float(window_s) and float(interval_s) > float(window_s):
+        raise VerifyError("watch interval %r is longer than the window %r" % (interval_s, window_s))
+    if rebound_error_rate is None or not 0.0 <= float(rebound_error_rate) < 1.0:
+        raise VerifyError("rebound_error_rate must be between 0 (any error) and below 1, got %r" % (rebound_error_rate,))
+
+
+def watch(stack, window_s, interval_s, since, rebound_error_rate=0.0, sampler=None, client=None,
+          min_recommendations=6, probe_timeout=2.0, clock=time.monotonic, sleep=time.sleep, poll_s=0.5):
+    """Sample once per interval for ``window_s`` seconds; stop at the first rebound.
+
+    A rebound is a sample whose ``error_rate`` is above ``rebound_error_rate`` (default 0: any
+    failing probe). ``sampler(since)`` returns one sample (default :func:`take_sample`);
+    ``since`` for the log count is the fix time for the first sample and the previous sample's
+    time afterwards, so ``log_errors`` counts lines new in each interval.
+
+    Returns dict(passed, samples, rebound_at (ISO or None), rebound_sample, window_s, interval_s,
+    elapsed).
+    """
+    validate_watch(window_s, interval_s, rebound_error_rate)
+    if sampler is None:
+        def sampler(log_since):
+            return take_sample(stack, log_since, min_recommendations=min_recommendations, client=client,
+                               probe_timeout=probe_timeout)
+    samples = []
+    rebound = None
+    start = clock()
+    log_since = since
+    for offset in sample_times(float(window_s), float(interval_s)):
+        due = start + offset
+        # Paced sampling: wait for the sample's due time in short, bounded steps (this is the
+        # watch itself, one sample per interval, not a wait for a condition).
+        while True:
+            remaining = due - clock()
+            if remaining <= 0:
+                break
+            sleep(min(remaining, poll_s))
+        began = clock()
+        sample = sampler(log_since)
+        sample["offset_s"] = round(began - start, 3)
+        sample["duration_s"] = round(clock() - began, 3)
+        samples.append(sample)
+        log_since = sample.get("epoch", log_since)
+        if sample["error_rate"] > float(rebound_error_rate):
+            rebound = sample
+            break
+    return dict(passed=rebound is None, samples=samples, rebound_at=rebound["ts"] if rebound else None,
+                rebound_sample=rebound, window_s=float(window_s), interval_s=float(interval_s),
+                rebound_error_rate=float(rebound_error_rate), elapsed=round(clock() - start, 3))

@@ -1,0 +1,194 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cache
+short_description: Clear the recommendation cache through the service, or count its keys
+version_added: 0.2.0
+description:
+  - "O(state=cleared) clears the recommendation cache the way the runbook says (SPEC P1-2,
+    OPS-1), through the service's own endpoint C(POST /api/recommendations/clear-cache), which
+    answers C({\"cleared\": n})."
+  - O(state=present) only reports how many cache keys there are.
+  - Keys matching O(key_pattern) are counted with C(redis-cli --scan) inside the Redis container
+    of the compose project (through the Docker engine, no shell), before and after clearing.
+  - RV(changed) is true when the service reports that it deleted at least one key, so a second
+    run on an empty cache changes nothing. In check mode nothing is posted; RV(would_clear) is the
+    number of keys a real run would clear, and RV(changed) is true when that number is above V(0).
+  - The service must be up to clear its cache; when the endpoint fails (Redis down, the service
+    down) the task fails with the HTTP status and the answer.
+author:
+  - SRE incident team (@sre-incident)
+extends_documentation_fragment:
+  - sre.incident.attributes
+  - sre.incident.docker
+attributes:
+  check_mode:
+    support: full
+    details: Counts the keys and reports what would be cleared; posts nothing.
+  diff_mode:
+    support: full
+    details: Shows the key count before and after.
+  idempotent:
+    support: full
+    details: A second O(state=cleared) finds no key to clear (unless traffic filled the cache again meanwhile).
+  platform:
+    platforms: posix
+options:
+  state:
+    description:
+      - V(cleared) clears the cache through the service's endpoint.
+      - V(present) reports the key count and changes nothing.
+    type: str
+    choices: [present, cleared]
+    default: present
+  stack:
+    description:
+      - The stack description C(incident_stack). The clear-cache URL, the compose project and the
+        Redis service are derived from it.
+      - Either O(stack) or O(url) is required.
+    type: dict
+  url:
+    description: The clear-cache URL; overrides the one derived from O(stack).
+    type: str
+  project:
+    description: The compose project holding Redis; default C(incident_stack.name).
+    type: str
+  redis_service:
+    description: The compose service of Redis; default C(incident_stack.redis.service), else V(redis).
+    type: str
+  key_pattern:
+    description: The pattern of the cache keys, as C(redis-cli --scan --pattern) takes it.
+    type: str
+    default: "recs:*"
+  count_keys:
+    description:
+      - Count the keys before and after, through the Docker engine. Without it, check mode cannot
+        tell whether anything would be cleared and reports RV(changed=true).
+      - V(false) is not allowed with O(state=present).
+    type: bool
+    default: true
+  timeout:
+    description: Seconds the clear-cache request may take.
+    type: float
+    default: 5
+seealso:
+  - module: sre.incident.health_check
+"""
+
+EXAMPLES = r"""
+- name: Clear the recommendation cache (P1 quick fix for a poisoned cache)
+  sre.incident.cache:
+    stack: "{{ incident_stack }}"
+    state: cleared
+  register: p1_cache
+
+- name: How many recommendation lists are cached?
+  sre.incident.cache:
+    stack: "{{ incident_stack }}"
+  register: ops_cache
+
+- name: Clear through an explicit URL, without counting keys
+  sre.incident.cache:
+    url: http://127.0.0.1:3000/api/recommendations/clear-cache
+    count_keys: false
+    state: cleared
+"""
+
+RETURN = r"""
+state:
+  description: The O(state) applied.
+  returned: success
+  type: str
+  sample: cleared
+url:
+  description: The clear-cache URL.
+  returned: success
+  type: str
+  sample: http://127.0.0.1:3000/api/recommendations/clear-cache
+pattern:
+  description: The key pattern counted.
+  returned: success
+  type: str
+  sample: "recs:*"
+counted:
+  description: Whether the keys were counted (O(count_keys)).
+  returned: success
+  type: bool
+  sample: true
+keys_before:
+  description: Keys matching O(key_pattern) before; V(null) when not counted.
+  returned: success
+  type: int
+  sample: 5
+keys_after:
+  description: Keys matching O(key_pattern) after (new traffic may have cached lists again); V(null) when not counted.
+  returned: success
+  type: int
+  sample: 0
+cleared:
+  description: Keys the service reported deleting, C(cleared) of its answer; V(0) in check mode and with O(state=present).
+  returned: success
+  type: int
+  sample: 5
+would_clear:
+  description: In check mode with O(state=cleared), the keys a real run would clear; otherwise V(null).
+  returned: success
+  type: int
+  sample: 5
+status:
+  description: The HTTP status of the clear-cache answer; V(null) when nothing was posted.
+  returned: success
+  type: int
+  sample: 200
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sre.incident.plugins.module_utils import _cache, _compose
+
+
+def argument_spec():
+    spec = dict(
+        state=dict(type="str", choices=list(_cache.STATES), default="present"),
+        stack=dict(type="dict"),
+        url=dict(type="str"),
+        project=dict(type="str"),
+        redis_service=dict(type="str"),
+        key_pattern=dict(type="str", default=_cache.DEFAULT_PATTERN),
+        count_keys=dict(type="bool", default=True),
+        timeout=dict(type="float", default=5.0),
+    )
+    spec.update(_compose.DOCKER_COMMON_ARGS)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), required_one_of=[("stack", "url")], supports_check_mode=True)
+    p = module.params
+    if p["count_keys"] and not _compose.HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
+    try:
+        _cache.resolve(p)
+        exec_fn = None
+        if p["count_keys"]:
+            client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
+
+            def exec_fn(project, service, argv):
+                return _compose.exec_in_service(client, project, service, argv)
+        result = _cache.run(p, check_mode=module.check_mode, exec_fn=exec_fn)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    except _cache.CacheError as exc:
+        module.fail_json(msg=exc.msg, changed=False, **exc.details)
+    except _compose.DockerError as exc:
+        module.fail_json(msg=exc.msg, changed=False, engine_unreachable=isinstance(exc, _compose.EngineUnreachable),
+                         error_kind=exc.kind)
+    diff = result.pop("diff")
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: compose_project
+short_description: Bring a whole compose project up, down, or rebuild it (down then up)
+version_added: 0.1.0
+description:
+  - Whole-stack operations of the recovery ladder through the compose CLI (C(docker compose)
+    v2 or C(docker-compose) v1, whichever is installed), called as an argv list.
+  - V(present) runs C(up -d) (optionally for some services only, optionally C(--no-deps)),
+    which also recreates a container that was removed altogether.
+  - V(rebuilt) is the runbook's full rebuild, C(down) then C(up -d). V(absent) is C(down).
+  - Volumes are never removed unless O(remove_volumes=true), and then only after every named
+    volume of the project has been copied into O(volume_backup_dir); the backups (path,
+    size, SHA-256) are returned so the playbook can record them. The runbook's C(down -v)
+    loses data; this module makes that an explicit, backed-up choice.
+  - C(changed) compares the project's containers (id, status, health) before and after.
+  - With O(wait=true) the module polls, bounded by O(timeout), until every container of the
+    services brought up is running and, when it has a healthcheck, healthy.
+author:
+  - SRE incident team (@sre-incident)
+extends_documentation_fragment:
+  - sre.incident.attributes
+  - sre.incident.docker
+attributes:
+  check_mode:
+    support: full
+    details: Predicts C(changed) from the containers' observed state and runs no compose command.
+  diff_mode:
+    support: full
+    details: The diff maps each container to its status before and after.
+  idempotent:
+    support: partial
+    details: V(present) and V(absent) are idempotent; V(rebuilt) is an action and always changes the containers.
+  platform:
+    platforms: posix
+options:
+  project:
+    description: The compose project name (C(-p)), for example V(recsys).
+    type: str
+    required: true
+  project_dir:
+    description: The directory holding the compose files and the C(.env) file, on the managed host.
+    type: path
+    required: true
+  files:
+    description: Compose files, relative to O(project_dir) unless absolute.
+    type: list
+    elements: str
+    default: [docker-compose.yml]
+  services:
+    description:
+      - Only these services (with O(state=present) or V(rebuilt)'s C(up)). Default all services
+        not hidden behind an inactive compose profile.
+      - An unknown service fails before anything is run, naming it.
+    type: list
+    elements: str
+    default: []
+  profiles:
+    description: Compose profiles to activate (C(--profile)).
+    type: list
+    elements: str
+    default: []
+  state:
+    description: V(present) (C(up -d)), V(absent) (C(down)) or V(rebuilt) (C(down) then C(up -d)).
+    type: str
+    choices: [present, absent, rebuilt]
+    default: present
+  no_deps:
+    description: Do not start linked services (C(up --no-deps)).
+    type: bool
+    default: false
+  build:
+    description:
+      - Let C(up) build missing images. By default C(up --no-build) is used, so a recovery never
+        starts an image build.
+    type: bool
+    default: false
+  remove_volumes:
+    description:
+      - Remove the project's named volumes on C(down) (C(down -v)). This loses data.
+      - Only with O(state=absent) or V(rebuilt), and only together with O(volume_backup_dir):
+        every volume is backed up first; if a backup fails nothing is removed.
+    type: bool
+    default: false
+  volume_backup_dir:
+    description: Where the volume backups (one tar file per volume) are written on the managed host.
+    type: path
+  backup_image:
+    description: A local image to host the (never started) backup helper container. Default an image of the project.
+    type: str
+  wait:
+    description: Poll until the containers brought up are running and healthy.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds the whole operation, waiting included, may take.
+    type: float
+    default: 90
+  fail_on_timeout:
+    description: Fail when a container is not ready within O(timeout); with V(false) the playbook decides from RV(ready).
+    type: bool
+    default: true
+seealso:
+  - module: sre.incident.compose_service
+"""
+
+EXAMPLES = r"""
+- name: "Rung 3 of the ladder: full rebuild, volumes kept"
+  sre.incident.compose_project:
+    project: recsys
+    project_dir: /srv/recsys
+    state: rebuilt
+    timeout: 90
+
+- name: Recreate a service whose container was removed
+  sre.incident.compose_project:
+    project: recsys
+    project_dir: /srv/recsys
+    services: [recommendation-service]
+    no_deps: true
+
+- name: The runbook's down -v, only with an explicit data-loss decision and after a backup
+  sre.incident.compose_project:
+    project: recsys
+    project_dir: /srv/recsys
+    state: rebuilt
+    remove_volumes: "{{ recover_allow_data_loss }}"
+    volume_backup_dir: /var/lib/sre-incident/recsys/volume-backups
+  when: recover_allow_data_loss | bool
+"""
+
+RETURN = r"""
+containers:
+  description: Every container of the project after the operation (plain state dicts, as in M(sre.incident.compose_service)).
+  returned: success
+  type: list
+  elements: dict
+ready:
+  description: Whether every container brought up is running and healthy (null in check mode).
+  returned: success
+  type: bool
+  sample: true
+not_ready:
+  description: States of the containers that were not ready within O(timeout).
+  returned: success
+  type: list
+  elements: dict
+backups:
+  description: The volume backups taken before volumes were removed.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"volume": "recsys_pgdata", "path": "/var/lib/sre-incident/recsys/volume-backups/recsys_pgdata-20261127T013000Z.tar",
+            "sha256": "9f2c...", "bytes": 52428800}]
+volumes:
+  description: The project's named volumes (only listed when O(remove_volumes=true)).
+  returned: success
+  type: list
+  elements: str
+commands:
+  description: The compose commands run, each with C(cmd), C(rc), C(stdout), C(stderr).
+  returned: success
+  type: list
+  elements: dict
+elapsed:
+  description: Seconds the operation took.
+  returned: success
+  type: float
+  sample: 7.4
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sre.incident.plugins.module_utils import _compose
+
+
+def argument_spec():
+    spec = dict(
+        project=dict(type="str", required=True),
+        project_dir=dict(type="path", required=True),
+        files=dict(type="list", elements="str", default=["docker-compose.yml"]),
+        services=dict(type="list", elements="str", default=[]),
+        profiles=dict(type="list", elements="str", default=[]),
+        state=dict(type="str", choices=list(_compose.PROJECT_STATES), default="present"),
+        no_deps=dict(type="bool", default=False),
+        build=dict(type="bool", default=False),
+        remove_volumes=dict(type="bool", default=False),
+        volume_backup_dir=dict(type="path"),
+        backup_image=dict(type="str"),
+        wait=dict(type="bool", default=True),
+        timeout=dict(type="float", default=90.0),
+        fail_on_timeout=dict(type="bool", default=True),
+    )
+    spec.update(_compose.DOCKER_COMMON_ARGS)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    p = module.params
+    if not _compose.HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
+    if p["timeout"] <= 0:
+        module.fail_json(msg="timeout must be > 0 seconds, got %s" % p["timeout"])
+    try:
+        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
+        result = _compose.ensure_project(
+            client, module.run_command, p["project"], p["project_dir"], p["files"], p["state"],
+            services=p["services"], profiles=p["profiles"], no_deps=p["no_deps"], build=p["build"],
+            remove_volumes=p["remove_volumes"], volume_backup_dir=p["volume_backup_dir"],
+            backup_image=p["backup_image"], wait=p["wait"], timeout=p["timeout"], check_mode=module.check_mode,
+        )
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    except _compose.EngineUnreachable as exc:
+        module.fail_json(msg=exc.msg, engine_unreachable=True, error_kind=exc.kind)
+    except _compose.DockerError as exc:
+        module.fail_json(msg=exc.msg, engine_unreachable=False, error_kind=exc.kind, **exc.details)
+
+    diff = result.pop("diff")
+    if module._diff:
+        result["diff"] = diff
+    if result["not_ready"] and p["fail_on_timeout"]:
+        first = result["not_ready"][0]
+        module.fail_json(msg="container %s (service %s) was not ready within %ss: it is %s, health %s"
+                         % (first["name"], first["service"], p["timeout"], first["status"], first["health"]), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,391 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: diagnostics
+short_description: Collect the evidence of an incident as structured facts and a redacted bundle
+version_added: 0.1.0
+description:
+  - Collects, for the stack described by O(stack), everything the runbook's C(diagnose_p0.sh)
+    prints (items 1 to 7) and more, through the Docker engine and C(exec) into the containers,
+    and returns it as structured facts a playbook can branch on.
+  - "The parts (see O(parts)): V(http) C(/health) and the recommendations of every sample user,
+    probed concurrently with the probe of M(sre.incident.health_check) (status, latency);
+    V(status) every container of the project (state, health, restart
+    count, exit code, OOM-killed flag, started-at, image id and image creation time);
+    V(logs) the last O(log_lines) lines of the service and its ERROR / FATAL / panic lines since
+    O(errors_since); V(database) C(pg_stat_database) of the service's database, connections in use
+    against C(max_connections), long-running and slow queries; V(redis) C(INFO server memory
+    clients stats persistence keyspace) parsed; V(resources) CPU and memory percentages per
+    container; V(disk) the host's filesystems and the stack's volumes; V(errors) the error lines of
+    every container since O(errors_since); V(changes) images rebuilt, containers recreated or
+    restarted in the last O(changes_window) seconds, the compose files' modification times and the
+    project directory's last git commits; V(degraded) whether a degraded mode is left on (edge not
+    in mode C(normal), service running with C(DOWNGRADE_MODE=true)); V(fallbacks) whether the
+    degraded modes would work (newest Redis snapshot, static top-N file in the service image,
+    standby service defined and its image present)."
+  - Each part is independent and the parts are collected concurrently. A part that cannot be
+    collected (PostgreSQL down) is returned as RV(parts) C(ok=false) with an C(error), and the
+    others are still collected. The module does not fail because the stack it diagnoses is broken;
+    it fails for bad input and when the Docker engine cannot be reached.
+  - Secrets are redacted from everything returned and written, see RV(redacted).
+  - With O(bundle=true) the raw text of each item, the facts, an index and checksums are written to
+    a directory on the managed host (mode 0700, files 0600) and packed into a C(.tar.gz) next to it.
+  - With O(redis_snapshot=true) a Redis snapshot is taken for degraded option C (see O(redis_snapshot)).
+  - RV(findings) and RV(verdict) evaluate the facts against O(thresholds).
+author:
+  - SRE incident team (@sre-incident)
+extends_documentation_fragment:
+  - sre.incident.attributes
+  - sre.incident.docker
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Everything is collected in check mode too (it only reads), but nothing is written (no bundle
+        and no Redis snapshot). RV(bundle) and RV(snapshot) then say what would have been written.
+  diff_mode:
+    support: none
+  idempotent:
+    support: partial
+    details:
+      - C(changed) is V(true) only when a bundle or a Redis snapshot was written (both are new files
+        every run, evidence of that moment); with O(bundle=false) and O(redis_snapshot=false) the
+        module never changes anything.
+  platform:
+    platforms: posix
+options:
+  stack:
+    description:
+      - The one description of the stack on this host, C(incident_stack) of the inventory.
+      - "Used keys: C(name) (compose project), C(service), C(dependencies), C(edge), C(standby),
+        C(database) (C(service), C(name), C(user)), C(redis) (C(service)), C(project_dir),
+        C(compose_files), C(state_dir), C(thresholds)."
+    type: dict
+    required: true
+  parts:
+    description: The parts to collect. Default all.
+    type: list
+    elements: str
+    choices: [http, status, logs, database, redis, resources, disk, errors, changes, degraded, fallbacks]
+  probe_count:
+    description: Rounds of probes of the V(http) part (every URL once per round, all at once).
+    type: int
+    default: 1
+  probe_timeout:
+    description: Seconds one probe of the V(http) part may take.
+    type: float
+    default: 2
+  log_lines:
+    description: Number of last log lines of the service to collect (runbook item 2).
+    type: int
+    default: 200
+  errors_since:
+    description:
+      - Count error lines from this time on. An ISO 8601 time (V(2026-11-27T01:30:00Z)) or a number
+        of seconds before now, optionally with a unit (V(3600), V(15m), V(24h), V(1d)).
+      - Not set counts every line the engine still has for the containers.
+    type: str
+  changes_window:
+    description: The V(changes) part lists changes of the last this many seconds.
+    type: int
+    default: 86400
+  thresholds:
+    description:
+      - Thresholds for RV(findings), over the ones in O(stack) C(thresholds). Keys (defaults)
+        C(latency_ms) (500), C(cpu_percent) (50), C(memory_percent) (60), C(disk_percent) (85), C(disk_critical_percent) (95),
+        C(db_connections_percent) (80), C(db_connections_critical_percent) (95),
+        C(redis_memory_percent) (90), C(evicted_keys) (0), C(error_lines) (0),
+        C(error_lines_critical) (50), C(snapshot_max_age) (86400 seconds).
+    type: dict
+    default: {}
+  bundle:
+    description: Write the evidence bundle (not in check mode).
+    type: bool
+    default: true
+  bundle_dir:
+    description:
+      - Directory on the managed host under which each bundle gets its own directory
+        C(<UTC yyyymmddTHHMMSSZ>-<label>) and archive C(<that>.tar.gz).
+      - Default C(<stack.state_dir>/bundles).
+    type: path
+  label:
+    description: A word naming why the bundle was taken, part of its name (V(pre-restart), V(rca), V(scheduled)).
+    type: str
+    default: diag
+  redis_snapshot:
+    description:
+      - Take a Redis snapshot for degraded option C, concurrently with the collection and before
+        the V(fallbacks) part checks the newest snapshot. Not in check mode.
+      - C(BGSAVE) through C(redis-cli) in the redis container, wait (polling C(LASTSAVE)) until it
+        is written, copy the RDB file out of the container to
+        C(<redis_snapshot_dir>/dump-<UTC yyyymmddTHHMMSSZ>.rdb) (mode 0600), then keep only the
+        O(redis_snapshot_keep) newest.
+      - A snapshot that fails is reported in RV(snapshot), it does not fail the module.
+    type: bool
+    default: false
+  redis_snapshot_dir:
+    description:
+      - Where snapshots live on the managed host, and where the V(fallbacks) part looks for the newest.
+      - Default C(<stack.state_dir>/redis-snapshots).
+    type: path
+  redis_snapshot_keep:
+    description: Snapshots to keep (the newest), at least V(1).
+    type: int
+    default: 5
+  redact_values:
+    description: More secret values to hunt for and mask in everything collected (besides the ones found in the containers' environment).
+    type: list
+    elements: str
+    default: []
+notes:
+  - The runbook's items map to parts as follows. [1] service status V(status), [2] recent logs V(logs),
+    [3] database status V(database), [4] Redis status V(redis), [5] system resources V(resources),
+    [6] disk space V(disk), [7] recent errors V(errors). RV(runbook_items) says which were produced.
+  - An error line is a JSON log line whose C(level) is ERROR, FATAL, CRITICAL or PANIC, or a text
+    line with one of the words error, fatal, panic. The runbook's looser C(grep -i "error\|fatal\|panic")
+    count is returned as C(grep_count).
+  - CPU and memory percentages are computed as C(docker stats) does, from one stats sample per running
+    container (100 % CPU is one CPU; memory without the page cache, against the container's limit).
+seealso:
+  - module: sre.incident.health_check
+  - module: sre.incident.incident
+"""
+
+EXAMPLES = r"""
+- name: Capture the evidence before the first restart
+  sre.incident.diagnostics:
+    stack: "{{ incident_stack }}"
+    label: pre-restart
+  register: diag
+
+- name: Stop if the database is out of connections
+  ansible.builtin.debug:
+    msg: "connections {{ diag.summary.db_connections_used }}/{{ diag.summary.db_max_connections }}"
+  when: (diag.summary.db_connections_pct | default(0, true)) > 80
+
+- name: Scheduled run, facts only, errors of the last hour, and the Redis snapshot for option C
+  sre.incident.diagnostics:
+    stack: "{{ incident_stack }}"
+    parts: [status, redis, resources, errors, fallbacks]
+    errors_since: 1h
+    bundle: false
+    redis_snapshot: true
+    redis_snapshot_keep: 24
+"""
+
+RETURN = r"""
+parts:
+  description:
+    - The facts of every collected part, keyed by part name. Every part has C(ok), C(error) and
+      C(elapsed) (seconds); the rest depends on the part.
+    - "V(status): C(containers) (name, service, status, health, exit_code, oom_killed, restart_count,
+      started_at, finished_at, created, image, image_created, image_tags, health_output, ...).
+      V(logs): C(container lines error_count grep_count by_level error_lines since).
+      V(database): C(stat_database connections_used connections_by_state max_connections long_running
+      slow_queries summary). V(redis): C(info) (sections) and C(summary). V(resources): C(containers)
+      (name cpu_pct mem_used mem_limit mem_pct net_rx net_tx block_read block_write pids).
+      V(disk): C(host) and C(volumes) (size_kb used_kb avail_kb used_pct). V(errors): C(total) and
+      C(containers). V(changes): C(recent containers compose_files git). V(degraded): C(edge_mode
+      downgrade_mode standby_running degraded reasons). V(fallbacks): C(snapshot static_top standby),
+      each with C(ready) and C(reason)."
+  returned: always
+  type: dict
+  sample:
+    redis: {ok: true, error: null, elapsed: 0.04, summary: {used_memory_pct: 0.9, evicted_keys: 0, hit_ratio: 0.93}}
+    database: {ok: false, error: "service postgres is not running (exited)", elapsed: 0.0}
+summary:
+  description:
+    - A flat dict to branch on. Figures of a part that failed are V(null).
+    - "Keys: C(service http_healthy http_success_ratio health_status latency_p95_ms latency_max_ms service_status service_health exit_code oom_killed restart_count started_at services
+      dependencies_down error_lines error_lines_all log_lines db_connections_used db_max_connections
+      db_connections_pct db_long_running db_slow_queries db_xact_rollback redis_used_memory redis_maxmemory
+      redis_used_memory_pct redis_evicted_keys redis_connected_clients redis_hit_ratio cpu_pct mem_pct
+      cpu_pct_max mem_pct_max disk_used_pct disk_used_pct_by_mount recent_changes edge_mode edge_status
+      downgrade_mode degraded_mode_on degraded_reasons snapshot_age_s snapshot_path static_top_present
+      standby_defined standby_image_present fallbacks_ready fallbacks_not_ready fallback_reasons parts_failed)."
+    - C(cpu_pct) and C(mem_pct) map container names to percentages; C(disk_used_pct) is the fullest
+      filesystem or volume.
+  returned: always
+  type: dict
+  sample:
+    service_status: exited
+    exit_code: 137
+    oom_killed: false
+    restart_count: 0
+    error_lines: 12
+    db_connections_used: 3
+    db_max_connections: 50
+    redis_used_memory_pct: 0.92
+    redis_evicted_keys: 0
+    redis_hit_ratio: 0.93
+    cpu_pct: {recsys_redis_1: 0.3}
+    mem_pct: {recsys_redis_1: 0.4}
+    disk_used_pct: 41.0
+findings:
+  description: The thresholds crossed, each with C(check), C(level) (V(warning) or V(critical)), C(kind)
+    (V(down) the service is not running, V(degraded), V(warning)), C(reason), C(value) and C(threshold).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{check: service_running, level: critical, kind: down, reason: "the service is exited (exit code 137)",
+            value: exited, threshold: running}]
+verdict:
+  description: V(critical) if a finding is critical, else V(warning) if there is any finding, else V(ok).
+  returned: always
+  type: str
+  sample: ok
+runbook_items:
+  description: The runbook's C(diagnose_p0.sh) items 1 to 7, each with the part holding it and whether it was produced.
+  returned: always
+  type: dict
+  sample: {"1": {item: service status, part: status, ok: true}}
+bundle:
+  description:
+    - The bundle written (C(dir), C(archive), C(sha256) of the archive, C(files), C(size) of the archive),
+      or, when nothing was written, C(written=false) and the C(reason) (check mode, O(bundle=false)).
+  returned: always
+  type: dict
+  sample: {written: true, dir: /var/lib/sre-incident/recsys/bundles/20261127T013045Z-pre-restart,
+           archive: /var/lib/sre-incident/recsys/bundles/20261127T013045Z-pre-restart.tar.gz,
+           sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,
+           files: [01-service-status.txt, SHA256SUMS, facts.json, index.json]}
+snapshot:
+  description:
+    - The Redis snapshot taken (C(ok), C(error), C(path), C(size), C(sha256), C(lastsave), C(removed)),
+      or C(taken=false) with the C(reason).
+  returned: always
+  type: dict
+  sample: {taken: true, ok: true, path: /var/lib/sre-incident/recsys/redis-snapshots/dump-20261127T013045Z.rdb}
+redacted:
+  description: How many distinct secret values were hunted for (their values are never returned).
+  returned: always
+  type: int
+  sample: 1
+elapsed:
+  description: Seconds the collection took.
+  returned: always
+  type: float
+  sample: 1.42
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sre.incident.plugins.module_utils import _compose
+from ansible_collections.sre.incident.plugins.module_utils import _diagnostics as diag
+from ansible_collections.sre.incident.plugins.module_utils._stack import StackError, validate
+
+
+def argument_spec():
+    spec = dict(
+        stack=dict(type="dict", required=True),
+        parts=dict(type="list", elements="str", choices=list(diag.PARTS)),
+        log_lines=dict(type="int", default=200),
+        probe_count=dict(type="int", default=1),
+        probe_timeout=dict(type="float", default=2.0),
+        errors_since=dict(type="str"),
+        changes_window=dict(type="int", default=86400),
+        thresholds=dict(type="dict", default={}),
+        bundle=dict(type="bool", default=True),
+        bundle_dir=dict(type="path"),
+        label=dict(type="str", default="diag"),
+        redis_snapshot=dict(type="bool", default=False),
+        redis_snapshot_dir=dict(type="path"),
+        redis_snapshot_keep=dict(type="int", default=5),
+        redact_values=dict(type="list", elements="str", default=[], no_log=True),
+    )
+    spec.update(_compose.DOCKER_COMMON_ARGS)
+    return spec
+
+
+def _state_path(stack, given, sub, option):
+    if given:
+        return given
+    if not stack.get("state_dir"):
+        raise StackError("incident_stack.state_dir is not set: set it or give %s" % option)
+    return os.path.join(str(stack["state_dir"]), sub)
+
+
+def run(module, connect=_compose.connect):
+    """The work of the module; returns the result dict (tests call it with a fake connect)."""
+    p = module.params
+    stack = p["stack"]
+    validate(stack)
+    if p["log_lines"] < 0:
+        raise diag.DiagnosticsError("log_lines must be >= 0, got %d" % p["log_lines"])
+    if p["probe_count"] < 1 or p["probe_timeout"] <= 0:
+        raise diag.DiagnosticsError("probe_count must be >= 1 and probe_timeout > 0, got %r and %r" % (p["probe_count"], p["probe_timeout"]))
+    if p["redis_snapshot_keep"] < 1:
+        raise diag.DiagnosticsError("redis_snapshot_keep must be >= 1, got %d" % p["redis_snapshot_keep"])
+    since = diag.parse_since(p["errors_since"])
+    thresholds = dict(diag.DEFAULT_THRESHOLDS)
+    thresholds.update(stack.get("thresholds") or {})
+    thresholds.update(p["thresholds"] or {})
+    bad = sorted(k for k, v in thresholds.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0)
+    if bad:
+        raise diag.DiagnosticsError("thresholds must be numbers >= 0: %s" % ", ".join("%s=%r" % (k, thresholds[k]) for k in bad))
+    parts = p["parts"] or list(diag.PARTS)
+    bundle_dir = _state_path(stack, p["bundle_dir"], "bundles", "bundle_dir") if p["bundle"] else p["bundle_dir"]
+    snapshot_dir = p["redis_snapshot_dir"] or (os.path.join(str(stack["state_dir"]), "redis-snapshots") if stack.get("state_dir") else None)
+    if p["redis_snapshot"] and not snapshot_dir:
+        raise StackError("incident_stack.state_dir is not set: set it or give redis_snapshot_dir")
+
+    started = time.monotonic()
+    client = connect(p["docker_host"], p["docker_timeout"], max_pool_size=32)
+    ctx = diag.Context(client, stack, log_lines=p["log_lines"], since=since, run_command=module.run_command,
+                       snapshot_dir=snapshot_dir, extra_secrets=p["redact_values"], changes_window_s=p["changes_window"],
+                       probe_count=p["probe_count"], probe_timeout=p["probe_timeout"])
+    do_snapshot = p["redis_snapshot"] and not module.check_mode
+    snap_fn = (lambda: diag.take_redis_snapshot(ctx, snapshot_dir, keep=p["redis_snapshot_keep"])) if do_snapshot else None
+    facts, raw, snap = diag.collect(ctx, parts, snapshot=snap_fn, snapshot_max_age=thresholds["snapshot_max_age"])
+    summary = diag.build_summary(facts, stack)
+    findings = diag.evaluate(summary, {k: v.get("ok") for k, v in facts.items()}, thresholds)
+    if snap is not None:
+        snapshot = dict(snap, taken=bool(snap.get("ok")))
+    elif p["redis_snapshot"]:
+        snapshot = dict(taken=False, reason="check mode: no snapshot taken", dir=snapshot_dir)
+    else:
+        snapshot = dict(taken=False, reason="redis_snapshot=false", dir=snapshot_dir)
+    runbook_items = {num: dict(item=title, part=part, ok=bool((facts.get(part) or {}).get("ok")))
+                     for num, title, part in diag.RUNBOOK_ITEMS}
+    result = dict(parts=facts, summary=summary, findings=findings, verdict=diag.verdict(findings),
+                  runbook_items=runbook_items, snapshot=snapshot, redacted=len(ctx.secrets))
+    if p["bundle"] and not module.check_mode:
+        meta = dict(stack=stack.get("name"), service=stack.get("service"), host=os.uname()[1],
+                    summary=summary, findings=findings, snapshot=snapshot)
+        bundle = diag.write_bundle(bundle_dir, p["label"], facts, raw, meta, secrets=ctx.secrets)
+        result["bundle"] = dict(bundle, written=True)
+    else:
+        result["bundle"] = dict(written=False, dir=bundle_dir,
+                                reason="check mode: nothing written" if p["bundle"] else "bundle=false")
+    result["changed"] = bool(result["bundle"].get("written") or snapshot.get("taken"))
+    result["elapsed"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not _compose.HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
+    try:
+        result = run(module)
+    except (StackError, diag.DiagnosticsError) as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    except _compose.EngineUnreachable as exc:
+        module.fail_json(msg=exc.msg, changed=False, engine_unreachable=True)
+    except _compose.DockerError as exc:
+        module.fail_json(msg=exc.msg, changed=False)
+    except OSError as exc:
+        module.fail_json(msg="cannot write to the managed host: %s" % exc, changed=False)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

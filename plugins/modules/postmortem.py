@@ -1,0 +1,203 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: postmortem
+short_description: Write the postmortem report of an incident from its record
+version_added: 0.1.0
+description:
+  - Reads the incident record kept by M(sre.incident.incident) (C(<incident_dir>/<id>/events.jsonl)),
+    replays it and writes the postmortem report of the runbook (SPEC PM-1, PM-2, P0-10) into the
+    incident's directory, as C(postmortem.md) (for a wiki) and C(postmortem.html) (one self-contained
+    page, no external assets, readable when printed).
+  - "The report follows the runbook's sections in order: the summary (severity, service, impact,
+    duration, respond and resolve SLA met or missed); the timeline table (time, event, owner) with
+    every event of the record; the root-cause analysis (direct cause, root cause, contributing
+    factors, the timeline picture, why it was not detected earlier); the lessons (what went well,
+    what to improve); the action items (item, description, priority, owner, deadline), including
+    those written by the P1 cases (event data C(action_item)); both checklists with the tick time of
+    each item; the meeting agenda (30-60 min, five items); and the due date of the postmortem."
+  - What the automation knows is filled in from the record (which recovery-ladder rung fixed it,
+    exit codes and OOM kills found in event data such as a diagnostics bundle summary, the P1 case
+    detected, recent changes, failed tasks, degraded modes). What it cannot know is left to a human
+    in marked sections.
+  - "Human sections sit between C(<!-- sre.incident:human:begin NAME -->) and
+    C(<!-- sre.incident:human:end NAME -->) (names C(summary-notes), C(rca-direct-cause),
+    C(rca-root-cause), C(rca-contributing-factors), C(rca-why-not-detected), C(lessons-went-well),
+    C(lessons-to-improve), C(action-items-extra), C(meeting-notes)). Re-running regenerates
+    everything else and carries these blocks over verbatim, in both formats."
+  - The Markdown holds the timeline as a Mermaid C(gantt) block. The HTML draws it as an inline SVG
+    (stages as bars on a time axis, the respond and resolve deadlines as vertical lines with the ids
+    C(deadline-respond) and C(deadline-resolve)) and plots the watch samples (event data
+    C(watch_sample) with C(latency_ms) and C(error_rate)) as small line charts.
+  - "Due date (PM-1): P0 within 24 h of the recovery, P1 within 3 days, P2 after the fix, P3 none."
+  - The record is only read, never written. Stage and failure events of the C(postmortem) stage
+    (written by the C(sre.incident.timeline) callback while this report is produced) are left out
+    of the report, so that a re-run on an unchanged record writes nothing.
+  - "The report runs on the B(controller), where the record lives (C(delegate_to: localhost))."
+  - The module uses the Python standard library only.
+author:
+  - SRE incident team (@sre-incident)
+extends_documentation_fragment:
+  - sre.incident.attributes
+options:
+  incident_dir:
+    description:
+      - Directory holding one sub-directory per incident, on the controller.
+      - Falls back to the environment variable E(SRE_INCIDENT_DIR).
+    type: path
+    default: incidents
+  id:
+    description:
+      - The incident id. An id with no record in O(incident_dir) fails, naming the id and the directory.
+    type: str
+    required: true
+  formats:
+    description: Which reports to write.
+    type: list
+    elements: str
+    choices: [md, html]
+    default: [md, html]
+  owner:
+    description:
+      - Owner of the generated action items that name none (for example the postmortem itself).
+      - Defaults to the incident commander of the record.
+    type: str
+  now:
+    description:
+      - The current time, ISO 8601, for the SLA status of an incident that is still open. Defaults to now.
+      - Meant for tests; a closed incident's report does not depend on it.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is written; C(changed) and the diff show which files would change.
+  diff_mode:
+    support: full
+    description: The full text of each report before and after.
+  idempotent:
+    support: full
+    description:
+      - The reports carry no generation time; a re-run on an unchanged record writes nothing and
+        returns C(changed=false).
+  platform:
+    platforms: posix
+    description: "Runs on the controller (C(delegate_to: localhost))."
+notes:
+  - A record with unreadable lines (see RV(sre.incident.incident#module:corrupt_lines)) fails the module,
+    naming the lines; repair the record first.
+seealso:
+  - module: sre.incident.incident
+"""
+
+EXAMPLES = r"""
+- name: Write the postmortem of an incident
+  sre.incident.postmortem:
+    incident_dir: /srv/incidents
+    id: INC-20261127-013045-p0-recommendation-service-localhost-3f9a
+  delegate_to: localhost
+  register: postmortem
+
+- name: Show where the report is and when it is due
+  ansible.builtin.debug:
+    msg: "{{ postmortem.paths.html }} (due {{ postmortem.due }})"
+
+- name: Only the Markdown, with an owner for the generated action items
+  sre.incident.postmortem:
+    id: "{{ incident_id }}"
+    formats: [md]
+    owner: "@tech-lead"
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+id:
+  description: The incident id.
+  returned: always
+  type: str
+  sample: INC-20261127-013045-p0-recommendation-service-localhost-3f9a
+record_dir:
+  description: Absolute path of the incident's directory (where the reports are written).
+  returned: always
+  type: str
+  sample: /srv/incidents/INC-20261127-013045-p0-recommendation-service-localhost-3f9a
+events_path:
+  description: Absolute path of the event log that was read.
+  returned: always
+  type: str
+  sample: /srv/incidents/INC-20261127-013045-p0-recommendation-service-localhost-3f9a/events.jsonl
+paths:
+  description: Path of each requested report, by format.
+  returned: always
+  type: dict
+  sample:
+    md: /srv/incidents/INC-20261127-013045-p0-recommendation-service-localhost-3f9a/postmortem.md
+    html: /srv/incidents/INC-20261127-013045-p0-recommendation-service-localhost-3f9a/postmortem.html
+written:
+  description: The reports whose content changed and were written (would be written, in check mode).
+  returned: always
+  type: list
+  elements: str
+summary:
+  description:
+    - The summary of the report model.
+    - "Keys: C(id service severity status outcome impact commander war_room started_at detected_at
+      responded_at resolved_at closed_at recovered_at last_event_at duration_s ongoing
+      time_to_respond_s time_to_resolve_s sla deadlines sla_status fixed_by rungs_tried degraded_mode
+      event_count last_seq due due_rule action_item_count)."
+    - C(fixed_by) is V(null) when no rung is known to have fixed it, else C(rung label number ts).
+  returned: always
+  type: dict
+  sample:
+    severity: P0
+    duration_s: 14.2
+    sla_status: {respond: met, resolve: met}
+    fixed_by: {rung: 1, label: rung 1 (restart the service), number: 1, ts: "2026-11-27T01:30:59.120Z"}
+    due: "2026-11-28T01:31:02.000Z"
+due:
+  description: When the postmortem is due (PM-1), ISO 8601 UTC; V(null) when there is none yet or none at all.
+  returned: always
+  type: str
+  sample: "2026-11-28T01:31:02.000Z"
+due_rule:
+  description: The rule behind RV(due), in words.
+  returned: always
+  type: str
+  sample: within 24 h of the recovery
+"""
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+
+from ansible_collections.sre.incident.plugins.module_utils._postmortem import FORMATS, PostmortemError, run
+from ansible_collections.sre.incident.plugins.module_utils._record import RecordError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            incident_dir=dict(type="path", default="incidents", fallback=(env_fallback, ["SRE_INCIDENT_DIR"])),
+            id=dict(type="str", required=True),
+            formats=dict(type="list", elements="str", choices=list(FORMATS), default=list(FORMATS)),
+            owner=dict(type="str"),
+            now=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = run(module.params, check_mode=module.check_mode)
+    except (PostmortemError, RecordError) as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="postmortem of %s in %s: %s" % (module.params["id"], module.params["incident_dir"], exc))
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,398 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: recovery_check
+short_description: Verify a recovery against the runbook's checklist, then watch for a rebound
+version_added: 0.1.0
+description:
+  - Evaluates the runbook's recovery checklist in one call, with every check run at the same
+    time, and reports each check with its measured value, its threshold and pass or fail.
+  - V(health) passes when every probe of the health URL answers 200.
+  - V(recommendations) passes when every probe of every sample user answers 200 with at least
+    C(incident_stack.min_recommendations) items (default V(6), the runbook's "more than 5").
+  - V(latency) passes when the slowest recommendation probe (the maximum, not a percentile)
+    took less than C(incident_stack.thresholds.latency_ms) (default V(500)) milliseconds. A
+    probe without an answer fails it.
+  - V(log_errors) passes when the service's container logs hold no error line since O(since).
+    A JSON line counts when its C(level) is C(ERROR), C(FATAL), C(CRITICAL) or C(PANIC); any
+    other line counts when it contains C(error), C(fatal) or C(panic) in any case.
+  - V(resources) passes when every container of the service uses less than
+    C(incident_stack.thresholds.cpu_percent) (default V(50)) percent CPU and less than
+    C(incident_stack.thresholds.memory_percent) (default V(60)) percent memory, computed from
+    the engine's stats as C(docker stats) shows them.
+  - With O(watch_window) above V(0) and every check passed, it then takes one sample per
+    O(watch_interval) for the window. Each sample probes the health URL and every sample user
+    once. It stops early when a sample's error rate is above O(rebound_error_rate).
+  - The module only reads, so it runs in check mode too and never reports a change.
+author:
+  - SRE incident team (@sre-incident)
+extends_documentation_fragment:
+  - sre.incident.attributes
+  - sre.incident.docker
+attributes:
+  check_mode:
+    support: full
+    details: The module never changes anything, so it runs its checks in check mode too.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  platform:
+    platforms: posix
+options:
+  stack:
+    description:
+      - The one description of the stack, C(incident_stack). It gives the URLs, the compose
+        project and service, the sample users, C(min_recommendations) and C(thresholds).
+    type: dict
+    required: true
+    aliases: [incident_stack]
+  since:
+    description:
+      - When the fix was applied. Error log lines before it are not counted.
+      - An ISO 8601 time such as V(2026-11-27T01:30:45Z) (a time without an offset is UTC), a
+        UNIX time in seconds, or a negative number of seconds before now such as V(-300).
+      - If not given, the last 60 seconds are checked.
+    type: str
+  checks:
+    description:
+      - The checks to run, in this order.
+      - An empty list runs no check, only the watch (to tick the checklist between the checks and the watch).
+    type: list
+    elements: str
+    choices: [health, recommendations, latency, log_errors, resources]
+    default: [health, recommendations, latency, log_errors, resources]
+  thresholds:
+    description:
+      - Overrides of the thresholds in C(incident_stack.thresholds) and of
+        C(incident_stack.min_recommendations).
+      - Keys C(latency_ms), C(cpu_percent), C(memory_percent) and C(min_recommendations). Every
+        value must be above V(0). An unknown key fails the task.
+    type: dict
+    default: {}
+  probe_rounds:
+    description: How many times the health URL and each sample user are probed by the checks.
+    type: int
+    default: 2
+  probe_timeout:
+    description: Seconds one HTTP probe may take.
+    type: float
+    default: 2
+  watch_window:
+    description:
+      - Seconds to watch after the checks passed. The runbook watches 15 minutes (V(900)).
+      - V(0) does not watch.
+    type: float
+    default: 0
+  watch_interval:
+    description:
+      - Seconds between two watch samples. The runbook samples every minute (V(60)).
+      - Samples are taken at V(0), O(watch_interval), twice O(watch_interval) and so on, while
+        below O(watch_window).
+    type: float
+    default: 60
+  rebound_error_rate:
+    description:
+      - The error rate, between V(0) and V(1), that a watch sample must stay at or below.
+      - The error rate is the failing share of the sample's probes (the health URL and one
+        recommendation request per sample user). V(0) stops at the first failing probe.
+    type: float
+    default: 0
+  fail_on_failure:
+    description:
+      - Fail the task when a check or the watch does not pass.
+      - With the default V(false) the task succeeds and the playbook decides from RV(passed).
+    type: bool
+    default: false
+requirements:
+  - docker (the Python SDK), only for the V(log_errors) and V(resources) checks
+notes:
+  - The watch takes one sample per interval and waits between two samples. It is the
+    runbook's "check every minute for 15 minutes" and lasts about O(watch_window) seconds,
+    unless a rebound stops it early.
+  - The watch is not started when a check failed.
+  - Error lines quoted in RV(checks[].detail) are cut to 300 characters, and secrets are masked.
+seealso:
+  - module: sre.incident.health_check
+"""
+
+EXAMPLES = r"""
+- name: Verify the recovery since the fix, then watch 15 minutes
+  sre.incident.recovery_check:
+    stack: "{{ incident_stack }}"
+    since: "{{ recover_result.fixed_at }}"
+    watch_window: 900
+    watch_interval: 60
+  register: verify
+
+- name: A drill shortens the watch and tolerates one failing probe in five
+  sre.incident.recovery_check:
+    stack: "{{ incident_stack }}"
+    watch_window: 30
+    watch_interval: 5
+    rebound_error_rate: 0.2
+    fail_on_failure: true
+
+- name: Only HTTP checks, with a stricter latency
+  sre.incident.recovery_check:
+    stack: "{{ incident_stack }}"
+    checks: [health, recommendations, latency]
+    thresholds:
+      latency_ms: 200
+  register: quick
+
+- name: Say what failed
+  ansible.builtin.debug:
+    msg: "{{ verify.checks | rejectattr('passed') | map(attribute='detail') | list }}"
+"""
+
+RETURN = r"""
+passed:
+  description: Every check passed and, when there was a watch, the watch passed.
+  returned: success
+  type: bool
+  sample: true
+checks:
+  description: Every check that ran, in the order of O(checks).
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The check, one of O(checks).
+      type: str
+      returned: always
+      sample: latency
+    passed:
+      description: Whether the measured value is within the threshold.
+      type: bool
+      returned: always
+      sample: true
+    value:
+      description:
+        - The measured value. V(health) the HTTP status (of the first failing probe),
+          V(recommendations) the fewest items of a probe, V(latency) the slowest answer in ms,
+          V(log_errors) the number of error lines, V(resources) a dict with the highest
+          C(cpu_percent) and C(memory_percent).
+        - V(null) when nothing could be measured (no answer, no container).
+      type: raw
+      returned: always
+      sample: 31.4
+    threshold:
+      description: The threshold, in the unit of RV(checks[].value).
+      type: raw
+      returned: always
+      sample: 500
+    detail:
+      description: One line saying what was measured, or why it failed.
+      type: str
+      returned: always
+      sample: max 31.4 ms, p50 2.6 ms, p95 31.4 ms over 10 answers
+failed_checks:
+  description: Names of the checks that did not pass.
+  returned: success
+  type: list
+  elements: str
+  sample: [log_errors]
+checklist:
+  description:
+    - The recovery checklist items of the incident record this result can tick, each with
+      C(passed), C(value) and the C(check) it comes from.
+    - C(health_200), C(recommendations_returned) (one user gets enough items),
+      C(several_users_ok) (every sample user, at least two), C(latency_under_500ms),
+      C(no_new_errors) and C(resources_normal).
+    - C(text) is the measured value in words, for the record.
+  returned: success
+  type: dict
+  sample: {"health_200": {"passed": true, "value": 200, "check": "health"}}
+since:
+  description: The time error lines were counted from, in UTC.
+  returned: success
+  type: str
+  sample: "2026-11-27T01:30:45.000Z"
+thresholds:
+  description: The thresholds applied.
+  returned: success
+  type: dict
+  sample: {"latency_ms": 500, "cpu_percent": 50, "memory_percent": 60, "min_recommendations": 6}
+samples:
+  description: The watch samples, oldest first; empty without a watch.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    ts:
+      description: When the sample was taken, in UTC.
+      type: str
+      returned: always
+      sample: "2026-11-27T01:31:45.000Z"
+    offset_s:
+      description: Seconds from the start of the watch to the start of this sample.
+      type: float
+      returned: always
+      sample: 60.0
+    duration_s:
+      description: Seconds the sample took.
+      type: float
+      returned: always
+      sample: 0.04
+    error_rate:
+      description: Failing probes divided by the sample's probes.
+      type: float
+      returned: always
+      sample: 0.0
+    errors:
+      description: Failing probes.
+      type: int
+      returned: always
+      sample: 0
+    probes:
+      description: Probes of the sample (the health URL and one per sample user).
+      type: int
+      returned: always
+      sample: 6
+    latency_ms:
+      description: The slowest recommendation answer in ms, V(null) when none answered.
+      type: float
+      returned: always
+      sample: 28.1
+    latency_p50_ms:
+      description: The median recommendation answer in ms.
+      type: float
+      returned: always
+      sample: 12.0
+    log_errors:
+      description: Error lines logged since the previous sample (the first sample counts from O(since)).
+      type: int
+      returned: always
+      sample: 0
+    failing:
+      description: The failing probes with their error.
+      type: list
+      elements: str
+      returned: always
+      sample: ["health: connection refused"]
+watch_passed:
+  description: Whether the watch ended without a rebound; V(null) when there was no watch.
+  returned: success
+  type: bool
+  sample: true
+rebound_at:
+  description: When the error rate rebounded (the sample's time), V(null) without a rebound.
+  returned: success
+  type: str
+  sample: null
+watch_skipped:
+  description: Why a requested watch did not run, or V(null).
+  returned: success
+  type: str
+  sample: null
+summary:
+  description: One line, what passed or every failed check with its value and threshold (the failure message).
+  returned: success
+  type: str
+  sample: "recovery not verified: latency = 612.3 (threshold 500): max 612.3 ms, p50 605.1 ms, p95 612.3 ms over 10 answers"
+rebound_error_rate:
+  description: The error rate a watch sample had to stay at or below, O(rebound_error_rate).
+  returned: success
+  type: float
+  sample: 0.0
+elapsed:
+  description: Seconds the checks and the watch took.
+  returned: success
+  type: float
+  sample: 1.2
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sre.incident.plugins.module_utils import _compose
+from ansible_collections.sre.incident.plugins.module_utils import _stack
+from ansible_collections.sre.incident.plugins.module_utils import _verify
+
+DEFAULT_SINCE_S = 60
+
+
+def argument_spec():
+    spec = dict(
+        stack=dict(type="dict", required=True, aliases=["incident_stack"]),
+        since=dict(type="str"),
+        checks=dict(type="list", elements="str", choices=list(_verify.CHECKS), default=list(_verify.CHECKS)),
+        thresholds=dict(type="dict", default={}),
+        probe_rounds=dict(type="int", default=2),
+        probe_timeout=dict(type="float", default=2.0),
+        watch_window=dict(type="float", default=0.0),
+        watch_interval=dict(type="float", default=60.0),
+        rebound_error_rate=dict(type="float", default=0.0),
+        fail_on_failure=dict(type="bool", default=False),
+    )
+    spec.update(_compose.DOCKER_COMMON_ARGS)
+    return spec
+
+
+def validate(p, now):
+    """Check the input before anything is probed; returns (since epoch, thresholds)."""
+    _stack.validate(p["stack"])
+    thresholds = _verify.validate_thresholds(p["stack"], p["thresholds"])
+    if p["probe_rounds"] < 1:
+        raise _verify.VerifyError("probe_rounds must be >= 1, got %r" % (p["probe_rounds"],))
+    if p["probe_timeout"] <= 0:
+        raise _verify.VerifyError("probe_timeout must be > 0 seconds, got %r" % (p["probe_timeout"],))
+    _verify.validate_watch(p["watch_window"], p["watch_interval"], p["rebound_error_rate"])
+    since = _verify.parse_since(p["since"], now=now)
+    return (now - DEFAULT_SINCE_S if since is None else since), thresholds
+
+
+def run(p, client, since, thresholds):
+    """The checks, then the watch when asked for and the checks passed."""
+    started = time.monotonic()
+    result = _verify.evaluate(p["stack"], since, checks=p["checks"], thresholds=thresholds, client=client,
+                              probe_rounds=p["probe_rounds"], probe_timeout=p["probe_timeout"],
+                              container_state=_compose.container_state)
+    result.update(samples=[], watch_passed=None, rebound_at=None, watch_skipped=None)
+    if p["watch_window"] > 0:
+        if result["passed"]:
+            watched = _verify.watch(p["stack"], p["watch_window"], p["watch_interval"], since,
+                                    rebound_error_rate=p["rebound_error_rate"], client=client,
+                                    min_recommendations=thresholds["min_recommendations"],
+                                    probe_timeout=p["probe_timeout"])
+            result.update(samples=watched["samples"], watch_passed=watched["passed"], rebound_at=watched["rebound_at"])
+            result["passed"] = result["passed"] and watched["passed"]
+        else:
+            result["watch_skipped"] = "checks failed: %s" % ", ".join(result["failed_checks"])
+    result["rebound_error_rate"] = p["rebound_error_rate"]
+    result["summary"] = _verify.summarize(result)
+    result["elapsed"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    p = module.params
+    needs_docker = any(c in _verify.DOCKER_CHECKS for c in p["checks"])
+    if needs_docker and not _compose.HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
+    try:
+        since, thresholds = validate(p, time.time())
+        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"], max_pool_size=16) if needs_docker else None
+        result = run(p, client, since, thresholds)
+    except (_verify.VerifyError, _stack.StackError) as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    except _compose.EngineUnreachable as exc:
+        module.fail_json(msg=exc.msg, changed=False, engine_unreachable=True, error_kind=exc.kind)
+    except _compose.DockerError as exc:
+        module.fail_json(msg=exc.msg, changed=False, engine_unreachable=False, error_kind=exc.kind)
+    if p["fail_on_failure"] and not result["passed"]:
+        module.fail_json(msg=result["summary"], changed=False, **result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

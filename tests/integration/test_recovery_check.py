@@ -1,0 +1,265 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""sre.incident.recovery_check on the real stack: real measurements, real induced failures.
+
+Each test breaks one thing for a short window (the stack is shared with other test files), runs
+the module through ``ansible-playbook``, and compares what it reports with the real state read
+here (HTTP, the engine). Everything broken is repaired in ``finally``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, VENV_BIN, http_get, local_stack, wait_for
+
+pytestmark = pytest.mark.integration
+
+PLAYBOOK = """
+- name: Run recovery_check once per call
+  hosts: recsys
+  gather_facts: false
+  tasks:
+    - name: Say the playbook is ready (the test injects its fault now)
+      ansible.builtin.copy:
+        content: ready
+        dest: "{{ rc_out }}.ready"
+        mode: "0600"
+      delegate_to: localhost
+    - name: Wait for the go
+      ansible.builtin.wait_for:
+        path: "{{ rc_out }}.go"
+        timeout: 60
+      delegate_to: localhost
+    - name: Check
+      sre.incident.recovery_check:
+        stack: "{{ rc_stack }}"
+        since: "{{ item.since | default(omit) }}"
+        checks: "{{ item.checks | default(omit) }}"
+        thresholds: "{{ item.thresholds | default(omit) }}"
+        probe_rounds: "{{ item.probe_rounds | default(omit) }}"
+        watch_window: "{{ item.watch_window | default(omit) }}"
+        watch_interval: "{{ item.watch_interval | default(omit) }}"
+        rebound_error_rate: "{{ item.rebound_error_rate | default(omit) }}"
+      loop: "{{ rc_calls }}"
+      register: rc
+    - name: Save the results
+      ansible.builtin.copy:
+        content: "{{ rc.results | to_json }}"
+        dest: "{{ rc_out }}"
+        mode: "0600"
+      delegate_to: localhost
+"""
+
+
+def iso(epoch):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + ".%03dZ" % int((epoch % 1) * 1000)
+
+
+def recovery_check(tmp_path, *calls, stack=None, fault=None):
+    """Run the module once per call dict; returns the module results in order.
+
+    ``fault()`` is called once the playbook is up and waiting, right before the module runs, so
+    the stack is broken for about a second before it is measured (other test sessions repair
+    the shared stack when they find it broken).
+    """
+    book = tmp_path / "rc.yml"
+    book.write_text(PLAYBOOK)
+    out = tmp_path / f"rc-{random.randrange(10 ** 9)}.json"
+    extra = dict(rc_stack=stack or local_stack(), rc_calls=list(calls), rc_out=str(out))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
+    proc = subprocess.Popen([str(VENV_BIN / "ansible-playbook"), str(book), "-i", "inventories/local",
+                             "-e", json.dumps(extra)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        ready = Path(f"{out}.ready")
+        assert wait_for(lambda: ready.exists() or proc.poll() is not None, timeout=60, interval=0.05)
+        if fault is not None:
+            fault()
+        Path(f"{out}.go").write_text("go")
+        output, _err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, output[-4000:]
+    return json.loads(out.read_text())
+
+
+def by_name(result):
+    return {c["name"]: c for c in result["checks"]}
+
+
+def restart(stack, service):
+    """Start a stopped/killed container again and wait until the service answers."""
+    container = stack.container(service)
+    container.reload()
+    if container.status != "running":
+        container.start()
+    assert wait_for(lambda: stack.healthy() and stack.service_answers(), timeout=60), f"{service} did not come back"
+
+
+def test_healthy_stack_passes_every_check_with_real_values(stack, tmp_path):
+    for attempt in range(3):  # other tests share the stack: retry when it was being broken meanwhile
+        since = time.time()
+        result = recovery_check(tmp_path, dict(since=iso(since)))[0]
+        if result["passed"]:
+            break
+        wait_for(lambda: stack.healthy() and stack.service_answers(), timeout=30)
+    assert result["passed"] is True, result["summary"]
+    assert result["changed"] is False
+    checks = by_name(result)
+    assert list(checks) == ["health", "recommendations", "latency", "log_errors", "resources"]
+    assert checks["health"]["value"] == 200 == http_get("/health")[0]
+    status, body = http_get("/api/recommendations/user-1?limit=10")
+    assert checks["recommendations"]["value"] == len(body["recommendations"]) == 10
+    assert 0 < checks["latency"]["value"] < 500
+    assert checks["log_errors"]["value"] == 0
+    # the resources are those of the real container, read independently from the engine
+    container = stack.container()
+    raw = container.stats(stream=False)
+    limit = raw["memory_stats"]["limit"]
+    (reading,) = checks["resources"]["containers"]
+    assert reading["container"] == container.name
+    assert reading["memory_limit_bytes"] == limit
+    assert abs(reading["memory_used_bytes"] - raw["memory_stats"]["usage"]) < 64 * 1024 * 1024
+    assert 0 <= checks["resources"]["value"]["cpu_percent"] < 50
+    assert 0 < checks["resources"]["value"]["memory_percent"] < 60
+    assert set(result["checklist"]) == {"health_200", "recommendations_returned", "several_users_ok",
+                                        "latency_under_500ms", "no_new_errors", "resources_normal"}
+    assert all(item["passed"] for item in result["checklist"].values())
+
+
+def under_fault(stack, tmp_path, service, call, still_broken, attempts=3):
+    """Stop ``service``, run the module, start it again; retry when someone else revived it meanwhile.
+
+    Other test sessions restore the shared stack when they find it broken; ``still_broken()``,
+    read right after the module returned, tells whether the fault held for the whole run.
+    """
+    for _attempt in range(attempts):
+        try:
+            result = recovery_check(tmp_path, call, fault=lambda: stack.container(service).stop(timeout=5))[0]
+            held = still_broken()
+        finally:
+            restart(stack, service)
+        if held:
+            return result
+    pytest.fail(f"{service} was restarted by someone else during each of {attempts} runs")
+
+
+def stopped(stack, service):
+    return lambda: stack.state(service)["Status"] != "running"
+
+
+def test_service_stopped_fails_health_and_resources(stack, tmp_path):
+    result = under_fault(stack, tmp_path, "recommendation-service",
+                         dict(checks=["health", "recommendations", "latency", "resources"], probe_rounds=1),
+                         stopped(stack, "recommendation-service"))
+    checks = by_name(result)
+    assert result["passed"] is False
+    assert checks["health"]["passed"] is False and checks["health"]["value"] is None
+    assert "connection refused" in checks["health"]["detail"]
+    assert checks["recommendations"]["passed"] is False
+    assert checks["latency"]["value"] is None
+    assert "is exited" in checks["resources"]["detail"]
+
+
+def test_redis_stopped_fails_health_with_503(stack, tmp_path):
+    result = under_fault(stack, tmp_path, "redis", dict(checks=["health"], probe_rounds=1),
+                         stopped(stack, "redis"))
+    health = by_name(result)["health"]
+    assert health["passed"] is False
+    assert health["value"] == 503
+    assert "redis" in health["detail"]
+
+
+def test_error_lines_after_since_fail_no_new_errors(stack, tmp_path):
+    before = time.time()
+    postgres = stack.container("postgres")
+    postgres.stop(timeout=5)
+    failed = 0
+    try:
+        # limits nobody else asks for: not cached, so the app goes to the (stopped) database
+        for limit in random.sample(range(11, 99), 3):
+            status, _body = http_get(f"/api/recommendations/user-{random.randint(20, 200)}?limit={limit}")
+            failed += status == 503
+    finally:
+        restart(stack, "postgres")
+    assert failed == 3
+    after = time.time()
+    assert wait_for(stack.service_answers, timeout=30)
+    old, new = recovery_check(tmp_path, dict(checks=["log_errors"], since=iso(before)),
+                              dict(checks=["log_errors"], since=iso(after)))
+    old_check, new_check = by_name(old)["log_errors"], by_name(new)["log_errors"]
+    # every failed request logged at least one ERROR line ("database error ..." and its 503 access line)
+    assert old_check["passed"] is False
+    assert old_check["value"] >= failed
+    assert "database error" in json.dumps(old_check["excerpt"])
+    assert new_check["passed"] is True, new_check["detail"]
+    assert new_check["value"] == 0
+
+
+def test_injected_latency_fails_the_latency_check(stack, tmp_path):
+    redis = stack.container("redis")
+
+    def inject():
+        assert redis.exec_run(["redis-cli", "set", "recsys:delay_ms", "600"]).exit_code == 0
+
+    try:
+        result = recovery_check(tmp_path, dict(checks=["recommendations", "latency"], probe_rounds=1), fault=inject)[0]
+    finally:
+        redis.exec_run(["redis-cli", "del", "recsys:delay_ms"])
+    checks = by_name(result)
+    assert checks["recommendations"]["passed"] is True
+    assert checks["latency"]["passed"] is False
+    assert 600 <= checks["latency"]["value"] < 2000
+    assert result["failed_checks"] == ["latency"]
+
+
+def test_watch_samples_and_catches_a_rebound_early(stack, tmp_path):
+    quiet = local_stack()
+    quiet["sample_users"] = ["user-177", "user-178"]  # users other tests do not probe
+    result = recovery_check(tmp_path, dict(checks=[], watch_window=6, watch_interval=2), stack=quiet)[0]
+    assert result["watch_passed"] is True, result["samples"]
+    assert 3 <= len(result["samples"]) <= 4
+    assert all(s["error_rate"] == 0 and s["latency_ms"] > 0 for s in result["samples"])
+    offsets = [s["offset_s"] for s in result["samples"]]
+    assert all(1.5 < b - a < 2.5 for a, b in zip(offsets, offsets[1:]))
+
+    # kill the service about 2 s after the watch's first sample reached it
+    service = stack.container()
+    killed = {}
+
+    def killer():
+        def first_sample_seen():
+            return b'"user": "user-177"' in service.logs(since=int(started), stdout=True, stderr=False)
+        if wait_for(first_sample_seen, timeout=30, interval=0.1):
+            time.sleep(2.0)  # the fault lands between the second and third sample
+            service.kill()
+            killed["at"] = time.time()
+
+    started = time.time()
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        result = recovery_check(tmp_path, dict(checks=[], watch_window=20, watch_interval=2), stack=quiet)[0]
+    finally:
+        thread.join(timeout=40)
+        restart(stack, "recommendation-service")
+    assert "at" in killed
+    assert result["watch_passed"] is False
+    assert result["passed"] is False
+    rebound = result["samples"][-1]
+    assert result["rebound_at"] == rebound["ts"]
+    assert rebound["error_rate"] == 1.0
+    assert result["samples"][0]["error_rate"] == 0
+    # stopped early: the rebound came well before the 20 s window ended
+    assert rebound["offset_s"] < 12
+    assert len(result["samples"]) < 10

@@ -1,0 +1,106 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""_cache: resolving where to act, counting keys, clearing, check mode and changed."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.sre.incident.plugins.module_utils import _cache
+
+STACK = {
+    "name": "recsys", "project_dir": "/srv", "service": "recommendation-service", "base_url": "http://127.0.0.1:3000",
+    "health_path": "/health", "recommendations_path": "/api/recommendations/{user}", "sample_users": ["u1"],
+    "redis": {"service": "cache-redis"},
+}
+
+
+class FakeRedis:
+    def __init__(self, keys):
+        self.keys = set(keys)
+        self.calls = []
+
+    def exec_fn(self, project, service, argv):
+        self.calls.append((project, service, argv))
+        return dict(cmd=argv, rc=0, stdout="".join(k + "\n" for k in sorted(self.keys)), stderr="")
+
+    def probe(self, url, timeout, method="GET"):
+        assert method == "POST"
+        n = len(self.keys)
+        self.keys.clear()
+        return dict(status=200, body_json={"cleared": n}, error=None, latency_ms=1.0)
+
+
+def test_resolve_from_stack():
+    where = _cache.resolve({"stack": STACK})
+    assert where == dict(url="http://127.0.0.1:3000/api/recommendations/clear-cache", project="recsys",
+                         redis_service="cache-redis", pattern="recs:*")
+
+
+@pytest.mark.parametrize("params, named", [
+    ({}, "no clear-cache URL"),
+    ({"url": "ftp://x/clear"}, "ftp://x/clear"),
+    ({"url": "http://127.0.0.1:3000/c"}, "compose project"),
+    ({"stack": dict(STACK, sample_users=[])}, "sample_users"),
+    ({"stack": STACK, "key_pattern": "recs *"}, "recs *"),
+])
+def test_resolve_bad_input(params, named):
+    with pytest.raises(ValueError, match=named.replace("*", r"\*")):
+        _cache.resolve(params)
+
+
+def test_parse_scan():
+    assert _cache.parse_scan("recs:a:10\nrecs:b:10\n\n") == 2
+    assert _cache.parse_scan("") == 0
+
+
+def test_present_counts():
+    fake = FakeRedis(["recs:u1:10", "recs:u2:10"])
+    r = _cache.run({"stack": STACK, "state": "present"}, exec_fn=fake.exec_fn, probe=fake.probe)
+    assert r["changed"] is False and r["keys_before"] == 2 and r["keys_after"] == 2
+    assert fake.calls[0] == ("recsys", "cache-redis", ["redis-cli", "--scan", "--pattern", "recs:*"])
+
+
+def test_check_mode_reports_and_changes_nothing():
+    fake = FakeRedis(["recs:u1:10", "recs:u2:10"])
+    r = _cache.run({"stack": STACK, "state": "cleared"}, check_mode=True, exec_fn=fake.exec_fn, probe=fake.probe)
+    assert r["changed"] is True and r["would_clear"] == 2 and r["cleared"] == 0
+    assert len(fake.keys) == 2
+    assert r["diff"] == {"before": "recs:* keys: 2\n", "after": "recs:* keys: 0\n"}
+
+
+def test_clear_then_clear_again():
+    fake = FakeRedis(["recs:u1:10", "recs:u2:10", "recs:u3:5"])
+    r = _cache.run({"stack": STACK, "state": "cleared"}, exec_fn=fake.exec_fn, probe=fake.probe)
+    assert r["changed"] is True and r["cleared"] == 3 and r["keys_before"] == 3 and r["keys_after"] == 0
+    r = _cache.run({"stack": STACK, "state": "cleared"}, check_mode=True, exec_fn=fake.exec_fn, probe=fake.probe)
+    assert r["changed"] is False and r["would_clear"] == 0
+    r = _cache.run({"stack": STACK, "state": "cleared"}, exec_fn=fake.exec_fn, probe=fake.probe)
+    assert r["changed"] is False and r["cleared"] == 0
+
+
+def test_without_counting():
+    fake = FakeRedis(["recs:u1:10"])
+    r = _cache.run({"stack": STACK, "state": "cleared", "count_keys": False}, check_mode=True, exec_fn=None, probe=fake.probe)
+    assert r["changed"] is True and r["keys_before"] is None
+    with pytest.raises(ValueError, match="count_keys"):
+        _cache.run({"stack": STACK, "state": "present", "count_keys": False}, exec_fn=None)
+
+
+def test_endpoint_failure_is_reported():
+    def down(url, timeout, method="GET"):
+        return dict(status=503, body_json={"error": "cache unavailable"}, error="status 503, expected 200")
+    with pytest.raises(_cache.CacheError, match="503") as info:
+        _cache.clear("http://127.0.0.1:3000/c", probe=down)
+    assert info.value.details["status"] == 503
+
+
+def test_redis_unreachable_is_reported():
+    def broken(project, service, argv):
+        return dict(cmd=argv, rc=1, stdout="", stderr="Could not connect to Redis at 127.0.0.1:6379")
+    with pytest.raises(_cache.CacheError, match="Could not connect"):
+        _cache.count_keys(broken, "recsys", "redis")
+
+
+def test_unknown_state():
+    with pytest.raises(ValueError, match="'wiped'"):
+        _cache.run({"stack": STACK, "state": "wiped"})

@@ -1,0 +1,442 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tarfile
+from types import SimpleNamespace
+
+import pytest
+
+from ansible_collections.sre.incident.plugins.module_utils import _diagnostics as d
+from ansible_collections.sre.incident.plugins.module_utils._compose import DockerError
+
+SECRET = "recsys-demo-S3cret"
+
+REDIS_INFO = """# Server\r
+redis_version:7.0.15\r
+uptime_in_seconds:420\r
+\r
+# Clients\r
+connected_clients:3\r
+blocked_clients:0\r
+\r
+# Memory\r
+used_memory:1066272\r
+used_memory_human:1.02M\r
+maxmemory:134217728\r
+maxmemory_policy:allkeys-lru\r
+mem_fragmentation_ratio:7.25\r
+\r
+# Persistence\r
+rdb_changes_since_last_save:4\r
+rdb_bgsave_in_progress:0\r
+rdb_last_save_time:1795744210\r
+rdb_last_bgsave_status:ok\r
+\r
+# Stats\r
+evicted_keys:12\r
+expired_keys:3\r
+keyspace_hits:90\r
+keyspace_misses:10\r
+\r
+# Keyspace\r
+db0:keys=25,expires=20,avg_ttl=290000\r
+"""
+
+DF = """Filesystem     1024-blocks    Used Available Capacity Mounted on
+/dev/sda1         41152736 9468548  29570612      25% /data
+tmpfs                65536   65536         0     100% /var/log/recsys
+"""
+
+MOUNTS = r"""overlay / overlay rw,relatime 0 0
+proc /proc proc rw 0 0
+tmpfs /dev/shm tmpfs rw 0 0
+/dev/sda1 /etc/hosts ext4 rw 0 0
+/dev/sda1 /srv/with\040space ext4 rw 0 0
+overlay /var/lib/docker/overlay2/abc/merged overlay rw 0 0
+cgroup2 /sys/fs/cgroup cgroup2 rw 0 0
+"""
+
+STATS_V2 = {
+    "cpu_stats": {"cpu_usage": {"total_usage": 2_000_000_000}, "system_cpu_usage": 110_000_000_000, "online_cpus": 2},
+    "precpu_stats": {"cpu_usage": {"total_usage": 1_500_000_000}, "system_cpu_usage": 108_000_000_000},
+    "memory_stats": {"usage": 60 * 2**20, "limit": 100 * 2**20, "stats": {"inactive_file": 10 * 2**20}},
+    "networks": {"eth0": {"rx_bytes": 10, "tx_bytes": 20}},
+    "blkio_stats": {"io_service_bytes_recursive": [{"op": "read", "value": 5}, {"op": "write", "value": 7}]},
+    "pids_stats": {"current": 4},
+}
+
+
+# --------------------------------------------------------------------------- pure functions
+
+def test_parse_iso_and_since():
+    assert d.parse_iso("1970-01-01T00:01:00Z") == 60
+    assert d.parse_iso("1970-01-01T01:00:00+01:00") == 0
+    assert d.parse_iso("1970-01-01 00:00:01.5") == 1.5
+    assert d.parse_iso("2026-11-27T01:46:09.429123456Z") == pytest.approx(1795743969.429123, abs=1e-6)
+    assert d.parse_since(None) is None
+    assert d.parse_since("", now=100) is None
+    assert d.parse_since("30", now=100) == 70
+    assert d.parse_since("2m", now=1000) == 880
+    assert d.parse_since("1h", now=7200) == 3600
+    assert d.parse_since(10, now=100) == 90
+    assert d.parse_since("1970-01-01T00:00:05Z", now=100) == 5
+    for bad in ("yesterday", "2026-13-45T00:00:00Z", True):
+        with pytest.raises(d.DiagnosticsError):
+            d.parse_since(bad, now=0)
+
+
+def test_line_level_and_errors():
+    assert d.line_level('{"ts":"x","level":"ERROR","msg":"database error"}') == "ERROR"
+    assert d.line_level('{"level":"WARNING","msg":"health check failed","error":"x"}') == "WARNING"
+    assert d.line_level("2026-11-27 01:00:00 UTC [12] FATAL:  sorry, too many clients already") == "FATAL"
+    assert d.line_level("panic: runtime error") == "PANIC"
+    assert d.line_level("0 errors found") is None
+    assert d.is_error_line('{"level":"error"}')
+    assert not d.is_error_line('{"level":"INFO","msg":"an error page was served"}')
+
+
+def test_scan_errors_since_until():
+    log = "\n".join([
+        '1970-01-01T00:00:10.000000000Z {"level":"ERROR","msg":"old"}',
+        '1970-01-01T00:00:20.500000000Z {"level":"ERROR","msg":"a"}',
+        '1970-01-01T00:00:21.000000000Z {"level":"WARNING","msg":"health check failed","error":"down"}',
+        '1970-01-01T00:00:22.000000000Z ERROR:  relation does not exist',
+        '1970-01-01T00:00:30.000000000Z {"level":"ERROR","msg":"after"}',
+        "",
+    ])
+    scan = d.scan_errors(log, since=20.5, until=30)
+    assert scan["count"] == 2
+    assert scan["by_level"] == {"ERROR": 2}
+    assert scan["grep_count"] == 3  # the runbook's grep -i also matches the WARNING line's "error" key
+    assert scan["first_ts"] == "1970-01-01T00:00:20.500Z"
+    assert scan["scanned"] == 3
+    assert d.scan_errors(log)["count"] == 4
+    assert len(d.scan_errors(log, keep=1)["lines"]) == 1
+
+
+def test_redis_info_and_summary():
+    info = d.parse_redis_info(REDIS_INFO)
+    assert info["server"]["redis_version"] == "7.0.15"
+    assert info["memory"]["mem_fragmentation_ratio"] == 7.25
+    assert info["keyspace"]["db0"] == {"keys": 25, "expires": 20, "avg_ttl": 290000}
+    s = d.redis_summary(info)
+    assert s["used_memory_pct"] == pytest.approx(0.79, abs=0.01)
+    assert s["evicted_keys"] == 12
+    assert s["hit_ratio"] == 0.9
+    assert s["connected_clients"] == 3
+    assert s["keys"] == 25
+    assert d.redis_summary(d.parse_redis_info("maxmemory:0\r\nused_memory:5\r\n"))["used_memory_pct"] is None
+
+
+def test_pg_queries_quote_and_parse():
+    main, slow = d.pg_queries("it's_db", 30)
+    assert "'it''s_db'" in main and "'it''s_db'" in slow
+    assert "interval '30 seconds'" in main
+    out = '{"database": {"datname": "recommendation_db", "numbackends": 3, "xact_commit": 10, "xact_rollback": 1},' \
+          ' "connections_used": 4, "max_connections": 50, "long_running": [{"pid": 1}]}\n[{"calls": 1}]\nSET\n'
+    docs = d.parse_pg_output(out)
+    assert len(docs) == 2
+    s = d.db_summary(docs[0], docs[1])
+    assert s == dict(database="recommendation_db", numbackends=3, xact_commit=10, xact_rollback=1, deadlocks=None,
+                     connections_used=4, max_connections=50, connections_pct=8.0, long_running=1, slow_queries=1,
+                     server_version=None)
+    assert d.db_summary({}, None)["slow_queries"] is None
+
+
+def test_cpu_and_memory():
+    assert d.cpu_percent(STATS_V2) == 50.0  # 0.5e9 / 2e9 * 2 cpus * 100
+    used, limit, pct = d.memory_usage(STATS_V2)
+    assert (used, limit, pct) == (50 * 2**20, 100 * 2**20, 50.0)
+    v1 = {"memory_stats": {"usage": 200, "limit": 1000, "stats": {"total_inactive_file": 100}}}
+    assert d.memory_usage(v1) == (100, 1000, 10.0)
+    assert d.cpu_percent({"cpu_stats": {"cpu_usage": {"total_usage": 5}, "system_cpu_usage": 10},
+                          "precpu_stats": {"cpu_usage": {}}}) == 0.0
+    assert d.cpu_percent({}) is None
+    assert d.memory_usage({}) == (None, None, None)
+    s = d.stats_summary("c1", STATS_V2)
+    assert (s["net_rx"], s["net_tx"], s["block_read"], s["block_write"], s["pids"]) == (10, 20, 5, 7, 4)
+
+
+def test_df_and_mounts():
+    rows = d.parse_df(DF)
+    assert rows[0] == dict(filesystem="/dev/sda1", size_kb=41152736, used_kb=9468548, avail_kb=29570612, used_pct=25.0, mount="/data")
+    assert rows[1]["used_pct"] == 100.0
+    mounts = d.parse_proc_mounts(MOUNTS)
+    assert mounts[4]["mount"] == "/srv/with space"
+
+    def fake_statvfs(path):
+        return SimpleNamespace(f_frsize=1024, f_bsize=1024, f_blocks=1000, f_bfree=400, f_bavail=300, f_files=10, f_ffree=5)
+
+    host = d.host_filesystems(MOUNTS, statvfs=fake_statvfs)
+    # proc, cgroup2 and the engine's overlay are left out; /etc/hosts and /srv/with space are the same filesystem
+    assert [h["mount"] for h in host] == ["/", "/dev/shm", "/etc/hosts"]
+    assert host[0]["used_pct"] == 67.0  # 600 / (600 + 300), rounded up like df
+    assert host[0]["inodes_used_pct"] == 50.0
+
+
+def _summary(**over):
+    s = dict(http_success_ratio=1.0, http_healthy=True, latency_p95_ms=20, service_status="running", service_health="healthy",
+             dependencies_down=[], services={}, cpu_pct={"a": 10}, mem_pct={"a": 10}, disk_used_pct_by_mount={"/": 40},
+             db_connections_pct=10, redis_evicted_keys=0, redis_used_memory_pct=1, error_lines=0, degraded_mode_on=False,
+             fallbacks_not_ready=[])
+    s.update(over)
+    return s
+
+
+def test_evaluate_ok_and_thresholds():
+    assert d.evaluate(_summary(), {}) == []
+    assert d.verdict([]) == "ok"
+    f = d.evaluate(_summary(cpu_pct={"a": 55.0}, mem_pct={"a": 61}, redis_evicted_keys=3, error_lines=2,
+                            disk_used_pct_by_mount={"/": 90, "volume:x": 96}, db_connections_pct=85), {})
+    checks = {(x["check"], x["level"]) for x in f}
+    assert checks == {("cpu_percent", "warning"), ("memory_percent", "warning"), ("redis_evictions", "warning"),
+                      ("error_lines", "warning"), ("disk_percent", "warning"), ("disk_percent", "critical"),
+                      ("db_connections", "warning")}
+    assert d.verdict(f) == "critical"
+    assert d.evaluate(_summary(cpu_pct={"a": 55.0}), {}, {"cpu_percent": 60}) == []
+
+
+def test_evaluate_down_and_degraded():
+    f = d.evaluate(_summary(service_status="exited", exit_code=137, http_success_ratio=0.0, http_healthy=False,
+                            health_status=None), {"status": True, "logs": True})
+    assert {x["kind"] for x in f} == {"down"}
+    assert any("exit code 137" in x["reason"] for x in f)
+    f = d.evaluate(_summary(dependencies_down=["redis"], services={"redis": "exited"}, latency_p95_ms=900,
+                            http_success_ratio=0.5, http_healthy=False), {"status": True, "redis": False})
+    assert {x["check"] for x in f} == {"dependency_running", "latency_ms", "http"}  # redis part failure is explained
+    assert all(x["kind"] == "degraded" for x in f)
+    f = d.evaluate(_summary(), {"disk": False, "degraded": True})
+    assert [x["check"] for x in f] == ["part_disk"]
+
+
+def _parts(**over):
+    parts = {
+        "http": dict(ok=True, healthy=True, success_ratio=1.0, health_status=200, latency_ms={"p95": 12.0, "max": 14.0}),
+        "status": dict(ok=True, containers=[
+            dict(service="recommendation-service", status="exited", health="none", exit_code=137, oom_killed=True,
+                 restart_count=2, started_at="t"),
+            dict(service="postgres", status="running"), dict(service="redis", status="exited")]),
+        "logs": dict(ok=True, error_count=7, lines=["a", "b"]),
+        "errors": dict(ok=True, total=9),
+        "database": dict(ok=False, error="x"),
+        "redis": dict(ok=True, summary=dict(used_memory=1, maxmemory=2, used_memory_pct=50.0, evicted_keys=0, hit_ratio=0.5)),
+        "resources": dict(ok=True, containers=[dict(name="c1", cpu_pct=1.5, mem_pct=2.5), dict(name="c2", cpu_pct=None, mem_pct=None)]),
+        "disk": dict(ok=True, host=[dict(mount="/", used_pct=40.0)], volumes=[dict(volume="v", used_pct=99.0)]),
+        "changes": dict(ok=True, recent=[{}, {}]),
+        "degraded": dict(ok=True, edge_mode="offline", degraded=True, reasons=["edge in mode offline"], edge_status="running"),
+        "fallbacks": dict(ok=True, snapshot=dict(ready=False, reason="none"), static_top=dict(ready=True, present=True),
+                          standby=dict(ready=True, defined=True, image_present=True)),
+    }
+    parts.update(over)
+    return parts
+
+
+def test_build_summary():
+    stack = dict(service="recommendation-service", dependencies=["postgres", "redis"])
+    s = d.build_summary(_parts(), stack)
+    assert s["service_status"] == "exited" and s["exit_code"] == 137 and s["oom_killed"] and s["restart_count"] == 2
+    assert s["dependencies_down"] == ["redis"]
+    assert s["error_lines"] == 7 and s["error_lines_all"] == 9 and s["log_lines"] == 2
+    assert s["db_connections_used"] is None
+    assert s["redis_used_memory_pct"] == 50.0
+    assert s["cpu_pct"] == {"c1": 1.5, "c2": None} and s["cpu_pct_max"] == 1.5
+    assert s["disk_used_pct"] == 99.0
+    assert s["recent_changes"] == 2
+    assert s["degraded_mode_on"] is True and s["edge_mode"] == "offline"
+    assert s["fallbacks_not_ready"] == ["snapshot"]
+    assert s["parts_failed"] == ["database"]
+    assert s["latency_p95_ms"] == 12.0
+    missing = d.build_summary(_parts(status=dict(ok=True, containers=[])), stack)
+    assert missing["service_status"] == "missing"
+    assert missing["dependencies_down"] == ["postgres", "redis"]
+
+
+# --------------------------------------------------------------------------- fakes for collection
+
+class FakeContainer:
+    def __init__(self, service, status="running", env=None, mounts=None, number=1):
+        self.name = "recsys_%s_%d" % (service, number)
+        self.attrs = {
+            "Name": "/" + self.name, "Id": "f" * 64, "Image": "sha256:" + service, "Created": "2026-11-27T00:00:00Z",
+            "RestartCount": 0, "Mounts": mounts or [],
+            "State": {"Status": status, "Running": status == "running", "ExitCode": 0 if status == "running" else 1,
+                      "OOMKilled": False, "StartedAt": "2026-11-27T00:00:01Z", "FinishedAt": "0001-01-01T00:00:00Z",
+                      "Health": {"Status": "healthy" if status == "running" else "unhealthy"}},
+            "Config": {"Image": "recsys/%s:latest" % service, "Env": env or [],
+                       "Labels": {"com.docker.compose.project": "recsys", "com.docker.compose.service": service,
+                                  "com.docker.compose.container-number": str(number)}},
+            "HostConfig": {"RestartPolicy": {"Name": "no"}},
+        }
+
+
+class FakeClient:
+    def __init__(self, containers, logs=None, failing=()):
+        self.containers = containers
+        self._logs = logs or {}
+        self.failing = set(failing)
+        self.rdb = b"REDIS0011fake"
+        self.lastsave = 1000
+        self.calls = []
+
+    def find_containers(self, project):
+        return list(self.containers)
+
+    def logs(self, c, tail=None, since=None, until=None, timestamps=True):
+        if "logs" in self.failing:
+            raise DockerError("log driver does not support reading")
+        lines = self._logs.get(c.name, "").splitlines()
+        return "\n".join(lines[-tail:] if tail else lines)
+
+    def exec_in(self, c, argv, user=None, environment=None):
+        self.calls.append((c.name, list(argv)))
+        if c.attrs["State"]["Status"] != "running":
+            raise DockerError("container %s is not running" % c.name)
+        cmd = argv[0]
+        if cmd == "psql":
+            return dict(rc=0, stderr="", stdout=json.dumps({
+                "database": {"datname": "recommendation_db", "numbackends": 2, "xact_commit": 5, "xact_rollback": 0},
+                "connections_used": 2, "max_connections": 50, "long_running": [],
+                "note": "ALTER ROLE x PASSWORD '%s'" % SECRET}) + "\n[]\n")
+        if cmd == "redis-cli":
+            if argv[1:] == ["LASTSAVE"]:
+                return dict(rc=0, stderr="", stdout="%d\n" % self.lastsave)
+            if argv[1:] == ["BGSAVE"]:
+                self.lastsave += 5
+                return dict(rc=0, stderr="", stdout="Background saving started\n")
+            if argv[1:3] == ["CONFIG", "GET"]:
+                return dict(rc=0, stderr="", stdout="%s\n%s\n" % (argv[3], "/data" if argv[3] == "dir" else "dump.rdb"))
+            return dict(rc=0, stderr="", stdout=REDIS_INFO)
+        if cmd == "df":
+            return dict(rc=0, stderr="", stdout=DF)
+        if cmd == "edge-mode":
+            return dict(rc=0, stderr="", stdout='{"mode":"normal"}\n')
+        return dict(rc=127, stderr="not found", stdout="")
+
+    def stats(self, c):
+        return STATS_V2
+
+    def image_info(self, image):
+        return dict(id=image, tags=[image], created="2026-11-26T00:00:00Z", size=1)
+
+    def read_file(self, c, path, max_bytes=None):
+        if path.endswith("static_top.json"):
+            return json.dumps({"items": [{"item_id": 1}, {"item_id": 2}]}).encode()
+        if path == "/data/dump.rdb":
+            return self.rdb
+        raise DockerError("no such file %s" % path)
+
+
+STACK = dict(name="recsys", project_dir="/nonexistent/recsys", service="recommendation-service", dependencies=["postgres", "redis"], edge="edge",
+             standby="recommendation-service-standby", base_url="http://127.0.0.1:1", health_path="/health",
+             recommendations_path="/api/recommendations/{user}", sample_users=["user-1"],
+             database=dict(service="postgres", name="recommendation_db", user="postgres"), redis=dict(service="redis"))
+
+
+def _client(postgres="running", failing=()):
+    env = ["POSTGRES_PASSWORD=" + SECRET, "DOWNGRADE_MODE=false", "STATIC_TOP_FILE=/srv/recsys/static_top.json"]
+    app = FakeContainer("recommendation-service", env=env)
+    logs = {app.name: "\n".join([
+        '2026-11-27T00:00:01.000000000Z {"level":"INFO","msg":"start","password_hint":"%s"}' % SECRET,
+        '2026-11-27T00:00:02.000000000Z {"level":"ERROR","msg":"database error postgres://recsys:%s@postgres/db"}' % SECRET,
+    ])}
+    return FakeClient([app, FakeContainer("postgres", status=postgres, env=["POSTGRES_PASSWORD=" + SECRET]),
+                       FakeContainer("redis", mounts=[{"Type": "volume", "Name": "recsys_redis-data", "Destination": "/data"}]),
+                       FakeContainer("edge")], logs=logs, failing=failing)
+
+
+def test_collect_all_parts_independent(tmp_path):
+    ctx = d.Context(_client(postgres="exited"), STACK, log_lines=10, snapshot_dir=str(tmp_path), now=d.parse_iso("2026-11-27T01:00:00Z"))
+    facts, raw, snap = d.collect(ctx, [p for p in d.PARTS if p != "http"])
+    assert snap is None
+    assert facts["database"]["ok"] is False and "postgres is not running" in facts["database"]["error"]
+    for name in ("status", "logs", "redis", "resources", "disk", "errors", "changes", "degraded", "fallbacks"):
+        assert facts[name]["ok"], (name, facts[name])
+    assert facts["logs"]["error_count"] == 1
+    assert facts["redis"]["summary"]["evicted_keys"] == 12
+    assert facts["resources"]["containers"][0]["cpu_pct"] == 50.0
+    assert facts["disk"]["volumes"][0]["volume"] == "recsys_redis-data"
+    assert facts["fallbacks"]["static_top"] == dict(ready=True, present=True, path="/srv/recsys/static_top.json", items=2,
+                                                   reason=None)
+    assert facts["fallbacks"]["snapshot"]["ready"] is False
+    assert facts["degraded"]["degraded"] is False and facts["degraded"]["edge_mode"] == "normal"
+    everything = json.dumps(facts) + "".join(raw.values())
+    assert SECRET not in everything
+    assert "POSTGRES_PASSWORD=********" in raw["status"]
+
+
+def test_collect_reports_a_failing_part():
+    ctx = d.Context(_client(failing=("logs",)), STACK)
+    facts, raw, snap_unused = d.collect(ctx, ["logs", "errors", "redis"])
+    assert facts["logs"]["ok"] is False and "log driver" in facts["logs"]["error"]
+    assert facts["errors"]["ok"] is True and facts["errors"]["containers"]["recsys_postgres_1"]["ok"] is False
+    assert facts["redis"]["ok"] is True
+    assert raw["logs"].startswith("ERROR:")
+
+
+def test_redis_snapshot_and_rotation(tmp_path):
+    client = _client()
+    ctx = d.Context(client, STACK)
+    for name in ("dump-20260101T000000Z.rdb", "dump-20260102T000000Z.rdb"):
+        (tmp_path / name).write_bytes(b"REDIS-old")
+    res = d.take_redis_snapshot(ctx, str(tmp_path), keep=2, timeout=2, interval=0.01)
+    assert res["ok"], res
+    assert os.path.basename(res["path"]) == "dump-19700101T001645Z.rdb"  # named after LASTSAVE (1005)
+    # names sort by time: the fake LASTSAVE is in 1970, so the "newest" by name are the 2026 ones
+    assert res["removed"] == [str(tmp_path / "dump-19700101T001645Z.rdb")]
+    assert stat.S_IMODE(os.stat(tmp_path).st_mode) == 0o700
+    newest = d.newest_snapshot(str(tmp_path), now=d.parse_iso("2026-01-02T00:00:10Z"))
+    assert newest["path"].endswith("dump-20260102T000000Z.rdb") and newest["readable"]
+    assert d.newest_snapshot(str(tmp_path / "missing")) is None
+
+
+def test_redis_snapshot_never_raises():
+    ctx = d.Context(_client(), dict(STACK, redis=dict(service="nope")))
+    res = d.take_redis_snapshot(ctx, "/nonexistent", keep=1, timeout=0.1)
+    assert res["ok"] is False and "not running" in res["error"]
+
+
+def test_rotate(tmp_path):
+    for i in range(4):
+        (tmp_path / ("dump-2026010%dT000000Z.rdb" % i)).write_bytes(b"x")
+    removed = d.rotate(str(tmp_path), 2)
+    assert [os.path.basename(p) for p in removed] == ["dump-20260100T000000Z.rdb", "dump-20260101T000000Z.rdb"]
+    assert sorted(os.listdir(tmp_path)) == ["dump-20260102T000000Z.rdb", "dump-20260103T000000Z.rdb"]
+
+
+def test_write_bundle(tmp_path):
+    facts = {"status": {"ok": True, "env": ["X_PASSWORD=" + SECRET]}, "logs": {"ok": False, "error": "boom"}}
+    raw = {"status": "status text " + SECRET, "logs": "ERROR: boom\n"}
+    b = d.write_bundle(str(tmp_path / "bundles"), "pre restart!", facts, raw, {"stack": "recsys"}, secrets={SECRET}, now=0)
+    assert os.path.basename(b["dir"]) == "19700101T000000Z-pre-restart"
+    assert b["archive"] == b["dir"] + ".tar.gz"
+    assert stat.S_IMODE(os.stat(b["dir"]).st_mode) == 0o700
+    for f in b["files"]:
+        assert stat.S_IMODE(os.stat(os.path.join(b["dir"], f)).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(b["archive"]).st_mode) == 0o600
+    with open(b["archive"], "rb") as handle:
+        assert hashlib.sha256(handle.read()).hexdigest() == b["sha256"]
+    sums = (open(os.path.join(b["dir"], "SHA256SUMS")).read().splitlines())
+    for line in sums:
+        digest, name = line.split("  ")
+        with open(os.path.join(b["dir"], name), "rb") as handle:
+            assert hashlib.sha256(handle.read()).hexdigest() == digest
+    index = json.load(open(os.path.join(b["dir"], "index.json")))
+    assert index["parts"]["logs"] == {"ok": False, "error": "boom", "file": "02-service.log"}
+    assert index["runbook_items"]["1"]["ok"] is True
+    with tarfile.open(b["archive"]) as tar:
+        names = tar.getnames()
+        assert "19700101T000000Z-pre-restart/facts.json" in names
+        blob = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
+    assert SECRET.encode() not in blob
+    again = d.write_bundle(str(tmp_path / "bundles"), "pre restart!", facts, raw, {}, now=0)
+    assert again["dir"].endswith("-pre-restart-2")
+
+
+def test_context_collects_secrets():
+    ctx = d.Context(_client(), STACK)
+    assert SECRET in ctx.secrets
+    assert ctx.text("x %s y" % SECRET) == "x ******** y"

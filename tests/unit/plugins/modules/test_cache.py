@@ -1,0 +1,125 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""sre.incident.cache main(): a loopback clear-cache endpoint, the engine replaced by a fake."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.sre.incident.plugins.module_utils import _compose
+from ansible_collections.sre.incident.plugins.modules import cache
+
+KEYS = set()
+
+
+class AnsibleExitJson(Exception):
+    pass
+
+
+class AnsibleFailJson(Exception):
+    pass
+
+
+def exit_json(self, **kwargs):
+    kwargs.setdefault("changed", False)
+    raise AnsibleExitJson(kwargs)
+
+
+def fail_json(self, **kwargs):
+    kwargs["failed"] = True
+    raise AnsibleFailJson(kwargs)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        if self.path == "/api/recommendations/clear-cache":
+            status, body = 200, {"cleared": len(KEYS)}
+            KEYS.clear()
+        else:
+            status, body = 503, {"error": "cache unavailable"}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield "http://127.0.0.1:%d" % srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(autouse=True)
+def patch_env(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    monkeypatch.setattr(_compose, "connect", lambda host, timeout: object())
+
+    def fake_exec(client, project, service, argv):
+        assert (project, service) == ("recsys", "redis")
+        return dict(cmd=argv, rc=0, stdout="".join(k + "\n" for k in KEYS), stderr="")
+    monkeypatch.setattr(_compose, "exec_in_service", fake_exec)
+    KEYS.clear()
+    KEYS.update({"recs:user-1:10", "recs:user-2:10"})
+
+
+def run(args, check_mode=False, diff=False):
+    with patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)):
+        try:
+            cache.main()
+        except (AnsibleExitJson, AnsibleFailJson) as exc:
+            return exc.args[0]
+    raise AssertionError("module did not exit")
+
+
+def stack(server):
+    return {"name": "recsys", "project_dir": "/srv", "service": "recommendation-service", "base_url": server,
+            "health_path": "/health", "recommendations_path": "/api/recommendations/{user}", "sample_users": ["u1"]}
+
+
+def test_four_runs(server):
+    args = dict(stack=stack(server), state="cleared")
+    r = run(args, check_mode=True, diff=True)
+    assert r["changed"] is True and r["would_clear"] == 2 and len(KEYS) == 2
+    assert r["diff"]["before"] == "recs:* keys: 2\n"
+    r = run(args)
+    assert r["changed"] is True and r["cleared"] == 2 and r["keys_after"] == 0 and not KEYS
+    assert "diff" not in r
+    r = run(args, check_mode=True)
+    assert r["changed"] is False and r["would_clear"] == 0
+    r = run(args)
+    assert r["changed"] is False and r["cleared"] == 0
+
+
+def test_present(server):
+    r = run(dict(stack=stack(server)))
+    assert r["changed"] is False and r["keys_before"] == 2 and r["state"] == "present"
+
+
+def test_endpoint_failure(server):
+    r = run(dict(stack=stack(server), url=server + "/nope", state="cleared"))
+    assert r["failed"] is True and r["status"] == 503 and "/nope" in r["msg"]
+    assert len(KEYS) == 2
+
+
+def test_needs_stack_or_url():
+    r = run(dict(state="cleared"))
+    assert r["failed"] is True and "stack" in r["msg"]
+
+
+def test_bad_url_named():
+    r = run(dict(url="localhost:3000/clear", project="recsys"))
+    assert r["failed"] is True and "localhost:3000/clear" in r["msg"]

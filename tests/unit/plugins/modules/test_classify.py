@@ -1,0 +1,204 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""sre.incident.classify: given facts, live measurement against a loopback server, baselines."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.sre.incident.plugins.modules import classify
+
+
+class AnsibleExitJson(Exception):
+    pass
+
+
+class AnsibleFailJson(Exception):
+    pass
+
+
+def exit_json(self, **kwargs):
+    kwargs.setdefault("changed", False)
+    raise AnsibleExitJson(kwargs)
+
+
+def fail_json(self, **kwargs):
+    kwargs["failed"] = True
+    raise AnsibleFailJson(kwargs)
+
+
+@pytest.fixture(autouse=True)
+def patch_exits(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+
+
+BEHAVIOUR = {"delay": 0.0, "failing": set(), "empty": set()}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        user = self.path.split("/")[-1].split("?")[0]
+        time.sleep(BEHAVIOUR["delay"])
+        if user in BEHAVIOUR["failing"]:
+            status, body = 503, {"error": "database error"}
+        else:
+            items = [] if user in BEHAVIOUR["empty"] else [{"item_id": i} for i in range(10)]
+            status, body = 200, {"user": user, "recommendations": items, "source": "database"}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield "http://127.0.0.1:%d" % srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def stack(server):
+    BEHAVIOUR.update(delay=0.0, failing=set(), empty=set())
+    return {
+        "name": "recsys", "project_dir": "/tmp", "service": "recommendation-service", "base_url": server,
+        "health_path": "/health", "recommendations_path": "/api/recommendations/{user}",
+        "sample_users": ["user-1", "user-2", "user-3", "user-4"],
+    }
+
+
+def run(args, check_mode=False, diff=False):
+    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with patch_module_args(args):
+        try:
+            classify.main()
+        except AnsibleExitJson as exc:
+            return exc.args[0]
+        except AnsibleFailJson as exc:
+            return exc.args[0]
+    raise AssertionError("module did not exit")
+
+
+def test_given_facts():
+    r = run(dict(users_affected_pct=100, latency_ms=565, baseline_ms=50))
+    assert r["severity"] == "P0" and r["changed"] is False
+    assert r["reasons"][0] == "users affected 100.0 % (all) -> P0"
+    assert r["sla"] == {"respond": 300, "resolve": 1800}
+    assert r["baseline"]["source"] == "option"
+
+
+def test_exact_boundaries_through_the_module():
+    assert run(dict(latency_ms=500, baseline_ms=50))["severity"] == "P1"
+    assert run(dict(latency_ms=250, baseline_ms=50))["severity"] == "P1"
+    assert run(dict(users_affected_pct=1))["severity"] == "P2"
+
+
+def test_docs_is_p3():
+    r = run(dict(kind="docs"))
+    assert r["severity"] == "P3" and r["sla"] == {"respond": None, "resolve": None}
+
+
+@pytest.mark.parametrize("args, named", [
+    (dict(latency_ms=-3), "latency_ms -3"),
+    (dict(users_affected_pct=120), "users_affected_pct 120"),
+    (dict(error_rate=2), "error_rate 2"),
+    (dict(samples=0), "no traffic"),
+    (dict(), "no facts"),
+])
+def test_impossible_input_fails(args, named):
+    r = run(args)
+    assert r["failed"] is True and named in r["msg"]
+
+
+def test_measure_healthy(stack):
+    r = run(dict(measure=True, stack=stack, probe_count=2, probe_interval=0, baseline_ms=100))
+    assert r["facts"]["samples"] == 8 and r["facts"]["error_rate"] == 0
+    assert r["severity"] == "P2" and r["problem_detected"] is False
+    assert len(r["samples"]) == 8 and r["users"]["user-1"]["affected"] is False
+
+
+def test_measure_one_user_failing_is_p1(stack):
+    BEHAVIOUR["failing"] = {"user-2"}
+    r = run(dict(measure=True, stack=stack, probe_count=2, probe_interval=0))
+    assert r["facts"]["users_affected_pct"] == 25.0
+    assert r["facts"]["error_rate"] == 0.25
+    assert r["severity"] == "P1" and r["problem_detected"] is True
+
+
+def test_measure_all_failing_is_p0(stack):
+    BEHAVIOUR["failing"] = set(stack["sample_users"])
+    r = run(dict(measure=True, stack=stack, probe_count=1, probe_interval=0))
+    assert r["severity"] == "P0"
+
+
+def test_measure_empty_is_p1(stack):
+    BEHAVIOUR["empty"] = {"user-4"}
+    r = run(dict(measure=True, stack=stack, probe_count=1, probe_interval=0))
+    assert r["facts"]["recommendations_empty"] is True and r["severity"] == "P1"
+
+
+def test_measure_slow_against_recorded_baseline(stack, tmp_path):
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps({"baseline_ms": 10}))
+    BEHAVIOUR["delay"] = 0.12
+    r = run(dict(measure=True, stack=stack, probe_count=1, probe_interval=0, baseline_file=str(path)))
+    assert r["baseline"]["source"] == "file" and r["baseline"]["baseline_ms"] == 10
+    assert r["severity"] == "P0", r["reasons"]
+    assert r["decided_by"] == "latency"
+
+
+def test_missing_baseline_file_means_no_baseline(stack, tmp_path):
+    r = run(dict(measure=True, stack=stack, probe_count=1, probe_interval=0, baseline_file=str(tmp_path / "none.json")))
+    assert r["baseline"]["source"] == "none"
+    assert "no baseline" in r["branches"]["latency"]["reason"]
+
+
+def test_broken_baseline_file_is_named(tmp_path):
+    path = tmp_path / "baseline.json"
+    path.write_text("{nope")
+    r = run(dict(latency_ms=5, baseline_file=str(path)))
+    assert r["failed"] is True and str(path) in r["msg"]
+    path.write_text(json.dumps({"baseline_ms": -1}))
+    r = run(dict(latency_ms=5, baseline_file=str(path)))
+    assert r["failed"] is True and "baseline_ms -1" in r["msg"]
+
+
+def test_record_baseline_check_mode_then_real(stack, tmp_path):
+    path = tmp_path / "state" / "baseline.json"
+    args = dict(measure=True, stack=stack, probe_count=2, probe_interval=0, baseline_file=str(path), record_baseline=True)
+    r = run(args, check_mode=True, diff=True)
+    assert r["changed"] is True and r["baseline_recorded"] is False
+    assert not path.exists()
+    assert r["diff"]["before"] == "baseline_ms: None\n"
+    r = run(args, diff=True)
+    assert r["changed"] is True and r["baseline_recorded"] is True
+    written = json.loads(path.read_text())
+    assert written["baseline_ms"] == r["latency"]["p50"] and written["statistic"] == "p50"
+    assert r["baseline"]["source"] == "none"  # classified against the previous (absent) baseline
+
+
+def test_record_baseline_refused_when_unhealthy(stack, tmp_path):
+    BEHAVIOUR["failing"] = {"user-1"}
+    path = tmp_path / "baseline.json"
+    r = run(dict(measure=True, stack=stack, probe_count=1, probe_interval=0, baseline_file=str(path), record_baseline=True))
+    assert r["failed"] is True and "unhealthy" in r["msg"] and not path.exists()
+
+
+def test_measure_needs_stack():
+    r = run(dict(measure=True))
+    assert r["failed"] is True and "stack" in r["msg"]

@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""sre.incident.postmortem main() with exit_json/fail_json patched."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.sre.incident.plugins.module_utils import _record as rec
+from ansible_collections.sre.incident.plugins.modules import postmortem as postmortem_module
+
+T0 = "2026-11-27T01:30:45.000Z"
+
+
+class Exit(Exception):
+    pass
+
+
+class Fail(Exception):
+    pass
+
+
+def _exit_json(self, **kwargs):
+    kwargs.setdefault("changed", False)
+    raise Exit(kwargs)
+
+
+def _fail_json(self, msg, **kwargs):
+    kwargs.update(msg=msg, failed=True)
+    raise Fail(kwargs)
+
+
+@pytest.fixture(autouse=True)
+def patched(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)
+    monkeypatch.delenv("SRE_INCIDENT_DIR", raising=False)
+
+
+def _main(args):
+    with patch_module_args(args):
+        with pytest.raises((Exit, Fail)) as info:
+            postmortem_module.main()
+    return info.value.args[0]
+
+
+def _record(tmp_path):
+    opened = rec.run(dict(state="opened", incident_dir=str(tmp_path), service="recommendation-service", severity="P0",
+                          detected_at=T0, commander="@ic"), now=T0)
+    rec.run(dict(state="event", incident_dir=str(tmp_path), id=opened["id"], stage="recover", text="restarted",
+                 data={"rung": "restart_service", "result": True}), now="2026-11-27T01:31:00Z")
+    rec.run(dict(state="closed", incident_dir=str(tmp_path), id=opened["id"], outcome="resolved"),
+            now="2026-11-27T01:31:02Z")
+    return opened
+
+
+def test_writes_both_reports_then_nothing(tmp_path):
+    opened = _record(tmp_path)
+    args = {"incident_dir": str(tmp_path), "id": opened["id"], "_ansible_diff": True}
+    first = _main(args)
+    assert first["changed"] is True and "failed" not in first
+    assert set(first["paths"]) == {"md", "html"} and all(os.path.isfile(p) for p in first["paths"].values())
+    assert first["summary"]["fixed_by"]["label"] == "rung 1 (restart the service)"
+    assert first["due"] == "2026-11-28T01:31:02.000Z" and first["due_rule"] == "within 24 h of the recovery"
+    assert [d["after_header"] for d in first["diff"]] == [first["paths"]["md"], first["paths"]["html"]]
+    second = _main(args)
+    assert second["changed"] is False and second["written"] == [] and second["diff"] == []
+
+
+def test_check_mode_and_no_diff_without_diff_mode(tmp_path):
+    opened = _record(tmp_path)
+    result = _main({"incident_dir": str(tmp_path), "id": opened["id"], "formats": ["md"], "_ansible_check_mode": True})
+    assert result["changed"] is True and "diff" not in result and list(result["paths"]) == ["md"]
+    assert os.listdir(opened["record_dir"]) == ["events.jsonl"]
+
+
+def test_env_fallback_for_incident_dir(tmp_path, monkeypatch):
+    opened = _record(tmp_path)
+    monkeypatch.setenv("SRE_INCIDENT_DIR", str(tmp_path))
+    assert _main({"id": opened["id"]})["record_dir"] == opened["record_dir"]
+
+
+def test_unknown_id_fails_naming_id_and_directory(tmp_path):
+    result = _main({"incident_dir": str(tmp_path), "id": "INC-missing"})
+    assert result["failed"] is True and "INC-missing" in result["msg"] and str(tmp_path) in result["msg"]
+    assert result["id"] == "INC-missing" and result["incident_dir"] == str(tmp_path)
+
+
+def test_missing_id_and_bad_format_fail(tmp_path):
+    assert "id" in _main({"incident_dir": str(tmp_path)})["msg"]
+    opened = _record(tmp_path)
+    assert "formats" in _main({"incident_dir": str(tmp_path), "id": opened["id"], "formats": ["pdf"]})["msg"]
+
+
+def test_corrupt_record_fails(tmp_path):
+    opened = _record(tmp_path)
+    with open(opened["events_path"], "ab") as handle:
+        handle.write(b"garbage\n")
+    result = _main({"incident_dir": str(tmp_path), "id": opened["id"]})
+    assert result["failed"] is True and "line 4" in result["msg"] and result["corrupt_lines"][0]["line"] == 4

@@ -1,0 +1,179 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.sre.incident.plugins.module_utils import _compose
+from ansible_collections.sre.incident.plugins.modules import recovery_check
+
+
+class AnsibleExitJson(Exception):
+    pass
+
+
+class AnsibleFailJson(Exception):
+    pass
+
+
+def exit_json(self, **kwargs):
+    kwargs.setdefault("changed", False)
+    raise AnsibleExitJson(kwargs)
+
+
+def fail_json(self, **kwargs):
+    kwargs["failed"] = True
+    raise AnsibleFailJson(kwargs)
+
+
+@pytest.fixture(autouse=True)
+def patch_exits(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """/health 200; user 'few' gets 3 recommendations, everyone else 10."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        if path == "/health":
+            status, body = 200, {"status": "ok"}
+        elif path.startswith("/api/recommendations/"):
+            user = path.rsplit("/", 1)[1]
+            status, body = 200, {"recommendations": list(range(3 if user == "few" else 10))}
+        else:
+            status, body = 404, {}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield "http://127.0.0.1:%d" % srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def stack(base, users=("user-1", "user-2")):
+    return dict(name="recsys", project_dir="/srv/recsys", service="recommendation-service", base_url=base,
+                health_path="/health", recommendations_path="/api/recommendations/{user}",
+                sample_users=list(users), thresholds=dict(latency_ms=500))
+
+
+HTTP_CHECKS = ["health", "recommendations", "latency"]
+
+
+def run(args, check_mode=False):
+    if check_mode:
+        args = dict(args, _ansible_check_mode=True)
+    with patch_module_args(args):
+        try:
+            recovery_check.main()
+        except AnsibleExitJson as exc:
+            return exc.args[0]
+        except AnsibleFailJson as exc:
+            return exc.args[0]
+    raise AssertionError("module did not exit")
+
+
+def test_http_checks_pass_in_check_mode_and_change_nothing(server):
+    r = run(dict(stack=stack(server), checks=HTTP_CHECKS), check_mode=True)
+    assert "failed" not in r, r
+    assert r["changed"] is False
+    assert r["passed"] is True
+    assert [c["name"] for c in r["checks"]] == HTTP_CHECKS
+    assert r["samples"] == [] and r["watch_passed"] is None
+    assert r["thresholds"]["latency_ms"] == 500
+    assert r["summary"].startswith("recovery verified")
+    assert set(r["checklist"]) == {"health_200", "recommendations_returned", "several_users_ok", "latency_under_500ms"}
+
+
+def test_failed_check_is_reported_not_failed_by_default(server):
+    r = run(dict(stack=stack(server, users=("user-1", "few")), checks=HTTP_CHECKS))
+    assert "failed" not in r
+    assert r["passed"] is False
+    assert r["failed_checks"] == ["recommendations"]
+
+
+def test_fail_on_failure_lists_the_failed_checks_with_values(server):
+    r = run(dict(stack=stack(server, users=("user-1", "few")), checks=HTTP_CHECKS, fail_on_failure=True,
+                 thresholds=dict(latency_ms=0.001)))
+    assert r["failed"] is True
+    assert r["changed"] is False
+    assert "recommendations = 3 (threshold 6)" in r["msg"]
+    assert "latency = " in r["msg"] and "threshold 0.001" in r["msg"]
+    assert r["failed_checks"] == ["recommendations", "latency"]
+
+
+def test_watch_only(server):
+    r = run(dict(stack=stack(server), checks=[], watch_window=0.3, watch_interval=0.1))
+    assert r["passed"] is True
+    assert r["watch_passed"] is True
+    assert 3 <= len(r["samples"]) <= 4
+    assert {"latency_ms", "error_rate", "ts", "offset_s"} <= set(r["samples"][0])
+
+
+def test_watch_rebound(server):
+    r = run(dict(stack=stack(server, users=("few",)), checks=[], watch_window=5, watch_interval=1))
+    assert r["watch_passed"] is False
+    assert len(r["samples"]) == 1
+    assert r["rebound_at"] == r["samples"][0]["ts"]
+    assert r["elapsed"] < 2
+
+
+def test_watch_skipped_when_checks_fail(server):
+    r = run(dict(stack=stack(server, users=("few",)), checks=HTTP_CHECKS, watch_window=5, watch_interval=1))
+    assert r["samples"] == []
+    assert r["watch_skipped"] == "checks failed: recommendations"
+
+
+@pytest.mark.parametrize("args, word", [
+    (dict(thresholds=dict(cpu=1)), "unknown threshold 'cpu'"),
+    (dict(since="yesterday"), "since 'yesterday'"),
+    (dict(watch_window=10, watch_interval=0), "interval must be > 0"),
+    (dict(rebound_error_rate=1.5), "rebound_error_rate"),
+    (dict(probe_rounds=0), "probe_rounds"),
+    (dict(probe_timeout=0), "probe_timeout"),
+])
+def test_bad_input_fails_before_probing(server, args, word):
+    r = run(dict(dict(stack=stack(server), checks=HTTP_CHECKS), **args))
+    assert r["failed"] is True
+    assert word in r["msg"]
+
+
+def test_bad_stack(server):
+    bad = stack(server)
+    del bad["sample_users"]
+    r = run(dict(stack=bad, checks=HTTP_CHECKS))
+    assert r["failed"] is True and "sample_users" in r["msg"]
+
+
+def test_missing_docker_sdk(server, monkeypatch):
+    monkeypatch.setattr(_compose, "HAS_DOCKER", False)
+    r = run(dict(stack=stack(server)))
+    assert r["failed"] is True
+    assert "docker" in r["msg"]
+    # HTTP-only checks do not need it
+    assert run(dict(stack=stack(server), checks=HTTP_CHECKS))["passed"] is True
+
+
+def test_engine_unreachable(server, tmp_path):
+    r = run(dict(stack=stack(server), checks=["log_errors"], docker_host="unix://%s/nothing.sock" % tmp_path))
+    assert r["failed"] is True
+    assert r["engine_unreachable"] is True
