@@ -955,8 +955,8 @@ def part_disk(ctx, mounts_path="/proc/mounts", statvfs=os.statvfs):
                                                               r["avail_kb"], r["used_pct"], r["mount"]))
     lines.append("\n# volumes of the stack")
     for r in volumes:
-        lines.append("%-40s %12s %12s %12s %5s%% %s:%s" % (r["volume"], r["size_kb"], r["used_kb"], r["avail_kb"], r["used_pct"],
-                                                          r["container"], r["destination"]))
+        values = (r["volume"], r["size_kb"], r["used_kb"], r["avail_kb"], r["used_pct"], r["container"], r["destination"])
+        lines.append("%-40s %12s %12s %12s %5s%% %s:%s" % values)
     return dict(host=host, volumes=volumes, host_error=host_error), "\n".join(lines) + "\n"
 
 

@@ -526,6 +526,7 @@ def build_model(state, owner=None, events_file=EVENTS_FILE):
         items.append({"item": "Memory limit", "priority": "P1", "owner": default_owner, "deadline": "1 week",
                       "description": "Review the service's memory limit and usage; alert on memory above 60%",
                       "source": "evidence"})
+    tried = [rung_label(r["rung"]) for r in state.get("rungs") or []]
     owners = []
     for event in events:
         name = event.get("owner")
@@ -544,7 +545,7 @@ def build_model(state, owner=None, events_file=EVENTS_FILE):
         "sla_status": state.get("sla_status") or {},
         "fixed_by": ({"rung": fixed["rung"], "label": rung_label(fixed["rung"]), "number": rung_info(fixed["rung"])[0],
                       "ts": fixed["ts"]} if fixed else None),
-        "rungs_tried": [rung_label(r["rung"]) for r in state.get("rungs") or []],
+        "rungs_tried": [label for index, label in enumerate(tried) if index == 0 or tried[index - 1] != label],
         "degraded_mode": state.get("degraded_mode"),
         "event_count": len(events), "last_seq": max((e.get("seq") or 0 for e in events), default=0),
         "due": due, "due_rule": due_rule, "action_item_count": len(items),

@@ -201,8 +201,9 @@ parts:
 summary:
   description:
     - A flat dict to branch on. Figures of a part that failed are V(null).
-    - "Keys: C(service http_healthy http_success_ratio health_status latency_p95_ms latency_max_ms service_status service_health exit_code oom_killed restart_count started_at services
-      dependencies_down error_lines error_lines_all log_lines db_connections_used db_max_connections
+    - "Keys: C(service http_healthy http_success_ratio health_status latency_p95_ms latency_max_ms service_status
+      service_health exit_code oom_killed restart_count started_at services dependencies_down error_lines
+      error_lines_all log_lines db_connections_used db_max_connections
       db_connections_pct db_long_running db_slow_queries db_xact_rollback redis_used_memory redis_maxmemory
       redis_used_memory_pct redis_evicted_keys redis_connected_clients redis_hit_ratio cpu_pct mem_pct
       cpu_pct_max mem_pct_max disk_used_pct disk_used_pct_by_mount recent_changes edge_mode edge_status

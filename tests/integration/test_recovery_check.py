@@ -97,28 +97,50 @@ def by_name(result):
     return {c["name"]: c for c in result["checks"]}
 
 
+def settled(stack):
+    """Wait (bounded) until the shared stack is healthy and answers; other sessions break it too."""
+    return wait_for(lambda: stack.healthy() and stack.service_answers(), timeout=90)
+
+
+def snapshot(stack):
+    """Who runs since when: changes when anyone stops, restarts or recreates a container."""
+    return {c.name: (c.status, c.attrs["State"]["StartedAt"]) for c in stack.containers()
+            if not c.name.endswith("standby_1") and "standby" not in c.name}
+
+
 def restart(stack, service):
     """Start a stopped/killed container again and wait until the service answers."""
     container = stack.container(service)
-    container.reload()
-    if container.status != "running":
-        container.start()
-    assert wait_for(lambda: stack.healthy() and stack.service_answers(), timeout=60), f"{service} did not come back"
+    if container is not None:
+        container.reload()
+        if container.status != "running":
+            container.start()
+    if not settled(stack):
+        stack.restore()
+
+
+ATTEMPTS = 4
+
+
+def untouched_run(stack, tmp_path, *calls, **kwargs):
+    """Run on a settled stack; retry when another session changed a container during the run."""
+    for _attempt in range(ATTEMPTS):
+        assert settled(stack), "the shared stack did not settle"
+        before = snapshot(stack)
+        results = recovery_check(tmp_path, *calls, **kwargs)
+        if snapshot(stack) == before and stack.healthy():
+            return results
+    pytest.fail(f"the stack was changed by someone else during each of {ATTEMPTS} runs")
 
 
 def test_healthy_stack_passes_every_check_with_real_values(stack, tmp_path):
-    for attempt in range(3):  # other tests share the stack: retry when it was being broken meanwhile
-        since = time.time()
-        result = recovery_check(tmp_path, dict(since=iso(since)))[0]
-        if result["passed"]:
-            break
-        wait_for(lambda: stack.healthy() and stack.service_answers(), timeout=30)
+    result = untouched_run(stack, tmp_path, dict(since=iso(time.time())))[0]
     assert result["passed"] is True, result["summary"]
     assert result["changed"] is False
     checks = by_name(result)
     assert list(checks) == ["health", "recommendations", "latency", "log_errors", "resources"]
     assert checks["health"]["value"] == 200 == http_get("/health")[0]
-    status, body = http_get("/api/recommendations/user-1?limit=10")
+    _status, body = http_get("/api/recommendations/user-1?limit=10")
     assert checks["recommendations"]["value"] == len(body["recommendations"]) == 10
     assert 0 < checks["latency"]["value"] < 500
     assert checks["log_errors"]["value"] == 0
@@ -137,31 +159,27 @@ def test_healthy_stack_passes_every_check_with_real_values(stack, tmp_path):
     assert all(item["passed"] for item in result["checklist"].values())
 
 
-def under_fault(stack, tmp_path, service, call, still_broken, attempts=3):
-    """Stop ``service``, run the module, start it again; retry when someone else revived it meanwhile.
+def under_fault(stack, tmp_path, service, call):
+    """Stop ``service`` right before the module runs, start it again after.
 
-    Other test sessions restore the shared stack when they find it broken; ``still_broken()``,
-    read right after the module returned, tells whether the fault held for the whole run.
+    Retried when someone else revived it meanwhile (other sessions repair the shared stack when
+    they find it broken): the container must still be stopped when the module has returned.
     """
-    for _attempt in range(attempts):
+    for _attempt in range(ATTEMPTS):
+        assert settled(stack), "the shared stack did not settle"
         try:
             result = recovery_check(tmp_path, call, fault=lambda: stack.container(service).stop(timeout=5))[0]
-            held = still_broken()
+            held = (stack.state(service) or {}).get("Status") not in (None, "running")
         finally:
             restart(stack, service)
         if held:
             return result
-    pytest.fail(f"{service} was restarted by someone else during each of {attempts} runs")
-
-
-def stopped(stack, service):
-    return lambda: stack.state(service)["Status"] != "running"
+    pytest.fail(f"{service} was restarted by someone else during each of {ATTEMPTS} runs")
 
 
 def test_service_stopped_fails_health_and_resources(stack, tmp_path):
     result = under_fault(stack, tmp_path, "recommendation-service",
-                         dict(checks=["health", "recommendations", "latency", "resources"], probe_rounds=1),
-                         stopped(stack, "recommendation-service"))
+                         dict(checks=["health", "recommendations", "latency", "resources"], probe_rounds=1))
     checks = by_name(result)
     assert result["passed"] is False
     assert checks["health"]["passed"] is False and checks["health"]["value"] is None
@@ -172,31 +190,37 @@ def test_service_stopped_fails_health_and_resources(stack, tmp_path):
 
 
 def test_redis_stopped_fails_health_with_503(stack, tmp_path):
-    result = under_fault(stack, tmp_path, "redis", dict(checks=["health"], probe_rounds=1),
-                         stopped(stack, "redis"))
+    result = under_fault(stack, tmp_path, "redis", dict(checks=["health"], probe_rounds=1))
     health = by_name(result)["health"]
     assert health["passed"] is False
     assert health["value"] == 503
     assert "redis" in health["detail"]
 
 
-def test_error_lines_after_since_fail_no_new_errors(stack, tmp_path):
-    before = time.time()
-    postgres = stack.container("postgres")
-    postgres.stop(timeout=5)
+def make_database_errors(stack):
+    """Stop postgres, ask for recommendations nobody has cached (503 + ERROR log), start it again."""
+    stack.container("postgres").stop(timeout=5)
     failed = 0
     try:
-        # limits nobody else asks for: not cached, so the app goes to the (stopped) database
         for limit in random.sample(range(11, 99), 3):
             status, _body = http_get(f"/api/recommendations/user-{random.randint(20, 200)}?limit={limit}")
             failed += status == 503
     finally:
         restart(stack, "postgres")
-    assert failed == 3
-    after = time.time()
-    assert wait_for(stack.service_answers, timeout=30)
-    old, new = recovery_check(tmp_path, dict(checks=["log_errors"], since=iso(before)),
-                              dict(checks=["log_errors"], since=iso(after)))
+    return failed
+
+
+def test_error_lines_after_since_fail_no_new_errors(stack, tmp_path):
+    for _attempt in range(ATTEMPTS):
+        assert settled(stack)
+        before = time.time()
+        failed = make_database_errors(stack)
+        after = time.time()
+        if failed == 3:
+            break
+    assert failed == 3, "could not provoke database errors on the shared stack"
+    old, new = untouched_run(stack, tmp_path, dict(checks=["log_errors"], since=iso(before)),
+                             dict(checks=["log_errors"], since=iso(after)))
     old_check, new_check = by_name(old)["log_errors"], by_name(new)["log_errors"]
     # every failed request logged at least one ERROR line ("database error ..." and its 503 access line)
     assert old_check["passed"] is False
@@ -207,15 +231,14 @@ def test_error_lines_after_since_fail_no_new_errors(stack, tmp_path):
 
 
 def test_injected_latency_fails_the_latency_check(stack, tmp_path):
-    redis = stack.container("redis")
-
     def inject():
-        assert redis.exec_run(["redis-cli", "set", "recsys:delay_ms", "600"]).exit_code == 0
+        assert stack.container("redis").exec_run(["redis-cli", "set", "recsys:delay_ms", "600"]).exit_code == 0
 
     try:
-        result = recovery_check(tmp_path, dict(checks=["recommendations", "latency"], probe_rounds=1), fault=inject)[0]
+        result = untouched_run(stack, tmp_path, dict(checks=["recommendations", "latency"], probe_rounds=1),
+                               fault=inject)[0]
     finally:
-        redis.exec_run(["redis-cli", "del", "recsys:delay_ms"])
+        stack.container("redis").exec_run(["redis-cli", "del", "recsys:delay_ms"])
     checks = by_name(result)
     assert checks["recommendations"]["passed"] is True
     assert checks["latency"]["passed"] is False
@@ -223,43 +246,59 @@ def test_injected_latency_fails_the_latency_check(stack, tmp_path):
     assert result["failed_checks"] == ["latency"]
 
 
-def test_watch_samples_and_catches_a_rebound_early(stack, tmp_path):
-    quiet = local_stack()
-    quiet["sample_users"] = ["user-177", "user-178"]  # users other tests do not probe
-    result = recovery_check(tmp_path, dict(checks=[], watch_window=6, watch_interval=2), stack=quiet)[0]
+QUIET = ["user-177", "user-178"]  # sample users other tests do not probe
+
+
+def test_watch_takes_one_sample_per_interval(stack, tmp_path):
+    quiet = dict(local_stack(), sample_users=QUIET)
+    result = untouched_run(stack, tmp_path, dict(checks=[], watch_window=6, watch_interval=2), stack=quiet)[0]
     assert result["watch_passed"] is True, result["samples"]
     assert 3 <= len(result["samples"]) <= 4
     assert all(s["error_rate"] == 0 and s["latency_ms"] > 0 for s in result["samples"])
     offsets = [s["offset_s"] for s in result["samples"]]
-    assert all(1.5 < b - a < 2.5 for a, b in zip(offsets, offsets[1:]))
+    assert all(1.5 < b - a < 2.5 for a, b in zip(offsets, offsets[1:])), offsets
 
-    # kill the service about 2 s after the watch's first sample reached it
-    service = stack.container()
-    killed = {}
 
-    def killer():
-        def first_sample_seen():
-            return b'"user": "user-177"' in service.logs(since=int(started), stdout=True, stderr=False)
-        if wait_for(first_sample_seen, timeout=30, interval=0.1):
-            time.sleep(2.0)  # the fault lands between the second and third sample
-            service.kill()
-            killed["at"] = time.time()
+def test_watch_catches_a_rebound_early(stack, tmp_path):
+    quiet = dict(local_stack(), sample_users=QUIET)
+    for _attempt in range(ATTEMPTS):
+        assert settled(stack)
+        service = stack.container()
+        killed = {}
 
-    started = time.time()
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
-    try:
-        result = recovery_check(tmp_path, dict(checks=[], watch_window=20, watch_interval=2), stack=quiet)[0]
-    finally:
-        thread.join(timeout=40)
-        restart(stack, "recommendation-service")
-    assert "at" in killed
+        def killer():
+            # kill the service about 2 s after the watch's first sample reached it
+            def first_sample_seen():
+                try:
+                    return b'"user":"user-177"' in service.logs(since=int(started), stdout=True, stderr=False).replace(b" ", b"")
+                except Exception:  # the container was removed by someone else
+                    return None
+            if wait_for(first_sample_seen, timeout=30, interval=0.1):
+                time.sleep(2.0)  # the fault lands between the second and the third sample
+                try:
+                    service.kill()
+                    killed["at"] = time.time()
+                except Exception:  # someone else stopped it first
+                    pass
+
+        started = time.time()
+        thread = threading.Thread(target=killer, daemon=True)
+        try:
+            result = recovery_check(tmp_path, dict(checks=[], watch_window=20, watch_interval=2), stack=quiet,
+                                    fault=thread.start)[0]
+        finally:
+            thread.join(timeout=40)
+            restart(stack, "recommendation-service")
+        if "at" in killed and result["samples"][0]["error_rate"] == 0:
+            break
+    else:
+        pytest.fail("could not kill the service mid-watch on the shared stack")
     assert result["watch_passed"] is False
     assert result["passed"] is False
     rebound = result["samples"][-1]
     assert result["rebound_at"] == rebound["ts"]
     assert rebound["error_rate"] == 1.0
-    assert result["samples"][0]["error_rate"] == 0
-    # stopped early: the rebound came well before the 20 s window ended
+    # stopped early: the rebound came at the first sample after the kill, well before the 20 s window ended
     assert rebound["offset_s"] < 12
-    assert len(result["samples"]) < 10
+    assert 2 <= len(result["samples"]) < 10
+    assert time.mktime(time.strptime(rebound["ts"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone >= int(killed["at"]) - 1
