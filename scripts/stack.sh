@@ -4,7 +4,7 @@
 #   stack.sh down    stop and remove the containers; volumes (data) are kept
 #   stack.sh wait    wait (bounded) until every service of the project is healthy
 set -euo pipefail
-cd "$(dirname "$0")/../examples/recommendation-stack"
+cd "${RECSYS_STACK_DIR:-$(dirname "$0")/../examples/recommendation-stack}"
 PROJECT=${RECSYS_PROJECT:-recsys}
 TIMEOUT=${RECSYS_WAIT_TIMEOUT:-120}
 # services behind a compose profile: not started by `up`, so not waited for

@@ -20,21 +20,26 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
-PROJECT = "recsys"
+# Which copy of the reference stack the tests drive (default: inventories/local, project
+# recsys). Another copy can be tested side by side by pointing these at it.
+PROJECT = os.environ.get("SRE_TEST_PROJECT", "recsys")
+INVENTORY = os.environ.get("SRE_TEST_INVENTORY", "inventories/local")
+STACK_DIR = Path(os.environ.get("SRE_TEST_STACK_DIR", str(ROOT / "examples/recommendation-stack")))
 SERVICE = "recommendation-service"
-BASE_URL = "http://127.0.0.1:3000"
+BASE_URL = os.environ.get("SRE_TEST_BASE_URL", "http://127.0.0.1:3000")
 SAMPLE_USERS = [f"user-{i}" for i in range(1, 6)]
+STATE_DIR = Path(os.environ.get("SRE_TEST_STATE_DIR", "/var/lib/sre-incident/recsys"))
 
 
 def local_stack():
     """incident_stack of inventories/local with its template resolved (for -e overrides)."""
-    path = ROOT / "inventories/local/group_vars/recsys/stack.yml"
+    path = ROOT / INVENTORY / "group_vars/recsys/stack.yml"
     stack = yaml.safe_load(path.read_text())["incident_stack"]
-    stack["project_dir"] = str(ROOT / "examples/recommendation-stack")
+    stack["project_dir"] = str(STACK_DIR)
     return stack
 
 
-def run_playbook(playbook, *args, extra_vars=None, check=False, inventory="inventories/local",
+def run_playbook(playbook, *args, extra_vars=None, check=False, inventory=INVENTORY,
                  timeout=600, env=None):
     cmd = [str(VENV_BIN / "ansible-playbook"), f"playbooks/{playbook}", "-i", inventory]
     if check:
@@ -65,6 +70,14 @@ def http_get(path, base=BASE_URL, timeout=3):
         return status, json.loads(body)
     except ValueError:
         return status, None
+
+
+def read_record(incident_dir):
+    """The events of the only incident under ``incident_dir``, read straight from disk."""
+    dirs = [d for d in Path(incident_dir).iterdir() if d.is_dir()]
+    assert len(dirs) == 1, f"expected one incident in {incident_dir}, found {dirs}"
+    lines = (dirs[0] / "events.jsonl").read_text().splitlines()
+    return dirs[0].name, [json.loads(line) for line in lines]
 
 
 def wait_for(check, timeout=60, interval=0.25):
@@ -118,12 +131,33 @@ class Stack:
         return bool(wanted) and all(
             c.attrs["State"].get("Health", {}).get("Status") == "healthy" for c in wanted)
 
+    def exec(self, service, argv):
+        """Run a command in a service's container; (exit code, output)."""
+        code, out = self.container(service).exec_run(argv)
+        return code, out.decode("utf-8", "replace")
+
+    def sql(self, query):
+        code, out = self.exec("postgres", ["psql", "-U", "postgres", "-d", "recommendation_db", "-tAc", query])
+        assert code == 0, out
+        return out.strip()
+
+    def redis(self, *args):
+        code, out = self.exec("redis", ["redis-cli", *args])
+        assert code == 0, out
+        return out.strip()
+
+    def reset_responder_state(self):
+        """Each test is its own incident: no lease or circuit-breaker history left from another."""
+        for name in ("lease.json", "ladder_runs.jsonl"):
+            (STATE_DIR / name).unlink(missing_ok=True)
+
     def restore(self):
         """Put the stack back to healthy, whatever a test did to it."""
         for c in self.containers():
             if c.status == "paused":
                 c.unpause()
         subprocess.run(["bash", str(ROOT / "scripts/stack.sh"), "up"], check=True,
+                       env=dict(os.environ, RECSYS_PROJECT=PROJECT, RECSYS_STACK_DIR=str(STACK_DIR)),
                        capture_output=True, text=True, timeout=300)
         assert wait_for(self.service_answers, timeout=60), "stack did not come back"
 
@@ -140,6 +174,7 @@ def stack(stack_session):
     """A healthy stack for the test; put back afterwards."""
     if not (stack_session.healthy() and stack_session.service_answers()):
         stack_session.restore()
+    stack_session.reset_responder_state()
     yield stack_session
     if not (stack_session.healthy() and stack_session.service_answers()):
         stack_session.restore()

@@ -359,8 +359,8 @@ def test_collect_all_parts_independent(tmp_path):
     assert facts["redis"]["summary"]["evicted_keys"] == 12
     assert facts["resources"]["containers"][0]["cpu_pct"] == 50.0
     assert facts["disk"]["volumes"][0]["volume"] == "recsys_redis-data"
-    assert facts["fallbacks"]["static_top"] == dict(ready=True, present=True, path="/srv/recsys/static_top.json", items=2,
-                                                   reason=None)
+    static = dict(ready=True, present=True, path="/srv/recsys/static_top.json", items=2, reason=None)
+    assert facts["fallbacks"]["static_top"] == static
     assert facts["fallbacks"]["snapshot"]["ready"] is False
     assert facts["degraded"]["degraded"] is False and facts["degraded"]["edge_mode"] == "normal"
     everything = json.dumps(facts) + "".join(raw.values())
