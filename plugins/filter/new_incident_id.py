@@ -6,9 +6,9 @@ name: new_incident_id
 short_description: A new incident id
 version_added: 0.1.0
 description:
-  - Returns a new incident id like C(INC-20261127-013045-p0-recommendation-service-localhost-3f9a):
+  - "Returns a new incident id like C(INC-20261127-013045-p0-recommendation-service-localhost-3f9a):
     the UTC time, the severity, the service (and optionally the host), and a short random suffix
-    that keeps two incidents opened in the same second apart.
+    that keeps two incidents opened in the same second apart."
   - The playbooks take the id before opening the record, so the recovery lease can name it.
 options:
   _input:

@@ -37,7 +37,7 @@ _value:
     base: {description: The base URL used., type: str}
     health: {description: The health URL., type: str}
     recommendations: {description: Sample user to recommendations URL., type: dict}
-    recommendation_urls: {description: The recommendations URLs, in sample-user order., type: list}
+    recommendation_urls: {description: "The recommendations URLs, in sample-user order.", type: list}
     clear_cache: {description: The clear-cache URL., type: str}
     metrics: {description: The Prometheus metrics URL., type: str}
 """

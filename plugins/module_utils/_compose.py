@@ -1074,3 +1074,19 @@ def service_image(client, project, service):
     state = container_state(found[0])
     info = client.image_info(state["image"]) or {}
     return dict(container=state["name"], image_id=state["image"], image_name=state["image_name"], created=info.get("created"))
+
+
+def exec_detached_in_service(client, project, service, argv, user=None):
+    """Start ``argv`` (a list, no shell) in the background in the first running container of ``service``.
+
+    Like ``docker exec -d``: returns at once with dict(container, cmd); the process outlives the call
+    (used by drills to hold resources, see _fault.py).
+    """
+    if isinstance(argv, str) or not argv:
+        raise ValueError("exec needs an argv list, got %r" % (argv,))
+    container = running_container(client, project, service)
+    kwargs = dict(detach=True)
+    if user:
+        kwargs["user"] = user
+    client._wrap("exec -d %s in %s" % (argv[0], container.name), container.exec_run, list(argv), **kwargs)
+    return dict(container=container.name, cmd=list(argv))

@@ -301,22 +301,31 @@ def probe_many(urls, count=3, interval=0.5, timeout=2.0, method="GET", expect_st
     )
 
 
-def wait_healthy(urls, wait_timeout, poll_interval=0.25, **kwargs):
+def wait_healthy(urls, wait_timeout, poll_interval=0.25, give_up=None, **kwargs):
     """Repeat :func:`probe_many` until it is healthy or ``wait_timeout`` seconds have passed.
 
-    Returns the last :func:`probe_many` result plus ``attempts`` (rounds of probing) and
-    ``waited`` (seconds). With ``wait_timeout`` 0 this is one :func:`probe_many` call.
+    ``give_up`` (optional) is called after each unhealthy round; a non-empty string it returns
+    ends the wait early (for example "the container exited"), and is returned as ``gave_up``.
+    Returns the last :func:`probe_many` result plus ``attempts`` (rounds of probing),
+    ``waited`` (seconds) and ``gave_up``. With ``wait_timeout`` 0 this is one round.
     """
     if wait_timeout is None or float(wait_timeout) < 0:
         raise ValueError("wait_timeout must be >= 0 seconds, got %r" % (wait_timeout,))
     attempts = []
+    reason = {}
 
     def check():
         result = probe_many(urls, **kwargs)
         attempts.append(result)
-        return result["healthy"]
+        if result["healthy"]:
+            return True
+        why = give_up() if give_up is not None else None
+        if why:
+            reason["why"] = why
+            return True
+        return False
 
     _ok, _value, waited = poll_until(check, float(wait_timeout), interval=poll_interval)
     result = attempts[-1]
-    result.update(attempts=len(attempts), waited=round(waited, 3))
+    result.update(attempts=len(attempts), waited=round(waited, 3), gave_up=reason.get("why"))
     return result

@@ -12,9 +12,9 @@ description:
   - O(state=present) only reports how many cache keys there are.
   - Keys matching O(key_pattern) are counted with C(redis-cli --scan) inside the Redis container
     of the compose project (through the Docker engine, no shell), before and after clearing.
-  - RV(changed) is true when the service reports that it deleted at least one key, so a second
+  - C(changed) is true when the service reports that it deleted at least one key, so a second
     run on an empty cache changes nothing. In check mode nothing is posted; RV(would_clear) is the
-    number of keys a real run would clear, and RV(changed) is true when that number is above V(0).
+    number of keys a real run would clear, and C(changed) is true when that number is above V(0).
   - The service must be up to clear its cache; when the endpoint fails (Redis down, the service
     down) the task fails with the HTTP status and the answer.
 author:
@@ -64,7 +64,7 @@ options:
   count_keys:
     description:
       - Count the keys before and after, through the Docker engine. Without it, check mode cannot
-        tell whether anything would be cleared and reports RV(changed=true).
+        tell whether anything would be cleared and reports C(changed=true).
       - V(false) is not allowed with O(state=present).
     type: bool
     default: true

@@ -83,8 +83,8 @@ options:
   remove_volumes:
     description:
       - Remove the project's named volumes on C(down) (C(down -v)). This loses data.
-      - Only with O(state=absent) or V(rebuilt), and only together with O(volume_backup_dir):
-        every volume is backed up first; if a backup fails nothing is removed.
+      - "Only with O(state=absent) or V(rebuilt), and only together with O(volume_backup_dir):
+        every volume is backed up first; if a backup fails nothing is removed."
     type: bool
     default: false
   volume_backup_dir:

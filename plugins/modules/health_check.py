@@ -99,8 +99,27 @@ options:
       - V(0) probes one round of O(count) probes and returns.
     type: float
     default: 0
+  give_up_when_exited:
+    description:
+      - Stop waiting early when every container of this compose service has exited; a service
+        whose process is gone will not answer, so the rest of O(wait_timeout) would be wasted.
+        RV(gave_up) says why.
+    type: dict
+    suboptions:
+      project:
+        description: The compose project.
+        type: str
+        required: true
+      service:
+        description: The compose service.
+        type: str
+        required: true
+      docker_host:
+        description: The engine to ask (default C(DOCKER_HOST) or the local socket).
+        type: str
 requirements:
   - jmespath (only when O(json_query) is used)
+  - docker (only when O(give_up_when_exited) is used)
 notes:
   - Latency is the time from sending the request to having read the body, in milliseconds.
     RV(latency_ms) summarises only the probes that got an HTTP answer (of any status), so a
@@ -256,6 +275,11 @@ attempts:
   returned: success
   type: int
   sample: 1
+gave_up:
+  description: Why the wait ended early (O(give_up_when_exited)), or null.
+  returned: success
+  type: str
+  sample: every container of recommendation-service exited (exit code 1)
 waited:
   description: Seconds spent probing, including the waits between rounds.
   returned: success
@@ -286,7 +310,37 @@ def argument_spec():
         min_success_ratio=dict(type="float", default=1.0),
         fail_on_unhealthy=dict(type="bool", default=False),
         wait_timeout=dict(type="float", default=0),
+        give_up_when_exited=dict(type="dict", options=dict(
+            project=dict(type="str", required=True),
+            service=dict(type="str", required=True),
+            docker_host=dict(type="str"),
+        )),
     )
+
+
+def _exited_check(module, spec):
+    """A give-up test for the wait: the service's containers all exited (nothing will answer)."""
+    if not spec:
+        return None
+    # imported only when used: plain probes need no docker SDK
+    from ansible_collections.sre.incident.plugins.module_utils import _compose  # pylint: disable=import-outside-toplevel
+
+    if not _compose.HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
+    try:
+        client = _compose.connect(spec.get("docker_host") or None)
+    except _compose.DockerError as exc:
+        module.fail_json(msg="give_up_when_exited: %s" % exc.msg)
+
+    def exited():
+        try:
+            states = [_compose.container_state(c) for c in client.find_containers(spec["project"], spec["service"])]
+        except _compose.DockerError:
+            return None
+        if states and all(st["status"] in ("exited", "dead") for st in states):
+            return "every container of %s exited (exit code %s)" % (spec["service"], states[0].get("exit_code"))
+        return None
+    return exited
 
 
 def main():
@@ -302,7 +356,7 @@ def main():
     urls = [p["url"]] if p["url"] is not None else p["urls"]
     try:
         result = _http.wait_healthy(
-            urls, p["wait_timeout"], count=p["count"], interval=p["interval"], timeout=p["timeout"], method=p["method"],
+            urls, p["wait_timeout"], give_up=_exited_check(module, p["give_up_when_exited"]), count=p["count"], interval=p["interval"], timeout=p["timeout"], method=p["method"],
             expect_status=p["expect_status"], json_queries=p["json_query"],
             min_success_ratio=p["min_success_ratio"],
         )

@@ -27,6 +27,7 @@ INVENTORY = os.environ.get("SRE_TEST_INVENTORY", "inventories/local")
 STACK_DIR = Path(os.environ.get("SRE_TEST_STACK_DIR", str(ROOT / "examples/recommendation-stack")))
 SERVICE = "recommendation-service"
 BASE_URL = os.environ.get("SRE_TEST_BASE_URL", "http://127.0.0.1:3000")
+EDGE_URL = os.environ.get("SRE_TEST_EDGE_URL", "http://127.0.0.1:8080")
 SAMPLE_USERS = [f"user-{i}" for i in range(1, 6)]
 STATE_DIR = Path(os.environ.get("SRE_TEST_STATE_DIR", "/var/lib/sre-incident/recsys"))
 
@@ -156,9 +157,14 @@ class Stack:
         for c in self.containers():
             if c.status == "paused":
                 c.unpause()
+            if c.labels.get("com.docker.compose.service") == f"{SERVICE}-standby":
+                c.remove(force=True)   # degraded option A: the standby is off in normal service
         subprocess.run(["bash", str(ROOT / "scripts/stack.sh"), "up"], check=True,
                        env=dict(os.environ, RECSYS_PROJECT=PROJECT, RECSYS_STACK_DIR=str(STACK_DIR)),
                        capture_output=True, text=True, timeout=300)
+        edge = self.container("edge")
+        if edge is not None and edge.status == "running":
+            edge.exec_run(["edge-mode", "normal"])   # degraded options A and D switch the edge
         assert wait_for(self.service_answers, timeout=60), "stack did not come back"
 
 

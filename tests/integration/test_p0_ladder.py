@@ -96,3 +96,56 @@ def test_check_mode_on_a_broken_stack_changes_nothing(stack, tmp_path):
     assert after["redis"]["Status"] == "exited"
     assert not list(tmp_path.iterdir()), "check mode wrote an incident record"
     assert "restart" in result.output.lower()
+
+
+def test_unstartable_service_ends_degraded_with_the_edge_answering(stack, tmp_path):
+    """Every rung fails when the service's image cannot start: p0_recover degrades and escalates."""
+    import io
+    import json
+    import subprocess
+
+    import docker
+
+    from conftest import EDGE_URL, PROJECT, STACK_DIR, http_get, local_stack, wait_for
+
+    image = "recsys/recommendation-service"
+    broken = f"{image}:p0-broken"
+    override = tmp_path / "broken.override.yml"
+    override.write_text(json.dumps({"services": {SERVICE: {"image": broken}, f"{SERVICE}-standby": {"image": broken}}}))
+    stack_vars = local_stack()
+    stack_vars["compose_files"] = list(stack_vars["compose_files"]) + [str(override)]
+    client = docker.from_env(timeout=60)
+    client.images.build(fileobj=io.BytesIO(f'FROM {image}:latest\nENTRYPOINT ["/bin/false"]\nCMD []\n'.encode()),
+                        tag=broken, rm=True)
+    token = _write_canaries(stack)
+    try:
+        subprocess.run(["docker-compose", "-p", PROJECT, "--project-directory", str(STACK_DIR),
+                        "-f", str(STACK_DIR / "docker-compose.yml"), "-f", str(override),
+                        "up", "-d", "--no-deps", "--no-build", SERVICE], check=True, capture_output=True, timeout=120)
+        assert wait_for(lambda: stack.state()["Status"] == "exited", timeout=20)
+
+        result = run_playbook("p0_recover.yml", extra_vars={
+            "incident_dir": str(tmp_path / "incidents"), "incident_stack": stack_vars,
+            "recover_ladder_windows": {"restart_service": 8, "restart_dependencies": 20,
+                                       "restart_service_after_dependencies": 8, "rebuild": 30},
+            "degrade_timeout": 30})
+
+        assert result.returncode == 0, result.output[-4000:]
+        _incident, events = read_record(tmp_path / "incidents")
+        tried = [e["data"]["rung"] for e in events if (e.get("data") or {}).get("result") == "not_fixed"]
+        assert tried == ["restart_service", "restart_dependencies", "rebuild"]
+        closed = [e["data"]["outcome"] for e in events if e["type"] == "closed"]
+        assert closed == ["degraded"]
+        modes = [e["data"]["degraded_mode"] for e in events if "degraded_mode" in (e.get("data") or {})]
+        assert modes[-1] == "offline"
+        # the edge still answers: a friendly 503 for recommendations, health stays truthful
+        status, body = http_get("/api/recommendations/user-1?limit=10", base=EDGE_URL)
+        assert status == 503 and body and body.get("error")
+        assert http_get("/health", base=EDGE_URL)[0] != 200
+        assert stack.state()["Status"] != "running"
+        _assert_canaries(stack, token)
+    finally:
+        stack.restore()
+        client.images.remove(broken, force=True)
+    assert stack.service_answers()
+    assert stack.container().attrs["Config"]["Image"] == f"{image}:latest"

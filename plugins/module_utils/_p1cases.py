@@ -1,0 +1,415 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The runbook's four common P1 cases ("P1 常見案例和解決", SPEC P1-3) and the log cleanup.
+
+Sections of this file:
+
+* The catalogue (:data:`CATALOGUE`): per case its symptom, quick fix, root-cause hint and the
+  long-term action item the postmortem lists (item, description, priority, owner, deadline).
+* The detectors (:func:`detect`): pure functions over the diagnostics summary (the ``summary`` of
+  ``sre.incident.diagnostics``) and the recommendation probes (the ``samples`` of
+  ``sre.incident.classify`` with ``measure: true``). The exact rules:
+
+  ==================== =========================================================================
+  case                 detected when
+  ==================== =========================================================================
+  cache_failure        the latency of the recommendations (p50 of the probes, else the p95 of
+                       the diagnostics) is at least ``latency_factor`` (5) times the baseline;
+                       or some answer served from the cache (``source: cache``) holds more items
+                       than the limit asked for or fewer than ``min_recommendations`` (a
+                       poisoned entry: the key does not describe the value)
+  db_connections_...   connections used are at least ``db_connections_pct`` (80) % of
+                       ``max_connections``
+  empty_results        the service answers (status 200) but some answer computed from the
+                       database (not the cache) holds no item
+  disk_low             some mount (host filesystem or volume of the stack) is at least
+                       ``disk_pct`` (85) % full
+  ==================== =========================================================================
+
+* The log cleanup (:func:`plan_log_cleanup`, :func:`plan_bundle_cleanup`, :func:`run_log_cleanup`):
+  the quick fix of ``disk_low``. Deletes the files of the service's log directory that the service
+  does not write to (rotated or stray files), truncates the active logs only when the volume stays
+  above a target, and removes all but the newest evidence bundles. Never touches data volumes.
+
+Everything is pure except :func:`run_log_cleanup`, which acts through an injected
+``exec_fn(argv)`` (a command in the service's container) and on the managed host's bundle
+directory.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import os
+import posixpath
+import shutil
+
+UTC = datetime.timezone.utc
+
+CASES = ("cache_failure", "db_connections_exhausted", "empty_results", "disk_low")
+
+DEFAULT_THRESHOLDS = dict(latency_factor=5.0, db_connections_pct=80.0, disk_pct=85.0)
+
+#: The runbook's table; ``deadline_days`` turns into the action item's deadline.
+CATALOGUE = {
+    "cache_failure": dict(
+        title="Cache failure (快取失效)",
+        symptom="latency far above the baseline (50 ms -> 2 s), or cached answers that do not fit the request",
+        quick_fix="clear the cache (POST /api/recommendations/clear-cache)",
+        root_cause_hint="a bug in the cache algorithm: cache key generation (快取算法有 bug)",
+        action_item=dict(item="Fix the cache key generation logic",
+                         description="Make the cache key describe everything the value depends on (user, limit, "
+                                     "model version) and test that a key never serves another request's answer "
+                                     "(修復 key 生成邏輯)",
+                         priority="P1", owner="@tech-lead", deadline_days=7),
+    ),
+    "db_connections_exhausted": dict(
+        title="Database connections exhausted (數據庫連接耗盡)",
+        symptom="sporadic timeouts; connections near max_connections",
+        quick_fix="restart the application (it holds the leaked connections)",
+        root_cause_hint="a connection leak in the application (連接泄漏)",
+        action_item=dict(item="Connection-pool monitoring",
+                         description="Use a connection pool with a bounded size and alert on connections used "
+                                     "against max_connections (使用連接池監控)",
+                         priority="P1", owner="@dba", deadline_days=7),
+    ),
+    "empty_results": dict(
+        title="New content not recommended / empty results (新內容推薦不出)",
+        symptom="recommendations come back empty while the service is up",
+        quick_fix="refresh the score computation (POST /api/admin/refresh-scores)",
+        root_cause_hint="a problem with the algorithm's weights or the score computation (算法權重有問題)",
+        action_item=dict(item="Adjust the score weights and add debug logging",
+                         description="Review the weights of the score computation so new items get a score, and "
+                                     "log why an item is left out (調整權重，添加 debug 日誌)",
+                         priority="P2", owner="@tech-lead", deadline_days=14),
+    ),
+    "disk_low": dict(
+        title="Disk space low, the database cannot write (磁盤空間不足)",
+        symptom="a log volume or a data mount nearly full",
+        quick_fix="clean logs: stray and rotated log files of the service, old evidence bundles (never data)",
+        root_cause_hint="no disk cleanup policy (沒有磁盤清理策略)",
+        action_item=dict(item="Set up log rotation",
+                         description="Rotate and cap the service's logs and the evidence bundles, and alert on disk "
+                                     "usage before it is critical (設置日誌輪轉)",
+                         priority="P1", owner="@devops", deadline_days=7),
+    ),
+}
+
+
+def _utc_now():
+    return datetime.datetime.now(UTC)
+
+
+def _number(name, value, minimum=0.0, allow_none=True):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("%s %r is not a number" % (name, value))
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("%s %r is not a number" % (name, value)) from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError("%s %r is not a finite number" % (name, value))
+    if number < minimum:
+        raise ValueError("%s %r is impossible: it must be at least %s" % (name, value, minimum))
+    return number
+
+
+def thresholds_from(overrides=None):
+    """The detectors' thresholds with ``overrides``; unknown keys and impossible values raise ValueError."""
+    th = dict(DEFAULT_THRESHOLDS)
+    if overrides is None:
+        return th
+    if not isinstance(overrides, dict):
+        raise ValueError("thresholds must be a mapping such as {'latency_factor': 5}, got %r" % (overrides,))
+    for key, value in overrides.items():
+        if key not in DEFAULT_THRESHOLDS:
+            raise ValueError("unknown threshold %r: expected some of %s" % (key, ", ".join(DEFAULT_THRESHOLDS)))
+        if value is None:
+            continue
+        th[key] = _number("threshold %s" % key, value, minimum=1.0 if key == "latency_factor" else 0.0)
+        if key != "latency_factor" and th[key] > 100:
+            raise ValueError("threshold %s %r is impossible: a percentage lies between 0 and 100" % (key, value))
+    return th
+
+
+def _median(values):
+    values = sorted(values)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2.0
+
+
+def _fmt(value):
+    return ("%.1f" % float(value)).rstrip("0").rstrip(".")
+
+
+def action_item(name, now=None, owners=None):
+    """The action item of case ``name`` with an ISO deadline (``now`` + the case's days)."""
+    spec = CATALOGUE[name]["action_item"]
+    start = now if isinstance(now, datetime.datetime) else _utc_now()
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    deadline = (start + datetime.timedelta(days=spec["deadline_days"])).astimezone(UTC).strftime("%Y-%m-%d")
+    owner = (owners or {}).get(name) or spec["owner"]
+    return dict(item=spec["item"], description=spec["description"], priority=spec["priority"], owner=owner, deadline=deadline)
+
+
+def _check_inputs(summary, probes):
+    if summary is None:
+        summary = {}
+    if not isinstance(summary, dict):
+        raise ValueError("the diagnostics summary must be a mapping (diagnose_result.summary), got %r" % (summary,))
+    if probes is None:
+        probes = []
+    if not isinstance(probes, list) or not all(isinstance(p, dict) for p in probes):
+        raise ValueError("probes must be a list of mappings (the samples of sre.incident.classify), got %r" % (probes,))
+    return summary, probes
+
+
+def _cache_case(summary, answered, latency, baseline, th, limit, minimum):
+    evidence = []
+    if latency is not None and baseline:
+        ratio = latency / baseline
+        if ratio >= th["latency_factor"]:
+            evidence.append("latency %s ms is %sx the baseline %s ms (at least %sx)" % (
+                _fmt(latency), _fmt(ratio), _fmt(baseline), _fmt(th["latency_factor"])))
+    bad = [p for p in answered if p.get("source") == "cache" and isinstance(p.get("count"), int)
+           and (p["count"] > limit or p["count"] < minimum)]
+    if bad:
+        users = sorted({str(p.get("user")) for p in bad})
+        evidence.append("%d cached answer(s) do not fit the request (limit %d, at least %d items): %s" % (
+            len(bad), limit, minimum, ", ".join("%s=%s items" % (u, next(p["count"] for p in bad if str(p.get("user")) == u))
+                                                for u in users)))
+    hit = summary.get("redis_hit_ratio")
+    if evidence and hit is not None:
+        evidence.append("redis hit ratio %s" % hit)
+    return evidence
+
+
+def _db_case(summary, probes, th):
+    pct = summary.get("db_connections_pct")
+    if pct is None:
+        return []
+    pct = _number("db_connections_pct", pct)
+    if pct < th["db_connections_pct"]:
+        return []
+    evidence = ["database connections %s/%s (%s %%, at least %s %%)" % (
+        summary.get("db_connections_used"), summary.get("db_max_connections"), _fmt(pct), _fmt(th["db_connections_pct"]))]
+    failed = [p for p in probes if p.get("status") != 200]
+    if failed:
+        evidence.append("%d of %d recommendation probes failed (sporadic timeouts)" % (len(failed), len(probes)))
+    return evidence
+
+
+def _empty_case(answered):
+    empty = [p for p in answered if p.get("source") != "cache" and p.get("count") == 0]
+    if not empty:
+        return []
+    users = sorted({str(p.get("user")) for p in empty})
+    return ["the service answers but %d answer(s) computed from the %s are empty: %s" % (
+        len(empty), "database", ", ".join(users))]
+
+
+def _disk_case(summary, th):
+    full = []
+    for mount, pct in sorted((summary.get("disk_used_pct_by_mount") or {}).items()):
+        if pct is not None and _number("disk_used_pct_by_mount[%s]" % mount, pct) >= th["disk_pct"]:
+            full.append("%s %s %% full" % (mount, _fmt(pct)))
+    if not full:
+        return []
+    return ["%s (at least %s %%)" % ("; ".join(full), _fmt(th["disk_pct"]))]
+
+
+def detect(summary, probes=None, baseline_ms=None, thresholds=None, limit=10, min_recommendations=6, now=None, owners=None):
+    """Run the four detectors (rules in this file's docstring).
+
+    ``summary``: the diagnostics summary; ``probes``: the recommendation samples (dicts with
+    ``user``, ``status``, ``latency_ms``, ``count``, ``source``); ``baseline_ms``: the normal
+    latency (``None`` or ``0``: the latency rule is not evaluated). Returns ``{detected: [names],
+    cases: [every case, detected or not, with evidence, quick_fix, root_cause_hint, action_item],
+    latency_ms, baseline_ms, thresholds}``. Impossible input raises ``ValueError`` naming it.
+    """
+    summary, probes = _check_inputs(summary, probes)
+    th = thresholds_from(thresholds)
+    baseline = _number("baseline_ms", baseline_ms)
+    limit = int(_number("limit", limit, minimum=1.0, allow_none=False))
+    minimum = int(_number("min_recommendations", min_recommendations, allow_none=False))
+    answered = [p for p in probes if p.get("status") == 200]
+    latencies = [_number("probe latency_ms", p.get("latency_ms")) for p in answered if p.get("latency_ms") is not None]
+    latency = _median(latencies)
+    if latency is None and summary.get("latency_p95_ms") is not None:
+        latency = _number("latency_p95_ms", summary["latency_p95_ms"])
+    found = dict(
+        cache_failure=_cache_case(summary, answered, latency, baseline, th, limit, minimum),
+        db_connections_exhausted=_db_case(summary, probes, th),
+        empty_results=_empty_case(answered),
+        disk_low=_disk_case(summary, th),
+    )
+    cases = []
+    for name in CASES:
+        spec = CATALOGUE[name]
+        cases.append(dict(name=name, title=spec["title"], detected=bool(found[name]), evidence=found[name], symptom=spec["symptom"],
+                          quick_fix=spec["quick_fix"], root_cause_hint=spec["root_cause_hint"],
+                          action_item=action_item(name, now=now, owners=owners)))
+    return dict(detected=[c["name"] for c in cases if c["detected"]], cases=cases, latency_ms=latency, baseline_ms=baseline,
+                thresholds=th)
+
+
+# ---------------------------------------------------------------------------------------------
+# Log cleanup (the quick fix of disk_low)
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_KEEP = ("app-*.log",)
+
+
+def parse_find(stdout):
+    """``find DIR -type f -printf '%s\\t%T@\\t%p\\n'`` -> list of dict(path, size, mtime)."""
+    files = []
+    for line in (stdout or "").splitlines():
+        fields = line.split("\t", 2)
+        if len(fields) != 3:
+            continue
+        try:
+            files.append(dict(size=int(fields[0]), mtime=float(fields[1]), path=fields[2]))
+        except ValueError:
+            continue
+    return files
+
+
+def _inside(path, directory):
+    directory = posixpath.normpath(directory)
+    path = posixpath.normpath(path)
+    return path != directory and path.startswith(directory.rstrip("/") + "/")
+
+
+def plan_log_cleanup(files, log_dir, keep=DEFAULT_KEEP):
+    """Split the files of ``log_dir`` into those to remove and those to keep.
+
+    Kept: files whose name matches one of ``keep`` (the logs the service writes now). Removed:
+    every other regular file inside ``log_dir`` (rotated, compressed or stray files). A path
+    outside ``log_dir`` is never planned for removal. Returns dict(remove, keep), largest first.
+    """
+    if not log_dir or not posixpath.isabs(log_dir) or posixpath.normpath(log_dir) == "/":
+        raise ValueError("log_dir %r must be an absolute directory other than /" % (log_dir,))
+    remove, kept = [], []
+    for f in files:
+        if not _inside(f["path"], log_dir):
+            continue
+        name = posixpath.basename(f["path"])
+        (kept if any(fnmatch.fnmatch(name, pat) for pat in keep) else remove).append(f)
+    return dict(remove=sorted(remove, key=lambda f: -f["size"]), keep=sorted(kept, key=lambda f: -f["size"]))
+
+
+def bundle_groups(names):
+    """Evidence bundles by name: ``<stamp>-<label>`` and ``<stamp>-<label>.tar.gz`` are one bundle.
+
+    Returns a list of (stem, [names]) sorted oldest first (the names start with a UTC stamp).
+    """
+    groups = {}
+    for name in names:
+        stem = name[:-len(".tar.gz")] if name.endswith(".tar.gz") else name
+        if not stem[:8].isdigit():
+            continue  # not a bundle written by sre.incident.diagnostics
+        groups.setdefault(stem, []).append(name)
+    return sorted((stem, sorted(members)) for stem, members in groups.items())
+
+
+def plan_bundle_cleanup(names, keep=3):
+    """The bundle names (directories and archives) to remove: all but the newest ``keep`` bundles."""
+    keep = int(_number("bundles_keep", keep, allow_none=False))
+    groups = bundle_groups(names)
+    old = groups[:-keep] if keep else groups
+    return [name for stem, members in old for name in members]
+
+
+def _df(exec_fn, log_dir):
+    from ansible_collections.sre.incident.plugins.module_utils._diagnostics import parse_df
+
+    res = exec_fn(["df", "-P", "-k", log_dir])
+    rows = parse_df(res.get("stdout"))
+    if res.get("rc") != 0 or not rows:
+        raise ValueError("cannot read the usage of %s in the service container (rc %s): %s" % (
+            log_dir, res.get("rc"), (res.get("stderr") or res.get("stdout") or "").strip()[:300]))
+    return rows[0]
+
+
+def _size_of(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        total = 0
+        for root, _dirs, files in os.walk(path):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(root, name)).st_size
+                except OSError:
+                    pass
+        return total
+    return os.lstat(path).st_size
+
+
+def run_log_cleanup(params, exec_fn, check_mode=False):
+    """The work of ``sre.incident.log_cleanup``.
+
+    ``params``: ``log_dir``, ``keep`` (patterns), ``truncate_above_pct`` (truncate the kept logs
+    when the volume is still at least this full after removing the rest; ``None``: never),
+    ``bundles_dir`` (``None``: no bundle cleanup), ``bundles_keep``. ``exec_fn(argv)`` runs a
+    command in the service's container and returns dict(rc, stdout, stderr).
+    """
+    log_dir = params.get("log_dir")
+    keep = list(params.get("keep") or DEFAULT_KEEP)
+    truncate_above = _number("truncate_above_pct", params.get("truncate_above_pct"))
+    if truncate_above is not None and truncate_above > 100:
+        raise ValueError("truncate_above_pct %r is impossible: a percentage lies between 0 and 100" % (truncate_above,))
+    bundles_dir = params.get("bundles_dir")
+    bundles_keep = params.get("bundles_keep", 3)
+    before = _df(exec_fn, log_dir)
+    listing = exec_fn(["find", log_dir, "-xdev", "-type", "f", "-printf", "%s\t%T@\t%p\n"])
+    if listing.get("rc") != 0:
+        raise ValueError("cannot list %s in the service container (rc %s): %s" % (
+            log_dir, listing.get("rc"), (listing.get("stderr") or "").strip()[:300]))
+    plan = plan_log_cleanup(parse_find(listing.get("stdout")), log_dir, keep)
+    removed = [dict(path=f["path"], size=f["size"]) for f in plan["remove"]]
+    freed = sum(f["size"] for f in plan["remove"])
+    truncated = []
+    after = before
+    if plan["remove"] and not check_mode:
+        res = exec_fn(["rm", "-f", "--"] + [f["path"] for f in plan["remove"]])
+        if res.get("rc") != 0:
+            raise ValueError("rm failed in the service container (rc %s): %s" % (res.get("rc"), (res.get("stderr") or "").strip()[:300]))
+        after = _df(exec_fn, log_dir)
+    projected_kb = max(0, before["used_kb"] - freed // 1024) if check_mode else after["used_kb"]
+    total_kb = before["used_kb"] + before["avail_kb"]
+    projected_pct = round(100.0 * projected_kb / total_kb, 1) if total_kb else 0.0
+    if truncate_above is not None and projected_pct >= truncate_above:
+        big = [f for f in plan["keep"] if f["size"] > 0]
+        truncated = [dict(path=f["path"], size=f["size"]) for f in big]
+        freed += sum(f["size"] for f in big)
+        if big and not check_mode:
+            res = exec_fn(["truncate", "-s", "0", "--"] + [f["path"] for f in big])
+            if res.get("rc") != 0:
+                raise ValueError("truncate failed in the service container (rc %s): %s" % (
+                    res.get("rc"), (res.get("stderr") or "").strip()[:300]))
+            after = _df(exec_fn, log_dir)
+    bundles_removed = []
+    if bundles_dir and os.path.isdir(bundles_dir):
+        for name in plan_bundle_cleanup(sorted(os.listdir(bundles_dir)), bundles_keep):
+            path = os.path.join(bundles_dir, name)
+            if os.path.islink(path):
+                continue
+            size = _size_of(path)
+            bundles_removed.append(dict(path=path, size=size))
+            freed += size
+            if not check_mode:
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+    changed = bool(removed or truncated or bundles_removed)
+    used_after = after["used_pct"] if not check_mode else projected_pct
+    return dict(changed=changed, log_dir=log_dir, removed=removed, truncated=truncated, bundles_removed=bundles_removed,
+                freed_bytes=freed, used_pct_before=before["used_pct"], used_pct_after=used_after, kept=[f["path"] for f in plan["keep"]],
+                diff=dict(before="%s: %s %% used\n" % (log_dir, before["used_pct"]),
+                          after="%s: %s %% used\n" % (log_dir, used_after)))
