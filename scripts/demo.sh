@@ -15,10 +15,21 @@ printf 'GET /health -> %s (nothing answers)\n' "$(health)"
 
 say "Running: ansible-playbook playbooks/p0_recover.yml -i inventories/local"
 start=$(date +%s%N)
-ansible-playbook playbooks/p0_recover.yml -i inventories/local
+ansible-playbook playbooks/p0_recover.yml -i inventories/local -e incident_dir="$PWD/incidents"
 took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+record=$(ls -td "$PWD"/incidents/INC-*/ | head -n1)
 
 say "Recovered in ${took_ms} ms: GET /health -> $(health)"
 curl -s -m 2 http://127.0.0.1:3000/health; echo
 curl -s -m 2 'http://127.0.0.1:3000/api/recommendations/user-1?limit=3'; echo
+say "The incident record: ${record}events.jsonl"
+python3 - "$record/events.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e["type"] == "stage":
+        continue
+    print(f"  {e['ts'][11:19]}  {e.get('stage') or '':<9} {e.get('text', '')[:110]}")
+PY
+say "Write its postmortem: ansible-playbook playbooks/postmortem.yml -e incident_id=$(basename "$record")"
 say "The stack stays up: http://127.0.0.1:3000 (service), http://127.0.0.1:8080 (edge). 'make stack-down' stops it and keeps its data."

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shared first step of `make demo` and `make test`: make this machine able to run the
 # collection and its reference stack. Idempotent; installs only what is missing.
-#   - Docker engine + compose CLI (Debian packages) and debootstrap, if absent
+#   - Docker engine + compose CLI (Debian packages), debootstrap, rsync, chromium, if absent
 #   - a running dockerd
 #   - the base image debian:bookworm-slim (scripts/base-image.sh)
 #   - the controller virtualenv .venv/ from requirements-dev.txt
@@ -15,6 +15,9 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 command -v rsync >/dev/null 2>&1 || need_pkgs+=(rsync)
+command -v git >/dev/null 2>&1 || need_pkgs+=(git)
+# headless Chromium renders the postmortem's HTML in the tests
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive
