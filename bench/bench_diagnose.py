@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Side by side: the runbook's diagnose_p0.sh against playbooks/diagnose.yml, on the same stack.
 

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The runbook's diagnose_p0.sh (docs: incident-runbook, "P0 root cause analysis"), adapted ONLY for
 # the compose project and the database names of the reference stack, and writing into a temp logs/
 # directory. Used by bench_diagnose.py as the baseline; not part of the collection.

@@ -549,7 +549,7 @@ def service_verified(ctx, urls=None, allow_static=True):
     for user, r in recs.items():
         if r["status"] != 200 or (r["count"] or 0) < ctx.min_items:
             problems.append("%s: status %s, %s item(s)" % (user, r["status"] if r["status"] is not None else r["error"],
-                                                          r["count"]))
+                                                           r["count"]))
         elif not allow_static and r["source"] == "static":
             problems.append("%s: still static recommendations" % user)
     return dict(ok=not problems, problems=problems, url=urls["base"], health_status=health["status"],

@@ -313,8 +313,8 @@ def _stages(events, end_ts):
             spans[name] = (min(first, event["ts"], key=parse_ts), max(last, event["ts"], key=parse_ts))
         bars = [{"name": n, "start": s, "end": e, "failed_tasks": 0, "complete": True} for n, (s, e) in spans.items()]
     bars.sort(key=lambda b: (parse_ts(b["start"]), b["name"]))
-    for bar in bars:
-        bar["duration_s"] = _secs(bar["end"], bar["start"])
+    for stage_bar in bars:
+        stage_bar["duration_s"] = _secs(stage_bar["end"], stage_bar["start"])
     return bars
 
 
@@ -386,7 +386,7 @@ def _evidence(events):
 def _exit_meaning(code):
     if code > 128 and code - 128 in (9, 15, 6, 11):
         return " (%d = 128 + signal %d, %s)" % (code, code - 128,
-                                                 {9: "SIGKILL", 15: "SIGTERM", 6: "SIGABRT", 11: "SIGSEGV"}[code - 128])
+                                                {9: "SIGKILL", 15: "SIGTERM", 6: "SIGABRT", 11: "SIGSEGV"}[code - 128])
     return ""
 
 
@@ -401,7 +401,7 @@ def _rca(state, evidence, fixed, events):
         direct.append("Exit code %s%s at %s (%s)" % (item["code"], _exit_meaning(item["code"]), item["path"], item["where"]))
     for item in evidence["oom"]:
         direct.append("OOM kill%s at %s (%s)" % (" x%d" % item["count"] if item["count"] > 1 else "", item["path"],
-                                                   item["where"]))
+                                                 item["where"]))
         root.append("Memory exhausted: the kernel's OOM killer stopped the process (%s)" % item["where"])
     for item in evidence["restarts"]:
         contributing.append("Restart count %s at %s (%s)" % (item["count"], item["path"], item["where"]))
@@ -413,7 +413,7 @@ def _rca(state, evidence, fixed, events):
         contributing.append("Recent change: %s (%s)" % (item["text"], item["where"]))
     if fixed:
         direct.append("Fixed by %s at %s (%s)" % (rung_label(fixed["rung"]), fmt_time(fixed["ts"]),
-                                                 fmt_offset(_secs(fixed["ts"], state.get("started_at")))))
+                                                  fmt_offset(_secs(fixed["ts"], state.get("started_at")))))
     failed_rungs = [r for r in state.get("rungs") or [] if _succeeded(r.get("result")) is False]
     for rung in failed_rungs:
         contributing.append("%s did not fix it (%s)" % (rung_label(rung["rung"]).capitalize(), fmt_time(rung["ts"])))
@@ -442,7 +442,7 @@ def _lessons(state, fixed, stages, samples, evidence):
         recovered = state.get("resolved_at") or fixed["ts"]
         took = _secs(recovered, started)
         if status.get("resolve") == "met" or (status.get("resolve") == "open" and sla.get("resolve") and
-                                               took is not None and took <= sla["resolve"]):
+                                              took is not None and took <= sla["resolve"]):
             good.append("Recovered by %s in %s, within the %s resolve SLA" % (
                 rung_label(fixed["rung"]), fmt_duration(took), fmt_sla(sla.get("resolve"))))
         else:
@@ -454,7 +454,7 @@ def _lessons(state, fixed, stages, samples, evidence):
         at = state.get("responded_at" if kind == "respond" else "resolved_at")
         if value == "met" and not (kind == "resolve" and fixed):
             good.append("%s in %s, within the %s %s SLA" % (word, fmt_duration(_secs(at, started)),
-                                                              fmt_sla(sla.get(kind)), kind))
+                                                            fmt_sla(sla.get(kind)), kind))
         elif value == "missed":
             improve.append("%s SLA missed: deadline %s, %s" % (
                 kind.capitalize(), fmt_time((state.get("deadlines") or {}).get(kind)),
@@ -645,11 +645,11 @@ def _mermaid(model):
     s = model["summary"]
     lines = ["```mermaid", "gantt", "    title %s" % _mermaid_name("%s %s %s" % (s["severity"], s["service"], s["id"])),
              "    dateFormat YYYY-MM-DDTHH:mm:ss", "    axisFormat %H:%M:%S", "    section Stages"]
-    for index, bar in enumerate(model["stages"], start=1):
-        secs = max(1, int(round(bar["duration_s"] or 0)))
-        tag = "crit, " if bar["failed_tasks"] else ("done, " if bar["complete"] else "active, ")
-        lines.append("    %s :%ss%d, %s, %ds" % (_mermaid_name(bar["name"]), tag, index,
-                                                  parse_ts(bar["start"]).strftime("%Y-%m-%dT%H:%M:%S"), secs))
+    for index, stage_bar in enumerate(model["stages"], start=1):
+        secs = max(1, int(round(stage_bar["duration_s"] or 0)))
+        tag = "crit, " if stage_bar["failed_tasks"] else ("done, " if stage_bar["complete"] else "active, ")
+        lines.append("    %s :%ss%d, %s, %ds" % (_mermaid_name(stage_bar["name"]), tag, index,
+                                                 parse_ts(stage_bar["start"]).strftime("%Y-%m-%dT%H:%M:%S"), secs))
     lines.append("    section Incident")
     secs = max(1, int(round(s["duration_s"] or 0)))
     lines.append("    %s :%sinc, %s, %ds" % ("recovered" if not s["ongoing"] else "ongoing",
@@ -698,16 +698,16 @@ def render_markdown(model, existing=""):
     add("### Timeline picture\n\n")
     add(_mermaid(model))
     add("\nStages:\n\n| Stage | Start | End | Duration | Failed tasks |\n|---|---|---|---|---|\n")
-    for bar in model["stages"]:
-        add("| %s | %s | %s | %s | %s |\n" % (md(bar["name"]), fmt_time(bar["start"]), fmt_time(bar["end"]),
-                                              fmt_duration(bar["duration_s"]), bar["failed_tasks"]))
+    for stage_bar in model["stages"]:
+        add("| %s | %s | %s | %s | %s |\n" % (md(stage_bar["name"]), fmt_time(stage_bar["start"]), fmt_time(stage_bar["end"]),
+                                              fmt_duration(stage_bar["duration_s"]), stage_bar["failed_tasks"]))
     if not model["stages"]:
         add("| _no stages recorded_ | | | | |\n")
     if model["watch"]:
         add("\nWatch samples:\n\n| Time (UTC) | Latency (ms) | Error rate |\n|---|---|---|\n")
         for sample in model["watch"]:
             add("| %s | %s | %s |\n" % (fmt_time(sample["ts"]), _scalar(sample["latency_ms"]) if sample["latency_ms"] is not None else "-",
-                                      _scalar(sample["error_rate"]) if sample["error_rate"] is not None else "-"))
+                                        _scalar(sample["error_rate"]) if sample["error_rate"] is not None else "-"))
     add("\n### Why was it not detected earlier?\n\nKnown from the record:\n\n%s\n" % _md_list(rca["why_not_detected"]))
     add(_md_human("rca-why-not-detected", blocks))
     add("\n## Lessons\n\n### What went well\n\n%s\n" % _md_list(model["lessons"]["went_well"], "Nothing derived."))
@@ -717,7 +717,7 @@ def render_markdown(model, existing=""):
     add("\n## Action items\n\n| Item | Description | Priority | Owner | Deadline |\n|---|---|---|---|---|\n")
     for item in model["action_items"]:
         add("| %s | %s | %s | %s | %s |\n" % tuple(md(item.get(k) or "-") for k in
-                                                 ("item", "description", "priority", "owner", "deadline")))
+                                                   ("item", "description", "priority", "owner", "deadline")))
     add("\n")
     add(_md_human("action-items-extra", blocks))
     add("\n## Checklists\n")
@@ -753,7 +753,7 @@ def render_markdown(model, existing=""):
 # ---------------------------------------------------------------------------------------------
 
 CSS = """
-:root{--ink:#1f2933;--muted:#52606d;--line:#cbd2d9;--bg:#f5f7fa;--ok:#2f8f46;--bad:#c62828;--warn:#e08a00;--bar:#3e6fb0}
+:root{--ink:#1f2933;--muted:#52606d;--line:#cbd2d9;--bg:#f5f7fa;--ok:#2f8f46;--bad:#c62828;--warn:#e08a00;--stage_bar:#3e6fb0}
 *{box-sizing:border-box}
 body{font-family:-apple-system,"Segoe UI",Roboto,"Liberation Sans",Arial,sans-serif;color:var(--ink);margin:0 auto;
  max-width:1160px;padding:24px;line-height:1.45;font-size:14px;background:#fff}
@@ -770,13 +770,13 @@ table.kv th{width:190px}
 figure{margin:8px 0 16px}figcaption{color:var(--muted);font-size:12px}
 svg text{font-family:inherit;font-size:11px;fill:var(--ink)}
 svg .axis{stroke:#9aa5b1;stroke-width:1}svg .grid{stroke:#e4e7eb;stroke-width:1}
-svg .bar{fill:var(--bar)}svg .bar.failed{fill:var(--bad)}svg .bar.open{fill:var(--warn)}
+svg .stage_bar{fill:var(--stage_bar)}svg .stage_bar.failed{fill:var(--bad)}svg .stage_bar.open{fill:var(--warn)}
 svg .incident{fill:#9fb3c8}svg .incident.recovered{fill:var(--ok)}
 svg .deadline{stroke:var(--bad);stroke-width:2;stroke-dasharray:6 4}
 svg line.deadline-respond{stroke:var(--warn)}
 svg .recovered-line{stroke:var(--ok);stroke-width:2}
-svg .series{fill:none;stroke:var(--bar);stroke-width:2}svg .series.err{stroke:var(--bad)}
-svg .pt{fill:var(--bar)}svg .pt.err{fill:var(--bad)}
+svg .series{fill:none;stroke:var(--stage_bar);stroke-width:2}svg .series.err{stroke:var(--bad)}
+svg .pt{fill:var(--stage_bar)}svg .pt.err{fill:var(--bad)}
 svg .threshold{stroke:var(--warn);stroke-width:1;stroke-dasharray:4 3}
 .charts{display:flex;gap:16px;flex-wrap:wrap}
 .charts figure{flex:1 1 520px}
@@ -830,19 +830,19 @@ def _timeline_svg(model, t0, t1, with_ids, title, svg_id):
     parts.append('<rect class="incident%s" x="%.1f" y="%d" width="%.1f" height="18" rx="2"><title>%s</title></rect>' % (
         "" if s["ongoing"] else " recovered", x1, y, max(x2 - x1, 3), esc("incident %s: %s" % (
             "ongoing" if s["ongoing"] else "recovered", fmt_duration(s["duration_s"])))))
-    for bar in stages:
+    for stage_bar in stages:
         y += row_h
-        bx1, bx2 = _x(bar["start"], t0, span, left, width), _x(bar["end"], t0, span, left, width)
-        cls = "bar failed" if bar["failed_tasks"] else ("bar" if bar["complete"] else "bar open")
-        parts.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left - 8, y + 15, esc(bar["name"])))
+        bx1, bx2 = _x(stage_bar["start"], t0, span, left, width), _x(stage_bar["end"], t0, span, left, width)
+        cls = "stage_bar failed" if stage_bar["failed_tasks"] else ("stage_bar" if stage_bar["complete"] else "stage_bar open")
+        parts.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left - 8, y + 15, esc(stage_bar["name"])))
         parts.append('<rect class="%s" data-stage="%s" x="%.1f" y="%d" width="%.1f" height="18" rx="2"><title>%s</title></rect>'
-                     % (cls, esc(bar["name"]), bx1, y, max(bx2 - bx1, 3), esc("%s: %s to %s (%s)" % (
-                         bar["name"], fmt_time(bar["start"]), fmt_time(bar["end"]), fmt_duration(bar["duration_s"])))))
+                     % (cls, esc(stage_bar["name"]), bx1, y, max(bx2 - bx1, 3), esc("%s: %s to %s (%s)" % (
+                         stage_bar["name"], fmt_time(stage_bar["start"]), fmt_time(stage_bar["end"]), fmt_duration(stage_bar["duration_s"])))))
         if bx2 - bx1 > 60:
             parts.append('<text x="%.1f" y="%d" fill="#fff" style="fill:#fff">%s</text>' % (
-                bx1 + 4, y + 13, esc(fmt_duration(bar["duration_s"]))))
+                bx1 + 4, y + 13, esc(fmt_duration(stage_bar["duration_s"]))))
         else:
-            parts.append('<text x="%.1f" y="%d">%s</text>' % (max(bx2, bx1 + 3) + 4, y + 13, esc(fmt_duration(bar["duration_s"]))))
+            parts.append('<text x="%.1f" y="%d">%s</text>' % (max(bx2, bx1 + 3) + 4, y + 13, esc(fmt_duration(stage_bar["duration_s"]))))
     if not s["ongoing"]:
         rx = _x(s["recovered_at"], t0, span, left, width)
         parts.append('<line class="recovered-line" x1="%.1f" y1="%d" x2="%.1f" y2="%d"/>' % (rx, top - 4, rx, bottom))
@@ -898,7 +898,7 @@ def _chart_svg(samples, key, title, unit, svg_id, threshold=None):
         parts.append('<line class="grid" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>' % (left + 1, ypos(value), left + width, ypos(value)))
     if threshold is not None and threshold <= high:
         parts.append('<line class="threshold" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>' % (left, ypos(threshold), left + width,
-                                                                                       ypos(threshold)))
+                                                                                        ypos(threshold)))
         parts.append('<text x="%d" y="%.1f" text-anchor="end" fill="#e08a00">%s %s</text>' % (
             left + width, ypos(threshold) - 3, esc(_scalar(threshold)), esc(unit)))
     coords = []

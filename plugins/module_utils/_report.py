@@ -25,6 +25,8 @@ import tempfile
 import urllib.error
 import urllib.request
 
+from ansible.module_utils.urls import open_url
+
 TRACKER_KINDS = ("github", "gitlab")
 DEFAULT_LEVELS = ("WARNING", "ERROR")
 TRACKER_MARKER = "<!-- sre.incident tracker issue: %s -->"
@@ -48,6 +50,12 @@ ENVIRONMENT = (
     ("frequency", "Frequency (重現頻率)"),
 )
 PLACEHOLDER = "_(not known yet: fill in)_"
+
+
+def _open_url(req, timeout):
+    """urllib-like opener on top of Ansible's open_url (proxies, CA bundle, no redirect of a POST)."""
+    return open_url(req.full_url, data=req.data, method=req.get_method(), headers=dict(req.header_items()),
+                    timeout=timeout, follow_redirects="none")
 
 
 class ReportError(Exception):
@@ -369,7 +377,7 @@ def post_issue(tracker, title, body, labels=(), timeout=10.0, opener=None):
     request = tracker_request(tracker, title, body, labels)
     data = json.dumps(request["payload"]).encode("utf-8")
     req = urllib.request.Request(request["url"], data=data, method="POST", headers=request["headers"])
-    opener = opener or urllib.request.urlopen
+    opener = opener or _open_url
     try:
         with opener(req, timeout=float(timeout)) as resp:
             status, raw = resp.status, resp.read(1024 * 1024)

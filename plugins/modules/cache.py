@@ -155,7 +155,7 @@ def argument_spec():
         url=dict(type="str"),
         project=dict(type="str"),
         redis_service=dict(type="str"),
-        key_pattern=dict(type="str", default=_cache.DEFAULT_PATTERN),
+        key_pattern=dict(type="str", default=_cache.DEFAULT_PATTERN, no_log=False),
         count_keys=dict(type="bool", default=True),
         timeout=dict(type="float", default=5.0),
     )

@@ -356,7 +356,8 @@ def main():
     urls = [p["url"]] if p["url"] is not None else p["urls"]
     try:
         result = _http.wait_healthy(
-            urls, p["wait_timeout"], give_up=_exited_check(module, p["give_up_when_exited"]), count=p["count"], interval=p["interval"], timeout=p["timeout"], method=p["method"],
+            urls, p["wait_timeout"], give_up=_exited_check(module, p["give_up_when_exited"]),
+            count=p["count"], interval=p["interval"], timeout=p["timeout"], method=p["method"],
             expect_status=p["expect_status"], json_queries=p["json_query"],
             min_success_ratio=p["min_success_ratio"],
         )

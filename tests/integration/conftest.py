@@ -117,7 +117,7 @@ class Stack:
         return {c.name: c.attrs["State"]["StartedAt"] for c in self.containers()}
 
     def service_answers(self):
-        status, _ = http_get("/health")
+        status, _body = http_get("/health")
         if status != 200:
             return False
         for user in SAMPLE_USERS:

@@ -65,7 +65,7 @@ def recs(user="user-1", base=EDGE_URL):
 
 
 def full_service_via_edge():
-    status, _ = http_get("/health", base=EDGE_URL)
+    status, _body = http_get("/health", base=EDGE_URL)
     if status != 200:
         return False
     for user in USERS:

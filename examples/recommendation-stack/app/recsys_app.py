@@ -314,7 +314,7 @@ def handle_health() -> Result:
         t.start()
     for t in threads:
         t.join()
-    down = [name for name, (ok, _, _) in results.items() if not ok]
+    down = [name for name, (ok, _ms, _err) in results.items() if not ok]
     body: dict[str, Any] = {"status": "ok" if not down else "unhealthy"}
     if down:
         body["down"] = sorted(down)

@@ -247,7 +247,7 @@ def test_more_users_affected_never_milder(case, more):
     base = facts.get("users_affected_pct", 0)
     worse_facts = dict(facts, users_affected_pct=max(base, more))
     assert _worse_or_same(severity(worse_facts, baseline_ms=baseline), severity(dict(facts, users_affected_pct=base),
-                                                                               baseline_ms=baseline))
+                                                                                baseline_ms=baseline))
 
 
 @settings(max_examples=300, deadline=None)
