@@ -65,7 +65,7 @@ def test_tarball_holds_no_tests_venvs_or_incident_data(installed):
 
 
 def test_installed_collection_recovers_a_killed_service_by_fqcn(installed, stack):
-    tmp, _ = installed
+    tmp = installed[0]
     collections = tmp / "collections"
     work = tmp / "work"
     work.mkdir()

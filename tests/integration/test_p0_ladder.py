@@ -149,3 +149,27 @@ def test_unstartable_service_ends_degraded_with_the_edge_answering(stack, tmp_pa
         client.images.remove(broken, force=True)
     assert stack.service_answers()
     assert stack.container().attrs["Config"]["Image"] == f"{image}:latest"
+
+
+def test_short_clock_skips_the_ladder_and_degrades(stack, tmp_path):
+    """With less time left than the next rung plus verification, the ladder is not climbed."""
+    from conftest import EDGE_URL, http_get
+
+    stack.container("redis").stop(timeout=5)
+    before = stack.state()["StartedAt"]
+
+    result = run_playbook("p0_recover.yml", extra_vars={
+        "incident_dir": str(tmp_path), "incident_sla": {"P0": {"respond": 300, "resolve": 60}},
+        "recover_verify_budget": 60, "degrade_order": ["A", "D"], "degrade_timeout": 30})
+
+    assert result.returncode == 0, result.output[-4000:]
+    _incident, events = read_record(tmp_path)
+    decisions = [e["data"] for e in events if "decision" in (e.get("data") or {})]
+    assert decisions and decisions[0]["decision"] == "degrade"
+    assert decisions[0]["time_left_s"] < decisions[0]["needed_s"]
+    assert not [e for e in events if "rung" in (e.get("data") or {})], "a rung was climbed"
+    assert stack.state()["StartedAt"] == before   # the service was not restarted
+    assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["degraded"]
+    mode = [e["data"]["degraded_mode"] for e in events if "degraded_mode" in (e.get("data") or {})][-1]
+    assert mode in ("standby", "offline")
+    assert http_get("/api/recommendations/user-1?limit=10", base=EDGE_URL)[0] in (200, 503)

@@ -164,7 +164,3 @@ def test_ops_every_tag(stack, tmp_path):
     facts = json.loads(next(p for p in new if p.is_dir()).joinpath("facts.json").read_text())
     assert facts
     assert stack.service_answers()
-
-    health_only = run_playbook("ops.yml", "--tags", "health")
-    assert health_only.returncode == 0 and "HEALTHY" in health_only.output
-    assert "Restart the service" not in health_only.output
