@@ -46,6 +46,8 @@ write_inventory() {
     echo "    # drills: a short watch after the fix instead of the production 15 minutes"
     echo "    verify_watch_window_s: 4"
     echo "    verify_watch_interval_s: 2"
+    echo "    # many drills per hour on the same stack: let the ladder run each time"
+    echo "    recover_breaker_max_runs: 50"
     echo "  hosts:"
     for spec in $HOSTS; do
       IFS=: read -r name app edge port <<<"$spec"

@@ -27,7 +27,7 @@ run_one() {
     "$venv/bin/pip" install -q --upgrade pip
     "$venv/bin/pip" install -q "$core" 'docker>=7.0' 'requests>=2.31' 'jmespath>=1.0' 'pytest>=8.0' 'hypothesis>=6.100' 'pyyaml'
   fi
-  log "$name: $("$venv/bin/ansible" --version | head -1) on $("$venv/bin/python" --version)"
+  log "$name: $("$venv/bin/ansible" --version | sed -n 1p) on $("$venv/bin/python" --version)"
   "$venv/bin/pytest" -q -p no:randomly -p no:cacheprovider tests/unit
   local incidents
   incidents=$(mktemp -d)

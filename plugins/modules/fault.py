@@ -12,7 +12,7 @@ description:
   - O(state=injected) injects the fault unless it is injected already; O(state=rolled_back) undoes it
     and is a no-op when nothing is injected, so it is safe to call at any time;
     O(state=present) only reports whether the fault is injected.
-  - RV(changed) comes from observing the fault before and after (container status, the Redis key,
+  - C(changed) comes from observing the fault before and after (container status, the Redis key,
     the saved copy of C(item_scores), the helper's connections in C(pg_stat_activity), the fill file),
     never from a command's exit code.
   - "Refusal (DR-4): before anything is read or touched, the module fails when O(environment) is

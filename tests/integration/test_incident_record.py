@@ -180,3 +180,22 @@ def test_notifications_reach_every_channel_without_leaking_secrets(stack, tmp_pa
         assert query["sign"][0] == base64.b64encode(digest).decode()
         assert abs(int(timestamp) / 1000 - time.time()) < 600
         assert req["body"]["msgtype"] == "markdown"
+
+
+def test_circuit_breaker_stops_a_fourth_ladder_within_the_hour(stack, tmp_path):
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    (STATE_DIR / "ladder_runs.jsonl").write_text("".join(
+        json.dumps({"ts": now, "incident_id": f"INC-earlier-{i}", "outcome": "fixed"}) + "\n" for i in range(3)))
+    stack.container().kill()
+    before = stack.state()
+
+    result = run_playbook("p0_recover.yml", extra_vars={"incident_dir": str(tmp_path)})
+
+    assert result.returncode != 0
+    assert "circuit breaker" in result.output
+    after = stack.state()
+    assert after["Status"] == "exited" and after["StartedAt"] == before["StartedAt"]   # not restarted
+    _incident, events = read_record(tmp_path)
+    assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["escalated"]
+    assert not [e for e in events if "rung" in (e.get("data") or {})]
