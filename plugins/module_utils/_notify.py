@@ -38,6 +38,7 @@ import urllib.parse
 import urllib.request
 
 from ansible_collections.sre.incident.plugins.module_utils._oncall import OncallError, who_is_on_call
+from ansible_collections.sre.incident.plugins.module_utils._severity import parse_ts
 
 CHANNEL_TYPES = ("slack", "dingtalk", "webhook")
 STAGES = ("started", "mitigated", "resolved", "degraded", "escalate", "update")
@@ -143,21 +144,10 @@ def parse_time(value, where):
     """Parse an ISO 8601 date-time; a value without offset is taken as UTC. None stays None."""
     if value is None or value == "":
         return None
-    if isinstance(value, _dt.datetime):
-        moment = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            moment = _dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise NotifyError("%s must be an ISO 8601 date-time such as '2026-11-27T10:30:00+08:00', got %r" % (where, value))
-    else:
-        raise NotifyError("%s must be an ISO 8601 date-time string, got %r" % (where, value))
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        moment = moment.replace(tzinfo=_dt.timezone.utc)
-    return moment
+    try:
+        return parse_ts(value, where)
+    except ValueError as exc:
+        raise NotifyError(str(exc)) from None
 
 
 def validate_inputs(stage, incident, oncall, retries, timeout):
