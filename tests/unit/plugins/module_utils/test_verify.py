@@ -504,3 +504,17 @@ def test_take_sample_error_rate_and_latency():
     assert s["latency_ms"] == 40.0
     assert s["log_errors"] == 1  # the ERROR at :21; the panic at :30 belongs to the next interval
     assert s["failing"] == ["u2: status 503"]
+
+
+def test_latency_is_judged_after_the_warm_up_round():
+    from ansible_collections.sre.incident.plugins.module_utils._verify import latency_check
+
+    def probe(round_no, ms):
+        return {"round": round_no, "latency_ms": ms, "status": 200, "ok": True}
+
+    cold_then_warm = [probe(1, 900.0), probe(1, 40.0), probe(2, 60.0), probe(2, 45.0)]
+    assert latency_check(cold_then_warm, 500)["passed"] is True
+    slow_when_warm = [probe(1, 40.0), probe(2, 700.0)]
+    assert latency_check(slow_when_warm, 500)["passed"] is False
+    unanswered_first = [{"round": 1, "latency_ms": None, "status": None, "error": "refused"}, probe(2, 40.0)]
+    assert latency_check(unanswered_first, 500)["passed"] is False
