@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: help setup stack-up stack-down demo test unit integration lint sanity changelog-lint clean
+.PHONY: help setup stack-up stack-down demo test unit integration lint sanity changelog-lint bench bench-quick staging-up staging-down drill clean
 
 help:
 	@echo "make demo        set up, break the local reference stack, recover it with p0_recover.yml"
@@ -15,6 +15,7 @@ help:
 	@echo "make setup       install Docker/compose/debootstrap if missing, base image, .venv/"
 	@echo "make stack-up    build and start the reference stack (project recsys)"
 	@echo "make stack-down  stop the reference stack, keep its volumes"
+	@echo "make bench       the benchmarks, side by side with their baselines (bench-quick: check they run)"
 
 setup:
 	@bash scripts/setup.sh
@@ -43,12 +44,31 @@ changelog-lint: setup
 sanity: setup
 	@bash scripts/sanity.sh
 
+bench: stack-up
+	$(BIN)/python bench/bench_recover.py
+	$(BIN)/python bench/bench_diagnose.py
+
+bench-quick: stack-up
+	$(BIN)/python bench/bench_recover.py --quick
+	$(BIN)/python bench/bench_diagnose.py --quick
+
 # Everything, with one pytest summary line at the end (read by CI).
 test: stack-up
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory changelog-lint
 	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory bench-quick
 	$(BIN)/pytest tests/unit tests/integration -q -p no:randomly $(PYTEST_ARGS)
+
+# Drills (issue 8, in progress): two SSH-managed staging hosts, each with its own copy of the stack.
+staging-up: stack-up
+	@bash scripts/staging.sh up
+
+staging-down:
+	@bash scripts/staging.sh down
+
+drill: staging-up
+	$(BIN)/ansible-playbook playbooks/drill.yml -i inventories/staging-local -e drill_fault=$${FAULT:-all}
 
 clean:
 	rm -rf tests/output .pytest_cache

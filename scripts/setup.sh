@@ -47,4 +47,4 @@ if [ ! -x .venv/bin/ansible-playbook ] || [ "$(cat "$stamp" 2>/dev/null)" != "$w
   .venv/bin/pip install -q -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
-log "setup done: $(.venv/bin/ansible --version | head -1)"
+log "setup done: ansible-core $(.venv/bin/python -c 'import ansible.release as r; print(r.__version__)')"

@@ -48,6 +48,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import re
 import tarfile
 import time
@@ -995,8 +996,11 @@ def part_changes(ctx):
             recent.append(dict(what="compose file modified", name=path, service=None, at=iso(mtime)))
     git = None
     project_dir = ctx.stack.get("project_dir")
-    if ctx.run_command is not None and project_dir and os.path.isdir(project_dir):
-        rc, out, err = ctx.run_command(["git", "-C", project_dir, "log", "-n", "10", "--since=%d seconds ago" % int(window),
+    git_bin = shutil.which("git")
+    if ctx.run_command is not None and project_dir and os.path.isdir(project_dir) and not git_bin:
+        git = dict(error="git is not installed on this host; recent commits not collected")
+    elif ctx.run_command is not None and project_dir and os.path.isdir(project_dir):
+        rc, out, err = ctx.run_command([git_bin, "-C", project_dir, "log", "-n", "10", "--since=%d seconds ago" % int(window),
                                         "--format=%H%x1f%an%x1f%aI%x1f%s", "--", "."])
         if rc == 0:
             commits = []
@@ -1004,7 +1008,7 @@ def part_changes(ctx):
                 fields = line.split("\x1f")
                 if len(fields) == 4:
                     commits.append(dict(commit=fields[0], author=fields[1], date=fields[2], subject=fields[3]))
-            rc2, out2, _err2 = ctx.run_command(["git", "-C", project_dir, "status", "--porcelain", "--", "."])
+            rc2, out2, _err2 = ctx.run_command([git_bin, "-C", project_dir, "status", "--porcelain", "--", "."])
             git = dict(commits=commits, uncommitted=[line for line in out2.splitlines() if line.strip()] if rc2 == 0 else None)
             for commit in commits:
                 recent.append(dict(what="commit %s %s" % (commit["commit"][:10], commit["subject"]), name=project_dir,

@@ -11,9 +11,11 @@ that is not injected is a no-op, so a drill can always call it.
 | app_crash | SIGKILL the service's container | start it, wait until ready |
 | app_hang | pause the service's container | unpause it |
 | redis_down / postgres_down | stop the dependency | start it, wait until healthy |
-| cache_wipe | save item_scores into sre_drill.item_scores_saved, empty item_scores, delete recs:* keys | put the saved rows back exactly, drop the copy, delete recs:* keys |
+| cache_wipe | save item_scores into sre_drill.item_scores_saved, empty item_scores, delete recs:* keys |
+|  | rollback: put the saved rows back exactly, drop the copy, delete recs:* keys |
 | latency | Redis key recsys:delay_ms = delay_ms | delete the key |
-| db_connections_exhausted | a helper process in the postgres container holds max_connections - reserved connections | terminate its connections (it then exits) |
+| db_connections_exhausted | a helper in the postgres container holds max_connections - reserved connections |
+|  | rollback: terminate its connections (it then exits) |
 | disk_fill | fill the bounded log volume of the service's container with one file | delete the file |
 
 Refusal (DR-4): :func:`refuse_production` runs before anything is touched; a managed host is
@@ -67,8 +69,9 @@ class Refused(FaultError):
     """The managed host is production: nothing was touched."""
 
 
-def refuse_production(environment, marker=PRODUCTION_MARKER, exists=os.path.exists):
+def refuse_production(environment, marker=PRODUCTION_MARKER, exists=None):
     """Raise Refused when the host is production (the ``environment`` value or the marker file)."""
+    exists = exists or os.path.exists
     if str(environment or "").strip().lower() == "production":
         raise Refused("refusing to inject or roll back a fault: this host is marked production (environment=production). "
                       "Drills run on staging only; nothing was touched.", reason="environment")

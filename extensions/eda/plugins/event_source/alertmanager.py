@@ -150,4 +150,3 @@ async def main(queue: asyncio.Queue, args: dict[str, Any]) -> None:
         await asyncio.Future()
     finally:
         await runner.cleanup()
-

@@ -1,0 +1,110 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""_fault: refusal, validation, and inject/rollback decisions against a fake target."""
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.sre.incident.plugins.module_utils import _fault
+
+STACK = {"name": "stg1", "service": "recommendation-service", "database": {"service": "postgres", "name": "recommendation_db",
+                                                                           "user": "postgres"}, "redis": {"service": "redis"}}
+
+
+class FakeTarget:
+    def __init__(self):
+        self.status_of = {"recommendation-service": "running", "redis": "running", "postgres": "running"}
+        self.redis = {}
+        self.calls = []
+
+    def status(self, service):
+        return {"status": self.status_of[service]}
+
+    def act(self, service, action):
+        self.calls.append((action, service))
+        self.status_of[service] = {"kill": "exited", "stop": "exited", "pause": "paused", "unpause": "running",
+                                   "start": "running"}[action]
+
+    def wait_ready(self, service, timeout):
+        return True, {"status": "running"}, 0.1
+
+    def exec(self, service, argv):
+        self.calls.append(("exec", service, argv[0]))
+        if argv[0] == "redis-cli":
+            cmd = argv[2]
+            if cmd == "GET":
+                value = self.redis.get(argv[3])
+                return dict(rc=0, stdout='"%s"' % value if value is not None else "(nil)", stderr="")
+            if cmd == "SET":
+                self.redis[argv[3]] = argv[4]
+            if cmd == "DEL":
+                self.redis.pop(argv[3], None)
+            return dict(rc=0, stdout="(integer) 0", stderr="")
+        return dict(rc=0, stdout="", stderr="")
+
+
+@pytest.mark.parametrize("env", ["production", "Production "])
+def test_refuses_production_environment(env):
+    with pytest.raises(_fault.Refused, match="production"):
+        _fault.refuse_production(env, exists=lambda path: False)
+
+
+def test_refuses_marker_file():
+    with pytest.raises(_fault.Refused, match="/etc/sre-incident/production"):
+        _fault.refuse_production("staging", exists=lambda path: True)
+    _fault.refuse_production("staging", exists=lambda path: False)
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(name="nope", stack=STACK), "unknown fault"),
+    (dict(name="latency", stack={}), "stack"),
+    (dict(name="latency", stack=STACK, delay_ms=0), "delay_ms"),
+    (dict(name="disk_fill", stack=STACK, log_dir="relative"), "log_dir"),
+    (dict(name="cache_wipe", stack=STACK, checksum_tables=["items; drop"]), "identifier"),
+])
+def test_bad_input_names_the_value(params, message):
+    with pytest.raises(ValueError, match=message):
+        _fault.validate(params)
+
+
+@pytest.mark.parametrize("name, service, injected_status", [
+    ("app_crash", "recommendation-service", "exited"), ("app_hang", "recommendation-service", "paused"),
+    ("redis_down", "redis", "exited"), ("postgres_down", "postgres", "exited")])
+def test_container_faults_inject_and_roll_back_idempotently(name, service, injected_status):
+    target = FakeTarget()
+    check = _fault.run(dict(name=name, state="injected", stack=STACK), target, check_mode=True)
+    assert check["changed"] and check["injected"] and target.calls == []
+    first = _fault.run(dict(name=name, state="injected", stack=STACK), target)
+    assert first["changed"] and target.status_of[service] == injected_status
+    assert not _fault.run(dict(name=name, state="injected", stack=STACK), target)["changed"]
+    back = _fault.run(dict(name=name, state="rolled_back", stack=STACK), target)
+    assert back["changed"] and not back["injected"] and target.status_of[service] == "running"
+    assert not _fault.run(dict(name=name, state="rolled_back", stack=STACK), target)["changed"]
+
+
+def test_latency_sets_and_deletes_the_key_and_diffs():
+    target = FakeTarget()
+    result = _fault.run(dict(name="latency", state="injected", stack=STACK, delay_ms=900), target)
+    assert target.redis == {"recsys:delay_ms": "900"} and result["actions"] == ["set recsys:delay_ms = 900"]
+    assert "not injected" in result["diff"]["before"] and result["diff"]["after"] == "latency: injected\n"
+    assert _fault.run(dict(name="latency", state="rolled_back", stack=STACK), target)["changed"]
+    assert target.redis == {}
+
+
+def test_rollback_when_nothing_is_injected_touches_nothing():
+    target = FakeTarget()
+    result = _fault.run(dict(name="app_crash", state="rolled_back", stack=STACK), target)
+    assert not result["changed"] and result["actions"] == [] and target.calls == []
+
+
+def test_redis_value_parsing_and_checksum_sql():
+    assert _fault._redis_value("(nil)") is None
+    assert _fault._redis_value('"800"') == "800"
+    assert _fault._redis_value("(integer) 3") == 3
+    sql = _fault.checksum_sql(["items", "users"])
+    assert "FROM items x" in sql and "FROM users x" in sql and "ORDER BY x::text" in sql
+
+
+def test_holder_names_its_connections():
+    s = _fault.validate(dict(name="db_connections_exhausted", stack=STACK))
+    argv = _fault.holder_argv(s, 47)
+    assert argv[0] == "python3" and _fault.HOLDER_NAME in argv[2] and "range(47)" in argv[2]
