@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime
 import fnmatch
+import math
 import os
 import posixpath
 import shutil
@@ -110,7 +111,7 @@ def _number(name, value, minimum=0.0, allow_none=True):
         number = float(value)
     except ValueError:
         raise ValueError("%s %r is not a number" % (name, value)) from None
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise ValueError("%s %r is not a finite number" % (name, value))
     if number < minimum:
         raise ValueError("%s %r is impossible: it must be at least %s" % (name, value, minimum))

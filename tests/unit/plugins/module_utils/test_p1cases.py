@@ -112,10 +112,11 @@ def test_thresholds_override():
     (dict(limit=0), "limit"),
 ])
 def test_bad_input_names_it(kwargs, word):
-    args = dict(summary={}, probes=[], baseline_ms=50)
+    summary = kwargs.pop("summary", {})
+    args = dict(probes=[], baseline_ms=50)
     args.update(kwargs)
     with pytest.raises(ValueError, match=word):
-        p1.detect(args.pop("summary"), **args)
+        p1.detect(summary, **args)
 
 
 # --------------------------------------------------------------------------- log cleanup
