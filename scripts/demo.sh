@@ -17,7 +17,7 @@ say "Running: ansible-playbook playbooks/p0_recover.yml -i inventories/local"
 start=$(date +%s%N)
 ansible-playbook playbooks/p0_recover.yml -i inventories/local -e incident_dir="$PWD/incidents"
 took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-record=$(ls -td "$PWD"/incidents/INC-*/ | head -n1)
+record=$(find "$PWD/incidents" -mindepth 1 -maxdepth 1 -type d -name 'INC-*' -printf '%T@ %p/\n' | sort -n | tail -n1 | cut -d' ' -f2-)
 
 say "Recovered in ${took_ms} ms: GET /health -> $(health)"
 curl -s -m 2 http://127.0.0.1:3000/health; echo

@@ -13,8 +13,9 @@ git ls-files -z --cached --others --exclude-standard | grep -zv '^\.collections/
 # reachable here; give it a stand-in (scripts/get-pip-standin.py) in the cache it reads.
 pip_ver=$(grep -oP "pip='\K[0-9.]+" "$root"/.venv/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -n1)
 mkdir -p ~/.ansible/test/cache
-cp scripts/get-pip-standin.py ~/.ansible/test/cache/get_pip_${pip_ver//./_}.py
+cp scripts/get-pip-standin.py ~/.ansible/test/cache/"get_pip_${pip_ver//./_}.py"
 cd "$dest"
 git init -q . && git add -A >/dev/null   # ansible-test reads the file list from git
 py=$("$root/.venv/bin/python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+# shellcheck disable=SC2086 # SANITY_ARGS holds several words on purpose
 "$root/.venv/bin/ansible-test" sanity --venv --requirements --python "$py" --color no ${SANITY_ARGS:-}

@@ -18,6 +18,8 @@ command -v rsync >/dev/null 2>&1 || need_pkgs+=(rsync)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
 # headless Chromium renders the postmortem's HTML in the tests
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+# ansible-test's shellcheck sanity test needs it (it is skipped, not passed, without it)
+command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive

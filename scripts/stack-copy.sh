@@ -10,7 +10,9 @@ root=${STACK_COPY_ROOT:-/var/lib/sre-incident/stacks}
 dir=$root/$name
 inv=$root/$name-inventory
 if [ "${2:-}" = "--down" ]; then
-  if [ -d "$dir" ]; then (cd "$dir" && docker-compose -p "$name" down -v --remove-orphans >/dev/null 2>&1 || true); fi
+  if [ -d "$dir" ]; then
+    (cd "$dir" && { docker-compose -p "$name" down -v --remove-orphans >/dev/null 2>&1 || true; })
+  fi
   rm -rf "$dir" "$inv" "/var/lib/sre-incident/$name"
   exit 0
 fi

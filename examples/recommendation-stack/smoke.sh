@@ -74,8 +74,8 @@ pass "POST /api/recommendations/clear-cache -> cleared $cleared"
 
 # 4. Metrics
 code=$(http GET "$APP/metrics")
-[ "$code" = 200 ] && grep -q '^http_requests_total{' "$TMP/body" \
-  && grep -q '^http_request_duration_seconds_bucket{' "$TMP/body" || fail "/metrics -> $code"
+if ! { [ "$code" = 200 ] && grep -q '^http_requests_total{' "$TMP/body" \
+  && grep -q '^http_request_duration_seconds_bucket{' "$TMP/body"; }; then fail "/metrics -> $code"; fi
 pass "GET /metrics -> 200 (Prometheus text)"
 
 # 5. Edge proxies to the service
@@ -86,7 +86,7 @@ docker exec "$EDGE_CTR" edge-mode normal >/dev/null
 edge_ok() { [ "$(http GET "$EDGE/health")" = 200 ]; }
 wait_for "GET $EDGE/health -> 200" edge_ok
 code=$(http GET "$EDGE/api/recommendations/user-2?limit=10")
-[ "$code" = 200 ] && [ "$(json 'd["count"]')" -gt 5 ] || fail "edge recommendations -> $code"
+if ! { [ "$code" = 200 ] && [ "$(json 'd["count"]')" -gt 5 ]; }; then fail "edge recommendations -> $code"; fi
 pass "edge: /health and /api/recommendations/user-2 proxied (200)"
 
 # 6. Edge offline mode: 503 JSON for recommendations, /health still proxied
