@@ -12,6 +12,7 @@ before the first request.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import math
 import socket
@@ -244,8 +245,9 @@ def probe_many(urls, count=3, interval=0.5, timeout=2.0, method="GET", expect_st
                json_queries=None, min_success_ratio=1.0, sleep=time.sleep):
     """Probe every URL ``count`` times, ``interval`` seconds between two rounds.
 
-    A round probes each URL once, in order. Returns a dict: ``urls``, ``probes`` (every
-    result of :func:`probe`, with ``round`` added), ``success_ratio`` (ok probes / all
+    A round probes each URL once, all at the same time (results in the order of the URLs).
+    Returns a dict: ``urls``, ``probes`` (every result of :func:`probe`, with ``round``
+    added), ``success_ratio`` (ok probes / all
     probes), ``healthy`` (``success_ratio >= min_success_ratio``), ``latency_ms`` (see
     :func:`latency_stats`) and ``by_url`` ({url: {success_ratio, ok, total, latency_ms}}).
 
@@ -272,15 +274,19 @@ def probe_many(urls, count=3, interval=0.5, timeout=2.0, method="GET", expect_st
     queries = list(json_queries or [])
     compiled = validate_json_queries(queries)
 
+    def one(url):
+        return probe(url, timeout, method=method, expect_status=expect_status, json_queries=queries, _compiled=compiled)
+
     probes = []
-    for round_no in range(count):
-        if round_no and interval:
-            sleep(float(interval))
-        for url in urls:
-            result = probe(url, timeout, method=method, expect_status=expect_status,
-                           json_queries=queries, _compiled=compiled)
-            result["round"] = round_no + 1
-            probes.append(result)
+    # The URLs of a round are probed at once: a hung service costs one timeout per round, not
+    # one per URL. Results keep the order of the URLs.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(urls), 16)) as pool:
+        for round_no in range(count):
+            if round_no and interval:
+                sleep(float(interval))
+            for result in pool.map(one, urls):
+                result["round"] = round_no + 1
+                probes.append(result)
 
     ok_count = sum(1 for p in probes if p["ok"])
     ratio = ok_count / float(len(probes))
