@@ -557,8 +557,11 @@ class ComposeClient:
         data = self._wrap("reading the log of %s" % container.name, container.logs, **kwargs)
         return (data or b"").decode("utf-8", "replace")
 
-    def stats(self, container):
-        """One raw stats sample (the engine's JSON, with ``precpu_stats`` for CPU %)."""
+    def stats(self, container, one_shot=False):
+        """One raw stats sample: the engine's JSON, with ``precpu_stats`` for CPU % (the engine
+        waits for its next sample); ``one_shot`` answers at once, without CPU %."""
+        if one_shot:
+            return self._wrap("reading stats of %s" % container.name, container.stats, stream=False, one_shot=True)
         return self._wrap("reading stats of %s" % container.name, container.stats, stream=False)
 
     def image_info(self, image):

@@ -53,7 +53,7 @@ import re
 import tarfile
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _http, _redact, _stack
+from ansible_collections.sre.incident.plugins.module_utils import _http, _redact, _stack, _verify
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     DockerError,
     LABEL_CONFIG_FILES,
@@ -413,37 +413,14 @@ def db_summary(main, slow=None):
 
 # --------------------------------------------------------------------------- docker stats
 
-def cpu_percent(stats):
-    """CPU % of one raw stats sample, as ``docker stats`` computes it (100 % = one CPU)."""
-    cpu = (stats or {}).get("cpu_stats") or {}
-    pre = (stats or {}).get("precpu_stats") or {}
-    try:
-        cpu_delta = float((cpu.get("cpu_usage") or {}).get("total_usage", 0)) - float((pre.get("cpu_usage") or {}).get("total_usage", 0))
-        system_delta = float(cpu.get("system_cpu_usage", 0)) - float(pre.get("system_cpu_usage", 0))
-    except (TypeError, ValueError):
-        return None
-    online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1
-    if system_delta <= 0 or cpu_delta < 0 or not pre.get("system_cpu_usage"):
-        return 0.0 if system_delta > 0 else None
-    return round(cpu_delta / system_delta * online * 100.0, 2)
+# One formula for CPU % and memory in the collection: the one the recovery checklist uses.
+cpu_percent = _verify.cpu_percent
 
 
 def memory_usage(stats):
     """``(used_bytes, limit_bytes, percent)`` as ``docker stats`` shows them (page cache excluded)."""
-    mem = (stats or {}).get("memory_stats") or {}
-    usage = mem.get("usage")
-    limit = mem.get("limit")
-    if usage is None:
-        return None, limit, None
-    detail = mem.get("stats") or {}
-    if "inactive_file" in detail:  # cgroup v2
-        usage -= detail.get("inactive_file", 0)
-    elif "total_inactive_file" in detail:  # cgroup v1
-        usage -= detail.get("total_inactive_file", 0)
-    elif "cache" in detail:
-        usage -= detail.get("cache", 0)
-    usage = max(0, usage)
-    return usage, limit, _pct(usage, limit)
+    mem = _verify.memory_usage(stats)
+    return mem["used_bytes"], mem["limit_bytes"], mem["percent"]
 
 
 def stats_summary(name, stats):
@@ -724,7 +701,8 @@ class Context:
     """What every part needs: the client, the stack, the containers, the secrets to redact."""
 
     def __init__(self, client, stack, log_lines=200, since=None, run_command=None, now=None, snapshot_dir=None,
-                 extra_secrets=(), long_running_s=30, changes_window_s=86400, probe_count=1, probe_timeout=2.0):
+                 extra_secrets=(), long_running_s=30, changes_window_s=86400, probe_count=1, probe_timeout=2.0,
+                 cpu_sample=True):
         self.client = client
         self.stack = stack
         self.project = stack["name"]
@@ -738,6 +716,7 @@ class Context:
         self.changes_window_s = changes_window_s
         self.probe_count = int(probe_count)
         self.probe_timeout = float(probe_timeout)
+        self.cpu_sample = bool(cpu_sample)
         self.containers = client.find_containers(self.project)
         secrets = set(v for v in extra_secrets or () if v)
         for c in self.containers:
@@ -895,7 +874,7 @@ def part_resources(ctx, pool_size=8):
     errors = {}
 
     def one(c):
-        return stats_summary(c.name, ctx.client.stats(c))
+        return stats_summary(c.name, ctx.client.stats(c, one_shot=not ctx.cpu_sample))
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(pool_size, len(running)))) as pool:
         futures = {pool.submit(one, c): c.name for c in running}

@@ -241,24 +241,57 @@ def latency_stats(probes):
     )
 
 
+def _targets(urls, json_queries):
+    """``urls`` (a URL, or a list of URLs and ``{url, json_query}`` dicts) as ``[(url, queries)]``.
+
+    A dict's own ``json_query`` replaces ``json_queries`` for that URL (``[]``: status only).
+    """
+    if isinstance(urls, (str, dict)):
+        urls = [urls]
+    targets = []
+    for item in list(urls or []):
+        if isinstance(item, dict):
+            unknown = sorted(set(item) - {"url", "json_query"})
+            if unknown or not isinstance(item.get("url"), str):
+                raise ValueError("a URL entry must be a string or a dict with 'url' (and optionally "
+                                 "'json_query'), got %r" % (item,))
+            own = item.get("json_query")
+            if own is not None and (isinstance(own, str) or not isinstance(own, (list, tuple))):
+                raise ValueError("json_query of %s must be a list of expressions, got %r" % (item["url"], own))
+            targets.append((item["url"], list(json_queries or []) if own is None else [str(q) for q in own]))
+        elif isinstance(item, str):
+            targets.append((item, list(json_queries or [])))
+        else:
+            raise ValueError("a URL entry must be a string or a dict with 'url', got %r" % (item,))
+    if not targets:
+        raise ValueError("no URL to probe: give at least one")
+    return targets
+
+
+def decided(ok, done, total, min_success_ratio):
+    """True when the verdict of ``total`` probes is already known after ``done`` with ``ok`` successes:
+    the ratio is reached whatever the rest answer, or can no longer be reached."""
+    need = float(min_success_ratio) * total
+    return ok >= need or ok + (total - done) < need
+
+
 def probe_many(urls, count=3, interval=0.5, timeout=2.0, method="GET", expect_status=200,
-               json_queries=None, min_success_ratio=1.0, sleep=time.sleep):
+               json_queries=None, min_success_ratio=1.0, stop_early=False, sleep=time.sleep):
     """Probe every URL ``count`` times, ``interval`` seconds between two rounds.
 
-    A round probes each URL once, all at the same time (results in the order of the URLs).
+    ``urls`` is a URL or a list of URLs and ``{url, json_query}`` dicts (a dict's own
+    ``json_query`` replaces ``json_queries`` for that URL). A round probes each URL once, all at
+    the same time (results in the order of the URLs). With ``stop_early`` the rounds stop as soon
+    as the verdict can no longer change (see :func:`decided`); ``rounds`` says how many ran.
     Returns a dict: ``urls``, ``probes`` (every result of :func:`probe`, with ``round``
-    added), ``success_ratio`` (ok probes / all
-    probes), ``healthy`` (``success_ratio >= min_success_ratio``), ``latency_ms`` (see
-    :func:`latency_stats`) and ``by_url`` ({url: {success_ratio, ok, total, latency_ms}}).
+    added), ``success_ratio`` (ok probes / probes made), ``healthy`` (``success_ratio >=
+    min_success_ratio``), ``latency_ms`` (see :func:`latency_stats`) and ``by_url``
+    ({url: {success_ratio, ok, total, latency_ms}}).
 
     All input is validated before the first request (ValueError naming the bad value).
     """
-    if isinstance(urls, str):
-        urls = [urls]
-    urls = list(urls or [])
-    if not urls:
-        raise ValueError("no URL to probe: give at least one")
-    for url in urls:
+    targets = _targets(urls, json_queries)
+    for url, _queries in targets:
         validate_url(url)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError("count must be an integer >= 1, got %r" % (count,))
@@ -271,22 +304,27 @@ def probe_many(urls, count=3, interval=0.5, timeout=2.0, method="GET", expect_st
     method = (method or "GET").upper()
     if method not in ALLOWED_METHODS:
         raise ValueError("unsupported HTTP method %r: choose one of %s" % (method, ", ".join(ALLOWED_METHODS)))
-    queries = list(json_queries or [])
-    compiled = validate_json_queries(queries)
+    compiled = [validate_json_queries(queries) for _url, queries in targets]
 
-    def one(url):
-        return probe(url, timeout, method=method, expect_status=expect_status, json_queries=queries, _compiled=compiled)
+    def one(index):
+        url, queries = targets[index]
+        return probe(url, timeout, method=method, expect_status=expect_status, json_queries=queries,
+                     _compiled=compiled[index])
 
+    urls = [url for url, _queries in targets]
     probes = []
+    total = count * len(targets)
     # The URLs of a round are probed at once: a hung service costs one timeout per round, not
     # one per URL. Results keep the order of the URLs.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(urls), 16)) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(targets), 16)) as pool:
         for round_no in range(count):
             if round_no and interval:
                 sleep(float(interval))
-            for result in pool.map(one, urls):
+            for result in pool.map(one, range(len(targets))):
                 result["round"] = round_no + 1
                 probes.append(result)
+            if stop_early and decided(sum(1 for p in probes if p["ok"]), len(probes), total, min_success_ratio):
+                break
 
     ok_count = sum(1 for p in probes if p["ok"])
     ratio = ok_count / float(len(probes))
@@ -304,6 +342,7 @@ def probe_many(urls, count=3, interval=0.5, timeout=2.0, method="GET", expect_st
         min_success_ratio=float(min_success_ratio),
         latency_ms=latency_stats(probes),
         by_url=by_url,
+        rounds=probes[-1]["round"],
     )
 
 

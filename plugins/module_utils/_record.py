@@ -42,6 +42,8 @@ import os
 import re
 import secrets
 
+from ansible.module_utils.common.parameters import env_fallback
+
 from ansible_collections.sre.incident.plugins.module_utils._severity import (
     SLA_KINDS,
     deadline_status,
@@ -726,4 +728,58 @@ def _check_mode_missing(params, state_name, incident_id, incident_dir, record_di
                      "earlier in the same dry run)" % (incident_id, incident_dir)],
     }
     result.update(_handoff(incident_id, incident_dir, record_dir, events_path, None))
+    return result
+
+
+# The options of sre.incident.incident, shared by the module and its action plugin (which runs
+# the same code in the controller's process: the record lives on the controller).
+ARGUMENT_SPEC = dict(
+    state=dict(type="str", choices=list(STATES), default="present"),
+    incident_dir=dict(type="path", default="incidents", fallback=(env_fallback, ["SRE_INCIDENT_DIR"])),
+    id=dict(type="str"),
+    service=dict(type="str"),
+    severity=dict(type="str", choices=["P0", "P1", "P2", "P3"]),
+    commander=dict(type="str"),
+    war_room=dict(type="str"),
+    oncall=dict(type="dict"),
+    impact=dict(type="dict"),
+    sla=dict(type="dict"),
+    detected_at=dict(type="str"),
+    started_at=dict(type="str"),
+    responded_at=dict(type="str"),
+    stage=dict(type="str"),
+    text=dict(type="str"),
+    event_type=dict(type="str", default="event"),
+    owner=dict(type="str"),
+    host=dict(type="str"),
+    data=dict(type="dict"),
+    items=dict(type="list", elements="str"),
+    values=dict(type="dict"),
+    outcome=dict(type="str", choices=list(OUTCOMES)),
+)
+REQUIRED_IF = [
+    ("state", "opened", ("service", "severity")),
+    ("state", "event", ("id",)),
+    ("state", "tick", ("id", "items")),
+    ("state", "closed", ("id", "outcome")),
+    ("state", "present", ("id",)),
+]
+
+
+def run_checked(params, check_mode=False, diff=False, now=None):
+    """:func:`run` as the module reports it: errors become ``failed``/``msg``, torn lines a warning,
+    the diff only when asked for. Never raises for bad input or an unwritable record."""
+    try:
+        result = run(params, check_mode=check_mode, now=now)
+    except RecordError as exc:
+        return dict(exc.details, failed=True, changed=False, msg=exc.msg)
+    except (OSError, ValueError) as exc:
+        return dict(failed=True, changed=False, msg="incident record in %s: %s" % (params.get("incident_dir"), exc))
+    warnings = result.setdefault("warnings", [])
+    if result["corrupt_lines"]:
+        warnings.append("%s has %d unreadable line(s): %s" % (
+            result["events_path"], len(result["corrupt_lines"]),
+            ", ".join(str(c["line"]) for c in result["corrupt_lines"])))
+    if not diff:
+        result.pop("diff", None)
     return result

@@ -80,6 +80,14 @@ options:
     description: Seconds one probe of the V(http) part may take.
     type: float
     default: 2
+  cpu_sample:
+    description:
+      - V(true) measures CPU % of each running container over the engine's sampling interval,
+        as C(docker stats) does (about a second or two).
+      - V(false) reads memory, pids, network and block I/O at once, without CPU % (RV(parts)
+        C(resources) rows have C(cpu_pct=null)); for evidence that must be taken quickly.
+    type: bool
+    default: true
   log_lines:
     description: Number of last log lines of the service to collect (runbook item 2).
     type: int
@@ -291,6 +299,7 @@ def argument_spec():
         log_lines=dict(type="int", default=200),
         probe_count=dict(type="int", default=1),
         probe_timeout=dict(type="float", default=2.0),
+        cpu_sample=dict(type="bool", default=True),
         errors_since=dict(type="str"),
         changes_window=dict(type="int", default=86400),
         thresholds=dict(type="dict", default={}),
@@ -342,7 +351,8 @@ def run(module, connect=_compose.connect):
     client = connect(p["docker_host"], p["docker_timeout"], max_pool_size=32)
     ctx = diag.Context(client, stack, log_lines=p["log_lines"], since=since, run_command=module.run_command,
                        snapshot_dir=snapshot_dir, extra_secrets=p["redact_values"], changes_window_s=p["changes_window"],
-                       probe_count=p["probe_count"], probe_timeout=p["probe_timeout"])
+                       probe_count=p["probe_count"], probe_timeout=p["probe_timeout"],
+                       cpu_sample=p["cpu_sample"])
     do_snapshot = p["redis_snapshot"] and not module.check_mode
     snap_fn = (lambda: diag.take_redis_snapshot(ctx, snapshot_dir, keep=p["redis_snapshot_keep"])) if do_snapshot else None
     facts, raw, snap = diag.collect(ctx, parts, snapshot=snap_fn, snapshot_max_age=thresholds["snapshot_max_age"])

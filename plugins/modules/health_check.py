@@ -43,10 +43,13 @@ options:
     type: str
   urls:
     description:
-      - Several URLs to probe; every round probes each of them once, in order.
+      - Several URLs to probe; every round probes each of them once, all at the same time.
+      - An entry is a URL, or a dict with C(url) and its own C(json_query) (a list of
+        expressions that replaces O(json_query) for that URL; V([]) checks the status only), so
+        one call can probe a health endpoint and JSON APIs together.
       - Exactly one of O(url) and O(urls) is required.
     type: list
-    elements: str
+    elements: raw
   count:
     description: Number of probe rounds. Must be at least V(1).
     type: int
@@ -79,6 +82,14 @@ options:
     type: list
     elements: str
     default: []
+  stop_early:
+    description:
+      - Stop the rounds as soon as the verdict can no longer change (enough probes succeeded to
+        reach O(min_success_ratio) whatever the rest answer, or too many failed to reach it).
+        RV(rounds) says how many rounds ran; RV(success_ratio) is over the probes made.
+      - With V(false) every one of the O(count) rounds runs (for latency samples).
+    type: bool
+    default: false
   min_success_ratio:
     description:
       - Share of successful probes, between V(0) and V(1), at or above which the endpoints are
@@ -146,6 +157,20 @@ EXAMPLES = r"""
       - length(recommendations) > `5`
     min_success_ratio: 0.8
   register: recs
+
+- name: Confirm an alarm in one call, health and recommendations together, deciding as soon as it can
+  sre.incident.health_check:
+    urls:
+      - url: http://127.0.0.1:3000/health
+        json_query: []
+      - http://127.0.0.1:3000/api/recommendations/user-1
+      - http://127.0.0.1:3000/api/recommendations/user-2
+    json_query:
+      - length(recommendations) > `5`
+    count: 3
+    min_success_ratio: 0.5
+    stop_early: true
+  register: alarm
 
 - name: Stop here if the edge does not answer
   sre.incident.health_check:
@@ -270,8 +295,13 @@ by_url:
       ok: 3
       success_ratio: 1.0
       latency_ms: {"min": 3.1, "p50": 4.2, "p95": 9.7, "max": 9.7, "samples": 3}
+rounds:
+  description: Rounds of probes made in the last attempt (fewer than O(count) with O(stop_early)).
+  returned: success
+  type: int
+  sample: 2
 attempts:
-  description: Rounds of probing done; more than 1 only with O(wait_timeout).
+  description: Attempts of O(count) rounds made; more than 1 only with O(wait_timeout).
   returned: success
   type: int
   sample: 1
@@ -300,7 +330,7 @@ from ansible_collections.sre.incident.plugins.module_utils import _http
 def argument_spec():
     return dict(
         url=dict(type="str"),
-        urls=dict(type="list", elements="str"),
+        urls=dict(type="list", elements="raw"),
         count=dict(type="int", default=3),
         interval=dict(type="float", default=0.5),
         timeout=dict(type="float", default=2.0),
@@ -308,6 +338,7 @@ def argument_spec():
         expect_status=dict(type="int", default=200),
         json_query=dict(type="list", elements="str", default=[]),
         min_success_ratio=dict(type="float", default=1.0),
+        stop_early=dict(type="bool", default=False),
         fail_on_unhealthy=dict(type="bool", default=False),
         wait_timeout=dict(type="float", default=0),
         give_up_when_exited=dict(type="dict", options=dict(
@@ -351,15 +382,16 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p["json_query"] and not _http.HAS_JMESPATH:
-        module.fail_json(msg=missing_required_lib("jmespath"), exception=str(_http.JMESPATH_IMPORT_ERROR))
     urls = [p["url"]] if p["url"] is not None else p["urls"]
+    wants_jmespath = p["json_query"] or any(isinstance(u, dict) and u.get("json_query") for u in urls)
+    if wants_jmespath and not _http.HAS_JMESPATH:
+        module.fail_json(msg=missing_required_lib("jmespath"), exception=str(_http.JMESPATH_IMPORT_ERROR))
     try:
         result = _http.wait_healthy(
             urls, p["wait_timeout"], give_up=_exited_check(module, p["give_up_when_exited"]),
             count=p["count"], interval=p["interval"], timeout=p["timeout"], method=p["method"],
             expect_status=p["expect_status"], json_queries=p["json_query"],
-            min_success_ratio=p["min_success_ratio"],
+            min_success_ratio=p["min_success_ratio"], stop_early=p["stop_early"],
         )
     except (ValueError, _http.MissingJmespath) as exc:
         module.fail_json(msg=str(exc), changed=False)

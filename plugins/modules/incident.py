@@ -20,8 +20,10 @@ description:
   - Appends are safe when several forks write at once (C(O_APPEND), C(flock), one write per line,
     C(fsync)). A torn or unparseable line is never dropped silently; it is reported in
     RV(corrupt_lines) with its line number.
-  - "The record lives on the B(controller). Roles run this module with C(delegate_to: localhost)
-    (and usually C(run_once: true)), so O(incident_dir) is a path on the controller."
+  - "The record lives on the B(controller). An action plugin of the same name writes it in the
+    controller's own process (no module round trip, a few milliseconds per call), whatever host the
+    task runs for, so O(incident_dir) is always a path on the controller. Roles still say
+    C(delegate_to: localhost) to make that visible."
   - The module uses the Python standard library only.
 author:
   - SRE incident team (@sre-incident)
@@ -146,6 +148,9 @@ options:
     type: str
     choices: [resolved, mitigated, degraded, escalated, false_alarm, failed]
 attributes:
+  action:
+    support: full
+    description: Runs on the controller as an action plugin, with the same options and results.
   check_mode:
     support: full
     description:
@@ -294,60 +299,18 @@ sre_incident_record:
            events_path: /srv/incidents/INC-20261127-013045-p0-recommendation-service-3f9a/events.jsonl}
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident.plugins.module_utils._record import OUTCOMES, STATES, RecordError, run
+from ansible_collections.sre.incident.plugins.module_utils._record import ARGUMENT_SPEC, REQUIRED_IF, run_checked
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            state=dict(type="str", choices=list(STATES), default="present"),
-            incident_dir=dict(type="path", default="incidents", fallback=(env_fallback, ["SRE_INCIDENT_DIR"])),
-            id=dict(type="str"),
-            service=dict(type="str"),
-            severity=dict(type="str", choices=["P0", "P1", "P2", "P3"]),
-            commander=dict(type="str"),
-            war_room=dict(type="str"),
-            oncall=dict(type="dict"),
-            impact=dict(type="dict"),
-            sla=dict(type="dict"),
-            detected_at=dict(type="str"),
-            started_at=dict(type="str"),
-            responded_at=dict(type="str"),
-            stage=dict(type="str"),
-            text=dict(type="str"),
-            event_type=dict(type="str", default="event"),
-            owner=dict(type="str"),
-            host=dict(type="str"),
-            data=dict(type="dict"),
-            items=dict(type="list", elements="str"),
-            values=dict(type="dict"),
-            outcome=dict(type="str", choices=list(OUTCOMES)),
-        ),
-        required_if=[
-            ("state", "opened", ("service", "severity")),
-            ("state", "event", ("id",)),
-            ("state", "tick", ("id", "items")),
-            ("state", "closed", ("id", "outcome")),
-            ("state", "present", ("id",)),
-        ],
-        supports_check_mode=True,
-    )
-    try:
-        result = run(module.params, check_mode=module.check_mode)
-    except RecordError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg="incident record in %s: %s" % (module.params["incident_dir"], exc))
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
+    result = run_checked(module.params, check_mode=module.check_mode, diff=module._diff)
     for warning in result.pop("warnings", []):
         module.warn(warning)
-    if result["corrupt_lines"]:
-        module.warn("%s has %d unreadable line(s): %s" % (
-            result["events_path"], len(result["corrupt_lines"]),
-            ", ".join(str(c["line"]) for c in result["corrupt_lines"])))
-    if not module._diff:
-        result.pop("diff", None)
+    if result.pop("failed", False):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

@@ -154,7 +154,7 @@ def test_cpu_and_memory():
     v1 = {"memory_stats": {"usage": 200, "limit": 1000, "stats": {"total_inactive_file": 100}}}
     assert d.memory_usage(v1) == (100, 1000, 10.0)
     assert d.cpu_percent({"cpu_stats": {"cpu_usage": {"total_usage": 5}, "system_cpu_usage": 10},
-                          "precpu_stats": {"cpu_usage": {}}}) == 0.0
+                          "precpu_stats": {"cpu_usage": {}}}) is None   # one-shot: no previous sample
     assert d.cpu_percent({}) is None
     assert d.memory_usage({}) == (None, None, None)
     s = d.stats_summary("c1", STATS_V2)
@@ -316,7 +316,8 @@ class FakeClient:
             return dict(rc=0, stderr="", stdout='{"mode":"normal"}\n')
         return dict(rc=127, stderr="not found", stdout="")
 
-    def stats(self, c):
+    def stats(self, c, one_shot=False):
+        self.one_shot = one_shot
         return STATS_V2
 
     def image_info(self, image):
@@ -440,3 +441,12 @@ def test_context_collects_secrets():
     ctx = d.Context(_client(), STACK)
     assert SECRET in ctx.secrets
     assert ctx.text("x %s y" % SECRET) == "x ******** y"
+
+
+def test_resources_without_cpu_sample_asks_for_a_one_shot_reading():
+    client = _client()
+    ctx = d.Context(client, STACK, cpu_sample=False)
+    facts, _raw, _snap = d.collect(ctx, ["resources"])
+    assert facts["resources"]["ok"] is True and client.one_shot is True
+    d.collect(d.Context(client, STACK), ["resources"])
+    assert client.one_shot is False

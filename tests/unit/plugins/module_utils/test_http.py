@@ -250,3 +250,48 @@ def test_percentile_nearest_rank():
     assert _http.percentile(values, 95) == 19
     assert _http.percentile([7], 95) == 7
     assert _http.percentile([], 50) is None
+
+
+# -- per-URL assertions and stopping when the verdict is known ----------------------------------
+
+def test_per_url_json_query_replaces_the_shared_one(server):
+    r = _http.probe_many([{"url": server + "/health", "json_query": []}, server + "/recs"], count=1,
+                         json_queries=["length(recommendations) > `5`"])
+    assert r["healthy"] is True
+    assert r["urls"] == [server + "/health", server + "/recs"]
+    # the shared assertion would fail on /health: it was not applied there
+    shared = _http.probe_many([server + "/health", server + "/recs"], count=1,
+                              json_queries=["length(recommendations) > `5`"])
+    assert shared["by_url"][server + "/health"]["ok"] == 0
+
+
+@pytest.mark.parametrize("entry", [{"href": "http://x"}, {"url": 3}, {"url": "http://x", "json_query": "a"},
+                                   {"url": "http://x", "extra": 1}, 7])
+def test_bad_url_entry_is_rejected_naming_it(entry):
+    with pytest.raises(ValueError) as err:
+        _http.probe_many([entry], count=1)
+    assert repr(entry) in str(err.value) or "json_query of" in str(err.value)
+
+
+@pytest.mark.parametrize("ok,done,total,ratio,expected", [
+    (0, 6, 18, 0.5, False),    # 0 + 12 left can still reach 9
+    (0, 12, 18, 0.5, True),    # 0 + 6 left cannot reach 9: unhealthy
+    (9, 12, 18, 0.5, True),    # 9 reached: healthy whatever comes
+    (8, 12, 18, 0.5, False),
+    (5, 6, 6, 1.0, True),      # all done
+    (0, 1, 3, 1.0, True),      # one failure sinks a ratio of 1
+    (2, 2, 3, 1.0, False),
+])
+def test_decided(ok, done, total, ratio, expected):
+    assert _http.decided(ok, done, total, ratio) is expected
+
+
+def test_stop_early_skips_rounds_once_the_verdict_is_known(server, closed_port):
+    slept = []
+    down = _http.probe_many(["http://127.0.0.1:%d/health" % closed_port], count=3, interval=0.5, min_success_ratio=0.5, stop_early=True,
+                            sleep=slept.append)
+    assert down["healthy"] is False and down["rounds"] == 2 and len(down["probes"]) == 2 and slept == [0.5]
+    up = _http.probe_many([server + "/health"], count=3, min_success_ratio=0.5, stop_early=True, sleep=slept.append)
+    assert up["healthy"] is True and up["rounds"] == 2
+    full = _http.probe_many([server + "/health"], count=3, min_success_ratio=0.5, sleep=slept.append)
+    assert full["rounds"] == 3 and len(full["probes"]) == 3
