@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: help setup stack-up stack-down demo test unit integration lint sanity changelog-lint bench bench-quick staging-up staging-down drill clean
+.PHONY: help setup stack-up stack-down demo test unit integration lint sanity units-ansible-test changelog-lint bench bench-quick staging-up staging-down drill clean
 
 help:
 	@echo "make demo        set up, break the local reference stack, recover it with p0_recover.yml"
@@ -42,7 +42,11 @@ changelog-lint: setup
 	$(BIN)/antsibull-changelog lint
 
 sanity: setup
-	@bash scripts/sanity.sh
+	@bash scripts/ansible-test.sh sanity
+
+# the unit tests once more, the way ansible-test runs them (its own venv, the collection layout)
+units-ansible-test: setup
+	@bash scripts/ansible-test.sh units
 
 bench: stack-up
 	$(BIN)/python bench/bench_recover.py
@@ -57,6 +61,7 @@ test: stack-up
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory changelog-lint
 	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory units-ansible-test
 	$(MAKE) --no-print-directory bench-quick
 	$(BIN)/pytest tests/unit tests/integration -q -p no:randomly $(PYTEST_ARGS)
 

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # ansible-test needs the collection at a path ending in ansible_collections/<ns>/<name>:
-# copy the tracked files there and run the sanity tests (in ansible-test's own venvs).
+# copy the tracked files there and run ansible-test in its own venvs.
+#   scripts/ansible-test.sh sanity    the sanity tests (SANITY_ARGS: e.g. "--test pylint")
+#   scripts/ansible-test.sh units     the unit tests (tests/unit, with tests/unit/requirements.txt)
 set -euo pipefail
+command=${1:-sanity}
+case "$command" in sanity|units) ;; *) echo "usage: $0 sanity|units" >&2; exit 2 ;; esac
 cd "$(dirname "$0")/.."
 root=$(pwd)
 dest=${SANITY_ROOT:-/tmp/sre-incident-sanity}/ansible_collections/sre/incident
@@ -17,5 +21,9 @@ cp scripts/get-pip-standin.py ~/.ansible/test/cache/"get_pip_${pip_ver//./_}.py"
 cd "$dest"
 git init -q . && git add -A >/dev/null   # ansible-test reads the file list from git
 py=$("$root/.venv/bin/python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
-# shellcheck disable=SC2086 # SANITY_ARGS holds several words on purpose
-"$root/.venv/bin/ansible-test" sanity --venv --requirements --python "$py" --color no ${SANITY_ARGS:-}
+# shellcheck disable=SC2086 # SANITY_ARGS and UNITS_ARGS hold several words on purpose
+if [ "$command" = units ]; then
+  "$root/.venv/bin/ansible-test" units --venv --requirements --python "$py" --color no ${UNITS_ARGS:-}
+else
+  "$root/.venv/bin/ansible-test" sanity --venv --requirements --python "$py" --color no ${SANITY_ARGS:-}
+fi
