@@ -83,6 +83,12 @@ class DockerError(Exception):
         self.msg = msg
         self.details = details
 
+    def as_failure(self):
+        """What a module fails with: ``module.fail_json(**exc.as_failure())``. Nothing was changed
+        by the failed call; ``engine_unreachable`` and ``error_kind`` let a playbook branch."""
+        return dict(self.details, msg=self.msg, changed=False,
+                    engine_unreachable=isinstance(self, EngineUnreachable), error_kind=self.kind)
+
 
 class EngineUnreachable(DockerError):
     """The Docker engine did not answer (socket missing, refused, timed out, bad DOCKER_HOST)."""

@@ -182,8 +182,7 @@ def main():
     except _cache.CacheError as exc:
         module.fail_json(msg=exc.msg, changed=False, **exc.details)
     except _compose.DockerError as exc:
-        module.fail_json(msg=exc.msg, changed=False, engine_unreachable=isinstance(exc, _compose.EngineUnreachable),
-                         error_kind=exc.kind)
+        module.fail_json(**exc.as_failure())
     diff = result.pop("diff")
     if module._diff:
         result["diff"] = diff

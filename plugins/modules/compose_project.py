@@ -217,10 +217,8 @@ def main():
         )
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    except _compose.EngineUnreachable as exc:
-        module.fail_json(msg=exc.msg, engine_unreachable=True, error_kind=exc.kind)
     except _compose.DockerError as exc:
-        module.fail_json(msg=exc.msg, engine_unreachable=False, error_kind=exc.kind, **exc.details)
+        module.fail_json(**exc.as_failure())
 
     diff = result.pop("diff")
     if module._diff:

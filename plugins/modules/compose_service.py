@@ -384,10 +384,8 @@ def main():
             client, p["project"], p["services"], p["state"], wait=p["wait"], timeout=p["timeout"],
             signal=p["signal"], stop_timeout=p["stop_timeout"], check_mode=module.check_mode,
         )
-    except _compose.EngineUnreachable as exc:
-        module.fail_json(msg=exc.msg, engine_unreachable=True, error_kind=exc.kind)
     except _compose.DockerError as exc:
-        module.fail_json(msg=exc.msg, engine_unreachable=False, error_kind=exc.kind, **exc.details)
+        module.fail_json(**exc.as_failure())
 
     diff = result.pop("diff")
     if module._diff:

@@ -223,8 +223,6 @@ def main():
         result = run(module)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    except _compose.EngineUnreachable as exc:
-        module.fail_json(msg=exc.msg, engine_unreachable=True, error_kind=exc.kind)
     except _degrade.DegradeError as exc:
         details = dict(exc.details)
         details.pop("msg", None)
@@ -233,7 +231,7 @@ def main():
             details["diff"] = diff
         module.fail_json(msg=exc.msg, refused=isinstance(exc, _degrade.Refused), **details)
     except _compose.DockerError as exc:
-        module.fail_json(msg=exc.msg, engine_unreachable=False, error_kind=exc.kind, **exc.details)
+        module.fail_json(**exc.as_failure())
     diff = result.pop("diff")
     if module._diff:
         result["diff"] = diff

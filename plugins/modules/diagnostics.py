@@ -389,10 +389,8 @@ def main():
         result = run(module)
     except (StackError, diag.DiagnosticsError) as exc:
         module.fail_json(msg=str(exc), changed=False)
-    except _compose.EngineUnreachable as exc:
-        module.fail_json(msg=exc.msg, changed=False, engine_unreachable=True)
     except _compose.DockerError as exc:
-        module.fail_json(msg=exc.msg, changed=False)
+        module.fail_json(**exc.as_failure())
     except OSError as exc:
         module.fail_json(msg="cannot write to the managed host: %s" % exc, changed=False)
     module.exit_json(**result)

@@ -167,8 +167,7 @@ def main():
     except ValueError as exc:
         module.fail_json(msg=str(exc), changed=False)
     except _compose.DockerError as exc:
-        module.fail_json(msg=exc.msg, changed=False, engine_unreachable=isinstance(exc, _compose.EngineUnreachable),
-                         error_kind=exc.kind)
+        module.fail_json(**exc.as_failure())
     diff = result.pop("diff")
     if module._diff:
         result["diff"] = diff

@@ -277,7 +277,7 @@ def main():
     except _report.ReportError as exc:
         module.fail_json(msg=exc.msg, changed=False, **exc.details)
     except _compose.DockerError as exc:
-        module.fail_json(msg=exc.msg, changed=False, error_kind=exc.kind)
+        module.fail_json(**exc.as_failure())
     except OSError as exc:
         module.fail_json(msg="writing the report to %s: %s" % (p["dest_dir"], exc), changed=False)
     diff = result.pop("diff")

@@ -385,10 +385,8 @@ def main():
         result = run(p, client, since, thresholds)
     except (_verify.VerifyError, _stack.StackError) as exc:
         module.fail_json(msg=str(exc), changed=False)
-    except _compose.EngineUnreachable as exc:
-        module.fail_json(msg=exc.msg, changed=False, engine_unreachable=True, error_kind=exc.kind)
     except _compose.DockerError as exc:
-        module.fail_json(msg=exc.msg, changed=False, engine_unreachable=False, error_kind=exc.kind)
+        module.fail_json(**exc.as_failure())
     if p["fail_on_failure"] and not result["passed"]:
         module.fail_json(msg=result["summary"], changed=False, **result)
     module.exit_json(changed=False, **result)

@@ -431,3 +431,13 @@ def test_docker_common_args_use_env_fallback():
     spec = _compose.DOCKER_COMMON_ARGS
     assert spec["docker_host"]["fallback"][1] == ["DOCKER_HOST"]
     assert spec["docker_timeout"]["type"] == "int" and spec["docker_timeout"]["default"] == 60
+
+
+def test_as_failure_names_the_kind_and_keeps_the_details():
+    down = _compose.EngineUnreachable("engine at unix:///nope did not answer")
+    assert down.as_failure() == dict(msg="engine at unix:///nope did not answer", changed=False,
+                                     engine_unreachable=True, error_kind="engine_unreachable")
+    other = _compose.DockerError("no such service", services=["x"])
+    failure = other.as_failure()
+    assert failure["engine_unreachable"] is False and failure["error_kind"] == "docker_error"
+    assert failure["services"] == ["x"] and failure["changed"] is False
