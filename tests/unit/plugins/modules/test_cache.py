@@ -3,36 +3,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose
 from ansible_collections.sre.incident.plugins.modules import cache
 
+from .harness import patch_engine, patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
+
 KEYS = set()
-
-
-class AnsibleExitJson(Exception):
-    pass
-
-
-class AnsibleFailJson(Exception):
-    pass
-
-
-def exit_json(self, **kwargs):
-    kwargs.setdefault("changed", False)
-    raise AnsibleExitJson(kwargs)
-
-
-def fail_json(self, **kwargs):
-    kwargs["failed"] = True
-    raise AnsibleFailJson(kwargs)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -64,25 +46,15 @@ def server():
 
 @pytest.fixture(autouse=True)
 def patch_env(monkeypatch):
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(_compose, "connect", lambda host, timeout: object())
-
     def fake_exec(client, project, service, argv):
         assert (project, service) == ("recsys", "redis")
         return dict(cmd=argv, rc=0, stdout="".join(k + "\n" for k in KEYS), stderr="")
-    monkeypatch.setattr(_compose, "exec_in_service", fake_exec)
+    patch_engine(monkeypatch, exec_in_service=fake_exec)
     KEYS.clear()
     KEYS.update({"recs:user-1:10", "recs:user-2:10"})
 
 
-def run(args, check_mode=False, diff=False):
-    with patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)):
-        try:
-            cache.main()
-        except (AnsibleExitJson, AnsibleFailJson) as exc:
-            return exc.args[0]
-    raise AssertionError("module did not exit")
+run = functools.partial(run_module, cache)
 
 
 def stack(server):

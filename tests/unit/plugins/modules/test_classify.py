@@ -3,17 +3,17 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sre.incident.plugins.modules import classify
 
-from .harness import AnsibleExitJson, AnsibleFailJson, patch_exits  # noqa: F401  pylint: disable=unused-import
+from .harness import patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
 
 
 BEHAVIOUR = {"delay": 0.0, "failing": set(), "empty": set()}
@@ -59,16 +59,7 @@ def stack(server):
     }
 
 
-def run(args, check_mode=False, diff=False):
-    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(args):
-        try:
-            classify.main()
-        except AnsibleExitJson as exc:
-            return exc.args[0]
-        except AnsibleFailJson as exc:
-            return exc.args[0]
-    raise AssertionError("module did not exit")
+run = functools.partial(run_module, classify)
 
 
 def test_given_facts():

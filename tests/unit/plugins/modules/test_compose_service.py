@@ -1,26 +1,17 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
+import functools
+
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose
 from ansible_collections.sre.incident.plugins.modules import compose_service
 
-from .harness import AnsibleExitJson, AnsibleFailJson, patch_exits  # noqa: F401  pylint: disable=unused-import
+from .harness import patch_engine, patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
 
 
-def run(args, check_mode=False, diff=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    if diff:
-        args = dict(args, _ansible_diff=True)
-    with patch_module_args(args):
-        try:
-            compose_service.main()
-        except (AnsibleExitJson, AnsibleFailJson) as exc:
-            return exc.args[0]
-    raise AssertionError("module did not exit")
+run = functools.partial(run_module, compose_service)
 
 
 def state(name, service, status="running", health="none"):
@@ -51,8 +42,7 @@ def calls(monkeypatch):
             raise seen["raise"]
         return dict(seen["result"])
 
-    monkeypatch.setattr(_compose, "connect", connect)
-    monkeypatch.setattr(_compose, "ensure_services", ensure_services)
+    patch_engine(monkeypatch, connect=connect, ensure_services=ensure_services)
     return seen
 
 

@@ -2,12 +2,14 @@
 """sre.incident.degraded_mode main(): input checks, exits and failures, the engine replaced by fakes."""
 from __future__ import annotations
 
+import functools
+
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _degrade
 from ansible_collections.sre.incident.plugins.modules import degraded_mode
+
+from .harness import patch_engine, patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
 
 STACK = {
     "name": "recsys", "project_dir": "/srv/recsys", "service": "recommendation-service",
@@ -17,33 +19,13 @@ STACK = {
 }
 
 
-class AnsibleExitJson(Exception):
-    pass
-
-
-class AnsibleFailJson(Exception):
-    pass
-
-
-def exit_json(self, **kwargs):
-    kwargs.setdefault("changed", False)
-    raise AnsibleExitJson(kwargs)
-
-
-def fail_json(self, **kwargs):
-    kwargs["failed"] = True
-    raise AnsibleFailJson(kwargs)
-
-
 CALLS = []
 
 
 @pytest.fixture(autouse=True)
 def patch_env(monkeypatch):
     CALLS.clear()
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(_compose, "connect", lambda host, timeout: CALLS.append(("connect", host)) or object())
+    patch_engine(monkeypatch, connect=lambda host, timeout: CALLS.append(("connect", host)) or object())
 
     def fake_enable(ctx, mode, order, verify, check_mode):
         CALLS.append(("enable", mode, tuple(order), verify, check_mode, ctx.timeout))
@@ -61,13 +43,7 @@ def patch_env(monkeypatch):
     monkeypatch.setattr(_degrade, "disable", fake_disable)
 
 
-def run(args, check_mode=False, diff=False):
-    with patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)):
-        try:
-            degraded_mode.main()
-        except (AnsibleExitJson, AnsibleFailJson) as exc:
-            return exc.args[0]
-    raise AssertionError("module did not exit")
+run = functools.partial(run_module, degraded_mode)
 
 
 def test_enable_passes_normalized_input_and_diff():

@@ -1,40 +1,21 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose
 from ansible_collections.sre.incident.plugins.modules import diagnostics
 from ansible_collections.sre.incident.tests.unit.plugins.module_utils.test_diagnostics import SECRET, STACK, _client
 
-
-class AnsibleExitJson(Exception):
-    pass
-
-
-class AnsibleFailJson(Exception):
-    pass
-
-
-def exit_json(self, **kwargs):
-    kwargs.setdefault("changed", False)
-    raise AnsibleExitJson(kwargs)
-
-
-def fail_json(self, **kwargs):
-    kwargs["failed"] = True
-    raise AnsibleFailJson(kwargs)
+from .harness import patch_engine, patch_exits, patch_run_command, run_module  # noqa: F401  pylint: disable=unused-import
 
 
 @pytest.fixture(autouse=True)
-def patch_exits(monkeypatch):
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kw: (128, "", "not a git repository"))
+def not_a_git_checkout(monkeypatch):
+    patch_run_command(monkeypatch, rc=128, err="not a git repository")
 
 
 @pytest.fixture
@@ -44,16 +25,12 @@ def fake_engine(monkeypatch):
     def connect(docker_host=None, timeout=60, max_pool_size=None):
         return client
 
-    monkeypatch.setattr(_compose, "connect", connect)
+    patch_engine(monkeypatch, connect=connect)
     monkeypatch.setattr(diagnostics.run, "__defaults__", (connect,))
     return client
 
 
-def _run(args):
-    with patch_module_args(args):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as info:
-            diagnostics.main()
-    return info.value.args[0]
+_run = functools.partial(run_module, diagnostics)
 
 
 def _stack(tmp_path):

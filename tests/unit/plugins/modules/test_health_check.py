@@ -1,16 +1,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sre.incident.plugins.modules import health_check
 
-from .harness import AnsibleExitJson, AnsibleFailJson, patch_exits  # noqa: F401  pylint: disable=unused-import
+from .harness import patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -40,17 +40,7 @@ def server():
     srv.server_close()
 
 
-def run(args, check_mode=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        try:
-            health_check.main()
-        except AnsibleExitJson as exc:
-            return exc.args[0]
-        except AnsibleFailJson as exc:
-            return exc.args[0]
-    raise AssertionError("module did not exit")
+run = functools.partial(run_module, health_check)
 
 
 def test_healthy(server):

@@ -5,46 +5,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
-
-import pytest
-
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sre.incident.plugins.modules import incident as incident_module
 
-
-class Exit(Exception):
-    pass
+from .harness import no_incident_dir_env, patch_exits, run_module, warnings_seen  # noqa: F401  pylint: disable=unused-import
 
 
-class Fail(Exception):
-    pass
-
-
-def _exit_json(self, **kwargs):
-    kwargs.setdefault("changed", False)
-    raise Exit(kwargs)
-
-
-def _fail_json(self, msg, **kwargs):
-    kwargs.update(msg=msg, failed=True)
-    raise Fail(kwargs)
-
-
-@pytest.fixture(autouse=True)
-def patched(monkeypatch):
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)
-    monkeypatch.delenv("SRE_INCIDENT_DIR", raising=False)
-
-
-def _main(args):
-    with patch_module_args(args):
-        with pytest.raises((Exit, Fail)) as info:
-            incident_module.main()
-    return info.value.args[0]
+_main = functools.partial(run_module, incident_module)
 
 
 def test_open_tick_close_present(tmp_path):
@@ -103,14 +72,12 @@ def test_argument_spec_rejects_bad_choices(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_incident_dir_env_fallback_and_corrupt_warning(tmp_path, monkeypatch):
+def test_incident_dir_env_fallback_and_corrupt_warning(tmp_path, monkeypatch, warnings_seen):
     monkeypatch.setenv("SRE_INCIDENT_DIR", str(tmp_path))
-    warnings = []
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
     opened = _main({"state": "opened", "service": "svc", "severity": "P2"})
     assert opened["record_dir"].startswith(str(tmp_path))
     with open(opened["events_path"], "ab") as handle:
         handle.write(b"{torn")
     present = _main({"state": "present", "id": opened["id"]})
     assert present["corrupt_lines"][0]["line"] == 2
-    assert warnings and "2" in warnings[0]
+    assert warnings_seen and "2" in warnings_seen[0]

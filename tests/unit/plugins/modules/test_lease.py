@@ -5,48 +5,17 @@
 
 from __future__ import annotations
 
-import pytest
-
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
+import functools
 
 from ansible_collections.sre.incident.plugins.modules import lease as lease_module
 
-
-class Exit(Exception):
-    pass
+from .harness import patch_exits, run_module, warnings_seen  # noqa: F401  pylint: disable=unused-import
 
 
-class Fail(Exception):
-    pass
+_main = functools.partial(run_module, lease_module)
 
 
-def _exit_json(self, **kwargs):
-    kwargs.setdefault("changed", False)
-    raise Exit(kwargs)
-
-
-def _fail_json(self, msg, **kwargs):
-    kwargs.update(msg=msg, failed=True)
-    raise Fail(kwargs)
-
-
-@pytest.fixture(autouse=True)
-def patched(monkeypatch):
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)
-
-
-def _main(args):
-    with patch_module_args(args):
-        with pytest.raises((Exit, Fail)) as info:
-            lease_module.main()
-    return info.value.args[0]
-
-
-def test_acquire_refuse_release(tmp_path, monkeypatch):
-    warnings = []
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
+def test_acquire_refuse_release(tmp_path, warnings_seen):
     state_dir = str(tmp_path / "recsys")
     got = _main({"state": "acquired", "state_dir": state_dir, "incident_id": "INC-1", "owner": "alice",
                  "_ansible_diff": True})
@@ -56,7 +25,7 @@ def test_acquire_refuse_release(tmp_path, monkeypatch):
     assert refused["failed"] is True and "alice" in refused["msg"] and "INC-1" in refused["msg"]
     assert refused["holder"]["incident_id"] == "INC-1"
     other = _main({"state": "released", "state_dir": state_dir, "incident_id": "INC-2"})
-    assert other["changed"] is False and warnings and "INC-1" in warnings[0]
+    assert other["changed"] is False and warnings_seen and "INC-1" in warnings_seen[0]
     released = _main({"state": "released", "state_dir": state_dir, "incident_id": "INC-1", "record_run": True,
                       "outcome": "resolved"})
     assert released["changed"] is True and released["recent_runs"] == 1 and released["breaker_open"] is False

@@ -3,32 +3,14 @@
 
 from __future__ import annotations
 
-import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
+import functools
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose
+import pytest
+
 from ansible_collections.sre.incident.plugins.modules import log_cleanup
 
 from ..module_utils.test_p1cases import FakeContainer
-
-
-class AnsibleExitJson(Exception):
-    pass
-
-
-class AnsibleFailJson(Exception):
-    pass
-
-
-def exit_json(self, **kwargs):
-    kwargs.setdefault("changed", False)
-    raise AnsibleExitJson(kwargs)
-
-
-def fail_json(self, **kwargs):
-    kwargs["failed"] = True
-    raise AnsibleFailJson(kwargs)
+from .harness import patch_engine, patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
 
 
 BOX = {}
@@ -36,24 +18,15 @@ BOX = {}
 
 @pytest.fixture(autouse=True)
 def patch_env(monkeypatch):
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(_compose, "connect", lambda host, timeout: object())
     BOX["box"] = FakeContainer()
 
     def fake_exec(client, project, service, argv):
         assert (project, service) == ("recsys", "recommendation-service")
         return dict(BOX["box"](argv), cmd=argv)
-    monkeypatch.setattr(_compose, "exec_in_service", fake_exec)
+    patch_engine(monkeypatch, exec_in_service=fake_exec)
 
 
-def run(args, check_mode=False, diff=False):
-    with patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)):
-        try:
-            log_cleanup.main()
-        except (AnsibleExitJson, AnsibleFailJson) as exc:
-            return exc.args[0]
-    raise AssertionError("module did not exit")
+run = functools.partial(run_module, log_cleanup)
 
 
 def test_four_runs(tmp_path):

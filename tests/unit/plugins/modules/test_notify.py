@@ -12,11 +12,10 @@ import threading
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.sre.incident.plugins.module_utils import _notify
 from ansible_collections.sre.incident.plugins.modules import notify as notify_module
+
+from .harness import AnsibleExitJson, patch_exits, run_main  # noqa: F401  pylint: disable=unused-import
 
 SECRET = "SECmodule-secret-7c1f2e9a"
 TOKEN = "hook-token-0d9a8b7c6e5f"
@@ -33,29 +32,8 @@ INCIDENT = {
 ONCALL = {"shift": "weekday_day", "handle": "@oncall-day", "contacts": {"tech_lead": "@tech-lead"}}
 
 
-class Exit(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
-
-
-def _exit_json(self, **kwargs):
-    kwargs.setdefault("changed", False)
-    raise Exit(kwargs)
-
-
-def _fail_json(self, msg, **kwargs):
-    kwargs["msg"] = msg
-    kwargs["failed_count"] = True
-    raise Fail(kwargs)
-
-
 @pytest.fixture(autouse=True)
-def patched(monkeypatch):
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)
+def fast_retries_no_proxy(monkeypatch):
     monkeypatch.setattr(_notify.time, "sleep", lambda seconds: None)  # keep retries fast
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
@@ -94,13 +72,9 @@ class Receiver:
 
 
 def run(args, check_mode=False):
-    args = dict(args)
-    if check_mode:
-        args["_ansible_check_mode"] = True
-    with patch_module_args(args):
-        with pytest.raises((Exit, Fail)) as info:
-            notify_module.main()
-    return info.type is Exit, info.value.args[0]
+    """(True if the module exited, False if it failed; its result)."""
+    raised = run_main(notify_module, args, check_mode=check_mode)
+    return isinstance(raised, AnsibleExitJson), raised.args[0]
 
 
 def channels_for(rx):

@@ -3,24 +3,17 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.common.parameters import remove_values
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sre.incident.plugins.module_utils import _report
 from ansible_collections.sre.incident.plugins.modules import p2_report
 
-from .harness import AnsibleExitJson, AnsibleFailJson, patch_exits  # noqa: F401  pylint: disable=unused-import
+from .harness import mask_no_log, patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
 
 
-def run(args, check_mode=False, diff=False):
-    with patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)):
-        try:
-            p2_report.main()
-        except (AnsibleExitJson, AnsibleFailJson) as exc:
-            return exc.args[0]
-    raise AssertionError("module did not exit")
+run = functools.partial(run_module, p2_report)
 
 
 EVIDENCE = {"collected_at": "2026-11-27T01:30:00Z", "app_version": "1.0.0", "logs": ['{"level":"WARNING","msg":"x"}'],
@@ -44,15 +37,12 @@ def test_write_check_then_real_then_again(tmp_path):
     assert run(args)["changed"] is False
 
 
-def test_tracker_token_is_no_log(tmp_path, monkeypatch):
+def test_tracker_token_is_no_log(tmp_path, monkeypatch, mask_no_log):  # exit_json masks no_log values, like the real one
     def post(tracker, title, body, labels=(), timeout=10):
         return dict(url="http://t/1 (token %s)" % tracker["token"], number=1, status=201, api_url="http://t")
     monkeypatch.setattr(_report, "post_issue", post)
     monkeypatch.setattr(_report.run, "__defaults__", (False, None, None, post, None))
 
-    def masking_exit(self, **kwargs):  # what the real exit_json does with no_log values
-        raise AnsibleExitJson(remove_values(kwargs, self.no_log_values))
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", masking_exit)
     assert p2_report.argument_spec()["tracker"]["options"]["token"]["no_log"] is True
     r = run(dict(title="x", evidence=EVIDENCE, dest_dir=str(tmp_path), date="2026-11-27",
                  tracker=dict(kind="github", url="http://t/repos/o/r", token="VERY-SECRET-TOKEN")))

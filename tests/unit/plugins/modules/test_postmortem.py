@@ -5,49 +5,18 @@
 
 from __future__ import annotations
 
+import functools
 import os
-
-import pytest
-
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sre.incident.plugins.module_utils import _record as rec
 from ansible_collections.sre.incident.plugins.modules import postmortem as postmortem_module
 
+from .harness import no_incident_dir_env, patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
+
 T0 = "2026-11-27T01:30:45.000Z"
 
 
-class Exit(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
-
-
-def _exit_json(self, **kwargs):
-    kwargs.setdefault("changed", False)
-    raise Exit(kwargs)
-
-
-def _fail_json(self, msg, **kwargs):
-    kwargs.update(msg=msg, failed=True)
-    raise Fail(kwargs)
-
-
-@pytest.fixture(autouse=True)
-def patched(monkeypatch):
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)
-    monkeypatch.delenv("SRE_INCIDENT_DIR", raising=False)
-
-
-def _main(args):
-    with patch_module_args(args):
-        with pytest.raises((Exit, Fail)) as info:
-            postmortem_module.main()
-    return info.value.args[0]
+_main = functools.partial(run_module, postmortem_module)
 
 
 def _record(tmp_path):

@@ -1,17 +1,17 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose
 from ansible_collections.sre.incident.plugins.modules import recovery_check
 
-from .harness import AnsibleExitJson, AnsibleFailJson, patch_exits  # noqa: F401  pylint: disable=unused-import
+from .harness import patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -56,17 +56,7 @@ def stack(base, users=("user-1", "user-2")):
 HTTP_CHECKS = ["health", "recommendations", "latency"]
 
 
-def run(args, check_mode=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        try:
-            recovery_check.main()
-        except AnsibleExitJson as exc:
-            return exc.args[0]
-        except AnsibleFailJson as exc:
-            return exc.args[0]
-    raise AssertionError("module did not exit")
+run = functools.partial(run_module, recovery_check)
 
 
 def test_http_checks_pass_in_check_mode_and_change_nothing(server):
