@@ -16,8 +16,15 @@ Optional pieces, each opted into the same way (import the name):
 ``mask_no_log``            fixture: exit_json hides no_log values, as the real one does
 ``patch_engine``           the Docker engine replaced: _compose.connect and other _compose functions
 ``patch_run_command``      AnsibleModule.run_command returns a fixed (rc, out, err)
+``JSONHandler``, ``serving``  a loopback HTTP server for the probes: subclass JSONHandler (answer
+                           with ``self.send_json(status, body)``), ``with serving(Handler) as url``
 """
 from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from ansible.module_utils import basic
@@ -110,3 +117,31 @@ def patch_engine(monkeypatch, connect=dummy_connect, **fakes):
 def patch_run_command(monkeypatch, rc=0, out="", err=""):
     """AnsibleModule.run_command runs nothing and returns ``(rc, out, err)``."""
     monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kwargs: (rc, out, err))
+
+
+class JSONHandler(BaseHTTPRequestHandler):
+    """Base of the tests' loopback HTTP servers: quiet, and ``send_json`` answers."""
+
+    def log_message(self, *args):
+        pass
+
+    def send_json(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@contextlib.contextmanager
+def serving(handler):
+    """A ThreadingHTTPServer on a free loopback port with ``handler``; yields its base URL."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield "http://127.0.0.1:%d" % srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()

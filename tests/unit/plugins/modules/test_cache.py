@@ -4,22 +4,17 @@
 from __future__ import annotations
 
 import functools
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ansible_collections.sre.incident.plugins.modules import cache
 
-from .harness import patch_engine, patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
+from .harness import JSONHandler, patch_engine, patch_exits, run_module, serving  # noqa: F401  pylint: disable=unused-import
 
 KEYS = set()
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+class Handler(JSONHandler):
 
     def do_POST(self):
         if self.path == "/api/recommendations/clear-cache":
@@ -27,21 +22,13 @@ class Handler(BaseHTTPRequestHandler):
             KEYS.clear()
         else:
             status, body = 503, {"error": "cache unavailable"}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, body)
 
 
 @pytest.fixture(scope="module")
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:%d" % srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

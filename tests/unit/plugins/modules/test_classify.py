@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ansible_collections.sre.incident.plugins.modules import classify
 
-from .harness import patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
+from .harness import JSONHandler, patch_exits, run_module, serving  # noqa: F401  pylint: disable=unused-import
 
 
 BEHAVIOUR = {"delay": 0.0, "failing": set(), "empty": set()}
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+class Handler(JSONHandler):
 
     def do_GET(self):
         user = self.path.split("/")[-1].split("?")[0]
@@ -31,22 +27,13 @@ class Handler(BaseHTTPRequestHandler):
         else:
             items = [] if user in BEHAVIOUR["empty"] else [{"item_id": i} for i in range(10)]
             status, body = 200, {"user": user, "recommendations": items, "source": "database"}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, body)
 
 
 @pytest.fixture(scope="module")
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:%d" % srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,42 +2,28 @@
 from __future__ import annotations
 
 import functools
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ansible_collections.sre.incident.plugins.modules import health_check
 
-from .harness import patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
+from .harness import JSONHandler, patch_exits, run_module, serving  # noqa: F401  pylint: disable=unused-import
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+class Handler(JSONHandler):
 
     def do_GET(self):
         status, body = {
             "/health": (200, {"status": "ok"}),
             "/recs": (200, {"recommendations": [1, 2, 3, 4, 5, 6]}),
         }.get(self.path, (503, {"status": "down"}))
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, body)
 
 
 @pytest.fixture(scope="module")
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:%d" % srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 run = functools.partial(run_module, health_check)

@@ -2,23 +2,17 @@
 from __future__ import annotations
 
 import functools
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose
 from ansible_collections.sre.incident.plugins.modules import recovery_check
 
-from .harness import patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
+from .harness import JSONHandler, patch_exits, run_module, serving  # noqa: F401  pylint: disable=unused-import
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JSONHandler):
     """/health 200; user 'few' gets 3 recommendations, everyone else 10."""
-
-    def log_message(self, *args):
-        pass
 
     def do_GET(self):
         path = self.path.split("?")[0]
@@ -29,22 +23,13 @@ class Handler(BaseHTTPRequestHandler):
             status, body = 200, {"recommendations": list(range(3 if user == "few" else 10))}
         else:
             status, body = 404, {}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, body)
 
 
 @pytest.fixture(scope="module")
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:%d" % srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def stack(base, users=("user-1", "user-2")):
