@@ -51,10 +51,12 @@ units-ansible-test: setup
 bench: stack-up
 	$(BIN)/python bench/bench_recover.py
 	$(BIN)/python bench/bench_diagnose.py
+	$(BIN)/python bench/bench_fleet.py
 
 bench-quick: stack-up
 	$(BIN)/python bench/bench_recover.py --quick
 	$(BIN)/python bench/bench_diagnose.py --quick
+	$(BIN)/python bench/bench_fleet.py --quick
 
 # Everything, with one pytest summary line at the end (read by CI).
 test: stack-up
