@@ -7,11 +7,12 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: help setup stack-up stack-down demo test unit integration lint sanity changelog-lint bench bench-quick compat staging-up staging-down drill clean
+.PHONY: help setup stack-up stack-down demo test unit integration lint sanity changelog-lint bench bench-quick molecule compat staging-up staging-down drill clean
 
 help:
 	@echo "make demo        set up, break the local reference stack, recover it with p0_recover.yml"
-	@echo "make test        set up and run every test (lint, sanity, compat, unit, integration)"
+	@echo "make test        set up and run every test (lint, sanity, molecule, compat, unit, integration)"
+	@echo "make molecule    one Molecule scenario per role, against a managed-host container and a stack copy"
 	@echo "make compat      the newest ansible-core on Python 3.12 (the oldest supported is .venv itself)"
 	@echo "make setup       install Docker/compose/debootstrap if missing, base image, .venv/"
 	@echo "make stack-up    build and start the reference stack (project recsys)"
@@ -53,6 +54,10 @@ bench-quick: stack-up
 	$(BIN)/python bench/bench_recover.py --quick
 	$(BIN)/python bench/bench_diagnose.py --quick
 
+# One scenario per role (molecule/<role>/), against its own stack copy (made and removed here); docs/testing.md.
+molecule: setup
+	@bash scripts/molecule.sh
+
 # Python 3.12 + the newest ansible-core (cached venv .venv-newest/): the API-facing unit tests, ansible-doc of
 # every module and diagnose.yml against the reference stack. The oldest supported pair is .venv itself.
 compat: stack-up
@@ -64,6 +69,7 @@ test: stack-up
 	$(MAKE) --no-print-directory changelog-lint
 	$(MAKE) --no-print-directory sanity
 	$(MAKE) --no-print-directory bench-quick
+	$(MAKE) --no-print-directory molecule
 	$(MAKE) --no-print-directory compat
 	$(BIN)/pytest tests/unit tests/integration -q -p no:randomly $(PYTEST_ARGS)
 
