@@ -7,11 +7,13 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: help setup stack-up stack-down demo test unit integration lint sanity units-ansible-test changelog-lint bench bench-quick staging-up staging-down drill clean
+.PHONY: help setup stack-up stack-down demo test unit integration lint sanity units-ansible-test changelog-lint bench bench-quick molecule compat staging-up staging-down drill clean
 
 help:
 	@echo "make demo        set up, break the local reference stack, recover it with p0_recover.yml"
-	@echo "make test        set up and run every test (unit, integration, lint, sanity)"
+	@echo "make test        set up and run every test (lint, sanity, molecule, compat, unit, integration)"
+	@echo "make molecule    one Molecule scenario per role, against a managed-host container and a stack copy"
+	@echo "make compat      the newest ansible-core on Python 3.12 (the oldest supported is .venv itself)"
 	@echo "make setup       install Docker/compose/debootstrap if missing, base image, .venv/"
 	@echo "make stack-up    build and start the reference stack (project recsys)"
 	@echo "make stack-down  stop the reference stack, keep its volumes"
@@ -58,6 +60,15 @@ bench-quick: stack-up
 	$(BIN)/python bench/bench_diagnose.py --quick
 	$(BIN)/python bench/bench_fleet.py --quick
 
+# One scenario per role (molecule/<role>/), against its own stack copy (made and removed here); docs/testing.md.
+molecule: setup
+	@bash scripts/molecule.sh
+
+# Python 3.12 + the newest ansible-core (cached venv .venv-newest/): the API-facing unit tests, ansible-doc of
+# every module and diagnose.yml against the reference stack. The oldest supported pair is .venv itself.
+compat: stack-up
+	@bash scripts/test-oldest-newest.sh newest
+
 # Everything, with one pytest summary line at the end (read by CI).
 test: stack-up
 	$(MAKE) --no-print-directory lint
@@ -65,6 +76,8 @@ test: stack-up
 	$(MAKE) --no-print-directory sanity
 	$(MAKE) --no-print-directory units-ansible-test
 	$(MAKE) --no-print-directory bench-quick
+	$(MAKE) --no-print-directory molecule
+	$(MAKE) --no-print-directory compat
 	$(BIN)/pytest tests/unit tests/integration -q -p no:randomly $(PYTEST_ARGS)
 
 # Drills (issue 8, in progress): two SSH-managed staging hosts, each with its own copy of the stack.

@@ -19,7 +19,7 @@ from conftest import INVENTORY, ROOT, VENV_BIN, read_record
 pytestmark = pytest.mark.integration
 
 # Top-level (or nested) names that must never ship in the tarball.
-FORBIDDEN = {"tests", ".venv", ".cache", "incidents", "backlog", "bench", "molecule", ".collections",
+FORBIDDEN = {"tests", ".venv", ".cache", "incidents", "backlog", "bench", "molecule", ".config", ".collections",
              ".git", ".ansible", ".hypothesis", ".pytest_cache", "__pycache__"}
 # What a user needs from it.
 REQUIRED = {"MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml", "playbooks/p0_recover.yml",
