@@ -118,10 +118,18 @@ samples:
   type: list
   elements: dict
   contains:
-    t: {description: UNIX time the round started (the managed host's clock)., type: float}
-    ok: {description: Users were served in this round., type: bool}
-    why: {description: What failed, or null., type: str}
-    latency_ms: {description: The median latency of the round's recommendation answers, or null without answers., type: float}
+    t:
+      description: "UNIX time the round started (the managed host's clock)."
+      type: float
+    ok:
+      description: "Users were served in this round."
+      type: bool
+    why:
+      description: "What failed, or null."
+      type: str
+    latency_ms:
+      description: "The median latency of the round's recommendation answers, or null without answers."
+      type: float
   sample: [{"t": 1764218000.5, "ok": false, "why": "health no answer; user-1: connection refused", "latency_ms": null}]
 stopped_by:
   description: V(stop_file) or V(max_duration).
