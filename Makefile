@@ -18,6 +18,7 @@ help:
 	@echo "make stack-up    build and start the reference stack (project recsys)"
 	@echo "make stack-down  stop the reference stack, keep its volumes"
 	@echo "make bench       the benchmarks, side by side with their baselines (bench-quick: check they run)"
+	@echo "make drill       two staging hosts over SSH, then every fault of the drill catalogue (FAULT=name for one)"
 
 setup:
 	@bash scripts/setup.sh
@@ -80,8 +81,9 @@ test: stack-up
 	$(MAKE) --no-print-directory compat
 	$(BIN)/pytest tests/unit tests/integration -q -p no:randomly $(PYTEST_ARGS)
 
-# Drills (issue 8, in progress): two SSH-managed staging hosts, each with its own copy of the stack.
-staging-up: stack-up
+# Drills (docs/drills.md): two SSH-managed staging hosts, each with its own copy of the stack (stg1, stg2);
+# they need the base image and the stack's images, not the local stack itself.
+staging-up: setup
 	@bash scripts/staging.sh up
 
 staging-down:

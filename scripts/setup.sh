@@ -16,6 +16,8 @@ command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 command -v rsync >/dev/null 2>&1 || need_pkgs+=(rsync)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
+# the drills reach their staging hosts over SSH (scripts/staging.sh, tests/integration/test_drills.py)
+{ command -v ssh && command -v ssh-keygen; } >/dev/null 2>&1 || need_pkgs+=(openssh-client)
 # headless Chromium renders the postmortem's HTML in the tests
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 # ansible-test's shellcheck sanity test needs it (it is skipped, not passed, without it)

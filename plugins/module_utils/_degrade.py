@@ -379,6 +379,9 @@ class Context:
         self.standby = stack.get("standby")
         self.redis = (stack.get("redis") or {}).get("service") or "redis"
         self.min_items = int(stack.get("min_recommendations", 6))
+        # the runbook's "latency under 500 ms" (SPEC P0-5): a standby or a restored cache that answers
+        # as slowly as the broken service does not serve users
+        self.max_latency_ms = float((stack.get("thresholds") or {}).get("latency_ms") or 500)
         self.limit = int(stack.get("recommendations_limit", 10))
         self.direct = _stack.urls(stack)
         self.via_edge = _stack.urls(stack, base=stack["edge_url"])
@@ -448,7 +451,7 @@ class Context:
         body = res.get("body_json") if isinstance(res.get("body_json"), dict) else {}
         recs = body.get("recommendations")
         return dict(url=url, status=res["status"], error=res["error"] if res["status"] is None else None,
-                    count=len(recs) if isinstance(recs, list) else None, source=body.get("source"),
+                    latency_ms=res.get("latency_ms"), count=len(recs) if isinstance(recs, list) else None, source=body.get("source"),
                     instance=body.get("instance"), body_error=body.get("error"), body=body)
 
     def marker_path(self):
@@ -534,6 +537,13 @@ def _recs(ctx, urls):
     return {user: ctx.probe(url) for user, url in urls["recommendations"].items()}
 
 
+def _too_slow(ctx, user, r, where):
+    """A problem text when the answer took longer than the latency threshold, else None."""
+    if r.get("latency_ms") is not None and r["latency_ms"] > ctx.max_latency_ms:
+        return "%s %s: %.0f ms, over %.0f ms" % (user, where, r["latency_ms"], ctx.max_latency_ms)
+    return None
+
+
 def _slim(results):
     return {user: {k: v for k, v in r.items() if k != "body"} for user, r in results.items()}
 
@@ -564,6 +574,8 @@ def verify_standby(ctx, deadline):
         for user, r in recs.items():
             if r["status"] != 200 or (r["count"] or 0) < ctx.min_items or r["instance"] != "standby":
                 problems.append("%s via edge: status %s, %s item(s), instance %s" % (user, r["status"], r["count"], r["instance"]))
+            elif _too_slow(ctx, user, r, "via edge"):
+                problems.append(_too_slow(ctx, user, r, "via edge"))
         return not problems, dict(edge_mode=mode, recommendations=_slim(recs), problems=problems)
     return _poll(ctx, check, deadline)
 
@@ -601,6 +613,8 @@ def verify_cache(ctx, deadline, marker=None):
                 problems.append("%s via edge: status %s, %s item(s)" % (user, r["status"], r["count"]))
             elif key in restored and r["source"] != "cache":
                 problems.append("%s via edge: source %s, expected the restored cache" % (user, r["source"]))
+            elif _too_slow(ctx, user, r, "via edge"):
+                problems.append(_too_slow(ctx, user, r, "via edge"))
             if r["source"] == "cache":
                 from_cache += 1
         return not problems, dict(recommendations=_slim(recs), from_cache=from_cache, keys_restored=len(restored),

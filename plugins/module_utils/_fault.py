@@ -14,8 +14,8 @@ that is not injected is a no-op, so a drill can always call it.
 | cache_wipe | save item_scores into sre_drill.item_scores_saved, empty item_scores, delete recs:* keys |
 |  | rollback: put the saved rows back exactly, drop the copy, delete recs:* keys |
 | latency | Redis key recsys:delay_ms = delay_ms | delete the key |
-| db_connections_exhausted | a helper in the postgres container holds max_connections - reserved connections |
-|  | rollback: terminate its connections (it then exits) |
+| db_connections_exhausted | a helper in the service's own container (a leak: the app's database user) holds every |
+|  | connection slot the app may use but ``spare_connections``; rollback: terminate them (it exits) |
 | disk_fill | fill the bounded log volume of the service's container with one file | delete the file |
 
 Refusal (DR-4): :func:`refuse_production` runs before anything is touched; a managed host is
@@ -39,7 +39,8 @@ FAULTS = {
     "app_hang": dict(severity="P0", text="the service's container paused (frozen, answers nothing)"),
     "redis_down": dict(severity="P0", text="Redis stopped"),
     "postgres_down": dict(severity="P0", text="PostgreSQL stopped"),
-    "db_connections_exhausted": dict(severity="P0", text="every PostgreSQL connection slot held by a helper process"),
+    "db_connections_exhausted": dict(severity="P1", text="all but a few of the application's PostgreSQL connection slots held "
+                                                         "(leaked) inside the service's container"),
     "cache_wipe": dict(severity="P1", text="item_scores emptied and the recommendation cache deleted: empty results"),
     "latency": dict(severity="P1", text="added latency on every recommendation (Redis key recsys:delay_ms)"),
     "disk_fill": dict(severity="P1", text="the service's bounded log volume filled to 100 %"),
@@ -99,7 +100,7 @@ def validate(params):
         db_user=db.get("user") or "postgres",
         redis=(stack.get("redis") or {}).get("service") or "redis",
         delay_ms=int(params.get("delay_ms") if params.get("delay_ms") is not None else 800),
-        reserved=int(params.get("reserved_connections") if params.get("reserved_connections") is not None else 3),
+        spare=int(params.get("spare_connections") if params.get("spare_connections") is not None else 5),
         log_dir=params.get("log_dir") or "/var/log/recsys",
         max_fill_mb=int(params.get("max_fill_mb") if params.get("max_fill_mb") is not None else 256),
         hold_seconds=int(params.get("hold_seconds") or 1800),
@@ -108,8 +109,8 @@ def validate(params):
     )
     if not 1 <= settings["delay_ms"] <= 60000:
         raise ValueError("delay_ms must be between 1 and 60000, got %r" % settings["delay_ms"])
-    if settings["reserved"] < 0:
-        raise ValueError("reserved_connections must be >= 0, got %r" % settings["reserved"])
+    if settings["spare"] < 0:
+        raise ValueError("spare_connections must be >= 0, got %r" % settings["spare"])
     if not settings["log_dir"].startswith("/") or any(ch.isspace() for ch in settings["log_dir"]):
         raise ValueError("log_dir must be an absolute path without spaces, got %r" % settings["log_dir"])
     for key in ("db_name", "db_user"):
@@ -210,16 +211,32 @@ def data_checksum(target, s):
 
 
 def holder_argv(s, count):
-    """The helper that holds ``count`` connections, exits when they are terminated or after hold_seconds."""
-    code = ("import psycopg2, sys, time\n"
-            "cs = [psycopg2.connect(dbname=%r, user=%r, application_name=%r) for i in range(%d)]\n"
+    """The leak: ``count`` connections opened with the service's own settings (its environment), from inside its
+    container; it keeps what it got when the server refuses more, and exits when they are terminated (or the
+    container stops) or after hold_seconds."""
+    code = ("import os, psycopg2, time\n"
+            "env = os.environ\n"
+            "kw = dict(application_name=%r, connect_timeout=5)\n"
+            "if env.get('DATABASE_URL'):\n"
+            "    args = (env['DATABASE_URL'],)\n"
+            "else:\n"
+            "    args = ()\n"
+            "    kw.update(host=env.get('POSTGRES_HOST', 'postgres'), port=int(env.get('POSTGRES_PORT', '5432')),\n"
+            "              dbname=env.get('POSTGRES_DB', %r), user=env.get('POSTGRES_USER', 'recsys'),\n"
+            "              password=env.get('POSTGRES_PASSWORD', ''))\n"
+            "cs = []\n"
+            "for i in range(%d):\n"
+            "    try:\n"
+            "        cs.append(psycopg2.connect(*args, **kw))\n"
+            "    except psycopg2.Error:\n"
+            "        break\n"
             "end = time.monotonic() + %d\n"
-            "while time.monotonic() < end:\n"
+            "while cs and time.monotonic() < end:\n"
             "    try:\n"
             "        cs[0].cursor().execute('SELECT 1')\n"
             "    except psycopg2.Error:\n"
             "        break\n"
-            "    time.sleep(1)\n") % (s["db_name"], s["db_user"], HOLDER_NAME, count, s["hold_seconds"])
+            "    time.sleep(1)\n") % (HOLDER_NAME, s["db_name"], count, s["hold_seconds"])
     return ["python3", "-c", code, HOLDER_NAME]
 
 
@@ -293,13 +310,17 @@ def inject(target, s):
         return ["saved %s item_scores rows into %s" % (rows.splitlines()[-1], SAVED_TABLE), "emptied item_scores",
                 "deleted %s cached recommendation lists (%s)" % (deleted, CACHE_PATTERN)]
     if name == "db_connections_exhausted":
-        limit = int(psql(target, s, "SHOW max_connections"))
-        count = max(1, limit - s["reserved"])
-        target.exec_detached(s["postgres"], holder_argv(s, count))
+        limit, reserved, used = (int(v) for v in psql(target, s, (
+            "SELECT current_setting('max_connections') || ' ' || current_setting('superuser_reserved_connections') || ' ' || "
+            "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')")).split())
+        count = max(1, limit - reserved - s["spare"] - used)
+        target.exec_detached(s["service"], holder_argv(s, count))
         ok, held, elapsed = poll_until(lambda: _held(target, s) >= count or None, s["timeout"], interval=0.25)
         if not ok:
-            raise FaultError("the helper did not open %d connections within %s s" % (count, s["timeout"]))
-        return ["a helper in %s holds %d of max_connections=%d (%d left for superusers)" % (s["postgres"], count, limit, limit - count)]
+            raise FaultError("the leak in %s did not open %d connections within %s s (%d open)"
+                             % (s["service"], count, s["timeout"], _held(target, s)))
+        return ["a helper in %s (the application's database user) holds %d connections: %d of max_connections=%d in use, "
+                "%d left for the application" % (s["service"], count, count + used, limit, max(0, limit - reserved - count - used))]
     # disk_fill
     size_kb = _df(target, s)[0]
     if size_kb > s["max_fill_mb"] * 1024:

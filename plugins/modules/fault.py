@@ -45,8 +45,11 @@ options:
         C(item_scores) and deletes the cached lists C(recs:*); rollback puts the saved rows back exactly, drops the
         copy and deletes C(recs:*).
       - V(latency) sets the Redis key C(recsys:delay_ms) to O(delay_ms); rollback deletes the key.
-      - V(db_connections_exhausted) starts a helper process in the postgres container that holds
-        C(max_connections) minus O(reserved_connections) connections; rollback terminates them (the helper exits).
+      - V(db_connections_exhausted) (the runbook's connection leak) starts a helper process in the service's own
+        container that opens connections with the service's database settings until all but O(spare_connections) of
+        the slots the application may use (C(max_connections) minus C(superuser_reserved_connections)) are held,
+        so connections are near C(max_connections) and some requests fail. Restarting the service ends the leak, as in the
+        runbook; rollback terminates the connections (the helper exits).
       - V(disk_fill) fills the bounded log volume (O(log_dir)) of the service's container with one file; rollback
         deletes it.
     type: str
@@ -71,10 +74,10 @@ options:
     description: The latency injected by V(latency), in milliseconds.
     type: int
     default: 800
-  reserved_connections:
-    description: Connection slots V(db_connections_exhausted) leaves free (PostgreSQL's superuser reserve).
+  spare_connections:
+    description: Connection slots of the application that V(db_connections_exhausted) leaves free.
     type: int
-    default: 3
+    default: 5
   hold_seconds:
     description: The longest time the connection helper lives, a safety net should the rollback never run.
     type: int
@@ -141,7 +144,9 @@ state:
   type: str
   sample: injected
 severity:
-  description: The severity the fault is expected to raise; V(P0) faults are answered by C(p0_recover.yml).
+  description: >-
+    The severity the fault is expected to raise: V(P0) faults (the service down) are answered by C(p0_recover.yml),
+    V(P1) faults by C(triage.yml), which measures and classifies.
   returned: success
   type: str
   sample: P1
@@ -195,7 +200,7 @@ def argument_spec():
         stack=dict(type="dict", required=True),
         environment=dict(type="str", default=""),
         delay_ms=dict(type="int", default=800),
-        reserved_connections=dict(type="int", default=3),
+        spare_connections=dict(type="int", default=5),
         hold_seconds=dict(type="int", default=1800),
         log_dir=dict(type="str", default="/var/log/recsys"),
         max_fill_mb=dict(type="int", default=256),

@@ -197,6 +197,7 @@ class Sim:
         self.db_ok = True
         self.redis = {}
         self.calls = []
+        self.delay_ms = None   # an injected delay, read from Redis by every instance but the static one
 
     def running(self, service):
         if service == STACK["service"]:
@@ -285,7 +286,9 @@ class FakeCtx(_degrade.Context):
     def probe(self, url):
         status, body = self.sim.probe(url)
         recs = body.get("recommendations")
+        slow = self.sim.delay_ms is not None and "/api/recommendations/" in url and body.get("source") != "static"
         return dict(url=url, status=status, error=None if status else "connection refused",
+                    latency_ms=(self.sim.delay_ms if slow else 5.0) if status else None,
                     count=len(recs) if isinstance(recs, list) else None, source=body.get("source"),
                     instance=body.get("instance"), body_error=body.get("error"), body=body)
 
@@ -333,6 +336,16 @@ def test_enable_auto_first_option_standby(sim, tmp_path):
     r = _degrade.enable(ctx)
     assert r["changed"] is False and r["active_mode"] == "standby" and r["tried"][0]["already_active"]
     assert sim.calls == []
+
+
+def test_a_standby_as_slow_as_the_service_is_not_verified(sim, tmp_path):
+    """Injected latency reaches the standby too (same Redis): A is reverted, static (B) serves in time."""
+    sim.delay_ms = 850.0
+    ctx = FakeCtx(sim, tmp_path)
+    r = _degrade.enable(ctx)
+    by_option = {e["option"]: e for e in r["tried"]}
+    assert by_option["A"]["verified"] is False and by_option["A"]["reverted"] and "850 ms, over 500 ms" in str(by_option["A"])
+    assert r["active_mode"] == "static" and sim.edge == "normal" and not sim.standby
 
 
 def test_broken_image_falls_through_to_offline(sim, tmp_path):

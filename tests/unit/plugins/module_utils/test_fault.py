@@ -108,3 +108,48 @@ def test_holder_names_its_connections():
     s = _fault.validate(dict(name="db_connections_exhausted", stack=STACK))
     argv = _fault.holder_argv(s, 47)
     assert argv[0] == "python3" and _fault.HOLDER_NAME in argv[2] and "range(47)" in argv[2]
+
+
+class LeakTarget(FakeTarget):
+    """Postgres with 50 slots (3 reserved for superusers) and 4 client backends; the leak opens what it is asked."""
+
+    def __init__(self):
+        super().__init__()
+        self.held = 0
+        self.detached = []
+
+    def exec(self, service, argv):
+        if argv[0] == "psql":
+            query = argv[-1]
+            if "current_setting('max_connections')" in query:
+                return dict(rc=0, stdout="50 3 4", stderr="")
+            if "pg_terminate_backend" in query:
+                n, self.held = self.held, 0
+                return dict(rc=0, stdout=str(n), stderr="")
+            if "application_name" in query:
+                return dict(rc=0, stdout=str(self.held), stderr="")
+        return super().exec(service, argv)
+
+    def exec_detached(self, service, argv):
+        self.detached.append((service, argv))
+        self.held = int(argv[2].split("range(")[1].split(")")[0])
+
+
+def test_connection_leak_runs_in_the_service_container_and_leaves_spare_slots():
+    target = LeakTarget()
+    result = _fault.run(dict(name="db_connections_exhausted", state="injected", stack=STACK, spare_connections=5), target)
+    # 50 slots - 3 for superusers - 5 spare - 4 in use = 38 leaked, from the application's own container
+    assert target.detached[0][0] == "recommendation-service" and target.held == 38
+    assert result["changed"] and result["injected"] and result["severity"] == "P1"
+    assert "42 of max_connections=50 in use, 5 left" in result["actions"][0]
+    back = _fault.run(dict(name="db_connections_exhausted", state="rolled_back", stack=STACK), target)
+    assert back["changed"] and not back["injected"] and target.held == 0
+
+
+def test_holder_uses_the_services_own_database_settings():
+    s = _fault.validate(dict(name="db_connections_exhausted", stack=STACK))
+    code = _fault.holder_argv(s, 3)[2]
+    assert "POSTGRES_PASSWORD" in code and "DATABASE_URL" in code and "except psycopg2.Error:\n        break" in code
+    compile(code, "holder", "exec")
+    with pytest.raises(ValueError, match="spare_connections"):
+        _fault.validate(dict(name="db_connections_exhausted", stack=STACK, spare_connections=-1))

@@ -1,0 +1,30 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``sre.incident.drill_score`` filter: score one drill from the watch and the incident record.
+
+Documentation: ``drill_score.yml`` next to this file (``ansible-doc -t filter sre.incident.drill_score``).
+The logic lives in ``plugins/module_utils/_drill.py`` (``score``).
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sre.incident.plugins.module_utils import _drill
+
+
+def drill_score(samples, injected_at, events=None, fault_cleared=False, degraded=False, playbook="", sla=None):
+    """Return the drill's line (detect_s, recover_s, result, by, path, sla, ...)."""
+    try:
+        if isinstance(events, str):
+            events = _drill.parse_events(events)
+        return _drill.score(injected_at, list(samples or []), list(events or []), bool(fault_cleared), bool(degraded),
+                            playbook, sla=sla)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise AnsibleFilterError("sre.incident.drill_score: %s" % exc) from None
+
+
+class FilterModule:
+    """Drill filters."""
+
+    def filters(self):
+        return {"drill_score": drill_score}

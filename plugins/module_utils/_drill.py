@@ -1,0 +1,240 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Drill measurements (SPEC DR-2): an outside watch of the service, and the score of one drill.
+
+The drill does not take the severity playbook's word for anything. Two sources are read:
+
+* the **watch** (:func:`watch`, module ``sre.incident.drill_watch``): from before the injection
+  until the severity playbook has ended, a round every ``interval`` seconds of what users see
+  (through the edge when there is one): ``/health`` answers 200, every sample user gets at least
+  ``min_recommendations`` items, no answer is slower than ``latency_ms``;
+* the **incident record** on disk (``events.jsonl`` written by ``sre.incident.incident`` and the
+  ``timeline`` callback): when the incident was opened (the fault was detected), its severity,
+  which rung, quick fix or degraded mode acted, and how it was closed;
+
+plus two facts the drill reads itself after the severity playbook: whether the fault was still
+injected (the rollback's own observation) and whether a degraded mode was on (leaving it changed
+something).
+
+:func:`score` turns those into the drill's line: ``detect_s`` (injection -> incident opened),
+``recover_s`` (injection -> the watch sees users served again for good; for a fault users do not
+see, injection -> the record's close when the fault is gone), ``result`` (recovered, degraded,
+not recovered, not detected), ``by`` (rung, quick fixes or mode), ``sla`` (met or missed against
+the incident's own SLA, else the P0 SLA).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import time
+
+from ansible_collections.sre.incident.plugins.module_utils import _http
+
+P0_SLA = dict(respond=300, resolve=1800)
+UTC = datetime.timezone.utc
+
+
+# --------------------------------------------------------------------------- the watch
+
+def round_verdict(probes, health_url, min_recommendations, latency_ms):
+    """One watch round (``probes`` from :func:`_http.probe_many`): dict(ok, why, latency_ms).
+
+    ``latency_ms`` of the result is the median of the round's recommendation answers: an injected
+    delay slows every answer, a busy machine only some, so the median is what is judged.
+    """
+    why = []
+    latencies = []
+    for p in probes:
+        if p["url"] == health_url:
+            if p.get("status") != 200:
+                why.append("health %s" % (p.get("status") or p.get("error") or "no answer"))
+            continue
+        user = p["url"].rsplit("/", 1)[-1].split("?")[0]
+        body = p.get("body_json") if isinstance(p.get("body_json"), dict) else {}
+        count = len(body.get("recommendations") or [])
+        if p.get("status") != 200:
+            why.append("%s: %s" % (user, p.get("status") or p.get("error") or "no answer"))
+        elif count < min_recommendations:
+            why.append("%s: %d item(s)" % (user, count))
+        if p.get("latency_ms") is not None:
+            latencies.append(p["latency_ms"])
+    median = _http.percentile(latencies, 50)
+    if median is not None and latency_ms and median > latency_ms:
+        why.append("median answer %.0f ms > %s ms" % (median, latency_ms))
+    return dict(ok=not why, why="; ".join(why) or None, latency_ms=None if median is None else round(median, 1))
+
+
+def watch(health_url, recommendation_urls, stop_file, interval=0.5, timeout=2.0, max_duration=1800,
+          min_recommendations=6, latency_ms=500, settle_rounds=2, settle_timeout=10.0, clock=time.time,
+          sleep=time.sleep, probe_many=_http.probe_many, exists=os.path.exists):
+    """Probe one round every ``interval`` s until ``stop_file`` exists or ``max_duration`` s passed.
+
+    Once the stop file is there, the watch goes on until the last ``settle_rounds`` rounds were good
+    or ``settle_timeout`` more seconds passed, so that a blip at the very end is told from users not
+    being served. Returns dict(samples=[{t, ok, why, latency_ms}], stopped_by: 'stop_file'|'max_duration').
+    ``t`` is the UNIX time the round started.
+    """
+    if float(interval) <= 0 or float(timeout) <= 0 or float(max_duration) <= 0 or float(settle_timeout) < 0:
+        raise ValueError("interval, timeout and max_duration must be > 0 seconds, settle_timeout >= 0")
+    urls = [health_url] + list(recommendation_urls)
+    for url in urls:
+        _http.validate_url(url)
+    samples = []
+    end = clock() + float(max_duration)
+    stop_seen = None
+    while True:
+        started = clock()
+        result = probe_many(urls, count=1, interval=0, timeout=float(timeout))
+        verdict = round_verdict(result["probes"], health_url, int(min_recommendations), latency_ms)
+        samples.append(dict(t=round(started, 3), **verdict))
+        if stop_seen is None and exists(stop_file):
+            stop_seen = clock()
+        if stop_seen is not None:
+            settled = len(samples) >= settle_rounds and all(x["ok"] for x in samples[-int(settle_rounds):])
+            if settled or clock() - stop_seen >= float(settle_timeout):
+                return dict(samples=samples, stopped_by="stop_file")
+        if clock() >= end:
+            return dict(samples=samples, stopped_by="max_duration")
+        sleep(max(0.0, float(interval) - (clock() - started)))
+
+
+# --------------------------------------------------------------------------- the score
+
+def parse_ts(value):
+    """UNIX time of an ISO 8601 timestamp of the record ('...Z' or with an offset); None stays None."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    stamp = datetime.datetime.fromisoformat(text)
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+def parse_events(text):
+    """The events of an ``events.jsonl`` text; lines that are not JSON objects are skipped."""
+    events = []
+    for line in (text or "").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def outage(samples, since, blip=2):
+    """What the watch saw from ``since`` on: dict(seen, first_bad, back_at, ends_ok, bad_rounds, rounds, why).
+
+    A blip is not an outage (as for the alarm, SPEC P0-1): users count as not served only where
+    more than ``blip`` rounds in a row are bad, or where the last round is bad. ``back_at`` is the
+    first good round after the last such stretch; None when nothing was seen or when the last
+    round is bad (users were not served when the watch stopped).
+    """
+    after = [s for s in samples if s["t"] >= since]
+    stretches, run = [], []
+    for sample in after:
+        if sample["ok"]:
+            if len(run) > blip:
+                stretches.append(run)
+            run = []
+        else:
+            run.append(sample)
+    ends_ok = bool(after) and after[-1]["ok"]
+    if run:
+        stretches.append(run)
+    bad = [s for stretch in stretches for s in stretch]
+    info = dict(seen=bool(stretches), first_bad=bad[0]["t"] if bad else None, back_at=None, ends_ok=ends_ok,
+                bad_rounds=sum(1 for s in after if not s["ok"]), rounds=len(after), why=bad[0]["why"] if bad else None)
+    if stretches and ends_ok:
+        info["back_at"] = next(s["t"] for s in after if s["t"] > stretches[-1][-1]["t"])
+    return info
+
+
+def _record_facts(events):
+    opened = next((e for e in events if e.get("type") == "opened"), None)
+    closed = [e for e in events if e.get("type") == "closed"]
+    triage = next((e for e in events if e.get("stage") == "triage" and (e.get("data") or {}).get("triage")), None)
+    fixed_rungs = [(e.get("data") or {}).get("rung") for e in events
+                   if e.get("stage") == "recover" and (e.get("data") or {}).get("result") == "fixed"]
+    tried_rungs = [(e.get("data") or {}).get("rung") for e in events
+                   if e.get("stage") == "recover" and (e.get("data") or {}).get("result") in ("fixed", "not_fixed")]
+    modes = [(e.get("data") or {}) for e in events if e.get("stage") == "degrade" and (e.get("data") or {}).get("degraded_mode")]
+    fixes = [f for e in events if e.get("stage") == "mitigate" for f in ((e.get("data") or {}).get("fixes") or [])]
+    cases = [c for e in events if e.get("stage") == "mitigate" for c in ((e.get("data") or {}).get("p1_cases_detected") or [])]
+    data = (opened or {}).get("data") or {}
+    return dict(
+        opened_at=parse_ts((opened or {}).get("ts")),
+        severity=data.get("severity"),
+        sla=data.get("sla") or None,
+        incident_id=data.get("id"),
+        triaged=(((triage or {}).get("data") or {}).get("triage") or {}).get("severity"),
+        closed_at=parse_ts(closed[-1].get("ts")) if closed else None,
+        outcome=((closed[-1].get("data") or {}).get("outcome")) if closed else None,
+        fixed_rung=fixed_rungs[-1] if fixed_rungs else None,
+        rungs_tried=tried_rungs,
+        mode=modes[-1] if modes else None,
+        fixes=fixes,
+        p1_cases=cases,
+    )
+
+
+def _seconds(at, since):
+    return None if at is None else round(at - since, 1)
+
+
+def score(injected_at, samples, events, fault_cleared, degraded, playbook, sla=None):
+    """Score one drill of one fault on one host; see the module docstring for the rules.
+
+    ``injected_at``: UNIX time of the injection; ``samples``: the watch's rounds; ``events``: the
+    incident record's events (empty when no incident was opened); ``fault_cleared``: the fault was
+    no longer injected when the severity playbook ended; ``degraded``: a degraded mode was on then;
+    ``playbook``: the severity playbook the drill ran; ``sla``: the SLA when the record has none.
+    """
+    injected_at = float(injected_at)
+    rec = _record_facts(events or [])
+    seen = outage(samples or [], injected_at)
+    sla = rec["sla"] or sla or P0_SLA
+    detect_s = _seconds(rec["opened_at"], injected_at)
+
+    if rec["opened_at"] is None:
+        result, back_at = "not detected", None
+    elif seen["seen"]:
+        # users saw the fault: they are served again when the watch says so, and stay served
+        back_at = seen["back_at"]
+        result = "not recovered" if back_at is None else ("degraded" if degraded else "recovered")
+    else:
+        # users did not see it (disk, connections near the limit): fixed when the fault is gone,
+        # at the time the record was closed
+        back_at = rec["closed_at"] if fault_cleared or degraded else None
+        result = "not recovered" if back_at is None else ("degraded" if degraded else "recovered")
+    recover_s = _seconds(back_at, injected_at)
+
+    if rec["mode"] and degraded:
+        by = "degraded %s (%s)" % (rec["mode"].get("option") or "?", rec["mode"].get("degraded_mode"))
+    elif rec["fixed_rung"]:
+        by = "rung %s" % rec["fixed_rung"]
+    elif rec["fixes"]:
+        by = "P1 quick fixes: %s" % "; ".join(rec["fixes"])
+    elif rec["opened_at"] is None:
+        by = "-"
+    else:
+        by = "nothing recorded (outcome %s)" % (rec["outcome"] or "open")
+    path = playbook
+    if rec["triaged"]:
+        path = "%s -> %s" % (playbook, {"P0": "p0_recover", "P1": "p1_mitigate", "P2": "p2_report"}.get(rec["triaged"], rec["triaged"]))
+    met = (detect_s is not None and recover_s is not None and result in ("recovered", "degraded")
+           and detect_s <= float(sla["respond"]) and recover_s <= float(sla["resolve"]))
+    return dict(
+        detect_s=detect_s, recover_s=recover_s, result=result, by=by, path=path,
+        severity=rec["severity"], incident_id=rec["incident_id"], outcome=rec["outcome"],
+        rungs_tried=rec["rungs_tried"], p1_cases=rec["p1_cases"],
+        sla="met" if met else "missed", sla_respond_s=sla["respond"], sla_resolve_s=sla["resolve"],
+        user_visible=seen["seen"], outage_first_s=_seconds(seen["first_bad"], injected_at),
+        outage_why=seen["why"], watch_rounds=seen["rounds"], watch_bad_rounds=seen["bad_rounds"],
+        watch_ends_ok=seen["ends_ok"],
+    )
