@@ -20,7 +20,7 @@ root=${STACK_COPY_ROOT:-/var/lib/sre-incident/stacks}
 # lane: stack copy app port, edge port, sshd port of the host, webhook receiver port (+1 stays closed)
 lane_ports=("" "3660 8660 2260 8661" "3670 8670 2270 8671")
 # the longest scenarios split so that both lanes take about as long
-lane_scenarios=("" "default verify degrade detect postmortem" "default recover drill diagnose notify")
+lane_scenarios=("" "default verify degrade detect" "default recover drill diagnose notify postmortem")
 if [ $# -gt 0 ] || [ "${SRE_MOLECULE_LANES:-2}" = 1 ]; then
   lanes=(1)
   if [ $# -gt 0 ]; then lane_scenarios[1]="$*"; else lane_scenarios[1]=""; fi
