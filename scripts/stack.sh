@@ -29,10 +29,30 @@ wait_healthy() {
   done
 }
 
+settled() {  # no running container of the project is still starting or unhealthy
+  ! docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Status}}' \
+    | grep -qE '\((health: starting|unhealthy)\)'
+}
+
+up() {
+  # compose v1 gives up when a dependency is "unhealthy" at the moment it checks (PostgreSQL
+  # seeding its database on a loaded machine): wait (bounded, polling) until the health checks
+  # settle, then bring the rest up.
+  local deadline=$((SECONDS + TIMEOUT))
+  until compose up -d --remove-orphans; do
+    echo "compose up stopped at a dependency's health check; waiting for it to settle" >&2
+    until settled; do
+      [ $SECONDS -lt $deadline ] || { echo "stack $PROJECT: health checks did not settle in ${TIMEOUT}s" >&2; return 1; }
+      sleep 0.5
+    done
+    [ $SECONDS -lt $deadline ] || return 1
+  done
+}
+
 case "${1:-}" in
   up)
     compose build -q 2>/dev/null || compose build
-    compose up -d --remove-orphans
+    up
     wait_healthy ;;
   down) compose down --remove-orphans ;;
   wait) wait_healthy ;;
