@@ -2,72 +2,52 @@
 """sre.incident.fault main(): refusal and bad input fail before the engine is contacted."""
 from __future__ import annotations
 
-import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
+import functools
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _fault
+import pytest
+
+from ansible_collections.sre.incident.plugins.module_utils import _fault
 from ansible_collections.sre.incident.plugins.modules import fault
+
+from .harness import patch_engine, patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
 
 STACK = {"name": "stg1"}
 
-
-class AnsibleExitJson(Exception):
-    pass
+run = functools.partial(run_module, fault)
 
 
-class AnsibleFailJson(Exception):
-    pass
-
-
-def exit_json(self, **kwargs):
-    kwargs.setdefault("changed", False)
-    raise AnsibleExitJson(kwargs)
-
-
-def fail_json(self, **kwargs):
-    kwargs["failed"] = True
-    raise AnsibleFailJson(kwargs)
+def no_engine(*args, **kwargs):
+    raise AssertionError("the engine must not be contacted")
 
 
 @pytest.fixture(autouse=True)
-def patched(monkeypatch):
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-
-    def no_engine(*args, **kwargs):
-        raise AssertionError("the engine must not be contacted")
-    monkeypatch.setattr(_compose, "connect", no_engine)
-
-
-def run(args):
-    with patch_module_args(args):
-        fault.main()
+def engine_untouched(monkeypatch):
+    patch_engine(monkeypatch, connect=no_engine)
 
 
 def test_production_environment_is_refused_before_the_engine():
-    with pytest.raises(AnsibleFailJson) as info:
-        run(dict(name="app_crash", state="injected", stack=STACK, environment="production"))
-    assert info.value.args[0]["refused"] is True and "production" in info.value.args[0]["msg"]
-    assert info.value.args[0]["changed"] is False
+    result = run(dict(name="app_crash", state="injected", stack=STACK, environment="production"))
+    assert result["failed"] is True
+    assert result["refused"] is True and "production" in result["msg"]
+    assert result["changed"] is False
 
 
 def test_marker_file_is_refused(monkeypatch):
     monkeypatch.setattr(_fault.os.path, "exists", lambda path: path == _fault.PRODUCTION_MARKER)
-    with pytest.raises(AnsibleFailJson) as info:
-        run(dict(name="latency", state="rolled_back", stack=STACK))
-    assert info.value.args[0]["reason"] == "marker"
+    result = run(dict(name="latency", state="rolled_back", stack=STACK))
+    assert result["failed"] is True
+    assert result["reason"] == "marker"
 
 
 def test_bad_delay_fails_before_the_engine():
-    with pytest.raises(AnsibleFailJson) as info:
-        run(dict(name="latency", state="injected", stack=STACK, delay_ms=-5))
-    assert "delay_ms" in info.value.args[0]["msg"]
+    result = run(dict(name="latency", state="injected", stack=STACK, delay_ms=-5))
+    assert result["failed"] is True
+    assert "delay_ms" in result["msg"]
 
 
 def test_success_returns_plain_data(monkeypatch):
-    monkeypatch.setattr(_compose, "connect", lambda *a, **k: object())
+    patch_engine(monkeypatch)
     monkeypatch.setattr(_fault, "run", lambda params, target, check_mode: dict(changed=True, fault="latency", diff={}))
-    with pytest.raises(AnsibleExitJson) as info:
-        run(dict(name="latency", state="injected", stack=STACK))
-    assert info.value.args[0]["changed"] is True and "diff" not in info.value.args[0]
+    result = run(dict(name="latency", state="injected", stack=STACK))
+    assert not result.get("failed")
+    assert result["changed"] is True and "diff" not in result
