@@ -24,15 +24,13 @@ the incident's own SLA, else the P0 SLA).
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _http
+from ansible_collections.sre.incident.plugins.module_utils import _http, _severity
 
 P0_SLA = dict(respond=300, resolve=1800)
-UTC = datetime.timezone.utc
 
 
 # --------------------------------------------------------------------------- the watch
@@ -105,13 +103,7 @@ def parse_ts(value):
     """UNIX time of an ISO 8601 timestamp of the record ('...Z' or with an offset); None stays None."""
     if value in (None, ""):
         return None
-    text = str(value).strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    stamp = datetime.datetime.fromisoformat(text)
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return stamp.timestamp()
+    return _severity.parse_ts(str(value)).timestamp()
 
 
 def parse_events(text):

@@ -2,6 +2,7 @@
 """_drill: the outside watch and the score of a drill (DR-2), on made-up rounds and records."""
 from __future__ import annotations
 
+import datetime
 import json
 
 import pytest
@@ -18,7 +19,7 @@ def rounds(*oks, start=T0 - 1, step=0.5):
 
 
 def ts(offset):
-    return _drill.datetime.datetime.fromtimestamp(T0 + offset, _drill.UTC).isoformat().replace("+00:00", "Z")
+    return datetime.datetime.fromtimestamp(T0 + offset, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def record(opened=10.0, closed=60.0, severity="P0", outcome="resolved", extra=()):
