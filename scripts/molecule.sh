@@ -43,15 +43,13 @@ cleanup() {
 trap cleanup EXIT
 
 # the stack copies, side by side, from a clean slate (no volumes, bundles, snapshots, lease or
-# ladder history of an earlier run). A first start seeds the database; on a busy machine compose v1
-# may give up on the postgres healthcheck during the seed, so a second (bounded) try finishes it.
+# ladder history of an earlier run). A slow first seed of the database is waited for by scripts/stack.sh.
 pids=()
 for n in "${lanes[@]}"; do
   read -r app edge _ _ <<< "${lane_ports[$n]}"
   log "molecule: lane $n, stack copy $stack$n (127.0.0.1:$app, edge $edge)"
   { bash scripts/stack-copy.sh "$stack$n" --down
-    bash scripts/stack-copy.sh "$stack$n" "$app" "$edge" >/dev/null 2>&1 \
-      || bash scripts/stack-copy.sh "$stack$n" "$app" "$edge" >/dev/null; } & pids+=($!)
+    bash scripts/stack-copy.sh "$stack$n" "$app" "$edge" >/dev/null; } & pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 

@@ -86,10 +86,8 @@ up() {
   local pids=() spec name app edge port
   for spec in $HOSTS; do
     IFS=: read -r name app edge port <<<"$spec"
-    # a first start seeds the database; on a busy machine compose v1 may give up on the
-    # postgres healthcheck during the seed, so a second (bounded) try finishes the start
-    { bash "$here/scripts/stack-copy.sh" "$name" "$app" "$edge" >/dev/null 2>&1 \
-      || bash "$here/scripts/stack-copy.sh" "$name" "$app" "$edge" >/dev/null; } & pids+=($!)
+    # (a slow first seed of the database on a busy machine is waited for by scripts/stack.sh)
+    bash "$here/scripts/stack-copy.sh" "$name" "$app" "$edge" >/dev/null & pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
   for spec in $HOSTS; do
