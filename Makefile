@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 2
 
 .PHONY: help setup stack-up stack-down demo test unit integration lint sanity units-ansible-test changelog-lint bench bench-quick molecule compat staging-up staging-down drill clean
 
@@ -70,7 +71,10 @@ molecule: setup
 compat: stack-up
 	@bash scripts/test-oldest-newest.sh newest
 
-# Everything, with one pytest summary line at the end (read by CI).
+# Everything, with one pytest summary line at the end (read by CI). Two pytest workers: the tests
+# of the reference stack run in order on one, the drills (tests/integration/test_drills.py, their
+# own staging hosts and stacks) beside them on the other; the unit tests fill in (the scheduler in
+# tests/integration/conftest.py). PYTEST_WORKERS=0 runs everything in one process.
 test: stack-up
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory changelog-lint
@@ -79,7 +83,7 @@ test: stack-up
 	$(MAKE) --no-print-directory bench-quick
 	$(MAKE) --no-print-directory molecule
 	$(MAKE) --no-print-directory compat
-	$(BIN)/pytest tests/unit tests/integration -q -p no:randomly $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit tests/integration -q -p no:randomly -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Drills (docs/drills.md): two SSH-managed staging hosts, each with its own copy of the stack (stg1, stg2);
 # they need the base image and the stack's images, not the local stack itself.

@@ -6,7 +6,7 @@ The drill does not take the severity playbook's word for anything. Two sources a
 * the **watch** (:func:`watch`, module ``sre.incident.drill_watch``): from before the injection
   until the severity playbook has ended, a round every ``interval`` seconds of what users see
   (through the edge when there is one): ``/health`` answers 200, every sample user gets at least
-  ``min_recommendations`` items, no answer is slower than ``latency_ms``;
+  ``min_recommendations`` items, the median answer is not slower than ``latency_ms``;
 * the **incident record** on disk (``events.jsonl`` written by ``sre.incident.incident`` and the
   ``timeline`` callback): when the incident was opened (the fault was detected), its severity,
   which rung, quick fix or degraded mode acted, and how it was closed;
@@ -18,7 +18,7 @@ something).
 :func:`score` turns those into the drill's line: ``detect_s`` (injection -> incident opened),
 ``recover_s`` (injection -> the watch sees users served again for good; for a fault users do not
 see, injection -> the record's close when the fault is gone), ``result`` (recovered, degraded,
-not recovered, not detected), ``by`` (rung, quick fixes or mode), ``sla`` (met or missed against
+not recovered, not detected, not run), ``by`` (rung, quick fixes or mode), ``sla`` (met or missed against
 the incident's own SLA, else the P0 SLA).
 """
 
@@ -182,11 +182,17 @@ def _seconds(at, since):
 def score(injected_at, samples, events, fault_cleared, degraded, playbook, sla=None):
     """Score one drill of one fault on one host; see the module docstring for the rules.
 
-    ``injected_at``: UNIX time of the injection; ``samples``: the watch's rounds; ``events``: the
+    ``injected_at``: UNIX time of the injection (None: nothing was injected, the result is ``not run``); ``samples``: the watch's rounds; ``events``: the
     incident record's events (empty when no incident was opened); ``fault_cleared``: the fault was
     no longer injected when the severity playbook ended; ``degraded``: a degraded mode was on then;
     ``playbook``: the severity playbook the drill ran; ``sla``: the SLA when the record has none.
     """
+    if injected_at in (None, "", "None"):
+        # the drill stopped before the fault was injected (steady state not reached, a refusal, ...)
+        return dict(detect_s=None, recover_s=None, result="not run", by="-", path=playbook, severity=None, incident_id=None,
+                    outcome=None, rungs_tried=[], p1_cases=[], sla="missed", sla_respond_s=(sla or P0_SLA)["respond"],
+                    sla_resolve_s=(sla or P0_SLA)["resolve"], user_visible=False, outage_first_s=None, outage_why=None,
+                    watch_rounds=0, watch_bad_rounds=0, watch_ends_ok=False)
     injected_at = float(injected_at)
     rec = _record_facts(events or [])
     seen = outage(samples or [], injected_at)

@@ -41,8 +41,9 @@ def local_stack():
 
 
 def run_playbook(playbook, *args, extra_vars=None, check=False, inventory=INVENTORY,
-                 timeout=600, env=None):
-    cmd = [str(VENV_BIN / "ansible-playbook"), f"playbooks/{playbook}", "-i", inventory]
+                 timeout=600, env=None, prefix=()):
+    """``prefix``: argv before ansible-playbook, e.g. ("nice", "-n", "10")."""
+    cmd = [*prefix, str(VENV_BIN / "ansible-playbook"), f"playbooks/{playbook}", "-i", inventory]
     if check:
         cmd.append("--check")
     if extra_vars:
@@ -184,3 +185,25 @@ def stack(stack_session):
     yield stack_session
     if not (stack_session.healthy() and stack_session.service_answers()):
         stack_session.restore()
+
+
+# Tests with stacks of their own (not the reference stack): with pytest-xdist they run beside the rest.
+OWN_STACKS = ("tests/integration/test_drills.py",)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With pytest-xdist (``make test`` runs ``-n 2``): the tests that share the reference stack stay
+    together on one worker, in order; a module with stacks of its own (the drills' staging hosts)
+    runs beside them on another; the unit tests are spread. (``--dist loadgroup`` would do this
+    with markers, but pytest-xdist 3.8 cannot rename node ids under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling  # pylint: disable=import-outside-toplevel
+
+    class StackScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            path = nodeid.split("::", 1)[0]
+            if path in OWN_STACKS:
+                return path
+            return "reference_stack" if path.startswith("tests/integration/") else nodeid
+
+    return StackScheduling(config, log)

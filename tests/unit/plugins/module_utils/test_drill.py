@@ -130,6 +130,11 @@ def test_score_without_a_record_is_not_detected():
     assert line["sla_respond_s"] == 1
 
 
+def test_score_of_a_drill_stopped_before_the_injection():
+    line = _drill.score(None, [], [], False, False, "p0_recover.yml")
+    assert line["result"] == "not run" and line["sla"] == "missed" and line["detect_s"] is None and line["sla_resolve_s"] == 1800
+
+
 def test_parse_events_and_timestamps():
     text = "\n".join([json.dumps(dict(type="opened")), "not json", "[1]", ""])
     assert _drill.parse_events(text) == [dict(type="opened")]
