@@ -24,6 +24,8 @@ description:
     playbook or a later AWX job continues an incident. Stages seen before that moment (the detect
     stage runs before the incident is opened) are kept in memory and written, with their real times,
     when the incident becomes active."
+  - When a play runs on several hosts, each with its own incident (V(p0_recover.yml) against a
+    group), every record gets the stages, and a failed task goes only into the record of its host.
   - Failed and unreachable tasks are recorded with task name, host and the failure message (cut
     to 500 characters). Never recorded are module arguments and anything of a task with
     C(no_log) (only the task name, the host and that it failed). Failures that a task ignores
@@ -113,6 +115,12 @@ def _role_of(task):
         return role.get_name()
 
 
+def _takes(hosts, host):
+    """Whether a record taking the events of ``hosts`` (None among them: every host) takes an event
+    of ``host`` (None: an event of every host, such as a stage)."""
+    return host is None or None in hosts or host in hosts
+
+
 def _no_log(task, payload):
     return bool(payload.get("_ansible_no_log")) or getattr(task, "no_log", False) is True
 
@@ -127,9 +135,10 @@ class CallbackModule(CallbackBase):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.events_path = None
-        self.incident_id = None
-        self.buffer = []
+        # events.jsonl path of each active record -> the hosts whose events it takes (None: all)
+        self.records = {}
+        # every event of this run, (host or None for all hosts), for records activated later
+        self.log = []
         self.stage = None
         self.stage_started = None
         self.stage_hosts = set()
@@ -154,38 +163,56 @@ class CallbackModule(CallbackBase):
 
     @property
     def active(self):
-        return self.events_path is not None
+        return bool(self.records)
 
-    def activate(self, incident_id, record_dir):
-        """Start writing into the record of ``incident_id`` in ``record_dir``; flush the buffer."""
+    @property
+    def buffer(self):
+        """The events kept in memory and not written anywhere yet (no record is active)."""
+        return [] if self.active else [event for _host, event in self.log]
+
+    def activate(self, incident_id, record_dir, host=None):
+        """Write into the record of ``incident_id`` in ``record_dir`` the events of ``host`` (None:
+        of every host) from now on, after those of this run so far.
+
+        Each host of a play has its own incident (p0_recover.yml on several hosts): a stage event
+        goes into every active record, a failure only into its host's.
+        """
         try:
             validate_id(str(incident_id))
         except RecordError as exc:
             self._warn("not recording the timeline: %s" % exc.msg)
             return False
         events_path = os.path.join(os.path.abspath(os.path.expanduser(str(record_dir))), EVENTS_FILE)
-        if events_path == self.events_path:
+        hosts = self.records.get(events_path)
+        if hosts is not None and _takes(hosts, host):
             return True
         if not os.path.exists(events_path):
             # check mode, or a record not (yet) written: keep buffering
             self._display.vvv("sre.incident.timeline: %s does not exist, not recording yet" % events_path)
             return False
-        self.events_path = events_path
-        self.incident_id = str(incident_id)
-        pending, self.buffer = self.buffer, []
-        self._write(pending)
+        new_hosts = {host} if hosts is None else hosts | {host}
+        backlog = [event for event_host, event in self.log
+                   if _takes(new_hosts, event_host) and not (hosts is not None and _takes(hosts, event_host))]
+        self.records[events_path] = new_hosts
+        self._append(events_path, backlog)
         return True
 
-    def _write(self, events):
+    def _write(self, events, host=None):
+        """Keep ``events`` (of ``host``, None: of every host) and append them to the records that take them."""
         if not events:
             return
-        if not self.active:
-            self.buffer.extend(events)
+        self.log.extend((host, event) for event in events)
+        for events_path, hosts in self.records.items():
+            if _takes(hosts, host):
+                self._append(events_path, events)
+
+    def _append(self, events_path, events):
+        if not events:
             return
         try:
-            transact(self.events_path, lambda existing, corrupt: events)
+            transact(events_path, lambda existing, corrupt: events)
         except (OSError, RecordError, ValueError) as exc:
-            self._warn("could not append to %s: %s" % (self.events_path, exc))
+            self._warn("could not append to %s: %s" % (events_path, exc))
 
     def _warn(self, msg):
         if not self._warned:
@@ -274,10 +301,10 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_ok(self, result):
         self._seen(result)
-        self._maybe_activate(_result_of(result))
+        self._maybe_activate(_result_of(result), _host_of(result))
 
     def v2_runner_item_on_ok(self, result):
-        self._maybe_activate(_result_of(result))
+        self._maybe_activate(_result_of(result), _host_of(result))
 
     def v2_runner_on_skipped(self, result):
         self._seen(result)
@@ -297,10 +324,10 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_stats(self, stats):
         self._end_stage()
-        if not self.active and self.buffer:
+        if not self.active and self.log:
             self._display.vvv("sre.incident.timeline: no incident was opened, %d stage event(s) not recorded"
-                              % len(self.buffer))
-            self.buffer = []
+                              % len(self.log))
+            self.log = []
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -309,10 +336,10 @@ class CallbackModule(CallbackBase):
         if host and self.stage is not None:
             self.stage_hosts.add(host)
 
-    def _maybe_activate(self, payload):
+    def _maybe_activate(self, payload, host):
         record = payload.get(RECORD_KEY)
         if isinstance(record, dict) and record.get("id") and record.get("record_dir"):
-            self.activate(record["id"], record["record_dir"])
+            self.activate(record["id"], record["record_dir"], host=host)
 
     def _failure(self, result, unreachable):
         task = _task_of(result)
@@ -333,4 +360,4 @@ class CallbackModule(CallbackBase):
             if isinstance(payload.get("rc"), int):
                 data["rc"] = payload["rc"]
             text = "task %r %s on %s: %s" % (name, "unreachable" if unreachable else "failed", host, msg)
-        self._write([self._event("failure", text, data, host=host)])
+        self._write([self._event("failure", text, data, host=host)], host=host)

@@ -748,6 +748,26 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
                    diff=dict(before=diff_before, after=diff_after), waited=waited)
 
 
+def read_states(project, services, docker_host=None):
+    """The states of the containers of ``services`` of a compose project, for a check that reports
+    what it finds rather than failing on it (read only).
+
+    Returns dict(containers, containers_error): a service without a container is left out; an
+    engine that does not answer or a project without containers gives ``containers_error``
+    (msg, error_kind, engine_unreachable) and no containers. UnknownService (a configuration
+    error, not a finding) is raised.
+    """
+    try:
+        found = ensure_services(connect(docker_host), project, services, "present", check_mode=True)
+    except UnknownService:
+        raise
+    except DockerError as exc:
+        failure = exc.as_failure()
+        return dict(containers=[], containers_error=dict(msg=failure["msg"], error_kind=failure["error_kind"],
+                                                         engine_unreachable=failure["engine_unreachable"]))
+    return dict(containers=found["containers"], containers_error=None)
+
+
 def _ready_now(state, plans):
     states = [st for (_svc, _ctr, st, _act) in plans]
     if state in ("present", "started", "restarted", "unpaused"):

@@ -128,9 +128,31 @@ options:
       docker_host:
         description: The engine to ask (default C(DOCKER_HOST) or the local socket).
         type: str
+  containers:
+    description:
+      - Also read the state of these compose services' containers through the engine, while the
+        probes run, so that one call confirms an alarm and says what is down (RV(containers)).
+      - A service without a container is left out of RV(containers). An engine that does not
+        answer, or a project without containers, is a finding reported in RV(containers_error),
+        not a failure; a service the project does not have fails the module (a configuration
+        error).
+    type: dict
+    suboptions:
+      project:
+        description: The compose project.
+        type: str
+        required: true
+      services:
+        description: The compose services to read.
+        type: list
+        elements: str
+        required: true
+      docker_host:
+        description: The engine to ask (default C(DOCKER_HOST) or the local socket).
+        type: str
 requirements:
   - jmespath (only when O(json_query) is used)
-  - docker (only when O(give_up_when_exited) is used)
+  - docker (only when O(give_up_when_exited) or O(containers) is used)
 notes:
   - Latency is the time from sending the request to having read the body, in milliseconds.
     RV(latency_ms) summarises only the probes that got an HTTP answer (of any status), so a
@@ -315,12 +337,32 @@ waited:
   returned: success
   type: float
   sample: 1.52
+containers:
+  description:
+    - With O(containers), the state of each container of those services (the keys of
+      M(sre.incident.compose_service)'s RV(sre.incident.compose_service#module:containers)), read
+      while the probes ran; an empty list without O(containers) or when the engine could not say.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"service": "recommendation-service", "name": "recsys_recommendation-service_1", "status": "exited",
+            "health": "none", "exit_code": 137, "oom_killed": false}]
+containers_error:
+  description:
+    - Why O(containers) could not be read, or null. C(error_kind) is C(engine_unreachable) when the
+      engine did not answer (C(engine_unreachable) is then true) and C(unknown_project) when no
+      container of the project exists.
+  returned: success
+  type: dict
+  sample: {"msg": "no container of compose project 'recsys'", "error_kind": "unknown_project", "engine_unreachable": false}
 min_success_ratio:
   description: The threshold applied, O(min_success_ratio).
   returned: success
   type: float
   sample: 1.0
 """
+
+import concurrent.futures
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -346,18 +388,28 @@ def argument_spec():
             service=dict(type="str", required=True),
             docker_host=dict(type="str"),
         )),
+        containers=dict(type="dict", options=dict(
+            project=dict(type="str", required=True),
+            services=dict(type="list", elements="str", required=True),
+            docker_host=dict(type="str"),
+        )),
     )
+
+
+def _compose_lib(module):
+    # imported only when used: plain probes need no docker SDK
+    from ansible_collections.sre.incident.plugins.module_utils import _compose  # pylint: disable=import-outside-toplevel
+
+    if not _compose.HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
+    return _compose
 
 
 def _exited_check(module, spec):
     """A give-up test for the wait: the service's containers all exited (nothing will answer)."""
     if not spec:
         return None
-    # imported only when used: plain probes need no docker SDK
-    from ansible_collections.sre.incident.plugins.module_utils import _compose  # pylint: disable=import-outside-toplevel
-
-    if not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
+    _compose = _compose_lib(module)
     try:
         client = _compose.connect(spec.get("docker_host") or None)
     except _compose.DockerError as exc:
@@ -386,15 +438,28 @@ def main():
     wants_jmespath = p["json_query"] or any(isinstance(u, dict) and u.get("json_query") for u in urls)
     if wants_jmespath and not _http.HAS_JMESPATH:
         module.fail_json(msg=missing_required_lib("jmespath"), exception=str(_http.JMESPATH_IMPORT_ERROR))
-    try:
-        result = _http.wait_healthy(
-            urls, p["wait_timeout"], give_up=_exited_check(module, p["give_up_when_exited"]),
-            count=p["count"], interval=p["interval"], timeout=p["timeout"], method=p["method"],
-            expect_status=p["expect_status"], json_queries=p["json_query"],
-            min_success_ratio=p["min_success_ratio"], stop_early=p["stop_early"],
-        )
-    except (ValueError, _http.MissingJmespath) as exc:
-        module.fail_json(msg=str(exc), changed=False)
+    give_up = _exited_check(module, p["give_up_when_exited"])
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        # the engine is read while the probes run: it costs no extra time
+        spec = p["containers"]
+        compose = _compose_lib(module) if spec else None
+        reading = pool.submit(compose.read_states, spec["project"], spec["services"], spec["docker_host"]) if spec else None
+        try:
+            result = _http.wait_healthy(
+                urls, p["wait_timeout"], give_up=give_up,
+                count=p["count"], interval=p["interval"], timeout=p["timeout"], method=p["method"],
+                expect_status=p["expect_status"], json_queries=p["json_query"],
+                min_success_ratio=p["min_success_ratio"], stop_early=p["stop_early"],
+            )
+        except (ValueError, _http.MissingJmespath) as exc:
+            module.fail_json(msg=str(exc), changed=False)
+        if reading is None:
+            result.update(containers=[], containers_error=None)
+        else:
+            try:
+                result.update(reading.result())
+            except compose.UnknownService as exc:
+                module.fail_json(msg="containers: %s" % exc.msg, changed=False)
 
     if p["fail_on_unhealthy"] and not result["healthy"]:
         errors = sorted({pr["error"] for pr in result["probes"] if pr["error"]})

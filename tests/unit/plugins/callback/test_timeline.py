@@ -209,7 +209,7 @@ def test_check_mode_result_without_record_keeps_buffering(cb, tmp_path):
 
 def test_unwritable_record_warns_once_and_never_raises(cb, record, tmp_path):
     cb.activate(record["id"], record["record_dir"])
-    cb.events_path = str(tmp_path / "gone" / "events.jsonl")
+    cb.records = {str(tmp_path / "gone" / "events.jsonl"): {None}}
     _run_task(cb, FakeTask("a", role="recover"), failed=True, payload={"msg": "x"})
     _run_task(cb, FakeTask("b", role="verify"), failed=True, payload={"msg": "y"})
     assert len(cb._display.warnings) == 1
@@ -220,3 +220,28 @@ def test_records_stay_parseable(cb, record):
     _run_task(cb, FakeTask("t", role="detect"), failed=True, payload={"msg": "line1\nline2 \u2603 \"q\""})
     for line in open(record["events_path"], "rb").read().splitlines():
         json.loads(line)
+
+
+def test_each_host_of_a_play_writes_into_its_own_record(cb, tmp_path):
+    def open_record(host):
+        return rec.run({"state": "opened", "incident_dir": str(tmp_path), "service": "recommendation-service",
+                        "severity": "P0", "host": host})
+
+    web1, web2 = open_record("web1"), open_record("web2")
+    cb.v2_playbook_on_play_start(FakePlay(hosts=("web1", "web2")))
+    _run_task(cb, FakeTask("probe", role="detect"), host="web1")
+    _run_task(cb, FakeTask("probe", role="detect"), host="web2", failed=True, payload={"msg": "web2 refused"})
+    for host, record in (("web1", web1), ("web2", web2)):
+        _run_task(cb, FakeTask("open incident", action="sre.incident.incident"), host=host,
+                  payload={"sre_incident_record": record["sre_incident_record"]})
+    _run_task(cb, FakeTask("restart", role="recover"), host="web1", failed=True, payload={"msg": "web1 stuck"})
+    cb.v2_playbook_on_stats(None)
+
+    def summary(record):
+        return [(e["type"], e["stage"], e["host"] if e["type"] == "failure" else e["data"].get("phase"))
+                for e in _events(record)[1:]]
+
+    assert summary(web1) == [("stage", "detect", "start"), ("stage", "detect", "end"),
+                             ("stage", "recover", "start"), ("failure", "recover", "web1"), ("stage", "recover", "end")]
+    assert summary(web2) == [("stage", "detect", "start"), ("failure", "detect", "web2"), ("stage", "detect", "end"),
+                             ("stage", "recover", "start"), ("stage", "recover", "end")]

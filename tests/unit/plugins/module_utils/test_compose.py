@@ -441,3 +441,38 @@ def test_as_failure_names_the_kind_and_keeps_the_details():
     failure = other.as_failure()
     assert failure["engine_unreachable"] is False and failure["error_kind"] == "docker_error"
     assert failure["services"] == ["x"] and failure["changed"] is False
+
+
+# ------------------------------------------------------------------ read_states (a finding, not a failure)
+
+def test_read_states_reports_containers_and_leaves_out_missing_ones(engine, monkeypatch):
+    monkeypatch.setattr(_compose, "connect", lambda host: engine["client"])
+    engine["client"].declared_services = lambda project, containers=None: ["db", "web", "cache"]
+    found = _compose.read_states("recsys", ["web", "db", "cache"])
+    assert found["containers_error"] is None
+    assert {(c["service"], c["status"]) for c in found["containers"]} == {("web", "running"), ("db", "exited")}
+    assert engine["web"].calls == [] and engine["db"].calls == []
+
+
+def test_read_states_unknown_project_is_a_finding(engine, monkeypatch):
+    monkeypatch.setattr(_compose, "connect", lambda host: engine["client"])
+    found = _compose.read_states("nope", ["web"])
+    assert found["containers"] == []
+    assert found["containers_error"]["error_kind"] == "unknown_project"
+    assert found["containers_error"]["engine_unreachable"] is False
+
+
+def test_read_states_unreachable_engine_is_a_finding(monkeypatch):
+    def unreachable(host):
+        raise _compose.EngineUnreachable("cannot reach the Docker engine at %s" % host)
+    monkeypatch.setattr(_compose, "connect", unreachable)
+    found = _compose.read_states("recsys", ["web"], docker_host="unix:///nowhere.sock")
+    assert found["containers"] == []
+    assert found["containers_error"]["engine_unreachable"] is True
+    assert "/nowhere.sock" in found["containers_error"]["msg"]
+
+
+def test_read_states_unknown_service_is_raised(engine, monkeypatch):
+    monkeypatch.setattr(_compose, "connect", lambda host: engine["client"])
+    with pytest.raises(_compose.UnknownService, match="'cache'"):
+        _compose.read_states("recsys", ["web", "cache"])

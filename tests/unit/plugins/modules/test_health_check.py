@@ -5,9 +5,10 @@ import functools
 
 import pytest
 
+from ansible_collections.sre.incident.plugins.module_utils import _compose
 from ansible_collections.sre.incident.plugins.modules import health_check
 
-from .harness import JSONHandler, patch_exits, run_module, serving  # noqa: F401  pylint: disable=unused-import
+from .harness import JSONHandler, patch_engine, patch_exits, run_module, serving  # noqa: F401  pylint: disable=unused-import
 
 
 class Handler(JSONHandler):
@@ -116,3 +117,38 @@ def test_missing_jmespath(monkeypatch):
     r = run(dict(url="http://127.0.0.1/", json_query=["a"]))
     assert r["failed"] is True
     assert "jmespath" in r["msg"]
+
+
+def test_containers_read_beside_the_probes(server, monkeypatch):
+    seen = []
+
+    def read_states(project, services, docker_host=None):
+        seen.append((project, services, docker_host))
+        return dict(containers=[dict(service="web", status="exited", exit_code=137)], containers_error=None)
+
+    patch_engine(monkeypatch, read_states=read_states)
+    r = run(dict(url=server + "/health", count=1, containers=dict(project="recsys", services=["web", "db"])))
+    assert "failed" not in r
+    assert seen == [("recsys", ["web", "db"], None)]
+    assert r["containers"] == [dict(service="web", status="exited", exit_code=137)]
+    assert r["containers_error"] is None
+    assert r["healthy"] is True
+
+
+def test_containers_not_asked_for_reads_no_engine(server, monkeypatch):
+    def no_engine(*a, **k):
+        raise AssertionError("read the engine without containers")
+
+    patch_engine(monkeypatch, read_states=no_engine)
+    r = run(dict(url=server + "/health", count=1))
+    assert r["containers"] == [] and r["containers_error"] is None
+
+
+def test_containers_unknown_service_fails_naming_it(server, monkeypatch):
+    def read_states(project, services, docker_host=None):
+        raise _compose.UnknownService("unknown service 'cache' in project 'recsys'")
+
+    patch_engine(monkeypatch, read_states=read_states)
+    r = run(dict(url=server + "/health", count=1, containers=dict(project="recsys", services=["cache"])))
+    assert r["failed"] is True
+    assert "'cache'" in r["msg"]
