@@ -748,6 +748,29 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
                    diff=dict(before=diff_before, after=diff_after), waited=waited)
 
 
+def cannot_recover(client, project, service, dependencies=()):
+    """Why ``service`` of a compose project cannot pass its checks now, or None.
+
+    Every container of the service exited (its process is gone, nothing will answer), or a
+    dependency has no container running (exited, dead or removed: the service cannot work
+    without it, and nothing brings it back while one only waits). An engine that does not
+    answer is not a reason: None.
+    """
+    try:
+        states = [container_state(c) for c in client.find_containers(project)]
+    except DockerError:
+        return None
+    mine = [st for st in states if st["service"] == service]
+    if mine and all(st["status"] in ("exited", "dead") for st in mine):
+        return "every container of %s exited (exit code %s)" % (service, mine[0].get("exit_code"))
+    for dependency in dependencies or ():
+        theirs = [st for st in states if st["service"] == dependency]
+        if not any(st["status"] in RUNNING_LIKE for st in theirs):
+            return "dependency %s is %s: %s cannot recover while it is down" % (
+                dependency, _service_text(theirs), service)
+    return None
+
+
 def read_states(project, services, docker_host=None):
     """The states of the containers of ``services`` of a compose project, for a check that reports
     what it finds rather than failing on it (read only).

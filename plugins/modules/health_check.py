@@ -125,6 +125,14 @@ options:
         description: The compose service.
         type: str
         required: true
+      dependencies:
+        description:
+          - Services the service needs (its database, its cache). The wait also stops early when one
+            of them has no running container (exited, dead or removed): the service cannot pass its
+            checks while a dependency is down, and waiting does not bring it back.
+        type: list
+        elements: str
+        default: []
       docker_host:
         description: The engine to ask (default C(DOCKER_HOST) or the local socket).
         type: str
@@ -386,6 +394,7 @@ def argument_spec():
         give_up_when_exited=dict(type="dict", options=dict(
             project=dict(type="str", required=True),
             service=dict(type="str", required=True),
+            dependencies=dict(type="list", elements="str", default=[]),
             docker_host=dict(type="str"),
         )),
         containers=dict(type="dict", options=dict(
@@ -406,7 +415,8 @@ def _compose_lib(module):
 
 
 def _exited_check(module, spec):
-    """A give-up test for the wait: the service's containers all exited (nothing will answer)."""
+    """A give-up test for the wait: the service's containers all exited (nothing will answer), or a
+    dependency is down (see _compose.cannot_recover)."""
     if not spec:
         return None
     _compose = _compose_lib(module)
@@ -416,13 +426,7 @@ def _exited_check(module, spec):
         module.fail_json(msg="give_up_when_exited: %s" % exc.msg)
 
     def exited():
-        try:
-            states = [_compose.container_state(c) for c in client.find_containers(spec["project"], spec["service"])]
-        except _compose.DockerError:
-            return None
-        if states and all(st["status"] in ("exited", "dead") for st in states):
-            return "every container of %s exited (exit code %s)" % (spec["service"], states[0].get("exit_code"))
-        return None
+        return _compose.cannot_recover(client, spec["project"], spec["service"], spec["dependencies"])
     return exited
 
 

@@ -476,3 +476,33 @@ def test_read_states_unknown_service_is_raised(engine, monkeypatch):
     monkeypatch.setattr(_compose, "connect", lambda host: engine["client"])
     with pytest.raises(_compose.UnknownService, match="'cache'"):
         _compose.read_states("recsys", ["web", "cache"])
+
+
+# ------------------------------------------------------------------ cannot_recover (the ladder's early give-up)
+
+def test_cannot_recover_while_a_dependency_is_down(engine):
+    why = _compose.cannot_recover(engine["client"], "recsys", "web", ["db"])
+    assert why.startswith("dependency db is exited") and "web cannot recover" in why
+
+
+def test_cannot_recover_when_the_service_exited(engine):
+    why = _compose.cannot_recover(engine["client"], "recsys", "db")
+    assert why == "every container of db exited (exit code 137)"
+
+
+def test_can_recover_while_everything_needed_runs(engine):
+    assert _compose.cannot_recover(engine["client"], "recsys", "web") is None
+    engine["db"].start()
+    assert _compose.cannot_recover(engine["client"], "recsys", "web", ["db"]) is None
+
+
+def test_cannot_recover_when_a_dependency_was_removed(engine):
+    why = _compose.cannot_recover(engine["client"], "recsys", "web", ["cache"])
+    assert why.startswith("dependency cache is ") and why.endswith("web cannot recover while it is down")
+
+
+def test_unreachable_engine_is_no_reason_to_give_up(engine, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise _compose.EngineUnreachable("engine gone")
+    monkeypatch.setattr(engine["client"], "find_containers", unreachable)
+    assert _compose.cannot_recover(engine["client"], "recsys", "web", ["db"]) is None
