@@ -83,7 +83,7 @@ test: stack-up
 	$(MAKE) --no-print-directory bench-quick
 	$(MAKE) --no-print-directory molecule
 	$(MAKE) --no-print-directory compat
-	$(BIN)/pytest tests/unit tests/integration -q -p no:randomly -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit tests/integration -q -p no:randomly -n $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 # Drills (docs/drills.md): two SSH-managed staging hosts, each with its own copy of the stack (stg1, stg2);
 # they need the base image and the stack's images, not the local stack itself.
