@@ -128,8 +128,8 @@ options:
       dependencies:
         description:
           - Services the service needs (its database, its cache). The wait also stops early when one
-            of them has no running container (exited, dead or removed): the service cannot pass its
-            checks while a dependency is down, and waiting does not bring it back.
+            of them has no running container (exited, dead or removed), since the service cannot
+            pass its checks while a dependency is down and waiting does not bring it back.
         type: list
         elements: str
         default: []
