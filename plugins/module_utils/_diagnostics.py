@@ -53,7 +53,7 @@ import re
 import tarfile
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _http, _redact, _stack, _verify
+from ansible_collections.sre.incident.plugins.module_utils import _edge, _http, _redact, _stack, _verify
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     DockerError,
     LABEL_CONFIG_FILES,
@@ -690,6 +690,7 @@ def build_summary(parts, stack):
     s["standby_image_present"] = (fb.get("standby") or {}).get("image_present")
     s["fallbacks_ready"] = {name: (fb.get(name) or {}).get("ready") for name in ("snapshot", "static_top", "standby")} if ok("fallbacks") else {}
     s["fallbacks_not_ready"] = sorted(n for n, r in s["fallbacks_ready"].items() if r is False)
+    s["fallbacks_not_checked"] = sorted(n for n, r in s["fallbacks_ready"].items() if r is None)
     s["fallback_reasons"] = {n: (fb.get(n) or {}).get("reason") for n in s["fallbacks_not_ready"]}
     s["parts_failed"] = sorted(name for name, part in parts.items() if not (part or {}).get("ok"))
     return s
@@ -1002,6 +1003,8 @@ def part_changes(ctx):
 
 
 def part_degraded(ctx):
+    """Is a degraded mode left on? The edge's configuration (written by a degraded mode, or the team's own),
+    the service's downgrade variable, a running standby."""
     reasons = []
     edge_service = ctx.stack.get("edge")
     edge_mode = None
@@ -1009,21 +1012,20 @@ def part_degraded(ctx):
     if edge_service:
         cs = ctx.by_service(edge_service)
         edge_status = container_state(cs[0])["status"] if cs else "missing"
-        c = ctx.running(edge_service)
-        if c is not None:
-            res = ctx.client.exec_in(c, ["edge-mode"])
+        if cs and ctx.stack.get("edge_config"):
             try:
-                edge_mode = json.loads(res["stdout"].strip().splitlines()[-1]).get("mode")
-            except (ValueError, IndexError, AttributeError):
-                edge_mode = None
+                edge_mode = _edge.Edge(ctx.client, ctx.stack).mode()["mode"]
+            except (_edge.EdgeError, DockerError) as exc:
+                reasons.append("edge configuration not readable: %s" % getattr(exc, "msg", exc))
         if edge_mode and edge_mode != "normal":
-            reasons.append("edge in mode %s" % edge_mode)
+            reasons.append("edge serves the %s configuration" % edge_mode)
+    variable = _stack.downgrade_env(ctx.stack)
     downgrade = None
     for c in ctx.by_service(ctx.service):
         env = dict(item.partition("=")[::2] for item in (((c.attrs or {}).get("Config") or {}).get("Env") or []))
-        downgrade = str(env.get("DOWNGRADE_MODE", "false")).strip().lower() in ("1", "true", "yes", "on")
+        downgrade = str(env.get(variable, "false")).strip().lower() in ("1", "true", "yes", "on")
         if downgrade:
-            reasons.append("%s runs with DOWNGRADE_MODE=true" % c.name)
+            reasons.append("%s runs with %s=true" % (c.name, variable))
     standby = ctx.stack.get("standby")
     standby_running = bool(standby and ctx.running(standby) is not None)
     result = dict(edge_mode=edge_mode, edge_status=edge_status, downgrade_mode=downgrade, standby_running=standby_running,
@@ -1060,23 +1062,31 @@ def part_fallbacks(ctx, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"])
         elif snap["age_s"] > snapshot_max_age:
             reason = "newest snapshot is %d s old (max %d s)" % (snap["age_s"], snapshot_max_age)
         snapshot = dict(snap, ready=reason is None, reason=reason, dir=ctx.snapshot_dir, max_age_s=snapshot_max_age)
-    # B: the static top-N file in the service image
-    static = dict(ready=False, present=False)
+    # B: the static top-N file in the service image, when incident_stack names it
+    path = ctx.stack.get("static_top_file")
+    static = dict(ready=None, present=None, path=path)
     found = ctx.by_service(ctx.service)
-    if not found:
-        static["reason"] = "service %s has no container to read the image from" % ctx.service
+    if not path:
+        static["reason"] = "not checked: incident_stack.static_top_file is not set"
+    elif not found:
+        static.update(ready=False, reason="service %s has no container to read the image from" % ctx.service)
     else:
         c = found[0]
-        env = dict(item.partition("=")[::2] for item in (((c.attrs or {}).get("Config") or {}).get("Env") or []))
-        path = env.get("STATIC_TOP_FILE") or "/srv/recsys/static_top.json"
-        static["path"] = path
         try:
-            data = json.loads(ctx.client.read_file(c, path).decode("utf-8"))
-            items = data.get("items") if isinstance(data, dict) else data
-            static.update(present=True, items=len(items or []), ready=bool(items),
-                          reason=None if items else "%s holds no items" % path)
-        except (DockerError, ValueError, UnicodeDecodeError) as exc:
-            static["reason"] = "%s not readable in %s: %s" % (path, c.name, exc)
+            data = ctx.client.read_file(c, path)
+        except DockerError as exc:
+            static.update(ready=False, present=False, reason="%s not readable in %s: %s" % (path, c.name, exc))
+        else:
+            items = None
+            try:
+                parsed = json.loads(data.decode("utf-8"))
+                items = parsed.get("items") if isinstance(parsed, dict) else parsed
+            except (ValueError, UnicodeDecodeError):
+                items = None
+            count = len(items) if isinstance(items, list) else None
+            ready = bool(count) if count is not None else bool(data.strip())
+            static.update(present=True, items=count, bytes=len(data), ready=ready,
+                          reason=None if ready else "%s is empty" % path)
     # A: the standby service
     name = ctx.stack.get("standby")
     standby = dict(name=name, defined=False, image=None, image_present=False, ready=False)

@@ -59,3 +59,26 @@ def urls(stack, base=None):
         "clear_cache": root + stack.get("clear_cache_path", "/api/recommendations/clear-cache"),
         "metrics": root + stack.get("metrics_path", "/metrics"),
     }
+
+
+def redis_cli(stack, *args):
+    """argv of ``redis-cli`` for the stack's Redis (``incident_stack.redis.port``, default 6379)."""
+    port = (stack.get("redis") or {}).get("port")
+    return ["redis-cli"] + (["-p", str(int(port))] if port not in (None, "") else []) + [str(a) for a in args]
+
+
+def cache_keys(stack):
+    """The Redis key patterns of the service's cached answers (``incident_stack.redis.cache_keys``, default ``recs:*``)."""
+    keys = (stack.get("redis") or {}).get("cache_keys")
+    if keys in (None, "", []):
+        return ["recs:*"]
+    if isinstance(keys, str):
+        keys = [keys]
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k.strip() for k in keys):
+        raise StackError(f"incident_stack.redis.cache_keys must be a list of key patterns, got {keys!r}")
+    return keys
+
+
+def downgrade_env(stack):
+    """The environment variable that switches the service to static recommendations (option B)."""
+    return str(stack.get("downgrade_env") or "DOWNGRADE_MODE")
