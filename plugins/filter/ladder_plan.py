@@ -32,6 +32,9 @@ options:
   kind:
     description: Detect's kind of failure; V(edge_down) and V(edge_failing) start the ladder with V(repair_edge).
     type: str
+  stack:
+    description: C(incident_stack), for the names in RV(_value.next_text).
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -52,6 +55,7 @@ _value:
     climb: {description: Whether the next rung may be climbed., type: bool}
     time_left_s: {description: Seconds left on the resolve deadline (null without one)., type: float}
     budget_s: {description: The next rung's window., type: float}
+    next_text: {description: "What the next rung does, in words (for example C(restart recommendation-service))", type: str}
     needed_s: {description: The next rung's window plus the verification budget., type: float}
     reason: {description: One line for the record., type: str}
 """
@@ -61,10 +65,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.sre.incident.plugins.module_utils._ladder import plan
 
 
-def ladder_plan(resolve_deadline, windows=None, verify_budget=0, after=None, kind=None):
+def ladder_plan(resolve_deadline, windows=None, verify_budget=0, after=None, kind=None, stack=None):
     try:
         return plan(resolve_deadline or None, windows=windows, verify_budget=verify_budget, after=after or None,
-                    kind=kind or None)
+                    kind=kind or None, stack=stack)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 

@@ -22,6 +22,14 @@ RUNGS = ("restart_service", "restart_dependencies", "rebuild")
 EDGE_RUNG = "repair_edge"
 EDGE_KINDS = ("edge_down", "edge_failing")
 
+#: What each rung does, in words (``{service}``, ``{dependencies}``, ``{edge}`` from incident_stack).
+RUNG_TEXT = {
+    "repair_edge": "reload or restart the edge {edge}",
+    "restart_service": "restart {service}",
+    "restart_dependencies": "restart {dependencies}, then {service}",
+    "rebuild": "rebuild the stack (compose down, then up -d; volumes kept)",
+}
+
 DEFAULT_WINDOWS = {
     "repair_edge": 30,
     "restart_service": 30,
@@ -73,18 +81,28 @@ def remaining_rungs(after=None, kind=None):
     return list(RUNGS[RUNGS.index(after) + 1:])
 
 
-def plan(resolve_deadline=None, windows=None, verify_budget=0, after=None, now=None, kind=None):
+def rung_text(rung, stack=None):
+    """What ``rung`` does, in words, with the names of ``stack`` (incident_stack) when given."""
+    stack = stack or {}
+    return RUNG_TEXT[rung].format(service=stack.get("service") or "the service",
+                                  dependencies=", ".join(stack.get("dependencies") or []) or "the dependencies",
+                                  edge=stack.get("edge") or "")
+
+
+def plan(resolve_deadline=None, windows=None, verify_budget=0, after=None, now=None, kind=None, stack=None):
     """What to do next: the remaining rungs and whether the clock allows the next one.
 
     Returns a dict: ``rungs`` (remaining, in order), ``next`` (the next rung or None),
     ``climb`` (bool), ``time_left_s`` (None without a deadline), ``budget_s`` (the next rung's
-    window), ``needed_s`` (that plus ``verify_budget``) and ``reason`` (one line for the record).
+    window), ``needed_s`` (that plus ``verify_budget``), ``next_text`` (what the next rung does, in
+    words, with the names of ``stack``) and ``reason`` (one line for the record).
     """
     rungs = remaining_rungs(after, kind=kind)
     if float(verify_budget) < 0:
         raise ValueError("verify_budget must be >= 0 seconds, got %r" % (verify_budget,))
     result = {"rungs": rungs, "next": rungs[0] if rungs else None, "climb": False,
-              "time_left_s": None, "budget_s": None, "needed_s": None, "reason": ""}
+              "time_left_s": None, "budget_s": None, "needed_s": None, "reason": "",
+              "next_text": rung_text(rungs[0], stack) if rungs else None}
     if resolve_deadline:
         current = parse_ts(now or utc_now(), "now")
         left = (parse_ts(resolve_deadline, "resolve_deadline") - current).total_seconds()
