@@ -22,7 +22,8 @@ disk        host filesystems (statvfs of /proc/mounts) and the stack's volumes  
 errors      ERROR/FATAL/panic lines of every container since a given time         [7]
 changes     images rebuilt, containers recreated/restarted in the window, compose
             files' modification times, the project's last git commits
-degraded    edge mode and DOWNGRADE_MODE: is a degraded mode left on?
+degraded    edge mode and the downgrade variable (incident_stack.downgrade_env, DOWNGRADE_MODE):
+            is a degraded mode left on?
 fallbacks   newest Redis snapshot, static top-N in the service image, standby
 =========== ===================================================================== ============
 
@@ -836,7 +837,8 @@ def part_database(ctx):
     name = db.get("name") or "postgres"
     user = db.get("user") or "postgres"
     main_sql, slow_sql = pg_queries(name, ctx.long_running_s)
-    argv = ["psql", "-X", "-q", "-At", "-U", user, "-d", name, "-c", "SET statement_timeout = 5000",
+    argv = ["psql", "-X", "-q", "-At", "-U", user, "-d", name] + _stack.port_args(ctx.stack, "database") + [
+            "-c", "SET statement_timeout = 5000",
             "-c", main_sql, "-c", slow_sql]
     res = ctx.client.exec_in(c, argv, environment={"PGCONNECT_TIMEOUT": "5"})
     docs = parse_pg_output(res["stdout"])
@@ -861,7 +863,8 @@ def part_redis(ctx):
     if c is None:
         raise DockerError("service %s is not running (%s)" % (service, ", ".join(
             container_state(x)["status"] for x in ctx.by_service(service)) or "no container"))
-    res = ctx.client.exec_in(c, ["redis-cli", "INFO", "server", "memory", "clients", "stats", "persistence", "keyspace"])
+    res = ctx.client.exec_in(c, ["redis-cli"] + _stack.port_args(ctx.stack, "redis")
+                             + ["INFO", "server", "memory", "clients", "stats", "persistence", "keyspace"])
     if res["rc"] != 0 or "redis_version" not in res["stdout"]:
         raise DockerError("redis-cli INFO failed (rc %s): %s" % (res["rc"], (res["stderr"] or res["stdout"]).strip()[:300]))
     info = parse_redis_info(res["stdout"])
@@ -1019,11 +1022,12 @@ def part_degraded(ctx):
         if edge_mode and edge_mode != "normal":
             reasons.append("edge in mode %s" % edge_mode)
     downgrade = None
+    flag = ctx.stack.get("downgrade_env") or "DOWNGRADE_MODE"
     for c in ctx.by_service(ctx.service):
         env = dict(item.partition("=")[::2] for item in (((c.attrs or {}).get("Config") or {}).get("Env") or []))
-        downgrade = str(env.get("DOWNGRADE_MODE", "false")).strip().lower() in ("1", "true", "yes", "on")
+        downgrade = str(env.get(flag, "false")).strip().lower() in ("1", "true", "yes", "on")
         if downgrade:
-            reasons.append("%s runs with DOWNGRADE_MODE=true" % c.name)
+            reasons.append("%s runs with %s=true" % (c.name, flag))
     standby = ctx.stack.get("standby")
     standby_running = bool(standby and ctx.running(standby) is not None)
     result = dict(edge_mode=edge_mode, edge_status=edge_status, downgrade_mode=downgrade, standby_running=standby_running,
@@ -1197,7 +1201,7 @@ def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
             raise DockerError("service %s is not running" % service)
 
         def cli(*args):
-            res = ctx.client.exec_in(c, ["redis-cli"] + list(args))
+            res = ctx.client.exec_in(c, ["redis-cli"] + _stack.port_args(ctx.stack, "redis") + list(args))
             if res["rc"] != 0:
                 raise DockerError("redis-cli %s failed: %s" % (" ".join(args), (res["stderr"] or res["stdout"]).strip()))
             return res["stdout"].strip()
