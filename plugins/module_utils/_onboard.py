@@ -330,7 +330,7 @@ def users_from_logs(lines, recommendations_path=DEFAULT_RECOMMENDATIONS_PATH):
         # docker logs with timestamps: drop the leading RFC 3339 stamp
         if re.match(r"^\d{4}-\d\d-\d\dT\S+\s", line):
             line = line.split(None, 1)[1] if " " in line else ""
-        status, uri = None, None
+        status, uri, doc = None, None, None
         if line.startswith("{"):
             try:
                 doc = json.loads(line)
@@ -343,7 +343,12 @@ def users_from_logs(lines, recommendations_path=DEFAULT_RECOMMENDATIONS_PATH):
             match = re.search(r'"[A-Z]+ (\S+) HTTP/[\d.]+" (\d{3})', line)
             if match:
                 uri, status = match.group(1), match.group(2)
-        if uri is None or str(status) != "200":
+        method = None
+        if line.startswith("{") and isinstance(doc, dict):
+            method = doc.get("method") or doc.get("request_method")
+        elif uri is not None:
+            method = line.split('"', 1)[1].split(" ", 1)[0] if '"' in line else None
+        if uri is None or str(status) != "200" or (method and str(method).upper() != "GET"):
             continue
         match = pattern.search(uri)
         if match:
@@ -657,8 +662,8 @@ def infer(view):
             p.unknown.append("health_path: %s answered %s: give the health endpoint" % (DEFAULT_HEALTH_PATH, health_check["status"]))
     recs = http.get("recommendations") or {}
     p.set("recommendations_path", DEFAULT_RECOMMENDATIONS_PATH, "the runbook's path%s" % (
-        "; checked: %s" % recs["text"] if recs.get("text") else "; not checked: no sample user to try it with"))
-    if recs.get("status") not in (None, 200):
+        _http_note(recs) if recs.get("text") else "; not checked: no sample user to try it with"))
+    if recs.get("status") not in (None, 200, 502, 503, 504):
         p.unknown.append("recommendations_path: %s answered %s: give your recommendations path" % (recs.get("url"), recs.get("status")))
     p.set("clear_cache_path", DEFAULT_CLEAR_CACHE_PATH, "the runbook's path (not tried: it would clear the cache)")
 
@@ -700,9 +705,11 @@ def infer(view):
 
 
 def _http_note(check):
-    if check.get("text"):
+    if not check.get("text"):
+        return ""
+    if check.get("status") == 200:
         return "; checked: %s" % check["text"]
-    return ""
+    return "; tried: %s (is the service up?)" % check["text"]
 
 
 def _infer_database(p, view, services, by_service, running, kinds, svc_any, checks):
@@ -791,8 +798,8 @@ def _infer_redis(p, view, services, by_service, running, kinds, svc_any, checks)
     families = {k: v for k, v in (sample.get("families") or {}).items()
                 if v.get("type") == "string" and value_query(v.get("shape"))}
     if families:
-        p.set("redis.cache_keys", sorted(families), "key families holding JSON values with a list, in one SCAN of %d keys"
-              % sample.get("scanned", 0))
+        p.set("redis.cache_keys", sorted(families), "key families holding JSON values with a list (one SCAN batch "
+                                                    "of the keys present)")
         queries = sorted({value_query(v["shape"]) for v in families.values()})
         if len(queries) == 1:
             p.set("redis.cache_value_query", queries[0], "the shape of a cached value (%s)" % ", ".join(sorted(families)))
@@ -814,8 +821,20 @@ ORDER = ("name", "project_dir", "compose_files", "service", "service_port", "dep
          ("database", ("service", "name", "user", "port")),
          ("redis", ("service", "port", "cache_keys", "cache_value_query")),
          "downgrade_env", "static_top_file", "state_dir")
+SECTION_NOTES = {
+    "thresholds": "the runbook's checklist",
+    "database": "PostgreSQL: the collection runs psql inside this service's container (diagnostics, drills)",
+    "redis": "Redis: the collection runs redis-cli inside this service's container (diagnostics, snapshots, "
+             "cache checks)",
+}
 _PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@/-]*$")
-_NOT_PLAIN = re.compile(r"^(true|false|yes|no|on|off|null|~|[-+]?[\d.]+(e[-+]?\d+)?)$", re.I)
+_NOTSECTION_NOTES = {
+    "thresholds": "the runbook's checklist",
+    "database": "PostgreSQL: the collection runs psql inside this service's container (diagnostics, drills)",
+    "redis": "Redis: the collection runs redis-cli inside this service's container (diagnostics, snapshots, "
+             "cache checks)",
+}
+_PLAIN = re.compile(r"^(true|false|yes|no|on|off|null|~|[-+]?[\d.]+(e[-+]?\d+)?)$", re.I)
 
 
 def _scalar(value):
@@ -870,6 +889,7 @@ def render(proposal, project):
                 if section in proposal.absent:
                     out.append(_comment("%s: %s" % (section, proposal.absent[section]), 2))
                 continue
+            out.append(_comment(SECTION_NOTES[section], 2))
             out.append("  %s:\n" % section)
             for key in keys:
                 dotted = "%s.%s" % (section, key)
@@ -948,8 +968,8 @@ def gather(client, project, probe=None):
     ``probe(url, timeout)`` -> dict(status, body_json, error, latency_ms) (``_http.probe``); None skips HTTP checks.
     Raises OnboardError when the project has no container on the engine.
     """
-    if not project or not PROJECT_RE.match(project):
-        raise OnboardError("compose_project %r is not a compose project name (lowercase letters, digits, '-', '_')" % (project,))
+    if not project or not PROJECT_RE.match(str(project)):
+        raise OnboardError("project %r is not a compose project name (lowercase letters, digits, '-', '_')" % (project,))
     found = client.find_containers(project)
     if not found:
         known = client.projects()
@@ -1035,14 +1055,15 @@ def _check(client, handles, view, probe):
         argv = ["psql", "-X", "-At", "-U", "postgres", "-p", str(db["port"]), "-d", str(db.get("name") or "postgres"),
                 "-c", "SELECT 1"]
         res = _exec(client, handles[c["name"]], argv, environment={"PGCONNECT_TIMEOUT": "5"})
-        checks["database"] = dict(argv=argv, ok=res["rc"] == 0 and res["stdout"].strip() == "1",
-                                  error=(res["stderr"] or res["stdout"]).strip()[:300] or None)
+        ok = res["rc"] == 0 and res["stdout"].strip() == "1"
+        checks["database"] = dict(argv=argv, ok=ok, error=None if ok else (res["stderr"] or res["stdout"]).strip()[:300] or None)
     kv = stack.get("redis") or {}
     c = by_name.get(kv.get("service"))
     if c is not None:
         cli = ["redis-cli", "-p", str(kv["port"])]
         res = _exec(client, handles[c["name"]], cli + ["PING"])
-        checks["redis"] = dict(argv=cli + ["PING"], ok="PONG" in res["stdout"], error=(res["stderr"] or res["stdout"]).strip()[:300] or None)
+        ok = "PONG" in res["stdout"]
+        checks["redis"] = dict(argv=cli + ["PING"], ok=ok, error=None if ok else (res["stderr"] or res["stdout"]).strip()[:300] or None)
         if checks["redis"]["ok"]:
             res = _exec(client, handles[c["name"]], cli + ["SCAN", "0", "COUNT", "1000"])
             keys = [k for k in res["stdout"].splitlines()[1:] if k.strip()]
@@ -1072,14 +1093,23 @@ def _check(client, handles, view, probe):
 
 # --------------------------------------------------------------------------- the module's work
 
-def run(client, params, check_mode=False, probe=None):
-    """Onboard ``params['project']`` into ``params['dest']``; returns the module's result."""
+def validate(params):
+    """Check project and dest before anything is read; returns the absolute dest. OnboardError names the bad value."""
+    project = params.get("project")
+    if not project or not PROJECT_RE.match(str(project)):
+        raise OnboardError("project %r is not a compose project name (lowercase letters, digits, '-', '_')" % (project,))
     dest = params.get("dest")
     if not dest:
         raise OnboardError("dest (the file to write) is required")
     dest = os.path.abspath(os.path.expanduser(dest))
     if os.path.isdir(dest):
         raise OnboardError("dest %s is a directory: give the path of a file" % dest)
+    return dest
+
+
+def run(client, params, check_mode=False, probe=None):
+    """Onboard ``params['project']`` into ``params['dest']``; returns the module's result."""
+    dest = validate(params)
     view = gather(client, params.get("project"), probe=probe)
     proposal = infer(view)
     content = render(proposal, view["project"])
