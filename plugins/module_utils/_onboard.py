@@ -699,6 +699,12 @@ def infer(view):
             (svc_any or {}).get("name"), static.get("text") or "a JSON file named like a top list"))
     else:
         p.leave_out("static_top_file", "not found: option B's readiness is reported as not checked")
+    logs = [v for v in (svc_any or {}).get("volumes") or [] if re.search(r"(^|/)(log|logs)(/|$)", v.get("destination") or "")]
+    if logs:
+        p.set("log_dir", logs[0]["destination"], "where %s mounts the volume %s (the P1 disk case cleans logs there)"
+              % ((svc_any or {}).get("name"), logs[0].get("name") or logs[0].get("type")))
+    elif service:
+        p.leave_out("log_dir", "%s mounts no log volume: the P1 disk case looks in /var/log/recsys" % service)
     p.set("state_dir", "/var/lib/sre-incident/%s" % project, "the collection's convention: lease, evidence bundles, "
                                                              "Redis snapshots on the managed host")
     return p
@@ -820,7 +826,7 @@ ORDER = ("name", "project_dir", "compose_files", "service", "service_port", "dep
          "recommendations_limit", "min_recommendations", "thresholds",
          ("database", ("service", "name", "user", "port")),
          ("redis", ("service", "port", "cache_keys", "cache_value_query")),
-         "downgrade_env", "static_top_file", "state_dir")
+         "downgrade_env", "static_top_file", "log_dir", "state_dir")
 SECTION_NOTES = {
     "thresholds": "the runbook's checklist",
     "database": "PostgreSQL: the collection runs psql inside this service's container (diagnostics, drills)",

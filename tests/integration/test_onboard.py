@@ -154,6 +154,7 @@ def check_against_engine(project, s):
     env_names = [e.split("=", 1)[0] for e in svc.attrs["Config"]["Env"]]
     assert s["downgrade_env"] in env_names
     exec_ok(svc, ["test", "-s", s["static_top_file"]])
+    assert s["log_dir"] in [m["Destination"] for m in svc.attrs["Mounts"] if m["Type"] == "volume"]
     assert s["state_dir"] == "/var/lib/sre-incident/%s" % project
     # the health path answers on the service, and the users through the edge
     assert http_get(s["health_path"], base=s["base_url"])[0] == 200

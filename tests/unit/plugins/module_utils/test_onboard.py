@@ -46,6 +46,7 @@ def test_shop_everything_inferred():
                               cache_value_query="length(recommendations) > `0`")
     assert "command line" in p.notes["redis.port"]
     assert s["downgrade_env"] == "DOWNGRADE_MODE" and s["static_top_file"] == "/app/data/top.json"
+    assert s["log_dir"] == "/var/log/recs-api" and "shop_api-logs" in p.notes["log_dir"]
     assert s["state_dir"] == "/var/lib/sre-incident/shop"
 
 
@@ -59,6 +60,7 @@ def test_reference_stack_with_its_service_down():
     assert s["database"]["name"] == "recommendation_db" and s["database"]["port"] == 5432
     assert s["redis"]["cache_keys"] == ["recs:*"] and s["redis"]["cache_value_query"] == "length(@) > `0`"
     assert s["static_top_file"] == "/srv/recsys/static_top.json" and "STATIC_TOP_FILE" in p.notes["static_top_file"]
+    assert s["log_dir"] == "/var/log/recsys"
     # the HTTP checks were refused: said as tried, never as checked
     assert "tried:" in p.notes["health_path"] and "checked" not in p.notes["health_path"]
     assert "tried:" in p.notes["recommendations_path"]
