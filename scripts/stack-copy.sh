@@ -21,9 +21,9 @@ fi
 app=${2:?APP_PORT}; edge=${3:?EDGE_PORT}
 case "${STACK:-recsys}" in
   recsys) src=recommendation-stack invsrc=local project=recsys app0=3000 edge0=8080
-          ports="RECSYS_APP_PORT=$app RECSYS_EDGE_PORT=$edge" ;;
+          ports=("RECSYS_APP_PORT=$app" "RECSYS_EDGE_PORT=$edge") ;;
   shop) src=shop-stack invsrc=local-shop project=shop app0=3100 edge0=8180
-        ports="SHOP_API_PORT=$app SHOP_WEB_PORT=$edge" ;;
+        ports=("SHOP_API_PORT=$app" "SHOP_WEB_PORT=$edge") ;;
   *) echo "STACK must be recsys or shop, not '$STACK'" >&2; exit 2 ;;
 esac
 mkdir -p "$dir" "$inv/group_vars/recsys"
@@ -31,7 +31,7 @@ cp -r "$here/examples/$src/." "$dir"/
 # the copy is its own project, also for a docker-compose run by hand in its directory
 sed -i "/^COMPOSE_PROJECT_NAME=/d" "$dir/.env"
 printf 'COMPOSE_PROJECT_NAME=%s\n' "$name" >> "$dir/.env"
-printf '%s\n' $ports >> "$dir/.env"
+printf '%s\n' "${ports[@]}" >> "$dir/.env"
 cp "$here/inventories/$invsrc/hosts.yml" "$inv/hosts.yml"
 cp "$here/inventories/$invsrc/group_vars/recsys/incident.yml" "$inv/group_vars/recsys/incident.yml"
 sed -e "s#^  name: $project\$#  name: $name#" -e "s#^  project_dir: .*#  project_dir: $dir#" \

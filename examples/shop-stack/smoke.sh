@@ -45,7 +45,7 @@ for u in c-1001 c-1002 c-1003 c-1004 c-1005; do
   code=$(http GET "$API/api/recommendations/$u?limit=10")
   [ "$code" = 200 ] || fail "GET /api/recommendations/$u -> $code: $(cat "$TMP/body")"
   n=$(json 'len(d["recommendations"])')
-  [ "$n" -gt 5 ] && [ "$(json 'd["count"]')" = "$n" ] || fail "$u: count $(json 'd["count"]'), $n recommendations"
+  if [ "$n" -le 5 ] || [ "$(json 'd["count"]')" != "$n" ]; then fail "$u: count $(json 'd["count"]'), $n recommendations"; fi
   pass "GET /api/recommendations/$u -> $n recommendations (source $(json 'd["source"]'))"
 done
 
@@ -53,7 +53,7 @@ done
 http GET "$API/api/recommendations/c-1001?limit=10" >/dev/null
 [ "$(json 'd["source"]')" = cache ] || fail "second request for c-1001 not served from the cache"
 code=$(http POST "$API/api/recommendations/clear-cache")
-[ "$code" = 200 ] && [ "$(json 'd["cleared"]')" -ge 1 ] || fail "POST clear-cache -> $code: $(cat "$TMP/body")"
+if [ "$code" != 200 ] || [ "$(json 'd["cleared"]')" -lt 1 ]; then fail "POST clear-cache -> $code: $(cat "$TMP/body")"; fi
 cleared=$(json 'd["cleared"]')
 http GET "$API/api/recommendations/c-1001?limit=10" >/dev/null
 [ "$(json 'd["source"]')" = db ] || fail "c-1001 still cached after clear-cache"
@@ -67,7 +67,7 @@ pass "GET /api/recommendations/c-1001?limit=0 -> 400"
 web_ok() { [ "$(http GET "$WEB/health")" = 200 ]; }
 wait_for "GET $WEB/health -> 200" web_ok
 code=$(http GET "$WEB/api/recommendations/c-1002?limit=10")
-[ "$code" = 200 ] && [ "$(json 'd["count"]')" -gt 5 ] || fail "web: recommendations -> $code"
+if [ "$code" != 200 ] || [ "$(json 'd["count"]')" -le 5 ]; then fail "web: recommendations -> $code"; fi
 WEB_CTR=$(container web)
 [ -n "$WEB_CTR" ] || fail "no running web container in project $PROJECT"
 logged() {

@@ -838,8 +838,7 @@ def part_database(ctx):
     user = db.get("user") or "postgres"
     main_sql, slow_sql = pg_queries(name, ctx.long_running_s)
     argv = ["psql", "-X", "-q", "-At", "-U", user, "-d", name] + _stack.port_args(ctx.stack, "database") + [
-            "-c", "SET statement_timeout = 5000",
-            "-c", main_sql, "-c", slow_sql]
+        "-c", "SET statement_timeout = 5000", "-c", main_sql, "-c", slow_sql]
     res = ctx.client.exec_in(c, argv, environment={"PGCONNECT_TIMEOUT": "5"})
     docs = parse_pg_output(res["stdout"])
     main = docs[0] if docs and isinstance(docs[0], dict) else None

@@ -557,7 +557,7 @@ def infer(view):
     else:
         # no nginx in front: the service that depends on a database or cache and publishes a port
         candidates = [s for s in services if s in running and not kinds[s] & {"postgres", "redis", "nginx"}
-                      and (running[s].get("ports") or [])]
+                      and running[s].get("ports")]
         if len(candidates) == 1:
             service = candidates[0]
             p.set("service", service, "the only running service that publishes a port and is not a database, "
@@ -834,13 +834,7 @@ SECTION_NOTES = {
              "cache checks)",
 }
 _PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@/-]*$")
-_NOTSECTION_NOTES = {
-    "thresholds": "the runbook's checklist",
-    "database": "PostgreSQL: the collection runs psql inside this service's container (diagnostics, drills)",
-    "redis": "Redis: the collection runs redis-cli inside this service's container (diagnostics, snapshots, "
-             "cache checks)",
-}
-_PLAIN = re.compile(r"^(true|false|yes|no|on|off|null|~|[-+]?[\d.]+(e[-+]?\d+)?)$", re.I)
+_NOT_PLAIN = re.compile(r"^(true|false|yes|no|on|off|null|~|[-+]?[\d.]+(e[-+]?\d+)?)$", re.I)
 
 
 def _scalar(value):

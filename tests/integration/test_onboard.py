@@ -26,6 +26,7 @@ SHOP_PROJECT = os.environ.get("SRE_TEST_SHOP_PROJECT", "shop")
 SHOP_DIR = Path(os.environ.get("SRE_TEST_SHOP_DIR", str(ROOT / "examples/shop-stack")))
 SHOP_API_URL = os.environ.get("SRE_TEST_SHOP_API_URL", "http://127.0.0.1:3100")
 SHOP_WEB_URL = os.environ.get("SRE_TEST_SHOP_WEB_URL", "http://127.0.0.1:8180")
+SHOP_STATE_DIR = Path(os.environ.get("SRE_TEST_SHOP_STATE_DIR", "/var/lib/sre-incident/%s" % SHOP_PROJECT))
 # The shop's customers: the test plays their traffic through nginx before onboarding, as real
 # users would have, so the onboarding finds sample users in the logs.
 SHOP_USERS = ["c-1001", "c-1002", "c-1003", "c-1004", "c-1005"]
@@ -77,6 +78,9 @@ def shop_up():
 @pytest.fixture
 def shop():
     shop_up()
+    # each test is its own incident: no lease or circuit-breaker history left from another run
+    for name in ("lease.json", "ladder_runs.jsonl"):
+        (SHOP_STATE_DIR / name).unlink(missing_ok=True)
     yield
     shop_up()
 
@@ -129,7 +133,9 @@ def check_against_engine(project, s):
     labels = svc.attrs["Config"]["Labels"]
     assert s["name"] == project
     assert s["project_dir"] == labels["com.docker.compose.project.working_dir"]
-    assert s["compose_files"] == labels["com.docker.compose.project.config_files"].split(",")
+    # compose v1 records the files relative to the working directory, v2 with absolute paths
+    assert [os.path.join(s["project_dir"], f) for f in s["compose_files"]] == [
+        os.path.join(s["project_dir"], f) for f in labels["com.docker.compose.project.config_files"].split(",")]
     assert "%d/tcp" % s["service_port"] in svc.attrs["Config"]["ExposedPorts"]
     assert s["base_url"] == "http://127.0.0.1:%d" % published(svc, s["service_port"])
     # the edge's own file routes to the service on that port

@@ -297,3 +297,13 @@ def test_unknown_project_names_the_projects_there(tmp_path):
     with pytest.raises(o.OnboardError, match="no compose project 'nope'.*recsys, shop"):
         o.run(FakeClient(), dict(project="nope", dest=str(dest)))
     assert not dest.parent.exists()
+
+
+@pytest.mark.parametrize("value, text", [
+    ("shop", "shop"), ("recs-api", "recs-api"), ("true", '"true"'), ("8000", '"8000"'), (8000, "8000"),
+    ("/api/recommendations/{user}", '"/api/recommendations/{user}"'), ("shop:recs:*", '"shop:recs:*"'),
+    ("length(@) > `0`", '"length(@) > `0`"'), (True, "true"),
+])
+def test_scalars_plain_only_when_yaml_reads_them_back_as_the_same_string(value, text):
+    assert o._scalar(value) == text
+    assert yaml.safe_load("k: %s" % text)["k"] == value
