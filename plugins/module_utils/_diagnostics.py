@@ -22,7 +22,8 @@ disk        host filesystems (statvfs of /proc/mounts) and the stack's volumes  
 errors      ERROR/FATAL/panic lines of every container since a given time         [7]
 changes     images rebuilt, containers recreated/restarted in the window, compose
             files' modification times, the project's last git commits
-degraded    edge mode and DOWNGRADE_MODE: is a degraded mode left on?
+degraded    edge mode and the downgrade variable (incident_stack.downgrade_env, DOWNGRADE_MODE):
+            is a degraded mode left on?
 fallbacks   newest Redis snapshot, static top-N in the service image, standby
 =========== ===================================================================== ============
 
@@ -837,8 +838,8 @@ def part_database(ctx):
     name = db.get("name") or "postgres"
     user = db.get("user") or "postgres"
     main_sql, slow_sql = pg_queries(name, ctx.long_running_s)
-    argv = ["psql", "-X", "-q", "-At", "-U", user, "-d", name, "-c", "SET statement_timeout = 5000",
-            "-c", main_sql, "-c", slow_sql]
+    argv = ["psql", "-X", "-q", "-At", "-U", user, "-d", name] + _stack.port_args(ctx.stack, "database") + [
+        "-c", "SET statement_timeout = 5000", "-c", main_sql, "-c", slow_sql]
     res = ctx.client.exec_in(c, argv, environment={"PGCONNECT_TIMEOUT": "5"})
     docs = parse_pg_output(res["stdout"])
     main = docs[0] if docs and isinstance(docs[0], dict) else None
@@ -862,7 +863,8 @@ def part_redis(ctx):
     if c is None:
         raise DockerError("service %s is not running (%s)" % (service, ", ".join(
             container_state(x)["status"] for x in ctx.by_service(service)) or "no container"))
-    res = ctx.client.exec_in(c, ["redis-cli", "INFO", "server", "memory", "clients", "stats", "persistence", "keyspace"])
+    res = ctx.client.exec_in(c, ["redis-cli"] + _stack.port_args(ctx.stack, "redis")
+                             + ["INFO", "server", "memory", "clients", "stats", "persistence", "keyspace"])
     if res["rc"] != 0 or "redis_version" not in res["stdout"]:
         raise DockerError("redis-cli INFO failed (rc %s): %s" % (res["rc"], (res["stderr"] or res["stdout"]).strip()[:300]))
     info = parse_redis_info(res["stdout"])
@@ -1207,7 +1209,7 @@ def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
             raise DockerError("service %s is not running" % service)
 
         def cli(*args):
-            res = ctx.client.exec_in(c, ["redis-cli"] + list(args))
+            res = ctx.client.exec_in(c, ["redis-cli"] + _stack.port_args(ctx.stack, "redis") + list(args))
             if res["rc"] != 0:
                 raise DockerError("redis-cli %s failed: %s" % (" ".join(args), (res["stderr"] or res["stdout"]).strip()))
             return res["stdout"].strip()

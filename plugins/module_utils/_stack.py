@@ -19,6 +19,24 @@ def _check_base_url(value, key):
     return str(value).rstrip("/")
 
 
+def _check_port(value, key):
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() \
+            or not 1 <= int(value) <= 65535:
+        raise StackError(f"incident_stack.{key} is not a TCP port (1-65535): {value!r}")
+    return int(value)
+
+
+def port_args(stack, key):
+    """``["-p", "<port>"]`` for psql (``key`` database) or redis-cli (``key`` redis) run inside
+    that service's container, when ``incident_stack.<key>.port`` is set; ``[]`` (the client's
+    default port) when it is not."""
+    section = (stack or {}).get(key)
+    port = section.get("port") if isinstance(section, dict) else None
+    if port in (None, ""):
+        return []
+    return ["-p", str(_check_port(port, key + ".port"))]
+
+
 def validate(stack):
     """Return ``stack`` if it is usable, else raise StackError naming what is wrong."""
     if not isinstance(stack, dict):
@@ -32,6 +50,12 @@ def validate(stack):
     if "{user}" not in stack["recommendations_path"]:
         raise StackError("incident_stack.recommendations_path has no {user} placeholder: "
                          f"{stack['recommendations_path']!r}")
+    for key in ("database", "redis"):
+        section = stack.get(key)
+        if isinstance(section, dict) and section.get("port") not in (None, ""):
+            _check_port(section["port"], key + ".port")
+    if stack.get("service_port") not in (None, ""):
+        _check_port(stack["service_port"], "service_port")
     users = stack["sample_users"]
     if not isinstance(users, list) or not users:
         raise StackError(f"incident_stack.sample_users must be a non-empty list, got {users!r}")
@@ -62,9 +86,8 @@ def urls(stack, base=None):
 
 
 def redis_cli(stack, *args):
-    """argv of ``redis-cli`` for the stack's Redis (``incident_stack.redis.port``, default 6379)."""
-    port = (stack.get("redis") or {}).get("port")
-    return ["redis-cli"] + (["-p", str(int(port))] if port not in (None, "") else []) + [str(a) for a in args]
+    """argv of ``redis-cli`` for the stack's Redis, run inside its container (see :func:`port_args`)."""
+    return ["redis-cli"] + port_args(stack, "redis") + [str(a) for a in args]
 
 
 def cache_keys(stack):

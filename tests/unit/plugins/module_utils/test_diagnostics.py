@@ -296,6 +296,8 @@ class FakeClient:
         if c.attrs["State"]["Status"] != "running":
             raise DockerError("container %s is not running" % c.name)
         cmd = argv[0]
+        if cmd == "redis-cli" and argv[1:2] == ["-p"]:
+            argv = [cmd] + argv[3:]
         if cmd == "psql":
             return dict(rc=0, stderr="", stdout=json.dumps({
                 "database": {"datname": "recommendation_db", "numbackends": 2, "xact_commit": 5, "xact_rollback": 0},
@@ -392,6 +394,19 @@ def test_redis_snapshot_and_rotation(tmp_path):
     newest = d.newest_snapshot(str(tmp_path), now=d.parse_iso("2026-01-02T00:00:10Z"))
     assert newest["path"].endswith("dump-20260102T000000Z.rdb") and newest["readable"]
     assert d.newest_snapshot(str(tmp_path / "missing")) is None
+
+
+def test_database_and_redis_on_their_own_ports(tmp_path):
+    stack = dict(STACK, database=dict(STACK["database"], port=5433), redis=dict(service="redis", port=6380))
+    client = _client()
+    ctx = d.Context(client, stack, now=d.parse_iso("2026-11-27T01:00:00Z"))
+    facts, _raw, _snap = d.collect(ctx, ["database", "redis"])
+    assert facts["database"]["ok"] and facts["redis"]["ok"], facts
+    assert d.take_redis_snapshot(ctx, str(tmp_path), keep=1, timeout=2, interval=0.01)["ok"]
+    psql = [argv for _name, argv in client.calls if argv[0] == "psql"]
+    cli = [argv for _name, argv in client.calls if argv[0] == "redis-cli"]
+    assert psql and all(argv[argv.index("-p") + 1] == "5433" for argv in psql)
+    assert len(cli) >= 3 and all(argv[1:3] == ["-p", "6380"] for argv in cli)
 
 
 def test_redis_snapshot_never_raises():
