@@ -43,7 +43,7 @@ demo: stack-up
 unit: setup
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
 
-integration: stack-up
+integration: stack-up stack-up-shop
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
 
 lint: setup
@@ -79,10 +79,11 @@ compat: stack-up
 	@bash scripts/test-oldest-newest.sh newest
 
 # Everything, with one pytest summary line at the end (read by CI). Two pytest workers: the tests
-# of the reference stack run in order on one, the drills (tests/integration/test_drills.py, their
-# own staging hosts and stacks) beside them on the other; the unit tests fill in (the scheduler in
-# tests/integration/conftest.py). PYTEST_WORKERS=0 runs everything in one process.
-test: stack-up
+# of the reference stack run in order on one; the tests of the second example stack (shop) and the
+# drills (tests/integration/test_drills.py, their own staging hosts and stacks) on the other; the
+# unit tests fill in (the scheduler in tests/integration/conftest.py). PYTEST_WORKERS=0 runs
+# everything in one process.
+test: stack-up stack-up-shop
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory changelog-lint
 	$(MAKE) --no-print-directory sanity

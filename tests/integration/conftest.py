@@ -60,8 +60,8 @@ class StackSpec:
         return ["redis-cli", "-p", str(self.redis["port"]), *args]
 
     def stack_env(self):
-        return dict(RECSYS_PROJECT=self.project, RECSYS_STACK_DIR=str(self.stack_dir),
-                    RECSYS_OPTIONAL_SERVICES=" ".join(self.optional_services) or "none")
+        return dict(STACK=self.id, RECSYS_PROJECT=self.project, RECSYS_STACK_DIR=str(self.stack_dir),
+                    RECSYS_OPTIONAL_SERVICES=" ".join(self.optional_services))
 
 
 # Which copy of each stack the tests drive (default: inventories/local, project recsys, and
