@@ -172,11 +172,41 @@ def recommendations_prefix(stack):
     return path[:path.index("{user}")]
 
 
+_STATIC_PROXY_RE = re.compile(r"proxy_pass(\s+)(https?)://([A-Za-z][A-Za-z0-9_.-]*)(:\d+)?(\s*);")
+_UPSTREAM_RE = re.compile(r"\bupstream\s+([A-Za-z0-9_.-]+)\s*\{")
+_IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+def resolve_per_request(text, resolver):
+    """A static ``proxy_pass http://host:port;`` (no URI, a host name, not an ``upstream`` block) as a
+    variable resolved per request, so nginx loads the configuration even while ``host`` has no container.
+
+    Returns (text, count). nginx resolves a static name once, when it loads its configuration, and refuses
+    to load one whose name does not resolve: option D must load while the service is down.
+    """
+    upstreams = set(_UPSTREAM_RE.findall(text))
+    count = [0]
+
+    def repl(match):
+        space, scheme, host, port, tail = match.groups()
+        if host in upstreams or _IP_RE.match(host) or host == "localhost":
+            return match.group(0)
+        count[0] += 1
+        var = "$sre_incident_upstream_%d" % count[0]
+        return "set %s %s%s;%sproxy_pass%s%s://%s%s;" % (var, host, port or "", " ", space, scheme, var, tail)
+
+    out = _STATIC_PROXY_RE.sub(repl, text)
+    return out, count[0]
+
+
 def render_offline(original, stack, saved_dir):
     """The team's configuration with the recommendations feature answering 503 (option D).
 
     A regex location is added at the top of every server block that proxies (``proxy_pass``), so
-    it wins over the team's prefix locations without clashing with them; everything else stays.
+    it wins over the team's prefix locations without clashing with them; everything else stays,
+    except that a static ``proxy_pass`` to a host name is resolved per request (a variable and a
+    ``resolver``, ``incident_stack.edge_resolver``, default Docker's 127.0.0.11): the option must load
+    while the service it protects users from has no container.
     """
     prefix = recommendations_prefix(stack)
     pattern = "^" + re.escape(prefix)
@@ -191,9 +221,15 @@ def render_offline(original, stack, saved_dir):
     if not blocks:
         raise EdgeConfigError("the edge configuration has no server block with a proxy_pass: option D does not know "
                               "where users reach the service")
+    resolver = str(stack.get("edge_resolver") or "127.0.0.11")
     out = original
-    for opened, _closed in reversed(blocks):
-        out = out[:opened + 1] + location + out[opened + 1:]
+    for opened, closed in reversed(blocks):
+        inner, rewritten = resolve_per_request(out[opened + 1:closed], resolver)
+        head = location
+        if rewritten and not re.search(r"^\s*resolver\s", inner, re.MULTILINE):
+            head += ("    # sre.incident degraded mode D: the upstream's name is resolved per request\n"
+                     "    resolver %s valid=5s ipv6=off;\n" % resolver)
+        out = out[:opened + 1] + head + inner + out[closed:]
     return header("D", "offline", saved_dir) + out
 
 

@@ -61,12 +61,14 @@ def test_offline_adds_a_regex_location_to_every_proxying_server_and_keeps_the_re
     assert _edge.mode_of(text) == "offline"
     assert text.count('location ~ "^/api/recommendations/"') == 1
     assert "return 503 '" in text and '"retry_after_s":300' in text
-    # without our header and the one inserted block, the team's file is there byte for byte
+    # without our header, the inserted block and the per-request resolution, the team's file is there byte for byte
     body = text.split("back byte for byte.\n", 1)[1]
     start = body.index("\n    # sre.incident degraded mode D")
-    end = body.index("    }\n", body.index("location ~")) + len("    }\n")
-    assert body[:start] + body[end:] == STOCK
+    end = body.index("ipv6=off;\n") + len("ipv6=off;\n")
     assert body[:start].endswith("server {")
+    kept = body[:start] + body[end:]
+    assert kept.replace("set $sre_incident_upstream_1 recs-api:8000; proxy_pass http://$sre_incident_upstream_1;",
+                        "proxy_pass http://recs-api:8000;") == STOCK
     # only the server that proxies gets it
     two = _edge.render_offline(VARIABLE, STACK, "/d")
     assert two.count("location ~") == 1
@@ -122,3 +124,17 @@ def test_users_answered_counts_items_per_user_and_names_failures():
     assert _edge.users_answered(STACK, STACK["edge_url"], probe=fake_probe(lambda u: (200, recs)))["ok"] is True
     down = _edge.users_answered(STACK, STACK["base_url"], probe=fake_probe(lambda u: (None, None)))
     assert down["ok"] is False and down["problems"][0] == "/health answered connection refused"
+
+
+def test_offline_resolves_a_static_upstream_per_request_but_not_an_upstream_block_or_an_address():
+    text = ("upstream pool { server recs-api:8000; }\n"
+            "server { location /a { proxy_pass http://pool; } location /b { proxy_pass http://10.0.0.5:8000; }\n"
+            "  location /c { proxy_pass http://recs-api:8000/v1/; } location /d { proxy_pass http://recs-api; } }\n")
+    out, count = _edge.resolve_per_request(text, "127.0.0.11")
+    assert count == 1
+    assert "proxy_pass http://pool;" in out and "proxy_pass http://10.0.0.5:8000;" in out
+    assert "proxy_pass http://recs-api:8000/v1/;" in out   # a URI part changes meaning with a variable: left alone
+    assert "set $sre_incident_upstream_1 recs-api; proxy_pass http://$sre_incident_upstream_1;" in out
+    # a server with its own resolver keeps it (a second one in the same block would not load)
+    own = _edge.render_offline("server { resolver 10.0.0.2; location / { proxy_pass http://recs-api:8000; } }", STACK, "/d")
+    assert own.count("resolver") == 1
