@@ -102,7 +102,7 @@ def _send(channels, sleeps, **kwargs):
     kwargs.setdefault("incident", INCIDENT)
     kwargs.setdefault("oncall", who_is_on_call(DEFAULT_ROTATION, at="2026-11-27T10:02:50+08:00"))
     kwargs.setdefault("now", NOW)
-    kwargs.setdefault("timeout", 2.0)
+    kwargs.setdefault("read_timeout", 2.0)
     return _notify.notify(channels, sleep=sleeps.append, **kwargs)
 
 
@@ -126,8 +126,10 @@ def test_slack_payload(sleeps):
     with Receiver() as rx:
         out = _send([{"name": "slack", "type": "slack", "url": rx.url("/services/T0/B0/" + TOKEN)}], sleeps)
     assert out["sent"] == 1 and out["failed_count"] == 0
+    finished_at = out["results"][0].pop("finished_at")
+    assert dt.datetime.fromisoformat(finished_at.replace("Z", "+00:00")) <= dt.datetime.now(dt.timezone.utc)
     assert out["results"] == [{"name": "slack", "type": "slack", "enabled": True, "ok": True,
-                               "status": 200, "attempts": 1, "error": None}]
+                               "status": 200, "attempts": 1, "error": None, "budget_spent": False}]
     assert len(rx.requests) == 1
     req = rx.requests[0]
     assert req["path"] == "/services/T0/B0/" + TOKEN
@@ -283,12 +285,12 @@ def test_timeout_is_retried(sleeps):
     listener.listen(5)  # accepts connections, never answers
     try:
         url = "http://127.0.0.1:%d/x" % listener.getsockname()[1]
-        out = _send([{"name": "slow", "type": "slack", "url": url}], sleeps, timeout=0.2, attempts=2)
+        out = _send([{"name": "slow", "type": "slack", "url": url}], sleeps, read_timeout=0.2, attempts=2)
     finally:
         listener.close()
     res = out["results"][0]
     assert res["ok"] is False and res["attempts"] == 2
-    assert "timed out" in res["error"]
+    assert res["error"] == "connected, but no answer within the read timeout (0.2 s)"
 
 
 def test_one_failing_channel_does_not_stop_the_others(sleeps):
@@ -335,7 +337,7 @@ def test_exception_text_with_url_is_scrubbed(monkeypatch, sleeps):
     class Opener:
         open = staticmethod(boom)
 
-    monkeypatch.setattr(_notify, "_opener", Opener)
+    monkeypatch.setattr(_notify, "_opener", lambda read_timeout: Opener)
     out = _send([{"name": "slack", "type": "slack", "url": url}], sleeps)
     res = out["results"][0]
     assert res["ok"] is False and res["attempts"] == 1  # unknown errors are not retried
@@ -370,7 +372,9 @@ def test_disabled_channel_may_have_no_url():
     ({"incident": dict(INCIDENT, resolve_deadline="tomorrow")}, "incident.resolve_deadline"),
     ({"attempts": 0}, "retries must be"),
     ({"attempts": 11}, "retries must be"),
-    ({"timeout": 0}, "timeout must be"),
+    ({"connect_timeout": 0}, "connect_timeout must be"),
+    ({"read_timeout": 301}, "read_timeout must be"),
+    ({"budget": -1}, "budget must be"),
     ({"oncall": {"shifts": {"weekday_day": {"handle": "@d", "start": "25:00"}, "weekday_night": "@n",
                             "weekend": "@w"}}}, "25:00"),
 ])
