@@ -28,6 +28,7 @@ there is no order: a fast channel may show the resolution before a slow one show
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import errno
 import fcntl
@@ -288,12 +289,18 @@ def detach(work):
     return int(data)
 
 
-def start(outbox, prepared, settings, clock=time.monotonic):
-    """Number the message, start its sender and return ``(message, pid)`` at once."""
+def start(outbox, prepared, settings, clock=time.monotonic, environment=None):
+    """Number the message, start its sender and return ``(message, pid)`` at once. ``environment``
+    (the task's, e.g. a proxy) is set in the sender."""
     channels = [c for c in prepared["channels"] if c["enabled"]]
     deadline = clock() + settings["budget"]
     message = outbox.enqueue(prepared["stage"], prepared["rendered"]["title"], channels, settings["budget"])
-    pid = detach(lambda: run_sender(outbox, message, prepared, deadline, settings, clock=clock))
+
+    def work():
+        os.environ.update(environment or {})
+        run_sender(outbox, message, prepared, deadline, settings, clock=clock)
+
+    pid = detach(work)
     return message, pid
 
 
@@ -418,3 +425,153 @@ def collect(outbox, budget, check_mode=False, clock=time.monotonic, sleep=time.s
         "waited_s": round(clock() - started, 3),
         "changed": bool(waiting) and not check_mode,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The task: what sre.incident.notify does, as the module on the managed host or, for a host
+# managed with the local connection, in the controller's process (its action plugin)
+# ---------------------------------------------------------------------------------------------
+
+def argument_spec():
+    """The options of sre.incident.notify, shared by the module and its action plugin; a fresh copy
+    each time (Ansible's validation fills the nested defaults in place)."""
+    return copy.deepcopy(_ARGUMENT_SPEC)
+
+
+_ARGUMENT_SPEC = dict(
+    mode=dict(type="str", choices=["send", "start", "collect"], default="send"),
+    channels=dict(
+        type="list",
+        elements="dict",
+        default=[],
+        options=dict(
+            name=dict(type="str"),
+            # type and url are checked by _notify.validate_channels, whose message names the
+            # channel (Ansible's own would only say "found in channels").
+            type=dict(type="str"),
+            url=dict(type="str", no_log=True),
+            secret=dict(type="str", no_log=True),
+            headers=dict(type="dict", no_log=True),
+            enabled=dict(type="bool", default=True),
+            at_mobiles=dict(type="list", elements="str"),
+            at_user_ids=dict(type="list", elements="str"),
+            at_all=dict(type="bool", default=False),
+        ),
+    ),
+    stage=dict(type="str", choices=list(_notify.STAGES)),
+    incident=dict(
+        type="dict",
+        default={},
+        options=dict(
+            id=dict(type="str"),
+            severity=dict(type="str", choices=["P0", "P1", "P2", "P3"]),
+            service=dict(type="str"),
+            commander=dict(type="str"),
+            war_room=dict(type="str"),
+            response_deadline=dict(type="str"),
+            resolve_deadline=dict(type="str"),
+            started_at=dict(type="str"),
+        ),
+    ),
+    oncall=dict(type="dict", default={}),
+    text=dict(type="str"),
+    connect_timeout=dict(type="float", default=_notify.DEFAULT_CONNECT_TIMEOUT),
+    read_timeout=dict(type="float", default=_notify.DEFAULT_READ_TIMEOUT),
+    retries=dict(type="int", default=_notify.DEFAULT_ATTEMPTS),
+    budget=dict(type="float", default=_notify.DEFAULT_BUDGET),
+    outbox_dir=dict(type="path", default="~/.sre-incident/outbox"),
+    fail_on_error=dict(type="bool", default=False),
+)
+REQUIRED_IF = [("mode", "send", ("stage",)), ("mode", "start", ("stage",))]
+
+
+def _with_environment(environment, work):
+    """Run ``work()`` with ``environment`` (the task's ``environment:``, e.g. a proxy) set."""
+    if not environment:
+        return work()
+    saved = dict(os.environ)
+    os.environ.update(environment)
+    try:
+        return work()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _collect_task(params, check_mode):
+    incident_id = (params.get("incident") or {}).get("id")
+    if not incident_id:
+        raise _notify.NotifyError("mode=collect needs incident.id (it names the outbox to collect from)")
+    _notify.validate_inputs("update", None, None, params["retries"], params["connect_timeout"],
+                            params["read_timeout"], params["budget"])
+    outbox = Outbox(params["outbox_dir"], incident_id)
+    result = collect(outbox, params["budget"], check_mode=check_mode)
+    if check_mode:
+        result["msg"] = ("check mode: nothing was sent by this run, nothing collected (%d message(s) waiting in "
+                         "the outbox)" % len(result["messages"]))
+    elif not result["messages"]:
+        result["msg"] = "no notification waiting in the outbox of %s" % incident_id
+    else:
+        result["msg"] = "; ".join(m["summary"] for m in result["messages"])
+    result["outbox"] = outbox.dir
+    if params["fail_on_error"] and result["undelivered"] and not check_mode:
+        result.update(failed=True, msg="sre.incident.notify: not delivered: %s (set fail_on_error=false to let "
+                                       "the play go on)" % result["msg"])
+    return result
+
+
+def run(params, check_mode=False, environment=None):
+    """Do what one ``sre.incident.notify`` task asks; return its result (``warnings`` a list, ``failed``
+    set when it fails). Raises :class:`_notify.NotifyError` on bad input, before anything is sent."""
+    mode = params.get("mode") or "send"
+    if mode == "collect":
+        return _collect_task(params, check_mode)
+    settings = dict(connect_timeout=params["connect_timeout"], read_timeout=params["read_timeout"],
+                    attempts=params["retries"], budget=params["budget"])
+    incident = params.get("incident") or {}
+    if mode == "start" and not incident.get("id"):
+        raise _notify.NotifyError("mode=start needs incident.id (it names the outbox the message is collected from)")
+    outbox = Outbox(params["outbox_dir"], incident["id"]) if mode == "start" else None
+    prepared = _notify.prepare(params.get("channels"), params.get("stage"), incident=incident,
+                               oncall=params.get("oncall"), text=params.get("text"), **settings)
+    enabled = [c for c in prepared["channels"] if c["enabled"]]
+    stage = prepared["stage"]
+    warnings = [] if enabled else ["sre.incident.notify: no enabled notification channel; nothing was sent"]
+    if check_mode or not enabled:
+        result = _notify.summarise(prepared, [_notify.channel_result(c) for c in prepared["channels"]])
+        names = ", ".join(c["name"] for c in enabled) or "no channel"
+        result.update(changed=False, warnings=warnings,
+                      msg=("check mode: would notify %s (%s); nothing sent" % (names, stage)) if check_mode else
+                      "no enabled notification channel: nothing was sent (%s)" % stage)
+        return result
+    if mode == "start":
+        message, _pid = start(outbox, prepared, settings, environment=environment)
+        result = _notify.summarise(prepared, [_notify.channel_result(c) for c in prepared["channels"]])
+        result.update(changed=True, warnings=warnings, seq=message["seq"], outbox=outbox.dir,
+                      deadline_at=message["deadline_at"],
+                      msg="%s notification: sending to %s in the background (message %d, given up at %s)" % (
+                          stage, ", ".join(c["name"] for c in enabled), message["seq"], message["deadline_at"]))
+        return result
+    results = _with_environment(environment, lambda: _notify.send_all(
+        prepared["channels"], _notify.payload_builder(prepared), time.monotonic() + settings["budget"],
+        settings["connect_timeout"], settings["read_timeout"], settings["attempts"]))
+    result = _notify.summarise(prepared, results)
+    sent = [r for r in results if r["enabled"]]
+    result.update(changed=result["sent"] > 0, warnings=warnings,
+                  msg=describe(stage, "failed" if result["failed_count"] else "delivered", sent))
+    if params["fail_on_error"] and result["failed_count"]:
+        failed = [r["name"] for r in results if r["ok"] is False]
+        result.update(failed=True, msg="sre.incident.notify: could not notify %s; see results[].error (set "
+                                       "fail_on_error=false to let the play go on)" % ", ".join(failed))
+    return result
+
+
+def run_checked(params, check_mode=False, environment=None):
+    """:func:`run` as the task reports it: bad input becomes ``failed``/``msg``; never raises for it."""
+    try:
+        return run(params, check_mode=check_mode, environment=environment)
+    except _notify.NotifyError as exc:
+        return {"failed": True, "changed": False, "msg": "sre.incident.notify: %s" % exc}
+    except OSError as exc:
+        return {"failed": True, "changed": False,
+                "msg": "sre.incident.notify: could not start the sender in %s: %s" % (params.get("outbox_dir"), exc)}

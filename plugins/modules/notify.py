@@ -43,6 +43,13 @@ description:
 extends_documentation_fragment:
   - sre.incident.attributes
 attributes:
+  action:
+    support: full
+    details:
+      - An action plugin of the same name runs the module on the managed host. For a host managed
+        with the C(local) connection (the controller's own machine), without C(become) or C(async),
+        it runs the same code in the controller's process instead, with the same sender, outbox,
+        options and results, and without starting another Python before the evidence and the first rung.
   check_mode:
     support: full
     details:
@@ -513,139 +520,15 @@ waited_s:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident.plugins.module_utils import _outbox
-from ansible_collections.sre.incident.plugins.module_utils._notify import (
-    STAGES,
-    NotifyError,
-    channel_result,
-    notify,
-    prepare,
-    summarise,
-    validate_inputs,
-)
-
-
-def _collect(module, params):
-    incident_id = (params["incident"] or {}).get("id")
-    if not incident_id:
-        raise NotifyError("mode=collect needs incident.id (it names the outbox to collect from)")
-    validate_inputs("update", None, None, params["retries"], params["connect_timeout"], params["read_timeout"],
-                    params["budget"])
-    outbox = _outbox.Outbox(params["outbox_dir"], incident_id)
-    result = _outbox.collect(outbox, params["budget"], check_mode=module.check_mode)
-    if module.check_mode:
-        result["msg"] = "check mode: nothing was sent by this run, nothing collected (%d message(s) waiting in the outbox)" % (
-            len(result["messages"]))
-    elif not result["messages"]:
-        result["msg"] = "no notification waiting in the outbox of %s" % incident_id
-    else:
-        result["msg"] = "; ".join(m["summary"] for m in result["messages"])
-    result["outbox"] = outbox.dir
-    if params["fail_on_error"] and result["undelivered"] and not module.check_mode:
-        result["msg"] = "sre.incident.notify: not delivered: %s (set fail_on_error=false to let the play go on)" % (
-            result["msg"])
-        module.fail_json(**result)
-    module.exit_json(**result)
-
-
-def _would(prepared):
-    names = [c["name"] for c in prepared["channels"] if c["enabled"]]
-    return "check mode: would notify %s (%s); nothing sent" % (", ".join(names) or "no channel", prepared["stage"])
+from ansible_collections.sre.incident.plugins.module_utils._outbox import REQUIRED_IF, argument_spec, run_checked
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            mode=dict(type="str", choices=["send", "start", "collect"], default="send"),
-            channels=dict(
-                type="list",
-                elements="dict",
-                default=[],
-                options=dict(
-                    name=dict(type="str"),
-                    # type and url are checked by _notify.validate_channels, whose message names
-                    # the channel (Ansible's own would only say "found in channels").
-                    type=dict(type="str"),
-                    url=dict(type="str", no_log=True),
-                    secret=dict(type="str", no_log=True),
-                    headers=dict(type="dict", no_log=True),
-                    enabled=dict(type="bool", default=True),
-                    at_mobiles=dict(type="list", elements="str"),
-                    at_user_ids=dict(type="list", elements="str"),
-                    at_all=dict(type="bool", default=False),
-                ),
-            ),
-            stage=dict(type="str", choices=list(STAGES)),
-            incident=dict(
-                type="dict",
-                default={},
-                options=dict(
-                    id=dict(type="str"),
-                    severity=dict(type="str", choices=["P0", "P1", "P2", "P3"]),
-                    service=dict(type="str"),
-                    commander=dict(type="str"),
-                    war_room=dict(type="str"),
-                    response_deadline=dict(type="str"),
-                    resolve_deadline=dict(type="str"),
-                    started_at=dict(type="str"),
-                ),
-            ),
-            oncall=dict(type="dict", default={}),
-            text=dict(type="str"),
-            connect_timeout=dict(type="float", default=2.0),
-            read_timeout=dict(type="float", default=5.0),
-            retries=dict(type="int", default=3),
-            budget=dict(type="float", default=10.0),
-            outbox_dir=dict(type="path", default="~/.sre-incident/outbox"),
-            fail_on_error=dict(type="bool", default=False),
-        ),
-        required_if=[("mode", "send", ("stage",)), ("mode", "start", ("stage",))],
-        supports_check_mode=True,
-    )
-    params = module.params
-    mode = params["mode"]
-    settings = dict(connect_timeout=params["connect_timeout"], read_timeout=params["read_timeout"],
-                    attempts=params["retries"], budget=params["budget"])
-    try:
-        if mode == "collect":
-            _collect(module, params)
-            return
-        if mode == "start":
-            if not (params["incident"] or {}).get("id"):
-                raise NotifyError("mode=start needs incident.id (it names the outbox the message is collected from)")
-            outbox = _outbox.Outbox(params["outbox_dir"], params["incident"]["id"])
-        prepared = prepare(params["channels"], params["stage"], incident=params["incident"], oncall=params["oncall"],
-                           text=params["text"], **settings)
-        enabled = [c for c in prepared["channels"] if c["enabled"]]
-        if not enabled:
-            module.warn("sre.incident.notify: no enabled notification channel; nothing was sent")
-        if module.check_mode or not enabled:
-            result = summarise(prepared, [channel_result(c) for c in prepared["channels"]])
-            result.update(changed=False, msg=_would(prepared) if module.check_mode else
-                          "no enabled notification channel: nothing was sent (%s)" % params["stage"])
-            module.exit_json(**result)
-        if mode == "start":
-            message, pid = _outbox.start(outbox, prepared, settings)
-            result = summarise(prepared, [channel_result(c) for c in prepared["channels"]])
-            result.update(changed=True, seq=message["seq"], outbox=outbox.dir, deadline_at=message["deadline_at"],
-                          msg="%s notification: sending to %s in the background (message %d, given up at %s)" % (
-                              params["stage"], ", ".join(c["name"] for c in enabled), message["seq"],
-                              message["deadline_at"]))
-            module.exit_json(**result)
-        outcome = notify(params["channels"], params["stage"], incident=params["incident"], oncall=params["oncall"],
-                         text=params["text"], **settings)
-    except NotifyError as exc:
-        module.fail_json(msg="sre.incident.notify: %s" % exc)
-    except OSError as exc:
-        module.fail_json(msg="sre.incident.notify: could not start the sender in %s: %s" % (params["outbox_dir"], exc))
-
-    sent = [r for r in outcome["results"] if r["enabled"]]
-    result = dict(outcome, changed=outcome["sent"] > 0,
-                  msg=_outbox.describe(params["stage"], "failed" if outcome["failed_count"] else "delivered", sent))
-    if params["fail_on_error"] and outcome["failed_count"]:
-        failed = [r["name"] for r in outcome["results"] if r["ok"] is False]
-        result["msg"] = ("sre.incident.notify: could not notify %s; see results[].error (set fail_on_error=false "
-                         "to let the play go on)" % ", ".join(failed))
+    module = AnsibleModule(argument_spec=argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
+    result = run_checked(module.params, check_mode=module.check_mode)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if result.pop("failed", False):
         module.fail_json(**result)
     module.exit_json(**result)
 

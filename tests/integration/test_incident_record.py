@@ -235,11 +235,21 @@ class _Endpoints:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.hanging = socket.socket()
         self.hanging.bind(("127.0.0.1", 0))
-        self.hanging.listen(64)      # the kernel completes the handshakes; nobody ever reads or answers
+        self.hanging.listen(64)
+        self.held = []
+        threading.Thread(target=self._hold, daemon=True).start()
         refused = socket.socket()
         refused.bind(("127.0.0.1", 0))
         self.refused_port = refused.getsockname()[1]
         refused.close()
+
+    def _hold(self):
+        while True:   # accept every connection and keep it open, never reading or answering
+            try:
+                conn, _addr = self.hanging.accept()
+            except OSError:
+                return
+            self.held.append(conn)
 
     def channels(self):
         answering = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -254,6 +264,8 @@ class _Endpoints:
         self.server.shutdown()
         self.server.server_close()
         self.hanging.close()
+        for conn in self.held:
+            conn.close()
 
 
 @pytest.fixture
