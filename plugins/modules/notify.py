@@ -45,6 +45,7 @@ extends_documentation_fragment:
 attributes:
   action:
     support: full
+    description: Runs as an action plugin, with the same options and results as the module.
     details:
       - An action plugin of the same name runs the module on the managed host. For a host managed
         with the C(local) connection (the controller's own machine), without C(become) or C(async),
@@ -476,7 +477,9 @@ messages:
            budget_spent: true}
       sent: 1
       failed_count: 1
-      summary: "started notification: delivered to 1 of 2 channels; not delivered: pager (connected, but no answer within the read timeout (5 s), 2 attempts, budget spent)"
+      summary: >-
+        started notification: delivered to 1 of 2 channels; not delivered: pager (connected, but no
+        answer within the read timeout (5 s), 2 attempts, budget spent)
 undelivered:
   description: Every collected message and channel that was not delivered, with why.
   returned: when O(mode=collect)
@@ -508,9 +511,14 @@ response:
     text:
       description: One line saying so.
       type: str
-  sample: {acknowledged: false, at: null, channels: [slack-incidents, pager],
-           failed: [{name: pager, error: "connected, but no answer within the read timeout (5 s)"}],
-           text: "not every channel was notified, the item stays open: pager (connected, but no answer within the read timeout (5 s), 2 attempts, budget spent)"}
+  sample:
+    acknowledged: false
+    at: null
+    channels: [slack-incidents, pager]
+    failed: [{name: pager, error: "connected, but no answer within the read timeout (5 s)"}]
+    text: >-
+      not every channel was notified, the item stays open: pager (connected, but no answer within
+      the read timeout (5 s), 2 attempts, budget spent)
 waited_s:
   description: How long the collect waited, in seconds.
   returned: when O(mode=collect)

@@ -495,7 +495,7 @@ def test_connect_timeout_is_separate_from_the_read_timeout():
     fillers = []
     try:
         port = listener.getsockname()[1]
-        for _ in range(8):   # fill the accept queue (nobody accepts)
+        for _filler in range(8):   # fill the accept queue (nobody accepts)
             filler = socket.socket()
             filler.setblocking(False)
             filler.connect_ex(("127.0.0.1", port))
