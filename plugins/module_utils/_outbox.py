@@ -552,10 +552,10 @@ def run(params, check_mode=False, environment=None):
                       msg="%s notification: sending to %s in the background (message %d, given up at %s)" % (
                           stage, ", ".join(c["name"] for c in enabled), message["seq"], message["deadline_at"]))
         return result
-    results = _with_environment(environment, lambda: _notify.send_all(
-        prepared["channels"], _notify.payload_builder(prepared), time.monotonic() + settings["budget"],
-        settings["connect_timeout"], settings["read_timeout"], settings["attempts"]))
-    result = _notify.summarise(prepared, results)
+    result = _with_environment(environment, lambda: _notify.notify(
+        params.get("channels"), stage, incident=incident, oncall=params.get("oncall"), text=params.get("text"),
+        now=prepared["now"], **settings))
+    results = result["results"]
     sent = [r for r in results if r["enabled"]]
     result.update(changed=result["sent"] > 0, warnings=warnings,
                   msg=describe(stage, "failed" if result["failed_count"] else "delivered", sent))
