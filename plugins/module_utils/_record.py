@@ -18,7 +18,7 @@ Event schema (keys in this order; ``host`` only when given)::
      "host": "web1",                         # optional: the managed host concerned
      "data": {...}}                          # free mapping; keys with a meaning:
                                              #   opened: the incident (see build_opened)
-                                             #   tick: key, checklist, value
+                                             #   tick: key, checklist, value, done_at
                                              #   closed: outcome, responded_at
                                              #   reclassified: severity, previous
                                              #   rung: a recovery-ladder rung tried
@@ -434,7 +434,10 @@ def replay(events, corrupt_lines=(), now=None):
         etype = event.get("type")
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
         if etype == "tick" and data.get("key") and data["key"] not in ticked:
-            ticked[data["key"]] = {"ts": event.get("ts"), "value": data.get("value"), "owner": event.get("owner")}
+            # done_at: when the item was done, if the tick was written later (a notification acknowledged
+            # in the background and collected at the end of the run)
+            ticked[data["key"]] = {"ts": data.get("done_at") or event.get("ts"), "value": data.get("value"),
+                                   "owner": event.get("owner")}
         elif etype == "closed":
             state["status"] = "closed"
             state["outcome"] = data.get("outcome")
@@ -529,9 +532,25 @@ def validate_items(items, values=None):
     return values
 
 
-def plan_ticks(state, items, values=None, stage=None, owner=None, host=None, now=None):
+def done_time(state, done_at, now):
+    """``done_at`` as the tick's time: within [the record's opening, now] (a host clock a little
+    ahead or behind the controller's cannot put a tick in the future or before the incident)."""
+    if not done_at:
+        return None
+    when = _ts(done_at, "done_at")
+    now = parse_ts(now or utc_now(), "now")
+    if when > now:
+        when = now
+    opened = state.get("opened_at")
+    if opened and when < parse_ts(opened):
+        when = parse_ts(opened)
+    return format_ts(when)
+
+
+def plan_ticks(state, items, values=None, stage=None, owner=None, host=None, now=None, done_at=None):
     """Tick events for the items not ticked yet (ticking twice adds nothing)."""
     values = validate_items(items, values)
+    done_at = done_time(state, done_at, now)
     new, seen = [], set(state["ticked"])
     for key in items:
         if key in seen:
@@ -541,6 +560,8 @@ def plan_ticks(state, items, values=None, stage=None, owner=None, host=None, now
         data = {"key": key, "checklist": item["checklist"]}
         if key in values:
             data["value"] = values[key]
+        if done_at:
+            data["done_at"] = done_at
         new.append(make_event("tick", text=item["text"], stage=stage or "checklist", owner=owner,
                               host=host, data=data, ts=now))
     return new
@@ -636,7 +657,7 @@ def run(params, check_mode=False, now=None):
         current = replay(events, corrupt, now)
         if state_name == "tick":
             return plan_ticks(current, params.get("items"), params.get("values"), params.get("stage"),
-                              owner, host, now)
+                              owner, host, now, params.get("done_at"))
         if state_name == "closed":
             return plan_close(current, params.get("outcome"), params.get("responded_at"), params.get("text"),
                               params.get("stage"), owner, host, params.get("data"), now)
@@ -713,7 +734,8 @@ def _check_mode_missing(params, state_name, incident_id, incident_dir, record_di
     """
     blank = {"ticked": {}, "status": "open", "outcome": None, "severity": None}
     if state_name == "tick":
-        planned = plan_ticks(blank, params.get("items"), params.get("values"), params.get("stage"), owner, host, now)
+        planned = plan_ticks(blank, params.get("items"), params.get("values"), params.get("stage"), owner, host, now,
+                             params.get("done_at"))
     elif state_name == "closed":
         planned = plan_close(blank, params.get("outcome"), params.get("responded_at"), params.get("text"),
                              params.get("stage"), owner, host, params.get("data"), now)
@@ -749,6 +771,7 @@ ARGUMENT_SPEC = dict(
     detected_at=dict(type="str"),
     started_at=dict(type="str"),
     responded_at=dict(type="str"),
+    done_at=dict(type="str"),
     stage=dict(type="str"),
     text=dict(type="str"),
     event_type=dict(type="str", default="event"),

@@ -101,6 +101,15 @@ options:
       - The response time of the record is the B(earliest) of the first tick of C(response_started),
         this value and the first close of the incident (closing is the latest possible response).
     type: str
+  done_at:
+    description:
+      - With O(state=tick), when the items were done, ISO 8601 (UTC if no offset), if that was before
+        the tick is written; for example when the channels acknowledged the C(started) notification
+        in the background and the run collected it later. Defaults to now.
+      - It becomes the item's time in the checklist (and, for C(response_started), the response
+        time); the event itself keeps the time it was written. A time after now counts as now, one
+        before the incident was opened as its opening.
+    type: str
   stage:
     description: The runbook stage the event belongs to (usually the role name, for example V(recover)).
     type: str
