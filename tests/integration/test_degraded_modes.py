@@ -17,11 +17,10 @@ import time
 import docker
 import pytest
 
-from conftest import ROOT, SERVICE, http_get, local_stack, run_playbook, wait_for
+from conftest import BASE_URL, EDGE_URL, ROOT, SERVICE, http_get, local_stack, run_playbook, wait_for
 
 pytestmark = pytest.mark.integration
 
-EDGE_URL = "http://127.0.0.1:8080"
 STANDBY = "recommendation-service-standby"
 IMAGE = "recsys/recommendation-service"
 USERS = [f"user-{i}" for i in range(1, 6)]
@@ -145,7 +144,7 @@ def test_offline_check_mode_idempotence_record_and_restore(normal, tmp_path):
     assert status == 503 and "temporarily unavailable" in body["error"]
     # health stays truthful, and the service itself is untouched (polled: other sessions share the stack)
     assert wait_for(lambda: http_get("/health", base=EDGE_URL)[0] == 200 == http_get("/health")[0], timeout=30)
-    assert wait_for(lambda: recs(base="http://127.0.0.1:3000")[0] == 200, timeout=30)
+    assert wait_for(lambda: recs(base=BASE_URL)[0] == 200, timeout=30)
 
     again = degrade(tmp_path, mode_d)
     assert again.returncode == 0, again.output
@@ -190,7 +189,7 @@ def test_static(normal, tmp_path):
     assert result.returncode == 0, result.output
     assert normal.container(SERVICE).id != before_id  # recreated, not restarted
     assert service_env(normal)["DOWNGRADE_MODE"] == "true"
-    for base in ("http://127.0.0.1:3000", EDGE_URL):
+    for base in (BASE_URL, EDGE_URL):
         status, body = recs(base=base)
         assert status == 200 and body["source"] == "static" and len(body["recommendations"]) > 5
     assert http_get("/health")[1]["downgrade_mode"] is True
