@@ -170,6 +170,39 @@ def test_rebuild_with_data_loss_takes_a_backup_that_restore_backup_puts_back(sta
                 pass
 
 
+def test_rebuild_keeps_the_volumes_when_no_backup_can_be_taken(stack, tmp_path):
+    """Data loss allowed, but the database does not answer where the stack says (a wrong port): no
+    backup, so the rebuild runs without removing a volume, and the record says why."""
+    token = uuid.uuid4().hex[:12]
+    stack_vars = local_stack()
+    stack_vars["database"] = dict(stack_vars["database"], port=5999)
+    incidents = tmp_path / "incidents"
+    _write_canaries(stack, token)
+    stack.redis("SAVE")   # the key must outlive the rebuild's Redis restart (it is no backup's job here)
+    volumes_before = _project_volumes(docker.from_env())
+    _break_the_service_container(stack)
+
+    result = run_playbook("p0_recover.yml", extra_vars={
+        "incident_dir": str(incidents), "incident_stack": stack_vars, "recover_allow_data_loss": True,
+        "recover_volume_backup_dir": str(tmp_path / "backups"),
+        "recover_ladder_windows": {"restart_service": 15, "restart_dependencies": 30,
+                                   "restart_service_after_dependencies": 15, "rebuild": 150}}, timeout=900)
+
+    assert result.returncode == 0, result.output[-5000:]
+    _id, events = read_record(incidents)
+    fixed = [e["data"]["rung"] for e in events if (e.get("data") or {}).get("result") == "fixed"]
+    assert fixed == ["rebuild"]
+    refused = [e for e in events if (e.get("data") or {}).get("backup_error")]
+    assert len(refused) == 1 and "5999" in refused[0]["data"]["backup_error"], [e["text"] for e in events]
+    assert not (tmp_path / "backups").exists() or not any((tmp_path / "backups").iterdir())
+    # nothing was lost: the same volumes, the canaries still there
+    assert _project_volumes(docker.from_env()) == volumes_before
+    assert stack.sql(f"SELECT count(*) FROM sre_backup_canary WHERE token = '{token}'") == "1"
+    assert stack.redis("GET", f"sre:backup-canary:{token}") == token
+    assert stack.service_answers()
+    stack.sql("DROP TABLE sre_backup_canary")
+
+
 def test_a_tampered_backup_is_refused_and_nothing_changes(stack, tmp_path):
     token = uuid.uuid4().hex[:12]
     _write_canaries(stack, token)
