@@ -196,7 +196,7 @@ def test_postgres_down_flood_of_errors_counted_exactly_other_parts_still_collect
 
     try:
         _result, _postgres, t0, out, facts = broken_run(stack, "postgres", stop_and_flood, tmp_path, still_there=[SERVICE],
-                                                             diagnose_errors_since=iso_utc)
+                                                        diagnose_errors_since=iso_utc)
         app = stack.container(SERVICE)
         # the same window, read from the real log here (other jobs may hit the shared service too)
         expected = error_lines_from_docker(app, t0, facts["logs"]["window"]["until"])
