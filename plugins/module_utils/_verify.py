@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
-import json
 import math
 import re
 import time
