@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Shared first step of `make demo` and `make test`: make this machine able to run the
 # collection and its reference stack. Idempotent; installs only what is missing.
-#   - Docker engine + compose CLI (Debian packages), debootstrap, rsync, chromium, a Java 17
-#     runtime (ansible-rulebook), if absent
+#   - Docker engine + compose CLI (Debian packages), debootstrap, rsync, chromium, nodejs + npm,
+#     a Java 17 runtime (ansible-rulebook), if absent
 #   - a running dockerd
 #   - the base image debian:bookworm-slim (scripts/base-image.sh)
 #   - the controller virtualenv .venv/ from requirements-dev.txt
@@ -21,6 +21,8 @@ command -v git >/dev/null 2>&1 || need_pkgs+=(git)
 { command -v ssh && command -v ssh-keygen; } >/dev/null 2>&1 || need_pkgs+=(openssh-client)
 # headless Chromium renders the postmortem's HTML in the tests
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+# the second example stack's Node.js service: its npm packages are installed on this host
+command -v npm >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
 # ansible-test's shellcheck sanity test needs it (it is skipped, not passed, without it)
 command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)
 # ansible-rulebook (the EDA rulebook, run by `make test`) needs a Java 17 runtime; a fresh Debian has none

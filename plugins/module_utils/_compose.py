@@ -696,6 +696,10 @@ class ComposeClient:
         data = self._wrap("reading the log of %s" % container.name, container.logs, **kwargs)
         return (data or b"").decode("utf-8", "replace")
 
+    def top(self, container):
+        """The processes of a running container as the engine lists them: dict(Titles, Processes)."""
+        return self._wrap("listing the processes of %s" % container.name, container.top)
+
     def stats(self, container, one_shot=False):
         """One raw stats sample: the engine's JSON, with ``precpu_stats`` for CPU % (the engine
         waits for its next sample); ``one_shot`` answers at once, without CPU %."""

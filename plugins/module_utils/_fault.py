@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _stack
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 STATES = ("present", "injected", "rolled_back")
@@ -97,8 +97,8 @@ def validate(params):
         name=name, state=state, project=stack["name"],
         service=stack.get("service") or "recommendation-service",
         postgres=db.get("service") or "postgres", db_name=db.get("name") or "recommendation_db",
-        db_user=db.get("user") or "postgres",
-        redis=(stack.get("redis") or {}).get("service") or "redis",
+        db_user=db.get("user") or "postgres", db_port=_stack.port_args(stack, "database"),
+        redis=(stack.get("redis") or {}).get("service") or "redis", redis_port=_stack.port_args(stack, "redis"),
         delay_ms=int(params.get("delay_ms") if params.get("delay_ms") is not None else 800),
         spare=int(params.get("spare_connections") if params.get("spare_connections") is not None else 5),
         log_dir=params.get("log_dir") or "/var/log/recsys",
@@ -166,12 +166,12 @@ def _check(result, what):
 
 
 def psql(target, s, sql):
-    argv = ["psql", "-U", s["db_user"], "-d", s["db_name"], "-v", "ON_ERROR_STOP=1", "-X", "-q", "-tAc", sql]
+    argv = ["psql", "-U", s["db_user"], "-d", s["db_name"]] + s["db_port"] + ["-v", "ON_ERROR_STOP=1", "-X", "-q", "-tAc", sql]
     return _check(target.exec(s["postgres"], argv), "psql in %s" % s["postgres"])
 
 
 def redis_cli(target, s, *args):
-    out = _check(target.exec(s["redis"], ["redis-cli", "--no-raw"] + list(args)), "redis-cli in %s" % s["redis"])
+    out = _check(target.exec(s["redis"], ["redis-cli"] + s["redis_port"] + ["--no-raw"] + list(args)), "redis-cli in %s" % s["redis"])
     if out.startswith("(error)"):
         raise FaultError("redis-cli %s: %s" % (args[0], out))
     return out

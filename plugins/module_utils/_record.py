@@ -96,6 +96,8 @@ RECOVERY_CHECKLIST = (
      "text": "GET /api/recommendations/<user> returns recommendations"},
     {"key": "several_users_ok", "mark": "verify", "offset": None, "text": "Several users get recommendations"},
     {"key": "latency_under_500ms", "mark": "verify", "offset": None, "text": "Response time under 500 ms"},
+    {"key": "users_answered_via_edge", "mark": "verify", "offset": None,
+     "text": "Users are answered through the edge (what they reach), not only at the service's port"},
     {"key": "no_new_errors", "mark": "verify", "offset": None, "text": "No new ERROR log lines"},
     {"key": "resources_normal", "mark": "verify", "offset": None, "text": "CPU under 50%, memory under 60%"},
     {"key": "watch_every_minute", "mark": "watch", "offset": None, "text": "One API endpoint tested every minute"},

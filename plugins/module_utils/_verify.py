@@ -26,6 +26,12 @@
     by its level key only (the app logs a Redis outage as WARNING with an ``error`` field: no
     error line), a plain line by ERROR / FATAL / CRITICAL / panic, a lower-case ``error:``,
     a stack trace. value: the count; threshold: 0 (the most allowed).
+``edge``
+    What users reach (GEN-1): through the edge (``incident_stack.edge_url``), ``/health`` answers
+    200 and every sample user gets at least ``min_recommendations`` items, on every probe. A
+    recovery is verified only when users are answered through the edge. value: the users answered
+    through the edge on every probe; threshold: every sample user. Without ``edge_url`` this check
+    is not run, and ``not_checked`` says so.
 ``resources``
     For every container of the service: CPU under ``cpu_percent`` and memory under
     ``memory_percent``. CPU is computed as ``docker stats`` does: (cpu total delta / system
@@ -54,7 +60,7 @@ from ansible_collections.sre.incident.plugins.module_utils import _stack
 from ansible_collections.sre.incident.plugins.module_utils._redact import redact_text, secret_values
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
-CHECKS = ("health", "recommendations", "latency", "log_errors", "resources")
+CHECKS = ("health", "recommendations", "latency", "log_errors", "resources", "edge")
 #: Checks that need the Docker engine (the others only need HTTP).
 DOCKER_CHECKS = ("log_errors", "resources")
 
@@ -67,6 +73,7 @@ CHECKLIST_MAP = dict(
     recommendations_returned="recommendations",
     several_users_ok="recommendations",
     latency_under_500ms="latency",
+    users_answered_via_edge="edge",
     no_new_errors="log_errors",
     resources_normal="resources",
 )
@@ -409,6 +416,28 @@ def latency_check(probes, limit_ms):
     return _check("latency", passed, value, limit_ms, detail, p50=stats["p50"], p95=stats["p95"])
 
 
+def edge_check(health_probes, rec_probes, minimum, edge_url):
+    """Users answered through the edge: /health 200 and enough items for every user, on every probe."""
+    bad_health = [p for p in health_probes if p.get("status") != 200]
+    users = {}
+    for p in rec_probes:
+        ok = p.get("status") == 200 and p["count"] >= minimum
+        mine = users.setdefault(p["user"], [])
+        if not ok:
+            mine.append(p.get("error") or "%s recommendations" % p["count"])
+    failing = sorted(u for u, errs in users.items() if errs)
+    answered = len(users) - len(failing)
+    problems = []
+    if bad_health:
+        problems.append("/health through the edge: %s" % (bad_health[0].get("error") or "status %s" % bad_health[0].get("status")))
+    problems += ["%s through the edge: %s" % (u, users[u][0]) for u in failing]
+    detail = "%s of %s users answered through the edge (%s)" % (answered, len(users), edge_url)
+    if problems:
+        detail += "; " + "; ".join(problems[:5])
+    return _check("edge", not problems and bool(rec_probes), answered, len(users), detail, edge_url=edge_url,
+                  failing_users=failing)
+
+
 def log_errors_check(found, since):
     if isinstance(found, Exception):
         return _check("log_errors", False, None, 0, "could not read the logs: %s" % (getattr(found, "msg", None) or found,))
@@ -487,6 +516,8 @@ def _value_text(key, check, value):
         return "%s with at least %s recommendations" % (value, threshold)
     if key == "latency_under_500ms":
         return "max %.1f ms (limit %g ms)" % (value, threshold)
+    if key == "users_answered_via_edge":
+        return "%s of %s users answered through %s" % (value, threshold, check.get("edge_url"))
     if key == "no_new_errors":
         return "%s error log lines since %s" % (value, check.get("since"))
     if key == "resources_normal":
@@ -505,7 +536,10 @@ def summarize(result):
         if result.get("samples"):
             parts.append("watch: %s samples, no rebound (max error rate %s)"
                          % (len(result["samples"]), max(s["error_rate"] for s in result["samples"])))
-        return "recovery verified: " + ("; ".join(parts) or "no check run")
+        text = "recovery verified: " + ("; ".join(parts) or "no check run")
+        if result.get("not_checked"):
+            text += "; not checked: " + "; ".join(result["not_checked"])
+        return text
     parts = ["%s = %s (threshold %s): %s" % (c["name"], _short(c["value"]), _short(c["threshold"]), c["detail"])
              for c in failed]
     if result.get("watch_passed") is False:
@@ -538,6 +572,11 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
     """
     urls = _stack.urls(stack)
     checks = validate_checks(checks)
+    not_checked = []
+    if "edge" in checks and not stack.get("edge_url"):
+        checks.remove("edge")
+        not_checked.append("edge: incident_stack.edge_url is not set, so what users reach was not probed")
+    edge_urls = _stack.urls(stack, base=stack["edge_url"]) if "edge" in checks else None
     thresholds = validate_thresholds(stack, thresholds)
     if since is None:
         raise VerifyError("since is required")
@@ -556,6 +595,9 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
             futures["health"] = pool.submit(_probe_health, urls["health"], rounds, probe_timeout, probe)
         if "recommendations" in checks or "latency" in checks:
             futures["recs"] = pool.submit(_probe_recs, urls["recommendations"], rounds, probe_timeout, probe)
+        if edge_urls is not None:
+            futures["edge_health"] = pool.submit(_probe_health, edge_urls["health"], rounds, probe_timeout, probe)
+            futures["edge_recs"] = pool.submit(_probe_recs, edge_urls["recommendations"], rounds, probe_timeout, probe)
         if "log_errors" in checks and containers:
             futures["logs"] = pool.submit(read_errors, client, containers, since)
         stats_futures = []
@@ -566,7 +608,7 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
             try:
                 done[key] = future.result()
             except Exception as exc:  # a reader failing is a failed check, reported with its reason
-                if key in ("health", "recs"):
+                if key in ("health", "recs", "edge_health", "edge_recs"):
                     raise
                 done[key] = exc
         readings = []
@@ -592,9 +634,13 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
             results.append(log_errors_check(found, since))
         elif name == "resources":
             results.append(resources_check(readings, states, thresholds))
+        elif name == "edge":
+            results.append(edge_check(done["edge_health"], done["edge_recs"], thresholds["min_recommendations"],
+                                      edge_urls["base"]))
     failed = [c["name"] for c in results if not c["passed"]]
     return dict(passed=not failed, checks=results, failed_checks=failed, checklist=checklist(results),
-                since=iso(since), thresholds=thresholds, elapsed=round(time.monotonic() - started, 3))
+                not_checked=not_checked, since=iso(since), thresholds=thresholds,
+                elapsed=round(time.monotonic() - started, 3))
 
 
 # --------------------------------------------------------------------------- the watch
@@ -607,7 +653,8 @@ def take_sample(stack, since, min_recommendations=6, client=None, probe_timeout=
     latency_p50_ms, log_errors (error lines from ``since`` up to this sample, None without an engine),
     failing).
     """
-    urls = _stack.urls(stack)
+    # what users reach: through the edge when the stack has one
+    urls = _stack.urls(stack, base=stack.get("edge_url") or None)
     ts = now()
     targets = [("health", urls["health"])] + list(urls["recommendations"].items())
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(targets) + 1) as pool:

@@ -63,10 +63,13 @@ options:
     description:
       - The checks to run, in this order.
       - An empty list runs no check, only the watch (to tick the checklist between the checks and the watch).
+      - V(edge) probes what users reach, through C(incident_stack.edge_url) - C(/health) and every sample
+        user's recommendations; a recovery is verified only when users are answered there. Without an
+        C(edge_url) it is not run and RV(not_checked) says so.
     type: list
     elements: str
-    choices: [health, recommendations, latency, log_errors, resources]
-    default: [health, recommendations, latency, log_errors, resources]
+    choices: [health, recommendations, latency, log_errors, resources, edge]
+    default: [health, recommendations, latency, log_errors, resources, edge]
   thresholds:
     description:
       - Overrides of the thresholds in C(incident_stack.thresholds) and of
@@ -193,6 +196,12 @@ checks:
       type: str
       returned: always
       sample: max 31.4 ms, p50 2.6 ms, p95 31.4 ms over 10 answers
+not_checked:
+  description: Checks asked for that could not be run, each with the reason (a check not run is not a pass).
+  returned: success
+  type: list
+  elements: str
+  sample: ["edge: incident_stack.edge_url is not set, so what users reach was not probed"]
 failed_checks:
   description: Names of the checks that did not pass.
   returned: success

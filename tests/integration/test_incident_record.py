@@ -199,3 +199,44 @@ def test_circuit_breaker_stops_a_fourth_ladder_within_the_hour(stack, tmp_path):
     _incident, events = read_record(tmp_path)
     assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["escalated"]
     assert not [e for e in events if "rung" in (e.get("data") or {})]
+
+
+def _runs(purpose, count):
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return "".join(json.dumps({"ts": now, "incident_id": f"{purpose}-{i}", "outcome": "fixed", "purpose": purpose}) + "\n"
+                   for i in range(count))
+
+
+def test_breaker_counts_real_incidents_only_and_its_reset_is_recorded(stack, tmp_path):
+    """OUT-4: the demo's runs do not open a real incident's breaker; an open breaker says how to reset it;
+    the reset needs a reason and is recorded with who and why; then the ladder runs again."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    runs = STATE_DIR / "ladder_runs.jsonl"
+    runs.write_text(_runs("demo", 5))
+    stack.container().kill()
+    ok = run_playbook("p0_recover.yml", extra_vars={"incident_dir": str(tmp_path / "first")})
+    assert ok.returncode == 0, ok.output[-3000:]
+    assert stack.service_answers()
+
+    runs.write_text(_runs("incident", 3))
+    stack.container().kill()
+    stopped = run_playbook("p0_recover.yml", extra_vars={"incident_dir": str(tmp_path / "second")})
+    assert stopped.returncode != 0
+    flat = " ".join(stopped.output.split())
+    assert "circuit breaker open" in flat and "ansible-playbook playbooks/ops.yml --tags breaker_reset -e reason=" in flat
+    assert stack.state()["Status"] == "exited"
+
+    refused = run_playbook("ops.yml", "--tags", "breaker_reset")
+    assert refused.returncode != 0 and "needs -e reason" in refused.output
+    assert len(runs.read_text().splitlines()) == 3
+
+    reset = run_playbook("ops.yml", "--tags", "breaker_reset",
+                         extra_vars={"reason": "redis disk cleaned by hand", "by": "alice"})
+    assert reset.returncode == 0, reset.output[-3000:]
+    last = json.loads(runs.read_text().splitlines()[-1])
+    assert last["reset"] is True and last["by"] == "alice" and last["reason"] == "redis disk cleaned by hand"
+    assert last["runs_forgiven"] == 3 and last["purpose"] == "incident"
+
+    again = run_playbook("p0_recover.yml", extra_vars={"incident_dir": str(tmp_path / "third")})
+    assert again.returncode == 0, again.output[-3000:]
+    assert stack.service_answers()

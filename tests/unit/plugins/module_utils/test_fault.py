@@ -29,6 +29,9 @@ class FakeTarget:
 
     def exec(self, service, argv):
         self.calls.append(("exec", service, argv[0]))
+        self.argvs = getattr(self, "argvs", []) + [list(argv)]
+        if argv[0] == "redis-cli" and argv[1] == "-p":
+            argv = argv[:1] + argv[3:]
         if argv[0] == "redis-cli":
             cmd = argv[2]
             if cmd == "GET":
@@ -88,6 +91,18 @@ def test_latency_sets_and_deletes_the_key_and_diffs():
     assert "not injected" in result["diff"]["before"] and result["diff"]["after"] == "latency: injected\n"
     assert _fault.run(dict(name="latency", state="rolled_back", stack=STACK), target)["changed"]
     assert target.redis == {}
+
+
+def test_psql_and_redis_cli_use_the_ports_of_incident_stack():
+    target = FakeTarget()
+    stack = dict(STACK, database=dict(STACK["database"], port=5433), redis={"service": "redis", "port": 6380})
+    _fault.run(dict(name="latency", state="injected", stack=stack, delay_ms=900), target)
+    assert target.redis == {"recsys:delay_ms": "900"}
+    assert all(argv[1:3] == ["-p", "6380"] for argv in target.argvs if argv[0] == "redis-cli")
+    s = _fault.validate(dict(name="latency", stack=stack))
+    _fault.psql(target, s, "SELECT 1")
+    psql = target.argvs[-1]
+    assert psql[0] == "psql" and psql[psql.index("-p") + 1] == "5433"
 
 
 def test_rollback_when_nothing_is_injected_touches_nothing():

@@ -205,8 +205,8 @@ def test_checklists_as_data():
         "rca_started", "permanent_fix", "postmortem"]
     assert [i["offset"] for i in rec.P0_CHECKLIST] == [0, 120, 300, 480, 1200, 1800, 14400, 86400]
     assert [i["key"] for i in rec.RECOVERY_CHECKLIST] == [
-        "health_200", "recommendations_returned", "several_users_ok", "latency_under_500ms", "no_new_errors",
-        "resources_normal", "watch_every_minute", "error_rate_no_rebound", "notify_management", "notify_users",
+        "health_200", "recommendations_returned", "several_users_ok", "latency_under_500ms", "users_answered_via_edge",
+        "no_new_errors", "resources_normal", "watch_every_minute", "error_rate_no_rebound", "notify_management", "notify_users",
         "notify_teams"]
 
 
