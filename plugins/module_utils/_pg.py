@@ -10,6 +10,7 @@ the restore enters as its input stream: no file is written inside the container.
 
 from __future__ import annotations
 
+from ansible_collections.sre.incident.plugins.module_utils._stack import _check_port as check_port
 from ansible_collections.sre.incident.plugins.module_utils._compose import DockerError
 
 #: The first bytes of a pg_dump custom-format archive.
@@ -33,13 +34,7 @@ def settings(stack):
     out = dict(service=db.get("service") or "postgres", name=db.get("name") or "postgres",
                user=db.get("user") or "postgres", port=5432 if db.get("port") in (None, "") else db["port"],
                exec_user=db.get("exec_user") or "postgres")
-    try:
-        port = int(out["port"])
-    except (TypeError, ValueError):
-        raise ValueError("incident_stack.database.port %r is not a port number" % (out["port"],)) from None
-    if isinstance(out["port"], bool) or not 0 < port < 65536:
-        raise ValueError("incident_stack.database.port %r is not a port number (1-65535)" % (out["port"],))
-    out["port"] = port
+    out["port"] = check_port(out["port"], "database.port")
     return out
 
 

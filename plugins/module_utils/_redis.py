@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 import time
 
+from ansible_collections.sre.incident.plugins.module_utils._stack import _check_port as check_port
 from ansible_collections.sre.incident.plugins.module_utils._compose import DockerError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
@@ -34,12 +35,7 @@ def settings(stack):
     if not isinstance(rd, dict):
         raise ValueError("incident_stack.redis must be a mapping, got %r" % (rd,))
     port = 6379 if rd.get("port") in (None, "") else rd["port"]
-    try:
-        number = int(port)
-    except (TypeError, ValueError):
-        raise ValueError("incident_stack.redis.port %r is not a port number" % (port,)) from None
-    if isinstance(port, bool) or not 0 < number < 65536:
-        raise ValueError("incident_stack.redis.port %r is not a port number (1-65535)" % (port,))
+    number = check_port(port, "redis.port")
     return dict(service=rd.get("service") or "redis", port=number)
 
 

@@ -1,10 +1,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Backups that restore (SPEC P0-4 rung 3, OUT-5) on the real stack.
+"""Backups that restore (SPEC P0-4 rung 3, OUT-5) on both example stacks.
 
 The ladder's rebuild with ``recover_allow_data_loss=true`` really removes the volumes: canary rows,
 Redis keys and a file in an extra volume are gone afterwards. ``restore_backup.yml`` brings them
-back from the set the rung took. A set with one wrong byte is refused with nothing changed, and
-no backup is kept when Redis does not run.
+back from the set the rung took. A set with one wrong byte is refused with nothing changed; no
+backup is kept while Redis does not run; and without a backup the rebuild keeps every volume.
 """
 from __future__ import annotations
 
@@ -18,21 +18,24 @@ from pathlib import Path
 import docker
 import pytest
 
-from conftest import INVENTORY, PROJECT, ROOT, SERVICE, STACK_DIR, VENV_BIN, local_stack, read_record, run_playbook, \
-    wait_for
+from conftest import ROOT, VENV_BIN, local_stack, read_record, wait_for
 
 pytestmark = pytest.mark.integration
 
 EXTRA_VOLUME = "sre-test-extra"
 EXTRA_PATH = "/srv/sre-test-extra"
+# short rung windows: the first rungs cannot fix this fault, the rebuild reinitialises the database
+WINDOWS = {"repair_edge": 15, "restart_service": 15, "restart_dependencies": 30,
+           "restart_service_after_dependencies": 15, "rebuild": 150}
 
 
 def _sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _project_volumes(client):
-    return sorted(v.name for v in client.volumes.list(filters={"label": f"com.docker.compose.project={PROJECT}"}))
+def _project_volumes(stack):
+    return sorted(v.name for v in stack.client.volumes.list(
+        filters={"label": f"com.docker.compose.project={stack.spec.project}"}))
 
 
 def _canary_table_gone(stack):
@@ -46,29 +49,30 @@ def _write_canaries(stack, token):
     stack.redis("SET", f"sre:backup-canary:{token}", token)
 
 
-def _compose(override, *args):
-    subprocess.run(["docker-compose", "-p", PROJECT, "--project-directory", str(STACK_DIR),
-                    "-f", str(STACK_DIR / "docker-compose.yml"), "-f", str(override), *args],
+def _compose(stack, override, *args):
+    spec = stack.spec
+    subprocess.run(["docker-compose", "-p", spec.project, "--project-directory", str(spec.stack_dir),
+                    "-f", str(spec.stack_dir / "docker-compose.yml"), "-f", str(override), *args],
                    check=True, capture_output=True, timeout=300)
 
 
 def _break_the_service_container(stack):
-    """A fault a restart does not cure but a new container does: the app's code in the container's
-    own layer replaced by a program that exits, then the service killed."""
+    """A fault a restart does not cure but a new container does: the first program of the service's
+    command (python3, node) replaced in the container's own layer by one that exits, then a kill."""
     c = stack.container()
-    code, out = c.exec_run(["sh", "-c", "echo 'raise SystemExit(\"broken by the backup test\")' > "
-                                        "/srv/recsys/recsys_app.py"], user="0")
+    program = (c.attrs["Config"].get("Entrypoint") or c.attrs["Config"].get("Cmd"))[0]
+    code, out = c.exec_run(["sh", "-c", 'p=$(command -v "$0") && rm -f "$p" && printf "#!/bin/sh\\nexit 3\\n" > "$p" '
+                                        '&& chmod 755 "$p"', program],
+                           user="0")
     assert code == 0, out
     c.kill()
-    assert wait_for(lambda: stack.state()["Status"] == "exited", timeout=20)
+    assert wait_for(lambda: not stack.answers(stack.spec.base_url), timeout=30)
 
 
-def _ad_hoc(module, args, check=False):
+def _ad_hoc(stack, module, args):
     """One module on the stack's host, through ansible's ad-hoc command (the real module).
     Returns (exit code, the module's result)."""
-    cmd = [str(VENV_BIN / "ansible"), "recsys", "-i", INVENTORY, "-m", module, "-a", json.dumps(args)]
-    if check:
-        cmd.append("--check")
+    cmd = [str(VENV_BIN / "ansible"), "recsys", "-i", stack.spec.inventory, "-m", module, "-a", json.dumps(args)]
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
                ANSIBLE_CALLBACK_RESULT_FORMAT="json")
@@ -78,44 +82,43 @@ def _ad_hoc(module, args, check=False):
     return proc.returncode, json.loads(body)
 
 
-def test_rebuild_with_data_loss_takes_a_backup_that_restore_backup_puts_back(stack, tmp_path):
-    client = docker.from_env(timeout=120)
+def test_rebuild_with_data_loss_takes_a_backup_that_restore_backup_puts_back(any_stack, tmp_path):
+    stack, spec = any_stack, any_stack.spec
     token = uuid.uuid4().hex[:12]
+    extra_volume = f"{spec.project}_{EXTRA_VOLUME}"
     override = tmp_path / "extra-volume.override.yml"
-    override.write_text(json.dumps({"services": {"edge": {"volumes": [f"{EXTRA_VOLUME}:{EXTRA_PATH}"]}},
+    override.write_text(json.dumps({"services": {spec.edge: {"volumes": [f"{EXTRA_VOLUME}:{EXTRA_PATH}"]}},
                                     "volumes": {EXTRA_VOLUME: {}}}))
-    stack_vars = local_stack()
+    stack_vars = local_stack(spec)
     stack_vars["compose_files"] = list(stack_vars["compose_files"]) + [str(override)]
     incidents = tmp_path / "incidents"
     backups = tmp_path / "backups"
     try:
         # the edge with one more volume, holding a file of ours
-        _compose(override, "up", "-d", "--no-deps", "--no-build", "edge")
-        assert wait_for(lambda: stack.container("edge").status == "running" and stack.service_answers(), timeout=60)
-        code, out = stack.container("edge").exec_run(["sh", "-c", f"echo {token} > {EXTRA_PATH}/canary.txt"])
+        _compose(stack, override, "up", "-d", "--no-deps", "--no-build", spec.edge)
+        assert wait_for(stack.service_answers, timeout=60)
+        code, out = stack.container(spec.edge).exec_run(["sh", "-c", f"echo {token} > {EXTRA_PATH}/canary.txt"],
+                                                        user="0")
         assert code == 0, out
         _write_canaries(stack, token)
-        volumes_before = _project_volumes(client)
-        assert f"{PROJECT}_{EXTRA_VOLUME}" in volumes_before
+        volumes_before = _project_volumes(stack)
+        assert extra_volume in volumes_before
         _break_the_service_container(stack)
-        assert not stack.service_answers()
 
-        result = run_playbook("p0_recover.yml", extra_vars={
+        result = stack.run_playbook("p0_recover.yml", extra_vars={
             "incident_dir": str(incidents), "incident_stack": stack_vars, "recover_allow_data_loss": True,
-            "recover_volume_backup_dir": str(backups),
-            "recover_ladder_windows": {"restart_service": 15, "restart_dependencies": 30,
-                                       "restart_service_after_dependencies": 15, "rebuild": 150}}, timeout=900)
+            "recover_volume_backup_dir": str(backups), "recover_ladder_windows": WINDOWS}, timeout=900)
 
         assert result.returncode == 0, result.output[-5000:]
         incident_id, events = read_record(incidents)
         rungs = [(e["data"]["rung"], e["data"]["result"]) for e in events
                  if (e.get("data") or {}).get("result") in ("fixed", "not_fixed")]
-        assert rungs == [("restart_service", "not_fixed"), ("restart_dependencies", "not_fixed"), ("rebuild", "fixed")]
-        assert stack.service_answers()
+        assert rungs[-1] == ("rebuild", "fixed") and all(r == "not_fixed" for _rung, r in rungs[:-1]), rungs
+        assert wait_for(stack.service_answers, timeout=60)
         # the volumes really were removed: every canary is gone
         assert _canary_table_gone(stack)
         assert stack.redis("EXISTS", f"sre:backup-canary:{token}") == "0"
-        code, _out = stack.container("edge").exec_run(["cat", f"{EXTRA_PATH}/canary.txt"])
+        code, _out = stack.container(spec.edge).exec_run(["cat", f"{EXTRA_PATH}/canary.txt"])
         assert code != 0
 
         # the set the rung took, checked here on our own: every file hashed, every volume covered
@@ -125,9 +128,8 @@ def test_rebuild_with_data_loss_takes_a_backup_that_restore_backup_puts_back(sta
         assert manifest_path.parent.parent == backups
         assert manifest_path.stat().st_mode & 0o777 == 0o600 and manifest_path.parent.stat().st_mode & 0o777 == 0o700
         manifest = json.loads(manifest_path.read_text())
-        assert manifest["project"] == PROJECT and manifest["incident_id"] == incident_id
-        kinds = sorted(a["kind"] for a in manifest["artefacts"])
-        assert kinds == ["database", "redis", "volume"]
+        assert manifest["project"] == spec.project and manifest["incident_id"] == incident_id
+        assert sorted(a["kind"] for a in manifest["artefacts"]) == ["database", "redis", "volume"]
         for item in manifest["artefacts"]:
             path = manifest_path.parent / item["file"]
             assert _sha256(path) == item["sha256"] and path.stat().st_size == item["bytes"], item["file"]
@@ -135,58 +137,58 @@ def test_rebuild_with_data_loss_takes_a_backup_that_restore_backup_puts_back(sta
         by_kind = {a["kind"]: a for a in manifest["artefacts"]}
         assert (manifest_path.parent / by_kind["database"]["file"]).read_bytes()[:5] == b"PGDMP"
         assert (manifest_path.parent / by_kind["redis"]["file"]).read_bytes()[:5] == b"REDIS"
-        assert by_kind["database"]["source"]["database"] == "recommendation_db"
-        assert by_kind["volume"]["source"]["volume"] == f"{PROJECT}_{EXTRA_VOLUME}"
-        assert manifest["volumes"][f"{PROJECT}_app-logs"]["by"] == "tmpfs"
+        assert by_kind["database"]["source"]["database"] == spec.database["name"]
+        assert by_kind["database"]["source"]["port"] == spec.database["port"]
+        assert by_kind["redis"]["source"]["port"] == spec.redis["port"]
+        assert by_kind["volume"]["source"]["volume"] == extra_volume
+        assert [v for v, e in manifest["volumes"].items() if e["by"] == "tmpfs"] != []   # the app's log volume
 
         # check mode says what it would restore and restores nothing
-        dry = run_playbook("restore_backup.yml", check=True, extra_vars={
-            "backup": str(manifest_path), "incident_stack": stack_vars, "incident_dir": str(incidents),
-            "incident_id": incident_id})
+        restore_vars = {"backup": str(manifest_path), "incident_stack": stack_vars, "incident_dir": str(incidents),
+                        "incident_id": incident_id}
+        dry = stack.run_playbook("restore_backup.yml", check=True, extra_vars=restore_vars)
         assert dry.returncode == 0, dry.output[-4000:]
-        assert "would restore database recommendation_db" in dry.output
+        assert f"would restore database {spec.database['name']}" in dry.output
         assert _canary_table_gone(stack)
         assert stack.redis("EXISTS", f"sre:backup-canary:{token}") == "0"
 
-        restored = run_playbook("restore_backup.yml", extra_vars={
-            "backup": str(manifest_path), "incident_stack": stack_vars, "incident_dir": str(incidents),
-            "incident_id": incident_id}, timeout=600)
+        restored = stack.run_playbook("restore_backup.yml", extra_vars=restore_vars, timeout=600)
 
         assert restored.returncode == 0, restored.output[-4000:]
         assert stack.sql(f"SELECT count(*) FROM sre_backup_canary WHERE token = '{token}'") == "1"
         assert stack.redis("GET", f"sre:backup-canary:{token}") == token
-        code, out = stack.container("edge").exec_run(["cat", f"{EXTRA_PATH}/canary.txt"])
+        code, out = stack.container(spec.edge).exec_run(["cat", f"{EXTRA_PATH}/canary.txt"])
         assert (code, out.decode().strip()) == (0, token)
         assert wait_for(stack.service_answers, timeout=60)
         _id, events = read_record(incidents)
         restores = [e for e in events if e["stage"] == "restore"]
         assert [e["data"]["restored_backup"] for e in restores] == [str(manifest_path)]
     finally:
+        edge = stack.container(spec.edge)
+        if edge is not None:
+            edge.remove(force=True)   # recreated without the extra volume
         stack.restore()
-        for name in (f"{PROJECT}_{EXTRA_VOLUME}",):
-            try:
-                client.volumes.get(name).remove(force=True)
-            except docker.errors.NotFound:
-                pass
+        try:
+            stack.client.volumes.get(extra_volume).remove(force=True)
+        except docker.errors.NotFound:
+            pass
 
 
 def test_rebuild_keeps_the_volumes_when_no_backup_can_be_taken(stack, tmp_path):
     """Data loss allowed, but the database does not answer where the stack says (a wrong port): no
     backup, so the rebuild runs without removing a volume, and the record says why."""
     token = uuid.uuid4().hex[:12]
-    stack_vars = local_stack()
+    stack_vars = local_stack(stack.spec)
     stack_vars["database"] = dict(stack_vars["database"], port=5999)
     incidents = tmp_path / "incidents"
     _write_canaries(stack, token)
     stack.redis("SAVE")   # the key must outlive the rebuild's Redis restart (it is no backup's job here)
-    volumes_before = _project_volumes(docker.from_env())
+    volumes_before = _project_volumes(stack)
     _break_the_service_container(stack)
 
-    result = run_playbook("p0_recover.yml", extra_vars={
+    result = stack.run_playbook("p0_recover.yml", extra_vars={
         "incident_dir": str(incidents), "incident_stack": stack_vars, "recover_allow_data_loss": True,
-        "recover_volume_backup_dir": str(tmp_path / "backups"),
-        "recover_ladder_windows": {"restart_service": 15, "restart_dependencies": 30,
-                                   "restart_service_after_dependencies": 15, "rebuild": 150}}, timeout=900)
+        "recover_volume_backup_dir": str(tmp_path / "backups"), "recover_ladder_windows": WINDOWS}, timeout=900)
 
     assert result.returncode == 0, result.output[-5000:]
     _id, events = read_record(incidents)
@@ -196,17 +198,18 @@ def test_rebuild_keeps_the_volumes_when_no_backup_can_be_taken(stack, tmp_path):
     assert len(refused) == 1 and "5999" in refused[0]["data"]["backup_error"], [e["text"] for e in events]
     assert not (tmp_path / "backups").exists() or not any((tmp_path / "backups").iterdir())
     # nothing was lost: the same volumes, the canaries still there
-    assert _project_volumes(docker.from_env()) == volumes_before
+    assert _project_volumes(stack) == volumes_before
     assert stack.sql(f"SELECT count(*) FROM sre_backup_canary WHERE token = '{token}'") == "1"
     assert stack.redis("GET", f"sre:backup-canary:{token}") == token
-    assert stack.service_answers()
+    assert wait_for(stack.service_answers, timeout=60)
     stack.sql("DROP TABLE sre_backup_canary")
 
 
-def test_a_tampered_backup_is_refused_and_nothing_changes(stack, tmp_path):
+def test_a_tampered_backup_is_refused_and_nothing_changes(any_stack, tmp_path):
+    stack, spec = any_stack, any_stack.spec
     token = uuid.uuid4().hex[:12]
     _write_canaries(stack, token)
-    code, taken = _ad_hoc("sre.incident.backup", {"stack": "{{ incident_stack }}", "dest": str(tmp_path)})
+    code, taken = _ad_hoc(stack, "sre.incident.backup", {"stack": "{{ incident_stack }}", "dest": str(tmp_path)})
     assert code == 0, taken
     manifest_path = Path(taken["manifest_path"])
     manifest = json.loads(manifest_path.read_text())
@@ -218,24 +221,26 @@ def test_a_tampered_backup_is_refused_and_nothing_changes(stack, tmp_path):
     data = bytearray(rdb.read_bytes())
     data[-1] ^= 0xFF
     rdb.write_bytes(bytes(data))
-    before = {s: stack.state(s)["StartedAt"] for s in (SERVICE, "postgres", "redis")}
+    services = (spec.service, spec.database["service"], spec.redis["service"])
+    before = {s: stack.state(s)["StartedAt"] for s in services}
 
-    result = run_playbook("restore_backup.yml", extra_vars={"backup": str(manifest_path)})
+    result = stack.run_playbook("restore_backup.yml", extra_vars={"backup": str(manifest_path)})
 
     assert result.returncode != 0
     assert str(rdb) in result.output and "SHA-256" in result.output, result.output[-3000:]
     assert stack.sql(f"SELECT count(*) FROM sre_backup_canary WHERE token = '{token}-after'") == "1"
     assert stack.redis("GET", f"sre:backup-canary:{token}-after") == "after"
-    assert {s: stack.state(s)["StartedAt"] for s in (SERVICE, "postgres", "redis")} == before
+    assert {s: stack.state(s)["StartedAt"] for s in services} == before
     stack.sql("DROP TABLE sre_backup_canary")
 
 
-def test_no_backup_is_kept_while_redis_is_down(stack, tmp_path):
-    stack.container("redis").stop(timeout=5)
+def test_no_backup_is_kept_while_redis_is_down(any_stack, tmp_path):
+    stack = any_stack
+    stack.container(stack.spec.redis["service"]).stop(timeout=5)
 
-    code, res = _ad_hoc("sre.incident.backup", {"stack": "{{ incident_stack }}", "dest": str(tmp_path)})
+    code, res = _ad_hoc(stack, "sre.incident.backup", {"stack": "{{ incident_stack }}", "dest": str(tmp_path)})
 
     assert code != 0
-    assert "redis" in res["msg"].lower() and "not running" in res["msg"], res["msg"]
+    assert stack.spec.redis["service"] in res["msg"] and "not running" in res["msg"], res["msg"]
     assert list(tmp_path.iterdir()) == []
-    assert stack.state("redis")["Status"] == "exited"
+    assert stack.state(stack.spec.redis["service"])["Status"] == "exited"

@@ -31,8 +31,8 @@ def engine(monkeypatch):
 
 
 @pytest.mark.parametrize("args, message", [
-    (dict(stack=dict(STACK, database=dict(port="fivefourthreetwo")), dest="/tmp/x"), "database.port 'fivefourthreetwo'"),
-    (dict(stack=dict(STACK, redis=dict(port=99999)), dest="/tmp/x"), "redis.port 99999"),
+    (dict(stack=dict(STACK, database=dict(port="fivefourthreetwo")), dest="/tmp/x"), "database.port is not a TCP port (1-65535): 'fivefourthreetwo'"),
+    (dict(stack=dict(STACK, redis=dict(port=99999)), dest="/tmp/x"), "redis.port is not a TCP port (1-65535): 99999"),
     (dict(stack=dict(STACK, base_url="ftp://x"), dest="/tmp/x"), "base_url"),
     (dict(stack=STACK, dest="/tmp/x", timeout=0), "timeout must be > 0"),
 ])
@@ -44,7 +44,7 @@ def test_backup_rejects_bad_input(args, message):
 
 def test_backup_rejects_bad_input_before_the_engine_in_check_mode_too():
     result = run_module(backup, dict(stack=dict(STACK, redis=dict(port=True)), dest="/tmp/x"), check_mode=True)
-    assert result["failed"] and "redis.port True" in result["msg"]
+    assert result["failed"] and "redis.port is not a TCP port (1-65535): True" in result["msg"]
 
 
 def test_restore_of_a_tampered_set_names_the_file(tmp_path):
