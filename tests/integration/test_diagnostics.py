@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SERVICE, VENV_BIN, http_get, run_playbook, wait_for
+from conftest import INVENTORY, ROOT, SERVICE, VENV_BIN, http_get, run_playbook, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -122,7 +122,7 @@ def test_awx_run_under_ansible_runner_bundle_without_secret(stack, tmp_path, mon
     private.mkdir()
     result = ansible_runner.run(
         private_data_dir=str(private), project_dir=str(ROOT), playbook="playbooks/diagnose.yml",
-        inventory=str(ROOT / "inventories/local"), extravars=extra(tmp_path), quiet=True,
+        inventory=str(ROOT / INVENTORY), extravars=extra(tmp_path), quiet=True,
         envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
     )
     assert result.status == "successful", result.stdout.read()[-4000:]
