@@ -2,7 +2,7 @@
 # Shared first step of `make demo` and `make test`: make this machine able to run the
 # collection and its reference stack. Idempotent; installs only what is missing.
 #   - Docker engine + compose CLI (Debian packages), debootstrap, rsync, chromium, nodejs + npm,
-#     if absent
+#     a Java 17 runtime (ansible-rulebook), if absent
 #   - a running dockerd
 #   - the base image debian:bookworm-slim (scripts/base-image.sh)
 #   - the controller virtualenv .venv/ from requirements-dev.txt
@@ -25,6 +25,8 @@ command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v npm >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
 # ansible-test's shellcheck sanity test needs it (it is skipped, not passed, without it)
 command -v shellcheck >/dev/null 2>&1 || need_pkgs+=(shellcheck)
+# ansible-rulebook (the EDA rulebook, run by `make test`) needs a Java 17 runtime; a fresh Debian has none
+command -v java >/dev/null 2>&1 || need_pkgs+=(openjdk-17-jre-headless)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive

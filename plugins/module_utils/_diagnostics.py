@@ -54,7 +54,7 @@ import re
 import tarfile
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _edge, _http, _redact, _stack, _verify
+from ansible_collections.sre.incident.plugins.module_utils import _edge, _http, _logs, _redact, _stack, _verify
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     DockerError,
     LABEL_CONFIG_FILES,
@@ -109,9 +109,6 @@ DEFAULT_THRESHOLDS = dict(
     snapshot_max_age=86400,
 )
 
-ERROR_LEVELS = ("ERROR", "FATAL", "CRITICAL", "PANIC")
-_TEXT_ERROR_RE = re.compile(r"(?i)\b(error|fatal|panic)\b")
-_GREP_RE = re.compile(r"(?i)error|fatal|panic")
 _PSEUDO_FS = frozenset((
     "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "securityfs", "debugfs", "tracefs", "pstore", "bpf",
     "configfs", "fusectl", "hugetlbfs", "autofs", "binfmt_misc", "nsfs", "rpc_pipefs", "selinuxfs", "efivarfs",
@@ -199,26 +196,6 @@ def split_docker_ts(line):
 
 # --------------------------------------------------------------------------- logs
 
-def line_level(text):
-    """The level of one log line: the ``level`` of a JSON line, else a word found in the text."""
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        try:
-            data = json.loads(stripped)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            level = data.get("level") or data.get("severity") or data.get("lvl")
-            return str(level).upper() if level else None
-    match = _TEXT_ERROR_RE.search(stripped)
-    return match.group(1).upper() if match else None
-
-
-def is_error_line(text):
-    """An ERROR / FATAL / CRITICAL / panic line (JSON by its level, text by a whole word)."""
-    return line_level(text) in ERROR_LEVELS
-
-
 def scan_errors(log_text, since=None, keep=50, until=None):
     """Count the error lines of a log fetched with timestamps, at or after ``since`` and before
     ``until`` (UNIX times, None: no bound).
@@ -239,10 +216,10 @@ def scan_errors(log_text, since=None, keep=50, until=None):
         if until is not None and epoch is not None and epoch >= until:
             continue
         scanned += 1
-        if _GREP_RE.search(text):
+        if _logs.runbook_grep_match(text):
             grep_count += 1
-        level = line_level(text)
-        if level not in ERROR_LEVELS:
+        level = _logs.line_level(text)
+        if not _logs.is_error_level(level):
             continue
         count += 1
         by_level[level] = by_level.get(level, 0) + 1

@@ -6,7 +6,7 @@ Sections of this file:
 * Rendering (pure): :func:`render` turns a report dict into Markdown with the template's
   headings (English, the runbook's Chinese in parentheses); :func:`slugify`, :func:`file_name`.
 * Log excerpts (pure): :func:`select_log_lines` keeps the WARNING/ERROR lines of the service's
-  JSON-lines log (and plain lines naming a level or a traceback); :func:`redact`.
+  log, as the collection's one log classifier (``_logs``) reads them; :func:`redact`.
 * Evidence (engine and HTTP): :func:`collect` reads the service's version (``/health`` and the
   container's image), its recent log lines through ``_compose`` and probes reproduction URLs.
 * Backlog file and tracker: :func:`write_report` (atomic, check mode, diff), and
@@ -26,6 +26,8 @@ import urllib.error
 import urllib.request
 
 from ansible.module_utils.urls import open_url
+
+from ansible_collections.sre.incident.plugins.module_utils import _logs
 
 TRACKER_KINDS = ("github", "gitlab")
 DEFAULT_LEVELS = ("WARNING", "ERROR")
@@ -160,33 +162,15 @@ def redact(text, secrets=()):
     return _SECRET_RE.sub(lambda m: m.group(1) + ("********" if not m.group(2).startswith("*") else m.group(2)), text)
 
 
-def line_level(line):
-    """The level of a log line: the ``level`` of a JSON line, else a level word in it, else None."""
-    text = line.strip()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
-        if isinstance(data, dict) and isinstance(data.get("level"), str):
-            return data["level"].upper()
-    for level in ("CRITICAL", "FATAL", "ERROR", "WARNING", "WARN"):
-        if re.search(r"\b%s\b" % level, text):
-            return "WARNING" if level == "WARN" else ("ERROR" if level in ("CRITICAL", "FATAL") else level)
-    if text.startswith("Traceback"):
-        return "ERROR"
-    return None
-
-
 def select_log_lines(lines, levels=DEFAULT_LEVELS, limit=20, match=None, secrets=()):
     """The last ``limit`` lines whose level is in ``levels`` (and that contain ``match``), redacted.
 
     Returns dict(lines, counts ({level: n} over all selected lines before the limit), total).
     """
-    wanted = {str(level).upper() for level in levels or DEFAULT_LEVELS}
+    wanted = {_logs.coarse_level(_logs.normalize(level)) or str(level).upper() for level in levels or DEFAULT_LEVELS}
     picked, counts = [], {}
     for line in lines:
-        level = line_level(line)
+        level = _logs.coarse_level(_logs.line_level(line))
         if level not in wanted or (match and match not in line):
             continue
         counts[level] = counts.get(level, 0) + 1

@@ -21,12 +21,11 @@
     ``latency_ms``. p50/p95 are in the detail data.
 ``log_errors``
     No error line in the service's container logs since ``since`` (the fix). Read through the
-    Docker engine with timestamps and filtered to the exact instant. A line counts when it is a
-    JSON object with a ``level`` (or ``levelname`` / ``severity``) of ERROR, FATAL, CRITICAL or
-    PANIC; a JSON object with another level does not count even if its text says "error" (the
-    app logs a Redis outage as WARNING with an ``error`` field); any other line counts when it
-    contains ``error``, ``fatal`` or ``panic`` in any case (the runbook's
-    ``grep -i "error\\|fatal\\|panic"``). value: the count; threshold: 0 (the most allowed).
+    Docker engine with timestamps and filtered to the exact instant. A line counts when the
+    collection's one log classifier (``_logs.is_error_line``) calls it an error line: a JSON line
+    by its level key only (the app logs a Redis outage as WARNING with an ``error`` field: no
+    error line), a plain line by ERROR / FATAL / CRITICAL / panic, a lower-case ``error:``,
+    a stack trace. value: the count; threshold: 0 (the most allowed).
 ``edge``
     What users reach (GEN-1): through the edge (``incident_stack.edge_url``), ``/health`` answers
     200 and every sample user gets at least ``min_recommendations`` items, on every probe. A
@@ -51,12 +50,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
-import json
 import math
 import re
 import time
 
 from ansible_collections.sre.incident.plugins.module_utils import _http
+from ansible_collections.sre.incident.plugins.module_utils import _logs
 from ansible_collections.sre.incident.plugins.module_utils import _stack
 from ansible_collections.sre.incident.plugins.module_utils._redact import redact_text, secret_values
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
@@ -79,9 +78,6 @@ CHECKLIST_MAP = dict(
     resources_normal="resources",
 )
 
-ERROR_LEVELS = frozenset(("ERROR", "FATAL", "CRITICAL", "PANIC"))
-ERROR_TEXT_RE = re.compile(r"error|fatal|panic", re.IGNORECASE)
-LEVEL_KEYS = ("level", "levelname", "severity")
 
 #: Error lines quoted in a check's detail (each cut to EXCERPT_CHARS).
 MAX_EXCERPT_LINES = 5
@@ -253,31 +249,6 @@ def split_timestamp(line):
     return parsed.timestamp(), rest
 
 
-def line_level(text):
-    """The JSON level of a log line (upper case), or None when the line is not JSON with a level."""
-    stripped = text.strip()
-    if not stripped.startswith("{"):
-        return None
-    try:
-        data = json.loads(stripped)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    for key in LEVEL_KEYS:
-        if data.get(key) is not None:
-            return str(data[key]).strip().upper()
-    return None
-
-
-def is_error_line(text):
-    """Whether one log line (without the docker timestamp) is an error line (see the module doc)."""
-    level = line_level(text)
-    if level is not None:
-        return level in ERROR_LEVELS
-    return bool(ERROR_TEXT_RE.search(text))
-
-
 def count_errors(log_text, since, until=None, secrets=()):
     """Error lines in ``log_text`` (read with timestamps) at or after ``since`` (and before ``until``).
 
@@ -295,7 +266,7 @@ def count_errors(log_text, since, until=None, secrets=()):
         if stamp is not None and until is not None and stamp >= until:
             continue
         lines += 1
-        if is_error_line(text):
+        if _logs.is_error_line(text):
             count += 1
             if len(excerpt) < MAX_EXCERPT_LINES:
                 excerpt.append(redact_text(text.strip(), secrets)[:EXCERPT_CHARS])

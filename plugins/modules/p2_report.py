@@ -113,7 +113,9 @@ options:
     type: int
     default: 20
   log_levels:
-    description: Levels of the log lines kept (the C(level) of the service's JSON lines, or a level word in a plain line).
+    description:
+      - Levels of the log lines kept, as the collection's one log classifier reads a line (docs/logs.md);
+        V(ERROR) stands for every error level (ERROR, CRITICAL, FATAL, PANIC).
     type: list
     elements: str
     default: [WARNING, ERROR]

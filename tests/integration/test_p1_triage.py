@@ -148,6 +148,9 @@ def test_triage_slow_service_is_p1_and_mitigated(stack, tmp_path):
 def test_ops_every_tag(stack, tmp_path):
     before = stack.state()["StartedAt"]
     stack.redis("SET", "recs:ops-marker:10", "[]", "EX", "600")
+    # a request the service logs with a path of our own: the logs tag must show the real log
+    marker = "ops-marker-%d" % int(time.time() * 1000)
+    http_get(f"/api/recommendations/{marker}?limit=1")
     bundles = STATE_DIR / "bundles"
     old = set(p.name for p in bundles.iterdir()) if bundles.exists() else set()
     started = time.time()
@@ -155,12 +158,19 @@ def test_ops_every_tag(stack, tmp_path):
     result = run_playbook("ops.yml", "--tags", "health,logs,restart,clear_cache,diagnose")
 
     assert result.returncode == 0, result.output
-    assert "HEALTHY" in result.output
-    assert '"service": "recommendation-service"' in result.output or "recommendation-service" in result.output
-    assert stack.state()["StartedAt"] != before
+    # health: its verdict matches the service, which answers every sample user
+    assert "HEALTHY" in result.output and "UNHEALTHY" not in result.output
+    assert stack.service_answers()
+    # logs: the line the service wrote for our request is among those shown
+    shown = result.output.split("Show the log", 1)[1].split("TASK [", 1)[0]
+    assert f"/api/recommendations/{marker}" in shown, shown[-2000:]
+    # restart and clear_cache: the real container restarted, the real key is gone
+    after = stack.state()["StartedAt"]
+    assert after != before
     assert stack.redis("EXISTS", "recs:ops-marker:10") == "0"
+    # diagnose: a new bundle whose facts saw the restarted container
     new = [p for p in bundles.iterdir() if p.name not in old and "-ops" in p.name and p.stat().st_mtime >= started - 1]
     assert new, "diagnose wrote no bundle"
     facts = json.loads(next(p for p in new if p.is_dir()).joinpath("facts.json").read_text())
-    assert facts
-    assert stack.service_answers()
+    mine = [c for c in facts["status"]["containers"] if c["service"] == SERVICE]
+    assert [(c["status"], c["started_at"]) for c in mine] == [("running", after)], mine

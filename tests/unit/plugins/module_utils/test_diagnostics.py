@@ -89,16 +89,6 @@ def test_parse_iso_and_since():
             d.parse_since(bad, now=0)
 
 
-def test_line_level_and_errors():
-    assert d.line_level('{"ts":"x","level":"ERROR","msg":"database error"}') == "ERROR"
-    assert d.line_level('{"level":"WARNING","msg":"health check failed","error":"x"}') == "WARNING"
-    assert d.line_level("2026-11-27 01:00:00 UTC [12] FATAL:  sorry, too many clients already") == "FATAL"
-    assert d.line_level("panic: runtime error") == "PANIC"
-    assert d.line_level("0 errors found") is None
-    assert d.is_error_line('{"level":"error"}')
-    assert not d.is_error_line('{"level":"INFO","msg":"an error page was served"}')
-
-
 def test_scan_errors_since_until():
     log = "\n".join([
         '1970-01-01T00:00:10.000000000Z {"level":"ERROR","msg":"old"}',

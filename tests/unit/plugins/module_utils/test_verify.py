@@ -150,33 +150,8 @@ def test_read_resources_polls_a_second_sample_without_precpu():
     assert reading["cpu_percent"] == 50.0
 
 
-# --------------------------------------------------------------------------- log classification
-
-@pytest.mark.parametrize("line, is_error", [
-    ('{"ts": "x", "level": "ERROR", "msg": "database error while computing recommendations"}', True),
-    ('{"level": "fatal", "msg": "boom"}', True),
-    ('{"level": "CRITICAL", "msg": "x"}', True),
-    ('{"levelname": "ERROR", "msg": "python logging"}', True),
-    ('{"severity": "PANIC"}', True),
-    ('{"level": "WARNING", "msg": "redis unavailable", "error": "Error 111 connecting to redis"}', False),
-    ('{"level": "INFO", "msg": "request", "path": "/api/errors"}', False),
-    ('{"msg": "no level here, but an error"}', True),
-    ("panic: runtime error: index out of range", True),
-    ("FATAL:  sorry, too many clients already", True),
-    ("Traceback: ValueError: bad", True),
-    ("2026-11-27 01:02:03 UTC LOG:  checkpoint complete", False),
-    ("plain info line", False),
-    ("{not json but has Error}", True),
-])
-def test_is_error_line(line, is_error):
-    assert _verify.is_error_line(line) is is_error
-
-
-def test_line_level():
-    assert _verify.line_level('{"level": "warning"}') == "WARNING"
-    assert _verify.line_level("ERROR plain") is None
-    assert _verify.line_level("[1, 2]") is None
-
+# --------------------------------------------------------------------------- logs
+# (what an error line is: tests/unit/plugins/module_utils/test_logs.py)
 
 def test_split_timestamp_nanoseconds():
     epoch, text = _verify.split_timestamp('2026-11-27T01:30:45.123456789Z {"level": "INFO"}')
