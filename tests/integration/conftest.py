@@ -316,24 +316,27 @@ def any_stack(request):
 
 # Tests with stacks of their own (not the reference stack): with pytest-xdist they run beside the rest.
 OWN_STACKS = ("tests/integration/test_drills.py",)
+# Modules that drive the shop stack without the any_stack parameter: in the shop's lane.
+SHOP_MODULES = ("tests/integration/test_onboard.py",)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """With pytest-xdist (``make test`` runs ``-n 2``): the tests that share the reference stack stay
-    together on one worker, in order; a module with stacks of its own (the drills' staging hosts)
-    runs beside them on another; the unit tests are spread. (``--dist loadgroup`` would do this
+    together on one worker, in order; the tests of the second example stack and the drills (their own
+    staging hosts) run beside them on another; the unit tests are spread. (``--dist loadgroup`` would do this
     with markers, but pytest-xdist 3.8 cannot rename node ids under pytest 9.)"""
     from xdist.scheduler import LoadScopeScheduling  # pylint: disable=import-outside-toplevel
 
     class StackScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid):
             path = nodeid.split("::", 1)[0]
-            if path in OWN_STACKS:
-                return path
             if not path.startswith("tests/integration/"):
                 return nodeid
-            # the second example stack goes to the other lane, beside the drills
-            return "shop_stack" if re.search(r"\[(.*-)?shop(-.*)?\]$", nodeid) else "reference_stack"
+            # one lane for the reference stack, the other for the second example stack and the drills
+            # (their own staging hosts): two scopes, so each lane keeps its order and its stack
+            if path in OWN_STACKS or path in SHOP_MODULES or re.search(r"\[(.*-)?shop(-.*)?\]$", nodeid):
+                return "second_lane"
+            return "reference_stack"
 
     return StackScheduling(config, log)

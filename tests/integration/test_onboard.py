@@ -5,8 +5,8 @@ files inside the containers, psql and redis-cli on the written ports, HTTP throu
 Then the issue's acceptance: p0_recover.yml runs with the written file, unedited, against a killed
 recs-api, and users are answered through nginx afterwards.
 
-The shop stack is the project SRE_TEST_SHOP_PROJECT (default ``shop``, examples/shop-stack, ports
-3100/8180); it is started with scripts/stack.sh when it is not running.
+The shop stack is conftest's SHOP (default project ``shop``, examples/shop-stack, ports 3100/8180); it
+is started with scripts/stack.sh when it is not running. These tests run in the lane of the shop stack.
 """
 from __future__ import annotations
 
@@ -20,16 +20,16 @@ import jmespath
 import pytest
 import yaml
 
-from conftest import ROOT, http_get, read_record, run_playbook, wait_for
+from conftest import ROOT, SHOP, http_get, read_record, run_playbook, wait_for
 
-SHOP_PROJECT = os.environ.get("SRE_TEST_SHOP_PROJECT", "shop")
-SHOP_DIR = Path(os.environ.get("SRE_TEST_SHOP_DIR", str(ROOT / "examples/shop-stack")))
-SHOP_API_URL = os.environ.get("SRE_TEST_SHOP_API_URL", "http://127.0.0.1:3100")
-SHOP_WEB_URL = os.environ.get("SRE_TEST_SHOP_WEB_URL", "http://127.0.0.1:8180")
-SHOP_STATE_DIR = Path(os.environ.get("SRE_TEST_SHOP_STATE_DIR", "/var/lib/sre-incident/%s" % SHOP_PROJECT))
+SHOP_PROJECT = SHOP.project
+SHOP_DIR = SHOP.stack_dir
+SHOP_API_URL = SHOP.base_url
+SHOP_WEB_URL = SHOP.edge_url
+SHOP_STATE_DIR = SHOP.state_dir
 # The shop's customers: the test plays their traffic through nginx before onboarding, as real
 # users would have, so the onboarding finds sample users in the logs.
-SHOP_USERS = ["c-1001", "c-1002", "c-1003", "c-1004", "c-1005"]
+SHOP_USERS = list(SHOP.users)
 # A new user's inventory: the managed host only (the playbooks target the group recsys by default).
 HOSTS_ONLY = "recsys:\n  hosts:\n    localhost:\n      ansible_connection: local\n" \
              "      ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n"
