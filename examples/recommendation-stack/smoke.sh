@@ -2,7 +2,7 @@
 # Smoke test for the running recommendation stack.
 #
 #   ./smoke.sh                      # project recsys, ports 3000 / 8080
-#   RECSYS_PROJECT=recsys-ci RECSYS_APP_PORT=13000 RECSYS_EDGE_PORT=18080 ./smoke.sh
+#   RECSYS_APP_PORT=13000 RECSYS_EDGE_PORT=18080 ./smoke.sh      # a copy on other ports
 #
 # Checks: /health 200; user-1..user-5 each get more than 5 recommendations;
 # clear-cache works; /metrics answers; the edge proxies /health and the
@@ -10,7 +10,6 @@
 # on the first failure.
 set -euo pipefail
 
-PROJECT=${RECSYS_PROJECT:-recsys}
 APP=${RECSYS_APP_URL:-http://127.0.0.1:${RECSYS_APP_PORT:-3000}}
 EDGE=${RECSYS_EDGE_URL:-http://127.0.0.1:${RECSYS_EDGE_PORT:-8080}}
 TIMEOUT=${SMOKE_TIMEOUT:-60}

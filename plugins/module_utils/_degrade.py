@@ -724,9 +724,9 @@ def _set_downgrade(ctx, value, deadline, require_ready=True):
 def apply_static(ctx, deadline):
     measured = _set_downgrade(ctx, True, deadline)
     if _service_downgrade(ctx) is not True:
+        var = ctx.downgrade_env
         raise DegradeError("%s was recreated but does not run with %s=true: does the compose file pass %s through "
-                           "(e.g. %s: ${%s:-false})?" % (ctx.service, ctx.downgrade_env, ctx.downgrade_env,
-                                                        ctx.downgrade_env, ctx.downgrade_env), **measured)
+                           "(e.g. %s: ${%s:-false})?" % (ctx.service, var, var, var, var), **measured)
     return measured
 
 
@@ -1050,9 +1050,9 @@ def disable(ctx, force=False, check_mode=False):
         ok, full = _poll(ctx, _as_check(lambda: service_verified(ctx, allow_static=False)), deadline)
         if not ok and not force:
             apply_static(ctx, ctx.clock() + ctx.timeout)
+            problems = "; ".join(full.get("problems") or [])
             raise DegradeError("%s is not verified with full recommendations after %s was switched off (%s); "
-                               "static recommendations are back on" % (ctx.service, ctx.downgrade_env,
-                                                                      "; ".join(full.get("problems") or [])),
+                               "static recommendations are back on" % (ctx.service, ctx.downgrade_env, problems),
                                **_result(before, observe(ctx), reverted, True, None, "rolled back", health=full))
     if "C" in before["active"]:
         reverted.append(dict(option="C", mode=NAMES["C"], measured=revert_cache(ctx)))

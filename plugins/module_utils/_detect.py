@@ -154,7 +154,7 @@ def _epoch(text):
     """UNIX seconds of a Docker timestamp (``2026-12-06T10:00:00.123456789Z``), None when unreadable."""
     if not text or text.startswith("0001-"):
         return None
-    head = str(text).rstrip("Z").split(".")[0]
+    head = str(text).rstrip("Z").split(".", maxsplit=1)[0]
     try:
         moment = datetime.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
     except ValueError:

@@ -18,7 +18,7 @@ import time
 import docker
 import pytest
 
-from conftest import ROOT, http_get, local_stack, run_playbook, wait_for
+from conftest import ROOT, http_get, local_stack, wait_for
 
 pytestmark = pytest.mark.integration
 
