@@ -188,7 +188,7 @@ def stack(stack_session):
 
 
 # Tests with stacks of their own (not the reference stack): with pytest-xdist they run beside the rest.
-OWN_STACKS = ("tests/integration/test_drills.py",)
+OWN_STACKS = ("tests/integration/test_drills.py", "tests/integration/test_monitoring.py")
 
 
 @pytest.hookimpl(optionalhook=True)

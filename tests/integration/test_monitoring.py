@@ -1,0 +1,268 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The monitoring loop end to end (SPEC MON-3, MON-1): real Prometheus, Alertmanager, rulebook.
+
+examples/monitoring runs with the real programs (Debian's prometheus, prometheus-alertmanager and
+prometheus-blackbox-exporter, started by scripts/monitoring.sh on loopback ports), watching a
+copy of the reference stack of this module's own (scripts/stack-copy.sh). ansible-rulebook runs
+extensions/eda/rulebooks/alertmanager.yml with the collection's event source, Alertmanager posting
+to it. The service is killed for real; then, with nothing but the programs talking to each other:
+the blackbox probe through the edge fails, Prometheus fires SreServiceDown, Alertmanager posts it,
+the rulebook starts ONE run of p0_recover, the service comes back, the alert resolves and
+Alertmanager posts the resolution. The test reads Alertmanager's own API for the alert's startsAt
+and checks the record's started_at is that time (the SLA counts from the alert), and reads the
+container and HTTP through the edge for the recovery.
+
+The timings are the example's shortened (targets file written here): a scrape and an evaluation
+every second, SreServiceDown after 2 s, Alertmanager's group_wait 1 s. The example's real values
+are in examples/monitoring/targets.yml (docs/monitoring.md). Wall time about 1-2 minutes, most of
+it ansible-rulebook starting (Java) and the p0_recover run.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import docker
+import pytest
+import yaml
+
+from conftest import ROOT, VENV_BIN, wait_for
+
+pytestmark = pytest.mark.integration
+
+RULEBOOK = ROOT / "extensions/eda/rulebooks/alertmanager.yml"
+NAME = os.environ.get("SRE_MON_TEST_STACK", "mont")
+APP_PORT = int(os.environ.get("SRE_MON_TEST_APP_PORT", "3400"))
+EDGE_PORT = int(os.environ.get("SRE_MON_TEST_EDGE_PORT", "8400"))
+PROM, AM, BB, EDA = (int(os.environ.get(k, d)) for k, d in (
+    ("SRE_MON_PROMETHEUS_PORT", "19090"), ("SRE_MON_ALERTMANAGER_PORT", "19093"), ("SRE_MON_BLACKBOX_PORT", "19115"),
+    ("SRE_MON_EDA_PORT", "19101")))
+SERVICE = "recommendation-service"
+SHORT = {"scrape_interval": "1s", "evaluation_interval": "1s", "probe_timeout": "1s", "down_for": "2s",
+         # longer than the outage: while the service is down its other alerts are inhibited anyway
+         "latency_for": "5m", "users_failing_for": "5m", "error_rate_for": "5m",
+         "group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"}
+
+
+def get_json(url, timeout=5):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def edge_get(path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{EDGE_PORT}{path}", timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    except (urllib.error.URLError, OSError, ValueError):
+        return 0, None
+
+
+def listening(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def containers(client, service=None):
+    labels = [f"com.docker.compose.project={NAME}"] + ([f"com.docker.compose.service={service}"] if service else [])
+    return client.containers.list(all=True, filters={"label": labels})
+
+
+def answers():
+    status, _ = edge_get("/health")
+    if status != 200:
+        return False
+    status, body = edge_get("/api/recommendations/user-1?limit=10")
+    return status == 200 and len((body or {}).get("recommendations", [])) > 5
+
+
+@pytest.fixture(scope="module")
+def mon_stack():
+    """This module's copy of the reference stack: reused when it runs, else made here and removed after."""
+    client = docker.from_env(timeout=60)
+    made = False
+    if not [c for c in containers(client) if c.status == "running"]:
+        out = subprocess.run(["bash", str(ROOT / "scripts/stack-copy.sh"), NAME, str(APP_PORT), str(EDGE_PORT)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
+        made = True
+    inventory = Path(os.environ.get("SRE_MON_TEST_INVENTORY", f"/var/lib/sre-incident/stacks/{NAME}-inventory"))
+    assert (inventory / "group_vars/recsys/stack.yml").is_file(), inventory
+    try:
+        assert wait_for(answers, timeout=120), "the stack copy does not answer through its edge"
+        yield client, inventory
+    finally:
+        for c in containers(client, SERVICE):
+            if c.status != "running":
+                c.start()
+        if made:
+            subprocess.run(["bash", str(ROOT / "scripts/stack-copy.sh"), NAME, "--down"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300, check=False)
+
+
+def targets_file(path):
+    targets = yaml.safe_load((ROOT / "examples/monitoring/targets.yml").read_text())
+    targets["timings"] = SHORT
+    stack = targets["stacks"][0]
+    stack.update(name=NAME, edge=f"127.0.0.1:{EDGE_PORT}", metrics=f"127.0.0.1:{APP_PORT}")
+    targets["stacks"] = [stack]
+    path.write_text(yaml.safe_dump(targets, sort_keys=False))
+    return path
+
+
+def monitoring(action, work, targets=None):
+    env = dict(os.environ, SRE_MON_DIR=str(work / "monitoring"), SRE_MON_PROMETHEUS_PORT=str(PROM),
+               SRE_MON_ALERTMANAGER_PORT=str(AM), SRE_MON_BLACKBOX_PORT=str(BB),
+               SRE_MON_EDA_URL=f"http://127.0.0.1:{EDA}/alerts")
+    if targets:
+        env["SRE_MON_TARGETS"] = str(targets)
+    return subprocess.run(["bash", str(ROOT / "scripts/monitoring.sh"), action], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180, check=False)
+
+
+def prom_query(query, at=None):
+    params = {"query": query}
+    if at:
+        params["time"] = str(at)
+    got = get_json(f"http://127.0.0.1:{PROM}/api/v1/query?" + urllib.parse.urlencode(params))
+    return (got or {}).get("data", {}).get("result", [])
+
+
+def am_alerts(name):
+    got = get_json(f"http://127.0.0.1:{AM}/api/v2/alerts?" + urllib.parse.urlencode(
+        {"filter": f'alertname="{name}"', "active": "true", "silenced": "false", "inhibited": "true"})) or []
+    return [a for a in got if a.get("labels", {}).get("stack") == NAME]
+
+
+def incidents(incident_dir):
+    dirs = sorted(d for d in incident_dir.iterdir() if d.is_dir()) if incident_dir.is_dir() else []
+    return [(d, [json.loads(x) for x in (d / "events.jsonl").read_text().splitlines() if x.strip()]) for d in dirs]
+
+
+def closed(incident_dir):
+    return [e for _d, events in incidents(incident_dir) for e in events if e["type"] == "closed"]
+
+
+def ms(ts):
+    """An RFC 3339 time (Alertmanager's nanoseconds, or our milliseconds) to whole UTC milliseconds."""
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", ts)
+    assert match, ts
+    base = datetime.datetime.fromisoformat(match.group(1) + (match.group(3).replace("Z", "+00:00")))
+    return int(base.timestamp()) * 1000 + int((match.group(2) or "0")[:3].ljust(3, "0"))
+
+
+def test_a_killed_service_fires_the_real_alert_the_rulebook_recovers_it_once_and_the_sla_counts_from_the_alert(
+        mon_stack, tmp_path):
+    client, inventory = mon_stack
+    started = time.monotonic()
+    incident_dir = tmp_path / "incidents"
+    rulebook_log = tmp_path / "rulebook.log"
+    # ansible-rulebook runs the playbook from a throwaway copy of the inventory: the copy's stack
+    # description already has absolute paths
+    inv = tmp_path / "inventory"
+    shutil.copytree(inventory, inv)
+    for name in ("lease.json", "ladder_runs.jsonl"):     # this test is its own incident
+        Path(f"/var/lib/sre-incident/{NAME}/{name}").unlink(missing_ok=True)
+
+    up = monitoring("up", tmp_path, targets_file(tmp_path / "targets.yml"))
+    assert up.returncode == 0, up.stdout + up.stderr
+    rulebook = None
+    try:
+        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                   PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", SRE_EDA_PORT=str(EDA),
+                   SRE_EDA_PLAYBOOK="sre.incident.p0_recover", SRE_INCIDENT_DIR=str(incident_dir))
+        with rulebook_log.open("w") as out:
+            rulebook = subprocess.Popen([str(VENV_BIN / "ansible-rulebook"), "--rulebook", str(RULEBOOK), "-i", str(inv),
+                                         "--env-vars", "SRE_EDA_PORT,SRE_EDA_PLAYBOOK,SRE_INCIDENT_DIR", "-v"],
+                                        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        assert wait_for(lambda: listening(EDA) or rulebook.poll() is not None, timeout=180) and rulebook.poll() is None, \
+            rulebook_log.read_text()[-3000:]
+
+        # the real Prometheus sees the stack healthy through its edge, and nothing fires
+        assert wait_for(lambda: [r for r in prom_query(f'probe_success{{job="sre-health",stack="{NAME}"}}')
+                                 if r["value"][1] == "1"], timeout=60), prom_query("up")
+        assert not am_alerts("SreServiceDown")
+
+        service = containers(client, SERVICE)[0]
+        killed_at = time.time()
+        service.kill()
+        service.reload()
+        assert service.status == "exited" and not answers()
+
+        # Prometheus fires, Alertmanager holds the alert: its startsAt is what the record must count from
+        firing = wait_for(lambda: am_alerts("SreServiceDown"), timeout=90)
+        assert firing, prom_query("ALERTS") or rulebook_log.read_text()[-3000:]
+        alert = firing[0]
+        assert alert["labels"]["severity"] == "P0" and alert["labels"]["instance_host"] == "localhost"
+        assert ms(alert["startsAt"]) >= int(killed_at * 1000) - 1000
+
+        # the rulebook's one run recovers the service; the record is closed as resolved
+        assert wait_for(lambda: closed(incident_dir), timeout=420), rulebook_log.read_text()[-5000:]
+        assert wait_for(answers, timeout=60)
+        service.reload()
+        assert service.status == "running"
+        assert service.attrs["State"]["StartedAt"] > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(killed_at))
+
+        # the alert resolves in Alertmanager, and Alertmanager posts the resolution to the rulebook
+        assert wait_for(lambda: not am_alerts("SreServiceDown"), timeout=60)
+        assert wait_for(lambda: "Alertmanager resolved SreServiceDown" in rulebook_log.read_text(), timeout=60), \
+            rulebook_log.read_text()[-3000:]
+
+        # ONE run: one incident, closed once, resolved; the alert's start is the incident's start
+        found = incidents(incident_dir)
+        assert len(found) == 1, [d for d, _e in found]
+        events = found[0][1]
+        assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["resolved"]
+        opened = [e for e in events if e["type"] == "opened"][0]["data"]
+        assert ms(opened["started_at"]) == ms(alert["startsAt"])
+        assert opened["clock"]["started_from"] == "alert"
+        assert opened["clock"]["alert"]["name"] == "SreServiceDown"
+        assert opened["clock"]["alert"]["fingerprint"] == alert["fingerprint"]
+        assert ms(opened["detected_at"]) > ms(opened["started_at"])
+        assert ms(opened["deadlines"]["respond"]) == ms(alert["startsAt"]) + 5 * 60 * 1000
+        assert ms(opened["deadlines"]["resolve"]) == ms(alert["startsAt"]) + 30 * 60 * 1000
+
+        # the real Prometheus answers the collection's default queries for this stack
+        got = traffic_via_prometheus(inv)
+        assert got["sources"]["rps"] == "prometheus" and got["window"]["rps"] > 0, got
+    finally:
+        if rulebook is not None:
+            rulebook.terminate()
+            try:
+                rulebook.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                rulebook.kill()
+                rulebook.wait(timeout=10)
+        down = monitoring("down", tmp_path)
+        print("monitoring loop test wall time: %.0f s" % (time.monotonic() - started))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not listening(PROM) and not listening(AM) and not listening(BB)
+
+
+def traffic_via_prometheus(inventory):
+    """sre.incident.traffic on the copy's stack with prometheus_url set, run for real (ad hoc)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    args = json.dumps({"stack": "{{ incident_stack | combine({'prometheus_url': 'http://127.0.0.1:%d', "
+                                "'access_log': none}) }}" % PROM, "window": 30, "baseline": 0})
+    out = subprocess.run([str(VENV_BIN / "ansible"), "recsys", "-i", str(inventory), "-m", "sre.incident.traffic",
+                          "-a", args, "-o"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    line = [x for x in out.stdout.splitlines() if x.startswith("localhost | SUCCESS => ")][0]
+    return json.loads(line.split(" => ", 1)[1])
