@@ -195,11 +195,11 @@ def parse_until(value, now):
             number = float(text)
         except ValueError:
             try:
-                return parse_ts(text, "until").timestamp()
+                return parse_ts(text, "end").timestamp()
             except ValueError as exc:
                 raise TrafficError(str(exc)) from None
     if not math.isfinite(number):
-        raise TrafficError("until %r is not a time" % (value,))
+        raise TrafficError("end %r is not a time" % (value,))
     return float(now) + number if number < 0 else number
 
 

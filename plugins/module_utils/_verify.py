@@ -540,11 +540,12 @@ def summarize(result):
              for c in failed]
     if result.get("watch_passed") is False:
         rebound = (result.get("samples") or [{}])[-1]
-        parts.append("watch: error rate %s > %s at %s (%s)" % (
-            rebound.get("error_rate"), result.get("rebound_error_rate"), result.get("rebound_at"),
-            "; ".join(rebound.get("failing") or [])))
+        if not rebound.get("traffic_rebound") or (rebound.get("error_rate") or 0) > (result.get("rebound_error_rate") or 0):
+            parts.append("watch: error rate %s > %s at %s (%s)" % (
+                rebound.get("error_rate"), result.get("rebound_error_rate"), result.get("rebound_at"),
+                "; ".join(rebound.get("failing") or [])))
         if rebound.get("traffic_rebound"):
-            parts.append("watch: %s" % rebound["traffic_rebound"])
+            parts.append("watch: %s at %s" % (rebound["traffic_rebound"], result.get("rebound_at")))
     return "recovery not verified: " + "; ".join(parts)
 
 

@@ -102,7 +102,7 @@ options:
     type: str
   alert:
     description:
-      - The alert that started the run (O(state=opened)), kept in the record as C(clock.alert):
+      - The alert that started the run (O(state=opened)), kept in the record as C(clock.alert), with
         C(name), C(fingerprint), C(source) (for example V(alertmanager)), C(starts_at) and C(labels).
       - With an alert, C(clock.started_from) is V(alert); with only O(started_at), V(given); with
         neither, V(detection).

@@ -106,7 +106,7 @@ options:
   traffic:
     description:
       - Judge the watch on real traffic too (SPEC MON-2). At each sample, the real requests since the
-        previous sample (the first sample: since O(since)) are read from the edge's access log
+        previous sample (for the first sample, since O(since)) are read from the edge's access log
         (C(incident_stack.access_log)) or Prometheus (C(incident_stack.prometheus_url)), as
         M(sre.incident.traffic) reads them, and the sample is a rebound when their error rate (5xx
         share) is above O(rebound_error_rate) or their p95 latency reaches

@@ -60,14 +60,14 @@ options:
     required: true
     aliases: [incident_stack]
   window:
-    description: Seconds of traffic measured, ending at O(until).
+    description: Seconds of traffic measured, ending at O(end).
     type: float
     default: 300
   baseline:
     description: Seconds of the baseline window, ending where the window starts. V(0) measures no baseline.
     type: float
     default: 3600
-  until:
+  end:
     description:
       - End of the window. An ISO 8601 time, a UNIX time, or a negative number of seconds before now.
       - Defaults to now.
@@ -174,7 +174,7 @@ def argument_spec():
         stack=dict(type="dict", required=True, aliases=["incident_stack"]),
         window=dict(type="float", default=float(_traffic.DEFAULT_WINDOW_S)),
         baseline=dict(type="float", default=float(_traffic.DEFAULT_BASELINE_S)),
-        until=dict(type="str"),
+        end=dict(type="str"),
         min_requests=dict(type="int", default=_traffic.DEFAULT_MIN_REQUESTS),
         prometheus_timeout=dict(type="float", default=_traffic.DEFAULT_PROMETHEUS_TIMEOUT),
     )
@@ -188,7 +188,7 @@ def main():
     try:
         _stack.validate(p["stack"])
         log_cfg, _prom = _traffic.validate(p["stack"])
-        until = _traffic.parse_until(p["until"], time.time())
+        until = _traffic.parse_until(p["end"], time.time())
         _traffic.check_window("window", p["window"])
         _traffic.check_window("baseline", p["baseline"], minimum=0.0)
         _traffic.check_window("min_requests", p["min_requests"])

@@ -12,7 +12,14 @@ Alertmanager posts the resolution. The test reads Alertmanager's own API for the
 and checks the record's started_at is that time (the SLA counts from the alert), and reads the
 container and HTTP through the edge for the recovery.
 
-The timings are the example's shortened (targets file written here): a scrape and an evaluation
+The second test runs the verify stage's watch with the runbook's production numbers (15 minutes,
+one sample a minute) and cuts it short: users' traffic flows through the edge during the watch,
+and at minute 2 a fault the probes cannot see hurts some of the users (their cache entries
+corrupted in Redis, answered 500); the sample of minute 3 reads the real error rate in the edge's
+access log and fails the watch, 12 minutes before its end. Wall time about 3.5 minutes, nearly
+all of it the watch sleeping between samples.
+
+The timings of the first test are the example's shortened (targets file written here): a scrape and an evaluation
 every second, SreServiceDown after 2 s, Alertmanager's group_wait 1 s. The example's real values
 are in examples/monitoring/targets.yml (docs/monitoring.md). Wall time about 1-2 minutes, most of
 it ansible-rulebook starting (Java) and the p0_recover run.
@@ -266,3 +273,92 @@ def traffic_via_prometheus(inventory):
     assert out.returncode == 0, out.stdout + out.stderr
     line = [x for x in out.stdout.splitlines() if x.startswith("localhost | SUCCESS => ")][0]
     return json.loads(line.split(" => ", 1)[1])
+
+
+def sample_bursts(service, since):
+    """Start times of the watch's samples: requests for user-1 in the service's log, grouped in bursts."""
+    times = []
+    for line in service.logs(since=int(since), timestamps=False).decode("utf-8", "replace").splitlines():
+        if '"path":"/api/recommendations/user-1"' in line:
+            try:
+                times.append(datetime.datetime.fromisoformat(json.loads(line)["ts"].replace("Z", "+00:00")).timestamp())
+            except (ValueError, KeyError):
+                continue
+    bursts = []
+    for t in sorted(times):
+        if not bursts or t - bursts[-1][-1] > 20:
+            bursts.append([t])
+        else:
+            bursts[-1].append(t)
+    return [b[0] for b in bursts if b[0] >= since]
+
+
+def play_users(stop, failing_seen, period=1.0):
+    """Users asking for recommendations through the edge until ``stop``; records 5xx answers it got."""
+    users = [f"user-{i}" for i in range(20, 40)]
+    while not stop.is_set():
+        for user in users:
+            status, _ = edge_get(f"/api/recommendations/{user}?limit=10")
+            if status >= 500:
+                failing_seen.append((time.time(), user))
+        stop.wait(period)
+
+
+def test_the_production_watch_is_cut_short_by_a_rebound_at_minute_two(mon_stack, tmp_path):
+    import threading
+
+    client, inventory = mon_stack
+    redis = containers(client, "redis")[0]
+    hurt = ["user-31", "user-32"]
+    stop, failing_seen = threading.Event(), []
+    users = threading.Thread(target=play_users, args=(stop, failing_seen), daemon=True)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
+    users.start()
+    try:
+        started = time.time()
+        watch = subprocess.Popen([str(VENV_BIN / "ansible-playbook"), str(ROOT / "tests/integration/files/verify_watch.yml"),
+                                  "-i", str(inventory), "-e", json.dumps({"verify_watch_minutes": 15,
+                                                                          "verify_watch_window_s": 900,
+                                                                          "verify_watch_interval_s": 60,
+                                                                          # this test is about the error rate: a
+                                                                          # loaded test machine is slow, not broken
+                                                                          "verify_thresholds": {"latency_ms": 10000},
+                                                                          # the watch counts from its own start
+                                                                          "recover_result": {"fixed_at": time.strftime(
+                                                                              "%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+                                                                          "watch_result_file": str(tmp_path / "watch.json")})],
+                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # the fault, at minute 2 of the watch: just after its third sample (0, 60, 120 s), seen in the
+        # service's own log as the probe bursts of the sample user user-1 (no one else asks for it)
+        service = containers(client, SERVICE)[0]
+        assert wait_for(lambda: len(sample_bursts(service, started)) >= 3 or watch.poll() is not None,
+                        timeout=300, interval=0.5), watch.stdout.read()
+        assert watch.poll() is None, watch.stdout.read()
+        injected = time.time()
+        for user in hurt:
+            assert redis.exec_run(["redis-cli", "SET", f"recs:{user}:10", "42"]).output.strip() == b"OK"
+        output, _ = watch.communicate(timeout=240)
+        ended = time.time()
+    finally:
+        stop.set()
+        users.join(timeout=30)
+        for user in hurt:
+            redis.exec_run(["redis-cli", "DEL", f"recs:{user}:10"])
+        if watch.poll() is None:
+            watch.kill()
+    assert watch.returncode == 0, output[-4000:]
+    result = json.loads((tmp_path / "watch.json").read_text())
+    samples = result["samples"]
+    # the users really got 500s after the fault, and only after it
+    assert failing_seen and min(t for t, _u in failing_seen) >= injected
+    assert {u for _t, u in failing_seen} == set(hurt)
+    # the watch failed at the sample after the fault, not at minute 15
+    assert result["watch_passed"] is False and result["passed"] is False
+    assert [round(s["offset_s"] / 60) for s in samples] == [0, 1, 2, 3], [s["offset_s"] for s in samples]
+    assert 180 <= ended - started < 300, ended - started
+    assert all(s["error_rate"] == 0.0 for s in samples)          # the probes saw nothing
+    assert all(s["traffic_rebound"] is None for s in samples[:-1])
+    last = samples[-1]
+    assert last["traffic"]["source"] == "access_log" and last["traffic"]["users_failing"] == 2
+    assert last["traffic_rebound"].startswith("real error rate")

@@ -219,7 +219,7 @@ def test_until_accepts_iso_epoch_and_seconds_before_now():
     assert tr.parse_until("-60", T) == T - 60
     assert tr.parse_until(str(T - 5), T) == T - 5
     assert tr.parse_until("2026-12-06T11:20:00Z", T) == T
-    with pytest.raises(tr.TrafficError, match="until 'soon' is not an ISO 8601 timestamp"):
+    with pytest.raises(tr.TrafficError, match="end 'soon' is not an ISO 8601 timestamp"):
         tr.parse_until("soon", T)
 
 

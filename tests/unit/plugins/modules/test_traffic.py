@@ -58,7 +58,7 @@ run = functools.partial(run_module, traffic)
 
 def test_prometheus_figures_with_their_source_in_check_mode(server):
     ASKED.clear()
-    r = run(dict(stack=stack(server, prometheus_url=server), window=60, baseline=600, until="1796556000"),
+    r = run(dict(stack=stack(server, prometheus_url=server), window=60, baseline=600, end="1796556000"),
             check_mode=True)
     assert r["changed"] is False and "failed" not in r, r
     assert r["window"]["error_rate"] == 0.05 and r["window"]["latency_p50_ms"] == 42.0
@@ -109,7 +109,7 @@ def test_an_unreachable_engine_is_reported_not_failed(monkeypatch, server):
 
 @pytest.mark.parametrize("args, named", [
     (dict(window=0), "window 0.0 is impossible"),
-    (dict(until="tomorrow"), "until 'tomorrow' is not an ISO 8601 timestamp"),
+    (dict(end="tomorrow"), "end 'tomorrow' is not an ISO 8601 timestamp"),
     (dict(min_requests=0), "min_requests 0 is impossible"),
 ])
 def test_bad_input_is_named(server, args, named):
