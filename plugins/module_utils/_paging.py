@@ -167,8 +167,8 @@ def run(params, check_mode=False, now=None):
         return result
     if check_mode:
         result.update(changed=True, remembered=[f["key"] for f in decided["new"]])
-        result["diff"] = {"before": _summary(before), "after": _summary(remember(before, host, severity, findings, window,
-                                                                                  now, params.get("incident_id"))[0])}
+        would, _keys = remember(before, host, severity, findings, window, now, params.get("incident_id"))
+        result["diff"] = {"before": _summary(before), "after": _summary(would)}
         return result
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, mode=0o700, exist_ok=True)

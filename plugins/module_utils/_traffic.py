@@ -106,6 +106,9 @@ REBOUND_FIGURES = ("error_rate", "latency_p95_ms")
 MAX_LINES = 2000000
 
 
+_OPENER = urllib.request.build_opener()
+
+
 class TrafficError(ValueError):
     """Bad input (the stack's traffic keys, a window); raised before anything is read."""
 
@@ -357,7 +360,7 @@ def query_prometheus(url, query, at, timeout=DEFAULT_PROMETHEUS_TIMEOUT):
     target = "%s/api/v1/query?%s" % (url, urllib.parse.urlencode({"query": query, "time": "%.3f" % at}))
     request = urllib.request.Request(target, headers={"Accept": "application/json", "User-Agent": "sre.incident-traffic"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             payload = json.loads(response.read(4 * 1024 * 1024).decode("utf-8", "replace"))
     except urllib.error.HTTPError as exc:
         try:

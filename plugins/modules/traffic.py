@@ -17,7 +17,7 @@ description:
     format C(incident_json) on the stdout of the edge's container (C(incident_stack.edge), or
     C(access_log.service)), read through the Docker engine between the two times. The format and
     its nginx C(log_format) are in C(docs/monitoring.md). A line in another format is skipped and
-    counted in RV(access_log.lines_skipped)."
+    counted (C(lines_skipped) of RV(access_log))."
   - "Prometheus: when C(incident_stack.prometheus_url) is set, the HTTP API C(/api/v1/query) with the
     queries of C(incident_stack.prometheus_queries) (figures C(rps), C(error_rate),
     C(users_failing_pct), C(latency_p50_ms), C(latency_p95_ms); C($window), C($stack) and C($service)
@@ -30,7 +30,7 @@ description:
     client's error: it counts as a request but not as an error, and a user whose requests only got
     4xx is not failing; 4xx are reported as C(client_errors)."
   - A source that cannot be read (the engine unreachable, no edge container, Prometheus down) is
-    reported in RV(access_log.error) or RV(prometheus.notes), not a failure.
+    reported (C(error) of RV(access_log), C(notes) of RV(prometheus)), not a failure.
   - The module only reads.
 author:
   - SRE incident team (@sre-incident)

@@ -58,7 +58,8 @@ def receiver():
 
 
 def diagnose(tmp_path, url, run, **more):
-    extra = {"diagnose_errors_since": SINCE[0],"incident_dir": str(tmp_path / f"incidents-{run}"), "diagnose_bundle_dir": str(tmp_path / "bundles"),
+    extra = {"diagnose_errors_since": SINCE[0], "incident_dir": str(tmp_path / f"incidents-{run}"),
+             "diagnose_bundle_dir": str(tmp_path / "bundles"),
              "diagnose_snapshot_dir": str(tmp_path / "snapshots"), "diagnose_page_state_file": str(tmp_path / "pages.json"),
              "incident_channels": [{"name": "pager", "type": "webhook", "url": url + "/hook/secret-part",
                                     "headers": {"Authorization": "Bearer page-token"}}]}

@@ -26,8 +26,8 @@ def _at(base, seconds):
 
 
 def alertmanager_alert(starts_at=ALERT_AT):
-    return {"status": "firing", "labels": {"alertname": "RecommendationServiceDown", "severity": "critical",
-                                            "stack": "recsys"},
+    return {"status": "firing",
+            "labels": {"alertname": "RecommendationServiceDown", "severity": "critical", "stack": "recsys"},
             "annotations": {"summary": "down"}, "startsAt": starts_at, "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": "http://127.0.0.1:19090/graph", "fingerprint": "4c1e0d8f2a3b5c6d"}
 
