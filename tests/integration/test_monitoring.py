@@ -457,7 +457,7 @@ def test_the_production_watch_is_cut_short_by_a_rebound_at_minute_two(mon_stack,
 
     client, inventory = mon_stack
     redis = containers(client, "redis")[0]
-    hurt = ["user-31", "user-32"]
+    hurt = [f"user-{i}" for i in range(30, 40)]     # half of the users playing: about half their requests fail
     stop, failing_seen = threading.Event(), []
     users = threading.Thread(target=play_users, args=(stop, failing_seen), daemon=True)
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
@@ -472,6 +472,10 @@ def test_the_production_watch_is_cut_short_by_a_rebound_at_minute_two(mon_stack,
                                                                           # this test is about the error rate: a
                                                                           # loaded test machine is slow, not broken
                                                                           "verify_thresholds": {"latency_ms": 10000},
+                                                                          # one failing probe in a sample (the
+                                                                          # health check of a loaded machine) is
+                                                                          # not a rebound; half the requests is
+                                                                          "verify_rebound_error_rate": 0.3,
                                                                           # the watch counts from its own start
                                                                           "recover_result": {"fixed_at": time.strftime(
                                                                               "%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
@@ -505,8 +509,9 @@ def test_the_production_watch_is_cut_short_by_a_rebound_at_minute_two(mon_stack,
     assert result["watch_passed"] is False and result["passed"] is False
     assert [round(s["offset_s"] / 60) for s in samples] == [0, 1, 2, 3], [s["offset_s"] for s in samples]
     assert 180 <= ended - started < 300, ended - started
-    assert all(s["error_rate"] == 0.0 for s in samples)          # the probes saw nothing
+    # the probes of the sample users did not see it (at most one failing probe a sample, tolerated)
+    assert all(s["error_rate"] <= 0.3 for s in samples), [s["failing"] for s in samples]
     assert all(s["traffic_rebound"] is None for s in samples[:-1])
     last = samples[-1]
-    assert last["traffic"]["source"] == "access_log" and last["traffic"]["users_failing"] == 2
-    assert last["traffic_rebound"].startswith("real error rate")
+    assert last["traffic"]["source"] == "access_log" and last["traffic"]["users_failing"] == len(hurt)
+    assert last["traffic"]["error_rate"] > 0.3 and last["traffic_rebound"].startswith("real error rate")

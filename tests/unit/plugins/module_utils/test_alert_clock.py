@@ -10,9 +10,6 @@ import json
 
 import pytest
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.sre.incident.plugins.filter.alert_clock import alert_clock as alert_clock_filter
 from ansible_collections.sre.incident.plugins.module_utils import _postmortem as pm
 from ansible_collections.sre.incident.plugins.module_utils import _record as rec
 
@@ -83,12 +80,6 @@ def test_a_future_time_is_refused_naming_it_but_clock_skew_is_tolerated():
     assert "sre_alert.startsAt" in info.value.msg and "in the future" in info.value.msg
     # exactly the tolerance is still clock skew
     assert rec.alert_clock(_at(NOW, 60), None, now=NOW)["started_at"] == _at(NOW, 60)
-
-
-def test_the_filter_fails_the_task_with_the_same_message():
-    with pytest.raises(AnsibleFilterError, match="alert_started_at 'garbage' is not an ISO 8601 timestamp"):
-        alert_clock_filter("garbage")
-    assert alert_clock_filter("", None) == {"started_at": None, "alert": None}
 
 
 # -- the record -------------------------------------------------------------------------------------
