@@ -33,6 +33,7 @@ import tempfile
 from ansible_collections.sre.incident.plugins.module_utils._record import (
     EVENTS_FILE,
     RecordError,
+    incident_times,
     read_events,
     record_paths,
     replay,
@@ -423,7 +424,12 @@ def _rca(state, evidence, fixed, events):
         if entry.get("mode"):
             contributing.append("Degraded mode %s was needed (%s)" % (entry["mode"], fmt_time(entry["ts"])))
     gap = _secs(state.get("detected_at"), state.get("started_at"))
-    if gap is not None and gap > 0:
+    alert = (state.get("clock") or {}).get("alert") or {}
+    if gap is not None and gap > 0 and alert:
+        detection.append("Alert %s fired at %s; the automation looked at it %s later (%s)" % (
+            alert.get("name") or "?", fmt_time(state.get("started_at")), fmt_duration(gap),
+            fmt_time(state.get("detected_at"))))
+    elif gap is not None and gap > 0:
         detection.append("Detected %s after the incident started (started %s, detected %s)" % (
             fmt_duration(gap), fmt_time(state.get("started_at")), fmt_time(state.get("detected_at"))))
     elif state.get("detected_at"):
@@ -541,6 +547,9 @@ def build_model(state, owner=None, events_file=EVENTS_FILE):
         "last_event_at": last_ts, "duration_s": _secs(end, started), "ongoing": recovered is None,
         "time_to_respond_s": _secs(state.get("responded_at"), started),
         "time_to_resolve_s": _secs(state.get("resolved_at"), started),
+        "mitigated_at": state.get("mitigated_at"),
+        "times": incident_times(state),
+        "clock": state.get("clock") or {},
         "sla": state.get("sla") or {}, "deadlines": state.get("deadlines") or {},
         "sla_status": state.get("sla_status") or {},
         "fixed_by": ({"rung": fixed["rung"], "label": rung_label(fixed["rung"]), "number": rung_info(fixed["rung"])[0],
@@ -612,6 +621,24 @@ def _sla_line(summary, kind):
         (", done at %s, after %s" % (fmt_time(at), fmt_duration(_secs(at, summary["started_at"])))) if at else "")
 
 
+def _clock_text(clock):
+    """Where the start came from: the alert (name, fingerprint), a given time, or the detection."""
+    source = (clock or {}).get("started_from")
+    if source == "alert":
+        alert = clock.get("alert") or {}
+        text = " (alert %s started%s)" % (alert.get("name") or "?",
+                                          (", fingerprint %s" % alert["fingerprint"]) if alert.get("fingerprint") else "")
+    elif source == "given":
+        text = " (given start)"
+    elif source == "detection":
+        text = " (no alert: the detection)"
+    else:
+        text = ""
+    if (clock or {}).get("note"):
+        text += "; " + clock["note"]
+    return text
+
+
 def _summary_rows(model):
     s = model["summary"]
     impact = ", ".join("%s: %s" % (k, _scalar(v)) for k, v in s["impact"].items()) or "not recorded"
@@ -619,9 +646,14 @@ def _summary_rows(model):
     return [
         ("Incident", s["id"]), ("Severity", s["severity"]), ("Service", s["service"]), ("Impact", impact),
         ("Status", "%s%s" % (s["status"], (", outcome " + s["outcome"]) if s["outcome"] else "")),
-        ("Started", fmt_time(s["started_at"])), ("Detected", fmt_time(s["detected_at"])),
-        ("Responded", fmt_time(s["responded_at"])), ("Resolved", fmt_time(s["resolved_at"])),
+        ("Started", fmt_time(s["started_at"]) + _clock_text(s["clock"])), ("Detected", fmt_time(s["detected_at"])),
+        ("Responded", fmt_time(s["responded_at"])), ("Mitigated", fmt_time(s["mitigated_at"])),
+        ("Resolved", fmt_time(s["resolved_at"])),
         ("Duration", duration),
+        ("Time to detect", fmt_duration(s["times"]["time_to_detect_s"])),
+        ("Time to acknowledge (MTTA)", fmt_duration(s["times"]["mtta_s"])),
+        ("Time to mitigate (MTTM)", fmt_duration(s["times"]["mttm_s"])),
+        ("Time to resolve (MTTR)", fmt_duration(s["times"]["mttr_s"])),
         ("Respond SLA", _sla_line(s, "respond")), ("Resolve SLA", _sla_line(s, "resolve")),
         ("Fixed by", s["fixed_by"]["label"] if s["fixed_by"] else "not recorded"),
         ("Rungs tried", ", ".join(s["rungs_tried"]) or "none recorded"),

@@ -59,7 +59,19 @@ def validate(stack):
     users = stack["sample_users"]
     if not isinstance(users, list) or not users:
         raise StackError(f"incident_stack.sample_users must be a non-empty list, got {users!r}")
+    _validate_traffic(stack)
     return stack
+
+
+def _validate_traffic(stack):
+    """access_log, prometheus_url and prometheus_queries (real traffic, SPEC MON-2; _traffic.py)."""
+    if not any(stack.get(k) not in (None, "") for k in ("access_log", "prometheus_url", "prometheus_queries")):
+        return
+    from ansible_collections.sre.incident.plugins.module_utils._traffic import TrafficError, validate as validate_traffic
+    try:
+        validate_traffic(stack)
+    except TrafficError as exc:
+        raise StackError(str(exc)) from None
 
 
 def urls(stack, base=None):

@@ -57,6 +57,7 @@ import time
 from ansible_collections.sre.incident.plugins.module_utils import _http
 from ansible_collections.sre.incident.plugins.module_utils import _logs
 from ansible_collections.sre.incident.plugins.module_utils import _stack
+from ansible_collections.sre.incident.plugins.module_utils import _traffic
 from ansible_collections.sre.incident.plugins.module_utils._redact import redact_text, secret_values
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
@@ -544,9 +545,12 @@ def summarize(result):
              for c in failed]
     if result.get("watch_passed") is False:
         rebound = (result.get("samples") or [{}])[-1]
-        parts.append("watch: error rate %s > %s at %s (%s)" % (
-            rebound.get("error_rate"), result.get("rebound_error_rate"), result.get("rebound_at"),
-            "; ".join(rebound.get("failing") or [])))
+        if not rebound.get("traffic_rebound") or (rebound.get("error_rate") or 0) > (result.get("rebound_error_rate") or 0):
+            parts.append("watch: error rate %s > %s at %s (%s)" % (
+                rebound.get("error_rate"), result.get("rebound_error_rate"), result.get("rebound_at"),
+                "; ".join(rebound.get("failing") or [])))
+        if rebound.get("traffic_rebound"):
+            parts.append("watch: %s at %s" % (rebound["traffic_rebound"], result.get("rebound_at")))
     return "recovery not verified: " + "; ".join(parts)
 
 
@@ -705,13 +709,20 @@ def validate_watch(window_s, interval_s, rebound_error_rate):
 
 
 def watch(stack, window_s, interval_s, since, rebound_error_rate=0.0, sampler=None, client=None,
-          min_recommendations=6, probe_timeout=2.0, clock=time.monotonic, sleep=time.sleep, poll_s=0.5):
+          min_recommendations=6, probe_timeout=2.0, clock=time.monotonic, sleep=time.sleep, poll_s=0.5,
+          traffic=None, traffic_latency_ms=None, wall=time.time):
     """Sample once per interval for ``window_s`` seconds; stop at the first rebound.
 
     A rebound is a sample whose ``error_rate`` is above ``rebound_error_rate`` (default 0: any
     failing probe). ``sampler(since)`` returns one sample (default :func:`take_sample`);
     ``since`` for the log count is the fix time for the first sample and the previous sample's
     time afterwards, so ``log_errors`` counts lines new in each interval.
+
+    ``traffic`` (SPEC MON-2; ``_traffic.watch_reader``): ``traffic(since, until)`` reads the real
+    traffic of the interval ending at each sample (from the fix time for the first); the sample
+    keeps it as ``traffic`` and is also a rebound when the real error rate is above
+    ``rebound_error_rate`` or the real p95 latency reaches ``traffic_latency_ms``
+    (``traffic_rebound`` says which; ``_traffic.rebound``).
 
     Returns dict(passed, samples, rebound_at (ISO or None), rebound_sample, window_s, interval_s,
     elapsed).
@@ -725,6 +736,7 @@ def watch(stack, window_s, interval_s, since, rebound_error_rate=0.0, sampler=No
     rebound = None
     start = clock()
     log_since = since
+    traffic_since = since
     for offset in sample_times(float(window_s), float(interval_s)):
         due = start + offset
         # Paced sampling: wait for the sample's due time in short, bounded steps (this is the
@@ -740,7 +752,12 @@ def watch(stack, window_s, interval_s, since, rebound_error_rate=0.0, sampler=No
         sample["duration_s"] = round(clock() - began, 3)
         samples.append(sample)
         log_since = sample.get("epoch", log_since)
-        if sample["error_rate"] > float(rebound_error_rate):
+        if traffic is not None:
+            traffic_until = sample.get("epoch") or wall()
+            sample.update(_traffic.watch_sample(traffic, traffic_since, traffic_until, rebound_error_rate,
+                                                traffic_latency_ms))
+            traffic_since = traffic_until
+        if sample["error_rate"] > float(rebound_error_rate) or sample.get("traffic_rebound"):
             rebound = sample
             break
     return dict(passed=rebound is None, samples=samples, rebound_at=rebound["ts"] if rebound else None,

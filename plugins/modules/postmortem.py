@@ -148,8 +148,10 @@ summary:
     - The summary of the report model.
     - "Keys: C(id service severity status outcome impact commander war_room started_at detected_at
       responded_at resolved_at closed_at recovered_at last_event_at duration_s ongoing
-      time_to_respond_s time_to_resolve_s sla deadlines sla_status fixed_by rungs_tried degraded_mode
-      event_count last_seq due due_rule action_item_count)."
+      time_to_respond_s time_to_resolve_s mitigated_at times clock sla deadlines sla_status fixed_by
+      rungs_tried degraded_mode event_count last_seq due due_rule action_item_count)."
+    - "C(times): C(time_to_detect_s), C(mtta_s), C(mttm_s), C(mttr_s), seconds from C(started_at) (the
+      alert's start when an alert started the run); C(clock): where the start came from (SPEC MON-1)."
     - C(fixed_by) is V(null) when no rung is known to have fixed it, else C(rung label number ts).
   returned: always
   type: dict
