@@ -25,7 +25,7 @@ TIMINGS = ("scrape_interval", "evaluation_interval", "probe_timeout", "down_for"
            "error_rate_for", "group_wait", "group_interval", "repeat_interval")
 THRESHOLDS = ("error_rate", "users_failing")
 STACK_KEYS = ("name", "inventory_host", "service", "edge", "metrics", "health_path", "recommendations_path",
-              "probe_users", "baseline_ms")
+              "probe_users", "baseline_ms", "eda_url")
 DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d)$")
 HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
 
@@ -98,6 +98,20 @@ def baselines(stacks):
         for stack in stacks]}]}
 
 
+def routes(stacks, default_url):
+    """Alertmanager routes and receivers: a stack with its own ``eda_url`` (its own rulebook, started with its own
+    inventory) gets a route of its own; the others go to ``default_url``."""
+    own = [s for s in stacks if s.get("eda_url")]
+    route_list = [{"matchers": ['stack="%s"' % s["name"]], "receiver": "sre-incident-rulebook-%s" % s["name"]} for s in own]
+    receivers = [{"name": "sre-incident-rulebook", "url": default_url}] + [
+        {"name": "sre-incident-rulebook-%s" % s["name"], "url": s["eda_url"]} for s in own]
+    routes_text = yaml.safe_dump({"routes": route_list}, sort_keys=False) if route_list else "routes: []\n"
+    receivers_text = yaml.safe_dump({"receivers": [
+        {"name": r["name"], "webhook_configs": [{"url": r["url"], "send_resolved": True, "max_alerts": 0}]}
+        for r in receivers]}, sort_keys=False)
+    return "\n".join("  " + line if line else line for line in routes_text.splitlines()), receivers_text.rstrip()
+
+
 def fill(name, values):
     text = (HERE / name).read_text()
     try:
@@ -115,6 +129,7 @@ def render(targets_path, out_dir, alertmanager, blackbox, eda_url=None):
     values = dict(timings, **thresholds)
     values.update(config_dir=str(out), alertmanager=alertmanager, blackbox=blackbox,
                   eda_url=eda_url or targets.get("eda_url") or "http://127.0.0.1:5001/alerts")
+    values["routes"], values["receivers"] = routes(stacks, values["eda_url"])
     (out / "prometheus.yml").write_text(fill("prometheus.yml", values))
     (out / "alertmanager.yml").write_text(fill("alertmanager.yml", values))
     (out / "blackbox.yml").write_text((HERE / "blackbox.yml").read_text())
