@@ -230,9 +230,13 @@ class Stack:
         return self.answers(self.spec.edge_url) and self.answers(self.spec.base_url)
 
     def healthy(self):
+        """Every service's container healthy, and created from the stack's own compose file alone (a test that
+        ran compose with an override of its own leaves containers the next test must not inherit)."""
         cs = self.containers()
         wanted = [c for c in cs if c.labels.get("com.docker.compose.service") not in self.spec.optional_services]
-        return bool(wanted) and all(
+        own = [os.path.basename(f) for c in wanted
+               for f in c.labels.get("com.docker.compose.project.config_files", "").split(",")]
+        return bool(wanted) and set(own) == {"docker-compose.yml"} and all(
             c.attrs["State"].get("Health", {}).get("Status") == "healthy" for c in wanted)
 
     def exec(self, service, argv):
