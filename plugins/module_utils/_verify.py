@@ -313,21 +313,22 @@ def _enough_cpu_window(before, after, min_window_s):
 def read_resources(client, container, poll=poll_until):
     """CPU % and memory of one container from the engine's one-shot stats.
 
-    ``stats(stream=False)`` normally carries ``precpu_stats`` (the engine waits for a second
-    reading). When it does not (an engine answering one-shot), further samples are polled, bounded
-    by CPU_RESAMPLE_TIMEOUT_S, until one is CPU_MIN_WINDOW_S after the first, and the two compared.
+    A one-shot reading answers at once but carries no ``precpu_stats``; a second one is polled until it
+    is CPU_MIN_WINDOW_S after the first (bounded by CPU_RESAMPLE_TIMEOUT_S), and CPU % is taken between
+    the two. That is half a second, where a plain ``stats(stream=False)`` waits for the engine's next
+    one-second collection cycle. A reading that already carries ``precpu_stats`` is used as it is.
     """
-    first = client.stats(container)
+    first = client.stats(container, one_shot=True)
     cpu = cpu_percent(first)
     samples = [first]
     last = first
     if cpu is None:
         def later_sample():
-            sample = client.stats(container)
+            sample = client.stats(container, one_shot=True)
             samples.append(sample)
             return _enough_cpu_window(first.get("cpu_stats"), sample.get("cpu_stats"), CPU_MIN_WINDOW_S)
 
-        poll(later_sample, CPU_RESAMPLE_TIMEOUT_S, interval=0.25)
+        poll(later_sample, CPU_RESAMPLE_TIMEOUT_S, interval=0.1)
         last = samples[-1]
         cpu = cpu_percent_between(first.get("cpu_stats"), last.get("cpu_stats"))
     mem = memory_usage(last)

@@ -103,7 +103,8 @@ class FakeClient:
         self.containers = containers if containers is not None else [FakeContainer("svc-1")]
         self.log_calls = []
 
-    def stats(self, container):
+    def stats(self, container, one_shot=False):
+        self.one_shot = one_shot
         return self._stats.pop(0)
 
     def logs(self, container, tail=None, since=None, timestamps=True):
