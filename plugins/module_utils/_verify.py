@@ -433,7 +433,7 @@ def edge_check(health_probes, rec_probes, minimum, edge_url):
     if bad_health:
         problems.append("/health through the edge: %s" % (bad_health[0].get("error") or "status %s" % bad_health[0].get("status")))
     problems += ["%s through the edge: %s" % (u, users[u][0]) for u in failing]
-    detail = "%s of %s users answered through the edge (%s)" % (answered, len(users), edge_url)
+    detail = "%s of %s users answered through the edge" % (answered, len(users))
     if problems:
         detail += "; " + "; ".join(problems[:5])
     return _check("edge", not problems and bool(rec_probes), answered, len(users), detail, edge_url=edge_url,
@@ -519,7 +519,7 @@ def _value_text(key, check, value):
     if key == "latency_under_500ms":
         return "max %.1f ms (limit %g ms)" % (value, threshold)
     if key == "users_answered_via_edge":
-        return "%s of %s users answered through %s" % (value, threshold, check.get("edge_url"))
+        return "%s of %s users answered through the edge" % (value, threshold)
     if key == "no_new_errors":
         return "%s error log lines since %s" % (value, check.get("since"))
     if key == "resources_normal":

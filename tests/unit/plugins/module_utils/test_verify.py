@@ -329,7 +329,7 @@ def test_edge_answering_users_passes_with_its_count():
                          probe=edge_probe(HEALTHY, HEALTHY))
     assert r["passed"] is True
     assert by_name(r)["edge"]["value"] == 3
-    assert r["checklist"]["users_answered_via_edge"]["text"] == "3 of 3 users answered through http://127.0.0.1:8080"
+    assert r["checklist"]["users_answered_via_edge"]["text"] == "3 of 3 users answered through the edge"
 
 
 def test_health_503_fails_health_only():
