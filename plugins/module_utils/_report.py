@@ -115,6 +115,12 @@ def report_view(report):
     return view
 
 
+def markdown(report, render):
+    """The report's Markdown: the template filled with :func:`report_view`, ending in one newline
+    whatever its last part ends with."""
+    return render(TEMPLATE, report_view(report)).rstrip("\n") + "\n"
+
+
 def tracker_link(content):
     """The tracker issue URL recorded in an existing report, or None."""
     match = _MARKER_RE.search(content or "")
@@ -453,7 +459,7 @@ def run(params, render, check_mode=False, now=None, post=post_issue):
     result = dict(changed=False, path=None, file_name=name, evidence=evidence, issue=None, posted=False, markdown=None,
                   diff=dict(before="", after=""))
     if not params.get("dest_dir"):
-        result["markdown"] = render(TEMPLATE, report_view(dict(report, title=report.get("title") or "(untitled)")))
+        result["markdown"] = markdown(dict(report, title=report.get("title") or "(untitled)"), render)
         return result
     path = os.path.join(params["dest_dir"], name)
     existing = None
@@ -462,7 +468,7 @@ def run(params, render, check_mode=False, now=None, post=post_issue):
             existing = handle.read()
     link = tracker_link(existing)
     if tracker and link is None and not check_mode:
-        body = render(TEMPLATE, report_view(report))
+        body = markdown(report, render)
         issue = post(tracker, report["title"], body, labels=params.get("labels") or ["P2"],
                      timeout=params.get("tracker_timeout", 10.0))
         result.update(issue=issue, posted=True)
@@ -474,7 +480,7 @@ def run(params, render, check_mode=False, now=None, post=post_issue):
         first = re.search(r"^- Reported: (\S+)$", existing, re.M)
         if first:
             report["reported_at"] = first.group(1)
-    content = render(TEMPLATE, report_view(report))
+    content = markdown(report, render)
     written = write_report(path, content, check_mode=check_mode)
     result.update(changed=written["changed"] or result["posted"], path=path, markdown=content, diff=written["diff"],
                   would_post=bool(tracker and tracker_link(existing) is None))

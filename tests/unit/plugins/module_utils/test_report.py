@@ -30,9 +30,8 @@ def test_slug_and_file_name():
 
 
 def test_render_has_every_part_of_the_template():
-    text = render(_report.TEMPLATE, _report.report_view({
-        "title": "Empty results", "steps": ["open the page", "look"], "logs": [WARN],
-        "environment": {"version": "1.0.0"}, "tracker_url": "http://t/1"}))
+    text = _report.markdown({"title": "Empty results", "steps": ["open the page", "look"], "logs": [WARN],
+                             "environment": {"version": "1.0.0"}, "tracker_url": "http://t/1"}, render)
     for heading in ("## Description (問題描述)", "## Reproduction steps (重現步驟)", "## Expected result (期望結果)",
                     "## Actual result (實際結果)", "## Environment (環境信息)", "## Log excerpt (日誌片段)",
                     "## Suspected root cause (可能的根本原因)", "## Suggested fix (建議的修復方案)"):
