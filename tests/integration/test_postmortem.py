@@ -48,7 +48,10 @@ def run_chromium(*args):
 
 
 def chromium_screenshot(url, path, size):
-    proc = run_chromium("--screenshot=%s" % path, "--window-size=%d,%d" % size, "--hide-scrollbars", url)
+    # every compositor stage before the shot: on a loaded machine Chromium otherwise may take it
+    # before the last tiles are drawn (text missing near the bottom, seen here at load 29)
+    proc = run_chromium("--screenshot=%s" % path, "--window-size=%d,%d" % size, "--hide-scrollbars",
+                        "--run-all-compositor-stages-before-draw", url)
     assert proc.returncode == 0 and Path(path).is_file(), proc.stderr[-2000:]
 
 
