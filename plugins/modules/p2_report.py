@@ -35,7 +35,7 @@ extends_documentation_fragment:
 attributes:
   action:
     support: full
-    details: The report is rendered, posted and written by an action plugin on the controller; the evidence is collected on the managed host.
+    description: The report is rendered, posted and written by an action plugin on the controller; the evidence is collected on the managed host.
   check_mode:
     support: full
     details: Collects evidence (read only) and reports what would be written; writes and posts nothing.
