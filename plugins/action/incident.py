@@ -12,29 +12,19 @@ the same code in module_utils/_record.py.
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.sre.incident.plugins.module_utils._record import ARGUMENT_SPEC, REQUIRED_IF, run_checked
-from ansible_collections.sre.incident.plugins.plugin_utils._action import validate
+from ansible_collections.sre.incident.plugins.plugin_utils._action import ControllerAction
 
 display = Display()
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
+class ActionModule(ControllerAction):
+    NAME, ARGUMENT_SPEC, REQUIRED_IF = "sre.incident.incident", ARGUMENT_SPEC, REQUIRED_IF
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        params, failure = validate("sre.incident.incident", self._task.args, ARGUMENT_SPEC, required_if=REQUIRED_IF)
-        if failure:
-            result.update(failure)
-            return result
+    def act(self, params):
         outcome = run_checked(params, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff))
         for warning in outcome.pop("warnings", []):
             display.warning(warning)
-        result.update(outcome)
-        return result
+        return outcome

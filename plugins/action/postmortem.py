@@ -11,36 +11,23 @@ renders the templates (plugin_utils/_render.py) itself; nothing runs on a manage
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.sre.incident.plugins.module_utils._postmortem import ARGUMENT_SPEC, PostmortemError, run
 from ansible_collections.sre.incident.plugins.module_utils._record import RecordError
-from ansible_collections.sre.incident.plugins.plugin_utils._action import validate
+from ansible_collections.sre.incident.plugins.plugin_utils._action import ControllerAction
 from ansible_collections.sre.incident.plugins.plugin_utils._render import render
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
+class ActionModule(ControllerAction):
+    NAME, ARGUMENT_SPEC = "sre.incident.postmortem", ARGUMENT_SPEC
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        params, failure = validate("sre.incident.postmortem", self._task.args, ARGUMENT_SPEC)
-        if failure:
-            result.update(failure)
-            return result
+    def act(self, params):
         try:
             outcome = run(params, render, check_mode=bool(self._task.check_mode))
         except (PostmortemError, RecordError) as exc:
-            result.update(exc.details, failed=True, changed=False, msg=exc.msg)
-            return result
+            return dict(exc.details, failed=True, changed=False, msg=exc.msg)
         except (OSError, ValueError) as exc:
-            result.update(failed=True, changed=False,
-                          msg="postmortem of %s in %s: %s" % (params["id"], params["incident_dir"], exc))
-            return result
+            return dict(failed=True, changed=False,
+                        msg="postmortem of %s in %s: %s" % (params["id"], params["incident_dir"], exc))
         if not self._task.diff:
             outcome.pop("diff", None)
-        result.update(outcome)
-        return result
+        return outcome
