@@ -107,7 +107,7 @@ def test_triage_dead_service_is_p0_and_recovered(stack, tmp_path):
     stack.container().kill()
     assert stack.state()["Status"] == "exited"
 
-    result = run_playbook("triage.yml", extra_vars={"incident_dir": str(tmp_path)})
+    result = run_playbook("triage.yml", extra_vars={"incident_dir": str(tmp_path), "report_backlog_dir": str(tmp_path / "backlog")})
 
     assert result.returncode == 0, result.output
     incident, events = read_record(tmp_path)
@@ -124,7 +124,8 @@ def test_triage_slow_service_is_p1_and_mitigated(stack, tmp_path):
     before = stack.state()["StartedAt"]
     stack.redis("SET", "recsys:delay_ms", "650")
     try:
-        result = run_playbook("triage.yml", extra_vars={"incident_dir": str(tmp_path), "triage_baseline_ms": 100})
+        result = run_playbook("triage.yml", extra_vars={"incident_dir": str(tmp_path), "triage_baseline_ms": 100,
+                                                        "report_backlog_dir": str(tmp_path / "backlog")})
 
         incident, events = read_record(tmp_path)
         assert opened_severity(events) == "P1", result.output

@@ -12,6 +12,7 @@ import pytest
 
 from ansible_collections.sre.incident.plugins.module_utils import _postmortem as pm
 from ansible_collections.sre.incident.plugins.module_utils import _record as rec
+from ansible_collections.sre.incident.plugins.plugin_utils._render import render
 
 ALERT_AT = "2026-11-27T01:28:00.000Z"   # Alertmanager's startsAt
 DETECTED = "2026-11-27T01:30:00.000Z"   # the automation first looked at it, 2 min later
@@ -176,7 +177,7 @@ def test_a_degraded_mode_is_the_mitigation_and_nothing_reached_stays_none(tmp_pa
 
 def test_the_postmortem_shows_the_alert_and_mtta_mttm_mttr(tmp_path):
     _state, res = _incident_with_a_response(tmp_path)
-    out = pm.run(dict(incident_dir=str(tmp_path), id=res["id"]), now=_at(DETECTED, 300))
+    out = pm.run(dict(incident_dir=str(tmp_path), id=res["id"]), render, now=_at(DETECTED, 300))
     assert out["summary"]["times"]["mtta_s"] == 125.0
     with open(out["paths"]["md"], encoding="utf-8") as handle:
         text = handle.read()

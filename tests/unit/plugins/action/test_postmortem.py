@@ -1,22 +1,29 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sre.incident.postmortem main() with exit_json/fail_json patched."""
+"""The action plugin of sre.incident.postmortem: options, check mode, diff, failures, on the controller."""
 
 from __future__ import annotations
 
-import functools
 import os
+from unittest.mock import MagicMock
 
+from ansible_collections.sre.incident.plugins.action.postmortem import ActionModule
 from ansible_collections.sre.incident.plugins.module_utils import _record as rec
 from ansible_collections.sre.incident.plugins.modules import postmortem as postmortem_module
 
-from .harness import no_incident_dir_env, patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
+from ..modules.harness import no_incident_dir_env, patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
 
 T0 = "2026-11-27T01:30:45.000Z"
 
 
-_main = functools.partial(run_module, postmortem_module)
+def _main(args, check_mode=False, diff=False):
+    task = MagicMock()
+    task.args = args
+    task.check_mode = check_mode
+    task.diff = diff
+    task.async_val = 0
+    return ActionModule(task, MagicMock(), MagicMock(), loader=None, templar=None, shared_loader_obj=None).run(task_vars={})
 
 
 def _record(tmp_path):
@@ -31,20 +38,22 @@ def _record(tmp_path):
 
 def test_writes_both_reports_then_nothing(tmp_path):
     opened = _record(tmp_path)
-    args = {"incident_dir": str(tmp_path), "id": opened["id"], "_ansible_diff": True}
-    first = _main(args)
+    args = {"incident_dir": str(tmp_path), "id": opened["id"]}
+    first = _main(args, diff=True)
     assert first["changed"] is True and "failed" not in first
     assert set(first["paths"]) == {"md", "html"} and all(os.path.isfile(p) for p in first["paths"].values())
     assert first["summary"]["fixed_by"]["label"] == "rung 1 (restart the service)"
     assert first["due"] == "2026-11-28T01:31:02.000Z" and first["due_rule"] == "within 24 h of the recovery"
     assert [d["after_header"] for d in first["diff"]] == [first["paths"]["md"], first["paths"]["html"]]
-    second = _main(args)
+    with open(first["paths"]["html"], encoding="utf-8") as handle:
+        assert handle.read() == first["diff"][1]["after"]
+    second = _main(args, diff=True)
     assert second["changed"] is False and second["written"] == [] and second["diff"] == []
 
 
 def test_check_mode_and_no_diff_without_diff_mode(tmp_path):
     opened = _record(tmp_path)
-    result = _main({"incident_dir": str(tmp_path), "id": opened["id"], "formats": ["md"], "_ansible_check_mode": True})
+    result = _main({"incident_dir": str(tmp_path), "id": opened["id"], "formats": ["md"]}, check_mode=True)
     assert result["changed"] is True and "diff" not in result and list(result["paths"]) == ["md"]
     assert os.listdir(opened["record_dir"]) == ["events.jsonl"]
 
@@ -61,10 +70,13 @@ def test_unknown_id_fails_naming_id_and_directory(tmp_path):
     assert result["id"] == "INC-missing" and result["incident_dir"] == str(tmp_path)
 
 
-def test_missing_id_and_bad_format_fail(tmp_path):
+def test_missing_id_bad_format_and_unknown_option_fail_naming_them(tmp_path):
     assert "id" in _main({"incident_dir": str(tmp_path)})["msg"]
     opened = _record(tmp_path)
-    assert "formats" in _main({"incident_dir": str(tmp_path), "id": opened["id"], "formats": ["pdf"]})["msg"]
+    assert "pdf" in _main({"incident_dir": str(tmp_path), "id": opened["id"], "formats": ["pdf"]})["msg"]
+    result = _main({"incident_dir": str(tmp_path), "id": opened["id"], "colour": "red"})
+    assert result["failed"] is True and "unsupported parameters: colour" in result["msg"]
+    assert os.listdir(opened["record_dir"]) == ["events.jsonl"]
 
 
 def test_corrupt_record_fails(tmp_path):
@@ -73,3 +85,9 @@ def test_corrupt_record_fails(tmp_path):
         handle.write(b"garbage\n")
     result = _main({"incident_dir": str(tmp_path), "id": opened["id"]})
     assert result["failed"] is True and "line 4" in result["msg"] and result["corrupt_lines"][0]["line"] == 4
+
+
+def test_the_module_file_alone_says_it_runs_as_an_action(tmp_path):
+    result = run_module(postmortem_module, {"incident_dir": str(tmp_path), "id": "INC-x"})
+    assert result["failed"] is True and "action plugin" in result["msg"]
+    assert list(tmp_path.iterdir()) == []
