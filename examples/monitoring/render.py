@@ -99,17 +99,16 @@ def baselines(stacks):
 
 
 def routes(stacks, default_url):
-    """Alertmanager routes and receivers: a stack with its own ``eda_url`` (its own rulebook, started with its own
-    inventory) gets a route of its own; the others go to ``default_url``."""
+    """Alertmanager routes and receivers, as one-line JSON (valid YAML flow style): a stack with its own
+    ``eda_url`` (its own rulebook, started with its own inventory) gets a route of its own; the others go to
+    ``default_url``."""
     own = [s for s in stacks if s.get("eda_url")]
     route_list = [{"matchers": ['stack="%s"' % s["name"]], "receiver": "sre-incident-rulebook-%s" % s["name"]} for s in own]
-    receivers = [{"name": "sre-incident-rulebook", "url": default_url}] + [
-        {"name": "sre-incident-rulebook-%s" % s["name"], "url": s["eda_url"]} for s in own]
-    routes_text = yaml.safe_dump({"routes": route_list}, sort_keys=False) if route_list else "routes: []\n"
-    receivers_text = yaml.safe_dump({"receivers": [
-        {"name": r["name"], "webhook_configs": [{"url": r["url"], "send_resolved": True, "max_alerts": 0}]}
-        for r in receivers]}, sort_keys=False)
-    return "\n".join("  " + line if line else line for line in routes_text.splitlines()), receivers_text.rstrip()
+    receivers = [("sre-incident-rulebook", default_url)] + [("sre-incident-rulebook-%s" % s["name"], s["eda_url"])
+                                                           for s in own]
+    receiver_list = [{"name": name, "webhook_configs": [{"url": url, "send_resolved": True, "max_alerts": 0}]}
+                     for name, url in receivers]
+    return json.dumps(route_list), json.dumps(receiver_list)
 
 
 def fill(name, values):
