@@ -104,8 +104,8 @@ def routes(stacks, default_url):
     ``default_url``."""
     own = [s for s in stacks if s.get("eda_url")]
     route_list = [{"matchers": ['stack="%s"' % s["name"]], "receiver": "sre-incident-rulebook-%s" % s["name"]} for s in own]
-    receivers = [("sre-incident-rulebook", default_url)] + [("sre-incident-rulebook-%s" % s["name"], s["eda_url"])
-                                                           for s in own]
+    receivers = [("sre-incident-rulebook", default_url)]
+    receivers += [("sre-incident-rulebook-%s" % s["name"], s["eda_url"]) for s in own]
     receiver_list = [{"name": name, "webhook_configs": [{"url": url, "send_resolved": True, "max_alerts": 0}]}
                      for name, url in receivers]
     return json.dumps(route_list), json.dumps(receiver_list)
