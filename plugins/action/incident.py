@@ -12,11 +12,10 @@ the same code in module_utils/_record.py.
 
 from __future__ import annotations
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.sre.incident.plugins.module_utils._module import validate
 from ansible_collections.sre.incident.plugins.module_utils._record import ARGUMENT_SPEC, REQUIRED_IF, run_checked
 
 display = Display()
@@ -30,14 +29,11 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        validated = ArgumentSpecValidator(ARGUMENT_SPEC, required_if=REQUIRED_IF).validate(self._task.args)
-        if validated.error_messages:
-            problems = [("unsupported parameters: %s" % err) if isinstance(err, UnsupportedError) else str(err)
-                        for err in validated.errors.errors]
-            result.update(failed=True, changed=False, msg="sre.incident.incident: " + "; ".join(problems))
+        params, failure = validate(ARGUMENT_SPEC, self._task.args, "sre.incident.incident", required_if=REQUIRED_IF)
+        if failure:
+            result.update(failure)
             return result
-        outcome = run_checked(validated.validated_parameters, check_mode=bool(self._task.check_mode),
-                              diff=bool(self._task.diff))
+        outcome = run_checked(params, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff))
         for warning in outcome.pop("warnings", []):
             display.warning(warning)
         result.update(outcome)

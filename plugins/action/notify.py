@@ -15,12 +15,11 @@ module runs, so that it runs as the user and the way the task asks.
 
 from __future__ import annotations
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 
+from ansible_collections.sre.incident.plugins.module_utils._module import validate
 from ansible_collections.sre.incident.plugins.module_utils._outbox import REQUIRED_IF, argument_spec, run_checked
 
 display = Display()
@@ -43,15 +42,13 @@ class ActionModule(ActionBase):
             if not wrap_async:
                 self._remove_tmp_path(self._connection._shell.tmpdir)
             return result
-        validated = ArgumentSpecValidator(argument_spec(), required_if=REQUIRED_IF).validate(self._task.args)
-        if validated.error_messages:
-            problems = [("unsupported parameters: %s" % err) if isinstance(err, UnsupportedError) else str(err)
-                        for err in validated.errors.errors]
-            result.update(failed=True, changed=False, msg="sre.incident.notify: " + "; ".join(problems))
+        params, failure = validate(argument_spec(), self._task.args, "sre.incident.notify", required_if=REQUIRED_IF)
+        if failure:
+            result.update(failure)
             return result
         environment = {}
         self._compute_environment_string(raw_environment_out=environment)
-        outcome = run_checked(validated.validated_parameters, check_mode=bool(self._task.check_mode),
+        outcome = run_checked(params, check_mode=bool(self._task.check_mode),
                               environment={str(k): str(v) for k, v in environment.items()})
         for warning in outcome.pop("warnings", []):
             display.warning(warning)

@@ -51,6 +51,7 @@ from ansible_collections.sre.incident.plugins.module_utils._compose import (
     _attrs,
     container_state,
 )
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 FORMAT = "sre.incident/backup/1"
@@ -60,13 +61,8 @@ KINDS = ("database", "redis", "volume")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-class BackupError(Exception):
+class BackupError(IncidentError):
     """A backup could not be taken, verified or restored; ``msg`` says what, naming the file or step."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
 
 
 def validate(stack):

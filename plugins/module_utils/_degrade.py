@@ -52,6 +52,7 @@ import struct
 import time
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _edge, _http, _stack
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 try:
@@ -75,17 +76,16 @@ _RESTORE_LUA = ("local n = 0 for i = 1, #KEYS do if redis.call('EXISTS', KEYS[i]
                 "redis.call('PERSIST', KEYS[i]) else redis.call('SET', KEYS[i], ARGV[i]) n = n + 1 end end return n")
 
 
-class DegradeError(Exception):
+class DegradeError(IncidentError):
     """An option could not be applied, verified or reverted; ``details`` are plain data."""
 
-    def __init__(self, message, **details):
-        super().__init__(message)
-        self.msg = message
-        self.details = details
+    refused = False
 
 
 class Refused(DegradeError):
     """Leaving degraded mode was refused: the service is not verified healthy."""
+
+    refused = True
 
 
 # --------------------------------------------------------------------------- input

@@ -62,6 +62,7 @@ from ansible_collections.sre.incident.plugins.module_utils._compose import (
     container_state,
     services_in_compose_files,
 )
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 try:
@@ -119,7 +120,7 @@ _PSEUDO_FS = frozenset((
 _SKIP_MOUNT_PREFIXES = ("/var/lib/docker/", "/var/lib/containerd/", "/run/docker/", "/run/containerd/", "/proc/", "/sys/")
 
 
-class DiagnosticsError(ValueError):
+class DiagnosticsError(InputError):
     """Bad input (a bad time, an unknown part, a missing directory): fails before collecting."""
 
 

@@ -29,6 +29,7 @@ import tarfile
 import time
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _http, _stack
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError, InputError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 MODES = ("normal", "standby", "offline")
@@ -40,16 +41,11 @@ OFFLINE_BODY = ('{"error":"recommendations temporarily unavailable","detail":"th
                 'switched off while we fix a problem; please try again later","retry_after_s":300}')
 
 
-class EdgeError(Exception):
+class EdgeError(IncidentError):
     """The edge could not be read, changed or brought back; ``details`` are plain data."""
 
-    def __init__(self, message, **details):
-        super().__init__(message)
-        self.msg = message
-        self.details = details
 
-
-class EdgeConfigError(ValueError):
+class EdgeConfigError(InputError):
     """A degraded-mode configuration cannot be derived from the team's file (nothing was changed)."""
 
 

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 try:
@@ -44,7 +45,7 @@ USER_AGENT = "sre.incident-health_check"
 SYNTHETIC_USER = "synthetic-sre-incident"
 
 
-class MissingJmespath(RuntimeError):
+class MissingJmespath(IncidentError, RuntimeError):
     """JMESPath assertions were asked for but the jmespath library is not installed."""
 
 

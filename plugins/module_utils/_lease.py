@@ -37,6 +37,7 @@ import os
 import socket
 import tempfile
 
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._severity import format_ts, parse_ts, utc_now
 
 LEASE_FILE = "lease.json"
@@ -51,13 +52,8 @@ PURPOSES = ("incident", "demo", "test", "bench", "drill")
 DEFAULT_PURPOSE = "incident"
 
 
-class LeaseError(Exception):
+class LeaseError(IncidentError):
     """The lease cannot be taken or the input is bad; ``details`` go into the failure."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
 
 
 def describe(lease):

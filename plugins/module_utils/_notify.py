@@ -46,6 +46,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._oncall import OncallError, who_is_on_call
 from ansible_collections.sre.incident.plugins.module_utils._severity import parse_ts
 
@@ -83,7 +84,7 @@ UNSET = "unassigned"
 _URL_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
-class NotifyError(ValueError):
+class NotifyError(InputError):
     """Bad input; the message names the bad value (never a URL or a secret)."""
 
 

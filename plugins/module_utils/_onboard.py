@@ -34,6 +34,8 @@ import os
 import re
 from urllib.parse import unquote, urlsplit
 
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
+
 try:
     import yaml
 except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
@@ -69,7 +71,7 @@ KIND_PATTERNS = {
 KIND_PORTS = {"postgres": 5432, "redis": 6379}
 
 
-class OnboardError(Exception):
+class OnboardError(IncidentError):
     """The project cannot be onboarded (no such project, engine unreachable, bad output path)."""
 
 

@@ -39,6 +39,7 @@ import threading
 import time
 
 from ansible_collections.sre.incident.plugins.module_utils import _notify
+from ansible_collections.sre.incident.plugins.module_utils import _module
 
 MESSAGE_RE = re.compile(r"^(\d{4,})-([a-z]+)\.json$")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$")
@@ -567,11 +568,6 @@ def run(params, check_mode=False, environment=None):
 
 
 def run_checked(params, check_mode=False, environment=None):
-    """:func:`run` as the task reports it: bad input becomes ``failed``/``msg``; never raises for it."""
-    try:
-        return run(params, check_mode=check_mode, environment=environment)
-    except _notify.NotifyError as exc:
-        return {"failed": True, "changed": False, "msg": "sre.incident.notify: %s" % exc}
-    except OSError as exc:
-        return {"failed": True, "changed": False,
-                "msg": "sre.incident.notify: could not start the sender in %s: %s" % (params.get("outbox_dir"), exc)}
+    """:func:`run` as the task reports it (``_module.outcome``): bad input becomes ``failed``/``msg``."""
+    return _module.outcome(lambda: run(params, check_mode=check_mode, environment=environment),
+                   context="could not start the sender in %s" % params.get("outbox_dir"))

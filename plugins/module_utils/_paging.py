@@ -31,6 +31,7 @@ import os
 import re
 import tempfile
 
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._severity import format_ts, parse_ts, utc_now
 
 VERSION = 1
@@ -40,7 +41,7 @@ PAGED_SEVERITIES = ("P0", "P1")
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 
 
-class PagingError(ValueError):
+class PagingError(InputError):
     """Bad input or an unreadable state file; raised before anything is written."""
 
 

@@ -28,6 +28,7 @@ import urllib.request
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.sre.incident.plugins.module_utils import _logs
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 
 TRACKER_KINDS = ("github", "gitlab")
 DEFAULT_LEVELS = ("WARNING", "ERROR")
@@ -60,13 +61,8 @@ def _open_url(req, timeout):
                     timeout=timeout, follow_redirects="none")
 
 
-class ReportError(Exception):
+class ReportError(IncidentError):
     """The report could not be written or posted; ``details`` go into the module's failure."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
 
 
 # ---------------------------------------------------------------------------------------------

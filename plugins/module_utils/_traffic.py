@@ -69,6 +69,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._http import percentile
 from ansible_collections.sre.incident.plugins.module_utils._severity import format_ts, parse_ts
 
@@ -109,7 +110,7 @@ MAX_LINES = 2000000
 _OPENER = urllib.request.build_opener()
 
 
-class TrafficError(ValueError):
+class TrafficError(InputError):
     """Bad input (the stack's traffic keys, a window); raised before anything is read."""
 
 

@@ -58,6 +58,7 @@ from ansible_collections.sre.incident.plugins.module_utils import _http
 from ansible_collections.sre.incident.plugins.module_utils import _logs
 from ansible_collections.sre.incident.plugins.module_utils import _stack
 from ansible_collections.sre.incident.plugins.module_utils import _traffic
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._redact import redact_text, secret_values
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
@@ -91,7 +92,7 @@ CPU_MIN_WINDOW_S = 0.5
 CPU_RESAMPLE_TIMEOUT_S = 3.0
 
 
-class VerifyError(ValueError):
+class VerifyError(InputError):
     """Bad input (thresholds, since, checks, window); raised before anything is probed."""
 
 

@@ -220,72 +220,55 @@ issue:
   sample: {"url": "https://github.com/example/recsys/issues/12", "number": 12, "status": 201}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _report
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
+
+ARGUMENT_SPEC = dict(
+    title=dict(type="str"),
+    description=dict(type="str"),
+    steps=dict(type="list", elements="str"),
+    expected=dict(type="str"),
+    actual=dict(type="str"),
+    environment=dict(type="dict"),
+    cause=dict(type="str"),
+    fix=dict(type="str"),
+    reporter=dict(type="str"),
+    severity=dict(type="str", default="P2", choices=["P2", "P3"]),
+    host=dict(type="str"),
+    logs=dict(type="list", elements="str"),
+    labels=dict(type="list", elements="str", default=["P2"]),
+    collect=dict(type="bool", default=False),
+    stack=dict(type="dict"),
+    evidence=dict(type="dict"),
+    reproduce_urls=dict(type="list", elements="str", default=[]),
+    log_since_minutes=dict(type="float", default=15),
+    log_lines=dict(type="int", default=20),
+    log_levels=dict(type="list", elements="str", default=["WARNING", "ERROR"]),
+    log_match=dict(type="str"),
+    dest_dir=dict(type="path"),
+    date=dict(type="str"),
+    tracker=dict(type="dict", options=dict(
+        kind=dict(type="str", required=True, choices=list(_report.TRACKER_KINDS)),
+        url=dict(type="str", required=True),
+        token=dict(type="str", required=True, no_log=True),
+    )),
+    tracker_timeout=dict(type="float", default=10.0),
+)
 
 
-def argument_spec():
-    spec = dict(
-        title=dict(type="str"),
-        description=dict(type="str"),
-        steps=dict(type="list", elements="str"),
-        expected=dict(type="str"),
-        actual=dict(type="str"),
-        environment=dict(type="dict"),
-        cause=dict(type="str"),
-        fix=dict(type="str"),
-        reporter=dict(type="str"),
-        severity=dict(type="str", default="P2", choices=["P2", "P3"]),
-        host=dict(type="str"),
-        logs=dict(type="list", elements="str"),
-        labels=dict(type="list", elements="str", default=["P2"]),
-        collect=dict(type="bool", default=False),
-        stack=dict(type="dict"),
-        evidence=dict(type="dict"),
-        reproduce_urls=dict(type="list", elements="str", default=[]),
-        log_since_minutes=dict(type="float", default=15),
-        log_lines=dict(type="int", default=20),
-        log_levels=dict(type="list", elements="str", default=["WARNING", "ERROR"]),
-        log_match=dict(type="str"),
-        dest_dir=dict(type="path"),
-        date=dict(type="str"),
-        tracker=dict(type="dict", options=dict(
-            kind=dict(type="str", required=True, choices=list(_report.TRACKER_KINDS)),
-            url=dict(type="str", required=True),
-            token=dict(type="str", required=True, no_log=True),
-        )),
-        tracker_timeout=dict(type="float", default=10.0),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
-
-
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), required_if=[("collect", True, ("stack",))],
-                           supports_check_mode=True)
-    p = module.params
-
+def work(module):
     def connect():
         if not _compose.HAS_DOCKER:
             module.warn("the docker Python SDK is not installed: no log excerpt, no image")
             return None
-        return _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
+        return module.connect()
 
-    try:
-        result = _report.run(p, check_mode=module.check_mode, connect=connect)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except _report.ReportError as exc:
-        module.fail_json(msg=exc.msg, changed=False, **exc.details)
-    except _compose.DockerError as exc:
-        module.fail_json(**exc.as_failure())
-    except OSError as exc:
-        module.fail_json(msg="writing the report to %s: %s" % (p["dest_dir"], exc), changed=False)
-    diff = result.pop("diff")
-    if module._diff and result["changed"]:
-        result["diff"] = diff
-    module.exit_json(**result)
+    return _report.run(module.params, check_mode=module.check_mode, connect=connect)
+
+
+def main():
+    module = IncidentModule(ARGUMENT_SPEC, docker=True, required_if=[("collect", True, ("stack",))])
+    module.run(work, diff_when="changed", context="writing the report to %s" % module.params["dest_dir"])
 
 
 if __name__ == "__main__":

@@ -173,32 +173,24 @@ due_rule:
   sample: within 24 h of the recovery
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.sre.incident.plugins.module_utils._postmortem import FORMATS, PostmortemError, run
-from ansible_collections.sre.incident.plugins.module_utils._record import RecordError
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
+from ansible_collections.sre.incident.plugins.module_utils._postmortem import FORMATS, run
+
+ARGUMENT_SPEC = dict(
+    incident_dir=dict(type="path", default="incidents", fallback=(env_fallback, ["SRE_INCIDENT_DIR"])),
+    id=dict(type="str", required=True),
+    formats=dict(type="list", elements="str", choices=list(FORMATS), default=list(FORMATS)),
+    owner=dict(type="str"),
+    now=dict(type="str"),
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            incident_dir=dict(type="path", default="incidents", fallback=(env_fallback, ["SRE_INCIDENT_DIR"])),
-            id=dict(type="str", required=True),
-            formats=dict(type="list", elements="str", choices=list(FORMATS), default=list(FORMATS)),
-            owner=dict(type="str"),
-            now=dict(type="str"),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        result = run(module.params, check_mode=module.check_mode)
-    except (PostmortemError, RecordError) as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg="postmortem of %s in %s: %s" % (module.params["id"], module.params["incident_dir"], exc))
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    module = IncidentModule(ARGUMENT_SPEC)
+    module.run(lambda m: run(m.params, check_mode=m.check_mode), wrap=(OSError, ValueError),
+               context="postmortem of %s in %s" % (module.params["id"], module.params["incident_dir"]))
 
 
 if __name__ == "__main__":

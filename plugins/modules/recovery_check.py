@@ -345,32 +345,27 @@ elapsed:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.sre.incident.plugins.module_utils import _compose
 from ansible_collections.sre.incident.plugins.module_utils import _stack
 from ansible_collections.sre.incident.plugins.module_utils import _traffic
 from ansible_collections.sre.incident.plugins.module_utils import _verify
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
 DEFAULT_SINCE_S = 60
 
-
-def argument_spec():
-    spec = dict(
-        stack=dict(type="dict", required=True, aliases=["incident_stack"]),
-        since=dict(type="str"),
-        checks=dict(type="list", elements="str", choices=list(_verify.CHECKS), default=list(_verify.CHECKS)),
-        thresholds=dict(type="dict", default={}),
-        probe_rounds=dict(type="int", default=2),
-        probe_timeout=dict(type="float", default=2.0),
-        watch_window=dict(type="float", default=0.0),
-        watch_interval=dict(type="float", default=60.0),
-        rebound_error_rate=dict(type="float", default=0.0),
-        traffic=dict(type="bool", default=False),
-        fail_on_failure=dict(type="bool", default=False),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
+ARGUMENT_SPEC = dict(
+    stack=dict(type="dict", required=True, aliases=["incident_stack"]),
+    since=dict(type="str"),
+    checks=dict(type="list", elements="str", choices=list(_verify.CHECKS), default=list(_verify.CHECKS)),
+    thresholds=dict(type="dict", default={}),
+    probe_rounds=dict(type="int", default=2),
+    probe_timeout=dict(type="float", default=2.0),
+    watch_window=dict(type="float", default=0.0),
+    watch_interval=dict(type="float", default=60.0),
+    rebound_error_rate=dict(type="float", default=0.0),
+    traffic=dict(type="bool", default=False),
+    fail_on_failure=dict(type="bool", default=False),
+)
 
 
 def validate(p, now):
@@ -414,8 +409,9 @@ def run(p, client, since, thresholds, traffic_client=None):
     return result
 
 
-def _traffic_client(p, client):
+def _traffic_client(module, client):
     """The engine connection for the access log of a traffic watch (None: none needed or none to be had)."""
+    p = module.params
     if not (p["traffic"] and p["watch_window"] > 0 and _traffic.access_log_config(p["stack"])):
         return None
     if client is not None:
@@ -423,29 +419,24 @@ def _traffic_client(p, client):
     if not _compose.HAS_DOCKER:
         return None
     try:
-        return _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
+        return module.connect()
     except _compose.DockerError:
         return None  # the access log then reports it cannot be read; the probes still judge
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+def work(module):
     p = module.params
     needs_docker = any(c in _verify.DOCKER_CHECKS for c in p["checks"])
-    if needs_docker and not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    try:
-        since, thresholds = validate(p, time.time())
-        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"], max_pool_size=16) if needs_docker else None
-        traffic_client = _traffic_client(p, client)
-        result = run(p, client, since, thresholds, traffic_client=traffic_client)
-    except (_verify.VerifyError, _stack.StackError, _traffic.TrafficError) as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except _compose.DockerError as exc:
-        module.fail_json(**exc.as_failure())
+    since, thresholds = validate(p, time.time())
+    client = module.connect(max_pool_size=16) if needs_docker else None
+    result = run(p, client, since, thresholds, traffic_client=_traffic_client(module, client))
     if p["fail_on_failure"] and not result["passed"]:
-        module.fail_json(msg=result["summary"], changed=False, **result)
-    module.exit_json(changed=False, **result)
+        result.update(failed=True, msg=result["summary"])
+    return dict(result, changed=False)
+
+
+def main():
+    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
 
 
 if __name__ == "__main__":

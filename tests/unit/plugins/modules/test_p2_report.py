@@ -43,7 +43,7 @@ def test_tracker_token_is_no_log(tmp_path, monkeypatch, mask_no_log):  # exit_js
     monkeypatch.setattr(_report, "post_issue", post)
     monkeypatch.setattr(_report.run, "__defaults__", (False, None, None, post, None))
 
-    assert p2_report.argument_spec()["tracker"]["options"]["token"]["no_log"] is True
+    assert p2_report.ARGUMENT_SPEC["tracker"]["options"]["token"]["no_log"] is True
     r = run(dict(title="x", evidence=EVIDENCE, dest_dir=str(tmp_path), date="2026-11-27",
                  tracker=dict(kind="github", url="http://t/repos/o/r", token="VERY-SECRET-TOKEN")))
     assert r["posted"] is True
