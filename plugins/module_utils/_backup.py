@@ -36,7 +36,6 @@ the containers started again).
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import os
@@ -44,7 +43,7 @@ import re
 import shutil
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _pg, _redis, _stack
+from ansible_collections.sre.incident.plugins.module_utils import _pg, _redis, _stack, _time
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     LABEL_PROJECT,
     DockerError,
@@ -72,11 +71,6 @@ def validate(stack):
     _pg.settings(stack)
     _redis.settings(stack)
     return stack
-
-
-def utc(epoch=None):
-    moment = datetime.datetime.fromtimestamp(time.time() if epoch is None else epoch, tz=datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _safe(name):
@@ -288,8 +282,7 @@ def _tar_volume(client, volume, image, dest_path):
 
 def _new_set_dir(dest_root, project, now):
     os.makedirs(dest_root, mode=0o700, exist_ok=True)
-    stamp = datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = os.path.join(dest_root, "%s-%s" % (_safe(project), stamp))
+    base = os.path.join(dest_root, "%s-%s" % (_safe(project), _time.stamp(now)))
     path, n = base, 1
     while True:
         try:
@@ -305,7 +298,7 @@ def _dump(client, db, by_name, found, set_dir, artefacts):
     vol = [v for v, e in found["volumes"].items() if e["by"] == "database"]
     fname = "database-%s.dump" % _safe(db["name"])
     out = _HashingWriter(os.path.join(set_dir, fname))
-    made = utc()
+    made = _time.format_seconds()
     try:
         pg = _pg.Postgres(client, by_name[db["container"]], db["name"], db["user"], db["port"], db["exec_user"])
         pg.dump(out.write)
@@ -377,7 +370,7 @@ def take(client, stack, dest_root, incident_id=None, leave_stopped=False, timeou
                         client.stop(by_name[cname])
                         stopped.append(cname)
                 fname = "volume-%s.tar" % _safe(name)
-                made = utc()
+                made = _time.format_seconds()
                 sha, size = _tar_volume(client, name, image, os.path.join(set_dir, fname))
                 artefacts.append(dict(
                     file=fname, kind="volume", sha256=sha, bytes=size, made_at=made,

@@ -18,7 +18,6 @@ The collection observes and drives it through the engine only; nothing of ours i
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import io
 import json
@@ -28,7 +27,7 @@ import re
 import tarfile
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _http, _stack
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _http, _stack, _time
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError, InputError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
@@ -51,10 +50,6 @@ class EdgeConfigError(InputError):
 
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
-
-
-def _now_text():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------- what users get
@@ -387,7 +382,7 @@ class Edge:
 
     def keep_original(self, data, info):
         data_path, meta_path = self._saved_paths()
-        meta = dict(path=self.path, service=self.service, sha256=sha256(data), size=len(data), saved_at=_now_text(), **info)
+        meta = dict(path=self.path, service=self.service, sha256=sha256(data), size=len(data), saved_at=_time.format_seconds(), **info)
         _write_private(data_path, data)
         _write_private(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode("utf-8"))
         return meta

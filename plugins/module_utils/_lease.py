@@ -38,7 +38,7 @@ import socket
 import tempfile
 
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
-from ansible_collections.sre.incident.plugins.module_utils._severity import format_ts, parse_ts, utc_now
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 LEASE_FILE = "lease.json"
 LOCK_FILE = "lease.lock"

@@ -48,7 +48,7 @@ import urllib.request
 
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._oncall import OncallError, who_is_on_call
-from ansible_collections.sre.incident.plugins.module_utils._severity import parse_ts
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 CHANNEL_TYPES = ("slack", "dingtalk", "webhook")
 STAGES = ("started", "mitigated", "resolved", "degraded", "escalate", "update")
@@ -593,10 +593,6 @@ def _dingtalk_body_error(text):
     return None
 
 
-def utc_now_iso():
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def channel_result(channel, ok=None, error=None, attempts=0, status=None):
     """A channel's outcome: ``{name, type, enabled, ok, status, attempts, error, finished_at,
     budget_spent}`` (``ok`` None: nothing sent, for a disabled channel or in check mode)."""
@@ -666,7 +662,7 @@ def send_channel(channel, payload, deadline, connect_timeout=DEFAULT_CONNECT_TIM
     except Exception as exc:  # pragma: no cover - defensive: a channel never raises
         result["ok"] = False
         result["error"] = scrub("%s: %s" % (type(exc).__name__, exc), channel)
-    result["finished_at"] = utc_now_iso()
+    result["finished_at"] = format_ts(utc_now())
     return result
 
 
@@ -704,7 +700,7 @@ def send_all(channels, payload_for, deadline, connect_timeout=DEFAULT_CONNECT_TI
                 result["warning"] = warning
         except Exception as exc:  # pragma: no cover - defensive: a channel never raises
             result = channel_result(channel, ok=False, error=scrub("%s: %s" % (type(exc).__name__, exc), channel))
-            result["finished_at"] = utc_now_iso()
+            result["finished_at"] = format_ts(utc_now())
         settle(index, channel, result)
 
     threads = []
@@ -723,7 +719,7 @@ def send_all(channels, payload_for, deadline, connect_timeout=DEFAULT_CONNECT_TI
         for index, channel in enumerate(channels):
             if results[index] is None:
                 result = channel_result(channel, ok=False, error="gave up: still no outcome at the deadline")
-                result.update(finished_at=utc_now_iso(), budget_spent=True)
+                result.update(finished_at=format_ts(utc_now()), budget_spent=True)
                 results[index] = result
                 late.append((channel, result))
     if on_result is not None:

@@ -32,7 +32,7 @@ import re
 import tempfile
 
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
-from ansible_collections.sre.incident.plugins.module_utils._severity import format_ts, parse_ts, utc_now
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 VERSION = 1
 DEFAULT_WINDOW_S = 3600

@@ -50,14 +50,12 @@ from ansible_collections.sre.incident.plugins.module_utils._severity import (
     SLA_KINDS,
     deadline_status,
     deadlines as compute_deadlines,
-    format_ts,
     normalize_severity,
-    parse_ts,
     sla_for,
     time_left,
-    utc_now,
     validate_overrides,
 )
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 EVENTS_FILE = "events.jsonl"
 
@@ -941,4 +939,4 @@ def run_checked(params, check_mode=False, diff=False, now=None):
                 ", ".join(str(c["line"]) for c in result["corrupt_lines"])))
         return result
     return _module.outcome(work, diff=diff, context="incident record in %s" % params.get("incident_dir"),
-                   wrap=(OSError, ValueError))
+                           wrap=(OSError, ValueError))

@@ -59,7 +59,6 @@ readers.
 
 from __future__ import annotations
 
-import datetime
 import fnmatch
 import json
 import math
@@ -71,7 +70,7 @@ import urllib.request
 
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._http import percentile
-from ansible_collections.sre.incident.plugins.module_utils._severity import format_ts, parse_ts
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts
 
 FORMAT = "incident_json"
 #: Users that are always synthetic (the collection's probes, the example's blackbox exporter).
@@ -431,10 +430,6 @@ def classify_facts(window, sources, seconds):
     return facts
 
 
-def _utc(epoch):
-    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
-
-
 def _source_word(sources):
     used = sorted({s for s in sources.values() if s})
     if not used:
@@ -487,8 +482,8 @@ def measure(stack, client=None, until=None, window_s=DEFAULT_WINDOW_S, baseline_
         baseline, baseline_sources = combine(prom_base, log_base, min_requests)
     else:
         baseline, baseline_sources = {}, {f: None for f in FIGURES}
-    window.update(since=format_ts(_utc(start)), until=format_ts(_utc(end)), seconds=window_s)
-    baseline.update(since=format_ts(_utc(base_start)), until=format_ts(_utc(start)), seconds=baseline_s)
+    window.update(since=format_ts(start), until=format_ts(end), seconds=window_s)
+    baseline.update(since=format_ts(base_start), until=format_ts(start), seconds=baseline_s)
     facts = classify_facts(window, sources, window_s)
     return {
         "window": window, "baseline": baseline, "sources": sources, "baseline_sources": baseline_sources,

@@ -94,8 +94,9 @@ options:
     default: 200
   errors_since:
     description:
-      - Count error lines from this time on. An ISO 8601 time (V(2026-11-27T01:30:00Z)) or a number
-        of seconds before now, optionally with a unit (V(3600), V(15m), V(24h), V(1d)).
+      - Count error lines from this time on. An ISO 8601 time (V(2026-11-27T01:30:00Z)), a duration
+        before now - seconds, optionally with a unit (V(3600), V(15m), V(24h), V(1d)); a leading minus
+        sign says the same - or a UNIX time written V(@1795744000).
       - Not set counts every line the engine still has for the containers.
     type: str
   changes_window:
@@ -288,6 +289,7 @@ import os
 import time
 
 from ansible_collections.sre.incident.plugins.module_utils import _diagnostics as diag
+from ansible_collections.sre.incident.plugins.module_utils import _time
 from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 from ansible_collections.sre.incident.plugins.module_utils._stack import StackError, validate
 
@@ -329,7 +331,7 @@ def work(module):
         raise diag.DiagnosticsError("probe_count must be >= 1 and probe_timeout > 0, got %r and %r" % (p["probe_count"], p["probe_timeout"]))
     if p["redis_snapshot_keep"] < 1:
         raise diag.DiagnosticsError("redis_snapshot_keep must be >= 1, got %d" % p["redis_snapshot_keep"])
-    since = diag.parse_since(p["errors_since"])
+    since = _time.parse_since(p["errors_since"], name="errors_since")
     thresholds = dict(diag.DEFAULT_THRESHOLDS)
     thresholds.update(stack.get("thresholds") or {})
     thresholds.update(p["thresholds"] or {})

@@ -56,7 +56,8 @@ options:
     description:
       - When the fix was applied. Error log lines before it are not counted.
       - An ISO 8601 time such as V(2026-11-27T01:30:45Z) (a time without an offset is UTC), a
-        UNIX time in seconds, or a negative number of seconds before now such as V(-300).
+        duration before now - seconds, optionally with a unit, such as V(300), V(-300) (the same)
+        or V(5m) - or a UNIX time written V(@1795744000), as for O(sre.incident.diagnostics#module:errors_since).
       - If not given, the last 60 seconds are checked.
     type: str
   checks:
@@ -347,6 +348,7 @@ import time
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose
 from ansible_collections.sre.incident.plugins.module_utils import _stack
+from ansible_collections.sre.incident.plugins.module_utils import _time
 from ansible_collections.sre.incident.plugins.module_utils import _traffic
 from ansible_collections.sre.incident.plugins.module_utils import _verify
 from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
@@ -377,7 +379,7 @@ def validate(p, now):
     if p["probe_timeout"] <= 0:
         raise _verify.VerifyError("probe_timeout must be > 0 seconds, got %r" % (p["probe_timeout"],))
     _verify.validate_watch(p["watch_window"], p["watch_interval"], p["rebound_error_rate"])
-    since = _verify.parse_since(p["since"], now=now)
+    since = _time.parse_since(p["since"], now)
     return (now - DEFAULT_SINCE_S if since is None else since), thresholds
 
 

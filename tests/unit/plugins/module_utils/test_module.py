@@ -49,8 +49,8 @@ def test_docker_errors_tell_the_engine_from_a_container():
 
 def test_bad_input_is_a_value_error_and_an_incident_error():
     assert issubclass(InputError, ValueError) and issubclass(InputError, IncidentError)
-    assert fails_with(ValueError("count must be >= 1, got 0")) == dict(failed=True, changed=False,
-                                                                        msg="count must be >= 1, got 0")
+    expected = dict(failed=True, changed=False, msg="count must be >= 1, got 0")
+    assert fails_with(ValueError("count must be >= 1, got 0")) == expected
 
 
 def test_os_errors_fail_with_the_context_only_when_given():
