@@ -50,7 +50,7 @@ import re
 import struct
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _edge, _http, _stack, _time
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _edge, _files, _http, _stack, _time
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
@@ -732,11 +732,7 @@ def revert_static(ctx, deadline=None):
 
 def _write_marker(path, data):
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    _files.write_json(path, data)
 
 
 def read_snapshot(ctx):

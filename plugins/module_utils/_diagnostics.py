@@ -52,7 +52,7 @@ import re
 import tarfile
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _edge, _http, _logs, _redact, _stack, _time, _verify
+from ansible_collections.sre.incident.plugins.module_utils import _edge, _files, _http, _logs, _redact, _stack, _time, _verify
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     DockerError,
     LABEL_CONFIG_FILES,
@@ -1138,9 +1138,9 @@ def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
         data = ctx.client.read_file(c, directory.rstrip("/") + "/" + filename, max_bytes=1024 * 1024 * 1024)
         if not data.startswith(b"REDIS"):
             raise DockerError("%s/%s is not an RDB file" % (directory, filename))
-        _makedirs_private(dest_dir)
+        _files.private_dir(dest_dir)
         path = os.path.join(dest_dir, "dump-%s.rdb" % _time.stamp(value))
-        _write_private(path, data, replace=True)
+        _files.write_atomic(path, data, sync=False)
         result.update(ok=True, path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
         result["removed"] = rotate(dest_dir, keep)
     except (DockerError, OSError) as exc:
@@ -1165,27 +1165,14 @@ def rotate(directory, keep, pattern="dump-*.rdb"):
 
 # --------------------------------------------------------------------------- bundle
 
-def _makedirs_private(path):
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
-def _write_private(path, data, replace=False):
+def _write_private(path, data):
+    """A new file (never an existing one) of the bundle, 0600; returns its SHA-256."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    tmp = path + ".tmp" if replace else path
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (0 if replace else os.O_EXCL)
-    fd = os.open(tmp, flags, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-    finally:
-        os.close(fd)
-    if replace:
-        os.replace(tmp, path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -1202,7 +1189,7 @@ def write_bundle(base_dir, label, facts, raw, meta, secrets=(), now=None):
     ``<that dir>.tar.gz`` (0600) next to it. Everything is redacted once more on the way out.
     """
     now = time.time() if now is None else now
-    _makedirs_private(base_dir)
+    _files.private_dir(base_dir)
     name = "%s-%s" % (_time.stamp(now), safe_label(label))
     directory = os.path.join(base_dir, name)
     suffix = 1

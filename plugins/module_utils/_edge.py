@@ -27,7 +27,7 @@ import re
 import tarfile
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _http, _stack, _time
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _files, _http, _stack, _time
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError, InputError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
@@ -260,15 +260,6 @@ def _tar_one(name, data, info):
     return buf.getvalue()
 
 
-def _write_private(path, data):
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
-
-
 class Edge:
     """The edge service of one compose project, driven through the engine (``client``: a ComposeClient)."""
 
@@ -383,8 +374,9 @@ class Edge:
     def keep_original(self, data, info):
         data_path, meta_path = self._saved_paths()
         meta = dict(path=self.path, service=self.service, sha256=sha256(data), size=len(data), saved_at=_time.format_seconds(), **info)
-        _write_private(data_path, data)
-        _write_private(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode("utf-8"))
+        os.makedirs(os.path.dirname(data_path), mode=0o700, exist_ok=True)
+        _files.write_atomic(data_path, data)
+        _files.write_json(meta_path, meta)
         return meta
 
     def drop_saved(self):

@@ -35,8 +35,8 @@ import fcntl
 import json
 import os
 import socket
-import tempfile
 
+from ansible_collections.sre.incident.plugins.module_utils import _files
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
@@ -87,19 +87,7 @@ def read_lease(state_dir):
 
 
 def _write_lease(state_dir, lease):
-    fd, tmp = tempfile.mkstemp(prefix=".lease.", suffix=".tmp", dir=state_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(lease, handle, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, os.path.join(state_dir, LEASE_FILE))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _files.write_json(os.path.join(state_dir, LEASE_FILE), lease, indent=None)
 
 
 def read_runs(state_dir):

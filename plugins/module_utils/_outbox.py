@@ -38,7 +38,7 @@ import threading
 import time
 
 from ansible_collections.sre.incident.plugins.module_utils import _notify
-from ansible_collections.sre.incident.plugins.module_utils import _module, _time
+from ansible_collections.sre.incident.plugins.module_utils import _files, _module, _time
 
 MESSAGE_RE = re.compile(r"^(\d{4,})-([a-z]+)\.json$")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$")
@@ -101,13 +101,7 @@ class Outbox:
 
     def write(self, message):
         """Replace the message's file in one step (readers see the old or the new, never half)."""
-        tmp = os.path.join(self.dir, ".%04d.%d.tmp" % (message["seq"], os.getpid()))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, json.dumps(message, sort_keys=True).encode("utf-8"))
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path(message))
+        _files.write_atomic(self.path(message), json.dumps(message, sort_keys=True), sync=False)
 
     def enqueue(self, stage, title, channels, budget, now=None):
         """Number a new message and write it (state ``sending``); returns the message."""

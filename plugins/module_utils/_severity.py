@@ -24,6 +24,7 @@ import datetime
 import decimal
 import math
 
+from ansible_collections.sre.incident.plugins.module_utils import _files
 from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 # ---------------------------------------------------------------------------------------------
@@ -539,23 +540,11 @@ def read_baseline(path):
 
 
 def write_baseline(path, record):
-    """Write ``record`` as JSON to ``path`` atomically (temporary file, then rename)."""
-    import json
-    import os
-    import tempfile
+    """Write ``record`` as JSON to ``path`` atomically (``_files.write_json``)."""
+    import os  # pylint: disable=import-outside-toplevel
 
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".baseline-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    _files.write_json(path, record)
 
 
 #: The facts real traffic gives (``sre.incident.traffic``'s ``facts``) and the figure each comes from.
