@@ -64,10 +64,9 @@ import json
 import math
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
+from ansible_collections.sre.incident.plugins.module_utils import _http
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._http import percentile
 from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts
@@ -104,9 +103,6 @@ REBOUND_FIGURES = ("error_rate", "latency_p95_ms")
 
 #: Lines read from one container's log at most (the engine keeps the json-file driver's size anyway).
 MAX_LINES = 2000000
-
-
-_OPENER = urllib.request.build_opener()
 
 
 class TrafficError(InputError):
@@ -358,17 +354,14 @@ def prometheus_value(payload):
 def query_prometheus(url, query, at, timeout=DEFAULT_PROMETHEUS_TIMEOUT):
     """Evaluate ``query`` at ``at`` (UNIX time); ``(value or None, note or None)``. Never raises for a sick server."""
     target = "%s/api/v1/query?%s" % (url, urllib.parse.urlencode({"query": query, "time": "%.3f" % at}))
-    request = urllib.request.Request(target, headers={"Accept": "application/json", "User-Agent": "sre.incident-traffic"})
+    answer = _http.send(target, headers={"Accept": "application/json", "User-Agent": "sre.incident-traffic"},
+                        timeout=timeout, redirects=True)
+    if answer["status"] is None:
+        return None, "unreachable: %s" % answer["detail"]
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            payload = json.loads(response.read(4 * 1024 * 1024).decode("utf-8", "replace"))
-    except urllib.error.HTTPError as exc:
-        try:
-            payload = json.loads(exc.read(65536).decode("utf-8", "replace"))
-        except ValueError:
-            return None, "HTTP %s" % exc.code
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return None, "unreachable: %s" % (getattr(exc, "reason", None) or exc)
+        payload = json.loads(answer["body"].decode("utf-8", "replace"))
+    except ValueError as exc:
+        return None, ("HTTP %s" % answer["status"]) if answer["status"] >= 400 else "unreachable: %s" % exc
     return prometheus_value(payload)
 
 

@@ -18,7 +18,7 @@ import urllib.parse
 
 import pytest
 
-from ansible_collections.sre.incident.plugins.module_utils import _notify
+from ansible_collections.sre.incident.plugins.module_utils import _http, _notify
 from ansible_collections.sre.incident.plugins.module_utils._oncall import DEFAULT_ROTATION, who_is_on_call
 
 NOW = dt.datetime(2026, 11, 27, 2, 2, 50, tzinfo=dt.timezone.utc)  # 10:02:50 in Shanghai
@@ -340,7 +340,7 @@ def test_exception_text_with_url_is_scrubbed(monkeypatch, sleeps):
     class Opener:
         open = staticmethod(boom)
 
-    monkeypatch.setattr(_notify, "_opener", lambda read_timeout: Opener)
+    monkeypatch.setattr(_http, "_opener", lambda read_timeout, redirects: Opener)
     out = _send([{"name": "slack", "type": "slack", "url": url}], sleeps)
     res = out["results"][0]
     assert res["ok"] is False and res["attempts"] == 1  # unknown errors are not retried
@@ -442,29 +442,29 @@ def test_rotation_as_oncall_is_evaluated():
 # --- the budget: timeouts and retries cut to one deadline ------------------------------------------
 
 def test_connect_timeout_is_the_configured_one_cut_to_the_deadline():
-    assert _notify.connect_timeout_for(now=100.0, deadline=110.0, connect_timeout=2.0) == 2.0
-    assert _notify.connect_timeout_for(now=109.0, deadline=110.0, connect_timeout=2.0) == 1.0
+    assert _http.connect_timeout_for(now=100.0, deadline=110.0, connect_timeout=2.0) == 2.0
+    assert _http.connect_timeout_for(now=109.0, deadline=110.0, connect_timeout=2.0) == 1.0
     # too little left for an attempt to mean anything: not started
-    assert _notify.connect_timeout_for(now=109.8, deadline=110.0, connect_timeout=2.0) is None
-    assert _notify.connect_timeout_for(now=111.0, deadline=110.0, connect_timeout=2.0) is None
+    assert _http.connect_timeout_for(now=109.8, deadline=110.0, connect_timeout=2.0) is None
+    assert _http.connect_timeout_for(now=111.0, deadline=110.0, connect_timeout=2.0) is None
 
 
 def test_read_timeout_is_cut_to_the_deadline_and_never_zero():
-    assert _notify.read_timeout_for(now=100.0, deadline=110.0, read_timeout=5.0) == 5.0
-    assert _notify.read_timeout_for(now=107.5, deadline=110.0, read_timeout=5.0) == 2.5
+    assert _http.read_timeout_for(now=100.0, deadline=110.0, read_timeout=5.0) == 5.0
+    assert _http.read_timeout_for(now=107.5, deadline=110.0, read_timeout=5.0) == 2.5
     # 0 would make the socket non-blocking: the smallest read timeout instead
-    assert _notify.read_timeout_for(now=110.5, deadline=110.0, read_timeout=5.0) == _notify.MIN_READ_S
+    assert _http.read_timeout_for(now=110.5, deadline=110.0, read_timeout=5.0) == _http.MIN_READ_S
 
 
 def test_retry_delay_backs_off_and_stops_when_the_next_attempt_would_not_fit():
-    assert _notify.retry_delay(1, None, now=0.0, deadline=10.0) == 0.5
-    assert _notify.retry_delay(2, None, now=0.0, deadline=10.0) == 1.0
-    assert _notify.retry_delay(5, None, now=0.0, deadline=10.0) == _notify.BACKOFF_CAP
-    assert _notify.retry_delay(1, 1.2, now=0.0, deadline=10.0) == 1.2            # a short Retry-After
-    assert _notify.retry_delay(1, 60.0, now=0.0, deadline=10.0) == _notify.BACKOFF_CAP  # never a long one
+    assert _http.retry_delay(1, None, now=0.0, deadline=10.0) == 0.5
+    assert _http.retry_delay(2, None, now=0.0, deadline=10.0) == 1.0
+    assert _http.retry_delay(5, None, now=0.0, deadline=10.0) == _http.BACKOFF_CAP
+    assert _http.retry_delay(1, 1.2, now=0.0, deadline=10.0) == 1.2            # a short Retry-After
+    assert _http.retry_delay(1, 60.0, now=0.0, deadline=10.0) == _http.BACKOFF_CAP  # never a long one
     # 0.5 s of sleep + the shortest attempt (0.25 s) must end by the deadline
-    assert _notify.retry_delay(1, None, now=9.25, deadline=10.0) == 0.5
-    assert _notify.retry_delay(1, None, now=9.3, deadline=10.0) is None
+    assert _http.retry_delay(1, None, now=9.25, deadline=10.0) == 0.5
+    assert _http.retry_delay(1, None, now=9.3, deadline=10.0) is None
 
 
 def test_a_hanging_channel_costs_one_budget_with_the_attempts_that_fit():
