@@ -27,6 +27,14 @@ options:
       - If not given, the value of the E(DOCKER_TIMEOUT) environment variable is used.
     type: int
     default: 60
+attributes:
+  action_group:
+    description: Use C(group/sre.incident.docker) (or C(group/sre.incident.incident)) in C(module_defaults) to set
+      O(docker_host) and O(docker_timeout) once for every module that talks to the engine.
+    support: full
+    membership:
+      - sre.incident.docker
+      - sre.incident.incident
 requirements:
   - docker (the Python SDK for the Docker engine API) >= 7.0, on the managed host, when the module talks to the engine
 notes:

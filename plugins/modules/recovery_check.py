@@ -33,17 +33,8 @@ author:
   - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
+  - sre.incident.attributes.read_only
   - sre.incident.docker
-attributes:
-  check_mode:
-    support: full
-    details: The module never changes anything, so it runs its checks in check mode too.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-  platform:
-    platforms: posix
 options:
   stack:
     description:

@@ -36,17 +36,8 @@ author:
   - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
+  - sre.incident.attributes.read_only
   - sre.incident.docker
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so it measures in check mode too.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-  platform:
-    platforms: posix
 options:
   stack:
     description:
