@@ -323,12 +323,12 @@ def _save_redis(client, rd, by_name, found, set_dir, artefacts, timeout):
     fname = "redis-%s" % _safe(rd["dbfilename"])
     copied = _redis.copy_rdb_out(client, c, rd["dir"], rd["dbfilename"], os.path.join(set_dir, fname))
     artefacts.append(dict(
-        file=fname, kind="redis", sha256=copied["sha256"], bytes=copied["bytes"], made_at=utc(saved["lastsave"]),
+        file=fname, kind="redis", sha256=copied["sha256"], bytes=copied["bytes"], made_at=_time.format_seconds(saved["lastsave"]),
         method="BGSAVE in %s, waited for (INFO persistence, LASTSAVE), the RDB copied out through the engine's "
                "archive API" % rd["container"],
         source=dict(service=rd["service"], container=rd["container"], volume=vol[0] if vol else None,
                     port=rd["port"], dir=rd["dir"], dbfilename=rd["dbfilename"], appendonly=rd["appendonly"],
-                    keys=saved["keys"], lastsave=utc(saved["lastsave"]), uid=copied["uid"], gid=copied["gid"],
+                    keys=saved["keys"], lastsave=_time.format_seconds(saved["lastsave"]), uid=copied["uid"], gid=copied["gid"],
                     mode=copied["mode"])))
 
 
@@ -387,7 +387,7 @@ def take(client, stack, dest_root, incident_id=None, leave_stopped=False, timeou
                 if not match:
                     raise BackupError("volume %s is not covered by any file of the backup" % name)
                 covered[name] = dict(by=entry["by"], file=match[0])
-        manifest = dict(format=FORMAT, project=project, incident_id=incident_id or None, created_at=utc(),
+        manifest = dict(format=FORMAT, project=project, incident_id=incident_id or None, created_at=_time.format_seconds(),
                         artefacts=artefacts, volumes=covered)
         path = os.path.join(set_dir, MANIFEST)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -196,7 +196,8 @@ def send(url, method="GET", data=None, headers=None, timeout=2.0, read_timeout=N
             answer["body"] = response.read(max_body + 1) if method != "HEAD" else b""
         finally:
             response.close()
-    except Exception as exc:  # pylint: disable=broad-exception-caught - every failure of the target is a result
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # every failure of the target is a result, never an exception
         answer["status"] = None
         answer["failure"], answer["error"], answer["detail"] = _failure(exc)
     answer["elapsed_ms"] = round((time.monotonic() - start) * 1000.0, 3)

@@ -36,7 +36,6 @@ import datetime as _dt
 import hashlib
 import hmac
 import json
-import re
 import threading
 import time
 import urllib.parse
@@ -71,7 +70,6 @@ JOIN_GRACE_S = 0.25            # how long past the deadline a channel's thread m
 USER_AGENT = "sre.incident-notify/1.0"
 READ_TIMED_OUT = "connected, but no answer within the read timeout"
 UNSET = "unassigned"
-
 
 
 class NotifyError(InputError):

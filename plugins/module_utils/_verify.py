@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
-import re
 import time
 
 from ansible_collections.sre.incident.plugins.module_utils import _http
