@@ -330,10 +330,9 @@ def test_send_without_an_answer_says_why(closed_port):
 
 
 def test_send_read_timeout_is_its_own(server):
-    started = time.monotonic()
+    # /slow answers after 1 s: within the 5 s connect timeout, not within the 0.2 s read timeout
     answer = _http.send(server + "/slow", timeout=5.0, read_timeout=0.2)
-    assert answer["failure"] == "read_timeout" and answer["error"] == "timed out"
-    assert time.monotonic() - started < 0.9
+    assert answer["failure"] == "read_timeout" and answer["error"] == "timed out" and answer["status"] is None
 
 
 def test_send_body_is_cut_at_max_body(server):
