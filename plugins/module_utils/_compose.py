@@ -59,8 +59,9 @@ LABEL_NUMBER = "com.docker.compose.container-number"
 LABEL_CONFIG_FILES = "com.docker.compose.project.config_files"
 LABEL_WORKING_DIR = "com.docker.compose.project.working_dir"
 
-# Shared argument spec for every module that talks to the engine (documented once in the
-# sre.incident.docker doc fragment). The env fallbacks let an AWX credential inject them.
+# Shared argument spec for every module that talks to the engine, merged by
+# IncidentModule(..., docker=True) (_module.py) and documented once in the sre.incident.docker doc
+# fragment. The env fallbacks let an AWX credential inject them.
 DOCKER_COMMON_ARGS = dict(
     docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST, fallback=(env_fallback, ["DOCKER_HOST"])),
     docker_timeout=dict(type="int", default=DEFAULT_DOCKER_TIMEOUT, fallback=(env_fallback, ["DOCKER_TIMEOUT"])),
