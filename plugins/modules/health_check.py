@@ -401,7 +401,7 @@ min_success_ratio:
 
 import concurrent.futures
 
-from ansible_collections.sre.incident.plugins.module_utils import _detect, _http
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _detect, _http
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
@@ -434,20 +434,11 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def _compose_lib(module):
-    # imported only when used: plain probes need no docker SDK
-    from ansible_collections.sre.incident.plugins.module_utils import _compose  # pylint: disable=import-outside-toplevel
-
-    module.require_docker()
-    return _compose
-
-
 def _exited_check(module, spec):
     """A give-up test for the wait: the service's containers all exited (nothing will answer), or a
     dependency is down (see _compose.cannot_recover)."""
     if not spec:
         return None
-    _compose = _compose_lib(module)
     try:
         client = module.connect(docker_host=spec.get("docker_host"))
     except _compose.DockerError as exc:
@@ -461,7 +452,8 @@ def _exited_check(module, spec):
 def _read_containers(pool, module, spec):
     if not spec:
         return None
-    return pool.submit(_compose_lib(module).read_states, spec["project"], spec["services"],
+    module.require_docker()
+    return pool.submit(_compose.read_states, spec["project"], spec["services"],
                        spec.get("docker_host") or module.params["docker_host"], timeout=module.params["docker_timeout"])
 
 
@@ -512,7 +504,7 @@ def work(module):
         else:
             try:
                 result.update(reading.result())
-            except _compose_lib(module).UnknownService as exc:
+            except _compose.UnknownService as exc:
                 raise IncidentError("containers: %s" % exc.msg) from None
     if tgts is not None:
         verdict = _detect.assess(stack, tgts, result["probes"], result["containers"], result["containers_error"],
