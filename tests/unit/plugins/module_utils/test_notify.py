@@ -468,7 +468,8 @@ def test_retry_delay_backs_off_and_stops_when_the_next_attempt_would_not_fit():
 
 
 def test_a_hanging_channel_costs_one_budget_with_the_attempts_that_fit():
-    """Read timeout 0.4 s, budget 1.2 s: 0.4 + 0.5 sleep + 0.3 (cut) = 2 attempts, given up by the deadline."""
+    """Read timeout 0.4 s, budget 1.3 s: 0.4 + 0.5 sleep + 0.4 (cut to what is left) = 2 attempts, given up by
+    the deadline (0.15 s to spare for the first attempt's connect on a loaded machine)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(5)  # accepts, never answers
@@ -476,14 +477,14 @@ def test_a_hanging_channel_costs_one_budget_with_the_attempts_that_fit():
         url = "http://127.0.0.1:%d/x" % listener.getsockname()[1]
         started = time.monotonic()
         out = _notify.notify([{"name": "hangs", "type": "slack", "url": url}], "started", incident=INCIDENT,
-                             now=NOW, read_timeout=0.4, budget=1.2, attempts=5)
+                             now=NOW, read_timeout=0.4, budget=1.3, attempts=5)
         elapsed = time.monotonic() - started
     finally:
         listener.close()
     res = out["results"][0]
     assert res["ok"] is False and res["attempts"] == 2 and res["budget_spent"] is True
     assert res["error"].startswith("connected, but no answer within the read timeout (0.")
-    assert 1.0 <= elapsed <= 1.2 + _notify.JOIN_GRACE_S + 0.3
+    assert 1.1 <= elapsed <= 1.3 + _notify.JOIN_GRACE_S + 0.3
 
 
 def test_connect_timeout_is_separate_from_the_read_timeout():
