@@ -79,7 +79,7 @@ from ansible_collections.sre.incident.plugins.module_utils._record import (
     transact,
     validate_id,
 )
-from ansible_collections.sre.incident.plugins.module_utils._severity import format_ts, utc_now
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, utc_now
 
 RECORD_KEY = "sre_incident_record"
 MSG_LIMIT = 500

@@ -25,3 +25,19 @@ attributes:
     description: Target OS/families that can be operated against.
     support: N/A
 """
+
+    # A module that only reads (probes, checks, measures): extends sre.incident.attributes and
+    # sre.incident.attributes.read_only, and writes no attributes block of its own.
+    READ_ONLY = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads, so it runs in check mode too, and never reports a change.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  platform:
+    platforms: posix
+"""

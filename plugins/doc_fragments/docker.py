@@ -6,7 +6,8 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Connection options to the Docker engine (argument spec: _compose.DOCKER_COMMON_ARGS)."""
+    """Connection options to the Docker engine (argument spec: _compose.DOCKER_COMMON_ARGS, merged by
+    ``IncidentModule(..., docker=True)``; the module belongs to the C(docker) action group)."""
 
     DOCUMENTATION = r"""
 options:
@@ -26,9 +27,18 @@ options:
       - If not given, the value of the E(DOCKER_TIMEOUT) environment variable is used.
     type: int
     default: 60
+attributes:
+  action_group:
+    description: Use C(group/sre.incident.docker) (or C(group/sre.incident.incident)) in C(module_defaults) to set
+      O(docker_host) and O(docker_timeout) once for every module that talks to the engine.
+    support: full
+    membership:
+      - sre.incident.docker
+      - sre.incident.incident
 requirements:
-  - docker (the Python SDK for the Docker engine API) >= 7.0
+  - docker (the Python SDK for the Docker engine API) >= 7.0, on the managed host, when the module talks to the engine
 notes:
-  - When the engine cannot be reached, the module fails and its result has
-    C(engine_unreachable=true), so a playbook can tell an engine problem from a container problem.
+  - When the engine is needed and cannot be reached, the module fails and its result has
+    C(engine_unreachable=true), so a playbook can tell an engine problem from a container problem
+    (unless the module's description says it reports the engine's silence as a finding).
 """

@@ -36,7 +36,6 @@ the containers started again).
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import os
@@ -44,13 +43,14 @@ import re
 import shutil
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _pg, _redis, _stack
+from ansible_collections.sre.incident.plugins.module_utils import _pg, _redis, _stack, _time
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     LABEL_PROJECT,
     DockerError,
     _attrs,
     container_state,
 )
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 FORMAT = "sre.incident/backup/1"
@@ -60,13 +60,8 @@ KINDS = ("database", "redis", "volume")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-class BackupError(Exception):
+class BackupError(IncidentError):
     """A backup could not be taken, verified or restored; ``msg`` says what, naming the file or step."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
 
 
 def validate(stack):
@@ -76,11 +71,6 @@ def validate(stack):
     _pg.settings(stack)
     _redis.settings(stack)
     return stack
-
-
-def utc(epoch=None):
-    moment = datetime.datetime.fromtimestamp(time.time() if epoch is None else epoch, tz=datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _safe(name):
@@ -292,8 +282,7 @@ def _tar_volume(client, volume, image, dest_path):
 
 def _new_set_dir(dest_root, project, now):
     os.makedirs(dest_root, mode=0o700, exist_ok=True)
-    stamp = datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = os.path.join(dest_root, "%s-%s" % (_safe(project), stamp))
+    base = os.path.join(dest_root, "%s-%s" % (_safe(project), _time.stamp(now)))
     path, n = base, 1
     while True:
         try:
@@ -309,7 +298,7 @@ def _dump(client, db, by_name, found, set_dir, artefacts):
     vol = [v for v, e in found["volumes"].items() if e["by"] == "database"]
     fname = "database-%s.dump" % _safe(db["name"])
     out = _HashingWriter(os.path.join(set_dir, fname))
-    made = utc()
+    made = _time.format_seconds()
     try:
         pg = _pg.Postgres(client, by_name[db["container"]], db["name"], db["user"], db["port"], db["exec_user"])
         pg.dump(out.write)
@@ -334,12 +323,12 @@ def _save_redis(client, rd, by_name, found, set_dir, artefacts, timeout):
     fname = "redis-%s" % _safe(rd["dbfilename"])
     copied = _redis.copy_rdb_out(client, c, rd["dir"], rd["dbfilename"], os.path.join(set_dir, fname))
     artefacts.append(dict(
-        file=fname, kind="redis", sha256=copied["sha256"], bytes=copied["bytes"], made_at=utc(saved["lastsave"]),
+        file=fname, kind="redis", sha256=copied["sha256"], bytes=copied["bytes"], made_at=_time.format_seconds(saved["lastsave"]),
         method="BGSAVE in %s, waited for (INFO persistence, LASTSAVE), the RDB copied out through the engine's "
                "archive API" % rd["container"],
         source=dict(service=rd["service"], container=rd["container"], volume=vol[0] if vol else None,
                     port=rd["port"], dir=rd["dir"], dbfilename=rd["dbfilename"], appendonly=rd["appendonly"],
-                    keys=saved["keys"], lastsave=utc(saved["lastsave"]), uid=copied["uid"], gid=copied["gid"],
+                    keys=saved["keys"], lastsave=_time.format_seconds(saved["lastsave"]), uid=copied["uid"], gid=copied["gid"],
                     mode=copied["mode"])))
 
 
@@ -381,7 +370,7 @@ def take(client, stack, dest_root, incident_id=None, leave_stopped=False, timeou
                         client.stop(by_name[cname])
                         stopped.append(cname)
                 fname = "volume-%s.tar" % _safe(name)
-                made = utc()
+                made = _time.format_seconds()
                 sha, size = _tar_volume(client, name, image, os.path.join(set_dir, fname))
                 artefacts.append(dict(
                     file=fname, kind="volume", sha256=sha, bytes=size, made_at=made,
@@ -398,7 +387,7 @@ def take(client, stack, dest_root, incident_id=None, leave_stopped=False, timeou
                 if not match:
                     raise BackupError("volume %s is not covered by any file of the backup" % name)
                 covered[name] = dict(by=entry["by"], file=match[0])
-        manifest = dict(format=FORMAT, project=project, incident_id=incident_id or None, created_at=utc(),
+        manifest = dict(format=FORMAT, project=project, incident_id=incident_id or None, created_at=_time.format_seconds(),
                         artefacts=artefacts, volumes=covered)
         path = os.path.join(set_dir, MANIFEST)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

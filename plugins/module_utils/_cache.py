@@ -11,18 +11,14 @@ counted by running ``redis-cli --scan --pattern <pattern>`` inside the Redis con
 from __future__ import annotations
 
 from ansible_collections.sre.incident.plugins.module_utils import _http, _stack
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 
 STATES = ("present", "cleared")
 DEFAULT_PATTERN = "recs:*"
 
 
-class CacheError(Exception):
+class CacheError(IncidentError):
     """The cache could not be read or cleared; ``details`` go into the module's failure."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
 
 
 def resolve(params):

@@ -23,6 +23,7 @@ import time
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 try:
@@ -58,8 +59,9 @@ LABEL_NUMBER = "com.docker.compose.container-number"
 LABEL_CONFIG_FILES = "com.docker.compose.project.config_files"
 LABEL_WORKING_DIR = "com.docker.compose.project.working_dir"
 
-# Shared argument spec for every module that talks to the engine (documented once in the
-# sre.incident.docker doc fragment). The env fallbacks let an AWX credential inject them.
+# Shared argument spec for every module that talks to the engine, merged by
+# IncidentModule(..., docker=True) (_module.py) and documented once in the sre.incident.docker doc
+# fragment. The env fallbacks let an AWX credential inject them.
 DOCKER_COMMON_ARGS = dict(
     docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST, fallback=(env_fallback, ["DOCKER_HOST"])),
     docker_timeout=dict(type="int", default=DEFAULT_DOCKER_TIMEOUT, fallback=(env_fallback, ["DOCKER_TIMEOUT"])),
@@ -74,20 +76,15 @@ MISSING = "missing"
 
 # --------------------------------------------------------------------------- errors
 
-class DockerError(Exception):
+class DockerError(IncidentError):
     """Any failure talking to the engine or acting on a container."""
 
     kind = "docker_error"
 
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
-
     def as_failure(self):
-        """What a module fails with: ``module.fail_json(**exc.as_failure())``. Nothing was changed
-        by the failed call; ``engine_unreachable`` and ``error_kind`` let a playbook branch."""
-        return dict(self.details, msg=self.msg, changed=False,
+        """Nothing was changed by the failed call; ``engine_unreachable`` and ``error_kind`` let a
+        playbook branch."""
+        return dict(super().as_failure(), changed=False,
                     engine_unreachable=isinstance(self, EngineUnreachable), error_kind=self.kind)
 
 
@@ -908,7 +905,7 @@ def cannot_recover(client, project, service, dependencies=()):
     return None
 
 
-def read_states(project, services, docker_host=None):
+def read_states(project, services, docker_host=None, timeout=DEFAULT_DOCKER_TIMEOUT):
     """The states of the containers of ``services`` of a compose project, for a check that reports
     what it finds rather than failing on it (read only).
 
@@ -918,7 +915,7 @@ def read_states(project, services, docker_host=None):
     error, not a finding) is raised.
     """
     try:
-        found = ensure_services(connect(docker_host), project, services, "present", check_mode=True)
+        found = ensure_services(connect(docker_host, timeout=timeout), project, services, "present", check_mode=True)
     except UnknownService:
         raise
     except DockerError as exc:
@@ -1125,7 +1122,10 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
     if remove_volumes and backup_manifest:
         # the gate: every volume covered by a file that is there with its size and SHA-256
         from ansible_collections.sre.incident.plugins.module_utils import _backup  # pylint: disable=import-outside-toplevel
-        _backup.verify(backup_manifest, project=project, volumes=result["volumes"])
+        try:
+            _backup.verify(backup_manifest, project=project, volumes=result["volumes"])
+        except _backup.BackupError as exc:
+            raise _backup.BackupError("volumes not removed, nothing run: %s" % exc.msg, **exc.details) from None
     diff_before = {name: "%s (%s)" % (v[1], v[2]) if v[2] else v[1] for name, v in before.items()}
     if check_mode:
         result.update(containers=[container_state(c) for c in client.find_containers(project)],

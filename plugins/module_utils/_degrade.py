@@ -42,7 +42,6 @@ the edge.
 
 from __future__ import annotations
 
-import datetime
 import fnmatch
 import glob
 import json
@@ -51,7 +50,8 @@ import re
 import struct
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _edge, _http, _stack
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _edge, _files, _http, _stack, _time
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 try:
@@ -75,17 +75,16 @@ _RESTORE_LUA = ("local n = 0 for i = 1, #KEYS do if redis.call('EXISTS', KEYS[i]
                 "redis.call('PERSIST', KEYS[i]) else redis.call('SET', KEYS[i], ARGV[i]) n = n + 1 end end return n")
 
 
-class DegradeError(Exception):
+class DegradeError(IncidentError):
     """An option could not be applied, verified or reverted; ``details`` are plain data."""
 
-    def __init__(self, message, **details):
-        super().__init__(message)
-        self.msg = message
-        self.details = details
+    refused = False
 
 
 class Refused(DegradeError):
     """Leaving degraded mode was refused: the service is not verified healthy."""
+
+    refused = True
 
 
 # --------------------------------------------------------------------------- input
@@ -148,11 +147,6 @@ def validate_stack(stack, needs_c=False, snapshot_dir=None):
         except Exception as exc:  # jmespath raises several parse error types
             raise ValueError("incident_stack.redis.cache_value_query %r is not a JMESPath expression: %s" % (query, exc)) from None
     return stack
-
-
-def timestamp(now=None):
-    moment = datetime.datetime.fromtimestamp(time.time() if now is None else now, tz=datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------- RDB reading (option C)
@@ -380,8 +374,7 @@ def snapshot_taken_at(path, ctime=None):
         return float(ctime)
     found = _STAMP_RE.search(os.path.basename(path))
     if found:
-        moment = datetime.datetime.strptime(found.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
-        return moment.timestamp()
+        return _time.epoch(found.group(1))
     return os.stat(path).st_mtime
 
 
@@ -739,11 +732,7 @@ def revert_static(ctx, deadline=None):
 
 def _write_marker(path, data):
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    _files.write_json(path, data)
 
 
 def read_snapshot(ctx):
@@ -760,7 +749,7 @@ def read_snapshot(ctx):
     except (OSError, RdbError) as exc:
         raise DegradeError("cannot read the Redis snapshot %s: %s" % (path, exc), snapshot=path, precondition=True) from None
     taken = snapshot_taken_at(path, parsed["ctime"])
-    return dict(path=path, taken_at=timestamp(taken), age_s=round(ctx.now() - taken, 1), parsed=parsed)
+    return dict(path=path, taken_at=_time.format_seconds(taken), age_s=round(ctx.now() - taken, 1), parsed=parsed)
 
 
 def usable_value(stack, raw):
@@ -815,7 +804,7 @@ def apply_cache(ctx, deadline):
                               if (ctx.stack.get("redis") or {}).get("cache_value_query") else ""),
                            precondition=True, **measured)
     set_count = 0
-    marker = dict(mode=NAMES["C"], applied_at=timestamp(ctx.now()), keys=[], **measured)
+    marker = dict(mode=NAMES["C"], applied_at=_time.format_seconds(ctx.now()), keys=[], **measured)
     # the marker goes first, so a half-done restore is still seen (and reverted)
     _write_marker(ctx.marker_path(), marker)
     for start in range(0, len(keys), BATCH):
@@ -953,8 +942,7 @@ def _result(before, after, tried, changed, winner, msg, **extra):
     source = snapshot or marker
     age = source.get("snapshot_age_s")
     if not snapshot and marker.get("snapshot_taken_at"):
-        taken = datetime.datetime.strptime(marker["snapshot_taken_at"], "%Y-%m-%dT%H:%M:%SZ")
-        age = round(time.time() - taken.replace(tzinfo=datetime.timezone.utc).timestamp(), 1)
+        age = round(time.time() - _time.epoch(marker["snapshot_taken_at"]), 1)
     result = dict(changed=changed, active_mode=NAMES[winner] if winner else None, active_option=winner,
                   active_modes=list((after or before).get("active_names") or []), tried=tried,
                   snapshot=source.get("snapshot"), snapshot_age_s=age,

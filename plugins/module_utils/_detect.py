@@ -22,10 +22,9 @@ Kinds of failure (``kind``):
 """
 from __future__ import annotations
 
-import datetime
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _stack
+from ansible_collections.sre.incident.plugins.module_utils import _stack, _time
 
 #: Seconds back a restart by the engine's own restart policy counts as the recovery of this alarm.
 RECENT_RESTART_S = 600
@@ -154,12 +153,10 @@ def _epoch(text):
     """UNIX seconds of a Docker timestamp (``2026-12-06T10:00:00.123456789Z``), None when unreadable."""
     if not text or text.startswith("0001-"):
         return None
-    head = str(text).rstrip("Z").split(".", maxsplit=1)[0]
     try:
-        moment = datetime.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+        return _time.epoch(str(text))
     except ValueError:
         return None
-    return moment.timestamp()
 
 
 def engine_restarts(stack, containers, now=None, recent_s=RECENT_RESTART_S):

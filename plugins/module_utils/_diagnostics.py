@@ -41,9 +41,7 @@ container, wait (polling ``LASTSAVE``) until it is written, copy the dump out of
 
 from __future__ import annotations
 
-import calendar
 import concurrent.futures
-import datetime
 import glob
 import hashlib
 import io
@@ -54,7 +52,7 @@ import re
 import tarfile
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _edge, _http, _logs, _redact, _stack, _verify
+from ansible_collections.sre.incident.plugins.module_utils import _edge, _files, _http, _logs, _redact, _stack, _time, _verify
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     DockerError,
     LABEL_CONFIG_FILES,
@@ -62,6 +60,7 @@ from ansible_collections.sre.incident.plugins.module_utils._compose import (
     container_state,
     services_in_compose_files,
 )
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 try:
@@ -119,79 +118,8 @@ _PSEUDO_FS = frozenset((
 _SKIP_MOUNT_PREFIXES = ("/var/lib/docker/", "/var/lib/containerd/", "/run/docker/", "/run/containerd/", "/proc/", "/sys/")
 
 
-class DiagnosticsError(ValueError):
+class DiagnosticsError(InputError):
     """Bad input (a bad time, an unknown part, a missing directory): fails before collecting."""
-
-
-# --------------------------------------------------------------------------- time
-
-def utc_now():
-    return time.time()
-
-
-def iso(epoch):
-    """UTC ISO 8601 with milliseconds (``2026-11-27T01:30:45.123Z``); None stays None."""
-    if epoch is None:
-        return None
-    dt = datetime.datetime.fromtimestamp(float(epoch), tz=datetime.timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (dt.microsecond // 1000)
-
-
-def parse_iso(value):
-    """UNIX time of an ISO 8601 / RFC 3339 time (nanoseconds allowed, ``Z`` or offset, naive = UTC)."""
-    text = str(value).strip()
-    match = re.match(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$", text, re.IGNORECASE)
-    if not match:
-        raise DiagnosticsError("not an ISO 8601 time: %r (expected like 2026-11-27T01:30:00Z)" % (value,))
-    date, clock, frac, zone = match.groups()
-    if clock.count(":") == 1:
-        clock += ":00"
-    try:
-        dt = datetime.datetime.strptime(date + "T" + clock, "%Y-%m-%dT%H:%M:%S")
-    except ValueError:
-        raise DiagnosticsError("not an ISO 8601 time: %r" % (value,)) from None
-    epoch = calendar.timegm(dt.timetuple())
-    if frac:
-        epoch += float("0." + frac[:9])
-    if zone and zone.upper() != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        epoch -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    return epoch
-
-
-def parse_since(value, now=None):
-    """UNIX time from O(errors_since): an ISO time, or a number of seconds before ``now``.
-
-    ``None`` or ``""`` is None (no lower bound). Raises DiagnosticsError naming a bad value.
-    """
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    now = utc_now() if now is None else now
-    if isinstance(value, bool):
-        raise DiagnosticsError("errors_since must be an ISO time or a number of seconds, got %r" % (value,))
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        text = str(value).strip()
-        match = re.match(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$", text)
-        if not match:
-            return parse_iso(text)
-        seconds = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-    if seconds < 0:
-        raise DiagnosticsError("errors_since must not be negative, got %r" % (value,))
-    return now - seconds
-
-
-def split_docker_ts(line):
-    """``(epoch or None, text)`` of a log line fetched with ``timestamps=True``."""
-    head, sep, rest = line.partition(" ")
-    if sep and len(head) >= 20 and head[4:5] == "-" and head[10:11] == "T":
-        try:
-            return parse_iso(head), rest
-        except DiagnosticsError:
-            pass
-    return None, line
 
 
 # --------------------------------------------------------------------------- logs
@@ -207,14 +135,7 @@ def scan_errors(log_text, since=None, keep=50, until=None):
     by_level = {}
     lines = []
     first_ts = last_ts = None
-    for raw in (log_text or "").splitlines():
-        if not raw.strip():
-            continue
-        epoch, text = split_docker_ts(raw)
-        if since is not None and epoch is not None and epoch < since:
-            continue
-        if until is not None and epoch is not None and epoch >= until:
-            continue
+    for epoch, raw, text in _logs.timed_lines(log_text, since, until):
         scanned += 1
         if _logs.runbook_grep_match(text):
             grep_count += 1
@@ -229,8 +150,8 @@ def scan_errors(log_text, since=None, keep=50, until=None):
         if epoch is not None:
             first_ts = epoch if first_ts is None else first_ts
             last_ts = epoch
-    return dict(count=count, grep_count=grep_count, by_level=by_level, lines=lines, first_ts=iso(first_ts),
-                last_ts=iso(last_ts), scanned=scanned)
+    return dict(count=count, grep_count=grep_count, by_level=by_level, lines=lines, first_ts=_time.format_ts(first_ts),
+                last_ts=_time.format_ts(last_ts), scanned=scanned)
 
 
 # --------------------------------------------------------------------------- redis
@@ -689,7 +610,7 @@ class Context:
         self.log_lines = int(log_lines)
         self.since = since
         self.run_command = run_command
-        self.now = utc_now() if now is None else now
+        self.now = time.time() if now is None else now
         self.snapshot_dir = snapshot_dir
         self.long_running_s = long_running_s
         self.changes_window_s = changes_window_s
@@ -781,7 +702,7 @@ def part_logs(ctx):
     scan = scan_errors(ctx.client.logs(c, since=ctx.since, until=ctx.now, timestamps=True), since=ctx.since, until=ctx.now)
     result = dict(container=c.name, lines=lines, error_count=scan["count"], grep_count=scan["grep_count"],
                   by_level=scan["by_level"], error_lines=scan["lines"], first_error_ts=scan["first_ts"],
-                  last_error_ts=scan["last_ts"], since=iso(ctx.since), until=iso(ctx.now),
+                  last_error_ts=scan["last_ts"], since=_time.format_ts(ctx.since), until=_time.format_ts(ctx.now),
                   window=dict(since=ctx.since, until=ctx.now))
     return result, tail
 
@@ -801,8 +722,8 @@ def part_errors(ctx):
         per[name] = dict(ok=True, service=container_state(c)["service"], count=scan["count"], grep_count=scan["grep_count"],
                          by_level=scan["by_level"], lines=scan["lines"], last_ts=scan["last_ts"])
         total += scan["count"]
-        raw.append("### %s (%d error lines since %s)\n%s" % (name, scan["count"], iso(ctx.since) or "start", "\n".join(scan["lines"])))
-    return dict(total=total, containers=per, since=iso(ctx.since)), "\n\n".join(raw) + "\n"
+        raw.append("### %s (%d error lines since %s)\n%s" % (name, scan["count"], _time.format_ts(ctx.since) or "start", "\n".join(scan["lines"])))
+    return dict(total=total, containers=per, since=_time.format_ts(ctx.since)), "\n\n".join(raw) + "\n"
 
 
 def part_database(ctx):
@@ -935,8 +856,8 @@ def part_changes(ctx):
         for key, what in (("image_created", "image rebuilt"), ("created", "container recreated"), ("started_at", "container (re)started")):
             value = row.get(key)
             try:
-                epoch = parse_iso(value) if value and not str(value).startswith("0001") else None
-            except DiagnosticsError:
+                epoch = _time.epoch(value) if value and not str(value).startswith("0001") else None
+            except ValueError:
                 epoch = None
             if epoch is not None and epoch >= since:
                 recent.append(dict(what=what, name=st["name"], service=st["service"], at=value))
@@ -950,9 +871,9 @@ def part_changes(ctx):
         except OSError as exc:
             files.append(dict(path=path, error=str(exc)))
             continue
-        files.append(dict(path=path, mtime=iso(mtime), recent=mtime >= since))
+        files.append(dict(path=path, mtime=_time.format_ts(mtime), recent=mtime >= since))
         if mtime >= since:
-            recent.append(dict(what="compose file modified", name=path, service=None, at=iso(mtime)))
+            recent.append(dict(what="compose file modified", name=path, service=None, at=_time.format_ts(mtime)))
     git = None
     project_dir = ctx.stack.get("project_dir")
     git_bin = shutil.which("git")
@@ -974,8 +895,8 @@ def part_changes(ctx):
                                    service=None, at=commit["date"]))
         else:
             git = dict(error=(err or out).strip()[:300] or "not a git checkout")
-    result = dict(window_s=window, since=iso(since), containers=rows, compose_files=files, git=git, recent=recent)
-    raw = "# changes in the last %d s (since %s)\n" % (window, iso(since))
+    result = dict(window_s=window, since=_time.format_ts(since), containers=rows, compose_files=files, git=git, recent=recent)
+    raw = "# changes in the last %d s (since %s)\n" % (window, _time.format_ts(since))
     raw += "\n".join("%-28s %-40s %s" % (r["what"], r["name"], r["at"]) for r in recent) + "\n\n"
     raw += json.dumps(result, indent=2, default=str)
     return result, raw
@@ -1014,7 +935,7 @@ def part_degraded(ctx):
 
 def newest_snapshot(directory, now=None):
     """dict(path, size, mtime, age_s, readable) of the newest ``dump-*.rdb`` in ``directory``, or None."""
-    now = utc_now() if now is None else now
+    now = time.time() if now is None else now
     paths = sorted(glob.glob(os.path.join(directory, "dump-*.rdb"))) if directory else []
     if not paths:
         return None
@@ -1026,12 +947,12 @@ def newest_snapshot(directory, now=None):
             readable = handle.read(5) == b"REDIS"
     except OSError:
         readable = False
-    return dict(path=path, size=st.st_size, mtime=iso(st.st_mtime), age_s=round(now - st.st_mtime, 1), readable=readable)
+    return dict(path=path, size=st.st_size, mtime=_time.format_ts(st.st_mtime), age_s=round(now - st.st_mtime, 1), readable=readable)
 
 
 def part_fallbacks(ctx, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"]):
     # C: the newest Redis snapshot
-    snap = newest_snapshot(ctx.snapshot_dir, now=utc_now()) if ctx.snapshot_dir else None
+    snap = newest_snapshot(ctx.snapshot_dir, now=time.time()) if ctx.snapshot_dir else None
     if snap is None:
         snapshot = dict(ready=False, dir=ctx.snapshot_dir, reason="no snapshot in %s" % ctx.snapshot_dir)
     else:
@@ -1211,16 +1132,15 @@ def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
         ok, value, elapsed_unused = poll_until(saved, timeout, interval=interval)
         if not ok:
             raise DockerError("BGSAVE not finished after %s s" % timeout)
-        result["lastsave"] = iso(value)
+        result["lastsave"] = _time.format_ts(value)
         directory = _config_get(cli("CONFIG", "GET", "dir")) or "/data"
         filename = _config_get(cli("CONFIG", "GET", "dbfilename")) or "dump.rdb"
         data = ctx.client.read_file(c, directory.rstrip("/") + "/" + filename, max_bytes=1024 * 1024 * 1024)
         if not data.startswith(b"REDIS"):
             raise DockerError("%s/%s is not an RDB file" % (directory, filename))
-        _makedirs_private(dest_dir)
-        stamp = datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        path = os.path.join(dest_dir, "dump-%s.rdb" % stamp)
-        _write_private(path, data, replace=True)
+        _files.private_dir(dest_dir)
+        path = os.path.join(dest_dir, "dump-%s.rdb" % _time.stamp(value))
+        _files.write_atomic(path, data, sync=False)
         result.update(ok=True, path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
         result["removed"] = rotate(dest_dir, keep)
     except (DockerError, OSError) as exc:
@@ -1245,27 +1165,14 @@ def rotate(directory, keep, pattern="dump-*.rdb"):
 
 # --------------------------------------------------------------------------- bundle
 
-def _makedirs_private(path):
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
-def _write_private(path, data, replace=False):
+def _write_private(path, data):
+    """A new file (never an existing one) of the bundle, 0600; returns its SHA-256."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    tmp = path + ".tmp" if replace else path
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (0 if replace else os.O_EXCL)
-    fd = os.open(tmp, flags, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-    finally:
-        os.close(fd)
-    if replace:
-        os.replace(tmp, path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -1281,10 +1188,9 @@ def write_bundle(base_dir, label, facts, raw, meta, secrets=(), now=None):
     (``01-service-status.txt`` ...), ``facts.json``, ``index.json`` and ``SHA256SUMS`` (0600);
     ``<that dir>.tar.gz`` (0600) next to it. Everything is redacted once more on the way out.
     """
-    now = utc_now() if now is None else now
-    _makedirs_private(base_dir)
-    stamp = datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    name = "%s-%s" % (stamp, safe_label(label))
+    now = time.time() if now is None else now
+    _files.private_dir(base_dir)
+    name = "%s-%s" % (_time.stamp(now), safe_label(label))
     directory = os.path.join(base_dir, name)
     suffix = 1
     while os.path.exists(directory) or os.path.exists(directory + ".tar.gz"):
@@ -1301,7 +1207,7 @@ def write_bundle(base_dir, label, facts, raw, meta, secrets=(), now=None):
     sums["facts.json"] = _write_private(os.path.join(directory, "facts.json"),
                                         json.dumps(_redact.redact_data(facts, secrets), indent=2, sort_keys=True, default=str))
     files.append("facts.json")
-    index = dict(meta, created_at=iso(now), label=label, name=os.path.basename(directory),
+    index = dict(meta, created_at=_time.format_ts(now), label=label, name=os.path.basename(directory),
                  parts={p: dict(ok=bool((facts.get(p) or {}).get("ok")), error=(facts.get(p) or {}).get("error"),
                                 file=RAW_FILES.get(p)) for p in facts},
                  runbook_items={num: dict(item=title, part=part, file=RAW_FILES[part],

@@ -28,7 +28,7 @@ import json
 import os
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _http, _severity
+from ansible_collections.sre.incident.plugins.module_utils import _http, _time
 
 P0_SLA = dict(respond=300, resolve=1800)
 
@@ -103,7 +103,7 @@ def parse_ts(value):
     """UNIX time of an ISO 8601 timestamp of the record ('...Z' or with an offset); None stays None."""
     if value in (None, ""):
         return None
-    return _severity.parse_ts(str(value)).timestamp()
+    return _time.epoch(str(value))
 
 
 def parse_events(text):

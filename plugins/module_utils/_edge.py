@@ -18,7 +18,6 @@ The collection observes and drives it through the engine only; nothing of ours i
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import io
 import json
@@ -28,7 +27,8 @@ import re
 import tarfile
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _http, _stack
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _files, _http, _stack, _time
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError, InputError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 MODES = ("normal", "standby", "offline")
@@ -40,25 +40,16 @@ OFFLINE_BODY = ('{"error":"recommendations temporarily unavailable","detail":"th
                 'switched off while we fix a problem; please try again later","retry_after_s":300}')
 
 
-class EdgeError(Exception):
+class EdgeError(IncidentError):
     """The edge could not be read, changed or brought back; ``details`` are plain data."""
 
-    def __init__(self, message, **details):
-        super().__init__(message)
-        self.msg = message
-        self.details = details
 
-
-class EdgeConfigError(ValueError):
+class EdgeConfigError(InputError):
     """A degraded-mode configuration cannot be derived from the team's file (nothing was changed)."""
 
 
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
-
-
-def _now_text():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --------------------------------------------------------------------------- what users get
@@ -269,15 +260,6 @@ def _tar_one(name, data, info):
     return buf.getvalue()
 
 
-def _write_private(path, data):
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
-
-
 class Edge:
     """The edge service of one compose project, driven through the engine (``client``: a ComposeClient)."""
 
@@ -391,9 +373,10 @@ class Edge:
 
     def keep_original(self, data, info):
         data_path, meta_path = self._saved_paths()
-        meta = dict(path=self.path, service=self.service, sha256=sha256(data), size=len(data), saved_at=_now_text(), **info)
-        _write_private(data_path, data)
-        _write_private(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode("utf-8"))
+        meta = dict(path=self.path, service=self.service, sha256=sha256(data), size=len(data), saved_at=_time.format_seconds(), **info)
+        os.makedirs(os.path.dirname(data_path), mode=0o700, exist_ok=True)
+        _files.write_atomic(data_path, data)
+        _files.write_json(meta_path, meta)
         return meta
 
     def drop_saved(self):

@@ -29,6 +29,7 @@ import os
 import re
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _stack
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 STATES = ("present", "injected", "rolled_back")
@@ -57,17 +58,14 @@ _DEL_SCRIPT = ("local n, cur = 0, '0' repeat local r = redis.call('SCAN', cur, '
                "cur = r[1] for _, k in ipairs(r[2]) do redis.call('DEL', k) n = n + 1 end until cur == '0' return n")
 
 
-class FaultError(Exception):
+class FaultError(IncidentError):
     """A fault could not be observed, injected or rolled back; ``details`` go into the failure."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
 
 
 class Refused(FaultError):
     """The managed host is production: nothing was touched."""
+
+    refused = True
 
 
 def refuse_production(environment, marker=PRODUCTION_MARKER, exists=None):

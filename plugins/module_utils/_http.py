@@ -1,26 +1,39 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""HTTP probing with the standard library (urllib), plus JMESPath assertions on JSON bodies.
+"""The HTTP client of the collection (standard library, urllib), and the probes built on it.
 
-A probe never raises because the target is unwell: connection refused, timeouts, HTTP error
-statuses, bodies that are not JSON and failed assertions all become a result dict with
-``ok: false`` and an ``error``. Only bad input (a malformed URL, an invalid JMESPath
-expression, JMESPath assertions without the jmespath library) raises, and that is checked
-before the first request.
+- :func:`send`: one request, with its own connect timeout (the TCP connect, a proxy tunnel and the
+  TLS handshake) and read timeout (every read once connected). It never raises because the target
+  is unwell: no answer is a result with ``status`` None, a ``failure`` kind and an ``error``.
+  Redirects are not followed unless asked (a POST would turn into a GET, or carry its payload
+  elsewhere); a 3xx is then an answer like any other. Proxies come from the environment.
+- :func:`send_retrying`: attempts with backoff (a server's short ``Retry-After`` honoured), all of
+  them - connects, reads and sleeps - ended by one deadline, the budget.
+- :func:`scrub`: what a message may say about a request: no URL, no secret, no header value.
+- :func:`probe`, :func:`probe_many`, :func:`wait_healthy`: health probes with JMESPath assertions
+  on JSON bodies. A probe never raises because the target is unwell either: connection refused,
+  timeouts, HTTP error statuses, bodies that are not JSON and failed assertions all become a
+  result with ``ok: false`` and an ``error``. Only bad input (a malformed URL, an invalid
+  JMESPath expression, JMESPath assertions without the jmespath library) raises, and that is
+  checked before the first request.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import http.client
 import json
 import math
+import re
 import socket
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 try:
@@ -43,8 +56,276 @@ USER_AGENT = "sre.incident-health_check"
 #: ``synthetic-*`` users out, so our own probes never count as users.
 SYNTHETIC_USER = "synthetic-sre-incident"
 
+# The budget of send_retrying
+MIN_ATTEMPT_S = 0.25           # an attempt needs at least this much of the budget to be started
+MIN_READ_S = 0.05              # a read timeout is never 0 (that would make the socket non-blocking)
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 1.5              # every sleep stays under 2 s
+RETRY_STATUSES = frozenset([429])  # plus every 5xx
+_URL_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
-class MissingJmespath(RuntimeError):
+
+# --------------------------------------------------------------------------- one request
+
+class ConnectTimeout(OSError):
+    """The TCP connection (with a proxy tunnel and the TLS handshake) did not complete in time."""
+
+
+def seconds_text(value):
+    """``5``, ``2.5``, ``0.25`` (for messages)."""
+    return ("%.2f" % value).rstrip("0").rstrip(".") if value is not None else "?"
+
+
+def _connect_within(connection, connect):
+    """Run ``connect`` (the connection's own) under the connect timeout, then arm the read timeout."""
+    try:
+        connect()
+    except (socket.timeout, TimeoutError) as exc:
+        raise ConnectTimeout("connect timed out after %s s" % seconds_text(connection.timeout)) from exc
+    connection.sock.settimeout(connection.read_timeout())
+
+
+class _TimedHTTPConnection(http.client.HTTPConnection):
+    """``timeout`` bounds the connect; ``read_timeout()`` (called once connected) every read after it."""
+
+    def __init__(self, *args, read_timeout=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read_timeout = read_timeout
+
+    def connect(self):
+        _connect_within(self, super().connect)
+
+
+class _TimedHTTPSConnection(http.client.HTTPSConnection):
+    """As :class:`_TimedHTTPConnection`; the TLS handshake counts as part of the connect."""
+
+    def __init__(self, *args, read_timeout=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read_timeout = read_timeout
+
+    def connect(self):
+        _connect_within(self, super().connect)
+
+
+class _TimedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, read_timeout):
+        super().__init__()
+        self._read_timeout = read_timeout
+
+    def http_open(self, req):
+        return self.do_open(functools.partial(_TimedHTTPConnection, read_timeout=self._read_timeout), req)
+
+
+class _TimedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, read_timeout):
+        super().__init__()
+        self._read_timeout = read_timeout
+
+    def https_open(self, req):
+        return self.do_open(functools.partial(_TimedHTTPSConnection, read_timeout=self._read_timeout), req,
+                            context=self._context)
+
+
+class _Answers(urllib.request.HTTPErrorProcessor):
+    """Hand every status back as an answer instead of raising HTTPError; with ``redirects``, a 3xx
+    goes to the redirect handler first."""
+
+    def __init__(self, redirects):
+        super().__init__()
+        self.redirects = redirects
+
+    def http_response(self, request, response):
+        if self.redirects and 300 <= response.status < 400:
+            return super().http_response(request, response)
+        return response
+
+    https_response = http_response
+
+
+def _opener(read_timeout, redirects):
+    return urllib.request.build_opener(_Answers(redirects), _TimedHTTPHandler(read_timeout),
+                                       _TimedHTTPSHandler(read_timeout))
+
+
+def _failure(exc):
+    """``(failure kind, error text, detail)`` of an exception raised by a request."""
+    sending = isinstance(exc, urllib.error.URLError)   # raised before the answer began
+    reason = exc.reason if sending and isinstance(exc.reason, BaseException) else exc
+    detail = str(reason) if sending else str(exc)
+    if isinstance(reason, ConnectTimeout):
+        return "connect_timeout", "timed out", detail
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return ("send_timeout" if sending else "read_timeout"), "timed out", detail
+    text = str(reason) or reason.__class__.__name__
+    if reason.__class__.__name__ not in text:
+        text = "%s: %s" % (reason.__class__.__name__, text)
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection", "connection refused", detail
+    if isinstance(reason, (OSError, ValueError, http.client.HTTPException)):
+        return "connection", text, detail
+    return "other", text, detail
+
+
+def send(url, method="GET", data=None, headers=None, timeout=2.0, read_timeout=None, redirects=False,
+         max_body=MAX_BODY_BYTES):
+    """One HTTP request; never raises because the target is unwell.
+
+    ``timeout``: seconds to connect; ``read_timeout``: seconds for every read once connected (a
+    number, or a callable giving it at that moment; default ``timeout``). ``redirects``: follow them
+    (for a GET). The body is read up to ``max_body + 1`` bytes (HEAD: not at all).
+
+    Returns dict(status (None: no answer), reason, headers (dict), body (bytes), latency_ms (to the
+    end of the body; None without an answer), elapsed_ms, failure (None, ``connect_timeout``,
+    ``send_timeout``, ``read_timeout``, ``connection`` or ``other``), error (short: ``timed out``,
+    ``connection refused``, ...), detail (the underlying error's own text)).
+    """
+    if read_timeout is None:
+        read_timeout = timeout
+    armed = read_timeout if callable(read_timeout) else (lambda: read_timeout)
+    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    answer = dict(status=None, reason=None, headers={}, body=b"", latency_ms=None, failure=None, error=None,
+                  detail=None)
+    start = time.monotonic()
+    try:
+        try:
+            response = _opener(armed, redirects).open(request, timeout=float(timeout))
+        except urllib.error.HTTPError as exc:   # a redirect that could not be followed
+            response = exc
+        try:
+            answer.update(status=response.getcode(), reason=response.reason, headers=dict(response.headers or {}))
+            answer["body"] = response.read(max_body + 1) if method != "HEAD" else b""
+        finally:
+            response.close()
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # every failure of the target is a result, never an exception
+        answer["status"] = None
+        answer["failure"], answer["error"], answer["detail"] = _failure(exc)
+    answer["elapsed_ms"] = round((time.monotonic() - start) * 1000.0, 3)
+    if answer["status"] is not None:
+        answer["latency_ms"] = answer["elapsed_ms"]
+    return answer
+
+
+# --------------------------------------------------------------------------- retries within a budget
+
+def backoff_delay(attempt, base=BACKOFF_BASE, cap=BACKOFF_CAP):
+    """Sleep before attempt ``attempt + 1``: base, 2*base, 4*base ... capped."""
+    return min(base * (2 ** (attempt - 1)), cap)
+
+
+def connect_timeout_for(now, deadline, connect_timeout):
+    """The connect timeout of an attempt starting at ``now``, cut to the deadline; None when less
+    than :data:`MIN_ATTEMPT_S` is left (too little for an attempt to mean anything)."""
+    left = deadline - now
+    if left < MIN_ATTEMPT_S:
+        return None
+    return min(connect_timeout, left)
+
+
+def read_timeout_for(now, deadline, read_timeout):
+    """The read timeout once connected at ``now``: the configured one, cut to the deadline (never 0,
+    which would make the socket non-blocking)."""
+    return max(MIN_READ_S, min(read_timeout, deadline - now))
+
+
+def retry_delay(attempt, retry_after, now, deadline, base=BACKOFF_BASE):
+    """How long to sleep before the next attempt, or None when the next attempt would not fit in the
+    budget (the sleep plus :data:`MIN_ATTEMPT_S` must end by the deadline). A server's short
+    ``Retry-After`` is honoured up to :data:`BACKOFF_CAP`."""
+    delay = backoff_delay(attempt, base)
+    if retry_after is not None:
+        delay = min(max(delay, retry_after), BACKOFF_CAP)
+    if now + delay + MIN_ATTEMPT_S > deadline:
+        return None
+    return delay
+
+
+def _retry_after(headers):
+    try:
+        value = float((headers or {}).get("Retry-After"))
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
+
+
+def judge_status(answer):
+    """The default judgement of an answer: ``(None, False)`` for a 2xx, else ``(error, retryable)``:
+    no answer is retried unless its failure is unknown, a 5xx or 429 is retried."""
+    status = answer["status"]
+    if status is None:
+        return answer["error"], answer["failure"] != "other"
+    if 200 <= status < 300:
+        return None, False
+    return "HTTP %d" % status, status >= 500 or status in RETRY_STATUSES
+
+
+def send_retrying(url, deadline, attempts=1, connect_timeout=2.0, read_timeout=5.0, judge=judge_status,
+                  clock=time.monotonic, sleep=time.sleep, backoff_base=BACKOFF_BASE, **request):
+    """:func:`send` until ``judge(answer)`` finds it good, at most ``attempts`` times, everything by
+    ``deadline`` (a ``clock()`` value). Never raises because the target is unwell.
+
+    ``url`` may be a callable giving each attempt's URL (a signed URL carries its time).
+    ``judge(answer)`` returns ``(None, False)`` for a good answer, else ``(error, retryable)``.
+    Returns the last answer (see :func:`send`; ``status`` None and no ``failure`` when none was
+    tried) with ``attempts`` (made), ``error`` (the judgement's, None when good), ``read_timeout``
+    (the one armed for the last attempt, None when it did not connect) and ``budget_spent`` (the
+    deadline, not the attempts, ended the tries).
+    """
+    answer = dict(status=None, reason=None, headers={}, body=b"", latency_ms=None, failure=None, error=None,
+                  detail=None, read_timeout=None)
+    made = 0
+    budget_spent = False
+    for attempt in range(1, attempts + 1):
+        connect = connect_timeout_for(clock(), deadline, connect_timeout)
+        if connect is None:
+            budget_spent = True
+            break
+        armed = {}
+
+        def read_now():
+            armed["read"] = read_timeout_for(clock(), deadline, read_timeout)
+            return armed["read"]
+
+        answer = send(url() if callable(url) else url, timeout=connect, read_timeout=read_now, **request)
+        made = attempt
+        answer["read_timeout"] = armed.get("read")
+        answer["error"], retryable = judge(answer)
+        if answer["error"] is None or not retryable or attempt == attempts:
+            break
+        delay = retry_delay(attempt, _retry_after(answer["headers"]), clock(), deadline, backoff_base)
+        if delay is None:
+            budget_spent = True
+            break
+        sleep(delay)
+    answer.update(attempts=made, budget_spent=budget_spent)
+    return answer
+
+
+# --------------------------------------------------------------------------- redaction
+
+def scrub(text, label, url=None, secrets=()):
+    """``text`` without ``url`` (whole, without its query, its path, its query and the query's values
+    of four or more characters), without ``secrets`` and without any URL at all: each is replaced by
+    ``<label>``. None stays None."""
+    if text is None:
+        return None
+    text = str(text)
+    url = url or ""
+    found = [url, url.split("?", 1)[0]] + [s for s in secrets if s]
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.path and parsed.path != "/":
+        found.append(parsed.path)
+    if parsed.query:
+        found.append(parsed.query)
+        found.extend(v for _k, v in urllib.parse.parse_qsl(parsed.query) if len(v) >= 4)
+    for secret in sorted((s for s in found if s), key=len, reverse=True):
+        text = text.replace(secret, "<%s>" % label)
+    return _URL_RE.sub("<%s>" % label, text)
+
+
+# --------------------------------------------------------------------------- probes
+
+class MissingJmespath(IncidentError, RuntimeError):
     """JMESPath assertions were asked for but the jmespath library is not installed."""
 
 
@@ -114,30 +395,6 @@ def _evaluate(queries, compiled, body_json):
     return failed, message
 
 
-class _NoRaiseHTTPErrorProcessor(urllib.request.HTTPErrorProcessor):
-    """Hand every status back as a response instead of raising HTTPError."""
-
-    def http_response(self, request, response):
-        return response
-
-    https_response = http_response
-
-
-_OPENER = urllib.request.build_opener(_NoRaiseHTTPErrorProcessor())
-
-
-def _error_text(exc):
-    reason = getattr(exc, "reason", None)
-    if isinstance(reason, BaseException):
-        exc = reason
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "timed out"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    text = str(exc) or exc.__class__.__name__
-    return "%s: %s" % (exc.__class__.__name__, text) if exc.__class__.__name__ not in text else text
-
-
 def probe(url, timeout, method="GET", expect_status=200, json_queries=None, _compiled=None):
     """Send one HTTP request and describe the answer.
 
@@ -160,36 +417,16 @@ def probe(url, timeout, method="GET", expect_status=200, json_queries=None, _com
     compiled = _compiled if _compiled is not None else validate_json_queries(queries)
 
     result = dict(url=url, status=None, ok=False, latency_ms=None, error=None, body_json=None, failed_assertions=[])
-    data = b"" if method == "POST" else None
-    request = urllib.request.Request(url, data=data, method=method, headers={
+    answer = send(url, method=method, data=b"" if method == "POST" else None, timeout=float(timeout), headers={
         "User-Agent": USER_AGENT,
         "Accept": "application/json, */*;q=0.5",
         "X-User-Id": SYNTHETIC_USER,
     })
-    start = time.monotonic()
-    try:
-        response = _OPENER.open(request, timeout=float(timeout))
-        try:
-            status = response.getcode()
-            body = response.read(MAX_BODY_BYTES + 1) if method != "HEAD" else b""
-        finally:
-            response.close()
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        # URLError covers refused/unresolvable, OSError/socket.timeout covers timeouts and
-        # resets while reading; http.client errors (bad status line) are ValueError/OSError
-        # subclasses or HTTPException, handled below.
-        result["latency_ms"] = None
-        result["error"] = _error_text(exc)
-        result["elapsed_ms"] = round((time.monotonic() - start) * 1000.0, 3)
+    result.update(status=answer["status"], latency_ms=answer["latency_ms"], elapsed_ms=answer["elapsed_ms"])
+    if answer["status"] is None:
+        result["error"] = answer["error"]
         return result
-    except Exception as exc:  # http.client.HTTPException and friends: still "target unwell"
-        result["error"] = _error_text(exc)
-        result["elapsed_ms"] = round((time.monotonic() - start) * 1000.0, 3)
-        return result
-    latency = (time.monotonic() - start) * 1000.0
-    result["status"] = status
-    result["latency_ms"] = round(latency, 3)
-    result["elapsed_ms"] = result["latency_ms"]
+    status, body = answer["status"], answer["body"]
 
     body_error = None
     if body and len(body) <= MAX_BODY_BYTES:

@@ -16,7 +16,7 @@ ladder stops and the playbook degrades and escalates to a human.
 """
 from __future__ import annotations
 
-from ansible_collections.sre.incident.plugins.module_utils._severity import parse_ts, utc_now
+from ansible_collections.sre.incident.plugins.module_utils._time import parse_ts, utc_now
 
 RUNGS = ("restart_service", "restart_dependencies", "rebuild")
 EDGE_RUNG = "repair_edge"

@@ -35,9 +35,10 @@ import fcntl
 import json
 import os
 import socket
-import tempfile
 
-from ansible_collections.sre.incident.plugins.module_utils._severity import format_ts, parse_ts, utc_now
+from ansible_collections.sre.incident.plugins.module_utils import _files
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 LEASE_FILE = "lease.json"
 LOCK_FILE = "lease.lock"
@@ -51,13 +52,8 @@ PURPOSES = ("incident", "demo", "test", "bench", "drill")
 DEFAULT_PURPOSE = "incident"
 
 
-class LeaseError(Exception):
+class LeaseError(IncidentError):
     """The lease cannot be taken or the input is bad; ``details`` go into the failure."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
 
 
 def describe(lease):
@@ -91,19 +87,7 @@ def read_lease(state_dir):
 
 
 def _write_lease(state_dir, lease):
-    fd, tmp = tempfile.mkstemp(prefix=".lease.", suffix=".tmp", dir=state_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(lease, handle, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, os.path.join(state_dir, LEASE_FILE))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _files.write_json(os.path.join(state_dir, LEASE_FILE), lease, indent=None)
 
 
 def read_runs(state_dir):

@@ -34,6 +34,8 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.sre.incident.plugins.module_utils._time import epoch
+
 #: The levels that make a line an error line.
 ERROR_LEVELS = frozenset(("ERROR", "CRITICAL", "FATAL", "PANIC"))
 
@@ -154,3 +156,27 @@ RUNBOOK_GREP_RE = re.compile(r"(?i)error|fatal|panic")
 def runbook_grep_match(text):
     """Whether the runbook's ``grep -i "error\\|fatal\\|panic"`` would print this line."""
     return bool(RUNBOOK_GREP_RE.search(text or ""))
+
+
+def split_timestamp(line):
+    """``(UNIX seconds or None, text)`` of a log line read with the engine's ``timestamps=True``
+    (RFC 3339 with nanoseconds before the first space)."""
+    head, sep, rest = line.partition(" ")
+    if sep and len(head) >= 20 and head[4:5] == "-" and head[10:11] == "T":
+        try:
+            return epoch(head), rest
+        except ValueError:
+            pass
+    return None, line
+
+
+def timed_lines(log_text, since=None, until=None):
+    """``(UNIX seconds or None, raw line, text)`` of each non-blank line of a log read with timestamps,
+    at or after ``since`` and before ``until`` (None: no bound); a line without a timestamp is in range."""
+    for raw in (log_text or "").splitlines():
+        if not raw.strip():
+            continue
+        when, text = split_timestamp(raw)
+        if when is not None and ((since is not None and when < since) or (until is not None and when >= until)):
+            continue
+        yield when, raw, text

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Outgoing incident notifications (SPEC P0-2) with the standard library (urllib).
+"""Outgoing incident notifications (SPEC P0-2), sent with the collection's HTTP client (``_http``).
 
 Channel types:
 
@@ -20,9 +20,9 @@ once, in its own thread, so one slow channel never delays another. One message h
 (``budget`` seconds, a deadline): every attempt's connect timeout and read timeout (separate, short
 by default) and every backoff sleep are cut to what is left of it, an attempt that would not fit is
 not started, and a channel still busy at the deadline is given up on. Retries happen on connection
-errors, timeouts, HTTP 5xx and 429, never on other 4xx. Webhook URLs, secrets and header values
-never appear in a result: error text is scrubbed and any URL in it is replaced by the channel's
-name.
+errors, timeouts, HTTP 5xx and 429, never on other 4xx (``_http.send_retrying``). Webhook URLs,
+secrets and header values never appear in a result: error text is scrubbed (``_http.scrub``) and
+any URL in it is replaced by the channel's name.
 
 Sending in the background, beside the response, is ``_outbox.py``'s job; this file sends.
 
@@ -33,21 +33,17 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import functools
 import hashlib
 import hmac
-import http.client
 import json
-import re
-import socket
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
+from ansible_collections.sre.incident.plugins.module_utils import _http
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._oncall import OncallError, who_is_on_call
-from ansible_collections.sre.incident.plugins.module_utils._severity import parse_ts
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 CHANNEL_TYPES = ("slack", "dingtalk", "webhook")
 STAGES = ("started", "mitigated", "resolved", "degraded", "escalate", "update")
@@ -69,21 +65,14 @@ MAX_ATTEMPTS = 10
 MAX_CONNECT_TIMEOUT = 60.0
 MAX_READ_TIMEOUT = 300.0
 MAX_BUDGET = 600.0
-MIN_ATTEMPT_S = 0.25           # an attempt needs at least this much of the budget to be started
-MIN_READ_S = 0.05
 JOIN_GRACE_S = 0.25            # how long past the deadline a channel's thread may take to report
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 1.5  # every sleep stays under 2 s
-RETRY_STATUSES = frozenset([429])  # plus every 5xx
 
 USER_AGENT = "sre.incident-notify/1.0"
 READ_TIMED_OUT = "connected, but no answer within the read timeout"
 UNSET = "unassigned"
 
-_URL_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
-
-class NotifyError(ValueError):
+class NotifyError(InputError):
     """Bad input; the message names the bad value (never a URL or a secret)."""
 
 
@@ -171,7 +160,7 @@ def parse_time(value, where):
 def _check_seconds(name, value, maximum):
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= maximum:
         raise NotifyError("%s must be a number of seconds above 0 and at most %s, got %r"
-                          % (name, _seconds(maximum), value))
+                          % (name, _http.seconds_text(maximum), value))
 
 
 def validate_inputs(stage, incident, oncall, retries, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
@@ -395,190 +384,43 @@ def build_payload(channel, stage, incident, oncall, rendered, now):
     }
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Never follow redirects: a POST would turn into a GET, or leak the payload elsewhere."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
-class ConnectTimeout(OSError):
-    """The TCP connection (with a proxy tunnel and the TLS handshake) did not complete in time."""
-
-
-def _connect_within(connection, connect):
-    """Run ``connect`` (the connection's own) under the connect timeout, then arm the read timeout."""
-    try:
-        connect()
-    except (socket.timeout, TimeoutError) as exc:
-        raise ConnectTimeout("connect timed out after %s s" % _seconds(connection.timeout)) from exc
-    connection.sock.settimeout(connection.read_timeout())
-
-
-class _TimedHTTPConnection(http.client.HTTPConnection):
-    """``timeout`` bounds the connect; ``read_timeout()`` (called once connected) every read after it."""
-
-    def __init__(self, *args, read_timeout=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.read_timeout = read_timeout
-
-    def connect(self):
-        _connect_within(self, super().connect)
-
-
-class _TimedHTTPSConnection(http.client.HTTPSConnection):
-    """As :class:`_TimedHTTPConnection`; the TLS handshake counts as part of the connect."""
-
-    def __init__(self, *args, read_timeout=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.read_timeout = read_timeout
-
-    def connect(self):
-        _connect_within(self, super().connect)
-
-
-class _TimedHTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, read_timeout):
-        super().__init__()
-        self._read_timeout = read_timeout
-
-    def http_open(self, req):
-        return self.do_open(functools.partial(_TimedHTTPConnection, read_timeout=self._read_timeout), req)
-
-
-class _TimedHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, read_timeout):
-        super().__init__()
-        self._read_timeout = read_timeout
-
-    def https_open(self, req):
-        return self.do_open(functools.partial(_TimedHTTPSConnection, read_timeout=self._read_timeout), req,
-                            context=self._context)
-
-
-def _opener(read_timeout):
-    """urllib with the proxy settings of the environment, no redirects, and separate timeouts:
-    ``open(request, timeout=<connect timeout>)``; ``read_timeout()`` gives the read timeout."""
-    return urllib.request.build_opener(_NoRedirect(), _TimedHTTPHandler(read_timeout), _TimedHTTPSHandler(read_timeout))
-
-
-def scrub(text, channel):
-    """Remove the channel's URL, secret and header values (and any URL at all) from ``text``."""
-    if text is None:
-        return None
-    text = str(text)
-    name = channel["name"]
-    url = channel.get("url") or ""
-    secrets = [url, url.split("?", 1)[0]]
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.path and parsed.path != "/":
-        secrets.append(parsed.path)
-    if parsed.query:
-        secrets.append(parsed.query)
-        secrets.extend(v for _k, v in urllib.parse.parse_qsl(parsed.query) if len(v) >= 4)
-    if channel.get("secret"):
-        secrets.append(channel["secret"])
-    secrets.extend(v for v in (channel.get("headers") or {}).values() if len(v) >= 4)
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "<%s>" % name)
-    return _URL_RE.sub("<%s>" % name, text)
-
-
-def _retry_after(headers):
-    try:
-        value = float((headers or {}).get("Retry-After"))
-    except (TypeError, ValueError):
-        return None
-    return value if value >= 0 else None
-
-
-def _seconds(value):
-    """``5``, ``2.5``, ``0.25`` (for messages)."""
-    return ("%.2f" % value).rstrip("0").rstrip(".") if value is not None else "?"
-
-
-# ---------------------------------------------------------------------------------------------
-# The budget: every attempt, sleep and wait of one message ends by its deadline
-# ---------------------------------------------------------------------------------------------
-
-def backoff_delay(attempt, base=BACKOFF_BASE, cap=BACKOFF_CAP):
-    """Sleep before attempt ``attempt + 1``: base, 2*base, 4*base ... capped."""
-    return min(base * (2 ** (attempt - 1)), cap)
-
-
-def connect_timeout_for(now, deadline, connect_timeout):
-    """The connect timeout of an attempt starting at ``now``, cut to the deadline; None when less
-    than :data:`MIN_ATTEMPT_S` is left (too little for an attempt to mean anything)."""
-    left = deadline - now
-    if left < MIN_ATTEMPT_S:
-        return None
-    return min(connect_timeout, left)
-
-
-def read_timeout_for(now, deadline, read_timeout):
-    """The read timeout once connected at ``now``: the configured one, cut to the deadline (never 0,
-    which would make the socket non-blocking)."""
-    return max(MIN_READ_S, min(read_timeout, deadline - now))
-
-
-def retry_delay(attempt, retry_after, now, deadline, base=BACKOFF_BASE):
-    """How long to sleep before the next attempt, or None when the next attempt would not fit in the
-    budget (the sleep plus :data:`MIN_ATTEMPT_S` must end by the deadline). A server's short
-    ``Retry-After`` is honoured up to :data:`BACKOFF_CAP`."""
-    delay = backoff_delay(attempt, base)
-    if retry_after is not None:
-        delay = min(max(delay, retry_after), BACKOFF_CAP)
-    if now + delay + MIN_ATTEMPT_S > deadline:
-        return None
-    return delay
-
-
 # ---------------------------------------------------------------------------------------------
 # Sending
 # ---------------------------------------------------------------------------------------------
 
-def _post_once(url, body, headers, connect_timeout, read_timeout):
-    """One POST. Returns (status, response_text, retry_after, error, retryable).
+def scrub(text, channel):
+    """``text`` without the channel's URL, secret and header values, nor any URL (``_http.scrub``)."""
+    secrets = [channel.get("secret")] + [v for v in (channel.get("headers") or {}).values() if len(v) >= 4]
+    return _http.scrub(text, channel["name"], url=channel.get("url"), secrets=secrets)
 
-    ``read_timeout`` is a callable giving the read timeout when the connection is up."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with _opener(read_timeout).open(request, timeout=connect_timeout) as response:
-            raw = response.read(65536)
-            return response.status, raw.decode("utf-8", "replace"), None, None, False
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-        try:
-            raw = exc.read(2048).decode("utf-8", "replace")
-        except Exception:  # pragma: no cover - a broken error body
-            raw = ""
-        finally:
-            exc.close()
-        retryable = status >= 500 or status in RETRY_STATUSES
-        reason = exc.reason if isinstance(exc.reason, str) else ""
+
+def judge(channel):
+    """How an answer of ``channel`` is worded and whether the channel is tried again (``_http.send_retrying``)."""
+    def judged(answer):
+        status = answer["status"]
+        if status is None:
+            failure = answer["failure"]
+            if failure == "connect_timeout":
+                return answer["detail"], True
+            if failure == "send_timeout":
+                return "timed out sending the request", True
+            if failure == "read_timeout":
+                armed = answer.get("read_timeout")
+                return (READ_TIMED_OUT if armed is None else "%s (%s s)" % (READ_TIMED_OUT, _http.seconds_text(armed))), True
+            if failure == "connection":
+                return "connection failed: %s" % answer["detail"], True
+            return answer["error"], False
+        text = answer["body"].decode("utf-8", "replace")
+        if 200 <= status < 300:
+            return (_dingtalk_body_error(text) if channel["type"] == "dingtalk" else None), False
         if 300 <= status < 400:
-            error = "HTTP %d: redirect not followed" % status
-        else:
-            error = "HTTP %d %s" % (status, reason)
-            detail = raw.strip().splitlines()[0][:200] if raw.strip() else ""
-            if detail:
-                error += ": %s" % detail
-        return status, raw, _retry_after(exc.headers), error.strip(), retryable
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, ConnectTimeout):
-            return None, "", None, str(reason), True
-        if isinstance(reason, (socket.timeout, TimeoutError)):
-            return None, "", None, "timed out sending the request", True
-        return None, "", None, "connection failed: %s" % (reason,), True
-    except ConnectTimeout as exc:
-        return None, "", None, str(exc), True
-    except (socket.timeout, TimeoutError):
-        return None, "", None, READ_TIMED_OUT, True
-    except (ConnectionError, OSError) as exc:
-        return None, "", None, "connection failed: %s" % (exc,), True
-    except Exception as exc:  # never let one channel break the run
-        return None, "", None, "%s: %s" % (type(exc).__name__, exc), False
+            return "HTTP %d: redirect not followed" % status, False
+        error = "HTTP %d %s" % (status, answer["reason"] if isinstance(answer["reason"], str) else "")
+        detail = text.strip().splitlines()[0][:200] if text.strip() else ""
+        if detail:
+            error += ": %s" % detail
+        return error.strip(), status >= 500 or status in _http.RETRY_STATUSES
+    return judged
 
 
 def _dingtalk_body_error(text):
@@ -590,10 +432,6 @@ def _dingtalk_body_error(text):
     if isinstance(data, dict) and data.get("errcode") not in (None, 0, "0"):
         return "dingtalk errcode %s: %s" % (data.get("errcode"), str(data.get("errmsg", ""))[:200])
     return None
-
-
-def utc_now_iso():
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def channel_result(channel, ok=None, error=None, attempts=0, status=None):
@@ -614,64 +452,41 @@ def channel_result(channel, ok=None, error=None, attempts=0, status=None):
 
 def send_channel(channel, payload, deadline, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
                  read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, clock=None, sleep=None,
-                 backoff_base=BACKOFF_BASE):
+                 backoff_base=_http.BACKOFF_BASE):
     """POST ``payload`` to one validated channel with retries, all of it by ``deadline`` (a
     ``clock()`` value); never raises. Returns :func:`channel_result` with ``ok`` True or False, and
     ``budget_spent`` True when the budget, not the attempts, ended the tries."""
-    clock = clock or time.monotonic
-    sleep = sleep or time.sleep
     result = channel_result(channel, ok=False)
-    applied = {}
 
-    def read_timeout_now():
-        applied["read"] = read_timeout_for(clock(), deadline, read_timeout)
-        return applied["read"]
+    def url():
+        if channel["type"] == "dingtalk" and channel.get("secret"):
+            return signed_dingtalk_url(channel["url"], channel["secret"], int(round(time.time() * 1000)))
+        return channel["url"]
 
     try:
-        body = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
         headers.update(channel.get("headers") or {})
-        for attempt in range(1, attempts + 1):
-            connect = connect_timeout_for(clock(), deadline, connect_timeout)
-            if connect is None:
-                result["budget_spent"] = True
-                if attempt == 1:
-                    result["error"] = "not tried: the budget was spent before this channel's turn"
-                break
-            url = channel["url"]
-            if channel["type"] == "dingtalk" and channel.get("secret"):
-                url = signed_dingtalk_url(url, channel["secret"], int(round(time.time() * 1000)))
-            applied.clear()
-            status, text, retry_after, error, retryable = _post_once(url, body, headers, connect, read_timeout_now)
-            result["attempts"] = attempt
-            result["status"] = status
-            if error is None and channel["type"] == "dingtalk":
-                error = _dingtalk_body_error(text)
-                retryable = False
-            if error is None:
-                result["ok"] = True
-                result["error"] = None
-                break
-            if error == READ_TIMED_OUT and "read" in applied:
-                error = "%s (%s s)" % (error, _seconds(applied["read"]))
-            result["error"] = scrub(error, channel)
-            if not retryable or attempt == attempts:
-                break
-            delay = retry_delay(attempt, retry_after, clock(), deadline, backoff_base)
-            if delay is None:
-                result["budget_spent"] = True
-                break
-            sleep(delay)
+        answer = _http.send_retrying(
+            url, deadline, attempts=attempts, connect_timeout=connect_timeout, read_timeout=read_timeout,
+            judge=judge(channel), clock=clock or time.monotonic, sleep=sleep or time.sleep, backoff_base=backoff_base,
+            method="POST", data=json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8"), headers=headers,
+            max_body=65535)
+        result.update(attempts=answer["attempts"], status=answer["status"], budget_spent=answer["budget_spent"],
+                      ok=bool(answer["attempts"]) and answer["error"] is None)
+        if not answer["attempts"]:
+            result["error"] = "not tried: the budget was spent before this channel's turn"
+        elif answer["error"] is not None:
+            result["error"] = scrub(answer["error"], channel)
     except Exception as exc:  # pragma: no cover - defensive: a channel never raises
         result["ok"] = False
         result["error"] = scrub("%s: %s" % (type(exc).__name__, exc), channel)
-    result["finished_at"] = utc_now_iso()
+    result["finished_at"] = format_ts(utc_now())
     return result
 
 
 def send_all(channels, payload_for, deadline, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
              read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, clock=None, sleep=None,
-             backoff_base=BACKOFF_BASE, before_send=None, on_result=None):
+             backoff_base=_http.BACKOFF_BASE, before_send=None, on_result=None):
     """Send to every enabled channel at once, one thread each, and return one result per channel
     (in the order of ``channels``) by ``deadline`` (+ :data:`JOIN_GRACE_S`), whatever they do.
 
@@ -703,7 +518,7 @@ def send_all(channels, payload_for, deadline, connect_timeout=DEFAULT_CONNECT_TI
                 result["warning"] = warning
         except Exception as exc:  # pragma: no cover - defensive: a channel never raises
             result = channel_result(channel, ok=False, error=scrub("%s: %s" % (type(exc).__name__, exc), channel))
-            result["finished_at"] = utc_now_iso()
+            result["finished_at"] = format_ts(utc_now())
         settle(index, channel, result)
 
     threads = []
@@ -722,7 +537,7 @@ def send_all(channels, payload_for, deadline, connect_timeout=DEFAULT_CONNECT_TI
         for index, channel in enumerate(channels):
             if results[index] is None:
                 result = channel_result(channel, ok=False, error="gave up: still no outcome at the deadline")
-                result.update(finished_at=utc_now_iso(), budget_spent=True)
+                result.update(finished_at=format_ts(utc_now()), budget_spent=True)
                 results[index] = result
                 late.append((channel, result))
     if on_result is not None:
@@ -774,7 +589,7 @@ def summarise(prepared, results):
 
 def notify(channels, stage, incident=None, oncall=None, text=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
            read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, budget=DEFAULT_BUDGET,
-           check_mode=False, now=None, sleep=None, clock=None, backoff_base=BACKOFF_BASE):
+           check_mode=False, now=None, sleep=None, clock=None, backoff_base=_http.BACKOFF_BASE):
     """Validate, render and send to every enabled channel at once; return by ``budget`` seconds.
 
     Raises :class:`NotifyError` on bad input before anything is sent. Returns

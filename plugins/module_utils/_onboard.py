@@ -34,6 +34,9 @@ import os
 import re
 from urllib.parse import unquote, urlsplit
 
+from ansible_collections.sre.incident.plugins.module_utils import _files
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
+
 try:
     import yaml
 except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
@@ -69,7 +72,7 @@ KIND_PATTERNS = {
 KIND_PORTS = {"postgres": 5432, "redis": 6379}
 
 
-class OnboardError(Exception):
+class OnboardError(IncidentError):
     """The project cannot be onboarded (no such project, engine unreachable, bad output path)."""
 
 
@@ -1121,10 +1124,7 @@ def run(client, params, check_mode=False, probe=None):
     if changed and not check_mode:
         parent = os.path.dirname(dest)
         os.makedirs(parent, exist_ok=True)
-        tmp = dest + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.replace(tmp, dest)
+        _files.write_atomic(dest, content, mode=0o644)
     verb = ("would write" if check_mode else "wrote") if changed else "left unchanged"
     msg = "%s %s: the proposed incident_stack of %s (%d key(s) inferred, %d to review: %s)" % (
         verb, dest, view["project"], len(proposal.notes), len(proposal.unknown),

@@ -24,6 +24,8 @@ import copy
 import datetime as _dt
 import re
 
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
+
 try:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 except ImportError:  # pragma: no cover - Python < 3.9
@@ -54,7 +56,7 @@ _HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
 _SATURDAY = 5
 
 
-class OncallError(ValueError):
+class OncallError(InputError):
     """Bad rotation or bad arguments; the message names the bad value."""
 
 

@@ -29,7 +29,6 @@ there is no order: a fast channel may show the resolution before a slow one show
 from __future__ import annotations
 
 import copy
-import datetime as _dt
 import errno
 import fcntl
 import json
@@ -39,6 +38,7 @@ import threading
 import time
 
 from ansible_collections.sre.incident.plugins.module_utils import _notify
+from ansible_collections.sre.incident.plugins.module_utils import _files, _module, _time
 
 MESSAGE_RE = re.compile(r"^(\d{4,})-([a-z]+)\.json$")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$")
@@ -48,14 +48,10 @@ POLL_S = 0.05
 STATES = ("delivered", "partial", "failed", "pending", "lost")
 
 
-def _iso(epoch):
-    return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _epoch(iso):
     try:
-        return _dt.datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp()
-    except (TypeError, ValueError):
+        return _time.epoch(iso)
+    except ValueError:
         return None
 
 
@@ -99,19 +95,13 @@ class Outbox:
     def mark_collected(self, message):
         fd = os.open(self.path(message, ".collected"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, (_notify.utc_now_iso() + "\n").encode("ascii"))
+            os.write(fd, (_time.format_ts(_time.utc_now()) + "\n").encode("ascii"))
         finally:
             os.close(fd)
 
     def write(self, message):
         """Replace the message's file in one step (readers see the old or the new, never half)."""
-        tmp = os.path.join(self.dir, ".%04d.%d.tmp" % (message["seq"], os.getpid()))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, json.dumps(message, sort_keys=True).encode("utf-8"))
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path(message))
+        _files.write_atomic(self.path(message), json.dumps(message, sort_keys=True), sync=False)
 
     def enqueue(self, stage, title, channels, budget, now=None):
         """Number a new message and write it (state ``sending``); returns the message."""
@@ -127,9 +117,9 @@ class Outbox:
                 "title": title,
                 "channels": [{"name": c["name"], "type": c["type"]} for c in channels],
                 "budget": budget,
-                "launched_at": _iso(now),
+                "launched_at": _time.format_ts(now),
                 "deadline": now + budget,
-                "deadline_at": _iso(now + budget),
+                "deadline_at": _time.format_ts(now + budget),
                 "pid": None,
                 "state": "sending",
                 "results": {},
@@ -231,7 +221,7 @@ def run_sender(outbox, message, prepared, deadline, settings, clock=time.monoton
                      clock=clock, sleep=sleep, before_send=before_send, on_result=on_result)
     with lock:
         message["state"] = "done"
-        message["finished_at"] = _notify.utc_now_iso()
+        message["finished_at"] = _time.format_ts(_time.utc_now())
         outbox.write(message)
 
 
@@ -567,11 +557,6 @@ def run(params, check_mode=False, environment=None):
 
 
 def run_checked(params, check_mode=False, environment=None):
-    """:func:`run` as the task reports it: bad input becomes ``failed``/``msg``; never raises for it."""
-    try:
-        return run(params, check_mode=check_mode, environment=environment)
-    except _notify.NotifyError as exc:
-        return {"failed": True, "changed": False, "msg": "sre.incident.notify: %s" % exc}
-    except OSError as exc:
-        return {"failed": True, "changed": False,
-                "msg": "sre.incident.notify: could not start the sender in %s: %s" % (params.get("outbox_dir"), exc)}
+    """:func:`run` as the task reports it (``_module.outcome``): bad input becomes ``failed``/``msg``."""
+    return _module.outcome(lambda: run(params, check_mode=check_mode, environment=environment),
+                           context="could not start the sender in %s" % params.get("outbox_dir"))

@@ -48,7 +48,7 @@ import os
 import posixpath
 import shutil
 
-UTC = datetime.timezone.utc
+from ansible_collections.sre.incident.plugins.module_utils._time import parse_ts, utc_now
 
 CASES = ("cache_failure", "db_connections_exhausted", "empty_results", "disk_low")
 
@@ -100,10 +100,6 @@ CATALOGUE = {
 }
 
 
-def _utc_now():
-    return datetime.datetime.now(UTC)
-
-
 def _number(name, value, minimum=0.0, allow_none=True):
     if value is None and allow_none:
         return None
@@ -153,10 +149,8 @@ def _fmt(value):
 def action_item(name, now=None, owners=None):
     """The action item of case ``name`` with an ISO deadline (``now`` + the case's days)."""
     spec = CATALOGUE[name]["action_item"]
-    start = now if isinstance(now, datetime.datetime) else _utc_now()
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    deadline = (start + datetime.timedelta(days=spec["deadline_days"])).astimezone(UTC).strftime("%Y-%m-%d")
+    start = parse_ts(now) if isinstance(now, datetime.datetime) else utc_now()
+    deadline = (start + datetime.timedelta(days=spec["deadline_days"])).strftime("%Y-%m-%d")
     owner = (owners or {}).get(name) or spec["owner"]
     return dict(item=spec["item"], description=spec["description"], priority=spec["priority"], owner=owner, deadline=deadline)
 

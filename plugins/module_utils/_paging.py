@@ -29,9 +29,10 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 
-from ansible_collections.sre.incident.plugins.module_utils._severity import format_ts, parse_ts, utc_now
+from ansible_collections.sre.incident.plugins.module_utils import _files
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 VERSION = 1
 DEFAULT_WINDOW_S = 3600
@@ -40,7 +41,7 @@ PAGED_SEVERITIES = ("P0", "P1")
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 
 
-class PagingError(ValueError):
+class PagingError(InputError):
     """Bad input or an unreadable state file; raised before anything is written."""
 
 
@@ -178,17 +179,7 @@ def run(params, check_mode=False, now=None):
         current = read(path)                       # again, under the lock: another run may have paged
         after, changed = remember(current, host, severity, findings, window, now, params.get("incident_id"))
         if changed:
-            fd, tmp = tempfile.mkstemp(prefix=".pages-", dir=directory)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(after, handle, indent=2, sort_keys=True)
-                    handle.write("\n")
-                os.chmod(tmp, 0o600)
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            _files.write_json(path, after)
     finally:
         os.close(lock_fd)
     result.update(changed=bool(changed), remembered=changed,

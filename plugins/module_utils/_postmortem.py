@@ -43,13 +43,8 @@ from ansible_collections.sre.incident.plugins.module_utils._record import (
     replay,
     validate_id,
 )
-from ansible_collections.sre.incident.plugins.module_utils._severity import (
-    DAY,
-    HOUR,
-    format_ts,
-    parse_ts,
-    utc_now,
-)
+from ansible_collections.sre.incident.plugins.module_utils._severity import DAY, HOUR
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 FORMATS = ("md", "html")
 FILE_NAMES = {"md": "postmortem.md", "html": "postmortem.html"}

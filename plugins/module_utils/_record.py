@@ -44,18 +44,18 @@ import secrets
 
 from ansible.module_utils.common.parameters import env_fallback
 
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
+from ansible_collections.sre.incident.plugins.module_utils import _module
 from ansible_collections.sre.incident.plugins.module_utils._severity import (
     SLA_KINDS,
     deadline_status,
     deadlines as compute_deadlines,
-    format_ts,
     normalize_severity,
-    parse_ts,
     sla_for,
     time_left,
-    utc_now,
     validate_overrides,
 )
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 EVENTS_FILE = "events.jsonl"
 
@@ -128,13 +128,8 @@ FUTURE_TOLERANCE_S = 60
 CLOCK_SOURCES = ("alert", "given", "detection")
 
 
-class RecordError(Exception):
+class RecordError(IncidentError):
     """A record operation that cannot be done; ``details`` go into the module's failure."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
 
 
 # ---------------------------------------------------------------------------------------------
@@ -934,19 +929,14 @@ REQUIRED_IF = [
 
 
 def run_checked(params, check_mode=False, diff=False, now=None):
-    """:func:`run` as the module reports it: errors become ``failed``/``msg``, torn lines a warning,
-    the diff only when asked for. Never raises for bad input or an unwritable record."""
-    try:
+    """:func:`run` as the task reports it (``_module.outcome``): errors become ``failed``/``msg``, torn
+    lines a warning, the diff only when asked for. Never raises for bad input or an unwritable record."""
+    def work():
         result = run(params, check_mode=check_mode, now=now)
-    except RecordError as exc:
-        return dict(exc.details, failed=True, changed=False, msg=exc.msg)
-    except (OSError, ValueError) as exc:
-        return dict(failed=True, changed=False, msg="incident record in %s: %s" % (params.get("incident_dir"), exc))
-    warnings = result.setdefault("warnings", [])
-    if result["corrupt_lines"]:
-        warnings.append("%s has %d unreadable line(s): %s" % (
-            result["events_path"], len(result["corrupt_lines"]),
-            ", ".join(str(c["line"]) for c in result["corrupt_lines"])))
-    if not diff:
-        result.pop("diff", None)
-    return result
+        if result["corrupt_lines"]:
+            result.setdefault("warnings", []).append("%s has %d unreadable line(s): %s" % (
+                result["events_path"], len(result["corrupt_lines"]),
+                ", ".join(str(c["line"]) for c in result["corrupt_lines"])))
+        return result
+    return _module.outcome(work, diff=diff, context="incident record in %s" % params.get("incident_dir"),
+                           wrap=(OSError, ValueError))

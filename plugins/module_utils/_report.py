@@ -25,12 +25,10 @@ import json
 import os
 import re
 import tempfile
-import urllib.error
-import urllib.request
 
-from ansible.module_utils.urls import open_url
 
 from ansible_collections.sre.incident.plugins.module_utils import _logs
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 
 TRACKER_KINDS = ("github", "gitlab")
 DEFAULT_LEVELS = ("WARNING", "ERROR")
@@ -41,19 +39,8 @@ _SECRET_RE = re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key)[\"']
 PLACEHOLDER = "_(not known yet: fill in)_"
 
 
-def _open_url(req, timeout):
-    """urllib-like opener on top of Ansible's open_url (proxies, CA bundle, no redirect of a POST)."""
-    return open_url(req.full_url, data=req.data, method=req.get_method(), headers=dict(req.header_items()),
-                    timeout=timeout, follow_redirects="none")
-
-
-class ReportError(Exception):
+class ReportError(IncidentError):
     """The report could not be written or posted; ``details`` go into the module's failure."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,25 +323,27 @@ def tracker_request(tracker, title, body, labels=()):
     return dict(url=endpoint, headers=headers, payload=payload, kind=tracker["kind"])
 
 
-def post_issue(tracker, title, body, labels=(), timeout=10.0, opener=None):
+def post_issue(tracker, title, body, labels=(), timeout=10.0, send=None):
     """Create the issue; returns dict(status, url, number, api_url). ReportError on failure.
 
-    The token goes into a header only; errors name the endpoint and status, never the token.
+    Sent once (a POST that creates an issue is not retried) with the collection's HTTP client
+    (``send``: ``_http.send``). The token goes into a header only; errors name the endpoint and
+    status, never the token.
     """
+    from ansible_collections.sre.incident.plugins.module_utils import _http
+
     request = tracker_request(tracker, title, body, labels)
     data = json.dumps(request["payload"]).encode("utf-8")
-    req = urllib.request.Request(request["url"], data=data, method="POST", headers=request["headers"])
-    opener = opener or _open_url
-    try:
-        with opener(req, timeout=float(timeout)) as resp:
-            status, raw = resp.status, resp.read(1024 * 1024)
-    except urllib.error.HTTPError as exc:
-        detail = redact(exc.read(2000).decode("utf-8", "replace"), [tracker.get("token")])
-        raise ReportError("the tracker refused the issue: POST %s answered %s: %s" % (request["url"], exc.code, detail[:300]),
-                          tracker_status=exc.code, tracker_url=request["url"]) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise ReportError("the tracker did not answer: POST %s: %s" % (request["url"], getattr(exc, "reason", exc)),
-                          tracker_url=request["url"]) from None
+    answer = (send or _http.send)(request["url"], method="POST", data=data, headers=request["headers"],
+                                  timeout=float(timeout), max_body=1024 * 1024)
+    status, raw = answer["status"], answer["body"]
+    if status is None:
+        raise ReportError("the tracker did not answer: POST %s: %s" % (request["url"], answer["detail"]),
+                          tracker_url=request["url"])
+    if status >= 300:
+        detail = redact(raw[:2000].decode("utf-8", "replace"), [tracker.get("token")])
+        raise ReportError("the tracker refused the issue: POST %s answered %s: %s" % (request["url"], status, detail[:300]),
+                          tracker_status=status, tracker_url=request["url"])
     try:
         answer = json.loads(raw.decode("utf-8")) if raw else {}
     except ValueError:

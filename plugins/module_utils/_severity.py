@@ -5,8 +5,6 @@
 
 Sections of this file:
 
-* Time helpers: one timestamp format for the whole collection (UTC, ISO 8601, milliseconds,
-  ``Z`` suffix), parsing and formatting.
 * SLA (SPEC SEV-2, SEV-3): the default respond / resolve times per severity, operator
   overrides, the deadlines of an incident and whether a deadline was met.
 * Classification (SPEC SEV-1, SEV-2, SEV-4): the runbook's decision tree ("判斷標準") over
@@ -26,46 +24,8 @@ import datetime
 import decimal
 import math
 
-# ---------------------------------------------------------------------------------------------
-# Time helpers
-# ---------------------------------------------------------------------------------------------
-
-UTC = datetime.timezone.utc
-
-
-def utc_now():
-    """The current time as an aware UTC datetime."""
-    return datetime.datetime.now(UTC)
-
-
-def parse_ts(value, name="timestamp"):
-    """Parse an ISO 8601 timestamp (or pass an aware datetime through) into an aware UTC datetime.
-
-    A naive timestamp (no offset) is taken as UTC. ``Z`` is accepted as the UTC suffix.
-    Raises ``ValueError`` naming ``name`` and the bad value.
-    """
-    if isinstance(value, datetime.datetime):
-        dt = value
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            dt = datetime.datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError("%s %r is not an ISO 8601 timestamp (e.g. 2026-11-27T01:30:45Z)" % (name, value)) from None
-    else:
-        raise ValueError("%s %r is not an ISO 8601 timestamp (e.g. 2026-11-27T01:30:45Z)" % (name, value))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
-
-
-def format_ts(value):
-    """Format a datetime (or ISO string) as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC."""
-    dt = parse_ts(value)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (dt.microsecond // 1000)
-
+from ansible_collections.sre.incident.plugins.module_utils import _files
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 # ---------------------------------------------------------------------------------------------
 # SLA
@@ -580,23 +540,11 @@ def read_baseline(path):
 
 
 def write_baseline(path, record):
-    """Write ``record`` as JSON to ``path`` atomically (temporary file, then rename)."""
-    import json
-    import os
-    import tempfile
+    """Write ``record`` as JSON to ``path`` atomically (``_files.write_json``)."""
+    import os  # pylint: disable=import-outside-toplevel
 
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".baseline-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    _files.write_json(path, record)
 
 
 #: The facts real traffic gives (``sre.incident.traffic``'s ``facts``) and the figure each comes from.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlsplit
 
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
+
 REQUIRED_KEYS = ("name", "project_dir", "service", "base_url", "health_path",
                  "recommendations_path", "sample_users")
 
 
-class StackError(ValueError):
+class StackError(InputError):
     """incident_stack is missing a key or holds a bad value."""
 
 

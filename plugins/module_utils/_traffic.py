@@ -59,18 +59,17 @@ readers.
 
 from __future__ import annotations
 
-import datetime
 import fnmatch
 import json
 import math
 import re
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
+from ansible_collections.sre.incident.plugins.module_utils import _http
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._http import percentile
-from ansible_collections.sre.incident.plugins.module_utils._severity import format_ts, parse_ts
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts
 
 FORMAT = "incident_json"
 #: Users that are always synthetic (the collection's probes, the example's blackbox exporter).
@@ -106,10 +105,7 @@ REBOUND_FIGURES = ("error_rate", "latency_p95_ms")
 MAX_LINES = 2000000
 
 
-_OPENER = urllib.request.build_opener()
-
-
-class TrafficError(ValueError):
+class TrafficError(InputError):
     """Bad input (the stack's traffic keys, a window); raised before anything is read."""
 
 
@@ -358,17 +354,14 @@ def prometheus_value(payload):
 def query_prometheus(url, query, at, timeout=DEFAULT_PROMETHEUS_TIMEOUT):
     """Evaluate ``query`` at ``at`` (UNIX time); ``(value or None, note or None)``. Never raises for a sick server."""
     target = "%s/api/v1/query?%s" % (url, urllib.parse.urlencode({"query": query, "time": "%.3f" % at}))
-    request = urllib.request.Request(target, headers={"Accept": "application/json", "User-Agent": "sre.incident-traffic"})
+    answer = _http.send(target, headers={"Accept": "application/json", "User-Agent": "sre.incident-traffic"},
+                        timeout=timeout, redirects=True)
+    if answer["status"] is None:
+        return None, "unreachable: %s" % answer["detail"]
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            payload = json.loads(response.read(4 * 1024 * 1024).decode("utf-8", "replace"))
-    except urllib.error.HTTPError as exc:
-        try:
-            payload = json.loads(exc.read(65536).decode("utf-8", "replace"))
-        except ValueError:
-            return None, "HTTP %s" % exc.code
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return None, "unreachable: %s" % (getattr(exc, "reason", None) or exc)
+        payload = json.loads(answer["body"].decode("utf-8", "replace"))
+    except ValueError as exc:
+        return None, ("HTTP %s" % answer["status"]) if answer["status"] >= 400 else "unreachable: %s" % exc
     return prometheus_value(payload)
 
 
@@ -430,10 +423,6 @@ def classify_facts(window, sources, seconds):
     return facts
 
 
-def _utc(epoch):
-    return datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
-
-
 def _source_word(sources):
     used = sorted({s for s in sources.values() if s})
     if not used:
@@ -486,8 +475,8 @@ def measure(stack, client=None, until=None, window_s=DEFAULT_WINDOW_S, baseline_
         baseline, baseline_sources = combine(prom_base, log_base, min_requests)
     else:
         baseline, baseline_sources = {}, {f: None for f in FIGURES}
-    window.update(since=format_ts(_utc(start)), until=format_ts(_utc(end)), seconds=window_s)
-    baseline.update(since=format_ts(_utc(base_start)), until=format_ts(_utc(start)), seconds=baseline_s)
+    window.update(since=format_ts(start), until=format_ts(end), seconds=window_s)
+    baseline.update(since=format_ts(base_start), until=format_ts(start), seconds=baseline_s)
     facts = classify_facts(window, sources, window_s)
     return {
         "window": window, "baseline": baseline, "sources": sources, "baseline_sources": baseline_sources,

@@ -49,15 +49,15 @@ error rate rebounds.
 from __future__ import annotations
 
 import concurrent.futures
-import datetime
 import math
-import re
 import time
 
 from ansible_collections.sre.incident.plugins.module_utils import _http
 from ansible_collections.sre.incident.plugins.module_utils import _logs
 from ansible_collections.sre.incident.plugins.module_utils import _stack
+from ansible_collections.sre.incident.plugins.module_utils import _time
 from ansible_collections.sre.incident.plugins.module_utils import _traffic
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._redact import redact_text, secret_values
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
@@ -91,7 +91,7 @@ CPU_MIN_WINDOW_S = 0.5
 CPU_RESAMPLE_TIMEOUT_S = 3.0
 
 
-class VerifyError(ValueError):
+class VerifyError(InputError):
     """Bad input (thresholds, since, checks, window); raised before anything is probed."""
 
 
@@ -125,41 +125,6 @@ def validate_thresholds(stack, overrides=None):
                 number = int(number)
             result[key] = number
     return result
-
-
-def parse_since(value, now=None):
-    """``since`` as a UNIX time (float): an ISO 8601 time (naive = UTC), or seconds ago if negative.
-
-    ``None`` gives None (the caller picks its default).
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        number = None
-    if number is not None:
-        if number < 0:
-            return (time.time() if now is None else now) + number
-        return number
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise VerifyError("since %r is not an ISO 8601 time such as 2026-11-27T01:30:45Z" % (value,)) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.timestamp()
-
-
-def iso(epoch):
-    """UNIX time -> ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
-    dt = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (dt.microsecond // 1000)
 
 
 def validate_checks(checks):
@@ -231,25 +196,6 @@ def memory_usage(stats):
 
 # --------------------------------------------------------------------------- logs
 
-def split_timestamp(line):
-    """``(epoch or None, text)`` of a log line read with ``timestamps=True`` (RFC 3339, ns)."""
-    stamp, sep, rest = line.partition(" ")
-    if not sep or "T" not in stamp:
-        return None, line
-    text = stamp[:-1] + "+00:00" if stamp.endswith("Z") else stamp
-    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(.*)$", text)
-    if not match:
-        return None, line
-    fraction = (match.group(2) or "0")[:6].ljust(6, "0")
-    try:
-        parsed = datetime.datetime.fromisoformat("%s.%s%s" % (match.group(1), fraction, match.group(3) or "+00:00"))
-    except ValueError:
-        return None, line
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.timestamp(), rest
-
-
 def count_errors(log_text, since, until=None, secrets=()):
     """Error lines in ``log_text`` (read with timestamps) at or after ``since`` (and before ``until``).
 
@@ -258,14 +204,7 @@ def count_errors(log_text, since, until=None, secrets=()):
     """
     count = lines = 0
     excerpt = []
-    for raw in (log_text or "").splitlines():
-        if not raw.strip():
-            continue
-        stamp, text = split_timestamp(raw)
-        if stamp is not None and since is not None and stamp < since:
-            continue
-        if stamp is not None and until is not None and stamp >= until:
-            continue
+    for _when, _raw, text in _logs.timed_lines(log_text, since, until):
         lines += 1
         if _logs.is_error_line(text):
             count += 1
@@ -445,10 +384,10 @@ def log_errors_check(found, since):
         return _check("log_errors", False, None, 0, "could not read the logs: %s" % (getattr(found, "msg", None) or found,))
     if not found["by_container"]:
         return _check("log_errors", False, None, 0, "no container of the service to read logs from")
-    detail = "%s error lines since %s" % (found["count"], iso(since))
+    detail = "%s error lines since %s" % (found["count"], _time.format_ts(since))
     if found["excerpt"]:
         detail += "; first: %s" % found["excerpt"][0]
-    return _check("log_errors", found["count"] == 0, found["count"], 0, detail, since=iso(since),
+    return _check("log_errors", found["count"] == 0, found["count"], 0, detail, since=_time.format_ts(since),
                   by_container=found["by_container"], excerpt=found["excerpt"])
 
 
@@ -644,7 +583,7 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
                                       edge_urls["base"]))
     failed = [c["name"] for c in results if not c["passed"]]
     return dict(passed=not failed, checks=results, failed_checks=failed, checklist=checklist(results),
-                not_checked=not_checked, since=iso(since), thresholds=thresholds,
+                not_checked=not_checked, since=_time.format_ts(since), thresholds=thresholds,
                 elapsed=round(time.monotonic() - started, 3))
 
 
@@ -685,7 +624,7 @@ def take_sample(stack, since, min_recommendations=6, client=None, probe_timeout=
         if not ok:
             failing.append("%s: %s" % (name, result.get("error") or "%s recommendations" % _rec_count(result)))
     stats = _http.latency_stats(rec_probes)
-    return dict(ts=iso(ts), epoch=round(ts, 3), error_rate=round(len(failing) / float(len(targets)), 4),
+    return dict(ts=_time.format_ts(ts), epoch=round(ts, 3), error_rate=round(len(failing) / float(len(targets)), 4),
                 errors=len(failing), probes=len(targets), latency_ms=stats["max"], latency_p50_ms=stats["p50"],
                 log_errors=log_errors, failing=failing)
 

@@ -139,49 +139,38 @@ elapsed:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.sre.incident.plugins.module_utils import _backup
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
-from ansible_collections.sre.incident.plugins.module_utils import _backup, _compose
+ARGUMENT_SPEC = dict(
+    stack=dict(type="dict", required=True),
+    dest=dict(type="path", required=True),
+    incident_id=dict(type="str"),
+    leave_stopped=dict(type="bool", default=False),
+    timeout=dict(type="float", default=300.0),
+)
 
 
-def argument_spec():
-    spec = dict(
-        stack=dict(type="dict", required=True),
-        dest=dict(type="path", required=True),
-        incident_id=dict(type="str"),
-        leave_stopped=dict(type="bool", default=False),
-        timeout=dict(type="float", default=300.0),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
+def work(module):
+    p = module.params
+    module.always["plan"] = []
+    if p["timeout"] <= 0:
+        raise InputError("timeout must be > 0 seconds, got %s" % p["timeout"])
+    _backup.validate(p["stack"])
+    client = module.connect()
+    found = _backup.survey(client, p["stack"])
+    module.always["plan"] = _backup.describe(found)
+    if module.check_mode:
+        if found["problems"]:
+            raise _backup.BackupError("no backup could be taken: %s" % "; ".join(found["problems"]))
+        return dict(changed=True, stopped=[], elapsed=0.0)
+    return dict(_backup.take(client, p["stack"], p["dest"], incident_id=p["incident_id"],
+                             leave_stopped=p["leave_stopped"], timeout=p["timeout"]), changed=True)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    p = module.params
-    if not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    if p["timeout"] <= 0:
-        module.fail_json(msg="timeout must be > 0 seconds, got %s" % p["timeout"])
-    plan = []
-    try:
-        _backup.validate(p["stack"])
-        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
-        found = _backup.survey(client, p["stack"])
-        plan = _backup.describe(found)
-        if module.check_mode:
-            if found["problems"]:
-                module.fail_json(msg="no backup could be taken: %s" % "; ".join(found["problems"]), plan=plan)
-            module.exit_json(changed=True, plan=plan, stopped=[], elapsed=0.0)
-        result = _backup.take(client, p["stack"], p["dest"], incident_id=p["incident_id"],
-                              leave_stopped=p["leave_stopped"], timeout=p["timeout"])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), plan=plan)
-    except _backup.BackupError as exc:
-        module.fail_json(msg=exc.msg, plan=plan, **exc.details)
-    except _compose.DockerError as exc:
-        module.fail_json(plan=plan, **exc.as_failure())
-    module.exit_json(changed=True, plan=plan, **result)
+    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
 
 
 if __name__ == "__main__":

@@ -88,44 +88,33 @@ elapsed:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.sre.incident.plugins.module_utils import _backup
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
-from ansible_collections.sre.incident.plugins.module_utils import _backup, _compose
+ARGUMENT_SPEC = dict(
+    stack=dict(type="dict", required=True),
+    manifest=dict(type="path", required=True),
+    timeout=dict(type="float", default=300.0),
+)
 
 
-def argument_spec():
-    spec = dict(
-        stack=dict(type="dict", required=True),
-        manifest=dict(type="path", required=True),
-        timeout=dict(type="float", default=300.0),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
+def work(module):
+    p = module.params
+    if p["timeout"] <= 0:
+        raise InputError("timeout must be > 0 seconds, got %s" % p["timeout"])
+    _backup.validate(p["stack"])
+    # the set is checked before the engine is even asked: a bad file refuses at once
+    _backup.verify(p["manifest"])
+    result = _backup.restore(module.connect(), p["stack"], p["manifest"], check_mode=module.check_mode,
+                             timeout=p["timeout"])
+    for step in result["steps"]:
+        step.pop("settings", None)
+    return result
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    p = module.params
-    if not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    if p["timeout"] <= 0:
-        module.fail_json(msg="timeout must be > 0 seconds, got %s" % p["timeout"])
-    try:
-        _backup.validate(p["stack"])
-        # the set is checked before the engine is even asked: a bad file refuses at once
-        _backup.verify(p["manifest"])
-        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
-        result = _backup.restore(client, p["stack"], p["manifest"], check_mode=module.check_mode,
-                                 timeout=p["timeout"])
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    except _backup.BackupError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    except _compose.DockerError as exc:
-        module.fail_json(**exc.as_failure())
-    for step in result["steps"]:
-        step.pop("settings", None)
-    module.exit_json(**result)
+    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
 
 
 if __name__ == "__main__":

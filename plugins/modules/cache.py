@@ -143,50 +143,35 @@ status:
   sample: 200
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.sre.incident.plugins.module_utils import _cache, _compose
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
+
+ARGUMENT_SPEC = dict(
+    state=dict(type="str", choices=list(_cache.STATES), default="present"),
+    stack=dict(type="dict"),
+    url=dict(type="str"),
+    project=dict(type="str"),
+    redis_service=dict(type="str"),
+    key_pattern=dict(type="str", default=_cache.DEFAULT_PATTERN, no_log=False),
+    count_keys=dict(type="bool", default=True),
+    timeout=dict(type="float", default=5.0),
+)
 
 
-def argument_spec():
-    spec = dict(
-        state=dict(type="str", choices=list(_cache.STATES), default="present"),
-        stack=dict(type="dict"),
-        url=dict(type="str"),
-        project=dict(type="str"),
-        redis_service=dict(type="str"),
-        key_pattern=dict(type="str", default=_cache.DEFAULT_PATTERN, no_log=False),
-        count_keys=dict(type="bool", default=True),
-        timeout=dict(type="float", default=5.0),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
+def work(module):
+    p = module.params
+    _cache.resolve(p)
+    exec_fn = None
+    if p["count_keys"]:
+        client = module.connect()
+
+        def exec_fn(project, service, argv):
+            return _compose.exec_in_service(client, project, service, argv)
+    return _cache.run(p, check_mode=module.check_mode, exec_fn=exec_fn)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), required_one_of=[("stack", "url")], supports_check_mode=True)
-    p = module.params
-    if p["count_keys"] and not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    try:
-        _cache.resolve(p)
-        exec_fn = None
-        if p["count_keys"]:
-            client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
-
-            def exec_fn(project, service, argv):
-                return _compose.exec_in_service(client, project, service, argv)
-        result = _cache.run(p, check_mode=module.check_mode, exec_fn=exec_fn)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except _cache.CacheError as exc:
-        module.fail_json(msg=exc.msg, changed=False, **exc.details)
-    except _compose.DockerError as exc:
-        module.fail_json(**exc.as_failure())
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    IncidentModule(ARGUMENT_SPEC, docker=True, required_one_of=[("stack", "url")]).run(work)
 
 
 if __name__ == "__main__":

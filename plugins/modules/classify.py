@@ -262,49 +262,36 @@ latency:
   sample: {"min": 3.1, "p50": 4.2, "p95": 9.7, "max": 9.7, "samples": 15}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sre.incident.plugins.module_utils import _severity
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
-
-def argument_spec():
-    return dict(
-        users_affected_pct=dict(type="float"),
-        all_users_affected=dict(type="bool"),
-        core_feature_affected=dict(type="bool"),
-        recommendations_empty=dict(type="bool"),
-        error_rate=dict(type="float"),
-        latency_ms=dict(type="float"),
-        samples=dict(type="int"),
-        kind=dict(type="str", choices=list(_severity.KINDS)),
-        measure=dict(type="bool", default=False),
-        stack=dict(type="dict"),
-        traffic=dict(type="dict"),
-        probe_count=dict(type="int", default=3),
-        probe_interval=dict(type="float", default=0.5),
-        probe_timeout=dict(type="float", default=5.0),
-        baseline_ms=dict(type="float"),
-        baseline_file=dict(type="path"),
-        record_baseline=dict(type="bool", default=False),
-        latency_tolerance=dict(type="float", default=_severity.DEFAULT_LATENCY_TOLERANCE),
-        sla=dict(type="dict"),
-    )
+ARGUMENT_SPEC = dict(
+    users_affected_pct=dict(type="float"),
+    all_users_affected=dict(type="bool"),
+    core_feature_affected=dict(type="bool"),
+    recommendations_empty=dict(type="bool"),
+    error_rate=dict(type="float"),
+    latency_ms=dict(type="float"),
+    samples=dict(type="int"),
+    kind=dict(type="str", choices=list(_severity.KINDS)),
+    measure=dict(type="bool", default=False),
+    stack=dict(type="dict"),
+    traffic=dict(type="dict"),
+    probe_count=dict(type="int", default=3),
+    probe_interval=dict(type="float", default=0.5),
+    probe_timeout=dict(type="float", default=5.0),
+    baseline_ms=dict(type="float"),
+    baseline_file=dict(type="path"),
+    record_baseline=dict(type="bool", default=False),
+    latency_tolerance=dict(type="float", default=_severity.DEFAULT_LATENCY_TOLERANCE),
+    sla=dict(type="dict"),
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        required_if=[("measure", True, ("stack",)), ("record_baseline", True, ("baseline_file",))],
-        supports_check_mode=True,
-    )
-    try:
-        result = _severity.run(module.params, check_mode=module.check_mode)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    diff = result.pop("diff")
-    if module._diff and result["changed"]:
-        result["diff"] = diff
-    module.exit_json(**result)
+    module = IncidentModule(ARGUMENT_SPEC,
+                            required_if=[("measure", True, ("stack",)), ("record_baseline", True, ("baseline_file",))])
+    module.run(lambda m: _severity.run(m.params, check_mode=m.check_mode), diff_when="changed")
 
 
 if __name__ == "__main__":

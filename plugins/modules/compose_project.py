@@ -172,61 +172,46 @@ elapsed:
   sample: 7.4
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.sre.incident.plugins.module_utils import _compose
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
-from ansible_collections.sre.incident.plugins.module_utils import _backup, _compose
+ARGUMENT_SPEC = dict(
+    project=dict(type="str", required=True),
+    project_dir=dict(type="path", required=True),
+    files=dict(type="list", elements="str", default=["docker-compose.yml"]),
+    services=dict(type="list", elements="str", default=[]),
+    profiles=dict(type="list", elements="str", default=[]),
+    state=dict(type="str", choices=list(_compose.PROJECT_STATES), default="present"),
+    no_deps=dict(type="bool", default=False),
+    build=dict(type="bool", default=False),
+    remove_volumes=dict(type="bool", default=False),
+    backup_manifest=dict(type="path"),
+    wait=dict(type="bool", default=True),
+    timeout=dict(type="float", default=90.0),
+    fail_on_timeout=dict(type="bool", default=True),
+)
 
 
-def argument_spec():
-    spec = dict(
-        project=dict(type="str", required=True),
-        project_dir=dict(type="path", required=True),
-        files=dict(type="list", elements="str", default=["docker-compose.yml"]),
-        services=dict(type="list", elements="str", default=[]),
-        profiles=dict(type="list", elements="str", default=[]),
-        state=dict(type="str", choices=list(_compose.PROJECT_STATES), default="present"),
-        no_deps=dict(type="bool", default=False),
-        build=dict(type="bool", default=False),
-        remove_volumes=dict(type="bool", default=False),
-        backup_manifest=dict(type="path"),
-        wait=dict(type="bool", default=True),
-        timeout=dict(type="float", default=90.0),
-        fail_on_timeout=dict(type="bool", default=True),
+def work(module):
+    p = module.params
+    if p["timeout"] <= 0:
+        raise InputError("timeout must be > 0 seconds, got %s" % p["timeout"])
+    result = _compose.ensure_project(
+        module.connect(), module.run_command, p["project"], p["project_dir"], p["files"], p["state"],
+        services=p["services"], profiles=p["profiles"], no_deps=p["no_deps"], build=p["build"],
+        remove_volumes=p["remove_volumes"], backup_manifest=p["backup_manifest"],
+        wait=p["wait"], timeout=p["timeout"], check_mode=module.check_mode,
     )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
+    if result["not_ready"] and p["fail_on_timeout"]:
+        first = result["not_ready"][0]
+        result.update(failed=True, msg="container %s (service %s) was not ready within %ss: it is %s, health %s"
+                      % (first["name"], first["service"], p["timeout"], first["status"], first["health"]))
+    return result
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    p = module.params
-    if not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    if p["timeout"] <= 0:
-        module.fail_json(msg="timeout must be > 0 seconds, got %s" % p["timeout"])
-    try:
-        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
-        result = _compose.ensure_project(
-            client, module.run_command, p["project"], p["project_dir"], p["files"], p["state"],
-            services=p["services"], profiles=p["profiles"], no_deps=p["no_deps"], build=p["build"],
-            remove_volumes=p["remove_volumes"], backup_manifest=p["backup_manifest"],
-            wait=p["wait"], timeout=p["timeout"], check_mode=module.check_mode,
-        )
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    except _backup.BackupError as exc:
-        module.fail_json(msg="volumes not removed, nothing run: %s" % exc.msg, **exc.details)
-    except _compose.DockerError as exc:
-        module.fail_json(**exc.as_failure())
-
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    if result["not_ready"] and p["fail_on_timeout"]:
-        first = result["not_ready"][0]
-        module.fail_json(msg="container %s (service %s) was not ready within %ss: it is %s, health %s"
-                         % (first["name"], first["service"], p["timeout"], first["status"], first["health"]), **result)
-    module.exit_json(**result)
+    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
 
 
 if __name__ == "__main__":

@@ -329,79 +329,60 @@ known_services:
   sample: [edge, postgres, recommendation-service, redis]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.sre.incident.plugins.module_utils import _compose
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
-
-def argument_spec():
-    spec = dict(
-        project=dict(type="str", required=True),
-        services=dict(type="list", elements="str", required=True, aliases=["service"]),
-        state=dict(type="str", default="present", choices=list(_compose.STATES)),
-        wait=dict(type="bool", default=True),
-        timeout=dict(type="float", default=30.0),
-        fail_on_timeout=dict(type="bool", default=True),
-        signal=dict(type="str", default="SIGKILL"),
-        stop_timeout=dict(type="int"),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
+ARGUMENT_SPEC = dict(
+    project=dict(type="str", required=True),
+    services=dict(type="list", elements="str", required=True, aliases=["service"]),
+    state=dict(type="str", default="present", choices=list(_compose.STATES)),
+    wait=dict(type="bool", default=True),
+    timeout=dict(type="float", default=30.0),
+    fail_on_timeout=dict(type="bool", default=True),
+    signal=dict(type="str", default="SIGKILL"),
+    stop_timeout=dict(type="int"),
+)
 
 
 def validate(params):
-    """Return an error message for bad input, or None."""
+    """Raise InputError naming bad input (before the engine is asked anything)."""
     if not params["project"].strip():
-        return "project must not be empty"
+        raise InputError("project must not be empty")
     empty = [s for s in params["services"] if not s or not s.strip()]
     if not params["services"] or empty:
-        return "services must name at least one service, without empty names: %r" % (params["services"],)
+        raise InputError("services must name at least one service, without empty names: %r" % (params["services"],))
     if params["timeout"] < 0:
-        return "timeout must be >= 0 seconds, got %r" % (params["timeout"],)
+        raise InputError("timeout must be >= 0 seconds, got %r" % (params["timeout"],))
     if params["stop_timeout"] is not None and params["stop_timeout"] < 0:
-        return "stop_timeout must be >= 0 seconds, got %r" % (params["stop_timeout"],)
+        raise InputError("stop_timeout must be >= 0 seconds, got %r" % (params["stop_timeout"],))
     if params["docker_timeout"] is not None and params["docker_timeout"] <= 0:
-        return "docker_timeout must be > 0 seconds, got %r" % (params["docker_timeout"],)
-    try:
-        _compose.normalize_signal(params["signal"])
-    except ValueError as exc:
-        return str(exc)
-    return None
+        raise InputError("docker_timeout must be > 0 seconds, got %r" % (params["docker_timeout"],))
+    _compose.normalize_signal(params["signal"])
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+def work(module):
     p = module.params
-    if not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    error = validate(p)
-    if error:
-        module.fail_json(msg=error)
-
-    try:
-        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
-        result = _compose.ensure_services(
-            client, p["project"], p["services"], p["state"], wait=p["wait"], timeout=p["timeout"],
-            signal=p["signal"], stop_timeout=p["stop_timeout"], check_mode=module.check_mode,
-        )
-    except _compose.DockerError as exc:
-        module.fail_json(**exc.as_failure())
-
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
+    validate(p)
+    result = _compose.ensure_services(
+        module.connect(), p["project"], p["services"], p["state"], wait=p["wait"], timeout=p["timeout"],
+        signal=p["signal"], stop_timeout=p["stop_timeout"], check_mode=module.check_mode,
+    )
     if result["not_ready"] and p["fail_on_timeout"]:
         first = result["not_ready_states"][0]
         goal = "become ready" if p["state"] in ("started", "restarted", "unpaused") else "reach state=%s" % p["state"]
-        module.fail_json(
-            msg="container %s (service %s) did not %s within %ss (state=%s): it is %s, health %s%s. "
-                "See not_ready_states; raise timeout, or set fail_on_timeout=false to decide in the playbook"
-                % (first["name"], first["service"], goal, p["timeout"], p["state"], first["status"], first["health"],
-                   "; also not ready: %s" % ", ".join(result["not_ready"][1:]) if len(result["not_ready"]) > 1 else ""),
-            **result
-        )
+        result.update(failed=True, msg=(
+            "container %s (service %s) did not %s within %ss (state=%s): it is %s, health %s%s. "
+            "See not_ready_states; raise timeout, or set fail_on_timeout=false to decide in the playbook"
+            % (first["name"], first["service"], goal, p["timeout"], p["state"], first["status"], first["health"],
+               "; also not ready: %s" % ", ".join(result["not_ready"][1:]) if len(result["not_ready"]) > 1 else "")))
+        return result
     result.pop("not_ready_states")
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
 
 
 if __name__ == "__main__":

@@ -179,63 +179,40 @@ would_try:
   sample: [A, B, C, D]
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.sre.incident.plugins.module_utils import _degrade
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _degrade
-
-
-def argument_spec():
-    spec = dict(
-        state=dict(type="str", choices=["enabled", "disabled"], default="enabled"),
-        mode=dict(type="str", choices=list(_degrade.MODE_CHOICES), default="auto"),
-        order=dict(type="list", elements="str", default=list(_degrade.DEFAULT_ORDER)),
-        stack=dict(type="dict", required=True),
-        verify=dict(type="bool", default=True),
-        timeout=dict(type="float", default=_degrade.DEFAULT_TIMEOUT),
-        force=dict(type="bool", default=False),
-        snapshot_dir=dict(type="path"),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
+ARGUMENT_SPEC = dict(
+    state=dict(type="str", choices=["enabled", "disabled"], default="enabled"),
+    mode=dict(type="str", choices=list(_degrade.MODE_CHOICES), default="auto"),
+    order=dict(type="list", elements="str", default=list(_degrade.DEFAULT_ORDER)),
+    stack=dict(type="dict", required=True),
+    verify=dict(type="bool", default=True),
+    timeout=dict(type="float", default=_degrade.DEFAULT_TIMEOUT),
+    force=dict(type="bool", default=False),
+    snapshot_dir=dict(type="path"),
+)
 
 
-def run(module):
-    """Validate, connect, enable or disable; returns the result dict. Raises ValueError / DegradeError / DockerError."""
+def work(module):
+    """Validate, connect, enable or disable; returns the result dict."""
     p = module.params
     if p["timeout"] <= 0:
-        raise ValueError("timeout must be > 0 seconds, got %s" % p["timeout"])
+        raise InputError("timeout must be > 0 seconds, got %s" % p["timeout"])
     mode = _degrade.normalize_mode(p["mode"])
     order = _degrade.normalize_order(p["order"])
     needs_c = p["state"] == "enabled" and ("C" in order if mode == "auto" else mode == "C")
     stack = _degrade.validate_stack(p["stack"], needs_c=needs_c, snapshot_dir=p["snapshot_dir"])
-    client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
-    ctx = _degrade.Context(client, module.run_command, stack, timeout=p["timeout"], snapshot_dir=p["snapshot_dir"])
+    ctx = _degrade.Context(module.connect(), module.run_command, stack, timeout=p["timeout"],
+                           snapshot_dir=p["snapshot_dir"])
     if p["state"] == "disabled":
         return _degrade.disable(ctx, force=p["force"], check_mode=module.check_mode)
     return _degrade.enable(ctx, mode=mode, order=order, verify=p["verify"], check_mode=module.check_mode)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    try:
-        result = run(module)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    except _degrade.DegradeError as exc:
-        details = dict(exc.details)
-        details.pop("msg", None)
-        diff = details.pop("diff", None)
-        if module._diff and diff:
-            details["diff"] = diff
-        module.fail_json(msg=exc.msg, refused=isinstance(exc, _degrade.Refused), **details)
-    except _compose.DockerError as exc:
-        module.fail_json(**exc.as_failure())
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
 
 
 if __name__ == "__main__":

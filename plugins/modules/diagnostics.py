@@ -94,8 +94,9 @@ options:
     default: 200
   errors_since:
     description:
-      - Count error lines from this time on. An ISO 8601 time (V(2026-11-27T01:30:00Z)) or a number
-        of seconds before now, optionally with a unit (V(3600), V(15m), V(24h), V(1d)).
+      - Count error lines from this time on. An ISO 8601 time (V(2026-11-27T01:30:00Z)), a duration
+        before now - seconds, optionally with a unit (V(3600), V(15m), V(24h), V(1d)); a leading minus
+        sign says the same - or a UNIX time written V(@1795744000).
       - Not set counts every line the engine still has for the containers.
     type: str
   changes_window:
@@ -287,34 +288,29 @@ elapsed:
 import os
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.sre.incident.plugins.module_utils import _compose
 from ansible_collections.sre.incident.plugins.module_utils import _diagnostics as diag
+from ansible_collections.sre.incident.plugins.module_utils import _time
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 from ansible_collections.sre.incident.plugins.module_utils._stack import StackError, validate
 
-
-def argument_spec():
-    spec = dict(
-        stack=dict(type="dict", required=True),
-        parts=dict(type="list", elements="str", choices=list(diag.PARTS)),
-        log_lines=dict(type="int", default=200),
-        probe_count=dict(type="int", default=1),
-        probe_timeout=dict(type="float", default=2.0),
-        cpu_sample=dict(type="bool", default=True),
-        errors_since=dict(type="str"),
-        changes_window=dict(type="int", default=86400),
-        thresholds=dict(type="dict", default={}),
-        bundle=dict(type="bool", default=True),
-        bundle_dir=dict(type="path"),
-        label=dict(type="str", default="diag"),
-        redis_snapshot=dict(type="bool", default=False),
-        redis_snapshot_dir=dict(type="path"),
-        redis_snapshot_keep=dict(type="int", default=5),
-        redact_values=dict(type="list", elements="str", default=[], no_log=True),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
+ARGUMENT_SPEC = dict(
+    stack=dict(type="dict", required=True),
+    parts=dict(type="list", elements="str", choices=list(diag.PARTS)),
+    log_lines=dict(type="int", default=200),
+    probe_count=dict(type="int", default=1),
+    probe_timeout=dict(type="float", default=2.0),
+    cpu_sample=dict(type="bool", default=True),
+    errors_since=dict(type="str"),
+    changes_window=dict(type="int", default=86400),
+    thresholds=dict(type="dict", default={}),
+    bundle=dict(type="bool", default=True),
+    bundle_dir=dict(type="path"),
+    label=dict(type="str", default="diag"),
+    redis_snapshot=dict(type="bool", default=False),
+    redis_snapshot_dir=dict(type="path"),
+    redis_snapshot_keep=dict(type="int", default=5),
+    redact_values=dict(type="list", elements="str", default=[], no_log=True),
+)
 
 
 def _state_path(stack, given, sub, option):
@@ -325,8 +321,7 @@ def _state_path(stack, given, sub, option):
     return os.path.join(str(stack["state_dir"]), sub)
 
 
-def run(module, connect=_compose.connect):
-    """The work of the module; returns the result dict (tests call it with a fake connect)."""
+def work(module):
     p = module.params
     stack = p["stack"]
     validate(stack)
@@ -336,7 +331,7 @@ def run(module, connect=_compose.connect):
         raise diag.DiagnosticsError("probe_count must be >= 1 and probe_timeout > 0, got %r and %r" % (p["probe_count"], p["probe_timeout"]))
     if p["redis_snapshot_keep"] < 1:
         raise diag.DiagnosticsError("redis_snapshot_keep must be >= 1, got %d" % p["redis_snapshot_keep"])
-    since = diag.parse_since(p["errors_since"])
+    since = _time.parse_since(p["errors_since"], name="errors_since")
     thresholds = dict(diag.DEFAULT_THRESHOLDS)
     thresholds.update(stack.get("thresholds") or {})
     thresholds.update(p["thresholds"] or {})
@@ -350,11 +345,10 @@ def run(module, connect=_compose.connect):
         raise StackError("incident_stack.state_dir is not set: set it or give redis_snapshot_dir")
 
     started = time.monotonic()
-    client = connect(p["docker_host"], p["docker_timeout"], max_pool_size=32)
-    ctx = diag.Context(client, stack, log_lines=p["log_lines"], since=since, run_command=module.run_command,
-                       snapshot_dir=snapshot_dir, extra_secrets=p["redact_values"], changes_window_s=p["changes_window"],
-                       probe_count=p["probe_count"], probe_timeout=p["probe_timeout"],
-                       cpu_sample=p["cpu_sample"])
+    ctx = diag.Context(module.connect(max_pool_size=32), stack, log_lines=p["log_lines"], since=since,
+                       run_command=module.run_command, snapshot_dir=snapshot_dir, extra_secrets=p["redact_values"],
+                       changes_window_s=p["changes_window"], probe_count=p["probe_count"],
+                       probe_timeout=p["probe_timeout"], cpu_sample=p["cpu_sample"])
     do_snapshot = p["redis_snapshot"] and not module.check_mode
     snap_fn = (lambda: diag.take_redis_snapshot(ctx, snapshot_dir, keep=p["redis_snapshot_keep"])) if do_snapshot else None
     facts, raw, snap = diag.collect(ctx, parts, snapshot=snap_fn, snapshot_max_age=thresholds["snapshot_max_age"])
@@ -384,18 +378,7 @@ def run(module, connect=_compose.connect):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    try:
-        result = run(module)
-    except (StackError, diag.DiagnosticsError) as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except _compose.DockerError as exc:
-        module.fail_json(**exc.as_failure())
-    except OSError as exc:
-        module.fail_json(msg="cannot write to the managed host: %s" % exc, changed=False)
-    module.exit_json(**result)
+    IncidentModule(ARGUMENT_SPEC, docker=True).run(work, context="cannot write to the managed host")
 
 
 if __name__ == "__main__":

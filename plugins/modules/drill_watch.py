@@ -26,16 +26,7 @@ author:
   - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module never changes anything.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-  platform:
-    platforms: posix
+  - sre.incident.attributes.read_only
 options:
   stack:
     description:
@@ -143,40 +134,37 @@ base_url:
   sample: http://127.0.0.1:8080
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sre.incident.plugins.module_utils import _drill, _stack
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
+
+ARGUMENT_SPEC = dict(
+    stack=dict(type="dict", required=True),
+    base_url=dict(type="str"),
+    stop_file=dict(type="path", required=True),
+    interval=dict(type="float", default=0.5),
+    timeout=dict(type="float", default=2.0),
+    max_duration=dict(type="float", default=3600.0),
+    settle_rounds=dict(type="int", default=2),
+    settle_timeout=dict(type="float", default=10.0),
+    min_recommendations=dict(type="int"),
+    latency_ms=dict(type="float"),
+)
+
+
+def work(module):
+    p = module.params
+    stack = p["stack"]
+    urls = _stack.urls(stack, base=p["base_url"] or stack.get("edge_url") or stack.get("base_url"))
+    minimum = p["min_recommendations"] if p["min_recommendations"] is not None else int(stack.get("min_recommendations") or 6)
+    limit = p["latency_ms"] if p["latency_ms"] is not None else float((stack.get("thresholds") or {}).get("latency_ms") or 500)
+    result = _drill.watch(urls["health"], urls["recommendation_urls"], p["stop_file"], interval=p["interval"],
+                          timeout=p["timeout"], max_duration=p["max_duration"], min_recommendations=minimum,
+                          latency_ms=limit, settle_rounds=p["settle_rounds"], settle_timeout=p["settle_timeout"])
+    return dict(result, changed=False, base_url=urls["base"])
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            stack=dict(type="dict", required=True),
-            base_url=dict(type="str"),
-            stop_file=dict(type="path", required=True),
-            interval=dict(type="float", default=0.5),
-            timeout=dict(type="float", default=2.0),
-            max_duration=dict(type="float", default=3600.0),
-            settle_rounds=dict(type="int", default=2),
-            settle_timeout=dict(type="float", default=10.0),
-            min_recommendations=dict(type="int"),
-            latency_ms=dict(type="float"),
-        ),
-        supports_check_mode=True,
-    )
-    p = module.params
-    stack = p["stack"]
-    base = p["base_url"] or stack.get("edge_url") or stack.get("base_url")
-    try:
-        urls = _stack.urls(stack, base=base)
-        minimum = p["min_recommendations"] if p["min_recommendations"] is not None else int(stack.get("min_recommendations") or 6)
-        limit = p["latency_ms"] if p["latency_ms"] is not None else float((stack.get("thresholds") or {}).get("latency_ms") or 500)
-        result = _drill.watch(urls["health"], urls["recommendation_urls"], p["stop_file"], interval=p["interval"],
-                              timeout=p["timeout"], max_duration=p["max_duration"], min_recommendations=minimum,
-                              latency_ms=limit, settle_rounds=p["settle_rounds"], settle_timeout=p["settle_timeout"])
-    except (ValueError, _stack.StackError) as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    module.exit_json(changed=False, base_url=urls["base"], **result)
+    IncidentModule(ARGUMENT_SPEC).run(work)
 
 
 if __name__ == "__main__":

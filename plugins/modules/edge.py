@@ -125,43 +125,35 @@ service:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.sre.incident.plugins.module_utils import _edge, _stack
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _edge, _stack
-
-
-def argument_spec():
-    spec = dict(
-        stack=dict(type="dict", required=True),
-        state=dict(type="str", choices=["serving", "present"], default="serving"),
-        timeout=dict(type="float", default=30.0),
-        probe_timeout=dict(type="float", default=3.0),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
+ARGUMENT_SPEC = dict(
+    stack=dict(type="dict", required=True),
+    state=dict(type="str", choices=["serving", "present"], default="serving"),
+    timeout=dict(type="float", default=30.0),
+    probe_timeout=dict(type="float", default=3.0),
+)
 
 
 def validate(params):
-    """The stack, checked for what the edge needs; ValueError naming the problem."""
+    """The stack, checked for what the edge needs; InputError naming the problem."""
     for key in ("timeout", "probe_timeout"):
         if params[key] <= 0:
-            raise ValueError("%s must be > 0 seconds, got %s" % (key, params[key]))
+            raise InputError("%s must be > 0 seconds, got %s" % (key, params[key]))
     stack = params["stack"]
-    try:
-        _stack.validate(stack)
-    except _stack.StackError as exc:
-        raise ValueError(str(exc)) from None
+    _stack.validate(stack)
     for key in ("edge", "edge_url"):
         if not stack.get(key):
-            raise ValueError("incident_stack.%s is not set: the edge module needs the edge's compose service and URL" % key)
+            raise InputError("incident_stack.%s is not set: the edge module needs the edge's compose service and URL" % key)
     return stack
 
 
-def run(module):
+def work(module):
     p = module.params
     stack = validate(p)
-    client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
-    edge = _edge.Edge(client, stack, run_command=module.run_command, probe_timeout=p["probe_timeout"])
+    edge = _edge.Edge(module.connect(), stack, run_command=module.run_command, probe_timeout=p["probe_timeout"])
     if p["state"] == "present":
         before = edge.serving()
         result = dict(changed=False, serving=before["ok"], actions=[], before=before, edge=edge.state_text(),
@@ -179,21 +171,7 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    try:
-        result = run(module)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    except _edge.EdgeError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    except _compose.DockerError as exc:
-        module.fail_json(**exc.as_failure())
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
 
 
 if __name__ == "__main__":

@@ -188,56 +188,35 @@ checksum:
   sample: {"md5": "0f3c...", "tables": {"items": {"rows": 60, "md5": "9a1b..."}}}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.sre.incident.plugins.module_utils import _fault
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _fault
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True, choices=sorted(_fault.FAULTS)),
+    state=dict(type="str", choices=list(_fault.STATES), default="present"),
+    stack=dict(type="dict", required=True),
+    environment=dict(type="str", default=""),
+    delay_ms=dict(type="int", default=800),
+    spare_connections=dict(type="int", default=5),
+    hold_seconds=dict(type="int", default=1800),
+    log_dir=dict(type="str", default="/var/log/recsys"),
+    max_fill_mb=dict(type="int", default=256),
+    timeout=dict(type="float", default=60.0),
+    checksum=dict(type="bool", default=False),
+    checksum_tables=dict(type="list", elements="str", default=list(_fault.DEFAULT_TABLES)),
+)
 
 
-def argument_spec():
-    spec = dict(
-        name=dict(type="str", required=True, choices=sorted(_fault.FAULTS)),
-        state=dict(type="str", choices=list(_fault.STATES), default="present"),
-        stack=dict(type="dict", required=True),
-        environment=dict(type="str", default=""),
-        delay_ms=dict(type="int", default=800),
-        spare_connections=dict(type="int", default=5),
-        hold_seconds=dict(type="int", default=1800),
-        log_dir=dict(type="str", default="/var/log/recsys"),
-        max_fill_mb=dict(type="int", default=256),
-        timeout=dict(type="float", default=60.0),
-        checksum=dict(type="bool", default=False),
-        checksum_tables=dict(type="list", elements="str", default=list(_fault.DEFAULT_TABLES)),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
+def work(module):
+    p = module.params
+    # a production host is refused, and bad input named, before the engine is asked anything
+    _fault.refuse_production(p["environment"])
+    _fault.validate(p)
+    return _fault.run(p, _fault.Target(module.connect(), p["stack"]["name"]), check_mode=module.check_mode)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    p = module.params
-    try:
-        _fault.refuse_production(p["environment"])
-        _fault.validate(p)
-    except _fault.Refused as exc:
-        module.fail_json(msg=exc.msg, changed=False, refused=True, **exc.details)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    if not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    try:
-        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
-        result = _fault.run(p, _fault.Target(client, p["stack"]["name"]), check_mode=module.check_mode)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except _fault.FaultError as exc:
-        module.fail_json(msg=exc.msg, changed=False, **exc.details)
-    except _compose.DockerError as exc:
-        module.fail_json(msg=exc.msg, changed=False, engine_unreachable=isinstance(exc, _compose.EngineUnreachable),
-                         error_kind=exc.kind)
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
 
 
 if __name__ == "__main__":

@@ -25,16 +25,8 @@ author:
   - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module never changes anything, so it runs its probes in check mode too.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-  platform:
-    platforms: posix
+  - sre.incident.attributes.read_only
+  - sre.incident.docker
 options:
   stack:
     description:
@@ -155,7 +147,7 @@ options:
         elements: str
         default: []
       docker_host:
-        description: The engine to ask (default C(DOCKER_HOST) or the local socket).
+        description: The engine to ask, instead of O(docker_host).
         type: str
   containers:
     description:
@@ -177,11 +169,11 @@ options:
         elements: str
         required: true
       docker_host:
-        description: The engine to ask (default C(DOCKER_HOST) or the local socket).
+        description: The engine to ask, instead of O(docker_host).
         type: str
 requirements:
-  - jmespath (only when O(json_query) is used)
-  - docker (only when O(give_up_when_exited) or O(containers) is used)
+  - jmespath (only when O(json_query) or O(stack) is used)
+  - docker (only when O(stack), O(give_up_when_exited) or O(containers) is used)
 notes:
   - Latency is the time from sending the request to having read the body, in milliseconds.
     RV(latency_ms) summarises only the probes that got an HTTP answer (of any status), so a
@@ -409,48 +401,37 @@ min_success_ratio:
 
 import concurrent.futures
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _detect, _http
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
-from ansible_collections.sre.incident.plugins.module_utils import _detect, _http, _stack
-
-
-def argument_spec():
-    return dict(
-        stack=dict(type="dict"),
-        where=dict(type="list", elements="str", choices=["service", "edge"], default=["service", "edge"]),
-        url=dict(type="str"),
-        urls=dict(type="list", elements="raw"),
-        count=dict(type="int", default=3),
-        interval=dict(type="float", default=0.5),
-        timeout=dict(type="float", default=2.0),
-        method=dict(type="str", default="GET", choices=["GET", "POST", "HEAD"]),
-        expect_status=dict(type="int", default=200),
-        json_query=dict(type="list", elements="str", default=[]),
-        min_success_ratio=dict(type="float", default=1.0),
-        stop_early=dict(type="bool", default=False),
-        fail_on_unhealthy=dict(type="bool", default=False),
-        wait_timeout=dict(type="float", default=0),
-        give_up_when_exited=dict(type="dict", options=dict(
-            project=dict(type="str", required=True),
-            service=dict(type="str", required=True),
-            dependencies=dict(type="list", elements="str", default=[]),
-            docker_host=dict(type="str"),
-        )),
-        containers=dict(type="dict", options=dict(
-            project=dict(type="str", required=True),
-            services=dict(type="list", elements="str", required=True),
-            docker_host=dict(type="str"),
-        )),
-    )
-
-
-def _compose_lib(module):
-    # imported only when used: plain probes need no docker SDK
-    from ansible_collections.sre.incident.plugins.module_utils import _compose  # pylint: disable=import-outside-toplevel
-
-    if not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    return _compose
+ARGUMENT_SPEC = dict(
+    stack=dict(type="dict"),
+    where=dict(type="list", elements="str", choices=["service", "edge"], default=["service", "edge"]),
+    url=dict(type="str"),
+    urls=dict(type="list", elements="raw"),
+    count=dict(type="int", default=3),
+    interval=dict(type="float", default=0.5),
+    timeout=dict(type="float", default=2.0),
+    method=dict(type="str", default="GET", choices=["GET", "POST", "HEAD"]),
+    expect_status=dict(type="int", default=200),
+    json_query=dict(type="list", elements="str", default=[]),
+    min_success_ratio=dict(type="float", default=1.0),
+    stop_early=dict(type="bool", default=False),
+    fail_on_unhealthy=dict(type="bool", default=False),
+    wait_timeout=dict(type="float", default=0),
+    give_up_when_exited=dict(type="dict", options=dict(
+        project=dict(type="str", required=True),
+        service=dict(type="str", required=True),
+        dependencies=dict(type="list", elements="str", default=[]),
+        docker_host=dict(type="str"),
+    )),
+    containers=dict(type="dict", options=dict(
+        project=dict(type="str", required=True),
+        services=dict(type="list", elements="str", required=True),
+        docker_host=dict(type="str"),
+    )),
+)
 
 
 def _exited_check(module, spec):
@@ -458,19 +439,22 @@ def _exited_check(module, spec):
     dependency is down (see _compose.cannot_recover)."""
     if not spec:
         return None
-    _compose = _compose_lib(module)
     try:
-        client = _compose.connect(spec.get("docker_host") or None)
+        client = module.connect(docker_host=spec.get("docker_host"))
     except _compose.DockerError as exc:
-        module.fail_json(msg="give_up_when_exited: %s" % exc.msg)
+        raise IncidentError("give_up_when_exited: %s" % exc.msg) from None
 
     def exited():
         return _compose.cannot_recover(client, spec["project"], spec["service"], spec["dependencies"])
     return exited
 
 
-def _read_containers(pool, compose, spec):
-    return pool.submit(compose.read_states, spec["project"], spec["services"], spec.get("docker_host")) if spec else None
+def _read_containers(pool, module, spec):
+    if not spec:
+        return None
+    module.require_docker()
+    return pool.submit(_compose.read_states, spec["project"], spec["services"],
+                       spec.get("docker_host") or module.params["docker_host"], timeout=module.params["docker_timeout"])
 
 
 def _settled_containers(reading):
@@ -481,35 +465,25 @@ def _settled_containers(reading):
     return None if found.get("containers_error") else found.get("containers")
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        required_one_of=[("url", "urls", "stack")],
-        mutually_exclusive=[("url", "urls", "stack")],
-        supports_check_mode=True,
-    )
+def work(module):
     p = module.params
     stack = p["stack"]
     tgts = None
     spec = p["containers"]
     if stack is not None:
-        try:
-            tgts = _detect.targets(stack, where=p["where"])
-        except _stack.StackError as exc:
-            module.fail_json(msg=str(exc), changed=False)
+        tgts = _detect.targets(stack, where=p["where"])
         urls = [dict(url=t["url"], json_query=t["json_query"]) for t in tgts]
         if spec is None:
             spec = dict(project=stack["name"], services=_detect.container_services(stack), docker_host=None)
     else:
         urls = [p["url"]] if p["url"] is not None else p["urls"]
     wants_jmespath = stack is not None or p["json_query"] or any(isinstance(u, dict) and u.get("json_query") for u in urls)
-    if wants_jmespath and not _http.HAS_JMESPATH:
-        module.fail_json(msg=missing_required_lib("jmespath"), exception=str(_http.JMESPATH_IMPORT_ERROR))
+    if wants_jmespath:
+        module.require("jmespath", _http.HAS_JMESPATH, _http.JMESPATH_IMPORT_ERROR)
     give_up = _exited_check(module, p["give_up_when_exited"])
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         # the engine is read while the probes run: it costs no extra time
-        compose = _compose_lib(module) if spec else None
-        reading = _read_containers(pool, compose, spec)
+        reading = _read_containers(pool, module, spec)
         extra = {}
         if tgts is not None:
             def judge(probes):
@@ -519,35 +493,34 @@ def main():
                 return _detect.decided(tgts, probes, rounds, p["count"], p["min_success_ratio"],
                                        containers=_settled_containers(reading), stack=stack)
             extra = dict(judge=judge, settled=settled)
-        try:
-            result = _http.wait_healthy(
-                urls, p["wait_timeout"], give_up=give_up,
-                count=p["count"], interval=p["interval"], timeout=p["timeout"], method=p["method"],
-                expect_status=p["expect_status"], json_queries=p["json_query"],
-                min_success_ratio=p["min_success_ratio"], stop_early=p["stop_early"], **extra
-            )
-        except (ValueError, _http.MissingJmespath) as exc:
-            module.fail_json(msg=str(exc), changed=False)
+        result = _http.wait_healthy(
+            urls, p["wait_timeout"], give_up=give_up,
+            count=p["count"], interval=p["interval"], timeout=p["timeout"], method=p["method"],
+            expect_status=p["expect_status"], json_queries=p["json_query"],
+            min_success_ratio=p["min_success_ratio"], stop_early=p["stop_early"], **extra
+        )
         if reading is None:
             result.update(containers=[], containers_error=None)
         else:
             try:
                 result.update(reading.result())
-            except compose.UnknownService as exc:
-                module.fail_json(msg="containers: %s" % exc.msg, changed=False)
+            except _compose.UnknownService as exc:
+                raise IncidentError("containers: %s" % exc.msg) from None
     if tgts is not None:
         verdict = _detect.assess(stack, tgts, result["probes"], result["containers"], result["containers_error"],
                                  min_ratio=p["min_success_ratio"])
         result.update(assessment=verdict, summary=_detect.summary(verdict))
-
+    result["changed"] = False
     if p["fail_on_unhealthy"] and not result["healthy"]:
         errors = sorted({pr["error"] for pr in result["probes"] if pr["error"]})
-        module.fail_json(
-            msg="unhealthy: success ratio %s is below %s; errors: %s"
-                % (result["success_ratio"], p["min_success_ratio"], "; ".join(errors) or "none"),
-            changed=False, **result
-        )
-    module.exit_json(changed=False, **result)
+        result.update(failed=True, msg="unhealthy: success ratio %s is below %s; errors: %s"
+                      % (result["success_ratio"], p["min_success_ratio"], "; ".join(errors) or "none"))
+    return result
+
+
+def main():
+    IncidentModule(ARGUMENT_SPEC, docker=True, required_one_of=[("url", "urls", "stack")],
+                   mutually_exclusive=[("url", "urls", "stack")]).run(work)
 
 
 if __name__ == "__main__":

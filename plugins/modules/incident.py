@@ -325,19 +325,13 @@ sre_incident_record:
            events_path: /srv/incidents/INC-20261127-013045-p0-recommendation-service-3f9a/events.jsonl}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 from ansible_collections.sre.incident.plugins.module_utils._record import ARGUMENT_SPEC, REQUIRED_IF, run_checked
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
-    result = run_checked(module.params, check_mode=module.check_mode, diff=module._diff)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    IncidentModule(ARGUMENT_SPEC, required_if=REQUIRED_IF).run(
+        lambda m: run_checked(m.params, check_mode=m.check_mode, diff=m.diff))
 
 
 if __name__ == "__main__":

@@ -221,42 +221,34 @@ holder:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sre.incident.plugins.module_utils._lease import PURPOSES, STATES, run
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
-from ansible_collections.sre.incident.plugins.module_utils._lease import PURPOSES, STATES, LeaseError, run
+ARGUMENT_SPEC = dict(
+    state=dict(type="str", choices=list(STATES), default="present"),
+    state_dir=dict(type="path", required=True),
+    incident_id=dict(type="str"),
+    owner=dict(type="str"),
+    host=dict(type="str"),
+    ttl=dict(type="int", default=1800),
+    record_run=dict(type="bool", default=False),
+    outcome=dict(type="str"),
+    reason=dict(type="str"),
+    purpose=dict(type="str", choices=list(PURPOSES), default="incident"),
+    breaker_window=dict(type="int", default=3600),
+    breaker_max_runs=dict(type="int", default=3),
+)
+
+
+def work(module):
+    result, warnings = run(module.params, check_mode=module.check_mode)
+    return dict(result, warnings=warnings)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            state=dict(type="str", choices=list(STATES), default="present"),
-            state_dir=dict(type="path", required=True),
-            incident_id=dict(type="str"),
-            owner=dict(type="str"),
-            host=dict(type="str"),
-            ttl=dict(type="int", default=1800),
-            record_run=dict(type="bool", default=False),
-            outcome=dict(type="str"),
-            reason=dict(type="str"),
-            purpose=dict(type="str", choices=list(PURPOSES), default="incident"),
-            breaker_window=dict(type="int", default=3600),
-            breaker_max_runs=dict(type="int", default=3),
-        ),
-        required_if=[("state", "acquired", ("incident_id",)), ("state", "released", ("incident_id",)),
-                     ("state", "reset", ("reason",))],
-        supports_check_mode=True,
-    )
-    try:
-        result, warnings = run(module.params, check_mode=module.check_mode)
-    except LeaseError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    except OSError as exc:
-        module.fail_json(msg="lease in %s: %s" % (module.params["state_dir"], exc))
-    for warning in warnings:
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    module = IncidentModule(ARGUMENT_SPEC, required_if=[
+        ("state", "acquired", ("incident_id",)), ("state", "released", ("incident_id",)), ("state", "reset", ("reason",))])
+    module.run(work, context="lease in %s" % module.params["state_dir"])
 
 
 if __name__ == "__main__":

@@ -124,54 +124,42 @@ kept:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _p1cases
+from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
+
+ARGUMENT_SPEC = dict(
+    stack=dict(type="dict", required=True),
+    service=dict(type="str"),
+    log_dir=dict(type="str"),
+    keep=dict(type="list", elements="str", default=list(_p1cases.DEFAULT_KEEP)),
+    truncate_above_pct=dict(type="float", default=85.0),
+    bundles_dir=dict(type="path"),
+    bundles_keep=dict(type="int", default=3),
+)
 
 
-def argument_spec():
-    spec = dict(
-        stack=dict(type="dict", required=True),
-        service=dict(type="str"),
-        log_dir=dict(type="str"),
-        keep=dict(type="list", elements="str", default=list(_p1cases.DEFAULT_KEEP)),
-        truncate_above_pct=dict(type="float", default=85.0),
-        bundles_dir=dict(type="path"),
-        bundles_keep=dict(type="int", default=3),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
-
-
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+def work(module):
     p = module.params
     stack = p["stack"]
-    if not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
     project, service = stack.get("name"), p["service"] or stack.get("service")
     if not project or not service:
-        module.fail_json(msg="stack (incident_stack) needs name and service, got name=%r service=%r" % (project, service))
+        raise InputError("stack (incident_stack) needs name and service, got name=%r service=%r" % (project, service))
     bundles_dir = p["bundles_dir"]
     if bundles_dir is None and stack.get("state_dir"):
         bundles_dir = os.path.join(stack["state_dir"], "bundles")
     params = dict(log_dir=p["log_dir"] or stack.get("log_dir") or "/var/log/recsys", keep=p["keep"],
                   truncate_above_pct=p["truncate_above_pct"], bundles_dir=bundles_dir or None, bundles_keep=p["bundles_keep"])
-    try:
-        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
+    client = module.connect()
 
-        def exec_fn(argv):
-            return _compose.exec_in_service(client, project, service, argv)
+    def exec_fn(argv):
+        return _compose.exec_in_service(client, project, service, argv)
 
-        result = _p1cases.run_log_cleanup(params, exec_fn, check_mode=module.check_mode)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except _compose.DockerError as exc:
-        module.fail_json(**exc.as_failure())
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    return _p1cases.run_log_cleanup(params, exec_fn, check_mode=module.check_mode)
+
+
+def main():
+    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
 
 
 if __name__ == "__main__":

@@ -526,19 +526,12 @@ waited_s:
   sample: 6.42
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 from ansible_collections.sre.incident.plugins.module_utils._outbox import REQUIRED_IF, argument_spec, run_checked
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
-    result = run_checked(module.params, check_mode=module.check_mode)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    IncidentModule(argument_spec(), required_if=REQUIRED_IF).run(lambda m: run_checked(m.params, check_mode=m.check_mode))
 
 
 if __name__ == "__main__":

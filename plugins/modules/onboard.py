@@ -122,39 +122,26 @@ msg:
   sample: "wrote /srv/ops/onboarding/shop.stack.yml: the proposed incident_stack of shop (27 key(s) inferred, 0 to review: none)"
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.sre.incident.plugins.module_utils import _http, _onboard
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _http, _onboard
+ARGUMENT_SPEC = dict(
+    project=dict(type="str", required=True),
+    dest=dict(type="path", required=True),
+    probe_http=dict(type="bool", default=True),
+)
 
 
-def argument_spec():
-    spec = dict(
-        project=dict(type="str", required=True),
-        dest=dict(type="path", required=True),
-        probe_http=dict(type="bool", default=True),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
+def work(module):
+    p = module.params
+    where = dict(project=p["project"], dest=p["dest"])
+    _onboard.validate(where)
+    return _onboard.run(module.connect(), where, check_mode=module.check_mode,
+                        probe=_http.probe if p["probe_http"] else None)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    p = module.params
-    if not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    try:
-        _onboard.validate(dict(project=p["project"], dest=p["dest"]))
-        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
-        result = _onboard.run(client, dict(project=p["project"], dest=p["dest"]), check_mode=module.check_mode,
-                              probe=_http.probe if p["probe_http"] else None)
-    except _onboard.OnboardError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except _compose.DockerError as exc:
-        module.fail_json(**exc.as_failure())
-    diff = result.pop("diff")
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
 
 
 if __name__ == "__main__":

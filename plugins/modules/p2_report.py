@@ -229,32 +229,28 @@ issue:
   sample: {"url": "https://github.com/example/recsys/issues/12", "number": 12, "status": 201}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _report
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
 
-def main():
-    # This is the managed host's part, run by the action plugin (plugins/action/p2_report.py) with
+def work(module):
+    # The managed host's part, run by the action plugin (plugins/action/p2_report.py) with
     # O(collect=true) and only the collection options: the evidence. The report is rendered,
     # posted and written by the action plugin on the controller.
-    module = AnsibleModule(argument_spec=_report.argument_spec(), required_if=_report.REQUIRED_IF,
-                           supports_check_mode=True)
     p = module.params
 
     def connect():
         if not _compose.HAS_DOCKER:
             module.warn("the docker Python SDK is not installed: no log excerpt, no image")
             return None
-        return _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
+        return module.connect()
 
-    try:
-        evidence = _report.collect_evidence(p, connect) if p["collect"] else dict(p["evidence"] or {})
-    except ValueError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except _compose.DockerError as exc:
-        module.fail_json(**exc.as_failure())
-    module.exit_json(changed=False, evidence=evidence)
+    evidence = _report.collect_evidence(p, connect) if p["collect"] else dict(p["evidence"] or {})
+    return dict(changed=False, evidence=evidence)
+
+
+def main():
+    IncidentModule(_report.argument_spec(), docker=True, required_if=_report.REQUIRED_IF).run(work, wrap=(ValueError,))
 
 
 if __name__ == "__main__":

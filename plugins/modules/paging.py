@@ -127,34 +127,23 @@ window:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.sre.incident.plugins.module_utils import _paging
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
+
+ARGUMENT_SPEC = dict(
+    path=dict(type="path", required=True),
+    host=dict(type="str", required=True),
+    severity=dict(type="str", required=True, choices=["P0", "P1", "P2", "P3", "none"]),
+    findings=dict(type="list", elements="dict", required=True),
+    window=dict(type="float", default=float(_paging.DEFAULT_WINDOW_S)),
+    incident_id=dict(type="str"),
+    state=dict(type="str", choices=["checked", "paged"], default="checked"),
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            host=dict(type="str", required=True),
-            severity=dict(type="str", required=True, choices=["P0", "P1", "P2", "P3", "none"]),
-            findings=dict(type="list", elements="dict", required=True),
-            window=dict(type="float", default=float(_paging.DEFAULT_WINDOW_S)),
-            incident_id=dict(type="str"),
-            state=dict(type="str", choices=["checked", "paged"], default="checked"),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        result = _paging.run(module.params, check_mode=module.check_mode)
-    except _paging.PagingError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except OSError as exc:
-        module.fail_json(msg="paging state %s: %s" % (module.params["path"], exc), changed=False)
-    diff = result.pop("diff", None)
-    if module._diff and diff is not None:
-        result["diff"] = diff
-    module.exit_json(**result)
+    module = IncidentModule(ARGUMENT_SPEC)
+    module.run(lambda m: _paging.run(m.params, check_mode=m.check_mode), context="paging state %s" % module.params["path"])
 
 
 if __name__ == "__main__":

@@ -177,18 +177,21 @@ due_rule:
   sample: within 24 h of the recovery
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 from ansible_collections.sre.incident.plugins.module_utils._postmortem import ARGUMENT_SPEC
 
 
-def main():
+def work(module):
     # The work is done by the action plugin (plugins/action/postmortem.py) on the controller, which
     # renders the collection's templates; Ansible never runs this file. It holds the documentation
     # and checks the options against it when run on its own.
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    module.fail_json(msg="sre.incident.postmortem runs on the controller as an action plugin: run it as an Ansible "
-                         "task (ansible-playbook or ansible -m sre.incident.postmortem), not as a module on its own")
+    raise IncidentError("sre.incident.postmortem runs on the controller as an action plugin: run it as an Ansible "
+                        "task (ansible-playbook or ansible -m sre.incident.postmortem), not as a module on its own")
+
+
+def main():
+    IncidentModule(ARGUMENT_SPEC).run(work)
 
 
 if __name__ == "__main__":

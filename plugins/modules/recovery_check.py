@@ -33,17 +33,8 @@ author:
   - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
+  - sre.incident.attributes.read_only
   - sre.incident.docker
-attributes:
-  check_mode:
-    support: full
-    details: The module never changes anything, so it runs its checks in check mode too.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-  platform:
-    platforms: posix
 options:
   stack:
     description:
@@ -56,7 +47,8 @@ options:
     description:
       - When the fix was applied. Error log lines before it are not counted.
       - An ISO 8601 time such as V(2026-11-27T01:30:45Z) (a time without an offset is UTC), a
-        UNIX time in seconds, or a negative number of seconds before now such as V(-300).
+        duration before now - seconds, optionally with a unit, such as V(300), V(-300) (the same)
+        or V(5m) - or a UNIX time written V(@1795744000), as for O(sre.incident.diagnostics#module:errors_since).
       - If not given, the last 60 seconds are checked.
     type: str
   checks:
@@ -345,32 +337,28 @@ elapsed:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.sre.incident.plugins.module_utils import _compose
 from ansible_collections.sre.incident.plugins.module_utils import _stack
+from ansible_collections.sre.incident.plugins.module_utils import _time
 from ansible_collections.sre.incident.plugins.module_utils import _traffic
 from ansible_collections.sre.incident.plugins.module_utils import _verify
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
 DEFAULT_SINCE_S = 60
 
-
-def argument_spec():
-    spec = dict(
-        stack=dict(type="dict", required=True, aliases=["incident_stack"]),
-        since=dict(type="str"),
-        checks=dict(type="list", elements="str", choices=list(_verify.CHECKS), default=list(_verify.CHECKS)),
-        thresholds=dict(type="dict", default={}),
-        probe_rounds=dict(type="int", default=2),
-        probe_timeout=dict(type="float", default=2.0),
-        watch_window=dict(type="float", default=0.0),
-        watch_interval=dict(type="float", default=60.0),
-        rebound_error_rate=dict(type="float", default=0.0),
-        traffic=dict(type="bool", default=False),
-        fail_on_failure=dict(type="bool", default=False),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
+ARGUMENT_SPEC = dict(
+    stack=dict(type="dict", required=True, aliases=["incident_stack"]),
+    since=dict(type="str"),
+    checks=dict(type="list", elements="str", choices=list(_verify.CHECKS), default=list(_verify.CHECKS)),
+    thresholds=dict(type="dict", default={}),
+    probe_rounds=dict(type="int", default=2),
+    probe_timeout=dict(type="float", default=2.0),
+    watch_window=dict(type="float", default=0.0),
+    watch_interval=dict(type="float", default=60.0),
+    rebound_error_rate=dict(type="float", default=0.0),
+    traffic=dict(type="bool", default=False),
+    fail_on_failure=dict(type="bool", default=False),
+)
 
 
 def validate(p, now):
@@ -382,7 +370,7 @@ def validate(p, now):
     if p["probe_timeout"] <= 0:
         raise _verify.VerifyError("probe_timeout must be > 0 seconds, got %r" % (p["probe_timeout"],))
     _verify.validate_watch(p["watch_window"], p["watch_interval"], p["rebound_error_rate"])
-    since = _verify.parse_since(p["since"], now=now)
+    since = _time.parse_since(p["since"], now)
     return (now - DEFAULT_SINCE_S if since is None else since), thresholds
 
 
@@ -414,8 +402,9 @@ def run(p, client, since, thresholds, traffic_client=None):
     return result
 
 
-def _traffic_client(p, client):
+def _traffic_client(module, client):
     """The engine connection for the access log of a traffic watch (None: none needed or none to be had)."""
+    p = module.params
     if not (p["traffic"] and p["watch_window"] > 0 and _traffic.access_log_config(p["stack"])):
         return None
     if client is not None:
@@ -423,29 +412,24 @@ def _traffic_client(p, client):
     if not _compose.HAS_DOCKER:
         return None
     try:
-        return _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
+        return module.connect()
     except _compose.DockerError:
         return None  # the access log then reports it cannot be read; the probes still judge
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+def work(module):
     p = module.params
     needs_docker = any(c in _verify.DOCKER_CHECKS for c in p["checks"])
-    if needs_docker and not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    try:
-        since, thresholds = validate(p, time.time())
-        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"], max_pool_size=16) if needs_docker else None
-        traffic_client = _traffic_client(p, client)
-        result = run(p, client, since, thresholds, traffic_client=traffic_client)
-    except (_verify.VerifyError, _stack.StackError, _traffic.TrafficError) as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except _compose.DockerError as exc:
-        module.fail_json(**exc.as_failure())
+    since, thresholds = validate(p, time.time())
+    client = module.connect(max_pool_size=16) if needs_docker else None
+    result = run(p, client, since, thresholds, traffic_client=_traffic_client(module, client))
     if p["fail_on_failure"] and not result["passed"]:
-        module.fail_json(msg=result["summary"], changed=False, **result)
-    module.exit_json(changed=False, **result)
+        result.update(failed=True, msg=result["summary"])
+    return dict(result, changed=False)
+
+
+def main():
+    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
 
 
 if __name__ == "__main__":

@@ -36,17 +36,8 @@ author:
   - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
+  - sre.incident.attributes.read_only
   - sre.incident.docker
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads, so it measures in check mode too.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-  platform:
-    platforms: posix
 options:
   stack:
     description:
@@ -162,53 +153,45 @@ prometheus:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.sre.incident.plugins.module_utils import _compose
 from ansible_collections.sre.incident.plugins.module_utils import _stack
 from ansible_collections.sre.incident.plugins.module_utils import _traffic
+from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
+
+ARGUMENT_SPEC = dict(
+    stack=dict(type="dict", required=True, aliases=["incident_stack"]),
+    window=dict(type="float", default=float(_traffic.DEFAULT_WINDOW_S)),
+    baseline=dict(type="float", default=float(_traffic.DEFAULT_BASELINE_S)),
+    end=dict(type="str"),
+    min_requests=dict(type="int", default=_traffic.DEFAULT_MIN_REQUESTS),
+    prometheus_timeout=dict(type="float", default=_traffic.DEFAULT_PROMETHEUS_TIMEOUT),
+)
 
 
-def argument_spec():
-    spec = dict(
-        stack=dict(type="dict", required=True, aliases=["incident_stack"]),
-        window=dict(type="float", default=float(_traffic.DEFAULT_WINDOW_S)),
-        baseline=dict(type="float", default=float(_traffic.DEFAULT_BASELINE_S)),
-        end=dict(type="str"),
-        min_requests=dict(type="int", default=_traffic.DEFAULT_MIN_REQUESTS),
-        prometheus_timeout=dict(type="float", default=_traffic.DEFAULT_PROMETHEUS_TIMEOUT),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
-
-
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+def work(module):
     p = module.params
-    try:
-        _stack.validate(p["stack"])
-        log_cfg, _prom = _traffic.validate(p["stack"])
-        until = _traffic.parse_until(p["end"], time.time())
-        _traffic.check_window("window", p["window"])
-        _traffic.check_window("baseline", p["baseline"], minimum=0.0)
-        _traffic.check_window("min_requests", p["min_requests"])
-        _traffic.check_window("prometheus_timeout", p["prometheus_timeout"], minimum=0.1)
-    except (_traffic.TrafficError, _stack.StackError) as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    if log_cfg is not None and not _compose.HAS_DOCKER:
-        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
-    client = None
-    engine_error = None
+    _stack.validate(p["stack"])
+    log_cfg, _prom = _traffic.validate(p["stack"])
+    until = _traffic.parse_until(p["end"], time.time())
+    _traffic.check_window("window", p["window"])
+    _traffic.check_window("baseline", p["baseline"], minimum=0.0)
+    _traffic.check_window("min_requests", p["min_requests"])
+    _traffic.check_window("prometheus_timeout", p["prometheus_timeout"], minimum=0.1)
+    client = engine_error = None
     if log_cfg is not None:
         try:
-            client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
+            client = module.connect()
         except _compose.DockerError as exc:
-            engine_error = exc.msg
+            engine_error = exc.msg  # the access log is then not read; Prometheus may still answer
     result = _traffic.measure(p["stack"], client=client, until=until, window_s=p["window"], baseline_s=p["baseline"],
                               min_requests=p["min_requests"], prometheus_timeout=p["prometheus_timeout"])
     if engine_error:
         result["access_log"]["error"] = engine_error
-    module.exit_json(changed=False, **result)
+    return dict(result, changed=False)
+
+
+def main():
+    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
 
 
 if __name__ == "__main__":

@@ -446,7 +446,7 @@ def test_as_failure_names_the_kind_and_keeps_the_details():
 # ------------------------------------------------------------------ read_states (a finding, not a failure)
 
 def test_read_states_reports_containers_and_leaves_out_missing_ones(engine, monkeypatch):
-    monkeypatch.setattr(_compose, "connect", lambda host: engine["client"])
+    monkeypatch.setattr(_compose, "connect", lambda host, timeout: engine["client"])
     engine["client"].declared_services = lambda project, containers=None: ["db", "web", "cache"]
     found = _compose.read_states("recsys", ["web", "db", "cache"])
     assert found["containers_error"] is None
@@ -455,7 +455,7 @@ def test_read_states_reports_containers_and_leaves_out_missing_ones(engine, monk
 
 
 def test_read_states_unknown_project_is_a_finding(engine, monkeypatch):
-    monkeypatch.setattr(_compose, "connect", lambda host: engine["client"])
+    monkeypatch.setattr(_compose, "connect", lambda host, timeout: engine["client"])
     found = _compose.read_states("nope", ["web"])
     assert found["containers"] == []
     assert found["containers_error"]["error_kind"] == "unknown_project"
@@ -463,7 +463,7 @@ def test_read_states_unknown_project_is_a_finding(engine, monkeypatch):
 
 
 def test_read_states_unreachable_engine_is_a_finding(monkeypatch):
-    def unreachable(host):
+    def unreachable(host, timeout):
         raise _compose.EngineUnreachable("cannot reach the Docker engine at %s" % host)
     monkeypatch.setattr(_compose, "connect", unreachable)
     found = _compose.read_states("recsys", ["web"], docker_host="unix:///nowhere.sock")
@@ -473,7 +473,7 @@ def test_read_states_unreachable_engine_is_a_finding(monkeypatch):
 
 
 def test_read_states_unknown_service_is_raised(engine, monkeypatch):
-    monkeypatch.setattr(_compose, "connect", lambda host: engine["client"])
+    monkeypatch.setattr(_compose, "connect", lambda host, timeout: engine["client"])
     with pytest.raises(_compose.UnknownService, match="'cache'"):
         _compose.read_states("recsys", ["web", "cache"])
 

@@ -104,7 +104,7 @@ def test_the_engines_restart_policy_is_noticed():
     v = _detect.assess(STACK, tgts, probes(tgts), states, now=now + 30)
     assert v["outage"] is False and v["kind"] == "none"
     assert v["restart_policy"] == dict(restarting=False, restarted=[dict(
-        name="shop_recs-api_1", restart_count=2, started_at=started, restart_policy="unless-stopped", seconds_ago=30.0)])
+        name="shop_recs-api_1", restart_count=2, started_at=started, restart_policy="unless-stopped", seconds_ago=29.5)])
     assert "recovered by the restart policy" in _detect.summary(v)
     # long ago, or no policy: nothing to say
     assert _detect.assess(STACK, tgts, probes(tgts), states, now=now + 3600)["restart_policy"] is None

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from ansible_collections.sre.incident.plugins.module_utils import _diagnostics as d
+from ansible_collections.sre.incident.plugins.module_utils import _time
 from ansible_collections.sre.incident.plugins.module_utils._compose import DockerError
 
 SECRET = "recsys-demo-S3cret"
@@ -71,23 +72,6 @@ STATS_V2 = {
 
 
 # --------------------------------------------------------------------------- pure functions
-
-def test_parse_iso_and_since():
-    assert d.parse_iso("1970-01-01T00:01:00Z") == 60
-    assert d.parse_iso("1970-01-01T01:00:00+01:00") == 0
-    assert d.parse_iso("1970-01-01 00:00:01.5") == 1.5
-    assert d.parse_iso("2026-11-27T01:46:09.429123456Z") == pytest.approx(1795743969.429123, abs=1e-6)
-    assert d.parse_since(None) is None
-    assert d.parse_since("", now=100) is None
-    assert d.parse_since("30", now=100) == 70
-    assert d.parse_since("2m", now=1000) == 880
-    assert d.parse_since("1h", now=7200) == 3600
-    assert d.parse_since(10, now=100) == 90
-    assert d.parse_since("1970-01-01T00:00:05Z", now=100) == 5
-    for bad in ("yesterday", "2026-13-45T00:00:00Z", True):
-        with pytest.raises(d.DiagnosticsError):
-            d.parse_since(bad, now=0)
-
 
 def test_scan_errors_since_until():
     log = "\n".join([
@@ -341,7 +325,7 @@ def _client(postgres="running", failing=()):
 
 
 def test_collect_all_parts_independent(tmp_path):
-    ctx = d.Context(_client(postgres="exited"), STACK, log_lines=10, snapshot_dir=str(tmp_path), now=d.parse_iso("2026-11-27T01:00:00Z"))
+    ctx = d.Context(_client(postgres="exited"), STACK, log_lines=10, snapshot_dir=str(tmp_path), now=_time.epoch("2026-11-27T01:00:00Z"))
     facts, raw, snap = d.collect(ctx, [p for p in d.PARTS if p != "http"])
     assert snap is None
     assert facts["database"]["ok"] is False and "postgres is not running" in facts["database"]["error"]
@@ -381,7 +365,7 @@ def test_redis_snapshot_and_rotation(tmp_path):
     # names sort by time: the fake LASTSAVE is in 1970, so the "newest" by name are the 2026 ones
     assert res["removed"] == [str(tmp_path / "dump-19700101T001645Z.rdb")]
     assert stat.S_IMODE(os.stat(tmp_path).st_mode) == 0o700
-    newest = d.newest_snapshot(str(tmp_path), now=d.parse_iso("2026-01-02T00:00:10Z"))
+    newest = d.newest_snapshot(str(tmp_path), now=_time.epoch("2026-01-02T00:00:10Z"))
     assert newest["path"].endswith("dump-20260102T000000Z.rdb") and newest["readable"]
     assert d.newest_snapshot(str(tmp_path / "missing")) is None
 
@@ -389,7 +373,7 @@ def test_redis_snapshot_and_rotation(tmp_path):
 def test_database_and_redis_on_their_own_ports(tmp_path):
     stack = dict(STACK, database=dict(STACK["database"], port=5433), redis=dict(service="redis", port=6380))
     client = _client()
-    ctx = d.Context(client, stack, now=d.parse_iso("2026-11-27T01:00:00Z"))
+    ctx = d.Context(client, stack, now=_time.epoch("2026-11-27T01:00:00Z"))
     facts, _raw, _snap = d.collect(ctx, ["database", "redis"])
     assert facts["database"]["ok"] and facts["redis"]["ok"], facts
     assert d.take_redis_snapshot(ctx, str(tmp_path), keep=1, timeout=2, interval=0.01)["ok"]
@@ -460,7 +444,7 @@ def test_resources_without_cpu_sample_asks_for_a_one_shot_reading():
 def test_static_top_not_named_is_not_checked(tmp_path):
     stack = dict(STACK)
     del stack["static_top_file"]
-    ctx = d.Context(_client(), stack, log_lines=10, snapshot_dir=str(tmp_path), now=d.parse_iso("2026-11-27T01:00:00Z"))
+    ctx = d.Context(_client(), stack, log_lines=10, snapshot_dir=str(tmp_path), now=_time.epoch("2026-11-27T01:00:00Z"))
     facts, _raw, _snap = d.collect(ctx, ["fallbacks"])
     assert facts["fallbacks"]["static_top"]["ready"] is None
     assert facts["fallbacks"]["static_top"]["reason"] == "not checked: incident_stack.static_top_file is not set"

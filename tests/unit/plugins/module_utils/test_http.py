@@ -44,6 +44,16 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/flaky":
             self.server.flaky += 1
             self._send(200 if self.server.flaky % 2 else 500, "{}")
+        elif self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "/health")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path == "/busy":
+            self.send_response(503)
+            self.send_header("Retry-After", "0.7")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         else:
             self._send(404, "{}")
 
@@ -295,3 +305,77 @@ def test_stop_early_skips_rounds_once_the_verdict_is_known(server, closed_port):
     assert up["healthy"] is True and up["rounds"] == 2
     full = _http.probe_many([server + "/health"], count=3, min_success_ratio=0.5, sleep=slept.append)
     assert full["rounds"] == 3 and len(full["probes"]) == 3
+
+
+# ------------------------------------------------------------------ the client: send, send_retrying, scrub
+
+def test_send_answers_with_any_status_and_its_body(server):
+    answer = _http.send(server + "/down")
+    assert answer["status"] == 503 and json.loads(answer["body"]) == {"status": "down"}
+    assert answer["failure"] is None and answer["latency_ms"] == answer["elapsed_ms"] > 0
+    assert answer["headers"]["Content-Type"] == "application/json"
+
+
+def test_send_follows_redirects_only_when_asked(server):
+    assert _http.send(server + "/moved")["status"] == 302
+    followed = _http.send(server + "/moved", redirects=True)
+    assert followed["status"] == 200 and json.loads(followed["body"])["status"] == "ok"
+
+
+def test_send_without_an_answer_says_why(closed_port):
+    answer = _http.send("http://127.0.0.1:%d/" % closed_port)
+    assert answer["status"] is None and answer["latency_ms"] is None
+    assert answer["failure"] == "connection" and answer["error"] == "connection refused"
+    assert "refused" in answer["detail"].lower()
+
+
+def test_send_read_timeout_is_its_own(server):
+    # /slow answers after 1 s: within the 5 s connect timeout, not within the 0.2 s read timeout
+    answer = _http.send(server + "/slow", timeout=5.0, read_timeout=0.2)
+    assert answer["failure"] == "read_timeout" and answer["error"] == "timed out" and answer["status"] is None
+
+
+def test_send_body_is_cut_at_max_body(server):
+    assert len(_http.send(server + "/recs", max_body=5)["body"]) == 6
+
+
+def test_send_retrying_retries_5xx_and_stops_at_the_first_good_answer(server):
+    sleeps = []
+    answer = _http.send_retrying(server + "/flaky", time.monotonic() + 10, attempts=4, sleep=sleeps.append)
+    assert answer["status"] == 200 and answer["error"] is None and answer["attempts"] in (1, 2)
+    assert sleeps == ([] if answer["attempts"] == 1 else [0.5])
+
+
+def test_send_retrying_honours_a_short_retry_after_and_the_budget(server):
+    sleeps = []
+    answer = _http.send_retrying(server + "/busy", time.monotonic() + 10, attempts=3, sleep=sleeps.append)
+    assert answer["status"] == 503 and answer["error"] == "HTTP 503" and answer["attempts"] == 3
+    assert sleeps == [0.7, 1.0] and answer["budget_spent"] is False
+    # the next attempt would not fit: the budget ends the tries, not the attempts
+    answer = _http.send_retrying(server + "/busy", time.monotonic() + 0.8, attempts=3, sleep=sleeps.append)
+    assert answer["attempts"] == 1 and answer["budget_spent"] is True
+
+
+def test_send_retrying_does_not_start_without_budget(server):
+    answer = _http.send_retrying(server + "/health", time.monotonic() + 0.1, attempts=3)
+    assert answer["attempts"] == 0 and answer["budget_spent"] is True and answer["status"] is None
+
+
+def test_send_retrying_gives_each_attempt_its_url(server):
+    seen = []
+
+    def url():
+        seen.append(len(seen))
+        return server + "/down"
+    answer = _http.send_retrying(url, time.monotonic() + 10, attempts=2, sleep=lambda s: None)
+    assert seen == [0, 1] and answer["attempts"] == 2
+
+
+def test_scrub_removes_the_url_its_parts_secrets_and_any_url():
+    url = "https://hooks.example.com/services/T0K3N?access_token=abcdef&x=1"
+    text = "POST %s failed; token abcdef; path /services/T0K3N; secret s3cr3t; see http://other.example/y" % url
+    cleaned = _http.scrub(text, "chat", url=url, secrets=["s3cr3t", None, ""])
+    for gone in ("T0K3N", "abcdef", "s3cr3t", "https://", "http://"):
+        assert gone not in cleaned
+    assert cleaned.count("<chat>") >= 4
+    assert _http.scrub(None, "chat") is None

@@ -109,3 +109,19 @@ def test_every_reader_agrees(line):
     assert (_diagnostics.scan_errors(stamped)["count"] == 1) is expected
     assert (_verify.count_errors(stamped, since=None)["count"] == 1) is expected
     assert (_report.select_log_lines([line], levels=["ERROR"])["total"] == 1) is expected
+
+
+def test_split_timestamp_nanoseconds():
+    epoch, text = _logs.split_timestamp('2026-11-27T01:30:45.123456789Z {"level": "INFO"}')
+    assert epoch == pytest.approx(1795743045.123456)
+    assert text == '{"level": "INFO"}'
+    assert _logs.split_timestamp("no timestamp here") == (None, "no timestamp here")
+    assert _logs.split_timestamp("2026-11-27 is a date, not a timestamp") == (None, "2026-11-27 is a date, not a timestamp")
+
+
+def test_timed_lines_keep_the_range_and_lines_without_a_time():
+    log = "\n".join(["1970-01-01T00:00:10.000000000Z old", "", "no time", "1970-01-01T00:00:20.5Z in",
+                     "1970-01-01T00:00:30Z after"])
+    assert [(when, text) for when, _raw, text in _logs.timed_lines(log, since=20, until=30)] == \
+        [(None, "no time"), (20.5, "in")]
+    assert len(list(_logs.timed_lines(log))) == 4

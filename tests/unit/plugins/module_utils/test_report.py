@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import datetime
-import io
 import json
-import urllib.error
 
 import pytest
 
@@ -149,35 +147,38 @@ def test_bad_tracker_is_named_without_the_token(tracker, named):
     assert "SECRET-TOK" not in str(info.value)
 
 
+def _answer(status, body=b"", failure=None, detail=None):
+    return dict(status=status, reason=None, headers={}, body=body, latency_ms=1.0, failure=failure,
+                error=detail, detail=detail)
+
+
 def test_post_issue_failure_hides_the_token():
-    def opener(req, timeout):
-        raise urllib.error.HTTPError(req.full_url, 401, "Unauthorized", {}, io.BytesIO(b'{"message":"bad token SECRET-1"}'))
+    def send(url, **kwargs):
+        return _answer(401, b'{"message":"bad token SECRET-1"}')
     with pytest.raises(_report.ReportError) as info:
-        _report.post_issue({"kind": "github", "url": "https://t/repos/o/r", "token": "SECRET-1"}, "t", "b", opener=opener)
-    assert "401" in info.value.msg and "SECRET-1" not in info.value.msg
+        _report.post_issue({"kind": "github", "url": "https://t/repos/o/r", "token": "SECRET-1"}, "t", "b", send=send)
+    assert "401" in info.value.msg and "SECRET-1" not in info.value.msg and info.value.details["tracker_status"] == 401
+
+
+def test_post_issue_without_an_answer_names_the_endpoint():
+    def send(url, **kwargs):
+        return _answer(None, failure="connection", detail="[Errno 111] Connection refused")
+    with pytest.raises(_report.ReportError, match="did not answer: POST https://t/repos/o/r/issues: .*refused"):
+        _report.post_issue({"kind": "github", "url": "https://t/repos/o/r", "token": "SECRET-1"}, "t", "b", send=send)
 
 
 def test_post_issue_answer():
-    class Resp(io.BytesIO):
-        status = 201
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            return False
-
     seen = {}
 
-    def opener(req, timeout):
-        seen["headers"] = dict(req.header_items())
-        seen["body"] = json.loads(req.data)
-        return Resp(json.dumps({"iid": 7, "web_url": "https://gl/p/-/issues/7"}).encode())
+    def send(url, method, data, headers, timeout, max_body):
+        seen.update(url=url, method=method, headers=headers, body=json.loads(data), timeout=timeout)
+        return _answer(201, json.dumps({"iid": 7, "web_url": "https://gl/p/-/issues/7"}).encode())
     issue = _report.post_issue({"kind": "gitlab", "url": "https://gl/api/v4/projects/1", "token": "K"}, "t", "b", ["P2"],
-                               opener=opener)
+                               send=send)
     assert issue == dict(status=201, api_url="https://gl/api/v4/projects/1/issues", kind="gitlab",
                          url="https://gl/p/-/issues/7", number=7)
-    assert seen["headers"]["Private-token"] == "K" and seen["body"]["description"] == "b"
+    assert seen["method"] == "POST" and seen["timeout"] == 10.0
+    assert seen["headers"]["PRIVATE-TOKEN"] == "K" and seen["body"]["description"] == "b"
 
 
 def test_run_posts_once_and_keeps_the_link(tmp_path):

@@ -13,6 +13,7 @@ from ansible_collections.sre.incident.plugins.module_utils import _p1cases
 from ansible_collections.sre.incident.plugins.module_utils import _severity
 from ansible_collections.sre.incident.plugins.module_utils import _stack
 from ansible_collections.sre.incident.plugins.module_utils import _traffic as tr
+from ansible_collections.sre.incident.tests.unit.plugins.modules.harness import JSONHandler, serving
 
 T = 1796556000.0
 STACK = {"name": "recsys", "project_dir": "/srv", "service": "recommendation-service", "edge": "edge",
@@ -321,3 +322,33 @@ def test_the_watch_reader_reads_each_interval_without_baseline():
     assert reader(T, T + 60)["source"] == "access_log"
     assert calls[0]["until"] == T + 60 and calls[0]["window_s"] == 60 and calls[0]["baseline_s"] == 0
     assert tr.watch_reader(dict(STACK, access_log=None), client=None) is None
+
+
+class _Prometheus(JSONHandler):
+    def do_GET(self):
+        if self.path.startswith("/moved"):
+            self.send_response(301)
+            self.send_header("Location", self.path.replace("/moved", "", 1))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif "bad" in self.path:
+            self.send_json(400, {"status": "error", "errorType": "bad_data", "error": "parse error"})
+        elif "broken" in self.path:
+            self.send_response(500)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"oops")
+        else:
+            self.send_json(200, {"status": "success", "data": {"resultType": "vector",
+                                                               "result": [{"metric": {}, "value": [1, "0.25"]}]}})
+
+
+def test_query_prometheus_reads_its_answers_and_never_raises():
+    with serving(_Prometheus) as url:
+        assert tr.query_prometheus(url, "up", 1795743045.0) == (0.25, None)
+        assert tr.query_prometheus(url + "/moved", "up", 1795743045.0) == (0.25, None)
+        value, note = tr.query_prometheus(url, "bad", 1795743045.0)
+        assert value is None and "parse error" in note
+        assert tr.query_prometheus(url, "broken", 1795743045.0) == (None, "HTTP 500")
+    value, note = tr.query_prometheus("http://127.0.0.1:1", "up", 1795743045.0, timeout=1.0)
+    assert value is None and note.startswith("unreachable: ")

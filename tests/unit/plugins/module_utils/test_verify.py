@@ -154,14 +154,6 @@ def test_read_resources_polls_a_second_sample_without_precpu():
 # --------------------------------------------------------------------------- logs
 # (what an error line is: tests/unit/plugins/module_utils/test_logs.py)
 
-def test_split_timestamp_nanoseconds():
-    epoch, text = _verify.split_timestamp('2026-11-27T01:30:45.123456789Z {"level": "INFO"}')
-    expected = datetime.datetime(2026, 11, 27, 1, 30, 45, 123456, tzinfo=datetime.timezone.utc).timestamp()
-    assert epoch == pytest.approx(expected)
-    assert text == '{"level": "INFO"}'
-    assert _verify.split_timestamp("no timestamp here") == (None, "no timestamp here")
-
-
 def _ts(second):
     return "2026-11-27T01:30:%02d.500000000Z" % second
 
@@ -229,17 +221,6 @@ def test_thresholds_from_stack_and_overrides():
 def test_bad_thresholds(overrides, word):
     with pytest.raises(_verify.VerifyError, match=word):
         _verify.validate_thresholds(STACK, overrides)
-
-
-def test_parse_since():
-    assert _verify.parse_since("2026-11-27T01:30:45Z") == _epoch(45) - 0.5
-    assert _verify.parse_since("2026-11-27T01:30:45") == _epoch(45) - 0.5
-    assert _verify.parse_since("2026-11-27T09:30:45+08:00") == _epoch(45) - 0.5
-    assert _verify.parse_since("-300", now=1000.0) == 700.0
-    assert _verify.parse_since("1795744000") == 1795744000.0
-    assert _verify.parse_since(None) is None
-    with pytest.raises(_verify.VerifyError, match="since 'yesterday'"):
-        _verify.parse_since("yesterday")
 
 
 def test_validate_checks():

@@ -26,7 +26,6 @@ def fake_engine(monkeypatch):
         return client
 
     patch_engine(monkeypatch, connect=connect)
-    monkeypatch.setattr(diagnostics.run, "__defaults__", (connect,))
     return client
 
 
@@ -94,6 +93,6 @@ def test_engine_unreachable(monkeypatch, tmp_path):
     def connect(docker_host=None, timeout=60, max_pool_size=None):
         raise _compose.EngineUnreachable("Docker engine unreachable at tcp://x: refused")
 
-    monkeypatch.setattr(diagnostics.run, "__defaults__", (connect,))
+    patch_engine(monkeypatch, connect=connect)
     res = _run(dict(stack=_stack(tmp_path), docker_host="tcp://x"))
     assert res["failed"] and res["engine_unreachable"] is True

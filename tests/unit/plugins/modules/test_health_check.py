@@ -120,16 +120,17 @@ def test_missing_jmespath(monkeypatch):
 
 
 def test_containers_read_beside_the_probes(server, monkeypatch):
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
     seen = []
 
-    def read_states(project, services, docker_host=None):
-        seen.append((project, services, docker_host))
+    def read_states(project, services, docker_host=None, timeout=None):
+        seen.append((project, services, docker_host, timeout))
         return dict(containers=[dict(service="web", status="exited", exit_code=137)], containers_error=None)
 
     patch_engine(monkeypatch, read_states=read_states)
     r = run(dict(url=server + "/health", count=1, containers=dict(project="recsys", services=["web", "db"])))
     assert "failed" not in r
-    assert seen == [("recsys", ["web", "db"], None)]
+    assert seen == [("recsys", ["web", "db"], "unix:///var/run/docker.sock", 60)]
     assert r["containers"] == [dict(service="web", status="exited", exit_code=137)]
     assert r["containers_error"] is None
     assert r["healthy"] is True
@@ -145,7 +146,7 @@ def test_containers_not_asked_for_reads_no_engine(server, monkeypatch):
 
 
 def test_containers_unknown_service_fails_naming_it(server, monkeypatch):
-    def read_states(project, services, docker_host=None):
+    def read_states(project, services, docker_host=None, timeout=None):
         raise _compose.UnknownService("unknown service 'cache' in project 'recsys'")
 
     patch_engine(monkeypatch, read_states=read_states)

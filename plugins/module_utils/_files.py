@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Files the collection keeps (leases, markers, state, saved configurations): written whole or not
+at all.
+
+:func:`write_atomic` writes a temporary file next to the target (its own name, so two writers never
+share one), flushes it to disk, gives it its mode and renames it over the target: a reader, or a run
+that crashes half-way, sees the old file or the new one, never half of either; the temporary file is
+removed when anything fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+
+def write_atomic(path, data, mode=0o600, sync=True):
+    """Replace ``path`` with ``data`` (bytes, or text written as UTF-8) in one step, with ``mode``.
+
+    The directory must exist. ``sync=False`` skips the flush to disk (for files that are only
+    worth their content while the machine stays up).
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_json(path, value, mode=0o600, sync=True, indent=2):
+    """:func:`write_atomic` of ``value`` as JSON (sorted keys, a final newline)."""
+    write_atomic(path, json.dumps(value, indent=indent, sort_keys=True) + "\n", mode=mode, sync=sync)
+
+
+def private_dir(path):
+    """``path`` made (with its parents) and kept readable by its owner only (0700)."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
