@@ -2,6 +2,7 @@
 # Another copy of the reference stack, side by side with the local one, for parallel test runs
 # and drills: its own compose project, ports, state directory and inventory.
 #   stack-copy.sh NAME APP_PORT EDGE_PORT      create (or refresh) and start it, print its test env
+#                                              (RECSYS_IMAGE_PREFIX=P: with its own images P/*:latest)
 #   stack-copy.sh NAME --down                  stop it and remove its volumes and files
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +21,9 @@ app=${2:?APP_PORT}; edge=${3:?EDGE_PORT}
 mkdir -p "$dir" "$inv/group_vars/recsys"
 cp -r "$here"/examples/recommendation-stack/. "$dir"/
 printf 'RECSYS_APP_PORT=%s\nRECSYS_EDGE_PORT=%s\n' "$app" "$edge" >> "$dir/.env"
+# RECSYS_IMAGE_PREFIX=NAME: this copy builds and runs its own images (NAME/recommendation-service:latest ...),
+# e.g. to try a change of the app beside the shared recsys/* images; kept in .env for every later compose run
+if [ -n "${RECSYS_IMAGE_PREFIX:-}" ]; then printf 'RECSYS_IMAGE_PREFIX=%s\n' "$RECSYS_IMAGE_PREFIX" >> "$dir/.env"; fi
 cp "$here/inventories/local/hosts.yml" "$inv/hosts.yml"
 cp "$here/inventories/local/group_vars/recsys/incident.yml" "$inv/group_vars/recsys/incident.yml"
 sed -e "s#^  name: recsys#  name: $name#" -e "s#^  project_dir: .*#  project_dir: $dir#" \

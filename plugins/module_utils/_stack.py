@@ -32,6 +32,12 @@ def validate(stack):
     if "{user}" not in stack["recommendations_path"]:
         raise StackError("incident_stack.recommendations_path has no {user} placeholder: "
                          f"{stack['recommendations_path']!r}")
+    refresh = stack.get("refresh_path")
+    if refresh not in (None, "") and not str(refresh).startswith("/"):
+        raise StackError(f"incident_stack.refresh_path must be a path starting with /, got {refresh!r}")
+    port = stack.get("service_port")
+    if port not in (None, "") and (isinstance(port, bool) or not str(port).isdigit() or not 1 <= int(port) <= 65535):
+        raise StackError(f"incident_stack.service_port must be a port number (1-65535), got {port!r}")
     users = stack["sample_users"]
     if not isinstance(users, list) or not users:
         raise StackError(f"incident_stack.sample_users must be a non-empty list, got {users!r}")
