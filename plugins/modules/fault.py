@@ -67,7 +67,7 @@ options:
         but O(spare_connections) of the slots the application may use (C(max_connections) minus
         C(superuser_reserved_connections)) are held; rollback terminates them.
       - V(cache_wipe) runs C(FLUSHDB) on the stack's Redis (it must hold cache data only). Flushed keys cannot be
-        restored (a cache): rollback requests every sample user's recommendations once so that the service refills it,
+        restored (a cache), so rollback requests every sample user's recommendations once so that the service refills it,
         and reads C(DBSIZE) back.
       - V(disk_fill) fills a writable volume (named volume or tmpfs, never a bind mount) of the service's container with
         one file (O(fill_path), else the smallest such volume), refusing a file system larger than O(max_fill_mb);
