@@ -57,7 +57,8 @@ options:
         traffic to PostgreSQL and Redis is not slowed and C(/health) stays truthful. With C(netem) in the kernel those
         packets are delayed O(delay_ms)/2 each (a new connection pays it twice); without it each client connection gets its
         own rate-capped class (256 classes, by client port), the MTU is lowered to 256 and C(gso_max_segs) to 1 so that an
-        answer is several packets, and the rate is calibrated with one measurement of the sample users' recommendations
+        answer is several packets, and the rate is calibrated with one measurement of the sample users' recommendations (slowed
+        further when they are clearly faster than asked; a loaded machine only makes them slower)
         to make them take about O(delay_ms). Rollback deletes the qdisc and puts MTU and C(gso_max_segs) back as read
         before (saved in C(incident_stack.state_dir)), and reads them back.
       - V(cpu_pressure) starts O(cpu_workers) busy loops (C(sh), at nice 19 when C(nice) exists) in the service's

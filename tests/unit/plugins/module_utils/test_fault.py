@@ -449,3 +449,9 @@ def test_every_fault_says_how_users_learn_of_it_and_how_to_roll_it_back():
         assert _fault.how_to_roll_back(_fault.validate(dict(name=name, stack=STACK)))["text"]
     assert {n for n, spec in _fault.FAULTS.items() if spec["entry"] == "page"} == {"app_crash", "app_hang", "redis_down", "postgres_down"}
     assert os.path.basename(_fault.PRODUCTION_MARKER) == "production"
+
+
+def test_latency_is_not_sped_up_when_a_loaded_machine_measures_it_slower():
+    target = FakeTarget(latency_after=2400.0)
+    result = run(target, name="latency", state="injected", delay_ms=800)
+    assert len(target.classes) == 1 and "now take 2400 ms" in result["actions"][-1]
