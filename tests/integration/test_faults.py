@@ -12,33 +12,22 @@ container a new network namespace).
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import statistics
 import subprocess
 import time
+import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from conftest import BASE_URL, EDGE_URL, SAMPLE_USERS, SERVICE, http_get, run_playbook, wait_for
+from conftest import BASE_URL, EDGE_URL, SAMPLE_USERS, SERVICE, http_get, wait_for
+from faults import fault, fault_call
 
 pytestmark = pytest.mark.integration
 
-PLAYBOOK = "../tests/integration/files/fault_module.yml"   # run_playbook prefixes playbooks/
 HOLDER = "sre-incident-drill-hold"
 BURNER = "sre-incident-drill-cpu"
 FILL = "/var/log/recsys/sre-incident-drill-fill"
-
-
-def fault(tmp_path, check=False, **args):
-    """One call of the module; its result (the module's own word, read only where a test says so)."""
-    out = tmp_path / f"fault-{time.monotonic_ns()}.json"
-    proc = run_playbook(PLAYBOOK, extra_vars={"fault_args": args, "fault_result_file": str(out)}, check=check)
-    assert out.exists(), proc.output[-3000:]
-    result = json.loads(out.read_text())
-    assert not result.get("failed"), (result.get("msg"), proc.output[-2000:])
-    return result
 
 
 def timed_get(url, timeout=5):
@@ -189,10 +178,7 @@ def test_disk_fill_fills_the_services_volume_and_frees_it(stack, tmp_path, undo)
     assert fault(tmp_path, name="disk_fill", state="rolled_back")["changed"] is True
     assert df_pct(stack) < 50 and stack.exec(SERVICE, ["test", "-e", FILL])[0] != 0
     assert fault(tmp_path, name="disk_fill", state="rolled_back")["changed"] is False
-    refused = run_playbook(PLAYBOOK, extra_vars={"fault_args": {"name": "disk_fill", "state": "injected", "max_fill_mb": 16},
-                                                 "fault_result_file": str(tmp_path / "refused.json")})
-    assert refused.returncode == 0
-    result = json.loads((tmp_path / "refused.json").read_text())
+    result = fault_call(tmp_path, name="disk_fill", state="injected", max_fill_mb=16)
     assert result["failed"] and "max_fill_mb=16" in result["msg"] and df_pct(stack) < 50
 
 
@@ -227,9 +213,5 @@ def test_postgres_down_users_get_503_until_the_rollback(stack, tmp_path, undo):
 
 
 def test_production_is_refused_and_nothing_changes(stack, tmp_path):
-    out = tmp_path / "refused.json"
-    run_playbook(PLAYBOOK, extra_vars={"fault_args": {"name": "app_crash", "state": "injected", "environment": "production"},
-                                       "fault_result_file": str(out)})
-    result = json.loads(out.read_text())
+    result = fault_call(tmp_path, name="app_crash", state="injected", environment="production")
     assert result["failed"] and result["refused"] and stack.state()["Status"] == "running"
-    assert Path(out).stat().st_mode & 0o777 == 0o600
