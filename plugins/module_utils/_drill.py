@@ -224,8 +224,9 @@ def score(injected_at, samples, events, fault_cleared, degraded, playbook, sla=N
 
     if rec["opened_at"] is None:
         result, back_at = ("not detected" if seen["seen"] else "no incident"), None
-    elif rec["severity"] == "P2" and rec["reported"] and not fault_cleared and not degraded:
-        # a P2 is answered by its problem report; fixing it is a human's (within the P2 SLA)
+    elif rec["severity"] == "P2" and rec["reported"] and not degraded:
+        # a P2 is answered by its problem report; fixing it is a human's (within the P2 SLA), whether or not
+        # the fault is still there (a cache refills by itself)
         result, back_at = "reported", None
     elif seen["seen"]:
         # users saw the fault: they are served again when the watch says so, and stay served

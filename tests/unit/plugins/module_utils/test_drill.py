@@ -147,6 +147,8 @@ def test_a_p2_is_answered_by_its_report():
     line = _drill.score(T0, rounds(True, True, True, True), events, fault_cleared=False, degraded=False, playbook="triage.yml")
     assert line["result"] == "reported" and line["by"] == "P2 problem report" and line["sla"] == "met"
     assert line["path"] == "triage.yml -> p2_report" and line["measured_severity"] == "P2" and line["recover_s"] is None
+    # the fault gone by itself (a refilled cache) does not change that the report answered it
+    assert _drill.score(T0, rounds(True, True), events, True, False, "triage.yml")["result"] == "reported"
     # without the report event it is not answered
     assert _drill.score(T0, rounds(True, True), events[:2], False, False, "triage.yml")["result"] == "not recovered"
 
