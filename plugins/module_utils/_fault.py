@@ -498,8 +498,8 @@ def _latency_inject(target, s, write_file):
         for link in links[1:]:
             _ns(target, prefix, ["tc", "-batch", "-"], "tc in %s's namespace" % s["service"],
                 data="\n".join(tc_batch(port, "netem", link["name"], delay_ms=s["delay_ms"] // 2)) + "\n")
-        actions = ["netem: every answer from port %d delayed %d ms per packet on %s" % (port, s["delay_ms"] // 2,
-                                                                                         ", ".join(x["name"] for x in links))]
+        devices = ", ".join(x["name"] for x in links)
+        actions = ["netem: every answer from port %d delayed %d ms per packet on %s" % (port, s["delay_ms"] // 2, devices)]
     else:
         target.host(prefix + ["tc", "qdisc", "del", "dev", probe, "root"])   # the part of the batch that was added
         mode = "rate"
@@ -510,9 +510,10 @@ def _latency_inject(target, s, write_file):
             _ns(target, prefix, ["tc", "-batch", "-"], "tc in %s's namespace" % s["service"],
                 data="\n".join(tc_batch(port, "rate", link["name"], rate=rate)) + "\n")
         why = [line for line in (netem["stderr"] + "\n" + netem["stdout"]).splitlines() if "rror" in line or "unknown" in line]
+        refused = why[0].strip()[:80] if why else "tc refused it"
+        devices = ", ".join(x["name"] for x in links)
         actions = ["no netem in this kernel (%s): each client connection to port %d capped at %d bytes/s (%d classes by client port), "
-                   "MTU %d and gso_max_segs 1 on %s" % (why[0].strip()[:80] if why else "tc refused it", port, rate,
-                                                       LATENCY_BUCKETS, LATENCY_MTU, ", ".join(x["name"] for x in links))]
+                   "MTU %d and gso_max_segs 1 on %s" % (refused, port, rate, LATENCY_BUCKETS, LATENCY_MTU, devices)]
     # one measurement through the service, and one correction when answers are clearly faster than asked (the rate
     # came from an estimate of their size on the wire). A slower measurement is left alone: a loaded machine makes
     # answers slower, never faster, so speeding the rate up on its word could leave the fault too weak.
@@ -562,8 +563,8 @@ def _latency_rollback(target, s, read_file, remove_file):
             _ns(target, prefix, ["ip", "link", "set", "dev", link["name"]] + argv, "ip link set in %s's namespace" % s["service"])
             actions.append("%s: %s back" % (link["name"], " ".join(argv)))
     after = parse_links(_ns(target, prefix, ["ip", "-o", "-d", "link", "show"], "ip link in the service's namespace"))
-    wrong = [x["name"] for x in after if x["name"] in saved and (x["mtu"] != saved[x["name"]].get("mtu")
-                                                                   or x["gso_max_segs"] != saved[x["name"]].get("gso_max_segs"))]
+    wrong = [x["name"] for x in after
+             if x["name"] in saved and (x["mtu"], x["gso_max_segs"]) != (saved[x["name"]].get("mtu"), saved[x["name"]].get("gso_max_segs"))]
     if wrong:
         raise FaultError("MTU or gso_max_segs of %s not back to what they were before the fault" % ", ".join(wrong))
     if path:

@@ -65,7 +65,10 @@ class FakeTarget:
 
     def exec(self, service, argv):
         self.calls.append(("exec", service, argv[0]))
-        ok = lambda out="": dict(rc=0, stdout=out, stderr="", cmd=argv)  # noqa: E731
+
+        def ok(out=""):
+            return dict(rc=0, stdout=out, stderr="", cmd=argv)
+
         if argv[0] == "redis-cli":
             cmd = argv[argv.index("--no-raw") + 1]
             if cmd == "DBSIZE":
@@ -316,8 +319,13 @@ def test_latency_needs_the_tools_and_the_engine_hosts_processes():
 
 def test_latency_never_replaces_a_qdisc_it_did_not_put_there():
     target = FakeTarget()
-    target.host = (lambda original: lambda argv, data=None: dict(original(argv, data), stdout="qdisc fq_codel 8001: dev eth0 root refcnt 2\n")
-                   if argv[4:7] == ["tc", "qdisc", "show"] else original(argv, data))(target.host)
+    original = target.host
+
+    def theirs(argv, data=None):   # the team's own root qdisc on eth0
+        out = original(argv, data)
+        return dict(out, stdout="qdisc fq_codel 8001: dev eth0 root refcnt 2\n") if argv[4:7] == ["tc", "qdisc", "show"] else out
+
+    target.host = theirs
     with pytest.raises(_fault.FaultError, match="refusing to replace the root qdisc fq_codel"):
         run(target, name="latency", state="injected")
     assert target.mtu == 1500
@@ -386,7 +394,13 @@ def test_cache_wipe_flushes_and_the_rollback_lets_the_service_refill_it():
     result = run(target, name="cache_wipe", state="injected")
     assert result["changed"] and target.keys == 0 and "FLUSHDB on redis: 5 key(s) deleted" in result["actions"][0]
     assert not run(target, name="cache_wipe", state="injected")["changed"]
-    target.probe = (lambda original: lambda urls, timeout: (setattr(target, "keys", len(urls)), original(urls, timeout))[1])(target.probe)
+    original = target.probe
+
+    def the_service_refills(urls, timeout):   # one key per user asked
+        target.keys = len(urls)
+        return original(urls, timeout)
+
+    target.probe = the_service_refills
     back = run(target, name="cache_wipe", state="rolled_back")
     assert back["changed"] and not back["injected"] and "cannot be restored" in back["actions"][0]
     assert "refilled 2 key(s)" in back["actions"][0]
