@@ -8,7 +8,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup stack-up stack-down demo test unit integration lint sanity units-ansible-test changelog-lint bench bench-quick molecule compat staging-up staging-down drill clean
+.PHONY: help setup stack-up stack-down stack-up-shop stack-down-shop demo test unit integration lint sanity units-ansible-test changelog-lint bench bench-quick molecule compat staging-up staging-down drill clean
 
 help:
 	@echo "make demo        set up, break the local reference stack, recover it with p0_recover.yml"
@@ -18,6 +18,7 @@ help:
 	@echo "make setup       install Docker/compose/debootstrap if missing, base image, .venv/"
 	@echo "make stack-up    build and start the reference stack (project recsys)"
 	@echo "make stack-down  stop the reference stack, keep its volumes"
+	@echo "make stack-up-shop / stack-down-shop   the same for the second example stack (project shop)"
 	@echo "make bench       the benchmarks, side by side with their baselines (bench-quick: check they run)"
 	@echo "make drill       two staging hosts over SSH, then every fault of the drill catalogue (FAULT=name for one)"
 
@@ -30,13 +31,19 @@ stack-up: setup
 stack-down:
 	@bash scripts/stack.sh down
 
+stack-up-shop: setup
+	@STACK=shop bash scripts/stack.sh up
+
+stack-down-shop:
+	@STACK=shop bash scripts/stack.sh down
+
 demo: stack-up
 	@bash scripts/demo.sh
 
 unit: setup
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
 
-integration: stack-up
+integration: stack-up stack-up-shop
 	$(BIN)/pytest -q tests/integration $(PYTEST_ARGS)
 
 lint: setup
@@ -72,10 +79,11 @@ compat: stack-up
 	@bash scripts/test-oldest-newest.sh newest
 
 # Everything, with one pytest summary line at the end (read by CI). Two pytest workers: the tests
-# of the reference stack run in order on one, the drills (tests/integration/test_drills.py, their
-# own staging hosts and stacks) beside them on the other; the unit tests fill in (the scheduler in
-# tests/integration/conftest.py). PYTEST_WORKERS=0 runs everything in one process.
-test: stack-up
+# of the reference stack run in order on one; the tests of the second example stack (shop) and the
+# drills (tests/integration/test_drills.py, their own staging hosts and stacks) on the other; the
+# unit tests fill in (the scheduler in tests/integration/conftest.py). PYTEST_WORKERS=0 runs
+# everything in one process.
+test: stack-up stack-up-shop
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory changelog-lint
 	$(MAKE) --no-print-directory sanity

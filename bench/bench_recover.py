@@ -18,9 +18,18 @@ the three contenders run one after another on the same stack, each after the sam
 Prints min / median / max per contender and the ratios ours/floor and ours/runbook (medians),
 then a per-stage breakdown of one p0_recover run from the record's timeline.
 
+The crash also runs a fourth time per repetition, "chat channel hangs": p0_recover.yml with one chat
+channel whose webhook accepts the connection and never answers (a socket of this process that
+never reads), as a chat outage looks. Printed: its times, to verified and to the first rung's
+restart (the engine's StartedAt of the service), and the ratio to the plain crash run (target
+<= 1.1: notifications go out beside the response, never in its way).
+
     .venv/bin/python bench/bench_recover.py              # 3 repetitions of every fault
     .venv/bin/python bench/bench_recover.py --quick      # 1 repetition of the crash only
     .venv/bin/python bench/bench_recover.py --faults crash,redis_down -n 5
+
+Against a copy of the stack (scripts/stack-copy.sh prints them): SRE_TEST_PROJECT,
+SRE_TEST_INVENTORY, SRE_TEST_STACK_DIR, SRE_TEST_BASE_URL, SRE_TEST_STATE_DIR.
 
 Not a test: it measures and prints; exit status 0 unless a contender fails to recover.
 """
@@ -30,10 +39,12 @@ import argparse
 import datetime
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -43,10 +54,12 @@ import docker
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = ROOT / ".venv" / "bin"
-STACK_DIR = ROOT / "examples" / "recommendation-stack"
-PROJECT = "recsys"
+STACK_DIR = Path(os.environ.get("SRE_TEST_STACK_DIR", str(ROOT / "examples" / "recommendation-stack")))
+PROJECT = os.environ.get("SRE_TEST_PROJECT", "recsys")
+INVENTORY = os.environ.get("SRE_TEST_INVENTORY", "inventories/local")
+STATE_DIR = Path(os.environ.get("SRE_TEST_STATE_DIR", "/var/lib/sre-incident/recsys"))
 SERVICE = "recommendation-service"
-BASE = "http://127.0.0.1:3000"
+BASE = os.environ.get("SRE_TEST_BASE_URL", "http://127.0.0.1:3000")
 USERS = [f"user-{i}" for i in range(1, 6)]
 FAULTS = ("crash", "hang", "redis_down", "postgres_down", "removed")
 
@@ -103,7 +116,7 @@ class Stack:
             if c and c.status == "paused":
                 c.unpause()
         for name in ("lease.json", "ladder_runs.jsonl"):   # each run is a new incident
-            Path("/var/lib/sre-incident/recsys", name).unlink(missing_ok=True)
+            (STATE_DIR / name).unlink(missing_ok=True)
         if not poll(checklist_passes, 120):
             raise RuntimeError("the stack did not come back healthy")
 
@@ -163,13 +176,40 @@ def run_runbook(stack, fault):
     return time.monotonic() - start, False, "not recovered"
 
 
-def run_ours(stack, fault, keep=None):
+class HangingChannel:
+    """A chat webhook that accepts the connection and never answers: a listening socket nobody reads."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.held = []
+        threading.Thread(target=self._hold, daemon=True).start()
+
+    def _hold(self):
+        while True:   # accept every connection and keep it open, never reading or answering
+            conn, _addr = self.sock.accept()
+            self.held.append(conn)
+
+    def channels(self):
+        return [{"name": "chat-hangs", "type": "slack", "url": f"http://127.0.0.1:{self.sock.getsockname()[1]}/hooks"}]
+
+
+def engine_time(value):
+    """The engine's RFC 3339 time with nanoseconds, as an aware datetime."""
+    head, _dot, frac = value.rstrip("Z").partition(".")
+    return (datetime.datetime.fromisoformat(head).replace(tzinfo=datetime.timezone.utc)
+            + datetime.timedelta(seconds=float("0." + (frac or "0"))))
+
+
+def run_ours(stack, fault, keep=None, channels=None, to_restart=None):
     incident_dir = tempfile.mkdtemp(prefix="bench-incidents-")
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PATH=f"{VENV_BIN}:{os.environ['PATH']}")
+    extra = {"incident_dir": incident_dir, "verify_watch_window_s": 0, "incident_channels": channels or []}
     started = datetime.datetime.now(datetime.timezone.utc)
     start = time.monotonic()
-    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "playbooks/p0_recover.yml", "-i", "inventories/local",
-                           "-e", json.dumps({"incident_dir": incident_dir, "verify_watch_window_s": 0})],
+    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "playbooks/p0_recover.yml", "-i", INVENTORY,
+                           "-e", json.dumps(extra)],
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     total = time.monotonic() - start
     events = []
@@ -184,6 +224,9 @@ def run_ours(stack, fault, keep=None):
         elapsed = total
     if keep is not None:
         keep.append(events)
+    if to_restart is not None and fault == "crash":
+        restarted = engine_time(stack.container(SERVICE).attrs["State"]["StartedAt"])
+        to_restart.append((restarted - started).total_seconds())
     return elapsed, proc.returncode == 0 and bool(verified), fixed[-1] if fixed else "not recovered"
 
 
@@ -217,13 +260,21 @@ def main():
     runs = []
     rows = []
     failures = 0
+    hanging = HangingChannel()
+    chat = {"ours": [], "ours, chat hangs": []}
+    restart = {"ours": [], "ours, chat hangs": []}
     print(f"machine: {os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}; {reps} repetition(s)")
     for fault in faults:
         times = {"floor": [], "ours": [], "runbook": []}
         how = {}
         for rep in range(reps):
-            for name, runner in (("floor", run_floor), ("ours", lambda s, f: run_ours(s, f, runs)),
-                                 ("runbook", run_runbook)):
+            contenders = [("floor", run_floor),
+                          ("ours", lambda s, f: run_ours(s, f, runs, to_restart=restart["ours"])),
+                          ("runbook", run_runbook)]
+            if fault == "crash":
+                contenders.append(("ours, chat hangs", lambda s, f: run_ours(
+                    s, f, channels=hanging.channels(), to_restart=restart["ours, chat hangs"])))
+            for name, runner in contenders:
                 stack.healthy()
                 stack.inject(fault)
                 elapsed, ok, detail = runner(stack, fault)
@@ -232,7 +283,10 @@ def main():
                     failures += 1
                     print(f"  {fault} {name} rep {rep + 1}: NOT RECOVERED after {elapsed:.1f} s", flush=True)
                     continue
-                times[name].append(elapsed)
+                if name in chat and fault == "crash":
+                    chat[name].append(elapsed)
+                if name in times:
+                    times[name].append(elapsed)
                 print(f"  {fault:<14} {name:<8} rep {rep + 1}: {elapsed:6.1f} s  ({detail})", flush=True)
         rows.append((fault, times, how))
     stack.healthy()
@@ -248,6 +302,15 @@ def main():
         r_book = "%.2f" % (med["ours"] / med["runbook"]) if "ours" in med and "runbook" in med else "n/a"
         print(f"{fault:<14} {cells[0]:>20} {cells[1]:>20} {cells[2]:>20} {r_floor:>11} {r_book:>13}"
               f"   ours: {how.get('ours')}; runbook: {how.get('runbook')}")
+    if chat["ours"] and chat["ours, chat hangs"]:
+        plain, hung = statistics.median(chat["ours"]), statistics.median(chat["ours, chat hangs"])
+        print("\nCrash with a chat channel that hangs (accepts, never answers), p0_recover.yml, min / median / max:")
+        print("  to verified:         plain %5.1f/%5.1f/%5.1f s   chat hangs %5.1f/%5.1f/%5.1f s"
+              % (stats(chat["ours"]) + stats(chat["ours, chat hangs"])))
+        if restart["ours"] and restart["ours, chat hangs"]:
+            print("  to rung 1's restart: plain %5.1f/%5.1f/%5.1f s   chat hangs %5.1f/%5.1f/%5.1f s"
+                  % (stats(restart["ours"]) + stats(restart["ours, chat hangs"])))
+        print(f"  ratio chat hangs / plain crash (medians, to verified): {hung / plain:.2f} (target <= 1.1)")
     if runs and runs[0]:
         print("\nWhere the time goes in one p0_recover run (crash), per stage, from the record:")
         for stage, secs in sorted(breakdown(runs[0]).items(), key=lambda kv: -kv[1]):

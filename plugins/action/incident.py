@@ -12,33 +12,19 @@ the same code in module_utils/_record.py.
 
 from __future__ import annotations
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.errors import UnsupportedError
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.sre.incident.plugins.module_utils._record import ARGUMENT_SPEC, REQUIRED_IF, run_checked
+from ansible_collections.sre.incident.plugins.plugin_utils._action import ControllerAction
 
 display = Display()
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
-    _supports_async = False
+class ActionModule(ControllerAction):
+    NAME, ARGUMENT_SPEC, REQUIRED_IF = "sre.incident.incident", ARGUMENT_SPEC, REQUIRED_IF
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        validated = ArgumentSpecValidator(ARGUMENT_SPEC, required_if=REQUIRED_IF).validate(self._task.args)
-        if validated.error_messages:
-            problems = [("unsupported parameters: %s" % err) if isinstance(err, UnsupportedError) else str(err)
-                        for err in validated.errors.errors]
-            result.update(failed=True, changed=False, msg="sre.incident.incident: " + "; ".join(problems))
-            return result
-        outcome = run_checked(validated.validated_parameters, check_mode=bool(self._task.check_mode),
-                              diff=bool(self._task.diff))
+    def act(self, params):
+        outcome = run_checked(params, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff))
         for warning in outcome.pop("warnings", []):
             display.warning(warning)
-        result.update(outcome)
-        return result
+        return outcome

@@ -115,6 +115,15 @@ def _role_of(task):
         return role.get_name()
 
 
+def _dry_run():
+    """True under ``ansible-playbook --check``."""
+    try:
+        from ansible import context  # pylint: disable=import-outside-toplevel
+        return bool((context.CLIARGS or {}).get("check"))
+    except Exception:  # pylint: disable=broad-except  # a callback never breaks the run
+        return False
+
+
 def _takes(hosts, host):
     """Whether a record taking the events of ``hosts`` (None among them: every host) takes an event
     of ``host`` (None: an event of every host, such as a stage)."""
@@ -177,6 +186,8 @@ class CallbackModule(CallbackBase):
         Each host of a play has its own incident (p0_recover.yml on several hosts): a stage event
         goes into every active record, a failure only into its host's.
         """
+        if _dry_run():
+            return False  # --check writes no record, not even the timeline
         try:
             validate_id(str(incident_id))
         except RecordError as exc:

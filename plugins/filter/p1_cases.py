@@ -12,11 +12,12 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.sre.incident.plugins.module_utils._p1cases import detect
 
 
-def p1_cases(summary, baseline_ms=None, probes=None, thresholds=None, limit=10, min_recommendations=6, owners=None):
-    """Return ``{detected, cases, latency_ms, baseline_ms, thresholds}``."""
+def p1_cases(summary, baseline_ms=None, probes=None, thresholds=None, limit=10, min_recommendations=6, owners=None,
+             traffic=None):
+    """Return ``{detected, cases, latency_ms, latency_source, baseline_ms, baseline_source, thresholds}``."""
     try:
         return detect(summary, probes=probes, baseline_ms=baseline_ms, thresholds=thresholds, limit=limit,
-                      min_recommendations=min_recommendations, owners=owners)
+                      min_recommendations=min_recommendations, owners=owners, traffic=traffic)
     except (ValueError, TypeError) as exc:
         raise AnsibleFilterError("sre.incident.p1_cases: %s" % exc) from None
 

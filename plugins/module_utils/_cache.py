@@ -48,7 +48,11 @@ def resolve(params):
     pattern = params.get("key_pattern") or DEFAULT_PATTERN
     if any(ch.isspace() for ch in pattern):
         raise ValueError("key_pattern %r contains whitespace" % (pattern,))
-    return dict(url=url, project=project, redis_service=redis_service, pattern=pattern)
+    try:
+        port = _stack.port_args(stack, "redis")
+    except _stack.StackError as exc:
+        raise ValueError(str(exc)) from None
+    return dict(url=url, project=project, redis_service=redis_service, pattern=pattern, port_args=port)
 
 
 def parse_scan(stdout):
@@ -56,9 +60,11 @@ def parse_scan(stdout):
     return len({line for line in (stdout or "").splitlines() if line.strip()})
 
 
-def count_keys(exec_fn, project, redis_service, pattern=DEFAULT_PATTERN):
-    """Count the keys matching ``pattern``; ``exec_fn(project, service, argv)`` -> dict(rc, stdout, stderr)."""
-    result = exec_fn(project, redis_service, ["redis-cli", "--scan", "--pattern", pattern])
+def count_keys(exec_fn, project, redis_service, pattern=DEFAULT_PATTERN, port_args=()):
+    """Count the keys matching ``pattern``; ``exec_fn(project, service, argv)`` -> dict(rc, stdout, stderr).
+
+    ``port_args`` (``["-p", port]``, from incident_stack.redis.port) go to redis-cli."""
+    result = exec_fn(project, redis_service, ["redis-cli"] + list(port_args) + ["--scan", "--pattern", pattern])
     if result["rc"] != 0 or "ERR" in (result.get("stdout") or "")[:200] or "Could not connect" in (result.get("stderr") or ""):
         raise CacheError("counting the %s keys in Redis (service %s) failed: rc %s, %s"
                          % (pattern, redis_service, result["rc"], (result.get("stderr") or result.get("stdout") or "").strip()[:300]),
@@ -94,7 +100,7 @@ def run(params, check_mode=False, exec_fn=None, probe=_http.probe):
         raise ValueError("state=present reports the key count and needs count_keys=true")
 
     def count():
-        return count_keys(exec_fn, where["project"], where["redis_service"], where["pattern"]) if counted else None
+        return count_keys(exec_fn, where["project"], where["redis_service"], where["pattern"], where["port_args"]) if counted else None
 
     before = count()
     result = dict(changed=False, state=state, url=where["url"], pattern=where["pattern"], counted=counted,

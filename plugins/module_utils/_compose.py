@@ -15,6 +15,7 @@ never leave this file except as the ``container`` handles passed back into it.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal as _signal
@@ -359,6 +360,34 @@ def connect(docker_host=None, timeout=DEFAULT_DOCKER_TIMEOUT, max_pool_size=None
     return ComposeClient(client, docker_host=docker_host)
 
 
+class _ChunkReader(io.RawIOBase):
+    """A read-only binary file over an iterator of byte chunks (an archive as the engine streams it)."""
+
+    def __init__(self, chunks, what):
+        super().__init__()
+        self._chunks = iter(chunks)
+        self._buf = b""
+        self._what = what
+
+    def readable(self):
+        return True
+
+    def readinto(self, target):
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return 0
+            except Exception as exc:
+                if _requests_exceptions is not None and isinstance(exc, _requests_exceptions.RequestException):
+                    raise DockerError("%s broke off: %s" % (self._what, exc)) from None
+                raise
+        size = min(len(target), len(self._buf))
+        target[:size] = self._buf[:size]
+        self._buf = self._buf[size:]
+        return size
+
+
 # --------------------------------------------------------------------------- the client
 
 class ComposeClient:
@@ -547,6 +576,110 @@ class ComposeClient:
         return dict(cmd=list(argv), rc=result.exit_code, stdout=(out or b"").decode("utf-8", "replace"),
                     stderr=(err or b"").decode("utf-8", "replace"))
 
+    def _exec_finished(self, what, exec_id, timeout=30.0):
+        """The exit code of a finished exec, polled (bounded) until the engine says it ended."""
+        def ended():
+            info = self._wrap(what, self.client.api.exec_inspect, exec_id)
+            return info if not info.get("Running") else None
+
+        ok, info, _elapsed = poll_until(ended, timeout, interval=0.1)
+        if not ok:
+            raise DockerError("%s: still running %s s after its output ended" % (what, timeout))
+        return info.get("ExitCode")
+
+    def exec_stream_out(self, container, argv, sink, user=None, environment=None, max_stderr=64 * 1024):
+        """Run ``argv`` (no shell) in a running container and hand its stdout to ``sink(bytes)`` as
+        it arrives, never holding it in memory (a database dump can be large).
+
+        Returns dict(cmd, rc, bytes, stderr).
+        """
+        what = "exec %s in %s" % (argv[0] if argv else "?", container.name)
+        api = self.client.api
+        created = self._wrap(what, api.exec_create, container.id, list(argv), stdout=True, stderr=True,
+                             user=user or "", environment=environment)
+        stream = self._wrap(what, api.exec_start, created["Id"], stream=True, demux=True)
+        size = 0
+        err = bytearray()
+        try:
+            for out, errout in stream:
+                if out:
+                    sink(out)
+                    size += len(out)
+                if errout and len(err) < max_stderr:
+                    err.extend(errout[:max_stderr - len(err)])
+        except Exception as exc:  # transport errors in the middle of the stream
+            if _requests_exceptions is not None and isinstance(exc, _requests_exceptions.RequestException):
+                raise DockerError("%s: the output stream broke off: %s" % (what, exc)) from None
+            raise
+        rc = self._exec_finished(what, created["Id"])
+        return dict(cmd=list(argv), rc=rc, bytes=size, stderr=bytes(err).decode("utf-8", "replace"))
+
+    def exec_stream_in(self, container, argv, chunks, user=None, environment=None, max_output=64 * 1024):
+        """Run ``argv`` (no shell) in a running container with ``chunks`` (an iterable of bytes)
+        as its stdin, then end its stdin; stdout and stderr are collected (bounded).
+
+        Returns dict(cmd, rc, bytes (sent), stdout, stderr).
+        """
+        import socket as _socket  # pylint: disable=import-outside-toplevel
+        import threading  # pylint: disable=import-outside-toplevel
+
+        from docker.utils.socket import frames_iter  # pylint: disable=import-outside-toplevel
+
+        what = "exec %s in %s" % (argv[0] if argv else "?", container.name)
+        api = self.client.api
+        created = self._wrap(what, api.exec_create, container.id, list(argv), stdin=True, stdout=True, stderr=True,
+                             user=user or "", environment=environment)
+        sock = self._wrap(what, api.exec_start, created["Id"], socket=True)
+        raw = getattr(sock, "_sock", sock)
+        collected = {1: bytearray(), 2: bytearray()}
+        errors = []
+
+        def read():
+            # the output is read while the input is written, so a chatty command never blocks
+            try:
+                for stream_id, data in frames_iter(sock, False):
+                    buf = collected.get(stream_id, collected[2])
+                    if len(buf) < max_output:
+                        buf.extend(data[:max_output - len(buf)])
+            except Exception as exc:  # pylint: disable=broad-except
+                errors.append(exc)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        sent = 0
+        try:
+            for chunk in chunks:
+                raw.sendall(chunk)
+                sent += len(chunk)
+            raw.shutdown(_socket.SHUT_WR)
+        except OSError as exc:
+            raise DockerError("%s: writing its input failed after %d bytes: %s (output: %s)" % (
+                what, sent, exc, bytes(collected[2] or collected[1]).decode("utf-8", "replace")[-500:])) from None
+        finally:
+            reader.join()
+            try:
+                sock.close()
+            except OSError:
+                pass
+        if errors:
+            raise DockerError("%s: reading its output failed: %s" % (what, errors[0]))
+        rc = self._exec_finished(what, created["Id"])
+        return dict(cmd=list(argv), rc=rc, bytes=sent, stdout=bytes(collected[1]).decode("utf-8", "replace"),
+                    stderr=bytes(collected[2]).decode("utf-8", "replace"))
+
+    def archive_reader(self, container, path):
+        """The engine's tar archive of ``path`` in a container (running or stopped; its volumes
+        included) as a binary file object read as it streams in. Returns (reader, stat)."""
+        stream, stat = self._wrap("reading %s from %s" % (path, container.name), container.get_archive, path)
+        return _ChunkReader(stream, "reading %s from %s" % (path, container.name)), stat or {}
+
+    def archive_in(self, container, path, data):
+        """Extract a tar archive (bytes or a binary file object) into ``path`` of a container
+        (running or stopped; into its volumes too). Owners and modes come from the archive."""
+        ok = self._wrap("writing into %s of %s" % (path, container.name), container.put_archive, path, data)
+        if not ok:
+            raise DockerError("the engine refused the archive for %s of %s" % (path, container.name))
+
     def logs(self, container, tail=None, since=None, until=None, timestamps=True):
         """A container's log (stdout and stderr) as text; ``tail`` lines, ``since`` / ``until`` UNIX times.
 
@@ -562,6 +695,10 @@ class ComposeClient:
             kwargs["until"] = int(until) + 1
         data = self._wrap("reading the log of %s" % container.name, container.logs, **kwargs)
         return (data or b"").decode("utf-8", "replace")
+
+    def top(self, container):
+        """The processes of a running container as the engine lists them: dict(Titles, Processes)."""
+        return self._wrap("listing the processes of %s" % container.name, container.top)
 
     def stats(self, container, one_shot=False):
         """One raw stats sample: the engine's JSON, with ``precpu_stats`` for CPU % (the engine
@@ -934,45 +1071,18 @@ def project_volumes(client, project):
     return sorted(v.name for v in vols)
 
 
-def backup_volume(client, volume, dest_dir, image, now=None):
-    """Copy a volume's content into ``dest_dir/<volume>-<ts>.tar``; returns what was written.
-
-    A container is created (never started) with the volume mounted read-only, and the
-    engine streams the mount as a tar archive (works on a remote engine too). The file's
-    SHA-256 is computed while it is written.
-    """
-    import hashlib  # pylint: disable=import-outside-toplevel
-
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-    os.makedirs(dest_dir, mode=0o700, exist_ok=True)
-    path = os.path.join(dest_dir, "%s-%s.tar" % (volume, stamp))
-    helper = client._wrap("creating a backup helper for volume %s" % (volume,), client.client.containers.create,
-                          image, command=["true"], volumes={volume: {"bind": "/volume", "mode": "ro"}},
-                          labels={"sre.incident.role": "volume-backup"})
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        stream, _stat = client._wrap("reading volume %s" % (volume,), helper.get_archive, "/volume")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in stream:
-                handle.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-    finally:
-        client._wrap("removing the backup helper", helper.remove, force=True)
-    return dict(volume=volume, path=path, sha256=digest.hexdigest(), bytes=size)
-
-
 def ensure_project(client, run_command, project, project_dir, files, state, services=None, profiles=None,
-                   no_deps=False, build=False, remove_volumes=False, volume_backup_dir=None,
-                   backup_image=None, wait=True, timeout=90.0, check_mode=False, interval=0.25):
+                   no_deps=False, build=False, remove_volumes=False, backup_manifest=None,
+                   wait=True, timeout=90.0, check_mode=False, interval=0.25):
     """Bring a whole compose project to ``state`` with the compose CLI; the work of compose_project.
 
     present: ``up -d`` (only the given services, optionally ``--no-deps``); absent: ``down``;
     rebuilt: ``down`` then ``up -d``. Volumes are removed (``down -v``) only when
-    ``remove_volumes`` is set, and only after every volume of the project has been backed up
-    into ``volume_backup_dir``. ``changed`` compares the containers before and after.
+    ``remove_volumes`` is set, and only when ``backup_manifest`` (a set of ``_backup.take``) covers
+    every volume of the project with files whose sizes and SHA-256 are right, checked here just
+    before ``down -v`` (``_backup.BackupError`` otherwise, nothing run). In check mode the manifest
+    may be missing (the backup is not taken in check mode) and is checked when given.
+    ``changed`` compares the containers before and after.
     """
     start_clock = time.monotonic()
     if state not in PROJECT_STATES:
@@ -992,8 +1102,9 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
                              known_services=declared)
     if remove_volumes and state == "present":
         raise ValueError("remove_volumes only applies to state=absent or state=rebuilt")
-    if remove_volumes and not volume_backup_dir:
-        raise ValueError("remove_volumes needs volume_backup_dir: volumes are removed only after a backup")
+    if remove_volumes and not backup_manifest and not check_mode:
+        raise ValueError("remove_volumes needs backup_manifest: volumes are removed only after a verified backup "
+                         "(module sre.incident.backup)")
 
     before = _project_snapshot(client, project)
     # the services `up` brings up: those asked for, else every service not hidden behind a
@@ -1008,8 +1119,13 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
         changed = any(not have.get(s) or not all(is_ready(st) for st in have[s]) for s in up_services)
     else:
         changed = bool(before) or state == "rebuilt"
-    result = dict(changed=changed, state=state, project=project, commands=[], backups=[],
-                  volumes=project_volumes(client, project) if remove_volumes else [])
+    result = dict(changed=changed, state=state, project=project, commands=[],
+                  volumes=project_volumes(client, project) if remove_volumes else [],
+                  backup_manifest=backup_manifest if remove_volumes else None)
+    if remove_volumes and backup_manifest:
+        # the gate: every volume covered by a file that is there with its size and SHA-256
+        from ansible_collections.sre.incident.plugins.module_utils import _backup  # pylint: disable=import-outside-toplevel
+        _backup.verify(backup_manifest, project=project, volumes=result["volumes"])
     diff_before = {name: "%s (%s)" % (v[1], v[2]) if v[2] else v[1] for name, v in before.items()}
     if check_mode:
         result.update(containers=[container_state(c) for c in client.find_containers(project)],
@@ -1029,12 +1145,6 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
             raise ComposeError("compose %s failed (rc=%s): %s" % (what, rc, (err or out).strip()[-2000:]),
                                cmd=argv, rc=rc, stdout=out, stderr=err)
 
-    if remove_volumes:
-        image = backup_image or _any_local_image(client, project)
-        for volume in result["volumes"]:
-            result["backups"].append(backup_volume(client, volume, volume_backup_dir, image))
-        # the backups are on record (a manifest next to them) before anything is removed
-        result["backup_manifest"] = _write_manifest(volume_backup_dir, project, result["backups"])
     if state in ("absent", "rebuilt"):
         run(["down", "--remove-orphans"] + (["-v"] if remove_volumes else []), "down")
     if state in ("present", "rebuilt"):
@@ -1058,31 +1168,6 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
                   diff=dict(before=diff_before,
                             after={name: "%s (%s)" % (v[1], v[2]) if v[2] else v[1] for name, v in after.items()}))
     return result
-
-
-def _write_manifest(dest_dir, project, backups):
-    import json  # pylint: disable=import-outside-toplevel
-
-    path = os.path.join(dest_dir, "%s-volumes-%s.json" % (project, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({"project": project, "backups": backups}, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return path
-
-
-def _any_local_image(client, project):
-    """An image already on the engine to host the backup helper (no pull possible)."""
-    for c in client.find_containers(project):
-        image = (_attrs(c).get("Config") or {}).get("Image")
-        if image:
-            return image
-    images = client._wrap("listing images", client.client.images.list)
-    for img in images:
-        if img.tags:
-            return img.tags[0]
-    raise DockerError("no local image to run the volume backup helper; give backup_image")
 
 
 # --------------------------------------------------------------------------- exec, logs, image per service

@@ -1,35 +1,49 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Degraded modes (runbook stage 4, SPEC P0-6): what to do when the recovery ladder failed.
+"""Degraded modes (runbook stage 4, SPEC P0-6, GEN-3, GEN-4): what to do when the recovery ladder failed.
 
-Four options, each with ``apply``, ``verify`` and ``revert``; ``observe`` reads which are on:
+Four options, each with ``apply``, ``verify`` and ``revert``; ``observe`` reads which are on. None
+needs anything of ours in the team's images: the edge (the team's nginx) is driven through the
+engine by ``_edge``.
 
-A ``standby``        start the standby instance (compose profile ``standby``), wait until it is
-                     healthy, switch the edge upstream to it (``edge-mode standby``, exec through
-                     the docker SDK). Verified through the edge: every sample user gets enough
-                     recommendations, answered by the standby instance.
-B ``static``         recreate the service with ``DOWNGRADE_MODE=true`` (compose ``up -d --no-deps``
-                     with the variable in compose's environment; a restart would not apply it).
-                     Verified directly and through the edge: the top N with ``source: static``.
-C ``cache_snapshot`` put the cached recommendations (``recs:*``) of the newest Redis snapshot
-                     (``<state_dir>/redis-snapshots/dump-<ts>.rdb``) back into the live Redis,
-                     without expiry, keeping any fresher entry; nothing else in Redis is touched
-                     and Redis is not restarted. The snapshot is read in Python (Redis itself
-                     drops entries whose TTL passed when it loads a file, so an old snapshot
-                     would restore nothing). A marker file in ``state_dir`` says C is on.
-                     Verified through the edge: every sample user is answered, from the cache
-                     for those whose entry was restored.
-D ``offline``        ``edge-mode offline``: the edge answers ``/api/recommendations/...`` with 503
-                     and a friendly JSON error, ``/health`` through the edge stays truthful.
+A ``standby``        start the standby service (``incident_stack.standby``, compose profile
+                     ``standby_profile``, default ``standby``), then write a configuration into the
+                     edge that points the service's upstream (``service:service_port``) at the
+                     standby, check it (``nginx -t``), reload, verify through the edge, roll back on
+                     failure. Not applicable without a standby service (the reason is reported and
+                     ``auto`` moves on).
+B ``static``         recreate the service with ``DOWNGRADE_MODE=true`` (the variable named by
+                     ``incident_stack.downgrade_env``; compose ``up -d --no-deps`` with it in
+                     compose's environment: a restart would not apply it), then make the edge serve
+                     the new container (it has a new address). Verified through the edge: every
+                     sample user answered (and, when the answers say their ``source``, from the
+                     static top N).
+C ``cache_snapshot`` put the cached answers of the newest Redis snapshot
+                     (``<state_dir>/redis-snapshots/dump-<ts>.rdb``) back into the live Redis, without
+                     expiry, keeping any fresher entry. Which keys are cached answers is named by
+                     ``incident_stack.redis.cache_keys`` (Redis glob patterns, default ``recs:*``) and
+                     ``redis.cache_value_query`` (a JMESPath a JSON value must satisfy; unset: any
+                     non-empty string value); nothing else in Redis is touched and Redis is not
+                     restarted. The snapshot is read in Python (Redis drops entries whose TTL passed
+                     when it loads a file). A marker file in ``state_dir`` says C is on. Verified
+                     through the edge.
+D ``offline``        write a configuration into the edge that answers the recommendations feature
+                     with 503 and a friendly JSON error; ``/health`` through the edge stays truthful.
 
-``enable`` tries the options in order; each is verified after it is applied, a failed one is
-reverted before the next is tried, the first that verifies wins. An option that is already on
-and verifies is left alone (``changed: false``). ``disable`` leaves every degraded mode, only
-while the service itself is verified healthy (unless forced), service first, edge last.
+The team's own edge configuration is kept (with its SHA-256) in ``<state_dir>/edge/`` before the
+first change and put back byte for byte when A and D are left.
+
+``enable`` tries the options in order; an option that cannot apply on this stack is reported as not
+applicable and skipped; each is verified after it is applied, a failed one is reverted before the
+next is tried, the first that verifies wins. An option that is already on and verifies is left
+alone (``changed: false``). ``disable`` leaves every degraded mode, only while the service itself is
+verified healthy (unless forced), service first, edge last, and ends with users answered through
+the edge.
 """
 
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import glob
 import json
 import os
@@ -37,19 +51,22 @@ import re
 import struct
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _http, _stack
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _edge, _http, _stack
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
+
+try:
+    import jmespath
+except ImportError:  # pragma: no cover - depends on the environment
+    jmespath = None
 
 OPTIONS = ("A", "B", "C", "D")
 NAMES = {"A": "standby", "B": "static", "C": "cache_snapshot", "D": "offline"}
 LETTERS = {name: letter for letter, name in NAMES.items()}
 MODE_CHOICES = ("auto",) + OPTIONS + tuple(NAMES[letter] for letter in OPTIONS)
 DEFAULT_ORDER = list(OPTIONS)
-EDGE_MODES = ("normal", "standby", "offline")
 MARKER_FILE = "degraded-cache-snapshot.json"
 SNAPSHOT_SUBDIR = "redis-snapshots"
 SNAPSHOT_GLOB = "dump-*.rdb"
-CACHE_PREFIX = "recs:"
 DEFAULT_TIMEOUT = 60.0
 BATCH = 100
 # Lua run by redis-cli for restored entries: keep (and un-expire) a fresher live entry,
@@ -112,11 +129,24 @@ def validate_stack(stack, needs_c=False, snapshot_dir=None):
     except _stack.StackError as exc:
         raise ValueError(str(exc)) from None
     if not stack.get("edge"):
-        raise ValueError("incident_stack.edge is not set: degraded modes switch the edge (service name, e.g. edge)")
+        raise ValueError("incident_stack.edge is not set: degraded modes are applied at the edge (its compose service, "
+                         "e.g. edge)")
     if not stack.get("edge_url"):
         raise ValueError("incident_stack.edge_url is not set: degraded modes are checked through the edge")
     if needs_c and not (snapshot_dir or stack.get("state_dir")):
         raise ValueError("option C needs incident_stack.state_dir (or snapshot_dir) to find Redis snapshots")
+    try:
+        _stack.cache_keys(stack)
+    except _stack.StackError as exc:
+        raise ValueError(str(exc)) from None
+    query = (stack.get("redis") or {}).get("cache_value_query")
+    if query:
+        if jmespath is None:
+            raise ValueError("incident_stack.redis.cache_value_query needs the jmespath Python library")
+        try:
+            jmespath.compile(query)
+        except Exception as exc:  # jmespath raises several parse error types
+            raise ValueError("incident_stack.redis.cache_value_query %r is not a JMESPath expression: %s" % (query, exc)) from None
     return stack
 
 
@@ -260,8 +290,8 @@ def _skip_value(reader, vtype):
         raise RdbError("value type %d (stream or module) is not supported" % vtype)
 
 
-def parse_rdb(data, prefix=CACHE_PREFIX, db=0):
-    """String entries of ``db`` whose key starts with ``prefix``, read from an RDB file's bytes.
+def parse_rdb(data, patterns=("recs:*",), db=0):
+    """String entries of ``db`` whose key matches one of ``patterns`` (Redis glob), read from an RDB file's bytes.
 
     Returns dict(version, ctime (the save time as UNIX seconds, or None), entries ({key (str):
     dict(value (bytes), expire_ms (int or None))}), keys_total (every key seen in ``db``),
@@ -276,7 +306,7 @@ def parse_rdb(data, prefix=CACHE_PREFIX, db=0):
         raise RdbError("not an RDB file (bad version %r)" % (data[5:9],)) from None
     reader = _Reader(data)
     reader.pos = 9
-    prefix_bytes = prefix.encode("utf-8") if isinstance(prefix, str) else prefix
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
     result = dict(version=version, ctime=None, entries={}, keys_total=0, complete=True, error=None)
     current_db = 0
     expire_ms = None
@@ -317,8 +347,9 @@ def parse_rdb(data, prefix=CACHE_PREFIX, db=0):
                     result["keys_total"] += 1
                 if vtype == 0:
                     value = reader.string()
-                    if current_db == db and key.startswith(prefix_bytes):
-                        result["entries"][key.decode("utf-8", "replace")] = dict(value=value, expire_ms=expire_ms)
+                    name = key.decode("utf-8", "replace")
+                    if current_db == db and any(fnmatch.fnmatchcase(name, pat) for pat in patterns):
+                        result["entries"][name] = dict(value=value, expire_ms=expire_ms)
                 else:
                     _skip_value(reader, vtype)
                 expire_ms = None
@@ -357,7 +388,7 @@ def snapshot_taken_at(path, ctime=None):
 # --------------------------------------------------------------------------- context
 
 class Context:
-    """Where and how to act: the engine client, the compose CLI runner, the stack, the clock.
+    """Where and how to act: the engine client, the compose CLI runner, the stack, the edge, the clock.
 
     ``run_command(argv, environ_update=None)`` is ``AnsibleModule.run_command``-like.
     """
@@ -375,22 +406,28 @@ class Context:
         self.now = now
         self.project = stack["name"]
         self.service = stack["service"]
-        self.edge = stack.get("edge")
-        self.standby = stack.get("standby")
+        self.standby = stack.get("standby") or None
         self.redis = (stack.get("redis") or {}).get("service") or "redis"
-        self.min_items = int(stack.get("min_recommendations", 6))
+        self.downgrade_env = _stack.downgrade_env(stack)
         # the runbook's "latency under 500 ms" (SPEC P0-5): a standby or a restored cache that answers
         # as slowly as the broken service does not serve users
         self.max_latency_ms = float((stack.get("thresholds") or {}).get("latency_ms") or 500)
-        self.limit = int(stack.get("recommendations_limit", 10))
-        self.direct = _stack.urls(stack)
-        self.via_edge = _stack.urls(stack, base=stack["edge_url"])
+        self.edge = _edge.Edge(client, stack, run_command=self.runner(), probe_timeout=probe_timeout, interval=0.3,
+                               clock=clock)
 
     # ---- compose CLI
     def runner(self, env=None):
         def run(argv):
             return self.run_command_env(argv, environ_update=dict(env or {}))
         return run
+
+    def compose_files(self):
+        return [f if os.path.isabs(f) else os.path.join(self.stack["project_dir"], f)
+                for f in (self.stack.get("compose_files") or ["docker-compose.yml"])]
+
+    def declared_services(self):
+        """The services the stack's compose files declare."""
+        return _compose.services_in_compose_files(self.compose_files())
 
     def up(self, services, env=None, profiles=None, timeout=None):
         return _compose.ensure_project(
@@ -416,43 +453,35 @@ class Context:
 
     # ---- the edge
     def edge_mode(self):
-        """The mode the edge serves (normal, standby, offline), or None when the edge is not running."""
-        if self.running(self.edge) is None:
+        """The configuration the edge serves (normal, standby, offline, unknown), or None without an edge container."""
+        if not self.edge.containers():
             return None
-        res = self.exec(self.edge, ["edge-mode"])
         try:
-            return json.loads(res["stdout"].strip().splitlines()[-1]).get("mode") or None
-        except (ValueError, IndexError, AttributeError):
+            return self.edge.mode()["mode"]
+        except (_edge.EdgeError, _compose.DockerError):
             return None
 
-    def set_edge_mode(self, mode):
-        if mode not in EDGE_MODES:
-            raise ValueError("unknown edge mode %r" % (mode,))
-        res = self.exec(self.edge, ["edge-mode", mode])
-        if res["rc"] != 0:
-            raise DegradeError("edge-mode %s failed (rc=%s): %s" % (mode, res["rc"], (res["stderr"] or res["stdout"]).strip()),
-                               **res)
-        try:
-            return json.loads(res["stdout"].strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return dict(mode=mode, output=res["stdout"].strip())
+    def edge_serving(self, deadline):
+        """Make the edge answer again after the service moved (B and its revert recreate it)."""
+        return self.edge.ensure_serving(timeout=max(5.0, deadline - self.clock()))
 
     # ---- redis
     def redis_cli(self, *args):
-        res = self.exec(self.redis, ["redis-cli"] + [str(a) for a in args])
+        res = self.exec(self.redis, _stack.redis_cli(self.stack, *args))
         out = (res["stdout"] or "").strip()
         if res["rc"] != 0 or out.startswith("ERR") or out.startswith("(error)"):
             raise DegradeError("redis-cli %s failed: %s" % (args[0] if args else "", (res["stderr"] or out).strip()[:500]))
         return out
 
-    # ---- probes
+    # ---- probes (every HTTP request of this module goes through probe)
     def probe(self, url):
-        res = _http.probe(url, self.probe_timeout)
-        body = res.get("body_json") if isinstance(res.get("body_json"), dict) else {}
-        recs = body.get("recommendations")
-        return dict(url=url, status=res["status"], error=res["error"] if res["status"] is None else None,
-                    latency_ms=res.get("latency_ms"), count=len(recs) if isinstance(recs, list) else None, source=body.get("source"),
-                    instance=body.get("instance"), body_error=body.get("error"), body=body)
+        """One request, as _http.probe answers it."""
+        return _http.probe(url, self.probe_timeout)
+
+    def users(self, base=None, max_latency=True):
+        """What users get at ``base`` (default: through the edge); see _edge.users_answered."""
+        return _edge.users_answered(self.stack, base or self.stack["edge_url"], probe=lambda url, _timeout: self.probe(url),
+                                    max_latency_ms=self.max_latency_ms if max_latency else None)
 
     def marker_path(self):
         return os.path.join(str(self.stack.get("state_dir") or ""), MARKER_FILE) if self.stack.get("state_dir") else None
@@ -468,18 +497,21 @@ class Context:
             return dict(path=path, unreadable=True)
 
 
+def _env(container):
+    return dict(item.partition("=")[::2] for item in (((container.attrs or {}).get("Config") or {}).get("Env") or []))
+
+
 def _service_downgrade(ctx):
-    """DOWNGRADE_MODE of the service's container (True/False), None when it has no container."""
+    """Whether the service's container runs with the downgrade variable on (None when it has no container)."""
     found = None
     for c in ctx.containers(ctx.service):
-        env = dict(item.partition("=")[::2] for item in (((c.attrs or {}).get("Config") or {}).get("Env") or []))
-        value = str(env.get("DOWNGRADE_MODE", "")).strip().lower() in ("1", "true", "yes", "on")
+        value = str(_env(c).get(ctx.downgrade_env, "")).strip().lower() in ("1", "true", "yes", "on")
         found = bool(found) or value
     return found
 
 
 def observe(ctx):
-    """Which degraded modes are on, read from the edge, the containers and the C marker."""
+    """Which degraded modes are on, read from the edge's configuration, the containers and the C marker."""
     edge_mode = ctx.edge_mode()
     downgrade = _service_downgrade(ctx)
     service = [_compose.container_state(c) for c in ctx.containers(ctx.service)]
@@ -509,6 +541,25 @@ def describe(observed):
     return ", ".join("%s (%s)" % (NAMES[m], m) for m in active)
 
 
+# --------------------------------------------------------------------------- can an option apply here?
+
+def not_applicable(ctx, letter):
+    """Why option ``letter`` cannot apply on this stack (a text), or None when it can be tried."""
+    if letter == "A":
+        if not ctx.standby:
+            return "no standby: incident_stack.standby is not set"
+        if ctx.standby not in ctx.declared_services():
+            return "no standby: %s is not a service of %s" % (ctx.standby, ", ".join(ctx.compose_files()))
+    if letter in ("A", "D"):
+        if not ctx.stack.get("edge_config"):
+            return "incident_stack.edge_config is not set: the edge's configuration file is not known"
+        if not ctx.stack.get("state_dir"):
+            return "incident_stack.state_dir is not set: the team's edge configuration must be kept before it is changed"
+    if letter == "A" and ctx.stack.get("service_port") in (None, ""):
+        return "incident_stack.service_port is not set: the edge's upstream cannot be found"
+    return None
+
+
 # --------------------------------------------------------------------------- checks
 
 def _poll(ctx, check, deadline):
@@ -533,112 +584,86 @@ def _as_check(func):
     return check
 
 
-def _recs(ctx, urls):
-    return {user: ctx.probe(url) for user, url in urls["recommendations"].items()}
+def _claims(recs, key, expected):
+    """Problems for answers that say their ``key`` (source, instance) and say something else than ``expected``.
+
+    A stack whose answers do not carry ``key`` is judged on the answers alone (nothing is claimed)."""
+    return ["%s: %s %s, expected %s" % (user, key, r[key], expected)
+            for user, r in recs.items() if r.get(key) is not None and r[key] != expected]
 
 
-def _too_slow(ctx, user, r, where):
-    """A problem text when the answer took longer than the latency threshold, else None."""
-    if r.get("latency_ms") is not None and r["latency_ms"] > ctx.max_latency_ms:
-        return "%s %s: %.0f ms, over %.0f ms" % (user, where, r["latency_ms"], ctx.max_latency_ms)
-    return None
+def standby_verified(ctx):
+    """Every sample user answered through the edge, by the standby where the answers say their instance."""
+    res = ctx.users()
+    problems = list(res["problems"]) + _claims(res["recommendations"], "instance", "standby")
+    return dict(res, ok=not problems, problems=problems)
 
 
-def _slim(results):
-    return {user: {k: v for k, v in r.items() if k != "body"} for user, r in results.items()}
+def static_verified(ctx):
+    """Every sample user answered through the edge, from the static top N where the answers say their source."""
+    res = ctx.users(max_latency=False)
+    problems = list(res["problems"]) + _claims(res["recommendations"], "source", "static")
+    if not _service_downgrade(ctx):
+        problems.append("%s does not run with %s=true" % (ctx.service, ctx.downgrade_env))
+    return dict(res, ok=not problems, problems=problems, downgrade_mode=_service_downgrade(ctx))
 
 
-def service_verified(ctx, urls=None, allow_static=True):
-    """The service's own checks: /health 200 and enough recommendations per sample user."""
-    urls = urls or ctx.direct
-    health = ctx.probe(urls["health"])
-    recs = _recs(ctx, urls)
+def offline_verified(ctx):
+    """The recommendations answer 503 with a JSON error through the edge; /health there says what the service says."""
+    urls = _stack.urls(ctx.stack, base=ctx.stack["edge_url"])
     problems = []
-    if health["status"] != 200:
-        problems.append("/health answered %s" % (health["status"] if health["status"] is not None else health["error"]))
-    for user, r in recs.items():
-        if r["status"] != 200 or (r["count"] or 0) < ctx.min_items:
-            problems.append("%s: status %s, %s item(s)" % (user, r["status"] if r["status"] is not None else r["error"],
-                                                           r["count"]))
-        elif not allow_static and r["source"] == "static":
-            problems.append("%s: still static recommendations" % user)
-    return dict(ok=not problems, problems=problems, url=urls["base"], health_status=health["status"],
-                recommendations=_slim(recs))
+    answers = {}
+    for user, url in urls["recommendations"].items():
+        r = ctx.probe(url)
+        body = r.get("body_json") if isinstance(r.get("body_json"), dict) else {}
+        answers[user] = dict(status=r["status"], error=body.get("error"))
+        if r["status"] != 503 or not body.get("error"):
+            problems.append("%s through the edge: status %s, error %r (expected 503 with a JSON error)"
+                            % (user, r["status"], body.get("error")))
+    edge_health = ctx.probe(urls["health"])["status"]
+    direct_health = ctx.probe(_stack.urls(ctx.stack)["health"])["status"]
+    if (edge_health == 200) != (direct_health == 200):
+        problems.append("/health through the edge answered %s while the service answers %s" % (edge_health, direct_health))
+    return dict(ok=not problems, problems=problems, recommendations=answers, edge_health_status=edge_health,
+                service_health_status=direct_health)
+
+
+def service_verified(ctx, base=None, allow_static=True):
+    """The service's own checks at ``base`` (default its own port): /health 200 and enough recommendations per user."""
+    res = ctx.users(base or ctx.stack["base_url"], max_latency=False)
+    problems = list(res["problems"])
+    if not allow_static:
+        problems += ["%s: still static recommendations" % user for user, r in res["recommendations"].items()
+                     if r.get("source") == "static"]
+        if _service_downgrade(ctx):
+            problems.append("%s still runs with %s=true" % (ctx.service, ctx.downgrade_env))
+    return dict(res, ok=not problems, problems=problems)
 
 
 def verify_standby(ctx, deadline):
-    def check():
-        mode = ctx.edge_mode()
-        recs = _recs(ctx, ctx.via_edge)
-        problems = [] if mode == "standby" else ["edge mode is %s, not standby" % mode]
-        for user, r in recs.items():
-            if r["status"] != 200 or (r["count"] or 0) < ctx.min_items or r["instance"] != "standby":
-                problems.append("%s via edge: status %s, %s item(s), instance %s" % (user, r["status"], r["count"], r["instance"]))
-            elif _too_slow(ctx, user, r, "via edge"):
-                problems.append(_too_slow(ctx, user, r, "via edge"))
-        return not problems, dict(edge_mode=mode, recommendations=_slim(recs), problems=problems)
-    return _poll(ctx, check, deadline)
+    return _poll(ctx, _as_check(lambda: standby_verified(ctx)), deadline)
 
 
 def verify_static(ctx, deadline):
-    def check():
-        problems = []
-        results = {}
-        edge_mode = ctx.edge_mode()
-        targets = [("direct", ctx.direct)] + ([("edge", ctx.via_edge)] if edge_mode == "normal" else [])
-        for where, urls in targets:
-            recs = _recs(ctx, urls)
-            results[where] = _slim(recs)
-            for user, r in recs.items():
-                if r["status"] != 200 or (r["count"] or 0) < ctx.min_items or r["source"] != "static":
-                    problems.append("%s (%s): status %s, %s item(s), source %s" % (user, where, r["status"], r["count"], r["source"]))
-        return not problems, dict(edge_mode=edge_mode, recommendations=results, downgrade_mode=_service_downgrade(ctx),
-                                  problems=problems)
-    return _poll(ctx, check, deadline)
+    return _poll(ctx, _as_check(lambda: static_verified(ctx)), deadline)
 
 
 def verify_cache(ctx, deadline, marker=None):
     marker = marker or ctx.read_marker() or {}
-    restored = set(marker.get("keys") or [])
+    restored = len(marker.get("keys") or [])
 
     def check():
-        problems = []
+        res = ctx.users()
+        problems = list(res["problems"])
         if not restored:
-            problems.append("the snapshot put no cached recommendation back")
-        recs = _recs(ctx, ctx.via_edge)
-        from_cache = 0
-        for user, r in recs.items():
-            key = "%s%s:%s" % (CACHE_PREFIX, user, ctx.limit)
-            if r["status"] != 200 or (r["count"] or 0) < ctx.min_items:
-                problems.append("%s via edge: status %s, %s item(s)" % (user, r["status"], r["count"]))
-            elif key in restored and r["source"] != "cache":
-                problems.append("%s via edge: source %s, expected the restored cache" % (user, r["source"]))
-            elif _too_slow(ctx, user, r, "via edge"):
-                problems.append(_too_slow(ctx, user, r, "via edge"))
-            if r["source"] == "cache":
-                from_cache += 1
-        return not problems, dict(recommendations=_slim(recs), from_cache=from_cache, keys_restored=len(restored),
-                                  problems=problems)
+            problems.append("the snapshot put no cached answer back")
+        from_cache = sum(1 for r in res["recommendations"].values() if r.get("source") == "cache")
+        return not problems, dict(res, problems=problems, from_cache=from_cache, keys_restored=restored)
     return _poll(ctx, check, deadline)
 
 
 def verify_offline(ctx, deadline):
-    def check():
-        problems = []
-        mode = ctx.edge_mode()
-        if mode != "offline":
-            problems.append("edge mode is %s, not offline" % mode)
-        recs = _recs(ctx, ctx.via_edge)
-        for user, r in recs.items():
-            if r["status"] != 503 or not r["body_error"]:
-                problems.append("%s via edge: status %s, error %r (expected 503 with a JSON error)" % (user, r["status"], r["body_error"]))
-        edge_health = ctx.probe(ctx.via_edge["health"])
-        direct_health = ctx.probe(ctx.direct["health"])
-        if (edge_health["status"] == 200) != (direct_health["status"] == 200):
-            problems.append("/health via edge answered %s while the service answers %s" % (edge_health["status"], direct_health["status"]))
-        return not problems, dict(edge_mode=mode, recommendations=_slim(recs), edge_health_status=edge_health["status"],
-                                  service_health_status=direct_health["status"], problems=problems)
-    return _poll(ctx, check, deadline)
+    return _poll(ctx, _as_check(lambda: offline_verified(ctx)), deadline)
 
 
 # --------------------------------------------------------------------------- apply / revert
@@ -648,22 +673,23 @@ def _standby_profile(ctx):
 
 
 def apply_standby(ctx, deadline):
-    if not ctx.standby:
-        raise DegradeError("incident_stack.standby is not set: option A needs a standby service")
     res = ctx.up([ctx.standby], profiles=[_standby_profile(ctx)], timeout=max(1.0, deadline - ctx.clock()))
     states = [s for s in res["containers"] if s.get("service") == ctx.standby]
     if not res["ready"]:
         state = states[0] if states else {}
         raise DegradeError("standby %s is not ready: %s" % (ctx.standby, _compose.status_text(state) if state else "missing"),
                            standby=_compose.status_text(state) if state else _compose.MISSING)
-    edge = ctx.set_edge_mode("standby")
+    try:
+        edge = ctx.edge.apply("standby", lambda: standby_verified(ctx), max(1.0, deadline - ctx.clock()))
+    except _edge.EdgeError as exc:
+        raise DegradeError(exc.msg, **exc.details) from None
     return dict(standby=_compose.status_text(states[0]) if states else None, edge=edge)
 
 
 def revert_standby(ctx):
     done = {}
     if ctx.edge_mode() == "standby":
-        done["edge"] = ctx.set_edge_mode("normal")
+        done["edge"] = _restore_edge(ctx)
     stopped = []
     for c in ctx.containers(ctx.standby):
         if _compose.container_state(c)["status"] in _compose.RUNNING_LIKE:
@@ -673,20 +699,35 @@ def revert_standby(ctx):
     return done
 
 
+def _restore_edge(ctx):
+    try:
+        return ctx.edge.restore()
+    except _edge.EdgeError as exc:
+        raise DegradeError(exc.msg, **exc.details) from None
+
+
 def _set_downgrade(ctx, value, deadline, require_ready=True):
-    env = {"DOWNGRADE_MODE": "true" if value else "false"}
+    env = {ctx.downgrade_env: "true" if value else "false"}
     res = ctx.up([ctx.service], env=env, timeout=max(1.0, deadline - ctx.clock()))
     states = [s for s in res["containers"] if s.get("service") == ctx.service]
     measured = dict(service=_compose.status_text(states[0]) if states else _compose.MISSING,
                     downgrade_mode=_service_downgrade(ctx), recreated=res["changed"])
     if not res["ready"] and require_ready:
-        raise DegradeError("%s recreated with DOWNGRADE_MODE=%s is not ready: %s"
-                           % (ctx.service, env["DOWNGRADE_MODE"], measured["service"]), **measured)
+        raise DegradeError("%s recreated with %s=%s is not ready: %s"
+                           % (ctx.service, ctx.downgrade_env, env[ctx.downgrade_env], measured["service"]), **measured)
+    if res["ready"] and ctx.edge.service:
+        # the recreated container has a new address: the edge may still send users to the old one
+        measured["edge"] = ctx.edge_serving(deadline)
     return measured
 
 
 def apply_static(ctx, deadline):
-    return _set_downgrade(ctx, True, deadline)
+    measured = _set_downgrade(ctx, True, deadline)
+    if _service_downgrade(ctx) is not True:
+        var = ctx.downgrade_env
+        raise DegradeError("%s was recreated but does not run with %s=true: does the compose file pass %s through "
+                           "(e.g. %s: ${%s:-false})?" % (ctx.service, var, var, var, var), **measured)
+    return measured
 
 
 def revert_static(ctx, deadline=None):
@@ -706,26 +747,48 @@ def _write_marker(path, data):
 
 
 def read_snapshot(ctx):
-    """The newest snapshot and its cached recommendations; DegradeError when there is none usable."""
+    """The newest snapshot and its cached answers; DegradeError when there is none usable."""
     directory = snapshot_dir_for(ctx.stack, ctx.snapshot_dir)
     path = newest_snapshot(directory)
     if not path:
         raise DegradeError("no Redis snapshot (%s) in %s: take one with playbooks/diagnose.yml" % (SNAPSHOT_GLOB, directory),
-                           snapshot_dir=directory)
+                           snapshot_dir=directory, precondition=True)
     try:
         with open(path, "rb") as handle:
             data = handle.read()
-        parsed = parse_rdb(data)
+        parsed = parse_rdb(data, _stack.cache_keys(ctx.stack))
     except (OSError, RdbError) as exc:
-        raise DegradeError("cannot read the Redis snapshot %s: %s" % (path, exc), snapshot=path) from None
+        raise DegradeError("cannot read the Redis snapshot %s: %s" % (path, exc), snapshot=path, precondition=True) from None
     taken = snapshot_taken_at(path, parsed["ctime"])
     return dict(path=path, taken_at=timestamp(taken), age_s=round(ctx.now() - taken, 1), parsed=parsed)
+
+
+def usable_value(stack, raw):
+    """The text of a cached value when it is one the service can serve, else None.
+
+    Any non-empty UTF-8 string, or, with ``incident_stack.redis.cache_value_query``, a JSON value on
+    which that JMESPath expression is true (JMESPath truth: false, null, empty string/list/object are false).
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.strip():
+        return None
+    query = (stack.get("redis") or {}).get("cache_value_query")
+    if not query:
+        return text
+    try:
+        found = jmespath.search(query, json.loads(text))
+    except (ValueError, jmespath.exceptions.JMESPathError):
+        return None
+    return text if found not in (None, False, "", [], {}) else None
 
 
 def apply_cache(ctx, deadline):
     # C serves through the service: without a service that answers at all it cannot help, and
     # nothing is touched.
-    health = ctx.probe(ctx.direct["health"])
+    health = ctx.probe(_stack.urls(ctx.stack)["health"])
     if health["status"] is None:
         raise DegradeError("option C serves the cache through %s, which does not answer (%s)" % (ctx.service, health["error"]),
                            precondition=True)
@@ -733,20 +796,24 @@ def apply_cache(ctx, deadline):
         raise DegradeError("option C needs incident_stack.state_dir for its marker", precondition=True)
     snap = read_snapshot(ctx)
     entries = snap["parsed"]["entries"]
+    patterns = _stack.cache_keys(ctx.stack)
     measured = dict(snapshot=snap["path"], snapshot_taken_at=snap["taken_at"], snapshot_age_s=snap["age_s"],
                     snapshot_complete=snap["parsed"]["complete"], snapshot_keys=snap["parsed"]["keys_total"],
-                    entries_found=len(entries))
-    if not entries:
-        raise DegradeError("the snapshot %s holds no cached recommendation (%s*)" % (snap["path"], CACHE_PREFIX),
-                           precondition=True, **measured)
+                    entries_found=len(entries), cache_keys=patterns)
     keys = []
     values = []
     for key in sorted(entries):
-        try:
-            values.append(entries[key]["value"].decode("utf-8"))
-        except UnicodeDecodeError:
-            continue
-        keys.append(key)
+        text = usable_value(ctx.stack, entries[key]["value"])
+        if text is not None:
+            keys.append(key)
+            values.append(text)
+    measured["entries_usable"] = len(keys)
+    if not keys:
+        raise DegradeError("the snapshot %s holds no usable cached answer (keys %s%s)"
+                           % (snap["path"], ", ".join(patterns),
+                              ", values matching %s" % (ctx.stack.get("redis") or {}).get("cache_value_query")
+                              if (ctx.stack.get("redis") or {}).get("cache_value_query") else ""),
+                           precondition=True, **measured)
     set_count = 0
     marker = dict(mode=NAMES["C"], applied_at=timestamp(ctx.now()), keys=[], **measured)
     # the marker goes first, so a half-done restore is still seen (and reverted)
@@ -784,12 +851,15 @@ def revert_cache(ctx):
 
 
 def apply_offline(ctx, deadline):
-    return dict(edge=ctx.set_edge_mode("offline"))
+    try:
+        return dict(edge=ctx.edge.apply("offline", lambda: offline_verified(ctx), max(1.0, deadline - ctx.clock())))
+    except _edge.EdgeError as exc:
+        raise DegradeError(exc.msg, **exc.details) from None
 
 
 def revert_offline(ctx):
     if ctx.edge_mode() == "offline":
-        return dict(edge=ctx.set_edge_mode("normal"))
+        return dict(edge=_restore_edge(ctx))
     return {}
 
 
@@ -811,14 +881,18 @@ def revert(ctx, letter, deadline=None):
 
 def _entry(letter):
     return dict(option=letter, mode=NAMES[letter], applied=False, verified=None, reverted=False,
-                already_active=False, measured={}, error=None)
+                already_active=False, measured={}, error=None, not_applicable=None)
 
 
 def try_option(ctx, letter, verify=True):
     """Apply one option, verify it, revert it when it does not verify. Returns its ``tried`` entry."""
     entry = _entry(letter)
-    deadline = ctx.clock() + ctx.timeout
     started = ctx.clock()
+    reason = not_applicable(ctx, letter)
+    if reason:
+        entry.update(not_applicable=reason, error="not applicable: %s" % reason, verified=False, elapsed_s=0.0)
+        return entry
+    deadline = ctx.clock() + ctx.timeout
     try:
         entry["measured"] = APPLY[letter](ctx, deadline) or {}
         entry["applied"] = True
@@ -838,7 +912,7 @@ def try_option(ctx, letter, verify=True):
         details.pop("precondition", None)
         entry["measured"].update(details)
         entry["verified"] = False
-    if entry["verified"] is False:
+    if entry["verified"] is False and entry["applied"]:
         try:
             entry["measured"]["revert"] = revert(ctx, letter, ctx.clock() + ctx.timeout)
             entry["reverted"] = True
@@ -850,6 +924,8 @@ def try_option(ctx, letter, verify=True):
 
 def summarize(entry):
     """One line per tried option, for the incident record and notifications."""
+    if entry.get("not_applicable"):
+        return ("%s (%s): not applicable: %s" % (entry.get("mode"), entry.get("option"), entry["not_applicable"]))[:400]
     if entry.get("already_active"):
         state = "already on, verified" if entry.get("verified") is not False else "already on, NOT verified"
     elif entry.get("verified"):
@@ -882,6 +958,7 @@ def _result(before, after, tried, changed, winner, msg, **extra):
     result = dict(changed=changed, active_mode=NAMES[winner] if winner else None, active_option=winner,
                   active_modes=list((after or before).get("active_names") or []), tried=tried,
                   snapshot=source.get("snapshot"), snapshot_age_s=age,
+                  not_applicable={e["option"]: e["not_applicable"] for e in tried if e.get("not_applicable")},
                   tried_summary=[summarize(e) for e in tried], before=before, after=after, msg=msg,
                   diff=dict(before=describe(before), after=describe(after) if after else describe(before)))
     result.update(extra)
@@ -918,11 +995,14 @@ def enable(ctx, mode="auto", order=None, verify=True, check_mode=False):
                            "%s (%s) is on; switched off %s" % (NAMES[letter], letter, ", ".join(NAMES[m] for m in others)))
         break  # an active mode that does not verify any more is applied again below
     if check_mode:
-        first = candidates[0]
-        after = dict(before, active=[first], active_names=[NAMES[first]])
-        return _result(before, after, tried, True, first,
-                       "would try %s in turn, each verified after it is applied"
-                       % ", ".join("%s (%s)" % (NAMES[m], m) for m in candidates), would_try=candidates)
+        skipped = [dict(_entry(m), not_applicable=not_applicable(ctx, m)) for m in candidates if not_applicable(ctx, m)]
+        can = [m for m in candidates if not not_applicable(ctx, m)]
+        first = can[0] if can else None
+        after = dict(before, active=[first], active_names=[NAMES[first]]) if first else before
+        return _result(before, after, skipped, bool(first), first,
+                       "would try %s in turn, each verified after it is applied" % ", ".join(
+                           "%s (%s)" % (NAMES[m], m) for m in can) if can else "no option applies on this stack",
+                       would_try=can)
     tried = []
     winner = None
     for letter in candidates:
@@ -949,6 +1029,11 @@ def disable(ctx, force=False, check_mode=False):
     before = observe(ctx)
     if not before["active"] and not before["standby_running"]:
         return _result(before, before, [], False, None, "no degraded mode is on", health=None)
+    if before["edge_mode"] == "unknown":
+        raise DegradeError("the edge configuration %s was changed by someone else since a degraded mode kept the team's "
+                           "original in %s: not overwriting it; compare the two and put the right one back by hand"
+                           % (ctx.stack.get("edge_config"), ctx.edge.saved_dir),
+                           **_result(before, before, [], False, None, "refused"))
     health = service_verified(ctx)
     if not health["ok"] and not force:
         raise Refused("refusing to leave degraded mode %s: %s is not verified healthy (%s). Recover it first, or "
@@ -965,8 +1050,9 @@ def disable(ctx, force=False, check_mode=False):
         ok, full = _poll(ctx, _as_check(lambda: service_verified(ctx, allow_static=False)), deadline)
         if not ok and not force:
             apply_static(ctx, ctx.clock() + ctx.timeout)
-            raise DegradeError("%s is not verified with full recommendations after DOWNGRADE_MODE was switched off (%s); "
-                               "static recommendations are back on" % (ctx.service, "; ".join(full.get("problems") or [])),
+            problems = "; ".join(full.get("problems") or [])
+            raise DegradeError("%s is not verified with full recommendations after %s was switched off (%s); "
+                               "static recommendations are back on" % (ctx.service, ctx.downgrade_env, problems),
                                **_result(before, observe(ctx), reverted, True, None, "rolled back", health=full))
     if "C" in before["active"]:
         reverted.append(dict(option="C", mode=NAMES["C"], measured=revert_cache(ctx)))
@@ -975,14 +1061,16 @@ def disable(ctx, force=False, check_mode=False):
     if "A" in before["active"] or before["standby_running"]:
         reverted.append(dict(option="A", mode=NAMES["A"], measured=revert_standby(ctx)))
     after = observe(ctx)
-    ok, final = _poll(ctx, _as_check(lambda: service_verified(ctx, ctx.via_edge, allow_static=False)),
+    # users reach the service through the edge: a recreated service may need the edge reloaded
+    edge = ctx.edge_serving(ctx.clock() + min(ctx.timeout, 30.0)) if ctx.edge.service else None
+    ok, final = _poll(ctx, _as_check(lambda: service_verified(ctx, ctx.stack["edge_url"], allow_static=False)),
                       ctx.clock() + min(ctx.timeout, 30.0))
     if after["active"]:
         raise DegradeError("still degraded after switching off: %s" % describe(after),
                            **_result(before, after, reverted, True, None, "not all modes switched off", health=final))
     if not ok and not force:
-        raise DegradeError("every degraded mode is off, but the service is not verified through the edge: %s"
+        raise DegradeError("every degraded mode is off, but users are not answered through the edge: %s"
                            % "; ".join(final.get("problems") or []),
-                           **_result(before, after, reverted, True, None, "not verified after", health=final))
+                           **_result(before, after, reverted, True, None, "not verified after", health=final, edge=edge))
     return _result(before, after, reverted, True, None, "back to normal: %s switched off" % describe(before),
-                   health=final, verified=ok)
+                   health=final, verified=ok, edge=edge)

@@ -22,7 +22,8 @@ disk        host filesystems (statvfs of /proc/mounts) and the stack's volumes  
 errors      ERROR/FATAL/panic lines of every container since a given time         [7]
 changes     images rebuilt, containers recreated/restarted in the window, compose
             files' modification times, the project's last git commits
-degraded    edge mode and DOWNGRADE_MODE: is a degraded mode left on?
+degraded    edge mode and the downgrade variable (incident_stack.downgrade_env, DOWNGRADE_MODE):
+            is a degraded mode left on?
 fallbacks   newest Redis snapshot, static top-N in the service image, standby
 =========== ===================================================================== ============
 
@@ -53,7 +54,7 @@ import re
 import tarfile
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _http, _redact, _stack, _verify
+from ansible_collections.sre.incident.plugins.module_utils import _edge, _http, _logs, _redact, _stack, _verify
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     DockerError,
     LABEL_CONFIG_FILES,
@@ -108,9 +109,6 @@ DEFAULT_THRESHOLDS = dict(
     snapshot_max_age=86400,
 )
 
-ERROR_LEVELS = ("ERROR", "FATAL", "CRITICAL", "PANIC")
-_TEXT_ERROR_RE = re.compile(r"(?i)\b(error|fatal|panic)\b")
-_GREP_RE = re.compile(r"(?i)error|fatal|panic")
 _PSEUDO_FS = frozenset((
     "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "securityfs", "debugfs", "tracefs", "pstore", "bpf",
     "configfs", "fusectl", "hugetlbfs", "autofs", "binfmt_misc", "nsfs", "rpc_pipefs", "selinuxfs", "efivarfs",
@@ -198,26 +196,6 @@ def split_docker_ts(line):
 
 # --------------------------------------------------------------------------- logs
 
-def line_level(text):
-    """The level of one log line: the ``level`` of a JSON line, else a word found in the text."""
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        try:
-            data = json.loads(stripped)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            level = data.get("level") or data.get("severity") or data.get("lvl")
-            return str(level).upper() if level else None
-    match = _TEXT_ERROR_RE.search(stripped)
-    return match.group(1).upper() if match else None
-
-
-def is_error_line(text):
-    """An ERROR / FATAL / CRITICAL / panic line (JSON by its level, text by a whole word)."""
-    return line_level(text) in ERROR_LEVELS
-
-
 def scan_errors(log_text, since=None, keep=50, until=None):
     """Count the error lines of a log fetched with timestamps, at or after ``since`` and before
     ``until`` (UNIX times, None: no bound).
@@ -238,10 +216,10 @@ def scan_errors(log_text, since=None, keep=50, until=None):
         if until is not None and epoch is not None and epoch >= until:
             continue
         scanned += 1
-        if _GREP_RE.search(text):
+        if _logs.runbook_grep_match(text):
             grep_count += 1
-        level = line_level(text)
-        if level not in ERROR_LEVELS:
+        level = _logs.line_level(text)
+        if not _logs.is_error_level(level):
             continue
         count += 1
         by_level[level] = by_level.get(level, 0) + 1
@@ -704,6 +682,7 @@ def build_summary(parts, stack):
     s["standby_image_present"] = (fb.get("standby") or {}).get("image_present")
     s["fallbacks_ready"] = {name: (fb.get(name) or {}).get("ready") for name in ("snapshot", "static_top", "standby")} if ok("fallbacks") else {}
     s["fallbacks_not_ready"] = sorted(n for n, r in s["fallbacks_ready"].items() if r is False)
+    s["fallbacks_not_checked"] = sorted(n for n, r in s["fallbacks_ready"].items() if r is None)
     s["fallback_reasons"] = {n: (fb.get(n) or {}).get("reason") for n in s["fallbacks_not_ready"]}
     s["parts_failed"] = sorted(name for name, part in parts.items() if not (part or {}).get("ok"))
     return s
@@ -850,8 +829,8 @@ def part_database(ctx):
     name = db.get("name") or "postgres"
     user = db.get("user") or "postgres"
     main_sql, slow_sql = pg_queries(name, ctx.long_running_s)
-    argv = ["psql", "-X", "-q", "-At", "-U", user, "-d", name, "-c", "SET statement_timeout = 5000",
-            "-c", main_sql, "-c", slow_sql]
+    argv = ["psql", "-X", "-q", "-At", "-U", user, "-d", name] + _stack.port_args(ctx.stack, "database") + [
+        "-c", "SET statement_timeout = 5000", "-c", main_sql, "-c", slow_sql]
     res = ctx.client.exec_in(c, argv, environment={"PGCONNECT_TIMEOUT": "5"})
     docs = parse_pg_output(res["stdout"])
     main = docs[0] if docs and isinstance(docs[0], dict) else None
@@ -875,7 +854,8 @@ def part_redis(ctx):
     if c is None:
         raise DockerError("service %s is not running (%s)" % (service, ", ".join(
             container_state(x)["status"] for x in ctx.by_service(service)) or "no container"))
-    res = ctx.client.exec_in(c, ["redis-cli", "INFO", "server", "memory", "clients", "stats", "persistence", "keyspace"])
+    res = ctx.client.exec_in(c, ["redis-cli"] + _stack.port_args(ctx.stack, "redis")
+                             + ["INFO", "server", "memory", "clients", "stats", "persistence", "keyspace"])
     if res["rc"] != 0 or "redis_version" not in res["stdout"]:
         raise DockerError("redis-cli INFO failed (rc %s): %s" % (res["rc"], (res["stderr"] or res["stdout"]).strip()[:300]))
     info = parse_redis_info(res["stdout"])
@@ -1016,6 +996,8 @@ def part_changes(ctx):
 
 
 def part_degraded(ctx):
+    """Is a degraded mode left on? The edge's configuration (written by a degraded mode, or the team's own),
+    the service's downgrade variable, a running standby."""
     reasons = []
     edge_service = ctx.stack.get("edge")
     edge_mode = None
@@ -1023,21 +1005,20 @@ def part_degraded(ctx):
     if edge_service:
         cs = ctx.by_service(edge_service)
         edge_status = container_state(cs[0])["status"] if cs else "missing"
-        c = ctx.running(edge_service)
-        if c is not None:
-            res = ctx.client.exec_in(c, ["edge-mode"])
+        if cs and ctx.stack.get("edge_config"):
             try:
-                edge_mode = json.loads(res["stdout"].strip().splitlines()[-1]).get("mode")
-            except (ValueError, IndexError, AttributeError):
-                edge_mode = None
+                edge_mode = _edge.Edge(ctx.client, ctx.stack).mode()["mode"]
+            except (_edge.EdgeError, DockerError) as exc:
+                reasons.append("edge configuration not readable: %s" % getattr(exc, "msg", exc))
         if edge_mode and edge_mode != "normal":
-            reasons.append("edge in mode %s" % edge_mode)
+            reasons.append("edge serves the %s configuration" % edge_mode)
+    variable = _stack.downgrade_env(ctx.stack)
     downgrade = None
     for c in ctx.by_service(ctx.service):
         env = dict(item.partition("=")[::2] for item in (((c.attrs or {}).get("Config") or {}).get("Env") or []))
-        downgrade = str(env.get("DOWNGRADE_MODE", "false")).strip().lower() in ("1", "true", "yes", "on")
+        downgrade = str(env.get(variable, "false")).strip().lower() in ("1", "true", "yes", "on")
         if downgrade:
-            reasons.append("%s runs with DOWNGRADE_MODE=true" % c.name)
+            reasons.append("%s runs with %s=true" % (c.name, variable))
     standby = ctx.stack.get("standby")
     standby_running = bool(standby and ctx.running(standby) is not None)
     result = dict(edge_mode=edge_mode, edge_status=edge_status, downgrade_mode=downgrade, standby_running=standby_running,
@@ -1074,23 +1055,31 @@ def part_fallbacks(ctx, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"])
         elif snap["age_s"] > snapshot_max_age:
             reason = "newest snapshot is %d s old (max %d s)" % (snap["age_s"], snapshot_max_age)
         snapshot = dict(snap, ready=reason is None, reason=reason, dir=ctx.snapshot_dir, max_age_s=snapshot_max_age)
-    # B: the static top-N file in the service image
-    static = dict(ready=False, present=False)
+    # B: the static top-N file in the service image, when incident_stack names it
+    path = ctx.stack.get("static_top_file")
+    static = dict(ready=None, present=None, path=path)
     found = ctx.by_service(ctx.service)
-    if not found:
-        static["reason"] = "service %s has no container to read the image from" % ctx.service
+    if not path:
+        static["reason"] = "not checked: incident_stack.static_top_file is not set"
+    elif not found:
+        static.update(ready=False, reason="service %s has no container to read the image from" % ctx.service)
     else:
         c = found[0]
-        env = dict(item.partition("=")[::2] for item in (((c.attrs or {}).get("Config") or {}).get("Env") or []))
-        path = env.get("STATIC_TOP_FILE") or "/srv/recsys/static_top.json"
-        static["path"] = path
         try:
-            data = json.loads(ctx.client.read_file(c, path).decode("utf-8"))
-            items = data.get("items") if isinstance(data, dict) else data
-            static.update(present=True, items=len(items or []), ready=bool(items),
-                          reason=None if items else "%s holds no items" % path)
-        except (DockerError, ValueError, UnicodeDecodeError) as exc:
-            static["reason"] = "%s not readable in %s: %s" % (path, c.name, exc)
+            data = ctx.client.read_file(c, path)
+        except DockerError as exc:
+            static.update(ready=False, present=False, reason="%s not readable in %s: %s" % (path, c.name, exc))
+        else:
+            items = None
+            try:
+                parsed = json.loads(data.decode("utf-8"))
+                items = parsed.get("items") if isinstance(parsed, dict) else parsed
+            except (ValueError, UnicodeDecodeError):
+                items = None
+            count = len(items) if isinstance(items, list) else None
+            ready = bool(count) if count is not None else bool(data.strip())
+            static.update(present=True, items=count, bytes=len(data), ready=ready,
+                          reason=None if ready else "%s is empty" % path)
     # A: the standby service
     name = ctx.stack.get("standby")
     standby = dict(name=name, defined=False, image=None, image_present=False, ready=False)
@@ -1211,7 +1200,7 @@ def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
             raise DockerError("service %s is not running" % service)
 
         def cli(*args):
-            res = ctx.client.exec_in(c, ["redis-cli"] + list(args))
+            res = ctx.client.exec_in(c, ["redis-cli"] + _stack.port_args(ctx.stack, "redis") + list(args))
             if res["rc"] != 0:
                 raise DockerError("redis-cli %s failed: %s" % (" ".join(args), (res["stderr"] or res["stdout"]).strip()))
             return res["stdout"].strip()

@@ -43,7 +43,7 @@ import os
 import re
 import statistics
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _stack
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 STATES = ("present", "injected", "rolled_back")
@@ -144,8 +144,8 @@ def validate(params):
         name=name, state=state, project=stack["name"], stack=stack,
         service=stack.get("service") or "recommendation-service",
         postgres=db.get("service") or "postgres", db_name=db.get("name") or "recommendation_db",
-        db_user=db.get("user") or "postgres", db_port=_port(db.get("port"), "incident_stack.database.port"),
-        redis=redis.get("service") or "redis", redis_port=_port(redis.get("port"), "incident_stack.redis.port"),
+        db_user=db.get("user") or "postgres", db_port=_stack.port_args(stack, "database"),
+        redis=redis.get("service") or "redis", redis_port=_stack.port_args(stack, "redis"),
         service_port=_port(stack.get("service_port"), "incident_stack.service_port"),
         state_dir=stack.get("state_dir") or "",
         delay_ms=_int(params, "delay_ms", 800),
@@ -250,10 +250,7 @@ def _check(result, what):
 
 
 def psql_argv(s, sql):
-    argv = ["psql", "-X", "-q", "-U", s["db_user"], "-d", s["db_name"]]
-    if s["db_port"]:
-        argv += ["-p", str(s["db_port"])]
-    return argv + ["-v", "ON_ERROR_STOP=1", "-tAc", sql]
+    return ["psql", "-X", "-q", "-U", s["db_user"], "-d", s["db_name"]] + s["db_port"] + ["-v", "ON_ERROR_STOP=1", "-tAc", sql]
 
 
 def psql(target, s, sql):
@@ -261,10 +258,7 @@ def psql(target, s, sql):
 
 
 def redis_argv(s, *args):
-    argv = ["redis-cli"]
-    if s["redis_port"]:
-        argv += ["-p", str(s["redis_port"])]
-    return argv + ["--no-raw"] + list(args)
+    return ["redis-cli"] + s["redis_port"] + ["--no-raw"] + list(args)
 
 
 def redis_cli(target, s, *args):
@@ -442,8 +436,6 @@ def _saved_path(s):
 
 
 def _rec_urls(s):
-    from ansible_collections.sre.incident.plugins.module_utils import _stack
-
     try:
         return _stack.urls(s["stack"])["recommendation_urls"]
     except (_stack.StackError, KeyError, TypeError):

@@ -38,6 +38,10 @@ else:
 MAX_BODY_BYTES = 4 * 1024 * 1024
 ALLOWED_METHODS = ("GET", "POST", "HEAD")
 USER_AGENT = "sre.incident-health_check"
+#: Every probe says it is synthetic: the edge's access log writes this header as the request's
+#: ``user`` (format ``incident_json``), and real-traffic measurement (``_traffic``) leaves
+#: ``synthetic-*`` users out, so our own probes never count as users.
+SYNTHETIC_USER = "synthetic-sre-incident"
 
 
 class MissingJmespath(RuntimeError):
@@ -160,6 +164,7 @@ def probe(url, timeout, method="GET", expect_status=200, json_queries=None, _com
     request = urllib.request.Request(url, data=data, method=method, headers={
         "User-Agent": USER_AGENT,
         "Accept": "application/json, */*;q=0.5",
+        "X-User-Id": SYNTHETIC_USER,
     })
     start = time.monotonic()
     try:
@@ -276,13 +281,15 @@ def decided(ok, done, total, min_success_ratio):
 
 
 def probe_many(urls, count=3, interval=0.5, timeout=2.0, method="GET", expect_status=200,
-               json_queries=None, min_success_ratio=1.0, stop_early=False, sleep=time.sleep):
+               json_queries=None, min_success_ratio=1.0, stop_early=False, sleep=time.sleep, settled=None, judge=None):
     """Probe every URL ``count`` times, ``interval`` seconds between two rounds.
 
     ``urls`` is a URL or a list of URLs and ``{url, json_query}`` dicts (a dict's own
     ``json_query`` replaces ``json_queries`` for that URL). A round probes each URL once, all at
     the same time (results in the order of the URLs). With ``stop_early`` the rounds stop as soon
-    as the verdict can no longer change (see :func:`decided`); ``rounds`` says how many ran.
+    as the verdict can no longer change (see :func:`decided`, or ``settled(probes, rounds)`` when
+    given, for a verdict made of several groups of URLs); ``rounds`` says how many ran.
+    ``judge(probes)``, when given, decides ``healthy`` instead of the overall success ratio.
     Returns a dict: ``urls``, ``probes`` (every result of :func:`probe`, with ``round``
     added), ``success_ratio`` (ok probes / probes made), ``healthy`` (``success_ratio >=
     min_success_ratio``), ``latency_ms`` (see :func:`latency_stats`) and ``by_url``
@@ -323,7 +330,10 @@ def probe_many(urls, count=3, interval=0.5, timeout=2.0, method="GET", expect_st
             for result in pool.map(one, range(len(targets))):
                 result["round"] = round_no + 1
                 probes.append(result)
-            if stop_early and decided(sum(1 for p in probes if p["ok"]), len(probes), total, min_success_ratio):
+            if not stop_early:
+                continue
+            if settled(probes, round_no + 1) if settled is not None else \
+                    decided(sum(1 for p in probes if p["ok"]), len(probes), total, min_success_ratio):
                 break
 
     ok_count = sum(1 for p in probes if p["ok"])
@@ -338,7 +348,7 @@ def probe_many(urls, count=3, interval=0.5, timeout=2.0, method="GET", expect_st
         urls=urls,
         probes=probes,
         success_ratio=round(ratio, 4),
-        healthy=ratio >= float(min_success_ratio),
+        healthy=judge(probes) if judge is not None else ratio >= float(min_success_ratio),
         min_success_ratio=float(min_success_ratio),
         latency_ms=latency_stats(probes),
         by_url=by_url,

@@ -8,8 +8,9 @@ On the managed host, in ``state_dir`` (created 0700 when missing):
 * ``lease.json``: ``{owner, incident_id, acquired_at, expires_at, host}``, replaced atomically
   (temporary file + ``os.replace``); absent when nobody holds the stack;
 * ``lease.lock``: the ``fcntl.flock`` held around every read-check-write of the lease;
-* ``ladder_runs.jsonl``: one line ``{ts, incident_id, outcome}`` per recovery-ladder run, the
-  history of the circuit breaker (too many runs within a window: stop automating, call a human).
+* ``ladder_runs.jsonl``: one line ``{ts, incident_id, outcome, purpose}`` per recovery-ladder run, the
+  history of the circuit breaker (too many runs within a window: stop automating, call a human),
+  and one line ``{ts, reset: true, by, reason, purpose}`` per reset of the breaker by a human.
 
 Rules:
 
@@ -18,8 +19,13 @@ Rules:
   held by another incident and not expired -> refused, naming the holder;
 * release: only by the holding incident; otherwise nothing changes and a warning names the
   real holder. With ``record_run`` the release of our own lease appends the ladder run;
-* every call reports ``recent_runs`` (runs within ``breaker_window`` seconds) and
-  ``breaker_open`` (``recent_runs >= breaker_max_runs``).
+* reset (``state=reset``): a human who fixed the cause closes the breaker again; the reset is a line
+  of the history with who and why, and only runs after the latest reset count;
+* every call reports ``recent_runs`` (runs of the same ``purpose`` within ``breaker_window``
+  seconds, after the latest reset) and ``breaker_open`` (``recent_runs >= breaker_max_runs``).
+
+``purpose`` keeps the counts apart: real incidents (``incident``) never count the runs of the demo,
+the tests, the benchmarks or the drills, which pass their own purpose.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ RUNS_FILE = "ladder_runs.jsonl"
 DEFAULT_TTL = 1800
 DEFAULT_BREAKER_WINDOW = 3600
 DEFAULT_BREAKER_MAX_RUNS = 3
-STATES = ("acquired", "released", "present")
+STATES = ("acquired", "released", "present", "reset")
+PURPOSES = ("incident", "demo", "test", "bench", "drill")
+DEFAULT_PURPOSE = "incident"
 
 
 class LeaseError(Exception):
@@ -119,18 +127,26 @@ def read_runs(state_dir):
     return runs, corrupt
 
 
-def breaker(state_dir, now, window=DEFAULT_BREAKER_WINDOW, max_runs=DEFAULT_BREAKER_MAX_RUNS, extra=()):
-    """``{"recent_runs", "breaker_open", "runs_corrupt_lines"}`` at ``now``.
+def breaker(state_dir, now, window=DEFAULT_BREAKER_WINDOW, max_runs=DEFAULT_BREAKER_MAX_RUNS, extra=(),
+            purpose=DEFAULT_PURPOSE):
+    """``{"recent_runs", "breaker_open", "last_reset", "runs_corrupt_lines", ...}`` at ``now``.
 
-    A run counts when ``now - window <= ts <= now``. ``extra`` are runs about to be written
-    (check mode).
+    A run counts when it has ``purpose`` (older lines without one are real incidents), was made
+    after the latest reset of that purpose, and ``now - window <= ts <= now``. ``extra`` are lines
+    about to be written (check mode).
     """
     now = parse_ts(now)
     since = now - datetime.timedelta(seconds=window)
     runs, corrupt = read_runs(state_dir)
-    recent = [r for r in list(runs) + list(extra) if since <= parse_ts(r["ts"]) <= now]
+    mine = [r for r in list(runs) + list(extra) if r.get("purpose", DEFAULT_PURPOSE) == purpose]
+    resets = [r for r in mine if r.get("reset")]
+    last_reset = resets[-1] if resets else None
+    if last_reset is not None:
+        since = max(since, parse_ts(last_reset["ts"]))
+    recent = [r for r in mine if not r.get("reset") and since <= parse_ts(r["ts"]) <= now]
     return {"recent_runs": len(recent), "breaker_open": len(recent) >= max_runs,
-            "breaker_window": window, "breaker_max_runs": max_runs, "runs_corrupt_lines": corrupt}
+            "breaker_window": window, "breaker_max_runs": max_runs, "breaker_purpose": purpose,
+            "last_reset": last_reset, "runs_corrupt_lines": corrupt}
 
 
 def _append_run(state_dir, run):
@@ -190,7 +206,12 @@ def validate(params):
         params = dict(params, **{name: value})
     if params.get("record_run") and state != "released":
         raise LeaseError("record_run applies to state=released only (got state=%s)" % state)
-    return dict(params, state=state, state_dir=os.path.expanduser(state_dir))
+    purpose = params.get("purpose") or DEFAULT_PURPOSE
+    if purpose not in PURPOSES:
+        raise LeaseError("unknown purpose %r: expected one of %s" % (purpose, ", ".join(PURPOSES)))
+    if state == "reset" and not str(params.get("reason") or "").strip():
+        raise LeaseError("a breaker reset needs a reason (what was fixed, or why the automation may run again)")
+    return dict(params, state=state, state_dir=os.path.expanduser(state_dir), purpose=purpose)
 
 
 def run(params, check_mode=False, now=None):
@@ -240,7 +261,7 @@ def run(params, check_mode=False, now=None):
                 after = None
                 if params.get("record_run"):
                     new_run = {"ts": format_ts(now), "incident_id": incident_id,
-                               "outcome": params.get("outcome") or "unknown"}
+                               "outcome": params.get("outcome") or "unknown", "purpose": params["purpose"]}
                 if not check_mode:
                     if new_run:
                         _append_run(state_dir, new_run)
@@ -248,13 +269,23 @@ def run(params, check_mode=False, now=None):
             else:
                 warnings.append("lease not released: it is held by %s, not by incident %s"
                                 % (describe(before), incident_id))
+        reset = None
+        if state == "reset" and dir_exists:
+            current = breaker(state_dir, now, params["breaker_window"], params["breaker_max_runs"], purpose=params["purpose"])
+            if current["recent_runs"]:
+                reset = {"ts": format_ts(now), "reset": True, "by": params.get("owner") or _default_owner(),
+                         "reason": str(params["reason"]).strip(), "purpose": params["purpose"],
+                         "runs_forgiven": current["recent_runs"]}
+                if not check_mode:
+                    _append_run(state_dir, reset)
+        pending = [r for r in (new_run, reset) if r]
         counts = breaker(state_dir, now, params["breaker_window"], params["breaker_max_runs"],
-                         extra=[new_run] if (new_run and check_mode) else ()) if dir_exists else \
+                         extra=pending if check_mode else (), purpose=params["purpose"]) if dir_exists else \
             {"recent_runs": 0, "breaker_open": 0 >= params["breaker_max_runs"],
              "breaker_window": params["breaker_window"], "breaker_max_runs": params["breaker_max_runs"],
-             "runs_corrupt_lines": []}
+             "breaker_purpose": params["purpose"], "last_reset": None, "runs_corrupt_lines": []}
 
-    changed = after != before or created_dir
+    changed = after != before or created_dir or reset is not None
     held_by_us = bool(after and after.get("incident_id") == incident_id and incident_id)
     result = {
         "changed": changed,
@@ -263,10 +294,13 @@ def run(params, check_mode=False, now=None):
         "held_by_us": held_by_us,
         "taken_over": taken_over,
         "run_recorded": new_run,
+        "reset_recorded": reset,
         "lease_path": os.path.join(state_dir, LEASE_FILE),
         "runs_path": os.path.join(state_dir, RUNS_FILE),
         "expires_in": (round((parse_ts(after["expires_at"]) - now).total_seconds(), 3) if after else None),
-        "diff": {"before": _holder(before), "after": _holder(after)},
+        "diff": {"before": _holder(before), "after": _holder(after)} if state != "reset" else
+                {"before": {"recent_runs": (reset or {}).get("runs_forgiven", counts["recent_runs"])},
+                 "after": {"recent_runs": counts["recent_runs"]}},
     }
     result.update(counts)
     return result, warnings

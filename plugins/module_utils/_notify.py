@@ -15,10 +15,16 @@ Channel types:
   "title": ..., "text": ..., "sent_at": ...}`` with optional extra (secret) headers.
 
 Sending never raises because a channel is unwell: each channel gets a result dict
-``{name, type, enabled, ok, status, attempts, error}``. Retries are bounded (exponential backoff,
-each sleep capped under 2 s) and happen on connection errors, timeouts, HTTP 5xx and 429, never
-on other 4xx. Webhook URLs, secrets and header values never appear in a result: error text is
-scrubbed and any URL in it is replaced by the channel's name.
+``{name, type, enabled, ok, status, attempts, error, finished_at}``. Every channel is sent to at
+once, in its own thread, so one slow channel never delays another. One message has one budget
+(``budget`` seconds, a deadline): every attempt's connect timeout and read timeout (separate, short
+by default) and every backoff sleep are cut to what is left of it, an attempt that would not fit is
+not started, and a channel still busy at the deadline is given up on. Retries happen on connection
+errors, timeouts, HTTP 5xx and 429, never on other 4xx. Webhook URLs, secrets and header values
+never appear in a result: error text is scrubbed and any URL in it is replaced by the channel's
+name.
+
+Sending in the background, beside the response, is ``_outbox.py``'s job; this file sends.
 
 Only bad input raises (:class:`NotifyError`), and that is checked before the first request.
 """
@@ -27,11 +33,14 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import hashlib
 import hmac
+import http.client
 import json
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -52,14 +61,23 @@ STAGE_HEADLINES = {
     "update": "Incident update",
 }
 
-DEFAULT_TIMEOUT = 5.0
+DEFAULT_CONNECT_TIMEOUT = 2.0  # a chat service answers a TCP/TLS connect in well under a second
+DEFAULT_READ_TIMEOUT = 5.0     # and its answer to a webhook POST in one or two
 DEFAULT_ATTEMPTS = 3
+DEFAULT_BUDGET = 10.0          # everything about one message ends within this many seconds
 MAX_ATTEMPTS = 10
+MAX_CONNECT_TIMEOUT = 60.0
+MAX_READ_TIMEOUT = 300.0
+MAX_BUDGET = 600.0
+MIN_ATTEMPT_S = 0.25           # an attempt needs at least this much of the budget to be started
+MIN_READ_S = 0.05
+JOIN_GRACE_S = 0.25            # how long past the deadline a channel's thread may take to report
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 1.5  # every sleep stays under 2 s
 RETRY_STATUSES = frozenset([429])  # plus every 5xx
 
 USER_AGENT = "sre.incident-notify/1.0"
+READ_TIMED_OUT = "connected, but no answer within the read timeout"
 UNSET = "unassigned"
 
 _URL_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
@@ -150,7 +168,14 @@ def parse_time(value, where):
         raise NotifyError(str(exc)) from None
 
 
-def validate_inputs(stage, incident, oncall, retries, timeout):
+def _check_seconds(name, value, maximum):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= maximum:
+        raise NotifyError("%s must be a number of seconds above 0 and at most %s, got %r"
+                          % (name, _seconds(maximum), value))
+
+
+def validate_inputs(stage, incident, oncall, retries, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+                    read_timeout=DEFAULT_READ_TIMEOUT, budget=DEFAULT_BUDGET):
     """Check everything but the channels; return (incident, oncall) normalised."""
     if stage not in STAGES:
         raise NotifyError("stage %r is not one of %s" % (stage, ", ".join(STAGES)))
@@ -159,8 +184,9 @@ def validate_inputs(stage, incident, oncall, retries, timeout):
         parse_time(incident.get(key), "incident.%s" % key)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= MAX_ATTEMPTS:
         raise NotifyError("retries must be an integer from 1 to %d, got %r" % (MAX_ATTEMPTS, retries))
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 300:
-        raise NotifyError("timeout must be a number of seconds above 0 and at most 300, got %r" % (timeout,))
+    _check_seconds("connect_timeout", connect_timeout, MAX_CONNECT_TIMEOUT)
+    _check_seconds("read_timeout", read_timeout, MAX_READ_TIMEOUT)
+    _check_seconds("budget", budget, MAX_BUDGET)
     return incident, resolve_oncall(oncall)
 
 
@@ -376,8 +402,64 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _opener():
-    return urllib.request.build_opener(_NoRedirect())
+class ConnectTimeout(OSError):
+    """The TCP connection (with a proxy tunnel and the TLS handshake) did not complete in time."""
+
+
+def _connect_within(connection, connect):
+    """Run ``connect`` (the connection's own) under the connect timeout, then arm the read timeout."""
+    try:
+        connect()
+    except (socket.timeout, TimeoutError) as exc:
+        raise ConnectTimeout("connect timed out after %s s" % _seconds(connection.timeout)) from exc
+    connection.sock.settimeout(connection.read_timeout())
+
+
+class _TimedHTTPConnection(http.client.HTTPConnection):
+    """``timeout`` bounds the connect; ``read_timeout()`` (called once connected) every read after it."""
+
+    def __init__(self, *args, read_timeout=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read_timeout = read_timeout
+
+    def connect(self):
+        _connect_within(self, super().connect)
+
+
+class _TimedHTTPSConnection(http.client.HTTPSConnection):
+    """As :class:`_TimedHTTPConnection`; the TLS handshake counts as part of the connect."""
+
+    def __init__(self, *args, read_timeout=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.read_timeout = read_timeout
+
+    def connect(self):
+        _connect_within(self, super().connect)
+
+
+class _TimedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, read_timeout):
+        super().__init__()
+        self._read_timeout = read_timeout
+
+    def http_open(self, req):
+        return self.do_open(functools.partial(_TimedHTTPConnection, read_timeout=self._read_timeout), req)
+
+
+class _TimedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, read_timeout):
+        super().__init__()
+        self._read_timeout = read_timeout
+
+    def https_open(self, req):
+        return self.do_open(functools.partial(_TimedHTTPSConnection, read_timeout=self._read_timeout), req,
+                            context=self._context)
+
+
+def _opener(read_timeout):
+    """urllib with the proxy settings of the environment, no redirects, and separate timeouts:
+    ``open(request, timeout=<connect timeout>)``; ``read_timeout()`` gives the read timeout."""
+    return urllib.request.build_opener(_NoRedirect(), _TimedHTTPHandler(read_timeout), _TimedHTTPSHandler(read_timeout))
 
 
 def scrub(text, channel):
@@ -410,16 +492,58 @@ def _retry_after(headers):
     return value if value >= 0 else None
 
 
+def _seconds(value):
+    """``5``, ``2.5``, ``0.25`` (for messages)."""
+    return ("%.2f" % value).rstrip("0").rstrip(".") if value is not None else "?"
+
+
+# ---------------------------------------------------------------------------------------------
+# The budget: every attempt, sleep and wait of one message ends by its deadline
+# ---------------------------------------------------------------------------------------------
+
 def backoff_delay(attempt, base=BACKOFF_BASE, cap=BACKOFF_CAP):
     """Sleep before attempt ``attempt + 1``: base, 2*base, 4*base ... capped."""
     return min(base * (2 ** (attempt - 1)), cap)
 
 
-def _post_once(url, body, headers, timeout):
-    """One POST. Returns (status, response_text, retry_after, error, retryable)."""
+def connect_timeout_for(now, deadline, connect_timeout):
+    """The connect timeout of an attempt starting at ``now``, cut to the deadline; None when less
+    than :data:`MIN_ATTEMPT_S` is left (too little for an attempt to mean anything)."""
+    left = deadline - now
+    if left < MIN_ATTEMPT_S:
+        return None
+    return min(connect_timeout, left)
+
+
+def read_timeout_for(now, deadline, read_timeout):
+    """The read timeout once connected at ``now``: the configured one, cut to the deadline (never 0,
+    which would make the socket non-blocking)."""
+    return max(MIN_READ_S, min(read_timeout, deadline - now))
+
+
+def retry_delay(attempt, retry_after, now, deadline, base=BACKOFF_BASE):
+    """How long to sleep before the next attempt, or None when the next attempt would not fit in the
+    budget (the sleep plus :data:`MIN_ATTEMPT_S` must end by the deadline). A server's short
+    ``Retry-After`` is honoured up to :data:`BACKOFF_CAP`."""
+    delay = backoff_delay(attempt, base)
+    if retry_after is not None:
+        delay = min(max(delay, retry_after), BACKOFF_CAP)
+    if now + delay + MIN_ATTEMPT_S > deadline:
+        return None
+    return delay
+
+
+# ---------------------------------------------------------------------------------------------
+# Sending
+# ---------------------------------------------------------------------------------------------
+
+def _post_once(url, body, headers, connect_timeout, read_timeout):
+    """One POST. Returns (status, response_text, retry_after, error, retryable).
+
+    ``read_timeout`` is a callable giving the read timeout when the connection is up."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with _opener().open(request, timeout=timeout) as response:
+        with _opener(read_timeout).open(request, timeout=connect_timeout) as response:
             raw = response.read(65536)
             return response.status, raw.decode("utf-8", "replace"), None, None, False
     except urllib.error.HTTPError as exc:
@@ -442,11 +566,15 @@ def _post_once(url, body, headers, timeout):
         return status, raw, _retry_after(exc.headers), error.strip(), retryable
     except urllib.error.URLError as exc:
         reason = exc.reason
+        if isinstance(reason, ConnectTimeout):
+            return None, "", None, str(reason), True
         if isinstance(reason, (socket.timeout, TimeoutError)):
-            return None, "", None, "timed out", True
+            return None, "", None, "timed out sending the request", True
         return None, "", None, "connection failed: %s" % (reason,), True
+    except ConnectTimeout as exc:
+        return None, "", None, str(exc), True
     except (socket.timeout, TimeoutError):
-        return None, "", None, "timed out", True
+        return None, "", None, READ_TIMED_OUT, True
     except (ConnectionError, OSError) as exc:
         return None, "", None, "connection failed: %s" % (exc,), True
     except Exception as exc:  # never let one channel break the run
@@ -464,32 +592,57 @@ def _dingtalk_body_error(text):
     return None
 
 
-def send_channel(channel, payload, timeout=DEFAULT_TIMEOUT, attempts=DEFAULT_ATTEMPTS,
-                 sleep=None, clock=None, backoff_base=BACKOFF_BASE):
-    """POST ``payload`` to one validated channel with retries; never raises.
+def utc_now_iso():
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-    Returns ``{name, type, enabled, ok, status, attempts, error}``.
-    """
-    result = {
+
+def channel_result(channel, ok=None, error=None, attempts=0, status=None):
+    """A channel's outcome: ``{name, type, enabled, ok, status, attempts, error, finished_at,
+    budget_spent}`` (``ok`` None: nothing sent, for a disabled channel or in check mode)."""
+    return {
         "name": channel["name"],
         "type": channel["type"],
-        "enabled": True,
-        "ok": False,
-        "status": None,
-        "attempts": 0,
-        "error": None,
+        "enabled": channel["enabled"],
+        "ok": ok,
+        "status": status,
+        "attempts": attempts,
+        "error": error,
+        "finished_at": None,
+        "budget_spent": False,
     }
+
+
+def send_channel(channel, payload, deadline, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+                 read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, clock=None, sleep=None,
+                 backoff_base=BACKOFF_BASE):
+    """POST ``payload`` to one validated channel with retries, all of it by ``deadline`` (a
+    ``clock()`` value); never raises. Returns :func:`channel_result` with ``ok`` True or False, and
+    ``budget_spent`` True when the budget, not the attempts, ended the tries."""
+    clock = clock or time.monotonic
+    sleep = sleep or time.sleep
+    result = channel_result(channel, ok=False)
+    applied = {}
+
+    def read_timeout_now():
+        applied["read"] = read_timeout_for(clock(), deadline, read_timeout)
+        return applied["read"]
+
     try:
         body = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
         headers.update(channel.get("headers") or {})
-        clock = clock or time.time
-        sleep = sleep or time.sleep
         for attempt in range(1, attempts + 1):
+            connect = connect_timeout_for(clock(), deadline, connect_timeout)
+            if connect is None:
+                result["budget_spent"] = True
+                if attempt == 1:
+                    result["error"] = "not tried: the budget was spent before this channel's turn"
+                break
             url = channel["url"]
             if channel["type"] == "dingtalk" and channel.get("secret"):
-                url = signed_dingtalk_url(url, channel["secret"], int(round(clock() * 1000)))
-            status, text, retry_after, error, retryable = _post_once(url, body, headers, timeout)
+                url = signed_dingtalk_url(url, channel["secret"], int(round(time.time() * 1000)))
+            applied.clear()
+            status, text, retry_after, error, retryable = _post_once(url, body, headers, connect, read_timeout_now)
             result["attempts"] = attempt
             result["status"] = status
             if error is None and channel["type"] == "dingtalk":
@@ -499,55 +652,140 @@ def send_channel(channel, payload, timeout=DEFAULT_TIMEOUT, attempts=DEFAULT_ATT
                 result["ok"] = True
                 result["error"] = None
                 break
+            if error == READ_TIMED_OUT and "read" in applied:
+                error = "%s (%s s)" % (error, _seconds(applied["read"]))
             result["error"] = scrub(error, channel)
             if not retryable or attempt == attempts:
                 break
-            delay = backoff_delay(attempt, backoff_base)
-            if retry_after is not None:
-                delay = min(max(delay, retry_after), BACKOFF_CAP)
+            delay = retry_delay(attempt, retry_after, clock(), deadline, backoff_base)
+            if delay is None:
+                result["budget_spent"] = True
+                break
             sleep(delay)
     except Exception as exc:  # pragma: no cover - defensive: a channel never raises
         result["ok"] = False
         result["error"] = scrub("%s: %s" % (type(exc).__name__, exc), channel)
+    result["finished_at"] = utc_now_iso()
     return result
 
 
-def notify(channels, stage, incident=None, oncall=None, text=None, timeout=DEFAULT_TIMEOUT,
-           attempts=DEFAULT_ATTEMPTS, check_mode=False, now=None, sleep=None, backoff_base=BACKOFF_BASE):
-    """Validate, render and send to every enabled channel.
+def send_all(channels, payload_for, deadline, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+             read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, clock=None, sleep=None,
+             backoff_base=BACKOFF_BASE, before_send=None, on_result=None):
+    """Send to every enabled channel at once, one thread each, and return one result per channel
+    (in the order of ``channels``) by ``deadline`` (+ :data:`JOIN_GRACE_S`), whatever they do.
 
-    Raises :class:`NotifyError` on bad input before anything is sent. Returns
-    ``{"results", "sent", "failed_count", "message", "title", "channels", "oncall"}``; in check mode nothing is
-    sent and every enabled channel's result has ``ok: None`` and ``attempts: 0``.
+    ``payload_for(channel, warning)`` builds a channel's body; ``before_send(channel)`` (optional)
+    runs first in the channel's thread and returns a warning for the message or None (the outbox
+    uses it to keep each channel's messages in order); ``on_result(channel, result)`` is called once
+    per channel as soon as its outcome is known. A channel still busy at the deadline (a DNS lookup
+    that hangs, a server trickling its answer) is given up on; its thread is abandoned (daemon).
     """
-    checked = validate_channels(channels)
-    incident, oncall = validate_inputs(stage, incident, oncall, attempts, timeout)
-    now = now or _dt.datetime.now(_dt.timezone.utc)
-    rendered = render_fields(stage, incident, oncall, text, now)
+    clock = clock or time.monotonic
+    lock = threading.Lock()
+    results = [None] * len(channels)
+    closed = []
 
-    results = []
-    for channel in checked:
-        if not channel["enabled"] or check_mode:
-            results.append({
-                "name": channel["name"],
-                "type": channel["type"],
-                "enabled": channel["enabled"],
-                "ok": None,
-                "status": None,
-                "attempts": 0,
-                "error": None,
-            })
+    def settle(index, channel, result):
+        with lock:
+            if closed or results[index] is not None:
+                return
+            results[index] = result
+        if on_result is not None:
+            on_result(channel, result)
+
+    def work(index, channel):
+        try:
+            warning = before_send(channel) if before_send is not None else None
+            result = send_channel(channel, payload_for(channel, warning), deadline, connect_timeout, read_timeout,
+                                  attempts, clock=clock, sleep=sleep, backoff_base=backoff_base)
+            if warning:
+                result["warning"] = warning
+        except Exception as exc:  # pragma: no cover - defensive: a channel never raises
+            result = channel_result(channel, ok=False, error=scrub("%s: %s" % (type(exc).__name__, exc), channel))
+            result["finished_at"] = utc_now_iso()
+        settle(index, channel, result)
+
+    threads = []
+    for index, channel in enumerate(channels):
+        if not channel["enabled"]:
+            results[index] = channel_result(channel)
             continue
-        payload = build_payload(channel, stage, incident, oncall, rendered, now)
-        results.append(send_channel(channel, payload, timeout=float(timeout), attempts=attempts,
-                                    sleep=sleep, backoff_base=backoff_base))
+        thread = threading.Thread(target=work, args=(index, channel), name="notify-%s" % channel["name"], daemon=True)
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join(max(0.0, deadline + JOIN_GRACE_S - clock()))
+    late = []
+    with lock:
+        closed.append(True)
+        for index, channel in enumerate(channels):
+            if results[index] is None:
+                result = channel_result(channel, ok=False, error="gave up: still no outcome at the deadline")
+                result.update(finished_at=utc_now_iso(), budget_spent=True)
+                results[index] = result
+                late.append((channel, result))
+    if on_result is not None:
+        for channel, result in late:
+            on_result(channel, result)
+    return results
+
+
+def with_warning(rendered, warning):
+    """The rendered message with a warning line first (e.g. that earlier messages may be missing)."""
+    if not warning:
+        return rendered
+    return dict(rendered, fields=[("Warning", warning)] + list(rendered["fields"]))
+
+
+def prepare(channels, stage, incident=None, oncall=None, text=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+            read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, budget=DEFAULT_BUDGET, now=None):
+    """Validate everything and render the message; raises :class:`NotifyError` before anything is sent.
+
+    Returns ``{"channels", "incident", "oncall", "rendered", "now"}``."""
+    checked = validate_channels(channels)
+    incident, oncall = validate_inputs(stage, incident, oncall, attempts, connect_timeout, read_timeout, budget)
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return {"channels": checked, "incident": incident, "oncall": oncall, "stage": stage,
+            "rendered": render_fields(stage, incident, oncall, text, now), "now": now}
+
+
+def payload_builder(prepared):
+    """``payload_for(channel, warning)`` for :func:`send_all`."""
+    def payload_for(channel, warning):
+        return build_payload(channel, prepared["stage"], prepared["incident"], prepared["oncall"],
+                             with_warning(prepared["rendered"], warning), prepared["now"])
+    return payload_for
+
+
+def summarise(prepared, results):
+    """What the module returns about one message."""
     return {
         "results": results,
         "sent": sum(1 for r in results if r["ok"] is True),
         # not "failed": Ansible reads a truthy "failed" key as a failed task
         "failed_count": sum(1 for r in results if r["ok"] is False),
-        "message": render_plain(rendered),
-        "title": rendered["title"],
-        "channels": [c["name"] for c in checked if c["enabled"]],
-        "oncall": oncall,
+        "message": render_plain(prepared["rendered"]),
+        "title": prepared["rendered"]["title"],
+        "channels": [c["name"] for c in prepared["channels"] if c["enabled"]],
+        "oncall": prepared["oncall"],
     }
+
+
+def notify(channels, stage, incident=None, oncall=None, text=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+           read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, budget=DEFAULT_BUDGET,
+           check_mode=False, now=None, sleep=None, clock=None, backoff_base=BACKOFF_BASE):
+    """Validate, render and send to every enabled channel at once; return by ``budget`` seconds.
+
+    Raises :class:`NotifyError` on bad input before anything is sent. Returns
+    ``{"results", "sent", "failed_count", "message", "title", "channels", "oncall"}``; in check mode nothing is
+    sent and every enabled channel's result has ``ok: None`` and ``attempts: 0``.
+    """
+    prepared = prepare(channels, stage, incident, oncall, text, connect_timeout, read_timeout, attempts, budget, now)
+    if check_mode:
+        return summarise(prepared, [channel_result(c) for c in prepared["channels"]])
+    clock = clock or time.monotonic
+    results = send_all(prepared["channels"], payload_builder(prepared), clock() + float(budget),
+                       float(connect_timeout), float(read_timeout), attempts, clock=clock, sleep=sleep,
+                       backoff_base=backoff_base)
+    return summarise(prepared, results)

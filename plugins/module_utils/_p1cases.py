@@ -14,8 +14,10 @@ Sections of this file:
   ==================== =========================================================================
   case                 detected when
   ==================== =========================================================================
-  cache_failure        the latency of the recommendations (p50 of the probes, else the p95 of
-                       the diagnostics) is at least ``latency_factor`` (5) times the baseline;
+  cache_failure        the latency of the recommendations (the p50 of real traffic against the
+                       p50 of its baseline window when ``traffic`` has them, else the p50 of
+                       the probes, else the p95 of the diagnostics) is at least
+                       ``latency_factor`` (5) times the baseline;
                        or some answer served from the cache (``source: cache``) holds more items
                        than the limit asked for or fewer than ``min_recommendations`` (a
                        poisoned entry: the key does not describe the value)
@@ -171,13 +173,15 @@ def _check_inputs(summary, probes):
     return summary, probes
 
 
-def _cache_case(summary, answered, latency, baseline, th, limit, minimum):
+def _cache_case(summary, answered, latency, baseline, th, limit, minimum, latency_source=None):
     evidence = []
     if latency is not None and baseline:
         ratio = latency / baseline
         if ratio >= th["latency_factor"]:
-            evidence.append("latency %s ms is %sx the baseline %s ms (at least %sx)" % (
-                _fmt(latency), _fmt(ratio), _fmt(baseline), _fmt(th["latency_factor"])))
+            real = latency_source in ("access_log", "prometheus")
+            evidence.append("%slatency %s ms is %sx the baseline %s ms (at least %sx)%s" % (
+                "real p50 " if real else "", _fmt(latency), _fmt(ratio), _fmt(baseline), _fmt(th["latency_factor"]),
+                (" (%s)" % latency_source) if real else ""))
     bad = [p for p in answered if p.get("source") == "cache" and isinstance(p.get("count"), int)
            and (p["count"] > limit or p["count"] < minimum)]
     if bad:
@@ -191,7 +195,17 @@ def _cache_case(summary, answered, latency, baseline, th, limit, minimum):
     return evidence
 
 
-def _db_case(summary, probes, th):
+def _real_traffic(traffic):
+    """``(window, sources, baseline_p50, baseline_source)`` of a ``sre.incident.traffic`` result, or Nones."""
+    if traffic is None:
+        return None, {}, None, None
+    if not isinstance(traffic, dict) or not isinstance(traffic.get("window"), dict):
+        raise ValueError("traffic must be the result of sre.incident.traffic (with window and sources), got %r" % (traffic,))
+    sources = traffic.get("sources") if isinstance(traffic.get("sources"), dict) else {}
+    return traffic["window"], sources, traffic.get("baseline_ms"), traffic.get("baseline_ms_source")
+
+
+def _db_case(summary, probes, th, window=None, sources=None):
     pct = summary.get("db_connections_pct")
     if pct is None:
         return []
@@ -203,6 +217,10 @@ def _db_case(summary, probes, th):
     failed = [p for p in probes if p.get("status") != 200]
     if failed:
         evidence.append("%d of %d recommendation probes failed (sporadic timeouts)" % (len(failed), len(probes)))
+    if window and (sources or {}).get("error_rate") and window.get("error_rate"):
+        evidence.append("real traffic: error rate %s%% (%s of %s requests, %s users failing; %s)" % (
+            _fmt(100.0 * window["error_rate"]), window.get("errors", "?"), window.get("requests", "?"),
+            window.get("users_failing", "?"), sources["error_rate"]))
     return evidence
 
 
@@ -225,28 +243,40 @@ def _disk_case(summary, th):
     return ["%s (at least %s %%)" % ("; ".join(full), _fmt(th["disk_pct"]))]
 
 
-def detect(summary, probes=None, baseline_ms=None, thresholds=None, limit=10, min_recommendations=6, now=None, owners=None):
+def detect(summary, probes=None, baseline_ms=None, thresholds=None, limit=10, min_recommendations=6, now=None, owners=None,
+           traffic=None):
     """Run the four detectors (rules in this file's docstring).
 
     ``summary``: the diagnostics summary; ``probes``: the recommendation samples (dicts with
     ``user``, ``status``, ``latency_ms``, ``count``, ``source``); ``baseline_ms``: the normal
-    latency (``None`` or ``0``: the latency rule is not evaluated). Returns ``{detected: [names],
-    cases: [every case, detected or not, with evidence, quick_fix, root_cause_hint, action_item],
-    latency_ms, baseline_ms, thresholds}``. Impossible input raises ``ValueError`` naming it.
+    latency (``None`` or ``0``: the latency rule is not evaluated). ``traffic``: real traffic (a
+    result of ``sre.incident.traffic``, SPEC MON-2): when it has a p50 latency, the latency rule
+    judges the real p50 against the real baseline window's p50 (else ``baseline_ms``), and the
+    connections case quotes the real error rate. Returns ``{detected: [names], cases: [every case,
+    detected or not, with evidence, quick_fix, root_cause_hint, action_item], latency_ms,
+    latency_source, baseline_ms, baseline_source, thresholds}``. Impossible input raises
+    ``ValueError`` naming it.
     """
     summary, probes = _check_inputs(summary, probes)
     th = thresholds_from(thresholds)
     baseline = _number("baseline_ms", baseline_ms)
+    baseline_source = "given" if baseline else None
     limit = int(_number("limit", limit, minimum=1.0, allow_none=False))
     minimum = int(_number("min_recommendations", min_recommendations, allow_none=False))
+    window, sources, real_baseline, real_baseline_source = _real_traffic(traffic)
     answered = [p for p in probes if p.get("status") == 200]
     latencies = [_number("probe latency_ms", p.get("latency_ms")) for p in answered if p.get("latency_ms") is not None]
-    latency = _median(latencies)
+    latency, latency_source = _median(latencies), ("probes" if latencies else None)
+    if window and sources.get("latency_p50_ms") and window.get("latency_p50_ms") is not None:
+        latency, latency_source = _number("real latency_p50_ms", window["latency_p50_ms"]), sources["latency_p50_ms"]
+        if real_baseline:
+            baseline = _number("real baseline_ms", real_baseline)
+            baseline_source = real_baseline_source or "traffic"
     if latency is None and summary.get("latency_p95_ms") is not None:
-        latency = _number("latency_p95_ms", summary["latency_p95_ms"])
+        latency, latency_source = _number("latency_p95_ms", summary["latency_p95_ms"]), "diagnostics"
     found = dict(
-        cache_failure=_cache_case(summary, answered, latency, baseline, th, limit, minimum),
-        db_connections_exhausted=_db_case(summary, probes, th),
+        cache_failure=_cache_case(summary, answered, latency, baseline, th, limit, minimum, latency_source),
+        db_connections_exhausted=_db_case(summary, probes, th, window, sources),
         empty_results=_empty_case(answered),
         disk_low=_disk_case(summary, th),
     )
@@ -256,8 +286,8 @@ def detect(summary, probes=None, baseline_ms=None, thresholds=None, limit=10, mi
         cases.append(dict(name=name, title=spec["title"], detected=bool(found[name]), evidence=found[name], symptom=spec["symptom"],
                           quick_fix=spec["quick_fix"], root_cause_hint=spec["root_cause_hint"],
                           action_item=action_item(name, now=now, owners=owners)))
-    return dict(detected=[c["name"] for c in cases if c["detected"]], cases=cases, latency_ms=latency, baseline_ms=baseline,
-                thresholds=th)
+    return dict(detected=[c["name"] for c in cases if c["detected"]], cases=cases, latency_ms=latency,
+                latency_source=latency_source, baseline_ms=baseline, baseline_source=baseline_source, thresholds=th)
 
 
 # ---------------------------------------------------------------------------------------------

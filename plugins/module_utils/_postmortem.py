@@ -11,28 +11,33 @@ Sections of this file:
 * Human-written parts: blocks between ``<!-- sre.incident:human:begin NAME -->`` and
   ``<!-- sre.incident:human:end NAME -->`` are read from the existing file and carried over
   verbatim when the report is rendered again (:func:`extract_human_blocks`).
-* Renderers: :func:`render_markdown` (with a Mermaid ``gantt`` block) and :func:`render_html`
-  (one self-contained file: inline CSS, an inline SVG timeline with the SLA deadlines, the watch
-  samples as small line charts; print-friendly).
+* The view: :func:`report_view` turns the model into what the templates show - display text
+  (times, durations, SLA lines, MTTA/MTTM/MTTR), the Mermaid ``gantt`` entries and the geometry of
+  the SVG timelines and watch charts - as plain data. The presentation is in Jinja2 templates
+  shipped with the collection (``plugins/plugin_utils/templates/postmortem.md.j2``,
+  ``postmortem.html.j2``, ``postmortem.css``), rendered on the controller by the action plugin.
 * The module's work: :func:`run` (read, render, compare, write only what changed).
 
-Everything taken from the record is escaped (HTML escaping; Markdown: pipes, angle brackets,
-backslashes), so an event text can neither break a table nor forge a human-section marker.
-Nothing here depends on the wall clock except through ``now`` (the SLA status of an incident
-still open), so a re-render of an unchanged record produces the same bytes.
+Everything taken from the record is escaped by the templates (HTML: Jinja2's autoescape;
+Markdown: the ``md`` filter, :func:`md` - pipes, angle brackets, backslashes), so an event text can
+neither break a table nor forge a human-section marker. Nothing here depends on the wall clock
+except through ``now`` (the SLA status of an incident still open), so a re-render of an unchanged
+record produces the same bytes.
 """
 
 from __future__ import annotations
 
 import datetime
-import html
 import os
 import re
 import tempfile
 
+from ansible.module_utils.common.parameters import env_fallback
+
 from ansible_collections.sre.incident.plugins.module_utils._record import (
     EVENTS_FILE,
     RecordError,
+    incident_times,
     read_events,
     record_paths,
     replay,
@@ -48,6 +53,15 @@ from ansible_collections.sre.incident.plugins.module_utils._severity import (
 
 FORMATS = ("md", "html")
 FILE_NAMES = {"md": "postmortem.md", "html": "postmortem.html"}
+
+#: The options of sre.incident.postmortem (the module documents them, the action plugin runs them).
+ARGUMENT_SPEC = dict(
+    incident_dir=dict(type="path", default="incidents", fallback=(env_fallback, ["SRE_INCIDENT_DIR"])),
+    id=dict(type="str", required=True),
+    formats=dict(type="list", elements="str", choices=list(FORMATS), default=list(FORMATS)),
+    owner=dict(type="str"),
+    now=dict(type="str"),
+)
 
 #: Events of the postmortem's own runs (the timeline callback records the stage ``postmortem``)
 #: are left out of the report; otherwise every run would change the report it writes.
@@ -160,11 +174,6 @@ def md(text):
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return " ".join(text.split())
-
-
-def esc(text):
-    """Escape text from the record for HTML."""
-    return html.escape("" if text is None else str(text), quote=True)
 
 
 def _scalar(value):
@@ -423,7 +432,12 @@ def _rca(state, evidence, fixed, events):
         if entry.get("mode"):
             contributing.append("Degraded mode %s was needed (%s)" % (entry["mode"], fmt_time(entry["ts"])))
     gap = _secs(state.get("detected_at"), state.get("started_at"))
-    if gap is not None and gap > 0:
+    alert = (state.get("clock") or {}).get("alert") or {}
+    if gap is not None and gap > 0 and alert:
+        detection.append("Alert %s fired at %s; the automation looked at it %s later (%s)" % (
+            alert.get("name") or "?", fmt_time(state.get("started_at")), fmt_duration(gap),
+            fmt_time(state.get("detected_at"))))
+    elif gap is not None and gap > 0:
         detection.append("Detected %s after the incident started (started %s, detected %s)" % (
             fmt_duration(gap), fmt_time(state.get("started_at")), fmt_time(state.get("detected_at"))))
     elif state.get("detected_at"):
@@ -541,6 +555,9 @@ def build_model(state, owner=None, events_file=EVENTS_FILE):
         "last_event_at": last_ts, "duration_s": _secs(end, started), "ongoing": recovered is None,
         "time_to_respond_s": _secs(state.get("responded_at"), started),
         "time_to_resolve_s": _secs(state.get("resolved_at"), started),
+        "mitigated_at": state.get("mitigated_at"),
+        "times": incident_times(state),
+        "clock": state.get("clock") or {},
         "sla": state.get("sla") or {}, "deadlines": state.get("deadlines") or {},
         "sla_status": state.get("sla_status") or {},
         "fixed_by": ({"rung": fixed["rung"], "label": rung_label(fixed["rung"]), "number": rung_info(fixed["rung"])[0],
@@ -574,31 +591,14 @@ def extract_human_blocks(text):
     return blocks
 
 
-def _human(name, blocks, default):
-    content = blocks.get(name)
-    if content is None:
-        content = default
-    if content and not content.endswith("\n"):
-        content += "\n"
-    return "<!-- sre.incident:human:begin %s -->\n%s<!-- sre.incident:human:end %s -->\n" % (name, content, name)
-
-
-def _md_human(name, blocks):
-    return _human(name, blocks, "<!-- human: %s -->\n_To be completed by a human._\n" % HUMAN_PROMPTS.get(name, name))
-
-
-def _html_human(name, blocks):
-    return _human(name, blocks, "<!-- human: %s -->\n<p class=\"todo\">To be completed by a human: %s.</p>\n"
-                  % (HUMAN_PROMPTS.get(name, name), esc(HUMAN_PROMPTS.get(name, name))))
-
-
-def _orphans(blocks):
-    known = set(HUMAN_PROMPTS)
-    return [name for name in blocks if name not in known]
+def _kept_blocks(existing):
+    """The human sections of ``existing``, each non-empty one ending with a newline."""
+    return {name: content + "\n" if content and not content.endswith("\n") else content
+            for name, content in extract_human_blocks(existing).items()}
 
 
 # ---------------------------------------------------------------------------------------------
-# Markdown
+# The view: what the templates show, as plain data (plugins/plugin_utils/templates/postmortem.*)
 # ---------------------------------------------------------------------------------------------
 
 def _sla_line(summary, kind):
@@ -612,185 +612,79 @@ def _sla_line(summary, kind):
         (", done at %s, after %s" % (fmt_time(at), fmt_duration(_secs(at, summary["started_at"])))) if at else "")
 
 
+def _clock_text(clock):
+    """Where the start came from: the alert (name, fingerprint), a given time, or the detection."""
+    source = (clock or {}).get("started_from")
+    if source == "alert":
+        alert = clock.get("alert") or {}
+        text = " (alert %s started%s)" % (alert.get("name") or "?",
+                                          (", fingerprint %s" % alert["fingerprint"]) if alert.get("fingerprint") else "")
+    elif source == "given":
+        text = " (given start)"
+    elif source == "detection":
+        text = " (no alert: the detection)"
+    else:
+        text = ""
+    if (clock or {}).get("note"):
+        text += "; " + clock["note"]
+    return text
+
+
+def _due_text(summary):
+    return "%s (%s)" % (fmt_time(summary["due"]), summary["due_rule"]) if summary["due"] else summary["due_rule"]
+
+
 def _summary_rows(model):
+    """``{key, value, status}``: status (met, missed, open) only on the two SLA rows."""
     s = model["summary"]
     impact = ", ".join("%s: %s" % (k, _scalar(v)) for k, v in s["impact"].items()) or "not recorded"
     duration = fmt_duration(s["duration_s"]) + (" (ongoing: up to the last event)" if s["ongoing"] else "")
-    return [
+    rows = [
         ("Incident", s["id"]), ("Severity", s["severity"]), ("Service", s["service"]), ("Impact", impact),
         ("Status", "%s%s" % (s["status"], (", outcome " + s["outcome"]) if s["outcome"] else "")),
-        ("Started", fmt_time(s["started_at"])), ("Detected", fmt_time(s["detected_at"])),
-        ("Responded", fmt_time(s["responded_at"])), ("Resolved", fmt_time(s["resolved_at"])),
+        ("Started", fmt_time(s["started_at"]) + _clock_text(s["clock"])), ("Detected", fmt_time(s["detected_at"])),
+        ("Responded", fmt_time(s["responded_at"])), ("Mitigated", fmt_time(s["mitigated_at"])),
+        ("Resolved", fmt_time(s["resolved_at"])),
         ("Duration", duration),
+        ("Time to detect", fmt_duration(s["times"]["time_to_detect_s"])),
+        ("Time to acknowledge (MTTA)", fmt_duration(s["times"]["mtta_s"])),
+        ("Time to mitigate (MTTM)", fmt_duration(s["times"]["mttm_s"])),
+        ("Time to resolve (MTTR)", fmt_duration(s["times"]["mttr_s"])),
         ("Respond SLA", _sla_line(s, "respond")), ("Resolve SLA", _sla_line(s, "resolve")),
         ("Fixed by", s["fixed_by"]["label"] if s["fixed_by"] else "not recorded"),
         ("Rungs tried", ", ".join(s["rungs_tried"]) or "none recorded"),
         ("Degraded mode", s["degraded_mode"] or "none active"),
         ("Incident commander", s["commander"] or "not recorded"), ("War room", s["war_room"] or "not recorded"),
-        ("Postmortem due", "%s (%s)" % (fmt_time(s["due"]), s["due_rule"]) if s["due"] else s["due_rule"]),
+        ("Postmortem due", _due_text(s)),
     ]
+    status = {"Respond SLA": s["sla_status"].get("respond") or "open", "Resolve SLA": s["sla_status"].get("resolve") or "open"}
+    return [{"key": key, "value": value, "status": status.get(key)} for key, value in rows]
 
 
-def _md_list(facts, none="Nothing known to the automation."):
-    if not facts:
-        return "- _%s_\n" % none
-    return "".join("- %s\n" % md(f) for f in facts)
+def _stage_state(stage_bar):
+    return "failed" if stage_bar["failed_tasks"] else ("done" if stage_bar["complete"] else "open")
 
 
 def _mermaid_name(text):
     return re.sub(r"[^A-Za-z0-9 _.()+-]", " ", str(text)).strip() or "stage"
 
 
-def _mermaid(model):
+def _gantt(model):
+    """The Mermaid ``gantt`` of the Markdown: stage bars, the incident, the SLA deadlines."""
     s = model["summary"]
-    lines = ["```mermaid", "gantt", "    title %s" % _mermaid_name("%s %s %s" % (s["severity"], s["service"], s["id"])),
-             "    dateFormat YYYY-MM-DDTHH:mm:ss", "    axisFormat %H:%M:%S", "    section Stages"]
-    for index, stage_bar in enumerate(model["stages"], start=1):
-        secs = max(1, int(round(stage_bar["duration_s"] or 0)))
-        tag = "crit, " if stage_bar["failed_tasks"] else ("done, " if stage_bar["complete"] else "active, ")
-        lines.append("    %s :%ss%d, %s, %ds" % (_mermaid_name(stage_bar["name"]), tag, index,
-                                                 parse_ts(stage_bar["start"]).strftime("%Y-%m-%dT%H:%M:%S"), secs))
-    lines.append("    section Incident")
-    secs = max(1, int(round(s["duration_s"] or 0)))
-    lines.append("    %s :%sinc, %s, %ds" % ("recovered" if not s["ongoing"] else "ongoing",
-                                             "done, " if not s["ongoing"] else "active, ",
-                                             parse_ts(s["started_at"]).strftime("%Y-%m-%dT%H:%M:%S"), secs))
-    lines.append("    section SLA")
-    for kind in ("respond", "resolve"):
-        deadline = s["deadlines"].get(kind)
-        if deadline:
-            lines.append("    %s deadline :milestone, crit, d%s, %s, 0s" % (
-                kind, kind, parse_ts(deadline).strftime("%Y-%m-%dT%H:%M:%S")))
-    lines.append("```")
-    return "\n".join(lines) + "\n"
 
+    def day_time(ts):
+        return parse_ts(ts).strftime("%Y-%m-%dT%H:%M:%S")
 
-def render_markdown(model, existing=""):
-    """The report as Markdown; ``existing`` is the current file, whose human sections are kept."""
-    blocks = extract_human_blocks(existing)
-    s = model["summary"]
-    out = []
-    add = out.append
-    add("# Postmortem: %s %s incident %s\n\n" % (md(s["severity"]), md(s["service"]), md(s["id"])))
-    add("<!-- Generated by sre.incident.postmortem from %s (%d events, last #%s). Regenerating replaces everything "
-        "outside the sre.incident:human sections; write only inside them. -->\n\n"
-        % (md(model["events_file"]), s["event_count"], s["last_seq"]))
-    add("## Summary\n\n| | |\n|---|---|\n")
-    for key, value in _summary_rows(model):
-        add("| %s | %s |\n" % (key, md(value)))
-    add("\n")
-    add(_md_human("summary-notes", blocks))
-    add("\n## Timeline\n\n")
-    add("Every event of the record, in order (times in UTC, T+ from the start of the incident).\n\n")
-    add("| # | Time (UTC) | T+ | Stage | Event | Owner |\n|---|---|---|---|---|---|\n")
-    for row in model["timeline"]:
-        owner = row["owner"] + ((" (%s)" % row["host"]) if row["host"] else "")
-        add("| %s | %s | %s | %s | %s | %s |\n" % (row["seq"], row["time"], row["offset"], md(row["stage"]),
-                                                   md(row["event"]), md(owner)))
-    add("\n## Root-cause analysis\n\n")
-    rca = model["rca"]
-    for title, key, name in (("Direct cause", "direct_cause", "rca-direct-cause"),
-                             ("Root cause", "root_cause", "rca-root-cause"),
-                             ("Contributing factors", "contributing_factors", "rca-contributing-factors")):
-        add("### %s\n\nKnown from the record:\n\n%s\n" % (title, _md_list(rca[key])))
-        add(_md_human(name, blocks))
-        add("\n")
-    add("### Timeline picture\n\n")
-    add(_mermaid(model))
-    add("\nStages:\n\n| Stage | Start | End | Duration | Failed tasks |\n|---|---|---|---|---|\n")
-    for stage_bar in model["stages"]:
-        add("| %s | %s | %s | %s | %s |\n" % (md(stage_bar["name"]), fmt_time(stage_bar["start"]), fmt_time(stage_bar["end"]),
-                                              fmt_duration(stage_bar["duration_s"]), stage_bar["failed_tasks"]))
-    if not model["stages"]:
-        add("| _no stages recorded_ | | | | |\n")
-    if model["watch"]:
-        add("\nWatch samples:\n\n| Time (UTC) | Latency (ms) | Error rate |\n|---|---|---|\n")
-        for sample in model["watch"]:
-            add("| %s | %s | %s |\n" % (fmt_time(sample["ts"]), _scalar(sample["latency_ms"]) if sample["latency_ms"] is not None else "-",
-                                        _scalar(sample["error_rate"]) if sample["error_rate"] is not None else "-"))
-    add("\n### Why was it not detected earlier?\n\nKnown from the record:\n\n%s\n" % _md_list(rca["why_not_detected"]))
-    add(_md_human("rca-why-not-detected", blocks))
-    add("\n## Lessons\n\n### What went well\n\n%s\n" % _md_list(model["lessons"]["went_well"], "Nothing derived."))
-    add(_md_human("lessons-went-well", blocks))
-    add("\n### What to improve\n\n%s\n" % _md_list(model["lessons"]["to_improve"], "Nothing derived."))
-    add(_md_human("lessons-to-improve", blocks))
-    add("\n## Action items\n\n| Item | Description | Priority | Owner | Deadline |\n|---|---|---|---|---|\n")
-    for item in model["action_items"]:
-        add("| %s | %s | %s | %s | %s |\n" % tuple(md(item.get(k) or "-") for k in
-                                                   ("item", "description", "priority", "owner", "deadline")))
-    add("\n")
-    add(_md_human("action-items-extra", blocks))
-    add("\n## Checklists\n")
-    for name, title in (("p0_response", "P0 response checklist"), ("recovery", "Recovery checklist")):
-        add("\n### %s\n\n| Done | Mark | Item | Due | Ticked at | On time | Value | Owner |\n"
-            "|---|---|---|---|---|---|---|---|\n" % title)
-        for item in model["checklists"].get(name) or []:
-            add("| %s | %s | %s | %s | %s | %s | %s | %s |\n" % (
-                "[x]" if item.get("done") else "[ ]", md(item.get("mark")), md(item.get("text")),
-                fmt_time(item.get("due")) if item.get("due") else "-",
-                fmt_time(item.get("ts")) if item.get("ts") else "-",
-                {True: "yes", False: "LATE", None: "-"}[item.get("on_time")],
-                md(_scalar(item["value"])) if item.get("value") is not None else "-", md(item.get("owner") or "-")))
-    add("\n## Postmortem meeting\n\n")
-    add("- **Due**: %s\n" % md(("%s (%s)" % (fmt_time(s["due"]), s["due_rule"])) if s["due"] else s["due_rule"]))
-    add("- **Attendees**: incident commander (%s), the main participants (%s), leads of the teams concerned\n"
-        % (md(s["commander"] or "to be named"), md(", ".join(model["participants"]) or "-")))
-    add("- **Duration**: 30-60 min\n\n**Agenda**:\n\n")
-    for index, entry in enumerate(model["agenda"], start=1):
-        add("%d. %s (%d min)\n" % (index, entry["item"], entry["minutes"]))
-    add("\n**Outputs**: the incident report (this document), the list of improvements, owners and deadlines.\n\n")
-    add(_md_human("meeting-notes", blocks))
-    orphans = _orphans(blocks)
-    if orphans:
-        add("\n## Kept human notes\n\nSections a human wrote that this version of the report no longer has:\n\n")
-        for name in orphans:
-            add(_human(name, blocks, ""))
-    return "".join(out)
-
-
-# ---------------------------------------------------------------------------------------------
-# HTML
-# ---------------------------------------------------------------------------------------------
-
-CSS = """
-:root{--ink:#1f2933;--muted:#52606d;--line:#cbd2d9;--bg:#f5f7fa;--ok:#2f8f46;--bad:#c62828;--warn:#e08a00;--stage_bar:#3e6fb0}
-*{box-sizing:border-box}
-body{font-family:-apple-system,"Segoe UI",Roboto,"Liberation Sans",Arial,sans-serif;color:var(--ink);margin:0 auto;
- max-width:1160px;padding:24px;line-height:1.45;font-size:14px;background:#fff}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;border-bottom:2px solid var(--line);padding-bottom:4px;margin-top:32px}
-h3{font-size:15px;margin:18px 0 6px}
-.sub{color:var(--muted);margin:0 0 16px}
-table{border-collapse:collapse;width:100%;margin:8px 0 12px}
-th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}
-th{background:var(--bg)}
-table.kv th{width:190px}
-.met{color:var(--ok);font-weight:600}.missed{color:var(--bad);font-weight:600}.open{color:var(--warn);font-weight:600}
-.todo{color:var(--muted);font-style:italic}
-.human{border-left:4px solid var(--warn);padding:2px 12px;background:#fffaf0;margin:6px 0}
-figure{margin:8px 0 16px}figcaption{color:var(--muted);font-size:12px}
-svg text{font-family:inherit;font-size:11px;fill:var(--ink)}
-svg .axis{stroke:#9aa5b1;stroke-width:1}svg .grid{stroke:#e4e7eb;stroke-width:1}
-svg .stage_bar{fill:var(--stage_bar)}svg .stage_bar.failed{fill:var(--bad)}svg .stage_bar.open{fill:var(--warn)}
-svg .incident{fill:#9fb3c8}svg .incident.recovered{fill:var(--ok)}
-svg .deadline{stroke:var(--bad);stroke-width:2;stroke-dasharray:6 4}
-svg line.deadline-respond{stroke:var(--warn)}
-svg .recovered-line{stroke:var(--ok);stroke-width:2}
-svg .series{fill:none;stroke:var(--stage_bar);stroke-width:2}svg .series.err{stroke:var(--bad)}
-svg .pt{fill:var(--stage_bar)}svg .pt.err{fill:var(--bad)}
-svg .threshold{stroke:var(--warn);stroke-width:1;stroke-dasharray:4 3}
-.charts{display:flex;gap:16px;flex-wrap:wrap}
-.charts figure{flex:1 1 520px}
-ol.agenda li{margin:2px 0}
-footer{color:var(--muted);font-size:12px;margin-top:32px;border-top:1px solid var(--line);padding-top:8px}
-@media print{
- body{max-width:none;padding:0;font-size:11px}
- h2{break-after:avoid;page-break-after:avoid}
- table,figure,svg{break-inside:avoid;page-break-inside:avoid}
- .human{background:none}
- a{color:inherit;text-decoration:none}
- @page{margin:14mm}
-}
-"""
+    return {
+        "title": _mermaid_name("%s %s %s" % (s["severity"], s["service"], s["id"])),
+        "stages": [{"name": _mermaid_name(b["name"]), "state": _stage_state(b), "start": day_time(b["start"]),
+                    "secs": max(1, int(round(b["duration_s"] or 0)))} for b in model["stages"]],
+        "incident": {"state": "open" if s["ongoing"] else "done", "start": day_time(s["started_at"]),
+                     "secs": max(1, int(round(s["duration_s"] or 0)))},
+        "deadlines": [{"kind": kind, "at": day_time(s["deadlines"][kind])}
+                      for kind in ("respond", "resolve") if s["deadlines"].get(kind)],
+    }
 
 
 def _x(ts, t0, span, left, width):
@@ -798,234 +692,131 @@ def _x(ts, t0, span, left, width):
     return left + width * max(0.0, min(1.0, offset / span)) if span > 0 else left
 
 
-def _axis(parts, t0, span, left, width, top, bottom):
-    for index in range(6):
-        x = left + width * index / 5
-        when = parse_ts(t0) + datetime.timedelta(seconds=span * index / 5)
-        parts.append('<line class="grid" x1="%.1f" y1="%d" x2="%.1f" y2="%d"/>' % (x, top, x, bottom))
-        parts.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>' % (x, bottom + 14, when.strftime("%H:%M:%S")))
-        parts.append('<text x="%.1f" y="%d" text-anchor="middle" fill="#52606d">%s</text>'
-                     % (x, bottom + 27, fmt_offset(span * index / 5)))
-    parts.append('<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>' % (left, bottom, left + width, bottom))
-
-
-def _timeline_svg(model, t0, t1, with_ids, title, svg_id):
+def _timeline_picture(model, t0, t1, with_ids, title, svg_id):
+    """Geometry of a timeline SVG (viewBox 1100 wide): time axis, incident and stage bars, the
+    recovery and the SLA deadlines (a line where inside the view, else a note under it)."""
     s = model["summary"]
-    stages = model["stages"]
-    left, width, row_h = 170, 900, 26
-    top = 50
-    rows = len(stages) + 1
-    bottom = top + rows * row_h + 8
+    left, width, row_h, top = 170, 900, 26, 50
+    bottom = top + (len(model["stages"]) + 1) * row_h + 8
     span = max(_secs(t1, t0) or 0, 1.0)
+
+    def x_of(ts):
+        return _x(ts, t0, span, left, width)
+
     beyond = [k for k, d in s["deadlines"].items() if d and not 0 <= (_secs(d, t0) or 0) <= span]
-    height = bottom + 40 + 13 * len(beyond)
-    parts = ['<svg id="%s" class="timeline" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1100 %d" width="100%%" '
-             'role="img" aria-label="%s">' % (svg_id, height, esc(title)),
-             '<text x="0" y="16" font-weight="600">%s</text>' % esc(title)]
-    _axis(parts, t0, span, left, width, top, bottom)
     y = top + 4
-    inc_end = model["end"]
-    x1, x2 = _x(s["started_at"], t0, span, left, width), _x(inc_end, t0, span, left, width)
-    parts.append('<text x="%d" y="%d" text-anchor="end">incident</text>' % (left - 8, y + 15))
-    parts.append('<rect class="incident%s" x="%.1f" y="%d" width="%.1f" height="18" rx="2"><title>%s</title></rect>' % (
-        "" if s["ongoing"] else " recovered", x1, y, max(x2 - x1, 3), esc("incident %s: %s" % (
-            "ongoing" if s["ongoing"] else "recovered", fmt_duration(s["duration_s"])))))
-    for stage_bar in stages:
+    x1, x2 = x_of(s["started_at"]), x_of(model["end"])
+    picture = {
+        "id": svg_id, "title": title, "with_ids": with_ids, "height": bottom + 40 + 13 * len(beyond),
+        "left": left, "right": left + width, "top": top, "bottom": bottom,
+        "ticks": [{"x": left + width * index / 5, "offset": fmt_offset(span * index / 5),
+                   "clock": (parse_ts(t0) + datetime.timedelta(seconds=span * index / 5)).strftime("%H:%M:%S")}
+                  for index in range(6)],
+        "incident": {"y": y, "x": x1, "width": max(x2 - x1, 3), "recovered": not s["ongoing"],
+                     "title": "incident %s: %s" % ("ongoing" if s["ongoing"] else "recovered", fmt_duration(s["duration_s"]))},
+        "stages": [], "deadlines": [],
+        "recovered_x": None if s["ongoing"] else x_of(s["recovered_at"]),
+    }
+    for stage_bar in model["stages"]:
         y += row_h
-        bx1, bx2 = _x(stage_bar["start"], t0, span, left, width), _x(stage_bar["end"], t0, span, left, width)
-        cls = "stage_bar failed" if stage_bar["failed_tasks"] else ("stage_bar" if stage_bar["complete"] else "stage_bar open")
-        parts.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left - 8, y + 15, esc(stage_bar["name"])))
-        parts.append('<rect class="%s" data-stage="%s" x="%.1f" y="%d" width="%.1f" height="18" rx="2"><title>%s</title></rect>'
-                     % (cls, esc(stage_bar["name"]), bx1, y, max(bx2 - bx1, 3), esc("%s: %s to %s (%s)" % (
-                         stage_bar["name"], fmt_time(stage_bar["start"]), fmt_time(stage_bar["end"]), fmt_duration(stage_bar["duration_s"])))))
-        if bx2 - bx1 > 60:
-            parts.append('<text x="%.1f" y="%d" fill="#fff" style="fill:#fff">%s</text>' % (
-                bx1 + 4, y + 13, esc(fmt_duration(stage_bar["duration_s"]))))
-        else:
-            parts.append('<text x="%.1f" y="%d">%s</text>' % (max(bx2, bx1 + 3) + 4, y + 13, esc(fmt_duration(stage_bar["duration_s"]))))
-    if not s["ongoing"]:
-        rx = _x(s["recovered_at"], t0, span, left, width)
-        parts.append('<line class="recovered-line" x1="%.1f" y1="%d" x2="%.1f" y2="%d"/>' % (rx, top - 4, rx, bottom))
+        bx1, bx2 = x_of(stage_bar["start"]), x_of(stage_bar["end"])
+        picture["stages"].append({
+            "name": stage_bar["name"], "state": _stage_state(stage_bar), "y": y, "x": bx1, "width": max(bx2 - bx1, 3),
+            "duration": fmt_duration(stage_bar["duration_s"]), "label_inside": bx2 - bx1 > 60,
+            "label_x": bx1 + 4 if bx2 - bx1 > 60 else max(bx2, bx1 + 3) + 4,
+            "title": "%s: %s to %s (%s)" % (stage_bar["name"], fmt_time(stage_bar["start"]), fmt_time(stage_bar["end"]),
+                                            fmt_duration(stage_bar["duration_s"]))})
     for index, kind in enumerate(("respond", "resolve")):
         deadline = s["deadlines"].get(kind)
         if not deadline:
             continue
-        offset = _secs(deadline, t0)
-        text = "%s deadline %s (%s)" % (kind, fmt_time(deadline)[11:], fmt_sla(s["sla"].get(kind)))
-        if 0 <= offset <= span:
-            x = _x(deadline, t0, span, left, width)
-            label_y = 30 + 12 * index
-            parts.append('<line %sclass="deadline deadline-%s" data-deadline="%s" x1="%.1f" y1="%d" x2="%.1f" y2="%d">'
-                         '<title>%s</title></line>' % ('id="deadline-%s" ' % kind if with_ids else "", kind, esc(deadline),
-                                                       x, label_y + 3, x, bottom, esc(text)))
+        line = {"kind": kind, "at": deadline,
+                "text": "%s deadline %s (%s)" % (kind, fmt_time(deadline)[11:], fmt_sla(s["sla"].get(kind)))}
+        if 0 <= _secs(deadline, t0) <= span:
+            x = x_of(deadline)
             right = x > left + width / 2
-            parts.append('<text x="%.1f" y="%d" text-anchor="%s" fill="#c62828">%s</text>' % (
-                x - 4 if right else x + 4, label_y, "end" if right else "start", esc(text)))
+            line.update(x=x, label_y=30 + 12 * index, anchor="end" if right else "start", label_x=x - 4 if right else x + 4)
         else:
-            parts.append('<text class="deadline-note deadline-%s" x="%d" y="%d" text-anchor="end" fill="#c62828">%s: %s '
-                         '&#8594;</text>' % (kind, left + width, bottom + 44 + 13 * beyond.index(kind), esc(text), "beyond this view"))
-    parts.append("</svg>")
-    return "\n".join(parts)
+            line.update(x=None, note_y=bottom + 44 + 13 * beyond.index(kind))
+        picture["deadlines"].append(line)
+    return picture
 
 
-def _chart_svg(samples, key, title, unit, svg_id, threshold=None):
+def _watch_chart(samples, key, title, unit, svg_id, threshold=None):
+    """Geometry of a watch chart (viewBox 520 x 170): axes, three value ticks, the threshold, the samples."""
     points = [(s["ts"], s[key]) for s in samples if s[key] is not None]
     left, width, top, height = 60, 440, 26, 110
-    parts = ['<svg id="%s" class="watch-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 520 170" width="100%%" '
-             'role="img" aria-label="%s">' % (svg_id, esc(title)),
-             '<text x="0" y="14" font-weight="600">%s</text>' % esc(title)]
+    chart = {"id": svg_id, "title": title, "unit": unit, "err": key == "error_rate", "left": left, "right": left + width,
+             "top": top, "bottom": top + height, "points": []}
     if not points:
-        parts.append('<text x="%d" y="80">no samples recorded</text>' % left)
-        parts.append("</svg>")
-        return "\n".join(parts)
+        return chart
     t0, t1 = points[0][0], points[-1][0]
     span = max(_secs(t1, t0) or 0, 1.0)
-    low = 0.0
-    high = max(v for _t, v in points)
+    low, high = 0.0, max(v for _t, v in points)
     if threshold is not None and high >= threshold / 2:
         high = max(high, threshold)
     high = high * 1.15 if high > 0 else 1.0
-    bottom = top + height
 
     def ypos(value):
-        return bottom - height * (value - low) / (high - low)
+        return top + height - height * (value - low) / (high - low)
 
-    parts.append('<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>' % (left, top, left, bottom))
-    parts.append('<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>' % (left, bottom, left + width, bottom))
-    for frac in (0, 0.5, 1):
-        value = low + (high - low) * frac
-        parts.append('<text x="%d" y="%.1f" text-anchor="end">%s</text>' % (left - 4, ypos(value) + 4, esc("%.3g" % value)))
-        parts.append('<line class="grid" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>' % (left + 1, ypos(value), left + width, ypos(value)))
-    if threshold is not None and threshold <= high:
-        parts.append('<line class="threshold" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>' % (left, ypos(threshold), left + width,
-                                                                                        ypos(threshold)))
-        parts.append('<text x="%d" y="%.1f" text-anchor="end" fill="#e08a00">%s %s</text>' % (
-            left + width, ypos(threshold) - 3, esc(_scalar(threshold)), esc(unit)))
-    coords = []
-    for ts, value in points:
-        x = left + width * (_secs(ts, t0) or 0) / span if len(points) > 1 else left + width / 2
-        coords.append((x, ypos(value), ts, value))
-    err = " err" if key == "error_rate" else ""
-    parts.append('<polyline class="series%s" points="%s"/>' % (err, " ".join("%.1f,%.1f" % (x, y) for x, y, _t, _v in coords)))
-    for x, y, ts, value in coords:
-        parts.append('<circle class="pt%s" cx="%.1f" cy="%.1f" r="3"><title>%s: %s %s</title></circle>' % (
-            err, x, y, esc(fmt_time(ts)), esc(_scalar(value)), esc(unit)))
-    parts.append('<text x="%d" y="%d">%s</text>' % (left, bottom + 16, esc(fmt_time(t0)[11:])))
-    parts.append('<text x="%d" y="%d" text-anchor="end">%s</text>' % (left + width, bottom + 16, esc(fmt_time(t1)[11:])))
-    parts.append('<text x="%d" y="%d" text-anchor="middle" fill="#52606d">%d samples, %s</text>' % (
-        left + width / 2, bottom + 32, len(points), esc(unit)))
-    parts.append("</svg>")
-    return "\n".join(parts)
+    chart.update(
+        ticks=[{"y": ypos(low + (high - low) * frac), "label": "%.3g" % (low + (high - low) * frac)} for frac in (0, 0.5, 1)],
+        threshold={"y": ypos(threshold), "label": "%s %s" % (_scalar(threshold), unit)}
+        if threshold is not None and threshold <= high else None,
+        points=[{"x": left + width * (_secs(ts, t0) or 0) / span if len(points) > 1 else left + width / 2, "y": ypos(value),
+                 "title": "%s: %s %s" % (fmt_time(ts), _scalar(value), unit)} for ts, value in points],
+        first=fmt_time(t0)[11:], last=fmt_time(t1)[11:])
+    return chart
 
 
-def _html_list(facts, none="Nothing known to the automation."):
-    if not facts:
-        return '<ul><li class="todo">%s</li></ul>\n' % esc(none)
-    return "<ul>\n%s</ul>\n" % "".join("<li>%s</li>\n" % esc(f) for f in facts)
-
-
-def _status_html(text, status):
-    return '<span class="%s">%s</span>' % (esc(status or "open"), esc(text))
-
-
-def render_html(model, existing=""):
-    """The report as one self-contained HTML page; human sections of ``existing`` are kept."""
-    blocks = extract_human_blocks(existing)
-    s = model["summary"]
+def _checklists(model):
     out = []
-    add = out.append
-    title = "Postmortem: %s %s incident %s" % (s["severity"], s["service"], s["id"])
-    add('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>%s</title>\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n<style>%s</style>\n</head>\n<body>\n'
-        % (esc(title), CSS))
-    add("<!-- Generated by sre.incident.postmortem from %s. Regenerating replaces everything outside the "
-        "sre.incident:human sections; write only inside them. -->\n" % esc(model["events_file"]))
-    add("<h1>%s</h1>\n" % esc(title))
-    add('<p class="sub">Postmortem due: <strong>%s</strong></p>\n' % esc(
-        ("%s (%s)" % (fmt_time(s["due"]), s["due_rule"])) if s["due"] else s["due_rule"]))
-    add('<h2 id="summary">Summary</h2>\n<table class="kv">\n')
-    for key, value in _summary_rows(model):
-        cell = esc(value)
-        if key in ("Respond SLA", "Resolve SLA"):
-            cell = _status_html(value, s["sla_status"].get("respond" if key.startswith("Respond") else "resolve"))
-        add("<tr><th>%s</th><td>%s</td></tr>\n" % (esc(key), cell))
-    add("</table>\n")
-    add('<div class="human">\n%s</div>\n' % _html_human("summary-notes", blocks))
-    add('<h2 id="timeline">Timeline</h2>\n')
-    add('<figure id="timeline-picture">\n')
-    t_end = max([model["end"], model["last_ts"]] + [d for d in s["deadlines"].values() if d], key=parse_ts)
-    add(_timeline_svg(model, model["t0"], t_end, True, "Against the SLA: stages, respond and resolve deadlines",
-                      "timeline-sla"))
-    add("\n")
-    add(_timeline_svg(model, model["t0"], max(model["end"], model["last_ts"], key=parse_ts), False,
-                      "Stages in detail", "timeline-detail"))
-    add('\n<figcaption>Bars: the incident (start to recovery) and each stage of the automation; dashed lines: the '
-        'respond and resolve deadlines; green line: recovery.</figcaption>\n</figure>\n')
-    add('<div class="charts">\n<figure>%s</figure>\n<figure>%s</figure>\n</div>\n' % (
-        _chart_svg(model["watch"], "latency_ms", "Watch: latency", "ms", "watch-latency", threshold=500),
-        _chart_svg(model["watch"], "error_rate", "Watch: error rate", "ratio", "watch-error-rate")))
-    add('<table class="events">\n<tr><th>#</th><th>Time (UTC)</th><th>T+</th><th>Stage</th><th>Event</th><th>Owner</th></tr>\n')
-    for row in model["timeline"]:
-        owner = row["owner"] + ((" (%s)" % row["host"]) if row["host"] else "")
-        add('<tr data-seq="%s"><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n' % (
-            esc(row["seq"]), esc(row["seq"]), esc(row["time"]), esc(row["offset"]), esc(row["stage"]),
-            esc(row["event"]), esc(owner)))
-    add("</table>\n")
-    add('<h2 id="rca">Root-cause analysis</h2>\n')
-    rca = model["rca"]
-    for heading, key, name in (("Direct cause", "direct_cause", "rca-direct-cause"),
-                               ("Root cause", "root_cause", "rca-root-cause"),
-                               ("Contributing factors", "contributing_factors", "rca-contributing-factors")):
-        add("<h3>%s</h3>\n<p>Known from the record:</p>\n%s" % (heading, _html_list(rca[key])))
-        add('<div class="human">\n%s</div>\n' % _html_human(name, blocks))
-    add('<h3>Timeline picture</h3>\n<p>See the <a href="#timeline-picture">timeline picture</a> above.</p>\n')
-    add("<h3>Why was it not detected earlier?</h3>\n<p>Known from the record:</p>\n%s" % _html_list(rca["why_not_detected"]))
-    add('<div class="human">\n%s</div>\n' % _html_human("rca-why-not-detected", blocks))
-    add('<h2 id="lessons">Lessons</h2>\n<h3>What went well</h3>\n%s' % _html_list(model["lessons"]["went_well"], "Nothing derived."))
-    add('<div class="human">\n%s</div>\n' % _html_human("lessons-went-well", blocks))
-    add("<h3>What to improve</h3>\n%s" % _html_list(model["lessons"]["to_improve"], "Nothing derived."))
-    add('<div class="human">\n%s</div>\n' % _html_human("lessons-to-improve", blocks))
-    add('<h2 id="action-items">Action items</h2>\n<table class="actions">\n<tr><th>Item</th><th>Description</th>'
-        '<th>Priority</th><th>Owner</th><th>Deadline</th></tr>\n')
-    for item in model["action_items"]:
-        add("<tr>%s</tr>\n" % "".join("<td>%s</td>" % esc(item.get(k) or "-") for k in
-                                      ("item", "description", "priority", "owner", "deadline")))
-    add("</table>\n")
-    add('<div class="human">\n%s</div>\n' % _html_human("action-items-extra", blocks))
-    add('<h2 id="checklists">Checklists</h2>\n')
-    for name, heading in (("p0_response", "P0 response checklist"), ("recovery", "Recovery checklist")):
-        add('<h3>%s</h3>\n<table class="checklist" data-checklist="%s">\n<tr><th>Done</th><th>Mark</th><th>Item</th>'
-            '<th>Due</th><th>Ticked at</th><th>On time</th><th>Value</th><th>Owner</th></tr>\n' % (heading, name))
-        for item in model["checklists"].get(name) or []:
-            on_time = item.get("on_time")
-            add('<tr data-key="%s"><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n' % (
-                esc(item.get("key")), "&#9745;" if item.get("done") else "&#9744;", esc(item.get("mark")),
-                esc(item.get("text")), esc(fmt_time(item.get("due")) if item.get("due") else "-"),
-                esc(fmt_time(item.get("ts")) if item.get("ts") else "-"),
-                {True: '<span class="met">yes</span>', False: '<span class="missed">LATE</span>', None: "-"}[on_time],
-                esc(_scalar(item["value"]) if item.get("value") is not None else "-"), esc(item.get("owner") or "-")))
-        add("</table>\n")
-    add('<h2 id="meeting">Postmortem meeting</h2>\n<ul>\n')
-    add("<li><strong>Due</strong>: %s</li>\n" % esc(("%s (%s)" % (fmt_time(s["due"]), s["due_rule"])) if s["due"] else s["due_rule"]))
-    add("<li><strong>Attendees</strong>: incident commander (%s), the main participants (%s), leads of the teams "
-        "concerned</li>\n" % (esc(s["commander"] or "to be named"), esc(", ".join(model["participants"]) or "-")))
-    add("<li><strong>Duration</strong>: 30-60 min</li>\n</ul>\n<ol class=\"agenda\">\n")
-    for entry in model["agenda"]:
-        add("<li>%s (%d min)</li>\n" % (esc(entry["item"]), entry["minutes"]))
-    add("</ol>\n<p><strong>Outputs</strong>: the incident report (this document), the list of improvements, owners "
-        "and deadlines.</p>\n")
-    add('<div class="human">\n%s</div>\n' % _html_human("meeting-notes", blocks))
-    orphans = _orphans(blocks)
-    if orphans:
-        add('<h2>Kept human notes</h2>\n<p>Sections a human wrote that this version of the report no longer has:</p>\n')
-        for name in orphans:
-            add('<div class="human">\n%s</div>\n' % _human(name, blocks, ""))
-    add("<footer>Generated by sre.incident.postmortem from %s: %d events, the last #%s at %s.</footer>\n</body>\n</html>\n"
-        % (esc(model["events_file"]), s["event_count"], esc(s["last_seq"]), esc(fmt_time(model["last_ts"]))))
-    return "".join(out)
+    for name, title in (("p0_response", "P0 response checklist"), ("recovery", "Recovery checklist")):
+        out.append({"name": name, "title": title, "rows": [{
+            "key": item.get("key"), "done": bool(item.get("done")), "mark": item.get("mark"), "text": item.get("text"),
+            "due": fmt_time(item.get("due")) if item.get("due") else "-",
+            "ticked": fmt_time(item.get("ts")) if item.get("ts") else "-", "on_time": item.get("on_time"),
+            "value": _scalar(item["value"]) if item.get("value") is not None else "-", "owner": item.get("owner") or "-",
+        } for item in model["checklists"].get(name) or []]})
+    return out
 
 
-RENDERERS = {"md": render_markdown, "html": render_html}
+def report_view(model, existing=""):
+    """Everything the templates show: the model's facts as display text, the SVG geometry, and
+    the human sections of ``existing`` (the current file) to carry over."""
+    s = model["summary"]
+    blocks = _kept_blocks(existing)
+    end = max(model["end"], model["last_ts"], key=parse_ts)
+    sla_end = max([model["end"], model["last_ts"]] + [d for d in s["deadlines"].values() if d], key=parse_ts)
+    return {
+        "s": s, "title": "Postmortem: %s %s incident %s" % (s["severity"], s["service"], s["id"]),
+        "events_file": model["events_file"], "due_text": _due_text(s), "last_time": fmt_time(model["last_ts"]),
+        "summary_rows": _summary_rows(model),
+        "timeline": [dict(row, who=row["owner"] + ((" (%s)" % row["host"]) if row["host"] else ""))
+                     for row in model["timeline"]],
+        "rca": model["rca"], "lessons": model["lessons"], "gantt": _gantt(model),
+        "stages": [{"name": b["name"], "start": fmt_time(b["start"]), "end": fmt_time(b["end"]),
+                    "duration": fmt_duration(b["duration_s"]), "failed_tasks": b["failed_tasks"]} for b in model["stages"]],
+        "watch": [{"time": fmt_time(w["ts"]),
+                   "latency_ms": _scalar(w["latency_ms"]) if w["latency_ms"] is not None else "-",
+                   "error_rate": _scalar(w["error_rate"]) if w["error_rate"] is not None else "-"} for w in model["watch"]],
+        "pictures": [_timeline_picture(model, model["t0"], sla_end, True,
+                                       "Against the SLA: stages, respond and resolve deadlines", "timeline-sla"),
+                     _timeline_picture(model, model["t0"], end, False, "Stages in detail", "timeline-detail")],
+        "charts": [_watch_chart(model["watch"], "latency_ms", "Watch: latency", "ms", "watch-latency", threshold=500),
+                   _watch_chart(model["watch"], "error_rate", "Watch: error rate", "ratio", "watch-error-rate")],
+        "action_items": [{k: item.get(k) or "-" for k in ("item", "description", "priority", "owner", "deadline")}
+                         for item in model["action_items"]],
+        "checklists": _checklists(model),
+        "commander": s["commander"] or "to be named", "participants": ", ".join(model["participants"]) or "-",
+        "agenda": model["agenda"],
+        "human_blocks": blocks, "prompts": HUMAN_PROMPTS, "orphans": [name for name in blocks if name not in HUMAN_PROMPTS],
+    }
+
+
+#: The template of each format, under plugins/plugin_utils/templates.
+TEMPLATES = {"md": "postmortem.md.j2", "html": "postmortem.html.j2"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1091,8 +882,12 @@ def _write_atomic(path, content):
         raise
 
 
-def run(params, check_mode=False, now=None):
-    """Render the requested formats and write those whose content changed. Returns the module result."""
+def run(params, render, check_mode=False, now=None):
+    """Render the requested formats and write those whose content changed. Returns the module result.
+
+    ``render(template_name, view)`` returns the text of a template (the action plugin passes the
+    collection's Jinja2 renderer, ``plugin_utils._render.render``).
+    """
     formats = list(params.get("formats") or FORMATS)
     bad = [f for f in formats if f not in FORMATS]
     if bad:
@@ -1109,7 +904,7 @@ def run(params, check_mode=False, now=None):
         path = os.path.join(record_dir, FILE_NAMES[fmt])
         paths[fmt] = path
         before = _read(path)
-        after = RENDERERS[fmt](model, before or "")
+        after = render(TEMPLATES[fmt], report_view(model, before or ""))
         if after == before:
             continue
         written.append(path)

@@ -18,7 +18,7 @@ Event schema (keys in this order; ``host`` only when given)::
      "host": "web1",                         # optional: the managed host concerned
      "data": {...}}                          # free mapping; keys with a meaning:
                                              #   opened: the incident (see build_opened)
-                                             #   tick: key, checklist, value
+                                             #   tick: key, checklist, value, done_at
                                              #   closed: outcome, responded_at
                                              #   reclassified: severity, previous
                                              #   rung: a recovery-ladder rung tried
@@ -96,6 +96,8 @@ RECOVERY_CHECKLIST = (
      "text": "GET /api/recommendations/<user> returns recommendations"},
     {"key": "several_users_ok", "mark": "verify", "offset": None, "text": "Several users get recommendations"},
     {"key": "latency_under_500ms", "mark": "verify", "offset": None, "text": "Response time under 500 ms"},
+    {"key": "users_answered_via_edge", "mark": "verify", "offset": None,
+     "text": "Users are answered through the edge (what they reach), not only at the service's port"},
     {"key": "no_new_errors", "mark": "verify", "offset": None, "text": "No new ERROR log lines"},
     {"key": "resources_normal", "mark": "verify", "offset": None, "text": "CPU under 50%, memory under 60%"},
     {"key": "watch_every_minute", "mark": "watch", "offset": None, "text": "One API endpoint tested every minute"},
@@ -112,6 +114,18 @@ CHECKLIST_ITEMS = dict(
 
 #: The checklist item whose first tick is the incident's response time.
 RESPONSE_ITEM = "response_started"
+#: The checklist item whose first tick says users are answered again (verified through the edge).
+VERIFIED_ITEM = "recovery_verified"
+#: Closing with one of these outcomes means users were served again (the mitigation time).
+MITIGATING_OUTCOMES = ("resolved", "mitigated", "degraded")
+
+#: An alert's start may lie this many seconds ahead of the controller's clock (clock skew between
+#: the monitoring host and the controller); the incident then counts from its detection. Further
+#: ahead, the time is refused: an incident cannot start in the future.
+FUTURE_TOLERANCE_S = 60
+
+#: Where ``started_at`` came from (``clock.started_from`` of the opened event).
+CLOCK_SOURCES = ("alert", "given", "detection")
 
 
 class RecordError(Exception):
@@ -335,9 +349,86 @@ def create_record(events_path, opened_event):
 # The incident: opening event and replay
 # ---------------------------------------------------------------------------------------------
 
+def alert_start(value, name="alert_started_at", now=None, tolerance=FUTURE_TOLERANCE_S):
+    """An alert's start time as an aware UTC datetime, or ``RecordError`` naming ``name``.
+
+    Refused: a value that is not an ISO 8601 timestamp, and a time more than ``tolerance``
+    seconds after ``now`` (an incident cannot start in the future; a few seconds ahead is the
+    clock skew between the monitoring host and the controller, see :data:`FUTURE_TOLERANCE_S`).
+    """
+    start = _ts(value, name)
+    now = parse_ts(now or utc_now(), "now")
+    ahead = (start - now).total_seconds()
+    if ahead > tolerance:
+        raise RecordError("%s %r is in the future (%s s after now, %s): an incident cannot start later than it is "
+                          "handled; check the clock of the alert's source" % (
+                              name, value, int(round(ahead)), format_ts(now)))
+    return start
+
+
+def _alert_info(alert):
+    """The alert fields kept in the record (``clock.alert``): name, fingerprint, source, starts_at."""
+    if alert is None:
+        return None
+    if not isinstance(alert, dict):
+        raise RecordError("alert must be a mapping (name, fingerprint, source, starts_at), got %r" % (alert,))
+    unknown = sorted(str(k) for k in alert if k not in ("name", "fingerprint", "source", "starts_at", "labels"))
+    if unknown:
+        raise RecordError("alert has unknown key(s) %s: expected name, fingerprint, source, starts_at, labels"
+                          % ", ".join(unknown))
+    info = {k: (None if alert.get(k) in (None, "") else str(alert.get(k)))
+            for k in ("name", "fingerprint", "source", "starts_at")}
+    labels = alert.get("labels")
+    if labels is not None and not isinstance(labels, dict):
+        raise RecordError("alert.labels must be a mapping, got %r" % (labels,))
+    info["labels"] = {str(k): str(v) for k, v in (labels or {}).items()}
+    return info
+
+
+def alert_clock(alert_started_at=None, alert=None, now=None):
+    """The start of a run's incident from what started the run (SPEC MON-1), validated.
+
+    ``alert_started_at``: a time given by hand or by AWX (``-e alert_started_at=...``);
+    ``alert``: an Alertmanager alert as EDA hands it on (``sre_alert``: ``labels``,
+    ``startsAt``, ``fingerprint``, ...), a mapping or its JSON text. The given time wins over
+    the alert's ``startsAt``. Returns ``{"started_at": ISO or None, "alert": the fields kept in
+    the record or None}``; a malformed or future time raises ``RecordError`` naming the variable
+    it came from.
+    """
+    info = None
+    if isinstance(alert, str) and alert.strip():
+        try:
+            alert = json.loads(alert)
+        except ValueError:
+            raise RecordError("sre_alert %r is not an alert (a mapping with startsAt and labels)" % (alert[:200],)) from None
+    if alert not in (None, "", {}):
+        if not isinstance(alert, dict):
+            raise RecordError("sre_alert %r is not an alert (a mapping with startsAt and labels)" % (alert,))
+        labels = alert.get("labels") if isinstance(alert.get("labels"), dict) else {}
+        info = {"name": labels.get("alertname"), "fingerprint": alert.get("fingerprint"),
+                "source": alert.get("source") or "alertmanager", "starts_at": alert.get("startsAt"), "labels": labels}
+        info = _alert_info(info)
+    if alert_started_at not in (None, ""):
+        started = alert_start(alert_started_at, "alert_started_at", now)
+    elif info and info.get("starts_at"):
+        started = alert_start(info["starts_at"], "sre_alert.startsAt", now)
+    else:
+        started = None
+    return {"started_at": format_ts(started) if started else None, "alert": info}
+
+
 def build_opened(incident_id, service, severity, started_at=None, detected_at=None, commander=None,
-                 war_room=None, oncall=None, impact=None, sla=None, owner=None, host=None, now=None):
-    """The ``opened`` event carrying the whole incident. Validates every input first."""
+                 war_room=None, oncall=None, impact=None, sla=None, owner=None, host=None, now=None, alert=None):
+    """The ``opened`` event carrying the whole incident. Validates every input first.
+
+    The incident's clock (SPEC MON-1): ``started_at`` is when the incident started (an alert's
+    start, or a time given by hand), ``detected_at`` when the automation first looked at it; the
+    SLA deadlines and the P0 checklist count from ``started_at``. Without ``started_at`` the
+    incident starts at its detection. A start in the future is refused (:func:`alert_start`); one
+    within the clock-skew tolerance, or later than the detection, counts from the detection and
+    ``clock.note`` says so. ``alert`` (name, fingerprint, source, starts_at, labels) is kept in
+    ``clock.alert`` and makes ``clock.started_from`` ``alert``.
+    """
     validate_id(incident_id)
     if not service or not isinstance(service, str):
         raise RecordError("service is required to open an incident, got %r" % (service,))
@@ -345,7 +436,20 @@ def build_opened(incident_id, service, severity, started_at=None, detected_at=No
     overrides = _overrides(sla)
     now = parse_ts(now or utc_now(), "now")
     detected = _ts(detected_at, "detected_at") if detected_at else now
-    started = _ts(started_at, "started_at") if started_at else detected
+    alert_info = _alert_info(alert)
+    if not started_at and alert_info and alert_info.get("starts_at"):
+        started_at = alert_info["starts_at"]
+    clock = {"started_from": "detection", "alert_started_at": None, "alert": alert_info, "note": None}
+    started = detected
+    if started_at:
+        given = alert_start(started_at, "started_at", now)
+        clock["started_from"] = "alert" if alert_info else "given"
+        clock["alert_started_at"] = format_ts(given)
+        started = given
+        if given > detected:
+            started = detected
+            clock["note"] = ("started_at %s is after the detection %s (clock skew): the incident counts from its "
+                             "detection" % (format_ts(given), format_ts(detected)))
     for name, value in (("oncall", oncall), ("impact", impact)):
         if value is not None and not isinstance(value, dict):
             raise RecordError("%s must be a mapping, got %r" % (name, value))
@@ -355,6 +459,7 @@ def build_opened(incident_id, service, severity, started_at=None, detected_at=No
         "severity": sev,
         "started_at": format_ts(started),
         "detected_at": format_ts(detected),
+        "clock": clock,
         "commander": commander,
         "war_room": war_room,
         "oncall": dict(oncall or {}),
@@ -393,11 +498,42 @@ def _earliest(values):
     return min(present, key=parse_ts) if present else None
 
 
+def _seconds(later, earlier):
+    if not later or not earlier:
+        return None
+    return round((parse_ts(later) - parse_ts(earlier)).total_seconds(), 3)
+
+
+def incident_times(state):
+    """The incident's durations in seconds from its start (SPEC MON-1), ``None`` where not reached.
+
+    * ``time_to_detect_s``: ``detected_at`` - ``started_at`` (how long the alarm waited for us);
+    * ``mtta_s`` (time to acknowledge): ``responded_at`` - ``started_at``; the response is
+      acknowledged when it starts (every channel told, the commander named: the first tick of
+      ``response_started``), the moment the respond SLA judges;
+    * ``mttm_s`` (time to mitigate): ``mitigated_at`` - ``started_at``; users are served again:
+      the first tick of ``recovery_verified``, the first degraded mode switched on, or the first
+      close as resolved, mitigated or degraded, whichever came first;
+    * ``mttr_s`` (time to resolve): ``resolved_at`` - ``started_at``, the moment the resolve SLA
+      judges.
+
+    For one incident each "mean" is that incident's own figure; the postmortem shows them.
+    """
+    started = state.get("started_at")
+    return {
+        "time_to_detect_s": _seconds(state.get("detected_at"), started),
+        "mtta_s": _seconds(state.get("responded_at"), started),
+        "mttm_s": _seconds(state.get("mitigated_at"), started),
+        "mttr_s": _seconds(state.get("resolved_at"), started),
+    }
+
+
 def replay(events, corrupt_lines=(), now=None):
     """Fold the events into the current state of the incident.
 
-    Keys: the incident (``id service severity started_at detected_at commander war_room oncall
-    impact sla deadlines``), ``opened_at status outcome closed_at responded_at resolved_at``,
+    Keys: the incident (``id service severity started_at detected_at clock commander war_room
+    oncall impact sla deadlines``), ``opened_at status outcome closed_at responded_at
+    mitigated_at resolved_at``, ``times`` (:func:`incident_times`: MTTA, MTTM, MTTR),
     ``sla_status`` (respond/resolve: met, missed, open, none), ``time_left`` (seconds, while
     open), ``checklists`` (per list, items with ``done ts value owner due``), ``ticked``
     (key -> ts), ``rungs`` and ``last_rung``, ``degraded_mode`` (active, or None) and
@@ -416,23 +552,27 @@ def replay(events, corrupt_lines=(), now=None):
         raise RecordError("the record has no 'opened' event", corrupt_lines=list(corrupt_lines))
     incident = dict(opened.get("data") or {})
     state = {key: incident.get(key) for key in (
-        "id", "service", "severity", "started_at", "detected_at", "commander", "war_room",
+        "id", "service", "severity", "started_at", "detected_at", "clock", "commander", "war_room",
         "oncall", "impact", "sla", "deadlines")}
     overrides = incident.get("sla_overrides") or {}
     state.update({
         "opened_at": opened.get("ts"), "status": "open", "outcome": None, "closed_at": None,
-        "responded_at": None, "resolved_at": None,
+        "responded_at": None, "mitigated_at": None, "resolved_at": None,
         "severity_history": [{"ts": opened.get("ts"), "severity": state["severity"]}],
         "rungs": [], "last_rung": None, "degraded_mode": None, "degraded_history": [],
     })
     ticked = {}
     first_close = None
     close_responded = []
+    mitigations = []
     for event in events:
         etype = event.get("type")
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
         if etype == "tick" and data.get("key") and data["key"] not in ticked:
-            ticked[data["key"]] = {"ts": event.get("ts"), "value": data.get("value"), "owner": event.get("owner")}
+            # done_at: when the item was done, if the tick was written later (a notification acknowledged
+            # in the background and collected at the end of the run)
+            ticked[data["key"]] = {"ts": data.get("done_at") or event.get("ts"), "value": data.get("value"),
+                                   "owner": event.get("owner")}
         elif etype == "closed":
             state["status"] = "closed"
             state["outcome"] = data.get("outcome")
@@ -443,6 +583,8 @@ def replay(events, corrupt_lines=(), now=None):
                 close_responded.append(data["responded_at"])
             if state["resolved_at"] is None and data.get("outcome") in RESOLVING_OUTCOMES:
                 state["resolved_at"] = event.get("ts")
+            if data.get("outcome") in MITIGATING_OUTCOMES:
+                mitigations.append(event.get("ts"))
         elif etype == "reclassified" and data.get("severity"):
             state["severity"] = data["severity"]
             state["severity_history"].append({"ts": event.get("ts"), "severity": data["severity"]})
@@ -458,9 +600,13 @@ def replay(events, corrupt_lines=(), now=None):
             mode = None if mode in (None, "", False, "none", "off") else mode
             state["degraded_mode"] = mode
             state["degraded_history"].append({"ts": event.get("ts"), "mode": mode, "host": event.get("host")})
+            if mode:
+                mitigations.append(event.get("ts"))
 
     response_tick = ticked.get(RESPONSE_ITEM, {}).get("ts")
     state["responded_at"] = _earliest([response_tick] + close_responded + [first_close])
+    state["mitigated_at"] = _earliest([ticked.get(VERIFIED_ITEM, {}).get("ts")] + mitigations)
+    state["times"] = incident_times(state)
     status = {
         "respond": deadline_status(state["deadlines"].get("respond"), state["responded_at"], now),
         "resolve": deadline_status(state["deadlines"].get("resolve"), state["resolved_at"], now),
@@ -527,9 +673,25 @@ def validate_items(items, values=None):
     return values
 
 
-def plan_ticks(state, items, values=None, stage=None, owner=None, host=None, now=None):
+def done_time(state, done_at, now):
+    """``done_at`` as the tick's time: within [the record's opening, now] (a host clock a little
+    ahead or behind the controller's cannot put a tick in the future or before the incident)."""
+    if not done_at:
+        return None
+    when = _ts(done_at, "done_at")
+    now = parse_ts(now or utc_now(), "now")
+    if when > now:
+        when = now
+    opened = state.get("opened_at")
+    if opened and when < parse_ts(opened):
+        when = parse_ts(opened)
+    return format_ts(when)
+
+
+def plan_ticks(state, items, values=None, stage=None, owner=None, host=None, now=None, done_at=None):
     """Tick events for the items not ticked yet (ticking twice adds nothing)."""
     values = validate_items(items, values)
+    done_at = done_time(state, done_at, now)
     new, seen = [], set(state["ticked"])
     for key in items:
         if key in seen:
@@ -539,6 +701,8 @@ def plan_ticks(state, items, values=None, stage=None, owner=None, host=None, now
         data = {"key": key, "checklist": item["checklist"]}
         if key in values:
             data["value"] = values[key]
+        if done_at:
+            data["done_at"] = done_at
         new.append(make_event("tick", text=item["text"], stage=stage or "checklist", owner=owner,
                               host=host, data=data, ts=now))
     return new
@@ -634,7 +798,7 @@ def run(params, check_mode=False, now=None):
         current = replay(events, corrupt, now)
         if state_name == "tick":
             return plan_ticks(current, params.get("items"), params.get("values"), params.get("stage"),
-                              owner, host, now)
+                              owner, host, now, params.get("done_at"))
         if state_name == "closed":
             return plan_close(current, params.get("outcome"), params.get("responded_at"), params.get("text"),
                               params.get("stage"), owner, host, params.get("data"), now)
@@ -671,7 +835,7 @@ def _run_open(params, incident_dir, incident_id, owner, host, check_mode, now):
     record_dir, events_path = record_paths(incident_dir, new_id)
     opened = build_opened(new_id, params["service"], severity, params.get("started_at"), params.get("detected_at"),
                           params.get("commander"), params.get("war_room"), params.get("oncall"),
-                          params.get("impact"), params.get("sla"), owner, host, now)
+                          params.get("impact"), params.get("sla"), owner, host, now, alert=params.get("alert"))
     if params.get("text"):
         opened["text"] = str(params["text"])
     if params.get("data"):
@@ -711,7 +875,8 @@ def _check_mode_missing(params, state_name, incident_id, incident_dir, record_di
     """
     blank = {"ticked": {}, "status": "open", "outcome": None, "severity": None}
     if state_name == "tick":
-        planned = plan_ticks(blank, params.get("items"), params.get("values"), params.get("stage"), owner, host, now)
+        planned = plan_ticks(blank, params.get("items"), params.get("values"), params.get("stage"), owner, host, now,
+                             params.get("done_at"))
     elif state_name == "closed":
         planned = plan_close(blank, params.get("outcome"), params.get("responded_at"), params.get("text"),
                              params.get("stage"), owner, host, params.get("data"), now)
@@ -746,7 +911,9 @@ ARGUMENT_SPEC = dict(
     sla=dict(type="dict"),
     detected_at=dict(type="str"),
     started_at=dict(type="str"),
+    alert=dict(type="dict"),
     responded_at=dict(type="str"),
+    done_at=dict(type="str"),
     stage=dict(type="str"),
     text=dict(type="str"),
     event_type=dict(type="str", default="event"),

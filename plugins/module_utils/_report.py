@@ -3,13 +3,16 @@
 
 Sections of this file:
 
-* Rendering (pure): :func:`render` turns a report dict into Markdown with the template's
-  headings (English, the runbook's Chinese in parentheses); :func:`slugify`, :func:`file_name`.
+* The view (pure): :func:`report_view` turns a report dict into what the template
+  ``plugins/plugin_utils/templates/p2_report.md.j2`` shows (the runbook's headings, English with the
+  Chinese in parentheses, live there); :func:`slugify`, :func:`file_name`.
 * Log excerpts (pure): :func:`select_log_lines` keeps the WARNING/ERROR lines of the service's
-  JSON-lines log (and plain lines naming a level or a traceback); :func:`redact`.
+  log, as the collection's one log classifier (``_logs``) reads them; :func:`redact`.
 * Evidence (engine and HTTP): :func:`collect` reads the service's version (``/health`` and the
   container's image), its recent log lines through ``_compose`` and probes reproduction URLs.
-* Backlog file and tracker: :func:`write_report` (atomic, check mode, diff), and
+* The module's work: :func:`collect_evidence` on the managed host; :func:`run` on the controller
+  (the action plugin renders the template, posts and writes).
+* Report file and tracker: :func:`write_report` (atomic, check mode, diff), and
   :func:`tracker_request` / :func:`post_issue` for a GitHub-style (``POST .../issues``,
   ``Authorization: Bearer``) or GitLab-style (``PRIVATE-TOKEN``) issues API. The token is only
   ever put in a request header; it is never part of a returned value or an error message.
@@ -27,28 +30,14 @@ import urllib.request
 
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.sre.incident.plugins.module_utils import _logs
+
 TRACKER_KINDS = ("github", "gitlab")
 DEFAULT_LEVELS = ("WARNING", "ERROR")
 TRACKER_MARKER = "<!-- sre.incident tracker issue: %s -->"
 _MARKER_RE = re.compile(r"<!-- sre\.incident tracker issue: (\S+) -->")
 _SECRET_RE = re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key)[\"']?\s*[=:]\s*[\"']?)([^\s\"',}]+)")
 
-HEADINGS = (
-    ("description", "Description (問題描述)"),
-    ("steps", "Reproduction steps (重現步驟)"),
-    ("expected", "Expected result (期望結果)"),
-    ("actual", "Actual result (實際結果)"),
-    ("environment", "Environment (環境信息)"),
-    ("logs", "Log excerpt (日誌片段)"),
-    ("cause", "Suspected root cause (可能的根本原因)"),
-    ("fix", "Suggested fix (建議的修復方案)"),
-)
-ENVIRONMENT = (
-    ("version", "Version (版本)"),
-    ("time", "Time (時間)"),
-    ("user", "User (用戶)"),
-    ("frequency", "Frequency (重現頻率)"),
-)
 PLACEHOLDER = "_(not known yet: fill in)_"
 
 
@@ -96,8 +85,12 @@ def _text(value):
     return str(value).strip() or PLACEHOLDER
 
 
-def render(report):
-    """The Markdown of a report dict.
+#: The template of the report, under plugins/plugin_utils/templates (rendered by the action plugin).
+TEMPLATE = "p2_report.md.j2"
+
+
+def report_view(report):
+    """What the template shows of a report dict, as display text.
 
     Keys: ``title`` (required), ``severity``, ``service``, ``host``, ``reported_at``,
     ``reporter``, ``description``, ``steps`` (list), ``expected``, ``actual``, ``environment``
@@ -107,33 +100,25 @@ def render(report):
     title = str(report.get("title") or "").strip()
     if not title:
         raise ValueError("a report needs a title")
-    out = ["# %s" % title, ""]
     meta = [("Severity", report.get("severity") or "P2"), ("Service", report.get("service")),
             ("Host", report.get("host")), ("Reported", report.get("reported_at")), ("Reporter", report.get("reporter"))]
-    out += ["- %s: %s" % (k, v) for k, v in meta if v]
-    out.append("")
     env = report.get("environment") or {}
-    for key, heading in HEADINGS:
-        out.append("## %s" % heading)
-        out.append("")
-        if key == "steps":
-            steps = [s for s in (report.get("steps") or []) if str(s).strip()]
-            out += ["%d. %s" % (i + 1, s) for i, s in enumerate(steps)] or [PLACEHOLDER]
-        elif key == "environment":
-            out += ["- %s: %s" % (label, _text(env.get(name))) for name, label in ENVIRONMENT]
-        elif key == "logs":
-            lines = list(report.get("logs") or [])
-            out += ["```log"] + [ln.replace("```", "'''") for ln in lines] + ["```"] if lines else \
-                ["_(no WARNING or ERROR line in the service's log window)_"]
-        else:
-            out.append(_text(report.get(key)))
-        out.append("")
-    notes = report.get("evidence_notes") or []
-    if notes:
-        out += ["## Evidence", ""] + ["- %s" % n for n in notes] + [""]
-    if report.get("tracker_url"):
-        out += ["Tracker issue: %s" % report["tracker_url"], "", TRACKER_MARKER % report["tracker_url"], ""]
-    return "\n".join(out).rstrip("\n") + "\n"
+    url = report.get("tracker_url")
+    view = {key: _text(report.get(key)) for key in ("description", "expected", "actual", "cause", "fix")}
+    view.update(
+        title=title, meta=[(k, v) for k, v in meta if v], placeholder=PLACEHOLDER,
+        steps=[s for s in (report.get("steps") or []) if str(s).strip()],
+        environment={name: _text(env.get(name)) for name in ("version", "time", "user", "frequency")},
+        # a log line cannot close the fenced block it is shown in
+        logs=[line.replace("```", "'''") for line in report.get("logs") or []],
+        notes=list(report.get("evidence_notes") or []), tracker_url=url, tracker_marker=TRACKER_MARKER % url if url else None)
+    return view
+
+
+def markdown(report, render):
+    """The report's Markdown: the template filled with :func:`report_view`, ending in one newline
+    whatever its last part ends with."""
+    return render(TEMPLATE, report_view(report)).rstrip("\n") + "\n"
 
 
 def tracker_link(content):
@@ -160,33 +145,15 @@ def redact(text, secrets=()):
     return _SECRET_RE.sub(lambda m: m.group(1) + ("********" if not m.group(2).startswith("*") else m.group(2)), text)
 
 
-def line_level(line):
-    """The level of a log line: the ``level`` of a JSON line, else a level word in it, else None."""
-    text = line.strip()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
-        if isinstance(data, dict) and isinstance(data.get("level"), str):
-            return data["level"].upper()
-    for level in ("CRITICAL", "FATAL", "ERROR", "WARNING", "WARN"):
-        if re.search(r"\b%s\b" % level, text):
-            return "WARNING" if level == "WARN" else ("ERROR" if level in ("CRITICAL", "FATAL") else level)
-    if text.startswith("Traceback"):
-        return "ERROR"
-    return None
-
-
 def select_log_lines(lines, levels=DEFAULT_LEVELS, limit=20, match=None, secrets=()):
     """The last ``limit`` lines whose level is in ``levels`` (and that contain ``match``), redacted.
 
     Returns dict(lines, counts ({level: n} over all selected lines before the limit), total).
     """
-    wanted = {str(level).upper() for level in levels or DEFAULT_LEVELS}
+    wanted = {_logs.coarse_level(_logs.normalize(level)) or str(level).upper() for level in levels or DEFAULT_LEVELS}
     picked, counts = [], {}
     for line in lines:
-        level = line_level(line)
+        level = _logs.coarse_level(_logs.line_level(line))
         if level not in wanted or (match and match not in line):
             continue
         counts[level] = counts.get(level, 0) + 1
@@ -400,34 +367,88 @@ def post_issue(tracker, title, body, labels=(), timeout=10.0, opener=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# The work of the p2_report module
+# The work of sre.incident.p2_report: evidence on the managed host, the report on the controller
 # ---------------------------------------------------------------------------------------------
 
 REPORT_KEYS = ("title", "description", "steps", "expected", "actual", "cause", "fix", "reporter", "severity")
+#: The options the module needs on the managed host to collect evidence (the rest stays on the controller).
+COLLECT_OPTIONS = ("collect", "stack", "reproduce_urls", "log_since_minutes", "log_lines", "log_levels", "log_match")
+REQUIRED_IF = [("collect", True, ("stack",))]
 
 
-def run(params, check_mode=False, connect=None, now=None, post=post_issue, probe=None):
-    """Collect (optional), fill, render, post (optional, new reports only) and write (optional).
+def argument_spec():
+    """The options of sre.incident.p2_report (module and action plugin), the shared Docker options included."""
+    from ansible_collections.sre.incident.plugins.module_utils import _compose
 
-    ``connect()`` returns a ComposeClient (None: no engine). Returns dict(changed, markdown,
-    path, evidence, issue, posted, diff).
+    spec = dict(
+        title=dict(type="str"),
+        description=dict(type="str"),
+        steps=dict(type="list", elements="str"),
+        expected=dict(type="str"),
+        actual=dict(type="str"),
+        environment=dict(type="dict"),
+        cause=dict(type="str"),
+        fix=dict(type="str"),
+        reporter=dict(type="str"),
+        severity=dict(type="str", default="P2", choices=["P2", "P3"]),
+        host=dict(type="str"),
+        logs=dict(type="list", elements="str"),
+        labels=dict(type="list", elements="str", default=["P2"]),
+        collect=dict(type="bool", default=False),
+        stack=dict(type="dict"),
+        evidence=dict(type="dict"),
+        reproduce_urls=dict(type="list", elements="str", default=[]),
+        log_since_minutes=dict(type="float", default=15),
+        log_lines=dict(type="int", default=20),
+        log_levels=dict(type="list", elements="str", default=["WARNING", "ERROR"]),
+        log_match=dict(type="str"),
+        dest_dir=dict(type="path"),
+        date=dict(type="str"),
+        tracker=dict(type="dict", options=dict(
+            kind=dict(type="str", required=True, choices=list(TRACKER_KINDS)),
+            url=dict(type="str", required=True),
+            token=dict(type="str", required=True, no_log=True),
+        )),
+        tracker_timeout=dict(type="float", default=10.0),
+    )
+    spec.update(_compose.DOCKER_COMMON_ARGS)
+    return spec
+
+
+def collect_evidence(params, connect=None, now=None, probe=None):
+    """The module's part, on the managed host: the live evidence of O(collect).
+
+    ``connect()`` returns a ComposeClient (None: no engine).
     """
+    if not params.get("stack"):
+        raise ValueError("collect=true needs stack (incident_stack)")
+    return collect(params["stack"], client=connect() if connect else None,
+                   since_minutes=params.get("log_since_minutes", 15), levels=params.get("log_levels") or DEFAULT_LEVELS,
+                   limit=params.get("log_lines", 20), match=params.get("log_match"),
+                   reproduce_urls=params.get("reproduce_urls") or (), now=now, probe=probe)
+
+
+def check(params, now=None):
+    """Reject bad input before anything is collected, posted or written; returns the file name."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    tracker = params.get("tracker") or None
-    if tracker:
-        validate_tracker(tracker)
+    if params.get("tracker"):
+        validate_tracker(params["tracker"])
     if params.get("dest_dir") and not params.get("title"):
         raise ValueError("writing a report needs a title")
-    date = params.get("date") or now.strftime("%Y-%m-%d")
-    name = file_name(params.get("title") or "problem", date)
+    return file_name(params.get("title") or "problem", params.get("date") or now.strftime("%Y-%m-%d"))
+
+
+def run(params, render, check_mode=False, now=None, post=post_issue):
+    """Fill from ``params["evidence"]``, render, post (optional, new reports only) and write (optional).
+
+    Runs on the controller (the action plugin; the evidence was collected on the managed host by
+    :func:`collect_evidence`). ``render(template_name, view)`` returns the text of a template.
+    Returns dict(changed, markdown, path, file_name, evidence, issue, posted, diff).
+    """
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    name = check(params, now)
+    tracker = params.get("tracker") or None
     evidence = dict(params.get("evidence") or {})
-    if params.get("collect"):
-        if not params.get("stack"):
-            raise ValueError("collect=true needs stack (incident_stack)")
-        evidence = collect(params["stack"], client=connect() if connect else None,
-                           since_minutes=params.get("log_since_minutes", 15), levels=params.get("log_levels") or DEFAULT_LEVELS,
-                           limit=params.get("log_lines", 20), match=params.get("log_match"),
-                           reproduce_urls=params.get("reproduce_urls") or (), now=now, probe=probe)
     report = {k: params.get(k) for k in REPORT_KEYS if params.get(k) is not None}
     report["severity"] = report.get("severity") or "P2"
     report["environment"] = {k: v for k, v in (params.get("environment") or {}).items() if v not in (None, "")}
@@ -438,7 +459,7 @@ def run(params, check_mode=False, connect=None, now=None, post=post_issue, probe
     result = dict(changed=False, path=None, file_name=name, evidence=evidence, issue=None, posted=False, markdown=None,
                   diff=dict(before="", after=""))
     if not params.get("dest_dir"):
-        result["markdown"] = render(dict(report, title=report.get("title") or "(untitled)"))
+        result["markdown"] = markdown(dict(report, title=report.get("title") or "(untitled)"), render)
         return result
     path = os.path.join(params["dest_dir"], name)
     existing = None
@@ -447,7 +468,7 @@ def run(params, check_mode=False, connect=None, now=None, post=post_issue, probe
             existing = handle.read()
     link = tracker_link(existing)
     if tracker and link is None and not check_mode:
-        body = render(report)
+        body = markdown(report, render)
         issue = post(tracker, report["title"], body, labels=params.get("labels") or ["P2"],
                      timeout=params.get("tracker_timeout", 10.0))
         result.update(issue=issue, posted=True)
@@ -459,7 +480,7 @@ def run(params, check_mode=False, connect=None, now=None, post=post_issue, probe
         first = re.search(r"^- Reported: (\S+)$", existing, re.M)
         if first:
             report["reported_at"] = first.group(1)
-    content = render(report)
+    content = markdown(report, render)
     written = write_report(path, content, check_mode=check_mode)
     result.update(changed=written["changed"] or result["posted"], path=path, markdown=content, diff=written["diff"],
                   would_post=bool(tracker and tracker_link(existing) is None))

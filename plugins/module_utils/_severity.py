@@ -205,6 +205,9 @@ def time_left(deadline, now):
 #   * "core feature affected": core_feature_affected is true, or recommendations_empty is true.
 #   * "share of users affected": the larger of users_affected_pct and error_rate * 100 (requests
 #     failing at a rate r affect at least that share of users); exactly 1 % is NOT more than 1 %.
+#     With users_counted (users_affected_pct counts distinct real users, from the edge's access
+#     log) the share is users_affected_pct alone: a few users retrying failed requests raise the
+#     error rate, not the share of users.
 #   * no traffic (samples == 0): a rate over no requests does not exist, so error_rate and
 #     latency_ms must not be given; without any other impact fact there is nothing to classify
 #     and ValueError is raised ("cannot classify"): an empty measurement says nothing about users.
@@ -225,6 +228,7 @@ FACT_KEYS = {
     "all_users_affected": "bool",
     "core_feature_affected": "bool",
     "recommendations_empty": "bool",
+    "users_counted": "bool",
     "error_rate": "fraction",
     "latency_ms": "ms",
     "baseline_ms": "ms",
@@ -374,7 +378,10 @@ def _impact_branch(facts):
     share, source = None, None
     if pct is not None:
         share, source = _dec(pct), "users affected %s" % _pct_text(pct)
-    if rate is not None and (share is None or _dec(rate) * 100 > share):
+    counted = bool(facts.get("users_counted")) and pct is not None
+    if counted:
+        source = "%s of real users" % source
+    if rate is not None and not counted and (share is None or _dec(rate) * 100 > share):
         share, source = _dec(rate) * 100, "error rate %s of requests (at least as many users)" % _pct_text(_dec(rate) * 100)
     if share is None:
         return "P2", reasons + ["no share of affected users known -> P2"]
@@ -460,7 +467,7 @@ def classify(facts, baseline_ms=None, sla_overrides=None, latency_tolerance=DEFA
     if clean.get("samples") == 0 and not any(k in clean for k in impact_keys):
         raise ValueError("no traffic: samples is 0 and no impact fact (%s) is given, so there is nothing to classify; "
                          "probe the service (measure) or give the impact facts" % ", ".join(impact_keys))
-    if not clean or set(clean) <= {"baseline_ms", "samples"}:
+    if not clean or set(clean) <= {"baseline_ms", "samples", "users_counted"}:
         raise ValueError("no facts to classify: give some of %s, or measure the service"
                          % ", ".join(k for k in FACT_KEYS if k != "kind"))
     impact_sev, impact_reasons = _impact_branch(clean)
@@ -592,29 +599,84 @@ def write_baseline(path, record):
         raise
 
 
+#: The facts real traffic gives (``sre.incident.traffic``'s ``facts``) and the figure each comes from.
+TRAFFIC_FACTS = {"samples": "rps", "error_rate": "error_rate", "users_affected_pct": "users_failing_pct",
+                 "latency_ms": "latency_p50_ms"}
+
+
+def traffic_facts(traffic):
+    """``(facts, sources, baseline_ms, baseline_source)`` from a result of ``sre.incident.traffic``.
+
+    Empty facts when the traffic had no source (the probes then decide). Raises ValueError for a
+    value that is not such a result.
+    """
+    if traffic is None:
+        return {}, {}, None, None
+    if not isinstance(traffic, dict) or not isinstance(traffic.get("facts"), dict) \
+            or not isinstance(traffic.get("sources"), dict):
+        raise ValueError("traffic must be the result of sre.incident.traffic (with facts and sources), got %r"
+                         % (traffic if not isinstance(traffic, dict) else sorted(traffic),))
+    facts = {k: v for k, v in traffic["facts"].items() if k in TRAFFIC_FACTS and v is not None}
+    sources = {}
+    for key in facts:
+        figure = TRAFFIC_FACTS[key]
+        origin = traffic["sources"].get(figure)
+        if key == "samples":
+            origin = traffic["sources"].get("error_rate") or traffic["sources"].get("rps") or "access_log"
+        sources[key] = origin or "traffic"
+    baseline = traffic.get("baseline_ms")
+    return facts, sources, baseline, (traffic.get("baseline_ms_source") if baseline is not None else None)
+
+
 def run(params, check_mode=False, now=None, probe_many=None):
     """The work of ``sre.incident.classify``: gather facts, pick the baseline, classify.
 
-    ``params``: the module's options. Given facts overlay measured ones. The baseline is
-    ``baseline_ms`` if given, else the one recorded in ``baseline_file``, else none. With
+    ``params``: the module's options. Real traffic (``traffic``, SPEC MON-2) replaces the probes'
+    error rate, share of users affected, latency and sample count, and the probes no longer say
+    the core feature is affected (a few sample users do not size the impact when real users
+    can be counted); an empty answer of a probe (``recommendations_empty``, which the access log
+    cannot see) still counts. Given facts overlay both. The baseline is ``baseline_ms`` if given,
+    else the real traffic's baseline window when the latency is real, else the one recorded in
+    ``baseline_file``, else none. ``sources`` names where each fact came from. With
     ``record_baseline`` the measured p50 becomes the new recorded baseline (after classifying
     against the previous one); in check mode it is only reported. Raises ValueError.
     """
     facts = {}
+    sources = {}
     measured = None
+    real, real_sources, real_baseline, real_baseline_source = traffic_facts(params.get("traffic"))
     if params.get("measure"):
         if not params.get("stack"):
             raise ValueError("measure=true needs stack (incident_stack) to know which URLs to probe")
         measured = measure(params["stack"], count=params.get("probe_count", 3), interval=params.get("probe_interval", 0.5),
                            timeout=params.get("probe_timeout", 5.0), probe_many=probe_many)
         facts.update(measured["facts"])
+        sources.update((k, "probes") for k in measured["facts"])
+    if real:
+        if not facts.get("recommendations_empty"):
+            facts.pop("core_feature_affected", None)
+            sources.pop("core_feature_affected", None)
+        for key in ("samples", "error_rate", "users_affected_pct", "latency_ms"):
+            if key in real:
+                facts[key] = real[key]
+                sources[key] = real_sources[key]
+            elif sources.get(key) == "probes" and key != "latency_ms":
+                # a rate of the probes next to real figures would mix two populations
+                facts.pop(key, None)
+                sources.pop(key, None)
+        if sources.get("users_affected_pct") == "access_log":
+            facts["users_counted"] = True
+            sources["users_counted"] = "access_log"
     for key in FACT_KEYS:
         if params.get(key) is not None:
             facts[key] = params[key]
+            sources[key] = "given"
     baseline_file = params.get("baseline_file")
     recorded = read_baseline(baseline_file) if baseline_file else None
     if params.get("baseline_ms") is not None:
         baseline, source = params["baseline_ms"], "option"
+    elif real_baseline is not None and sources.get("latency_ms") in ("access_log", "prometheus"):
+        baseline, source = real_baseline, real_baseline_source or "traffic"
     elif recorded is not None:
         baseline, source = recorded["baseline_ms"], "file"
     else:
@@ -622,7 +684,9 @@ def run(params, check_mode=False, now=None, probe_many=None):
     result = classify(facts, baseline_ms=baseline, sla_overrides=params.get("sla"),
                       latency_tolerance=params.get("latency_tolerance", DEFAULT_LATENCY_TOLERANCE))
     result.update(changed=False, baseline=dict(baseline_ms=baseline, source=source, file=baseline_file, recorded=recorded),
-                  baseline_recorded=False, samples=[], users={}, latency=None)
+                  baseline_recorded=False, samples=[], users={}, latency=None,
+                  sources={k: v for k, v in sources.items() if k in result["facts"]},
+                  traffic_source=(params.get("traffic") or {}).get("facts_source") if real else None)
     if measured is not None:
         result.update(samples=measured["samples"], users=measured["users"], latency=measured["latency_ms"])
     diff = dict(before="", after="")

@@ -19,6 +19,24 @@ def _check_base_url(value, key):
     return str(value).rstrip("/")
 
 
+def _check_port(value, key):
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() \
+            or not 1 <= int(value) <= 65535:
+        raise StackError(f"incident_stack.{key} is not a TCP port (1-65535): {value!r}")
+    return int(value)
+
+
+def port_args(stack, key):
+    """``["-p", "<port>"]`` for psql (``key`` database) or redis-cli (``key`` redis) run inside
+    that service's container, when ``incident_stack.<key>.port`` is set; ``[]`` (the client's
+    default port) when it is not."""
+    section = (stack or {}).get(key)
+    port = section.get("port") if isinstance(section, dict) else None
+    if port in (None, ""):
+        return []
+    return ["-p", str(_check_port(port, key + ".port"))]
+
+
 def validate(stack):
     """Return ``stack`` if it is usable, else raise StackError naming what is wrong."""
     if not isinstance(stack, dict):
@@ -32,16 +50,31 @@ def validate(stack):
     if "{user}" not in stack["recommendations_path"]:
         raise StackError("incident_stack.recommendations_path has no {user} placeholder: "
                          f"{stack['recommendations_path']!r}")
+    for key in ("database", "redis"):
+        section = stack.get(key)
+        if isinstance(section, dict) and section.get("port") not in (None, ""):
+            _check_port(section["port"], key + ".port")
+    if stack.get("service_port") not in (None, ""):
+        _check_port(stack["service_port"], "service_port")
     refresh = stack.get("refresh_path")
     if refresh not in (None, "") and not str(refresh).startswith("/"):
         raise StackError(f"incident_stack.refresh_path must be a path starting with /, got {refresh!r}")
-    port = stack.get("service_port")
-    if port not in (None, "") and (isinstance(port, bool) or not str(port).isdigit() or not 1 <= int(port) <= 65535):
-        raise StackError(f"incident_stack.service_port must be a port number (1-65535), got {port!r}")
     users = stack["sample_users"]
     if not isinstance(users, list) or not users:
         raise StackError(f"incident_stack.sample_users must be a non-empty list, got {users!r}")
+    _validate_traffic(stack)
     return stack
+
+
+def _validate_traffic(stack):
+    """access_log, prometheus_url and prometheus_queries (real traffic, SPEC MON-2; _traffic.py)."""
+    if not any(stack.get(k) not in (None, "") for k in ("access_log", "prometheus_url", "prometheus_queries")):
+        return
+    from ansible_collections.sre.incident.plugins.module_utils._traffic import TrafficError, validate as validate_traffic
+    try:
+        validate_traffic(stack)
+    except TrafficError as exc:
+        raise StackError(str(exc)) from None
 
 
 def urls(stack, base=None):
@@ -65,3 +98,25 @@ def urls(stack, base=None):
         "clear_cache": root + stack.get("clear_cache_path", "/api/recommendations/clear-cache"),
         "metrics": root + stack.get("metrics_path", "/metrics"),
     }
+
+
+def redis_cli(stack, *args):
+    """argv of ``redis-cli`` for the stack's Redis, run inside its container (see :func:`port_args`)."""
+    return ["redis-cli"] + port_args(stack, "redis") + [str(a) for a in args]
+
+
+def cache_keys(stack):
+    """The Redis key patterns of the service's cached answers (``incident_stack.redis.cache_keys``, default ``recs:*``)."""
+    keys = (stack.get("redis") or {}).get("cache_keys")
+    if keys in (None, "", []):
+        return ["recs:*"]
+    if isinstance(keys, str):
+        keys = [keys]
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k.strip() for k in keys):
+        raise StackError(f"incident_stack.redis.cache_keys must be a list of key patterns, got {keys!r}")
+    return keys
+
+
+def downgrade_env(stack):
+    """The environment variable that switches the service to static recommendations (option B)."""
+    return str(stack.get("downgrade_env") or "DOWNGRADE_MODE")

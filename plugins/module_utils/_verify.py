@@ -21,12 +21,17 @@
     ``latency_ms``. p50/p95 are in the detail data.
 ``log_errors``
     No error line in the service's container logs since ``since`` (the fix). Read through the
-    Docker engine with timestamps and filtered to the exact instant. A line counts when it is a
-    JSON object with a ``level`` (or ``levelname`` / ``severity``) of ERROR, FATAL, CRITICAL or
-    PANIC; a JSON object with another level does not count even if its text says "error" (the
-    app logs a Redis outage as WARNING with an ``error`` field); any other line counts when it
-    contains ``error``, ``fatal`` or ``panic`` in any case (the runbook's
-    ``grep -i "error\\|fatal\\|panic"``). value: the count; threshold: 0 (the most allowed).
+    Docker engine with timestamps and filtered to the exact instant. A line counts when the
+    collection's one log classifier (``_logs.is_error_line``) calls it an error line: a JSON line
+    by its level key only (the app logs a Redis outage as WARNING with an ``error`` field: no
+    error line), a plain line by ERROR / FATAL / CRITICAL / panic, a lower-case ``error:``,
+    a stack trace. value: the count; threshold: 0 (the most allowed).
+``edge``
+    What users reach (GEN-1): through the edge (``incident_stack.edge_url``), ``/health`` answers
+    200 and every sample user gets at least ``min_recommendations`` items, on every probe. A
+    recovery is verified only when users are answered through the edge. value: the users answered
+    through the edge on every probe; threshold: every sample user. Without ``edge_url`` this check
+    is not run, and ``not_checked`` says so.
 ``resources``
     For every container of the service: CPU under ``cpu_percent`` and memory under
     ``memory_percent``. CPU is computed as ``docker stats`` does: (cpu total delta / system
@@ -45,17 +50,18 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
-import json
 import math
 import re
 import time
 
 from ansible_collections.sre.incident.plugins.module_utils import _http
+from ansible_collections.sre.incident.plugins.module_utils import _logs
 from ansible_collections.sre.incident.plugins.module_utils import _stack
+from ansible_collections.sre.incident.plugins.module_utils import _traffic
 from ansible_collections.sre.incident.plugins.module_utils._redact import redact_text, secret_values
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
-CHECKS = ("health", "recommendations", "latency", "log_errors", "resources")
+CHECKS = ("health", "recommendations", "latency", "log_errors", "resources", "edge")
 #: Checks that need the Docker engine (the others only need HTTP).
 DOCKER_CHECKS = ("log_errors", "resources")
 
@@ -68,13 +74,11 @@ CHECKLIST_MAP = dict(
     recommendations_returned="recommendations",
     several_users_ok="recommendations",
     latency_under_500ms="latency",
+    users_answered_via_edge="edge",
     no_new_errors="log_errors",
     resources_normal="resources",
 )
 
-ERROR_LEVELS = frozenset(("ERROR", "FATAL", "CRITICAL", "PANIC"))
-ERROR_TEXT_RE = re.compile(r"error|fatal|panic", re.IGNORECASE)
-LEVEL_KEYS = ("level", "levelname", "severity")
 
 #: Error lines quoted in a check's detail (each cut to EXCERPT_CHARS).
 MAX_EXCERPT_LINES = 5
@@ -246,31 +250,6 @@ def split_timestamp(line):
     return parsed.timestamp(), rest
 
 
-def line_level(text):
-    """The JSON level of a log line (upper case), or None when the line is not JSON with a level."""
-    stripped = text.strip()
-    if not stripped.startswith("{"):
-        return None
-    try:
-        data = json.loads(stripped)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    for key in LEVEL_KEYS:
-        if data.get(key) is not None:
-            return str(data[key]).strip().upper()
-    return None
-
-
-def is_error_line(text):
-    """Whether one log line (without the docker timestamp) is an error line (see the module doc)."""
-    level = line_level(text)
-    if level is not None:
-        return level in ERROR_LEVELS
-    return bool(ERROR_TEXT_RE.search(text))
-
-
 def count_errors(log_text, since, until=None, secrets=()):
     """Error lines in ``log_text`` (read with timestamps) at or after ``since`` (and before ``until``).
 
@@ -288,7 +267,7 @@ def count_errors(log_text, since, until=None, secrets=()):
         if stamp is not None and until is not None and stamp >= until:
             continue
         lines += 1
-        if is_error_line(text):
+        if _logs.is_error_line(text):
             count += 1
             if len(excerpt) < MAX_EXCERPT_LINES:
                 excerpt.append(redact_text(text.strip(), secrets)[:EXCERPT_CHARS])
@@ -334,21 +313,22 @@ def _enough_cpu_window(before, after, min_window_s):
 def read_resources(client, container, poll=poll_until):
     """CPU % and memory of one container from the engine's one-shot stats.
 
-    ``stats(stream=False)`` normally carries ``precpu_stats`` (the engine waits for a second
-    reading). When it does not (an engine answering one-shot), further samples are polled, bounded
-    by CPU_RESAMPLE_TIMEOUT_S, until one is CPU_MIN_WINDOW_S after the first, and the two compared.
+    A one-shot reading answers at once but carries no ``precpu_stats``; a second one is polled until it
+    is CPU_MIN_WINDOW_S after the first (bounded by CPU_RESAMPLE_TIMEOUT_S), and CPU % is taken between
+    the two. That is half a second, where a plain ``stats(stream=False)`` waits for the engine's next
+    one-second collection cycle. A reading that already carries ``precpu_stats`` is used as it is.
     """
-    first = client.stats(container)
+    first = client.stats(container, one_shot=True)
     cpu = cpu_percent(first)
     samples = [first]
     last = first
     if cpu is None:
         def later_sample():
-            sample = client.stats(container)
+            sample = client.stats(container, one_shot=True)
             samples.append(sample)
             return _enough_cpu_window(first.get("cpu_stats"), sample.get("cpu_stats"), CPU_MIN_WINDOW_S)
 
-        poll(later_sample, CPU_RESAMPLE_TIMEOUT_S, interval=0.25)
+        poll(later_sample, CPU_RESAMPLE_TIMEOUT_S, interval=0.1)
         last = samples[-1]
         cpu = cpu_percent_between(first.get("cpu_stats"), last.get("cpu_stats"))
     mem = memory_usage(last)
@@ -438,6 +418,28 @@ def latency_check(probes, limit_ms):
     return _check("latency", passed, value, limit_ms, detail, p50=stats["p50"], p95=stats["p95"])
 
 
+def edge_check(health_probes, rec_probes, minimum, edge_url):
+    """Users answered through the edge: /health 200 and enough items for every user, on every probe."""
+    bad_health = [p for p in health_probes if p.get("status") != 200]
+    users = {}
+    for p in rec_probes:
+        ok = p.get("status") == 200 and p["count"] >= minimum
+        mine = users.setdefault(p["user"], [])
+        if not ok:
+            mine.append(p.get("error") or "%s recommendations" % p["count"])
+    failing = sorted(u for u, errs in users.items() if errs)
+    answered = len(users) - len(failing)
+    problems = []
+    if bad_health:
+        problems.append("/health through the edge: %s" % (bad_health[0].get("error") or "status %s" % bad_health[0].get("status")))
+    problems += ["%s through the edge: %s" % (u, users[u][0]) for u in failing]
+    detail = "%s of %s users answered through the edge" % (answered, len(users))
+    if problems:
+        detail += "; " + "; ".join(problems[:5])
+    return _check("edge", not problems and bool(rec_probes), answered, len(users), detail, edge_url=edge_url,
+                  failing_users=failing)
+
+
 def log_errors_check(found, since):
     if isinstance(found, Exception):
         return _check("log_errors", False, None, 0, "could not read the logs: %s" % (getattr(found, "msg", None) or found,))
@@ -516,6 +518,8 @@ def _value_text(key, check, value):
         return "%s with at least %s recommendations" % (value, threshold)
     if key == "latency_under_500ms":
         return "max %.1f ms (limit %g ms)" % (value, threshold)
+    if key == "users_answered_via_edge":
+        return "%s of %s users answered through the edge" % (value, threshold)
     if key == "no_new_errors":
         return "%s error log lines since %s" % (value, check.get("since"))
     if key == "resources_normal":
@@ -534,14 +538,20 @@ def summarize(result):
         if result.get("samples"):
             parts.append("watch: %s samples, no rebound (max error rate %s)"
                          % (len(result["samples"]), max(s["error_rate"] for s in result["samples"])))
-        return "recovery verified: " + ("; ".join(parts) or "no check run")
+        text = "recovery verified: " + ("; ".join(parts) or "no check run")
+        if result.get("not_checked"):
+            text += "; not checked: " + "; ".join(result["not_checked"])
+        return text
     parts = ["%s = %s (threshold %s): %s" % (c["name"], _short(c["value"]), _short(c["threshold"]), c["detail"])
              for c in failed]
     if result.get("watch_passed") is False:
         rebound = (result.get("samples") or [{}])[-1]
-        parts.append("watch: error rate %s > %s at %s (%s)" % (
-            rebound.get("error_rate"), result.get("rebound_error_rate"), result.get("rebound_at"),
-            "; ".join(rebound.get("failing") or [])))
+        if not rebound.get("traffic_rebound") or (rebound.get("error_rate") or 0) > (result.get("rebound_error_rate") or 0):
+            parts.append("watch: error rate %s > %s at %s (%s)" % (
+                rebound.get("error_rate"), result.get("rebound_error_rate"), result.get("rebound_at"),
+                "; ".join(rebound.get("failing") or [])))
+        if rebound.get("traffic_rebound"):
+            parts.append("watch: %s at %s" % (rebound["traffic_rebound"], result.get("rebound_at")))
     return "recovery not verified: " + "; ".join(parts)
 
 
@@ -567,6 +577,11 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
     """
     urls = _stack.urls(stack)
     checks = validate_checks(checks)
+    not_checked = []
+    if "edge" in checks and not stack.get("edge_url"):
+        checks.remove("edge")
+        not_checked.append("edge: incident_stack.edge_url is not set, so what users reach was not probed")
+    edge_urls = _stack.urls(stack, base=stack["edge_url"]) if "edge" in checks else None
     thresholds = validate_thresholds(stack, thresholds)
     if since is None:
         raise VerifyError("since is required")
@@ -585,6 +600,9 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
             futures["health"] = pool.submit(_probe_health, urls["health"], rounds, probe_timeout, probe)
         if "recommendations" in checks or "latency" in checks:
             futures["recs"] = pool.submit(_probe_recs, urls["recommendations"], rounds, probe_timeout, probe)
+        if edge_urls is not None:
+            futures["edge_health"] = pool.submit(_probe_health, edge_urls["health"], rounds, probe_timeout, probe)
+            futures["edge_recs"] = pool.submit(_probe_recs, edge_urls["recommendations"], rounds, probe_timeout, probe)
         if "log_errors" in checks and containers:
             futures["logs"] = pool.submit(read_errors, client, containers, since)
         stats_futures = []
@@ -595,7 +613,7 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
             try:
                 done[key] = future.result()
             except Exception as exc:  # a reader failing is a failed check, reported with its reason
-                if key in ("health", "recs"):
+                if key in ("health", "recs", "edge_health", "edge_recs"):
                     raise
                 done[key] = exc
         readings = []
@@ -621,9 +639,13 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
             results.append(log_errors_check(found, since))
         elif name == "resources":
             results.append(resources_check(readings, states, thresholds))
+        elif name == "edge":
+            results.append(edge_check(done["edge_health"], done["edge_recs"], thresholds["min_recommendations"],
+                                      edge_urls["base"]))
     failed = [c["name"] for c in results if not c["passed"]]
     return dict(passed=not failed, checks=results, failed_checks=failed, checklist=checklist(results),
-                since=iso(since), thresholds=thresholds, elapsed=round(time.monotonic() - started, 3))
+                not_checked=not_checked, since=iso(since), thresholds=thresholds,
+                elapsed=round(time.monotonic() - started, 3))
 
 
 # --------------------------------------------------------------------------- the watch
@@ -636,7 +658,8 @@ def take_sample(stack, since, min_recommendations=6, client=None, probe_timeout=
     latency_p50_ms, log_errors (error lines from ``since`` up to this sample, None without an engine),
     failing).
     """
-    urls = _stack.urls(stack)
+    # what users reach: through the edge when the stack has one
+    urls = _stack.urls(stack, base=stack.get("edge_url") or None)
     ts = now()
     targets = [("health", urls["health"])] + list(urls["recommendations"].items())
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(targets) + 1) as pool:
@@ -687,13 +710,20 @@ def validate_watch(window_s, interval_s, rebound_error_rate):
 
 
 def watch(stack, window_s, interval_s, since, rebound_error_rate=0.0, sampler=None, client=None,
-          min_recommendations=6, probe_timeout=2.0, clock=time.monotonic, sleep=time.sleep, poll_s=0.5):
+          min_recommendations=6, probe_timeout=2.0, clock=time.monotonic, sleep=time.sleep, poll_s=0.5,
+          traffic=None, traffic_latency_ms=None, wall=time.time):
     """Sample once per interval for ``window_s`` seconds; stop at the first rebound.
 
     A rebound is a sample whose ``error_rate`` is above ``rebound_error_rate`` (default 0: any
     failing probe). ``sampler(since)`` returns one sample (default :func:`take_sample`);
     ``since`` for the log count is the fix time for the first sample and the previous sample's
     time afterwards, so ``log_errors`` counts lines new in each interval.
+
+    ``traffic`` (SPEC MON-2; ``_traffic.watch_reader``): ``traffic(since, until)`` reads the real
+    traffic of the interval ending at each sample (from the fix time for the first); the sample
+    keeps it as ``traffic`` and is also a rebound when the real error rate is above
+    ``rebound_error_rate`` or the real p95 latency reaches ``traffic_latency_ms``
+    (``traffic_rebound`` says which; ``_traffic.rebound``).
 
     Returns dict(passed, samples, rebound_at (ISO or None), rebound_sample, window_s, interval_s,
     elapsed).
@@ -707,6 +737,7 @@ def watch(stack, window_s, interval_s, since, rebound_error_rate=0.0, sampler=No
     rebound = None
     start = clock()
     log_since = since
+    traffic_since = since
     for offset in sample_times(float(window_s), float(interval_s)):
         due = start + offset
         # Paced sampling: wait for the sample's due time in short, bounded steps (this is the
@@ -722,7 +753,12 @@ def watch(stack, window_s, interval_s, since, rebound_error_rate=0.0, sampler=No
         sample["duration_s"] = round(clock() - began, 3)
         samples.append(sample)
         log_since = sample.get("epoch", log_since)
-        if sample["error_rate"] > float(rebound_error_rate):
+        if traffic is not None:
+            traffic_until = sample.get("epoch") or wall()
+            sample.update(_traffic.watch_sample(traffic, traffic_since, traffic_until, rebound_error_rate,
+                                                traffic_latency_ms))
+            traffic_since = traffic_until
+        if sample["error_rate"] > float(rebound_error_rate) or sample.get("traffic_rebound"):
             rebound = sample
             break
     return dict(passed=rebound is None, samples=samples, rebound_at=rebound["ts"] if rebound else None,

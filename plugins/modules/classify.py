@@ -15,7 +15,9 @@ description:
   - "All users are affected when O(all_users_affected=true), O(users_affected_pct=100) or
     O(error_rate=1) (every request failed). The core feature is affected when
     O(core_feature_affected=true) or O(recommendations_empty=true). The share of users affected
-    is the larger of O(users_affected_pct) and O(error_rate) times 100."
+    is the larger of O(users_affected_pct) and O(error_rate) times 100, except when the share
+    counts distinct real users (O(traffic) from an access log): then it is that share alone, since
+    a few users retrying failed requests raise the error rate, not the share of users."
   - "Latency branch, ratio = O(latency_ms) / baseline: more than 10x -> V(P0); from 5x to 10x,
     both ends included -> V(P1) (exactly 10x and exactly 5x are V(P1)); under 5x -> V(P2).
     Without a baseline, with a baseline of V(0), or without a latency, the branch is not
@@ -83,6 +85,19 @@ options:
     default: false
   stack:
     description: The stack description C(incident_stack); required with O(measure=true).
+    type: dict
+  traffic:
+    description:
+      - Real traffic, the result of M(sre.incident.traffic) (SPEC MON-2). Its C(facts) replace the
+        probes' C(samples), C(error_rate), C(users_affected_pct) (the share of distinct real users
+        with a failed request, so SEV-4's "more than 1 % of users" is measured on real users) and
+        C(latency_ms) (the real p50).
+      - With real traffic the probes no longer set C(core_feature_affected) (five sample users do not
+        size the impact when real users can be counted); an empty answer of a probe
+        (C(recommendations_empty), which an access log cannot see) still does.
+      - Without traffic in it (no source, no request), the probes decide as before.
+      - When the latency is real and O(baseline_ms) is not given, the baseline is the real p50 of the
+        traffic's baseline window (else O(baseline_file)).
     type: dict
   probe_count:
     description: Probe rounds with O(measure=true).
@@ -207,7 +222,8 @@ branches:
     latency: {"evaluated": true, "severity": "P0", "ratio": 11.3, "latency_ms": 565, "baseline_ms": 50, "reason": "..."}
 baseline:
   description:
-    - The baseline used, C(baseline_ms), its C(source) (V(option), V(file), V(facts) or V(none)) and C(file).
+    - The baseline used, C(baseline_ms), its C(source) (V(option), V(access_log) or V(prometheus) (the
+      real traffic's baseline window), V(file), V(facts) or V(none)) and C(file).
     - C(recorded) is the file's content before, C(new) the baseline recorded with O(record_baseline).
   returned: success
   type: dict
@@ -228,6 +244,17 @@ users:
   returned: success
   type: dict
   sample: {"user-1": {"probes": 3, "failed": 0, "empty": 0, "affected": false}}
+sources:
+  description: Where each fact of RV(facts) came from, V(probes), V(access_log), V(prometheus) or V(given) (an option).
+  returned: success
+  type: dict
+  sample: {"samples": "access_log", "error_rate": "access_log", "users_affected_pct": "access_log", "latency_ms": "access_log",
+           "recommendations_empty": "probes"}
+traffic_source:
+  description: The sources of the real traffic used (RV(sources) per fact), or V(null) when none was used.
+  returned: success
+  type: str
+  sample: access_log
 latency:
   description: "With O(measure=true), the latency summary of the probes: C(min), C(p50), C(p95), C(max), C(samples)."
   returned: success
@@ -252,6 +279,7 @@ def argument_spec():
         kind=dict(type="str", choices=list(_severity.KINDS)),
         measure=dict(type="bool", default=False),
         stack=dict(type="dict"),
+        traffic=dict(type="dict"),
         probe_count=dict(type="int", default=3),
         probe_interval=dict(type="float", default=0.5),
         probe_timeout=dict(type="float", default=5.0),

@@ -14,10 +14,11 @@ description:
   - V(present) runs C(up -d) (optionally for some services only, optionally C(--no-deps)),
     which also recreates a container that was removed altogether.
   - V(rebuilt) is the runbook's full rebuild, C(down) then C(up -d). V(absent) is C(down).
-  - Volumes are never removed unless O(remove_volumes=true), and then only after every named
-    volume of the project has been copied into O(volume_backup_dir); the backups (path,
-    size, SHA-256) are returned so the playbook can record them. The runbook's C(down -v)
-    loses data; this module makes that an explicit, backed-up choice.
+  - Volumes are never removed unless O(remove_volumes=true), and then only when O(backup_manifest), a
+    backup set taken by M(sre.incident.backup), covers every named volume of the project with files whose
+    sizes and SHA-256 are checked here, just before C(down -v). When one does not match, nothing is run
+    and the module fails naming the file. The runbook's C(down -v) loses data; this module makes that an
+    explicit choice, taken only with a backup that restores (M(sre.incident.backup_restore)).
   - C(changed) compares the project's containers (id, status, health) before and after.
   - With O(wait=true) the module polls, bounded by O(timeout), until every container of the
     services brought up is running and, when it has a healthcheck, healthy.
@@ -83,16 +84,15 @@ options:
   remove_volumes:
     description:
       - Remove the project's named volumes on C(down) (C(down -v)). This loses data.
-      - "Only with O(state=absent) or V(rebuilt), and only together with O(volume_backup_dir):
-        every volume is backed up first; if a backup fails nothing is removed."
+      - "Only with O(state=absent) or V(rebuilt), and only together with O(backup_manifest) (in check mode
+        it may be missing: the backup is not taken in check mode)."
     type: bool
     default: false
-  volume_backup_dir:
-    description: Where the volume backups (one tar file per volume) are written on the managed host.
+  backup_manifest:
+    description:
+      - The C(manifest.json) of a backup set of this project taken by M(sre.incident.backup). It must cover
+        every named volume of the project, and every file must have the size and SHA-256 the manifest gives.
     type: path
-  backup_image:
-    description: A local image to host the (never started) backup helper container. Default an image of the project.
-    type: str
   wait:
     description: Poll until the containers brought up are running and healthy.
     type: bool
@@ -129,8 +129,8 @@ EXAMPLES = r"""
     project: recsys
     project_dir: /srv/recsys
     state: rebuilt
-    remove_volumes: "{{ recover_allow_data_loss }}"
-    volume_backup_dir: /var/lib/sre-incident/recsys/volume-backups
+    remove_volumes: true
+    backup_manifest: "{{ stack_backup.manifest_path }}"
   when: recover_allow_data_loss | bool
 """
 
@@ -150,13 +150,11 @@ not_ready:
   returned: success
   type: list
   elements: dict
-backups:
-  description: The volume backups taken before volumes were removed.
+backup_manifest:
+  description: The backup set checked before the volumes were removed (only with O(remove_volumes=true)).
   returned: success
-  type: list
-  elements: dict
-  sample: [{"volume": "recsys_pgdata", "path": "/var/lib/sre-incident/recsys/volume-backups/recsys_pgdata-20261127T013000Z.tar",
-            "sha256": "9f2c...", "bytes": 52428800}]
+  type: str
+  sample: /var/lib/sre-incident/recsys/volume-backups/recsys-20261206T100000Z/manifest.json
 volumes:
   description: The project's named volumes (only listed when O(remove_volumes=true)).
   returned: success
@@ -176,7 +174,7 @@ elapsed:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose
+from ansible_collections.sre.incident.plugins.module_utils import _backup, _compose
 
 
 def argument_spec():
@@ -190,8 +188,7 @@ def argument_spec():
         no_deps=dict(type="bool", default=False),
         build=dict(type="bool", default=False),
         remove_volumes=dict(type="bool", default=False),
-        volume_backup_dir=dict(type="path"),
-        backup_image=dict(type="str"),
+        backup_manifest=dict(type="path"),
         wait=dict(type="bool", default=True),
         timeout=dict(type="float", default=90.0),
         fail_on_timeout=dict(type="bool", default=True),
@@ -212,11 +209,13 @@ def main():
         result = _compose.ensure_project(
             client, module.run_command, p["project"], p["project_dir"], p["files"], p["state"],
             services=p["services"], profiles=p["profiles"], no_deps=p["no_deps"], build=p["build"],
-            remove_volumes=p["remove_volumes"], volume_backup_dir=p["volume_backup_dir"],
-            backup_image=p["backup_image"], wait=p["wait"], timeout=p["timeout"], check_mode=module.check_mode,
+            remove_volumes=p["remove_volumes"], backup_manifest=p["backup_manifest"],
+            wait=p["wait"], timeout=p["timeout"], check_mode=module.check_mode,
         )
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    except _backup.BackupError as exc:
+        module.fail_json(msg="volumes not removed, nothing run: %s" % exc.msg, **exc.details)
     except _compose.DockerError as exc:
         module.fail_json(**exc.as_failure())
 

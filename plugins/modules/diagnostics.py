@@ -154,9 +154,11 @@ notes:
   - The runbook's items map to parts as follows. [1] service status V(status), [2] recent logs V(logs),
     [3] database status V(database), [4] Redis status V(redis), [5] system resources V(resources),
     [6] disk space V(disk), [7] recent errors V(errors). RV(runbook_items) says which were produced.
-  - An error line is a JSON log line whose C(level) is ERROR, FATAL, CRITICAL or PANIC, or a text
-    line with one of the words error, fatal, panic. The runbook's looser C(grep -i "error\|fatal\|panic")
-    count is returned as C(grep_count).
+  - An error line is what the collection's one log classifier says (the same for verification, the
+    P1 cases and the P2 report; docs/logs.md) - a JSON line by its level key only (C(level),
+    C(severity), C(lvl), C(log.level); pino's 50 and 60), a plain line by ERROR, FATAL, CRITICAL, panic,
+    a lower-case C(error:), nginx's C([error]) or a stack trace. The runbook's looser
+    C(grep -i "error\|fatal\|panic") count is returned as C(grep_count).
   - CPU and memory percentages are computed as C(docker stats) does, from one stats sample per running
     container (100 % CPU is one CPU; memory without the page cache, against the container's limit).
 seealso:

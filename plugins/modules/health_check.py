@@ -36,10 +36,31 @@ attributes:
   platform:
     platforms: posix
 options:
+  stack:
+    description:
+      - Probe what users reach, from the stack description C(incident_stack), instead of O(url) or
+        O(urls) - C(/health) and every sample user's recommendations (at least
+        C(min_recommendations) items), at the service's own port (C(base_url)) and, when
+        C(edge_url) is set, through the edge (see O(where)).
+      - The containers of the service, its dependencies and the edge are read while the probes run
+        (as with O(containers)), and RV(assessment) says whether the alarm is real and what fails.
+        RV(healthy) is true when both places answer (at least O(min_success_ratio) of each place's
+        health probes and of its recommendation probes succeed).
+      - With O(stop_early), the rounds stop once no place's verdict can change, or after one round
+        when the engine already shows the failing place's container exited, paused or gone.
+      - Exactly one of O(url), O(urls) and O(stack) is required.
+    type: dict
+  where:
+    description:
+      - With O(stack), the places to probe - V(service) (its own port) and V(edge) (what users reach).
+    type: list
+    elements: str
+    choices: [service, edge]
+    default: [service, edge]
   url:
     description:
       - One URL to probe, with scheme V(http) or V(https) and a host.
-      - Exactly one of O(url) and O(urls) is required.
+      - Exactly one of O(url), O(urls) and O(stack) is required.
     type: str
   urls:
     description:
@@ -47,7 +68,7 @@ options:
       - An entry is a URL, or a dict with C(url) and its own C(json_query) (a list of
         expressions that replaces O(json_query) for that URL; V([]) checks the status only), so
         one call can probe a health endpoint and JSON APIs together.
-      - Exactly one of O(url) and O(urls) is required.
+      - Exactly one of O(url), O(urls) and O(stack) is required.
     type: list
     elements: raw
   count:
@@ -363,6 +384,22 @@ containers_error:
   returned: success
   type: dict
   sample: {"msg": "no container of compose project 'recsys'", "error_kind": "unknown_project", "engine_unreachable": false}
+assessment:
+  description:
+    - With O(stack), the verdict - C(outage) (the alarm is real), C(kind) (C(none), C(engine_unreachable),
+      C(stack_down), C(dependency_down), C(service_down), C(edge_down), C(edge_failing)), C(down) (services
+      without a running, healthy container), C(service_ok) and C(edge_ok) (null without an edge),
+      C(health_ok) and C(recommendations_ok) where users are (the edge if there is one), C(success_ratio),
+      C(places) (per place, the health and recommendations success ratios, per-user ratios and errors),
+      C(containers) and C(impact) (C(users_probed), C(users_failing), C(failing_users), C(scope), C(measured_at)).
+  returned: with O(stack)
+  type: dict
+  sample: {"outage": true, "kind": "edge_failing", "down": [], "service_ok": true, "edge_ok": false}
+summary:
+  description: With O(stack), one line saying what was found.
+  returned: with O(stack)
+  type: str
+  sample: "Alarm confirmed (edge_failing): the service itself: health 100 % ok, recommendations 100 % ok; through the edge: ..."
 min_success_ratio:
   description: The threshold applied, O(min_success_ratio).
   returned: success
@@ -374,11 +411,13 @@ import concurrent.futures
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.sre.incident.plugins.module_utils import _http
+from ansible_collections.sre.incident.plugins.module_utils import _detect, _http, _stack
 
 
 def argument_spec():
     return dict(
+        stack=dict(type="dict"),
+        where=dict(type="list", elements="str", choices=["service", "edge"], default=["service", "edge"]),
         url=dict(type="str"),
         urls=dict(type="list", elements="raw"),
         count=dict(type="int", default=3),
@@ -430,30 +469,62 @@ def _exited_check(module, spec):
     return exited
 
 
+def _read_containers(pool, compose, spec):
+    return pool.submit(compose.read_states, spec["project"], spec["services"], spec.get("docker_host")) if spec else None
+
+
+def _settled_containers(reading):
+    """The containers' states once the engine has answered (None while it has not, or when it could not)."""
+    if reading is None or not reading.done() or reading.exception() is not None:
+        return None
+    found = reading.result()
+    return None if found.get("containers_error") else found.get("containers")
+
+
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
-        required_one_of=[("url", "urls")],
-        mutually_exclusive=[("url", "urls")],
+        required_one_of=[("url", "urls", "stack")],
+        mutually_exclusive=[("url", "urls", "stack")],
         supports_check_mode=True,
     )
     p = module.params
-    urls = [p["url"]] if p["url"] is not None else p["urls"]
-    wants_jmespath = p["json_query"] or any(isinstance(u, dict) and u.get("json_query") for u in urls)
+    stack = p["stack"]
+    tgts = None
+    spec = p["containers"]
+    if stack is not None:
+        try:
+            tgts = _detect.targets(stack, where=p["where"])
+        except _stack.StackError as exc:
+            module.fail_json(msg=str(exc), changed=False)
+        urls = [dict(url=t["url"], json_query=t["json_query"]) for t in tgts]
+        if spec is None:
+            spec = dict(project=stack["name"], services=_detect.container_services(stack), docker_host=None)
+    else:
+        urls = [p["url"]] if p["url"] is not None else p["urls"]
+    wants_jmespath = stack is not None or p["json_query"] or any(isinstance(u, dict) and u.get("json_query") for u in urls)
     if wants_jmespath and not _http.HAS_JMESPATH:
         module.fail_json(msg=missing_required_lib("jmespath"), exception=str(_http.JMESPATH_IMPORT_ERROR))
     give_up = _exited_check(module, p["give_up_when_exited"])
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         # the engine is read while the probes run: it costs no extra time
-        spec = p["containers"]
         compose = _compose_lib(module) if spec else None
-        reading = pool.submit(compose.read_states, spec["project"], spec["services"], spec["docker_host"]) if spec else None
+        reading = _read_containers(pool, compose, spec)
+        extra = {}
+        if tgts is not None:
+            def judge(probes):
+                return _detect.answered(tgts, probes, p["min_success_ratio"])
+
+            def settled(probes, rounds):
+                return _detect.decided(tgts, probes, rounds, p["count"], p["min_success_ratio"],
+                                       containers=_settled_containers(reading), stack=stack)
+            extra = dict(judge=judge, settled=settled)
         try:
             result = _http.wait_healthy(
                 urls, p["wait_timeout"], give_up=give_up,
                 count=p["count"], interval=p["interval"], timeout=p["timeout"], method=p["method"],
                 expect_status=p["expect_status"], json_queries=p["json_query"],
-                min_success_ratio=p["min_success_ratio"], stop_early=p["stop_early"],
+                min_success_ratio=p["min_success_ratio"], stop_early=p["stop_early"], **extra
             )
         except (ValueError, _http.MissingJmespath) as exc:
             module.fail_json(msg=str(exc), changed=False)
@@ -464,6 +535,10 @@ def main():
                 result.update(reading.result())
             except compose.UnknownService as exc:
                 module.fail_json(msg="containers: %s" % exc.msg, changed=False)
+    if tgts is not None:
+        verdict = _detect.assess(stack, tgts, result["probes"], result["containers"], result["containers_error"],
+                                 min_ratio=p["min_success_ratio"])
+        result.update(assessment=verdict, summary=_detect.summary(verdict))
 
     if p["fail_on_unhealthy"] and not result["healthy"]:
         errors = sorted({pr["error"] for pr in result["probes"] if pr["error"]})

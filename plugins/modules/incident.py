@@ -89,17 +89,38 @@ options:
         P2 24 h / 1 week; P3 no SLA.
     type: dict
   detected_at:
-    description: When the incident was detected, ISO 8601 (UTC if no offset). Defaults to now.
+    description: When the incident was detected (the automation first looked at it), ISO 8601 (UTC if no offset). Defaults to now.
     type: str
   started_at:
     description:
-      - When the incident started, ISO 8601. The SLA deadlines run from here. Defaults to O(detected_at).
+      - When the incident started, ISO 8601, for example an alert's C(startsAt) (SPEC MON-1). The SLA
+        deadlines and the P0 checklist run from here. Defaults to C(starts_at) of O(alert), else
+        O(detected_at).
+      - A time that is not ISO 8601, or more than 60 seconds after the controller's clock, fails,
+        naming it, before anything is written. A time up to 60 seconds ahead (clock skew) or later
+        than O(detected_at) counts from O(detected_at); C(clock.note) in RV(incident) says so.
     type: str
+  alert:
+    description:
+      - The alert that started the run (O(state=opened)), kept in the record as C(clock.alert), with
+        C(name), C(fingerprint), C(source) (for example V(alertmanager)), C(starts_at) and C(labels).
+      - With an alert, C(clock.started_from) is V(alert); with only O(started_at), V(given); with
+        neither, V(detection).
+    type: dict
   responded_at:
     description:
       - With O(state=closed), when the incident was first responded to, if that happened outside the automation.
       - The response time of the record is the B(earliest) of the first tick of C(response_started),
         this value and the first close of the incident (closing is the latest possible response).
+    type: str
+  done_at:
+    description:
+      - With O(state=tick), when the items were done, ISO 8601 (UTC if no offset), if that was before
+        the tick is written; for example when the channels acknowledged the C(started) notification
+        in the background and the run collected it later. Defaults to now.
+      - It becomes the item's time in the checklist (and, for C(response_started), the response
+        time); the event itself keeps the time it was written. A time after now counts as now, one
+        before the incident was opened as its opening.
     type: str
   stage:
     description: The runbook stage the event belongs to (usually the role name, for example V(recover)).
@@ -255,10 +276,15 @@ incident:
   description:
     - The replayed state of the incident (after the change; in check mode, as it would be;
       V(null) in check mode when the record does not exist yet).
-    - "Keys: C(id service severity started_at detected_at commander war_room oncall impact sla
-      deadlines opened_at status outcome closed_at responded_at resolved_at sla_status time_left
-      checklists ticked rungs last_rung degraded_mode degraded_history severity_history events
-      event_count corrupt_lines)."
+    - "Keys: C(id service severity started_at detected_at clock commander war_room oncall impact sla
+      deadlines opened_at status outcome closed_at responded_at mitigated_at resolved_at times
+      sla_status time_left checklists ticked rungs last_rung degraded_mode degraded_history
+      severity_history events event_count corrupt_lines)."
+    - C(clock) is C(started_from) (V(alert), V(given) or V(detection)), C(alert_started_at) (the time
+      given), C(alert) (see O(alert)) and C(note).
+    - "C(times) are seconds from C(started_at): C(time_to_detect_s), C(mtta_s) (to C(responded_at), the
+      acknowledgement), C(mttm_s) (to C(mitigated_at): recovery verified, a degraded mode on, or closed as
+      resolved, mitigated or degraded) and C(mttr_s) (to C(resolved_at)); V(null) until reached."
     - C(sla_status.respond) and C(sla_status.resolve) are V(met), V(missed), V(open) or V(none) (no SLA).
     - C(checklists) maps V(p0_response) and V(recovery) to their items, each with C(key mark text due
       done ts value owner on_time).

@@ -36,8 +36,11 @@ options:
       - V(released) gives the lease back, only if O(incident_id) holds it. Otherwise nothing changes
         and a warning names the real holder.
       - V(present) only reads the lease and the breaker.
+      - V(reset) closes an open circuit breaker after a human fixed the cause. The reset is written into
+        C(ladder_runs.jsonl) with who did it (O(owner)) and why (O(reason), required), and only ladder
+        runs after it count again. Nothing is written when no run counts (C(changed=false)).
     type: str
-    choices: [acquired, released, present]
+    choices: [acquired, released, present, reset]
     default: present
   state_dir:
     description:
@@ -50,8 +53,21 @@ options:
     description: The incident taking or releasing the lease. Required for V(acquired) and V(released).
     type: str
   owner:
-    description: Who holds the lease (shown to anyone refused). Defaults to E(USER) on the host, else V(automation).
+    description:
+      - Who holds the lease (shown to anyone refused), or who resets the breaker. Defaults to E(USER) on the
+        host, else V(automation).
     type: str
+  reason:
+    description: Why the breaker is reset (O(state=reset)), for example what was fixed. Required for a reset.
+    type: str
+  purpose:
+    description:
+      - Whose ladder runs these are. The breaker counts only runs of the same purpose, so the runs of the
+        demo (V(demo)), the tests (V(test)), the benchmarks (V(bench)) and the drills (V(drill)) never open
+        the breaker of real incidents (V(incident)), and a reset applies to its own purpose only.
+    type: str
+    choices: [incident, demo, test, bench, drill]
+    default: incident
   host:
     description: Name recorded in the lease as the holder's host. Defaults to the managed host's hostname.
     type: str
@@ -61,7 +77,7 @@ options:
     default: 1800
   record_run:
     description:
-      - With O(state=released), append C({ts, incident_id, outcome}) to C(ladder_runs.jsonl) when this
+      - With O(state=released), append C({ts, incident_id, outcome, purpose}) to C(ladder_runs.jsonl) when this
         call releases this incident's lease. Releasing again (the lease is already gone) records nothing,
         so a re-run does not count twice.
     type: bool
@@ -162,8 +178,23 @@ expires_in:
   description: Seconds until the lease expires, or V(null) when none is held.
   returned: always
   type: float
+reset_recorded:
+  description: The breaker reset appended by O(state=reset) (C(ts), C(by), C(reason), C(purpose), C(runs_forgiven)), else V(null).
+  returned: always
+  type: dict
+  sample: {ts: "2026-11-27T02:10:00.000Z", reset: true, by: alice, reason: "disk cleaned, service fixed", purpose: incident,
+           runs_forgiven: 3}
+last_reset:
+  description: The latest reset of this purpose's breaker, or V(null).
+  returned: always
+  type: dict
+breaker_purpose:
+  description: The purpose whose runs were counted (O(purpose)).
+  returned: always
+  type: str
+  sample: incident
 recent_runs:
-  description: Ladder runs recorded within O(breaker_window) seconds before now.
+  description: Ladder runs of O(purpose) recorded within O(breaker_window) seconds before now, after the latest reset.
   returned: always
   type: int
   sample: 1
@@ -192,7 +223,7 @@ holder:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident.plugins.module_utils._lease import STATES, LeaseError, run
+from ansible_collections.sre.incident.plugins.module_utils._lease import PURPOSES, STATES, LeaseError, run
 
 
 def main():
@@ -206,10 +237,13 @@ def main():
             ttl=dict(type="int", default=1800),
             record_run=dict(type="bool", default=False),
             outcome=dict(type="str"),
+            reason=dict(type="str"),
+            purpose=dict(type="str", choices=list(PURPOSES), default="incident"),
             breaker_window=dict(type="int", default=3600),
             breaker_max_runs=dict(type="int", default=3),
         ),
-        required_if=[("state", "acquired", ("incident_id",)), ("state", "released", ("incident_id",))],
+        required_if=[("state", "acquired", ("incident_id",)), ("state", "released", ("incident_id",)),
+                     ("state", "reset", ("reason",))],
         supports_check_mode=True,
     )
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: notify
-short_description: Send an incident notification to Slack, DingTalk or a generic webhook
+short_description: Send incident notifications to Slack, DingTalk or a generic webhook, beside the response
 version_added: 1.0.0
 author:
   - SRE incident team (@sre-incident)
@@ -17,33 +17,68 @@ description:
     the service, the incident id, the incident commander, the on-call engineer of the moment,
     the war-room link (if any) and the time left on the SLA, such as C(resolve deadline in 27m 10s)
     or C(resolve deadline passed 3m ago).
-  - Each channel is tried up to O(retries) times with a short exponential backoff (0.5 s, 1 s,
-    capped at 1.5 s) on connection errors, timeouts, HTTP 5xx and 429; other HTTP 4xx answers are
-    not retried. Redirects are not followed.
+  - "Three modes. O(mode=start) hands the message to a sender process on the host and returns at
+    once, so a chat outage never slows the response; O(mode=collect), later in the run, waits at most
+    O(budget) seconds for the messages of the incident not collected yet and returns each one's
+    outcome per channel, for the record. O(mode=send) sends and waits, at most O(budget) seconds."
+  - Every channel is sent to at the same time, so one slow channel never delays another. Each
+    attempt has a connect timeout (O(connect_timeout)) and a read timeout (O(read_timeout)); a
+    channel is tried up to O(retries) times with a short exponential backoff (0.5 s, 1 s, capped at
+    1.5 s) on connection errors, timeouts, HTTP 5xx and 429; other HTTP 4xx answers are not retried.
+    Redirects are not followed. All of it, for one message, ends within O(budget) seconds; timeouts
+    and sleeps are cut to what is left, an attempt that would not fit is not started, and a channel
+    still busy at the end is given up on.
+  - "Order: on each channel the messages of an incident sent with O(mode=start) are posted in the
+    order they were started; a message waits for the earlier ones to be delivered or given up on
+    that channel. When an earlier message failed on a channel, the next one carries a line saying
+    that earlier messages may be missing there. Across channels there is no order."
   - A failing channel never stops the run unless O(fail_on_error=true); the per-channel outcome is
-    in RV(results). A notification must never block the recovery.
-  - Webhook URLs, DingTalk secrets and header values never appear in the module's results or
-    error messages; an error text that contains a URL has it replaced by the channel's name.
-  - Bad input (an unknown channel type, a channel without a url, a malformed deadline) fails
-    before anything is sent, naming the channel by O(channels[].name) or its index, never by URL.
+    in RV(results) (send) or RV(messages) (collect).
+  - Webhook URLs, DingTalk secrets and header values never appear in the module's results, in error
+    messages or in the outbox files; an error text that contains a URL has it replaced by the
+    channel's name. The sender process gets them in memory, from the task, never through a file.
+  - Bad input (an unknown channel type, a channel without a url, a malformed deadline, a timeout out
+    of range) fails before anything is sent, naming the channel by O(channels[].name) or its index,
+    never by URL.
 extends_documentation_fragment:
   - sre.incident.attributes
 attributes:
+  action:
+    support: full
+    description: Runs as an action plugin, with the same options and results as the module.
+    details:
+      - An action plugin of the same name runs the module on the managed host. For a host managed
+        with the C(local) connection (the controller's own machine), without C(become) or C(async),
+        it runs the same code in the controller's process instead, with the same sender, outbox,
+        options and results, and without starting another Python before the evidence and the first rung.
   check_mode:
     support: full
     details:
-      - In check mode nothing is sent; the module returns the rendered message and the channels
-        it would post to, with C(changed=false).
+      - In check mode nothing is sent and no sender is started; the module returns the rendered
+        message and the channels it would post to, with C(changed=false). O(mode=collect) reads the
+        outbox without waiting and marks nothing.
   diff_mode:
     support: none
   idempotent:
     support: none
     details:
-      - Sending a message is an outside effect; every run sends again and reports
-        C(changed=true) when at least one channel accepted the message.
+      - Sending a message is an outside effect; every run sends again. O(mode=send) reports
+        C(changed=true) when at least one channel accepted the message, O(mode=start) when a sender
+        was started, O(mode=collect) when messages were collected.
   platform:
     platforms: posix
 options:
+  mode:
+    description:
+      - V(send) sends and returns when every channel answered or O(budget) is spent.
+      - V(start) starts a sender process on the host and returns at once (RV(seq) numbers the
+        message in the incident's outbox). Needs O(incident.id).
+      - V(collect) sends nothing; it waits at most O(budget) seconds until every message of
+        O(incident.id) started earlier on this host and not collected yet has an outcome, returns
+        them in RV(messages) and marks them collected. Needs O(incident.id) only.
+    type: str
+    choices: [send, start, collect]
+    default: send
   channels:
     description:
       - Where to send. Usually an inventory variable, with the URLs and secrets coming from a vault
@@ -55,7 +90,7 @@ options:
     suboptions:
       name:
         description:
-          - Name used in results and error messages. Defaults to C(channels[<index>]).
+          - Name used in results, error messages and the record. Defaults to C(channels[<index>]).
           - Must be unique.
         type: str
       type:
@@ -104,8 +139,8 @@ options:
     description:
       - The incident stage the message announces. V(escalate) asks a human to take over and names
         the incident commander and the tech lead from O(oncall).
+      - Required with O(mode=send) and O(mode=start).
     type: str
-    required: true
     choices: [started, mitigated, resolved, degraded, escalate, update]
   incident:
     description:
@@ -114,7 +149,9 @@ options:
     default: {}
     suboptions:
       id:
-        description: Incident id.
+        description:
+          - Incident id. With O(mode=start) and O(mode=collect) it also names the incident's outbox
+            directory under O(outbox_dir) (letters, digits, C(.), C(_), C(-)).
         type: str
       severity:
         description: Severity, V(P0) to V(P3).
@@ -154,34 +191,62 @@ options:
     description:
       - Free text appended to the message (what happened, what is being done).
     type: str
-  timeout:
+  connect_timeout:
     description:
-      - Seconds to wait for each HTTP request.
+      - Seconds to wait for the connection of one attempt (TCP, a proxy tunnel, the TLS handshake).
+      - Above 0, at most 60.
+    type: float
+    default: 2
+  read_timeout:
+    description:
+      - Seconds to wait for the answer once connected, per read.
+      - Above 0, at most 300.
     type: float
     default: 5
   retries:
     description:
-      - Attempts per channel, the first one included (V(1) to V(10)).
+      - Attempts per channel, the first one included (V(1) to V(10)), as far as O(budget) allows.
     type: int
     default: 3
+  budget:
+    description:
+      - Seconds within which everything about one message ends (every channel, attempt, backoff);
+        for O(mode=collect), the longest wait for the outstanding messages.
+      - Above 0, at most 600.
+    type: float
+    default: 10
+  outbox_dir:
+    description:
+      - Directory on the host for the outbox of each incident (O(mode=start) and O(mode=collect)),
+        one small JSON file per message with its outcome per channel, never a URL or a secret.
+      - The role C(sre.incident.notify) uses C(<incident_stack.state_dir>/outbox).
+    type: path
+    default: ~/.sre-incident/outbox
   fail_on_error:
     description:
-      - Fail the task when any enabled channel could not be notified.
-      - By default a failed notification is reported in RV(results) and RV(failed_count), and the
-        play goes on.
+      - Fail the task when any enabled channel could not be notified (O(mode=send)), or when any
+        collected message was not delivered to every channel (O(mode=collect)). Ignored by
+        O(mode=start), which does not know yet.
+      - By default a failed notification is reported and the play goes on.
     type: bool
     default: false
 seealso:
   - plugin: sre.incident.oncall
     plugin_type: filter
+  - module: sre.incident.incident
 notes:
   - Uses only the Python standard library (urllib) on the host the task runs on; the proxy
     environment variables (C(https_proxy), C(no_proxy)) are honoured.
+  - "The sender of O(mode=start) is a process of its own on that host, like an Ansible C(async) job
+    but with the task's arguments kept in memory (an C(async) task writes its module, arguments
+    included, into a file on the host). It ends by its message's deadline, whether the run is
+    still there or not."
 """
 
 EXAMPLES = r"""
-- name: Announce a P0 on every channel
+- name: Announce a P0 on every channel, without waiting for the chat servers
   sre.incident.notify:
+    mode: start
     channels:
       - name: slack-incidents
         type: slack
@@ -207,9 +272,18 @@ EXAMPLES = r"""
       resolve_deadline: "2026-11-27T10:30:00+08:00"
     oncall: "{{ incident_oncall | sre.incident.oncall }}"
     text: /health returns 503 on all instances; recovery ladder starting.
-  register: incident_notify_result
+    outbox_dir: /var/lib/sre-incident/recsys/outbox
 
-- name: Ask a human to take over when the ladder and the degraded modes failed
+- name: At the end of the run, wait at most 10 s for what is still being sent
+  sre.incident.notify:
+    mode: collect
+    incident:
+      id: INC-20261127-001
+    budget: 10
+    outbox_dir: /var/lib/sre-incident/recsys/outbox
+  register: incident_notified
+
+- name: Ask a human to take over, and wait for the answer of every channel
   sre.incident.notify:
     channels: "{{ incident_notify_channels }}"
     stage: escalate
@@ -227,9 +301,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+msg:
+  description: What happened, in one line (check mode says what would be sent).
+  returned: always
+  type: str
+  sample: "started notification: delivered to 1 of 2 channels; not delivered: chat (connect timed out after 2 s, 3 attempts)"
 message:
   description: The rendered message, as plain text.
-  returned: always
+  returned: when O(mode) is V(send) or V(start)
   type: str
   sample: |-
     [P0] Incident started: recommendation-service (INC-20261127-001)
@@ -242,19 +321,20 @@ message:
     SLA: response deadline in 2m 50s; resolve deadline in 27m 50s
 title:
   description: The message's title line.
-  returned: always
+  returned: when O(mode) is V(send) or V(start)
   type: str
   sample: "[P0] Incident started: recommendation-service (INC-20261127-001)"
 channels:
   description: Names of the enabled channels the message was (or, in check mode, would be) sent to.
-  returned: always
+  returned: when O(mode) is V(send) or V(start)
   type: list
   elements: str
   sample: [slack-incidents, dingtalk-oncall, pager]
 results:
   description:
     - One entry per channel, in the order of O(channels). Never contains a URL, a secret or a header value.
-  returned: always
+    - With O(mode=start) every C(ok) is V(null); the outcome comes with O(mode=collect).
+  returned: when O(mode) is V(send) or V(start)
   type: list
   elements: dict
   contains:
@@ -273,7 +353,7 @@ results:
     ok:
       description:
         - V(true) when the channel accepted the message, V(false) when it could not be notified,
-          V(null) when nothing was sent (disabled channel or check mode).
+          V(null) when nothing was sent (yet), for a disabled channel, in check mode or with O(mode=start).
       type: bool
       sample: true
     status:
@@ -287,107 +367,177 @@ results:
     error:
       description: Why the last attempt failed (URLs replaced by the channel name), else V(null).
       type: str
-      sample: "HTTP 500 Internal Server Error"
+      sample: "connected, but no answer within the read timeout (5 s)"
+    finished_at:
+      description: When the channel's outcome came (UTC, ISO 8601), V(null) when nothing was sent.
+      type: str
+      sample: "2026-11-27T02:02:51.204Z"
+    budget_spent:
+      description: V(true) when the budget, not the number of attempts, ended the tries.
+      type: bool
+      sample: false
+    warning:
+      description: The line the message carried on this channel because an earlier message failed there.
+      type: str
+      returned: when an earlier message of the incident failed on this channel
+      sample: "earlier messages may be missing on this channel: the started message could not be delivered here (connect timed out after 2 s)"
   sample:
-    - {name: slack-incidents, type: slack, enabled: true, ok: true, status: 200, attempts: 1, error: null}
-    - {name: pager, type: webhook, enabled: true, ok: false, status: null, attempts: 3, error: "connection failed: [Errno 111] Connection refused"}
+    - {name: slack-incidents, type: slack, enabled: true, ok: true, status: 200, attempts: 1, error: null,
+       finished_at: "2026-11-27T02:02:51.204Z", budget_spent: false}
+    - {name: pager, type: webhook, enabled: true, ok: false, status: null, attempts: 3,
+       error: "connection failed: [Errno 111] Connection refused", finished_at: "2026-11-27T02:02:52.710Z",
+       budget_spent: false}
 sent:
-  description: Number of channels that accepted the message.
-  returned: always
+  description: Number of channels that accepted the message (V(0) with O(mode=start)).
+  returned: when O(mode) is V(send) or V(start)
   type: int
   sample: 2
 failed_count:
   description:
-    - Number of enabled channels that could not be notified (V(0) in check mode).
+    - Number of enabled channels that could not be notified (V(0) in check mode and with O(mode=start)).
     - Not called C(failed), because Ansible reads a true C(failed) key as a failed task.
-  returned: always
+  returned: when O(mode) is V(send) or V(start)
   type: int
   sample: 1
 oncall:
   description: The on-call information the message was rendered with.
-  returned: always
+  returned: when O(mode) is V(send) or V(start)
   type: dict
   sample: {shift: weekday_day, handle: "@oncall-day", contacts: {incident_commander: "@incident-commander"}}
+seq:
+  description: The message's number in the incident's outbox.
+  returned: when O(mode=start) started a sender
+  type: int
+  sample: 1
+outbox:
+  description: The incident's outbox directory on the host.
+  returned: when O(mode) is V(start) or V(collect)
+  type: str
+  sample: /var/lib/sre-incident/recsys/outbox/INC-20261127-001
+deadline_at:
+  description: When the sender gives up on whatever is not delivered by then (UTC, ISO 8601).
+  returned: when O(mode=start) started a sender
+  type: str
+  sample: "2026-11-27T02:03:00.512Z"
+messages:
+  description: The messages collected, in the order they were started, each with its outcome per channel.
+  returned: when O(mode=collect)
+  type: list
+  elements: dict
+  contains:
+    seq:
+      description: The message's number in the outbox.
+      type: int
+    stage:
+      description: The stage it announced.
+      type: str
+    title:
+      description: Its title line.
+      type: str
+    state:
+      description:
+        - V(delivered) (every channel acknowledged), V(partial), V(failed), V(pending) (still being
+          sent when O(budget) ran out), V(lost) (the sender ended without any outcome).
+      type: str
+    launched_at:
+      description: When it was handed to its sender (UTC, ISO 8601).
+      type: str
+    finished_at:
+      description: When its sender was done (UTC), V(null) if it was not.
+      type: str
+    acknowledged_at:
+      description: When the last channel acknowledged it (UTC), only when V(delivered).
+      type: str
+    results:
+      description: One entry per channel, as RV(results).
+      type: list
+      elements: dict
+    sent:
+      description: Channels that acknowledged it.
+      type: int
+    failed_count:
+      description: Channels that did not.
+      type: int
+    summary:
+      description: One line for the record, naming every channel that failed and why.
+      type: str
+  sample:
+    - seq: 1
+      stage: started
+      title: "[P0] Incident started: recommendation-service (INC-20261127-001)"
+      state: partial
+      launched_at: "2026-11-27T02:02:50.512Z"
+      finished_at: "2026-11-27T02:03:00.530Z"
+      acknowledged_at: null
+      results:
+        - {name: slack-incidents, type: slack, enabled: true, ok: true, status: 200, attempts: 1, error: null,
+           finished_at: "2026-11-27T02:02:50.730Z", budget_spent: false}
+        - {name: pager, type: webhook, enabled: true, ok: false, status: null, attempts: 2,
+           error: "connected, but no answer within the read timeout (5 s)", finished_at: "2026-11-27T02:03:00.530Z",
+           budget_spent: true}
+      sent: 1
+      failed_count: 1
+      summary: >-
+        started notification: delivered to 1 of 2 channels; not delivered: pager (connected, but no
+        answer within the read timeout (5 s), 2 attempts, budget spent)
+undelivered:
+  description: Every collected message and channel that was not delivered, with why.
+  returned: when O(mode=collect)
+  type: list
+  elements: dict
+  sample: [{seq: 1, stage: started, channel: pager, error: "connected, but no answer within the read timeout (5 s)"}]
+response:
+  description:
+    - Whether the first collected C(started) message reached every enabled channel, which is what the
+      record's checklist item C(response_started) ("everyone notified") needs. V(null) when no
+      C(started) message was collected.
+  returned: when O(mode=collect)
+  type: dict
+  contains:
+    acknowledged:
+      description: V(true) only when every enabled channel acknowledged it.
+      type: bool
+    at:
+      description: When the last channel acknowledged it (UTC), V(null) unless acknowledged.
+      type: str
+    channels:
+      description: The channels it was sent to.
+      type: list
+      elements: str
+    failed:
+      description: The channels that did not acknowledge it, with why.
+      type: list
+      elements: dict
+    text:
+      description: One line saying so.
+      type: str
+  sample:
+    acknowledged: false
+    at: null
+    channels: [slack-incidents, pager]
+    failed: [{name: pager, error: "connected, but no answer within the read timeout (5 s)"}]
+    text: >-
+      not every channel was notified, the item stays open: pager (connected, but no answer within
+      the read timeout (5 s), 2 attempts, budget spent)
+waited_s:
+  description: How long the collect waited, in seconds.
+  returned: when O(mode=collect)
+  type: float
+  sample: 6.42
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident.plugins.module_utils._notify import (
-    STAGES,
-    NotifyError,
-    notify,
-)
+from ansible_collections.sre.incident.plugins.module_utils._outbox import REQUIRED_IF, argument_spec, run_checked
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            channels=dict(
-                type="list",
-                elements="dict",
-                default=[],
-                options=dict(
-                    name=dict(type="str"),
-                    # type and url are checked by _notify.validate_channels, whose message names
-                    # the channel (Ansible's own would only say "found in channels").
-                    type=dict(type="str"),
-                    url=dict(type="str", no_log=True),
-                    secret=dict(type="str", no_log=True),
-                    headers=dict(type="dict", no_log=True),
-                    enabled=dict(type="bool", default=True),
-                    at_mobiles=dict(type="list", elements="str"),
-                    at_user_ids=dict(type="list", elements="str"),
-                    at_all=dict(type="bool", default=False),
-                ),
-            ),
-            stage=dict(type="str", required=True, choices=list(STAGES)),
-            incident=dict(
-                type="dict",
-                default={},
-                options=dict(
-                    id=dict(type="str"),
-                    severity=dict(type="str", choices=["P0", "P1", "P2", "P3"]),
-                    service=dict(type="str"),
-                    commander=dict(type="str"),
-                    war_room=dict(type="str"),
-                    response_deadline=dict(type="str"),
-                    resolve_deadline=dict(type="str"),
-                    started_at=dict(type="str"),
-                ),
-            ),
-            oncall=dict(type="dict", default={}),
-            text=dict(type="str"),
-            timeout=dict(type="float", default=5.0),
-            retries=dict(type="int", default=3),
-            fail_on_error=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    try:
-        outcome = notify(
-            params["channels"],
-            params["stage"],
-            incident=params["incident"],
-            oncall=params["oncall"],
-            text=params["text"],
-            timeout=params["timeout"],
-            attempts=params["retries"],
-            check_mode=module.check_mode,
-        )
-    except NotifyError as exc:
-        module.fail_json(msg="sre.incident.notify: %s" % exc)
-
-    if not outcome["channels"]:
-        module.warn("sre.incident.notify: no enabled notification channel; nothing was sent")
-    result = dict(outcome, changed=outcome["sent"] > 0)
-    if params["fail_on_error"] and outcome["failed_count"]:
-        failed = [r["name"] for r in outcome["results"] if r["ok"] is False]
-        module.fail_json(
-            msg="sre.incident.notify: could not notify %s; see results[].error (set fail_on_error=false "
-                "to let the play go on)" % ", ".join(failed),
-            **result
-        )
+    module = AnsibleModule(argument_spec=argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
+    result = run_checked(module.params, check_mode=module.check_mode)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    if result.pop("failed", False):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

@@ -10,15 +10,19 @@ description:
     runbook's Chinese in parentheses, description (問題描述), reproduction steps (重現步驟),
     expected (期望結果), actual (實際結果), environment (環境信息, version, time, user, frequency),
     log excerpt (日誌片段), suspected root cause (可能的根本原因) and suggested fix (建議的修復方案).
-  - With O(collect=true) it gathers live evidence on the host it runs on, the service's version
+  - With O(collect=true) it gathers live evidence on the managed host, the service's version
     (the C(version) of C(/health) and the container's image id and creation time), the recent
     WARNING and ERROR lines of the service's container log (through the Docker engine) and the
     answers of O(reproduce_urls). What the operator leaves open is filled from that evidence.
+  - "The report is rendered, posted and written on the B(controller) by the module's action plugin,
+    from the collection's Jinja2 template (C(plugins/plugin_utils/templates/p2_report.md.j2)); only
+    the evidence is collected on the managed host, and only the collection options go there (never
+    the tracker or its token)."
   - Without O(dest_dir) nothing is written; the module returns the RV(evidence) and the rendered
-    RV(markdown). A playbook collects on the managed host this way and writes on the controller
+    RV(markdown). A playbook collects on the managed host this way and writes in a later task
     with O(evidence).
-  - With O(dest_dir) the report goes to C(<dest_dir>/<date>-<slug of title>.md). Writing the
-    same content again changes nothing; the first report time is kept on re-runs.
+  - With O(dest_dir) the report goes to C(<dest_dir>/<date>-<slug of title>.md) on the controller.
+    Writing the same content again changes nothing; the first report time is kept on re-runs.
   - "With O(tracker) a new report is also posted as an issue, GitHub style (C(POST <url>/issues),
     C(Authorization: Bearer)) or GitLab style (C(POST <url>/issues), C(PRIVATE-TOKEN)), once, and
     the issue link is written into the report; a report that already has a link is not posted
@@ -29,6 +33,9 @@ extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker
 attributes:
+  action:
+    support: full
+    description: The report is rendered, posted and written by an action plugin on the controller; the evidence is collected on the managed host.
   check_mode:
     support: full
     details: Collects evidence (read only) and reports what would be written; writes and posts nothing.
@@ -113,7 +120,9 @@ options:
     type: int
     default: 20
   log_levels:
-    description: Levels of the log lines kept (the C(level) of the service's JSON lines, or a level word in a plain line).
+    description:
+      - Levels of the log lines kept, as the collection's one log classifier reads a line (docs/logs.md);
+        V(ERROR) stands for every error level (ERROR, CRITICAL, FATAL, PANIC).
     type: list
     elements: str
     default: [WARNING, ERROR]
@@ -121,7 +130,9 @@ options:
     description: Keep only log lines containing this text.
     type: str
   dest_dir:
-    description: The backlog directory to write the report to. Without it nothing is written.
+    description:
+      - The folder on the controller to write the report to (the P2 backlog). Without it nothing is written.
+      - The role C(sre.incident.report) defaults it to C(~/.local/share/sre-incident/backlog), outside any checkout.
     type: path
   date:
     description: Date of the file name, V(YYYY-MM-DD); default today (UTC).
@@ -170,7 +181,7 @@ EXAMPLES = r"""
     cause: A cache entry was written in an old format.
     fix: Clear the cache; version the cache key format.
     evidence: "{{ report_evidence.evidence }}"
-    dest_dir: "{{ playbook_dir }}/../backlog"
+    dest_dir: /srv/ops/backlog
     tracker:
       kind: github
       url: https://api.github.com/repos/example/recsys
@@ -223,44 +234,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _report
 
 
-def argument_spec():
-    spec = dict(
-        title=dict(type="str"),
-        description=dict(type="str"),
-        steps=dict(type="list", elements="str"),
-        expected=dict(type="str"),
-        actual=dict(type="str"),
-        environment=dict(type="dict"),
-        cause=dict(type="str"),
-        fix=dict(type="str"),
-        reporter=dict(type="str"),
-        severity=dict(type="str", default="P2", choices=["P2", "P3"]),
-        host=dict(type="str"),
-        logs=dict(type="list", elements="str"),
-        labels=dict(type="list", elements="str", default=["P2"]),
-        collect=dict(type="bool", default=False),
-        stack=dict(type="dict"),
-        evidence=dict(type="dict"),
-        reproduce_urls=dict(type="list", elements="str", default=[]),
-        log_since_minutes=dict(type="float", default=15),
-        log_lines=dict(type="int", default=20),
-        log_levels=dict(type="list", elements="str", default=["WARNING", "ERROR"]),
-        log_match=dict(type="str"),
-        dest_dir=dict(type="path"),
-        date=dict(type="str"),
-        tracker=dict(type="dict", options=dict(
-            kind=dict(type="str", required=True, choices=list(_report.TRACKER_KINDS)),
-            url=dict(type="str", required=True),
-            token=dict(type="str", required=True, no_log=True),
-        )),
-        tracker_timeout=dict(type="float", default=10.0),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
-
-
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), required_if=[("collect", True, ("stack",))],
+    # This is the managed host's part, run by the action plugin (plugins/action/p2_report.py) with
+    # O(collect=true) and only the collection options: the evidence. The report is rendered,
+    # posted and written by the action plugin on the controller.
+    module = AnsibleModule(argument_spec=_report.argument_spec(), required_if=_report.REQUIRED_IF,
                            supports_check_mode=True)
     p = module.params
 
@@ -271,19 +249,12 @@ def main():
         return _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
 
     try:
-        result = _report.run(p, check_mode=module.check_mode, connect=connect)
+        evidence = _report.collect_evidence(p, connect) if p["collect"] else dict(p["evidence"] or {})
     except ValueError as exc:
         module.fail_json(msg=str(exc), changed=False)
-    except _report.ReportError as exc:
-        module.fail_json(msg=exc.msg, changed=False, **exc.details)
     except _compose.DockerError as exc:
         module.fail_json(**exc.as_failure())
-    except OSError as exc:
-        module.fail_json(msg="writing the report to %s: %s" % (p["dest_dir"], exc), changed=False)
-    diff = result.pop("diff")
-    if module._diff and result["changed"]:
-        result["diff"] = diff
-    module.exit_json(**result)
+    module.exit_json(changed=False, evidence=evidence)
 
 
 if __name__ == "__main__":

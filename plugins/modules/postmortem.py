@@ -39,8 +39,9 @@ description:
   - The record is only read, never written. Stage and failure events of the C(postmortem) stage
     (written by the C(sre.incident.timeline) callback while this report is produced) are left out
     of the report, so that a re-run on an unchanged record writes nothing.
-  - "The report runs on the B(controller), where the record lives (C(delegate_to: localhost))."
-  - The module uses the Python standard library only.
+  - "The report is written on the B(controller), where the record lives: an action plugin reads the
+    record and renders the collection's Jinja2 templates (C(plugins/plugin_utils/templates/postmortem.md.j2),
+    C(postmortem.html.j2), C(postmortem.css)) in the controller's process; nothing runs on a managed host."
 author:
   - SRE incident team (@sre-incident)
 extends_documentation_fragment:
@@ -74,6 +75,9 @@ options:
       - Meant for tests; a closed incident's report does not depend on it.
     type: str
 attributes:
+  action:
+    support: full
+    description: Runs on the controller as an action plugin (this module file documents it).
   check_mode:
     support: full
     description: Nothing is written; C(changed) and the diff show which files would change.
@@ -87,7 +91,7 @@ attributes:
         returns C(changed=false).
   platform:
     platforms: posix
-    description: "Runs on the controller (C(delegate_to: localhost))."
+    description: Runs on the controller, whatever the task's host.
 notes:
   - A record with unreadable lines (see RV(sre.incident.incident#module:corrupt_lines)) fails the module,
     naming the lines; repair the record first.
@@ -148,8 +152,10 @@ summary:
     - The summary of the report model.
     - "Keys: C(id service severity status outcome impact commander war_room started_at detected_at
       responded_at resolved_at closed_at recovered_at last_event_at duration_s ongoing
-      time_to_respond_s time_to_resolve_s sla deadlines sla_status fixed_by rungs_tried degraded_mode
-      event_count last_seq due due_rule action_item_count)."
+      time_to_respond_s time_to_resolve_s mitigated_at times clock sla deadlines sla_status fixed_by
+      rungs_tried degraded_mode event_count last_seq due due_rule action_item_count)."
+    - "C(times): C(time_to_detect_s), C(mtta_s), C(mttm_s), C(mttr_s), seconds from C(started_at) (the
+      alert's start when an alert started the run); C(clock): where the start came from (SPEC MON-1)."
     - C(fixed_by) is V(null) when no rung is known to have fixed it, else C(rung label number ts).
   returned: always
   type: dict
@@ -171,32 +177,18 @@ due_rule:
   sample: within 24 h of the recovery
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident.plugins.module_utils._postmortem import FORMATS, PostmortemError, run
-from ansible_collections.sre.incident.plugins.module_utils._record import RecordError
+from ansible_collections.sre.incident.plugins.module_utils._postmortem import ARGUMENT_SPEC
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            incident_dir=dict(type="path", default="incidents", fallback=(env_fallback, ["SRE_INCIDENT_DIR"])),
-            id=dict(type="str", required=True),
-            formats=dict(type="list", elements="str", choices=list(FORMATS), default=list(FORMATS)),
-            owner=dict(type="str"),
-            now=dict(type="str"),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        result = run(module.params, check_mode=module.check_mode)
-    except (PostmortemError, RecordError) as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg="postmortem of %s in %s: %s" % (module.params["id"], module.params["incident_dir"], exc))
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    # The work is done by the action plugin (plugins/action/postmortem.py) on the controller, which
+    # renders the collection's templates; Ansible never runs this file. It holds the documentation
+    # and checks the options against it when run on its own.
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module.fail_json(msg="sre.incident.postmortem runs on the controller as an action plugin: run it as an Ansible "
+                         "task (ansible-playbook or ansible -m sre.incident.postmortem), not as a module on its own")
 
 
 if __name__ == "__main__":

@@ -63,10 +63,13 @@ options:
     description:
       - The checks to run, in this order.
       - An empty list runs no check, only the watch (to tick the checklist between the checks and the watch).
+      - V(edge) probes what users reach, through C(incident_stack.edge_url) - C(/health) and every sample
+        user's recommendations; a recovery is verified only when users are answered there. Without an
+        C(edge_url) it is not run and RV(not_checked) says so.
     type: list
     elements: str
-    choices: [health, recommendations, latency, log_errors, resources]
-    default: [health, recommendations, latency, log_errors, resources]
+    choices: [health, recommendations, latency, log_errors, resources, edge]
+    default: [health, recommendations, latency, log_errors, resources, edge]
   thresholds:
     description:
       - Overrides of the thresholds in C(incident_stack.thresholds) and of
@@ -103,6 +106,17 @@ options:
         recommendation request per sample user). V(0) stops at the first failing probe.
     type: float
     default: 0
+  traffic:
+    description:
+      - Judge the watch on real traffic too (SPEC MON-2). At each sample, the real requests since the
+        previous sample (for the first sample, since O(since)) are read from the edge's access log
+        (C(incident_stack.access_log)) or Prometheus (C(incident_stack.prometheus_url)), as
+        M(sre.incident.traffic) reads them, and the sample is a rebound when their error rate (5xx
+        share) is above O(rebound_error_rate) or their p95 latency reaches
+        C(incident_stack.thresholds.latency_ms) (default V(500)).
+      - An interval without real requests, or a stack without a traffic source, judges the probes only.
+    type: bool
+    default: false
   fail_on_failure:
     description:
       - Fail the task when a check or the watch does not pass.
@@ -193,6 +207,12 @@ checks:
       type: str
       returned: always
       sample: max 31.4 ms, p50 2.6 ms, p95 31.4 ms over 10 answers
+not_checked:
+  description: Checks asked for that could not be run, each with the reason (a check not run is not a pass).
+  returned: success
+  type: list
+  elements: str
+  sample: ["edge: incident_stack.edge_url is not set, so what users reach was not probed"]
 failed_checks:
   description: Names of the checks that did not pass.
   returned: success
@@ -277,6 +297,20 @@ samples:
       elements: str
       returned: always
       sample: ["health: connection refused"]
+    traffic:
+      description:
+        - With O(traffic=true), the real traffic of the interval ending at this sample - C(requests),
+          C(rps), C(error_rate), C(errors), C(users), C(users_failing), C(latency_p50_ms),
+          C(latency_p95_ms), C(since), C(until), C(source) and C(sources) (per figure) - and C(error)
+          when a source could not be read.
+      type: dict
+      returned: when O(traffic=true)
+      sample: {"requests": 120, "error_rate": 0.0, "latency_p95_ms": 18.0, "source": "access_log"}
+    traffic_rebound:
+      description: With O(traffic=true), why the real traffic rebounded in this interval, or V(null).
+      type: str
+      returned: when O(traffic=true)
+      sample: "real error rate 0.05 > 0 (access_log: 6 of 120 requests, 3 users failing)"
 watch_passed:
   description: Whether the watch ended without a rebound; V(null) when there was no watch.
   returned: success
@@ -315,6 +349,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose
 from ansible_collections.sre.incident.plugins.module_utils import _stack
+from ansible_collections.sre.incident.plugins.module_utils import _traffic
 from ansible_collections.sre.incident.plugins.module_utils import _verify
 
 DEFAULT_SINCE_S = 60
@@ -331,6 +366,7 @@ def argument_spec():
         watch_window=dict(type="float", default=0.0),
         watch_interval=dict(type="float", default=60.0),
         rebound_error_rate=dict(type="float", default=0.0),
+        traffic=dict(type="bool", default=False),
         fail_on_failure=dict(type="bool", default=False),
     )
     spec.update(_compose.DOCKER_COMMON_ARGS)
@@ -350,8 +386,11 @@ def validate(p, now):
     return (now - DEFAULT_SINCE_S if since is None else since), thresholds
 
 
-def run(p, client, since, thresholds):
-    """The checks, then the watch when asked for and the checks passed."""
+def run(p, client, since, thresholds, traffic_client=None):
+    """The checks, then the watch when asked for and the checks passed.
+
+    ``traffic_client``: the engine connection the real-traffic reader uses (O(traffic)).
+    """
     started = time.monotonic()
     result = _verify.evaluate(p["stack"], since, checks=p["checks"], thresholds=thresholds, client=client,
                               probe_rounds=p["probe_rounds"], probe_timeout=p["probe_timeout"],
@@ -359,10 +398,12 @@ def run(p, client, since, thresholds):
     result.update(samples=[], watch_passed=None, rebound_at=None, watch_skipped=None)
     if p["watch_window"] > 0:
         if result["passed"]:
+            reader = _traffic.watch_reader(p["stack"], traffic_client) if p["traffic"] else None
             watched = _verify.watch(p["stack"], p["watch_window"], p["watch_interval"], since,
                                     rebound_error_rate=p["rebound_error_rate"], client=client,
                                     min_recommendations=thresholds["min_recommendations"],
-                                    probe_timeout=p["probe_timeout"])
+                                    probe_timeout=p["probe_timeout"], traffic=reader,
+                                    traffic_latency_ms=thresholds["latency_ms"])
             result.update(samples=watched["samples"], watch_passed=watched["passed"], rebound_at=watched["rebound_at"])
             result["passed"] = result["passed"] and watched["passed"]
         else:
@@ -371,6 +412,20 @@ def run(p, client, since, thresholds):
     result["summary"] = _verify.summarize(result)
     result["elapsed"] = round(time.monotonic() - started, 3)
     return result
+
+
+def _traffic_client(p, client):
+    """The engine connection for the access log of a traffic watch (None: none needed or none to be had)."""
+    if not (p["traffic"] and p["watch_window"] > 0 and _traffic.access_log_config(p["stack"])):
+        return None
+    if client is not None:
+        return client
+    if not _compose.HAS_DOCKER:
+        return None
+    try:
+        return _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
+    except _compose.DockerError:
+        return None  # the access log then reports it cannot be read; the probes still judge
 
 
 def main():
@@ -382,8 +437,9 @@ def main():
     try:
         since, thresholds = validate(p, time.time())
         client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"], max_pool_size=16) if needs_docker else None
-        result = run(p, client, since, thresholds)
-    except (_verify.VerifyError, _stack.StackError) as exc:
+        traffic_client = _traffic_client(p, client)
+        result = run(p, client, since, thresholds, traffic_client=traffic_client)
+    except (_verify.VerifyError, _stack.StackError, _traffic.TrafficError) as exc:
         module.fail_json(msg=str(exc), changed=False)
     except _compose.DockerError as exc:
         module.fail_json(**exc.as_failure())

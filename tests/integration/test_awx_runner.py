@@ -8,8 +8,10 @@ One run per playbook; the postmortem reuses the incident the P0 run recovered.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import ansible_runner
@@ -78,15 +80,34 @@ def test_postmortem_job_reports_on_that_incident(recovered, work):
 
 
 def test_diagnose_job_hands_on_its_summary(work, stack):
-    result, artifact, output = run_job(work, "diagnose.yml", {"incident_dir": str(work / "diag-incidents"),
+    """What the job hands on (set_stats) is what its bundle found, and the incident follows from it."""
+    incident_dir = work / "diag-incidents"
+    result, artifact, output = run_job(work, "diagnose.yml", {"incident_dir": str(incident_dir),
                                                               "diagnose_label": "awx"})
     assert result.status == "successful", output[-4000:]
     summary = artifact["diagnose"]
-    assert summary, artifact
-    for host in summary.values():
-        assert host["verdict"] in ("ok", "warning", "critical")
-        assert host["severity"] in ("P0", "P1", "P2", "none")
-        assert host["bundle"] and Path(host["bundle"]).is_file()
+    assert len(summary) == 1, summary
+    host = next(iter(summary.values()))
+    archive = Path(host["bundle"])
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == host["bundle_sha256"]
+    with tarfile.open(archive) as tar:
+        index_member = [m for m in tar.getmembers() if m.name.endswith("/index.json")][0]
+        findings = json.loads(tar.extractfile(index_member).read())["findings"]
+    levels = [f["level"] for f in findings]
+    kinds = [f["kind"] for f in findings]
+    verdict = "critical" if "critical" in levels else ("warning" if levels else "ok")
+    severity = "P0" if "down" in kinds else {"critical": "P1", "warning": "P2", "ok": "none"}[verdict]
+    assert (host["verdict"], host["severity"]) == (verdict, severity), (host, findings)
+    assert host["reasons"] == [f["reason"] for f in findings]
+    # the stack is healthy and answers: nothing may call it down
+    assert stack.service_answers()
+    assert "down" not in kinds and host["severity"] != "P0", findings
+    # an incident is opened exactly when a severity is named, and with that severity
+    opened = [json.loads(p.read_text().splitlines()[0]) for p in incident_dir.glob("*/events.jsonl")]
+    if severity == "none":
+        assert opened == []
+    else:
+        assert [e["data"]["severity"] for e in opened] == [severity]
 
 
 def test_restore_normal_job_on_a_healthy_stack(work, stack):

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def alert_payload(fingerprint):
         "labels": {"alertname": "RecommendationServiceDown", "severity": "critical", "service": "recommendation-service",
                    "job": "recommendation-service", "instance": "127.0.0.1"},
         "annotations": {"summary": "recommendation-service is not answering /health"},
-        "startsAt": "2026-11-27T01:00:00.000Z", "endsAt": "0001-01-01T00:00:00Z",
+        # a fresh alert: the incident's SLA counts from startsAt (MON-1), and a P0 whose resolve
+        # deadline has passed before the run starts degrades instead of climbing the ladder
+        "startsAt": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 5)), "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus:9090/graph?g0.expr=up%3D%3D0", "fingerprint": fingerprint,
     }
     return {"version": "4", "groupKey": '{}:{alertname="RecommendationServiceDown"}', "truncatedAlerts": 0,
@@ -112,6 +115,10 @@ def test_one_firing_alert_posted_twice_starts_one_run(stack, tmp_path):
         assert len(dirs) == 1 and len(done) == 1, (dirs, log.read_text()[-4000:])
         events = [json.loads(line) for line in (done[0] / "events.jsonl").read_text().splitlines()]
         assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["resolved"]
+        # the incident counts from the alert's start (SPEC MON-1)
+        opened = [e for e in events if e["type"] == "opened"][0]["data"]
+        assert opened["started_at"] == payload["alerts"][0]["startsAt"]
+        assert opened["clock"]["started_from"] == "alert" and opened["clock"]["alert"]["fingerprint"] == "4c1e0d8f2a3b5c6d"
         assert stack.state()["Status"] == "running"
     finally:
         proc.terminate()

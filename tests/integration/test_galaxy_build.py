@@ -23,7 +23,9 @@ FORBIDDEN = {"tests", ".venv", ".cache", "incidents", "backlog", "bench", "molec
              ".git", ".ansible", ".hypothesis", ".pytest_cache", "__pycache__"}
 # What a user needs from it.
 REQUIRED = {"MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml", "playbooks/p0_recover.yml",
-            "plugins/callback/timeline.py", "plugins/modules/compose_service.py", "roles/recover/meta/argument_specs.yml"}
+            "plugins/callback/timeline.py", "plugins/modules/compose_service.py", "roles/recover/meta/argument_specs.yml",
+            "plugins/action/postmortem.py", "plugins/plugin_utils/_render.py", "plugins/plugin_utils/templates/postmortem.css",
+            "plugins/plugin_utils/templates/postmortem.html.j2", "plugins/plugin_utils/templates/p2_report.md.j2"}
 
 
 def clean_env(**extra):
@@ -96,3 +98,23 @@ def test_installed_collection_recovers_a_killed_service_by_fqcn(installed, stack
     assert any(e["type"] == "stage" for e in events), "the installed timeline callback wrote no stage"
     closed = [e for e in events if e["type"] == "closed"]
     assert [e["data"]["outcome"] for e in closed] == ["resolved"]
+
+    # the reports come from the installed collection's templates, rendered on the controller
+    def run(playbook, extra, *args):
+        proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), playbook, "-i", str(ROOT / INVENTORY),
+                               "-e", json.dumps(extra), *args], cwd=work, env=env, capture_output=True, text=True,
+                              timeout=600, check=False)
+        assert proc.returncode == 0 and ".collections" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+        return proc.stdout
+
+    postmortem = {"incident_id": incident_id, "incident_dir": str(incident_dir)}
+    assert "would be written" in run("sre.incident.postmortem", postmortem, "--check")
+    assert not (incident_dir / incident_id / "postmortem.html").exists()
+    run("sre.incident.postmortem", postmortem)
+    page = (incident_dir / incident_id / "postmortem.html").read_text()
+    assert '<svg id="timeline-sla"' in page and 'id="deadline-resolve"' in page and "svg .stage_bar{" in page
+    assert "# Postmortem: P0 " in (incident_dir / incident_id / "postmortem.md").read_text()
+    backlog = tmp / "backlog"
+    run("sre.incident.p2_report", {"report_title": "Installed collection report", "report_backlog_dir": str(backlog)})
+    reports = list(backlog.glob("*-installed-collection-report.md"))
+    assert len(reports) == 1 and "## Log excerpt (日誌片段)" in reports[0].read_text()

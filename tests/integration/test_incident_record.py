@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import hmac
 import http.server
 import json
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -15,7 +17,8 @@ import urllib.parse
 
 import pytest
 
-from conftest import INVENTORY, ROOT, SERVICE, STATE_DIR, VENV_BIN, read_record, run_playbook, wait_for
+from conftest import (EDGE_URL, INVENTORY, ROOT, SAMPLE_USERS, SERVICE, STATE_DIR, VENV_BIN, http_get, read_record,
+                      run_playbook, wait_for)
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +41,10 @@ def test_recovered_crash_leaves_a_complete_timeline(stack, tmp_path):
     for stage in ("detect", "recover", "verify"):
         assert (stage, "started") in stages and (stage, "ended") in stages, stage
     ticked = {e["data"]["key"] for e in events if e["type"] == "tick"}
-    assert {"detect_confirmed", "response_started", "first_fix", "recovery_verified", "health_200"} <= ticked
+    assert {"detect_confirmed", "first_fix", "recovery_verified", "health_200"} <= ticked
+    # the local inventory has no chat channel: nobody was notified, and the record says so
+    assert "response_started" not in ticked
+    assert any(e["stage"] == "notify" and "told nobody" in e["text"] for e in events)
     rungs = [(e["data"]["rung"], e["data"]["result"]) for e in events if "rung" in (e.get("data") or {})]
     assert rungs == [("restart_service", "started"), ("restart_service", "fixed")]
     closed = next(e for e in events if e["type"] == "closed")["data"]
@@ -199,3 +205,219 @@ def test_circuit_breaker_stops_a_fourth_ladder_within_the_hour(stack, tmp_path):
     _incident, events = read_record(tmp_path)
     assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["escalated"]
     assert not [e for e in events if "rung" in (e.get("data") or {})]
+
+
+def _runs(purpose, count):
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return "".join(json.dumps({"ts": now, "incident_id": f"{purpose}-{i}", "outcome": "fixed", "purpose": purpose}) + "\n"
+                   for i in range(count))
+
+
+def test_breaker_counts_real_incidents_only_and_its_reset_is_recorded(stack, tmp_path):
+    """OUT-4: the demo's runs do not open a real incident's breaker; an open breaker says how to reset it;
+    the reset needs a reason and is recorded with who and why; then the ladder runs again."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    runs = STATE_DIR / "ladder_runs.jsonl"
+    runs.write_text(_runs("demo", 5))
+    stack.container().kill()
+    ok = run_playbook("p0_recover.yml", extra_vars={"incident_dir": str(tmp_path / "first")})
+    assert ok.returncode == 0, ok.output[-3000:]
+    assert stack.service_answers()
+
+    runs.write_text(_runs("incident", 3))
+    stack.container().kill()
+    stopped = run_playbook("p0_recover.yml", extra_vars={"incident_dir": str(tmp_path / "second")})
+    assert stopped.returncode != 0
+    flat = " ".join(stopped.output.split())
+    assert "circuit breaker open" in flat and "ansible-playbook playbooks/ops.yml --tags breaker_reset -e reason=" in flat
+    assert stack.state()["Status"] == "exited"
+
+    refused = run_playbook("ops.yml", "--tags", "breaker_reset")
+    assert refused.returncode != 0 and "needs -e reason" in refused.output
+    assert len(runs.read_text().splitlines()) == 3
+
+    reset = run_playbook("ops.yml", "--tags", "breaker_reset",
+                         extra_vars={"reason": "redis disk cleaned by hand", "by": "alice"})
+    assert reset.returncode == 0, reset.output[-3000:]
+    last = json.loads(runs.read_text().splitlines()[-1])
+    assert last["reset"] is True and last["by"] == "alice" and last["reason"] == "redis disk cleaned by hand"
+    assert last["runs_forgiven"] == 3 and last["purpose"] == "incident"
+
+    again = run_playbook("p0_recover.yml", extra_vars={"incident_dir": str(tmp_path / "third")})
+    assert again.returncode == 0, again.output[-3000:]
+    assert stack.service_answers()
+
+
+# --- a chat outage must not slow a P0 (issue 20) -------------------------------------------------
+
+class _Endpoints:
+    """Three kinds of chat endpoint on loopback: one that answers 200, one that refuses the connection
+    (nothing listens on its port), one that accepts and never answers (a black-holed webhook), and a
+    fourth that fails the started message (HTTP 503) and accepts the others."""
+
+    def __init__(self):
+        self.received = []
+        endpoints = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the http.server API
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                endpoints.received.append({"path": self.path, "body": body, "at": time.time()})
+                started = self.path.startswith("/flaky") and body.get("event") == "started"
+                self.send_response(503 if started else 200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.hanging = socket.socket()
+        self.hanging.bind(("127.0.0.1", 0))
+        self.hanging.listen(64)
+        self.held = []
+        threading.Thread(target=self._hold, daemon=True).start()
+        refused = socket.socket()
+        refused.bind(("127.0.0.1", 0))
+        self.refused_port = refused.getsockname()[1]
+        refused.close()
+
+    def _hold(self):
+        while True:   # accept every connection and keep it open, never reading or answering
+            try:
+                conn, _addr = self.hanging.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def channels(self):
+        answering = f"http://127.0.0.1:{self.server.server_address[1]}"
+        return [
+            {"name": "chat-answers", "type": "slack", "url": f"{answering}/answers/T0-secret-path"},
+            {"name": "chat-refuses", "type": "webhook", "url": f"http://127.0.0.1:{self.refused_port}/hook"},
+            {"name": "chat-hangs", "type": "slack", "url": f"http://127.0.0.1:{self.hanging.getsockname()[1]}/hangs"},
+            {"name": "chat-flaky", "type": "webhook", "url": f"{answering}/flaky"},
+        ]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.hanging.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.fixture
+def endpoints():
+    found = _Endpoints()
+    yield found
+    found.close()
+
+
+def _engine_time(value):
+    """The engine's RFC 3339 time with nanoseconds, as epoch seconds."""
+    head, _dot, frac = value.rstrip("Z").partition(".")
+    return datetime.datetime.fromisoformat(head).replace(tzinfo=datetime.timezone.utc).timestamp() + float("0." + (frac or "0"))
+
+
+def _first_rung_after(stack, tmp_path, channels):
+    """Kill the service, run p0_recover.yml; return (seconds from the playbook's start to the
+    service's restart by rung 1, as the engine recorded it; the result; the record's events)."""
+    stack.reset_responder_state()
+    stack.container().kill()
+    assert wait_for(lambda: stack.state()["Status"] == "exited", timeout=30)
+    incident_dir = tmp_path / f"incidents-{len(channels)}-{time.monotonic_ns()}"
+    started = time.time()
+    # a little ahead of other work on a shared machine (both configurations alike): less noise
+    extra_vars = {"incident_dir": str(incident_dir), "incident_channels": channels, "verify_watch_window_s": 0}
+    result = run_playbook("p0_recover.yml", extra_vars=extra_vars, prefix=("nice", "-n", "-5"))
+    assert result.returncode == 0, result.output[-4000:]
+    restarted = _engine_time(stack.state()["StartedAt"])
+    _incident_id, events = read_record(incident_dir)
+    outcome = [e["data"]["outcome"] for e in events if e["type"] == "closed"]
+    if outcome != ["resolved"]:
+        stack.restore()   # a degraded mode would outlive the test
+        pytest.fail(f"the crash was not resolved and verified ({outcome}); the machine too busy for the "
+                    f"latency check? {[e['text'] for e in events if e['stage'] == 'verify'][-2:]}")
+    rungs = [e["data"]["rung"] for e in events if (e.get("data") or {}).get("result") == "fixed"]
+    assert rungs == ["restart_service"], rungs   # the first rung's restart is the one the engine timed
+    return restarted - started, result, events
+
+
+def _verified_through_the_edge():
+    if http_get("/health", base=EDGE_URL)[0] != 200:
+        return False
+    for user in SAMPLE_USERS:
+        status, body = http_get(f"/api/recommendations/{user}?limit=10", base=EDGE_URL)
+        if status != 200 or not body or len(body.get("recommendations", [])) <= 5:
+            return False
+    return True
+
+
+def test_a_hanging_chat_channel_does_not_slow_the_first_rung(stack, tmp_path, endpoints):
+    # Runs of each, interleaved, the best of each compared: a busy machine slows a single run by
+    # more than the 0.5 s at stake (each run is the same playbook on the same fault). A third round
+    # only when two do not show it; a notification in the way (17 s in issue 20, 10 s with today's
+    # budget) fails every round.
+    quiet, noisy = [], []
+    for _round in range(3):
+        seconds, _result, quiet_events = _first_rung_after(stack, tmp_path, [])
+        quiet.append(seconds)
+        seconds, result, events = _first_rung_after(stack, tmp_path, endpoints.channels())
+        noisy.append(seconds)
+        assert wait_for(_verified_through_the_edge, timeout=30)
+        if len(quiet) >= 2 and min(noisy) - min(quiet) <= 0.5:
+            break
+    print(f"start -> rung 1 restart: no channel {quiet}, hanging/refusing/flaky channels {noisy}")
+    assert min(noisy) - min(quiet) <= 0.5, (quiet, noisy)
+
+    # the record of the last run with channels: each failed channel by name and why, no URL, no false tick
+    notices = {e["data"]["notification"]: e for e in events if "notification" in (e.get("data") or {})}
+    assert set(notices) == {"started", "resolved"}
+    results = {r["name"]: r for r in notices["started"]["data"]["results"]}
+    assert results["chat-answers"]["ok"] is True
+    assert results["chat-refuses"]["ok"] is False and "refused" in results["chat-refuses"]["error"]
+    assert results["chat-hangs"]["ok"] is False and "no answer within the read timeout" in results["chat-hangs"]["error"]
+    assert results["chat-flaky"]["ok"] is False and results["chat-flaky"]["status"] == 503
+    for name in ("chat-refuses", "chat-hangs", "chat-flaky"):
+        assert name in notices["started"]["text"]
+    dumped = json.dumps(events)
+    assert "127.0.0.1" not in dumped and "T0-secret-path" not in dumped
+    ticked = {e["data"]["key"] for e in events if e["type"] == "tick"}
+    assert "response_started" not in ticked and "recovery_verified" in ticked
+    still_open = [e for e in events if e["type"] == "event" and e["text"].startswith("response_started")]
+    assert len(still_open) == 1 and "chat-hangs" in still_open[0]["text"]
+    # the resolution reached the channels that can answer, in order after the start; where the start
+    # was lost (chat-flaky) it says that earlier messages may be missing, where it was not it does not
+    answers = [r for r in endpoints.received if r["path"].startswith("/answers")]
+    flaky = [r for r in endpoints.received if r["path"].startswith("/flaky")]
+    assert "Incident started" in answers[-2]["body"]["text"] and "Incident resolved" in answers[-1]["body"]["text"]
+    assert "may be missing" not in answers[-1]["body"]["text"]
+    assert [r["body"]["event"] for r in flaky[-4:]] == ["started", "started", "started", "resolved"]
+    assert "earlier messages may be missing" in flaky[-1]["body"]["text"]
+    resolved = {r["name"]: r for r in notices["resolved"]["data"]["results"]}
+    assert resolved["chat-flaky"]["ok"] is True
+    assert resolved["chat-flaky"]["warning"].startswith("earlier messages may be missing")
+    assert "warning" not in resolved["chat-answers"]
+    # and the runs without a channel say that nobody was told
+    assert "response_started" not in {e["data"]["key"] for e in quiet_events if e["type"] == "tick"}
+    assert any("told nobody" in e["text"] for e in quiet_events if e["stage"] == "notify")
+
+
+def test_response_is_ticked_when_every_channel_acknowledged_at_their_time(stack, tmp_path, endpoints):
+    stack.container().kill()
+    channels = [c for c in endpoints.channels() if c["name"] == "chat-answers"]
+
+    result = run_playbook("p0_recover.yml", extra_vars={"incident_dir": str(tmp_path), "incident_channels": channels})
+
+    assert result.returncode == 0, result.output[-4000:]
+    assert wait_for(_verified_through_the_edge, timeout=30)
+    _incident_id, events = read_record(tmp_path)
+    tick = next(e for e in events if e["type"] == "tick" and e["data"]["key"] == "response_started")
+    started_post = next(r for r in endpoints.received if "Incident started" in r["body"]["text"])
+    done_at = _engine_time(tick["data"]["done_at"])
+    # ticked at the time the channel acknowledged (just after it received the message), written later
+    assert started_post["at"] - 0.5 <= done_at <= _engine_time(tick["ts"])
+    assert "chat-answers" in tick["data"]["value"]

@@ -1,19 +1,25 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The recovery ladder of p0_recover.yml against real faults on the real stack.
+"""The recovery ladder of p0_recover.yml against real faults on both example stacks (P0-4, GEN-1, GEN-2).
 
-Each test writes data first (a database row and a Redis key), breaks the stack for real,
-runs the playbook, and checks from real state that the service answers, which rung the
-record says fixed it, and that no data was lost.
+Each test writes data first (a database row and a Redis key), breaks the stack for real, runs the
+playbook, and checks from real state that users are answered through the edge, which rung the record
+says fixed it, and that no data was lost.
 """
 from __future__ import annotations
 
+import io
+import json
+import subprocess
 import uuid
 
+import docker
 import pytest
 
-from conftest import SERVICE, read_record, run_playbook
+from conftest import http_get, local_stack, read_record, wait_for
 
 pytestmark = pytest.mark.integration
+
+PLACEHOLDER = "debian:bookworm-slim"
 
 
 def _write_canaries(stack):
@@ -36,6 +42,15 @@ def _fixed_by(events):
     return fixed[-1] if fixed else None
 
 
+def _ip(container):
+    container.reload()
+    return next(iter(container.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
+
+
+def _network(container):
+    return next(iter(container.attrs["NetworkSettings"]["Networks"]))
+
+
 def _kill(stack):
     stack.container().kill()
 
@@ -44,93 +59,134 @@ def _pause(stack):
     stack.container().pause()
 
 
-def _stop_redis(stack):
-    stack.container("redis").stop(timeout=5)
+def _stop_cache(stack):
+    stack.container(stack.spec.redis["service"]).stop(timeout=5)
 
 
-def _stop_postgres(stack):
-    stack.container("postgres").stop(timeout=5)
+def _stop_database(stack):
+    stack.container(stack.spec.database["service"]).stop(timeout=5)
 
 
-def _remove(stack):
-    stack.container().remove(force=True)
+def _stop_edge(stack):
+    stack.container(stack.spec.edge).stop(timeout=5)
+
+
+def _remove_and_take_its_address(stack):
+    """Remove the service's container and start another container that takes its address: an nginx that
+    resolved the service's name once still sends users there (the engine hands out the lowest free address)."""
+    victim = stack.container()
+    old_ip, network = _ip(victim), _network(victim)
+    victim.remove(force=True)
+    squatter = stack.client.containers.run(PLACEHOLDER, ["sleep", "900"], detach=True, network=network,
+                                           name=f"sre-test-squatter-{stack.spec.id}", labels={"sre.incident.test": "squatter"})
+    assert _ip(squatter) == old_ip, "the placeholder did not get the removed container's address"
+    return squatter
+
+
+@pytest.fixture
+def no_squatter(any_stack):
+    yield any_stack
+    for c in any_stack.client.containers.list(all=True, filters={"label": "sre.incident.test=squatter"}):
+        c.remove(force=True)
 
 
 @pytest.mark.parametrize("fault, expected_rung", [
     (_kill, "restart_service"),
     (_pause, "restart_service"),
-    (_remove, "restart_service"),
-    (_stop_redis, "restart_dependencies"),
-    (_stop_postgres, "restart_dependencies"),
-], ids=["killed", "paused", "removed", "redis-stopped", "postgres-stopped"])
-def test_ladder_fixes_the_fault_at_the_expected_rung(stack, tmp_path, fault, expected_rung):
+    (_remove_and_take_its_address, "restart_service"),
+    (_stop_cache, "restart_dependencies"),
+    (_stop_database, "restart_dependencies"),
+    (_stop_edge, "repair_edge"),
+], ids=["killed", "paused", "removed-address-taken", "cache-stopped", "database-stopped", "edge-stopped"])
+def test_ladder_fixes_the_fault_at_the_expected_rung(no_squatter, tmp_path, fault, expected_rung):
+    stack = no_squatter
     token = _write_canaries(stack)
     fault(stack)
     assert not stack.service_answers()
 
-    result = run_playbook("p0_recover.yml", extra_vars={"incident_dir": str(tmp_path)})
+    result = stack.run_playbook("p0_recover.yml", extra_vars={"incident_dir": str(tmp_path)})
 
     assert result.returncode == 0, result.output[-4000:]
-    assert stack.service_answers()
+    # what users get through the edge, at once (the playbook ends only after it verified that)
+    assert stack.answers(stack.spec.edge_url), "users are not answered through the edge"
+    assert stack.answers(stack.spec.base_url)
     state = stack.state()
     assert state["Status"] == "running" and state["Health"]["Status"] == "healthy"
-    for dep in ("postgres", "redis"):
-        assert stack.state(dep)["Status"] == "running"
+    for dep in stack.spec.dependencies + (stack.spec.edge,):
+        assert stack.state(dep)["Status"] == "running", dep
     _incident, events = read_record(tmp_path)
     assert _fixed_by(events) == expected_rung
     assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["resolved"]
+    verify = [e["data"]["verify"] for e in events if "verify" in (e.get("data") or {})][-1]
+    assert verify["passed"] is True and "edge" in [c["name"] for c in verify["checks"]]
     _assert_canaries(stack, token)
 
 
-def test_check_mode_on_a_broken_stack_changes_nothing(stack, tmp_path):
-    stack.container("redis").stop(timeout=5)
-    before = {s: stack.state(s) for s in (SERVICE, "redis", "postgres")}
+@pytest.mark.parametrize("any_stack", ["shop"], indirect=True)
+def test_a_static_proxy_pass_is_reloaded_after_the_service_moved(no_squatter, tmp_path):
+    """GEN-2 on the stock nginx: the service's address is taken by another container, so the edge answers 502
+    after the recreate until the ladder reloads it; never a "verified" while the edge answers 502."""
+    stack = no_squatter
+    _remove_and_take_its_address(stack)
+    result = stack.run_playbook("p0_recover.yml", extra_vars={"incident_dir": str(tmp_path)})
+    assert result.returncode == 0, result.output[-4000:]
+    _incident, events = read_record(tmp_path)
+    rung = [e["data"] for e in events if (e.get("data") or {}).get("result") == "fixed"][-1]
+    assert rung["service_answers"] is True and rung["edge_serves"] is True
+    assert rung["edge_actions"] == ["reload"], rung
+    assert stack.answers(stack.spec.edge_url)
 
-    result = run_playbook("p0_recover.yml", check=True, extra_vars={"incident_dir": str(tmp_path)})
+
+def test_check_mode_on_a_broken_stack_changes_nothing(any_stack, tmp_path):
+    stack = any_stack
+    services = (stack.spec.service,) + stack.spec.dependencies
+    stack.container(stack.spec.redis["service"]).stop(timeout=5)
+    before = {s: stack.state(s) for s in services}
+
+    result = stack.run_playbook("p0_recover.yml", check=True, extra_vars={"incident_dir": str(tmp_path)})
 
     assert result.returncode == 0, result.output[-4000:]
-    after = {s: stack.state(s) for s in (SERVICE, "redis", "postgres")}
+    after = {s: stack.state(s) for s in services}
     for service, state in before.items():
         assert after[service]["Status"] == state["Status"], service
         assert after[service]["StartedAt"] == state["StartedAt"], service
-    assert after["redis"]["Status"] == "exited"
+    assert after[stack.spec.redis["service"]]["Status"] == "exited"
     assert not list(tmp_path.iterdir()), "check mode wrote an incident record"
     assert "restart" in result.output.lower()
 
 
-def test_unstartable_service_ends_degraded_with_the_edge_answering(stack, tmp_path):
+def test_unstartable_service_ends_degraded_with_the_edge_answering(any_stack, tmp_path):
     """Every rung fails when the service's image cannot start: p0_recover degrades and escalates."""
-    import io
-    import json
-    import subprocess
-
-    import docker
-
-    from conftest import EDGE_URL, PROJECT, STACK_DIR, http_get, local_stack, wait_for
-
-    image = "recsys/recommendation-service"
-    broken = f"{image}:p0-broken"
+    stack = any_stack
+    image = stack.container().attrs["Config"]["Image"]
+    broken = image.split(":")[0] + ":p0-broken"
     override = tmp_path / "broken.override.yml"
-    override.write_text(json.dumps({"services": {SERVICE: {"image": broken}, f"{SERVICE}-standby": {"image": broken}}}))
-    stack_vars = local_stack()
+    services = {stack.spec.service: {"image": broken}}
+    if stack.spec.standby:
+        services[stack.spec.standby] = {"image": broken}
+    override.write_text(json.dumps({"services": services}))
+    stack_vars = local_stack(stack.spec)
     stack_vars["compose_files"] = list(stack_vars["compose_files"]) + [str(override)]
     client = docker.from_env(timeout=60)
-    client.images.build(fileobj=io.BytesIO(f'FROM {image}:latest\nENTRYPOINT ["/bin/false"]\nCMD []\n'.encode()),
+    client.images.build(fileobj=io.BytesIO(f'FROM {image}\nENTRYPOINT ["/bin/false"]\nCMD []\n'.encode()),
                         tag=broken, rm=True)
     token = _write_canaries(stack)
     try:
-        subprocess.run(["docker-compose", "-p", PROJECT, "--project-directory", str(STACK_DIR),
-                        "-f", str(STACK_DIR / "docker-compose.yml"), "-f", str(override),
-                        "up", "-d", "--no-deps", "--no-build", SERVICE], check=True, capture_output=True, timeout=120)
-        assert wait_for(lambda: stack.state()["Status"] == "exited", timeout=20)
+        subprocess.run(["docker-compose", "-p", stack.spec.project, "--project-directory", str(stack.spec.stack_dir),
+                        "-f", str(stack.spec.stack_dir / "docker-compose.yml"), "-f", str(override),
+                        "up", "-d", "--no-deps", "--no-build", stack.spec.service], check=True, capture_output=True,
+                       timeout=120)
+        assert wait_for(lambda: stack.state()["Status"] in ("exited", "restarting"), timeout=20)
 
-        result = run_playbook("p0_recover.yml", extra_vars={
+        result = stack.run_playbook("p0_recover.yml", extra_vars={
             "incident_dir": str(tmp_path / "incidents"), "incident_stack": stack_vars,
             "recover_ladder_windows": {"restart_service": 8, "restart_dependencies": 20,
                                        "restart_service_after_dependencies": 8, "rebuild": 30},
             "degrade_timeout": 30})
 
-        assert result.returncode == 0, result.output[-4000:]
+        # OUT-3: a P0 that ended degraded fails the job (after the record is closed and the channels told)
+        assert result.returncode != 0, result.output[-4000:]
+        assert "not recovered" in result.output and "serves users" in " ".join(result.output.split())
         _incident, events = read_record(tmp_path / "incidents")
         tried = [e["data"]["rung"] for e in events if (e.get("data") or {}).get("result") == "not_fixed"]
         assert tried == ["restart_service", "restart_dependencies", "rebuild"]
@@ -139,28 +195,28 @@ def test_unstartable_service_ends_degraded_with_the_edge_answering(stack, tmp_pa
         modes = [e["data"]["degraded_mode"] for e in events if "degraded_mode" in (e.get("data") or {})]
         assert modes[-1] == "offline"
         # the edge still answers: a friendly 503 for recommendations, health stays truthful
-        status, body = http_get("/api/recommendations/user-1?limit=10", base=EDGE_URL)
+        status, body = http_get(f"/api/recommendations/{stack.spec.users[0]}?limit=10", base=stack.spec.edge_url)
         assert status == 503 and body and body.get("error")
-        assert http_get("/health", base=EDGE_URL)[0] != 200
+        assert http_get("/health", base=stack.spec.edge_url)[0] != 200
         assert stack.state()["Status"] != "running"
         _assert_canaries(stack, token)
     finally:
         stack.restore()
         client.images.remove(broken, force=True)
     assert stack.service_answers()
-    assert stack.container().attrs["Config"]["Image"] == f"{image}:latest"
+    assert stack.container().attrs["Config"]["Image"] == image
 
 
 def test_short_clock_skips_the_ladder_and_degrades(stack, tmp_path):
-    """With less time left than the next rung plus verification, the ladder is not climbed."""
-    from conftest import EDGE_URL, http_get
-
+    """With less time left than the next rung plus verification, the ladder is not climbed.
+    With p0_fail_unless_resolved=false the degraded ending keeps the job green (the old behaviour)."""
     stack.container("redis").stop(timeout=5)
     before = stack.state()["StartedAt"]
 
-    result = run_playbook("p0_recover.yml", extra_vars={
+    result = stack.run_playbook("p0_recover.yml", extra_vars={
         "incident_dir": str(tmp_path), "incident_sla": {"P0": {"respond": 300, "resolve": 60}},
-        "recover_verify_budget": 60, "degrade_order": ["A", "D"], "degrade_timeout": 30})
+        "recover_verify_budget": 60, "degrade_order": ["A", "D"], "degrade_timeout": 30,
+        "p0_fail_unless_resolved": False})
 
     assert result.returncode == 0, result.output[-4000:]
     _incident, events = read_record(tmp_path)
@@ -172,4 +228,4 @@ def test_short_clock_skips_the_ladder_and_degrades(stack, tmp_path):
     assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["degraded"]
     mode = [e["data"]["degraded_mode"] for e in events if "degraded_mode" in (e.get("data") or {})][-1]
     assert mode in ("standby", "offline")
-    assert http_get("/api/recommendations/user-1?limit=10", base=EDGE_URL)[0] in (200, 503)
+    assert http_get("/api/recommendations/user-1?limit=10", base=stack.spec.edge_url)[0] in (200, 503)

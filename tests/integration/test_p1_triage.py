@@ -112,7 +112,7 @@ def test_triage_dead_service_is_p0_and_recovered(stack, tmp_path):
     stack.container().kill()
     assert stack.state()["Status"] == "exited"
 
-    result = run_playbook("triage.yml", extra_vars={"incident_dir": str(tmp_path)})
+    result = run_playbook("triage.yml", extra_vars={"incident_dir": str(tmp_path), "report_backlog_dir": str(tmp_path / "backlog")})
 
     assert result.returncode == 0, result.output
     incident, events = read_record(tmp_path)
@@ -131,7 +131,8 @@ def test_triage_slow_service_is_p1_and_mitigated(stack, tmp_path):
     # 150 ms baseline is P1 by the decision tree
     inject_fault(tmp_path, name="latency", state="injected", delay_ms=1000)
     try:
-        result = run_playbook("triage.yml", extra_vars={"incident_dir": str(tmp_path / "incidents"), "triage_baseline_ms": 150})
+        result = run_playbook("triage.yml", extra_vars={"incident_dir": str(tmp_path / "incidents"), "triage_baseline_ms": 150,
+                                                        "report_backlog_dir": str(tmp_path / "backlog")})
 
         incident, events = read_record(tmp_path / "incidents")
         assert opened_severity(events) == "P1", result.output
@@ -185,6 +186,9 @@ def test_empty_results_without_a_refresh_endpoint_records_the_runbooks_hint(stac
 def test_ops_every_tag(stack, tmp_path):
     before = stack.state()["StartedAt"]
     stack.redis("SET", "recs:ops-marker:10", "[]", "EX", "600")
+    # a request the service logs with a path of our own: the logs tag must show the real log
+    marker = "ops-marker-%d" % int(time.time() * 1000)
+    http_get(f"/api/recommendations/{marker}?limit=1")
     bundles = STATE_DIR / "bundles"
     old = set(p.name for p in bundles.iterdir()) if bundles.exists() else set()
     started = time.time()
@@ -192,12 +196,19 @@ def test_ops_every_tag(stack, tmp_path):
     result = run_playbook("ops.yml", "--tags", "health,logs,restart,clear_cache,diagnose")
 
     assert result.returncode == 0, result.output
-    assert "HEALTHY" in result.output
-    assert '"service": "recommendation-service"' in result.output or "recommendation-service" in result.output
-    assert stack.state()["StartedAt"] != before
+    # health: its verdict matches the service, which answers every sample user
+    assert "HEALTHY" in result.output and "UNHEALTHY" not in result.output
+    assert stack.service_answers()
+    # logs: the line the service wrote for our request is among those shown
+    shown = result.output.split("Show the log", 1)[1].split("TASK [", 1)[0]
+    assert f"/api/recommendations/{marker}" in shown, shown[-2000:]
+    # restart and clear_cache: the real container restarted, the real key is gone
+    after = stack.state()["StartedAt"]
+    assert after != before
     assert stack.redis("EXISTS", "recs:ops-marker:10") == "0"
+    # diagnose: a new bundle whose facts saw the restarted container
     new = [p for p in bundles.iterdir() if p.name not in old and "-ops" in p.name and p.stat().st_mtime >= started - 1]
     assert new, "diagnose wrote no bundle"
     facts = json.loads(next(p for p in new if p.is_dir()).joinpath("facts.json").read_text())
-    assert facts
-    assert stack.service_answers()
+    mine = [c for c in facts["status"]["containers"] if c["service"] == SERVICE]
+    assert [(c["status"], c["started_at"]) for c in mine] == [("running", after)], mine

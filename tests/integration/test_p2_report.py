@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import SERVICE, http_get, run_playbook
+from conftest import BASE_URL, SERVICE, http_get, run_playbook
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +108,7 @@ def test_p2_report_holds_real_log_lines_and_posts_once(stack, tracker, tmp_path)
         "report_backlog_dir": str(backlog),
         "report_log_since_minutes": 5,
         "report_log_lines": 50,
-        "report_reproduce_urls": ["http://127.0.0.1:3000/api/recommendations/%s?limit=abc" % user],
+        "report_reproduce_urls": [BASE_URL + "/api/recommendations/%s?limit=abc" % user],
         "report_tracker": {"kind": "github", "url": tracker.url, "token": TOKEN},
     }
     result = run_playbook("p2_report.yml", "-vvv", extra_vars=extra, timeout=120)
@@ -126,7 +126,11 @@ def test_p2_report_holds_real_log_lines_and_posts_once(stack, tracker, tmp_path)
     independent = set(service_log_lines(stack, since - 300))
     assert log_block and all(line in independent for line in log_block)
     assert any("limit=abc" in ln or ('"status":400' in ln and user in ln) for ln in log_block)
-    assert "app 1.0" in text or "image" in text
+    # the environment names the real version and image, read here from /health and the engine
+    version = http_get("/health")[1]["version"]
+    image_id = stack.container().attrs["Image"]
+    assert "app %s (from /health)" % version in text
+    assert image_id[:19] in text
     assert "answered 400" in text
     assert "Tracker issue: http://tracker.example/sre/recsys/issues/1" in text
 

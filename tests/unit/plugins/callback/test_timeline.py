@@ -217,9 +217,14 @@ def test_unwritable_record_warns_once_and_never_raises(cb, record, tmp_path):
 
 def test_records_stay_parseable(cb, record):
     cb.activate(record["id"], record["record_dir"])
-    _run_task(cb, FakeTask("t", role="detect"), failed=True, payload={"msg": "line1\nline2 \u2603 \"q\""})
-    for line in open(record["events_path"], "rb").read().splitlines():
-        json.loads(line)
+    msg = "line1\nline2 \u2603 \"q\""
+    _run_task(cb, FakeTask("t", role="detect"), failed=True, payload={"msg": msg})
+    lines = open(record["events_path"], "rb").read().splitlines()
+    events = [json.loads(line) for line in lines]
+    # one JSON object per line, and the failure with its newline, snowman and quotes came back intact
+    failures = [e for e in events if e["type"] == "failure"]
+    assert len(failures) == 1 and failures[0]["data"]["msg"] == msg
+    assert len(lines) == len(events) and all(b"\n" not in line for line in lines)
 
 
 def test_each_host_of_a_play_writes_into_its_own_record(cb, tmp_path):

@@ -33,7 +33,12 @@ class FakeRedis:
 def test_resolve_from_stack():
     where = _cache.resolve({"stack": STACK})
     assert where == dict(url="http://127.0.0.1:3000/api/recommendations/clear-cache", project="recsys",
-                         redis_service="cache-redis", pattern="recs:*")
+                         redis_service="cache-redis", pattern="recs:*", port_args=[])
+    on_6380 = dict(STACK, redis=dict(STACK["redis"], port=6380))
+    assert _cache.resolve({"stack": on_6380})["port_args"] == ["-p", "6380"]
+    fake = FakeRedis(["recs:u1:10"])
+    assert _cache.run({"stack": on_6380, "state": "present"}, exec_fn=fake.exec_fn, probe=fake.probe)["keys_before"] == 1
+    assert fake.calls[0][2] == ["redis-cli", "-p", "6380", "--scan", "--pattern", "recs:*"]
 
 
 @pytest.mark.parametrize("params, named", [

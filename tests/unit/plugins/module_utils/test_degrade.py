@@ -9,14 +9,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ansible_collections.sre.incident.plugins.module_utils import _degrade
+from ansible_collections.sre.incident.plugins.module_utils import _degrade, _edge
 
 STACK = {
     "name": "recsys", "project_dir": "/srv/recsys", "service": "recommendation-service",
     "standby": "recommendation-service-standby", "edge": "edge", "base_url": "http://127.0.0.1:3000",
     "edge_url": "http://127.0.0.1:8080", "health_path": "/health", "recommendations_path": "/api/recommendations/{user}",
     "sample_users": ["user-1", "user-2"], "min_recommendations": 6, "recommendations_limit": 10,
-    "redis": {"service": "redis"},
+    "redis": {"service": "redis"}, "service_port": 3000, "edge_config": "/etc/nginx/nginx.conf",
 }
 
 
@@ -233,11 +233,48 @@ class Sim:
         return self.app("primary", path) if self.service_up else (503, {"error": "upstream unavailable"})
 
 
+class FakeEdge:
+    """The edge as _degrade drives it (_edge.Edge): which configuration it serves, in the simulation."""
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.service = "edge"
+        self.saved_dir = "/state/edge"
+
+    def containers(self):
+        return [FakeContainer(self.sim, "edge")]
+
+    def mode(self):
+        return dict(mode=self.sim.edge)
+
+    def apply(self, mode, verify, timeout):
+        self.sim.calls.append(("edge", mode))
+        previous, self.sim.edge = self.sim.edge, mode
+        measured = verify()
+        if not measured["ok"]:
+            self.sim.edge = previous
+            raise _edge.EdgeError("option not verified: %s; the previous edge configuration is back"
+                                  % "; ".join(measured["problems"]), verify=measured)
+        return dict(changed=previous != mode, mode=mode, verify=measured, verified=True)
+
+    def restore(self):
+        self.sim.calls.append(("edge", "normal"))
+        changed, self.sim.edge = self.sim.edge != "normal", "normal"
+        return dict(changed=changed, restored=True)
+
+    def ensure_serving(self, timeout=30.0, check_mode=False):
+        return dict(serving=True, changed=False, actions=[])
+
+
 class FakeCtx(_degrade.Context):
     def __init__(self, sim, tmp_path, **kwargs):
         stack = dict(STACK, state_dir=str(tmp_path / "state"))
         super().__init__(FakeClient(sim), None, stack, timeout=kwargs.pop("timeout", 0.3), interval=0.01, **kwargs)
         self.sim = sim
+        self.edge = FakeEdge(sim)
+
+    def declared_services(self):
+        return [STACK["service"], STACK["standby"], "edge", "redis"]
 
     def up(self, services, env=None, profiles=None, timeout=None):
         sim = self.sim
@@ -259,14 +296,6 @@ class FakeCtx(_degrade.Context):
             return []
         return [FakeContainer(self.sim, service)] if service else []
 
-    def edge_mode(self):
-        return self.sim.edge
-
-    def set_edge_mode(self, mode):
-        self.sim.calls.append(("edge", mode))
-        previous, self.sim.edge = self.sim.edge, mode
-        return dict(mode=mode, previous=previous, changed=previous != mode)
-
     def redis_cli(self, *args):
         self.sim.calls.append(("redis", args[0]))
         if args[0] == "EVAL":
@@ -285,12 +314,9 @@ class FakeCtx(_degrade.Context):
 
     def probe(self, url):
         status, body = self.sim.probe(url)
-        recs = body.get("recommendations")
         slow = self.sim.delay_ms is not None and "/api/recommendations/" in url and body.get("source") != "static"
-        return dict(url=url, status=status, error=None if status else "connection refused",
-                    latency_ms=(self.sim.delay_ms if slow else 5.0) if status else None,
-                    count=len(recs) if isinstance(recs, list) else None, source=body.get("source"),
-                    instance=body.get("instance"), body_error=body.get("error"), body=body)
+        return dict(url=url, status=status, ok=status == 200, error=None if status else "connection refused",
+                    latency_ms=(self.sim.delay_ms if slow else 5.0) if status else None, body_json=body)
 
 
 @pytest.fixture
@@ -384,7 +410,8 @@ def test_static_mode(sim, tmp_path):
     assert r["active_mode"] == "static" and sim.downgrade
     assert ("up", (STACK["service"],), (("DOWNGRADE_MODE", "true"),), ()) in sim.calls
     measured = r["tried"][0]["measured"]["verify"]
-    assert set(measured["recommendations"]) == {"direct", "edge"}
+    assert measured["base"] == STACK["edge_url"] and measured["downgrade_mode"] is True
+    assert {r["source"] for r in measured["recommendations"].values()} == {"static"}
 
 
 def test_switching_modes_reverts_the_other(sim, tmp_path):
@@ -494,3 +521,50 @@ def test_verify_off_takes_the_first_applied(sim, tmp_path):
     r = _degrade.enable(ctx, order=["D", "A"], verify=False)
     assert r["active_mode"] == "offline" and r["tried"][0]["verified"] is None
     assert r["tried_summary"] == ["offline (D): applied (not verified)"]
+
+
+def test_no_standby_is_not_applicable_and_auto_moves_on(sim, tmp_path):
+    ctx = FakeCtx(sim, tmp_path)
+    ctx.stack["standby"] = ""
+    ctx.standby = None
+    r = _degrade.enable(ctx, order=["A", "B"])
+    assert r["active_mode"] == "static"
+    assert r["not_applicable"] == {"A": "no standby: incident_stack.standby is not set"}
+    assert r["tried_summary"][0] == "standby (A): not applicable: no standby: incident_stack.standby is not set"
+    assert ("up", (STACK["standby"],), (), ("standby",)) not in sim.calls
+    with pytest.raises(_degrade.DegradeError) as info:
+        _degrade.enable(ctx, order=["A"])
+    assert "not applicable" in info.value.msg and info.value.details["tried"][0]["applied"] is False
+    # check mode says up front what does not apply
+    dry = _degrade.enable(FakeCtx(Sim(), tmp_path), check_mode=True)
+    assert dry["would_try"] == ["A", "B", "C", "D"]
+
+
+def test_edge_options_need_the_edge_file_named():
+    ctx = type("Ctx", (), {})()
+    ctx.standby = "recs-api-standby"
+    ctx.stack = dict(STACK, edge_config=None, state_dir="/s")
+    ctx.declared_services = lambda: ["recs-api-standby"]
+    assert "edge_config is not set" in _degrade.not_applicable(ctx, "D")
+    assert "edge_config is not set" in _degrade.not_applicable(ctx, "A")
+    assert _degrade.not_applicable(ctx, "B") is None and _degrade.not_applicable(ctx, "C") is None
+
+
+def test_cache_keys_and_value_query_pick_the_usable_answers(sim, tmp_path):
+    good = json.dumps({"recommendations": [1, 2]})
+    empty = json.dumps({"recommendations": []})
+    data = b"REDIS0010\xfe\x00"
+    for key, value in (("shop:recs:c-1:10", good), ("shop:recs:c-2:10", empty), ("shop:session:x", good), ("recs:u", good)):
+        data += b"\x00" + rstr(key.encode()) + rstr(value.encode())
+    data += b"\xff" + b"\x00" * 8
+    parsed = _degrade.parse_rdb(data, ["shop:recs:*"])
+    assert sorted(parsed["entries"]) == ["shop:recs:c-1:10", "shop:recs:c-2:10"] and parsed["keys_total"] == 4
+    stack = {"redis": {"cache_value_query": "length(recommendations) > `0`"}}
+    assert _degrade.usable_value(stack, good.encode()) == good
+    assert _degrade.usable_value(stack, empty.encode()) is None
+    assert _degrade.usable_value(stack, b"not json") is None
+    assert _degrade.usable_value({}, b"plain text") == "plain text" and _degrade.usable_value({}, b" ") is None
+    with pytest.raises(ValueError, match="not a JMESPath expression"):
+        _degrade.validate_stack(dict(STACK, redis={"cache_value_query": "length(("}))
+    with pytest.raises(ValueError, match="cache_keys must be a list"):
+        _degrade.validate_stack(dict(STACK, redis={"cache_keys": [""]}))

@@ -89,16 +89,6 @@ def test_parse_iso_and_since():
             d.parse_since(bad, now=0)
 
 
-def test_line_level_and_errors():
-    assert d.line_level('{"ts":"x","level":"ERROR","msg":"database error"}') == "ERROR"
-    assert d.line_level('{"level":"WARNING","msg":"health check failed","error":"x"}') == "WARNING"
-    assert d.line_level("2026-11-27 01:00:00 UTC [12] FATAL:  sorry, too many clients already") == "FATAL"
-    assert d.line_level("panic: runtime error") == "PANIC"
-    assert d.line_level("0 errors found") is None
-    assert d.is_error_line('{"level":"error"}')
-    assert not d.is_error_line('{"level":"INFO","msg":"an error page was served"}')
-
-
 def test_scan_errors_since_until():
     log = "\n".join([
         '1970-01-01T00:00:10.000000000Z {"level":"ERROR","msg":"old"}',
@@ -308,6 +298,8 @@ class FakeClient:
         if c.attrs["State"]["Status"] != "running":
             raise DockerError("container %s is not running" % c.name)
         cmd = argv[0]
+        if cmd == "redis-cli" and argv[1:2] == ["-p"]:
+            argv = [cmd] + argv[3:]
         if cmd == "psql":
             return dict(rc=0, stderr="", stdout=json.dumps({
                 "database": {"datname": "recommendation_db", "numbackends": 2, "xact_commit": 5, "xact_rollback": 0},
@@ -324,8 +316,6 @@ class FakeClient:
             return dict(rc=0, stderr="", stdout=REDIS_INFO)
         if cmd == "df":
             return dict(rc=0, stderr="", stdout=DF)
-        if cmd == "edge-mode":
-            return dict(rc=0, stderr="", stdout='{"mode":"normal"}\n')
         return dict(rc=127, stderr="not found", stdout="")
 
     def stats(self, c, one_shot=False):
@@ -346,7 +336,8 @@ class FakeClient:
 STACK = dict(name="recsys", project_dir="/nonexistent/recsys", service="recommendation-service", dependencies=["postgres", "redis"], edge="edge",
              standby="recommendation-service-standby", base_url="http://127.0.0.1:1", health_path="/health",
              recommendations_path="/api/recommendations/{user}", sample_users=["user-1"],
-             database=dict(service="postgres", name="recommendation_db", user="postgres"), redis=dict(service="redis"))
+             database=dict(service="postgres", name="recommendation_db", user="postgres"), redis=dict(service="redis"),
+             static_top_file="/srv/recsys/static_top.json")
 
 
 def _client(postgres="running", failing=()):
@@ -372,10 +363,11 @@ def test_collect_all_parts_independent(tmp_path):
     assert facts["redis"]["summary"]["evicted_keys"] == 12
     assert facts["resources"]["containers"][0]["cpu_pct"] == 50.0
     assert facts["disk"]["volumes"][0]["volume"] == "recsys_redis-data"
-    static = dict(ready=True, present=True, path="/srv/recsys/static_top.json", items=2, reason=None)
+    static = dict(ready=True, present=True, path="/srv/recsys/static_top.json", items=2, bytes=43, reason=None)
     assert facts["fallbacks"]["static_top"] == static
     assert facts["fallbacks"]["snapshot"]["ready"] is False
-    assert facts["degraded"]["degraded"] is False and facts["degraded"]["edge_mode"] == "normal"
+    # the edge's configuration file is not named in this STACK: its mode is not read (None), not "normal"
+    assert facts["degraded"]["degraded"] is False and facts["degraded"]["edge_mode"] is None
     everything = json.dumps(facts) + "".join(raw.values())
     assert SECRET not in everything
     assert "POSTGRES_PASSWORD=********" in raw["status"]
@@ -404,6 +396,19 @@ def test_redis_snapshot_and_rotation(tmp_path):
     newest = d.newest_snapshot(str(tmp_path), now=d.parse_iso("2026-01-02T00:00:10Z"))
     assert newest["path"].endswith("dump-20260102T000000Z.rdb") and newest["readable"]
     assert d.newest_snapshot(str(tmp_path / "missing")) is None
+
+
+def test_database_and_redis_on_their_own_ports(tmp_path):
+    stack = dict(STACK, database=dict(STACK["database"], port=5433), redis=dict(service="redis", port=6380))
+    client = _client()
+    ctx = d.Context(client, stack, now=d.parse_iso("2026-11-27T01:00:00Z"))
+    facts, _raw, _snap = d.collect(ctx, ["database", "redis"])
+    assert facts["database"]["ok"] and facts["redis"]["ok"], facts
+    assert d.take_redis_snapshot(ctx, str(tmp_path), keep=1, timeout=2, interval=0.01)["ok"]
+    psql = [argv for _name, argv in client.calls if argv[0] == "psql"]
+    cli = [argv for _name, argv in client.calls if argv[0] == "redis-cli"]
+    assert psql and all(argv[argv.index("-p") + 1] == "5433" for argv in psql)
+    assert len(cli) >= 3 and all(argv[1:3] == ["-p", "6380"] for argv in cli)
 
 
 def test_redis_snapshot_never_raises():
@@ -462,3 +467,14 @@ def test_resources_without_cpu_sample_asks_for_a_one_shot_reading():
     assert facts["resources"]["ok"] is True and client.one_shot is True
     d.collect(d.Context(client, STACK), ["resources"])
     assert client.one_shot is False
+
+
+def test_static_top_not_named_is_not_checked(tmp_path):
+    stack = dict(STACK)
+    del stack["static_top_file"]
+    ctx = d.Context(_client(), stack, log_lines=10, snapshot_dir=str(tmp_path), now=d.parse_iso("2026-11-27T01:00:00Z"))
+    facts, _raw, _snap = d.collect(ctx, ["fallbacks"])
+    assert facts["fallbacks"]["static_top"]["ready"] is None
+    assert facts["fallbacks"]["static_top"]["reason"] == "not checked: incident_stack.static_top_file is not set"
+    summary = d.build_summary(facts, stack)
+    assert summary["fallbacks_not_checked"] == ["static_top"] and "static_top" not in summary["fallbacks_not_ready"]

@@ -64,3 +64,14 @@ def test_bad_input_is_named(kwargs, needle):
     with pytest.raises(ValueError) as info:
         _ladder.plan("2026-11-27T10:30:00Z", now=NOW, **kwargs)
     assert needle in str(info.value)
+
+
+def test_an_edge_only_failure_starts_with_repair_edge_then_the_runbooks_rungs():
+    assert _ladder.remaining_rungs(kind="edge_failing") == ["repair_edge", "restart_service", "restart_dependencies", "rebuild"]
+    assert _ladder.remaining_rungs(kind="edge_down") == ["repair_edge", "restart_service", "restart_dependencies", "rebuild"]
+    assert _ladder.remaining_rungs(kind="service_down") == ["restart_service", "restart_dependencies", "rebuild"]
+    assert _ladder.remaining_rungs(after="repair_edge", kind="edge_failing") == ["restart_service", "restart_dependencies",
+                                                                                 "rebuild"]
+    plan = _ladder.plan(kind="edge_down")
+    assert plan["next"] == "repair_edge" and plan["budget_s"] == 30 and plan["climb"] is True
+    assert _ladder.rung_budget("repair_edge", {"repair_edge": 12}) == 12

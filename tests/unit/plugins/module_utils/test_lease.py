@@ -94,7 +94,8 @@ def test_breaker_counts_runs_within_the_window(tmp_path):
     for index, when in enumerate(times):
         _run(tmp_path, "acquired", "INC-%d" % index, now=when)
         res, _w = _run(tmp_path, "released", "INC-%d" % index, now=when, record_run=True, outcome="failed")
-        assert res["run_recorded"] == {"ts": when, "incident_id": "INC-%d" % index, "outcome": "failed"}
+        assert res["run_recorded"] == {"ts": when, "incident_id": "INC-%d" % index, "outcome": "failed",
+                                       "purpose": "incident"}
     res, _w = _run(tmp_path, "present", now="2026-11-27T01:00:00.000Z")
     assert (res["recent_runs"], res["breaker_open"]) == (2, False)
     res, _w = _run(tmp_path, "present", now="2026-11-27T01:10:00.000Z", breaker_window=4200)
@@ -156,3 +157,32 @@ def test_concurrent_acquire_exactly_one_wins(tmp_path):
     holder = json.loads(open(os.path.join(state_dir, "lease.json")).read())["incident_id"]
     assert holder == "INC-%d" % winners[0]
     assert all(who == holder for what, who in outcomes if what == "refused")
+
+
+def test_purposes_count_apart_and_a_reset_is_recorded_with_who_and_why(tmp_path):
+    when = ["2026-11-27T00:00:00.000Z", "2026-11-27T00:10:00.000Z", "2026-11-27T00:20:00.000Z"]
+    for index, ts in enumerate(when):
+        _run(tmp_path, "acquired", "DEMO-%d" % index, now=ts, purpose="demo")
+        _run(tmp_path, "released", "DEMO-%d" % index, now=ts, record_run=True, outcome="fixed", purpose="demo")
+    now = "2026-11-27T00:30:00.000Z"
+    demo, _w = _run(tmp_path, "present", now=now, purpose="demo")
+    real, _w = _run(tmp_path, "present", now=now)
+    assert (demo["recent_runs"], demo["breaker_open"]) == (3, True)
+    assert (real["recent_runs"], real["breaker_open"]) == (0, False)   # the demo never opens a real incident's breaker
+
+    with pytest.raises(_lease.LeaseError, match="needs a reason"):
+        _run(tmp_path, "reset", now=now, purpose="demo", reason=" ")
+    dry, _w = _run(tmp_path, "reset", now=now, purpose="demo", reason="make demo", owner="alice", check_mode=True)
+    assert dry["changed"] is True and dry["breaker_open"] is False
+    assert _run(tmp_path, "present", now=now, purpose="demo")[0]["breaker_open"] is True   # check mode wrote nothing
+    done, _w = _run(tmp_path, "reset", now=now, purpose="demo", reason="make demo", owner="alice")
+    assert done["changed"] is True and done["recent_runs"] == 0 and done["breaker_open"] is False
+    assert done["reset_recorded"] == dict(ts=now, reset=True, by="alice", reason="make demo", purpose="demo",
+                                          runs_forgiven=3)
+    assert done["last_reset"]["by"] == "alice" and done["diff"] == {"before": {"recent_runs": 3}, "after": {"recent_runs": 0}}
+    again, _w = _run(tmp_path, "reset", now=now, purpose="demo", reason="make demo", owner="alice")
+    assert again["changed"] is False and again["reset_recorded"] is None   # nothing left to reset
+    lines = (tmp_path / "ladder_runs.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and '"reset": true' in lines[-1]
+    with pytest.raises(_lease.LeaseError, match="unknown purpose"):
+        _run(tmp_path, "present", purpose="chaos")

@@ -13,6 +13,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -43,10 +44,12 @@ class Receiver:
         self.body = body
         self.extra_headers = headers or {}
         self.requests = []
+        self.received_at = []
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server API
+                receiver.received_at.append(time.monotonic())
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 receiver.requests.append({
@@ -102,7 +105,7 @@ def _send(channels, sleeps, **kwargs):
     kwargs.setdefault("incident", INCIDENT)
     kwargs.setdefault("oncall", who_is_on_call(DEFAULT_ROTATION, at="2026-11-27T10:02:50+08:00"))
     kwargs.setdefault("now", NOW)
-    kwargs.setdefault("timeout", 2.0)
+    kwargs.setdefault("read_timeout", 2.0)
     return _notify.notify(channels, sleep=sleeps.append, **kwargs)
 
 
@@ -126,8 +129,10 @@ def test_slack_payload(sleeps):
     with Receiver() as rx:
         out = _send([{"name": "slack", "type": "slack", "url": rx.url("/services/T0/B0/" + TOKEN)}], sleeps)
     assert out["sent"] == 1 and out["failed_count"] == 0
+    finished_at = out["results"][0].pop("finished_at")
+    assert dt.datetime.fromisoformat(finished_at.replace("Z", "+00:00")) <= dt.datetime.now(dt.timezone.utc)
     assert out["results"] == [{"name": "slack", "type": "slack", "enabled": True, "ok": True,
-                               "status": 200, "attempts": 1, "error": None}]
+                               "status": 200, "attempts": 1, "error": None, "budget_spent": False}]
     assert len(rx.requests) == 1
     req = rx.requests[0]
     assert req["path"] == "/services/T0/B0/" + TOKEN
@@ -283,12 +288,12 @@ def test_timeout_is_retried(sleeps):
     listener.listen(5)  # accepts connections, never answers
     try:
         url = "http://127.0.0.1:%d/x" % listener.getsockname()[1]
-        out = _send([{"name": "slow", "type": "slack", "url": url}], sleeps, timeout=0.2, attempts=2)
+        out = _send([{"name": "slow", "type": "slack", "url": url}], sleeps, read_timeout=0.2, attempts=2)
     finally:
         listener.close()
     res = out["results"][0]
     assert res["ok"] is False and res["attempts"] == 2
-    assert "timed out" in res["error"]
+    assert res["error"] == "connected, but no answer within the read timeout (0.2 s)"
 
 
 def test_one_failing_channel_does_not_stop_the_others(sleeps):
@@ -335,7 +340,7 @@ def test_exception_text_with_url_is_scrubbed(monkeypatch, sleeps):
     class Opener:
         open = staticmethod(boom)
 
-    monkeypatch.setattr(_notify, "_opener", Opener)
+    monkeypatch.setattr(_notify, "_opener", lambda read_timeout: Opener)
     out = _send([{"name": "slack", "type": "slack", "url": url}], sleeps)
     res = out["results"][0]
     assert res["ok"] is False and res["attempts"] == 1  # unknown errors are not retried
@@ -370,7 +375,9 @@ def test_disabled_channel_may_have_no_url():
     ({"incident": dict(INCIDENT, resolve_deadline="tomorrow")}, "incident.resolve_deadline"),
     ({"attempts": 0}, "retries must be"),
     ({"attempts": 11}, "retries must be"),
-    ({"timeout": 0}, "timeout must be"),
+    ({"connect_timeout": 0}, "connect_timeout must be"),
+    ({"read_timeout": 301}, "read_timeout must be"),
+    ({"budget": -1}, "budget must be"),
     ({"oncall": {"shifts": {"weekday_day": {"handle": "@d", "start": "25:00"}, "weekday_night": "@n",
                             "weekend": "@w"}}}, "25:00"),
 ])
@@ -430,3 +437,128 @@ def test_rotation_as_oncall_is_evaluated():
     out = _notify.notify([], "started", incident=INCIDENT, oncall=DEFAULT_ROTATION, now=NOW)
     assert out["oncall"]["shift"] in ("weekday_day", "weekday_night", "weekend")
     assert out["oncall"]["handle"] in out["message"]
+
+
+# --- the budget: timeouts and retries cut to one deadline ------------------------------------------
+
+def test_connect_timeout_is_the_configured_one_cut_to_the_deadline():
+    assert _notify.connect_timeout_for(now=100.0, deadline=110.0, connect_timeout=2.0) == 2.0
+    assert _notify.connect_timeout_for(now=109.0, deadline=110.0, connect_timeout=2.0) == 1.0
+    # too little left for an attempt to mean anything: not started
+    assert _notify.connect_timeout_for(now=109.8, deadline=110.0, connect_timeout=2.0) is None
+    assert _notify.connect_timeout_for(now=111.0, deadline=110.0, connect_timeout=2.0) is None
+
+
+def test_read_timeout_is_cut_to_the_deadline_and_never_zero():
+    assert _notify.read_timeout_for(now=100.0, deadline=110.0, read_timeout=5.0) == 5.0
+    assert _notify.read_timeout_for(now=107.5, deadline=110.0, read_timeout=5.0) == 2.5
+    # 0 would make the socket non-blocking: the smallest read timeout instead
+    assert _notify.read_timeout_for(now=110.5, deadline=110.0, read_timeout=5.0) == _notify.MIN_READ_S
+
+
+def test_retry_delay_backs_off_and_stops_when_the_next_attempt_would_not_fit():
+    assert _notify.retry_delay(1, None, now=0.0, deadline=10.0) == 0.5
+    assert _notify.retry_delay(2, None, now=0.0, deadline=10.0) == 1.0
+    assert _notify.retry_delay(5, None, now=0.0, deadline=10.0) == _notify.BACKOFF_CAP
+    assert _notify.retry_delay(1, 1.2, now=0.0, deadline=10.0) == 1.2            # a short Retry-After
+    assert _notify.retry_delay(1, 60.0, now=0.0, deadline=10.0) == _notify.BACKOFF_CAP  # never a long one
+    # 0.5 s of sleep + the shortest attempt (0.25 s) must end by the deadline
+    assert _notify.retry_delay(1, None, now=9.25, deadline=10.0) == 0.5
+    assert _notify.retry_delay(1, None, now=9.3, deadline=10.0) is None
+
+
+def test_a_hanging_channel_costs_one_budget_with_the_attempts_that_fit():
+    """Read timeout 0.4 s, budget 1.2 s: 0.4 + 0.5 sleep + 0.3 (cut) = 2 attempts, given up by the deadline."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)  # accepts, never answers
+    try:
+        url = "http://127.0.0.1:%d/x" % listener.getsockname()[1]
+        started = time.monotonic()
+        out = _notify.notify([{"name": "hangs", "type": "slack", "url": url}], "started", incident=INCIDENT,
+                             now=NOW, read_timeout=0.4, budget=1.2, attempts=5)
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+    res = out["results"][0]
+    assert res["ok"] is False and res["attempts"] == 2 and res["budget_spent"] is True
+    assert res["error"].startswith("connected, but no answer within the read timeout (0.")
+    assert 1.0 <= elapsed <= 1.2 + _notify.JOIN_GRACE_S + 0.3
+
+
+def test_connect_timeout_is_separate_from_the_read_timeout():
+    """A listener whose backlog is full drops new handshakes: the connect times out after connect_timeout,
+    not after the (long) read timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    try:
+        port = listener.getsockname()[1]
+        for _filler in range(8):   # fill the accept queue (nobody accepts)
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        time.sleep(0.1)
+        started = time.monotonic()
+        out = _notify.notify([{"name": "full", "type": "webhook", "url": "http://127.0.0.1:%d/x" % port}], "started",
+                             incident=INCIDENT, now=NOW, connect_timeout=0.3, read_timeout=30, attempts=1, budget=20)
+        elapsed = time.monotonic() - started
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+    res = out["results"][0]
+    assert res["ok"] is False and res["error"] == "connect timed out after 0.3 s"
+    assert elapsed < 2.0
+
+
+def test_one_slow_channel_never_delays_another():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    try:
+        with Receiver() as good:
+            started = time.monotonic()
+            out = _notify.notify([
+                {"name": "hangs", "type": "slack", "url": "http://127.0.0.1:%d/x" % listener.getsockname()[1]},
+                {"name": "good", "type": "webhook", "url": good.url()},
+            ], "started", incident=INCIDENT, now=NOW, read_timeout=1.0, budget=1.5, attempts=1)
+            elapsed = time.monotonic() - started
+            received_at = good.received_at[0]
+    finally:
+        listener.close()
+    hangs, ok = out["results"]
+    assert hangs["ok"] is False and ok["ok"] is True
+    # the good channel got its message at once, not after the hanging one's timeout
+    assert received_at - started < 0.8
+    assert dt.datetime.fromisoformat(ok["finished_at"].replace("Z", "+00:00")) < \
+        dt.datetime.fromisoformat(hangs["finished_at"].replace("Z", "+00:00"))
+    assert elapsed < 1.5 + _notify.JOIN_GRACE_S + 0.3
+
+
+def test_a_channel_stuck_outside_the_socket_timeouts_is_given_up_at_the_deadline():
+    """A DNS lookup that hangs is not bounded by socket timeouts; the deadline still ends the message."""
+    release = threading.Event()
+    checked = _notify.validate_channels([{"name": "stuck", "type": "slack", "url": "https://chat.example/x"}])
+    clock_start = time.monotonic()
+    results = _notify.send_all(checked, lambda channel, warning: {}, deadline=clock_start + 0.3,
+                               before_send=lambda channel: release.wait(5))
+    release.set()
+    assert time.monotonic() - clock_start < 0.3 + _notify.JOIN_GRACE_S + 0.3
+    assert results[0]["ok"] is False and results[0]["budget_spent"] is True
+    assert results[0]["error"] == "gave up: still no outcome at the deadline"
+
+
+def test_not_tried_when_the_budget_is_spent_before_the_channels_turn():
+    checked = _notify.validate_channels([{"name": "late", "type": "slack", "url": "http://127.0.0.1:9/x"}])
+    result = _notify.send_channel(checked[0], {}, deadline=time.monotonic() - 1)
+    assert result["ok"] is False and result["attempts"] == 0 and result["budget_spent"] is True
+    assert result["error"] == "not tried: the budget was spent before this channel's turn"
+
+
+def test_warning_is_the_first_line_of_every_format():
+    rendered = _notify.with_warning(_notify.render_fields("resolved", INCIDENT, now=NOW), "earlier messages may be missing")
+    assert _notify.render_plain(rendered).splitlines()[1] == "Warning: earlier messages may be missing"
+    assert "*Warning:* earlier messages may be missing" in _notify.render_slack(rendered)

@@ -12,6 +12,7 @@ import pytest
 
 from ansible_collections.sre.incident.plugins.module_utils import _postmortem as pm
 from ansible_collections.sre.incident.plugins.module_utils import _record as rec
+from ansible_collections.sre.incident.plugins.plugin_utils._render import render
 
 T0 = "2026-11-27T01:30:45.000Z"
 NOW = "2026-11-27T03:00:00.000Z"
@@ -43,7 +44,7 @@ class Record:
                           data=dict(data, phase=phase), event_type="stage")
 
     def report(self, **params):
-        return pm.run(dict(params, incident_dir=self.dir, id=self.id), now=params.pop("now", NOW))
+        return pm.run(dict(params, incident_dir=self.dir, id=self.id), render, now=params.pop("now", NOW))
 
     def read(self, fmt):
         with open(os.path.join(self.record_dir, pm.FILE_NAMES[fmt]), encoding="utf-8") as handle:
@@ -205,7 +206,7 @@ def test_own_stage_events_do_not_change_the_report(tmp_path):
 
 def test_check_mode_writes_nothing_and_shows_the_diff(tmp_path):
     r = _p0(tmp_path)
-    result = pm.run({"incident_dir": r.dir, "id": r.id}, check_mode=True, now=NOW)
+    result = pm.run({"incident_dir": r.dir, "id": r.id}, render, check_mode=True, now=NOW)
     assert result["changed"] is True and len(result["diff"]) == 2
     assert result["diff"][0]["before"] == "" and result["diff"][0]["before_header"] == "/dev/null"
     assert sorted(os.listdir(r.record_dir)) == ["events.jsonl"]
@@ -241,16 +242,16 @@ def test_human_sections_survive_regeneration(tmp_path):
 def test_unknown_id_names_id_and_directory(tmp_path):
     r = Record(tmp_path)
     with pytest.raises(pm.PostmortemError) as info:
-        pm.run({"incident_dir": r.dir, "id": "INC-nope"})
+        pm.run({"incident_dir": r.dir, "id": "INC-nope"}, render)
     assert "INC-nope" in info.value.msg and r.dir in info.value.msg and r.id in info.value.msg
     with pytest.raises(pm.PostmortemError) as info:
-        pm.run({"incident_dir": str(tmp_path / "missing"), "id": "INC-nope"})
+        pm.run({"incident_dir": str(tmp_path / "missing"), "id": "INC-nope"}, render)
     assert "does not exist" in info.value.msg
     with pytest.raises(pm.PostmortemError) as info:
-        pm.run({"incident_dir": r.dir, "id": "../etc"})
+        pm.run({"incident_dir": r.dir, "id": "../etc"}, render)
     assert "bad incident id" in info.value.msg
     with pytest.raises(pm.PostmortemError):
-        pm.run({"incident_dir": r.dir, "id": r.id, "formats": ["pdf"]})
+        pm.run({"incident_dir": r.dir, "id": r.id, "formats": ["pdf"]}, render)
 
 
 def test_corrupt_record_fails_naming_the_line(tmp_path):

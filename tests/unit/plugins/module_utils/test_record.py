@@ -205,8 +205,8 @@ def test_checklists_as_data():
         "rca_started", "permanent_fix", "postmortem"]
     assert [i["offset"] for i in rec.P0_CHECKLIST] == [0, 120, 300, 480, 1200, 1800, 14400, 86400]
     assert [i["key"] for i in rec.RECOVERY_CHECKLIST] == [
-        "health_200", "recommendations_returned", "several_users_ok", "latency_under_500ms", "no_new_errors",
-        "resources_normal", "watch_every_minute", "error_rate_no_rebound", "notify_management", "notify_users",
+        "health_200", "recommendations_returned", "several_users_ok", "latency_under_500ms", "users_answered_via_edge",
+        "no_new_errors", "resources_normal", "watch_every_minute", "error_rate_no_rebound", "notify_management", "notify_users",
         "notify_teams"]
 
 
@@ -227,6 +227,38 @@ def test_tick_records_time_value_and_is_idempotent(tmp_path):
     recovery = {i["key"]: i for i in state["checklists"]["recovery"]}
     assert recovery["health_200"]["value"] == 200 and recovery["health_200"]["due"] is None
     assert again["diff"]["before"] == again["diff"]["after"]
+
+
+def test_tick_done_at_is_the_items_time_and_the_response_time(tmp_path):
+    """A notification acknowledged at 01:30:48 and collected at the end of the run (01:31:30): the item
+    and the response time are 01:30:48; the event keeps the time it was written."""
+    inc = _open(tmp_path)["id"]
+    res = _do(tmp_path, inc, "2026-11-27T01:31:30Z", state="tick", items=["response_started"],
+              done_at="2026-11-27T01:30:48.250Z")
+    (event,) = res["appended"]
+    assert event["ts"] == "2026-11-27T01:31:30.000Z" and event["data"]["done_at"] == "2026-11-27T01:30:48.250Z"
+    state = res["incident"]
+    assert state["ticked"]["response_started"] == "2026-11-27T01:30:48.250Z"
+    assert state["responded_at"] == "2026-11-27T01:30:48.250Z"
+    p0 = {i["key"]: i for i in state["checklists"]["p0_response"]}
+    assert p0["response_started"]["ts"] == "2026-11-27T01:30:48.250Z" and p0["response_started"]["on_time"] is True
+
+
+@pytest.mark.parametrize("done_at, expected", [
+    ("2026-11-27T01:45:00Z", "2026-11-27T01:31:30.000Z"),    # a host clock ahead: not in the future
+    ("2026-11-27T01:00:00Z", T0),                            # nor before the incident was opened
+])
+def test_tick_done_at_stays_between_the_opening_and_now(tmp_path, done_at, expected):
+    inc = _open(tmp_path)["id"]
+    res = _do(tmp_path, inc, "2026-11-27T01:31:30Z", state="tick", items=["response_started"], done_at=done_at)
+    assert res["incident"]["ticked"]["response_started"] == expected
+
+
+def test_tick_bad_done_at_is_named_and_nothing_is_written(tmp_path):
+    inc = _open(tmp_path)["id"]
+    with pytest.raises(rec.RecordError, match="done_at"):
+        _do(tmp_path, inc, "2026-11-27T01:31:30Z", state="tick", items=["response_started"], done_at="soon")
+    assert _do(tmp_path, inc, "2026-11-27T01:31:30Z", state="present")["incident"]["ticked"] == {}
 
 
 def test_unknown_item_fails_naming_it_and_writes_nothing(tmp_path):

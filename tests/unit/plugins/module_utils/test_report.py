@@ -11,6 +11,7 @@ import urllib.error
 import pytest
 
 from ansible_collections.sre.incident.plugins.module_utils import _report
+from ansible_collections.sre.incident.plugins.plugin_utils._render import render
 
 NOW = datetime.datetime(2026, 11, 27, 1, 30, tzinfo=datetime.timezone.utc)
 STACK = {"name": "recsys", "project_dir": "/srv", "service": "recommendation-service", "base_url": "http://127.0.0.1:3000",
@@ -29,8 +30,8 @@ def test_slug_and_file_name():
 
 
 def test_render_has_every_part_of_the_template():
-    text = _report.render({"title": "Empty results", "steps": ["open the page", "look"], "logs": [WARN],
-                           "environment": {"version": "1.0.0"}, "tracker_url": "http://t/1"})
+    text = _report.markdown({"title": "Empty results", "steps": ["open the page", "look"], "logs": [WARN],
+                             "environment": {"version": "1.0.0"}, "tracker_url": "http://t/1"}, render)
     for heading in ("## Description (問題描述)", "## Reproduction steps (重現步驟)", "## Expected result (期望結果)",
                     "## Actual result (實際結果)", "## Environment (環境信息)", "## Log excerpt (日誌片段)",
                     "## Suspected root cause (可能的根本原因)", "## Suggested fix (建議的修復方案)"):
@@ -40,7 +41,7 @@ def test_render_has_every_part_of_the_template():
     assert "```log\n%s\n```" % WARN in text
     assert _report.tracker_link(text) == "http://t/1"
     with pytest.raises(ValueError, match="title"):
-        _report.render({})
+        _report.report_view({})
 
 
 def test_select_log_lines():
@@ -187,17 +188,18 @@ def test_run_posts_once_and_keeps_the_link(tmp_path):
         return dict(url="http://t/issues/1", number=1, status=201, api_url="http://t/issues")
     params = dict(title="Empty results", dest_dir=str(tmp_path), date="2026-11-27", logs=[WARN],
                   tracker={"kind": "github", "url": "http://t", "token": "K"})
-    r = _report.run(params, check_mode=True, now=NOW, post=post)
+    r = _report.run(params, render, check_mode=True, now=NOW, post=post)
     assert r["changed"] is True and r["would_post"] is True and not posts and not list(tmp_path.iterdir())
-    r = _report.run(params, now=NOW, post=post)
+    r = _report.run(params, render, now=NOW, post=post)
     assert r["changed"] is True and r["posted"] is True and len(posts) == 1
     assert r["path"] == str(tmp_path / "2026-11-27-empty-results.md")
     assert "Tracker issue: http://t/issues/1" in (tmp_path / "2026-11-27-empty-results.md").read_text()
     later = NOW + datetime.timedelta(minutes=5)
-    r = _report.run(params, now=later, post=post)
+    r = _report.run(params, render, now=later, post=post)
     assert r["changed"] is False and r["posted"] is False and len(posts) == 1
 
 
 def test_run_needs_a_title_to_write(tmp_path):
     with pytest.raises(ValueError, match="title"):
-        _report.run(dict(dest_dir=str(tmp_path)))
+        _report.run(dict(dest_dir=str(tmp_path)), render)
+    assert list(tmp_path.iterdir()) == []

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.sre.incident.plugins.module_utils._stack import StackError, urls, validate
+from ansible_collections.sre.incident.plugins.module_utils._stack import StackError, port_args, urls, validate
 
 STACK = {
     "name": "recsys", "project_dir": "/srv/recsys", "service": "recommendation-service",
@@ -33,8 +33,23 @@ def test_another_base_such_as_the_edge():
     ({"recommendations_path": "/api/recommendations"}, "{user}"),
     ({"sample_users": []}, "sample_users"),
     ({"edge_url": "ftp://edge"}, "ftp://edge"),
+    ({"database": {"service": "pg", "port": 0}}, "database.port"),
+    ({"redis": {"service": "kv", "port": "63x"}}, "'63x'"),
+    ({"service_port": 70000}, "service_port"),
 ])
 def test_bad_descriptions_are_named(change, needle):
     with pytest.raises(StackError) as info:
         validate(dict(STACK, **change))
     assert needle in str(info.value)
+
+
+def test_port_args_for_psql_and_redis_cli_inside_their_containers():
+    stack = dict(STACK, database={"service": "pg", "port": 5433}, redis={"service": "kv", "port": "6380"})
+    assert validate(stack) is stack
+    assert port_args(stack, "database") == ["-p", "5433"]
+    assert port_args(stack, "redis") == ["-p", "6380"]
+    # no port: the client's own default (5432, 6379), as before
+    assert port_args(STACK, "database") == [] and port_args(dict(STACK, redis={"service": "r"}), "redis") == []
+    assert port_args(None, "redis") == []
+    with pytest.raises(StackError, match="redis.port"):
+        port_args(dict(STACK, redis={"port": -1}), "redis")

@@ -103,7 +103,8 @@ class FakeClient:
         self.containers = containers if containers is not None else [FakeContainer("svc-1")]
         self.log_calls = []
 
-    def stats(self, container):
+    def stats(self, container, one_shot=False):
+        self.one_shot = one_shot
         return self._stats.pop(0)
 
     def logs(self, container, tail=None, since=None, timestamps=True):
@@ -150,33 +151,8 @@ def test_read_resources_polls_a_second_sample_without_precpu():
     assert reading["cpu_percent"] == 50.0
 
 
-# --------------------------------------------------------------------------- log classification
-
-@pytest.mark.parametrize("line, is_error", [
-    ('{"ts": "x", "level": "ERROR", "msg": "database error while computing recommendations"}', True),
-    ('{"level": "fatal", "msg": "boom"}', True),
-    ('{"level": "CRITICAL", "msg": "x"}', True),
-    ('{"levelname": "ERROR", "msg": "python logging"}', True),
-    ('{"severity": "PANIC"}', True),
-    ('{"level": "WARNING", "msg": "redis unavailable", "error": "Error 111 connecting to redis"}', False),
-    ('{"level": "INFO", "msg": "request", "path": "/api/errors"}', False),
-    ('{"msg": "no level here, but an error"}', True),
-    ("panic: runtime error: index out of range", True),
-    ("FATAL:  sorry, too many clients already", True),
-    ("Traceback: ValueError: bad", True),
-    ("2026-11-27 01:02:03 UTC LOG:  checkpoint complete", False),
-    ("plain info line", False),
-    ("{not json but has Error}", True),
-])
-def test_is_error_line(line, is_error):
-    assert _verify.is_error_line(line) is is_error
-
-
-def test_line_level():
-    assert _verify.line_level('{"level": "warning"}') == "WARNING"
-    assert _verify.line_level("ERROR plain") is None
-    assert _verify.line_level("[1, 2]") is None
-
+# --------------------------------------------------------------------------- logs
+# (what an error line is: tests/unit/plugins/module_utils/test_logs.py)
 
 def test_split_timestamp_nanoseconds():
     epoch, text = _verify.split_timestamp('2026-11-27T01:30:45.123456789Z {"level": "INFO"}')
@@ -308,16 +284,52 @@ def test_everything_passes_with_values():
     assert r["passed"] is True
     assert r["failed_checks"] == []
     c = by_name(r)
-    assert [x["name"] for x in r["checks"]] == list(_verify.CHECKS)
+    # STACK has no edge_url: what users reach is not checked, and the result says so
+    assert [x["name"] for x in r["checks"]] == [n for n in _verify.CHECKS if n != "edge"]
+    assert r["not_checked"] == ["edge: incident_stack.edge_url is not set, so what users reach was not probed"]
+    assert "not checked: edge" in _verify.summarize(r)
     assert c["health"]["value"] == 200
     assert c["recommendations"]["value"] == 10 and c["recommendations"]["threshold"] == 6
     assert c["latency"]["value"] == 40.0 and c["latency"]["threshold"] == 500.0
     assert c["log_errors"]["value"] == 0 and c["log_errors"]["threshold"] == 0
     assert c["resources"]["value"] == {"cpu_percent": 10.33, "memory_percent": 0.09}
-    assert set(r["checklist"]) == set(_verify.CHECKLIST_MAP)
+    assert set(r["checklist"]) == set(_verify.CHECKLIST_MAP) - {"users_answered_via_edge"}
     assert all(item["passed"] for item in r["checklist"].values())
     assert r["checklist"]["latency_under_500ms"]["text"] == "max 40.0 ms (limit 500 ms)"
     assert r["checklist"]["several_users_ok"]["value"] == "3/3 users"
+
+
+EDGE_STACK = dict(STACK, edge_url="http://127.0.0.1:8080")
+
+
+def edge_probe(service_answers, edge_answers):
+    """Answers by base: the service's port (3000) and the edge (8080) answer differently."""
+    direct, via_edge = fake_probe(service_answers), fake_probe(edge_answers)
+
+    def probe(url, timeout):
+        return (via_edge if url.startswith(EDGE_STACK["edge_url"]) else direct)(url, timeout)
+    return probe
+
+
+def test_edge_502_while_the_service_answers_fails_only_the_edge_check():
+    stale = {k: (502, None, 1.0) for k in HEALTHY}
+    r = _verify.evaluate(EDGE_STACK, _epoch(20), client=FakeClient(stats=[STATS_V1], logs={"svc-1": ""}), probe_rounds=1,
+                         probe=edge_probe(HEALTHY, stale))
+    assert r["passed"] is False and r["failed_checks"] == ["edge"]
+    edge = by_name(r)["edge"]
+    assert edge["value"] == 0 and edge["threshold"] == 3 and edge["failing_users"] == ["u1", "u2", "u3"]
+    assert "through the edge" in edge["detail"] and "status 502" in edge["detail"]
+    assert r["checklist"]["users_answered_via_edge"]["passed"] is False
+    assert r["checklist"]["health_200"]["passed"] is True
+    assert r["not_checked"] == []
+
+
+def test_edge_answering_users_passes_with_its_count():
+    r = _verify.evaluate(EDGE_STACK, _epoch(20), client=FakeClient(stats=[STATS_V1], logs={"svc-1": ""}), probe_rounds=2,
+                         probe=edge_probe(HEALTHY, HEALTHY))
+    assert r["passed"] is True
+    assert by_name(r)["edge"]["value"] == 3
+    assert r["checklist"]["users_answered_via_edge"]["text"] == "3 of 3 users answered through the edge"
 
 
 def test_health_503_fails_health_only():

@@ -9,6 +9,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 
 import pytest
 
@@ -32,9 +33,19 @@ INCIDENT = {
 ONCALL = {"shift": "weekday_day", "handle": "@oncall-day", "contacts": {"tech_lead": "@tech-lead"}}
 
 
+class _NoSleep:
+    """_notify's view of the time module: real clocks, no backoff sleeps (keeps retries fast)."""
+    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(time.time)
+
+    @staticmethod
+    def sleep(seconds):
+        pass
+
+
 @pytest.fixture(autouse=True)
 def fast_retries_no_proxy(monkeypatch):
-    monkeypatch.setattr(_notify.time, "sleep", lambda seconds: None)  # keep retries fast
+    monkeypatch.setattr(_notify, "time", _NoSleep)
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
 
@@ -102,8 +113,9 @@ def test_sends_to_every_channel_and_reports_changed():
     assert [r["name"] for r in result["results"]] == ["slack-incidents", "dingtalk-oncall", "pager"]
     assert all(r["ok"] and r["attempts"] == 1 and r["status"] == 200 for r in result["results"])
     assert len(rx.requests) == 3
-    assert rx.requests[2]["headers"]["Authorization"] == BEARER
-    assert "sign=" in rx.requests[1]["path"]
+    by_path = {r["path"].split("/")[1]: r for r in rx.requests}   # the channels are sent to at once
+    assert by_path["pager"]["headers"]["Authorization"] == BEARER
+    assert "sign=" in by_path["robot"]["path"]
     for needle in ("[P0] Incident started", "INC-20261127-007", "@incident-commander", "@oncall-day",
                    "https://meet.example.com/inc-007", "all instances return 503"):
         assert needle in result["message"]
@@ -202,3 +214,89 @@ def test_disabled_channel_is_not_sent():
                           "stage": "update", "incident": INCIDENT})
     assert ok and rx.requests == [] and result["results"][0]["enabled"] is False
     assert result["changed"] is False
+
+
+# --- mode start / collect -----------------------------------------------------------------------------
+
+def _hanging_listener():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    return listener
+
+
+def test_start_returns_at_once_and_collect_brings_the_outcome(tmp_path):
+    listener = _hanging_listener()
+    try:
+        with Receiver() as rx:
+            channels = [
+                {"name": "pager", "type": "webhook", "url": rx.url("/pager/" + TOKEN), "headers": {"Authorization": BEARER}},
+                {"name": "hangs", "type": "slack", "url": "http://127.0.0.1:%d/%s" % (listener.getsockname()[1], TOKEN)},
+            ]
+            common = {"incident": INCIDENT, "outbox_dir": str(tmp_path), "read_timeout": 0.5, "budget": 1.5}
+            began = time.monotonic()
+            ok, started = run(dict(common, mode="start", channels=channels, stage="started", oncall=ONCALL))
+            returned = time.monotonic() - began
+            ok2, collected = run(dict(common, mode="collect"))
+    finally:
+        listener.close()
+    assert ok and ok2
+    assert returned < 1.0, returned
+    assert started["changed"] is True and started["seq"] == 1
+    assert started["outbox"] == str(tmp_path / INCIDENT["id"])
+    assert all(r["ok"] is None for r in started["results"]) and started["sent"] == 0
+    assert "in the background" in started["msg"]
+    assert collected["changed"] is True
+    (message,) = collected["messages"]
+    assert [(r["name"], r["ok"]) for r in message["results"]] == [("pager", True), ("hangs", False)]
+    assert collected["response"]["acknowledged"] is False
+    assert collected["undelivered"][0]["channel"] == "hangs"
+    assert "hangs (connected, but no answer within the read timeout" in collected["msg"]
+    assert_clean(started, *[c["url"] for c in channels])
+    assert_clean(collected, *[c["url"] for c in channels])
+
+
+def test_start_needs_an_incident_id(tmp_path):
+    ok, result = run({"mode": "start", "stage": "started", "outbox_dir": str(tmp_path),
+                      "channels": [{"name": "s", "type": "slack", "url": "https://hooks.example.com/" + TOKEN}]})
+    assert not ok and "mode=start needs incident.id" in result["msg"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_start_in_check_mode_starts_nothing_and_says_what_it_would_do(tmp_path):
+    with Receiver() as rx:
+        ok, result = run({"mode": "start", "stage": "started", "incident": INCIDENT, "outbox_dir": str(tmp_path),
+                          "channels": channels_for(rx)}, check_mode=True)
+        time.sleep(0.2)
+    assert ok and result["changed"] is False
+    assert result["msg"] == "check mode: would notify slack-incidents, dingtalk-oncall, pager (started); nothing sent"
+    assert rx.requests == [] and list(tmp_path.iterdir()) == []
+
+
+def test_collect_in_check_mode_waits_for_nothing_and_marks_nothing(tmp_path):
+    ok, result = run({"mode": "collect", "incident": INCIDENT, "outbox_dir": str(tmp_path)}, check_mode=True)
+    assert ok and result["changed"] is False and result["messages"] == [] and result["response"] is None
+    assert result["msg"].startswith("check mode: nothing was sent by this run")
+
+
+def test_collect_with_fail_on_error_fails_naming_the_channel(tmp_path):
+    dead = _dead_url()
+    common = {"incident": INCIDENT, "outbox_dir": str(tmp_path), "retries": 1}
+    run(dict(common, mode="start", stage="resolved", channels=[{"name": "dead", "type": "slack", "url": dead}]))
+    ok, result = run(dict(common, mode="collect", fail_on_error=True))
+    assert not ok and "not delivered" in result["msg"] and "dead (connection failed" in result["msg"]
+    assert_clean(result, dead)
+
+
+def test_send_bounds_the_whole_message_by_the_budget():
+    listener = _hanging_listener()
+    try:
+        began = time.monotonic()
+        ok, result = run({"stage": "update", "incident": INCIDENT, "budget": 0.8, "read_timeout": 5,
+                          "channels": [{"name": "hangs", "type": "slack",
+                                        "url": "http://127.0.0.1:%d/x" % listener.getsockname()[1]}]})
+        elapsed = time.monotonic() - began
+    finally:
+        listener.close()
+    assert ok and result["results"][0]["budget_spent"] is True
+    assert elapsed < 0.8 + _notify.JOIN_GRACE_S + 0.4

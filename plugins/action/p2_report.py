@@ -1,0 +1,68 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of sre.incident.p2_report: evidence on the managed host, the report on the controller.
+
+With O(collect=true) the module runs on the managed host with the collection options only (the
+tracker and its token stay here) and returns the evidence. The report is then filled, rendered
+from the collection's Jinja2 template (plugin_utils/_render.py), posted and written here, in the
+controller's process, where Jinja2 and the template files always are.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.common.parameters import remove_values
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.sre.incident.plugins.module_utils import _report
+from ansible_collections.sre.incident.plugins.module_utils._compose import DOCKER_COMMON_ARGS
+from ansible_collections.sre.incident.plugins.plugin_utils._action import validate
+from ansible_collections.sre.incident.plugins.plugin_utils._render import render
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = False
+
+    def _collect(self, task_vars):
+        """The module on the managed host, given the collection options as the task wrote them."""
+        wanted = set(_report.COLLECT_OPTIONS) | set(DOCKER_COMMON_ARGS)
+        args = {k: v for k, v in self._task.args.items() if k in wanted}
+        try:
+            return self._execute_module(module_name="sre.incident.p2_report", module_args=args, task_vars=task_vars)
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        params, failure = validate("sre.incident.p2_report", self._task.args, _report.argument_spec(),
+                                   required_if=_report.REQUIRED_IF)
+        if failure:
+            result.update(failure)
+            return result
+        try:
+            _report.check(params)
+            if params["collect"]:
+                collected = self._collect(task_vars)
+                if collected.get("failed"):
+                    result.update(collected)
+                    return result
+                result.update((k, v) for k, v in collected.items() if k in ("warnings", "deprecations"))
+                params["evidence"] = collected["evidence"]
+            outcome = _report.run(params, render, check_mode=bool(self._task.check_mode))
+        except ValueError as exc:
+            result.update(failed=True, changed=False, msg=str(exc))
+            return result
+        except _report.ReportError as exc:
+            result.update(exc.details, failed=True, changed=False, msg=exc.msg)
+            return result
+        except OSError as exc:
+            result.update(failed=True, changed=False, msg="writing the report to %s: %s" % (params["dest_dir"], exc))
+            return result
+        diff = outcome.pop("diff")
+        if self._task.diff and outcome["changed"]:
+            outcome["diff"] = diff
+        # as a module's exit_json would: the token (no_log) is in no value returned, whatever a tracker answers
+        result.update(remove_values(outcome, {params["tracker"]["token"]} if params.get("tracker") else set()))
+        return result

@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of sre.incident.postmortem: the report is written on the controller, in this process.
+
+The record and the reports live on the controller, and the reports are Jinja2 templates shipped
+with the collection (plugins/plugin_utils/templates), which AnsiballZ does not ship to a module.
+So the controller reads the record, builds the report's view (module_utils/_postmortem.py) and
+renders the templates (plugin_utils/_render.py) itself; nothing runs on a managed host.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.sre.incident.plugins.module_utils._postmortem import ARGUMENT_SPEC, PostmortemError, run
+from ansible_collections.sre.incident.plugins.module_utils._record import RecordError
+from ansible_collections.sre.incident.plugins.plugin_utils._action import ControllerAction
+from ansible_collections.sre.incident.plugins.plugin_utils._render import render
+
+
+class ActionModule(ControllerAction):
+    NAME, ARGUMENT_SPEC = "sre.incident.postmortem", ARGUMENT_SPEC
+
+    def act(self, params):
+        try:
+            outcome = run(params, render, check_mode=bool(self._task.check_mode))
+        except (PostmortemError, RecordError) as exc:
+            return dict(exc.details, failed=True, changed=False, msg=exc.msg)
+        except (OSError, ValueError) as exc:
+            return dict(failed=True, changed=False,
+                        msg="postmortem of %s in %s: %s" % (params["id"], params["incident_dir"], exc))
+        if not self._task.diff:
+            outcome.pop("diff", None)
+        return outcome

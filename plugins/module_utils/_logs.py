@@ -1,0 +1,156 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a log line says about itself: its level, and whether it is an error line (SPEC OUT-6).
+
+The one classifier of the collection: diagnostics (the runbook's "recent errors", the P1 cases
+read its summary), verification ("no new ERROR/FATAL/panic lines since the fix") and the P2
+report's log excerpt all ask this file, so a line is an error line everywhere or nowhere.
+
+A line (without the engine's timestamp) is classified like this:
+
+JSON object (``{...}``)
+    The first level key present decides: ``level``, ``severity``, ``lvl``, ``log.level`` (flat,
+    as ECS writes it, or nested ``{"log": {"level": ...}}``), ``levelname``. Text levels in any
+    case (``"error"``, ``"ERROR"``, ``"Err"``), numeric levels of pino / bunyan (10 trace,
+    20 debug, 30 info, 40 warn, 50 error, 60 fatal). What the message says does not matter: an
+    INFO line whose message mentions an error is an INFO line. A JSON object without a level key
+    has no level (it is data, such as an access-log line, not a message about a failure).
+Any other line
+    ``level=error`` (logfmt), nginx's ``[error]`` / ``[crit]`` / ``[alert]`` / ``[emerg]``, the
+    upper-case words ``ERROR``, ``FATAL``, ``CRITICAL``, ``PANIC`` (PostgreSQL's ``ERROR:`` and
+    ``FATAL:``, Python logging's ``ERROR:root:``), ``panic:`` / ``panicked at``, a lower-case
+    ``error:`` or ``fatal:`` (``Error: connect ECONNREFUSED``), and the lines of a stack trace:
+    ``Traceback (most recent call last):``, Python's ``  File "...", line N``, Java's and
+    Node's ``    at f (file:1:2)``, ``Caused by:``, Go's ``goroutine 1 [running]:``, an exception
+    line ``ValueError: ...`` / ``java.lang.IllegalStateException: ...``.
+    A word that merely contains "error" is no error: ``errors=0``, ``terror``, ``error_count``,
+    ``0 errors found``.
+
+The levels returned: ``PANIC``, ``FATAL``, ``CRITICAL``, ``ERROR`` (the error levels),
+``WARNING``, ``INFO``, ``DEBUG``, ``TRACE``, or None (the line says nothing about its level).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+#: The levels that make a line an error line.
+ERROR_LEVELS = frozenset(("ERROR", "CRITICAL", "FATAL", "PANIC"))
+
+#: JSON keys naming a line's level, in the order they are looked at.
+LEVEL_KEYS = ("level", "severity", "lvl", "log.level", "levelname")
+
+_ALIASES = {
+    "ERR": "ERROR", "ERROR": "ERROR", "ERRORS": "ERROR",
+    "CRIT": "CRITICAL", "CRITICAL": "CRITICAL", "ALERT": "CRITICAL", "EMERG": "CRITICAL", "EMERGENCY": "CRITICAL",
+    "FATAL": "FATAL", "PANIC": "PANIC",
+    "WARN": "WARNING", "WARNING": "WARNING",
+    "INFO": "INFO", "INFORMATION": "INFO", "NOTICE": "INFO", "LOG": "INFO",
+    "DEBUG": "DEBUG", "DBG": "DEBUG", "FINE": "DEBUG", "TRACE": "TRACE",
+}
+
+# pino / bunyan numeric levels: the lower bound of each band
+_NUMERIC = ((60, "FATAL"), (50, "ERROR"), (40, "WARNING"), (30, "INFO"), (20, "DEBUG"), (0, "TRACE"))
+
+# most severe first: a plain line naming several levels takes the most severe
+_RANK = ("PANIC", "FATAL", "CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "TRACE")
+
+_LOGFMT_RE = re.compile(r"(?:^|\s)(?:level|lvl|severity)=\"?([A-Za-z]+)")
+_NGINX_RE = re.compile(r"\[(emerg|alert|crit|error|warn|notice|info|debug)\]")
+_UPPER_RE = re.compile(r"\b(PANIC|FATAL|CRITICAL|ERROR|WARNING|WARN)\b")
+_PANIC_RE = re.compile(r"(?:^|\s)panic(?::|ked at\b)")
+_LOWER_RE = re.compile(r"\b([Ee]rror|[Ff]atal|[Ww]arning):")
+_STACK_RES = (
+    re.compile(r"^Traceback \(most recent call last\):"),
+    re.compile(r"^\s+File \"[^\"]+\", line \d+"),                      # Python frame
+    re.compile(r"^\s+at\s+\S.*(?:\(\S*:\d+(?::\d+)?\)|:\d+:\d+\)?)\s*$"),  # Node frame
+    re.compile(r"^\s+at\s+[\w$.<>/]+\((?:[^()]*\.java:\d+|Native Method|Unknown Source)\)\s*$"),  # Java frame
+    re.compile(r"^Caused by: \S"),
+    re.compile(r"^goroutine \d+ \[[^\]]+\]:\s*$"),
+    re.compile(r"^(?:[a-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception)(?::\s|\s*$)"),  # the exception line
+)
+
+
+def normalize(level):
+    """A level as written by a program (text or pino number) -> one of the levels above, or None."""
+    if level is None or isinstance(level, bool):
+        return None
+    if isinstance(level, (int, float)):
+        for bound, name in _NUMERIC:
+            if level >= bound:
+                return name
+        return None
+    text = str(level).strip().upper()
+    if not text:
+        return None
+    if text.isdigit():
+        return normalize(int(text))
+    return _ALIASES.get(text)
+
+
+def _json_level(data):
+    for key in LEVEL_KEYS:
+        if key in data and data[key] is not None:
+            return True, normalize(data[key])
+    nested = data.get("log")
+    if isinstance(nested, dict) and nested.get("level") is not None:
+        return True, normalize(nested["level"])
+    return False, None
+
+
+def line_level(text):
+    """The level of one log line (see the module doc), or None."""
+    stripped = (text or "").strip()
+    if not stripped:
+        return None
+    if stripped.startswith("{") and stripped.endswith("}"):
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            found, level = _json_level(data)
+            return level if found else None
+    match = _LOGFMT_RE.search(stripped)
+    if match and normalize(match.group(1)):
+        return normalize(match.group(1))
+    match = _NGINX_RE.search(stripped)
+    if match:
+        return normalize(match.group(1))
+    words = [normalize(word) for word in _UPPER_RE.findall(stripped)]
+    if words:
+        return min(words, key=_RANK.index)
+    if _PANIC_RE.search(stripped):
+        return "PANIC"
+    match = _LOWER_RE.search(stripped)
+    if match:
+        return normalize(match.group(1))
+    raw = (text or "").rstrip("\r\n")
+    if any(regex.search(raw) for regex in _STACK_RES):
+        return "ERROR"
+    return None
+
+
+def is_error_level(level):
+    """Whether a level returned by :func:`line_level` is an error level."""
+    return level in ERROR_LEVELS
+
+
+def is_error_line(text):
+    """Whether one log line (without the engine's timestamp) is an error line."""
+    return line_level(text) in ERROR_LEVELS
+
+
+def coarse_level(level):
+    """ERROR for every error level, the level itself otherwise (for excerpts grouped by ERROR / WARNING)."""
+    return "ERROR" if level in ERROR_LEVELS else level
+
+
+#: The runbook's own looser search (``grep -i "error\\|fatal\\|panic"``): reported beside the
+#: error count as the figure the runbook's script would have shown, never used to decide.
+RUNBOOK_GREP_RE = re.compile(r"(?i)error|fatal|panic")
+
+
+def runbook_grep_match(text):
+    """Whether the runbook's ``grep -i "error\\|fatal\\|panic"`` would print this line."""
+    return bool(RUNBOOK_GREP_RE.search(text or ""))

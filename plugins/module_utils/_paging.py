@@ -1,0 +1,202 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Page once per finding (SPEC MON-4): which findings of a scheduled run were paged, and when.
+
+The scheduled diagnostics (``playbooks/diagnose.yml``, an AWX schedule) may find the same problem
+every five minutes; the channels hear of it once, then again only when the finding is new or
+the paging window has passed since it was last paged.
+
+A finding is identified by its host, its ``check``, its ``kind`` and its ``reason`` with the
+numbers taken out (:func:`finding_key`): "disk / 87 % full" and "disk / 88 % full" are the same
+finding, "dependency redis is exited" and "dependency postgres is exited" are two.
+
+The memory is one JSON file on the managed host, next to the lease and the evidence bundles
+(``incident_stack.state_dir``): under AWX every job runs in a fresh execution environment, so the
+controller forgets between two runs, while the managed host keeps its state. The file::
+
+    {"version": 1, "pages": {"<key>": {"host", "check", "kind", "reason", "severity",
+                                         "first_paged", "last_paged", "count", "incident_id"}}}
+
+It is read and written under ``flock`` (two runs at once page once) and replaced atomically.
+Entries older than :data:`KEEP_S` (or the window, if longer) are dropped when the file is written.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import tempfile
+
+from ansible_collections.sre.incident.plugins.module_utils._severity import format_ts, parse_ts, utc_now
+
+VERSION = 1
+DEFAULT_WINDOW_S = 3600
+KEEP_S = 7 * 24 * 3600
+PAGED_SEVERITIES = ("P0", "P1")
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
+
+
+class PagingError(ValueError):
+    """Bad input or an unreadable state file; raised before anything is written."""
+
+
+def normalize_reason(reason):
+    """The reason with its numbers taken out and its spaces squeezed."""
+    return re.sub(r"\s+", " ", _NUMBER.sub("#", str(reason or ""))).strip()
+
+
+def finding_key(host, finding):
+    """A stable id of ``finding`` on ``host`` (see the module docstring)."""
+    text = "|".join([str(host), str(finding.get("check") or ""), str(finding.get("kind") or ""),
+                     normalize_reason(finding.get("reason"))])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def validate_findings(findings):
+    if not isinstance(findings, list) or not all(isinstance(f, dict) for f in findings):
+        raise PagingError("findings must be a list of mappings (check, kind, level, reason), got %r" % (findings,))
+    for index, finding in enumerate(findings):
+        if not finding.get("check") or not finding.get("reason"):
+            raise PagingError("findings[%d] has no check or no reason: %r" % (index, finding))
+    return findings
+
+
+def validate_window(window):
+    try:
+        seconds = float(window)
+    except (TypeError, ValueError):
+        raise PagingError("window %r is not a number of seconds" % (window,)) from None
+    if seconds < 0:
+        raise PagingError("window %r is impossible: a number of seconds >= 0 (0 pages every run)" % (window,))
+    return seconds
+
+
+def empty_state():
+    return {"version": VERSION, "pages": {}}
+
+
+def parse_state(text, path="pages.json"):
+    """The state in ``text``; an empty text is an empty state; anything else unreadable raises PagingError."""
+    if not text.strip():
+        return empty_state()
+    try:
+        state = json.loads(text)
+    except ValueError as exc:
+        raise PagingError("paging state %s is not JSON (%s): move it aside to start afresh" % (path, exc)) from None
+    if not isinstance(state, dict) or not isinstance(state.get("pages"), dict):
+        raise PagingError("paging state %s is not a paging state (no pages mapping)" % path)
+    return state
+
+
+def plan(state, host, severity, findings, window_s=DEFAULT_WINDOW_S, now=None):
+    """Which ``findings`` to page now: ``{page, new, repeated, keys}``.
+
+    ``new``: findings not paged within ``window_s`` (never, or longer ago); ``repeated``: the
+    others, each with its ``last_paged`` and ``incident_id``. ``page`` is true when ``severity``
+    is P0 or P1 and some finding is new.
+    """
+    findings = validate_findings(findings)
+    window_s = validate_window(window_s)
+    now = parse_ts(now or utc_now(), "now")
+    new, repeated, keys = [], [], []
+    for finding in findings:
+        key = finding_key(host, finding)
+        keys.append(key)
+        seen = state["pages"].get(key)
+        age = (now - parse_ts(seen["last_paged"])).total_seconds() if seen else None
+        if seen is not None and age < window_s:
+            repeated.append(dict(finding, key=key, last_paged=seen["last_paged"], incident_id=seen.get("incident_id"),
+                                 count=seen.get("count", 1)))
+        else:
+            new.append(dict(finding, key=key))
+    return {"page": severity in PAGED_SEVERITIES and bool(new), "new": new, "repeated": repeated, "keys": keys}
+
+
+def remember(state, host, severity, findings, window_s=DEFAULT_WINDOW_S, now=None, incident_id=None):
+    """``(new_state, changed_keys)``: the findings not paged within the window marked paged ``now``."""
+    decided = plan(state, host, severity, findings, window_s, now)
+    now = parse_ts(now or utc_now(), "now")
+    stamp = format_ts(now)
+    pages = {}
+    keep_s = max(KEEP_S, validate_window(window_s))
+    for key, entry in state["pages"].items():
+        if (now - parse_ts(entry["last_paged"])).total_seconds() < keep_s:
+            pages[key] = entry
+    changed = []
+    for finding in decided["new"]:
+        old = pages.get(finding["key"]) or {}
+        pages[finding["key"]] = {
+            "host": str(host), "check": finding.get("check"), "kind": finding.get("kind"),
+            "reason": str(finding.get("reason")), "severity": severity,
+            "first_paged": old.get("first_paged") or stamp, "last_paged": stamp,
+            "count": int(old.get("count", 0)) + 1, "incident_id": incident_id,
+        }
+        changed.append(finding["key"])
+    return {"version": VERSION, "pages": pages}, changed
+
+
+def read(path):
+    """The state in ``path`` (an empty state when the file does not exist)."""
+    try:
+        with open(path, "rb") as handle:
+            return parse_state(handle.read().decode("utf-8", "replace"), path)
+    except FileNotFoundError:
+        return empty_state()
+    except OSError as exc:
+        raise PagingError("paging state %s cannot be read: %s" % (path, exc)) from None
+
+
+def run(params, check_mode=False, now=None):
+    """The work of ``sre.incident.paging``; returns the module's result (raises PagingError)."""
+    path = params["path"]
+    host, severity = params["host"], params["severity"]
+    findings = validate_findings(params.get("findings") or [])
+    window = validate_window(params.get("window", DEFAULT_WINDOW_S))
+    state_name = params.get("state") or "checked"
+    before = read(path)
+    decided = plan(before, host, severity, findings, window, now)
+    result = {"changed": False, "page": decided["page"], "new": decided["new"], "repeated": decided["repeated"],
+              "path": path, "window": window, "remembered": []}
+    if state_name == "checked":
+        return result
+    if not decided["new"]:
+        return result
+    if check_mode:
+        result.update(changed=True, remembered=[f["key"] for f in decided["new"]])
+        would, _keys = remember(before, host, severity, findings, window, now, params.get("incident_id"))
+        result["diff"] = {"before": _summary(before), "after": _summary(would)}
+        return result
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        current = read(path)                       # again, under the lock: another run may have paged
+        after, changed = remember(current, host, severity, findings, window, now, params.get("incident_id"))
+        if changed:
+            fd, tmp = tempfile.mkstemp(prefix=".pages-", dir=directory)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump(after, handle, indent=2, sort_keys=True)
+                    handle.write("\n")
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+    finally:
+        os.close(lock_fd)
+    result.update(changed=bool(changed), remembered=changed,
+                  diff={"before": _summary(current), "after": _summary(after)})
+    return result
+
+
+def _summary(state):
+    return "".join("%s %s %s: %s (last paged %s)\n" % (e.get("host"), e.get("severity"), e.get("check"), e.get("reason"),
+                                                       e.get("last_paged"))
+                   for _k, e in sorted(state["pages"].items()))

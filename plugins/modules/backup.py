@@ -1,0 +1,188 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: backup
+short_description: Take a backup set of a compose stack's data that M(sre.incident.backup_restore) can put back
+version_added: 0.2.0
+description:
+  - Before the recovery ladder's rebuild removes volumes (C(recover_allow_data_loss=true)), and whenever a
+    backup is wanted, this module takes one backup set of the stack described by O(stack) into a new directory
+    under O(dest). Nothing is brought into the team's images; everything goes through the Docker engine.
+  - "The database (C(incident_stack.database): C(service), C(name), C(user), C(port), C(exec_user)): C(pg_dump
+    --format=custom) of the image's own PostgreSQL client through the engine's exec in the database's container,
+    streamed out of the engine into the set. One consistent snapshot of the running database. It covers the
+    volume that holds the server's C(data_directory)."
+  - "Redis (C(incident_stack.redis): C(service), C(port)): C(BGSAVE), waited for by polling C(INFO persistence)
+    and C(LASTSAVE), then the RDB file copied out of its data volume through the engine's archive API. It covers
+    the volume that holds Redis' C(dir)."
+  - Every other volume of the compose project is copied as a tar streamed by the engine, with every container
+    that uses it stopped first (a helper container, created and never started, mounts it read-only). A C(tmpfs)
+    volume holds nothing once its containers stop and is listed without a file.
+  - "The set's C(manifest.json) (written last, mode 0600, in a 0700 directory) lists each file with its SHA-256,
+    size, source (service, container, volume, database), when and how it was made, and which file covers each
+    volume. Every file is hashed as it is written and again from the disk before the module returns."
+  - When the database or Redis has a container that is not running, or anything fails, no set is kept (the
+    partial files are removed), the containers the module stopped are started again, and the module fails
+    naming the cause. A volume is never removed on the strength of such a run.
+author:
+  - SRE incident team (@sre-incident)
+extends_documentation_fragment:
+  - sre.incident.attributes
+  - sre.incident.docker
+attributes:
+  check_mode:
+    support: full
+    details: Reads the stack and returns in RV(plan) what would be taken for each volume; nothing is written or stopped.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details: Each run takes a new backup set.
+  platform:
+    platforms: posix
+options:
+  stack:
+    description:
+      - The one description of the stack, C(incident_stack). Uses C(name), C(database) (C(service) default
+        V(postgres), C(name), C(user) default V(postgres), C(port) default V(5432), C(exec_user), the user the
+        client programs run as in the database's container, default V(postgres)) and C(redis) (C(service) default
+        V(redis), C(port) default V(6379)).
+      - A project without a container of the database (or Redis) service has no dump (or RDB) in the set.
+    type: dict
+    required: true
+  dest:
+    description: The directory on the managed host under which the set's directory (C(<project>-<UTC time>)) is made.
+    type: path
+    required: true
+  incident_id:
+    description: The incident the backup is taken for, written into the manifest.
+    type: str
+  leave_stopped:
+    description:
+      - Keep the containers that were stopped for the volume tars stopped (the ladder's rebuild follows and takes
+        the stack down anyway). With V(false) they are started again.
+    type: bool
+    default: false
+  timeout:
+    description: Seconds the C(BGSAVE) may take to be written.
+    type: float
+    default: 300
+seealso:
+  - module: sre.incident.backup_restore
+  - module: sre.incident.compose_project
+"""
+
+EXAMPLES = r"""
+- name: Back up the stack's data before a rebuild that removes its volumes
+  sre.incident.backup:
+    stack: "{{ incident_stack }}"
+    dest: "{{ incident_stack.state_dir }}/volume-backups"
+    incident_id: "{{ incident_id }}"
+    leave_stopped: true
+  register: stack_backup
+
+- name: Rebuild, removing the volumes only after the backup (the manifest is checked again first)
+  sre.incident.compose_project:
+    project: "{{ incident_stack.name }}"
+    project_dir: "{{ incident_stack.project_dir }}"
+    state: rebuilt
+    remove_volumes: true
+    backup_manifest: "{{ stack_backup.manifest_path }}"
+"""
+
+RETURN = r"""
+manifest_path:
+  description: The set's manifest, the argument of M(sre.incident.backup_restore) and C(playbooks/restore_backup.yml -e backup=...).
+  returned: success, not in check mode
+  type: str
+  sample: /var/lib/sre-incident/recsys/volume-backups/recsys-20261206T100000Z/manifest.json
+dir:
+  description: The set's directory.
+  returned: success, not in check mode
+  type: str
+manifest:
+  description: The manifest's content (C(format), C(project), C(incident_id), C(created_at), C(artefacts), C(volumes)).
+  returned: success, not in check mode
+  type: dict
+  sample:
+    format: sre.incident/backup/1
+    project: recsys
+    artefacts:
+      - file: database-recommendation_db.dump
+        kind: database
+        sha256: 8e0f00de1688a4feb2085cec7c207d36adc92a41e281d7ba1f5d0afc4d71b855
+        bytes: 23327
+        made_at: "2026-12-06T10:00:00Z"
+        method: pg_dump --format=custom through the engine's exec in recsys_postgres_1, streamed out
+        source: {service: postgres, container: recsys_postgres_1, volume: recsys_postgres-data, database: recommendation_db}
+    volumes:
+      recsys_postgres-data: {by: database, file: database-recommendation_db.dump}
+      recsys_app-logs: {by: tmpfs, file: null}
+plan:
+  description: One line per volume of the project saying how it is (or would be) backed up.
+  returned: always
+  type: list
+  elements: str
+  sample: ["recsys_postgres-data: pg_dump --format=custom of database recommendation_db in recsys_postgres_1"]
+stopped:
+  description: Containers stopped to copy a volume (started again unless O(leave_stopped=true)).
+  returned: success
+  type: list
+  elements: str
+elapsed:
+  description: Seconds the backup took.
+  returned: success
+  type: float
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sre.incident.plugins.module_utils import _backup, _compose
+
+
+def argument_spec():
+    spec = dict(
+        stack=dict(type="dict", required=True),
+        dest=dict(type="path", required=True),
+        incident_id=dict(type="str"),
+        leave_stopped=dict(type="bool", default=False),
+        timeout=dict(type="float", default=300.0),
+    )
+    spec.update(_compose.DOCKER_COMMON_ARGS)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    p = module.params
+    if not _compose.HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
+    if p["timeout"] <= 0:
+        module.fail_json(msg="timeout must be > 0 seconds, got %s" % p["timeout"])
+    plan = []
+    try:
+        _backup.validate(p["stack"])
+        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
+        found = _backup.survey(client, p["stack"])
+        plan = _backup.describe(found)
+        if module.check_mode:
+            if found["problems"]:
+                module.fail_json(msg="no backup could be taken: %s" % "; ".join(found["problems"]), plan=plan)
+            module.exit_json(changed=True, plan=plan, stopped=[], elapsed=0.0)
+        result = _backup.take(client, p["stack"], p["dest"], incident_id=p["incident_id"],
+                              leave_stopped=p["leave_stopped"], timeout=p["timeout"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc), plan=plan)
+    except _backup.BackupError as exc:
+        module.fail_json(msg=exc.msg, plan=plan, **exc.details)
+    except _compose.DockerError as exc:
+        module.fail_json(plan=plan, **exc.as_failure())
+    module.exit_json(changed=True, plan=plan, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: backup_restore
+short_description: Put a backup set taken by M(sre.incident.backup) back into a compose stack
+version_added: 0.2.0
+description:
+  - Reads the set's C(manifest.json) (O(manifest)) and checks every file first, its size and SHA-256. When one
+    is missing or differs, nothing is changed and the module fails naming the file.
+  - It also checks the stack before changing anything. The set must be of this compose project. The database
+    service must have a running container to restore into. Redis must keep its RDB where the backup came from,
+    and must not run with C(appendonly yes), because it would then load its AOF and not the RDB. Each volume
+    must exist. If any check fails, nothing is changed and the module fails saying why.
+  - The database is restored with C(pg_restore --clean --if-exists --single-transaction --exit-on-error). It
+    runs through the engine's exec in the database's container, and the dump is streamed into its input. The
+    objects of the dump are dropped and recreated in one transaction, so the database is restored whole or not
+    at all. It waits at most 60 s for a lock that the service's sessions hold.
+  - Redis is stopped first. The RDB file is put into its data volume through the engine's archive API, with
+    the owner and mode it had, and read back and compared. Then Redis is started, and the module waits by
+    polling until Redis is ready and has loaded the file.
+  - For each other volume, the containers that use it are stopped. The tar is put back into the volume
+    through a helper container that is created and never started. Then the containers are started again.
+    Files added to the volume after the backup stay there.
+author:
+  - SRE incident team (@sre-incident)
+extends_documentation_fragment:
+  - sre.incident.attributes
+  - sre.incident.docker
+attributes:
+  check_mode:
+    support: full
+    details: Verifies every checksum and the stack, and returns in RV(steps) what would be restored; nothing is changed.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details: Each run restores the set again (the result is the same data, but the restore is an action).
+  platform:
+    platforms: posix
+options:
+  stack:
+    description:
+      - The one description of the stack, C(incident_stack) (C(name), C(database.user), C(database.port),
+        C(database.exec_user), C(redis.port); see M(sre.incident.backup)).
+    type: dict
+    required: true
+  manifest:
+    description: Path of the set's C(manifest.json) on the managed host.
+    type: path
+    required: true
+  timeout:
+    description: Seconds the whole restore, waiting for Redis included, may take.
+    type: float
+    default: 300
+seealso:
+  - module: sre.incident.backup
+"""
+
+EXAMPLES = r"""
+- name: Restore the backup taken before the rebuild
+  sre.incident.backup_restore:
+    stack: "{{ incident_stack }}"
+    manifest: /var/lib/sre-incident/recsys/volume-backups/recsys-20261206T100000Z/manifest.json
+"""
+
+RETURN = r"""
+steps:
+  description:
+    - One entry per file of the set, in the order restored. Each has C(kind), C(file), C(sha256), C(bytes),
+      C(text) and C(result). C(result) starts with C(would restore) in check mode.
+    - After a restore, C(checks) holds what was checked. For the database, C(pg_restore_rc) and C(bytes_sent).
+      For Redis, C(rdb_in_volume_sha256), C(keys_loaded) (Redis 7), C(keys_now) and C(keys_at_backup). For a
+      volume, the containers that were stopped and started again.
+  returned: success
+  type: list
+  elements: dict
+manifest:
+  description: The manifest that was restored.
+  returned: success
+  type: dict
+elapsed:
+  description: Seconds the restore took.
+  returned: success, not in check mode
+  type: float
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sre.incident.plugins.module_utils import _backup, _compose
+
+
+def argument_spec():
+    spec = dict(
+        stack=dict(type="dict", required=True),
+        manifest=dict(type="path", required=True),
+        timeout=dict(type="float", default=300.0),
+    )
+    spec.update(_compose.DOCKER_COMMON_ARGS)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    p = module.params
+    if not _compose.HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
+    if p["timeout"] <= 0:
+        module.fail_json(msg="timeout must be > 0 seconds, got %s" % p["timeout"])
+    try:
+        _backup.validate(p["stack"])
+        # the set is checked before the engine is even asked: a bad file refuses at once
+        _backup.verify(p["manifest"])
+        client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
+        result = _backup.restore(client, p["stack"], p["manifest"], check_mode=module.check_mode,
+                                 timeout=p["timeout"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    except _backup.BackupError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    except _compose.DockerError as exc:
+        module.fail_json(**exc.as_failure())
+    for step in result["steps"]:
+        step.pop("settings", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

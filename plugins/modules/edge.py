@@ -1,0 +1,200 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: edge
+short_description: Make the team's nginx in front of the service answer users again
+version_added: 0.2.0
+description:
+  - The edge is the team's own reverse proxy (nginx) in front of the service, named by
+    C(incident_stack.edge) (its compose service) and reached at C(incident_stack.edge_url). Users
+    get what the edge answers, so a recovery counts only when users are answered through it.
+  - With O(state=serving) the module probes C(/health) and every sample user's recommendations
+    through the edge. When they fail while the service itself answers at C(incident_stack.base_url),
+    the edge is what is broken. A stopped edge is started; a running one has its configuration
+    checked (C(nginx -t)) and is reloaded (C(nginx -s reload)) through the engine, because nginx
+    resolves a static C(proxy_pass) host name once, when it loads its configuration, and still
+    sends users to the old address after the service's container was recreated; when a reload
+    does not bring the answers back within a few seconds, the edge container is restarted. Each
+    step is followed by polling the edge, bounded by O(timeout).
+  - When the service itself does not answer, nothing is changed, since the edge is not what fails.
+  - With O(state=present) the module only reports whether users are answered through the edge,
+    the edge container's state and which configuration it serves (RV(mode)).
+  - Nothing is installed in the edge's image; the module runs C(nginx) in the container through
+    the engine's exec API.
+author:
+  - SRE incident team (@sre-incident)
+extends_documentation_fragment:
+  - sre.incident.attributes
+  - sre.incident.docker
+attributes:
+  check_mode:
+    support: full
+    details: Probes and reads; says what it would do (RV(actions) starts with C(would)) and changes nothing.
+  diff_mode:
+    support: full
+    details: The diff shows whether users were answered through the edge before and after.
+  idempotent:
+    support: full
+    details: An edge that answers users is left alone (C(changed=false)).
+  platform:
+    platforms: posix
+options:
+  stack:
+    description:
+      - The stack description, C(incident_stack). Uses C(name), C(edge), C(edge_url), C(base_url),
+        C(health_path), C(recommendations_path), C(sample_users), C(min_recommendations),
+        C(project_dir), C(compose_files), and for RV(mode) C(edge_config) and C(state_dir).
+    type: dict
+    required: true
+  state:
+    description:
+      - V(serving) makes the edge answer users again when only the edge fails (see the description).
+      - V(present) only reports.
+    type: str
+    choices: [serving, present]
+    default: serving
+  timeout:
+    description: Seconds the whole repair may take, polling included. Must be more than V(0).
+    type: float
+    default: 30
+  probe_timeout:
+    description: Seconds each HTTP probe may take. Must be more than V(0).
+    type: float
+    default: 3
+"""
+
+EXAMPLES = r"""
+- name: Make the edge answer users again after the service was recreated
+  sre.incident.edge:
+    stack: "{{ incident_stack }}"
+    state: serving
+  register: edge_repair
+
+- name: Report whether users are answered through the edge
+  sre.incident.edge:
+    stack: "{{ incident_stack }}"
+    state: present
+"""
+
+RETURN = r"""
+serving:
+  description: Whether users are answered through the edge at the end (C(/health) 200 and enough recommendations for every sample user).
+  returned: always
+  type: bool
+  sample: true
+actions:
+  description: What was done, in order (C(start), C(reload), C(restart)); in check mode what would be done (C(would reload)).
+  returned: always
+  type: list
+  elements: str
+  sample: [reload]
+reason:
+  description: One line saying why the edge serves or not, and what helped.
+  returned: always
+  type: str
+  sample: the edge answers users again after a reload
+edge:
+  description: The edge container's state (C(running/healthy), C(exited(0\)), C(missing)).
+  returned: always
+  type: str
+  sample: running/healthy
+mode:
+  description:
+    - Which configuration the edge serves - C(normal) (the team's own), C(standby) or C(offline) (a degraded
+      mode written by M(sre.incident.degraded_mode)), C(unknown) (changed by someone else while a degraded
+      mode's original is kept), or null when C(incident_stack.edge_config) is not set.
+  returned: always
+  type: str
+  sample: normal
+before:
+  description: The probes through the edge before anything was done (C(ok), C(problems), C(health_status), C(recommendations)).
+  returned: always
+  type: dict
+after:
+  description: The last probes through the edge after an action.
+  returned: when an action was taken
+  type: dict
+service:
+  description: The probes of the service itself at C(incident_stack.base_url), made when the edge failed.
+  returned: when the edge failed
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _edge, _stack
+
+
+def argument_spec():
+    spec = dict(
+        stack=dict(type="dict", required=True),
+        state=dict(type="str", choices=["serving", "present"], default="serving"),
+        timeout=dict(type="float", default=30.0),
+        probe_timeout=dict(type="float", default=3.0),
+    )
+    spec.update(_compose.DOCKER_COMMON_ARGS)
+    return spec
+
+
+def validate(params):
+    """The stack, checked for what the edge needs; ValueError naming the problem."""
+    for key in ("timeout", "probe_timeout"):
+        if params[key] <= 0:
+            raise ValueError("%s must be > 0 seconds, got %s" % (key, params[key]))
+    stack = params["stack"]
+    try:
+        _stack.validate(stack)
+    except _stack.StackError as exc:
+        raise ValueError(str(exc)) from None
+    for key in ("edge", "edge_url"):
+        if not stack.get(key):
+            raise ValueError("incident_stack.%s is not set: the edge module needs the edge's compose service and URL" % key)
+    return stack
+
+
+def run(module):
+    p = module.params
+    stack = validate(p)
+    client = _compose.connect(p["docker_host"], timeout=p["docker_timeout"])
+    edge = _edge.Edge(client, stack, run_command=module.run_command, probe_timeout=p["probe_timeout"])
+    if p["state"] == "present":
+        before = edge.serving()
+        result = dict(changed=False, serving=before["ok"], actions=[], before=before, edge=edge.state_text(),
+                      reason="users are answered through the edge" if before["ok"]
+                      else "users are not answered through the edge: %s" % "; ".join(before["problems"][:3]))
+    else:
+        result = edge.ensure_serving(timeout=p["timeout"], check_mode=module.check_mode)
+    result["mode"] = edge.mode()["mode"] if stack.get("edge_config") and edge.containers() else None
+    word = {True: "users answered through the edge", False: "users NOT answered through the edge"}
+    after = result["serving"] if not module.check_mode else result["before"]["ok"]
+    result["diff"] = dict(before=word[result["before"]["ok"]] + "\n",
+                          after=(word[after] if not result["changed"] or not module.check_mode
+                                 else "would %s" % result["actions"][0][len("would "):]) + "\n")
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not _compose.HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(_compose.DOCKER_IMPORT_ERROR))
+    try:
+        result = run(module)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    except _edge.EdgeError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    except _compose.DockerError as exc:
+        module.fail_json(**exc.as_failure())
+    diff = result.pop("diff")
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

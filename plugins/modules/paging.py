@@ -1,0 +1,161 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sre.incident contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: paging
+short_description: Remember which findings were paged, so a scheduled run pages once per finding
+version_added: 0.4.0
+description:
+  - The scheduled diagnostics (C(playbooks/diagnose.yml)) page the channels on a P0 or P1 verdict
+    once per finding (SPEC MON-4). This module keeps that memory on the managed host, in a JSON file
+    (O(path)), and says which findings are new.
+  - "A finding is identified by O(host), its C(check), its C(kind) and its C(reason) with the numbers
+    taken out: C(disk / 87 % full) and C(disk / 88 % full) are the same finding, C(dependency redis is
+    exited) and C(dependency postgres is exited) are two."
+  - A finding is new when it was never paged, or last paged O(window) seconds ago or longer.
+  - O(state=checked) only reads and returns RV(page), RV(new) and RV(repeated). O(state=paged) marks the
+    new findings as paged now (a finding paged within the window is left alone).
+  - "The file lives on the managed host, next to the lease and the evidence bundles, because under AWX
+    each job runs in a fresh execution environment: the controller forgets between two scheduled
+    runs, the managed host does not. It is written under a lock (two runs at once page once), replaced
+    atomically, mode 0600; entries older than 7 days (or the window, if longer) are dropped."
+author:
+  - SRE incident team (@sre-incident)
+extends_documentation_fragment:
+  - sre.incident.attributes
+attributes:
+  check_mode:
+    support: full
+    details: With O(state=paged), reports what it would remember and writes nothing.
+  diff_mode:
+    support: full
+    details: The remembered pages before and after.
+  idempotent:
+    support: full
+    details: Paging the same findings again within the window changes nothing.
+  platform:
+    platforms: posix
+options:
+  path:
+    description: The memory, a JSON file on the managed host (usually C(<incident_stack.state_dir>/pages.json)).
+    type: path
+    required: true
+  host:
+    description: The host the findings are about (usually C(inventory_hostname)).
+    type: str
+    required: true
+  severity:
+    description: The verdict's severity; only V(P0) and V(P1) page (RV(page)).
+    type: str
+    required: true
+    choices: [P0, P1, P2, P3, none]
+  findings:
+    description: The findings, each with C(check), C(kind), C(reason) (as C(diagnose_result.findings) has them).
+    type: list
+    elements: dict
+    required: true
+  window:
+    description: Seconds during which a paged finding is not paged again. V(0) pages on every run.
+    type: float
+    default: 3600
+  incident_id:
+    description: The incident the page named, kept with the remembered findings.
+    type: str
+  state:
+    description: V(checked) reads only; V(paged) remembers the new findings as paged now.
+    type: str
+    choices: [checked, paged]
+    default: checked
+seealso:
+  - module: sre.incident.notify
+  - module: sre.incident.diagnostics
+"""
+
+EXAMPLES = r"""
+- name: Which findings were not paged within the hour?
+  sre.incident.paging:
+    path: "{{ incident_stack.state_dir }}/pages.json"
+    host: "{{ inventory_hostname }}"
+    severity: "{{ diagnose_result.severity }}"
+    findings: "{{ diagnose_result.findings | selectattr('level', 'equalto', 'critical') | list }}"
+    window: 3600
+  register: diagnose_page_plan
+
+- name: Remember them once the channels were told
+  sre.incident.paging:
+    state: paged
+    path: "{{ incident_stack.state_dir }}/pages.json"
+    host: "{{ inventory_hostname }}"
+    severity: "{{ diagnose_result.severity }}"
+    findings: "{{ diagnose_page_plan.new }}"
+    incident_id: INC-20261127-013045-p0-recommendation-service-localhost-3f9a
+"""
+
+RETURN = r"""
+page:
+  description: The severity is V(P0) or V(P1) and some finding is new.
+  returned: always
+  type: bool
+  sample: true
+new:
+  description: The findings not paged within the window, each with its C(key).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"check": "service_running", "kind": "down", "level": "critical", "reason": "the service is exited", "key": "4f1c..."}]
+repeated:
+  description: The findings paged within the window, each with C(key), C(last_paged), C(count) and C(incident_id).
+  returned: always
+  type: list
+  elements: dict
+remembered:
+  description: Keys of the findings remembered as paged by this call (would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+path:
+  description: The memory's file.
+  returned: always
+  type: str
+window:
+  description: The window in seconds.
+  returned: always
+  type: float
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sre.incident.plugins.module_utils import _paging
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            host=dict(type="str", required=True),
+            severity=dict(type="str", required=True, choices=["P0", "P1", "P2", "P3", "none"]),
+            findings=dict(type="list", elements="dict", required=True),
+            window=dict(type="float", default=float(_paging.DEFAULT_WINDOW_S)),
+            incident_id=dict(type="str"),
+            state=dict(type="str", choices=["checked", "paged"], default="checked"),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = _paging.run(module.params, check_mode=module.check_mode)
+    except _paging.PagingError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    except OSError as exc:
+        module.fail_json(msg="paging state %s: %s" % (module.params["path"], exc), changed=False)
+    diff = result.pop("diff", None)
+    if module._diff and diff is not None:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
