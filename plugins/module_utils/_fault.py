@@ -2,7 +2,7 @@
 """Drill faults (SPEC DR-1, DR-2, DR-4, GEN-5): inject one real fault into a staging stack, and roll it back.
 
 Every fault uses only what every stack has (GEN-5): the Docker engine, the managed host's own
-``nsenter``, ``tc`` and ``ip``, and stock tools inside the containers (``sh``, ``dd``, ``df``,
+``nsenter``, ``tc``, ``ip`` and ``iptables``, and stock tools inside the containers (``sh``, ``dd``, ``df``,
 ``psql``, ``redis-cli``). Nothing in the application is needed for a fault: no hook, no key it
 reads, no endpoint.
 
@@ -21,9 +21,11 @@ call it.
 |  | ``htb`` root qdisc whose filter sends the service's answers (source port ``service_port``) to a |
 |  | slow class; with ``netem`` in the kernel that class delays each packet, else each client |
 |  | connection gets its own class capped at a rate that makes a recommendations answer take about |
-|  | ``delay_ms`` (the MTU lowered and segmentation offload off, so an answer is several packets); |
-|  | calibrated by one measurement through the service (slowed further when too fast). Traffic to PostgreSQL and Redis is not |
-|  | slowed, so ``/health`` stays truthful | delete the qdisc, put MTU and ``gso_max_segs`` back as read before |
+|  | ``delay_ms``, the segments of new connections to the service are clamped to 200 bytes (``iptables`` |
+|  | TCPMSS on the clients' SYNs) and segmentation offload is off, so an answer is several packets; |
+|  | calibrated by one measurement through the service (slowed further when too fast). The service's |
+|  | own connections to PostgreSQL and Redis are not touched, so ``/health`` stays truthful | delete the |
+|  | qdisc and the clamp, ``gso_max_segs`` back as read before |
 | cpu_pressure | ``cpu_workers`` busy loops (``sh``) in the service's container, niced | kill them |
 | db_connections_exhausted | ``psql`` sessions (``pg_sleep``) in the database container hold every connection |
 |  | slot the application may use but ``spare_connections`` | terminate them (the sessions end) |
@@ -75,7 +77,9 @@ QDISC_HANDLE = "d7d7"   # the root qdisc of the latency fault; nothing else uses
 HOLDER_NAME = "sre-incident-drill-hold"
 BURNER_NAME = "sre-incident-drill-cpu"
 FILL_FILE = "sre-incident-drill-fill"
-LATENCY_MTU = 256        # the MTU while the latency fault is on (an answer spans several packets)
+LATENCY_MSS = 200        # the segment size of the service's answers while the latency fault is on (several packets each)
+GSO_MAX_SEGS = 65535     # the kernel's default gso_max_segs of an interface
+CLAMP_COMMENT = "sre-incident-drill-latency"
 LATENCY_BUCKETS = 256    # client connections are spread over this many rate-capped classes (by client port)
 SLOW_CLASS = "%s:2" % QDISC_HANDLE
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -348,22 +352,26 @@ def service_port(s, attrs):
                      % (s["service"], exposed or "none"))
 
 
-def wire_bytes(body_bytes, mtu=LATENCY_MTU):
-    """The bytes on the wire of one answer of ``body_bytes`` (headers, and 52 bytes of headers per packet)."""
+def wire_bytes(body_bytes, mss=LATENCY_MSS):
+    """The bytes on the wire of one answer of ``body_bytes`` (about 250 bytes of HTTP headers, and 66 bytes of
+    TCP, IP and Ethernet headers per packet)."""
     payload = int(body_bytes) + 250
-    per_packet = mtu - 52
-    packets = -(-payload // per_packet)
-    return payload + packets * 52 + 3 * 66
+    packets = -(-payload // mss)
+    return payload + packets * 66
 
 
-def rate_for(delay_ms, body_bytes, mtu=LATENCY_MTU):
+def rate_for(delay_ms, body_bytes, mss=LATENCY_MSS):
     """The per-connection rate (bytes/s) that makes an answer of ``body_bytes`` take about ``delay_ms``:
     all but the first packet (the bucket holds one) wait for the rate."""
-    slow = max(wire_bytes(body_bytes, mtu) - (mtu + 100), mtu)
+    slow = max(wire_bytes(body_bytes, mss) - _burst(mss), mss)
     return max(100, int(round(slow / (delay_ms / 1000.0))))
 
 
-def tc_batch(port, mode, dev, delay_ms=None, rate=None, mtu=LATENCY_MTU, buckets=LATENCY_BUCKETS):
+def _burst(mss):
+    return mss + 140
+
+
+def tc_batch(port, mode, dev, delay_ms=None, rate=None, mss=LATENCY_MSS, buckets=LATENCY_BUCKETS):
     """The ``tc -batch`` lines of the latency fault on ``dev``: an htb root (handle QDISC_HANDLE) whose
     default class is unlimited and whose filter sends the packets from ``port`` (the service's answers)
     to the slow part: a netem leaf (``mode`` netem) or one rate-capped class per client port bucket (``mode`` rate)."""
@@ -377,10 +385,7 @@ def tc_batch(port, mode, dev, delay_ms=None, rate=None, mtu=LATENCY_MTU, buckets
                   "qdisc add dev %s parent %s handle d7d8: netem delay %dms" % (dev, SLOW_CLASS, int(delay_ms)),
                   "filter add dev %s parent %s: prio 1 protocol ip u32 match ip sport %d 0xffff flowid %s" % (dev, h, port, SLOW_CLASS)]
         return lines
-    burst = mtu + 100
-    for i in range(buckets):
-        lines.append("class add dev %s parent %s: classid %s:%x htb rate %dbps ceil %dbps burst %d cburst %d quantum %d"
-                     % (dev, h, h, 0x100 + i, rate, rate, burst, burst, mtu + 14))
+    lines += rate_batch("add", dev, rate, mss, buckets)
     lines.append("filter add dev %s parent %s: prio 1 handle 2: protocol ip u32 divisor %d" % (dev, h, buckets))
     for i in range(buckets):
         lines.append("filter add dev %s parent %s: prio 1 protocol ip u32 ht 2:%x: match u32 0 0 flowid %s:%x" % (dev, h, i, h, 0x100 + i))
@@ -390,17 +395,31 @@ def tc_batch(port, mode, dev, delay_ms=None, rate=None, mtu=LATENCY_MTU, buckets
     return lines
 
 
-def rate_change_batch(dev, rate, mtu=LATENCY_MTU, buckets=LATENCY_BUCKETS):
-    burst = mtu + 100
-    return ["class change dev %s parent %s: classid %s:%x htb rate %dbps ceil %dbps burst %d cburst %d quantum %d"
-            % (dev, QDISC_HANDLE, QDISC_HANDLE, 0x100 + i, rate, rate, burst, burst, mtu + 14) for i in range(buckets)]
+def rate_batch(verb, dev, rate, mss=LATENCY_MSS, buckets=LATENCY_BUCKETS):
+    """``class add`` (or ``change``) lines of the rate-capped classes, one per client port bucket."""
+    burst = _burst(mss)
+    return ["class %s dev %s parent %s: classid %s:%x htb rate %dbps ceil %dbps burst %d cburst %d quantum %d"
+            % (verb, dev, QDISC_HANDLE, QDISC_HANDLE, 0x100 + i, rate, rate, burst, burst, mss + 66) for i in range(buckets)]
+
+
+def clamp_rule(port, mss=LATENCY_MSS):
+    """The iptables rule (mangle PREROUTING, after ``-A``/``-D``/``-C``) that makes the service's side of every new
+    connection to ``port`` send segments of ``mss`` bytes: the clients' SYNs announce that MSS. Only those
+    connections; the service's own connections to its database and cache keep theirs."""
+    return ["PREROUTING", "-p", "tcp", "--dport", str(port), "--tcp-flags", "SYN,RST", "SYN",
+            "-m", "comment", "--comment", CLAMP_COMMENT, "-j", "TCPMSS", "--set-mss", str(mss)]
+
+
+def parse_clamps(text):
+    """The ports of our MSS clamp rules in ``iptables -t mangle -S PREROUTING`` output."""
+    return sorted({int(m.group(1)) for m in re.finditer(r"--dport (\d+)\b[^\n]*%s" % re.escape(CLAMP_COMMENT), text or "")})
 
 
 def _latency_tools(target):
-    missing = [tool for tool in ("nsenter", "tc", "ip") if not target.which(tool)]
+    missing = [tool for tool in ("nsenter", "tc", "ip", "iptables") if not target.which(tool)]
     if missing:
-        raise FaultError("the latency fault needs %s on the managed host (packages util-linux and iproute2), missing: %s"
-                         % ("nsenter, tc and ip", ", ".join(missing)), missing=missing)
+        raise FaultError("the latency fault needs %s on the managed host (packages util-linux, iproute2 and iptables), missing: %s"
+                         % ("nsenter, tc, ip and iptables", ", ".join(missing)), missing=missing)
 
 
 def _netns(target, s):
@@ -423,10 +442,13 @@ def _ns(target, prefix, argv, what, data=None):
 
 
 def _latency_state(target, s, prefix):
+    """(links, qdiscs, devices with our qdisc, ports with our MSS clamp) in the service's network namespace."""
     links = parse_links(_ns(target, prefix, ["ip", "-o", "-d", "link", "show"], "ip link in the service's namespace"))
     qdiscs = parse_qdiscs(_ns(target, prefix, ["tc", "qdisc", "show"], "tc qdisc show in the service's namespace"))
     ours = sorted({q["dev"] for q in qdiscs if q["root"] and q["handle"] == QDISC_HANDLE})
-    return links, qdiscs, ours
+    clamps = parse_clamps(_ns(target, prefix, ["iptables", "-w", "5", "-t", "mangle", "-S", "PREROUTING"],
+                              "iptables in the service's namespace"))
+    return links, qdiscs, ours, clamps
 
 
 def _saved_path(s):
@@ -459,10 +481,11 @@ def _latency_observe(target, s):
     prefix, _attrs = _netns(target, s)
     if prefix is None:
         return dict(injected=False, detail="%s has no running container (no network namespace to slow)" % s["service"], devices=[])
-    links, _qdiscs, ours = _latency_state(target, s, prefix)
-    return dict(injected=bool(ours), devices=ours, links=links,
-                detail="qdisc %s: on %s" % (QDISC_HANDLE, ", ".join(ours)) if ours else "no qdisc %s: in %s's namespace"
-                % (QDISC_HANDLE, s["service"]))
+    links, _qdiscs, ours, clamps = _latency_state(target, s, prefix)
+    traces = ["qdisc %s: on %s" % (QDISC_HANDLE, ", ".join(ours))] if ours else []
+    traces += ["MSS clamp on port %s" % ", ".join(str(p) for p in clamps)] if clamps else []
+    return dict(injected=bool(ours or clamps), devices=ours, clamped_ports=clamps, links=links,
+                detail="; ".join(traces) or "no qdisc %s: and no MSS clamp in %s's namespace" % (QDISC_HANDLE, s["service"]))
 
 
 def _latency_inject(target, s, write_file):
@@ -470,19 +493,20 @@ def _latency_inject(target, s, write_file):
     if prefix is None:
         raise FaultError("%s has no running container to slow down" % s["service"])
     port = service_port(s, attrs)
-    links, qdiscs, _ours = _latency_state(target, s, prefix)
+    links, qdiscs, _ours, _clamps = _latency_state(target, s, prefix)
     if not links:
         raise FaultError("%s's network namespace has no interface but lo" % s["service"])
     taken = [q for q in qdiscs if q["root"] and q["dev"] in {link["name"] for link in links} and q["kind"] not in ("noqueue", "pfifo_fast", "mq")]
     if taken:
         raise FaultError("refusing to replace the root qdisc %s on %s in %s's namespace (it is not ours and could not be put back)"
                          % (taken[0]["kind"], taken[0]["dev"], s["service"]))
-    saved = dict(links={link["name"]: dict(mtu=link["mtu"], gso_max_segs=link["gso_max_segs"]) for link in links})
+    saved = dict(links={link["name"]: dict(gso_max_segs=link["gso_max_segs"]) for link in links})
     path = _saved_path(s)
     if path:
         write_file(path, json.dumps(saved))
     base_ms, body = _measure(target, s, 5.0)
-    probe = [link["name"] for link in links][0]
+    devices = ", ".join(x["name"] for x in links)
+    probe = links[0]["name"]
     # netem where the kernel has it (each answer's packets delayed; a new connection pays it twice: SYN-ACK and answer)
     netem = target.host(prefix + ["tc", "-batch", "-"], data="\n".join(tc_batch(port, "netem", probe, delay_ms=s["delay_ms"] // 2)) + "\n")
     if netem["rc"] == 0:
@@ -490,22 +514,21 @@ def _latency_inject(target, s, write_file):
         for link in links[1:]:
             _ns(target, prefix, ["tc", "-batch", "-"], "tc in %s's namespace" % s["service"],
                 data="\n".join(tc_batch(port, "netem", link["name"], delay_ms=s["delay_ms"] // 2)) + "\n")
-        devices = ", ".join(x["name"] for x in links)
         actions = ["netem: every answer from port %d delayed %d ms per packet on %s" % (port, s["delay_ms"] // 2, devices)]
     else:
         target.host(prefix + ["tc", "qdisc", "del", "dev", probe, "root"])   # the part of the batch that was added
         mode = "rate"
         rate = rate_for(s["delay_ms"], body or 900)
+        _ns(target, prefix, ["iptables", "-w", "5", "-t", "mangle", "-A"] + clamp_rule(port), "iptables in %s's namespace" % s["service"])
         for link in links:
-            _ns(target, prefix, ["ip", "link", "set", "dev", link["name"], "mtu", str(LATENCY_MTU), "gso_max_segs", "1"],
-                "ip link set in %s's namespace" % s["service"])
+            _ns(target, prefix, ["ip", "link", "set", "dev", link["name"], "gso_max_segs", "1"], "ip link set in %s's namespace" % s["service"])
             _ns(target, prefix, ["tc", "-batch", "-"], "tc in %s's namespace" % s["service"],
                 data="\n".join(tc_batch(port, "rate", link["name"], rate=rate)) + "\n")
         why = [line for line in (netem["stderr"] + "\n" + netem["stdout"]).splitlines() if "rror" in line or "unknown" in line]
         refused = why[0].strip()[:80] if why else "tc refused it"
-        devices = ", ".join(x["name"] for x in links)
         actions = ["no netem in this kernel (%s): each client connection to port %d capped at %d bytes/s (%d classes by client port), "
-                   "MTU %d and gso_max_segs 1 on %s" % (refused, port, rate, LATENCY_BUCKETS, LATENCY_MTU, devices)]
+                   "its segments clamped to %d bytes (the clients' SYNs), gso_max_segs 1 on %s"
+                   % (refused, port, rate, LATENCY_BUCKETS, LATENCY_MSS, devices)]
     # one measurement through the service, and one correction when answers are clearly faster than asked (the rate
     # came from an estimate of their size on the wire). A slower measurement is left alone: a loaded machine makes
     # answers slower, never faster, so speeding the rate up on its word could leave the fault too weak.
@@ -515,7 +538,7 @@ def _latency_inject(target, s, write_file):
         rate = max(100, int(round(rate * extra / float(s["delay_ms"]))))
         for link in links:
             _ns(target, prefix, ["tc", "-batch", "-"], "tc in %s's namespace" % s["service"],
-                data="\n".join(rate_change_batch(link["name"], rate)) + "\n")
+                data="\n".join(rate_batch("change", link["name"], rate)) + "\n")
         actions.append("measured %.0f ms (before: %s ms): rate set to %d bytes/s" % (measured, "%.0f" % base_ms if base_ms else "?", rate))
         measured, _body = _measure(target, s, max(5.0, 4 * s["delay_ms"] / 1000.0))
     actions.append("recommendations now take %s ms (median of one round through %s; %s ms before)"
@@ -528,7 +551,7 @@ def _latency_rollback(target, s, read_file, remove_file):
     prefix, _attrs = _netns(target, s)
     if prefix is None:
         return ["%s has no running container: nothing to undo" % s["service"]]
-    links, _qdiscs, ours = _latency_state(target, s, prefix)
+    links, _qdiscs, ours, clamps = _latency_state(target, s, prefix)
     path = _saved_path(s)
     saved = {}
     if path:
@@ -540,39 +563,23 @@ def _latency_rollback(target, s, read_file, remove_file):
     for dev in ours:
         _ns(target, prefix, ["tc", "qdisc", "del", "dev", dev, "root"], "tc qdisc del in %s's namespace" % s["service"])
         actions.append("deleted qdisc %s: on %s" % (QDISC_HANDLE, dev))
+    for port in clamps:
+        _ns(target, prefix, ["iptables", "-w", "5", "-t", "mangle", "-D"] + clamp_rule(port), "iptables in %s's namespace" % s["service"])
+        actions.append("deleted the MSS clamp on port %d" % port)
     for link in links:
-        want = saved.get(link["name"]) or {}
-        mtu, segs = want.get("mtu"), want.get("gso_max_segs")
-        if not want and link["mtu"] == LATENCY_MTU and link["gso_max_segs"] == 1:
-            # nothing saved (another state_dir): the engine's network MTU is its peer's, offload back to the kernel's default
-            mtu, segs = _peer_mtu(target, link) or 1500, 65535
-        argv = []
-        if mtu and link["mtu"] != mtu:
-            argv += ["mtu", str(mtu)]
-        if segs and link["gso_max_segs"] not in (None, segs):
-            argv += ["gso_max_segs", str(segs)]
-        if argv:
-            _ns(target, prefix, ["ip", "link", "set", "dev", link["name"]] + argv, "ip link set in %s's namespace" % s["service"])
-            actions.append("%s: %s back" % (link["name"], " ".join(argv)))
+        # the value read before the fault; without it (another state_dir), the kernel's default
+        want = (saved.get(link["name"]) or {}).get("gso_max_segs") or (GSO_MAX_SEGS if link["gso_max_segs"] == 1 else None)
+        if want and link["gso_max_segs"] not in (None, want):
+            _ns(target, prefix, ["ip", "link", "set", "dev", link["name"], "gso_max_segs", str(want)],
+                "ip link set in %s's namespace" % s["service"])
+            actions.append("%s: gso_max_segs %d back" % (link["name"], want))
     after = parse_links(_ns(target, prefix, ["ip", "-o", "-d", "link", "show"], "ip link in the service's namespace"))
-    wrong = [x["name"] for x in after
-             if x["name"] in saved and (x["mtu"], x["gso_max_segs"]) != (saved[x["name"]].get("mtu"), saved[x["name"]].get("gso_max_segs"))]
+    wrong = [x["name"] for x in after if x["name"] in saved and x["gso_max_segs"] != saved[x["name"]].get("gso_max_segs")]
     if wrong:
-        raise FaultError("MTU or gso_max_segs of %s not back to what they were before the fault" % ", ".join(wrong))
+        raise FaultError("gso_max_segs of %s not back to what it was before the fault" % ", ".join(wrong))
     if path:
         remove_file(path)
     return actions
-
-
-def _peer_mtu(target, link):
-    if not link.get("peer"):
-        return None
-    out = target.host(["ip", "-o", "link", "show"])
-    for line in (out["stdout"] or "").splitlines() if out["rc"] == 0 else []:
-        if line.startswith("%d:" % link["peer"]):
-            m = re.search(r"\bmtu (\d+)", line)
-            return int(m.group(1)) if m else None
-    return None
 
 
 # --------------------------------------------------------------------------- cpu_pressure: busy loops through exec
@@ -789,8 +796,8 @@ def how_to_roll_back(s):
     return dict(module="sre.incident.fault", args=dict(name=s["name"], state="rolled_back"),
                 text={"app_crash": "start %s" % s["service"], "app_hang": "unpause %s" % s["service"],
                       "redis_down": "start %s" % s["redis"], "postgres_down": "start %s" % s["postgres"],
-                      "latency": "nsenter -t <pid of %s> -n tc qdisc del dev <each interface> root; put MTU and gso_max_segs "
-                                 "back" % s["service"],
+                      "latency": "nsenter -t <pid of %s> -n: tc qdisc del dev <each interface> root; iptables -t mangle -D "
+                                 "the rule commented %s; gso_max_segs back" % (s["service"], CLAMP_COMMENT),
                       "cpu_pressure": "kill the processes named %s in %s" % (BURNER_NAME, s["service"]),
                       "cache_wipe": "nothing can bring flushed cache keys back: let the service refill %s" % s["redis"],
                       "db_connections_exhausted": "pg_terminate_backend the sessions named %s" % HOLDER_NAME,

@@ -7,7 +7,7 @@ short_description: Inject a real fault into a staging stack for a drill, or roll
 version_added: 0.3.0
 description:
   - The fault catalogue of the drills (SPEC DR-1, DR-2, GEN-5). Each fault is real, has its rollback (see O(name)),
-    and uses only what every stack has - the Docker engine, C(nsenter), C(tc) and C(ip) on the managed host, stock
+    and uses only what every stack has - the Docker engine, C(nsenter), C(tc), C(ip) and C(iptables) on the managed host, stock
     tools inside the containers (C(sh), C(dd), C(df), C(psql), C(redis-cli)) - never a hook in the application.
     The playbook C(playbooks/drill.yml) injects one, lets the collection find and fix it, and always rolls it back.
   - O(state=injected) injects the fault unless it is injected already; O(state=rolled_back) undoes it
@@ -39,8 +39,8 @@ attributes:
   platform:
     platforms: posix
 notes:
-  - "V(latency) runs C(nsenter -t PID -n tc ...) on the managed host: it must be root, have C(nsenter) (util-linux) and
-    C(tc), C(ip) (iproute2), and see the engine's processes (a managed host that is itself a container needs
+  - "V(latency) runs C(nsenter -t PID -n tc ...) on the managed host: it must be root, have C(nsenter) (util-linux),
+    C(tc), C(ip) (iproute2) and C(iptables), and see the engine's processes (a managed host that is itself a container needs
     C(--pid host) and the capabilities C(SYS_ADMIN), C(NET_ADMIN), C(SYS_PTRACE))."
   - "Restarting or recreating the service's container gives it a new network namespace: that removes the V(latency)
     fault (the rollback then finds nothing to undo). The V(cpu_pressure) loops and the V(db_connections_exhausted)
@@ -54,13 +54,14 @@ options:
       - V(redis_down), V(postgres_down) stop the dependency; rollback starts it and waits until it is healthy.
       - V(latency) slows every answer of the service from the managed host, in the service container's network
         namespace - an C(htb) root qdisc whose filter picks the packets from the service's port (C(service_port)), so
-        traffic to PostgreSQL and Redis is not slowed and C(/health) stays truthful. With C(netem) in the kernel those
-        packets are delayed O(delay_ms)/2 each (a new connection pays it twice); without it each client connection gets its
-        own rate-capped class (256 classes, by client port), the MTU is lowered to 256 and C(gso_max_segs) to 1 so that an
-        answer is several packets, and the rate is calibrated with one measurement of the sample users' recommendations (slowed
-        further when they are clearly faster than asked; a loaded machine only makes them slower)
-        to make them take about O(delay_ms). Rollback deletes the qdisc and puts MTU and C(gso_max_segs) back as read
-        before (saved in C(incident_stack.state_dir)), and reads them back.
+        the service's own connections to PostgreSQL and Redis are not slowed and C(/health) stays truthful. With C(netem)
+        in the kernel those packets are delayed O(delay_ms)/2 each (a new connection pays it twice); without it each
+        client connection gets its own rate-capped class (256 classes, by client port), the segments of new connections
+        to the service's port are clamped to 200 bytes (C(iptables) C(TCPMSS) on the clients' SYNs) and C(gso_max_segs) is
+        1 so that an answer is several packets, and the rate is calibrated with one measurement of the sample users'
+        recommendations (slowed further when they are clearly faster than asked; a loaded machine only makes them slower)
+        to make them take about O(delay_ms). Rollback deletes the qdisc and the clamp and puts C(gso_max_segs) back as
+        read before (saved in C(incident_stack.state_dir)), and reads it back.
       - V(cpu_pressure) starts O(cpu_workers) busy loops (C(sh), at nice 19 when C(nice) exists) in the service's
         container; they end by themselves after O(hold_seconds); rollback kills them.
       - V(db_connections_exhausted) (connections near C(max_connections)) opens idle C(psql) sessions
@@ -203,12 +204,14 @@ before:
   description: What was observed before, with C(injected), C(applicable) and a C(detail) text.
   returned: success
   type: dict
-  sample: {"injected": false, "applicable": true, "detail": "no qdisc d7d7: in recommendation-service's namespace", "devices": []}
+  sample: {"injected": false, "applicable": true, "detail": "no qdisc d7d7: and no MSS clamp in recommendation-service's namespace",
+           "devices": [], "clamped_ports": []}
 after:
   description: What was observed after.
   returned: success
   type: dict
-  sample: {"injected": true, "applicable": true, "detail": "qdisc d7d7: on eth0", "devices": ["eth0"]}
+  sample: {"injected": true, "applicable": true, "detail": "qdisc d7d7: on eth0; MSS clamp on port 3000", "devices": ["eth0"],
+           "clamped_ports": [3000]}
 actions:
   description: What was done, in order (in check mode, what would be done).
   returned: success

@@ -6,7 +6,7 @@ production is refused with nothing touched. Then the whole catalogue runs once o
 once (one fault after another on each), and every assertion reads that one run. What the drill
 says is checked against what the test reads itself: the Docker engine's events (each fault really
 happened and was undone), the containers' state, the databases (checksums taken by the test
-before and after, with its own SQL), Redis, the faults' traces (the qdisc and MTU in the service's
+before and after, with its own SQL), Redis, the faults' traces (the qdisc and the MSS clamp in the service's
 network namespace, held sessions, busy loops, the fill file), and HTTP answers.
 
 Detection is the drill's outside watch's (OUT-7), never the record the response opened; the
@@ -335,10 +335,11 @@ def test_everything_rolled_back_and_the_data_unchanged(catalogue, staging):
         assert "DOWNGRADE_MODE=true" not in app.attrs["Config"]["Env"]
         argv, normal = stack["edge_normal"]
         assert run_in(staging, project, stack["edge"], argv)[1].startswith(normal)
-        # the faults' own traces, read here: no qdisc and the network's MTU in the service's namespace, no held sessions,
-        # no busy loop, no fill file and the volume nearly empty, the cache refilled
+        # the faults' own traces, read here: no qdisc, no MSS clamp and the kernel's gso_max_segs in the service's
+        # namespace, no held sessions, no busy loop, no fill file and the volume nearly empty, the cache refilled
         assert "d7d7" not in in_netns(staging, project, "tc", "qdisc", "show")
-        assert "mtu 1500 " in in_netns(staging, project, "ip", "-o", "link", "show", "eth0")
+        assert "sre-incident-drill" not in in_netns(staging, project, "iptables", "-t", "mangle", "-S")
+        assert "gso_max_segs 65535 " in in_netns(staging, project, "ip", "-o", "-d", "link", "show", "eth0")
         assert sql(staging, project, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sre-incident-drill-hold'") == "0"
         assert not [p for p in app.top(ps_args="-eo pid,args")["Processes"] if "sre-incident-drill" in p[-1]]
         assert run_in(staging, project, stack["service"], ["test", "-e", stack["volume"] + "/sre-incident-drill-fill"])[0] != 0
