@@ -18,6 +18,11 @@ command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 command -v rsync >/dev/null 2>&1 || need_pkgs+=(rsync)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git)
+# the drills' latency fault runs nsenter (util-linux), tc, ip (iproute2) and iptables on the managed host, this
+# machine included
+{ command -v tc && command -v ip; } >/dev/null 2>&1 || need_pkgs+=(iproute2)
+command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
+command -v nsenter >/dev/null 2>&1 || need_pkgs+=(util-linux)
 # the drills reach their staging hosts over SSH (scripts/staging.sh, tests/integration/test_drills.py)
 { command -v ssh && command -v ssh-keygen; } >/dev/null 2>&1 || need_pkgs+=(openssh-client)
 # headless Chromium renders the postmortem's HTML in the tests

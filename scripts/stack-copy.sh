@@ -2,6 +2,7 @@
 # Another copy of an example stack, side by side with the local one, for parallel test runs
 # and drills: its own compose project, ports, state directory and inventory.
 #   stack-copy.sh NAME APP_PORT EDGE_PORT      create (or refresh) and start it, print its test env
+#                                              (RECSYS_IMAGE_PREFIX=P: the reference stack with its own images P/*:latest)
 #   stack-copy.sh NAME --down                  stop it and remove its volumes and files
 # STACK=shop copies the second example stack (examples/shop-stack, inventories/local-shop)
 # instead of the reference stack (examples/recommendation-stack, inventories/local).
@@ -32,6 +33,12 @@ cp -r "$here/examples/$src/." "$dir"/
 sed -i "/^COMPOSE_PROJECT_NAME=/d" "$dir/.env"
 printf 'COMPOSE_PROJECT_NAME=%s\n' "$name" >> "$dir/.env"
 printf '%s\n' "${ports[@]}" >> "$dir/.env"
+# RECSYS_IMAGE_PREFIX=NAME (the reference stack): this copy builds and runs its own images
+# (NAME/recommendation-service:latest ...), e.g. to try a change of the app beside the shared images;
+# kept in .env for every later compose run
+if [ "${STACK:-recsys}" = recsys ] && [ -n "${RECSYS_IMAGE_PREFIX:-}" ]; then
+  printf 'RECSYS_IMAGE_PREFIX=%s\n' "$RECSYS_IMAGE_PREFIX" >> "$dir/.env"
+fi
 cp "$here/inventories/$invsrc/hosts.yml" "$inv/hosts.yml"
 cp "$here/inventories/$invsrc/group_vars/recsys/incident.yml" "$inv/group_vars/recsys/incident.yml"
 sed -e "s#^  name: $project\$#  name: $name#" -e "s#^  project_dir: .*#  project_dir: $dir#" \

@@ -6,7 +6,9 @@
 #
 # Each host container runs with the engine host's network (network_mode host): the stack's ports are
 # published on the engine host's 127.0.0.1, which is then the host container's 127.0.0.1 too, and sshd
-# listens on its own port per host. The engine's socket is bind-mounted in, and the stack files
+# listens on its own port per host. It also shares the engine host's PID namespace (--pid host) and has
+# the capabilities SYS_ADMIN, NET_ADMIN and SYS_PTRACE, so that the latency fault can enter a service
+# container's network namespace (nsenter -t <pid> -n tc ...) as on a real managed host. The engine's socket is bind-mounted in, and the stack files
 # (/var/lib/sre-incident/stacks) and the host's state dir are mounted at the same paths as on the
 # engine host, because the engine resolves paths on its own filesystem.
 # Environment: STAGING_HOSTS ("stg1:3501:8581:2201 stg2:3502:8582:2202", name:app port:edge port:sshd port),
@@ -94,7 +96,9 @@ up() {
     IFS=: read -r name app edge port <<<"$spec"
     mkdir -p "/var/lib/sre-incident/$name"
     docker rm -f "$PREFIX$name" >/dev/null 2>&1 || true
-    docker run -d --name "$PREFIX$name" --network host --restart no \
+    # --pid host and SYS_ADMIN, NET_ADMIN, SYS_PTRACE: the latency fault runs nsenter -t <pid> -n tc ... here
+    docker run -d --name "$PREFIX$name" --network host --pid host --restart no \
+      --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE \
       --label sre-incident.staging-host="$name" \
       -e SSH_PORT="$port" -e SSH_LISTEN=127.0.0.1 \
       -v /var/run/docker.sock:/var/run/docker.sock \

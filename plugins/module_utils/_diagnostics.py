@@ -277,16 +277,30 @@ def pg_queries(database, long_running_s=30):
 
 
 def parse_pg_output(stdout):
-    """The JSON lines ``psql -At`` printed, parsed, in order (non-JSON lines skipped)."""
+    """The JSON documents ``psql -At`` printed, parsed, in order (other lines skipped).
+
+    A document may span lines: PostgreSQL's ``json_agg`` puts a newline between the elements it
+    aggregates (two long-running queries make the main result three lines long).
+    """
+    text = stdout or ""
+    decoder = json.JSONDecoder()
     found = []
-    for line in (stdout or "").splitlines():
-        line = line.strip()
-        if not line or line[0] not in "[{":
+    pos = 0
+    while pos < len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        start = pos + len(text[pos:end]) - len(text[pos:end].lstrip())
+        if start < end and text[start] in "[{":
+            try:
+                doc, stop = decoder.raw_decode(text, start)
+            except ValueError:
+                pos = end + 1
+                continue
+            found.append(doc)
+            nxt = text.find("\n", stop)
+            pos = len(text) if nxt < 0 else nxt + 1
             continue
-        try:
-            found.append(json.loads(line))
-        except ValueError:
-            continue
+        pos = end + 1
     return found
 
 

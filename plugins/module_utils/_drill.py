@@ -8,18 +8,30 @@ The drill does not take the severity playbook's word for anything. Two sources a
   (through the edge when there is one): ``/health`` answers 200, every sample user gets at least
   ``min_recommendations`` items, the median answer is not slower than ``latency_ms``;
 * the **incident record** on disk (``events.jsonl`` written by ``sre.incident.incident`` and the
-  ``timeline`` callback): when the incident was opened (the fault was detected), its severity,
+  ``timeline`` callback): when the incident was opened (the response confirmed it), its severity,
   which rung, quick fix or degraded mode acted, and how it was closed;
 
 plus two facts the drill reads itself after the severity playbook: whether the fault was still
 injected (the rollback's own observation) and whether a degraded mode was on (leaving it changed
 something).
 
-:func:`score` turns those into the drill's line: ``detect_s`` (injection -> incident opened),
-``recover_s`` (injection -> the watch sees users served again for good; for a fault users do not
-see, injection -> the record's close when the fault is gone), ``result`` (recovered, degraded,
-not recovered, not detected, not run), ``by`` (rung, quick fixes or mode), ``sla`` (met or missed against
-the incident's own SLA, else the P0 SLA).
+:func:`score` turns those into the drill's line:
+
+* ``detect_s``: injection -> the first failed round of the watch (the first round of the first
+  stretch of more than ``blip`` bad rounds, or a bad last round). The watch is the outside watcher:
+  it runs on its own from before the injection and knows nothing of the response, so the time can
+  fail: a fault users never see is never detected by it (``None``), whatever the response does;
+* ``respond_s``: injection -> the incident opened (the record's ``opened`` event): how fast the
+  response confirmed and recorded it (the runbook's "respond");
+* ``recover_s``: injection -> the watch sees users served again for good; for a fault users do not
+  see, injection -> the record's close when the fault is gone;
+* ``result``: ``recovered``, ``degraded``, ``reported`` (a P2: the problem report is the answer, the
+  fault is left to a human), ``not recovered``, ``not detected`` (users saw it, no incident was
+  opened), ``no incident`` (users saw nothing and the response opened nothing), ``not applicable``,
+  ``not run``;
+* ``by`` (rung, quick fixes or mode), ``severity`` (the record's; ``measured_severity``: what triage
+  measured itself, or the P0 page's), ``sla`` (``met``, ``missed``, or ``n/a`` for ``no incident``
+  and ``not applicable``) against the incident's own SLA, else the P0 SLA.
 """
 
 from __future__ import annotations
@@ -151,6 +163,7 @@ def _record_facts(events):
     opened = next((e for e in events if e.get("type") == "opened"), None)
     closed = [e for e in events if e.get("type") == "closed"]
     triage = next((e for e in events if e.get("stage") == "triage" and (e.get("data") or {}).get("triage")), None)
+    reported = any(e.get("stage") == "triage" and (e.get("data") or {}).get("report") for e in events)
     fixed_rungs = [(e.get("data") or {}).get("rung") for e in events
                    if e.get("stage") == "recover" and (e.get("data") or {}).get("result") == "fixed"]
     tried_rungs = [(e.get("data") or {}).get("rung") for e in events
@@ -165,6 +178,7 @@ def _record_facts(events):
         sla=data.get("sla") or None,
         incident_id=data.get("id"),
         triaged=(((triage or {}).get("data") or {}).get("triage") or {}).get("severity"),
+        reported=reported,
         closed_at=parse_ts(closed[-1].get("ts")) if closed else None,
         outcome=((closed[-1].get("data") or {}).get("outcome")) if closed else None,
         fixed_rung=fixed_rungs[-1] if fixed_rungs else None,
@@ -179,28 +193,41 @@ def _seconds(at, since):
     return None if at is None else round(at - since, 1)
 
 
-def score(injected_at, samples, events, fault_cleared, degraded, playbook, sla=None):
+def _not_scored(result, playbook, sla):
+    sla = sla or P0_SLA
+    return dict(detect_s=None, respond_s=None, recover_s=None, result=result, by="-", path=playbook, severity=None,
+                measured_severity=None, incident_id=None, outcome=None, rungs_tried=[], p1_cases=[],
+                sla="n/a" if result == "not applicable" else "missed", sla_respond_s=sla["respond"], sla_resolve_s=sla["resolve"],
+                user_visible=False, outage_first_s=None, outage_why=None, watch_rounds=0, watch_bad_rounds=0, watch_ends_ok=False)
+
+
+def score(injected_at, samples, events, fault_cleared, degraded, playbook, sla=None, applicable=True):
     """Score one drill of one fault on one host; see the module docstring for the rules.
 
     ``injected_at``: UNIX time of the injection (None: nothing was injected, the result is ``not run``); ``samples``: the watch's rounds; ``events``: the
     incident record's events (empty when no incident was opened); ``fault_cleared``: the fault was
     no longer injected when the severity playbook ended; ``degraded``: a degraded mode was on then;
-    ``playbook``: the severity playbook the drill ran; ``sla``: the SLA when the record has none.
+    ``playbook``: the severity playbook the drill ran; ``sla``: the SLA when the record has none;
+    ``applicable``: the fault can act on this stack (else ``not applicable``, nothing injected).
     """
+    if not applicable:
+        return _not_scored("not applicable", playbook, sla)
     if injected_at in (None, "", "None"):
         # the drill stopped before the fault was injected (steady state not reached, a refusal, ...)
-        return dict(detect_s=None, recover_s=None, result="not run", by="-", path=playbook, severity=None, incident_id=None,
-                    outcome=None, rungs_tried=[], p1_cases=[], sla="missed", sla_respond_s=(sla or P0_SLA)["respond"],
-                    sla_resolve_s=(sla or P0_SLA)["resolve"], user_visible=False, outage_first_s=None, outage_why=None,
-                    watch_rounds=0, watch_bad_rounds=0, watch_ends_ok=False)
+        return _not_scored("not run", playbook, sla)
     injected_at = float(injected_at)
     rec = _record_facts(events or [])
     seen = outage(samples or [], injected_at)
     sla = rec["sla"] or sla or P0_SLA
-    detect_s = _seconds(rec["opened_at"], injected_at)
+    detect_s = _seconds(seen["first_bad"], injected_at) if seen["seen"] else None
+    respond_s = _seconds(rec["opened_at"], injected_at)
 
     if rec["opened_at"] is None:
-        result, back_at = "not detected", None
+        result, back_at = ("not detected" if seen["seen"] else "no incident"), None
+    elif rec["severity"] == "P2" and rec["reported"] and not degraded:
+        # a P2 is answered by its problem report; fixing it is a human's (within the P2 SLA), whether or not
+        # the fault is still there (a cache refills by itself)
+        result, back_at = "reported", None
     elif seen["seen"]:
         # users saw the fault: they are served again when the watch says so, and stay served
         back_at = seen["back_at"]
@@ -218,6 +245,8 @@ def score(injected_at, samples, events, fault_cleared, degraded, playbook, sla=N
         by = "rung %s" % rec["fixed_rung"]
     elif rec["fixes"]:
         by = "P1 quick fixes: %s" % "; ".join(rec["fixes"])
+    elif result == "reported":
+        by = "P2 problem report"
     elif rec["opened_at"] is None:
         by = "-"
     else:
@@ -225,13 +254,19 @@ def score(injected_at, samples, events, fault_cleared, degraded, playbook, sla=N
     path = playbook
     if rec["triaged"]:
         path = "%s -> %s" % (playbook, {"P0": "p0_recover", "P1": "p1_mitigate", "P2": "p2_report"}.get(rec["triaged"], rec["triaged"]))
-    met = (detect_s is not None and recover_s is not None and result in ("recovered", "degraded")
-           and detect_s <= float(sla["respond"]) and recover_s <= float(sla["resolve"]))
+    respond_ok = respond_s is not None and respond_s <= float(sla["respond"]) and (detect_s is None or detect_s <= float(sla["respond"]))
+    if result == "no incident":
+        verdict = "n/a"
+    elif result == "reported":
+        verdict = "met" if respond_ok else "missed"
+    else:
+        verdict = "met" if (respond_ok and recover_s is not None and result in ("recovered", "degraded")
+                            and recover_s <= float(sla["resolve"])) else "missed"
     return dict(
-        detect_s=detect_s, recover_s=recover_s, result=result, by=by, path=path,
-        severity=rec["severity"], incident_id=rec["incident_id"], outcome=rec["outcome"],
-        rungs_tried=rec["rungs_tried"], p1_cases=rec["p1_cases"],
-        sla="met" if met else "missed", sla_respond_s=sla["respond"], sla_resolve_s=sla["resolve"],
+        detect_s=detect_s, respond_s=respond_s, recover_s=recover_s, result=result, by=by, path=path,
+        severity=rec["severity"], measured_severity=rec["triaged"] or rec["severity"], incident_id=rec["incident_id"],
+        outcome=rec["outcome"], rungs_tried=rec["rungs_tried"], p1_cases=rec["p1_cases"],
+        sla=verdict, sla_respond_s=sla["respond"], sla_resolve_s=sla["resolve"],
         user_visible=seen["seen"], outage_first_s=_seconds(seen["first_bad"], injected_at),
         outage_why=seen["why"], watch_rounds=seen["rounds"], watch_bad_rounds=seen["bad_rounds"],
         watch_ends_ok=seen["ends_ok"],

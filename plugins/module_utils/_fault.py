@@ -1,22 +1,37 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Drill faults (SPEC DR-1, DR-2, DR-4): inject one real fault into a staging stack, and roll it back.
+"""Drill faults (SPEC DR-1, DR-2, DR-4, GEN-5): inject one real fault into a staging stack, and roll it back.
+
+Every fault uses only what every stack has (GEN-5): the Docker engine, the managed host's own
+``nsenter``, ``tc``, ``ip`` and ``iptables``, and stock tools inside the containers (``sh``, ``dd``, ``df``,
+``psql``, ``redis-cli``). Nothing in the application is needed for a fault: no hook, no key it
+reads, no endpoint.
 
 Each fault has three operations on a :class:`Target` (the compose project on the managed host's
-engine): ``observe`` (is it injected now? read-only), ``inject`` and ``rollback``. ``changed``
-comes from observing before and after, never from a command's exit code. Rolling back a fault
-that is not injected is a no-op, so a drill can always call it.
+engine, plus commands on the managed host): ``observe`` (is it injected now? read-only),
+``inject`` and ``rollback``. ``changed`` comes from observing before and after, never from a
+command's exit code. Rolling back a fault that is not injected is a no-op, so a drill can always
+call it.
 
 | fault | inject | rollback |
 |---|---|---|
 | app_crash | SIGKILL the service's container | start it, wait until ready |
 | app_hang | pause the service's container | unpause it |
 | redis_down / postgres_down | stop the dependency | start it, wait until healthy |
-| cache_wipe | save item_scores into sre_drill.item_scores_saved, empty item_scores, delete recs:* keys |
-|  | rollback: put the saved rows back exactly, drop the copy, delete recs:* keys |
-| latency | Redis key recsys:delay_ms = delay_ms | delete the key |
-| db_connections_exhausted | a helper in the service's own container (a leak: the app's database user) holds every |
-|  | connection slot the app may use but ``spare_connections``; rollback: terminate them (it exits) |
-| disk_fill | fill the bounded log volume of the service's container with one file | delete the file |
+| latency | in the service container's network namespace (``nsenter -t PID -n`` on the managed host): an |
+|  | ``htb`` root qdisc whose filter sends the service's answers (source port ``service_port``) to a |
+|  | slow class; with ``netem`` in the kernel that class delays each packet, else each client |
+|  | connection gets its own class capped at a rate that makes a recommendations answer take about |
+|  | ``delay_ms``, the segments of new connections to the service are clamped to 200 bytes (``iptables`` |
+|  | TCPMSS on the clients' SYNs) and segmentation offload is off, so an answer is several packets; |
+|  | calibrated by one measurement through the service (slowed further when too fast). The service's |
+|  | own connections to PostgreSQL and Redis are not touched, so ``/health`` stays truthful | delete the |
+|  | qdisc and the clamp, ``gso_max_segs`` back as read before |
+| cpu_pressure | ``cpu_workers`` busy loops (``sh``) in the service's container, niced | kill them |
+| db_connections_exhausted | ``psql`` sessions (``pg_sleep``) in the database container hold every connection |
+|  | slot the application may use but ``spare_connections`` | terminate them (the sessions end) |
+| cache_wipe | ``FLUSHDB`` on the stack's Redis | the keys cannot be restored (a cache): one request per |
+|  | sample user lets the service refill it, ``DBSIZE`` read back |
+| disk_fill | fill a writable volume of the service's container (one file) | delete the file |
 
 Refusal (DR-4): :func:`refuse_production` runs before anything is touched; a managed host is
 production when the ``environment`` given is ``production`` or the marker file
@@ -25,8 +40,10 @@ production when the ``environment`` given is ``production`` or the marker file
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import statistics
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _stack
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
@@ -34,28 +51,40 @@ from ansible_collections.sre.incident.plugins.module_utils._wait import poll_unt
 
 STATES = ("present", "injected", "rolled_back")
 PRODUCTION_MARKER = "/etc/sre-incident/production"
-# Faults the P0 playbook answers (the service is down for everyone) and the P1 cases of the runbook.
+# ``entry``: how a responder learns of it. ``page``: the service is down for everyone, the P0 page
+# (p0_recover.yml); ``alert``: anything else, an alert that triage.yml measures and classifies itself.
+# ``users``: what users of the reference stack see (measured, docs/drills.md) - documentation only;
+# the drill never tells the responder a severity.
 FAULTS = {
-    "app_crash": dict(severity="P0", text="the service's container killed (SIGKILL)"),
-    "app_hang": dict(severity="P0", text="the service's container paused (frozen, answers nothing)"),
-    "redis_down": dict(severity="P0", text="Redis stopped"),
-    "postgres_down": dict(severity="P0", text="PostgreSQL stopped"),
-    "db_connections_exhausted": dict(severity="P1", text="all but a few of the application's PostgreSQL connection slots held "
-                                                         "(leaked) inside the service's container"),
-    "cache_wipe": dict(severity="P1", text="item_scores emptied and the recommendation cache deleted: empty results"),
-    "latency": dict(severity="P1", text="added latency on every recommendation (Redis key recsys:delay_ms)"),
-    "disk_fill": dict(severity="P1", text="the service's bounded log volume filled to 100 %"),
+    "app_crash": dict(entry="page", text="the service's container killed (SIGKILL)",
+                      users="no answer at all"),
+    "app_hang": dict(entry="page", text="the service's container paused (frozen, answers nothing)",
+                     users="no answer at all (timeouts)"),
+    "redis_down": dict(entry="page", text="Redis stopped", users="/health 503; answers from the database"),
+    "postgres_down": dict(entry="page", text="PostgreSQL stopped", users="/health 503; uncached answers fail"),
+    "latency": dict(entry="alert", text="every answer of the service slowed to about delay_ms (tc from the host)",
+                    users="every recommendation about delay_ms slower; /health answers"),
+    "cpu_pressure": dict(entry="alert", text="busy loops burning CPU inside the service's container",
+                         users="nothing (the container's CPU use is high)"),
+    "db_connections_exhausted": dict(entry="alert", text="all but a few of the application's PostgreSQL connection slots "
+                                                         "held by idle sessions in the database container",
+                                     users="nothing while the spare slots suffice (connections near max_connections)"),
+    "cache_wipe": dict(entry="alert", text="the stack's Redis emptied (FLUSHDB)",
+                       users="nothing (the service recomputes and refills the cache)"),
+    "disk_fill": dict(entry="alert", text="a writable volume of the service's container filled to 100 %",
+                      users="nothing when the service does not need to write there"),
 }
-DELAY_KEY = "recsys:delay_ms"
-CACHE_PATTERN = "recs:*"
-SAVED_TABLE = "sre_drill.item_scores_saved"
+QDISC_HANDLE = "d7d7"   # the root qdisc of the latency fault; nothing else uses it
 HOLDER_NAME = "sre-incident-drill-hold"
+BURNER_NAME = "sre-incident-drill-cpu"
 FILL_FILE = "sre-incident-drill-fill"
-DEFAULT_TABLES = ("items", "users", "interactions", "item_scores")
+LATENCY_MSS = 200        # the segment size of the service's answers while the latency fault is on (several packets each)
+GSO_MAX_SEGS = 65535     # the kernel's default gso_max_segs of an interface
+CLAMP_COMMENT = "sre-incident-drill-latency"
+LATENCY_BUCKETS = 256    # client connections are spread over this many rate-capped classes (by client port)
+SLOW_CLASS = "%s:2" % QDISC_HANDLE
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-# Deletes the keys matching ARGV[1] and returns how many (SCAN, so Redis is not blocked on big caches).
-_DEL_SCRIPT = ("local n, cur = 0, '0' repeat local r = redis.call('SCAN', cur, 'MATCH', ARGV[1], 'COUNT', 500) "
-               "cur = r[1] for _, k in ipairs(r[2]) do redis.call('DEL', k) n = n + 1 end until cur == '0' return n")
+_IFNAME = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")
 
 
 class FaultError(IncidentError):
@@ -68,6 +97,14 @@ class Refused(FaultError):
     refused = True
 
 
+class NotApplicable(FaultError):
+    """The stack has nothing this fault can act on (no writable volume, no Redis ...); the failure
+    says ``not_applicable``."""
+
+    def __init__(self, message, /, **details):
+        super().__init__(message, not_applicable=True, **details)
+
+
 def refuse_production(environment, marker=PRODUCTION_MARKER, exists=None):
     """Raise Refused when the host is production (the ``environment`` value or the marker file)."""
     exists = exists or os.path.exists
@@ -77,6 +114,23 @@ def refuse_production(environment, marker=PRODUCTION_MARKER, exists=None):
     if marker and exists(marker):
         raise Refused("refusing to inject or roll back a fault: the marker file %s on this host says it is production. "
                       "Drills run on staging only; nothing was touched." % marker, reason="marker", marker=marker)
+
+
+def _int(params, key, default):
+    value = params.get(key)
+    return int(default if value is None else value)
+
+
+def _port(value, what):
+    if value in (None, ""):
+        return None
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("%s %r is not a port number" % (what, value)) from None
+    if not 1 <= port <= 65535:
+        raise ValueError("%s %r is not a port number (1-65535)" % (what, value))
+    return port
 
 
 def validate(params):
@@ -91,26 +145,37 @@ def validate(params):
     if not isinstance(stack, dict) or not stack.get("name"):
         raise ValueError("stack (incident_stack) with at least a name (the compose project) is required")
     db = stack.get("database") or {}
+    redis = stack.get("redis") or {}
     settings = dict(
-        name=name, state=state, project=stack["name"],
+        name=name, state=state, project=stack["name"], stack=stack,
         service=stack.get("service") or "recommendation-service",
         postgres=db.get("service") or "postgres", db_name=db.get("name") or "recommendation_db",
         db_user=db.get("user") or "postgres", db_port=_stack.port_args(stack, "database"),
-        redis=(stack.get("redis") or {}).get("service") or "redis", redis_port=_stack.port_args(stack, "redis"),
-        delay_ms=int(params.get("delay_ms") if params.get("delay_ms") is not None else 800),
-        spare=int(params.get("spare_connections") if params.get("spare_connections") is not None else 5),
-        log_dir=params.get("log_dir") or "/var/log/recsys",
-        max_fill_mb=int(params.get("max_fill_mb") if params.get("max_fill_mb") is not None else 256),
+        redis=redis.get("service") or "redis", redis_port=_stack.port_args(stack, "redis"),
+        service_port=_port(stack.get("service_port"), "incident_stack.service_port"),
+        state_dir=stack.get("state_dir") or "",
+        delay_ms=_int(params, "delay_ms", 800),
+        spare=_int(params, "spare_connections", 5),
+        cpu_workers=_int(params, "cpu_workers", 1),
+        fill_path=params.get("fill_path") or "",
+        max_fill_mb=_int(params, "max_fill_mb", 256),
         hold_seconds=int(params.get("hold_seconds") or 1800),
         timeout=float(params.get("timeout") or 60),
-        tables=list(params.get("checksum_tables") or DEFAULT_TABLES),
+        tables=list(params.get("checksum_tables") or []),
     )
-    if not 1 <= settings["delay_ms"] <= 60000:
-        raise ValueError("delay_ms must be between 1 and 60000, got %r" % settings["delay_ms"])
+    if not 50 <= settings["delay_ms"] <= 10000:
+        raise ValueError("delay_ms must be between 50 and 10000, got %r" % settings["delay_ms"])
     if settings["spare"] < 0:
         raise ValueError("spare_connections must be >= 0, got %r" % settings["spare"])
-    if not settings["log_dir"].startswith("/") or any(ch.isspace() for ch in settings["log_dir"]):
-        raise ValueError("log_dir must be an absolute path without spaces, got %r" % settings["log_dir"])
+    if not 1 <= settings["cpu_workers"] <= 16:
+        raise ValueError("cpu_workers must be between 1 and 16, got %r" % settings["cpu_workers"])
+    if settings["max_fill_mb"] < 1:
+        raise ValueError("max_fill_mb must be >= 1, got %r" % settings["max_fill_mb"])
+    if settings["hold_seconds"] < 10:
+        raise ValueError("hold_seconds must be >= 10, got %r" % settings["hold_seconds"])
+    if settings["fill_path"] and (not settings["fill_path"].startswith("/") or any(ch.isspace() for ch in settings["fill_path"])
+                                  or settings["fill_path"].rstrip("/") == ""):
+        raise ValueError("fill_path must be an absolute path other than / without spaces, got %r" % settings["fill_path"])
     for key in ("db_name", "db_user"):
         if not _IDENT.match(settings[key]):
             raise ValueError("incident_stack.database %s %r is not a plain identifier" % (key, settings[key]))
@@ -121,11 +186,15 @@ def validate(params):
 
 
 class Target:
-    """The compose project on the managed host's engine, through _compose (the one Docker client)."""
+    """The compose project on the managed host's engine (through _compose, the one Docker client), and the
+    managed host itself (``run``: the module's ``run_command``; ``which``: its ``get_bin_path``)."""
 
-    def __init__(self, client, project):
+    def __init__(self, client, project, run=None, which=None, probe_many=None):
         self.client = client
         self.project = project
+        self._run = run
+        self._which = which
+        self._probe_many = probe_many
 
     def container(self, service):
         found = self.client.find_containers(self.project, service=service)
@@ -135,6 +204,14 @@ class Target:
         """Plain container state, or None when the service has no container."""
         found = self.container(service)
         return _compose.container_state(found) if found is not None else None
+
+    def attrs(self, service):
+        """The engine's inspect data of the service's container (fresh), or None."""
+        found = self.container(service)
+        if found is None:
+            return None
+        self.client.refresh(found)
+        return found.attrs
 
     def act(self, service, action):
         found = self.container(service)
@@ -153,6 +230,21 @@ class Target:
     def exec_detached(self, service, argv):
         return _compose.exec_detached_in_service(self.client, self.project, service, argv)
 
+    def host(self, argv, data=None):
+        """Run ``argv`` on the managed host; dict(cmd, rc, stdout, stderr)."""
+        if self._run is None:
+            raise FaultError("no way to run %s on the managed host" % argv[0])
+        rc, out, err = self._run(list(argv), data=data, binary_data=False) if data is not None else self._run(list(argv))
+        return dict(cmd=list(argv), rc=rc, stdout=out, stderr=err)
+
+    def which(self, name):
+        return self._which(name) if self._which else None
+
+    def probe(self, urls, timeout):
+        from ansible_collections.sre.incident.plugins.module_utils import _http
+
+        return (self._probe_many or _http.probe_many)(list(urls), count=1, interval=0, timeout=timeout)
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -163,13 +255,20 @@ def _check(result, what):
     return result["stdout"].strip()
 
 
+def psql_argv(s, sql):
+    return ["psql", "-X", "-q", "-U", s["db_user"], "-d", s["db_name"]] + s["db_port"] + ["-v", "ON_ERROR_STOP=1", "-tAc", sql]
+
+
 def psql(target, s, sql):
-    argv = ["psql", "-U", s["db_user"], "-d", s["db_name"]] + s["db_port"] + ["-v", "ON_ERROR_STOP=1", "-X", "-q", "-tAc", sql]
-    return _check(target.exec(s["postgres"], argv), "psql in %s" % s["postgres"])
+    return _check(target.exec(s["postgres"], psql_argv(s, sql)), "psql in %s" % s["postgres"])
+
+
+def redis_argv(s, *args):
+    return ["redis-cli"] + s["redis_port"] + ["--no-raw"] + list(args)
 
 
 def redis_cli(target, s, *args):
-    out = _check(target.exec(s["redis"], ["redis-cli"] + s["redis_port"] + ["--no-raw"] + list(args)), "redis-cli in %s" % s["redis"])
+    out = _check(target.exec(s["redis"], redis_argv(s, *args)), "redis-cli in %s" % s["redis"])
     if out.startswith("(error)"):
         raise FaultError("redis-cli %s: %s" % (args[0], out))
     return out
@@ -187,155 +286,476 @@ def _redis_value(out):
     return out
 
 
-def delete_cache(target, s):
-    return _redis_value(redis_cli(target, s, "EVAL", _DEL_SCRIPT, "0", CACHE_PATTERN))
-
-
 def checksum_sql(tables):
     parts = ["'%s', (SELECT json_build_array(count(*), md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), ''))) FROM %s x)"
              % (t, t) for t in tables]
     return "SELECT json_build_object(%s)" % ", ".join(parts)
 
 
+TABLES_SQL = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+
+
 def data_checksum(target, s):
-    """dict(tables={name: {rows, md5}}, md5): row counts and md5 of every row, ordered (DR-3)."""
+    """dict(tables={name: {rows, md5}}, md5): row counts and md5 of every row, ordered (DR-3), of
+    ``checksum_tables`` or, when none are given, of every table of the schema ``public``."""
     import hashlib
-    import json
 
-    raw = json.loads(psql(target, s, checksum_sql(s["tables"])))
-    tables = {name: dict(rows=int(value[0]), md5=value[1]) for name, value in raw.items()}
-    whole = hashlib.md5("|".join("%s:%s:%s" % (n, tables[n]["rows"], tables[n]["md5"]) for n in sorted(tables)).encode()).hexdigest()
-    return dict(tables=tables, md5=whole)
+    tables = s["tables"] or [t for t in psql(target, s, TABLES_SQL).splitlines() if _IDENT.match(t.strip())]
+    if not tables:
+        return dict(tables={}, md5=hashlib.md5(b"").hexdigest())
+    raw = json.loads(psql(target, s, checksum_sql(tables)))
+    found = {name: dict(rows=int(value[0]), md5=value[1]) for name, value in raw.items()}
+    whole = hashlib.md5("|".join("%s:%s:%s" % (n, found[n]["rows"], found[n]["md5"]) for n in sorted(found)).encode()).hexdigest()
+    return dict(tables=found, md5=whole)
 
+
+# --------------------------------------------------------------------------- latency: tc from the host
+
+def parse_links(text):
+    """``ip -o -d link show`` -> [dict(name, mtu, gso_max_segs, peer)], without ``lo``."""
+    links = []
+    for line in (text or "").splitlines():
+        m = re.match(r"^\d+:\s+([^:@\s]+)(?:@if(\d+))?:", line)
+        if not m or m.group(1) == "lo":
+            continue
+        mtu = re.search(r"\bmtu (\d+)", line)
+        segs = re.search(r"\bgso_max_segs (\d+)", line)
+        links.append(dict(name=m.group(1), peer=int(m.group(2)) if m.group(2) else None,
+                          mtu=int(mtu.group(1)) if mtu else None, gso_max_segs=int(segs.group(1)) if segs else None))
+    return links
+
+
+def parse_qdiscs(text):
+    """``tc qdisc show`` -> [dict(kind, handle, dev, root)]."""
+    found = []
+    for line in (text or "").splitlines():
+        m = re.match(r"^qdisc (\S+) ([0-9a-f]+): dev (\S+) (root|parent \S+)", line.strip())
+        if m:
+            found.append(dict(kind=m.group(1), handle=m.group(2), dev=m.group(3), root=m.group(4) == "root"))
+    return found
+
+
+def service_port(s, attrs):
+    """The port the service answers on inside its container: ``incident_stack.service_port``, else the
+    container port published on the port of ``base_url``, else its only exposed TCP port."""
+    if s["service_port"]:
+        return s["service_port"]
+    from urllib.parse import urlsplit
+
+    base = urlsplit(str(s["stack"].get("base_url") or ""))
+    published = ((attrs or {}).get("NetworkSettings") or {}).get("Ports") or {}
+    for key, bindings in sorted(published.items()):
+        if key.endswith("/tcp") and base.port and any(str(b.get("HostPort")) == str(base.port) for b in bindings or []):
+            return int(key.split("/")[0])
+    exposed = sorted(int(k.split("/")[0]) for k in (((attrs or {}).get("Config") or {}).get("ExposedPorts") or {}) if k.endswith("/tcp"))
+    if len(exposed) == 1:
+        return exposed[0]
+    raise FaultError("cannot tell which port %s answers on inside its container (exposed: %s): set incident_stack.service_port"
+                     % (s["service"], exposed or "none"))
+
+
+def wire_bytes(body_bytes, mss=LATENCY_MSS):
+    """The bytes on the wire of one answer of ``body_bytes`` (about 250 bytes of HTTP headers, and 66 bytes of
+    TCP, IP and Ethernet headers per packet)."""
+    payload = int(body_bytes) + 250
+    packets = -(-payload // mss)
+    return payload + packets * 66
+
+
+def rate_for(delay_ms, body_bytes, mss=LATENCY_MSS):
+    """The per-connection rate (bytes/s) that makes an answer of ``body_bytes`` take about ``delay_ms``:
+    all but the first packet (the bucket holds one) wait for the rate."""
+    slow = max(wire_bytes(body_bytes, mss) - _burst(mss), mss)
+    return max(100, int(round(slow / (delay_ms / 1000.0))))
+
+
+def _burst(mss):
+    return mss + 140
+
+
+def tc_batch(port, mode, dev, delay_ms=None, rate=None, mss=LATENCY_MSS, buckets=LATENCY_BUCKETS):
+    """The ``tc -batch`` lines of the latency fault on ``dev``: an htb root (handle QDISC_HANDLE) whose
+    default class is unlimited and whose filter sends the packets from ``port`` (the service's answers)
+    to the slow part: a netem leaf (``mode`` netem) or one rate-capped class per client port bucket (``mode`` rate)."""
+    if not _IFNAME.match(dev):
+        raise ValueError("bad interface name %r" % (dev,))
+    h = QDISC_HANDLE
+    lines = ["qdisc add dev %s root handle %s: htb default 1" % (dev, h),
+             "class add dev %s parent %s: classid %s:1 htb rate 10gbit quantum 60000" % (dev, h, h)]
+    if mode == "netem":
+        lines += ["class add dev %s parent %s: classid %s htb rate 10gbit quantum 60000" % (dev, h, SLOW_CLASS),
+                  "qdisc add dev %s parent %s handle d7d8: netem delay %dms" % (dev, SLOW_CLASS, int(delay_ms)),
+                  "filter add dev %s parent %s: prio 1 protocol ip u32 match ip sport %d 0xffff flowid %s" % (dev, h, port, SLOW_CLASS)]
+        return lines
+    lines += rate_batch("add", dev, rate, mss, buckets)
+    lines.append("filter add dev %s parent %s: prio 1 handle 2: protocol ip u32 divisor %d" % (dev, h, buckets))
+    for i in range(buckets):
+        lines.append("filter add dev %s parent %s: prio 1 protocol ip u32 ht 2:%x: match u32 0 0 flowid %s:%x" % (dev, h, i, h, 0x100 + i))
+    # the 32-bit word at offset 20 of the IP header is the TCP source and destination ports: hash on the client's port
+    lines.append("filter add dev %s parent %s: prio 1 protocol ip u32 ht 800:: match ip sport %d 0xffff hashkey mask 0x%08x at 20 link 2:"
+                 % (dev, h, port, buckets - 1))
+    return lines
+
+
+def rate_batch(verb, dev, rate, mss=LATENCY_MSS, buckets=LATENCY_BUCKETS):
+    """``class add`` (or ``change``) lines of the rate-capped classes, one per client port bucket."""
+    burst = _burst(mss)
+    return ["class %s dev %s parent %s: classid %s:%x htb rate %dbps ceil %dbps burst %d cburst %d quantum %d"
+            % (verb, dev, QDISC_HANDLE, QDISC_HANDLE, 0x100 + i, rate, rate, burst, burst, mss + 66) for i in range(buckets)]
+
+
+def clamp_rule(port, mss=LATENCY_MSS):
+    """The iptables rule (mangle PREROUTING, after ``-A``/``-D``/``-C``) that makes the service's side of every new
+    connection to ``port`` send segments of ``mss`` bytes: the clients' SYNs announce that MSS. Only those
+    connections; the service's own connections to its database and cache keep theirs."""
+    return ["PREROUTING", "-p", "tcp", "--dport", str(port), "--tcp-flags", "SYN,RST", "SYN",
+            "-m", "comment", "--comment", CLAMP_COMMENT, "-j", "TCPMSS", "--set-mss", str(mss)]
+
+
+def parse_clamps(text):
+    """The ports of our MSS clamp rules in ``iptables -t mangle -S PREROUTING`` output."""
+    return sorted({int(m.group(1)) for m in re.finditer(r"--dport (\d+)\b[^\n]*%s" % re.escape(CLAMP_COMMENT), text or "")})
+
+
+def _latency_tools(target):
+    missing = [tool for tool in ("nsenter", "tc", "ip", "iptables") if not target.which(tool)]
+    if missing:
+        raise FaultError("the latency fault needs %s on the managed host (packages util-linux, iproute2 and iptables), missing: %s"
+                         % ("nsenter, tc, ip and iptables", ", ".join(missing)), missing=missing)
+
+
+def _netns(target, s):
+    """argv prefix entering the network namespace of the service's running container."""
+    attrs = target.attrs(s["service"])
+    pid = int(((attrs or {}).get("State") or {}).get("Pid") or 0)
+    if not pid:
+        return None, attrs
+    cid = (attrs or {}).get("Id") or ""
+    seen = target.host(["cat", "/proc/%d/cgroup" % pid])
+    if seen["rc"] != 0 or (cid and cid[:12] not in seen["stdout"]):
+        raise FaultError("the managed host does not see process %d of %s's container in its /proc: run the managed host in the "
+                         "engine host's PID namespace (a container needs --pid host and the capabilities SYS_ADMIN, NET_ADMIN, "
+                         "SYS_PTRACE)" % (pid, s["service"]), pid=pid)
+    return ["nsenter", "-t", str(pid), "-n"], attrs
+
+
+def _ns(target, prefix, argv, what, data=None):
+    return _check(target.host(prefix + argv, data=data), what)
+
+
+def _latency_state(target, s, prefix):
+    """(links, qdiscs, devices with our qdisc, ports with our MSS clamp) in the service's network namespace."""
+    links = parse_links(_ns(target, prefix, ["ip", "-o", "-d", "link", "show"], "ip link in the service's namespace"))
+    qdiscs = parse_qdiscs(_ns(target, prefix, ["tc", "qdisc", "show"], "tc qdisc show in the service's namespace"))
+    ours = sorted({q["dev"] for q in qdiscs if q["root"] and q["handle"] == QDISC_HANDLE})
+    clamps = parse_clamps(_ns(target, prefix, ["iptables", "-w", "5", "-t", "mangle", "-S", "PREROUTING"],
+                              "iptables in the service's namespace"))
+    return links, qdiscs, ours, clamps
+
+
+def _saved_path(s):
+    if not s["state_dir"]:
+        return None
+    return os.path.join(s["state_dir"], "fault-latency-%s.json" % re.sub(r"[^A-Za-z0-9_.-]", "_", s["service"]))
+
+
+def _rec_urls(s):
+    try:
+        return _stack.urls(s["stack"])["recommendation_urls"]
+    except (_stack.StackError, KeyError, TypeError):
+        return []
+
+
+def _measure(target, s, timeout):
+    """(median latency ms, median body bytes) of one concurrent round of the sample users' recommendations."""
+    urls = _rec_urls(s)
+    if not urls:
+        return None, None
+    probes = [p for p in target.probe(urls, timeout)["probes"] if p.get("status") == 200 and p.get("latency_ms") is not None]
+    if not probes:
+        return None, None
+    sizes = [len(json.dumps(p.get("body_json"), separators=(",", ":"))) for p in probes if p.get("body_json") is not None]
+    return statistics.median(p["latency_ms"] for p in probes), (statistics.median(sizes) if sizes else None)
+
+
+def _latency_observe(target, s):
+    _latency_tools(target)
+    prefix, _attrs = _netns(target, s)
+    if prefix is None:
+        return dict(injected=False, detail="%s has no running container (no network namespace to slow)" % s["service"], devices=[])
+    links, _qdiscs, ours, clamps = _latency_state(target, s, prefix)
+    traces = ["qdisc %s: on %s" % (QDISC_HANDLE, ", ".join(ours))] if ours else []
+    traces += ["MSS clamp on port %s" % ", ".join(str(p) for p in clamps)] if clamps else []
+    return dict(injected=bool(ours or clamps), devices=ours, clamped_ports=clamps, links=links,
+                detail="; ".join(traces) or "no qdisc %s: and no MSS clamp in %s's namespace" % (QDISC_HANDLE, s["service"]))
+
+
+def _latency_inject(target, s, write_file):
+    prefix, attrs = _netns(target, s)
+    if prefix is None:
+        raise FaultError("%s has no running container to slow down" % s["service"])
+    port = service_port(s, attrs)
+    links, qdiscs, _ours, _clamps = _latency_state(target, s, prefix)
+    if not links:
+        raise FaultError("%s's network namespace has no interface but lo" % s["service"])
+    taken = [q for q in qdiscs if q["root"] and q["dev"] in {link["name"] for link in links} and q["kind"] not in ("noqueue", "pfifo_fast", "mq")]
+    if taken:
+        raise FaultError("refusing to replace the root qdisc %s on %s in %s's namespace (it is not ours and could not be put back)"
+                         % (taken[0]["kind"], taken[0]["dev"], s["service"]))
+    saved = dict(links={link["name"]: dict(gso_max_segs=link["gso_max_segs"]) for link in links})
+    path = _saved_path(s)
+    if path:
+        write_file(path, json.dumps(saved))
+    base_ms, body = _measure(target, s, 5.0)
+    devices = ", ".join(x["name"] for x in links)
+    probe = links[0]["name"]
+    # netem where the kernel has it (each answer's packets delayed; a new connection pays it twice: SYN-ACK and answer)
+    netem = target.host(prefix + ["tc", "-batch", "-"], data="\n".join(tc_batch(port, "netem", probe, delay_ms=s["delay_ms"] // 2)) + "\n")
+    if netem["rc"] == 0:
+        mode = "netem"
+        for link in links[1:]:
+            _ns(target, prefix, ["tc", "-batch", "-"], "tc in %s's namespace" % s["service"],
+                data="\n".join(tc_batch(port, "netem", link["name"], delay_ms=s["delay_ms"] // 2)) + "\n")
+        actions = ["netem: every answer from port %d delayed %d ms per packet on %s" % (port, s["delay_ms"] // 2, devices)]
+    else:
+        target.host(prefix + ["tc", "qdisc", "del", "dev", probe, "root"])   # the part of the batch that was added
+        mode = "rate"
+        rate = rate_for(s["delay_ms"], body or 900)
+        _ns(target, prefix, ["iptables", "-w", "5", "-t", "mangle", "-A"] + clamp_rule(port), "iptables in %s's namespace" % s["service"])
+        for link in links:
+            _ns(target, prefix, ["ip", "link", "set", "dev", link["name"], "gso_max_segs", "1"], "ip link set in %s's namespace" % s["service"])
+            _ns(target, prefix, ["tc", "-batch", "-"], "tc in %s's namespace" % s["service"],
+                data="\n".join(tc_batch(port, "rate", link["name"], rate=rate)) + "\n")
+        why = [line for line in (netem["stderr"] + "\n" + netem["stdout"]).splitlines() if "rror" in line or "unknown" in line]
+        refused = why[0].strip()[:80] if why else "tc refused it"
+        actions = ["no netem in this kernel (%s): each client connection to port %d capped at %d bytes/s (%d classes by client port), "
+                   "its segments clamped to %d bytes (the clients' SYNs), gso_max_segs 1 on %s"
+                   % (refused, port, rate, LATENCY_BUCKETS, LATENCY_MSS, devices)]
+    # one measurement through the service, and one correction when answers are clearly faster than asked (the rate
+    # came from an estimate of their size on the wire). A slower measurement is left alone: a loaded machine makes
+    # answers slower, never faster, so speeding the rate up on its word could leave the fault too weak.
+    measured, _body = _measure(target, s, max(5.0, 4 * s["delay_ms"] / 1000.0))
+    if measured is not None and mode == "rate" and measured < 0.75 * s["delay_ms"]:
+        extra = max(measured - (base_ms or 0), 10.0)
+        rate = max(100, int(round(rate * extra / float(s["delay_ms"]))))
+        for link in links:
+            _ns(target, prefix, ["tc", "-batch", "-"], "tc in %s's namespace" % s["service"],
+                data="\n".join(rate_batch("change", link["name"], rate)) + "\n")
+        actions.append("measured %.0f ms (before: %s ms): rate set to %d bytes/s" % (measured, "%.0f" % base_ms if base_ms else "?", rate))
+        measured, _body = _measure(target, s, max(5.0, 4 * s["delay_ms"] / 1000.0))
+    actions.append("recommendations now take %s ms (median of one round through %s; %s ms before)"
+                   % ("%.0f" % measured if measured is not None else "? (no answer)", s["stack"].get("base_url"),
+                      "%.0f" % base_ms if base_ms is not None else "?"))
+    return actions, dict(mode=mode, latency_ms=measured, latency_before_ms=base_ms)
+
+
+def _latency_rollback(target, s, read_file, remove_file):
+    prefix, _attrs = _netns(target, s)
+    if prefix is None:
+        return ["%s has no running container: nothing to undo" % s["service"]]
+    links, _qdiscs, ours, clamps = _latency_state(target, s, prefix)
+    path = _saved_path(s)
+    saved = {}
+    if path:
+        try:
+            saved = json.loads(read_file(path) or "{}").get("links") or {}
+        except ValueError:
+            saved = {}
+    actions = []
+    for dev in ours:
+        _ns(target, prefix, ["tc", "qdisc", "del", "dev", dev, "root"], "tc qdisc del in %s's namespace" % s["service"])
+        actions.append("deleted qdisc %s: on %s" % (QDISC_HANDLE, dev))
+    for port in clamps:
+        _ns(target, prefix, ["iptables", "-w", "5", "-t", "mangle", "-D"] + clamp_rule(port), "iptables in %s's namespace" % s["service"])
+        actions.append("deleted the MSS clamp on port %d" % port)
+    for link in links:
+        # the value read before the fault; without it (another state_dir), the kernel's default
+        want = (saved.get(link["name"]) or {}).get("gso_max_segs") or (GSO_MAX_SEGS if link["gso_max_segs"] == 1 else None)
+        if want and link["gso_max_segs"] not in (None, want):
+            _ns(target, prefix, ["ip", "link", "set", "dev", link["name"], "gso_max_segs", str(want)],
+                "ip link set in %s's namespace" % s["service"])
+            actions.append("%s: gso_max_segs %d back" % (link["name"], want))
+    after = parse_links(_ns(target, prefix, ["ip", "-o", "-d", "link", "show"], "ip link in the service's namespace"))
+    wrong = [x["name"] for x in after if x["name"] in saved and x["gso_max_segs"] != saved[x["name"]].get("gso_max_segs")]
+    if wrong:
+        raise FaultError("gso_max_segs of %s not back to what it was before the fault" % ", ".join(wrong))
+    if path:
+        remove_file(path)
+    return actions
+
+
+# --------------------------------------------------------------------------- cpu_pressure: busy loops through exec
+
+def burner_argv(s):
+    """One busy loop in the service's container: only ``sh`` (and ``date``, ``nice`` when there), niced so that the
+    rest of the machine keeps its share, ending by itself after hold_seconds; the marker is its $0."""
+    loop = ("end=$(( $(date +%%s) + %d )); while [ \"$(date +%%s)\" -lt \"$end\" ]; do i=0; "
+            "while [ $i -lt 20000 ]; do i=$((i+1)); done; done" % s["hold_seconds"])
+    return ["sh", "-c", 'if command -v nice >/dev/null 2>&1; then exec nice -n 19 sh -c "$1" "$2"; else exec sh -c "$1" "$2"; fi',
+            "sh", loop, BURNER_NAME]
+
+
+# lists (or kills, with "kill" as $1) the processes whose command line holds the marker, given in two parts
+# so that this script's own command line does not hold it
+_FIND_SCRIPT = ('m="$2-$3"; for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; '
+                'c=$(tr "\\000" " " < "$d/cmdline" 2>/dev/null) || continue; case "$c" in *"$m"*) echo "$p"; '
+                '[ "$1" = kill ] && kill "$p" 2>/dev/null;; esac; done; true')
+
+
+def _burners(target, s, kill=False):
+    argv = ["sh", "-c", _FIND_SCRIPT, "find", "kill" if kill else "list"] + BURNER_NAME.rsplit("-", 1)
+    out = _check(target.exec(s["service"], argv), "the process list of %s" % s["service"])
+    return sorted({int(p) for p in out.split() if p.isdigit()})
+
+
+# --------------------------------------------------------------------------- db connections: psql sessions
 
 def holder_argv(s, count):
-    """The leak: ``count`` connections opened with the service's own settings (its environment), from inside its
-    container; it keeps what it got when the server refuses more, and exits when they are terminated (or the
-    container stops) or after hold_seconds."""
-    code = ("import os, psycopg2, time\n"
-            "env = os.environ\n"
-            "kw = dict(application_name=%r, connect_timeout=5)\n"
-            "if env.get('DATABASE_URL'):\n"
-            "    args = (env['DATABASE_URL'],)\n"
-            "else:\n"
-            "    args = ()\n"
-            "    kw.update(host=env.get('POSTGRES_HOST', 'postgres'), port=int(env.get('POSTGRES_PORT', '5432')),\n"
-            "              dbname=env.get('POSTGRES_DB', %r), user=env.get('POSTGRES_USER', 'recsys'),\n"
-            "              password=env.get('POSTGRES_PASSWORD', ''))\n"
-            "cs = []\n"
-            "for i in range(%d):\n"
-            "    try:\n"
-            "        cs.append(psycopg2.connect(*args, **kw))\n"
-            "    except psycopg2.Error:\n"
-            "        break\n"
-            "end = time.monotonic() + %d\n"
-            "while cs and time.monotonic() < end:\n"
-            "    try:\n"
-            "        cs[0].cursor().execute('SELECT 1')\n"
-            "    except psycopg2.Error:\n"
-            "        break\n"
-            "    time.sleep(1)\n") % (HOLDER_NAME, s["db_name"], count, s["hold_seconds"])
-    return ["python3", "-c", code, HOLDER_NAME]
+    """``count`` sessions held by ``psql`` in the database container (one process each), named HOLDER_NAME,
+    each sleeping hold_seconds; they end when terminated or when the server stops."""
+    one = " ".join(psql_argv(s, "SELECT pg_sleep(%d)" % s["hold_seconds"])[:-1]) + ' "$1"'
+    script = ('i=0; while [ $i -lt %d ]; do PGAPPNAME=%s %s >/dev/null 2>&1 & i=$((i+1)); done; wait'
+              % (count, HOLDER_NAME, one))
+    return ["sh", "-c", script, "hold", "SELECT pg_sleep(%d)" % s["hold_seconds"]]
 
 
 def _held(target, s):
     return int(psql(target, s, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'" % HOLDER_NAME) or 0)
 
 
-def _fill_path(s):
-    return "%s/%s" % (s["log_dir"].rstrip("/"), FILL_FILE)
+# --------------------------------------------------------------------------- disk fill: a writable volume
+
+def writable_mounts(attrs):
+    """Writable mounts of a container that may be filled: named volumes and tmpfs (never bind mounts of the host)."""
+    found = []
+    for m in (attrs or {}).get("Mounts") or []:
+        if m.get("RW") and m.get("Type") in ("volume", "tmpfs") and m.get("Destination"):
+            found.append(dict(path=m["Destination"], type=m["Type"], name=m.get("Name")))
+    for path in sorted(((attrs or {}).get("HostConfig") or {}).get("Tmpfs") or {}):
+        found.append(dict(path=path, type="tmpfs", name=None))
+    return found
 
 
-def _df(target, s):
-    """(size_kb, used_kb, used_percent) of the file system of log_dir in the service's container."""
-    out = _check(target.exec(s["service"], ["df", "-Pk", s["log_dir"]]), "df in %s" % s["service"])
+def _fill_target(target, s):
+    """(mount path, size_kb, used_kb, used_pct) of the volume disk_fill fills; NotApplicable when there is none."""
+    mounts = writable_mounts(target.attrs(s["service"]))
+    if s["fill_path"]:
+        mounts = [m for m in mounts if m["path"].rstrip("/") == s["fill_path"].rstrip("/")]
+        if not mounts:
+            raise NotApplicable("%s is not a writable volume of %s's container" % (s["fill_path"], s["service"]))
+    if not mounts:
+        raise NotApplicable("%s's container has no writable volume (named volume or tmpfs) to fill" % s["service"])
+    sized = sorted((_df(target, s, m["path"]) + (m["path"],) for m in mounts), key=lambda x: x[0])
+    size_kb, used_kb, percent, path = sized[0]
+    return path, size_kb, used_kb, percent
+
+
+def _df(target, s, path):
+    """(size_kb, used_kb, used_percent) of the file system of ``path`` in the service's container."""
+    out = _check(target.exec(s["service"], ["df", "-Pk", path]), "df in %s" % s["service"])
     fields = out.splitlines()[-1].split()
     return int(fields[1]), int(fields[2]), int(fields[4].rstrip("%"))
 
 
 # --------------------------------------------------------------------------- observe
 
+def _container_fault_service(s):
+    return {"redis_down": s["redis"], "postgres_down": s["postgres"]}.get(s["name"], s["service"])
+
+
 def observe(target, s):
-    """Is the fault injected now? dict(injected, detail); reads only."""
+    """Is the fault injected now? dict(injected, applicable, detail, ...); reads only."""
     name = s["name"]
     if name in ("app_crash", "app_hang", "redis_down", "postgres_down"):
-        service = {"redis_down": s["redis"], "postgres_down": s["postgres"]}.get(name, s["service"])
+        service = _container_fault_service(s)
         state = target.status(service)
         status = state["status"] if state else "missing"
         injected = status == "paused" if name == "app_hang" else status not in ("running", "paused", "restarting")
-        return dict(injected=injected, detail="%s is %s" % (service, status), status=status)
+        return dict(injected=injected, applicable=True, detail="%s is %s" % (service, status), status=status)
     if name == "latency":
-        value = _redis_value(redis_cli(target, s, "GET", DELAY_KEY))
-        return dict(injected=value is not None, detail="%s = %s" % (DELAY_KEY, value), delay_ms=value)
+        return dict(_latency_observe(target, s), applicable=True)
+    if name == "cpu_pressure":
+        if (target.status(s["service"]) or {}).get("status") != "running":
+            return dict(injected=False, applicable=True, detail="%s is not running" % s["service"], workers=0)
+        pids = _burners(target, s)
+        return dict(injected=bool(pids), applicable=True, workers=len(pids),
+                    detail="%d busy loop(s) named %s in %s" % (len(pids), BURNER_NAME, s["service"]))
     if name == "cache_wipe":
-        saved = psql(target, s, "SELECT to_regclass('%s') IS NOT NULL" % SAVED_TABLE) == "t"
-        rows = int(psql(target, s, "SELECT count(*) FROM item_scores"))
-        return dict(injected=saved, detail="item_scores has %d rows; saved copy %s" % (rows, "present" if saved else "absent"),
-                    item_scores_rows=rows, saved_copy=saved)
+        keys = _redis_value(redis_cli(target, s, "DBSIZE"))
+        return dict(injected=keys == 0, applicable=True, keys=keys, detail="%s holds %s key(s)" % (s["redis"], keys))
     if name == "db_connections_exhausted":
         held = _held(target, s)
-        return dict(injected=held > 0, detail="%d connections held by %s" % (held, HOLDER_NAME), held=held)
+        return dict(injected=held > 0, applicable=True, held=held, detail="%d connections held by %s" % (held, HOLDER_NAME))
     # disk_fill
-    present = target.exec(s["service"], ["test", "-e", _fill_path(s)])["rc"] == 0
-    size_kb, used_kb, percent = _df(target, s)
-    return dict(injected=present, detail="%s %s; %s at %d %% of %d KiB" % (_fill_path(s), "present" if present else "absent",
-                                                                           s["log_dir"], percent, size_kb),
-                used_percent=percent, size_kb=size_kb)
+    try:
+        path, size_kb, _used, percent = _fill_target(target, s)
+    except NotApplicable as exc:
+        return dict(injected=False, applicable=False, detail=exc.msg)
+    fill = "%s/%s" % (path.rstrip("/"), FILL_FILE)
+    present = target.exec(s["service"], ["test", "-e", fill])["rc"] == 0
+    return dict(injected=present, applicable=True, path=path, file=fill, used_percent=percent, size_kb=size_kb,
+                detail="%s %s; %s at %d %% of %d KiB" % (fill, "present" if present else "absent", path, percent, size_kb))
 
 
 # --------------------------------------------------------------------------- inject / rollback
 
-def inject(target, s):
-    """Inject the fault (it is not injected now); returns a list of what was done."""
+def inject(target, s, files):
+    """Inject the fault (it is not injected now); returns (list of what was done, dict of facts)."""
     name = s["name"]
     if name == "app_crash":
         target.act(s["service"], "kill")
-        return ["killed %s (SIGKILL)" % s["service"]]
+        return ["killed %s (SIGKILL)" % s["service"]], {}
     if name == "app_hang":
         target.act(s["service"], "pause")
-        return ["paused %s" % s["service"]]
+        return ["paused %s" % s["service"]], {}
     if name in ("redis_down", "postgres_down"):
-        service = s["redis"] if name == "redis_down" else s["postgres"]
+        service = _container_fault_service(s)
         target.act(service, "stop")
-        return ["stopped %s" % service]
+        return ["stopped %s" % service], {}
     if name == "latency":
-        redis_cli(target, s, "SET", DELAY_KEY, str(s["delay_ms"]))
-        return ["set %s = %d" % (DELAY_KEY, s["delay_ms"])]
+        return _latency_inject(target, s, files["write"])
+    if name == "cpu_pressure":
+        for _i in range(s["cpu_workers"]):
+            target.exec_detached(s["service"], burner_argv(s))
+        ok, pids, _elapsed = poll_until(lambda: len(_burners(target, s)) >= s["cpu_workers"] or None, s["timeout"], interval=0.25)
+        if not ok:
+            raise FaultError("the busy loops did not start in %s within %s s" % (s["service"], s["timeout"]))
+        return ["started %d busy loop(s) (sh, nice 19, ending by themselves after %d s) in %s"
+                % (s["cpu_workers"], s["hold_seconds"], s["service"])], {}
     if name == "cache_wipe":
-        rows = psql(target, s, "CREATE SCHEMA IF NOT EXISTS sre_drill; CREATE TABLE %s AS SELECT * FROM item_scores; "
-                               "DELETE FROM item_scores; SELECT count(*) FROM %s" % (SAVED_TABLE, SAVED_TABLE))
-        deleted = delete_cache(target, s)
-        return ["saved %s item_scores rows into %s" % (rows.splitlines()[-1], SAVED_TABLE), "emptied item_scores",
-                "deleted %s cached recommendation lists (%s)" % (deleted, CACHE_PATTERN)]
+        keys = _redis_value(redis_cli(target, s, "DBSIZE"))
+        redis_cli(target, s, "FLUSHDB")
+        return ["FLUSHDB on %s: %s key(s) deleted" % (s["redis"], keys)], {}
     if name == "db_connections_exhausted":
         limit, reserved, used = (int(v) for v in psql(target, s, (
             "SELECT current_setting('max_connections') || ' ' || current_setting('superuser_reserved_connections') || ' ' || "
-            "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')")).split())
+            "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())")).split())
         count = max(1, limit - reserved - s["spare"] - used)
-        target.exec_detached(s["service"], holder_argv(s, count))
-        ok, held, elapsed = poll_until(lambda: _held(target, s) >= count or None, s["timeout"], interval=0.25)
+        target.exec_detached(s["postgres"], holder_argv(s, count))
+        ok, _held_now, _elapsed = poll_until(lambda: _held(target, s) >= count or None, s["timeout"], interval=0.25)
         if not ok:
-            raise FaultError("the leak in %s did not open %d connections within %s s (%d open)"
-                             % (s["service"], count, s["timeout"], _held(target, s)))
-        return ["a helper in %s (the application's database user) holds %d connections: %d of max_connections=%d in use, "
-                "%d left for the application" % (s["service"], count, count + used, limit, max(0, limit - reserved - count - used))]
+            raise FaultError("psql in %s did not open %d sessions within %s s (%d open)"
+                             % (s["postgres"], count, s["timeout"], _held(target, s)))
+        return ["%d idle sessions (psql in %s as %s) hold connections: %d of max_connections=%d in use, %d left for the application"
+                % (count, s["postgres"], s["db_user"], count + used, limit, max(0, limit - reserved - count - used))], {}
     # disk_fill
-    size_kb = _df(target, s)[0]
+    path, size_kb, _used, _percent = _fill_target(target, s)
     if size_kb > s["max_fill_mb"] * 1024:
         raise FaultError("refusing to fill %s: its file system has %d MiB, more than max_fill_mb=%d (only a bounded volume is filled)"
-                         % (s["log_dir"], size_kb // 1024, s["max_fill_mb"]))
-    result = target.exec(s["service"], ["dd", "if=/dev/zero", "of=" + _fill_path(s), "bs=1M", "count=%d" % (size_kb // 1024 + 1)])
-    percent = _df(target, s)[2]
-    if target.exec(s["service"], ["test", "-e", _fill_path(s)])["rc"] != 0:
+                         % (path, size_kb // 1024, s["max_fill_mb"]))
+    fill = "%s/%s" % (path.rstrip("/"), FILL_FILE)
+    result = target.exec(s["service"], ["dd", "if=/dev/zero", "of=" + fill, "bs=1M", "count=%d" % (size_kb // 1024 + 1)])
+    percent = _df(target, s, path)[2]
+    if target.exec(s["service"], ["test", "-e", fill])["rc"] != 0:
         _check(result, "dd in %s" % s["service"])
-    return ["wrote %s until the volume was full (%d %% used)" % (_fill_path(s), percent)]
+    return ["wrote %s until the volume was full (%d %% used)" % (fill, percent)], {}
 
 
-def rollback(target, s):
+def rollback(target, s, files):
     """Undo the fault (it is injected now); returns a list of what was done."""
     name = s["name"]
     if name in ("app_crash", "redis_down", "postgres_down"):
-        service = {"redis_down": s["redis"], "postgres_down": s["postgres"]}.get(name, s["service"])
+        service = _container_fault_service(s)
         target.act(service, "start")
         ok, state, elapsed = target.wait_ready(service, s["timeout"])
         if not ok:
@@ -346,55 +766,96 @@ def rollback(target, s):
         target.act(s["service"], "unpause")
         return ["unpaused %s" % s["service"]]
     if name == "latency":
-        redis_cli(target, s, "DEL", DELAY_KEY)
-        return ["deleted %s" % DELAY_KEY]
+        return _latency_rollback(target, s, files["read"], files["remove"])
+    if name == "cpu_pressure":
+        killed = _burners(target, s, kill=True)
+        ok, _left, _elapsed = poll_until(lambda: not _burners(target, s), s["timeout"], interval=0.25)
+        if not ok:
+            raise FaultError("busy loops named %s still run in %s %s s after killing them" % (BURNER_NAME, s["service"], s["timeout"]))
+        return ["killed %d busy loop(s) in %s" % (len(killed), s["service"])]
     if name == "cache_wipe":
-        rows = psql(target, s, "DELETE FROM item_scores; INSERT INTO item_scores SELECT * FROM %s; DROP TABLE %s; "
-                               "DROP SCHEMA IF EXISTS sre_drill; SELECT count(*) FROM item_scores" % (SAVED_TABLE, SAVED_TABLE))
-        deleted = delete_cache(target, s)
-        return ["restored %s item_scores rows exactly from %s and dropped the copy" % (rows.splitlines()[-1], SAVED_TABLE),
-                "deleted %s cached recommendation lists" % deleted]
+        # a cache cannot be put back: the service refills it, one request per sample user
+        urls = _rec_urls(s)
+        answered = [p for p in target.probe(urls, 10.0)["probes"] if p.get("status") == 200] if urls else []
+        keys = _redis_value(redis_cli(target, s, "DBSIZE"))
+        if not keys:
+            raise FaultError("%s is still empty after one request per sample user (%d of %d answered): the flushed keys cannot be "
+                             "restored (a cache) and the service did not refill it" % (s["redis"], len(answered), len(urls)))
+        return ["the flushed keys cannot be restored (a cache); %d of %d sample users' recommendations requested: the service "
+                "refilled %s key(s)" % (len(answered), len(urls), keys)]
     if name == "db_connections_exhausted":
         n = psql(target, s, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '%s'" % HOLDER_NAME)
-        ok, value, elapsed = poll_until(lambda: _held(target, s) == 0, s["timeout"], interval=0.25)
+        ok, _value, _elapsed = poll_until(lambda: _held(target, s) == 0, s["timeout"], interval=0.25)
         if not ok:
-            raise FaultError("connections of %s still open %s s after terminating them" % (HOLDER_NAME, s["timeout"]))
-        return ["terminated %s held connections" % n]
-    _check(target.exec(s["service"], ["rm", "-f", _fill_path(s)]), "rm in %s" % s["service"])
-    return ["deleted %s" % _fill_path(s)]
+            raise FaultError("sessions of %s still open %s s after terminating them" % (HOLDER_NAME, s["timeout"]))
+        return ["terminated %s held sessions" % n]
+    fill = observe(target, s)["file"]
+    _check(target.exec(s["service"], ["rm", "-f", fill]), "rm in %s" % s["service"])
+    return ["deleted %s" % fill]
 
 
 def how_to_roll_back(s):
     return dict(module="sre.incident.fault", args=dict(name=s["name"], state="rolled_back"),
                 text={"app_crash": "start %s" % s["service"], "app_hang": "unpause %s" % s["service"],
                       "redis_down": "start %s" % s["redis"], "postgres_down": "start %s" % s["postgres"],
-                      "latency": "redis-cli DEL %s" % DELAY_KEY,
-                      "cache_wipe": "put the rows of %s back into item_scores, drop the copy, delete %s" % (SAVED_TABLE, CACHE_PATTERN),
-                      "db_connections_exhausted": "pg_terminate_backend the connections named %s" % HOLDER_NAME,
-                      "disk_fill": "rm -f %s" % _fill_path(s)}[s["name"]])
+                      "latency": "nsenter -t <pid of %s> -n: tc qdisc del dev <each interface> root; iptables -t mangle -D "
+                                 "the rule commented %s; gso_max_segs back" % (s["service"], CLAMP_COMMENT),
+                      "cpu_pressure": "kill the processes named %s in %s" % (BURNER_NAME, s["service"]),
+                      "cache_wipe": "nothing can bring flushed cache keys back: let the service refill %s" % s["redis"],
+                      "db_connections_exhausted": "pg_terminate_backend the sessions named %s" % HOLDER_NAME,
+                      "disk_fill": "rm -f <volume>/%s in %s" % (FILL_FILE, s["service"])}[s["name"]])
 
 
-def run(params, target, check_mode=False):
+def _local_files():
+    def write(path, text):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as fh:
+            fh.write(text)
+
+    def read(path):
+        try:
+            with open(path) as fh:
+                return fh.read()
+        except OSError:
+            return None
+
+    def remove(path):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+    return dict(write=write, read=read, remove=remove)
+
+
+def run(params, target, check_mode=False, files=None):
     """The work of ``sre.incident.fault`` (call :func:`refuse_production` first).
 
-    Returns dict(changed, fault, state, severity, description, injected, before, after, actions,
-    rollback, checksum, diff).
+    Returns dict(changed, fault, state, entry, description, users, applicable, injected, before, after,
+    actions, effect, rollback, checksum, diff).
     """
     s = validate(params)
+    files = files or _local_files()
     before = observe(target, s)
     want = {"injected": True, "rolled_back": False}.get(s["state"])
+    if want and not before.get("applicable", True):
+        raise NotApplicable("%s is not applicable on this stack: %s" % (s["name"], before["detail"]))
     changed = want is not None and before["injected"] != want
-    actions = []
+    actions, effect = [], {}
     after = before
     if changed and not check_mode:
-        actions = inject(target, s) if want else rollback(target, s)
+        if want:
+            actions, effect = inject(target, s, files)
+        else:
+            actions = rollback(target, s, files)
         after = observe(target, s)
     elif changed:
         actions = ["would %s %s" % ("inject" if want else "roll back", s["name"])]
     injected_after = want if (changed and check_mode) else after["injected"]
-    result = dict(changed=changed, fault=s["name"], state=s["state"], severity=FAULTS[s["name"]]["severity"],
-                  description=FAULTS[s["name"]]["text"], injected=injected_after, before=before, after=after,
-                  actions=actions, rollback=how_to_roll_back(s), checksum=None)
+    spec = FAULTS[s["name"]]
+    result = dict(changed=changed, fault=s["name"], state=s["state"], entry=spec["entry"], description=spec["text"],
+                  users=spec["users"], applicable=before.get("applicable", True), injected=injected_after, before=before,
+                  after=after, actions=actions, effect=effect, rollback=how_to_roll_back(s), checksum=None)
     if params.get("checksum"):
         result["checksum"] = data_checksum(target, s)
     result["diff"] = dict(before="%s: %s (%s)\n" % (s["name"], "injected" if before["injected"] else "not injected", before["detail"]),

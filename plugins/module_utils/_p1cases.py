@@ -80,7 +80,7 @@ CATALOGUE = {
     "empty_results": dict(
         title="New content not recommended / empty results (新內容推薦不出)",
         symptom="recommendations come back empty while the service is up",
-        quick_fix="refresh the score computation (POST /api/admin/refresh-scores)",
+        quick_fix="refresh the score computation (the stack's endpoint incident_stack.refresh_path, when it has one)",
         root_cause_hint="a problem with the algorithm's weights or the score computation (算法權重有問題)",
         action_item=dict(item="Adjust the score weights and add debug logging",
                          description="Review the weights of the score computation so new items get a score, and "

@@ -58,6 +58,9 @@ def validate(stack):
             _check_port(section["port"], key + ".port")
     if stack.get("service_port") not in (None, ""):
         _check_port(stack["service_port"], "service_port")
+    refresh = stack.get("refresh_path")
+    if refresh not in (None, "") and not str(refresh).startswith("/"):
+        raise StackError(f"incident_stack.refresh_path must be a path starting with /, got {refresh!r}")
     users = stack["sample_users"]
     if not isinstance(users, list) or not users:
         raise StackError(f"incident_stack.sample_users must be a non-empty list, got {users!r}")

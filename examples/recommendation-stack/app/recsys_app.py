@@ -65,15 +65,12 @@ CONFIG: dict[str, Any] = {
     "cache_ttl_s": int(os.environ.get("RECSYS_CACHE_TTL_S", "300")),
     "db_connect_timeout_s": int(os.environ.get("RECSYS_DB_CONNECT_TIMEOUT_S", "2")),
     "dep_check_timeout_s": _env_float("RECSYS_DEP_CHECK_TIMEOUT_S", 1.0),
-    "artificial_delay_ms": _env_float("RECSYS_ARTIFICIAL_DELAY_MS", 0.0),
     "log_dir": os.environ.get("RECSYS_LOG_DIR", "/var/log/recsys"),
 }
 # Kept out of CONFIG so that logging CONFIG can never leak it.
 _PG_PASSWORD = os.environ.get("POSTGRES_PASSWORD", "")
 
 CACHE_PREFIX = "recs:"
-DELAY_KEY = "recsys:delay_ms"  # Redis key read per request: injected latency in ms
-MAX_DELAY_MS = 60_000.0
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
 USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$")
 START_TIME = time.time()
@@ -151,7 +148,6 @@ class Metrics:
         self.hist: dict[str, list[int]] = {}  # per path: counts per bucket (+Inf last)
         self.hist_sum: dict[str, float] = {}
         self.simple: dict[str, int] = {}  # counters with an optional label string in the key
-        self.last_delay_ms = 0.0
 
     def observe(self, path: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -198,11 +194,7 @@ class Metrics:
                     typed.add(name)
                     out.append(f"# TYPE {name} counter")
                 out.append(f"{key} {n}")
-            delay = self.last_delay_ms
         out += [
-            "# HELP recsys_artificial_delay_ms Injected latency applied to the last recommendations request.",
-            "# TYPE recsys_artificial_delay_ms gauge",
-            f"recsys_artificial_delay_ms {delay:g}",
             "# TYPE recsys_downgrade_mode gauge",
             f"recsys_downgrade_mode {1 if CONFIG['downgrade_mode'] else 0}",
             "# TYPE recsys_build_info gauge",
@@ -333,21 +325,6 @@ def handle_health() -> Result:
     return 200, body, {}
 
 
-def _apply_delay(redis_delay: Any) -> float:
-    """Injected latency: max of RECSYS_ARTIFICIAL_DELAY_MS and Redis key recsys:delay_ms."""
-    delay = CONFIG["artificial_delay_ms"]
-    if redis_delay is not None:
-        try:
-            delay = max(delay, float(redis_delay))
-        except ValueError:
-            pass
-    delay = min(max(delay, 0.0), MAX_DELAY_MS)
-    METRICS.last_delay_ms = delay
-    if delay > 0:
-        time.sleep(delay / 1000.0)  # the fault being injected, on purpose
-    return delay
-
-
 def handle_recommendations(user: str, query: dict[str, list[str]]) -> Result:
     if not USER_RE.match(user):
         return 400, {"error": "invalid user id", "user": user}, {}
@@ -368,7 +345,6 @@ def handle_recommendations(user: str, query: dict[str, list[str]]) -> Result:
 
     if CONFIG["downgrade_mode"]:
         # Degrade option B: site-wide top-N baked into the image; no DB/Redis.
-        fields["delay_ms"] = _apply_delay(None)
         if not STATIC_TOP:
             log("ERROR", "DOWNGRADE_MODE is on but the static top-N list is empty",
                 path=CONFIG["static_top_file"])
@@ -376,16 +352,15 @@ def handle_recommendations(user: str, query: dict[str, list[str]]) -> Result:
         return answer(STATIC_TOP[:limit], "static")
 
     cache_key = f"{CACHE_PREFIX}{user}:{limit}"
-    redis_ok, cached, redis_delay = True, None, None
+    redis_ok, cached = True, None
     try:
-        redis_delay, cached = REDIS.mget(DELAY_KEY, cache_key)
+        cached = REDIS.get(cache_key)
     except redis.RedisError as exc:
         redis_ok = False
         METRICS.inc_simple("recsys_dependency_errors_total", 'dependency="redis"')
         METRICS.inc_simple("recsys_cache_requests_total", 'result="error"')
         log("WARNING", "redis unavailable, computing recommendations from the database",
             user=user, error=first_line(exc))
-    fields["delay_ms"] = _apply_delay(redis_delay)
 
     if cached is not None:
         try:
@@ -567,8 +542,7 @@ def main() -> None:
         instance=CONFIG["instance"], downgrade_mode=CONFIG["downgrade_mode"],
         postgres=("DATABASE_URL" if CONFIG["database_url"] else
                   f"{CONFIG['pg_user']}@{CONFIG['pg_host']}:{CONFIG['pg_port']}/{CONFIG['pg_db']}"),
-        redis_url=re.sub(r"//[^@/]*@", "//***@", CONFIG["redis_url"]), static_items=len(STATIC_TOP),
-        artificial_delay_ms=CONFIG["artificial_delay_ms"])
+        redis_url=re.sub(r"//[^@/]*@", "//***@", CONFIG["redis_url"]), static_items=len(STATIC_TOP))
     try:
         server.serve_forever(poll_interval=0.5)
     finally:

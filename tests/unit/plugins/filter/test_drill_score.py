@@ -14,6 +14,9 @@ def test_filter_reads_the_record_text():
     score = FilterModule().filters()["drill_score"]
     text = json.dumps(dict(type="opened", ts="2027-01-15T08:00:05Z", data=dict(severity="P0", id="INC-9")))
     line = score([dict(t=1800000000.0, ok=True, why=None)], injected_at=1800000000.0, events=text, playbook="p0_recover.yml")
-    assert line["detect_s"] == 5.0 and line["incident_id"] == "INC-9" and line["result"] == "not recovered"
+    assert line["respond_s"] == 5.0 and line["incident_id"] == "INC-9" and line["result"] == "not recovered"
+    assert line["detect_s"] is None   # the watch saw nothing
+    skipped = score([], injected_at=None, events=[], playbook="triage.yml", applicable=False)
+    assert skipped["result"] == "not applicable"
     with pytest.raises(AnsibleFilterError, match="drill_score"):
         score([dict(ok=True)], injected_at=1.0, events=[])

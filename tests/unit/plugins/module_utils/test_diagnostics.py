@@ -121,6 +121,18 @@ def test_pg_queries_quote_and_parse():
     assert d.db_summary({}, None)["slow_queries"] is None
 
 
+def test_pg_output_whose_json_agg_spans_lines():
+    """json_agg puts a newline between the rows it aggregates: two long-running queries (a drill's held sessions)
+    made the main document three lines long, and the database part was lost."""
+    out = ('SET\n{"database" : {"datname":"recommendation_db","numbackends":43}, "connections_used" : 43, "max_connections" : 50, '
+           '"long_running" : [{"pid":2532,"query":"SELECT pg_sleep(1800)"}, \n {"pid":2533,"query":"SELECT pg_sleep(1800)"}, \n '
+           '{"pid":2534,"query":"SELECT {x}"}]}\nnot json {\n[{"calls": 1}, \n {"calls": 2}]\n')
+    docs = d.parse_pg_output(out)
+    assert len(docs) == 2 and len(docs[0]["long_running"]) == 3 and docs[1] == [{"calls": 1}, {"calls": 2}]
+    assert d.db_summary(docs[0], docs[1])["connections_pct"] == 86.0
+    assert d.parse_pg_output("{broken\n[1]\n") == [[1]] and d.parse_pg_output("") == []
+
+
 def test_cpu_and_memory():
     assert d.cpu_percent(STATS_V2) == 50.0  # 0.5e9 / 2e9 * 2 cpus * 100
     used, limit, pct = d.memory_usage(STATS_V2)

@@ -98,9 +98,21 @@ def test_score_a_recovered_p0():
     events = record(extra=[dict(type="event", stage="recover", ts=ts(30), data=dict(rung="restart_service", result="fixed"))])
     line = _drill.score(T0, rounds(True, True, False, False, False, True, True), events, fault_cleared=True, degraded=False,
                         playbook="p0_recover.yml")
-    assert line["detect_s"] == 10.0 and line["recover_s"] == 1.5 and line["result"] == "recovered"
+    # detected by the outside watch (its first failed round), not by the record the response opened
+    assert line["detect_s"] == 0.0 and line["respond_s"] == 10.0 and line["recover_s"] == 1.5 and line["result"] == "recovered"
     assert line["by"] == "rung restart_service" and line["sla"] == "met" and line["path"] == "p0_recover.yml"
-    assert line["user_visible"] and line["severity"] == "P0" and line["incident_id"] == "INC-1"
+    assert line["user_visible"] and line["severity"] == "P0" and line["measured_severity"] == "P0" and line["incident_id"] == "INC-1"
+
+
+def test_detection_is_the_watchs_and_can_fail():
+    """The watch decides detection: a record opened while users never saw anything is no detection by it,
+    and users failing later than the respond SLA misses the SLA whatever the record says."""
+    quiet = rounds(True, True, True, True, True, True)
+    line = _drill.score(T0, quiet, record(), fault_cleared=True, degraded=False, playbook="p0_recover.yml")
+    assert line["detect_s"] is None and line["respond_s"] == 10.0 and not line["user_visible"]
+    late = rounds(*([True] * 700 + [False] * 4 + [True, True]))
+    missed = _drill.score(T0, late, record(closed=900.0), fault_cleared=True, degraded=False, playbook="p0_recover.yml")
+    assert missed["detect_s"] == 349.0 and missed["result"] == "recovered" and missed["sla"] == "missed"
 
 
 def test_score_degraded_after_triage_and_not_recovered():
@@ -109,30 +121,51 @@ def test_score_degraded_after_triage_and_not_recovered():
     line = _drill.score(T0, rounds(True, True, False, False, False, True), record(extra=extra), fault_cleared=False, degraded=True,
                         playbook="triage.yml")
     assert line["result"] == "degraded" and line["by"] == "degraded B (static)" and line["path"] == "triage.yml -> p0_recover"
+    assert line["measured_severity"] == "P0"
     stuck = _drill.score(T0, rounds(True, True, False, False, False), record(outcome="escalated"), False, False, "p0_recover.yml")
     assert stuck["result"] == "not recovered" and stuck["recover_s"] is None and stuck["sla"] == "missed"
 
 
 def test_score_a_fault_users_do_not_see_uses_the_record_and_the_fault():
-    extra = [dict(type="event", stage="mitigate", ts=ts(40), data=dict(fixes=["logs cleaned"], p1_cases_detected=["disk_low"]))]
+    extra = [dict(type="event", stage="triage", ts=ts(9), data=dict(triage=dict(severity="P1"))),
+             dict(type="event", stage="mitigate", ts=ts(40), data=dict(fixes=["logs cleaned"], p1_cases_detected=["disk_low"]))]
     events = record(closed=45.0, severity="P1", extra=extra)
     events[0]["data"]["sla"] = dict(respond=900, resolve=7200)
     quiet = rounds(True, True, True, True, True, True)
-    fixed = _drill.score(T0, quiet, events, fault_cleared=True, degraded=False, playbook="triage.yml (alert P1)")
+    fixed = _drill.score(T0, quiet, events, fault_cleared=True, degraded=False, playbook="triage.yml")
     assert fixed["result"] == "recovered" and fixed["recover_s"] == 45.0 and fixed["by"] == "P1 quick fixes: logs cleaned"
     assert fixed["sla_resolve_s"] == 7200 and fixed["p1_cases"] == ["disk_low"] and not fixed["user_visible"]
+    assert fixed["detect_s"] is None and fixed["sla"] == "met"
     assert _drill.score(T0, quiet, events, fault_cleared=False, degraded=False, playbook="x")["result"] == "not recovered"
 
 
-def test_score_without_a_record_is_not_detected():
-    line = _drill.score(T0, rounds(True, False, False, False), [], True, False, "triage.yml", sla=dict(respond=1, resolve=2))
-    assert line["result"] == "not detected" and line["detect_s"] is None and line["sla"] == "missed"
-    assert line["sla_respond_s"] == 1
+def test_a_p2_is_answered_by_its_report():
+    extra = [dict(type="event", stage="triage", ts=ts(9), data=dict(triage=dict(severity="P2"))),
+             dict(type="event", stage="triage", ts=ts(20), data=dict(report=dict(path="/x/backlog/p2.md")))]
+    events = record(closed=None, severity="P2", extra=extra)
+    events[0]["data"]["sla"] = dict(respond=86400, resolve=604800)
+    line = _drill.score(T0, rounds(True, True, True, True), events, fault_cleared=False, degraded=False, playbook="triage.yml")
+    assert line["result"] == "reported" and line["by"] == "P2 problem report" and line["sla"] == "met"
+    assert line["path"] == "triage.yml -> p2_report" and line["measured_severity"] == "P2" and line["recover_s"] is None
+    # the fault gone by itself (a refilled cache) does not change that the report answered it
+    assert _drill.score(T0, rounds(True, True), events, True, False, "triage.yml")["result"] == "reported"
+    # without the report event it is not answered
+    assert _drill.score(T0, rounds(True, True), events[:2], False, False, "triage.yml")["result"] == "not recovered"
 
 
-def test_score_of_a_drill_stopped_before_the_injection():
+def test_score_without_a_record():
+    seen = _drill.score(T0, rounds(True, False, False, False), [], True, False, "triage.yml", sla=dict(respond=1, resolve=2))
+    assert seen["result"] == "not detected" and seen["respond_s"] is None and seen["sla"] == "missed"
+    assert seen["detect_s"] == 0.0 and seen["sla_respond_s"] == 1
+    nothing = _drill.score(T0, rounds(True, True, True, True), [], True, False, "triage.yml")
+    assert nothing["result"] == "no incident" and nothing["sla"] == "n/a" and nothing["measured_severity"] is None
+
+
+def test_score_of_a_drill_stopped_before_the_injection_or_not_applicable():
     line = _drill.score(None, [], [], False, False, "p0_recover.yml")
     assert line["result"] == "not run" and line["sla"] == "missed" and line["detect_s"] is None and line["sla_resolve_s"] == 1800
+    skipped = _drill.score(None, [], [], False, False, "triage.yml", applicable=False)
+    assert skipped["result"] == "not applicable" and skipped["sla"] == "n/a"
 
 
 def test_parse_events_and_timestamps():

@@ -51,3 +51,15 @@ def test_success_returns_plain_data(monkeypatch):
     result = run(dict(name="latency", state="injected", stack=STACK))
     assert not result.get("failed")
     assert result["changed"] is True and "diff" not in result
+
+
+def test_a_fault_that_cannot_act_on_the_stack_says_not_applicable(monkeypatch):
+    patch_engine(monkeypatch)
+
+    def not_here(params, target, check_mode):
+        raise _fault.NotApplicable("disk_fill is not applicable on this stack: no writable volume")
+
+    monkeypatch.setattr(_fault, "run", not_here)
+    result = run(dict(name="disk_fill", state="injected", stack=STACK))
+    assert result["failed"] is True and result["not_applicable"] is True and result["changed"] is False
+    assert "no writable volume" in result["msg"]
