@@ -69,6 +69,8 @@ import threading
 import time
 from pathlib import Path
 
+import docker
+
 from benchlib import (ROOT, VENV_BIN, EdgeWatch, Target, ansible_env, epoch, fmt, fmt_stats, median, ratio,
                       wait_until)
 
@@ -173,6 +175,19 @@ class Bench:
     # -- faults ---------------------------------------------------------------------------------
 
     def inject(self, fault):
+        """Inject the fault, return when (monotonic, wall clock); an engine error (a loaded engine sometimes fails to freeze a container)
+        is tried again a few times before the run is given up."""
+        for attempt in range(3):
+            try:
+                origin, wall0 = time.monotonic(), time.time()
+                self._inject(fault)
+                return origin, wall0
+            except docker.errors.APIError:
+                if attempt == 2:
+                    raise
+                time.sleep(1)
+
+    def _inject(self, fault):
         t = self.t
         if fault == "crash":
             t.crash(t.service)
@@ -299,8 +314,7 @@ class Bench:
             if contender == "restarter":
                 restarter = Restarter(t)
             count0 = t.container(t.service).attrs.get("RestartCount", 0)
-            origin, wall0 = time.monotonic(), time.time()
-            self.inject(fault)
+            origin, wall0 = self.inject(fault)
             watch = EdgeWatch(t, origin)
             watch.start()
             if contender in ALWAYS_ON:
@@ -347,6 +361,14 @@ class Bench:
         print("  %-14s %-26s rep %d: %s  %s%s  (%s)" % (fault, LABELS[contender], rep + 1, answered, verified, ends,
                                                         run.get("detail")), flush=True)
 
+    def save(self, alert=None):
+        """Every run's figures so far into --json (kept when a long run is interrupted)."""
+        if self.args.json:
+            slim = {f: {c: [{k: v for k, v in r.items() if k not in ("events", "task_times")} for r in runs]
+                        for c, runs in row.items()} for f, row in self.results.items()}
+            Path(self.args.json).write_text(json.dumps({"stack": self.t.describe(), "results": slim, "alert": alert},
+                                                       indent=1))
+
     def main(self, faults, reps, chat):
         for fault in faults:
             print("\n%s: %s" % (FAULT_LABELS[fault], fault_text(self.t, fault)), flush=True)
@@ -357,8 +379,15 @@ class Bench:
                     bounded = contender in ALWAYS_ON and fault != "crash"
                     if bounded and rep > 0:
                         continue     # what these cannot do is shown once
-                    run = self.run(fault, contender, self.args.cannot_bound if bounded else None)
+                    try:
+                        run = self.run(fault, contender, self.args.cannot_bound if bounded else None)
+                    except (RuntimeError, OSError, docker.errors.DockerException) as exc:
+                        # one broken run (the engine refused to pause, a stack that did not come back)
+                        # does not throw away the others: it is reported and counted as a failure
+                        run = {"ok": False, "answered": None, "verified": None, "ends": None,
+                               "detail": "ERROR: %s" % str(exc).splitlines()[0][:300]}
                     self.record(fault, contender, rep, run, bounded)
+                    self.save()
         self.t.healthy()
 
 
@@ -558,11 +587,7 @@ def main():
         if args.alert_only or (args.alert != "off" and not args.quick):
             alert = run_alert(bench, args, work)
         report(bench, [] if args.alert_only else faults, alert, load0)
-        if args.json:
-            slim = {f: {c: [{k: v for k, v in r.items() if k not in ("events", "task_times")} for r in runs]
-                        for c, runs in row.items()} for f, row in bench.results.items()}
-            Path(args.json).write_text(json.dumps({"stack": target.describe(), "results": slim, "alert": alert},
-                                                  indent=1))
+        bench.save(alert)
     return 1 if bench.failures else 0
 
 
