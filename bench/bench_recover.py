@@ -449,7 +449,8 @@ def report(bench, faults, alert, load0):
                 LABELS[contender], fmt_stats(values(runs, "answered")), fmt_stats(values(runs, "verified")),
                 fmt_stats(values(runs, "ends")) if contender.startswith("ours") else "",
                 "; ".join(sorted({r["detail"] for r in runs})),
-                ("  [%d of %d not answered%s]" % (bad, len(runs), " within the bound" if runs[0]["bounded"] else ""))
+                ("  [%d of %d %s]" % (bad, len(runs), "not answered within the bound" if runs[0]["bounded"]
+                                       else "failed: not answered, not verified or an error"))
                 if bad else ""))
 
     # the compact table for the README
