@@ -16,6 +16,7 @@ never leave this file except as the ``container`` handles passed back into it.
 from __future__ import annotations
 
 import io
+import re
 import os
 import shutil
 import signal as _signal
@@ -753,6 +754,44 @@ def services_in_compose_files(paths):
         if isinstance(data, dict) and isinstance(data.get("services"), dict):
             names.update(str(name) for name in data["services"])
     return sorted(names)
+
+
+_VARIABLE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}"
+                       r"|(?P<plain>[A-Za-z_][A-Za-z0-9_]*)|(?P<escaped>\$))")
+
+
+def interpolate(text, environ):
+    """``text`` with compose's variables replaced from ``environ`` (``$$`` is a literal ``$``):
+    ``${VAR}``, ``$VAR``, ``${VAR:-default}`` (the default when unset or empty), ``${VAR-default}``
+    (when unset); ``${VAR?err}`` / ``${VAR:?err}`` read as ``${VAR}``."""
+    def value(match):
+        if match.group("escaped"):
+            return "$"
+        name = match.group("braced") or match.group("plain")
+        op, default = match.group("op") or "", match.group("default") or ""
+        found = environ.get(name)
+        if op == ":-" and not found:
+            return default
+        if op == "-" and found is None:
+            return default
+        return found or ""
+    return _VARIABLE.sub(value, str(text))
+
+
+def compose_environment(project_dir, environ=None):
+    """The variables compose interpolates with: ``<project_dir>/.env`` under the process environment."""
+    values = {}
+    try:
+        with open(os.path.join(project_dir or ".", ".env"), "r", encoding="utf-8") as handle:
+            for line in handle:
+                line = line.strip()
+                if line and not line.startswith("#") and "=" in line:
+                    key, val = line.split("=", 1)
+                    values[key.strip()] = val.strip().strip("'\"")
+    except OSError:
+        pass
+    values.update(os.environ if environ is None else environ)
+    return values
 
 
 # --------------------------------------------------------------------------- service states

@@ -57,7 +57,9 @@ from ansible_collections.sre.incident.plugins.module_utils._compose import (
     DockerError,
     LABEL_CONFIG_FILES,
     LABEL_WORKING_DIR,
+    compose_environment,
     container_state,
+    interpolate,
     services_in_compose_files,
 )
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
@@ -1020,7 +1022,9 @@ def part_fallbacks(ctx, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"])
                     continue
                 svc = ((data.get("services") or {}).get(name) or {}) if isinstance(data, dict) else {}
                 image = svc.get("image") or image
-        if not image:
+        if image:
+            image = interpolate(image, compose_environment(ctx.stack.get("project_dir")))
+        else:
             image = "%s_%s" % (ctx.project, name)
         standby["image"] = image
         info = ctx.image(image)

@@ -6,7 +6,9 @@ import pytest
 from ansible_collections.sre.incident.plugins.module_utils import _compose
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     ComposeClient,
+    compose_environment,
     container_state,
+    interpolate,
     plan_action,
     predict_changed,
     predict_status,
@@ -506,3 +508,24 @@ def test_unreachable_engine_is_no_reason_to_give_up(engine, monkeypatch):
         raise _compose.EngineUnreachable("engine gone")
     monkeypatch.setattr(engine["client"], "find_containers", unreachable)
     assert _compose.cannot_recover(engine["client"], "recsys", "web", ["db"]) is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("${PREFIX:-recsys-example}/svc:latest", "recsys-example/svc:latest"),
+    ("${EMPTY:-fallback}", "fallback"),
+    ("${EMPTY-kept}", ""),
+    ("${UNSET-used}", "used"),
+    ("${PREFIX2}/x $PREFIX2", "team/x team"),
+    ("${REQ:?must be set}", "r"),
+    ("cost $$5", "cost $5"),
+    ("plain/image:1", "plain/image:1"),
+])
+def test_interpolate_reads_compose_variables_like_compose(text, expected):
+    assert interpolate(text, {"EMPTY": "", "PREFIX2": "team", "REQ": "r"}) == expected
+
+
+def test_compose_environment_reads_dot_env_under_the_process_environment(tmp_path):
+    (tmp_path / ".env").write_text("# comment\nA=from-file\nB='quoted'\n")
+    env = compose_environment(str(tmp_path), environ={"A": "from-process"})
+    assert env["A"] == "from-process" and env["B"] == "quoted"
+    assert compose_environment(str(tmp_path / "missing"), environ={}) == {}
