@@ -49,6 +49,7 @@ class StackSpec:
     redis: dict               # service, port
     tables: tuple             # checked for data loss (row counts, checksums)
     cache_key: str            # the service's cache key of a user's answer (limit 10), {user} replaced
+    db_password_var: str      # the variable of the stack's .env that holds the database password (a secret)
     standby: str | None = None
     optional_services: tuple = ()
 
@@ -82,6 +83,7 @@ REFERENCE = StackSpec(
     redis=dict(service="redis", port=6379),
     tables=("items", "users", "interactions", "item_scores"),
     cache_key="recs:{user}:10",
+    db_password_var="RECSYS_DB_PASSWORD",
     standby="recommendation-service-standby", optional_services=("recommendation-service-standby",),
 )
 SHOP = StackSpec(
@@ -100,6 +102,7 @@ SHOP = StackSpec(
     redis=dict(service="kv", port=6380),
     tables=("products", "customers", "product_views", "product_rank"),
     cache_key="shop:recs:{user}:10",
+    db_password_var="SHOP_DB_PASSWORD",
 )
 STACKS = {spec.id: spec for spec in (REFERENCE, SHOP)}
 
