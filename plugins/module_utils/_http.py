@@ -465,6 +465,25 @@ def percentile(values, pct):
     return ordered[min(rank, len(ordered)) - 1]
 
 
+_UP = ("up", "ok", "healthy", "pass", "passing", "true")
+
+
+def down_in_health_body(body):
+    """The dependencies a /health body says are down, for the common shapes: a list ``down``, or a
+    mapping ``dependencies`` / ``checks`` / ``components`` whose entries carry a ``status`` (or are
+    the status) other than up/ok/healthy/pass. Empty when the body says nothing of the kind."""
+    if not isinstance(body, dict):
+        return []
+    if isinstance(body.get("down"), list):
+        return [str(name) for name in body["down"]]
+    for key in ("dependencies", "checks", "components"):
+        entries = body.get(key)
+        if isinstance(entries, dict):
+            return [str(name) for name, entry in entries.items()
+                    if str(entry.get("status") if isinstance(entry, dict) else entry).strip().lower() not in _UP]
+    return []
+
+
 def latency_stats(probes):
     """min/p50/p95/max in ms over the probes that got a response (any status).
 

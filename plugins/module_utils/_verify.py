@@ -309,8 +309,7 @@ def health_check(probes):
     value = bad[0].get("status") if bad else 200
     if bad:
         first = bad[0]
-        body = first.get("body_json") if isinstance(first.get("body_json"), dict) else {}
-        down = body.get("down")
+        down = _http.down_in_health_body(first.get("body_json"))
         detail = "%s of %s probes failed: %s%s" % (len(bad), len(probes), first.get("error") or "status %s" % value,
                                                    "; down: %s" % ", ".join(map(str, down)) if down else "")
     else:

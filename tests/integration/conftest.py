@@ -50,8 +50,14 @@ class StackSpec:
     tables: tuple             # checked for data loss (row counts, checksums)
     cache_key: str            # the service's cache key of a user's answer (limit 10), {user} replaced
     db_password_var: str      # the variable of the stack's .env that holds the database password (a secret)
+    user_prefix: str          # the seeded users are <user_prefix><user_first> ... (200 or more of them)
+    user_first: int
     standby: str | None = None
     optional_services: tuple = ()
+
+    def user(self, n):
+        """The id of the seeded user number ``n`` (1 to 200 exist in both stacks)."""
+        return "%s%d" % (self.user_prefix, self.user_first - 1 + n)
 
     def psql(self, sql):
         db = self.database
@@ -77,7 +83,7 @@ REFERENCE = StackSpec(
     edge_source=ROOT / "examples/recommendation-stack/edge/nginx.conf",
     base_url=os.environ.get("SRE_TEST_BASE_URL", "http://127.0.0.1:3000"),
     edge_url=os.environ.get("SRE_TEST_EDGE_URL", "http://127.0.0.1:8080"),
-    users=tuple(f"user-{i}" for i in range(1, 6)),
+    users=tuple(f"user-{i}" for i in range(1, 6)), user_prefix="user-", user_first=1,
     state_dir=Path(os.environ.get("SRE_TEST_STATE_DIR", "/var/lib/sre-incident/recsys")),
     database=dict(service="postgres", user="postgres", name="recommendation_db", port=5432),
     redis=dict(service="redis", port=6379),
@@ -96,7 +102,7 @@ SHOP = StackSpec(
     edge_source=ROOT / "examples/shop-stack/web/shop.conf",
     base_url=os.environ.get("SRE_TEST_SHOP_BASE_URL", "http://127.0.0.1:3100"),
     edge_url=os.environ.get("SRE_TEST_SHOP_EDGE_URL", "http://127.0.0.1:8180"),
-    users=tuple(f"c-{i}" for i in range(1001, 1006)),
+    users=tuple(f"c-{i}" for i in range(1001, 1006)), user_prefix="c-", user_first=1001,
     state_dir=Path(os.environ.get("SRE_TEST_SHOP_STATE_DIR", "/var/lib/sre-incident/shop")),
     database=dict(service="pg", user="postgres", name="shop", port=5433),
     redis=dict(service="kv", port=6380),

@@ -198,12 +198,11 @@ def test_stopped_redis_shows_exited_with_its_exit_code(any_stack, tmp_path):
 def test_postgres_down_flood_of_errors_counted_exactly_other_parts_still_collected(any_stack, tmp_path):
     stack, spec = any_stack, any_stack.spec
     database = spec.database["service"]
-    user_prefix = spec.users[0].rsplit("-", 1)[0]
 
     def stop_and_flood(postgres):
         postgres.stop(timeout=10)
         # every request for an uncached user logs an error (database error) and answers 503
-        statuses = [http_get(f"/api/recommendations/{user_prefix}-{150 + i}?limit=7", base=spec.base_url)[0]
+        statuses = [http_get(f"/api/recommendations/{spec.user(150 + i)}?limit=7", base=spec.base_url)[0]
                     for i in range(12)]
         assert statuses.count(503) == 12, statuses
 

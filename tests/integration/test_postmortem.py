@@ -75,12 +75,13 @@ def near(pixel, colour, tolerance=40):
     return sum(abs(a - b) for a, b in zip(pixel, colour)) <= tolerance
 
 
-def test_postmortem_of_a_real_p0(stack, tmp_path):
+def test_postmortem_of_a_real_p0(any_stack, tmp_path):
     # one run, never retried: a P0 run that fails now and then must fail this test
+    stack = any_stack
     incident_dir = tmp_path / "incidents"
     stack.container().kill()
     assert stack.state()["Status"] == "exited" and not stack.service_answers()
-    recovered = run_playbook("p0_recover.yml", extra_vars={
+    recovered = stack.run_playbook("p0_recover.yml", extra_vars={
         "incident_dir": str(incident_dir), "verify_watch_window_s": 20, "verify_watch_interval_s": 5,
         # this test is not about the circuit breaker; other tests on the stack count towards it
         "recover_breaker_max_runs": 1000})
@@ -94,7 +95,7 @@ def test_postmortem_of_a_real_p0(stack, tmp_path):
     events = [json.loads(line) for line in events_path.read_text().splitlines()]
     opened = events[0]["data"]
 
-    result = run_playbook("postmortem.yml", extra_vars={"incident_id": incident_id, "incident_dir": str(incident_dir)})
+    result = stack.run_playbook("postmortem.yml", extra_vars={"incident_id": incident_id, "incident_dir": str(incident_dir)})
     assert result.returncode == 0, result.output
     md = (incident_dir / incident_id / "postmortem.md").read_text()
     page = (incident_dir / incident_id / "postmortem.html").read_text()
@@ -151,7 +152,7 @@ def test_postmortem_of_a_real_p0(stack, tmp_path):
 
     # a re-run on the unchanged record writes nothing
     mtimes = [os.stat(incident_dir / incident_id / n).st_mtime_ns for n in ("postmortem.md", "postmortem.html")]
-    again = run_playbook("postmortem.yml", extra_vars={"incident_id": incident_id, "incident_dir": str(incident_dir)})
+    again = stack.run_playbook("postmortem.yml", extra_vars={"incident_id": incident_id, "incident_dir": str(incident_dir)})
     assert again.returncode == 0, again.output
     assert re.search(r"localhost\s+: ok=\d+\s+changed=0", again.output), again.output
     assert mtimes == [os.stat(incident_dir / incident_id / n).st_mtime_ns for n in ("postmortem.md", "postmortem.html")]

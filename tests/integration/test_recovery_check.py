@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sre.incident.recovery_check on the real stack: real measurements, real induced failures.
+"""sre.incident.recovery_check on the real stacks (both example stacks): real measurements, real induced failures.
 
 Each test breaks one thing for a short window (the stack is shared with other test files), runs
 the module through ``ansible-playbook``, and compares what it reports with the real state read
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INVENTORY, ROOT, VENV_BIN, http_get, local_stack, wait_for
+from conftest import ROOT, VENV_BIN, http_get, local_stack, wait_for
 from faults import fault as inject_fault
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,7 @@ def iso(epoch):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + ".%03dZ" % int((epoch % 1) * 1000)
 
 
-def recovery_check(tmp_path, *calls, stack=None, fault=None):
+def recovery_check(spec, tmp_path, *calls, stack=None, fault=None):
     """Run the module once per call dict; returns the module results in order.
 
     ``fault()`` is called once the playbook is up and waiting, right before the module runs, so
@@ -74,10 +74,10 @@ def recovery_check(tmp_path, *calls, stack=None, fault=None):
     book = tmp_path / "rc.yml"
     book.write_text(PLAYBOOK)
     out = tmp_path / f"rc-{random.randrange(10 ** 9)}.json"
-    extra = dict(rc_stack=stack or local_stack(), rc_calls=list(calls), rc_out=str(out))
+    extra = dict(rc_stack=stack or local_stack(spec), rc_calls=list(calls), rc_out=str(out))
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
-    proc = subprocess.Popen([str(VENV_BIN / "ansible-playbook"), str(book), "-i", INVENTORY,
+    proc = subprocess.Popen([str(VENV_BIN / "ansible-playbook"), str(book), "-i", spec.inventory,
                              "-e", json.dumps(extra)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
@@ -107,7 +107,7 @@ def settled(stack):
 def snapshot(stack):
     """Who runs since when: changes when anyone stops, restarts or recreates a container."""
     return {c.name: (c.status, c.attrs["State"]["StartedAt"]) for c in stack.containers()
-            if c.labels.get("com.docker.compose.service") != "recommendation-service-standby"}
+            if c.labels.get("com.docker.compose.service") not in stack.spec.optional_services}
 
 
 def restart(stack, service):
@@ -129,20 +129,23 @@ def untouched_run(stack_, tmp_path, *calls, **kwargs):
     for _attempt in range(ATTEMPTS):
         assert settled(stack_), "the shared stack did not settle"
         before = snapshot(stack_)
-        results = recovery_check(tmp_path, *calls, **kwargs)
+        results = recovery_check(stack_.spec, tmp_path, *calls, **kwargs)
         if snapshot(stack_) == before and stack_.healthy():
             return results
     pytest.fail(f"the stack was changed by someone else during each of {ATTEMPTS} runs")
 
 
-def test_healthy_stack_passes_every_check_with_real_values(stack, tmp_path):
+def test_healthy_stack_passes_every_check_with_real_values(any_stack, tmp_path):
+    stack, spec = any_stack, any_stack.spec
     result = untouched_run(stack, tmp_path, dict(since=iso(time.time())))[0]
     assert result["passed"] is True, result["summary"]
     assert result["changed"] is False
     checks = by_name(result)
-    assert list(checks) == ["health", "recommendations", "latency", "log_errors", "resources"]
-    assert checks["health"]["value"] == 200 == http_get("/health")[0]
-    _status, body = http_get("/api/recommendations/user-1?limit=10")
+    assert list(checks) == ["health", "recommendations", "latency", "log_errors", "resources", "edge"]
+    assert checks["health"]["value"] == 200 == http_get("/health", base=spec.base_url)[0]
+    # what users reach: the edge answers as the service does
+    assert checks["edge"]["passed"] is True and http_get("/health", base=spec.edge_url)[0] == 200
+    _status, body = http_get("/api/recommendations/%s?limit=10" % spec.users[0], base=spec.base_url)
     assert checks["recommendations"]["value"] == len(body["recommendations"]) == 10
     assert 0 < checks["latency"]["value"] < 500
     assert checks["log_errors"]["value"] == 0
@@ -157,7 +160,8 @@ def test_healthy_stack_passes_every_check_with_real_values(stack, tmp_path):
     assert 0 <= checks["resources"]["value"]["cpu_percent"] < 50
     assert 0 < checks["resources"]["value"]["memory_percent"] < 60
     assert set(result["checklist"]) == {"health_200", "recommendations_returned", "several_users_ok",
-                                        "latency_under_500ms", "no_new_errors", "resources_normal"}
+                                        "latency_under_500ms", "no_new_errors", "resources_normal",
+                                        "users_answered_via_edge"}
     assert all(item["passed"] for item in result["checklist"].values())
 
 
@@ -170,7 +174,7 @@ def under_fault(stack, tmp_path, service, call):
     for _attempt in range(ATTEMPTS):
         assert settled(stack), "the shared stack did not settle"
         try:
-            result = recovery_check(tmp_path, call, fault=lambda: stack.container(service).stop(timeout=5))[0]
+            result = recovery_check(stack.spec, tmp_path, call, fault=lambda: stack.container(service).stop(timeout=5))[0]
             held = (stack.state(service) or {}).get("Status") not in (None, "running")
         finally:
             restart(stack, service)
@@ -179,8 +183,8 @@ def under_fault(stack, tmp_path, service, call):
     pytest.fail(f"{service} was restarted by someone else during each of {ATTEMPTS} runs")
 
 
-def test_service_stopped_fails_health_and_resources(stack, tmp_path):
-    result = under_fault(stack, tmp_path, "recommendation-service",
+def test_service_stopped_fails_health_and_resources(any_stack, tmp_path):
+    result = under_fault(any_stack, tmp_path, any_stack.spec.service,
                          dict(checks=["health", "recommendations", "latency", "resources"], probe_rounds=1))
     checks = by_name(result)
     assert result["passed"] is False
@@ -191,8 +195,8 @@ def test_service_stopped_fails_health_and_resources(stack, tmp_path):
     assert "is exited" in checks["resources"]["detail"]
 
 
-def test_redis_stopped_fails_health_with_503(stack, tmp_path):
-    result = under_fault(stack, tmp_path, "redis", dict(checks=["health"], probe_rounds=1))
+def test_redis_stopped_fails_health_with_503(any_stack, tmp_path):
+    result = under_fault(any_stack, tmp_path, any_stack.spec.redis["service"], dict(checks=["health"], probe_rounds=1))
     health = by_name(result)["health"]
     assert health["passed"] is False
     assert health["value"] == 503
@@ -200,15 +204,17 @@ def test_redis_stopped_fails_health_with_503(stack, tmp_path):
 
 
 def make_database_errors(stack):
-    """Stop postgres, ask for recommendations nobody has cached (503 + ERROR log), start it again."""
-    stack.container("postgres").stop(timeout=5)
+    """Stop the database, ask for recommendations nobody has cached (503 + error log), start it again."""
+    spec = stack.spec
+    stack.container(spec.database["service"]).stop(timeout=5)
     failed = 0
     try:
         for limit in random.sample(range(11, 99), 3):
-            status, _body = http_get(f"/api/recommendations/user-{random.randint(20, 200)}?limit={limit}")
+            user = spec.user(random.randint(20, 200))
+            status, _body = http_get(f"/api/recommendations/{user}?limit={limit}", base=spec.base_url)
             failed += status == 503
     finally:
-        restart(stack, "postgres")
+        restart(stack, spec.database["service"])
     return failed
 
 
@@ -217,7 +223,8 @@ def service_identity(stack):
     return container and (container.id, container.attrs["State"]["StartedAt"])
 
 
-def test_error_lines_after_since_fail_no_new_errors(stack, tmp_path):
+def test_error_lines_after_since_fail_no_new_errors(any_stack, tmp_path):
+    stack = any_stack
     for _attempt in range(ATTEMPTS):
         assert settled(stack)
         # the errors live in this container's log: it must stay the same one until it is read
@@ -227,30 +234,32 @@ def test_error_lines_after_since_fail_no_new_errors(stack, tmp_path):
         after = time.time()
         if failed != 3:
             continue
-        old, new = recovery_check(tmp_path, dict(checks=["log_errors"], since=iso(before)),
+        old, new = recovery_check(stack.spec, tmp_path, dict(checks=["log_errors"], since=iso(before)),
                                   dict(checks=["log_errors"], since=iso(after)))
         if service_identity(stack) == identity and stack.healthy():
             break
     else:
         pytest.fail("could not provoke and read database errors on the shared stack")
     old_check, new_check = by_name(old)["log_errors"], by_name(new)["log_errors"]
-    # every failed request logged at least one ERROR line ("database error ..." and its 503 access line)
+    # every failed request logged at least one error line (the database error and its 503 access line)
     assert old_check["passed"] is False
     assert old_check["value"] >= failed
-    assert "database error" in json.dumps(old_check["excerpt"])
+    assert any('"level":"error"' in line.lower().replace(" ", "") for line in old_check["excerpt"]), old_check["excerpt"]
     assert new_check["passed"] is True, new_check["detail"]
     assert new_check["value"] == 0
 
 
-def test_injected_latency_fails_the_latency_check(stack, tmp_path):
+def test_injected_latency_fails_the_latency_check(any_stack, tmp_path):
+    stack = any_stack
+
     def inject():   # about 800 ms per answer, from the host (tc in the service's network namespace)
-        inject_fault(tmp_path, name="latency", state="injected", delay_ms=800)
+        inject_fault(tmp_path, name="latency", state="injected", delay_ms=800, inventory=stack.spec.inventory)
 
     try:
         result = untouched_run(stack, tmp_path, dict(checks=["recommendations", "latency"], probe_rounds=1),
                                fault=inject)[0]
     finally:
-        inject_fault(tmp_path, name="latency", state="rolled_back")
+        inject_fault(tmp_path, name="latency", state="rolled_back", inventory=stack.spec.inventory)
     checks = by_name(result)
     assert checks["recommendations"]["passed"] is True
     assert checks["latency"]["passed"] is False
@@ -258,11 +267,16 @@ def test_injected_latency_fails_the_latency_check(stack, tmp_path):
     assert result["failed_checks"] == ["latency"]
 
 
-QUIET = ["user-177", "user-178"]  # sample users other tests do not probe
+QUIET = (177, 178)  # sample users other tests do not probe
 
 
-def test_watch_takes_one_sample_per_interval(stack, tmp_path):
-    quiet = dict(local_stack(), sample_users=QUIET)
+def quiet_stack(spec):
+    return dict(local_stack(spec), sample_users=[spec.user(n) for n in QUIET])
+
+
+def test_watch_takes_one_sample_per_interval(any_stack, tmp_path):
+    stack = any_stack
+    quiet = quiet_stack(stack.spec)
     result = untouched_run(stack, tmp_path, dict(checks=[], watch_window=6, watch_interval=2), stack=quiet)[0]
     assert result["watch_passed"] is True, result["samples"]
     assert 3 <= len(result["samples"]) <= 4
@@ -271,8 +285,10 @@ def test_watch_takes_one_sample_per_interval(stack, tmp_path):
     assert all(1.5 < b - a < 2.5 for a, b in zip(offsets, offsets[1:])), offsets
 
 
-def test_watch_catches_a_rebound_early(stack, tmp_path):
-    quiet = dict(local_stack(), sample_users=QUIET)
+def test_watch_catches_a_rebound_early(any_stack, tmp_path):
+    stack = any_stack
+    quiet = quiet_stack(stack.spec)
+    first_user = b'"user":"%s"' % stack.spec.user(QUIET[0]).encode()
     for _attempt in range(ATTEMPTS):
         assert settled(stack)
         service = stack.container()
@@ -282,7 +298,7 @@ def test_watch_catches_a_rebound_early(stack, tmp_path):
             # kill the service about 2 s after the watch's first sample reached it
             def first_sample_seen():
                 try:
-                    return b'"user":"user-177"' in service.logs(since=int(started), stdout=True, stderr=False).replace(b" ", b"")
+                    return first_user in service.logs(since=int(started), stdout=True, stderr=False).replace(b" ", b"")
                 except Exception:  # the container was removed by someone else
                     return None
             if wait_for(first_sample_seen, timeout=30, interval=0.1):
@@ -296,11 +312,11 @@ def test_watch_catches_a_rebound_early(stack, tmp_path):
         started = time.time()
         thread = threading.Thread(target=killer, daemon=True)
         try:
-            result = recovery_check(tmp_path, dict(checks=[], watch_window=20, watch_interval=2), stack=quiet,
+            result = recovery_check(stack.spec, tmp_path, dict(checks=[], watch_window=20, watch_interval=2), stack=quiet,
                                     fault=thread.start)[0]
         finally:
             thread.join(timeout=40)
-            restart(stack, "recommendation-service")
+            restart(stack, stack.spec.service)
         if "at" in killed and result["samples"][0]["error_rate"] == 0:
             break
     else:
@@ -309,7 +325,9 @@ def test_watch_catches_a_rebound_early(stack, tmp_path):
     assert result["passed"] is False
     rebound = result["samples"][-1]
     assert result["rebound_at"] == rebound["ts"]
-    assert rebound["error_rate"] == 1.0
+    # the first sample that saw the kill (it may have landed in the middle of that sample's probes)
+    assert rebound["error_rate"] > 0
+    assert all(sample["error_rate"] == 0 for sample in result["samples"][:-1]), result["samples"]
     # stopped early: the rebound came at the first sample after the kill, well before the 20 s window ended
     assert rebound["offset_s"] < 12
     assert 2 <= len(result["samples"]) < 10

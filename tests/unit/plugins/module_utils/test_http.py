@@ -379,3 +379,16 @@ def test_scrub_removes_the_url_its_parts_secrets_and_any_url():
         assert gone not in cleaned
     assert cleaned.count("<chat>") >= 4
     assert _http.scrub(None, "chat") is None
+
+
+@pytest.mark.parametrize("body, down", [
+    ({"status": "degraded", "down": ["redis"]}, ["redis"]),
+    ({"status": "degraded", "dependencies": {"postgres": {"status": "up"}, "redis": {"status": "down"}}}, ["redis"]),
+    ({"status": "DOWN", "components": {"db": {"status": "DOWN"}, "ping": {"status": "UP"}}}, ["db"]),
+    ({"checks": {"cache": "fail", "db": "pass"}}, ["cache"]),
+    ({"status": "ok"}, []),
+    (None, []),
+    ("not json", []),
+])
+def test_down_in_health_body_reads_the_common_shapes(body, down):
+    assert _http.down_in_health_body(body) == down
