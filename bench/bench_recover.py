@@ -431,6 +431,11 @@ def task_table(run, top=15):
     return out
 
 
+def failed_note(bad, total, bounded):
+    what = "not answered within the bound" if bounded else "failed: not answered, not verified or an error"
+    return "  [%d of %d %s]" % (bad, total, what)
+
+
 def report(bench, faults, alert, load0):
     t, res = bench.t, bench.results
     print("\n" + "=" * 100)
@@ -449,9 +454,7 @@ def report(bench, faults, alert, load0):
                 LABELS[contender], fmt_stats(values(runs, "answered")), fmt_stats(values(runs, "verified")),
                 fmt_stats(values(runs, "ends")) if contender.startswith("ours") else "",
                 "; ".join(sorted({r["detail"] for r in runs})),
-                ("  [%d of %d %s]" % (bad, len(runs), "not answered within the bound" if runs[0]["bounded"]
-                                       else "failed: not answered, not verified or an error"))
-                if bad else ""))
+                failed_note(bad, len(runs), runs[0]["bounded"]) if bad else ""))
 
     # the compact table for the README
     md = ["| fault | " + " | ".join(LABELS[c] for c in CONTENDERS) + " | ours/floor | ours/runbook |",
@@ -488,10 +491,11 @@ def report(bench, faults, alert, load0):
             print("  %-16s plain %-19s chat hangs %-19s ratio %s" % (
                 name, fmt_stats(values(plain, key)), fmt_stats(values(hung, key)),
                 fmt(ratio(med(hung, key), med(plain, key)), 2)))
+        cells = (fmt(med(hung, "answered")), fmt(med(hung, "verified")), fmt(med(hung, "ends")),
+                 fmt(ratio(med(hung, "answered"), med(plain, "answered")), 2),
+                 fmt(ratio(med(hung, "verified"), med(plain, "verified")), 2))
         md.append("| crash, a chat channel that hangs | - | - | - | - | %s / %s (ends %s); ratio to the plain crash %s / %s "
-                  "| - | - |" % (fmt(med(hung, "answered")), fmt(med(hung, "verified")), fmt(med(hung, "ends")),
-                                fmt(ratio(med(hung, "answered"), med(plain, "answered")), 2),
-                                fmt(ratio(med(hung, "verified"), med(plain, "verified")), 2)))
+                  "| - | - |" % cells)
     if alert:
         print("\nA crash answered by the real monitoring chain (one run, timings: %s), seconds after the fault:"
               % ", ".join("%s %s" % kv for kv in alert["timings"].items() if kv[0] in
