@@ -71,8 +71,7 @@ def test_p0_recover_job_sets_the_incident_id(recovered, stack):
 def test_postmortem_job_reports_on_that_incident(recovered, work):
     incident_id, incident_dir = recovered[1]["sre_incident_id"], recovered[3]
     result, artifact, output = run_job(work, "postmortem.yml", {"incident_id": incident_id,
-                                                                "incident_dir": str(incident_dir),
-                                                                "postmortem_incident_dir": str(incident_dir)})
+                                                                "incident_dir": str(incident_dir)})
     assert result.status == "successful", output[-4000:]
     assert artifact["sre_postmortem"]["id"] == incident_id
     report = incident_dir / incident_id / "postmortem.md"
