@@ -3,7 +3,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: ladder_plan
-short_description: The next rung of the recovery ladder, against the SLA clock
+short_description: The recovery ladder's next step, against the SLA clock
 version_added: 0.1.0
 description:
   - The runbook's ladder is V(restart_service), V(restart_dependencies), V(rebuild); when only
@@ -13,6 +13,9 @@ description:
   - A rung is climbed only if what is left of the resolve deadline covers its window plus the
     verification budget; otherwise C(climb) is false and C(reason) says why, so the playbook
     degrades and escalates instead of spending the last minutes on a rung that cannot finish.
+  - Given O(previous) (the step before) and the checks registered after its rung (O(health), O(edge)),
+    it also says what that rung did (RV(_value.done)) and whether the ladder goes on (RV(_value.decision)),
+    and sums the ladder up so far (RV(_value.result)). The role C(sre.incident.recover) runs the rung it names.
 options:
   _input:
     description: The resolve deadline (ISO 8601), or empty for none.
@@ -35,6 +38,14 @@ options:
   stack:
     description: C(incident_stack), for the names in RV(_value.next_text).
     type: dict
+  previous: {description: "The step before (this filter's result), or empty for the first step.", type: dict}
+  health: {description: The registered P(sre.incident.health_check#module) result after the previous step's rung., type: dict}
+  edge: {description: The registered P(sre.incident.edge#module) result after the previous step's rung., type: dict}
+  dry_run: {description: "Check mode: a rung climbed acts on nothing, so the ladder says what it would do and ends.",
+            type: bool, default: false}
+  lease: {description: The P(sre.incident.lease#module) result; an open circuit breaker ends the ladder before any rung., type: dict}
+  breaker_window: {description: "The breaker's window in seconds, for the reason.", type: int}
+  breaker_max_runs: {description: "The breaker's limit of runs, for the reason.", type: int}
 """
 
 EXAMPLES = r"""
@@ -58,17 +69,26 @@ _value:
     next_text: {description: "What the next rung does, in words (for example C(restart recommendation-service))", type: str}
     needed_s: {description: The next rung's window plus the verification budget., type: float}
     reason: {description: One line for the record., type: str}
+    decision: {description: "V(climb), V(degrade), or null when the ladder already ended (nothing to record).", type: str}
+    started: {description: UNIX time the climbed rung starts (null unless climbing)., type: float}
+    done: {description: "What the previous step's rung did (C(rung), C(result), C(elapsed_s), C(service_answers),
+             C(edge_serves), C(edge_actions)), null when no rung ran.", type: dict}
+    done_text: {description: What the previous step's rung did, in words (null when no rung ran)., type: str}
+    ended: {description: Whether the ladder ended (fixed, dry run, breaker, clock or no rung left)., type: bool}
+    result: {description: "The ladder so far: C(fixed), C(rung), C(fixed_at), C(rungs_tried), C(breaker_open), C(escalate),
+               C(dry_run), C(would), C(reason).", type: dict}
 """
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sre.incident.plugins.module_utils._ladder import plan
+from ansible_collections.sre.incident.plugins.module_utils._ladder import step
 
 
-def ladder_plan(resolve_deadline, windows=None, verify_budget=0, after=None, kind=None, stack=None):
+def ladder_plan(resolve_deadline, windows=None, verify_budget=0, after=None, kind=None, stack=None, previous=None,
+                health=None, edge=None, dry_run=False, lease=None, breaker_window=None, breaker_max_runs=None):
     try:
-        return plan(resolve_deadline or None, windows=windows, verify_budget=verify_budget, after=after or None,
-                    kind=kind or None, stack=stack)
+        return step(previous or None, health, edge, bool(dry_run), lease, breaker_window, breaker_max_runs,
+                    resolve_deadline or None, windows, verify_budget, after or None, kind=kind or None, stack=stack)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 

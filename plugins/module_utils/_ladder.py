@@ -12,7 +12,8 @@ again when the service answers (a recreated service has a new address).
 
 A rung is climbed only if the one before did not bring the checks back, and only if what is
 left of the resolve deadline covers the rung's window plus the verification; otherwise the
-ladder stops and the playbook degrades and escalates to a human.
+ladder stops and the playbook degrades and escalates to a human. :func:`step` makes that decision
+from the previous step and the checks registered after its rung; the role only runs what it names.
 """
 from __future__ import annotations
 
@@ -56,29 +57,20 @@ def windows_with_defaults(windows=None):
 
 def rung_budget(rung, windows=None):
     """Seconds a rung may take, from its windows."""
+    if rung not in RUNG_TEXT:
+        raise ValueError("unknown rung %r: expected one of %s" % (rung, ", ".join(RUNG_TEXT)))
     w = windows_with_defaults(windows)
-    if rung == EDGE_RUNG:
-        return w["repair_edge"]
-    if rung == "restart_service":
-        return w["restart_service"]
-    if rung == "restart_dependencies":
-        return w["restart_dependencies"] + w["restart_service_after_dependencies"]
-    if rung == "rebuild":
-        return w["rebuild"]
-    raise ValueError("unknown rung %r: expected one of %s" % (rung, ", ".join((EDGE_RUNG,) + RUNGS)))
+    return w[rung] + (w["restart_service_after_dependencies"] if rung == "restart_dependencies" else 0)
 
 
 def remaining_rungs(after=None, kind=None):
     """The rungs still to try after ``after`` (the last rung tried), in order; ``kind`` is detect's
     kind of failure (an edge-only failure starts with ``repair_edge``)."""
-    ladder = ((EDGE_RUNG,) if kind in EDGE_KINDS else ()) + RUNGS
     if not after:
-        return list(ladder)
-    if after == EDGE_RUNG:
-        return list(RUNGS)
-    if after not in RUNGS:
-        raise ValueError("unknown rung %r: expected one of %s" % (after, ", ".join((EDGE_RUNG,) + RUNGS)))
-    return list(RUNGS[RUNGS.index(after) + 1:])
+        return list(((EDGE_RUNG,) if kind in EDGE_KINDS else ()) + RUNGS)
+    if after not in RUNG_TEXT:
+        raise ValueError("unknown rung %r: expected one of %s" % (after, ", ".join(RUNG_TEXT)))
+    return list(RUNGS[RUNGS.index(after) + 1:] if after in RUNGS else RUNGS)
 
 
 def rung_text(rung, stack=None):
@@ -122,3 +114,60 @@ def plan(resolve_deadline=None, windows=None, verify_budget=0, after=None, now=N
         result["reason"] = ("only %.0f s left on the resolve deadline, %s needs %.0f s with verification: "
                             "skip to degrading and escalate to a human" % (left, rungs[0], needed))
     return result
+
+
+BREAKER_TEXT = ("circuit breaker open: the ladder already ran %s time(s) on this stack within %s s (limit %s); "
+                "not restarting again, escalate to a human. Once a human fixed the cause, reset it: "
+                "ansible-playbook playbooks/ops.yml --tags breaker_reset -e reason='what was fixed' (docs/ops.md)")
+
+
+def _judge(previous, health, edge, dry_run, current):
+    """What the rung ``previous`` climbed did, from the checks registered after it: (data, text) for the record."""
+    rung, health, edge = previous["next"], health or {}, edge or {}
+    result = "would_run" if dry_run else "fixed" if health.get("healthy") and edge.get("serving", True) else "not_fixed"
+    elapsed = round(current.timestamp() - previous["started"], 1)
+    said = {"would_run": "would run (dry run)", "fixed": "brought the service back"}.get(result, "did not bring the checks back")
+    return ({"rung": rung, "result": result, "elapsed_s": elapsed, "service_answers": health.get("healthy"),
+             "edge_serves": edge.get("serving"), "edge_actions": edge.get("actions") or []},
+            "%s %s after %s s%s" % (rung, said, elapsed, ("; the edge: %s" % edge["reason"]) if edge.get("reason") else ""))
+
+
+def step(previous=None, health=None, edge=None, dry_run=False, lease=None, breaker_window=None, breaker_max_runs=None,
+         resolve_deadline=None, windows=None, verify_budget=0, after=None, now=None, kind=None, stack=None):
+    """The ladder's next step: :func:`plan`'s keys for the next rung, and ``done``/``done_text`` (what the rung of
+    ``previous`` did, from the ``health`` and ``edge`` results registered after it; None when no rung ran),
+    ``decision`` (``climb``, ``degrade``, or None once the ladder ended: nothing to record), ``started`` (UNIX
+    time the climbed rung starts), ``ended`` and ``result`` (the role's ``recover_result``). Without ``previous``,
+    the first step (after ``after`` when resuming); an open circuit breaker (``lease``) ends it before any rung."""
+    current, done, done_text = parse_ts(now or utc_now(), "now"), None, None
+    if previous:
+        result, ended, after, stop = dict(previous["result"]), previous["ended"], previous["after"], previous["stop"]
+        if previous["climb"]:
+            done, done_text = _judge(previous, health, edge, dry_run, current)
+            fixed = done["result"] == "fixed"
+            result.update(fixed=fixed, rung=done["rung"] if fixed else None, fixed_at=current.isoformat(),
+                          rungs_tried=result["rungs_tried"] + [done["rung"]],
+                          would=result["would"] + ([previous["next_text"]] if dry_run else []))
+            ended, after = fixed or dry_run, done["rung"]
+    else:
+        lease = lease or {}
+        result = {"fixed": False, "rung": None, "fixed_at": None, "rungs_tried": [], "would": [],
+                  "breaker_open": bool(lease.get("breaker_open"))}
+        ended = result["breaker_open"]
+        stop = BREAKER_TEXT % (lease.get("recent_runs"), breaker_window, breaker_max_runs) if ended else ""
+    out = dict(plan(resolve_deadline, windows=windows, verify_budget=verify_budget, after=after, now=current,
+                    kind=kind, stack=stack), decision=None, started=None)
+    if ended:
+        out.update(climb=False, next=None, next_text=None)
+    elif out["climb"]:
+        out.update(decision="climb", started=current.timestamp())
+    else:
+        out["decision"], ended, stop = "degrade", True, out["reason"]
+    if dry_run:
+        said = stop or "would " + (" and, if that did not help, ".join(result["would"]) or "climb no rung")
+    else:
+        said = stop or ("fixed by %s" % result["rung"] if result["fixed"] else "the ladder is exhausted")
+    result.update(escalate=not result["fixed"] and not dry_run, dry_run=bool(dry_run),
+                  reason=("dry run: " if dry_run else "") + said)
+    out.update(done=done, done_text=done_text, ended=ended, after=after, stop=stop, result=result)
+    return out
