@@ -11,7 +11,9 @@
 # container's network namespace (nsenter -t <pid> -n tc ...) as on a real managed host. The engine's socket is bind-mounted in, and the stack files
 # (/var/lib/sre-incident/stacks) and the host's state dir are mounted at the same paths as on the
 # engine host, because the engine resolves paths on its own filesystem.
-# Environment: STAGING_HOSTS ("stg1:3501:8581:2201 stg2:3502:8582:2202", name:app port:edge port:sshd port),
+# Environment: STAGING_HOSTS ("stg1:3501:8581:2201 stg2:3502:8582:2202", name:app port:edge port:sshd port[:stack]),
+# stack: which example stack the host runs, recsys (the reference stack, examples/recommendation-stack; the
+# default) or shop (examples/shop-stack), as scripts/stack-copy.sh's STACK,
 # STAGING_DIR (key, authorized_keys), STAGING_INVENTORY (where the inventory goes, default
 # inventories/staging-local), e.g. a fleet of N hosts beside the drill's two:
 #   STAGING_HOSTS="fleet1:3601:8601:2301 fleet2:3602:8602:2302" STAGING_INVENTORY=/tmp/fleet scripts/staging.sh up
@@ -66,13 +68,13 @@ write_inventory() {
     echo "    recover_breaker_max_runs: 50"
     echo "  hosts:"
     for spec in $HOSTS; do
-      IFS=: read -r name app edge port <<<"$spec"
+      IFS=: read -r name app edge port stack <<<"$spec"
       echo "    $name:"
       echo "      ansible_port: $port"
     done
   } > "$INV/hosts.yml"
   for spec in $HOSTS; do
-    IFS=: read -r name app edge port <<<"$spec"
+    IFS=: read -r name app edge port stack <<<"$spec"
     mkdir -p "$INV/host_vars/$name"
     cp "$STACKS/$name-inventory/group_vars/recsys/stack.yml" "$INV/host_vars/$name/stack.yml"
   done
@@ -85,15 +87,16 @@ up() {
   [ -f "$SDIR/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C sre-incident-staging -f "$SDIR/id_ed25519"
   cp "$SDIR/id_ed25519.pub" "$SDIR/authorized_keys"
   # the stack copies, side by side (their images are shared and already built: fast)
-  local pids=() spec name app edge port
+  local pids=() spec name app edge port stack
   for spec in $HOSTS; do
-    IFS=: read -r name app edge port <<<"$spec"
+    IFS=: read -r name app edge port stack <<<"$spec"
+    case "${stack:=recsys}" in recsys|shop) ;; *) echo "$spec: the stack must be recsys or shop, not '$stack'" >&2; return 2 ;; esac
     # (a slow first seed of the database on a busy machine is waited for by scripts/stack.sh)
-    bash "$here/scripts/stack-copy.sh" "$name" "$app" "$edge" >/dev/null & pids+=($!)
+    STACK=$stack bash "$here/scripts/stack-copy.sh" "$name" "$app" "$edge" >/dev/null & pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
   for spec in $HOSTS; do
-    IFS=: read -r name app edge port <<<"$spec"
+    IFS=: read -r name app edge port stack <<<"$spec"
     mkdir -p "/var/lib/sre-incident/$name"
     docker rm -f "$PREFIX$name" >/dev/null 2>&1 || true
     # --pid host and SYS_ADMIN, NET_ADMIN, SYS_PTRACE: the latency fault runs nsenter -t <pid> -n tc ... here
@@ -107,15 +110,15 @@ up() {
       -v "$SDIR/authorized_keys:/staging/authorized_keys:ro" \
       "$IMAGE" >/dev/null
   done
-  for spec in $HOSTS; do IFS=: read -r name app edge port <<<"$spec"; wait_ssh "$port"; done
+  for spec in $HOSTS; do IFS=: read -r name app edge port stack <<<"$spec"; wait_ssh "$port"; done
   write_inventory
-  echo "staging hosts up: $(for spec in $HOSTS; do echo -n "${spec%%:*}@127.0.0.1:${spec##*:} "; done)inventory $INV"
+  echo "staging hosts up: $(for spec in $HOSTS; do IFS=: read -r name app edge port stack <<<"$spec"; echo -n "$name@127.0.0.1:$port (${stack:-recsys}) "; done)inventory $INV"
 }
 
 down() {
-  local spec name app edge port
+  local spec name app edge port stack
   for spec in $HOSTS; do
-    IFS=: read -r name app edge port <<<"$spec"
+    IFS=: read -r name app edge port stack <<<"$spec"
     docker rm -f "$PREFIX$name" >/dev/null 2>&1 || true
     bash "$here/scripts/stack-copy.sh" "$name" --down
   done

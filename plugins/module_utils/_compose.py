@@ -700,9 +700,15 @@ class ComposeClient:
 
     def stats(self, container, one_shot=False):
         """One raw stats sample: the engine's JSON, with ``precpu_stats`` for CPU % (the engine
-        waits for its next sample); ``one_shot`` answers at once, without CPU %."""
+        waits for its next sample); ``one_shot`` answers at once, without CPU %. A docker SDK without
+        ``one_shot`` (before 6.1, e.g. Debian 12's python3-docker 5.0 on a managed host) gets the full
+        sample instead: a second later, with CPU %."""
         if one_shot:
-            return self._wrap("reading stats of %s" % container.name, container.stats, stream=False, one_shot=True)
+            try:
+                return self._wrap("reading stats of %s" % container.name, container.stats, stream=False, one_shot=True)
+            except TypeError as exc:
+                if "one_shot" not in str(exc):
+                    raise
         return self._wrap("reading stats of %s" % container.name, container.stats, stream=False)
 
     def image_info(self, image):

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, local_stack
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +67,46 @@ def test_every_playbook_under_check_changes_nothing_and_claims_nothing(stack, tm
     assert claim is None, f"a dry run said {claim.group(0)!r}: ...{result.stdout[max(0, claim.start() - 300):claim.end() + 100]}"
 
 
+def traces(stack):
+    """What each drill fault leaves behind, read from the stack itself: the latency fault's qdisc and MSS clamp in
+    the service's network namespace, held database sessions, a canary key in the cache, the fill file, busy loops."""
+    service = stack.container()
+    netns = ["nsenter", "-t", str(service.attrs["State"]["Pid"]), "-n"]
+    qdisc = subprocess.run(netns + ["tc", "qdisc", "show"], capture_output=True, text=True, timeout=30, check=True).stdout
+    mangle = subprocess.run(netns + ["iptables", "-t", "mangle", "-S"], capture_output=True, text=True, timeout=30, check=True).stdout
+    log_dir = local_stack(stack.spec).get("log_dir", "/var/log/recsys")
+    return dict(
+        qdisc="d7d7" in qdisc, clamp="sre-incident-drill" in mangle,
+        held=stack.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sre-incident-drill-hold'"),
+        canary=stack.redis("GET", "sre-test-check-canary"),
+        fill=stack.exec(stack.spec.service, ["test", "-e", f"{log_dir}/sre-incident-drill-fill"])[0] == 0,
+        burners=[p for p in service.top(ps_args="-eo pid,args")["Processes"] if "sre-incident-drill" in p[-1]])
+
+
+def test_drill_under_check_injects_nothing_and_says_what_it_would_do(stack, tmp_path):
+    """drill.yml --check on the local inventory: every fault of the catalogue observed, none injected (the
+    stack's own state read before and after), no record, no report; the output says what it would do."""
+    stack.redis("SET", "sre-test-check-canary", "1")   # a key of the test's own, without expiry: a FLUSHDB would take it
+    before, traces_before = snapshot(stack, tmp_path), traces(stack)
+    assert traces_before == dict(qdisc=False, clamp=False, held="0", canary="1", fill=False, burners=[])
+
+    result = stack.run_playbook("drill.yml", check=True,
+                                extra_vars={"drill_fault": "all", "incident_dir": str(tmp_path / "incidents")})
+
+    assert result.returncode == 0, result.output[-4000:]
+    after = snapshot(stack, tmp_path)
+    assert after["containers"] == before["containers"] and after["edge"] == before["edge"]
+    assert after["state"] == before["state"] and after["out"] == {}
+    assert traces(stack) == traces_before
+    stack.redis("DEL", "sre-test-check-canary")
+    text = " ".join(result.stdout.split())
+    for fault in ("app_crash", "app_hang", "redis_down", "postgres_down", "db_connections_exhausted", "cache_wipe", "latency",
+                  "disk_fill"):
+        assert f"would inject {fault}" in text, fault
+    assert "would run p0_recover.yml" in text and "would run triage.yml" in text and "roll the fault back" in text
+    assert "8 drill(s) would run" in text and CLAIMS.search(result.stdout) is None
+
+
 def test_postmortem_under_check_writes_no_report(stack, tmp_path):
     incidents = tmp_path / "incidents"
     opened = stack.run_playbook("p0_recover.yml", extra_vars={"incident_dir": str(incidents)})  # a false alarm, for real
@@ -80,7 +121,7 @@ def test_postmortem_under_check_writes_no_report(stack, tmp_path):
 
 
 def test_playbooks_directory_is_covered():
-    """Every playbook is dry-run here, in test_p0_recover_basic (a killed service), test_backup_restore
-    (restore_backup.yml) or test_drills (drill.yml)."""
+    """Every playbook is dry-run here (drill.yml in its own test, and on the staging hosts in test_drills), in
+    test_p0_recover_basic (a killed service) or test_backup_restore (restore_backup.yml)."""
     covered = {argv[0] for argv, _extra in CASES.values()} | {"postmortem.yml", "restore_backup.yml", "drill.yml"}
     assert sorted(p.name for p in (ROOT / "playbooks").glob("*.yml")) == sorted(covered)

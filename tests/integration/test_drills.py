@@ -13,11 +13,16 @@ Detection is the drill's outside watch's (OUT-7), never the record the response 
 severity of every fault that reaches triage is the one triage measured itself (the drill names
 none), checked per fault against what the runbook's decision tree says for what users see (STACKS).
 What the test knows of a stack (service names, psql and redis-cli argv, tables, the expected
-severities) is in STACKS, one dict per kind of stack; HOSTS says which staging host runs which.
+severities) is in STACKS, one entry per example stack (its StackSpec from conftest.py and what only the drills
+need); HOSTS says which staging host runs which: the first the reference stack, the second the shop stack
+(GEN-6), each a copy of its own (scripts/staging.sh, STAGING_HOSTS name:app:edge:ssh[:stack]).
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import os
 import re
 import subprocess
 import threading
@@ -27,47 +32,63 @@ from pathlib import Path
 import docker
 import pytest
 
-from conftest import ROOT, SAMPLE_USERS, http_get, run_playbook
+from conftest import REFERENCE, ROOT, SHOP, http_get, run_playbook
 
 # stacks and hosts of its own: with pytest-xdist it runs beside the tests of the reference stack (conftest.py)
 pytestmark = pytest.mark.integration
 
-INVENTORY = "inventories/staging-local"
+INVENTORY = os.environ.get("STAGING_INVENTORY", "inventories/staging-local")
 FAULTS = ["app_crash", "app_hang", "redis_down", "postgres_down", "db_connections_exhausted", "cache_wipe", "latency",
           "disk_fill"]
 P0_FAULTS = {"app_crash", "app_hang", "redis_down", "postgres_down"}
 P0_SLA_DETECT_S, P0_SLA_RESOLVE_S = 300, 1800
 MARKER = "/etc/sre-incident/production"
 
-# What the test knows of each kind of stack, in one place (the drill itself reads incident_stack).
+# The severities triage may measure itself for each fault that reaches it as an alert: the runbook's decision tree for
+# what users see (measured on both stacks, docs/drills.md). Latency of about 800 ms is over 10x the 50 ms baseline: P0.
+# Connections near the limit and a full log volume: problems users do not see, P2. A flushed cache is refilled from the
+# database, users get their answers: nothing wrong (None: no incident), or, when the database answers more than 2x the
+# baseline while the cache is cold (a loaded machine), P2 by latency.
+MEASURED = {"latency": ("P0",), "cache_wipe": (None, "P2"), "db_connections_exhausted": ("P2",), "disk_fill": ("P2",)}
+
+# What the test knows of each example stack, in one place (the drill itself reads incident_stack): its StackSpec
+# (names, ports, psql and redis-cli argv, tables, sample users, the edge's file and its source) and what only the
+# drills need: the service's writable volume that disk_fill fills, and the severities triage may measure.
 STACKS = {
-    "reference": dict(
-        service="recommendation-service", standby="recommendation-service-standby", postgres="postgres", redis="redis",
-        edge="edge", services=("recommendation-service", "postgres", "redis", "edge"),
-        psql=["psql", "-U", "postgres", "-d", "recommendation_db", "-tAc"], redis_cli=["redis-cli"],
-        tables=["items", "users", "interactions", "item_scores"], volume="/var/log/recsys",
-        users=SAMPLE_USERS, recommendations="/api/recommendations/{user}?limit=10", min_items=6,
-        # the edge back in its normal configuration after the drill: (argv in the edge container, what its output starts with)
-        edge_normal=(["cat", "/etc/nginx/recsys/active.conf"], "# EDGE MODE normal"),
-        # The severities triage may measure itself for each fault that reaches it as an alert: the runbook's decision
-        # tree for what users see (measured on this stack, docs/drills.md). Latency of about 800 ms is over 10x the
-        # 50 ms baseline: P0. Connections near the limit and a full log volume: problems users do not see, P2. A
-        # flushed cache is refilled from the database, users get their answers: nothing wrong (None: no incident), or,
-        # when the database answers more than 2x the baseline while the cache is cold (a loaded machine), P2 by latency.
-        measured={"latency": ("P0",), "cache_wipe": (None, "P2"), "db_connections_exhausted": ("P2",), "disk_fill": ("P2",)},
-    ),
+    "recsys": dict(spec=REFERENCE, volume="/var/log/recsys", measured=MEASURED),
+    "shop": dict(spec=SHOP, volume="/var/log/recs-api", measured=MEASURED),
 }
-# staging host -> its stack and ports (scripts/staging.sh)
-HOSTS = {"stg1": dict(stack="reference", app=3501, edge=8581), "stg2": dict(stack="reference", app=3502, edge=8582)}
+
+
+def _hosts():
+    """staging host -> its stack and ports, from STAGING_HOSTS (scripts/staging.sh's format): the first host runs
+    the reference stack, the second the shop stack, unless an entry names its stack (name:app:edge:ssh:stack)."""
+    hosts = {}
+    for i, entry in enumerate(os.environ.get("STAGING_HOSTS", "stg1:3501:8581:2201 stg2:3502:8582:2202").split()):
+        name, app, edge, ssh, *stack = entry.split(":")
+        hosts[name] = dict(stack=stack[0] if stack else ("recsys", "shop")[i % 2], app=int(app), edge=int(edge), ssh=int(ssh))
+    return hosts
+
+
+HOSTS = _hosts()
+FIRST, SECOND = list(HOSTS)[:2]
 
 
 def kind(project):
     return STACKS[HOSTS[project]["stack"]]
 
 
+def spec(project):
+    """The StackSpec of the copy on this staging host (its own project name and ports)."""
+    ports = HOSTS[project]
+    return dataclasses.replace(kind(project)["spec"], project=project, base_url=f"http://127.0.0.1:{ports['app']}",
+                               edge_url=f"http://127.0.0.1:{ports['edge']}", state_dir=Path(f"/var/lib/sre-incident/{project}"))
+
+
 def staging_script(action):
+    hosts = " ".join(f"{name}:{h['app']}:{h['edge']}:{h['ssh']}:{h['stack']}" for name, h in HOSTS.items())
     return subprocess.run(["bash", str(ROOT / "scripts/staging.sh"), action], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900, check=False)
+                          timeout=900, check=False, env=dict(os.environ, STAGING_HOSTS=hosts))
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +118,13 @@ def run_in(client, project, service, argv):
 
 
 def sql(client, project, query):
-    code, out = run_in(client, project, kind(project)["postgres"], kind(project)["psql"] + [query])
+    code, out = run_in(client, project, spec(project).database["service"], spec(project).psql(query))
     assert code == 0, out
     return out
 
 
 def redis(client, project, *args):
-    code, out = run_in(client, project, kind(project)["redis"], kind(project)["redis_cli"] + list(args))
+    code, out = run_in(client, project, spec(project).redis["service"], spec(project).redis_cli(*args))
     assert code == 0, out
     return out
 
@@ -111,7 +132,7 @@ def redis(client, project, *args):
 def checksums(client, project):
     """Row count and md5 of every row of each table, read by the test itself."""
     return {t: sql(client, project, f"SELECT count(*) || ':' || md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) "
-                                    f"FROM {t} x") for t in kind(project)["tables"]}
+                                    f"FROM {t} x") for t in spec(project).tables}
 
 
 def started_at(client):
@@ -120,7 +141,7 @@ def started_at(client):
 
 def in_netns(client, project, *argv):
     """A command in the network namespace of the service's container, run by the test on the engine host."""
-    (service,) = [c for c in containers(client, project, kind(project)["service"]) if c.status == "running"]
+    (service,) = [c for c in containers(client, project, spec(project).service) if c.status == "running"]
     proc = subprocess.run(["nsenter", "-t", str(service.attrs["State"]["Pid"]), "-n", *argv], capture_output=True, text=True,
                           timeout=30, check=True)
     return proc.stdout
@@ -130,9 +151,8 @@ def served(project, port):
     """(health status, {user: item count}) straight from a published port."""
     status = http_get("/health", base=f"http://127.0.0.1:{port}", timeout=5)[0]
     counts = {}
-    for user in kind(project)["users"]:
-        path = kind(project)["recommendations"].replace("{user}", user)
-        code, body = http_get(path, base=f"http://127.0.0.1:{port}", timeout=5)
+    for user in spec(project).users:
+        code, body = http_get(f"/api/recommendations/{user}?limit=10", base=f"http://127.0.0.1:{port}", timeout=5)
         counts[user] = len(body.get("recommendations", [])) if code == 200 and body else 0
     return status, counts
 
@@ -143,24 +163,24 @@ def test_drill_against_production_is_refused_with_nothing_touched(staging, tmp_p
     incidents = tmp_path_factory.mktemp("refused-incidents")
     # a neutral path: only the inventory variable says production here
     marked = tmp_path_factory.mktemp("inv") / "marked.yml"
-    marked.write_text("recsys:\n  hosts:\n    stg2:\n      incident_environment: production\n")
+    marked.write_text(f"recsys:\n  hosts:\n    {SECOND}:\n      incident_environment: production\n")
     before = started_at(staging)
 
     # 1. one host marked production in the inventory: the whole drill stops, the other host is not touched either
     proc = run_playbook("drill.yml", "-i", str(marked), inventory=INVENTORY,
                         extra_vars={"drill_fault": "app_crash", "incident_dir": str(incidents)})
     assert proc.returncode != 0, proc.output[-3000:]
-    assert "Drill refused on stg2" in proc.output and "incident_environment is production" in proc.output
+    assert f"Drill refused on {SECOND}" in proc.output and "incident_environment is production" in proc.output
     assert "Inject the fault" not in proc.output
 
     # 2. the marker file on the host refuses even with the environment overridden on the command line
-    host = staging.containers.get("sre-staging-stg1")
+    host = staging.containers.get(f"sre-staging-{FIRST}")
     assert host.exec_run(["touch", MARKER]).exit_code == 0
     try:
         proc = run_playbook("drill.yml", inventory=INVENTORY,
                             extra_vars={"drill_fault": "all", "incident_environment": "staging", "incident_dir": str(incidents)})
         assert proc.returncode != 0, proc.output[-3000:]
-        assert f"Drill refused on stg1: it is production (marker file {MARKER} exists)" in " ".join(proc.output.split())
+        assert f"Drill refused on {FIRST}: it is production (marker file {MARKER} exists)" in " ".join(proc.output.split())
         assert "Inject the fault" not in proc.output
     finally:
         host.exec_run(["rm", "-f", MARKER])
@@ -177,6 +197,38 @@ def test_drill_against_production_is_refused_with_nothing_touched(staging, tmp_p
     for project in HOSTS:   # nothing of any fault: no qdisc in the service's namespace, no held sessions
         assert "d7d7" not in in_netns(staging, project, "tc", "qdisc", "show")
         assert sql(staging, project, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sre-incident-drill-hold'") == "0"
+
+
+# --------------------------------------------------------------------------- OUT-1: a dry run touches nothing
+
+def test_drill_under_check_on_both_stacks_injects_nothing(staging, tmp_path_factory):
+    """drill.yml --check on the staging hosts (one per stack): it says per host what it would do, and nothing changes
+    (the engine's containers, the faults' traces, no record, no report). The latency fault, the one that acts from the
+    managed host (nsenter, tc, iptables); test_check_mode.py dry-runs the whole catalogue on the local inventory."""
+    incidents = tmp_path_factory.mktemp("check-incidents")
+    for project in HOSTS:   # a key of the test's own, without expiry: a FLUSHDB (cache_wipe) would take it
+        redis(staging, project, "SET", "sre-test-check-canary", "1")
+    before = started_at(staging)
+    proc = run_playbook("drill.yml", "--check", inventory=INVENTORY,
+                        extra_vars={"drill_fault": "latency", "incident_dir": str(incidents)})
+    assert proc.returncode == 0, proc.output[-4000:]
+    text = " ".join(proc.stdout.split())
+    for project in HOSTS:
+        assert f"latency on {project}: would wait for the steady state" in text, project
+    assert "would inject latency" in text and "would run triage.yml" in text and "roll the fault back" in text
+    assert f"{len(HOSTS)} drill(s) would run" in text
+    assert not re.search(r"\bresolved\b|\bverified\b|\bfixed\b|closed as", proc.stdout, re.IGNORECASE)
+    assert started_at(staging) == before
+    assert not [c.name for p in HOSTS for c in containers(staging, p) if c.attrs["State"]["Paused"]]
+    assert not any(Path(incidents).iterdir())
+    for project in HOSTS:
+        assert "d7d7" not in in_netns(staging, project, "tc", "qdisc", "show")
+        assert sql(staging, project, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sre-incident-drill-hold'") == "0"
+        assert redis(staging, project, "GET", "sre-test-check-canary") == "1", project
+        redis(staging, project, "DEL", "sre-test-check-canary")
+        assert "sre-incident-drill" not in in_netns(staging, project, "iptables", "-t", "mangle", "-S")
+        assert run_in(staging, project, spec(project).service,
+                      ["test", "-e", kind(project)["volume"] + "/sre-incident-drill-fill"])[0] != 0
 
 
 # --------------------------------------------------------------------------- the whole catalogue, once
@@ -295,16 +347,26 @@ def test_each_fault_went_the_way_of_its_severity_and_left_a_record(catalogue):
             assert closed and closed[-1]["data"]["outcome"] in ("resolved", "degraded"), (r["label"], closed)
 
 
+def test_the_ladder_runs_are_the_drills_own(catalogue):
+    """The severity playbook's lease and ladder runs say purpose drill (incident_purpose=drill): the circuit breaker
+    of real incidents never counts them (OUT-4). Read from each host's state directory (ladder_runs.jsonl)."""
+    for project in HOSTS:
+        runs = [json.loads(line) for line in (spec(project).state_dir / "ladder_runs.jsonl").read_text().splitlines()]
+        p0 = {r["incident_id"] for r in catalogue["results"] if r["host"] == project and r["fault"] in P0_FAULTS}
+        assert {x.get("incident_id") for x in runs} & p0, (project, runs)
+        assert {x.get("purpose") for x in runs} == {"drill"}, (project, runs)
+
+
 def test_the_faults_really_happened_and_were_undone(catalogue):
     """The engine's own events: the crash, the pause, the stopped dependencies, each undone."""
     for project, seen in catalogue["events"].items():
-        service = kind(project)["service"]
+        service = spec(project).service
         # app_crash: SIGKILL (a restart by the ladder would send SIGTERM first)
         assert (service, "kill", "9") in seen, (project, seen)
         # app_hang: paused, and not left paused
         assert (service, "pause", None) in seen and (service, "unpause", None) in seen, (project, seen)
         # redis_down, postgres_down: stopped, then started again
-        for dependency in (kind(project)["redis"], kind(project)["postgres"]):
+        for dependency in (spec(project).redis["service"], spec(project).database["service"]):
             actions = [action for service, action, _signal in seen if service == dependency]
             assert "stop" in actions and "start" in actions[actions.index("stop"):], (project, dependency, actions)
     # users saw the faults that reach them (the drill's watch, rounds kept next to each record): the engine faults and
@@ -325,16 +387,17 @@ def test_everything_rolled_back_and_the_data_unchanged(catalogue, staging):
     for r in catalogue["results"]:
         assert r["rolled_back"] is True and r["data_ok"] is True, r
     for project, ports in HOSTS.items():
-        stack = kind(project)
+        stack, volume = spec(project), kind(project)["volume"]
         # containers: running, not paused, no standby, no degraded mode left
         states = {c.labels["com.docker.compose.service"]: c.attrs["State"] for c in containers(staging, project)}
-        assert {s: st["Status"] for s, st in states.items() if s != stack["standby"]} == \
-            {s: "running" for s in stack["services"]}, states
-        assert states.get(stack["standby"], {}).get("Status") in (None, "exited"), states
-        app = containers(staging, project, stack["service"])[0]
+        assert {s: st["Status"] for s, st in states.items() if s != stack.standby} == \
+            {s: "running" for s in (stack.service, *stack.dependencies, stack.edge)}, states
+        assert states.get(stack.standby, {}).get("Status") in (None, "exited"), states
+        app = containers(staging, project, stack.service)[0]
         assert "DOWNGRADE_MODE=true" not in app.attrs["Config"]["Env"]
-        argv, normal = stack["edge_normal"]
-        assert run_in(staging, project, stack["edge"], argv)[1].startswith(normal)
+        # the edge's nginx file byte for byte the stack's own (the degraded modes rewrite it, restore puts it back)
+        edge_file = run_in(staging, project, stack.edge, ["sha256sum", stack.edge_config])[1].split()[0]
+        assert edge_file == hashlib.sha256(stack.edge_source.read_bytes()).hexdigest(), project
         # the faults' own traces, read here: no qdisc, no MSS clamp and the kernel's gso_max_segs in the service's
         # namespace, no held sessions, no busy loop, no fill file and the volume nearly empty, the cache refilled
         assert "d7d7" not in in_netns(staging, project, "tc", "qdisc", "show")
@@ -342,15 +405,15 @@ def test_everything_rolled_back_and_the_data_unchanged(catalogue, staging):
         assert "gso_max_segs 65535 " in in_netns(staging, project, "ip", "-o", "-d", "link", "show", "eth0")
         assert sql(staging, project, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sre-incident-drill-hold'") == "0"
         assert not [p for p in app.top(ps_args="-eo pid,args")["Processes"] if "sre-incident-drill" in p[-1]]
-        assert run_in(staging, project, stack["service"], ["test", "-e", stack["volume"] + "/sre-incident-drill-fill"])[0] != 0
-        used = int(run_in(staging, project, stack["service"], ["df", "-P", stack["volume"]])[1].splitlines()[-1].split()[4].rstrip("%"))
+        assert run_in(staging, project, stack.service, ["test", "-e", volume + "/sre-incident-drill-fill"])[0] != 0
+        used = int(run_in(staging, project, stack.service, ["df", "-P", volume])[1].splitlines()[-1].split()[4].rstrip("%"))
         assert used < 50, used
         # the data: the test's own checksums before and after the whole catalogue
         assert checksums(staging, project) == catalogue["sums_before"][project]
         # users are served, straight and through the edge (which refills the cache as they ask)
         for port in (ports["app"], ports["edge"]):
             status, counts = served(project, port)
-            assert status == 200 and all(n >= stack["min_items"] for n in counts.values()), (project, port, status, counts)
+            assert status == 200 and all(n > 5 for n in counts.values()), (project, port, status, counts)
         assert int(redis(staging, project, "DBSIZE")) > 0
 
 

@@ -529,3 +529,41 @@ def test_compose_environment_reads_dot_env_under_the_process_environment(tmp_pat
     env = compose_environment(str(tmp_path), environ={"A": "from-process"})
     assert env["A"] == "from-process" and env["B"] == "quoted"
     assert compose_environment(str(tmp_path / "missing"), environ={}) == {}
+
+
+class _OldSdkContainer:
+    """A container of a docker SDK before 6.1: stats() knows no one_shot."""
+    name = "old-sdk"
+
+    def __init__(self):
+        self.calls = []
+
+    def stats(self, decode=None, stream=True):
+        self.calls.append(dict(decode=decode, stream=stream))
+        return {"read": "now", "precpu_stats": {}}
+
+
+class _NewSdkContainer(_OldSdkContainer):
+    def stats(self, decode=None, stream=True, one_shot=None):  # pylint: disable=arguments-differ
+        self.calls.append(dict(decode=decode, stream=stream, one_shot=one_shot))
+        return {"read": "now"}
+
+
+def test_stats_one_shot_with_an_sdk_that_knows_it():
+    container = _NewSdkContainer()
+    assert ComposeClient(FakeDocker([])).stats(container, one_shot=True) == {"read": "now"}
+    assert container.calls == [dict(decode=None, stream=False, one_shot=True)]
+
+
+def test_stats_one_shot_falls_back_to_a_full_sample_on_an_older_sdk():
+    container = _OldSdkContainer()
+    assert ComposeClient(FakeDocker([])).stats(container, one_shot=True) == {"read": "now", "precpu_stats": {}}
+    assert container.calls == [dict(decode=None, stream=False)]
+
+
+def test_stats_other_type_errors_are_not_swallowed():
+    class Broken(_OldSdkContainer):
+        def stats(self, decode=None, stream=True, one_shot=None):  # pylint: disable=arguments-differ
+            raise TypeError("something else")
+    with pytest.raises(TypeError, match="something else"):
+        ComposeClient(FakeDocker([])).stats(Broken(), one_shot=True)
