@@ -8,7 +8,7 @@ runs. For a host managed with the ``local`` connection the managed host *is* the
 machine, and starting another Python there only to fork a sender costs a module start (about
 0.3 s on an idle 2-core machine, 1 to 2.5 s on a loaded one) before the evidence and the first
 rung; so the same code (module_utils/_outbox.py) runs in this process instead, as
-``sre.incident.incident``'s action plugin does for the record. The sender, the outbox, the options,
+``sre.incident.record``'s action plugin does for the record. The sender, the outbox, the options,
 the validation and every result are the module's. With ``become`` or ``async`` on the task the
 module runs, so that it runs as the user and the way the task asks.
 """

@@ -11,7 +11,7 @@ short_description: Writes every runbook stage and every failed task into the inc
 version_added: 0.1.0
 description:
   - While an incident is active, appends to its record (C(<incident_dir>/<id>/events.jsonl) on the
-    controller, the log kept by M(sre.incident.incident)) the start and the end of every stage and
+    controller, the log kept by M(sre.incident.record)) the start and the end of every stage and
     every failed task, as they happen. If the playbook dies halfway, what happened up to then is
     already on disk.
   - A stage is a role (V(detect), V(diagnose), V(recover), V(verify), ...). A stage starts when the
@@ -19,7 +19,7 @@ description:
     starts, when a new play starts, or when the playbook ends. The end event carries the hosts that
     ran the stage, its duration and its count of failed and ignored-failed tasks.
   - "How it knows an incident is active: when a task result carries the key C(sre_incident_record)
-    (returned by M(sre.incident.incident)), or when O(incident_id) and O(incident_dir) are given up front
+    (returned by M(sre.incident.record)), or when O(incident_id) and O(incident_dir) are given up front
     (extra vars C(incident_id) and C(incident_dir), or the environment), which is how a resumed
     playbook or a later AWX job continues an incident. Stages seen before that moment (the detect
     stage runs before the incident is opened) are kept in memory and written, with their real times,
@@ -65,7 +65,7 @@ options:
 notes:
   - "Event types written: C(stage) (C(data.phase) V(start) or V(end)) and C(failure)."
 seealso:
-  - module: sre.incident.incident
+  - module: sre.incident.record
 """
 
 import os

@@ -29,12 +29,12 @@ options:
     default: 60
 attributes:
   action_group:
-    description: Use C(group/sre.incident.docker) (or C(group/sre.incident.incident)) in C(module_defaults) to set
+    description: Use C(group/sre.incident.docker) (or C(group/sre.incident.record)) in C(module_defaults) to set
       O(docker_host) and O(docker_timeout) once for every module that talks to the engine.
     support: full
     membership:
       - sre.incident.docker
-      - sre.incident.incident
+      - sre.incident.record
 requirements:
   - docker (the Python SDK for the Docker engine API) >= 7.0, on the managed host, when the module talks to the engine
 notes:

@@ -6,7 +6,7 @@ name: alert_clock
 short_description: The start of an incident from the alert that started the run
 version_added: 0.4.0
 description:
-  - "Returns C({started_at, alert}) for M(sre.incident.incident) (SPEC MON-1): C(started_at) is
+  - "Returns C({started_at, alert}) for M(sre.incident.record) (SPEC MON-1): C(started_at) is
     the time given by hand or by AWX (C(alert_started_at)), else the C(startsAt) of the
     Alertmanager alert EDA handed on (C(sre_alert)), else V(null) (the incident then starts at its
     detection). C(alert) keeps the alert's name, fingerprint, source, start and labels, V(null)

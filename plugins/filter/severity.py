@@ -3,7 +3,7 @@
 
 Documentation: ``severity.yml`` next to this file (``ansible-doc -t filter sre.incident.severity``).
 The logic lives in ``plugins/module_utils/_severity.py`` (``classify``), shared with the
-``sre.incident.classify`` module.
+``sre.incident.severity`` module.
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def clear(url, timeout=5.0, probe=_http.probe):
 
 
 def run(params, check_mode=False, exec_fn=None, probe=_http.probe):
-    """The work of ``sre.incident.cache``.
+    """The work of ``sre.incident.recommendation_cache``.
 
     ``exec_fn(project, service, argv)`` runs a command in a service's container (None: keys are
     not counted). Returns dict(changed, state, url, cleared, would_clear, keys_before, keys_after,

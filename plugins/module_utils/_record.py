@@ -763,7 +763,7 @@ def _load(events_path, incident_id, incident_dir, now):
 
 
 def run(params, check_mode=False, now=None):
-    """Do what the ``sre.incident.incident`` module was asked. Returns the module's result.
+    """Do what the ``sre.incident.record`` module was asked. Returns the module's result.
 
     Raises ``RecordError`` (nothing written) on bad input or a missing incident.
     """
@@ -891,7 +891,7 @@ def _check_mode_missing(params, state_name, incident_id, incident_dir, record_di
     return result
 
 
-# The options of sre.incident.incident, shared by the module and its action plugin (which runs
+# The options of sre.incident.record, shared by the module and its action plugin (which runs
 # the same code in the controller's process: the record lives on the controller).
 ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=list(STATES), default="present"),

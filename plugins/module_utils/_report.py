@@ -356,7 +356,7 @@ def post_issue(tracker, title, body, labels=(), timeout=10.0, send=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# The work of sre.incident.p2_report: evidence on the managed host, the report on the controller
+# The work of sre.incident.report: evidence on the managed host, the report on the controller
 # ---------------------------------------------------------------------------------------------
 
 REPORT_KEYS = ("title", "description", "steps", "expected", "actual", "cause", "fix", "reporter", "severity")
@@ -366,7 +366,7 @@ REQUIRED_IF = [("collect", True, ("stack",))]
 
 
 def argument_spec():
-    """The options of sre.incident.p2_report (module and action plugin), the shared Docker options included."""
+    """The options of sre.incident.report (module and action plugin), the shared Docker options included."""
     from ansible_collections.sre.incident.plugins.module_utils import _compose
 
     spec = dict(

@@ -14,7 +14,7 @@ Sections of this file:
 Everything here is pure except :func:`measure` (which probes the service over HTTP through
 ``_http``, with the probe function injectable), the baseline file helpers
 (:func:`read_baseline`, :func:`write_baseline`) and :func:`run`, the work of the
-``sre.incident.classify`` module. The rest does no file or network access, the current time is
+``sre.incident.severity`` module. The rest does no file or network access, the current time is
 always a parameter (``now``/``at``) so that tests can put events exactly on a boundary.
 """
 
@@ -577,7 +577,7 @@ def traffic_facts(traffic):
 
 
 def run(params, check_mode=False, now=None, probe_many=None):
-    """The work of ``sre.incident.classify``: gather facts, pick the baseline, classify.
+    """The work of ``sre.incident.severity``: gather facts, pick the baseline, classify.
 
     ``params``: the module's options. Real traffic (``traffic``, SPEC MON-2) replaces the probes'
     error rate, share of users affected, latency and sample count, and the probes no longer say

@@ -405,7 +405,7 @@ def combine(prom, log, min_requests):
 
 
 def classify_facts(window, sources, seconds):
-    """The facts of ``sre.incident.classify`` from a window's figures (empty when there is no traffic)."""
+    """The facts of ``sre.incident.severity`` from a window's figures (empty when there is no traffic)."""
     facts = {}
     if not any(sources.get(f) for f in ("error_rate", "users_failing_pct", "latency_p50_ms")):
         return facts

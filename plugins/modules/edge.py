@@ -106,7 +106,7 @@ edge:
 mode:
   description:
     - Which configuration the edge serves - C(normal) (the team's own), C(standby) or C(offline) (a degraded
-      mode written by M(sre.incident.degraded_mode)), C(unknown) (changed by someone else while a degraded
+      mode written by M(sre.incident.degrade)), C(unknown) (changed by someone else while a degraded
       mode's original is kept), or null when C(incident_stack.edge_config) is not set.
   returned: always
   type: str

@@ -110,7 +110,7 @@ attributes:
 notes:
   - C(changed) is computed from the lease file read before and after, never assumed.
 seealso:
-  - module: sre.incident.incident
+  - module: sre.incident.record
 """
 
 EXAMPLES = r"""
@@ -126,7 +126,7 @@ EXAMPLES = r"""
       register: recover_lease
 
     - name: Record a takeover of an expired lease
-      sre.incident.incident:
+      sre.incident.record:
         state: event
         id: "{{ incident_id }}"
         stage: recover

@@ -59,7 +59,7 @@ options:
     type: int
     default: 3
 seealso:
-  - module: sre.incident.diagnostics
+  - module: sre.incident.diagnose
 """
 
 EXAMPLES = r"""
@@ -124,7 +124,7 @@ kept:
 
 import os
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _p1cases
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _log_cleanup
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
@@ -132,7 +132,7 @@ ARGUMENT_SPEC = dict(
     stack=dict(type="dict", required=True),
     service=dict(type="str"),
     log_dir=dict(type="str"),
-    keep=dict(type="list", elements="str", default=list(_p1cases.DEFAULT_KEEP)),
+    keep=dict(type="list", elements="str", default=list(_log_cleanup.DEFAULT_KEEP)),
     truncate_above_pct=dict(type="float", default=85.0),
     bundles_dir=dict(type="path"),
     bundles_keep=dict(type="int", default=3),
@@ -155,7 +155,7 @@ def work(module):
     def exec_fn(argv):
         return _compose.exec_in_service(client, project, service, argv)
 
-    return _p1cases.run_log_cleanup(params, exec_fn, check_mode=module.check_mode)
+    return _log_cleanup.run_log_cleanup(params, exec_fn, check_mode=module.check_mode)
 
 
 def main():

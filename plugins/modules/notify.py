@@ -233,7 +233,7 @@ options:
 seealso:
   - plugin: sre.incident.oncall
     plugin_type: filter
-  - module: sre.incident.incident
+  - module: sre.incident.record
 notes:
   - Uses only the Python standard library (urllib) on the host the task runs on; the proxy
     environment variables (C(https_proxy), C(no_proxy)) are honoured.

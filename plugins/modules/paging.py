@@ -72,7 +72,7 @@ options:
     default: checked
 seealso:
   - module: sre.incident.notify
-  - module: sre.incident.diagnostics
+  - module: sre.incident.diagnose
 """
 
 EXAMPLES = r"""

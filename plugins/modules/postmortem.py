@@ -11,7 +11,7 @@ module: postmortem
 short_description: Write the postmortem report of an incident from its record
 version_added: 0.1.0
 description:
-  - Reads the incident record kept by M(sre.incident.incident) (C(<incident_dir>/<id>/events.jsonl)),
+  - Reads the incident record kept by M(sre.incident.record) (C(<incident_dir>/<id>/events.jsonl)),
     replays it and writes the postmortem report of the runbook (SPEC PM-1, PM-2, P0-10) into the
     incident's directory, as C(postmortem.md) (for a wiki) and C(postmortem.html) (one self-contained
     page, no external assets, readable when printed).
@@ -93,10 +93,10 @@ attributes:
     platforms: posix
     description: Runs on the controller, whatever the task's host.
 notes:
-  - A record with unreadable lines (see RV(sre.incident.incident#module:corrupt_lines)) fails the module,
+  - A record with unreadable lines (see RV(sre.incident.record#module:corrupt_lines)) fails the module,
     naming the lines; repair the record first.
 seealso:
-  - module: sre.incident.incident
+  - module: sre.incident.record
 """
 
 EXAMPLES = r"""

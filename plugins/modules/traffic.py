@@ -72,8 +72,8 @@ options:
     type: float
     default: 5
 seealso:
-  - module: sre.incident.classify
-  - module: sre.incident.recovery_check
+  - module: sre.incident.severity
+  - module: sre.incident.verify
 """
 
 EXAMPLES = r"""
@@ -85,7 +85,7 @@ EXAMPLES = r"""
   register: triage_traffic
 
 - name: Classify on real users
-  sre.incident.classify:
+  sre.incident.severity:
     measure: true
     stack: "{{ incident_stack }}"
     traffic: "{{ triage_traffic }}"
@@ -124,7 +124,7 @@ source:
   sample: access_log
 facts:
   description:
-    - The window as facts of M(sre.incident.classify) (C(samples), C(error_rate), C(users_affected_pct),
+    - The window as facts of M(sre.incident.severity) (C(samples), C(error_rate), C(users_affected_pct),
       C(latency_ms) = p50); empty when no source had traffic.
   returned: success
   type: dict

@@ -5,7 +5,7 @@
 
 The postmortem (``postmortem.md.j2``, ``postmortem.html.j2`` with ``postmortem.css``) and the P2
 report (``p2_report.md.j2``) are rendered in the controller's process by the action plugins of
-``sre.incident.postmortem`` and ``sre.incident.p2_report``: Jinja2 is always there (ansible-core
+``sre.incident.postmortem`` and ``sre.incident.report``: Jinja2 is always there (ansible-core
 needs it) and the templates are files of the installed collection, which AnsiballZ would not ship
 to a managed host. The view each template gets is plain data made in module_utils
 (``_postmortem.report_view``, ``_report.report_view``); the templates only lay it out.

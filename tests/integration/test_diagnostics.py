@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""diagnose.yml / sre.incident.diagnostics on the real stacks (both example stacks, GEN-6).
+"""diagnose.yml / sre.incident.diagnose on the real stacks (both example stacks, GEN-6).
 
 The facts in the bundle are compared with the real state read here independently (docker
 inspect, docker logs); the bundle is searched for the real password; AWX's way of running a job

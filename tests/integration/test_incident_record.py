@@ -84,7 +84,7 @@ def test_second_concurrent_p0_recover_is_refused(stack, tmp_path):
 def test_resumed_incident_continues_at_the_next_rung(stack, tmp_path):
     # An earlier run opened the incident and tried rung 1, then died.
     opened = subprocess.run(
-        [str(VENV_BIN / "ansible"), "localhost", "-m", "sre.incident.incident", "-a",
+        [str(VENV_BIN / "ansible"), "localhost", "-m", "sre.incident.record", "-a",
          json.dumps({"state": "opened", "incident_dir": str(tmp_path), "service": SERVICE, "severity": "P0"})],
         cwd=ROOT, capture_output=True, text=True, check=True,
         env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="0"))
@@ -92,7 +92,7 @@ def test_resumed_incident_continues_at_the_next_rung(stack, tmp_path):
     assert incident_id in opened.stdout
     for result in ("started", "not_fixed"):
         subprocess.run(
-            [str(VENV_BIN / "ansible"), "localhost", "-m", "sre.incident.incident", "-a",
+            [str(VENV_BIN / "ansible"), "localhost", "-m", "sre.incident.record", "-a",
              json.dumps({"state": "event", "incident_dir": str(tmp_path), "id": incident_id, "stage": "recover",
                          "text": f"restart_service {result}", "data": {"rung": "restart_service", "result": result}})],
             cwd=ROOT, capture_output=True, text=True, check=True,

@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sre.incident.recovery_check on the real stacks (both example stacks): real measurements, real induced failures.
+"""sre.incident.verify on the real stacks (both example stacks): real measurements, real induced failures.
 
 Each test breaks one thing for a short window (the stack is shared with other test files), runs
 the module through ``ansible-playbook``, and compares what it reports with the real state read
@@ -40,7 +40,7 @@ PLAYBOOK = """
         timeout: 60
       delegate_to: localhost
     - name: Check
-      sre.incident.recovery_check:
+      sre.incident.verify:
         stack: "{{ rc_stack }}"
         since: "{{ item.since | default(omit) }}"
         checks: "{{ item.checks | default(omit) }}"

@@ -123,7 +123,7 @@ def test_buffered_stage_events_are_flushed_on_activation(cb, record):
     assert len(_events(record)) == 1  # nothing written before the incident is active
     assert cb.buffer
     # the incident module's result activates the callback (task outside any role)
-    _run_task(cb, FakeTask("open incident", action="sre.incident.incident"),
+    _run_task(cb, FakeTask("open incident", action="sre.incident.record"),
               payload={"sre_incident_record": record["sre_incident_record"]})
     events = _events(record)
     kinds = [(e["type"], e["stage"], e["data"].get("phase")) for e in events]
@@ -200,7 +200,7 @@ def test_templated_play_vars_do_not_activate(cb, record, tmp_path):
 def test_check_mode_result_without_record_keeps_buffering(cb, tmp_path):
     cb.v2_playbook_on_play_start(FakePlay())
     _run_task(cb, FakeTask("probe", role="detect"))
-    _run_task(cb, FakeTask("open", action="sre.incident.incident"),
+    _run_task(cb, FakeTask("open", action="sre.incident.record"),
               payload={"sre_incident_record": {"id": "INC-x", "record_dir": str(tmp_path / "INC-x")}})
     assert not cb.active and len(cb.buffer) == 2
     cb.v2_playbook_on_stats(None)
@@ -237,7 +237,7 @@ def test_each_host_of_a_play_writes_into_its_own_record(cb, tmp_path):
     _run_task(cb, FakeTask("probe", role="detect"), host="web1")
     _run_task(cb, FakeTask("probe", role="detect"), host="web2", failed=True, payload={"msg": "web2 refused"})
     for host, record in (("web1", web1), ("web2", web2)):
-        _run_task(cb, FakeTask("open incident", action="sre.incident.incident"), host=host,
+        _run_task(cb, FakeTask("open incident", action="sre.incident.record"), host=host,
                   payload={"sre_incident_record": record["sre_incident_record"]})
     _run_task(cb, FakeTask("restart", role="recover"), host="web1", failed=True, payload={"msg": "web1 stuck"})
     cb.v2_playbook_on_stats(None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.sre.incident.plugins.module_utils import _diagnostics, _logs, _report, _verify
+from ansible_collections.sre.incident.plugins.module_utils import _diagnose, _logs, _report, _verify
 
 
 ERROR_LINES = [
@@ -106,7 +106,7 @@ def test_every_reader_agrees(line):
     """Diagnostics, verification and the P2 report decide with this classifier, so they agree."""
     expected = _logs.is_error_line(line)
     stamped = "2026-12-06T10:00:00.000000000Z " + line
-    assert (_diagnostics.scan_errors(stamped)["count"] == 1) is expected
+    assert (_diagnose.scan_errors(stamped)["count"] == 1) is expected
     assert (_verify.count_errors(stamped, since=None)["count"] == 1) is expected
     assert (_report.select_log_lines([line], levels=["ERROR"])["total"] == 1) is expected
 

@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.sre.incident.plugins.modules import log_cleanup
 
-from ..module_utils.test_p1cases import FakeContainer
+from ..module_utils.test_log_cleanup import FakeContainer
 from .harness import patch_engine, patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
 
 

@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sre.incident.traffic and the traffic watch of sre.incident.recovery_check, main() in-process.
+"""sre.incident.traffic and the traffic watch of sre.incident.verify, main() in-process.
 
 Prometheus is a loopback HTTP server answering /api/v1/query like the real one; the engine is a
 fake whose edge container's log holds incident_json lines.
@@ -14,7 +14,7 @@ import urllib.parse
 import pytest
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose
-from ansible_collections.sre.incident.plugins.modules import recovery_check, traffic
+from ansible_collections.sre.incident.plugins.modules import verify, traffic
 
 from .harness import JSONHandler, patch_engine, patch_exits, run_module, serving  # noqa: F401  pylint: disable=unused-import
 
@@ -124,7 +124,7 @@ def test_a_bad_traffic_key_fails_naming_it(server):
 
 def test_the_watch_fails_on_a_real_error_rate_the_probes_do_not_see(server):
     """Every probe answers 200, but Prometheus says 5 % of the real requests fail: a rebound."""
-    r = run_module(recovery_check, dict(stack=stack(server, prometheus_url=server), checks=[], watch_window=5,
+    r = run_module(verify, dict(stack=stack(server, prometheus_url=server), checks=[], watch_window=5,
                                         watch_interval=1, traffic=True))
     assert r["watch_passed"] is False, r
     sample = r["samples"][-1]
@@ -133,6 +133,6 @@ def test_the_watch_fails_on_a_real_error_rate_the_probes_do_not_see(server):
     assert sample["traffic_rebound"].startswith("real error rate 0.05 > 0 (prometheus")
     assert "watch: real error rate 0.05" in r["summary"]
     # the same watch without traffic passes: only the probes judge
-    r = run_module(recovery_check, dict(stack=stack(server, prometheus_url=server), checks=[], watch_window=0.3,
+    r = run_module(verify, dict(stack=stack(server, prometheus_url=server), checks=[], watch_window=0.3,
                                         watch_interval=0.1))
     assert r["watch_passed"] is True and "traffic" not in r["samples"][0]

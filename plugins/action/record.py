@@ -1,12 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin of sre.incident.incident: the record lives on the controller, so the controller
+"""Action plugin of sre.incident.record: the record lives on the controller, so the controller
 writes it itself, in this process, instead of shipping the module to a Python it starts.
 
 One record call then costs a few milliseconds instead of a module round trip (hundreds of
 milliseconds), which an incident pays a dozen times before the service is verified. The options,
-their validation and every result are those of the module (plugins/modules/incident.py): both call
+their validation and every result are those of the module (plugins/modules/record.py): both call
 the same code in module_utils/_record.py.
 """
 
@@ -21,7 +21,7 @@ display = Display()
 
 
 class ActionModule(ControllerAction):
-    NAME, ARGUMENT_SPEC, REQUIRED_IF = "sre.incident.incident", ARGUMENT_SPEC, REQUIRED_IF
+    NAME, ARGUMENT_SPEC, REQUIRED_IF = "sre.incident.record", ARGUMENT_SPEC, REQUIRED_IF
 
     def act(self, params):
         outcome = run_checked(params, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff))

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: diagnostics
+module: diagnose
 short_description: Collect the evidence of an incident as structured facts and a redacted bundle
 version_added: 0.1.0
 description:
@@ -164,12 +164,12 @@ notes:
     container (100 % CPU is one CPU; memory without the page cache, against the container's limit).
 seealso:
   - module: sre.incident.health_check
-  - module: sre.incident.incident
+  - module: sre.incident.record
 """
 
 EXAMPLES = r"""
 - name: Capture the evidence before the first restart
-  sre.incident.diagnostics:
+  sre.incident.diagnose:
     stack: "{{ incident_stack }}"
     label: pre-restart
   register: diag
@@ -180,7 +180,7 @@ EXAMPLES = r"""
   when: (diag.summary.db_connections_pct | default(0, true)) > 80
 
 - name: Scheduled run, facts only, errors of the last hour, and the Redis snapshot for option C
-  sre.incident.diagnostics:
+  sre.incident.diagnose:
     stack: "{{ incident_stack }}"
     parts: [status, redis, resources, errors, fallbacks]
     errors_since: 1h
@@ -288,7 +288,7 @@ elapsed:
 import os
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _diagnostics as diag
+from ansible_collections.sre.incident.plugins.module_utils import _diagnose as diag
 from ansible_collections.sre.incident.plugins.module_utils import _time
 from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 from ansible_collections.sre.incident.plugins.module_utils._stack import StackError, validate

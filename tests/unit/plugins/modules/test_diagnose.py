@@ -7,8 +7,8 @@ import os
 import pytest
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose
-from ansible_collections.sre.incident.plugins.modules import diagnostics
-from ansible_collections.sre.incident.tests.unit.plugins.module_utils.test_diagnostics import SECRET, STACK, _client
+from ansible_collections.sre.incident.plugins.modules import diagnose
+from ansible_collections.sre.incident.tests.unit.plugins.module_utils.test_diagnose import SECRET, STACK, _client
 
 from .harness import patch_engine, patch_exits, patch_run_command, run_module  # noqa: F401  pylint: disable=unused-import
 
@@ -29,7 +29,7 @@ def fake_engine(monkeypatch):
     return client
 
 
-_run = functools.partial(run_module, diagnostics)
+_run = functools.partial(run_module, diagnose)
 
 
 def _stack(tmp_path):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: classify
+module: severity
 short_description: Classify an incident as P0 to P3 with the runbook's decision tree
 version_added: 0.2.0
 description:
@@ -139,7 +139,7 @@ options:
     description: "SLA overrides in seconds per severity, such as C({P1: {respond: 600}})."
     type: dict
 seealso:
-  - module: sre.incident.incident
+  - module: sre.incident.record
   - module: sre.incident.health_check
 notes:
   - The filter P(sre.incident.severity#filter) applies the same tree to a dict of facts.
@@ -147,7 +147,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Classify from an alert's labels
-  sre.incident.classify:
+  sre.incident.severity:
     users_affected_pct: 3
     latency_ms: 120
     baseline_ms: 50
@@ -155,21 +155,21 @@ EXAMPLES = r"""
   # triage_class.severity == 'P1' (3 % of users, more than 1 %)
 
 - name: Measure the service and classify against the recorded baseline
-  sre.incident.classify:
+  sre.incident.severity:
     measure: true
     stack: "{{ incident_stack }}"
     baseline_file: "{{ incident_stack.state_dir }}/baseline.json"
   register: triage_class
 
 - name: Record today's normal latency as the baseline
-  sre.incident.classify:
+  sre.incident.severity:
     measure: true
     stack: "{{ incident_stack }}"
     baseline_file: "{{ incident_stack.state_dir }}/baseline.json"
     record_baseline: true
 
 - name: A documentation fix is P3
-  sre.incident.classify:
+  sre.incident.severity:
     kind: docs
 """
 

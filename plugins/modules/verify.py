@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: recovery_check
+module: verify
 short_description: Verify a recovery against the runbook's checklist, then watch for a rebound
 version_added: 0.1.0
 description:
@@ -48,7 +48,7 @@ options:
       - When the fix was applied. Error log lines before it are not counted.
       - An ISO 8601 time such as V(2026-11-27T01:30:45Z) (a time without an offset is UTC), a
         duration before now - seconds, optionally with a unit, such as V(300), V(-300) (the same)
-        or V(5m) - or a UNIX time written V(@1795744000), as for O(sre.incident.diagnostics#module:errors_since).
+        or V(5m) - or a UNIX time written V(@1795744000), as for O(sre.incident.diagnose#module:errors_since).
       - If not given, the last 60 seconds are checked.
     type: str
   checks:
@@ -129,7 +129,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Verify the recovery since the fix, then watch 15 minutes
-  sre.incident.recovery_check:
+  sre.incident.verify:
     stack: "{{ incident_stack }}"
     since: "{{ recover_result.fixed_at }}"
     watch_window: 900
@@ -137,7 +137,7 @@ EXAMPLES = r"""
   register: verify
 
 - name: A drill shortens the watch and tolerates one failing probe in five
-  sre.incident.recovery_check:
+  sre.incident.verify:
     stack: "{{ incident_stack }}"
     watch_window: 30
     watch_interval: 5
@@ -145,7 +145,7 @@ EXAMPLES = r"""
     fail_on_failure: true
 
 - name: Only HTTP checks, with a stricter latency
-  sre.incident.recovery_check:
+  sre.incident.verify:
     stack: "{{ incident_stack }}"
     checks: [health, recommendations, latency]
     thresholds:

@@ -1,14 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sre.incident.incident main() with exit_json/fail_json patched."""
+"""sre.incident.record main() with exit_json/fail_json patched."""
 
 from __future__ import annotations
 
 import functools
 import os
 
-from ansible_collections.sre.incident.plugins.modules import incident as incident_module
+from ansible_collections.sre.incident.plugins.modules import record as incident_module
 
 from .harness import no_incident_dir_env, patch_exits, run_module, warnings_seen  # noqa: F401  pylint: disable=unused-import
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin of sre.incident.p2_report: evidence on the managed host, the report on the controller.
+"""Action plugin of sre.incident.report: evidence on the managed host, the report on the controller.
 
 With O(collect=true) the module runs on the managed host with the collection options only (the
 tracker and its token stay here) and returns the evidence. The report is then filled, rendered
@@ -30,13 +30,13 @@ class ActionModule(ActionBase):
         wanted = set(_report.COLLECT_OPTIONS) | set(DOCKER_COMMON_ARGS)
         args = {k: v for k, v in self._task.args.items() if k in wanted}
         try:
-            return self._execute_module(module_name="sre.incident.p2_report", module_args=args, task_vars=task_vars)
+            return self._execute_module(module_name="sre.incident.report", module_args=args, task_vars=task_vars)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        params, failure = validate("sre.incident.p2_report", self._task.args, _report.argument_spec(),
+        params, failure = validate("sre.incident.report", self._task.args, _report.argument_spec(),
                                    required_if=_report.REQUIRED_IF)
         if failure:
             result.update(failure)

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: degraded_mode
+module: degrade
 short_description: Enable or leave a degraded mode (standby, static, cache snapshot, offline)
 version_added: 0.1.0
 description:
@@ -101,23 +101,23 @@ seealso:
 
 EXAMPLES = r"""
 - name: Degrade, trying the standby, static recommendations, the cache snapshot, then offline
-  sre.incident.degraded_mode:
+  sre.incident.degrade:
     stack: "{{ incident_stack }}"
   register: degraded
 
 - name: Take the recommendations offline only
-  sre.incident.degraded_mode:
+  sre.incident.degrade:
     stack: "{{ incident_stack }}"
     mode: offline
 
 - name: Prefer static recommendations, then offline
-  sre.incident.degraded_mode:
+  sre.incident.degrade:
     stack: "{{ incident_stack }}"
     order: [static, offline]
     timeout: 45
 
 - name: Back to normal, once the service is healthy again
-  sre.incident.degraded_mode:
+  sre.incident.degrade:
     stack: "{{ incident_stack }}"
     state: disabled
 """

@@ -6,7 +6,7 @@ import functools
 import pytest
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose
-from ansible_collections.sre.incident.plugins.modules import recovery_check
+from ansible_collections.sre.incident.plugins.modules import verify
 
 from .harness import JSONHandler, patch_exits, run_module, serving  # noqa: F401  pylint: disable=unused-import
 
@@ -41,7 +41,7 @@ def stack(base, users=("user-1", "user-2")):
 HTTP_CHECKS = ["health", "recommendations", "latency"]
 
 
-run = functools.partial(run_module, recovery_check)
+run = functools.partial(run_module, verify)
 
 
 def test_http_checks_pass_in_check_mode_and_change_nothing(server):

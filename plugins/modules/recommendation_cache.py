@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: cache
+module: recommendation_cache
 short_description: Clear the recommendation cache through the service, or count its keys
 version_added: 0.2.0
 description:
@@ -78,18 +78,18 @@ seealso:
 
 EXAMPLES = r"""
 - name: Clear the recommendation cache (P1 quick fix for a poisoned cache)
-  sre.incident.cache:
+  sre.incident.recommendation_cache:
     stack: "{{ incident_stack }}"
     state: cleared
   register: p1_cache
 
 - name: How many recommendation lists are cached?
-  sre.incident.cache:
+  sre.incident.recommendation_cache:
     stack: "{{ incident_stack }}"
   register: ops_cache
 
 - name: Clear through an explicit URL, without counting keys
-  sre.incident.cache:
+  sre.incident.recommendation_cache:
     url: http://127.0.0.1:3000/api/recommendations/clear-cache
     count_keys: false
     state: cleared

@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sre.incident.classify: given facts, live measurement against a loopback server, baselines."""
+"""sre.incident.severity: given facts, live measurement against a loopback server, baselines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ansible_collections.sre.incident.plugins.modules import classify
+from ansible_collections.sre.incident.plugins.modules import severity
 
 from .harness import JSONHandler, patch_exits, run_module, serving  # noqa: F401  pylint: disable=unused-import
 
@@ -46,7 +46,7 @@ def stack(server):
     }
 
 
-run = functools.partial(run_module, classify)
+run = functools.partial(run_module, severity)
 
 
 def test_given_facts():

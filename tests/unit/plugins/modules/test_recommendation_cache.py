@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sre.incident.cache main(): a loopback clear-cache endpoint, the engine replaced by a fake."""
+"""sre.incident.recommendation_cache main(): a loopback clear-cache endpoint, the engine replaced by a fake."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import functools
 
 import pytest
 
-from ansible_collections.sre.incident.plugins.modules import cache
+from ansible_collections.sre.incident.plugins.modules import recommendation_cache
 
 from .harness import JSONHandler, patch_engine, patch_exits, run_module, serving  # noqa: F401  pylint: disable=unused-import
 
@@ -41,7 +41,7 @@ def patch_env(monkeypatch):
     KEYS.update({"recs:user-1:10", "recs:user-2:10"})
 
 
-run = functools.partial(run_module, cache)
+run = functools.partial(run_module, recommendation_cache)
 
 
 def stack(server):

@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The action plugin of sre.incident.p2_report: render only, write with check mode and diff, the
+"""The action plugin of sre.incident.report: render only, write with check mode and diff, the
 evidence collected by the module on the managed host with the collection options only, token hidden."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from unittest.mock import MagicMock
 
 import pytest
 
-from ansible_collections.sre.incident.plugins.action.p2_report import ActionModule
+from ansible_collections.sre.incident.plugins.action.report import ActionModule
 from ansible_collections.sre.incident.plugins.module_utils import _report
 
 EVIDENCE = {"collected_at": "2026-11-27T01:30:00Z", "app_version": "1.0.0", "logs": ['{"level":"WARNING","msg":"x"}'],
@@ -60,7 +60,7 @@ def test_collects_on_the_host_with_the_collection_options_only(tmp_path):
                          date="2026-11-27", tracker=dict(kind="github", url="http://t/repos/o/r", token="SECRET")),
                     check_mode=True, module_result={"changed": False, "evidence": EVIDENCE, "warnings": ["no SDK"]})
     r = plugin.run(task_vars={})
-    assert plugin.calls == [("sre.incident.p2_report", {"collect": True, "stack": stack, "log_lines": 5})]
+    assert plugin.calls == [("sre.incident.report", {"collect": True, "stack": stack, "log_lines": 5})]
     assert r["evidence"] == EVIDENCE and r["warnings"] == ["no SDK"] and "app 1.0.0 (from /health)" in r["markdown"]
     assert r["changed"] is True and r["would_post"] is True and not list(tmp_path.iterdir())
 

@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The action plugin of sre.incident.incident: same options and results as the module, in-process."""
+"""The action plugin of sre.incident.record: same options and results as the module, in-process."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from unittest.mock import MagicMock
 
 import pytest
 
-from ansible_collections.sre.incident.plugins.action.incident import ActionModule
+from ansible_collections.sre.incident.plugins.action.record import ActionModule
 
 
 def action(args, check_mode=False, diff=False):

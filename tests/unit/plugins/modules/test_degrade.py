@@ -1,5 +1,5 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sre.incident.degraded_mode main(): input checks, exits and failures, the engine replaced by fakes."""
+"""sre.incident.degrade main(): input checks, exits and failures, the engine replaced by fakes."""
 from __future__ import annotations
 
 import functools
@@ -7,7 +7,7 @@ import functools
 import pytest
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _degrade
-from ansible_collections.sre.incident.plugins.modules import degraded_mode
+from ansible_collections.sre.incident.plugins.modules import degrade
 
 from .harness import patch_engine, patch_exits, run_module  # noqa: F401  pylint: disable=unused-import
 
@@ -43,7 +43,7 @@ def patch_env(monkeypatch):
     monkeypatch.setattr(_degrade, "disable", fake_disable)
 
 
-run = functools.partial(run_module, degraded_mode)
+run = functools.partial(run_module, degrade)
 
 
 def test_enable_passes_normalized_input_and_diff():

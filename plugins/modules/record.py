@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: incident
+module: record
 short_description: Open, extend, tick, close and read the incident record
 version_added: 0.1.0
 description:
@@ -202,7 +202,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Open a P0 incident on the controller
-  sre.incident.incident:
+  sre.incident.record:
     state: opened
     incident_dir: "{{ playbook_dir }}/../incidents"
     service: recommendation-service
@@ -221,7 +221,7 @@ EXAMPLES = r"""
     data: "{{ incident_opened.stats }}"
 
 - name: Tick the response items of the P0 checklist
-  sre.incident.incident:
+  sre.incident.record:
     state: tick
     id: "{{ incident_opened.id }}"
     items: [detect_confirmed, response_started]
@@ -231,7 +231,7 @@ EXAMPLES = r"""
   run_once: true
 
 - name: Record the first rung of the recovery ladder
-  sre.incident.incident:
+  sre.incident.record:
     state: event
     id: "{{ incident_opened.id }}"
     stage: recover
@@ -243,7 +243,7 @@ EXAMPLES = r"""
   delegate_to: localhost
 
 - name: Close it
-  sre.incident.incident:
+  sre.incident.record:
     state: closed
     id: "{{ incident_opened.id }}"
     outcome: resolved

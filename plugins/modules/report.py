@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: p2_report
+module: report
 short_description: Write the runbook's P2 problem report, filled from live evidence, and post it to a tracker
 version_added: 0.2.0
 description:
@@ -162,12 +162,12 @@ options:
     type: float
     default: 10
 seealso:
-  - module: sre.incident.classify
+  - module: sre.incident.severity
 """
 
 EXAMPLES = r"""
 - name: Collect evidence on the managed host
-  sre.incident.p2_report:
+  sre.incident.report:
     collect: true
     stack: "{{ incident_stack }}"
     reproduce_urls:
@@ -175,7 +175,7 @@ EXAMPLES = r"""
   register: report_evidence
 
 - name: Write the report into the backlog on the controller and open an issue
-  sre.incident.p2_report:
+  sre.incident.report:
     title: Unreadable cache entry for user-173
     expected: Cached recommendations are served from the cache.
     cause: A cache entry was written in an old format.
@@ -234,7 +234,7 @@ from ansible_collections.sre.incident.plugins.module_utils._module import Incide
 
 
 def work(module):
-    # The managed host's part, run by the action plugin (plugins/action/p2_report.py) with
+    # The managed host's part, run by the action plugin (plugins/action/report.py) with
     # O(collect=true) and only the collection options: the evidence. The report is rendered,
     # posted and written by the action plugin on the controller.
     p = module.params

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ansible_collections.sre.incident.plugins.module_utils import _diagnostics as d
+from ansible_collections.sre.incident.plugins.module_utils import _diagnose as d
 from ansible_collections.sre.incident.plugins.module_utils import _time
 from ansible_collections.sre.incident.plugins.module_utils._compose import DockerError
 

@@ -1,16 +1,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""sre.incident.p2_report main(), the managed host's part: the evidence, read only."""
+"""sre.incident.report main(), the managed host's part: the evidence, read only."""
 
 from __future__ import annotations
 
 import functools
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose
-from ansible_collections.sre.incident.plugins.modules import p2_report
+from ansible_collections.sre.incident.plugins.modules import report
 
 from .harness import JSONHandler, patch_exits, run_module, serving, warnings_seen  # noqa: F401  pylint: disable=unused-import
 
-run = functools.partial(run_module, p2_report)
+run = functools.partial(run_module, report)
 
 
 STACK = {"name": "recsys", "project_dir": "/srv", "service": "recommendation-service", "base_url": "http://127.0.0.1:1",
