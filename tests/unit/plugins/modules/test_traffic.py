@@ -125,7 +125,7 @@ def test_a_bad_traffic_key_fails_naming_it(server):
 def test_the_watch_fails_on_a_real_error_rate_the_probes_do_not_see(server):
     """Every probe answers 200, but Prometheus says 5 % of the real requests fail: a rebound."""
     r = run_module(verify, dict(stack=stack(server, prometheus_url=server), checks=[], watch_window=5,
-                                        watch_interval=1, traffic=True))
+                                watch_interval=1, traffic=True))
     assert r["watch_passed"] is False, r
     sample = r["samples"][-1]
     assert sample["error_rate"] == 0.0 and len(r["samples"]) == 1
@@ -134,5 +134,5 @@ def test_the_watch_fails_on_a_real_error_rate_the_probes_do_not_see(server):
     assert "watch: real error rate 0.05" in r["summary"]
     # the same watch without traffic passes: only the probes judge
     r = run_module(verify, dict(stack=stack(server, prometheus_url=server), checks=[], watch_window=0.3,
-                                        watch_interval=0.1))
+                                watch_interval=0.1))
     assert r["watch_passed"] is True and "traffic" not in r["samples"][0]
