@@ -30,10 +30,10 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import tempfile
 
 from ansible.module_utils.common.parameters import env_fallback
 
+from ansible_collections.sre.incident.plugins.module_utils import _files
 from ansible_collections.sre.incident.plugins.module_utils._record import (
     EVENTS_FILE,
     RecordError,
@@ -861,22 +861,6 @@ def _read(path):
         return None
 
 
-def _write_atomic(path, content):
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".postmortem-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run(params, render, check_mode=False, now=None):
     """Render the requested formats and write those whose content changed. Returns the module result.
 
@@ -906,7 +890,7 @@ def run(params, render, check_mode=False, now=None):
         diffs.append({"before": before or "", "after": after, "before_header": path if before is not None else "/dev/null",
                       "after_header": path})
         if not check_mode:
-            _write_atomic(path, after)
+            _files.write_atomic(path, after, mode=0o644)
     return {
         "changed": bool(written), "id": state.get("id"), "record_dir": record_dir, "events_path": events_path,
         "paths": paths, "written": written, "summary": model["summary"], "due": model["summary"]["due"],

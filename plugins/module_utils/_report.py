@@ -24,10 +24,9 @@ import datetime
 import json
 import os
 import re
-import tempfile
 
 
-from ansible_collections.sre.incident.plugins.module_utils import _logs
+from ansible_collections.sre.incident.plugins.module_utils import _files, _logs
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 
 TRACKER_KINDS = ("github", "gitlab")
@@ -270,18 +269,8 @@ def write_report(path, content, check_mode=False):
     changed = before != content
     diff = dict(before=before or "", after=content, before_header=path, after_header=path)
     if changed and not check_mode:
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".report-", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(content)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        _files.write_atomic(path, content, mode=0o644)
     return dict(changed=changed, diff=diff, existed=before is not None, before=before)
 
 
