@@ -73,8 +73,8 @@ _value:
     started: {description: UNIX time the climbed rung starts (null unless climbing)., type: float}
     done: {description: "What the previous step's rung did (C(rung), C(result), C(elapsed_s), C(service_answers),
              C(edge_serves), C(edge_actions)), null when no rung ran.", type: dict}
-    done_text: {description: What the previous step's rung did, in words (null when no rung ran)., type: str}
-    ended: {description: Whether the ladder ended (fixed, dry run, breaker, clock or no rung left)., type: bool}
+    done_text: {description: "What the previous step's rung did, in words (null when no rung ran).", type: str}
+    ended: {description: "Whether the ladder ended (fixed, dry run, breaker, clock or no rung left).", type: bool}
     result: {description: "The ladder so far: C(fixed), C(rung), C(fixed_at), C(rungs_tried), C(breaker_open), C(escalate),
                C(dry_run), C(would), C(reason).", type: dict}
 """
