@@ -300,7 +300,12 @@ def data_checksum(target, s):
     ``checksum_tables`` or, when none are given, of every table of the schema ``public``."""
     import hashlib
 
-    tables = s["tables"] or [t for t in psql(target, s, TABLES_SQL).splitlines() if _IDENT.match(t.strip())]
+    def listed():
+        return [t for t in psql(target, s, TABLES_SQL).splitlines() if _IDENT.match(t.strip())] or None
+
+    # a database that was just restarted (the ladder's rung 2) may list no table for a moment: wait for
+    # them (bounded) rather than take an empty schema for the data
+    tables = s["tables"] or poll_until(listed, s["timeout"], interval=0.5)[1] or []
     if not tables:
         return dict(tables={}, md5=hashlib.md5(b"").hexdigest())
     raw = json.loads(psql(target, s, checksum_sql(tables)))

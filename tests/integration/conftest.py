@@ -284,6 +284,11 @@ class Stack:
                 c.unpause()
             if self.spec.standby and c.labels.get("com.docker.compose.service") == self.spec.standby:
                 c.remove(force=True)   # degraded option A: the standby is off in normal service
+        for c in self.containers():
+            files = {os.path.basename(f) for f in c.labels.get("com.docker.compose.project.config_files", "").split(",")}
+            if files != {"docker-compose.yml"}:
+                # created with a test's override file: compose would keep it (its own config did not change)
+                c.remove(force=True)
         edge = self.container(self.spec.edge)
         if edge is not None and edge.status == "running" and self.edge_config_sha256() != self.edge_source_sha256():
             edge.remove(force=True)    # a degraded mode's configuration left in the edge: a fresh one from the image

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import docker
@@ -20,11 +19,10 @@ import jmespath
 import pytest
 import yaml
 
-from conftest import ROOT, SHOP, http_get, read_record, run_playbook, wait_for
+from conftest import ROOT, SHOP, Stack, http_get, read_record, run_playbook, wait_for
 
 SHOP_PROJECT = SHOP.project
 SHOP_DIR = SHOP.stack_dir
-SHOP_API_URL = SHOP.base_url
 SHOP_WEB_URL = SHOP.edge_url
 SHOP_STATE_DIR = SHOP.state_dir
 # The shop's customers: the test plays their traffic through nginx before onboarding, as real
@@ -55,24 +53,12 @@ def one(project, service):
     return found[0]
 
 
-def shop_healthy():
-    found = containers(SHOP_PROJECT)
-    return len(found) == 4 and all(c.attrs["State"].get("Health", {}).get("Status") == "healthy" for c in found)
-
-
 def shop_up():
-    """Start (or repair) the shop stack with the project's own script; wait until healthy."""
-    if shop_healthy() and http_get("/health", base=SHOP_WEB_URL)[0] == 200:
-        return
-    env = dict(os.environ, STACK="shop", RECSYS_PROJECT=SHOP_PROJECT, RECSYS_STACK_DIR=str(SHOP_DIR))
-    subprocess.run(["bash", str(ROOT / "scripts/stack.sh"), "up"], env=env, check=True, timeout=900,
-                   capture_output=True)
-    assert wait_for(lambda: http_get("/health", base=SHOP_API_URL)[0] == 200, timeout=90)
-    if not wait_for(lambda: http_get("/health", base=SHOP_WEB_URL)[0] == 200, timeout=10):
-        # nginx resolved recs-api once, at its start: after recs-api moved to another address it
-        # answers 502 until it is restarted (the stale upstream of GEN-2)
-        one(SHOP_PROJECT, "web").restart(timeout=10)
-    assert wait_for(lambda: http_get("/health", base=SHOP_WEB_URL)[0] == 200, timeout=90)
+    """Start (or repair) the shop stack the way every test does (conftest's Stack.restore: containers
+    a test's override file created are replaced, a degraded mode's edge file is dropped, compose up)."""
+    stack = Stack(SHOP)
+    if not (stack.healthy() and stack.service_answers()):
+        stack.restore()
 
 
 @pytest.fixture
