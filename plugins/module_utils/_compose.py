@@ -788,7 +788,9 @@ def compose_environment(project_dir, environ=None):
     """The variables compose interpolates with: ``<project_dir>/.env`` under the process environment."""
     values = {}
     try:
-        with open(os.path.join(project_dir or ".", ".env"), "r", encoding="utf-8") as handle:
+        if not project_dir:
+            raise FileNotFoundError("no project directory")
+        with open(os.path.join(project_dir, ".env"), "r", encoding="utf-8") as handle:
             for line in handle:
                 line = line.strip()
                 if line and not line.startswith("#") and "=" in line:

@@ -35,6 +35,7 @@ import re
 from urllib.parse import unquote, urlsplit
 
 from ansible_collections.sre.incident.plugins.module_utils import _files
+from ansible_collections.sre.incident.plugins.module_utils._compose import compose_environment, interpolate
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 
 try:
@@ -610,12 +611,15 @@ def infer(view):
     # ---- standby: a second service running (or declared with) the service's image
     standby = None
     if service:
-        image = (svc_any or {}).get("image") or (compose.get(service) or {}).get("image")
+        # an image named in the compose file is read with compose's variables (${PREFIX:-x}/app, .env)
+        env = compose_environment(workdir)
+        image = (svc_any or {}).get("image") or interpolate((compose.get(service) or {}).get("image") or "", env)
         build = (compose.get(service) or {}).get("build")
         for other in services:
             if other in (service, edge_service):
                 continue
-            o_image = ((by_service.get(other) or [{}])[0]).get("image") or (compose.get(other) or {}).get("image")
+            o_image = (((by_service.get(other) or [{}])[0]).get("image")
+                       or interpolate((compose.get(other) or {}).get("image") or "", env))
             o_build = (compose.get(other) or {}).get("build")
             if (image and o_image == image) or (build and o_build == build and not o_image):
                 standby = other

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import docker
@@ -199,7 +200,10 @@ def test_onboard_reference_stack_against_the_engine(stack, tmp_path):
     check_against_engine(PROJECT, s)
     assert (s["service"], s["edge"]) == ("recommendation-service", "edge")
     # the standby is behind a compose profile: not running, found in the compose file with the same image
-    doc = yaml.safe_load((Path(s["project_dir"]) / "docker-compose.yml").read_text())
+    # (compose itself resolves the file's variables: ${RECSYS_IMAGE_PREFIX:-recsys-example}/...)
+    resolved = subprocess.run(["docker-compose", "-f", "docker-compose.yml", "config"], cwd=s["project_dir"],
+                              capture_output=True, text=True, timeout=60, check=True).stdout
+    doc = yaml.safe_load(resolved)
     assert s["standby"] == "recommendation-service-standby"
     assert doc["services"][s["standby"]]["image"] == one(PROJECT, s["service"]).attrs["Config"]["Image"]
     assert s["database"]["name"] == "recommendation_db" and "# TODO:" not in text
