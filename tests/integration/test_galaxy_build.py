@@ -115,6 +115,6 @@ def test_installed_collection_recovers_a_killed_service_by_fqcn(installed, stack
     assert '<svg id="timeline-sla"' in page and 'id="deadline-resolve"' in page and "svg .stage_bar{" in page
     assert "# Postmortem: P0 " in (incident_dir / incident_id / "postmortem.md").read_text()
     backlog = tmp / "backlog"
-    run("sre.incident.report", {"report_title": "Installed collection report", "report_backlog_dir": str(backlog)})
+    run("sre.incident.p2_report", {"report_title": "Installed collection report", "report_backlog_dir": str(backlog)})
     reports = list(backlog.glob("*-installed-collection-report.md"))
     assert len(reports) == 1 and "## Log excerpt (日誌片段)" in reports[0].read_text()
