@@ -20,7 +20,7 @@ import jmespath
 import pytest
 import yaml
 
-from conftest import ROOT, SHOP, Stack, http_get, read_record, run_playbook, wait_for
+from conftest import SHOP, Stack, http_get, read_record, run_playbook, wait_for
 
 SHOP_PROJECT = SHOP.project
 SHOP_DIR = SHOP.stack_dir
