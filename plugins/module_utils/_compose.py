@@ -77,6 +77,9 @@ MISSING = "missing"
 
 # --------------------------------------------------------------------------- errors
 
+# runs of a read-only command whose output the engine lost (see DockerClient.exec_in)
+EXEC_OUTPUT_ATTEMPTS = 3
+
 class DockerError(IncidentError):
     """Any failure talking to the engine or acting on a container."""
 
@@ -557,20 +560,28 @@ class ComposeClient:
         return self.wait_for(container, "started", timeout, interval=interval)
 
     # ---- reading inside containers (diagnostics, snapshots); plain data out
-    def exec_in(self, container, argv, user=None, environment=None):
+    def exec_in(self, container, argv, user=None, environment=None, expect_output=False):
         """Run ``argv`` (a list, no shell) inside a running container.
 
         Returns dict(cmd, rc, stdout, stderr) with text decoded as UTF-8 (invalid bytes replaced).
         Raises DockerError when the container is not running or the engine refuses.
+
+        ``expect_output``: the command is read-only and always prints something when it succeeds
+        (``redis-cli INFO``, a query that returns a row). Under load the engine now and then hands
+        back the exit code 0 of such a command with none of its output; it is then run again (at most
+        ``EXEC_OUTPUT_ATTEMPTS`` times in all) rather than taken for an empty answer.
         """
         kwargs = dict(demux=True)
         if user:
             kwargs["user"] = user
         if environment:
             kwargs["environment"] = environment
-        result = self._wrap("exec %s in %s" % (argv[0] if argv else "?", container.name), container.exec_run,
-                            list(argv), **kwargs)
-        out, err = result.output if isinstance(result.output, tuple) else (result.output, b"")
+        what = "exec %s in %s" % (argv[0] if argv else "?", container.name)
+        for _attempt in range(EXEC_OUTPUT_ATTEMPTS if expect_output else 1):
+            result = self._wrap(what, container.exec_run, list(argv), **kwargs)
+            out, err = result.output if isinstance(result.output, tuple) else (result.output, b"")
+            if not (expect_output and result.exit_code == 0 and not (out or b"").strip()):
+                break
         return dict(cmd=list(argv), rc=result.exit_code, stdout=(out or b"").decode("utf-8", "replace"),
                     stderr=(err or b"").decode("utf-8", "replace"))
 
@@ -1230,15 +1241,16 @@ def running_container(client, project, service):
     return found[0]
 
 
-def exec_in_service(client, project, service, argv):
-    """Run ``argv`` (a list, no shell) in the first running container of ``service``.
+def exec_in_service(client, project, service, argv, expect_output=False):
+    """Run ``argv`` (a list, no shell) in the first running container of ``service``
+    (``expect_output``: see DockerClient.exec_in).
 
     Returns dict(container, cmd, rc, stdout, stderr) with text output.
     """
     if isinstance(argv, str) or not argv:
         raise ValueError("exec needs an argv list, got %r" % (argv,))
     container = running_container(client, project, service)
-    return dict(client.exec_in(container, argv), container=container.name)
+    return dict(client.exec_in(container, argv, expect_output=expect_output), container=container.name)
 
 
 def service_logs(client, project, service, since=None, tail=None):

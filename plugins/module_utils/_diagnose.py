@@ -754,7 +754,7 @@ def part_database(ctx):
     main_sql, slow_sql = pg_queries(name, ctx.long_running_s)
     argv = ["psql", "-X", "-q", "-At", "-U", user, "-d", name] + _stack.port_args(ctx.stack, "database") + [
         "-c", "SET statement_timeout = 5000", "-c", main_sql, "-c", slow_sql]
-    res = ctx.client.exec_in(c, argv, environment={"PGCONNECT_TIMEOUT": "5"})
+    res = ctx.client.exec_in(c, argv, environment={"PGCONNECT_TIMEOUT": "5"}, expect_output=True)
     docs = parse_pg_output(res["stdout"])
     main = docs[0] if docs and isinstance(docs[0], dict) else None
     if main is None:
@@ -778,7 +778,8 @@ def part_redis(ctx):
         raise DockerError("service %s is not running (%s)" % (service, ", ".join(
             container_state(x)["status"] for x in ctx.by_service(service)) or "no container"))
     res = ctx.client.exec_in(c, ["redis-cli"] + _stack.port_args(ctx.stack, "redis")
-                             + ["INFO", "server", "memory", "clients", "stats", "persistence", "keyspace"])
+                             + ["INFO", "server", "memory", "clients", "stats", "persistence", "keyspace"],
+                             expect_output=True)
     if res["rc"] != 0 or "redis_version" not in res["stdout"]:
         raise DockerError("redis-cli INFO failed (rc %s): %s" % (res["rc"], (res["stderr"] or res["stdout"]).strip()[:300]))
     info = parse_redis_info(res["stdout"])
@@ -828,7 +829,7 @@ def part_disk(ctx, mounts_path="/proc/mounts", statvfs=os.statvfs):
         rows = {}
         if st["status"] == "running":
             try:
-                res = ctx.client.exec_in(c, ["df", "-P", "-k"] + [m["Destination"] for m in todo])
+                res = ctx.client.exec_in(c, ["df", "-P", "-k"] + [m["Destination"] for m in todo], expect_output=True)
                 for row in parse_df(res["stdout"]):
                     rows[row["mount"]] = row
             except DockerError:

@@ -224,8 +224,8 @@ class Target:
         ok, state, elapsed = self.client.wait_ready(found, timeout)
         return ok, state, elapsed
 
-    def exec(self, service, argv):
-        return _compose.exec_in_service(self.client, self.project, service, argv)
+    def exec(self, service, argv, expect_output=False):
+        return _compose.exec_in_service(self.client, self.project, service, argv, expect_output=expect_output)
 
     def exec_detached(self, service, argv):
         return _compose.exec_detached_in_service(self.client, self.project, service, argv)
@@ -260,7 +260,8 @@ def psql_argv(s, sql):
 
 
 def psql(target, s, sql):
-    return _check(target.exec(s["postgres"], psql_argv(s, sql)), "psql in %s" % s["postgres"])
+    """The output of ``sql``, a statement that returns one row or more (every query here does)."""
+    return _check(target.exec(s["postgres"], psql_argv(s, sql), expect_output=True), "psql in %s" % s["postgres"])
 
 
 def redis_argv(s, *args):
@@ -292,7 +293,9 @@ def checksum_sql(tables):
     return "SELECT json_build_object(%s)" % ", ".join(parts)
 
 
-TABLES_SQL = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+# one row even for an empty schema (psql's output is always expected; see psql())
+TABLES_SQL = ("SELECT 'tables:' || coalesce(string_agg(tablename, ' ' ORDER BY tablename), '') "
+              "FROM pg_tables WHERE schemaname = 'public'")
 
 
 def data_checksum(target, s):
@@ -300,12 +303,12 @@ def data_checksum(target, s):
     ``checksum_tables`` or, when none are given, of every table of the schema ``public``."""
     import hashlib
 
-    def listed():
-        return [t for t in psql(target, s, TABLES_SQL).splitlines() if _IDENT.match(t.strip())] or None
-
-    # a database that was just restarted (the ladder's rung 2) may list no table for a moment: wait for
-    # them (bounded) rather than take an empty schema for the data
-    tables = s["tables"] or poll_until(listed, s["timeout"], interval=0.5)[1] or []
+    tables = s["tables"]
+    if not tables:
+        listed = psql(target, s, TABLES_SQL).strip()
+        if not listed.startswith("tables:"):
+            raise FaultError("psql in %s: the list of tables reads %r" % (s["postgres"], listed[:200]))
+        tables = [t for t in listed[len("tables:"):].split() if _IDENT.match(t)]
     if not tables:
         return dict(tables={}, md5=hashlib.md5(b"").hexdigest())
     raw = json.loads(psql(target, s, checksum_sql(tables)))

@@ -71,10 +71,13 @@ class Redis:
         self.container = container
         self.port = int(port)
 
-    def cli(self, *args):
-        """``redis-cli -p PORT ARGS``; its output (stripped). Raises RedisError on a failure or an error reply."""
+    def cli(self, *args, **kwargs):
+        """``redis-cli -p PORT ARGS``; its output (stripped). Raises RedisError on a failure or an error reply.
+
+        ``read_only=True``: a command that only reads (its output may be asked for again, see
+        DockerClient.exec_in ``expect_output``)."""
         argv = ["redis-cli", "-p", str(self.port)] + [str(a) for a in args]
-        res = self.client.exec_in(self.container, argv)
+        res = self.client.exec_in(self.container, argv, expect_output=bool(kwargs.get("read_only")))
         out = (res["stdout"] or "").strip()
         if res["rc"] != 0 or out.startswith("ERR") or out.startswith("(error)") or "Could not connect" in out:
             raise RedisError("redis-cli %s in %s failed (rc %s): %s" % (
@@ -82,14 +85,14 @@ class Redis:
         return out
 
     def info(self, section):
-        return info_fields(self.cli("INFO", section))
+        return info_fields(self.cli("INFO", section, read_only=True))
 
     def config_get(self, key):
-        lines = [line.strip() for line in self.cli("CONFIG", "GET", key).splitlines() if line.strip()]
+        lines = [line.strip() for line in self.cli("CONFIG", "GET", key, read_only=True).splitlines() if line.strip()]
         return lines[1] if len(lines) >= 2 else None
 
     def lastsave(self):
-        text = self.cli("LASTSAVE").split()
+        text = self.cli("LASTSAVE", read_only=True).split()
         return int(text[-1]) if text and text[-1].isdigit() else None
 
     def rdb_location(self):

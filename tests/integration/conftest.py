@@ -339,8 +339,11 @@ def any_stack(request):
 
 # Tests with stacks of their own (not the reference stack): with pytest-xdist they run beside the rest.
 OWN_STACKS = ("tests/integration/test_drills.py", "tests/integration/test_monitoring.py")
-# Modules that drive the shop stack without the any_stack parameter: in the shop's lane.
+# Modules that drive the shop stack without the any_stack parameter: in the shop's lane, except their tests
+# named for the reference stack (they use the ``stack`` fixture, which repairs the reference stack: on the
+# other lane it would start a container that a test there has just killed).
 SHOP_MODULES = ("tests/integration/test_onboard.py",)
+REFERENCE_MARK = "reference_stack"
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -358,6 +361,8 @@ def pytest_xdist_make_scheduler(config, log):
                 return nodeid
             # one lane for the reference stack, the other for the second example stack and the drills
             # (their own staging hosts): two scopes, so each lane keeps its order and its stack
+            if path in SHOP_MODULES and REFERENCE_MARK in nodeid:
+                return "reference_stack"
             if path in OWN_STACKS or path in SHOP_MODULES or re.search(r"\[(.*-)?shop(-.*)?\]$", nodeid):
                 return "second_lane"
             return "reference_stack"

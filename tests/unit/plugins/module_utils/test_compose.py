@@ -567,3 +567,34 @@ def test_stats_other_type_errors_are_not_swallowed():
             raise TypeError("something else")
     with pytest.raises(TypeError, match="something else"):
         ComposeClient(FakeDocker([])).stats(Broken(), one_shot=True)
+
+
+class _ExecContainer:
+    """A container whose engine loses the output of the first ``lost`` runs (exit code 0, no output)."""
+
+    name = "recsys-redis-1"
+
+    def __init__(self, lost, output=b"redis_version:7.2.4\n"):
+        self.lost = lost
+        self.output = output
+        self.runs = 0
+
+    def exec_run(self, argv, **kwargs):
+        import collections  # pylint: disable=import-outside-toplevel
+        self.runs += 1
+        out = b"" if self.runs <= self.lost else self.output
+        return collections.namedtuple("ExecResult", "exit_code output")(0, (out, b""))
+
+
+@pytest.mark.parametrize("lost, runs, stdout", [(0, 1, "redis_version:7.2.4\n"), (1, 2, "redis_version:7.2.4\n"),
+                                                (2, 3, "redis_version:7.2.4\n"), (5, 3, "")])
+def test_exec_in_runs_a_read_only_command_again_when_its_output_was_lost(lost, runs, stdout):
+    container = _ExecContainer(lost)
+    res = ComposeClient(None).exec_in(container, ["redis-cli", "INFO"], expect_output=True)
+    assert (container.runs, res["rc"], res["stdout"]) == (runs, 0, stdout)
+
+
+def test_exec_in_runs_a_command_once_unless_its_output_is_expected():
+    container = _ExecContainer(lost=1)
+    res = ComposeClient(None).exec_in(container, ["redis-cli", "FLUSHDB"])
+    assert (container.runs, res["stdout"]) == (1, "")

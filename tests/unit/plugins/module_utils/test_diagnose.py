@@ -277,7 +277,7 @@ class FakeClient:
         lines = self._logs.get(c.name, "").splitlines()
         return "\n".join(lines[-tail:] if tail else lines)
 
-    def exec_in(self, c, argv, user=None, environment=None):
+    def exec_in(self, c, argv, user=None, environment=None, expect_output=False):
         self.calls.append((c.name, list(argv)))
         if c.attrs["State"]["Status"] != "running":
             raise DockerError("container %s is not running" % c.name)

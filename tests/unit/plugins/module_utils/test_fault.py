@@ -63,7 +63,7 @@ class FakeTarget:
                 "NetworkSettings": {"Ports": {"3000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "3501"}]}},
                 "Config": {"ExposedPorts": {"3000/tcp": {}}}, "Mounts": self.mounts, "HostConfig": {}}
 
-    def exec(self, service, argv):
+    def exec(self, service, argv, expect_output=False):
         self.calls.append(("exec", service, argv[0]))
 
         def ok(out=""):
@@ -86,7 +86,7 @@ class FakeTarget:
             if "application_name" in query:
                 return ok(str(self.held))
             if "pg_tables" in query:
-                return ok("items\nusers")
+                return ok("tables:items users")
             if "json_build_object" in query:
                 return ok(json.dumps({t: [3, "m" + t] for t in re.findall(r"FROM (\w+) x", query)}))
         if argv[0] == "df":
