@@ -77,8 +77,9 @@ MISSING = "missing"
 
 # --------------------------------------------------------------------------- errors
 
-# runs of a read-only command whose output the engine lost (see DockerClient.exec_in)
+# runs of a read-only command whose output the engine lost (see ComposeClient.exec_in)
 EXEC_OUTPUT_ATTEMPTS = 3
+
 
 class DockerError(IncidentError):
     """Any failure talking to the engine or acting on a container."""
@@ -1243,7 +1244,7 @@ def running_container(client, project, service):
 
 def exec_in_service(client, project, service, argv, expect_output=False):
     """Run ``argv`` (a list, no shell) in the first running container of ``service``
-    (``expect_output``: see DockerClient.exec_in).
+    (``expect_output``: see ComposeClient.exec_in).
 
     Returns dict(container, cmd, rc, stdout, stderr) with text output.
     """

@@ -75,7 +75,7 @@ class Redis:
         """``redis-cli -p PORT ARGS``; its output (stripped). Raises RedisError on a failure or an error reply.
 
         ``read_only=True``: a command that only reads (its output may be asked for again, see
-        DockerClient.exec_in ``expect_output``)."""
+        ComposeClient.exec_in ``expect_output``)."""
         argv = ["redis-cli", "-p", str(self.port)] + [str(a) for a in args]
         res = self.client.exec_in(self.container, argv, expect_output=bool(kwargs.get("read_only")))
         out = (res["stdout"] or "").strip()
