@@ -230,6 +230,18 @@ def is_worse(a, b):
     return rank(a) < rank(b)
 
 
+def of_findings(findings):
+    """The severity that a diagnosis's findings call for (each with ``kind`` and ``level``):
+    V(P0) when the service is down, V(P1) for a critical finding, V(P2) for any other, else None."""
+    kinds = {f.get("kind") for f in findings or ()}
+    levels = {f.get("level") for f in findings or ()}
+    if "down" in kinds:
+        return "P0"
+    if "critical" in levels:
+        return "P1"
+    return "P2" if findings else None
+
+
 def _dec(value):
     return decimal.Decimal(str(value))
 

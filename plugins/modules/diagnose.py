@@ -251,6 +251,13 @@ verdict:
   returned: always
   type: str
   sample: ok
+severity:
+  description:
+    - The severity the findings call for (the classifier C(_severity)): V(P0) when the service is down,
+      V(P1) for a critical finding, V(P2) for any other finding, V(none) without findings.
+  returned: always
+  type: str
+  sample: none
 runbook_items:
   description: The runbook's C(diagnose_p0.sh) items 1 to 7, each with the part holding it and whether it was produced.
   returned: always
@@ -289,7 +296,7 @@ import os
 import time
 
 from ansible_collections.sre.incident.plugins.module_utils import _diagnose as diag
-from ansible_collections.sre.incident.plugins.module_utils import _time
+from ansible_collections.sre.incident.plugins.module_utils import _severity, _time
 from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 from ansible_collections.sre.incident.plugins.module_utils._stack import StackError, validate
 
@@ -363,6 +370,7 @@ def work(module):
     runbook_items = {num: dict(item=title, part=part, ok=bool((facts.get(part) or {}).get("ok")))
                      for num, title, part in diag.RUNBOOK_ITEMS}
     result = dict(parts=facts, summary=summary, findings=findings, verdict=diag.verdict(findings),
+                  severity=_severity.of_findings(findings) or "none",
                   runbook_items=runbook_items, snapshot=snapshot, redacted=len(ctx.secrets))
     if p["bundle"] and not module.check_mode:
         meta = dict(stack=stack.get("name"), service=stack.get("service"), host=os.uname()[1],

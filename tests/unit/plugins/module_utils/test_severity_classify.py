@@ -361,3 +361,13 @@ def test_measure_empty_recommendations_for_one_user():
 def test_measure_rejects_a_bad_stack():
     with pytest.raises(ValueError, match="sample_users"):
         measure(dict(STACK, sample_users=[]), probe_many=fake_probe_many({}))
+
+
+@pytest.mark.parametrize("findings, expected", [
+    ([], None),
+    ([{"kind": "warning", "level": "warning"}], "P2"),
+    ([{"kind": "warning", "level": "warning"}, {"kind": "degraded", "level": "critical"}], "P1"),
+    ([{"kind": "degraded", "level": "critical"}, {"kind": "down", "level": "critical"}], "P0"),
+])
+def test_the_findings_of_a_diagnosis_call_for_a_severity(findings, expected):
+    assert sev.of_findings(findings) == expected
