@@ -24,6 +24,7 @@ import time
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.sre.incident.plugins.module_utils import _cgroup
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
@@ -710,11 +711,24 @@ class ComposeClient:
         """The processes of a running container as the engine lists them: dict(Titles, Processes)."""
         return self._wrap("listing the processes of %s" % container.name, container.top)
 
+    @property
+    def local_engine(self):
+        """Whether the engine listens on this host's unix socket (its containers' processes are ours to see)."""
+        api = getattr(self.client, "api", None)
+        return str(getattr(api, "base_url", "")).startswith("http+docker://")
+
     def stats(self, container, one_shot=False):
         """One raw stats sample: the engine's JSON, with ``precpu_stats`` for CPU % (the engine
-        waits for its next sample); ``one_shot`` answers at once, without CPU %. A docker SDK without
-        ``one_shot`` (before 6.1, e.g. Debian 12's python3-docker 5.0 on a managed host) gets the full
-        sample instead: a second later, with CPU %."""
+        waits for its next sample); ``one_shot`` without CPU %, and without waiting where the host's
+        control group files show the container (``_cgroup.sample``: a local engine), else from the
+        engine's next collection pass (up to a second). A docker SDK without ``one_shot`` (before 6.1,
+        e.g. Debian 12's python3-docker 5.0 on a managed host) gets the full sample instead: a second
+        later, with CPU %."""
+        if one_shot and self.local_engine:
+            state = (_attrs(container).get("State") or {})
+            found = _cgroup.sample(state.get("Pid"), getattr(container, "id", None)) if state.get("Running") else None
+            if found is not None:
+                return found
         if one_shot:
             try:
                 return self._wrap("reading stats of %s" % container.name, container.stats, stream=False, one_shot=True)

@@ -457,8 +457,12 @@ def _read_containers(pool, module, spec):
                        spec.get("docker_host") or module.params["docker_host"], timeout=module.params["docker_timeout"])
 
 
-def _settled_containers(reading):
-    """The containers' states once the engine has answered (None while it has not, or when it could not)."""
+def _settled_containers(reading, wait_s=0.0):
+    """The containers' states once the engine has answered (None while it has not, or when it could not).
+
+    ``wait_s``: wait that long at most for an answer still on its way."""
+    if reading is not None and not reading.done() and wait_s > 0:
+        concurrent.futures.wait([reading], timeout=wait_s)
     if reading is None or not reading.done() or reading.exception() is not None:
         return None
     found = reading.result()
@@ -490,8 +494,11 @@ def work(module):
                 return _detect.answered(tgts, probes, p["min_success_ratio"])
 
             def settled(probes, rounds):
+                # a place failed: whether the engine confirms it decides if another round is needed, so
+                # its answer (on its way since the start) is waited for, at most the time between rounds
+                wait_s = 0.0 if judge(probes) else p["interval"]
                 return _detect.decided(tgts, probes, rounds, p["count"], p["min_success_ratio"],
-                                       containers=_settled_containers(reading), stack=stack)
+                                       containers=_settled_containers(reading, wait_s), stack=stack)
             extra = dict(judge=judge, settled=settled)
         result = _http.wait_healthy(
             urls, p["wait_timeout"], give_up=give_up,

@@ -598,3 +598,35 @@ def test_exec_in_runs_a_command_once_unless_its_output_is_expected():
     container = _ExecContainer(lost=1)
     res = ComposeClient(None).exec_in(container, ["redis-cli", "FLUSHDB"])
     assert (container.runs, res["stdout"]) == (1, "")
+
+
+class _StatsContainer:
+    id = "c1d2"
+    name = "recsys-redis-1"
+    attrs = {"State": {"Running": True, "Pid": 4242}}
+
+    def __init__(self):
+        self.asked = []
+
+    def stats(self, **kwargs):
+        self.asked.append(kwargs)
+        return {"read_from": "engine"}
+
+
+class _Engine:
+    def __init__(self, base_url):
+        self.api = type("Api", (), {"base_url": base_url})()
+
+
+@pytest.mark.parametrize("base_url, on_host, expected", [
+    ("http+docker://localhost", {"read_from": "cgroup"}, "cgroup"),   # a local engine: the host's files
+    ("http+docker://localhost", None, "engine"),                      # they do not show it: the engine
+    ("https://192.0.2.10:2376", {"read_from": "cgroup"}, "engine"),   # a remote engine: never the files here
+])
+def test_one_shot_stats_come_from_the_host_files_only_for_a_local_engine(monkeypatch, base_url, on_host, expected):
+    seen = []
+    monkeypatch.setattr(_compose._cgroup, "sample", lambda pid, cid: seen.append((pid, cid)) or on_host)
+    container = _StatsContainer()
+    assert ComposeClient(_Engine(base_url)).stats(container, one_shot=True)["read_from"] == expected
+    assert ComposeClient(_Engine(base_url)).stats(container)["read_from"] == "engine"
+    assert seen == ([(4242, "c1d2")] if base_url.startswith("http+docker") else [])

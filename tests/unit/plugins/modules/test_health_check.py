@@ -153,3 +153,19 @@ def test_containers_unknown_service_fails_naming_it(server, monkeypatch):
     r = run(dict(url=server + "/health", count=1, containers=dict(project="recsys", services=["cache"])))
     assert r["failed"] is True
     assert "'cache'" in r["msg"]
+
+
+def test_the_engine_answer_on_its_way_is_waited_for_when_a_place_failed():
+    """stop_early: after a failed round the containers' states decide whether a second round is needed;
+    an engine answer still on its way is waited for (bounded), not taken for no answer."""
+    import concurrent.futures  # pylint: disable=import-outside-toplevel
+    import threading  # pylint: disable=import-outside-toplevel
+    gate = threading.Event()
+    states = dict(containers=[dict(service="web", status="exited")], containers_error=None)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        reading = pool.submit(lambda: gate.wait(5) and states)
+        assert health_check._settled_containers(reading) is None
+        threading.Timer(0.1, gate.set).start()
+        assert health_check._settled_containers(reading, wait_s=5.0) == states["containers"]
+    slow = concurrent.futures.Future()
+    assert health_check._settled_containers(slow, wait_s=0.05) is None
