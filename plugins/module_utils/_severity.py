@@ -465,6 +465,83 @@ def classify(facts, baseline_ms=None, sla_overrides=None, latency_tolerance=DEFA
 
 # ---- live measurement (SEV-4) ----------------------------------------------------------------
 
+#: Where a triage takes its latency baseline from when none is given: real traffic's baseline window,
+#: then the recorded one, then the runbook's normal latency.
+RUNBOOK_BASELINE_MS = 50.0
+#: The detect kinds that mean the service's container is down (every user affected).
+DOWN_KINDS = ("service_down", "stack_down", "engine_unreachable")
+
+
+def triage(measured=None, given=None, kind="incident", alert=None, detect=None, baseline_ms=None,
+           recorded_baseline_ms=None, traffic=None):
+    """The triage of one host (``playbooks/triage.yml``): the decision tree over the measured facts
+    and the given ones, the worse of its severity and the alert's, and whether there is a problem.
+
+    ``measured``: the result of ``sre.incident.severity`` with ``measure=true`` (None: not measured);
+    ``given``: facts over the measured ones; ``kind``: incident, improvement or docs; ``alert``: the
+    alert's severity label, if any; ``detect``: the detect role's verdict (with ``measured``);
+    ``baseline_ms``: the normal latency given (it wins), else real traffic's baseline window, else
+    ``recorded_baseline_ms``, else the runbook's 50 ms; ``traffic``: the result of ``sre.incident.traffic``.
+
+    Returns dict(severity ('' when nothing is known), tree_severity, alert_severity, problem, reasons,
+    facts, sources (where each fact came from), traffic, baseline_ms, sla, outage). Raises ValueError
+    for impossible input, naming it.
+    """
+    given = dict(given or {})
+    alert = (alert or "").upper() or None
+    if alert is not None:
+        normalize_severity(alert)
+    if kind not in KINDS:
+        raise ValueError("kind %r is not one of %s" % (kind, ", ".join(KINDS)))
+    measuring = measured is not None
+    baseline = measured_baseline = None
+    if measuring and (measured.get("baseline") or {}).get("source") in ("access_log", "prometheus"):
+        measured_baseline = measured["baseline"].get("baseline_ms")
+    for candidate in (baseline_ms, measured_baseline, recorded_baseline_ms, RUNBOOK_BASELINE_MS):
+        if candidate not in (None, ""):
+            baseline = float(candidate)
+            break
+    detect = detect or {}
+    service_down = measuring and detect.get("kind") in DOWN_KINDS and not detect.get("recommendations_ok")
+    facts = dict(measured.get("facts") or {}) if measuring else {}
+    facts.update(given)
+    if service_down:
+        facts["all_users_affected"] = True
+    facts["kind"] = kind
+    has_facts = any(k not in ("kind", "samples") for k in facts)
+    tree = classify(facts, baseline_ms=baseline) if has_facts or kind != "incident" else {}
+    known = [s for s in (tree.get("severity"), alert) if s]
+    if kind != "incident":
+        problem = True
+    elif measuring:
+        problem = bool(tree.get("problem_detected") or detect.get("outage"))
+    else:
+        problem = has_facts or alert is not None
+    sources = dict(measured.get("sources") or {}) if measuring else {}
+    sources.update((k, "given") for k in given)
+    if service_down:
+        sources["all_users_affected"] = "detect"
+    shown = None
+    if traffic and (traffic.get("source") or "none") != "none":
+        shown = dict(source=traffic.get("source"), window=traffic.get("window"), baseline=traffic.get("baseline"),
+                     sources=traffic.get("sources"), access_log=traffic.get("access_log"),
+                     prometheus_notes=(traffic.get("prometheus") or {}).get("notes"))
+    return dict(
+        severity=worst(known) if known else "",
+        tree_severity=tree.get("severity"),
+        alert_severity=alert,
+        problem=problem,
+        reasons=list(tree.get("reasons") or []) + (["service container down: all users affected"] if service_down else [])
+        + (["alert severity %s given" % alert] if alert else []),
+        facts=facts,
+        sources=sources,
+        traffic=shown,
+        baseline_ms=baseline,
+        sla=tree.get("sla"),
+        outage=detect.get("outage") if measuring else None,
+    )
+
+
 def measure(stack, count=3, interval=0.5, timeout=5.0, probe_many=None):
     """Probe the recommendations of every sample user of ``stack`` and derive the facts.
 

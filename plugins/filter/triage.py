@@ -1,0 +1,32 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ``sre.incident.triage`` filter: the triage decision of ``playbooks/triage.yml`` for one host.
+
+Documentation: ``triage.yml`` next to this file (``ansible-doc -t filter sre.incident.triage``).
+The logic lives in ``plugins/module_utils/_severity.py`` (``triage``).
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sre.incident.plugins.module_utils import _severity
+
+
+def triage(measured, given=None, kind="incident", alert=None, detect=None, baseline_ms=None, recorded_baseline_ms=None,
+           traffic=None):
+    """Return the triage (see ``_severity.triage``)."""
+    for name, value in (("the measured result", measured), ("given", given), ("detect", detect), ("traffic", traffic)):
+        if value is not None and not isinstance(value, dict):
+            raise AnsibleFilterError("sre.incident.triage: %s must be a mapping, got %r" % (name, value))
+    try:
+        return _severity.triage(measured=measured, given=given, kind=kind, alert=alert, detect=detect,
+                                baseline_ms=baseline_ms, recorded_baseline_ms=recorded_baseline_ms, traffic=traffic)
+    except (ValueError, TypeError) as exc:
+        raise AnsibleFilterError("sre.incident.triage: %s" % exc) from None
+
+
+class FilterModule:
+    """The triage filter."""
+
+    def filters(self):
+        return {"triage": triage}
