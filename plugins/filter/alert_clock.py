@@ -36,16 +36,13 @@ _value:
   type: dict
 """
 
-from ansible.errors import AnsibleFilterError
+from ansible_collections.sre.incident.plugins.module_utils._record import alert_clock as _alert_clock
+from ansible_collections.sre.incident.plugins.plugin_utils._filter import decision
 
-from ansible_collections.sre.incident.plugins.module_utils._record import RecordError, alert_clock as _alert_clock
 
-
+@decision("alert_clock")
 def alert_clock(alert_started_at, alert=None):
-    try:
-        return _alert_clock(alert_started_at, alert)
-    except RecordError as exc:
-        raise AnsibleFilterError(exc.msg) from None
+    return _alert_clock(alert_started_at, alert)
 
 
 class FilterModule:

@@ -7,20 +7,17 @@ The logic lives in ``plugins/module_utils/_drill.py`` (``score``).
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.sre.incident.plugins.module_utils import _drill
+from ansible_collections.sre.incident.plugins.plugin_utils._filter import decision
 
 
+@decision("drill_score", errors=(ValueError, TypeError, KeyError))
 def drill_score(samples, injected_at, events=None, fault_cleared=False, degraded=False, playbook="", sla=None, applicable=True):
     """Return the drill's line (detect_s, recover_s, result, by, path, sla, ...)."""
-    try:
-        if isinstance(events, str):
-            events = _drill.parse_events(events)
-        return _drill.score(injected_at, list(samples or []), list(events or []), bool(fault_cleared), bool(degraded),
-                            playbook, sla=sla, applicable=bool(applicable))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise AnsibleFilterError("sre.incident.drill_score: %s" % exc) from None
+    if isinstance(events, str):
+        events = _drill.parse_events(events)
+    return _drill.score(injected_at, list(samples or []), list(events or []), bool(fault_cleared), bool(degraded),
+                        playbook, sla=sla, applicable=bool(applicable))
 
 
 class FilterModule:

@@ -79,18 +79,15 @@ _value:
                C(dry_run), C(would), C(reason).", type: dict}
 """
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.sre.incident.plugins.module_utils._ladder import step
+from ansible_collections.sre.incident.plugins.plugin_utils._filter import decision
 
 
+@decision("ladder_plan")
 def ladder_plan(resolve_deadline, windows=None, verify_budget=0, after=None, kind=None, stack=None, previous=None,
                 health=None, edge=None, dry_run=False, lease=None, breaker_window=None, breaker_max_runs=None):
-    try:
-        return step(previous or None, health, edge, bool(dry_run), lease, breaker_window, breaker_max_runs,
-                    resolve_deadline or None, windows, verify_budget, after or None, kind=kind or None, stack=stack)
-    except ValueError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return step(previous or None, health, edge, bool(dry_run), lease, breaker_window, breaker_max_runs,
+                resolve_deadline or None, windows, verify_budget, after or None, kind=kind or None, stack=stack)
 
 
 class FilterModule:

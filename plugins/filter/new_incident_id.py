@@ -36,16 +36,13 @@ _value:
   type: str
 """
 
-from ansible.errors import AnsibleFilterError
+from ansible_collections.sre.incident.plugins.module_utils._record import generate_id
+from ansible_collections.sre.incident.plugins.plugin_utils._filter import decision
 
-from ansible_collections.sre.incident.plugins.module_utils._record import RecordError, generate_id
 
-
+@decision("new_incident_id")
 def new_incident_id(severity, service, host=None):
-    try:
-        return generate_id(severity, "%s-%s" % (service, host) if host else service)
-    except (RecordError, ValueError) as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return generate_id(severity, "%s-%s" % (service, host) if host else service)
 
 
 class FilterModule:

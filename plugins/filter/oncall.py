@@ -23,17 +23,14 @@ Default rotation (the runbook's, used by the roles as ``incident_oncall``)::
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
+from ansible_collections.sre.incident.plugins.module_utils._oncall import who_is_on_call
+from ansible_collections.sre.incident.plugins.plugin_utils._filter import decision
 
-from ansible_collections.sre.incident.plugins.module_utils._oncall import OncallError, who_is_on_call
 
-
+@decision("oncall")
 def oncall(rotation, at=None, tz=None):
     """Return ``{shift, handle, at, timezone, shift_start, shift_end, contacts}``."""
-    try:
-        return who_is_on_call(rotation, at=at, tz=tz)
-    except OncallError as exc:
-        raise AnsibleFilterError("sre.incident.oncall: %s" % exc) from None
+    return who_is_on_call(rotation, at=at, tz=tz)
 
 
 class FilterModule:

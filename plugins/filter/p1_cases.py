@@ -7,19 +7,16 @@ The logic lives in ``plugins/module_utils/_p1cases.py`` (``detect``).
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.sre.incident.plugins.module_utils._p1cases import detect
+from ansible_collections.sre.incident.plugins.plugin_utils._filter import decision
 
 
+@decision("p1_cases")
 def p1_cases(summary, baseline_ms=None, probes=None, thresholds=None, limit=10, min_recommendations=6, owners=None,
              traffic=None):
     """Return ``{detected, cases, latency_ms, latency_source, baseline_ms, baseline_source, thresholds}``."""
-    try:
-        return detect(summary, probes=probes, baseline_ms=baseline_ms, thresholds=thresholds, limit=limit,
-                      min_recommendations=min_recommendations, owners=owners, traffic=traffic)
-    except (ValueError, TypeError) as exc:
-        raise AnsibleFilterError("sre.incident.p1_cases: %s" % exc) from None
+    return detect(summary, probes=probes, baseline_ms=baseline_ms, thresholds=thresholds, limit=limit,
+                  min_recommendations=min_recommendations, owners=owners, traffic=traffic)
 
 
 class FilterModule:

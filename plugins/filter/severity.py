@@ -8,20 +8,17 @@ The logic lives in ``plugins/module_utils/_severity.py`` (``classify``), shared 
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.sre.incident.plugins.module_utils._severity import DEFAULT_LATENCY_TOLERANCE, classify
+from ansible_collections.sre.incident.plugins.plugin_utils._filter import decision
 
 
+@decision("severity")
 def severity(facts, baseline_ms=None, sla=None, latency_tolerance=DEFAULT_LATENCY_TOLERANCE):
     """Return ``{severity, sla, reasons, branches, decided_by, facts, kind, problem_detected}``."""
     if facts is not None and not isinstance(facts, dict):
-        raise AnsibleFilterError("sre.incident.severity: the input must be a mapping of facts, got %r" % (facts,))
-    try:
-        return classify(dict(facts) if facts is not None else None, baseline_ms=baseline_ms, sla_overrides=sla,
-                        latency_tolerance=latency_tolerance)
-    except (ValueError, TypeError) as exc:
-        raise AnsibleFilterError("sre.incident.severity: %s" % exc) from None
+        raise ValueError("the input must be a mapping of facts, got %r" % (facts,))
+    return classify(dict(facts) if facts is not None else None, baseline_ms=baseline_ms, sla_overrides=sla,
+                    latency_tolerance=latency_tolerance)
 
 
 class FilterModule:

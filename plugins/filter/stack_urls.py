@@ -42,16 +42,13 @@ _value:
     metrics: {description: The Prometheus metrics URL., type: str}
 """
 
-from ansible.errors import AnsibleFilterError
+from ansible_collections.sre.incident.plugins.module_utils._stack import urls
+from ansible_collections.sre.incident.plugins.plugin_utils._filter import decision
 
-from ansible_collections.sre.incident.plugins.module_utils._stack import StackError, urls
 
-
+@decision("stack_urls")
 def stack_urls(stack, base=None):
-    try:
-        return urls(stack, base=base)
-    except StackError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return urls(stack, base=base)
 
 
 class FilterModule:

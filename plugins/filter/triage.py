@@ -7,22 +7,19 @@ The logic lives in ``plugins/module_utils/_severity.py`` (``triage``).
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.sre.incident.plugins.module_utils import _severity
+from ansible_collections.sre.incident.plugins.plugin_utils._filter import decision
 
 
+@decision("triage")
 def triage(measured, given=None, kind="incident", alert=None, detect=None, baseline_ms=None, recorded_baseline_ms=None,
            traffic=None):
     """Return the triage (see ``_severity.triage``)."""
     for name, value in (("the measured result", measured), ("given", given), ("detect", detect), ("traffic", traffic)):
         if value is not None and not isinstance(value, dict):
-            raise AnsibleFilterError("sre.incident.triage: %s must be a mapping, got %r" % (name, value))
-    try:
-        return _severity.triage(measured=measured, given=given, kind=kind, alert=alert, detect=detect,
-                                baseline_ms=baseline_ms, recorded_baseline_ms=recorded_baseline_ms, traffic=traffic)
-    except (ValueError, TypeError) as exc:
-        raise AnsibleFilterError("sre.incident.triage: %s" % exc) from None
+            raise ValueError("%s must be a mapping, got %r" % (name, value))
+    return _severity.triage(measured=measured, given=given, kind=kind, alert=alert, detect=detect,
+                            baseline_ms=baseline_ms, recorded_baseline_ms=recorded_baseline_ms, traffic=traffic)
 
 
 class FilterModule:

@@ -1,0 +1,30 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one way a filter of the collection reports bad input.
+
+A filter is a thin face on a decision in ``module_utils``; the decision raises an ``IncidentError``
+(or a ``ValueError`` / ``TypeError``) whose message names the bad value, and :func:`decision` turns it
+into the ``AnsibleFilterError`` a playbook shows, prefixed with the filter's name.
+"""
+from __future__ import annotations
+
+import functools
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
+
+
+def decision(name, errors=(ValueError, TypeError)):
+    """Decorator for the filter ``sre.incident.<name>``: ``IncidentError`` and ``errors`` raised inside
+    become an ``AnsibleFilterError`` naming the filter and carrying the message."""
+    caught = (IncidentError,) + tuple(errors)
+
+    def wrap(func):
+        @functools.wraps(func)
+        def run(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except caught as exc:
+                raise AnsibleFilterError("sre.incident.%s: %s" % (name, getattr(exc, "msg", None) or exc)) from None
+        return run
+    return wrap
