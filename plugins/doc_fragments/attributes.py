@@ -6,11 +6,14 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Shared attribute descriptions (use the fragment and override C(support) per module)."""
+    """Shared attribute descriptions and the author (use the fragment and override C(support) per module)."""
 
     # Standard documentation fragment: every module names its own support level in its
     # attributes block; the descriptions below are shared.
     DOCUMENTATION = r"""
+# every module of the collection extends this fragment: its author is said here once
+author:
+  - SRE incident team (@sre-incident)
 options: {}
 attributes:
   check_mode:

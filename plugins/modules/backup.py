@@ -28,8 +28,6 @@ description:
   - When the database or Redis has a container that is not running, or anything fails, no set is kept (the
     partial files are removed), the containers the module stopped are started again, and the module fails
     naming the cause. A volume is never removed on the strength of such a run.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker

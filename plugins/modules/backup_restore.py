@@ -25,8 +25,6 @@ description:
   - For each other volume, the containers that use it are stopped. The tar is put back into the volume
     through a helper container that is created and never started. Then the containers are started again.
     Files added to the volume after the backup stay there.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker

@@ -22,8 +22,6 @@ description:
   - C(changed) compares the project's containers (id, status, health) before and after.
   - With O(wait=true) the module polls, bounded by O(timeout), until every container of the
     services brought up is running and, when it has a healthcheck, healthy.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker

@@ -22,8 +22,6 @@ description:
   - C(changed) comes from the observed state of each container, not from the engine's
     answers. With O(wait=true) the module polls until the containers are ready, bounded by
     O(timeout).
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker

@@ -32,8 +32,6 @@ description:
   - O(state=disabled) leaves every degraded mode, and refuses while the service is not verified healthy
     (C(/health) 200 and enough recommendations for every sample user). The service is switched back first
     (and the static mode put back if the service does not serve full recommendations), the edge last.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker

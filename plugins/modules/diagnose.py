@@ -37,8 +37,6 @@ description:
     a directory on the managed host (mode 0700, files 0600) and packed into a C(.tar.gz) next to it.
   - With O(redis_snapshot=true) a Redis snapshot is taken for degraded option C (see O(redis_snapshot)).
   - RV(findings) and RV(verdict) evaluate the facts against O(thresholds).
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker
@@ -253,8 +251,8 @@ verdict:
   sample: ok
 severity:
   description:
-    - The severity the findings call for (the classifier C(_severity)): V(P0) when the service is down,
-      V(P1) for a critical finding, V(P2) for any other finding, V(none) without findings.
+    - "The severity the findings call for (the classifier C(_severity)): V(P0) when the service is down,
+      V(P1) for a critical finding, V(P2) for any other finding, V(none) without findings."
   returned: always
   type: str
   sample: none

@@ -26,8 +26,6 @@ description:
     the edge container's state and which configuration it serves (RV(mode)).
   - Nothing is installed in the edge's image; the module runs C(nginx) in the container through
     the engine's exec API.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker

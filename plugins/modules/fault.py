@@ -21,8 +21,6 @@ description:
   - "Stack keys read: C(incident_stack.service), C(service_port), C(base_url), C(sample_users) (to measure and calibrate
     the latency, and to refill a wiped cache), C(state_dir), C(database.service), C(database.name), C(database.user),
     C(database.port), C(redis.service), C(redis.port)."
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker

@@ -21,8 +21,6 @@ description:
     when O(fail_on_unhealthy=true) and the endpoints are not healthy.
   - The module only reads, so it also probes in check mode.
   - Uses the Python standard library (urllib) on the managed host.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.attributes.read_only

@@ -22,8 +22,6 @@ description:
     recovery-ladder run (see O(record_run)). Every call returns RV(recent_runs) and RV(breaker_open),
     and the playbook decides to stop automating when the breaker is open.
   - Take the lease in a C(block) and release it in its C(always) section.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
 options:

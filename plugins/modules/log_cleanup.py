@@ -14,8 +14,6 @@ description:
     (active) log files to zero; the service reopens its log file per line, so no restart is needed.
   - Removes all but the newest O(bundles_keep) evidence bundles in O(bundles_dir) on the managed host.
   - Never removes anything outside O(log_dir) and O(bundles_dir); data volumes are not touched.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker

@@ -9,8 +9,6 @@ DOCUMENTATION = r"""
 module: notify
 short_description: Send incident notifications to Slack, DingTalk or a generic webhook, beside the response
 version_added: 1.0.0
-author:
-  - SRE incident team (@sre-incident)
 description:
   - Renders one message for an incident stage (started, mitigated, resolved, degraded, escalate,
     update) and posts it to every enabled channel (SPEC P0-2). The message names the severity,

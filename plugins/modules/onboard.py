@@ -31,8 +31,6 @@ description:
     user's recommendations (as any user's request would, which may cache that answer)."
   - Nothing else is written; the engine and the stack are only read. Secrets never reach the file
     or the result.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker

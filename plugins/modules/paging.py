@@ -23,8 +23,6 @@ description:
     each job runs in a fresh execution environment: the controller forgets between two scheduled
     runs, the managed host does not. It is written under a lock (two runs at once page once), replaced
     atomically, mode 0600; entries older than 7 days (or the window, if longer) are dropped."
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
 attributes:

@@ -42,8 +42,6 @@ description:
   - "The report is written on the B(controller), where the record lives: an action plugin reads the
     record and renders the collection's Jinja2 templates (C(plugins/plugin_utils/templates/postmortem.md.j2),
     C(postmortem.html.j2), C(postmortem.css)) in the controller's process; nothing runs on a managed host."
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
 options:

@@ -17,8 +17,6 @@ description:
     number of keys a real run would clear, and C(changed) is true when that number is above V(0).
   - The service must be up to clear its cache; when the endpoint fails (Redis down, the service
     down) the task fails with the HTTP status and the answer.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker

@@ -25,8 +25,6 @@ description:
     task runs for, so O(incident_dir) is always a path on the controller. Roles still say
     C(delegate_to: localhost) to make that visible."
   - The module uses the Python standard library only.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
 options:

@@ -27,8 +27,6 @@ description:
     C(Authorization: Bearer)) or GitLab style (C(POST <url>/issues), C(PRIVATE-TOKEN)), once, and
     the issue link is written into the report; a report that already has a link is not posted
     again. The token is only sent in a request header and never appears in the output."
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker

@@ -32,8 +32,6 @@ description:
     RV(problem_detected=false); use RV(problem_detected) to decide whether there is an incident.
   - Impossible input (a negative latency, a percentage outside 0 to 100, an error rate outside 0
     to 1, an unknown kind) fails before anything is measured or written, naming the value.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
 attributes:

@@ -32,8 +32,6 @@ description:
   - A source that cannot be read (the engine unreachable, no edge container, Prometheus down) is
     reported (C(error) of RV(access_log), C(notes) of RV(prometheus)), not a failure.
   - The module only reads.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.attributes.read_only

@@ -29,8 +29,6 @@ description:
     O(watch_interval) for the window. Each sample probes the health URL and every sample user
     once. It stops early when a sample's error rate is above O(rebound_error_rate).
   - The module only reads, so it runs in check mode too and never reports a change.
-author:
-  - SRE incident team (@sre-incident)
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.attributes.read_only
