@@ -17,6 +17,12 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
+
+#: CPU % is measured over at least this much host time (seconds of wall time), at most CPU_TIMEOUT_S
+CPU_WINDOW_S = 0.5
+CPU_TIMEOUT_S = 3.0
+
 #: USER_HZ: /proc/stat counts clock ticks of 1/100 s on Linux
 _TICK_NS = 10 ** 7
 
@@ -151,3 +157,29 @@ def sample(pid, container_id, proc="/proc", cgroup_root="/sys/fs/cgroup"):
         networks=networks,
         read_from="cgroup",
     )
+
+
+def _window_s(before, after):
+    """Seconds of wall time between two readings, from the host's CPU time over its online CPUs."""
+    online = after["cpu_stats"]["online_cpus"] or 1
+    return (after["cpu_stats"]["system_cpu_usage"] - before["cpu_stats"]["system_cpu_usage"]) / (online * 1e9)
+
+
+def sample_with_cpu(pid, container_id, window_s=CPU_WINDOW_S, timeout_s=CPU_TIMEOUT_S, poll=poll_until, **roots):
+    """Two readings at least ``window_s`` apart (polled, bounded by ``timeout_s``): the later one with
+    the first one's ``cpu_stats`` as its ``precpu_stats``, so CPU % can be computed as from the
+    engine's full sample; None when this host's files do not show the container."""
+    first = sample(pid, container_id, **roots)
+    if first is None:
+        return None
+    latest = [first]
+
+    def later():
+        found = sample(pid, container_id, **roots)
+        if found is None:
+            return True  # the process is gone: keep the last reading
+        latest.append(found)
+        return _window_s(first, found) >= window_s
+
+    poll(later, timeout_s, interval=0.1)
+    return dict(latest[-1], precpu_stats=first["cpu_stats"])

@@ -718,17 +718,21 @@ class ComposeClient:
         return str(getattr(api, "base_url", "")).startswith("http+docker://")
 
     def stats(self, container, one_shot=False):
-        """One raw stats sample: the engine's JSON, with ``precpu_stats`` for CPU % (the engine
-        waits for its next sample); ``one_shot`` without CPU %, and without waiting where the host's
-        control group files show the container (``_cgroup.sample``: a local engine), else from the
-        engine's next collection pass (up to a second). A docker SDK without ``one_shot`` (before 6.1,
-        e.g. Debian 12's python3-docker 5.0 on a managed host) gets the full sample instead: a second
-        later, with CPU %."""
-        if one_shot and self.local_engine:
+        """One raw stats sample: the engine's JSON, with ``precpu_stats`` for CPU %; ``one_shot``
+        without CPU %.
+
+        Where the host's control-group files show the container (a local engine, ``_cgroup``), they
+        are read instead: at once for ``one_shot``, else two readings half a second apart. Elsewhere
+        the engine answers a one-shot request at its next collection pass (up to a second) and a full
+        one a pass later. A docker SDK without ``one_shot`` (before 6.1, e.g. Debian 12's
+        python3-docker 5.0 on a managed host) gets the full sample instead."""
+        if self.local_engine:
             state = (_attrs(container).get("State") or {})
-            found = _cgroup.sample(state.get("Pid"), getattr(container, "id", None)) if state.get("Running") else None
-            if found is not None:
-                return found
+            if state.get("Running"):
+                read = _cgroup.sample if one_shot else _cgroup.sample_with_cpu
+                found = read(state.get("Pid"), getattr(container, "id", None))
+                if found is not None:
+                    return found
         if one_shot:
             try:
                 return self._wrap("reading stats of %s" % container.name, container.stats, stream=False, one_shot=True)

@@ -89,3 +89,28 @@ def test_no_reading_when_this_host_does_not_show_the_container(tmp_path, lines, 
 def test_no_reading_when_the_control_files_are_missing(tmp_path):
     proc, sys_root = host(tmp_path, "0::/system.slice/docker-%s.scope\n" % CID)
     assert _cgroup.sample(4242, CID, proc=proc, cgroup_root=sys_root) is None
+
+
+def test_a_reading_with_cpu_takes_a_second_one_half_a_second_of_host_time_later(tmp_path):
+    proc, sys_root = host(tmp_path, "0::/system.slice/docker-%s.scope\n" % CID)
+    root = tmp_path / "sys"
+    base = "system.slice/docker-%s.scope" % CID
+    for name, text in (("cpu.stat", "usage_usec 2000000\n"), ("memory.current", "500000\n"), ("memory.max", "max\n"),
+                       ("memory.stat", "inactive_file 0\n")):
+        write(root, base + "/" + name, text)
+    polls = []
+
+    def poll(check, timeout, interval):
+        # each poll: the host's CPU time moves 0.25 s (on 2 CPUs), the container's 0.1 s
+        for n in range(1, 10):
+            write(tmp_path / "proc", "stat", "cpu  %d 0 50 800 10 0 0 0 0 0\ncpu0 1\ncpu1 1\n" % (100 + 50 * n))
+            write(root, base + "/cpu.stat", "usage_usec %d\n" % (2000000 + 100000 * n))
+            polls.append(n)
+            if check():
+                return True, None, 0
+        return False, None, timeout
+
+    got = _cgroup.sample_with_cpu(4242, CID, poll=poll, proc=proc, cgroup_root=sys_root)
+    assert polls == [1, 2], "two polls make half a second of host time"
+    assert _verify.cpu_percent(got) == 40.0  # 0.2 s of CPU over 0.5 s of wall time: 40 % of one core
+    assert _cgroup.sample_with_cpu(4242, "other", poll=poll, proc=proc, cgroup_root=sys_root) is None

@@ -623,10 +623,12 @@ class _Engine:
     ("http+docker://localhost", None, "engine"),                      # they do not show it: the engine
     ("https://192.0.2.10:2376", {"read_from": "cgroup"}, "engine"),   # a remote engine: never the files here
 ])
-def test_one_shot_stats_come_from_the_host_files_only_for_a_local_engine(monkeypatch, base_url, on_host, expected):
+def test_stats_come_from_the_host_files_only_for_a_local_engine(monkeypatch, base_url, on_host, expected):
     seen = []
-    monkeypatch.setattr(_compose._cgroup, "sample", lambda pid, cid: seen.append((pid, cid)) or on_host)
+    monkeypatch.setattr(_compose._cgroup, "sample", lambda pid, cid: seen.append(("one", pid, cid)) or on_host)
+    monkeypatch.setattr(_compose._cgroup, "sample_with_cpu", lambda pid, cid: seen.append(("cpu", pid, cid)) or on_host)
     container = _StatsContainer()
     assert ComposeClient(_Engine(base_url)).stats(container, one_shot=True)["read_from"] == expected
-    assert ComposeClient(_Engine(base_url)).stats(container)["read_from"] == "engine"
-    assert seen == ([(4242, "c1d2")] if base_url.startswith("http+docker") else [])
+    assert ComposeClient(_Engine(base_url)).stats(container)["read_from"] == expected
+    assert seen == ([("one", 4242, "c1d2"), ("cpu", 4242, "c1d2")] if base_url.startswith("http+docker") else [])
+    assert container.asked == ([] if expected == "cgroup" else [dict(stream=False, one_shot=True), dict(stream=False)])
