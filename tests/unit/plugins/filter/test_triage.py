@@ -1,5 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The triage decision of playbooks/triage.yml (_severity.triage, the sre.incident.triage filter)."""
+"""The triage decision of playbooks/triage.yml (the sre.incident.triage filter, _severity.triage).
+
+Here and not under module_utils: ansible-test runs those without the controller (no ansible.errors)."""
 from __future__ import annotations
 
 import pytest
