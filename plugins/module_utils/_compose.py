@@ -817,17 +817,16 @@ def interpolate(text, environ):
 def compose_environment(project_dir, environ=None):
     """The variables compose interpolates with: ``<project_dir>/.env`` under the process environment."""
     values = {}
-    try:
-        if not project_dir:
-            raise FileNotFoundError("no project directory")
-        with open(os.path.join(project_dir, ".env"), "r", encoding="utf-8") as handle:
-            for line in handle:
-                line = line.strip()
-                if line and not line.startswith("#") and "=" in line:
-                    key, val = line.split("=", 1)
-                    values[key.strip()] = val.strip().strip("'\"")
-    except OSError:
-        pass
+    if project_dir:
+        try:
+            with open(os.path.join(project_dir, ".env"), "r", encoding="utf-8") as handle:
+                for line in handle:
+                    line = line.strip()
+                    if line and not line.startswith("#") and "=" in line:
+                        key, val = line.split("=", 1)
+                        values[key.strip()] = val.strip().strip("'\"")
+        except OSError:
+            pass
     values.update(os.environ if environ is None else environ)
     return values
 

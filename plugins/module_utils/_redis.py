@@ -71,13 +71,13 @@ class Redis:
         self.container = container
         self.port = int(port)
 
-    def cli(self, *args, **kwargs):
+    def cli(self, *args, read_only=False):
         """``redis-cli -p PORT ARGS``; its output (stripped). Raises RedisError on a failure or an error reply.
 
         ``read_only=True``: a command that only reads (its output may be asked for again, see
         ComposeClient.exec_in ``expect_output``)."""
         argv = ["redis-cli", "-p", str(self.port)] + [str(a) for a in args]
-        res = self.client.exec_in(self.container, argv, expect_output=bool(kwargs.get("read_only")))
+        res = self.client.exec_in(self.container, argv, expect_output=read_only)
         out = (res["stdout"] or "").strip()
         if res["rc"] != 0 or out.startswith("ERR") or out.startswith("(error)") or "Could not connect" in out:
             raise RedisError("redis-cli %s in %s failed (rc %s): %s" % (
