@@ -53,9 +53,11 @@ class Postgres:
         return ["--no-password", "-U", self.user, "-p", str(self.port), "-d", self.name]
 
     def query(self, sql):
-        """One SQL statement with ``psql -At``; its output (stripped). Raises PostgresError."""
+        """One SQL statement that returns a row (``SHOW data_directory``) with ``psql -At``; its output
+        (stripped). Raises PostgresError. Its output is expected (see ComposeClient.exec_in)."""
         argv = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"] + self._conn() + ["-c", sql]
-        res = self.client.exec_in(self.container, argv, user=self.exec_user, environment={"PGCONNECT_TIMEOUT": "10"})
+        res = self.client.exec_in(self.container, argv, user=self.exec_user, environment={"PGCONNECT_TIMEOUT": "10"},
+                                  expect_output=True)
         if res["rc"] != 0:
             raise PostgresError("psql in %s failed (rc %s): %s" % (
                 self.container.name, res["rc"], (res["stderr"] or res["stdout"]).strip()[-500:]))
