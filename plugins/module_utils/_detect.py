@@ -139,6 +139,11 @@ def answered(tgts, probes, min_ratio=0.5):
     return all(_ok(place, min_ratio) for place in group_results(tgts, probes).values())
 
 
+def service_running(stack, containers):
+    """Whether the engine shows a running container of the service (a paused, exited or missing one answers nothing)."""
+    return any(c.get("service") == stack["service"] and c.get("status") == "running" for c in containers or [])
+
+
 def down_services(stack, containers):
     """Services (of the service, dependencies, edge) that have no running, healthy container."""
     wanted = container_services(stack)

@@ -644,8 +644,8 @@ def writable_mounts(attrs):
     return found
 
 
-def _fill_target(target, s):
-    """(mount path, size_kb, used_kb, used_pct) of the volume disk_fill fills; NotApplicable when there is none."""
+def _fill_mounts(target, s):
+    """The writable mounts disk_fill may fill (from the container's settings); NotApplicable when there is none."""
     mounts = writable_mounts(target.attrs(s["service"]))
     if s["fill_path"]:
         mounts = [m for m in mounts if m["path"].rstrip("/") == s["fill_path"].rstrip("/")]
@@ -653,7 +653,12 @@ def _fill_target(target, s):
             raise NotApplicable("%s is not a writable volume of %s's container" % (s["fill_path"], s["service"]))
     if not mounts:
         raise NotApplicable("%s's container has no writable volume (named volume or tmpfs) to fill" % s["service"])
-    sized = sorted((_df(target, s, m["path"]) + (m["path"],) for m in mounts), key=lambda x: x[0])
+    return mounts
+
+
+def _fill_target(target, s):
+    """(mount path, size_kb, used_kb, used_pct) of the volume disk_fill fills; NotApplicable when there is none."""
+    sized = sorted((_df(target, s, m["path"]) + (m["path"],) for m in _fill_mounts(target, s)), key=lambda x: x[0])
     size_kb, used_kb, percent, path = sized[0]
     return path, size_kb, used_kb, percent
 
@@ -682,9 +687,19 @@ def observe(target, s):
         return dict(injected=injected, applicable=True, detail="%s is %s" % (service, status), status=status)
     if name == "latency":
         return dict(_latency_observe(target, s), applicable=True)
+    # the other faults are looked at inside a container: one that does not run cannot be looked into
+    inside = {"cache_wipe": s["redis"], "db_connections_exhausted": s["postgres"]}.get(name, s["service"])
+    status = (target.status(inside) or {}).get("status", "missing")
+    if status != "running":
+        found = dict(injected=False, applicable=True, status=status,
+                     detail="%s is %s: not looked into until it runs" % (inside, status))
+        if name == "disk_fill":
+            try:
+                _fill_mounts(target, s)
+            except NotApplicable as exc:
+                found.update(applicable=False, detail=exc.msg)
+        return found
     if name == "cpu_pressure":
-        if (target.status(s["service"]) or {}).get("status") != "running":
-            return dict(injected=False, applicable=True, detail="%s is not running" % s["service"], workers=0)
         pids = _burners(target, s)
         return dict(injected=bool(pids), applicable=True, workers=len(pids),
                     detail="%d busy loop(s) named %s in %s" % (len(pids), BURNER_NAME, s["service"]))

@@ -123,7 +123,10 @@ BREAKER_TEXT = ("circuit breaker open: the ladder already ran %s time(s) on this
 
 def _judge(previous, health, edge, dry_run, current):
     """What the rung ``previous`` climbed did, from the checks registered after it: (data, text) for the record."""
-    rung, health, edge = previous["next"], health or {}, edge or {}
+    rung, health = previous["next"], health or {}
+    if not edge or edge.get("skipped"):
+        # the edge's repair did not run: the wait's own look at the edge (check_edge) says, when it looked
+        edge = health.get("edge") or {}
     result = "would_run" if dry_run else "fixed" if health.get("healthy") and edge.get("serving", True) else "not_fixed"
     elapsed = round(current.timestamp() - previous["started"], 1)
     said = {"would_run": "would run (dry run)", "fixed": "brought the service back"}.get(result, "did not bring the checks back")

@@ -38,6 +38,10 @@ options:
         health probes and of its recommendation probes succeed).
       - With O(stop_early), the rounds stop once no place's verdict can change, or after one round
         when the engine already shows the failing place's container exited, paused or gone.
+      - With O(stop_early), the engine is read first (for at most O(down_timeout) seconds); when it
+        shows no running container of the service (exited, paused, gone), every probe waits
+        O(down_timeout) instead of O(timeout) for its answer. Nothing behind the service can answer,
+        so the probes only have to show what users get. RV(probe_timeout) says which timeout was used.
       - Exactly one of O(url), O(urls) and O(stack) is required.
     type: dict
   where:
@@ -47,6 +51,20 @@ options:
     elements: str
     choices: [service, edge]
     default: [service, edge]
+  check_edge:
+    description:
+      - With O(stack) and O(where=[service]), once the service answers, probe what users reach through the
+        edge once (C(/health) and every sample user's recommendations, at most 1 s each, or O(timeout)
+        when shorter) and return it as RV(edge). The wait does not wait for the edge; a stack without
+        C(edge_url) returns RV(edge=null).
+    type: bool
+    default: false
+  down_timeout:
+    description:
+      - With O(stack) and O(stop_early), the probes' timeout in seconds when the engine shows no running
+        container of the service (see O(stack)). V(0) keeps O(timeout).
+    type: float
+    default: 0.5
   url:
     description:
       - One URL to probe, with scheme V(http) or V(https) and a host.
@@ -390,6 +408,19 @@ summary:
   returned: with O(stack)
   type: str
   sample: "Alarm confirmed (edge_failing): the service itself: health 100 % ok, recommendations 100 % ok; through the edge: ..."
+edge:
+  description:
+    - With O(check_edge), what users got through the edge once the service answered - C(serving) (every
+      probe answered, with enough recommendations) and C(problems); null when the service did not answer
+      or the stack has no edge.
+  returned: with O(check_edge)
+  type: dict
+  sample: {"serving": false, "problems": ["/health answered timed out"]}
+probe_timeout:
+  description: The timeout each probe had, in seconds (O(timeout), or O(down_timeout), see O(stack)).
+  returned: success
+  type: float
+  sample: 2.0
 min_success_ratio:
   description: The threshold applied, O(min_success_ratio).
   returned: success
@@ -399,13 +430,19 @@ min_success_ratio:
 
 import concurrent.futures
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _detect, _http
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _detect, _edge, _http
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
+
+#: With check_edge: the service answers, so an edge that serves answers as fast; one that does not is
+#: looked at again by the edge's repair (sre.incident.edge), so this look need not wait long.
+EDGE_LOOK_TIMEOUT_S = 1.0
 
 ARGUMENT_SPEC = dict(
     stack=dict(type="dict"),
     where=dict(type="list", elements="str", choices=["service", "edge"], default=["service", "edge"]),
+    check_edge=dict(type="bool", default=False),
+    down_timeout=dict(type="float", default=0.5),
     url=dict(type="str"),
     urls=dict(type="list", elements="raw"),
     count=dict(type="int", default=3),
@@ -479,6 +516,10 @@ def work(module):
             spec = dict(project=stack["name"], services=_detect.container_services(stack), docker_host=None)
     else:
         urls = [p["url"]] if p["url"] is not None else p["urls"]
+    if p["check_edge"] and (stack is None or p["where"] != ["service"]):
+        raise IncidentError("check_edge needs stack and where=[service], got where=%s" % (p["where"] if stack else None,))
+    if p["down_timeout"] is None or p["down_timeout"] < 0:
+        raise IncidentError("down_timeout must be >= 0 seconds, got %r" % (p["down_timeout"],))
     wants_jmespath = stack is not None or p["json_query"] or any(isinstance(u, dict) and u.get("json_query") for u in urls)
     if wants_jmespath:
         module.require("jmespath", _http.HAS_JMESPATH, _http.JMESPATH_IMPORT_ERROR)
@@ -486,6 +527,12 @@ def work(module):
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         # the engine is read while the probes run: it costs no extra time
         reading = _read_containers(pool, module, spec)
+        timeout = p["timeout"]
+        if tgts is not None and p["stop_early"] and p["down_timeout"] and reading is not None:
+            # nothing answers for a service without a running container: the probes need not wait long
+            found = _settled_containers(reading, p["down_timeout"])
+            if found is not None and not _detect.service_running(stack, found):
+                timeout = min(timeout, p["down_timeout"])
         extra = {}
         if tgts is not None:
             def judge(probes):
@@ -500,7 +547,7 @@ def work(module):
             extra = dict(judge=judge, settled=settled)
         result = _http.wait_healthy(
             urls, p["wait_timeout"], give_up=give_up,
-            count=p["count"], interval=p["interval"], timeout=p["timeout"], method=p["method"],
+            count=p["count"], interval=p["interval"], timeout=timeout, method=p["method"],
             expect_status=p["expect_status"], json_queries=p["json_query"],
             min_success_ratio=p["min_success_ratio"], stop_early=p["stop_early"], **extra
         )
@@ -511,6 +558,13 @@ def work(module):
                 result.update(reading.result())
             except _compose.UnknownService as exc:
                 raise IncidentError("containers: %s" % exc.msg) from None
+    result["probe_timeout"] = timeout
+    if p["check_edge"]:
+        # the service answers: one look at what users get through the edge (is a reload needed?)
+        result["edge"] = None
+        if result["healthy"] and stack.get("edge_url"):
+            seen = _edge.users_answered(stack, stack["edge_url"], probe_timeout=min(p["timeout"], EDGE_LOOK_TIMEOUT_S))
+            result["edge"] = dict(serving=seen["ok"], problems=seen["problems"])
     if tgts is not None:
         verdict = _detect.assess(stack, tgts, result["probes"], result["containers"], result["containers_error"],
                                  min_ratio=p["min_success_ratio"])

@@ -112,3 +112,15 @@ def test_the_engines_restart_policy_is_noticed():
     # the engine is bringing it back right now: the ladder must not restart it on top
     busy = _detect.engine_restarts(STACK, [dict(restarted, status="restarting")], now=now + 5)
     assert busy["restarting"] is True
+
+
+@pytest.mark.parametrize("states, running", [
+    ([{"service": "recs-api", "status": "running"}], True),
+    ([{"service": "recs-api", "status": "running", "health": "unhealthy"}], True),   # it may still answer, slowly
+    ([{"service": "recs-api", "status": "paused"}], False),
+    ([{"service": "recs-api", "status": "exited"}, {"service": "pg", "status": "running"}], False),
+    ([{"service": "pg", "status": "running"}], False),                                 # its container is gone
+    ([], False),
+])
+def test_service_running_is_the_engines_word_that_something_can_answer(states, running):
+    assert _detect.service_running(STACK, states) is running

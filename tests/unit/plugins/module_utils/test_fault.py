@@ -496,3 +496,22 @@ def test_latency_is_not_sped_up_when_a_loaded_machine_measures_it_slower():
     target = FakeTarget(latency_after=2400.0)
     result = run(target, name="latency", state="injected", delay_ms=800)
     assert len(target.classes) == 1 and "now take 2400 ms" in result["actions"][-1]
+
+
+@pytest.mark.parametrize("name, down", [("disk_fill", "recommendation-service"), ("cpu_pressure", "recommendation-service"),
+                                        ("cache_wipe", "redis"), ("db_connections_exhausted", "postgres")])
+def test_a_fault_looked_at_inside_a_container_that_does_not_run_says_so(name, down):
+    """A stack already broken (drill.yml --check on it): observing reads no container that does not run."""
+    target = FakeTarget()
+    target.status_of[down] = "exited"
+    seen = run(target, name=name, state="present")
+    assert seen["applicable"] is True and seen["injected"] is False
+    assert seen["before"]["detail"] == "%s is exited: not looked into until it runs" % down
+    assert not [c for c in target.calls if c[0] == "exec"]
+
+
+def test_disk_fill_on_a_stopped_service_still_says_when_it_has_no_volume():
+    bare = FakeTarget(mounts=[dict(Type="bind", Destination="/srv", RW=True)])
+    bare.status_of["recommendation-service"] = "exited"
+    seen = run(bare, name="disk_fill", state="present")
+    assert seen["applicable"] is False and "no writable volume" in seen["before"]["detail"]

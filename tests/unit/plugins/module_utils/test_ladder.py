@@ -128,6 +128,19 @@ def test_step_without_an_edge_check_takes_the_service_answering_as_fixed():
     assert steps[1]["done"]["result"] == "fixed" and steps[1]["done"]["edge_serves"] is None
 
 
+def test_step_takes_the_waits_look_at_the_edge_when_the_edge_repair_did_not_run():
+    looked = {"healthy": True, "edge": {"serving": True, "problems": []}}
+    steps = _walk([(looked, SKIPPED)])
+    assert steps[1]["done"]["result"] == "fixed" and steps[1]["done"]["edge_serves"] is True
+    # the wait saw users not answered through the edge and its repair did not run: not fixed
+    stale = {"healthy": True, "edge": {"serving": False, "problems": ["/health answered timed out"]}}
+    steps = _walk([(stale, SKIPPED), (HEALTHY, SERVING)])
+    assert steps[1]["done"]["result"] == "not_fixed" and steps[1]["done"]["edge_serves"] is False
+    # the repair ran: its answer counts, not the wait's look before it
+    steps = _walk([(stale, SERVING)])
+    assert steps[1]["done"]["result"] == "fixed" and steps[1]["done"]["edge_actions"] == ["reload"]
+
+
 def test_step_stops_for_the_clock_and_records_it_once():
     # 60 s left: restart_service (30 s) + 60 s verification does not fit
     steps = _walk([], deadline="2026-11-27T10:01:00Z", verify_budget=60)

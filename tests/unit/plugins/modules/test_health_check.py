@@ -169,3 +169,81 @@ def test_the_engine_answer_on_its_way_is_waited_for_when_a_place_failed():
         assert health_check._settled_containers(reading, wait_s=5.0) == states["containers"]
     slow = concurrent.futures.Future()
     assert health_check._settled_containers(slow, wait_s=0.05) is None
+
+
+class Places(JSONHandler):
+    """``/up/...`` answers like a healthy service, ``/stale/...`` like an edge whose upstream is gone,
+    ``/hung/...`` only after 3 s (a paused service)."""
+
+    def do_GET(self):
+        import time  # pylint: disable=import-outside-toplevel
+        place, _sep, rest = self.path.lstrip("/").partition("/")
+        if place == "hung":
+            time.sleep(3)
+        body = {"status": "ok"} if rest == "health" else {"recommendations": [1, 2, 3, 4, 5, 6]}
+        self.send_json(502 if place == "stale" else 200, body)
+
+
+@pytest.fixture(scope="module")
+def places():
+    with serving(Places) as url:
+        yield url
+
+
+def _stack(base, edge=None):
+    return dict(name="recsys", project_dir="/srv/recsys", service="api", base_url=base, edge_url=edge, edge="edge" if edge else None,
+                health_path="/health", recommendations_path="/rec/{user}", sample_users=["u1", "u2"], min_recommendations=6)
+
+
+def _engine_says(monkeypatch, status):
+    def read_states(project, services, docker_host=None, timeout=None):
+        return dict(containers=[dict(service="api", status=status)], containers_error=None)
+    patch_engine(monkeypatch, read_states=read_states)
+
+
+def test_a_service_the_engine_shows_stopped_is_probed_with_the_short_timeout(places, monkeypatch):
+    _engine_says(monkeypatch, "paused")
+    r = run(dict(stack=_stack(places + "/hung"), where=["service"], count=3, stop_early=True, timeout=2))
+    assert r["probe_timeout"] == 0.5 and r["rounds"] == 1 and r["healthy"] is False
+    assert r["waited"] < 1.5 and all(not p["ok"] for p in r["probes"])
+    assert r["assessment"]["kind"] == "service_down"
+
+
+def test_a_running_service_keeps_its_timeout(places, monkeypatch):
+    _engine_says(monkeypatch, "running")
+    r = run(dict(stack=_stack(places + "/up"), where=["service"], count=1, stop_early=True, timeout=2))
+    assert r["probe_timeout"] == 2 and r["healthy"] is True
+    # without stop_early (a wait) the timeout is never shortened
+    _engine_says(monkeypatch, "exited")
+    r = run(dict(stack=_stack(places + "/up"), where=["service"], count=1, timeout=2))
+    assert r["probe_timeout"] == 2
+
+
+@pytest.mark.parametrize("edge, serving", [("/up", True), ("/stale", False)])
+def test_check_edge_looks_through_the_edge_once_the_service_answers(places, monkeypatch, edge, serving):
+    _engine_says(monkeypatch, "running")
+    r = run(dict(stack=_stack(places + "/up", places + edge), where=["service"], check_edge=True, count=1, wait_timeout=5))
+    assert r["healthy"] is True and r["edge"]["serving"] is serving
+    assert bool(r["edge"]["problems"]) is not serving
+
+
+def test_check_edge_says_nothing_when_it_did_not_look(places, monkeypatch):
+    _engine_says(monkeypatch, "running")
+    r = run(dict(stack=_stack(places + "/up"), where=["service"], check_edge=True, count=1))
+    assert r["edge"] is None    # no edge_url
+    r = run(dict(stack=_stack(places + "/stale", places + "/up"), where=["service"], check_edge=True, count=1))
+    assert r["healthy"] is False and r["edge"] is None    # the service does not answer: the edge is not looked at
+
+
+@pytest.mark.parametrize("args, word", [
+    (dict(url="http://127.0.0.1/", check_edge=True), "check_edge"),
+    (dict(stack=_stack("http://127.0.0.1:9/"), check_edge=True), "where"),
+    (dict(stack=_stack("http://127.0.0.1:9/"), down_timeout=-1), "-1"),
+])
+def test_check_edge_and_down_timeout_bad_input(args, word, monkeypatch):
+    def no_probe(*a, **k):
+        raise AssertionError("probed despite bad input")
+
+    monkeypatch.setattr(health_check._http, "probe", no_probe)
+    r = run(args)
+    assert r["failed"] is True and word in r["msg"]
