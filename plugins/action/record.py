@@ -20,8 +20,22 @@ from ansible_collections.sre.incident.plugins.plugin_utils._action import Contro
 display = Display()
 
 
+#: Options a task may leave out, and the play's variable each is then taken from: the record's place, the
+#: incident and the host are the play's, so a task says only what it records (every state but opened,
+#: whose id, when given, resumes that incident).
+FROM_THE_PLAY = (("incident_dir", "incident_dir"), ("id", "incident_id"), ("host", "inventory_hostname"))
+
+
 class ActionModule(ControllerAction):
     NAME, ARGUMENT_SPEC, REQUIRED_IF = "sre.incident.record", ARGUMENT_SPEC, REQUIRED_IF
+
+    def fill(self, args, task_vars):
+        for option, variable in FROM_THE_PLAY:
+            if option == "id" and args.get("state") == "opened":
+                continue
+            if args.get(option) is None and task_vars.get(variable) not in (None, ""):
+                args[option] = self._templar.template(task_vars[variable])
+        return args
 
     def act(self, params):
         outcome = run_checked(params, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff))

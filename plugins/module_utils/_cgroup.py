@@ -160,26 +160,41 @@ def sample(pid, container_id, proc="/proc", cgroup_root="/sys/fs/cgroup"):
 
 
 def _window_s(before, after):
-    """Seconds of wall time between two readings, from the host's CPU time over its online CPUs."""
-    online = after["cpu_stats"]["online_cpus"] or 1
-    return (after["cpu_stats"]["system_cpu_usage"] - before["cpu_stats"]["system_cpu_usage"]) / (online * 1e9)
+    """Seconds of wall time between two readings, from the host's CPU time over its online CPUs (0 when
+    a reading does not say)."""
+    system_before = (before.get("cpu_stats") or {}).get("system_cpu_usage")
+    system_after = (after.get("cpu_stats") or {}).get("system_cpu_usage")
+    if system_before is None or system_after is None:
+        return 0.0
+    online = (after.get("cpu_stats") or {}).get("online_cpus") or 1
+    return (float(system_after) - float(system_before)) / (online * 1e9)
 
 
-def sample_with_cpu(pid, container_id, window_s=CPU_WINDOW_S, timeout_s=CPU_TIMEOUT_S, poll=poll_until, **roots):
-    """Two readings at least ``window_s`` apart (polled, bounded by ``timeout_s``): the later one with
-    the first one's ``cpu_stats`` as its ``precpu_stats``, so CPU % can be computed as from the
-    engine's full sample; None when this host's files do not show the container."""
-    first = sample(pid, container_id, **roots)
-    if first is None:
-        return None
+def with_cpu_window(first, read_again, window_s=CPU_WINDOW_S, timeout_s=CPU_TIMEOUT_S, poll=poll_until):
+    """A later reading (``read_again()``, polled until it is at least ``window_s`` of host time after
+    ``first``, bounded by ``timeout_s``) with ``first``'s ``cpu_stats`` as its ``precpu_stats``, so CPU %
+    can be computed as from the engine's full sample. A ``read_again()`` of None (the process is gone)
+    keeps the last reading; a ``first`` without the host's CPU time is returned as it is (no window
+    can be measured)."""
+    if (first.get("cpu_stats") or {}).get("system_cpu_usage") is None:
+        return first
     latest = [first]
 
     def later():
-        found = sample(pid, container_id, **roots)
+        found = read_again()
         if found is None:
-            return True  # the process is gone: keep the last reading
+            return True
         latest.append(found)
         return _window_s(first, found) >= window_s
 
     poll(later, timeout_s, interval=0.1)
     return dict(latest[-1], precpu_stats=first["cpu_stats"])
+
+
+def sample_with_cpu(pid, container_id, poll=poll_until, **roots):
+    """:func:`sample` with CPU % (see :func:`with_cpu_window`); None when this host's files do not show
+    the container."""
+    first = sample(pid, container_id, **roots)
+    if first is None:
+        return None
+    return with_cpu_window(first, lambda: sample(pid, container_id, **roots), poll=poll)

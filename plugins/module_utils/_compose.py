@@ -289,11 +289,6 @@ def predict_status(state, status):
     return status
 
 
-def predict_changed(state, statuses, signal="SIGKILL"):
-    """True when applying ``state`` to containers with these statuses changes anything."""
-    return any(plan_action(state, status, signal) is not None for status in statuses)
-
-
 def target_reached(state, before, now):
     """Whether a container reached what ``state`` asks for, comparing ``before`` and ``now``.
 
@@ -718,14 +713,13 @@ class ComposeClient:
         return str(getattr(api, "base_url", "")).startswith("http+docker://")
 
     def stats(self, container, one_shot=False):
-        """One raw stats sample: the engine's JSON, with ``precpu_stats`` for CPU %; ``one_shot``
-        without CPU %.
+        """One raw stats sample in the engine's shape; without ``one_shot`` it carries ``precpu_stats``
+        half a second of host time before it (``_cgroup.with_cpu_window``), for CPU %.
 
         Where the host's control-group files show the container (a local engine, ``_cgroup``), they
-        are read instead: at once for ``one_shot``, else two readings half a second apart. Elsewhere
-        the engine answers a one-shot request at its next collection pass (up to a second) and a full
-        one a pass later. A docker SDK without ``one_shot`` (before 6.1, e.g. Debian 12's
-        python3-docker 5.0 on a managed host) gets the full sample instead."""
+        are read. Elsewhere the engine's one-shot readings, which it answers at its next collection
+        pass (up to a second); a docker SDK without ``one_shot`` (before 6.1, e.g. Debian 12's
+        python3-docker 5.0 on a managed host) gets the engine's full sample instead."""
         if self.local_engine:
             state = (_attrs(container).get("State") or {})
             if state.get("Running"):
@@ -733,12 +727,17 @@ class ComposeClient:
                 found = read(state.get("Pid"), getattr(container, "id", None))
                 if found is not None:
                     return found
-        if one_shot:
-            try:
-                return self._wrap("reading stats of %s" % container.name, container.stats, stream=False, one_shot=True)
-            except TypeError as exc:
-                if "one_shot" not in str(exc):
-                    raise
+        first = self._one_shot_stats(container)
+        if one_shot or (first.get("precpu_stats") or {}).get("system_cpu_usage"):
+            return first
+        return _cgroup.with_cpu_window(first, lambda: self._one_shot_stats(container))
+
+    def _one_shot_stats(self, container):
+        try:
+            return self._wrap("reading stats of %s" % container.name, container.stats, stream=False, one_shot=True)
+        except TypeError as exc:
+            if "one_shot" not in str(exc):
+                raise
         return self._wrap("reading stats of %s" % container.name, container.stats, stream=False)
 
     def image_info(self, image):
@@ -1088,25 +1087,6 @@ def compose_argv(project, project_dir, files, run_command=None, which=shutil.whi
         path = f if os.path.isabs(f) or not project_dir else os.path.join(project_dir, f)
         argv += ["-f", path]
     return argv
-
-
-def _run(run_command, argv):
-    rc, out, err = run_command(argv)
-    return dict(cmd=argv, rc=rc, stdout=out, stderr=err)
-
-
-def compose_up(run_command, project, project_dir, files, services=None, extra=None):
-    """``compose up -d [services]``; returns dict(cmd, rc, stdout, stderr)."""
-    argv = compose_argv(project, project_dir, files, run_command=run_command)
-    argv += ["up", "-d"] + list(extra or []) + list(services or [])
-    return _run(run_command, argv)
-
-
-def compose_down(run_command, project, project_dir, files, extra=None):
-    """``compose down``; returns dict(cmd, rc, stdout, stderr)."""
-    argv = compose_argv(project, project_dir, files, run_command=run_command)
-    argv += ["down"] + list(extra or [])
-    return _run(run_command, argv)
 
 
 # --------------------------------------------------------------------------- whole project (compose CLI)

@@ -311,11 +311,6 @@ def render_dingtalk(rendered, at_mobiles=(), at_user_ids=()):
     return "\n".join(lines)
 
 
-def render_message(stage, incident, oncall=None, text=None, now=None):
-    """Render the plain-text message (the module's ``message`` return)."""
-    return render_plain(render_fields(stage, incident, oncall, text, now))
-
-
 # ---------------------------------------------------------------------------------------------
 # Requests
 # ---------------------------------------------------------------------------------------------

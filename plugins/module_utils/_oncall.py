@@ -24,6 +24,7 @@ import copy
 import datetime as _dt
 import re
 
+from ansible_collections.sre.incident.plugins.module_utils import _time
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 
 try:
@@ -93,21 +94,12 @@ def parse_instant(value, zone, where="at"):
     """
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "now")):
         return _dt.datetime.now(_dt.timezone.utc).astimezone(zone)
-    if isinstance(value, _dt.datetime):
-        moment = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            moment = _dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise OncallError("%s must be an ISO 8601 date-time such as '2026-11-27T10:00:00+08:00', got %r" % (where, value))
-    else:
+    if not isinstance(value, (str, _dt.datetime)):
         raise OncallError("%s must be an ISO 8601 string or a datetime, got %r" % (where, value))
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        return moment.replace(tzinfo=zone)
-    return moment.astimezone(zone)
+    try:
+        return _time.parse_ts(value, where, naive=zone).astimezone(zone)
+    except ValueError:
+        raise OncallError("%s must be an ISO 8601 date-time such as '2026-11-27T10:00:00+08:00', got %r" % (where, value)) from None
 
 
 def _handle(shifts, name):

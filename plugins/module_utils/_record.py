@@ -314,11 +314,6 @@ def transact(events_path, plan):
         os.close(fd)  # closing drops the flock
 
 
-def append_event(events_path, event):
-    """Append one event (see :func:`make_event`) to an existing record; returns it with ``seq``."""
-    return transact(events_path, lambda events, corrupt: [event])[2][0]
-
-
 def create_record(events_path, opened_event):
     """Create the record with its ``opened`` event. Returns False if it already existed."""
     record_dir = os.path.dirname(events_path)

@@ -154,10 +154,3 @@ def redact_data(data, values=()):
     if isinstance(data, (str, bytes)):
         return redact_text(data, values)
     return data
-
-
-def leaks(text, values):
-    """The secret ``values`` still present in ``text`` (empty list when none): a self-check."""
-    if not text:
-        return []
-    return sorted(v for v in values or () if v and len(v) >= MIN_SECRET_LEN and v in text)

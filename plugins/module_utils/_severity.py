@@ -225,11 +225,6 @@ def worst(severities):
     return ORDER[min(rank(s) for s in items)]
 
 
-def is_worse(a, b):
-    """True when ``a`` is strictly worse than ``b`` (P0 is worse than P1)."""
-    return rank(a) < rank(b)
-
-
 def of_findings(findings):
     """The severity that a diagnosis's findings call for (each with ``kind`` and ``level``):
     V(P0) when the service is down, V(P1) for a critical finding, V(P2) for any other, else None."""

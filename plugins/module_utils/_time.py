@@ -42,13 +42,14 @@ def utc_now():
     return datetime.datetime.now(UTC)
 
 
-def parse_ts(value, name="timestamp"):
-    """An aware UTC datetime from an ISO 8601 timestamp (or a datetime, naive = UTC).
+def parse_ts(value, name="timestamp", naive=UTC):
+    """An aware UTC datetime from an ISO 8601 timestamp (or a datetime); a value without an offset is
+    read in the zone ``naive`` (UTC unless said).
 
     Raises ``ValueError`` naming ``name`` and the bad value.
     """
     if isinstance(value, datetime.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+        return (value if value.tzinfo else value.replace(tzinfo=naive)).astimezone(UTC)
     match = _ISO_RE.match(value.strip()) if isinstance(value, str) else None
     if not match:
         raise ValueError("%s %r is not an ISO 8601 timestamp (e.g. 2026-11-27T01:30:45Z)" % (name, value))
@@ -57,7 +58,7 @@ def parse_ts(value, name="timestamp"):
         moment = datetime.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
                                    int(second or 0), int((fraction or "0")[:6].ljust(6, "0")))
         offset = datetime.timedelta(hours=int(off_h or 0), minutes=int(off_m or 0))
-        zone = UTC if zulu or not sign else datetime.timezone(offset if sign == "+" else -offset)
+        zone = UTC if zulu else naive if not sign else datetime.timezone(offset if sign == "+" else -offset)
     except ValueError as exc:
         raise ValueError("%s %r is not an ISO 8601 timestamp: %s" % (name, value, exc)) from None
     return moment.replace(tzinfo=zone).astimezone(UTC)

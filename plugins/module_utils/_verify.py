@@ -59,7 +59,6 @@ from ansible_collections.sre.incident.plugins.module_utils import _time
 from ansible_collections.sre.incident.plugins.module_utils import _traffic
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._redact import redact_text, secret_values
-from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 CHECKS = ("health", "recommendations", "latency", "log_errors", "resources", "edge")
 #: Checks that need the Docker engine (the others only need HTTP).
@@ -85,10 +84,6 @@ MAX_EXCERPT_LINES = 5
 EXCERPT_CHARS = 300
 #: Log lines read per container at most (``tail``), so a long ``since`` stays bounded.
 MAX_LOG_LINES = 50000
-#: Without precpu_stats, CPU % is measured between two samples at least this far apart (seconds),
-#: polling for the second one no longer than CPU_RESAMPLE_TIMEOUT_S.
-CPU_MIN_WINDOW_S = 0.5
-CPU_RESAMPLE_TIMEOUT_S = 3.0
 
 
 class VerifyError(InputError):
@@ -238,42 +233,13 @@ def read_errors(client, containers, since, until=None):
     return dict(count=total, by_container=by_container, excerpt=excerpt[:MAX_EXCERPT_LINES])
 
 
-def _enough_cpu_window(before, after, min_window_s):
-    """Whether the host CPU time between two cpu_stats covers at least ``min_window_s`` of wall time."""
-    system_before = (before or {}).get("system_cpu_usage")
-    system_after = (after or {}).get("system_cpu_usage")
-    if system_before is None or system_after is None:
-        return False
-    online = _online_cpus(after) or _online_cpus(before) or 1
-    # system_cpu_usage counts nanoseconds of CPU time over all online CPUs
-    return (float(system_after) - float(system_before)) >= min_window_s * online * 1e9
-
-
-def read_resources(client, container, poll=poll_until):
-    """CPU % and memory of one container from the engine's one-shot stats.
-
-    A one-shot reading answers at once but carries no ``precpu_stats``; a second one is polled until it
-    is CPU_MIN_WINDOW_S after the first (bounded by CPU_RESAMPLE_TIMEOUT_S), and CPU % is taken between
-    the two. That is half a second, where a plain ``stats(stream=False)`` waits for the engine's next
-    one-second collection cycle. A reading that already carries ``precpu_stats`` is used as it is.
-    """
-    first = client.stats(container, one_shot=True)
-    cpu = cpu_percent(first)
-    samples = [first]
-    last = first
-    if cpu is None:
-        def later_sample():
-            sample = client.stats(container, one_shot=True)
-            samples.append(sample)
-            return _enough_cpu_window(first.get("cpu_stats"), sample.get("cpu_stats"), CPU_MIN_WINDOW_S)
-
-        poll(later_sample, CPU_RESAMPLE_TIMEOUT_S, interval=0.1)
-        last = samples[-1]
-        cpu = cpu_percent_between(first.get("cpu_stats"), last.get("cpu_stats"))
-    mem = memory_usage(last)
-    return dict(container=_container_name(container), cpu_percent=cpu, memory_percent=mem["percent"],
+def read_resources(client, container):
+    """CPU % (over half a second, see ``ComposeClient.stats``) and memory of one container."""
+    sample = client.stats(container)
+    mem = memory_usage(sample)
+    return dict(container=_container_name(container), cpu_percent=cpu_percent(sample), memory_percent=mem["percent"],
                 memory_used_bytes=mem["used_bytes"], memory_limit_bytes=mem["limit_bytes"],
-                online_cpus=_online_cpus((last or {}).get("cpu_stats")), samples=len(samples))
+                online_cpus=_online_cpus(sample.get("cpu_stats")))
 
 
 # --------------------------------------------------------------------------- the checks

@@ -49,7 +49,8 @@ options:
       - Under AWX the controller (execution environment) is thrown away after the job, so point
         this at a lasting place (a mounted volume) and hand the id on with C(set_stats) (see
         RV(stats)).
-      - Falls back to the environment variable E(SRE_INCIDENT_DIR).
+      - Left out, it is the play's variable C(incident_dir) (the one variable for the record's place),
+        else the environment variable E(SRE_INCIDENT_DIR).
     type: path
     default: incidents
   id:
@@ -57,6 +58,7 @@ options:
       - The incident id, a safe file name (letters, digits, C(.), C(_), C(-)).
       - Required for every O(state) except V(opened), where a new id like
         C(INC-20261127-013045-p0-recommendation-service-3f9a) is generated when it is omitted.
+      - Left out (except with O(state=opened)), it is the play's variable C(incident_id), when set.
     type: str
   service:
     description: The affected service. Required for O(state=opened).
@@ -136,7 +138,7 @@ options:
     description: Who did it. Defaults to the controller's E(USER), else V(automation).
     type: str
   host:
-    description: The managed host the event concerns (usually C(inventory_hostname)).
+    description: The managed host the event concerns. Left out, it is the task's C(inventory_hostname).
     type: str
   data:
     description:

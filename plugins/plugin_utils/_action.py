@@ -34,8 +34,13 @@ class ControllerAction(ActionBase):
     def act(self, params):
         raise NotImplementedError
 
+    def fill(self, args, task_vars):
+        """The task's options, with what the action takes from the play when they are left out (none here)."""
+        return args
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        params, failure = validate(self.NAME, self._task.args, self.ARGUMENT_SPEC, required_if=self.REQUIRED_IF)
+        args = self.fill(dict(self._task.args), task_vars or {})
+        params, failure = validate(self.NAME, args, self.ARGUMENT_SPEC, required_if=self.REQUIRED_IF)
         result.update(failure or self.act(params))
         return result

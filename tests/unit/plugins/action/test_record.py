@@ -68,3 +68,33 @@ def test_diff_only_when_asked(tmp_path, diff):
 def test_missing_incident_fails_with_the_id(tmp_path):
     result = action(dict(state="event", incident_dir=str(tmp_path), id="INC-nope", text="x")).run(task_vars={})
     assert result["failed"] is True and "INC-nope" in result["msg"]
+
+
+def play_action(args, task_vars):
+    """The action as a play runs it: a real templar, over the play's variables."""
+    from ansible.parsing.dataloader import DataLoader  # pylint: disable=import-outside-toplevel
+    from ansible.template import Templar  # pylint: disable=import-outside-toplevel
+    plugin = action(args)
+    plugin._templar = Templar(loader=DataLoader(), variables=task_vars)
+    return plugin.run(task_vars=task_vars)
+
+
+def test_the_place_the_incident_and_the_host_come_from_the_play(tmp_path):
+    from ansible.template import trust_as_template  # pylint: disable=import-outside-toplevel
+    # a play's variables are templates (trusted, as those of a playbook are)
+    play = {"record_root": str(tmp_path), "incident_dir": trust_as_template("{{ record_root }}/records"), "inventory_hostname": "stg1"}
+    opened = play_action(dict(state="opened", service="svc", severity="P1"), play)
+    assert opened["record_dir"].startswith(str(tmp_path / "records")) and not opened.get("failed")
+    play["incident_id"] = opened["id"]
+    said = play_action(dict(state="event", stage="verify", text="checked"), play)
+    assert not said.get("failed") and said["changed"] is True
+    last = events(opened["record_dir"])[-1]
+    assert (last["type"], last["stage"], last["text"], last["host"]) == ("event", "verify", "checked", "stg1")
+    # what the task says wins over the play
+    other = play_action(dict(state="opened", service="svc", severity="P2", host="web9"), play)
+    assert events(other["record_dir"])[0]["host"] == "web9" and other["id"] != opened["id"]   # opened never takes incident_id
+
+
+def test_without_the_play_variables_an_event_still_needs_its_id(tmp_path):
+    result = play_action(dict(state="event", text="x"), {"incident_dir": str(tmp_path)})
+    assert result["failed"] is True and "id" in result["msg"]

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _verify
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     ComposeClient,
     compose_environment,
     container_state,
     interpolate,
     plan_action,
-    predict_changed,
     predict_status,
     target_reached,
 )
@@ -131,15 +130,6 @@ def test_unknown_state():
         plan_action("bogus", "running")
 
 
-def test_predict_changed():
-    assert predict_changed("started", ["running", "running"]) is False
-    assert predict_changed("started", ["running", "exited"]) is True
-    assert predict_changed("stopped", ["exited"]) is False
-    assert predict_changed("restarted", ["running"]) is True
-    assert predict_changed("killed", ["exited", "created"]) is False
-    assert predict_changed("present", ["exited"]) is False
-
-
 def test_predict_status():
     assert predict_status("started", "exited") == "running"
     assert predict_status("killed", "running") == "exited"
@@ -198,26 +188,6 @@ def test_compose_argv_falls_back_to_v1():
 def test_compose_cli_missing():
     with pytest.raises(_compose.ComposeCliMissing):
         _compose.compose_binary(run_command=lambda a: (1, "", ""), which=lambda name: None)
-
-
-def test_compose_up_down_argv():
-    seen = []
-
-    def run_command(argv):
-        seen.append(argv)
-        return 0, "", ""
-
-    which = {"docker-compose": "/usr/bin/docker-compose"}.get
-    orig = _compose.shutil.which
-    _compose.shutil.which = which
-    try:
-        res = _compose.compose_up(run_command, "recsys", "/srv", ["dc.yml"], services=["redis"])
-        assert res["cmd"][-3:] == ["up", "-d", "redis"]
-        assert res["rc"] == 0
-        res = _compose.compose_down(run_command, "recsys", "/srv", ["dc.yml"])
-        assert res["cmd"][-1] == "down"
-    finally:
-        _compose.shutil.which = orig
 
 
 def test_services_in_compose_files(tmp_path):
@@ -631,4 +601,32 @@ def test_stats_come_from_the_host_files_only_for_a_local_engine(monkeypatch, bas
     assert ComposeClient(_Engine(base_url)).stats(container, one_shot=True)["read_from"] == expected
     assert ComposeClient(_Engine(base_url)).stats(container)["read_from"] == expected
     assert seen == ([("one", 4242, "c1d2"), ("cpu", 4242, "c1d2")] if base_url.startswith("http+docker") else [])
-    assert container.asked == ([] if expected == "cgroup" else [dict(stream=False, one_shot=True), dict(stream=False)])
+    assert container.asked == ([] if expected == "cgroup" else [dict(stream=False, one_shot=True)] * 2)
+
+
+class _OneShots(_StatsContainer):
+    """A remote engine's one-shot readings, each ``step`` ns of host time (2 CPUs) after the one before."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step, self.system = step, 10 ** 12
+
+    def stats(self, **kwargs):
+        self.asked.append(kwargs)
+        self.system += self.step
+        return {"cpu_stats": {"system_cpu_usage": self.system, "online_cpus": 2, "cpu_usage": {"total_usage": self.system // 4}}}
+
+
+def test_a_remote_engines_cpu_window_is_two_one_shot_readings_half_a_second_apart():
+    container = _OneShots(step=4 * 10 ** 8)     # 0.2 s of 2 CPUs between two readings
+    got = ComposeClient(_Engine("https://192.0.2.10:2376")).stats(container)
+    assert len(container.asked) == 4 and all(a == dict(stream=False, one_shot=True) for a in container.asked)
+    assert got["precpu_stats"]["system_cpu_usage"] == 10 ** 12 + 4 * 10 ** 8
+    assert got["cpu_stats"]["system_cpu_usage"] - got["precpu_stats"]["system_cpu_usage"] >= 10 ** 9   # 0.5 s of 2 CPUs
+    assert _verify.cpu_percent(got) == 50.0
+
+
+def test_a_full_sample_of_an_older_sdk_is_used_as_it_is():
+    container = _OldSdkContainer()
+    container.stats = lambda decode=None, stream=True: {"precpu_stats": {"system_cpu_usage": 1}, "cpu_stats": {}}
+    assert ComposeClient(FakeDocker([])).stats(container) == {"precpu_stats": {"system_cpu_usage": 1}, "cpu_stats": {}}

@@ -409,7 +409,7 @@ def test_deadline_wording():
 @pytest.mark.parametrize("stage", _notify.STAGES)
 def test_every_stage_names_everything(stage):
     oncall = who_is_on_call(DEFAULT_ROTATION, at="2026-11-28T23:00:00+08:00")  # Saturday night
-    text = _notify.render_message(stage, dict(INCIDENT, commander=None), oncall, "note here", NOW)
+    text = _notify.render_plain(_notify.render_fields(stage, dict(INCIDENT, commander=None), oncall, "note here", NOW))
     for needle in ("P0", "recommendation-service", "INC-20261127-001", "@incident-commander",
                    "@oncall-weekend", "https://meet.example.com/inc-001", "resolve deadline", "note here"):
         assert needle in text, (stage, needle)
@@ -418,18 +418,18 @@ def test_every_stage_names_everything(stage):
 
 def test_escalate_names_the_humans():
     oncall = who_is_on_call(DEFAULT_ROTATION, at="2026-11-27T10:00:00+08:00")
-    text = _notify.render_message("escalate", INCIDENT, oncall, None, NOW)
+    text = _notify.render_plain(_notify.render_fields("escalate", INCIDENT, oncall, None, NOW))
     assert "Escalate to: @alice, @incident-commander, @tech-lead" in text
 
 
 def test_missing_people_and_deadlines_render_as_unassigned():
-    text = _notify.render_message("update", {"id": "INC-9", "severity": "P2", "service": "svc"}, {}, None, NOW)
+    text = _notify.render_plain(_notify.render_fields("update", {"id": "INC-9", "severity": "P2", "service": "svc"}, {}, None, NOW))
     assert "Commander: unassigned" in text and "On-call: unassigned" in text
     assert "SLA" not in text and "War room" not in text
 
 
 def test_naive_deadline_is_utc():
-    text = _notify.render_message("update", {"resolve_deadline": "2026-11-27T02:05:00"}, {}, None, NOW)
+    text = _notify.render_plain(_notify.render_fields("update", {"resolve_deadline": "2026-11-27T02:05:00"}, {}, None, NOW))
     assert "resolve deadline in 2m 10s" in text
 
 

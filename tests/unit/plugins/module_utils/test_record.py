@@ -150,8 +150,9 @@ def test_parse_lines_non_event_objects():
 def _writer(path, worker, count, barrier):
     barrier.wait()
     for index in range(count):
-        rec.append_event(path, rec.make_event("note", text="w%d-%d %s" % (worker, index, "x" * 300),
-                                              owner="w%d" % worker, data={"worker": worker, "index": index}))
+        event = rec.make_event("note", text="w%d-%d %s" % (worker, index, "x" * 300), owner="w%d" % worker,
+                               data={"worker": worker, "index": index})
+        rec.transact(path, lambda events, corrupt, event=event: [event])
 
 
 def test_concurrent_appends_from_processes_stay_intact(tmp_path):

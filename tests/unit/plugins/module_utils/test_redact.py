@@ -56,7 +56,6 @@ def test_redact_text_known_values_longest_first():
     text = "pw=abcd1234 and again abcd1234xyz in a log line: abcd1234"
     out = r.redact_text(text, {"abcd1234", "abcd1234xyz"})
     assert "abcd1234" not in out
-    assert r.leaks(out, {"abcd1234", "abcd1234xyz"}) == []
 
 
 def test_redact_text_edge_cases():
@@ -77,8 +76,3 @@ def test_redact_data_deep():
     assert out["list"] == ["x %s y" % M, {"token": M}]
     assert "recsys-demo-S3cret" not in repr(out)
     assert data["password"] == "plain"  # not modified in place
-
-
-def test_leaks():
-    assert r.leaks("a secret-1 b", {"secret-1", "other-22"}) == ["secret-1"]
-    assert r.leaks("", {"x"}) == []

@@ -122,33 +122,11 @@ class FakeContainer:
         self.attrs = {"Config": {"Env": env or []}}
 
 
-def test_read_resources_one_sample_when_precpu_present():
+def test_read_resources_takes_cpu_from_a_sample_with_its_window():
     client = FakeClient(stats=[STATS_V1])
     reading = _verify.read_resources(client, FakeContainer("svc-1"))
-    assert reading["cpu_percent"] == 10.33
-    assert reading["samples"] == 1
-    assert reading["online_cpus"] == 2
-
-
-def test_read_resources_polls_a_second_sample_without_precpu():
-    later = copy.deepcopy(STATS_ONE_SHOT)
-    too_soon = copy.deepcopy(STATS_ONE_SHOT)
-    too_soon["cpu_stats"]["system_cpu_usage"] += 10 ** 8  # 0.05 s of 2 CPUs: too short a window
-    later["cpu_stats"]["system_cpu_usage"] += 4 * 10 ** 9  # 2 s of 2 CPUs
-    later["cpu_stats"]["cpu_usage"]["total_usage"] += 10 ** 9  # half a core
-    client = FakeClient(stats=[STATS_ONE_SHOT, too_soon, later])
-    polls = []
-
-    def fake_poll(check, timeout, interval):
-        polls.append(timeout)
-        while not check():
-            pass
-        return True, True, 0.0
-
-    reading = _verify.read_resources(client, FakeContainer("svc-1"), poll=fake_poll)
-    assert polls == [_verify.CPU_RESAMPLE_TIMEOUT_S]
-    assert reading["samples"] == 3
-    assert reading["cpu_percent"] == 50.0
+    assert reading["cpu_percent"] == 10.33 and reading["online_cpus"] == 2
+    assert client.one_shot is False   # the client brings the CPU window (ComposeClient.stats)
 
 
 # --------------------------------------------------------------------------- logs
