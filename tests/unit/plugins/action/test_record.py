@@ -79,7 +79,8 @@ def play_action(args, task_vars):
     return plugin.run(task_vars=task_vars)
 
 
-def test_the_place_the_incident_and_the_host_come_from_the_play(tmp_path):
+def test_the_place_the_incident_and_the_host_come_from_the_play(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # a path left untemplated would land here, not in the checkout
     from ansible.template import trust_as_template  # pylint: disable=import-outside-toplevel
     # a play's variables are templates (trusted, as those of a playbook are)
     play = {"record_root": str(tmp_path), "incident_dir": trust_as_template("{{ record_root }}/records"), "inventory_hostname": "stg1"}
