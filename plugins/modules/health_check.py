@@ -54,8 +54,8 @@ options:
   check_edge:
     description:
       - With O(stack) and O(where=[service]), once the service answers, probe what users reach through the
-        edge once (C(/health) and every sample user's recommendations, at most 1 s each, or O(timeout)
-        when shorter) and return it as RV(edge). The wait does not wait for the edge; a stack without
+        edge once (C(/health) and every sample user's recommendations, all at once, at most 1 s, or
+        O(timeout) when shorter) and return it as RV(edge). The wait does not wait for the edge; a stack without
         C(edge_url) returns RV(edge=null).
     type: bool
     default: false
@@ -415,7 +415,7 @@ edge:
       or the stack has no edge.
   returned: with O(check_edge)
   type: dict
-  sample: {"serving": false, "problems": ["/health answered timed out"]}
+  sample: {"serving": false, "problems": ["http://127.0.0.1:8080/health: timed out"]}
 probe_timeout:
   description: The timeout each probe had, in seconds (O(timeout), or O(down_timeout), see O(stack)).
   returned: success
@@ -430,7 +430,7 @@ min_success_ratio:
 
 import concurrent.futures
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _detect, _edge, _http
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _detect, _http
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
@@ -525,7 +525,7 @@ def work(module):
         module.require("jmespath", _http.HAS_JMESPATH, _http.JMESPATH_IMPORT_ERROR)
     give_up = _exited_check(module, p["give_up_when_exited"])
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        # the engine is read while the probes run: it costs no extra time
+        # the engine is read while the probes run (with stop_early, first: see down_timeout)
         reading = _read_containers(pool, module, spec)
         timeout = p["timeout"]
         if tgts is not None and p["stop_early"] and p["down_timeout"] and reading is not None:
@@ -563,8 +563,12 @@ def work(module):
         # the service answers: one look at what users get through the edge (is a reload needed?)
         result["edge"] = None
         if result["healthy"] and stack.get("edge_url"):
-            seen = _edge.users_answered(stack, stack["edge_url"], probe_timeout=min(p["timeout"], EDGE_LOOK_TIMEOUT_S))
-            result["edge"] = dict(serving=seen["ok"], problems=seen["problems"])
+            # the same probes as detection's through the edge, all at once: a stale edge costs one timeout
+            edge_tgts = _detect.targets(stack, where=["edge"])
+            seen = _http.probe_many([dict(url=t["url"], json_query=t["json_query"]) for t in edge_tgts], count=1,
+                                    timeout=min(p["timeout"], EDGE_LOOK_TIMEOUT_S))
+            result["edge"] = dict(serving=_detect.answered(edge_tgts, seen["probes"], 1.0),
+                                  problems=["%s: %s" % (pr["url"], pr["error"]) for pr in seen["probes"] if not pr["ok"]])
     if tgts is not None:
         verdict = _detect.assess(stack, tgts, result["probes"], result["containers"], result["containers_error"],
                                  min_ratio=p["min_success_ratio"])
