@@ -44,3 +44,19 @@ attributes:
   platform:
     platforms: posix
 """
+
+    # A module on the hot path of a P0 with an action plugin of its name
+    # (plugin_utils/_action.ModuleAction): extends sre.incident.attributes.here too.
+    HERE = r"""
+options: {}
+attributes:
+  action:
+    support: full
+    description: Runs as an action plugin, with the same options and results as the module.
+    details:
+      - An action plugin of the same name runs the module on the managed host. For a host managed
+        with the C(local) connection (the controller's own machine) whose C(ansible_python_interpreter)
+        is the controller's own Python, without C(become), C(async) or C(delegate_to), it runs the
+        same code in the controller's process instead, with the same options and results, and
+        saves starting another Python (about 0.3 s a task) on the way to the first rung.
+"""

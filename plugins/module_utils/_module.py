@@ -27,14 +27,23 @@ exits with what the work returned::
 - The result's ``diff`` is handed over only under ``--diff`` (and with ``diff="changed"`` only when
   something changed); its ``warnings`` become the task's warnings.
 
-The action plugins that run module code in the controller's process (``incident``, ``notify``)
-check their options with :func:`validate` and report with :func:`outcome`, so a task fails alike
-whether the module or the action ran it.
+A module's code may also run in the controller's process, when the managed host is the
+controller's machine (``plugin_utils/_action.ModuleAction``): ``main(here=Here(args, ...))`` builds
+the same ``IncidentModule`` without an ``AnsibleModule`` (the options checked against the same spec,
+with the same constraints) and ``run`` returns the task's result instead of exiting.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.json import AnsibleJSONEncoder
+from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
 
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 
@@ -83,27 +92,57 @@ class IncidentModule:
     check mode.
     """
 
-    def __init__(self, argument_spec, docker=False, **kwargs):
+    def __init__(self, argument_spec, docker=False, here=None, **kwargs):
         spec = dict(argument_spec)
         if docker:
             spec.update(_docker().DOCKER_COMMON_ARGS)
-        self.ansible = AnsibleModule(argument_spec=spec, supports_check_mode=True, **kwargs)
-        self.params = self.ansible.params
-        self.check_mode = self.ansible.check_mode
-        self.diff = self.ansible._diff
         #: keys every result of this run carries, failed or not (what was found before a step
         #: that may fail); the work's own result overrides them
         self.always = {}
+        self.here = here
+        if here is None:
+            self.ansible = AnsibleModule(argument_spec=spec, supports_check_mode=True, **kwargs)
+            self.params = self.ansible.params
+            self.check_mode = self.ansible.check_mode
+            self.diff = self.ansible._diff
+            return
+        self.ansible = None
+        self.warnings = []
+        validated = ArgumentSpecValidator(spec, **kwargs).validate(here.args)
+        self.no_log_values = validated._no_log_values
+        if validated.error_messages:
+            problems = [("unsupported parameters: %s" % err) if isinstance(err, UnsupportedError) else str(err)
+                        for err in validated.errors.errors]
+            raise Finished(dict(failed=True, changed=False, msg="; ".join(problems)))
+        self.params = validated.validated_parameters
+        self.check_mode, self.diff = here.check_mode, here.diff
 
     def warn(self, message):
-        self.ansible.warn(message)
+        if self.here is None:
+            self.ansible.warn(message)
+        else:
+            self.warnings.append(message)
 
-    def run_command(self, argv, **kwargs):
-        return self.ansible.run_command(argv, **kwargs)
+    def run_command(self, argv, environ_update=None, **kwargs):
+        """``(rc, stdout, stderr)`` of ``argv`` (a list), as ``AnsibleModule.run_command``."""
+        if self.here is None:
+            return self.ansible.run_command(argv, environ_update=environ_update, **kwargs)
+        if kwargs:
+            raise ValueError("run_command in the controller's process takes argv and environ_update only, not %s"
+                             % ", ".join(sorted(kwargs)))
+        env = dict(os.environ, LANG="C.UTF-8", LC_ALL="C.UTF-8", LC_MESSAGES="C.UTF-8", **(environ_update or {}))
+        try:
+            done = subprocess.run([str(a) for a in argv], capture_output=True, env=env, stdin=subprocess.DEVNULL, check=False)
+        except OSError as exc:
+            return 127, "", str(exc)
+        return done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
 
     def require(self, library, present, import_error):
         """Fail the task naming ``library`` when it could not be imported (``present`` false)."""
         if not present:
+            if self.here is not None:
+                raise Finished(dict(failed=True, changed=False, msg=missing_required_lib(library),
+                                    exception=str(import_error)))
             self.ansible.fail_json(msg=missing_required_lib(library), exception=str(import_error))
 
     def require_docker(self):
@@ -118,13 +157,50 @@ class IncidentModule:
                                  **kwargs)
 
     def run(self, work, diff_when="always", context=None, wrap=(OSError,)):
-        """Exit with ``work(self)``'s result, or fail with it (see :func:`outcome`)."""
-        result = outcome(lambda: dict(self.always, **work(self)), diff=self.diff, diff_when=diff_when,
-                         context=context, wrap=wrap)
+        """Exit with ``work(self)``'s result, or fail with it (see :func:`outcome`). In the
+        controller's process: return the task's result (``warnings`` in it, secrets removed)."""
+        try:
+            result = outcome(lambda: dict(self.always, **work(self)), diff=self.diff, diff_when=diff_when,
+                             context=context, wrap=wrap)
+        except Finished as finished:
+            result = finished.result
         if result.get("failed"):
             result = dict(self.always, **result)
         for warning in result.pop("warnings", None) or []:
             self.warn(warning)
+        if self.here is not None:
+            # what a module's JSON would carry (lists, not tuples), without a value of a no_log option
+            result = json.loads(json.dumps(result, cls=AnsibleJSONEncoder))
+            if self.warnings:
+                result["warnings"] = self.warnings
+            return remove_values(result, self.no_log_values)
         if result.pop("failed", False):
             self.ansible.fail_json(**result)
         self.ansible.exit_json(**result)
+
+
+class Here:
+    """A module's code run in the controller's process (see the module docstring): the task's
+    options, and whether it runs in check mode and diff mode."""
+
+    def __init__(self, args, check_mode=False, diff=False):
+        self.args = dict(args)
+        self.check_mode = bool(check_mode)
+        self.diff = bool(diff)
+
+
+class Finished(Exception):
+    """The task's result, before the work ran or instead of it (bad options, a missing library), when
+    the module's code runs in the controller's process."""
+
+    def __init__(self, result):
+        super().__init__(result.get("msg"))
+        self.result = result
+
+
+def run_here(main, here):
+    """The task's result of a module's ``main(here=...)``; a failure to start is a failed result."""
+    try:
+        return main(here=here)
+    except Finished as finished:
+        return finished.result

@@ -24,6 +24,7 @@ description:
     O(timeout).
 extends_documentation_fragment:
   - sre.incident.attributes
+  - sre.incident.attributes.here
   - sre.incident.docker
 attributes:
   check_mode:
@@ -379,8 +380,8 @@ def work(module):
     return result
 
 
-def main():
-    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
+def main(here=None):
+    return IncidentModule(ARGUMENT_SPEC, docker=True, here=here).run(work)
 
 
 if __name__ == "__main__":

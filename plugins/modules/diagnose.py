@@ -39,6 +39,7 @@ description:
   - RV(findings) and RV(verdict) evaluate the facts against O(thresholds).
 extends_documentation_fragment:
   - sre.incident.attributes
+  - sre.incident.attributes.here
   - sre.incident.docker
 attributes:
   check_mode:
@@ -383,8 +384,8 @@ def work(module):
     return result
 
 
-def main():
-    IncidentModule(ARGUMENT_SPEC, docker=True).run(work, context="cannot write to the managed host")
+def main(here=None):
+    return IncidentModule(ARGUMENT_SPEC, docker=True, here=here).run(work, context="cannot write to the managed host")
 
 
 if __name__ == "__main__":

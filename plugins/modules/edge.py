@@ -28,6 +28,7 @@ description:
     the engine's exec API.
 extends_documentation_fragment:
   - sre.incident.attributes
+  - sre.incident.attributes.here
   - sre.incident.docker
 attributes:
   check_mode:
@@ -168,8 +169,8 @@ def work(module):
     return result
 
 
-def main():
-    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
+def main(here=None):
+    return IncidentModule(ARGUMENT_SPEC, docker=True, here=here).run(work)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ description:
   - Uses the Python standard library (urllib) on the managed host.
 extends_documentation_fragment:
   - sre.incident.attributes
+  - sre.incident.attributes.here
   - sre.incident.attributes.read_only
   - sre.incident.docker
 options:
@@ -581,9 +582,9 @@ def work(module):
     return result
 
 
-def main():
-    IncidentModule(ARGUMENT_SPEC, docker=True, required_one_of=[("url", "urls", "stack")],
-                   mutually_exclusive=[("url", "urls", "stack")]).run(work)
+def main(here=None):
+    return IncidentModule(ARGUMENT_SPEC, docker=True, here=here, required_one_of=[("url", "urls", "stack")],
+                          mutually_exclusive=[("url", "urls", "stack")]).run(work)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ description:
   - Take the lease in a C(block) and release it in its C(always) section.
 extends_documentation_fragment:
   - sre.incident.attributes
+  - sre.incident.attributes.here
 options:
   state:
     description:
@@ -243,10 +244,10 @@ def work(module):
     return dict(result, warnings=warnings)
 
 
-def main():
-    module = IncidentModule(ARGUMENT_SPEC, required_if=[
+def main(here=None):
+    module = IncidentModule(ARGUMENT_SPEC, here=here, required_if=[
         ("state", "acquired", ("incident_id",)), ("state", "released", ("incident_id",)), ("state", "reset", ("reason",))])
-    module.run(work, context="lease in %s" % module.params["state_dir"])
+    return module.run(work, context="lease in %s" % module.params["state_dir"])
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ description:
   - The module only reads, so it runs in check mode too and never reports a change.
 extends_documentation_fragment:
   - sre.incident.attributes
+  - sre.incident.attributes.here
   - sre.incident.attributes.read_only
   - sre.incident.docker
 options:
@@ -426,8 +427,8 @@ def work(module):
     return dict(result, changed=False)
 
 
-def main():
-    IncidentModule(ARGUMENT_SPEC, docker=True).run(work)
+def main(here=None):
+    return IncidentModule(ARGUMENT_SPEC, docker=True, here=here).run(work)
 
 
 if __name__ == "__main__":
