@@ -129,8 +129,8 @@ class AlertChain:
         """``inject()`` breaks the stack (a crash) and returns the monotonic time of the fault."""
         targets, timings = self._targets()
         inv = self._inventory()
-        self._monitoring("up", targets)
         try:
+            self._monitoring("up", targets)   # inside: a daemon that did start is stopped again below
             env = ansible_env(SRE_EDA_PORT=str(self.eda), SRE_EDA_PLAYBOOK="sre.incident.p0_recover",
                               SRE_INCIDENT_DIR=str(self.incident_dir))
             with self.log.open("w") as out:

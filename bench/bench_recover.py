@@ -590,7 +590,11 @@ def main():
             bench.main(faults, reps, chat=not args.quick)
         alert = None
         if args.alert_only or (args.alert != "off" and not args.quick):
-            alert = run_alert(bench, args, work)
+            try:
+                alert = run_alert(bench, args, work)
+            except Exception as exc:  # pylint: disable=broad-exception-caught  # the faults' figures still count
+                bench.failures += 1
+                print("  the alert chain could not run: %s" % exc, flush=True)
         report(bench, [] if args.alert_only else faults, alert, load0)
         bench.save(alert)
     return 1 if bench.failures else 0

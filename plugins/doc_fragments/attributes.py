@@ -46,7 +46,8 @@ attributes:
 """
 
     # A module on the hot path of a P0 with an action plugin of its name
-    # (plugin_utils/_action.ModuleAction): extends sre.incident.attributes.here too.
+    # (plugin_utils/_action.ModuleAction): extends sre.incident.attributes.here too (notify and the
+    # modules of the ladder, the evidence and the checklist).
     HERE = r"""
 options: {}
 attributes:

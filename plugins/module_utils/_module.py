@@ -35,13 +35,13 @@ with the same constraints) and ``run`` returns the task's result instead of exit
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.common.json import AnsibleJSONEncoder
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 
@@ -170,13 +170,23 @@ class IncidentModule:
             self.warn(warning)
         if self.here is not None:
             # what a module's JSON would carry (lists, not tuples), without a value of a no_log option
-            result = json.loads(json.dumps(result, cls=AnsibleJSONEncoder))
+            result = json.loads(json.dumps(result, default=_as_json))
             if self.warnings:
                 result["warnings"] = self.warnings
             return remove_values(result, self.no_log_values)
         if result.pop("failed", False):
             self.ansible.fail_json(**result)
         self.ansible.exit_json(**result)
+
+
+def _as_json(value):
+    """What a module's JSON makes of a value that JSON has no type for: a time in ISO 8601, a set as a
+    sorted list, anything else as its text."""
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return str(value)
 
 
 class Here:

@@ -40,15 +40,8 @@ description:
     never by URL.
 extends_documentation_fragment:
   - sre.incident.attributes
+  - sre.incident.attributes.here
 attributes:
-  action:
-    support: full
-    description: Runs as an action plugin, with the same options and results as the module.
-    details:
-      - An action plugin of the same name runs the module on the managed host. For a host managed
-        with the C(local) connection (the controller's own machine), without C(become) or C(async),
-        it runs the same code in the controller's process instead, with the same sender, outbox,
-        options and results, and without starting another Python before the evidence and the first rung.
   check_mode:
     support: full
     details:

@@ -64,8 +64,8 @@ class ModuleAction(ActionBase):
     Starting another Python for a module costs about 0.3 s a task on an idle 2-core machine (1 to
     2.5 s on a loaded one), paid a dozen times before a P0's first rung and its verification. So
     for a host managed with the ``local`` connection, without ``become``, ``async`` or
-    ``delegate_to``, whose ``ansible_python_interpreter`` is the controller's own Python (with
-    ``OWN_PYTHON``: the module needs that Python's libraries, the docker SDK), :meth:`act_here` runs
+    ``delegate_to``, whose ``ansible_python_interpreter`` is the controller's own Python (the
+    module's code then finds the libraries it would find as a module), :meth:`act_here` runs
     the module's ``main(here=...)`` in this process (the task's own worker process), with the
     task's ``environment`` set while it runs. The options, their checks and every result are the
     module's."""
@@ -75,8 +75,6 @@ class ModuleAction(ActionBase):
     _supports_async = True
     #: the module's ``main(here=None)``
     MAIN = None
-    #: run here only when the host's Python is the controller's (the module imports its libraries)
-    OWN_PYTHON = True
 
     def _own_python(self, task_vars):
         interpreter = task_vars.get("ansible_python_interpreter")
@@ -94,7 +92,7 @@ class ModuleAction(ActionBase):
             return False
         if self._task.async_val or self._task.delegate_to:
             return False
-        return not self.OWN_PYTHON or self._own_python(task_vars)
+        return self._own_python(task_vars)
 
     def act_here(self, args, environment):
         """The task's result of the module's code run in this process."""

@@ -4,6 +4,7 @@ module_utils/_module.IncidentModule with ``here``): when it runs here, and that 
 module does."""
 from __future__ import annotations
 
+import datetime
 import os
 import sys
 from unittest.mock import MagicMock
@@ -53,9 +54,10 @@ def test_runs_here_only_on_this_machine_with_this_python(kwargs, task_vars, here
     assert action(LeaseAction, **kwargs).here(task_vars) is here
 
 
-def test_the_sender_needs_no_library_so_any_python_will_do():
-    assert action(NotifyAction).here({}) is True
-    assert action(NotifyAction, transport="ssh").here({}) is False
+def test_the_sender_follows_the_same_rule():
+    assert action(NotifyAction).here(HERE_VARS) is True
+    assert action(NotifyAction).here({}) is False
+    assert action(NotifyAction, transport="ssh").here(HERE_VARS) is False
 
 
 def _without_invocation(result):
@@ -95,13 +97,14 @@ def test_the_lease_answers_here_as_the_module_does(tmp_path, check_mode):
         if (tmp_path / "there").exists() else not (tmp_path / "here").exists()
 
 
-def test_a_no_log_value_never_leaves_and_tuples_come_back_as_lists():
+def test_a_no_log_value_never_leaves_and_the_result_is_what_json_carries():
     spec = {"token": {"type": "str", "no_log": True}, "name": {"type": "str"}}
     result = run_here(lambda here: IncidentModule(spec, here=here).run(
         lambda m: {"changed": False, "said": "token %s for %s" % (m.params["token"], m.params["name"]),
-                   "pair": (1, 2)}), Here({"token": "s3cr3t-value", "name": "svc"}))
+                   "pair": (1, 2), "at": datetime.datetime(2026, 12, 7, 1, 2, 3), "kinds": {"b", "a"}}),
+        Here({"token": "s3cr3t-value", "name": "svc"}))
     assert "s3cr3t-value" not in str(result) and "for svc" in result["said"]
-    assert result["pair"] == [1, 2]
+    assert result["pair"] == [1, 2] and result["at"] == "2026-12-07T01:02:03" and result["kinds"] == ["a", "b"]
 
 
 def test_a_missing_library_fails_naming_it_and_warnings_are_returned():
