@@ -108,13 +108,9 @@ class IncidentModule:
             return
         self.ansible = None
         self.warnings = []
-        validated = ArgumentSpecValidator(spec, **kwargs).validate(here.args)
-        self.no_log_values = validated._no_log_values
-        if validated.error_messages:
-            problems = [("unsupported parameters: %s" % err) if isinstance(err, UnsupportedError) else str(err)
-                        for err in validated.errors.errors]
+        self.params, self.no_log_values, problems = check_options(spec, here.args, **kwargs)
+        if problems:
             raise Finished(dict(failed=True, changed=False, msg="; ".join(problems)))
-        self.params = validated.validated_parameters
         self.check_mode, self.diff = here.check_mode, here.diff
 
     def warn(self, message):
@@ -177,6 +173,16 @@ class IncidentModule:
         if result.pop("failed", False):
             self.ansible.fail_json(**result)
         self.ansible.exit_json(**result)
+
+
+def check_options(argument_spec, args, **constraints):
+    """``args`` checked against ``argument_spec`` and ``constraints`` (``required_if``,
+    ``mutually_exclusive``, ...) as ``AnsibleModule`` checks them, without one:
+    ``(parameters, no_log values, problems)``, each problem naming the bad option or value."""
+    validated = ArgumentSpecValidator(argument_spec, **constraints).validate(args)
+    problems = [("unsupported parameters: %s" % err) if isinstance(err, UnsupportedError) else str(err)
+                for err in validated.errors.errors]
+    return validated.validated_parameters, validated._no_log_values, problems
 
 
 def _as_json(value):

@@ -279,18 +279,13 @@ def detach(work):
     return int(data)
 
 
-def start(outbox, prepared, settings, clock=time.monotonic, environment=None):
-    """Number the message, start its sender and return ``(message, pid)`` at once. ``environment``
-    (the task's, e.g. a proxy) is set in the sender."""
+def start(outbox, prepared, settings, clock=time.monotonic):
+    """Number the message, start its sender and return ``(message, pid)`` at once. The sender has
+    this process's environment (with the task's ``environment``, e.g. a proxy)."""
     channels = [c for c in prepared["channels"] if c["enabled"]]
     deadline = clock() + settings["budget"]
     message = outbox.enqueue(prepared["stage"], prepared["rendered"]["title"], channels, settings["budget"])
-
-    def work():
-        os.environ.update(environment or {})
-        run_sender(outbox, message, prepared, deadline, settings, clock=clock)
-
-    pid = detach(work)
+    pid = detach(lambda: run_sender(outbox, message, prepared, deadline, settings, clock=clock))
     return message, pid
 
 
@@ -475,19 +470,6 @@ _ARGUMENT_SPEC = dict(
 REQUIRED_IF = [("mode", "send", ("stage",)), ("mode", "start", ("stage",))]
 
 
-def _with_environment(environment, work):
-    """Run ``work()`` with ``environment`` (the task's ``environment:``, e.g. a proxy) set."""
-    if not environment:
-        return work()
-    saved = dict(os.environ)
-    os.environ.update(environment)
-    try:
-        return work()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def _collect_task(params, check_mode):
     incident_id = (params.get("incident") or {}).get("id")
     if not incident_id:
@@ -510,7 +492,7 @@ def _collect_task(params, check_mode):
     return result
 
 
-def run(params, check_mode=False, environment=None):
+def run(params, check_mode=False):
     """Do what one ``sre.incident.notify`` task asks; return its result (``warnings`` a list, ``failed``
     set when it fails). Raises :class:`_notify.NotifyError` on bad input, before anything is sent."""
     mode = params.get("mode") or "send"
@@ -535,16 +517,15 @@ def run(params, check_mode=False, environment=None):
                       "no enabled notification channel: nothing was sent (%s)" % stage)
         return result
     if mode == "start":
-        message, _pid = start(outbox, prepared, settings, environment=environment)
+        message, _pid = start(outbox, prepared, settings)
         result = _notify.summarise(prepared, [_notify.channel_result(c) for c in prepared["channels"]])
         result.update(changed=True, warnings=warnings, seq=message["seq"], outbox=outbox.dir,
                       deadline_at=message["deadline_at"],
                       msg="%s notification: sending to %s in the background (message %d, given up at %s)" % (
                           stage, ", ".join(c["name"] for c in enabled), message["seq"], message["deadline_at"]))
         return result
-    result = _with_environment(environment, lambda: _notify.notify(
-        params.get("channels"), stage, incident=incident, oncall=params.get("oncall"), text=params.get("text"),
-        now=prepared["now"], **settings))
+    result = _notify.notify(params.get("channels"), stage, incident=incident, oncall=params.get("oncall"),
+                            text=params.get("text"), now=prepared["now"], **settings)
     results = result["results"]
     sent = [r for r in results if r["enabled"]]
     result.update(changed=result["sent"] > 0, warnings=warnings,
@@ -556,7 +537,7 @@ def run(params, check_mode=False, environment=None):
     return result
 
 
-def run_checked(params, check_mode=False, environment=None):
+def run_checked(params, check_mode=False):
     """:func:`run` as the task reports it (``_module.outcome``): bad input becomes ``failed``/``msg``."""
-    return _module.outcome(lambda: run(params, check_mode=check_mode, environment=environment),
+    return _module.outcome(lambda: run(params, check_mode=check_mode),
                            context="could not start the sender in %s" % params.get("outbox_dir"))

@@ -521,8 +521,9 @@ from ansible_collections.sre.incident.plugins.module_utils._module import Incide
 from ansible_collections.sre.incident.plugins.module_utils._outbox import REQUIRED_IF, argument_spec, run_checked
 
 
-def main():
-    IncidentModule(argument_spec(), required_if=REQUIRED_IF).run(lambda m: run_checked(m.params, check_mode=m.check_mode))
+def main(here=None):
+    return IncidentModule(argument_spec(), required_if=REQUIRED_IF, here=here).run(
+        lambda m: run_checked(m.params, check_mode=m.check_mode))
 
 
 if __name__ == "__main__":

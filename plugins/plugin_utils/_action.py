@@ -11,24 +11,20 @@ from __future__ import annotations
 import os
 import sys
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 
-from ansible_collections.sre.incident.plugins.module_utils._module import Here, run_here
+from ansible_collections.sre.incident.plugins.module_utils._module import Here, check_options, run_here
 
 display = Display()
 
 
 def validate(name, args, argument_spec, required_if=None):
     """``(parameters, None)``, or ``(None, failure)`` naming each bad option (the result of a failed task)."""
-    validated = ArgumentSpecValidator(argument_spec, required_if=required_if).validate(args)
-    if not validated.error_messages:
-        return validated.validated_parameters, None
-    problems = [("unsupported parameters: %s" % err) if isinstance(err, UnsupportedError) else str(err)
-                for err in validated.errors.errors]
+    params, _no_log, problems = check_options(argument_spec, args, required_if=required_if)
+    if not problems:
+        return params, None
     return None, dict(failed=True, changed=False, msg="%s: %s" % (name, "; ".join(problems)))
 
 
