@@ -65,7 +65,6 @@ LETTERS = {name: letter for letter, name in NAMES.items()}
 MODE_CHOICES = ("auto",) + OPTIONS + tuple(NAMES[letter] for letter in OPTIONS)
 DEFAULT_ORDER = list(OPTIONS)
 MARKER_FILE = "degraded-cache-snapshot.json"
-SNAPSHOT_SUBDIR = "redis-snapshots"
 SNAPSHOT_GLOB = "dump-*.rdb"
 DEFAULT_TIMEOUT = 60.0
 BATCH = 100
@@ -189,6 +188,9 @@ def lzf_decompress(data, expected_len):
     return bytes(out)
 
 
+_INT_FORMATS = {0: "<b", 1: "<h", 2: "<i"}  # strings encoded as 8, 16 and 32 bit integers
+
+
 class _Reader:
     def __init__(self, data):
         self.data = data
@@ -230,12 +232,9 @@ class _Reader:
         value, special = self.length()
         if not special:
             return self.read(value)
-        if value == 0:
-            return str(struct.unpack("<b", self.read(1))[0]).encode()
-        if value == 1:
-            return str(struct.unpack("<h", self.read(2))[0]).encode()
-        if value == 2:
-            return str(struct.unpack("<i", self.read(4))[0]).encode()
+        if value in _INT_FORMATS:
+            fmt = _INT_FORMATS[value]
+            return str(struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]).encode()
         if value == 3:
             compressed_len = self.plain_length()
             expected = self.plain_length()
@@ -243,10 +242,8 @@ class _Reader:
         raise RdbError("unknown string encoding %d" % value)
 
     def skip_strings(self, count):
-        remaining = count
-        while remaining > 0:
+        for _ in range(count):
             self.string()
-            remaining -= 1
 
 
 # value types whose payload is one (ziplist / listpack / intset) string
@@ -259,27 +256,21 @@ def _skip_value(reader, vtype):
     elif vtype == 4:  # hash: n field/value pairs
         reader.skip_strings(2 * reader.plain_length())
     elif vtype == 3:  # zset (v1): member + score as a length-prefixed text
-        remaining = reader.plain_length()
-        while remaining > 0:
+        for _ in range(reader.plain_length()):
             reader.string()
             score_len = reader.byte()
             if score_len < 253:  # 253-255: nan, +inf, -inf without text
                 reader.read(score_len)
-            remaining -= 1
     elif vtype == 5:  # zset2: member + binary double
-        remaining = reader.plain_length()
-        while remaining > 0:
+        for _ in range(reader.plain_length()):
             reader.string()
             reader.read(8)
-            remaining -= 1
     elif vtype in _BLOB_TYPES:
         reader.string()
     elif vtype == 18:  # quicklist 2: n (container, listpack) nodes
-        remaining = reader.plain_length()
-        while remaining > 0:
+        for _ in range(reader.plain_length()):
             reader.plain_length()
             reader.string()
-            remaining -= 1
     else:
         raise RdbError("value type %d (stream or module) is not supported" % vtype)
 
@@ -351,12 +342,6 @@ def parse_rdb(data, patterns=("recs:*",), db=0):
         result["complete"] = False
         result["error"] = str(exc)
     return result
-
-
-def snapshot_dir_for(stack, snapshot_dir=None):
-    if snapshot_dir:
-        return snapshot_dir
-    return os.path.join(str(stack["state_dir"]), SNAPSHOT_SUBDIR)
 
 
 _STAMP_RE = re.compile(r"dump-(\d{8}T\d{6}Z)\.rdb$")
@@ -490,17 +475,16 @@ class Context:
             return dict(path=path, unreadable=True)
 
 
-def _env(container):
-    return dict(item.partition("=")[::2] for item in (((container.attrs or {}).get("Config") or {}).get("Env") or []))
+def downgrade_on(container, variable):
+    """Whether ``container`` runs with the downgrade ``variable`` on (1, true, yes, on)."""
+    env = dict(item.partition("=")[::2] for item in (((container.attrs or {}).get("Config") or {}).get("Env") or []))
+    return str(env.get(variable, "")).strip().lower() in ("1", "true", "yes", "on")
 
 
 def _service_downgrade(ctx):
     """Whether the service's container runs with the downgrade variable on (None when it has no container)."""
-    found = None
-    for c in ctx.containers(ctx.service):
-        value = str(_env(c).get(ctx.downgrade_env, "")).strip().lower() in ("1", "true", "yes", "on")
-        found = bool(found) or value
-    return found
+    found = [downgrade_on(c, ctx.downgrade_env) for c in ctx.containers(ctx.service)]
+    return any(found) if found else None
 
 
 def observe(ctx):
@@ -556,25 +540,17 @@ def not_applicable(ctx, letter):
 # --------------------------------------------------------------------------- checks
 
 def _poll(ctx, check, deadline):
-    """Poll ``check`` (returning (ok, measured)) until ok or the deadline; returns the last measurement."""
+    """Poll ``check`` (returning a dict with ``problems``) until it has none or the deadline.
+
+    Returns (ok, its last answer with ``waited_s``)."""
     last = {}
 
     def attempt():
-        ok, measured = check()
-        last["m"] = measured
-        return ok
+        last["m"] = check()
+        return not last["m"]["problems"]
 
-    ok, value_unused, elapsed = poll_until(attempt, max(0.0, deadline - ctx.clock()), interval=ctx.interval)
-    measured = dict(last.get("m") or {})
-    measured["waited_s"] = round(elapsed, 3)
-    return ok, measured
-
-
-def _as_check(func):
-    def check():
-        res = func()
-        return res["ok"], res
-    return check
+    ok, _value, elapsed = poll_until(attempt, max(0.0, deadline - ctx.clock()), interval=ctx.interval)
+    return ok, dict(last.get("m") or {}, waited_s=round(elapsed, 3))
 
 
 def _claims(recs, key, expected):
@@ -633,56 +609,42 @@ def service_verified(ctx, base=None, allow_static=True):
     return dict(res, ok=not problems, problems=problems)
 
 
-def verify_standby(ctx, deadline):
-    return _poll(ctx, _as_check(lambda: standby_verified(ctx)), deadline)
+def cache_verified(ctx):
+    """Every sample user answered through the edge, after the snapshot put cached answers back."""
+    restored = len((ctx.read_marker() or {}).get("keys") or [])
+    res = ctx.users()
+    problems = list(res["problems"])
+    if not restored:
+        problems.append("the snapshot put no cached answer back")
+    from_cache = sum(1 for r in res["recommendations"].values() if r.get("source") == "cache")
+    return dict(res, problems=problems, from_cache=from_cache, keys_restored=restored)
 
 
-def verify_static(ctx, deadline):
-    return _poll(ctx, _as_check(lambda: static_verified(ctx)), deadline)
+CHECKS = {"A": standby_verified, "B": static_verified, "C": cache_verified, "D": offline_verified}
 
 
-def verify_cache(ctx, deadline, marker=None):
-    marker = marker or ctx.read_marker() or {}
-    restored = len(marker.get("keys") or [])
-
-    def check():
-        res = ctx.users()
-        problems = list(res["problems"])
-        if not restored:
-            problems.append("the snapshot put no cached answer back")
-        from_cache = sum(1 for r in res["recommendations"].values() if r.get("source") == "cache")
-        return not problems, dict(res, problems=problems, from_cache=from_cache, keys_restored=restored)
-    return _poll(ctx, check, deadline)
-
-
-def verify_offline(ctx, deadline):
-    return _poll(ctx, _as_check(lambda: offline_verified(ctx)), deadline)
+def verify_option(ctx, letter, deadline):
+    """Poll option ``letter``'s check until it verifies or the deadline: (ok, measured)."""
+    return _poll(ctx, lambda: CHECKS[letter](ctx), deadline)
 
 
 # --------------------------------------------------------------------------- apply / revert
 
-def _standby_profile(ctx):
-    return ctx.stack.get("standby_profile") or "standby"
-
-
 def apply_standby(ctx, deadline):
-    res = ctx.up([ctx.standby], profiles=[_standby_profile(ctx)], timeout=max(1.0, deadline - ctx.clock()))
+    res = ctx.up([ctx.standby], profiles=[ctx.stack.get("standby_profile") or "standby"], timeout=max(1.0, deadline - ctx.clock()))
     states = [s for s in res["containers"] if s.get("service") == ctx.standby]
     if not res["ready"]:
         state = states[0] if states else {}
         raise DegradeError("standby %s is not ready: %s" % (ctx.standby, _compose.status_text(state) if state else "missing"),
                            standby=_compose.status_text(state) if state else _compose.MISSING)
-    try:
-        edge = ctx.edge.apply("standby", lambda: standby_verified(ctx), max(1.0, deadline - ctx.clock()))
-    except _edge.EdgeError as exc:
-        raise DegradeError(exc.msg, **exc.details) from None
+    edge = _at_edge(ctx.edge.apply, "standby", lambda: standby_verified(ctx), max(1.0, deadline - ctx.clock()))
     return dict(standby=_compose.status_text(states[0]) if states else None, edge=edge)
 
 
 def revert_standby(ctx):
     done = {}
     if ctx.edge_mode() == "standby":
-        done["edge"] = _restore_edge(ctx)
+        done["edge"] = _at_edge(ctx.edge.restore)
     stopped = []
     for c in ctx.containers(ctx.standby):
         if _compose.container_state(c)["status"] in _compose.RUNNING_LIKE:
@@ -692,9 +654,10 @@ def revert_standby(ctx):
     return done
 
 
-def _restore_edge(ctx):
+def _at_edge(func, *args):
+    """``func(*args)`` of the edge, an EdgeError raised as a DegradeError."""
     try:
-        return ctx.edge.restore()
+        return func(*args)
     except _edge.EdgeError as exc:
         raise DegradeError(exc.msg, **exc.details) from None
 
@@ -730,6 +693,14 @@ def revert_static(ctx, deadline=None):
     return _set_downgrade(ctx, False, deadline if deadline is not None else ctx.clock() + ctx.timeout, require_ready=False)
 
 
+def _count(reply):
+    """The integer a redis-cli command answered (0 when it answered none)."""
+    try:
+        return int(reply.split()[-1])
+    except (ValueError, IndexError):
+        return 0
+
+
 def _write_marker(path, data):
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     _files.write_json(path, data)
@@ -737,7 +708,7 @@ def _write_marker(path, data):
 
 def read_snapshot(ctx):
     """The newest snapshot and its cached answers; DegradeError when there is none usable."""
-    directory = snapshot_dir_for(ctx.stack, ctx.snapshot_dir)
+    directory = ctx.snapshot_dir or os.path.join(str(ctx.stack["state_dir"]), "redis-snapshots")
     path = newest_snapshot(directory)
     if not path:
         raise DegradeError("no Redis snapshot (%s) in %s: take one with playbooks/diagnose.yml" % (SNAPSHOT_GLOB, directory),
@@ -813,10 +784,7 @@ def apply_cache(ctx, deadline):
         out = ctx.redis_cli("EVAL", _RESTORE_LUA, len(chunk_keys), *(chunk_keys + chunk_values))
         marker["keys"].extend(chunk_keys)
         _write_marker(ctx.marker_path(), marker)
-        try:
-            set_count += int(out.split()[-1])
-        except (ValueError, IndexError):
-            pass
+        set_count += _count(out)
     measured.update(keys_restored=set_count, keys_kept=len(keys) - set_count, marker=ctx.marker_path())
     marker.update(keys_restored=set_count, keys_kept=len(keys) - set_count)
     _write_marker(ctx.marker_path(), marker)
@@ -830,40 +798,28 @@ def revert_cache(ctx):
     keys = list(marker.get("keys") or [])
     deleted = 0
     for start in range(0, len(keys), BATCH):
-        out = ctx.redis_cli("DEL", *keys[start:start + BATCH])
-        try:
-            deleted += int(out.split()[-1])
-        except (ValueError, IndexError):
-            pass
+        deleted += _count(ctx.redis_cli("DEL", *keys[start:start + BATCH]))
     os.unlink(ctx.marker_path())
     return dict(deleted=deleted, marker_removed=ctx.marker_path())
 
 
 def apply_offline(ctx, deadline):
-    try:
-        return dict(edge=ctx.edge.apply("offline", lambda: offline_verified(ctx), max(1.0, deadline - ctx.clock())))
-    except _edge.EdgeError as exc:
-        raise DegradeError(exc.msg, **exc.details) from None
+    return dict(edge=_at_edge(ctx.edge.apply, "offline", lambda: offline_verified(ctx), max(1.0, deadline - ctx.clock())))
 
 
 def revert_offline(ctx):
     if ctx.edge_mode() == "offline":
-        return dict(edge=_restore_edge(ctx))
+        return dict(edge=_at_edge(ctx.edge.restore))
     return {}
 
 
 APPLY = {"A": apply_standby, "B": apply_static, "C": apply_cache, "D": apply_offline}
-VERIFY = {"A": verify_standby, "B": verify_static, "C": verify_cache, "D": verify_offline}
 
 
 def revert(ctx, letter, deadline=None):
-    if letter == "A":
-        return revert_standby(ctx)
     if letter == "B":
         return revert_static(ctx, deadline)
-    if letter == "C":
-        return revert_cache(ctx)
-    return revert_offline(ctx)
+    return {"A": revert_standby, "C": revert_cache, "D": revert_offline}[letter](ctx)
 
 
 # --------------------------------------------------------------------------- enable / disable
@@ -886,7 +842,7 @@ def try_option(ctx, letter, verify=True):
         entry["measured"] = APPLY[letter](ctx, deadline) or {}
         entry["applied"] = True
         if verify:
-            ok, measured = VERIFY[letter](ctx, deadline)
+            ok, measured = verify_option(ctx, letter, deadline)
             entry["verified"] = ok
             entry["measured"]["verify"] = measured
             if not ok:
@@ -894,11 +850,9 @@ def try_option(ctx, letter, verify=True):
     except (DegradeError, _compose.DockerError) as exc:
         details = dict(exc.details or {})
         entry["error"] = exc.msg
-        if letter == "C":
-            entry["applied"] = ctx.read_marker() is not None  # C writes its marker before it touches Redis
-        else:
-            entry["applied"] = not details.pop("precondition", False)
-        details.pop("precondition", None)
+        precondition = details.pop("precondition", False)
+        # C writes its marker before it touches Redis
+        entry["applied"] = ctx.read_marker() is not None if letter == "C" else not precondition
         entry["measured"].update(details)
         entry["verified"] = False
     if entry["verified"] is False and entry["applied"]:
@@ -965,7 +919,7 @@ def enable(ctx, mode="auto", order=None, verify=True, check_mode=False):
         entry = _entry(letter)
         entry["already_active"] = True
         if verify:
-            ok, measured = VERIFY[letter](ctx, ctx.clock() + min(ctx.timeout, 15.0))
+            ok, measured = verify_option(ctx, letter, ctx.clock() + min(ctx.timeout, 15.0))
             entry.update(verified=ok, measured=dict(verify=measured))
             if not ok:
                 entry["error"] = "active but not verified: %s" % "; ".join(measured.get("problems") or ["?"])
@@ -1035,7 +989,7 @@ def disable(ctx, force=False, check_mode=False):
     if "B" in before["active"]:
         # the service first, while the edge still shields users: back to full recommendations
         reverted.append(dict(option="B", mode=NAMES["B"], measured=revert_static(ctx, deadline)))
-        ok, full = _poll(ctx, _as_check(lambda: service_verified(ctx, allow_static=False)), deadline)
+        ok, full = _poll(ctx, lambda: service_verified(ctx, allow_static=False), deadline)
         if not ok and not force:
             apply_static(ctx, ctx.clock() + ctx.timeout)
             problems = "; ".join(full.get("problems") or [])
@@ -1051,7 +1005,7 @@ def disable(ctx, force=False, check_mode=False):
     after = observe(ctx)
     # users reach the service through the edge: a recreated service may need the edge reloaded
     edge = ctx.edge_serving(ctx.clock() + min(ctx.timeout, 30.0)) if ctx.edge.service else None
-    ok, final = _poll(ctx, _as_check(lambda: service_verified(ctx, ctx.stack["edge_url"], allow_static=False)),
+    ok, final = _poll(ctx, lambda: service_verified(ctx, ctx.stack["edge_url"], allow_static=False),
                       ctx.clock() + min(ctx.timeout, 30.0))
     if after["active"]:
         raise DegradeError("still degraded after switching off: %s" % describe(after),
