@@ -52,7 +52,7 @@ import re
 import tarfile
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _edge, _files, _http, _logs, _redact, _stack, _time, _verify
+from ansible_collections.sre.incident.plugins.module_utils import _degrade, _edge, _files, _http, _logs, _redact, _stack, _time, _verify
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     DockerError,
     LABEL_CONFIG_FILES,
@@ -70,7 +70,6 @@ try:
 except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
     yaml = None
 
-PARTS = ("http", "status", "logs", "database", "redis", "resources", "disk", "errors", "changes", "degraded", "fallbacks")
 # the runbook's diagnose_p0.sh items [1]..[7] and the part holding each
 RUNBOOK_ITEMS = (
     ("1", "service status", "status"),
@@ -94,6 +93,7 @@ RAW_FILES = {
     "degraded": "09-degraded-mode.txt",
     "fallbacks": "10-fallbacks.txt",
 }
+PARTS = tuple(RAW_FILES)
 
 DEFAULT_THRESHOLDS = dict(
     latency_ms=500,
@@ -328,26 +328,17 @@ def db_summary(main, slow=None):
 
 # --------------------------------------------------------------------------- docker stats
 
-# One formula for CPU % and memory in the collection: the one the recovery checklist uses.
-cpu_percent = _verify.cpu_percent
-
-
-def memory_usage(stats):
-    """``(used_bytes, limit_bytes, percent)`` as ``docker stats`` shows them (page cache excluded)."""
-    mem = _verify.memory_usage(stats)
-    return mem["used_bytes"], mem["limit_bytes"], mem["percent"]
-
-
 def stats_summary(name, stats):
-    used, limit, pct = memory_usage(stats)
+    """One container's row, CPU % and memory with the recovery checklist's formulas (as ``docker stats``)."""
+    mem = _verify.memory_usage(stats)
     nets = (stats or {}).get("networks") or {}
     blk = ((stats or {}).get("blkio_stats") or {}).get("io_service_bytes_recursive") or []
     return dict(
         name=name,
-        cpu_pct=cpu_percent(stats),
-        mem_used=used,
-        mem_limit=limit,
-        mem_pct=pct,
+        cpu_pct=_verify.cpu_percent(stats),
+        mem_used=mem["used_bytes"],
+        mem_limit=mem["limit_bytes"],
+        mem_pct=mem["percent"],
         net_rx=sum(int(v.get("rx_bytes", 0)) for v in nets.values()),
         net_tx=sum(int(v.get("tx_bytes", 0)) for v in nets.values()),
         block_read=sum(int(v.get("value", 0)) for v in blk if str(v.get("op", "")).lower() == "read"),
@@ -544,14 +535,13 @@ def build_summary(parts, stack):
     s["services"] = {}
     for c in containers:
         s["services"].setdefault(c.get("service"), c.get("status"))
-    mine = [c for c in containers if c.get("service") == service]
-    main = mine[0] if mine else None
-    s["service_status"] = (main or {}).get("status", "missing") if ok("status") else None
-    s["service_health"] = (main or {}).get("health") if main else None
-    s["exit_code"] = (main or {}).get("exit_code") if main else None
-    s["oom_killed"] = bool((main or {}).get("oom_killed")) if main else False
-    s["restart_count"] = (main or {}).get("restart_count") if main else None
-    s["started_at"] = (main or {}).get("started_at") if main else None
+    main = next((c for c in containers if c.get("service") == service), {})
+    s["service_status"] = main.get("status", "missing") if ok("status") else None
+    s["service_health"] = main.get("health")
+    s["exit_code"] = main.get("exit_code")
+    s["oom_killed"] = bool(main.get("oom_killed"))
+    s["restart_count"] = main.get("restart_count")
+    s["started_at"] = main.get("started_at")
     s["dependencies_down"] = [d for d in deps if ok("status") and s["services"].get(d, "missing") != "running"]
     logs = parts.get("logs") or {}
     s["error_lines"] = logs.get("error_count") if ok("logs") else None
@@ -559,19 +549,11 @@ def build_summary(parts, stack):
     errors = parts.get("errors") or {}
     s["error_lines_all"] = errors.get("total") if ok("errors") else None
     db = (parts.get("database") or {}).get("summary") or {}
-    s["db_connections_used"] = db.get("connections_used")
-    s["db_max_connections"] = db.get("max_connections")
-    s["db_connections_pct"] = db.get("connections_pct")
-    s["db_long_running"] = db.get("long_running")
-    s["db_slow_queries"] = db.get("slow_queries")
-    s["db_xact_rollback"] = db.get("xact_rollback")
+    for key in ("connections_used", "max_connections", "connections_pct", "long_running", "slow_queries", "xact_rollback"):
+        s["db_" + key] = db.get(key)
     rs = (parts.get("redis") or {}).get("summary") or {}
-    s["redis_used_memory"] = rs.get("used_memory")
-    s["redis_maxmemory"] = rs.get("maxmemory")
-    s["redis_used_memory_pct"] = rs.get("used_memory_pct")
-    s["redis_evicted_keys"] = rs.get("evicted_keys")
-    s["redis_connected_clients"] = rs.get("connected_clients")
-    s["redis_hit_ratio"] = rs.get("hit_ratio")
+    for key in ("used_memory", "maxmemory", "used_memory_pct", "evicted_keys", "connected_clients", "hit_ratio"):
+        s["redis_" + key] = rs.get(key)
     res = (parts.get("resources") or {}).get("containers") or []
     s["cpu_pct"] = {r["name"]: r.get("cpu_pct") for r in res}
     s["mem_pct"] = {r["name"]: r.get("mem_pct") for r in res}
@@ -677,11 +659,18 @@ class Context:
         return files
 
 
-def _dep_service(stack, key, default):
-    value = stack.get(key)
-    if isinstance(value, dict):
-        return value.get("service") or default
-    return value or default
+def _redis_service(stack):
+    value = stack.get("redis")
+    return (value.get("service") if isinstance(value, dict) else value) or "redis"
+
+
+def _must_run(ctx, service):
+    """The running container of ``service``; DockerError saying what its containers are otherwise."""
+    c = ctx.running(service)
+    if c is None:
+        raise DockerError("service %s is not running (%s)" % (service, ", ".join(
+            container_state(x)["status"] for x in ctx.by_service(service)) or "no container"))
+    return c
 
 
 def part_status(ctx):
@@ -744,11 +733,7 @@ def part_errors(ctx):
 
 def part_database(ctx):
     db = ctx.stack.get("database") or {}
-    service = db.get("service") or "postgres"
-    c = ctx.running(service)
-    if c is None:
-        raise DockerError("service %s is not running (%s)" % (service, ", ".join(
-            container_state(x)["status"] for x in ctx.by_service(service)) or "no container"))
+    c = _must_run(ctx, db.get("service") or "postgres")
     name = db.get("name") or "postgres"
     user = db.get("user") or "postgres"
     main_sql, slow_sql = pg_queries(name, ctx.long_running_s)
@@ -772,14 +757,9 @@ def part_database(ctx):
 
 
 def part_redis(ctx):
-    service = _dep_service(ctx.stack, "redis", "redis")
-    c = ctx.running(service)
-    if c is None:
-        raise DockerError("service %s is not running (%s)" % (service, ", ".join(
-            container_state(x)["status"] for x in ctx.by_service(service)) or "no container"))
-    res = ctx.client.exec_in(c, ["redis-cli"] + _stack.port_args(ctx.stack, "redis")
-                             + ["INFO", "server", "memory", "clients", "stats", "persistence", "keyspace"],
-                             expect_output=True)
+    c = _must_run(ctx, _redis_service(ctx.stack))
+    res = ctx.client.exec_in(c, _stack.redis_cli(ctx.stack, "INFO", "server", "memory", "clients", "stats", "persistence",
+                                                 "keyspace"), expect_output=True)
     if res["rc"] != 0 or "redis_version" not in res["stdout"]:
         raise DockerError("redis-cli INFO failed (rc %s): %s" % (res["rc"], (res["stderr"] or res["stdout"]).strip()[:300]))
     info = parse_redis_info(res["stdout"])
@@ -939,8 +919,7 @@ def part_degraded(ctx):
     variable = _stack.downgrade_env(ctx.stack)
     downgrade = None
     for c in ctx.by_service(ctx.service):
-        env = dict(item.partition("=")[::2] for item in (((c.attrs or {}).get("Config") or {}).get("Env") or []))
-        downgrade = str(env.get(variable, "false")).strip().lower() in ("1", "true", "yes", "on")
+        downgrade = _degrade.downgrade_on(c, variable)
         if downgrade:
             reasons.append("%s runs with %s=true" % (c.name, variable))
     standby = ctx.stack.get("standby")
@@ -953,12 +932,10 @@ def part_degraded(ctx):
 def newest_snapshot(directory, now=None):
     """dict(path, size, mtime, age_s, readable) of the newest ``dump-*.rdb`` in ``directory``, or None."""
     now = time.time() if now is None else now
-    paths = sorted(glob.glob(os.path.join(directory, "dump-*.rdb"))) if directory else []
-    if not paths:
+    path = _degrade.newest_snapshot(directory)
+    if path is None:
         return None
-    path = paths[-1]
     st = os.stat(path)
-    readable = False
     try:
         with open(path, "rb") as handle:
             readable = handle.read(5) == b"REDIS"
@@ -994,7 +971,6 @@ def part_fallbacks(ctx, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"])
         except DockerError as exc:
             static.update(ready=False, present=False, reason="%s not readable in %s: %s" % (path, c.name, exc))
         else:
-            items = None
             try:
                 parsed = json.loads(data.decode("utf-8"))
                 items = parsed.get("items") if isinstance(parsed, dict) else parsed
@@ -1075,7 +1051,7 @@ PART_FUNCS = dict(http=part_http, status=part_status, logs=part_logs, database=p
                   disk=part_disk, errors=part_errors, changes=part_changes, degraded=part_degraded)
 
 
-def _run_part(ctx, name, func, *args):
+def _run_part(ctx, func, *args):
     started = time.monotonic()
     try:
         facts, raw = func(ctx, *args)
@@ -1099,14 +1075,14 @@ def collect(ctx, parts=PARTS, snapshot=None, snapshot_max_age=DEFAULT_THRESHOLDS
     concurrent_parts = [p for p in parts if p != "fallbacks"]
     workers = len(concurrent_parts) + (1 if snapshot else 0)
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(_run_part, ctx, name, PART_FUNCS[name]): name for name in concurrent_parts}
+        futures = {pool.submit(_run_part, ctx, PART_FUNCS[name]): name for name in concurrent_parts}
         snap_future = pool.submit(snapshot) if snapshot else None
         for fut in concurrent.futures.as_completed(list(futures)):
             facts[futures[fut]], raw[futures[fut]] = fut.result()
         if snap_future is not None:
             snap_result = snap_future.result()
     if "fallbacks" in parts:
-        facts["fallbacks"], raw["fallbacks"] = _run_part(ctx, "fallbacks", part_fallbacks, snapshot_max_age)
+        facts["fallbacks"], raw["fallbacks"] = _run_part(ctx, part_fallbacks, snapshot_max_age)
     return {p: facts[p] for p in parts}, raw, snap_result
 
 
@@ -1118,7 +1094,7 @@ def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
     Never raises for an unwell Redis: returns dict(ok, error, path, size, sha256, lastsave, elapsed, removed).
     """
     started = time.monotonic()
-    service = _dep_service(ctx.stack, "redis", "redis")
+    service = _redis_service(ctx.stack)
     result = dict(ok=False, error=None, path=None, size=None, sha256=None, lastsave=None, removed=[], dir=dest_dir)
     try:
         c = ctx.running(service)
@@ -1126,7 +1102,7 @@ def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
             raise DockerError("service %s is not running" % service)
 
         def cli(*args):
-            res = ctx.client.exec_in(c, ["redis-cli"] + _stack.port_args(ctx.stack, "redis") + list(args))
+            res = ctx.client.exec_in(c, _stack.redis_cli(ctx.stack, *args))
             if res["rc"] != 0:
                 raise DockerError("redis-cli %s failed: %s" % (" ".join(args), (res["stderr"] or res["stdout"]).strip()))
             return res["stdout"].strip()
@@ -1218,28 +1194,23 @@ def write_bundle(base_dir, label, facts, raw, meta, secrets=(), now=None):
     os.mkdir(directory, 0o700)
     os.chmod(directory, 0o700)
     sums = {}
-    files = []
     for part, text in sorted(raw.items()):
         fname = RAW_FILES.get(part, "%s.txt" % part)
         sums[fname] = _write_private(os.path.join(directory, fname), _redact.redact_text(text or "", secrets))
-        files.append(fname)
     sums["facts.json"] = _write_private(os.path.join(directory, "facts.json"),
                                         json.dumps(_redact.redact_data(facts, secrets), indent=2, sort_keys=True, default=str))
-    files.append("facts.json")
     index = dict(meta, created_at=_time.format_ts(now), label=label, name=os.path.basename(directory),
                  parts={p: dict(ok=bool((facts.get(p) or {}).get("ok")), error=(facts.get(p) or {}).get("error"),
                                 file=RAW_FILES.get(p)) for p in facts},
                  runbook_items={num: dict(item=title, part=part, file=RAW_FILES[part],
                                           ok=bool((facts.get(part) or {}).get("ok"))) for num, title, part in RUNBOOK_ITEMS},
-                 files={f: dict(sha256=sums[f], size=os.path.getsize(os.path.join(directory, f))) for f in files})
+                 files={f: dict(sha256=sums[f], size=os.path.getsize(os.path.join(directory, f))) for f in sums})
     sums["index.json"] = _write_private(os.path.join(directory, "index.json"),
                                         json.dumps(_redact.redact_data(index, secrets), indent=2, sort_keys=True, default=str))
-    files.append("index.json")
     _write_private(os.path.join(directory, "SHA256SUMS"), "".join("%s  %s\n" % (sums[f], f) for f in sorted(sums)))
-    files.append("SHA256SUMS")
     archive = directory + ".tar.gz"
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         tar.add(directory, arcname=os.path.basename(directory))
     archive_sha = _write_private(archive, buf.getvalue())
-    return dict(dir=directory, archive=archive, sha256=archive_sha, files=sorted(files), size=len(buf.getvalue()))
+    return dict(dir=directory, archive=archive, sha256=archive_sha, files=sorted(list(sums) + ["SHA256SUMS"]), size=len(buf.getvalue()))

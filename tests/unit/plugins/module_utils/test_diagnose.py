@@ -133,16 +133,19 @@ def test_pg_output_whose_json_agg_spans_lines():
     assert d.parse_pg_output("{broken\n[1]\n") == [[1]] and d.parse_pg_output("") == []
 
 
+def _cpu_mem(stats):
+    s = d.stats_summary("c1", stats)
+    return s["cpu_pct"], s["mem_used"], s["mem_limit"], s["mem_pct"]
+
+
 def test_cpu_and_memory():
-    assert d.cpu_percent(STATS_V2) == 50.0  # 0.5e9 / 2e9 * 2 cpus * 100
-    used, limit, pct = d.memory_usage(STATS_V2)
-    assert (used, limit, pct) == (50 * 2**20, 100 * 2**20, 50.0)
+    # 0.5e9 / 2e9 * 2 cpus * 100
+    assert _cpu_mem(STATS_V2) == (50.0, 50 * 2**20, 100 * 2**20, 50.0)
     v1 = {"memory_stats": {"usage": 200, "limit": 1000, "stats": {"total_inactive_file": 100}}}
-    assert d.memory_usage(v1) == (100, 1000, 10.0)
-    assert d.cpu_percent({"cpu_stats": {"cpu_usage": {"total_usage": 5}, "system_cpu_usage": 10},
-                          "precpu_stats": {"cpu_usage": {}}}) is None   # one-shot: no previous sample
-    assert d.cpu_percent({}) is None
-    assert d.memory_usage({}) == (None, None, None)
+    assert _cpu_mem(v1)[1:] == (100, 1000, 10.0)
+    assert _cpu_mem({"cpu_stats": {"cpu_usage": {"total_usage": 5}, "system_cpu_usage": 10},
+                     "precpu_stats": {"cpu_usage": {}}})[0] is None   # one-shot: no previous sample
+    assert _cpu_mem({}) == (None, None, None, None)
     s = d.stats_summary("c1", STATS_V2)
     assert (s["net_rx"], s["net_tx"], s["block_read"], s["block_write"], s["pids"]) == (10, 20, 5, 7, 4)
 
