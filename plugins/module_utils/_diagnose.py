@@ -455,14 +455,10 @@ def evaluate(summary, parts_ok, thresholds=None):
                                 name, "running", kind="degraded"))
         if s.get("oom_killed"):
             out.append(_finding("oom_killed", "warning", "the service was OOM-killed", True, False))
-    for name, pct in sorted((s.get("cpu_pct") or {}).items()):
-        if pct is not None and pct >= th["cpu_percent"]:
-            out.append(_finding("cpu_percent", "warning", "CPU of %s at %s %% (limit %s %%)" % (name, pct, th["cpu_percent"]),
-                                pct, th["cpu_percent"]))
-    for name, pct in sorted((s.get("mem_pct") or {}).items()):
-        if pct is not None and pct >= th["memory_percent"]:
-            out.append(_finding("memory_percent", "warning", "memory of %s at %s %% (limit %s %%)" % (name, pct, th["memory_percent"]),
-                                pct, th["memory_percent"]))
+    for check, what, key in (("cpu_percent", "CPU", "cpu_pct"), ("memory_percent", "memory", "mem_pct")):
+        for name, pct in sorted((s.get(key) or {}).items()):
+            if pct is not None and pct >= th[check]:
+                out.append(_finding(check, "warning", "%s of %s at %s %% (limit %s %%)" % (what, name, pct, th[check]), pct, th[check]))
     for mount, pct in sorted((s.get("disk_used_pct_by_mount") or {}).items()):
         if pct is None:
             continue
@@ -472,13 +468,12 @@ def evaluate(summary, parts_ok, thresholds=None):
         elif pct >= th["disk_percent"]:
             out.append(_finding("disk_percent", "warning", "disk %s %s %% full" % (mount, pct), pct, th["disk_percent"]))
     conn = s.get("db_connections_pct")
+    conn_text = "database connections %s/%s" % (s.get("db_connections_used"), s.get("db_max_connections"))
     if conn is not None:
         if conn >= th["db_connections_critical_percent"]:
-            out.append(_finding("db_connections", "critical", "database connections %s/%s" % (
-                s.get("db_connections_used"), s.get("db_max_connections")), conn, th["db_connections_critical_percent"], kind="degraded"))
+            out.append(_finding("db_connections", "critical", conn_text, conn, th["db_connections_critical_percent"], kind="degraded"))
         elif conn >= th["db_connections_percent"]:
-            out.append(_finding("db_connections", "warning", "database connections %s/%s" % (
-                s.get("db_connections_used"), s.get("db_max_connections")), conn, th["db_connections_percent"]))
+            out.append(_finding("db_connections", "warning", conn_text, conn, th["db_connections_percent"]))
     evicted = s.get("redis_evicted_keys")
     if isinstance(evicted, int) and evicted > th["evicted_keys"]:
         out.append(_finding("redis_evictions", "warning", "redis evicted %d keys" % evicted, evicted, th["evicted_keys"]))
@@ -871,32 +866,33 @@ def part_changes(ctx):
         files.append(dict(path=path, mtime=_time.format_ts(mtime), recent=mtime >= since))
         if mtime >= since:
             recent.append(dict(what="compose file modified", name=path, service=None, at=_time.format_ts(mtime)))
-    git = None
-    project_dir = ctx.stack.get("project_dir")
-    git_bin = shutil.which("git")
-    if ctx.run_command is not None and project_dir and os.path.isdir(project_dir) and not git_bin:
-        git = dict(error="git is not installed on this host; recent commits not collected")
-    elif ctx.run_command is not None and project_dir and os.path.isdir(project_dir):
-        rc, out, err = ctx.run_command([git_bin, "-C", project_dir, "log", "-n", "10", "--since=%d seconds ago" % int(window),
-                                        "--format=%H%x1f%an%x1f%aI%x1f%s", "--", "."])
-        if rc == 0:
-            commits = []
-            for line in out.splitlines():
-                fields = line.split("\x1f")
-                if len(fields) == 4:
-                    commits.append(dict(commit=fields[0], author=fields[1], date=fields[2], subject=fields[3]))
-            rc2, out2, _err2 = ctx.run_command([git_bin, "-C", project_dir, "status", "--porcelain", "--", "."])
-            git = dict(commits=commits, uncommitted=[line for line in out2.splitlines() if line.strip()] if rc2 == 0 else None)
-            for commit in commits:
-                recent.append(dict(what="commit %s %s" % (commit["commit"][:10], commit["subject"]), name=project_dir,
-                                   service=None, at=commit["date"]))
-        else:
-            git = dict(error=(err or out).strip()[:300] or "not a git checkout")
+    git = _recent_commits(ctx, window)
+    for commit in (git or {}).get("commits") or []:
+        recent.append(dict(what="commit %s %s" % (commit["commit"][:10], commit["subject"]), name=ctx.stack["project_dir"],
+                           service=None, at=commit["date"]))
     result = dict(window_s=window, since=_time.format_ts(since), containers=rows, compose_files=files, git=git, recent=recent)
     raw = "# changes in the last %d s (since %s)\n" % (window, _time.format_ts(since))
     raw += "\n".join("%-28s %-40s %s" % (r["what"], r["name"], r["at"]) for r in recent) + "\n\n"
     raw += json.dumps(result, indent=2, default=str)
     return result, raw
+
+
+def _recent_commits(ctx, window):
+    """The project directory's git commits of the last ``window`` seconds and its uncommitted files (None: no checkout)."""
+    project_dir = ctx.stack.get("project_dir")
+    if ctx.run_command is None or not project_dir or not os.path.isdir(project_dir):
+        return None
+    git_bin = shutil.which("git")
+    if not git_bin:
+        return dict(error="git is not installed on this host; recent commits not collected")
+    rc, out, err = ctx.run_command([git_bin, "-C", project_dir, "log", "-n", "10", "--since=%d seconds ago" % int(window),
+                                    "--format=%H%x1f%an%x1f%aI%x1f%s", "--", "."])
+    if rc != 0:
+        return dict(error=(err or out).strip()[:300] or "not a git checkout")
+    commits = [dict(zip(("commit", "author", "date", "subject"), fields))
+               for fields in (line.split("\x1f") for line in out.splitlines()) if len(fields) == 4]
+    rc, out, _err = ctx.run_command([git_bin, "-C", project_dir, "status", "--porcelain", "--", "."])
+    return dict(commits=commits, uncommitted=[line for line in out.splitlines() if line.strip()] if rc == 0 else None)
 
 
 def part_degraded(ctx):
