@@ -888,10 +888,7 @@ def summarize(entry):
 
 
 def _result(before, after, tried, changed, winner, msg, **extra):
-    snapshot = None
-    for entry in tried:
-        if entry["option"] == "C" and entry["measured"].get("snapshot"):
-            snapshot = entry["measured"]
+    snapshot = next((e["measured"] for e in reversed(tried) if e["option"] == "C" and e["measured"].get("snapshot")), None)
     marker = (after or before).get("cache_snapshot") or {}
     source = snapshot or marker
     age = source.get("snapshot_age_s")
@@ -937,8 +934,9 @@ def enable(ctx, mode="auto", order=None, verify=True, check_mode=False):
                            "%s (%s) is on; switched off %s" % (NAMES[letter], letter, ", ".join(NAMES[m] for m in others)))
         break  # an active mode that does not verify any more is applied again below
     if check_mode:
-        skipped = [dict(_entry(m), not_applicable=not_applicable(ctx, m)) for m in candidates if not_applicable(ctx, m)]
-        can = [m for m in candidates if not not_applicable(ctx, m)]
+        reasons = {m: not_applicable(ctx, m) for m in candidates}
+        skipped = [dict(_entry(m), not_applicable=reasons[m]) for m in candidates if reasons[m]]
+        can = [m for m in candidates if not reasons[m]]
         first = can[0] if can else None
         after = dict(before, active=[first], active_names=[NAMES[first]]) if first else before
         return _result(before, after, skipped, bool(first), first,
