@@ -242,7 +242,7 @@ class _Reader:
         raise RdbError("unknown string encoding %d" % value)
 
     def skip_strings(self, count):
-        for _ in range(count):
+        for _string in range(count):
             self.string()
 
 
@@ -256,19 +256,19 @@ def _skip_value(reader, vtype):
     elif vtype == 4:  # hash: n field/value pairs
         reader.skip_strings(2 * reader.plain_length())
     elif vtype == 3:  # zset (v1): member + score as a length-prefixed text
-        for _ in range(reader.plain_length()):
+        for _member in range(reader.plain_length()):
             reader.string()
             score_len = reader.byte()
             if score_len < 253:  # 253-255: nan, +inf, -inf without text
                 reader.read(score_len)
     elif vtype == 5:  # zset2: member + binary double
-        for _ in range(reader.plain_length()):
+        for _member in range(reader.plain_length()):
             reader.string()
             reader.read(8)
     elif vtype in _BLOB_TYPES:
         reader.string()
     elif vtype == 18:  # quicklist 2: n (container, listpack) nodes
-        for _ in range(reader.plain_length()):
+        for _node in range(reader.plain_length()):
             reader.plain_length()
             reader.string()
     else:
