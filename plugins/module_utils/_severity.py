@@ -157,23 +157,8 @@ def time_left(deadline, now):
 #            ratio < 5                                 -> P2
 #            baseline missing or 0, latency missing    -> not evaluated (reason says why)
 #
-# Derived facts (documented in the classify module too):
-#   * "all users affected": all_users_affected is true, or users_affected_pct is 100, or
-#     error_rate is 1 (every request failed).
-#   * "core feature affected": core_feature_affected is true, or recommendations_empty is true.
-#   * "share of users affected": the larger of users_affected_pct and error_rate * 100 (requests
-#     failing at a rate r affect at least that share of users); exactly 1 % is NOT more than 1 %.
-#     With users_counted (users_affected_pct counts distinct real users, from the edge's access
-#     log) the share is users_affected_pct alone: a few users retrying failed requests raise the
-#     error rate, not the share of users.
-#   * no traffic (samples == 0): a rate over no requests does not exist, so error_rate and
-#     latency_ms must not be given; without any other impact fact there is nothing to classify
-#     and ValueError is raised ("cannot classify"): an empty measurement says nothing about users.
-#   * kind improvement / docs -> P3 (no SLA), the tree is not evaluated (SEV-2); facts that say
-#     users are affected contradict that kind and raise ValueError.
-#
-# Comparisons use decimal arithmetic on the numbers as written (str(float)), so 0.7 ms against
-# a 0.07 ms baseline is exactly 10x, not 10.000000000000002x.
+# The facts each decision derives (all users, core feature, share of users, no traffic, kind) are
+# documented once, in the description of the severity module (plugins/modules/severity.py).
 
 KINDS = ("incident", "improvement", "docs")
 
@@ -233,6 +218,7 @@ def of_findings(findings):
 
 
 def _dec(value):
+    """The number as written (str(float)): 0.7 ms against a 0.07 ms baseline is exactly 10x, not 10.000000000000002x."""
     return decimal.Decimal(str(value))
 
 
