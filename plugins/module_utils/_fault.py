@@ -12,26 +12,8 @@ engine, plus commands on the managed host): ``observe`` (is it injected now? rea
 command's exit code. Rolling back a fault that is not injected is a no-op, so a drill can always
 call it.
 
-| fault | inject | rollback |
-|---|---|---|
-| app_crash | SIGKILL the service's container | start it, wait until ready |
-| app_hang | pause the service's container | unpause it |
-| redis_down / postgres_down | stop the dependency | start it, wait until healthy |
-| latency | in the service container's network namespace (``nsenter -t PID -n`` on the managed host): an |
-|  | ``htb`` root qdisc whose filter sends the service's answers (source port ``service_port``) to a |
-|  | slow class; with ``netem`` in the kernel that class delays each packet, else each client |
-|  | connection gets its own class capped at a rate that makes a recommendations answer take about |
-|  | ``delay_ms``, the segments of new connections to the service are clamped to 200 bytes (``iptables`` |
-|  | TCPMSS on the clients' SYNs) and segmentation offload is off, so an answer is several packets; |
-|  | calibrated by one measurement through the service (slowed further when too fast). The service's |
-|  | own connections to PostgreSQL and Redis are not touched, so ``/health`` stays truthful | delete the |
-|  | qdisc and the clamp, ``gso_max_segs`` back as read before |
-| cpu_pressure | ``cpu_workers`` busy loops (``sh``) in the service's container, niced | kill them |
-| db_connections_exhausted | ``psql`` sessions (``pg_sleep``) in the database container hold every connection |
-|  | slot the application may use but ``spare_connections`` | terminate them (the sessions end) |
-| cache_wipe | ``FLUSHDB`` on the stack's Redis | the keys cannot be restored (a cache): one request per |
-|  | sample user lets the service refill it, ``DBSIZE`` read back |
-| disk_fill | fill a writable volume of the service's container (one file) | delete the file |
+What each fault injects and how it is rolled back is documented once, in the ``name`` option of
+the module (``plugins/modules/fault.py``).
 
 Refusal (DR-4): :func:`refuse_production` runs before anything is touched; a managed host is
 production when the ``environment`` given is ``production`` or the marker file
@@ -40,10 +22,12 @@ production when the ``environment`` given is ``production`` or the marker file
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import statistics
+from urllib.parse import urlsplit
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _stack
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
@@ -220,9 +204,7 @@ class Target:
         return self.client.apply(found, action)
 
     def wait_ready(self, service, timeout):
-        found = self.container(service)
-        ok, state, elapsed = self.client.wait_ready(found, timeout)
-        return ok, state, elapsed
+        return self.client.wait_ready(self.container(service), timeout)
 
     def exec(self, service, argv, expect_output=False):
         return _compose.exec_in_service(self.client, self.project, service, argv, expect_output=expect_output)
@@ -301,8 +283,6 @@ TABLES_SQL = ("SELECT 'tables:' || coalesce(string_agg(tablename, ' ' ORDER BY t
 def data_checksum(target, s):
     """dict(tables={name: {rows, md5}}, md5): row counts and md5 of every row, ordered (DR-3), of
     ``checksum_tables`` or, when none are given, of every table of the schema ``public``."""
-    import hashlib
-
     tables = s["tables"]
     if not tables:
         listed = psql(target, s, TABLES_SQL).strip()
@@ -348,8 +328,6 @@ def service_port(s, attrs):
     container port published on the port of ``base_url``, else its only exposed TCP port."""
     if s["service_port"]:
         return s["service_port"]
-    from urllib.parse import urlsplit
-
     base = urlsplit(str(s["stack"].get("base_url") or ""))
     published = ((attrs or {}).get("NetworkSettings") or {}).get("Ports") or {}
     for key, bindings in sorted(published.items()):
@@ -451,6 +429,11 @@ def _ns(target, prefix, argv, what, data=None):
     return _check(target.host(prefix + argv, data=data), what)
 
 
+def _tc(target, prefix, s, lines):
+    """``lines`` run by ``tc -batch`` in the service's network namespace."""
+    return _ns(target, prefix, ["tc", "-batch", "-"], "tc in %s's namespace" % s["service"], data="\n".join(lines) + "\n")
+
+
 def _latency_state(target, s, prefix):
     """(links, qdiscs, devices with our qdisc, ports with our MSS clamp) in the service's network namespace."""
     links = parse_links(_ns(target, prefix, ["ip", "-o", "-d", "link", "show"], "ip link in the service's namespace"))
@@ -522,8 +505,7 @@ def _latency_inject(target, s, write_file):
     if netem["rc"] == 0:
         mode = "netem"
         for link in links[1:]:
-            _ns(target, prefix, ["tc", "-batch", "-"], "tc in %s's namespace" % s["service"],
-                data="\n".join(tc_batch(port, "netem", link["name"], delay_ms=s["delay_ms"] // 2)) + "\n")
+            _tc(target, prefix, s, tc_batch(port, "netem", link["name"], delay_ms=s["delay_ms"] // 2))
         actions = ["netem: every answer from port %d delayed %d ms per packet on %s" % (port, s["delay_ms"] // 2, devices)]
     else:
         target.host(prefix + ["tc", "qdisc", "del", "dev", probe, "root"])   # the part of the batch that was added
@@ -532,8 +514,7 @@ def _latency_inject(target, s, write_file):
         _ns(target, prefix, ["iptables", "-w", "5", "-t", "mangle", "-A"] + clamp_rule(port), "iptables in %s's namespace" % s["service"])
         for link in links:
             _ns(target, prefix, ["ip", "link", "set", "dev", link["name"], "gso_max_segs", "1"], "ip link set in %s's namespace" % s["service"])
-            _ns(target, prefix, ["tc", "-batch", "-"], "tc in %s's namespace" % s["service"],
-                data="\n".join(tc_batch(port, "rate", link["name"], rate=rate)) + "\n")
+            _tc(target, prefix, s, tc_batch(port, "rate", link["name"], rate=rate))
         why = [line for line in (netem["stderr"] + "\n" + netem["stdout"]).splitlines() if "rror" in line or "unknown" in line]
         refused = why[0].strip()[:80] if why else "tc refused it"
         actions = ["no netem in this kernel (%s): each client connection to port %d capped at %d bytes/s (%d classes by client port), "
@@ -547,8 +528,7 @@ def _latency_inject(target, s, write_file):
         extra = max(measured - (base_ms or 0), 10.0)
         rate = max(100, int(round(rate * extra / float(s["delay_ms"]))))
         for link in links:
-            _ns(target, prefix, ["tc", "-batch", "-"], "tc in %s's namespace" % s["service"],
-                data="\n".join(rate_batch("change", link["name"], rate)) + "\n")
+            _tc(target, prefix, s, rate_batch("change", link["name"], rate))
         actions.append("measured %.0f ms (before: %s ms): rate set to %d bytes/s" % (measured, "%.0f" % base_ms if base_ms else "?", rate))
         measured, _body = _measure(target, s, max(5.0, 4 * s["delay_ms"] / 1000.0))
     actions.append("recommendations now take %s ms (median of one round through %s; %s ms before)"
@@ -658,8 +638,7 @@ def _fill_mounts(target, s):
 
 def _fill_target(target, s):
     """(mount path, size_kb, used_kb, used_pct) of the volume disk_fill fills; NotApplicable when there is none."""
-    sized = sorted((_df(target, s, m["path"]) + (m["path"],) for m in _fill_mounts(target, s)), key=lambda x: x[0])
-    size_kb, used_kb, percent, path = sized[0]
+    size_kb, used_kb, percent, path = min((_df(target, s, m["path"]) + (m["path"],) for m in _fill_mounts(target, s)), key=lambda x: x[0])
     return path, size_kb, used_kb, percent
 
 

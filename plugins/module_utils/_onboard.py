@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import textwrap
 from urllib.parse import unquote, urlsplit
 
 from ansible_collections.sre.incident.plugins.module_utils import _files
@@ -102,15 +103,10 @@ def public_env(env_list):
 
 def strip_userinfo(url):
     """``scheme://user:pw@host:port/path?q`` -> ``scheme://host:port/path``; None if unparsable."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        port = parts.port
-    except ValueError:
+    parts = url_parts(url)
+    if not parts or not parts["host"]:
         return None
-    if not host:
-        return None
-    return "%s://%s%s%s" % (parts.scheme, host, ":%d" % port if port else "", parts.path or "")
+    return "%s://%s%s%s" % (parts["scheme"], parts["host"], ":%d" % parts["port"] if parts["port"] else "", parts["path"] or "")
 
 
 def url_parts(url):
@@ -127,14 +123,11 @@ def listening_ports(proc_net_tcp):
     ports = set()
     for line in (proc_net_tcp or "").splitlines():
         fields = line.split()
-        if len(fields) < 4 or fields[0] == "sl" or ":" not in fields[1]:
-            continue
-        if fields[3] != "0A":
-            continue
-        try:
-            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-        except ValueError:
-            continue
+        if len(fields) >= 4 and fields[0] != "sl" and ":" in fields[1] and fields[3] == "0A":
+            try:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+            except ValueError:
+                pass
     return sorted(ports)
 
 
@@ -153,19 +146,15 @@ def port_in_argv(argv, kind):
     argv = [str(a) for a in argv or []]
     for i, arg in enumerate(argv):
         nxt = argv[i + 1] if i + 1 < len(argv) else ""
-        if kind == "postgres":
-            if arg == "-p" and nxt.isdigit():
-                return int(nxt)
-            if arg == "-c" and nxt.replace(" ", "").startswith("port="):
-                value = nxt.replace(" ", "").split("=", 1)[1]
-                if value.isdigit():
-                    return int(value)
-            if arg.startswith("--port="):
-                value = arg.split("=", 1)[1]
-                if value.isdigit():
-                    return int(value)
-        if kind == "redis" and arg == "--port" and nxt.isdigit():
-            return int(nxt)
+        if kind == "redis":
+            value = nxt if arg == "--port" else ""
+        elif arg == "-p":
+            value = nxt
+        else:
+            setting = nxt.replace(" ", "") if arg == "-c" else arg
+            value = setting.split("=", 1)[1] if setting.startswith("port=" if arg == "-c" else "--port=") else ""
+        if value.isdigit():
+            return int(value)
     return None
 
 
@@ -334,7 +323,7 @@ def users_from_logs(lines, recommendations_path=DEFAULT_RECOMMENDATIONS_PATH):
         # docker logs with timestamps: drop the leading RFC 3339 stamp
         if re.match(r"^\d{4}-\d\d-\d\dT\S+\s", line):
             line = line.split(None, 1)[1] if " " in line else ""
-        status, uri, doc = None, None, None
+        status = uri = method = None
         if line.startswith("{"):
             try:
                 doc = json.loads(line)
@@ -343,15 +332,12 @@ def users_from_logs(lines, recommendations_path=DEFAULT_RECOMMENDATIONS_PATH):
             if isinstance(doc, dict):
                 uri = next((doc[k] for k in ("uri", "path", "url", "request_uri", "request") if isinstance(doc.get(k), str)), None)
                 status = doc.get("status", doc.get("status_code"))
+                method = doc.get("method") or doc.get("request_method")
         else:
             match = re.search(r'"[A-Z]+ (\S+) HTTP/[\d.]+" (\d{3})', line)
             if match:
                 uri, status = match.group(1), match.group(2)
-        method = None
-        if line.startswith("{") and isinstance(doc, dict):
-            method = doc.get("method") or doc.get("request_method")
-        elif uri is not None:
-            method = line.split('"', 1)[1].split(" ", 1)[0] if '"' in line else None
+                method = line.split('"', 1)[1].split(" ", 1)[0]
         if uri is None or str(status) != "200" or (method and str(method).upper() != "GET"):
             continue
         match = pattern.search(uri)
@@ -464,6 +450,10 @@ def _kinds(container):
         if any(w in image.rsplit("/", 1)[-1] for w in words):
             kinds.add(kind)
     return kinds
+
+
+def _found_by(container, kind):
+    return "process list" if kind in process_kinds(container.get("processes") or []) else "image"
 
 
 def _published(container, port):
@@ -603,7 +593,7 @@ def infer(view):
 
     # ---- edge
     if edge:
-        p.set("edge", edge_service, "%s runs nginx (%s)" % (edge["name"], "process list" if "nginx" in process_kinds(edge.get("processes") or []) else "image"))
+        p.set("edge", edge_service, "%s runs nginx (%s)" % (edge["name"], _found_by(edge, "nginx")))
         p.set("edge_config", proxy["file"], "the file holding that proxy_pass (`nginx -T` headers in %s)" % edge["name"])
     else:
         p.leave_out("edge", "no nginx in this project: nothing is probed through an edge")
@@ -725,6 +715,29 @@ def _http_note(check):
     return "; tried: %s (is the service up?)" % check["text"]
 
 
+def _port(c, kind, svc_any, env_names, url_name, url):
+    """(port, note) of the PostgreSQL or Redis of container ``c``: its command line (for PostgreSQL
+    also its process list), its listening port, the service's variables, the kind's default port."""
+    port = port_in_argv(c.get("argv"), kind)
+    note = "the command line of %s" % c["name"] if port else None
+    if port is None and kind == "postgres":
+        procs = [pr for pr in c.get("processes") or [] if KIND_PATTERNS[kind].search(pr)]
+        port = next((port_in_argv(pr.split(), kind) for pr in procs if port_in_argv(pr.split(), kind)), None)
+        note = "the postgres process of %s" % c["name"] if port else None
+    if port is None and c.get("listening"):
+        port = KIND_PORTS[kind] if KIND_PORTS[kind] in c["listening"] else c["listening"][0]
+        note = "the TCP port listening in %s" % c["name"]
+    if port is None:
+        name, value = _first_env((svc_any or {}).get("env") or {}, env_names)
+        if value and str(value).isdigit():
+            port, note = int(value), "variable %s of %s" % (name, svc_any["name"])
+        elif url and url.get("port"):
+            port, note = url["port"], "the port in variable %s of %s" % (url_name, svc_any["name"])
+    if port is None:
+        port, note = KIND_PORTS[kind], "%s's default (nothing else found)" % ("PostgreSQL" if kind == "postgres" else "Redis")
+    return port, note
+
+
 def _infer_database(p, view, services, by_service, running, kinds, svc_any, checks):
     found = [s for s in services if "postgres" in kinds[s]]
     if not found:
@@ -732,27 +745,10 @@ def _infer_database(p, view, services, by_service, running, kinds, svc_any, chec
         return
     db = found[0]
     c = running.get(db) or by_service[db][0]
-    p.set("database.service", db, "%s runs PostgreSQL (%s)" % (c["name"], "process list" if "postgres" in process_kinds(c.get("processes") or []) else "image"))
+    p.set("database.service", db, "%s runs PostgreSQL (%s)" % (c["name"], _found_by(c, "postgres")))
     env = (svc_any or {}).get("env") or {}
     url_name, url = _env_url(env, ("postgres", "postgresql"))
-    port = port_in_argv(c.get("argv"), "postgres")
-    note = "the command line of %s" % c["name"] if port else None
-    if port is None:
-        procs = [pr for pr in c.get("processes") or [] if KIND_PATTERNS["postgres"].search(pr)]
-        port = next((port_in_argv(pr.split(), "postgres") for pr in procs if port_in_argv(pr.split(), "postgres")), None)
-        note = "the postgres process of %s" % c["name"] if port else None
-    if port is None and c.get("listening"):
-        port = c["listening"][0] if len(c["listening"]) == 1 else (KIND_PORTS["postgres"] if KIND_PORTS["postgres"] in c["listening"] else c["listening"][0])
-        note = "the TCP port listening in %s" % c["name"]
-    if port is None:
-        name, value = _first_env(env, ("PGPORT", "POSTGRES_PORT", "DB_PORT", "DATABASE_PORT"))
-        if value and str(value).isdigit():
-            port, note = int(value), "variable %s of %s" % (name, svc_any["name"])
-        elif url and url.get("port"):
-            port, note = url["port"], "the port in variable %s of %s" % (url_name, svc_any["name"])
-    if port is None:
-        port, note = KIND_PORTS["postgres"], "PostgreSQL's default (nothing else found)"
-    p.set("database.port", port, note)
+    p.set("database.port", *_port(c, "postgres", svc_any, ("PGPORT", "POSTGRES_PORT", "DB_PORT", "DATABASE_PORT"), url_name, url))
     name_var, dbname = _first_env(env, ("PGDATABASE", "POSTGRES_DB", "DB_NAME", "DATABASE_NAME", "DB_DATABASE"))
     if dbname:
         note = "variable %s of %s" % (name_var, svc_any["name"])
@@ -785,22 +781,8 @@ def _infer_redis(p, view, services, by_service, running, kinds, svc_any, checks)
         return
     kv = found[0]
     c = running.get(kv) or by_service[kv][0]
-    p.set("redis.service", kv, "%s runs Redis (%s)" % (c["name"], "process list" if "redis" in process_kinds(c.get("processes") or []) else "image"))
-    env = (svc_any or {}).get("env") or {}
-    port = port_in_argv(c.get("argv"), "redis")
-    note = "the command line of %s" % c["name"] if port else None
-    if port is None and c.get("listening"):
-        port = c["listening"][0] if len(c["listening"]) == 1 else (KIND_PORTS["redis"] if KIND_PORTS["redis"] in c["listening"] else c["listening"][0])
-        note = "the TCP port listening in %s" % c["name"]
-    if port is None:
-        url_name, url = _env_url(env, ("redis", "rediss"))
-        name, value = _first_env(env, ("REDIS_PORT",))
-        if value and str(value).isdigit():
-            port, note = int(value), "variable %s of %s" % (name, svc_any["name"])
-        elif url and url.get("port"):
-            port, note = url["port"], "the port in variable %s of %s" % (url_name, svc_any["name"])
-    if port is None:
-        port, note = KIND_PORTS["redis"], "Redis's default (nothing else found)"
+    p.set("redis.service", kv, "%s runs Redis (%s)" % (c["name"], _found_by(c, "redis")))
+    port, note = _port(c, "redis", svc_any, ("REDIS_PORT",), *_env_url((svc_any or {}).get("env") or {}, ("redis", "rediss")))
     check = checks.get("redis") or {}
     if check.get("ok"):
         note += "; checked: `%s` answers PONG in %s" % (" ".join(check["argv"]), c["name"])
@@ -866,15 +848,7 @@ def _value(value, indent):
 
 
 def _comment(text, indent):
-    words, lines, line = text.split(), [], ""
-    for word in words:
-        if line and len(line) + len(word) + 1 > 96 - indent:
-            lines.append(line)
-            line = word
-        else:
-            line = (line + " " + word) if line else word
-    if line:
-        lines.append(line)
+    lines = textwrap.wrap(" ".join(text.split()), 96 - indent, break_long_words=False, break_on_hyphens=False)
     return "".join("%s# %s\n" % (" " * indent, line) for line in lines)
 
 
@@ -954,6 +928,10 @@ def _exec(client, container, argv, environment=None):
         return dict(cmd=argv, rc=None, stdout="", stderr=str(exc))
 
 
+def _error(res, ok):
+    return None if ok else (res["stderr"] or res["stdout"]).strip()[:300] or None
+
+
 def _read_compose(files):
     if yaml is None:
         return None, "PyYAML is not available"
@@ -975,8 +953,7 @@ def gather(client, project, probe=None):
     ``probe(url, timeout)`` -> dict(status, body_json, error, latency_ms) (``_http.probe``); None skips HTTP checks.
     Raises OnboardError when the project has no container on the engine.
     """
-    if not project or not PROJECT_RE.match(str(project)):
-        raise OnboardError("project %r is not a compose project name (lowercase letters, digits, '-', '_')" % (project,))
+    _check_project(project)
     found = client.find_containers(project)
     if not found:
         known = client.projects()
@@ -1063,14 +1040,14 @@ def _check(client, handles, view, probe):
                 "-c", "SELECT 1"]
         res = _exec(client, handles[c["name"]], argv, environment={"PGCONNECT_TIMEOUT": "5"})
         ok = res["rc"] == 0 and res["stdout"].strip() == "1"
-        checks["database"] = dict(argv=argv, ok=ok, error=None if ok else (res["stderr"] or res["stdout"]).strip()[:300] or None)
+        checks["database"] = dict(argv=argv, ok=ok, error=_error(res, ok))
     kv = stack.get("redis") or {}
     c = by_name.get(kv.get("service"))
     if c is not None:
         cli = ["redis-cli", "-p", str(kv["port"])]
         res = _exec(client, handles[c["name"]], cli + ["PING"])
         ok = "PONG" in res["stdout"]
-        checks["redis"] = dict(argv=cli + ["PING"], ok=ok, error=None if ok else (res["stderr"] or res["stdout"]).strip()[:300] or None)
+        checks["redis"] = dict(argv=cli + ["PING"], ok=ok, error=_error(res, ok))
         if checks["redis"]["ok"]:
             res = _exec(client, handles[c["name"]], cli + ["SCAN", "0", "COUNT", "1000"])
             keys = [k for k in res["stdout"].splitlines()[1:] if k.strip()]
@@ -1100,11 +1077,14 @@ def _check(client, handles, view, probe):
 
 # --------------------------------------------------------------------------- the module's work
 
-def validate(params):
-    """Check project and dest before anything is read; returns the absolute dest. OnboardError names the bad value."""
-    project = params.get("project")
+def _check_project(project):
     if not project or not PROJECT_RE.match(str(project)):
         raise OnboardError("project %r is not a compose project name (lowercase letters, digits, '-', '_')" % (project,))
+
+
+def validate(params):
+    """Check project and dest before anything is read; returns the absolute dest. OnboardError names the bad value."""
+    _check_project(params.get("project"))
     dest = params.get("dest")
     if not dest:
         raise OnboardError("dest (the file to write) is required")
@@ -1126,8 +1106,7 @@ def run(client, params, check_mode=False, probe=None):
             before = handle.read()
     changed = before != content
     if changed and not check_mode:
-        parent = os.path.dirname(dest)
-        os.makedirs(parent, exist_ok=True)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
         _files.write_atomic(dest, content, mode=0o644)
     verb = ("would write" if check_mode else "wrote") if changed else "left unchanged"
     msg = "%s %s: the proposed incident_stack of %s (%d key(s) inferred, %d to review: %s)" % (

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 import math
+import os
 
 from ansible_collections.sre.incident.plugins.module_utils import _files
 from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
@@ -31,7 +33,7 @@ from ansible_collections.sre.incident.plugins.module_utils._time import format_t
 # SLA
 # ---------------------------------------------------------------------------------------------
 
-SEVERITIES = ("P0", "P1", "P2", "P3")
+SEVERITIES = ("P0", "P1", "P2", "P3")  # worst first
 
 MINUTE = 60
 HOUR = 60 * MINUTE
@@ -109,11 +111,7 @@ def deadlines(severity, started_at, overrides=None):
     """
     start = parse_ts(started_at, "started_at")
     sla = sla_for(severity, overrides)
-    result = {}
-    for kind in SLA_KINDS:
-        seconds = sla[kind]
-        result[kind] = None if seconds is None else format_ts(start + datetime.timedelta(seconds=seconds))
-    return result
+    return {kind: None if sla[kind] is None else format_ts(start + datetime.timedelta(seconds=sla[kind])) for kind in SLA_KINDS}
 
 
 def deadline_status(deadline, at, now=None):
@@ -159,26 +157,8 @@ def time_left(deadline, now):
 #            ratio < 5                                 -> P2
 #            baseline missing or 0, latency missing    -> not evaluated (reason says why)
 #
-# Derived facts (documented in the classify module too):
-#   * "all users affected": all_users_affected is true, or users_affected_pct is 100, or
-#     error_rate is 1 (every request failed).
-#   * "core feature affected": core_feature_affected is true, or recommendations_empty is true.
-#   * "share of users affected": the larger of users_affected_pct and error_rate * 100 (requests
-#     failing at a rate r affect at least that share of users); exactly 1 % is NOT more than 1 %.
-#     With users_counted (users_affected_pct counts distinct real users, from the edge's access
-#     log) the share is users_affected_pct alone: a few users retrying failed requests raise the
-#     error rate, not the share of users.
-#   * no traffic (samples == 0): a rate over no requests does not exist, so error_rate and
-#     latency_ms must not be given; without any other impact fact there is nothing to classify
-#     and ValueError is raised ("cannot classify"): an empty measurement says nothing about users.
-#   * kind improvement / docs -> P3 (no SLA), the tree is not evaluated (SEV-2); facts that say
-#     users are affected contradict that kind and raise ValueError.
-#
-# Comparisons use decimal arithmetic on the numbers as written (str(float)), so 0.7 ms against
-# a 0.07 ms baseline is exactly 10x, not 10.000000000000002x.
-
-#: Severity order, worst first.
-ORDER = SEVERITIES
+# The facts each decision derives (all users, core feature, share of users, no traffic, kind) are
+# documented once, in the description of the severity module (plugins/modules/severity.py).
 
 KINDS = ("incident", "improvement", "docs")
 
@@ -209,12 +189,12 @@ _FALSE = ("false", "no", "off", "0")
 
 def rank(severity):
     """0 for P0 (worst) .. 3 for P3 (mildest); unknown severities raise ValueError naming them."""
-    return ORDER.index(normalize_severity(severity))
+    return SEVERITIES.index(normalize_severity(severity))
 
 
 def worse(a, b):
     """The worse of two severities (``worse('P2', 'P1') == 'P1'``)."""
-    return ORDER[min(rank(a), rank(b))]
+    return SEVERITIES[min(rank(a), rank(b))]
 
 
 def worst(severities):
@@ -222,7 +202,7 @@ def worst(severities):
     items = list(severities)
     if not items:
         raise ValueError("no severity given: cannot pick the worst of nothing")
-    return ORDER[min(rank(s) for s in items)]
+    return SEVERITIES[min(rank(s) for s in items)]
 
 
 def of_findings(findings):
@@ -238,6 +218,7 @@ def of_findings(findings):
 
 
 def _dec(value):
+    """The number as written (str(float)): 0.7 ms against a 0.07 ms baseline is exactly 10x, not 10.000000000000002x."""
     return decimal.Decimal(str(value))
 
 
@@ -280,9 +261,8 @@ def _check_fact(name, value):
                          % (name, value))
     if kind == "ms" and number < 0:
         raise ValueError("%s %r is impossible: a duration cannot be negative" % (name, value))
-    if kind == "count":
-        if isinstance(number, float) or number < 0:
-            raise ValueError("%s %r is impossible: expected a whole number of requests >= 0" % (name, value))
+    if kind == "count" and (isinstance(number, float) or number < 0):
+        raise ValueError("%s %r is impossible: expected a whole number of requests >= 0" % (name, value))
     return number
 
 
@@ -301,10 +281,7 @@ def validate_facts(facts, baseline_ms=None):
     if unknown:
         raise ValueError("unknown fact%s %s: expected some of %s"
                          % ("s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(FACT_KEYS)))
-    clean = {}
-    for name, value in facts.items():
-        if value is not None:
-            clean[name] = _check_fact(name, value)
+    clean = {name: _check_fact(name, value) for name, value in facts.items() if value is not None}
     if baseline_ms is not None:
         clean["baseline_ms"] = _check_fact("baseline_ms", baseline_ms)
     if clean.get("samples") == 0:
@@ -362,18 +339,12 @@ def _latency_branch(facts):
     latency = facts.get("latency_ms")
     baseline = facts.get("baseline_ms")
     out = dict(evaluated=False, severity=None, ratio=None, latency_ms=latency, baseline_ms=baseline)
-    if facts.get("samples") == 0:
-        out["reason"] = "latency not evaluated: no traffic (0 samples)"
-        return out
-    if latency is None:
-        out["reason"] = "latency not evaluated: no latency measured or given"
-        return out
-    if baseline is None:
-        out["reason"] = "latency not evaluated: no baseline (give baseline_ms or a recorded baseline)"
-        return out
-    if _dec(baseline) == 0:
-        out["reason"] = "latency not evaluated: the baseline is 0 ms, a ratio against it is undefined"
-        return out
+    missing = ("no traffic (0 samples)" if facts.get("samples") == 0
+               else "no latency measured or given" if latency is None
+               else "no baseline (give baseline_ms or a recorded baseline)" if baseline is None
+               else "the baseline is 0 ms, a ratio against it is undefined" if _dec(baseline) == 0 else None)
+    if missing:
+        return dict(out, reason="latency not evaluated: " + missing)
     lat, base = _dec(latency), _dec(baseline)
     ratio = lat / base
     if lat > base * P0_LATENCY_RATIO:
@@ -554,8 +525,7 @@ def measure(stack, count=3, interval=0.5, timeout=5.0, probe_many=None):
     # Imported here so that the pure part of this file needs no network code.
     from ansible_collections.sre.incident.plugins.module_utils import _http, _stack
 
-    if probe_many is None:
-        probe_many = _http.probe_many
+    probe_many = probe_many or _http.probe_many
     try:
         recs = _stack.urls(stack)["recommendations"]
     except _stack.StackError as exc:
@@ -604,9 +574,6 @@ def read_baseline(path):
     Returns the parsed dict, or ``None`` when the file does not exist. A file that is not such a
     JSON object, or holds an impossible baseline, raises ``ValueError`` naming the file.
     """
-    import json
-    import os
-
     if not os.path.exists(path):
         return None
     try:
@@ -625,8 +592,6 @@ def read_baseline(path):
 
 def write_baseline(path, record):
     """Write ``record`` as JSON to ``path`` atomically (``_files.write_json``)."""
-    import os  # pylint: disable=import-outside-toplevel
-
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     _files.write_json(path, record)
 
