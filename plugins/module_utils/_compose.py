@@ -500,21 +500,14 @@ class ComposeClient:
         Gives up early when the container exited and no restart policy will bring it back.
         Returns ``(ok, plain_state, elapsed_seconds)``.
         """
-        last = {}
+        last = [None]
 
         def check():
-            now = self.refresh(container)
-            last["state"] = now
-            if target_reached(state, before, now):
-                return ("ok", now)
-            if _hopeless(state, now):
-                return ("hopeless", now)
-            return None
+            last[0] = self.refresh(container)
+            return target_reached(state, before, last[0]) or _hopeless(state, last[0])
 
-        ok, value, elapsed = poll_until(check, timeout, interval=interval)
-        if ok and value[0] == "ok":
-            return True, value[1], elapsed
-        return False, last.get("state") or container_state(container), elapsed
+        _stopped, _value, elapsed = poll_until(check, timeout, interval=interval)
+        return target_reached(state, before, last[0]), last[0], elapsed
 
     def wait_ready(self, container, timeout, interval=0.25):
         """Poll until the container is running and, if it has a healthcheck, healthy."""
