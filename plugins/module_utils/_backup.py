@@ -36,6 +36,7 @@ the containers started again).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -43,7 +44,7 @@ import re
 import shutil
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _pg, _redis, _stack, _time
+from ansible_collections.sre.incident.plugins.module_utils import _files, _pg, _redis, _stack, _time
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     LABEL_PROJECT,
     DockerError,
@@ -77,16 +78,17 @@ def _safe(name):
     return _SAFE_NAME.sub("_", str(name)).strip("._") or "x"
 
 
+def _file_chunks(path):
+    with open(path, "rb") as handle:
+        yield from iter(lambda: handle.read(CHUNK), b"")
+
+
 def sha256_file(path):
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as handle:
-        while True:
-            chunk = handle.read(CHUNK)
-            if not chunk:
-                break
-            digest.update(chunk)
-            size += len(chunk)
+    for chunk in _file_chunks(path):
+        digest.update(chunk)
+        size += len(chunk)
     return digest.hexdigest(), size
 
 
@@ -257,26 +259,31 @@ def _helper_image(client, containers):
     raise BackupError("no image of the project on the engine to create the volume helper from")
 
 
-def _tar_volume(client, volume, image, dest_path):
-    """The volume's content as a tar streamed by the engine from a helper container (created with
-    the volume mounted read-only at /volume, never started, removed afterwards)."""
-    helper = client._wrap("creating a backup helper for volume %s" % (volume,), client.client.containers.create,
+@contextlib.contextmanager
+def _volume_helper(client, image, volume, purpose, mode):
+    """A helper container of ``image`` with ``volume`` mounted at /volume (``mode`` ro or rw), created,
+    never started, removed afterwards; ``purpose`` is backup or restore."""
+    helper = client._wrap("creating a %s helper for volume %s" % (purpose, volume), client.client.containers.create,
                           image, command=["true"], network_disabled=True,
-                          volumes={volume: {"bind": "/volume", "mode": "ro"}},
-                          labels={"sre.incident.role": "volume-backup"})
+                          volumes={volume: {"bind": "/volume", "mode": mode}},
+                          labels={"sre.incident.role": "volume-" + purpose})
     try:
+        yield helper
+    finally:
+        client._wrap("removing the %s helper" % purpose, helper.remove, force=True)
+
+
+def _tar_volume(client, volume, image, dest_path):
+    """The volume's content as a tar streamed by the engine from a helper container that mounts it
+    read-only: (SHA-256, size)."""
+    with _volume_helper(client, image, volume, "backup", "ro") as helper:
         reader, _stat = client.archive_reader(helper, "/volume")
         out = _HashingWriter(dest_path)
         try:
-            while True:
-                chunk = reader.read(CHUNK)
-                if not chunk:
-                    break
+            for chunk in iter(lambda: reader.read(CHUNK), b""):
                 out.write(chunk)
         finally:
             sha, size = out.close()
-    finally:
-        client._wrap("removing the backup helper", helper.remove, force=True)
     return sha, size
 
 
@@ -293,9 +300,13 @@ def _new_set_dir(dest_root, project, now):
             path = "%s-%d" % (base, n)
 
 
+def _volume_by(found, by):
+    """The volume backed up ``by`` the database or Redis, or None."""
+    return next((v for v, e in found["volumes"].items() if e["by"] == by), None)
+
+
 def _dump(client, db, by_name, found, set_dir, artefacts):
     """The database's dump into the set (step 1 of :func:`take`)."""
-    vol = [v for v, e in found["volumes"].items() if e["by"] == "database"]
     fname = "database-%s.dump" % _safe(db["name"])
     out = _HashingWriter(os.path.join(set_dir, fname))
     made = _time.format_seconds()
@@ -310,14 +321,13 @@ def _dump(client, db, by_name, found, set_dir, artefacts):
         file=fname, kind="database", sha256=sha, bytes=size, made_at=made,
         method="pg_dump --format=custom through the engine's exec in %s, streamed out (one consistent "
                "snapshot of a running database)" % db["container"],
-        source=dict(service=db["service"], container=db["container"], volume=vol[0] if vol else None,
+        source=dict(service=db["service"], container=db["container"], volume=_volume_by(found, "database"),
                     database=db["name"], user=db["user"], port=db["port"], data_directory=db["data_directory"],
                     server_version=db["server_version"])))
 
 
 def _save_redis(client, rd, by_name, found, set_dir, artefacts, timeout):
     """Redis' RDB into the set (step 2 of :func:`take`)."""
-    vol = [v for v, e in found["volumes"].items() if e["by"] == "redis"]
     c = by_name[rd["container"]]
     saved = _redis.Redis(client, c, rd["port"]).save(timeout=timeout)
     fname = "redis-%s" % _safe(rd["dbfilename"])
@@ -326,7 +336,7 @@ def _save_redis(client, rd, by_name, found, set_dir, artefacts, timeout):
         file=fname, kind="redis", sha256=copied["sha256"], bytes=copied["bytes"], made_at=_time.format_seconds(saved["lastsave"]),
         method="BGSAVE in %s, waited for (INFO persistence, LASTSAVE), the RDB copied out through the engine's "
                "archive API" % rd["container"],
-        source=dict(service=rd["service"], container=rd["container"], volume=vol[0] if vol else None,
+        source=dict(service=rd["service"], container=rd["container"], volume=_volume_by(found, "redis"),
                     port=rd["port"], dir=rd["dir"], dbfilename=rd["dbfilename"], appendonly=rd["appendonly"],
                     keys=saved["keys"], lastsave=_time.format_seconds(saved["lastsave"]), uid=copied["uid"], gid=copied["gid"],
                     mode=copied["mode"])))
@@ -390,12 +400,7 @@ def take(client, stack, dest_root, incident_id=None, leave_stopped=False, timeou
         manifest = dict(format=FORMAT, project=project, incident_id=incident_id or None, created_at=_time.format_seconds(),
                         artefacts=artefacts, volumes=covered)
         path = os.path.join(set_dir, MANIFEST)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        _files.write_json(path, manifest)
         # checksummed as written, and checked again from the disk
         verify(path, project=project, volumes=list(found["volumes"]))
     except BaseException as exc:
@@ -486,15 +491,6 @@ def verify(manifest_path, project=None, volumes=None):
 
 # --------------------------------------------------------------------------- restoring a backup set
 
-def _file_chunks(path):
-    with open(path, "rb") as handle:
-        while True:
-            chunk = handle.read(CHUNK)
-            if not chunk:
-                return
-            yield chunk
-
-
 def _wait_loaded(server, timeout):
     def loaded():
         try:
@@ -529,16 +525,13 @@ def plan_restore(client, stack, manifest_path):
         path = os.path.join(base, item["file"])
         step = dict(kind=item["kind"], file=path, sha256=item["sha256"], bytes=item["bytes"])
         if item["kind"] == "database":
-            db = _pg.settings(stack)
             c = _first_running(containers, src["service"])
             step.update(service=src["service"], database=src["database"], container=c.name if c else None,
                         text="database %s of service %s from %s (pg_restore --clean --if-exists, in one "
                              "transaction)" % (src["database"], src["service"], item["file"]))
             if c is None:
                 problems.append("the database service %s has no running container to restore into" % src["service"])
-            step["settings"] = db
         elif item["kind"] == "redis":
-            rd = _redis.settings(stack)
             found = [c for c in containers if container_state(c)["service"] == src["service"]]
             step.update(service=src["service"], container=found[0].name if found else None, dir=src["dir"],
                         dbfilename=src["dbfilename"],
@@ -547,9 +540,9 @@ def plan_restore(client, stack, manifest_path):
                                                                     src["dbfilename"]))
             if not found:
                 problems.append("the Redis service %s has no container to restore into" % src["service"])
-            elif found[0] is not None and container_state(found[0])["running"]:
+            elif container_state(found[0])["running"]:
                 try:
-                    server = _redis.Redis(client, found[0], rd["port"])
+                    server = _redis.Redis(client, found[0], _redis.settings(stack)["port"])
                     location = server.rdb_location()
                     if location != (src["dir"].rstrip("/") or "/", src["dbfilename"]):
                         problems.append("Redis in %s keeps its RDB at %s/%s now, the backup came from %s/%s" % (
@@ -559,13 +552,10 @@ def plan_restore(client, stack, manifest_path):
                                         "RDB" % found[0].name)
                 except DockerError as exc:
                     problems.append("Redis in %s does not answer: %s" % (found[0].name, exc))
-            step["settings"] = rd
         else:
-            users = [m for m in _mounts(containers) if m["volume"] == src["volume"]]
-            step.update(volume=src["volume"], running=sorted({m["container"] for m in users if m["running"]}),
-                        text="volume %s from %s (%s stopped meanwhile)" % (
-                            src["volume"], item["file"],
-                            ", ".join(sorted({m["container"] for m in users if m["running"]})) or "no container"))
+            running = sorted({m["container"] for m in _mounts(containers) if m["volume"] == src["volume"] and m["running"]})
+            step.update(volume=src["volume"], running=running, text="volume %s from %s (%s stopped meanwhile)" % (
+                src["volume"], item["file"], ", ".join(running) or "no container"))
             if src["volume"] not in existing:
                 problems.append("volume %s does not exist (bring the stack up first)" % src["volume"])
         steps.append(step)
@@ -597,13 +587,12 @@ def restore(client, stack, manifest_path, check_mode=False, timeout=300.0):
         for step in sorted(steps, key=lambda s: order[s["kind"]]):
             left = max(1.0, deadline - time.monotonic())
             if step["kind"] == "database":
-                db = step["settings"]
+                db = _pg.settings(stack)
                 pg = _pg.Postgres(client, by_name[step["container"]], step["database"], db["user"], db["port"],
                                   db["exec_user"])
                 res = pg.restore(_file_chunks(step["file"]))
                 step["checks"] = dict(pg_restore_rc=res["rc"], bytes_sent=res["bytes"])
             elif step["kind"] == "redis":
-                rd = step["settings"]
                 c = by_name[step["container"]]
                 item = next(a for a in planned["manifest"]["artefacts"] if a["kind"] == "redis")
                 if container_state(c)["running"]:
@@ -617,7 +606,7 @@ def restore(client, stack, manifest_path, check_mode=False, timeout=300.0):
                 ok, _state, _elapsed = client.wait_ready(c, left)
                 if not ok:
                     raise BackupError("Redis in %s did not become ready within %s s after the restore" % (c.name, left))
-                server = _redis.Redis(client, c, rd["port"])
+                server = _redis.Redis(client, c, _redis.settings(stack)["port"])
                 fields = _wait_loaded(server, max(1.0, deadline - time.monotonic()))
                 step["checks"] = dict(rdb_in_volume_sha256=put["sha256"], keys_loaded=fields.get("rdb_last_load_keys_loaded"),
                                       keys_now=_redis.keyspace_keys(server.info("keyspace")),
@@ -628,15 +617,9 @@ def restore(client, stack, manifest_path, check_mode=False, timeout=300.0):
                     client.stop(by_name[cname])
                     stopped.append(cname)
                 image = _helper_image(client, planned["containers"])
-                helper = client._wrap("creating a restore helper for volume %s" % step["volume"],
-                                      client.client.containers.create, image, command=["true"],
-                                      network_disabled=True, volumes={step["volume"]: {"bind": "/volume", "mode": "rw"}},
-                                      labels={"sre.incident.role": "volume-restore"})
-                try:
-                    with open(step["file"], "rb") as handle:
-                        client.archive_in(helper, "/", handle)
-                finally:
-                    client._wrap("removing the restore helper", helper.remove, force=True)
+                with _volume_helper(client, image, step["volume"], "restore", "rw") as helper, \
+                        open(step["file"], "rb") as handle:
+                    client.archive_in(helper, "/", handle)
                 for cname in stopped:
                     client.start(by_name[cname])
                 step["checks"] = dict(stopped_and_started=stopped)

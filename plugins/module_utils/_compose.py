@@ -16,10 +16,11 @@ never leave this file except as the ``container`` handles passed back into it.
 from __future__ import annotations
 
 import io
-import re
 import os
+import re
 import shutil
 import signal as _signal
+import tarfile
 import time
 
 from ansible.module_utils.basic import env_fallback
@@ -31,6 +32,7 @@ from ansible_collections.sre.incident.plugins.module_utils._wait import poll_unt
 try:
     import docker
     import docker.errors
+    import requests.exceptions as _requests_exceptions  # the docker SDK's transport
 except ImportError as exc:  # pragma: no cover - depends on the environment
     docker = None
     HAS_DOCKER = False
@@ -38,11 +40,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 else:
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
-
-try:
-    import requests.exceptions as _requests_exceptions
-except ImportError:  # pragma: no cover - requests comes with docker
-    _requests_exceptions = None
 
 try:
     import yaml
@@ -120,12 +117,6 @@ class MissingContainer(ComposeError):
 
 class InvalidTransition(ComposeError):
     kind = "invalid_transition"
-
-
-class WaitTimeout(DockerError):
-    """A container did not reach the wanted state within the timeout."""
-
-    kind = "wait_timeout"
 
 
 class ComposeCliMissing(DockerError):
@@ -278,25 +269,21 @@ def predict_status(state, status):
         return status
     if state in ("started", "restarted"):
         return "running"
-    if state == "stopped":
-        return "exited" if status in RUNNING_LIKE else status
-    if state == "killed":
+    if state in ("stopped", "killed"):
         return "exited" if status in RUNNING_LIKE else status
     if state == "paused":
         return "paused"
-    if state == "unpaused":
-        return "running" if status == "paused" else status
-    return status
+    return "running" if status == "paused" else status  # unpaused
 
 
 def target_reached(state, before, now):
     """Whether a container reached what ``state`` asks for, comparing ``before`` and ``now``.
 
-    started/restarted/unpaused: running and (no healthcheck or healthy). stopped: not
+    present/started/restarted/unpaused: running and (no healthcheck or healthy). stopped: not
     running. killed: the process that was running is gone (the container is not running, or
     the engine's restart policy already started a new process: new StartedAt).
     """
-    if state in ("started", "restarted", "unpaused"):
+    if state in ("present", "started", "restarted", "unpaused"):
         return is_ready(now)
     if state == "stopped":
         return now.get("status") not in RUNNING_LIKE
@@ -343,9 +330,6 @@ def connect(docker_host=None, timeout=DEFAULT_DOCKER_TIMEOUT, max_pool_size=None
     environment = dict(os.environ)
     if docker_host:
         environment["DOCKER_HOST"] = docker_host
-    unreachable = [docker.errors.DockerException]
-    if _requests_exceptions is not None:
-        unreachable.append(_requests_exceptions.RequestException)
     try:
         kwargs = dict(timeout=timeout, environment=environment)
         if max_pool_size:
@@ -353,7 +337,7 @@ def connect(docker_host=None, timeout=DEFAULT_DOCKER_TIMEOUT, max_pool_size=None
             kwargs["max_pool_size"] = int(max_pool_size)
         client = docker.from_env(**kwargs)
         client.ping()
-    except tuple(unreachable) + (OSError,) as exc:
+    except (docker.errors.DockerException, _requests_exceptions.RequestException, OSError) as exc:
         raise _engine_error(exc, docker_host) from None
     return ComposeClient(client, docker_host=docker_host)
 
@@ -376,10 +360,8 @@ class _ChunkReader(io.RawIOBase):
                 self._buf = next(self._chunks)
             except StopIteration:
                 return 0
-            except Exception as exc:
-                if _requests_exceptions is not None and isinstance(exc, _requests_exceptions.RequestException):
-                    raise DockerError("%s broke off: %s" % (self._what, exc)) from None
-                raise
+            except _requests_exceptions.RequestException as exc:
+                raise DockerError("%s broke off: %s" % (self._what, exc)) from None
         size = min(len(target), len(self._buf))
         target[:size] = self._buf[:size]
         self._buf = self._buf[size:]
@@ -406,12 +388,10 @@ class ComposeClient:
             raise DockerError("%s failed: %s" % (what, exc.explanation or exc)) from None
         except docker.errors.DockerException as exc:
             raise DockerError("%s failed: %s" % (what, exc)) from None
-        except Exception as exc:
-            if _requests_exceptions is not None and isinstance(exc, _requests_exceptions.ConnectionError):
-                raise _engine_error(exc, self.docker_host) from None
-            if _requests_exceptions is not None and isinstance(exc, _requests_exceptions.RequestException):
-                raise DockerError("%s failed talking to the engine: %s" % (what, exc)) from None
-            raise
+        except _requests_exceptions.ConnectionError as exc:
+            raise _engine_error(exc, self.docker_host) from None
+        except _requests_exceptions.RequestException as exc:
+            raise DockerError("%s failed talking to the engine: %s" % (what, exc)) from None
 
     # ---- discovery
     def find_containers(self, project, service=None, all=True):
@@ -446,23 +426,15 @@ class ComposeClient:
         each container. This lets us tell "service removed, needs compose up" from "no such
         service". Returns an empty list when the files are not readable here.
         """
-        if yaml is None:
-            return []
         if containers is None:
             containers = self.find_containers(project)
         files = []
         for c in containers:
             labels = (_attrs(c).get("Config") or {}).get("Labels") or {}
             workdir = labels.get(LABEL_WORKING_DIR) or ""
-            for path in (labels.get(LABEL_CONFIG_FILES) or "").split(","):
-                path = path.strip()
-                if not path:
-                    continue
-                if not os.path.isabs(path) and workdir:
-                    path = os.path.join(workdir, path)
-                if path not in files:
-                    files.append(path)
-        return services_in_compose_files(files)
+            for path in filter(None, (p.strip() for p in (labels.get(LABEL_CONFIG_FILES) or "").split(","))):
+                files.append(os.path.join(workdir, path))
+        return services_in_compose_files(dict.fromkeys(files))
 
     def get(self, container_id):
         return self._wrap("inspecting container %s" % (container_id,), self.client.containers.get, container_id)
@@ -512,22 +484,14 @@ class ComposeClient:
         return self.refresh(container)
 
     def apply(self, container, action, signal="SIGKILL", stop_timeout=None):
-        """Run one planned action (see :func:`plan_action`)."""
+        """Run one planned action (see :func:`plan_action`); restart and kill unpause first themselves."""
         if action is None:
             return container_state(container)
-        if action in ("restart", "unpause+restart"):
-            return self.restart(container, stop_timeout=stop_timeout)
-        if action in ("kill", "unpause+kill"):
-            return self.kill(container, signal=signal)
-        if action == "stop":
-            return self.stop(container, stop_timeout=stop_timeout)
-        if action == "start":
-            return self.start(container)
-        if action == "pause":
-            return self.pause(container)
-        if action == "unpause":
-            return self.unpause(container)
-        raise ValueError("unknown action %r" % (action,))
+        name = {"unpause+restart": "restart", "unpause+kill": "kill"}.get(action, action)
+        if name not in ("start", "stop", "restart", "kill", "pause", "unpause"):
+            raise ValueError("unknown action %r" % (action,))
+        options = dict(stop_timeout=stop_timeout) if name in ("stop", "restart") else dict(signal=signal) if name == "kill" else {}
+        return getattr(self, name)(container, **options)
 
     # ---- waiting
     def wait_for(self, container, state, timeout, before=None, interval=0.25):
@@ -536,21 +500,14 @@ class ComposeClient:
         Gives up early when the container exited and no restart policy will bring it back.
         Returns ``(ok, plain_state, elapsed_seconds)``.
         """
-        last = {}
+        last = [None]
 
         def check():
-            now = self.refresh(container)
-            last["state"] = now
-            if target_reached(state, before, now):
-                return ("ok", now)
-            if _hopeless(state, now):
-                return ("hopeless", now)
-            return None
+            last[0] = self.refresh(container)
+            return target_reached(state, before, last[0]) or _hopeless(state, last[0])
 
-        ok, value, elapsed = poll_until(check, timeout, interval=interval)
-        if ok and value[0] == "ok":
-            return True, value[1], elapsed
-        return False, last.get("state") or container_state(container), elapsed
+        _stopped, _value, elapsed = poll_until(check, timeout, interval=interval)
+        return target_reached(state, before, last[0]), last[0], elapsed
 
     def wait_ready(self, container, timeout, interval=0.25):
         """Poll until the container is running and, if it has a healthcheck, healthy."""
@@ -613,10 +570,8 @@ class ComposeClient:
                     size += len(out)
                 if errout and len(err) < max_stderr:
                     err.extend(errout[:max_stderr - len(err)])
-        except Exception as exc:  # transport errors in the middle of the stream
-            if _requests_exceptions is not None and isinstance(exc, _requests_exceptions.RequestException):
-                raise DockerError("%s: the output stream broke off: %s" % (what, exc)) from None
-            raise
+        except _requests_exceptions.RequestException as exc:  # transport errors in the middle of the stream
+            raise DockerError("%s: the output stream broke off: %s" % (what, exc)) from None
         rc = self._exec_finished(what, created["Id"])
         return dict(cmd=list(argv), rc=rc, bytes=size, stderr=bytes(err).decode("utf-8", "replace"))
 
@@ -755,9 +710,6 @@ class ComposeClient:
 
         Raises DockerError when the path is missing, not a regular file or larger than ``max_bytes``.
         """
-        import io
-        import tarfile
-
         stream, stat = self._wrap("reading %s from %s" % (path, container.name), container.get_archive, path)
         if stat and int(stat.get("size") or 0) > max_bytes:
             raise DockerError("%s in %s is larger than %d bytes" % (path, container.name, max_bytes))
@@ -775,20 +727,25 @@ class ComposeClient:
         raise DockerError("%s in %s is not a regular file" % (path, container.name))
 
 
-def services_in_compose_files(paths):
-    """Union of the ``services:`` keys of readable compose files (missing/unreadable skipped)."""
-    names = set()
-    if yaml is None:
-        return []
-    for path in paths:
+def service_profiles(paths):
+    """{service: [profiles]} of the readable compose files (missing or unreadable ones skipped;
+    a service without profiles: [])."""
+    found = {}
+    for path in paths if yaml is not None else ():
         try:
             with open(path, "r", encoding="utf-8") as handle:
                 data = yaml.safe_load(handle)
         except (OSError, yaml.YAMLError, UnicodeDecodeError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("services"), dict):
-            names.update(str(name) for name in data["services"])
-    return sorted(names)
+        services = data.get("services") if isinstance(data, dict) else None
+        for name, spec in services.items() if isinstance(services, dict) else ():
+            found[str(name)] = list((spec.get("profiles") if isinstance(spec, dict) else None) or [])
+    return found
+
+
+def services_in_compose_files(paths):
+    """The services the readable compose files declare, sorted."""
+    return sorted(service_profiles(paths))
 
 
 _VARIABLE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}"
@@ -844,8 +801,8 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
 
     Returns a dict: changed, actions ({container: action}), containers (plain states after),
     services ({service: summary}), ready, not_ready (names), elapsed, diff (before/after).
-    Raises the ComposeError family before acting, DockerError on engine failures, and
-    WaitTimeout is NOT raised: the caller decides from ``ready``/``not_ready``.
+    Raises the ComposeError family before acting, DockerError on engine failures; a wait that
+    times out raises nothing: the caller decides from ``ready``/``not_ready``.
     """
     start_clock = time.monotonic()
     if state not in STATES:
@@ -863,9 +820,7 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
             % (project, LABEL_PROJECT, project, ", ".join(known_projects) or "(none)"),
             known_projects=known_projects,
         )
-    running_services = client.project_services(project, containers)
-    declared = client.declared_services(project, containers)
-    known = sorted(set(running_services) | set(declared))
+    known = sorted(set(client.project_services(project, containers)) | set(client.declared_services(project, containers)))
     unknown = [s for s in services if s not in known]
     if unknown:
         raise UnknownService(
@@ -874,30 +829,24 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
             unknown=unknown, known_services=known,
         )
 
-    by_service = {s: [c for c in containers if container_state(c)["service"] == s] for s in services}
-    before = {}
-    plans = []  # (service, container, before_state, action)
+    plans = []  # (container, state before, action), service by service in the order given
     problems = []
     for service in services:
-        if not by_service[service]:
-            if state in ("started", "restarted", "paused"):
-                problems.append(MissingContainer(
-                    "service %r of project %r has no container (it was removed); state=%s cannot act on it. "
-                    "A compose up is needed to recreate it (for example: docker compose -p %s up -d %s; docker-compose with compose v1)"
-                    % (service, project, state, project, service),
-                    service=service,
-                ))
-            continue
-        for c in by_service[service]:
+        mine = [c for c in containers if container_state(c)["service"] == service]
+        if not mine and state in ("started", "restarted", "paused"):
+            problems.append(MissingContainer(
+                "service %r of project %r has no container (it was removed); state=%s cannot act on it. "
+                "A compose up is needed to recreate it (for example: docker compose -p %s up -d %s; docker-compose with compose v1)"
+                % (service, project, state, project, service),
+                service=service,
+            ))
+        for c in mine:
             st = container_state(c)
-            before[st["name"]] = st
             try:
-                action = plan_action(state, st["status"], signal)
+                plans.append((c, st, plan_action(state, st["status"], signal)))
             except InvalidTransition as exc:
                 problems.append(InvalidTransition("container %s (service %s): %s" % (st["name"], service, exc.msg),
                                                   container=st))
-                continue
-            plans.append((service, c, st, action))
     if problems:
         first = problems[0]
         if len(problems) > 1:
@@ -905,56 +854,35 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
             first.args = (first.msg,)
         raise first
 
-    diff_before = {s: _service_text([before[container_state(c)["name"]] for c in by_service[s]]) for s in services}
-    actions = {st["name"]: action for (_svc, _ctr, st, action) in plans}
-    changed = any(action is not None for action in actions.values())
-
+    current = [st for (_ctr, st, _act) in plans]
+    actions = {st["name"]: action for (_ctr, st, action) in plans}
     if check_mode:
-        after_states = [dict(st, status=predict_status(state, st["status"]), exit_code=None) if action else st
-                        for (_svc, _ctr, st, action) in plans]
-        for predicted in after_states:
-            predicted["running"] = predicted["status"] == "running"
-        after_by_name = {st["name"]: st for st in after_states}
-        diff_after = {s: _service_text([after_by_name[container_state(c)["name"]] for c in by_service[s]])
-                      for s in services}
-        current = [st for (_svc, _ctr, st, _act) in plans]
-        return _result(state, services, by_service, current, actions, changed,
-                       ready=_ready_now(state, plans), not_ready=[],
-                       elapsed=time.monotonic() - start_clock,
-                       diff=dict(before=diff_before, after=diff_after))
+        predicted = [dict(st, status=predict_status(state, st["status"]), exit_code=None) if action else st
+                     for (_ctr, st, action) in plans]
+        predicted = [dict(st, running=st["status"] == "running") for st in predicted]
+        return _result(state, services, current, actions, all(target_reached(state, None, st) for st in current),
+                       start_clock, current, predicted)
 
+    for c, _st, action in plans:
+        client.apply(c, action, signal=signal, stop_timeout=stop_timeout)
     after = {}
-    for service, c, st, action in plans:
-        after[st["name"]] = client.apply(c, action, signal=signal, stop_timeout=stop_timeout)
-
     not_ready = []
-    waited = []
     if wait and state != "present":
         deadline = start_clock + float(timeout)
-        for service, c, st, action in plans:
+        for c, st, action in plans:
             if action is None and state not in ("started", "restarted"):
                 continue  # nothing done, nothing to wait for
-            waited.append(st["name"])
-            remaining = max(0.0, deadline - time.monotonic())
-            ok, now, _elapsed = client.wait_for(c, state, remaining, before=st, interval=interval)
-            after[st["name"]] = now
+            ok, after[st["name"]], _elapsed = client.wait_for(c, state, max(0.0, deadline - time.monotonic()),
+                                                              before=st, interval=interval)
             if not ok:
-                not_ready.append(now)
-    for service, c, st, action in plans:
-        if st["name"] not in waited:
-            after[st["name"]] = client.refresh(c)
-
-    final = [after[st["name"]] for (_svc, _ctr, st, _act) in plans]
-    diff_after = {s: _service_text([after[container_state(c)["name"]] for c in by_service[s]]) for s in services}
-    if state == "present":
-        ready = all(is_ready(s) for s in final)
-    elif wait:
+                not_ready.append(after[st["name"]])
+    waited = list(after)
+    final = [after[st["name"]] if st["name"] in after else client.refresh(c) for (c, st, _act) in plans]
+    if wait and state != "present":
         ready = not not_ready
     else:
-        ready = all(target_reached(state, before[s["name"]], s) for s in final)
-    return _result(state, services, by_service, final, actions, changed, ready=ready,
-                   not_ready=not_ready, elapsed=time.monotonic() - start_clock,
-                   diff=dict(before=diff_before, after=diff_after), waited=waited)
+        ready = all(target_reached(state, st, now) for (_ctr, st, _act), now in zip(plans, final))
+    return _result(state, services, final, actions, ready, start_clock, current, final, not_ready, waited)
 
 
 def cannot_recover(client, project, service, dependencies=()):
@@ -1000,20 +928,17 @@ def read_states(project, services, docker_host=None, timeout=DEFAULT_DOCKER_TIME
     return dict(containers=found["containers"], containers_error=None)
 
 
-def _ready_now(state, plans):
-    states = [st for (_svc, _ctr, st, _act) in plans]
-    if state in ("present", "started", "restarted", "unpaused"):
-        return all(is_ready(st) for st in states)
-    return all(target_reached(state, None, st) for st in states)
-
-
 def _service_text(states):
     if not states:
         return MISSING
     return ", ".join(status_text(s) for s in states)
 
 
-def _result(state, services, by_service, final, actions, changed, ready, not_ready, elapsed, diff, waited=None):
+def _per_service(services, states):
+    return {service: _service_text([s for s in states if s["service"] == service]) for service in services}
+
+
+def _result(state, services, final, actions, ready, start_clock, before, after, not_ready=(), waited=()):
     final = sorted(final, key=_container_sort_key)
     summary = {}
     for service in services:
@@ -1029,58 +954,39 @@ def _result(state, services, by_service, final, actions, changed, ready, not_rea
             missing=not mine,
         )
     return dict(
-        changed=changed,
+        changed=any(action is not None for action in actions.values()),
         state=state,
         actions=actions,
         containers=final,
         services=summary,
         ready=bool(ready),
         not_ready=[s["name"] for s in not_ready],
-        not_ready_states=not_ready,
-        waited=waited or [],
-        elapsed=round(elapsed, 3),
-        diff=diff,
+        not_ready_states=list(not_ready),
+        waited=list(waited),
+        elapsed=round(time.monotonic() - start_clock, 3),
+        diff=dict(before=_per_service(services, before), after=_per_service(services, after)),
     )
 
 
 # --------------------------------------------------------------------------- compose CLI
 
-_V2_PLUGIN_DIRS = (
-    "~/.docker/cli-plugins",
-    "/usr/local/lib/docker/cli-plugins",
-    "/usr/local/libexec/docker/cli-plugins",
-    "/usr/lib/docker/cli-plugins",
-    "/usr/libexec/docker/cli-plugins",
-)
-
-
-def compose_binary(run_command=None, which=shutil.which):
-    """``['docker', 'compose']`` (v2) or ``['docker-compose']`` (v1), whichever exists.
-
-    v2 is detected by running ``docker compose version`` when ``run_command`` is given
-    (``AnsibleModule.run_command``-like: argv list -> (rc, out, err)), else by looking for
-    the CLI plugin file. Raises ComposeCliMissing when neither is present.
+def compose_binary(run_command, which=shutil.which):
+    """``['docker', 'compose']`` (v2, when ``docker compose version`` answers through ``run_command``,
+    ``AnsibleModule.run_command``-like: argv list -> (rc, out, err)) or ``['docker-compose']`` (v1),
+    whichever exists. Raises ComposeCliMissing when neither is present.
     """
     docker_bin = which("docker")
-    if docker_bin:
-        if run_command is not None:
-            rc, _out, _err = run_command([docker_bin, "compose", "version"])
-            if rc == 0:
-                return [docker_bin, "compose"]
-        else:
-            for directory in _V2_PLUGIN_DIRS:
-                if os.path.exists(os.path.join(os.path.expanduser(directory), "docker-compose")):
-                    return [docker_bin, "compose"]
+    if docker_bin and run_command([docker_bin, "compose", "version"])[0] == 0:
+        return [docker_bin, "compose"]
     v1 = which("docker-compose")
     if v1:
         return [v1]
     raise ComposeCliMissing("neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed")
 
 
-def compose_argv(project, project_dir, files, run_command=None, which=shutil.which):
+def compose_argv(project, project_dir, files, run_command, which=shutil.which):
     """Base argv for a compose CLI call on one project: binary, -p, --project-directory, -f."""
-    argv = list(compose_binary(run_command=run_command, which=which))
-    argv += ["-p", project]
+    argv = compose_binary(run_command, which=which) + ["-p", project]
     if project_dir:
         argv += ["--project-directory", project_dir]
     for f in files or []:
@@ -1094,27 +1000,13 @@ def compose_argv(project, project_dir, files, run_command=None, which=shutil.whi
 PROJECT_STATES = ("present", "absent", "rebuilt")
 
 
-def service_profiles(paths):
-    """{service: [profiles]} from readable compose files (services without profiles: [])."""
-    found = {}
-    for path in paths:
-        try:
-            with open(path, "r", encoding="utf-8") as handle:
-                data = yaml.safe_load(handle)
-        except (OSError, yaml.YAMLError, UnicodeDecodeError):
-            continue
-        for name, spec in ((data or {}).get("services") or {}).items():
-            found[str(name)] = list((spec or {}).get("profiles") or [])
-    return found
+def _snapshot(states):
+    """{container name: (id, status, health)}: what ``changed`` of compose_project compares."""
+    return {st["name"]: (st["id"], st["status"], st["health"]) for st in states}
 
 
-def _project_snapshot(client, project):
-    """{container name: (id, status, health)} of every container of the project."""
-    snap = {}
-    for c in client.find_containers(project):
-        st = container_state(c)
-        snap[st["name"]] = (st["id"], st["status"], st["health"])
-    return snap
+def _status_health(states):
+    return {st["name"]: "%s (%s)" % (st["status"], st["health"]) for st in states}
 
 
 def project_volumes(client, project):
@@ -1142,7 +1034,8 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
         raise ValueError("unknown state %r: choose one of %s" % (state, ", ".join(PROJECT_STATES)))
     if not project_dir or not os.path.isdir(project_dir):
         raise ComposeError("project_dir %r is not a directory" % (project_dir,))
-    paths = [f if os.path.isabs(f) else os.path.join(project_dir, f) for f in (files or ["docker-compose.yml"])]
+    files = files or ["docker-compose.yml"]
+    paths = [os.path.join(project_dir, f) for f in files]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise ComposeError("compose file not found: %s" % (", ".join(missing),))
@@ -1159,17 +1052,14 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
         raise ValueError("remove_volumes needs backup_manifest: volumes are removed only after a verified backup "
                          "(module sre.incident.backup)")
 
-    before = _project_snapshot(client, project)
+    before = [container_state(c) for c in client.find_containers(project)]
     # the services `up` brings up: those asked for, else every service not hidden behind a
     # compose profile that is not active
     active = set(profiles or [])
     up_services = services or [s for s, prof in service_profiles(paths).items() if not prof or active & set(prof)]
     if state == "present":
-        have = {}
-        for c in client.find_containers(project):
-            st = container_state(c)
-            have.setdefault(st["service"], []).append(st)
-        changed = any(not have.get(s) or not all(is_ready(st) for st in have[s]) for s in up_services)
+        changed = any(not mine or not all(is_ready(st) for st in mine)
+                      for mine in ([st for st in before if st["service"] == s] for s in up_services))
     else:
         changed = bool(before) or state == "rebuilt"
     result = dict(changed=changed, state=state, project=project, commands=[],
@@ -1182,14 +1072,12 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
             _backup.verify(backup_manifest, project=project, volumes=result["volumes"])
         except _backup.BackupError as exc:
             raise _backup.BackupError("volumes not removed, nothing run: %s" % exc.msg, **exc.details) from None
-    diff_before = {name: "%s (%s)" % (v[1], v[2]) if v[2] else v[1] for name, v in before.items()}
     if check_mode:
-        result.update(containers=[container_state(c) for c in client.find_containers(project)],
-                      ready=None, not_ready=[], elapsed=round(time.monotonic() - start_clock, 3),
-                      diff=dict(before=diff_before, after="(%s)" % state))
+        result.update(containers=before, ready=None, not_ready=[], elapsed=round(time.monotonic() - start_clock, 3),
+                      diff=dict(before=_status_health(before), after="(%s)" % state))
         return result
 
-    base = compose_argv(project, project_dir, files or ["docker-compose.yml"], run_command=run_command)
+    base = compose_argv(project, project_dir, files, run_command)
     for profile in profiles or []:
         base += ["--profile", profile]
 
@@ -1206,23 +1094,18 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
     if state in ("present", "rebuilt"):
         run(["up", "-d"] + ([] if build else ["--no-build"]) + (["--no-deps"] if no_deps else []) + services, "up")
 
-    ready = True
     not_ready = []
     if wait and state != "absent":
         deadline = start_clock + float(timeout)
         for c in client.find_containers(project):
-            if container_state(c)["service"] not in up_services:
-                continue
-            ok, now, _elapsed = client.wait_ready(c, max(0.0, deadline - time.monotonic()), interval=interval)
-            if not ok:
-                ready = False
-                not_ready.append(now)
-    after = _project_snapshot(client, project)
-    result["changed"] = after != before
-    result.update(containers=[container_state(c) for c in client.find_containers(project)], ready=ready,
+            if container_state(c)["service"] in up_services:
+                ok, now, _elapsed = client.wait_ready(c, max(0.0, deadline - time.monotonic()), interval=interval)
+                if not ok:
+                    not_ready.append(now)
+    after = [container_state(c) for c in client.find_containers(project)]
+    result.update(changed=_snapshot(after) != _snapshot(before), containers=after, ready=not not_ready,
                   not_ready=not_ready, elapsed=round(time.monotonic() - start_clock, 3),
-                  diff=dict(before=diff_before,
-                            after={name: "%s (%s)" % (v[1], v[2]) if v[2] else v[1] for name, v in after.items()}))
+                  diff=dict(before=_status_health(before), after=_status_health(after)))
     return result
 
 
@@ -1230,8 +1113,11 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
 # (used by _cache.py and _report.py: key counts in Redis, log excerpts, the service's version;
 # thin wrappers over ComposeClient.exec_in / logs / image_info, addressed by compose service)
 
-def running_container(client, project, service):
-    """The first running container of a compose service; MissingContainer when none runs."""
+def _exec_target(client, project, service, argv):
+    """The first running container of a compose service to run ``argv`` in; MissingContainer when
+    none runs, ValueError for an ``argv`` that is not a list."""
+    if isinstance(argv, str) or not argv:
+        raise ValueError("exec needs an argv list, got %r" % (argv,))
     found = client.find_containers(project, service=service, all=False)
     if not found:
         raise MissingContainer("no running container of service %r in compose project %r" % (service, project),
@@ -1245,9 +1131,7 @@ def exec_in_service(client, project, service, argv, expect_output=False):
 
     Returns dict(container, cmd, rc, stdout, stderr) with text output.
     """
-    if isinstance(argv, str) or not argv:
-        raise ValueError("exec needs an argv list, got %r" % (argv,))
-    container = running_container(client, project, service)
+    container = _exec_target(client, project, service, argv)
     return dict(client.exec_in(container, argv, expect_output=expect_output), container=container.name)
 
 
@@ -1276,11 +1160,7 @@ def exec_detached_in_service(client, project, service, argv, user=None):
     Like ``docker exec -d``: returns at once with dict(container, cmd); the process outlives the call
     (used by drills to hold resources, see _fault.py).
     """
-    if isinstance(argv, str) or not argv:
-        raise ValueError("exec needs an argv list, got %r" % (argv,))
-    container = running_container(client, project, service)
-    kwargs = dict(detach=True)
-    if user:
-        kwargs["user"] = user
-    client._wrap("exec -d %s in %s" % (argv[0], container.name), container.exec_run, list(argv), **kwargs)
+    container = _exec_target(client, project, service, argv)
+    client._wrap("exec -d %s in %s" % (argv[0], container.name), container.exec_run, list(argv), detach=True,
+                 **(dict(user=user) if user else {}))
     return dict(container=container.name, cmd=list(argv))

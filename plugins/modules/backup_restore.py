@@ -104,11 +104,8 @@ def work(module):
     _backup.validate(p["stack"])
     # the set is checked before the engine is even asked: a bad file refuses at once
     _backup.verify(p["manifest"])
-    result = _backup.restore(module.connect(), p["stack"], p["manifest"], check_mode=module.check_mode,
-                             timeout=p["timeout"])
-    for step in result["steps"]:
-        step.pop("settings", None)
-    return result
+    return _backup.restore(module.connect(), p["stack"], p["manifest"], check_mode=module.check_mode,
+                           timeout=p["timeout"])
 
 
 def main():

@@ -375,8 +375,8 @@ def work(module):
             "See not_ready_states; raise timeout, or set fail_on_timeout=false to decide in the playbook"
             % (first["name"], first["service"], goal, p["timeout"], p["state"], first["status"], first["health"],
                "; also not ready: %s" % ", ".join(result["not_ready"][1:]) if len(result["not_ready"]) > 1 else "")))
-        return result
-    result.pop("not_ready_states")
+    else:
+        result.pop("not_ready_states")
     return result
 
 
