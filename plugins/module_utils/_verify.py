@@ -180,11 +180,7 @@ def memory_usage(stats):
     if usage is None or not limit:
         return dict(used_bytes=None, limit_bytes=limit or None, percent=None)
     details = mem.get("stats") or {}
-    cache = None
-    for key in ("inactive_file", "total_inactive_file", "cache"):
-        if details.get(key) is not None:
-            cache = details[key]
-            break
+    cache = next((details[k] for k in ("inactive_file", "total_inactive_file", "cache") if details.get(k) is not None), None)
     used = usage - cache if cache is not None and cache < usage else usage
     return dict(used_bytes=int(used), limit_bytes=int(limit), percent=round(used * 100.0 / float(limit), 2))
 
@@ -245,9 +241,7 @@ def read_resources(client, container):
 # --------------------------------------------------------------------------- the checks
 
 def _check(name, passed, value, threshold, detail, **extra):
-    result = dict(name=name, passed=bool(passed), value=value, threshold=threshold, detail=detail)
-    result.update(extra)
-    return result
+    return dict(name=name, passed=bool(passed), value=value, threshold=threshold, detail=detail, **extra)
 
 
 def _rec_count(probe_result):
@@ -468,6 +462,13 @@ def _short(value):
     return str(value)
 
 
+def _result_or_error(future):
+    try:
+        return future.result()
+    except Exception as exc:  # reported in the check's detail
+        return exc
+
+
 def _containers(client, stack):
     return client.find_containers(stack["name"], stack["service"], all=True)
 
@@ -512,23 +513,9 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
         stats_futures = []
         if "resources" in checks:
             stats_futures = [pool.submit(read_resources, client, c) if c in running else None for c in containers]
-        done = {}
-        for key, future in futures.items():
-            try:
-                done[key] = future.result()
-            except Exception as exc:  # a reader failing is a failed check, reported with its reason
-                if key in ("health", "recs", "edge_health", "edge_recs"):
-                    raise
-                done[key] = exc
-        readings = []
-        for future in stats_futures:
-            if future is None:
-                readings.append(None)
-                continue
-            try:
-                readings.append(future.result())
-            except Exception as exc:  # reported in the check's detail
-                readings.append(exc)
+        # a probe never raises for a sick target; an engine reader failing is a failed check, with its reason
+        done = {key: _result_or_error(future) if key == "logs" else future.result() for key, future in futures.items()}
+        readings = [_result_or_error(future) if future is not None else None for future in stats_futures]
 
     results = []
     for name in checks:
