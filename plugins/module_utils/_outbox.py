@@ -285,7 +285,7 @@ def outcome(message, now=None):
         missing = "the sender ended without an outcome for this channel"
     elif message.get("state") == "unreadable":
         missing = message.get("error")
-    elif now > float(message.get("deadline") or 0) + GRACE_S or process_gone(message.get("pid")):
+    elif settled(message, now):
         missing = "the sender process ended without an outcome"
     else:
         missing = "no outcome yet when the collect budget ran out (the sender may still deliver it)"
