@@ -3,20 +3,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The HTTP client of the collection (standard library, urllib), and the probes built on it.
 
-- :func:`send`: one request, with its own connect timeout (the TCP connect, a proxy tunnel and the
-  TLS handshake) and read timeout (every read once connected). It never raises because the target
-  is unwell: no answer is a result with ``status`` None, a ``failure`` kind and an ``error``.
-  Redirects are not followed unless asked (a POST would turn into a GET, or carry its payload
-  elsewhere); a 3xx is then an answer like any other. Proxies come from the environment.
-- :func:`send_retrying`: attempts with backoff (a server's short ``Retry-After`` honoured), all of
-  them - connects, reads and sleeps - ended by one deadline, the budget.
-- :func:`scrub`: what a message may say about a request: no URL, no secret, no header value.
-- :func:`probe`, :func:`probe_many`, :func:`wait_healthy`: health probes with JMESPath assertions
-  on JSON bodies. A probe never raises because the target is unwell either: connection refused,
-  timeouts, HTTP error statuses, bodies that are not JSON and failed assertions all become a
-  result with ``ok: false`` and an ``error``. Only bad input (a malformed URL, an invalid
-  JMESPath expression, JMESPath assertions without the jmespath library) raises, and that is
-  checked before the first request.
+:func:`send` (one request), :func:`send_retrying` (attempts with backoff, all ended by one deadline)
+and the health probes (:func:`probe`, :func:`probe_many`, :func:`wait_healthy`, with JMESPath
+assertions on JSON bodies) never raise because the target is unwell: no answer, a timeout, an error
+status, a body that is not JSON or a failed assertion is a result that says why. Only bad input (a
+malformed URL or JMESPath expression, assertions without the jmespath library) raises, before the
+first request. Redirects are not followed unless asked (a POST would turn into a GET, or carry its
+payload elsewhere); proxies come from the environment. :func:`scrub` is what a message may say about
+a request: no URL, no secret, no header value.
 """
 
 from __future__ import annotations
