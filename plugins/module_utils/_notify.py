@@ -80,14 +80,6 @@ class NotifyError(InputError):
 # Validation
 # ---------------------------------------------------------------------------------------------
 
-def channel_label(channel, index):
-    """How a channel is named in messages: its name, else ``channels[<index>]``."""
-    name = channel.get("name") if isinstance(channel, dict) else None
-    if isinstance(name, str) and name.strip():
-        return name.strip()
-    return "channels[%d]" % index
-
-
 def validate_channels(channels):
     """Check channel definitions; return normalised copies. Raises NotifyError naming the channel."""
     if channels is None:
@@ -99,7 +91,9 @@ def validate_channels(channels):
     for index, channel in enumerate(channels):
         if not isinstance(channel, dict):
             raise NotifyError("channels[%d] must be a mapping with name, type and url" % index)
-        label = channel_label(channel, index)
+        name = channel.get("name")
+        # how the channel is named in messages: its name, else channels[<index>]
+        label = name.strip() if isinstance(name, str) and name.strip() else "channels[%d]" % index
         if label in seen:
             raise NotifyError("channel name %r is used twice; names must be unique" % label)
         seen.add(label)
