@@ -94,19 +94,15 @@ class _TimedHTTPSConnection(_Timed, http.client.HTTPSConnection):
     pass
 
 
-class _TimedHTTPHandler(urllib.request.HTTPHandler):
+class _TimedHandler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    """Opens http and https URLs with the timed connections (and so replaces both default handlers)."""
+
     def __init__(self, read_timeout):
         super().__init__()
         self._read_timeout = read_timeout
 
     def http_open(self, req):
         return self.do_open(functools.partial(_TimedHTTPConnection, read_timeout=self._read_timeout), req)
-
-
-class _TimedHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, read_timeout):
-        super().__init__()
-        self._read_timeout = read_timeout
 
     def https_open(self, req):
         return self.do_open(functools.partial(_TimedHTTPSConnection, read_timeout=self._read_timeout), req,
@@ -130,8 +126,7 @@ class _Answers(urllib.request.HTTPErrorProcessor):
 
 
 def _opener(read_timeout, redirects):
-    return urllib.request.build_opener(_Answers(redirects), _TimedHTTPHandler(read_timeout),
-                                       _TimedHTTPSHandler(read_timeout))
+    return urllib.request.build_opener(_Answers(redirects), _TimedHandler(read_timeout))
 
 
 def _failure(exc):
