@@ -190,11 +190,10 @@ def missing_warning(failed):
 def run_sender(outbox, message, prepared, deadline, settings, clock=time.monotonic, sleep=time.sleep):
     """Post ``message`` to its channels (all at once, in order after the incident's earlier
     messages on each channel) and write each outcome into the message file as it comes."""
-    lock = threading.Lock()
+    lock = threading.Lock()   # the channels' threads write their outcomes into the one message file
     channels = [c for c in prepared["channels"] if c["enabled"]]
-    with lock:
-        message["pid"] = os.getpid()
-        outbox.write(message)
+    message["pid"] = os.getpid()
+    outbox.write(message)
 
     def before_send(channel):
         return missing_warning(earlier_failures(outbox, message, channel["name"], sleep=sleep))
