@@ -3,20 +3,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The HTTP client of the collection (standard library, urllib), and the probes built on it.
 
-- :func:`send`: one request, with its own connect timeout (the TCP connect, a proxy tunnel and the
-  TLS handshake) and read timeout (every read once connected). It never raises because the target
-  is unwell: no answer is a result with ``status`` None, a ``failure`` kind and an ``error``.
-  Redirects are not followed unless asked (a POST would turn into a GET, or carry its payload
-  elsewhere); a 3xx is then an answer like any other. Proxies come from the environment.
-- :func:`send_retrying`: attempts with backoff (a server's short ``Retry-After`` honoured), all of
-  them - connects, reads and sleeps - ended by one deadline, the budget.
-- :func:`scrub`: what a message may say about a request: no URL, no secret, no header value.
-- :func:`probe`, :func:`probe_many`, :func:`wait_healthy`: health probes with JMESPath assertions
-  on JSON bodies. A probe never raises because the target is unwell either: connection refused,
-  timeouts, HTTP error statuses, bodies that are not JSON and failed assertions all become a
-  result with ``ok: false`` and an ``error``. Only bad input (a malformed URL, an invalid
-  JMESPath expression, JMESPath assertions without the jmespath library) raises, and that is
-  checked before the first request.
+:func:`send` (one request), :func:`send_retrying` (attempts with backoff, all ended by one deadline)
+and the health probes (:func:`probe`, :func:`probe_many`, :func:`wait_healthy`, with JMESPath
+assertions on JSON bodies) never raise because the target is unwell: no answer, a timeout, an error
+status, a body that is not JSON or a failed assertion is a result that says why. Only bad input (a
+malformed URL or JMESPath expression, assertions without the jmespath library) raises, before the
+first request. Redirects are not followed unless asked (a POST would turn into a GET, or carry its
+payload elsewhere); proxies come from the environment. :func:`scrub` is what a message may say about
+a request: no URL, no secret, no header value.
 """
 
 from __future__ import annotations
@@ -76,50 +70,39 @@ def seconds_text(value):
     return ("%.2f" % value).rstrip("0").rstrip(".") if value is not None else "?"
 
 
-def _connect_within(connection, connect):
-    """Run ``connect`` (the connection's own) under the connect timeout, then arm the read timeout."""
-    try:
-        connect()
-    except (socket.timeout, TimeoutError) as exc:
-        raise ConnectTimeout("connect timed out after %s s" % seconds_text(connection.timeout)) from exc
-    connection.sock.settimeout(connection.read_timeout())
-
-
-class _TimedHTTPConnection(http.client.HTTPConnection):
-    """``timeout`` bounds the connect; ``read_timeout()`` (called once connected) every read after it."""
+class _Timed:
+    """``timeout`` bounds the connect (with a proxy tunnel and the TLS handshake); ``read_timeout()``,
+    called once connected, every read after it."""
 
     def __init__(self, *args, read_timeout=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.read_timeout = read_timeout
 
     def connect(self):
-        _connect_within(self, super().connect)
+        try:
+            super().connect()
+        except (socket.timeout, TimeoutError) as exc:
+            raise ConnectTimeout("connect timed out after %s s" % seconds_text(self.timeout)) from exc
+        self.sock.settimeout(self.read_timeout())
 
 
-class _TimedHTTPSConnection(http.client.HTTPSConnection):
-    """As :class:`_TimedHTTPConnection`; the TLS handshake counts as part of the connect."""
-
-    def __init__(self, *args, read_timeout=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.read_timeout = read_timeout
-
-    def connect(self):
-        _connect_within(self, super().connect)
+class _TimedHTTPConnection(_Timed, http.client.HTTPConnection):
+    pass
 
 
-class _TimedHTTPHandler(urllib.request.HTTPHandler):
+class _TimedHTTPSConnection(_Timed, http.client.HTTPSConnection):
+    pass
+
+
+class _TimedHandler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    """Opens http and https URLs with the timed connections (and so replaces both default handlers)."""
+
     def __init__(self, read_timeout):
         super().__init__()
         self._read_timeout = read_timeout
 
     def http_open(self, req):
         return self.do_open(functools.partial(_TimedHTTPConnection, read_timeout=self._read_timeout), req)
-
-
-class _TimedHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, read_timeout):
-        super().__init__()
-        self._read_timeout = read_timeout
 
     def https_open(self, req):
         return self.do_open(functools.partial(_TimedHTTPSConnection, read_timeout=self._read_timeout), req,
@@ -143,8 +126,7 @@ class _Answers(urllib.request.HTTPErrorProcessor):
 
 
 def _opener(read_timeout, redirects):
-    return urllib.request.build_opener(_Answers(redirects), _TimedHTTPHandler(read_timeout),
-                                       _TimedHTTPSHandler(read_timeout))
+    return urllib.request.build_opener(_Answers(redirects), _TimedHandler(read_timeout))
 
 
 def _failure(exc):
@@ -208,11 +190,6 @@ def send(url, method="GET", data=None, headers=None, timeout=2.0, read_timeout=N
 
 # --------------------------------------------------------------------------- retries within a budget
 
-def backoff_delay(attempt, base=BACKOFF_BASE, cap=BACKOFF_CAP):
-    """Sleep before attempt ``attempt + 1``: base, 2*base, 4*base ... capped."""
-    return min(base * (2 ** (attempt - 1)), cap)
-
-
 def connect_timeout_for(now, deadline, connect_timeout):
     """The connect timeout of an attempt starting at ``now``, cut to the deadline; None when less
     than :data:`MIN_ATTEMPT_S` is left (too little for an attempt to mean anything)."""
@@ -230,9 +207,9 @@ def read_timeout_for(now, deadline, read_timeout):
 
 def retry_delay(attempt, retry_after, now, deadline, base=BACKOFF_BASE):
     """How long to sleep before the next attempt, or None when the next attempt would not fit in the
-    budget (the sleep plus :data:`MIN_ATTEMPT_S` must end by the deadline). A server's short
-    ``Retry-After`` is honoured up to :data:`BACKOFF_CAP`."""
-    delay = backoff_delay(attempt, base)
+    budget (the sleep plus :data:`MIN_ATTEMPT_S` must end by the deadline). The backoff is base, 2*base,
+    4*base ... capped at :data:`BACKOFF_CAP`; a server's short ``Retry-After`` is honoured up to it."""
+    delay = min(base * (2 ** (attempt - 1)), BACKOFF_CAP)
     if retry_after is not None:
         delay = min(max(delay, retry_after), BACKOFF_CAP)
     if now + delay + MIN_ATTEMPT_S > deadline:
@@ -371,11 +348,7 @@ def validate_json_queries(json_queries):
 
 def _jmespath_truthy(value):
     """JMESPath's own notion of truth: false, null, '' , [] and {} are false; 0 is true."""
-    if value is None or value is False:
-        return False
-    if isinstance(value, (str, list, dict)) and not value:
-        return False
-    return True
+    return not (value is None or value is False or (isinstance(value, (str, list, dict)) and not value))
 
 
 def _evaluate(queries, compiled, body_json):
@@ -395,6 +368,13 @@ def _evaluate(queries, compiled, body_json):
     return failed, message
 
 
+def _method(method):
+    method = (method or "GET").upper()
+    if method not in ALLOWED_METHODS:
+        raise ValueError("unsupported HTTP method %r: choose one of %s" % (method, ", ".join(ALLOWED_METHODS)))
+    return method
+
+
 def probe(url, timeout, method="GET", expect_status=200, json_queries=None, _compiled=None):
     """Send one HTTP request and describe the answer.
 
@@ -408,9 +388,7 @@ def probe(url, timeout, method="GET", expect_status=200, json_queries=None, _com
     assertions are given without jmespath; never raises because the target is down.
     """
     validate_url(url)
-    method = (method or "GET").upper()
-    if method not in ALLOWED_METHODS:
-        raise ValueError("unsupported HTTP method %r: choose one of %s" % (method, ", ".join(ALLOWED_METHODS)))
+    method = _method(method)
     if timeout is None or float(timeout) <= 0:
         raise ValueError("timeout must be > 0 seconds, got %r" % (timeout,))
     queries = list(json_queries or [])
@@ -564,9 +542,7 @@ def probe_many(urls, count=3, interval=0.5, timeout=2.0, method="GET", expect_st
         raise ValueError("timeout must be > 0 seconds, got %r" % (timeout,))
     if min_success_ratio is None or not 0.0 <= float(min_success_ratio) <= 1.0:
         raise ValueError("min_success_ratio must be between 0 and 1, got %r" % (min_success_ratio,))
-    method = (method or "GET").upper()
-    if method not in ALLOWED_METHODS:
-        raise ValueError("unsupported HTTP method %r: choose one of %s" % (method, ", ".join(ALLOWED_METHODS)))
+    method = _method(method)
     compiled = [validate_json_queries(queries) for _url, queries in targets]
 
     def one(index):

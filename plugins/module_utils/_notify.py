@@ -80,14 +80,6 @@ class NotifyError(InputError):
 # Validation
 # ---------------------------------------------------------------------------------------------
 
-def channel_label(channel, index):
-    """How a channel is named in messages: its name, else ``channels[<index>]``."""
-    name = channel.get("name") if isinstance(channel, dict) else None
-    if isinstance(name, str) and name.strip():
-        return name.strip()
-    return "channels[%d]" % index
-
-
 def validate_channels(channels):
     """Check channel definitions; return normalised copies. Raises NotifyError naming the channel."""
     if channels is None:
@@ -99,7 +91,9 @@ def validate_channels(channels):
     for index, channel in enumerate(channels):
         if not isinstance(channel, dict):
             raise NotifyError("channels[%d] must be a mapping with name, type and url" % index)
-        label = channel_label(channel, index)
+        name = channel.get("name")
+        # how the channel is named in messages: its name, else channels[<index>]
+        label = name.strip() if isinstance(name, str) and name.strip() else "channels[%d]" % index
         if label in seen:
             raise NotifyError("channel name %r is used twice; names must be unique" % label)
         seen.add(label)
@@ -179,7 +173,7 @@ def validate_inputs(stage, incident, oncall, retries, connect_timeout=DEFAULT_CO
     return incident, resolve_oncall(oncall)
 
 
-def resolve_oncall(oncall, at=None):
+def resolve_oncall(oncall):
     """Accept either the oncall filter's output or a rotation (with ``shifts``) and return the former."""
     if not oncall:
         return {}
@@ -187,7 +181,7 @@ def resolve_oncall(oncall, at=None):
         raise NotifyError("oncall must be a mapping (the output of the sre.incident.oncall filter)")
     if "shifts" in oncall:
         try:
-            return who_is_on_call(oncall, at=at)
+            return who_is_on_call(oncall)
         except OncallError as exc:
             raise NotifyError("oncall: %s" % exc)
     return dict(oncall)
@@ -355,15 +349,11 @@ def build_payload(channel, stage, incident, oncall, rendered, now):
             "msgtype": "markdown",
             "markdown": {
                 "title": rendered["title"],
-                "text": render_dingtalk(rendered, channel.get("at_mobiles", ()), channel.get("at_user_ids", ())),
+                "text": render_dingtalk(rendered, channel["at_mobiles"], channel["at_user_ids"]),
             },
         }
-        if channel.get("at_mobiles") or channel.get("at_user_ids") or channel.get("at_all"):
-            body["at"] = {
-                "atMobiles": list(channel.get("at_mobiles") or []),
-                "atUserIds": list(channel.get("at_user_ids") or []),
-                "isAtAll": bool(channel.get("at_all")),
-            }
+        if channel["at_mobiles"] or channel["at_user_ids"] or channel["at_all"]:
+            body["at"] = {"atMobiles": channel["at_mobiles"], "atUserIds": channel["at_user_ids"], "isAtAll": channel["at_all"]}
         return body
     return {
         "event": stage,
@@ -449,7 +439,8 @@ def send_channel(channel, payload, deadline, connect_timeout=DEFAULT_CONNECT_TIM
                  read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, clock=None, sleep=None,
                  backoff_base=_http.BACKOFF_BASE):
     """POST ``payload`` to one validated channel with retries, all of it by ``deadline`` (a
-    ``clock()`` value); never raises. Returns :func:`channel_result` with ``ok`` True or False, and
+    ``clock()`` value); never raises because the channel is unwell (:func:`send_all` reports anything
+    else). Returns :func:`channel_result` with ``ok`` True or False, and
     ``budget_spent`` True when the budget, not the attempts, ended the tries."""
     result = channel_result(channel, ok=False)
 
@@ -458,23 +449,18 @@ def send_channel(channel, payload, deadline, connect_timeout=DEFAULT_CONNECT_TIM
             return signed_dingtalk_url(channel["url"], channel["secret"], int(round(time.time() * 1000)))
         return channel["url"]
 
-    try:
-        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
-        headers.update(channel.get("headers") or {})
-        answer = _http.send_retrying(
-            url, deadline, attempts=attempts, connect_timeout=connect_timeout, read_timeout=read_timeout,
-            judge=judge(channel), clock=clock or time.monotonic, sleep=sleep or time.sleep, backoff_base=backoff_base,
-            method="POST", data=json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8"), headers=headers,
-            max_body=65535)
-        result.update(attempts=answer["attempts"], status=answer["status"], budget_spent=answer["budget_spent"],
-                      ok=bool(answer["attempts"]) and answer["error"] is None)
-        if not answer["attempts"]:
-            result["error"] = "not tried: the budget was spent before this channel's turn"
-        elif answer["error"] is not None:
-            result["error"] = scrub(answer["error"], channel)
-    except Exception as exc:  # pragma: no cover - defensive: a channel never raises
-        result["ok"] = False
-        result["error"] = scrub("%s: %s" % (type(exc).__name__, exc), channel)
+    headers = dict({"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}, **channel["headers"])
+    answer = _http.send_retrying(
+        url, deadline, attempts=attempts, connect_timeout=connect_timeout, read_timeout=read_timeout,
+        judge=judge(channel), clock=clock or time.monotonic, sleep=sleep or time.sleep, backoff_base=backoff_base,
+        method="POST", data=json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8"), headers=headers,
+        max_body=65535)
+    result.update(attempts=answer["attempts"], status=answer["status"], budget_spent=answer["budget_spent"],
+                  ok=bool(answer["attempts"]) and answer["error"] is None)
+    if not answer["attempts"]:
+        result["error"] = "not tried: the budget was spent before this channel's turn"
+    elif answer["error"] is not None:
+        result["error"] = scrub(answer["error"], channel)
     result["finished_at"] = format_ts(utc_now())
     return result
 

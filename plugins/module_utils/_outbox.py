@@ -45,14 +45,6 @@ ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$")
 #: how long past a message's deadline its sender may take to write the outcome
 GRACE_S = 1.0
 POLL_S = 0.05
-STATES = ("delivered", "partial", "failed", "pending", "lost")
-
-
-def _epoch(iso):
-    try:
-        return _time.epoch(iso)
-    except ValueError:
-        return None
 
 
 class Outbox:
@@ -93,11 +85,7 @@ class Outbox:
         return os.path.exists(self.path(message, ".collected"))
 
     def mark_collected(self, message):
-        fd = os.open(self.path(message, ".collected"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, (_time.format_ts(_time.utc_now()) + "\n").encode("ascii"))
-        finally:
-            os.close(fd)
+        _files.write_atomic(self.path(message, ".collected"), _time.format_ts(_time.utc_now()) + "\n", sync=False)
 
     def write(self, message):
         """Replace the message's file in one step (readers see the old or the new, never half)."""
@@ -202,11 +190,10 @@ def missing_warning(failed):
 def run_sender(outbox, message, prepared, deadline, settings, clock=time.monotonic, sleep=time.sleep):
     """Post ``message`` to its channels (all at once, in order after the incident's earlier
     messages on each channel) and write each outcome into the message file as it comes."""
-    lock = threading.Lock()
+    lock = threading.Lock()   # the channels' threads write their outcomes into the one message file
     channels = [c for c in prepared["channels"] if c["enabled"]]
-    with lock:
-        message["pid"] = os.getpid()
-        outbox.write(message)
+    message["pid"] = os.getpid()
+    outbox.write(message)
 
     def before_send(channel):
         return missing_warning(earlier_failures(outbox, message, channel["name"], sleep=sleep))
@@ -265,12 +252,7 @@ def detach(work):
             os._exit(1)
     os.close(write_end)
     try:
-        data = b""
-        while True:
-            chunk = os.read(read_end, 64)
-            if not chunk:
-                break
-            data += chunk
+        data = os.read(read_end, 64)  # the pid, in one write; nothing when the child failed
     finally:
         os.close(read_end)
         os.waitpid(child, 0)
@@ -302,7 +284,7 @@ def outcome(message, now=None):
         missing = "the sender ended without an outcome for this channel"
     elif message.get("state") == "unreadable":
         missing = message.get("error")
-    elif now > float(message.get("deadline") or 0) + GRACE_S or process_gone(message.get("pid")):
+    elif settled(message, now):
         missing = "the sender process ended without an outcome"
     else:
         missing = "no outcome yet when the collect budget ran out (the sender may still deliver it)"
@@ -509,8 +491,8 @@ def run(params, check_mode=False):
     enabled = [c for c in prepared["channels"] if c["enabled"]]
     stage = prepared["stage"]
     warnings = [] if enabled else ["sre.incident.notify: no enabled notification channel; nothing was sent"]
+    result = _notify.summarise(prepared, [_notify.channel_result(c) for c in prepared["channels"]])  # nothing sent
     if check_mode or not enabled:
-        result = _notify.summarise(prepared, [_notify.channel_result(c) for c in prepared["channels"]])
         names = ", ".join(c["name"] for c in enabled) or "no channel"
         result.update(changed=False, warnings=warnings,
                       msg=("check mode: would notify %s (%s); nothing sent" % (names, stage)) if check_mode else
@@ -518,7 +500,6 @@ def run(params, check_mode=False):
         return result
     if mode == "start":
         message, _pid = start(outbox, prepared, settings)
-        result = _notify.summarise(prepared, [_notify.channel_result(c) for c in prepared["channels"]])
         result.update(changed=True, warnings=warnings, seq=message["seq"], outbox=outbox.dir,
                       deadline_at=message["deadline_at"],
                       msg="%s notification: sending to %s in the background (message %d, given up at %s)" % (

@@ -59,6 +59,7 @@ readers.
 
 from __future__ import annotations
 
+import collections
 import fnmatch
 import json
 import math
@@ -75,7 +76,6 @@ FORMAT = "incident_json"
 #: Users that are always synthetic (the collection's probes, the example's blackbox exporter).
 SYNTHETIC_USERS = ("synthetic-*",)
 FIGURES = ("rps", "error_rate", "users_failing_pct", "latency_p50_ms", "latency_p95_ms")
-SOURCES = ("prometheus", "access_log")
 
 DEFAULT_WINDOW_S = 300
 DEFAULT_BASELINE_S = 3600
@@ -97,9 +97,6 @@ DEFAULT_QUERIES = {
                        '{stack="$stack",%s}[$window])))' % RECS_PATH),
     "users_failing_pct": "",
 }
-
-#: A watch sample's real traffic rebounds when one of these crosses its limit.
-REBOUND_FIGURES = ("error_rate", "latency_p95_ms")
 
 #: Lines read from one container's log at most (the engine keeps the json-file driver's size anyway).
 MAX_LINES = 2000000
@@ -151,8 +148,7 @@ def prometheus_config(stack):
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TrafficError("incident_stack.prometheus_url is not an http(s) URL: %r" % (url,))
     given = stack.get("prometheus_queries")
-    if given is None:
-        given = {}
+    given = {} if given is None else given
     if not isinstance(given, dict):
         raise TrafficError("incident_stack.prometheus_queries must be a mapping of figure -> PromQL, got %r" % (given,))
     unknown = sorted(str(k) for k in given if k not in FIGURES)
@@ -270,10 +266,7 @@ def figures(entries, since, until):
             users[e["user"]] = users.get(e["user"], False) or e["status"] >= 500
     failing = sorted(u for u, bad in users.items() if bad)
     latencies = [e["latency_ms"] for e in mine]
-    statuses = {}
-    for e in mine:
-        key = "%dxx" % (e["status"] // 100)
-        statuses[key] = statuses.get(key, 0) + 1
+    statuses = dict(collections.Counter("%dxx" % (e["status"] // 100) for e in mine))
     return {
         "requests": requests,
         "seconds": round(seconds, 3),
@@ -424,10 +417,7 @@ def classify_facts(window, sources, seconds):
 
 
 def _source_word(sources):
-    used = sorted({s for s in sources.values() if s})
-    if not used:
-        return "none"
-    return used[0] if len(used) == 1 else "+".join(used)
+    return "+".join(sorted({s for s in sources.values() if s})) or "none"
 
 
 def measure(stack, client=None, until=None, window_s=DEFAULT_WINDOW_S, baseline_s=DEFAULT_BASELINE_S,

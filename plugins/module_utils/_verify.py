@@ -180,11 +180,7 @@ def memory_usage(stats):
     if usage is None or not limit:
         return dict(used_bytes=None, limit_bytes=limit or None, percent=None)
     details = mem.get("stats") or {}
-    cache = None
-    for key in ("inactive_file", "total_inactive_file", "cache"):
-        if details.get(key) is not None:
-            cache = details[key]
-            break
+    cache = next((details[k] for k in ("inactive_file", "total_inactive_file", "cache") if details.get(k) is not None), None)
     used = usage - cache if cache is not None and cache < usage else usage
     return dict(used_bytes=int(used), limit_bytes=int(limit), percent=round(used * 100.0 / float(limit), 2))
 
@@ -245,9 +241,7 @@ def read_resources(client, container):
 # --------------------------------------------------------------------------- the checks
 
 def _check(name, passed, value, threshold, detail, **extra):
-    result = dict(name=name, passed=bool(passed), value=value, threshold=threshold, detail=detail)
-    result.update(extra)
-    return result
+    return dict(name=name, passed=bool(passed), value=value, threshold=threshold, detail=detail, **extra)
 
 
 def _rec_count(probe_result):
@@ -283,23 +277,27 @@ def health_check(probes):
     return _check("health", not bad and bool(probes), value, 200, detail)
 
 
-def recommendations_check(probes, minimum):
-    by_user = {}
+def _by_user(probes, minimum):
+    """``{user: (fewest items, why each of its probes failed)}``: a probe fails without a 200 or enough items."""
+    users = {}
     for p in probes:
-        ok = p.get("status") == 200 and p["count"] >= minimum
-        mine = by_user.setdefault(p["user"], dict(min_count=p["count"], ok=True, errors=[]))
-        mine["min_count"] = min(mine["min_count"], p["count"])
-        if not ok:
-            mine["ok"] = False
-            mine["errors"].append(p.get("error") or "%s recommendations" % p["count"])
+        fewest, errors = users.get(p["user"], (p["count"], []))
+        if p.get("status") != 200 or p["count"] < minimum:
+            errors.append(p.get("error") or "%s recommendations" % p["count"])
+        users[p["user"]] = (min(fewest, p["count"]), errors)
+    return users
+
+
+def recommendations_check(probes, minimum):
+    by_user = _by_user(probes, minimum)
     value = min((p["count"] if p.get("status") == 200 else 0) for p in probes) if probes else 0
-    failed = sorted(u for u, v in by_user.items() if not v["ok"])
+    failed = sorted(u for u, (_fewest, errors) in by_user.items() if errors)
     good = len(by_user) - len(failed)
     detail = "%s of %s users got >= %s recommendations" % (good, len(by_user), minimum)
     if failed:
-        detail += "; failing: %s" % ", ".join("%s (%s)" % (u, by_user[u]["errors"][0]) for u in failed)
+        detail += "; failing: %s" % ", ".join("%s (%s)" % (u, by_user[u][1][0]) for u in failed)
     return _check("recommendations", not failed and bool(probes), value, minimum, detail,
-                  by_user={u: v["min_count"] for u, v in by_user.items()}, users_ok=good, users=len(by_user))
+                  by_user={u: fewest for u, (fewest, _errors) in by_user.items()}, users_ok=good, users=len(by_user))
 
 
 def latency_check(probes, limit_ms):
@@ -325,18 +323,13 @@ def latency_check(probes, limit_ms):
 def edge_check(health_probes, rec_probes, minimum, edge_url):
     """Users answered through the edge: /health 200 and enough items for every user, on every probe."""
     bad_health = [p for p in health_probes if p.get("status") != 200]
-    users = {}
-    for p in rec_probes:
-        ok = p.get("status") == 200 and p["count"] >= minimum
-        mine = users.setdefault(p["user"], [])
-        if not ok:
-            mine.append(p.get("error") or "%s recommendations" % p["count"])
-    failing = sorted(u for u, errs in users.items() if errs)
+    users = _by_user(rec_probes, minimum)
+    failing = sorted(u for u, (_fewest, errors) in users.items() if errors)
     answered = len(users) - len(failing)
     problems = []
     if bad_health:
         problems.append("/health through the edge: %s" % (bad_health[0].get("error") or "status %s" % bad_health[0].get("status")))
-    problems += ["%s through the edge: %s" % (u, users[u][0]) for u in failing]
+    problems += ["%s through the edge: %s" % (u, users[u][1][0]) for u in failing]
     detail = "%s of %s users answered through the edge" % (answered, len(users))
     if problems:
         detail += "; " + "; ".join(problems[:5])
@@ -468,6 +461,13 @@ def _short(value):
     return str(value)
 
 
+def _result_or_error(future):
+    try:
+        return future.result()
+    except Exception as exc:  # reported in the check's detail
+        return exc
+
+
 def _containers(client, stack):
     return client.find_containers(stack["name"], stack["service"], all=True)
 
@@ -512,23 +512,9 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
         stats_futures = []
         if "resources" in checks:
             stats_futures = [pool.submit(read_resources, client, c) if c in running else None for c in containers]
-        done = {}
-        for key, future in futures.items():
-            try:
-                done[key] = future.result()
-            except Exception as exc:  # a reader failing is a failed check, reported with its reason
-                if key in ("health", "recs", "edge_health", "edge_recs"):
-                    raise
-                done[key] = exc
-        readings = []
-        for future in stats_futures:
-            if future is None:
-                readings.append(None)
-                continue
-            try:
-                readings.append(future.result())
-            except Exception as exc:  # reported in the check's detail
-                readings.append(exc)
+        # a probe never raises for a sick target; an engine reader failing is a failed check, with its reason
+        done = {key: _result_or_error(future) if key == "logs" else future.result() for key, future in futures.items()}
+        readings = [_result_or_error(future) if future is not None else None for future in stats_futures]
 
     results = []
     for name in checks:

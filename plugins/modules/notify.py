@@ -90,13 +90,12 @@ options:
           - V(dingtalk) posts a C(markdown) message to a robot webhook; with O(channels[].secret)
             the request is signed (C(timestamp) and C(sign) query parameters).
           - V(webhook) posts the structured event C({"event", "incident", "oncall", "title", "text", "sent_at"}).
-          - Required. Any other value fails before anything is sent, naming the channel.
+          - Required.
         type: str
       url:
         description:
           - The webhook URL (C(http) or C(https)). Treated as a secret.
-          - Required for an enabled channel; a missing or malformed one fails before anything is
-            sent, naming the channel (never the URL).
+          - Required for an enabled channel.
         type: str
       secret:
         description:

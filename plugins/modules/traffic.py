@@ -31,7 +31,6 @@ description:
     4xx is not failing; 4xx are reported as C(client_errors)."
   - A source that cannot be read (the engine unreachable, no edge container, Prometheus down) is
     reported (C(error) of RV(access_log), C(notes) of RV(prometheus)), not a failure.
-  - The module only reads.
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.attributes.read_only

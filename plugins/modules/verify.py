@@ -28,7 +28,6 @@ description:
   - With O(watch_window) above V(0) and every check passed, it then takes one sample per
     O(watch_interval) for the window. Each sample probes the health URL and every sample user
     once. It stops early when a sample's error rate is above O(rebound_error_rate).
-  - The module only reads, so it runs in check mode too and never reports a change.
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.attributes.here
@@ -171,12 +170,10 @@ checks:
     name:
       description: The check, one of O(checks).
       type: str
-      returned: always
       sample: latency
     passed:
       description: Whether the measured value is within the threshold.
       type: bool
-      returned: always
       sample: true
     value:
       description:
@@ -186,17 +183,14 @@ checks:
           C(cpu_percent) and C(memory_percent).
         - V(null) when nothing could be measured (no answer, no container).
       type: raw
-      returned: always
       sample: 31.4
     threshold:
       description: The threshold, in the unit of RV(checks[].value).
       type: raw
-      returned: always
       sample: 500
     detail:
       description: One line saying what was measured, or why it failed.
       type: str
-      returned: always
       sample: max 31.4 ms, p50 2.6 ms, p95 31.4 ms over 10 answers
 not_checked:
   description: Checks asked for that could not be run, each with the reason (a check not run is not a pass).
@@ -240,53 +234,43 @@ samples:
     ts:
       description: When the sample was taken, in UTC.
       type: str
-      returned: always
       sample: "2026-11-27T01:31:45.000Z"
     offset_s:
       description: Seconds from the start of the watch to the start of this sample.
       type: float
-      returned: always
       sample: 60.0
     duration_s:
       description: Seconds the sample took.
       type: float
-      returned: always
       sample: 0.04
     error_rate:
       description: Failing probes divided by the sample's probes.
       type: float
-      returned: always
       sample: 0.0
     errors:
       description: Failing probes.
       type: int
-      returned: always
       sample: 0
     probes:
       description: Probes of the sample (the health URL and one per sample user).
       type: int
-      returned: always
       sample: 6
     latency_ms:
       description: The slowest recommendation answer in ms, V(null) when none answered.
       type: float
-      returned: always
       sample: 28.1
     latency_p50_ms:
       description: The median recommendation answer in ms.
       type: float
-      returned: always
       sample: 12.0
     log_errors:
       description: Error lines logged since the previous sample (the first sample counts from O(since)).
       type: int
-      returned: always
       sample: 0
     failing:
       description: The failing probes with their error.
       type: list
       elements: str
-      returned: always
       sample: ["health: connection refused"]
     traffic:
       description:
