@@ -18,6 +18,8 @@ options: {}
 attributes:
   check_mode:
     description: Can run in check mode and return changed status prediction without modifying target.
+    # every module of the collection: a module says only how (its details)
+    support: full
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
   idempotent:
@@ -35,7 +37,6 @@ attributes:
 options: {}
 attributes:
   check_mode:
-    support: full
     details: The module only reads, so it runs in check mode too, and never reports a change.
   diff_mode:
     support: none

@@ -33,7 +33,6 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    support: full
     details: Reads the stack and returns in RV(plan) what would be taken for each volume; nothing is written or stopped.
   diff_mode:
     support: none

@@ -30,7 +30,6 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    support: full
     details: Verifies every checksum and the stack, and returns in RV(steps) what would be restored; nothing is changed.
   diff_mode:
     support: none

@@ -27,7 +27,6 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    support: full
     details: Predicts C(changed) from the containers' observed state and runs no compose command.
   diff_mode:
     support: full

@@ -28,7 +28,6 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    support: full
     details: Predicts C(changed) and the diff from the observed state and acts on nothing.
   diff_mode:
     support: full

@@ -37,7 +37,6 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    support: full
     details: Observes the active modes and says what would be tried or switched off; nothing is changed.
   diff_mode:
     support: full

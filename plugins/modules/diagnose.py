@@ -43,7 +43,6 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    support: full
     details:
       - Everything is collected in check mode too (it only reads), but nothing is written (no bundle
         and no Redis snapshot). RV(bundle) and RV(snapshot) then say what would have been written.

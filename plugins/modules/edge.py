@@ -32,7 +32,6 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    support: full
     details: Probes and reads; says what it would do (RV(actions) starts with C(would)) and changes nothing.
   diff_mode:
     support: full

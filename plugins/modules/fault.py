@@ -26,7 +26,6 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    support: full
     details: Observes the fault and reports what would be done; touches nothing.
   diff_mode:
     support: full

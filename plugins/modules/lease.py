@@ -94,7 +94,6 @@ options:
     default: 3
 attributes:
   check_mode:
-    support: full
     description: Nothing is written and no directory is created; C(changed), RV(lease) and the diff show what would be.
   diff_mode:
     support: full

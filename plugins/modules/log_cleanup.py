@@ -19,7 +19,6 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    support: full
     details: Lists what would be removed or truncated and the space it would free; changes nothing.
   diff_mode:
     support: full

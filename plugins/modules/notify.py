@@ -43,7 +43,6 @@ extends_documentation_fragment:
   - sre.incident.attributes.here
 attributes:
   check_mode:
-    support: full
     details:
       - In check mode nothing is sent and no sender is started; the module returns the rendered
         message and the channels it would post to, with C(changed=false). O(mode=collect) reads the

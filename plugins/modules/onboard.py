@@ -36,7 +36,6 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    support: full
     details: Reads everything and returns the content it would write; writes nothing.
   diff_mode:
     support: full

@@ -27,7 +27,6 @@ extends_documentation_fragment:
   - sre.incident.attributes
 attributes:
   check_mode:
-    support: full
     details: With O(state=paged), reports what it would remember and writes nothing.
   diff_mode:
     support: full

@@ -77,7 +77,6 @@ attributes:
     support: full
     description: Runs on the controller as an action plugin (this module file documents it).
   check_mode:
-    support: full
     description: Nothing is written; C(changed) and the diff show which files would change.
   diff_mode:
     support: full

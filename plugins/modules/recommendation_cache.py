@@ -22,7 +22,6 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    support: full
     details: Counts the keys and reports what would be cleared; posts nothing.
   diff_mode:
     support: full

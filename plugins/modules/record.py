@@ -173,7 +173,6 @@ attributes:
     support: full
     description: Runs on the controller as an action plugin, with the same options and results.
   check_mode:
-    support: full
     description:
       - Nothing is written; C(changed), RV(incident) and the diff show what would be.
       - In check mode a record that does not exist (opened by an earlier task of the same dry run,

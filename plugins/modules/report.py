@@ -35,7 +35,6 @@ attributes:
     support: full
     description: The report is rendered, posted and written by an action plugin on the controller; the evidence is collected on the managed host.
   check_mode:
-    support: full
     details: Collects evidence (read only) and reports what would be written; writes and posts nothing.
   diff_mode:
     support: full

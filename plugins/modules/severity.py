@@ -36,7 +36,6 @@ extends_documentation_fragment:
   - sre.incident.attributes
 attributes:
   check_mode:
-    support: full
     details: Measuring only reads. With O(record_baseline=true) check mode reports the baseline it would record and writes nothing.
   diff_mode:
     support: full
