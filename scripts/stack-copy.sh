@@ -46,6 +46,8 @@ sed -e "s#^  name: $project\$#  name: $name#" -e "s#^  project_dir: .*#  project
     -e "s#/var/lib/sre-incident/$project\$#/var/lib/sre-incident/$name#" \
     "$here/inventories/$invsrc/group_vars/recsys/stack.yml" > "$inv/group_vars/recsys/stack.yml"
 STACK=${STACK:-recsys} RECSYS_PROJECT=$name RECSYS_STACK_DIR=$dir bash "$here/scripts/stack.sh" up >/dev/null
+# the variables tests/integration/conftest.py reads for this stack (SRE_TEST_SHOP_* for the second stack)
+v=SRE_TEST_; [ "${STACK:-recsys}" = shop ] && v=SRE_TEST_SHOP_
 cat <<EOT
-export SRE_TEST_PROJECT=$name SRE_TEST_INVENTORY=$inv SRE_TEST_STACK_DIR=$dir SRE_TEST_BASE_URL=http://127.0.0.1:$app SRE_TEST_EDGE_URL=http://127.0.0.1:$edge SRE_TEST_STATE_DIR=/var/lib/sre-incident/$name
+export ${v}PROJECT=$name ${v}INVENTORY=$inv ${v}STACK_DIR=$dir ${v}BASE_URL=http://127.0.0.1:$app ${v}EDGE_URL=http://127.0.0.1:$edge ${v}STATE_DIR=/var/lib/sre-incident/$name
 EOT
