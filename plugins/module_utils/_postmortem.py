@@ -47,6 +47,7 @@ from ansible_collections.sre.incident.plugins.module_utils._severity import DAY,
 from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 FORMATS = ("md", "html")
+#: The report file of each format; its template (plugins/plugin_utils/templates) is that name + ``.j2``.
 FILE_NAMES = {"md": "postmortem.md", "html": "postmortem.html"}
 
 #: The options of sre.incident.postmortem (the module documents them, the action plugin runs them).
@@ -78,6 +79,8 @@ RUNGS = (
     (3, ("rebuild", "full_rebuild", "down_up"), "full rebuild (down, then up -d)"),
 )
 
+ACTION_ITEM_KEYS = ("item", "description", "priority", "owner", "deadline")
+
 #: The meeting agenda of the runbook (事後總結會議), minutes per item.
 AGENDA = (
     ("Incident overview", 5),
@@ -92,18 +95,17 @@ HUMAN_RE = re.compile(
     re.S)
 
 #: Human sections: name -> the prompt shown until someone writes there.
-HUMAN_SECTIONS = (
-    ("summary-notes", "anything the summary misses: customer impact in words, business impact"),
-    ("rca-direct-cause", "what happened, in a sentence or two"),
-    ("rca-root-cause", "why it happened (ask why five times)"),
-    ("rca-contributing-factors", "which safeguards were missing or did not work"),
-    ("rca-why-not-detected", "which monitoring or alert was missing"),
-    ("lessons-went-well", "what the team did well"),
-    ("lessons-to-improve", "what the team should do differently"),
-    ("action-items-extra", "further action items: item, description, priority, owner, deadline"),
-    ("meeting-notes", "attendees, decisions and notes of the review meeting"),
-)
-HUMAN_PROMPTS = dict(HUMAN_SECTIONS)
+HUMAN_PROMPTS = {
+    "summary-notes": "anything the summary misses: customer impact in words, business impact",
+    "rca-direct-cause": "what happened, in a sentence or two",
+    "rca-root-cause": "why it happened (ask why five times)",
+    "rca-contributing-factors": "which safeguards were missing or did not work",
+    "rca-why-not-detected": "which monitoring or alert was missing",
+    "lessons-went-well": "what the team did well",
+    "lessons-to-improve": "what the team should do differently",
+    "action-items-extra": "further action items: item, description, priority, owner, deadline",
+    "meeting-notes": "attendees, decisions and notes of the review meeting",
+}
 
 
 class PostmortemError(RecordError):
@@ -174,10 +176,21 @@ def md(text):
 def _scalar(value):
     if isinstance(value, float):
         return ("%.3f" % value).rstrip("0").rstrip(".")
-    if isinstance(value, (dict, list)):
-        return ", ".join("%s=%s" % (k, _scalar(v)) for k, v in value.items()) if isinstance(value, dict) \
-            else ", ".join(_scalar(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join("%s=%s" % (k, _scalar(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_scalar(v) for v in value)
     return str(value)
+
+
+def _data(event):
+    """The event's ``data`` mapping (empty when it has none)."""
+    return event.get("data") if isinstance(event.get("data"), dict) else {}
+
+
+def _positive(value):
+    """Whether ``value`` is a (non-boolean) integer above zero."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _walk(value, path=(), depth=0):
@@ -203,15 +216,9 @@ def rung_info(rung):
         return None, str(rung)
     if isinstance(rung, int) or (isinstance(rung, str) and rung.strip().isdigit()):
         number = int(rung)
-        for num, _names, text in RUNGS:
-            if num == number:
-                return num, text
-        return number, "rung %d" % number
+        return number, next((text for num, _names, text in RUNGS if num == number), "rung %d" % number)
     name = str(rung).strip().lower().replace("-", "_").replace(" ", "_")
-    for num, names, text in RUNGS:
-        if name in names:
-            return num, text
-    return None, str(rung)
+    return next(((num, text) for num, names, text in RUNGS if name in names), (None, str(rung)))
 
 
 def rung_label(rung):
@@ -243,14 +250,14 @@ def _fixing_rung(state):
     ok = [r for r in rungs if _succeeded(r.get("result"))]
     if ok:
         return ok[-1]
-    if rungs and state.get("resolved_at") and all(_succeeded(r.get("result")) is not False for r in rungs[-1:]):
+    if rungs and state.get("resolved_at") and _succeeded(rungs[-1].get("result")) is not False:
         return rungs[-1]
     return None
 
 
 def _event_text(event):
     etype = event.get("type")
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    data = _data(event)
     text = event.get("text") or ""
     extra = []
     if etype == "stage" and data.get("phase") == "end":
@@ -274,22 +281,15 @@ def _event_text(event):
     if isinstance(data.get("p1_case"), (str, dict)):
         case = data["p1_case"]
         extra.append("P1 case %s" % (case.get("name") or case.get("case") if isinstance(case, dict) else case))
-    label = etype if etype not in ("event",) else ""
     body = text + (" (%s)" % "; ".join(str(x) for x in extra) if extra else "")
-    return ("%s: %s" % (label, body)) if label else body
+    return "%s: %s" % (etype, body) if etype and etype != "event" else body
 
 
 def _timeline(events, t0):
-    rows = []
-    for event in events:
-        owner = event.get("owner") or "-"
-        rows.append({
-            "seq": event.get("seq"), "ts": event.get("ts"), "time": fmt_time(event.get("ts")),
-            "offset_s": _secs(event.get("ts"), t0), "offset": fmt_offset(_secs(event.get("ts"), t0)),
-            "type": event.get("type"), "stage": event.get("stage") or "", "event": _event_text(event),
-            "owner": owner, "host": event.get("host") or "",
-        })
-    return rows
+    return [{"seq": event.get("seq"), "ts": event.get("ts"), "time": fmt_time(event.get("ts")),
+             "offset_s": _secs(event.get("ts"), t0), "offset": fmt_offset(_secs(event.get("ts"), t0)),
+             "type": event.get("type"), "stage": event.get("stage") or "", "event": _event_text(event),
+             "owner": event.get("owner") or "-", "host": event.get("host") or ""} for event in events]
 
 
 def _stages(events, end_ts):
@@ -297,7 +297,7 @@ def _stages(events, end_ts):
     bars, open_at = [], {}
     stage_events = [e for e in events if e.get("type") == "stage" and e.get("stage")]
     for event in stage_events:
-        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        data = _data(event)
         name = event["stage"]
         if data.get("phase") == "start":
             open_at[name] = event.get("ts")
@@ -325,7 +325,7 @@ def _stages(events, end_ts):
 def _watch(events):
     samples = []
     for event in events:
-        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        data = _data(event)
         sample = data.get("watch_sample")
         if not isinstance(sample, dict):
             continue
@@ -340,15 +340,13 @@ def _watch(events):
 def _action_items(events):
     items = []
     for event in events:
-        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        data = _data(event)
         found = data.get("action_item")
         for item in (found if isinstance(found, list) else [found]):
+            if isinstance(item, str) and item:
+                item = {"item": item, "description": ""}
             if isinstance(item, dict):
-                items.append({k: item.get(k) for k in ("item", "description", "priority", "owner", "deadline")})
-                items[-1]["source"] = "event #%s" % event.get("seq")
-            elif isinstance(item, str) and item:
-                items.append({"item": item, "description": "", "priority": None, "owner": None, "deadline": None,
-                              "source": "event #%s" % event.get("seq")})
+                items.append(dict({k: item.get(k) for k in ACTION_ITEM_KEYS}, source="event #%s" % event.get("seq")))
     return items
 
 
@@ -356,7 +354,7 @@ def _evidence(events):
     """Facts the automation knows: exit codes, OOM kills, restarts, recent changes, P1 cases."""
     found = {"exit_codes": [], "oom": [], "restarts": [], "recent_changes": [], "p1_cases": [], "errors": []}
     for event in events:
-        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        data = _data(event)
         where = "event #%s" % event.get("seq")
         case = data.get("p1_case")
         if case:
@@ -376,22 +374,19 @@ def _evidence(events):
                 found["exit_codes"].append({"code": value, "path": dotted, "where": where})
             elif low in ("oomkilled", "oom_killed") and value is True:
                 found["oom"].append({"path": dotted, "count": 1, "where": where})
-            elif low in ("oom_kills", "oom_kill_count") and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            elif low in ("oom_kills", "oom_kill_count") and _positive(value):
                 found["oom"].append({"path": dotted, "count": value, "where": where})
-            elif low in ("restart_count", "restartcount") and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            elif low in ("restart_count", "restartcount") and _positive(value):
                 found["restarts"].append({"count": value, "path": dotted, "where": where})
             elif low == "recent_changes" and value:
-                entries = value if isinstance(value, list) else [value]
-                for entry in entries[:10]:
-                    found["recent_changes"].append({"text": _scalar(entry), "where": where})
+                found["recent_changes"] += [{"text": _scalar(entry), "where": where}
+                                            for entry in (value if isinstance(value, list) else [value])[:10]]
     return found
 
 
 def _exit_meaning(code):
-    if code > 128 and code - 128 in (9, 15, 6, 11):
-        return " (%d = 128 + signal %d, %s)" % (code, code - 128,
-                                                {9: "SIGKILL", 15: "SIGTERM", 6: "SIGABRT", 11: "SIGSEGV"}[code - 128])
-    return ""
+    signal = {9: "SIGKILL", 15: "SIGTERM", 6: "SIGABRT", 11: "SIGSEGV"}.get(code - 128) if code > 128 else None
+    return " (%d = 128 + signal %d, %s)" % (code, code - 128, signal) if signal else ""
 
 
 def _rca(state, evidence, fixed, events):
@@ -418,8 +413,7 @@ def _rca(state, evidence, fixed, events):
     if fixed:
         direct.append("Fixed by %s at %s (%s)" % (rung_label(fixed["rung"]), fmt_time(fixed["ts"]),
                                                   fmt_offset(_secs(fixed["ts"], state.get("started_at")))))
-    failed_rungs = [r for r in state.get("rungs") or [] if _succeeded(r.get("result")) is False]
-    for rung in failed_rungs:
+    for rung in [r for r in state.get("rungs") or [] if _succeeded(r.get("result")) is False]:
         contributing.append("%s did not fix it (%s)" % (rung_label(rung["rung"]).capitalize(), fmt_time(rung["ts"])))
     for item in evidence["errors"][:10]:
         contributing.append("Automation failure: %s (%s)" % (item["text"], item["where"]))
@@ -458,9 +452,8 @@ def _lessons(state, fixed, stages, samples, evidence):
             improve.append("Recovered by %s in %s%s" % (
                 rung_label(fixed["rung"]), fmt_duration(took),
                 (", over the %s resolve SLA" % fmt_sla(sla.get("resolve"))) if sla.get("resolve") else ""))
-    for kind, word in (("respond", "Responded"), ("resolve", "Resolved")):
-        value = status.get(kind)
-        at = state.get("responded_at" if kind == "respond" else "resolved_at")
+    for kind, word, at_key in (("respond", "Responded", "responded_at"), ("resolve", "Resolved", "resolved_at")):
+        value, at = status.get(kind), state.get(at_key)
         if value == "met" and not (kind == "resolve" and fixed):
             good.append("%s in %s, within the %s %s SLA" % (word, fmt_duration(_secs(at, started)),
                                                             fmt_sla(sla.get(kind)), kind))
@@ -493,9 +486,7 @@ def _lessons(state, fixed, stages, samples, evidence):
     return {"went_well": good, "to_improve": improve}
 
 
-def _due(state):
-    sev = state.get("severity")
-    recovered = state.get("resolved_at") or (state.get("closed_at") if state.get("status") == "closed" else None)
+def _due(sev, recovered):
     if sev not in DUE_AFTER:
         return None, DUE_RULE.get(sev, "no rule")
     if not recovered:
@@ -517,14 +508,14 @@ def build_model(state, owner=None, events_file=EVENTS_FILE):
     stages = _stages(events, last_ts)
     samples = _watch(events)
     evidence = _evidence(events)
-    due, due_rule = _due(state)
+    due, due_rule = _due(state.get("severity"), recovered)
     commander = state.get("commander")
     default_owner = owner or commander or "@incident-commander"
     items = _action_items(events)
     for item in items:
         item["owner"] = item["owner"] or default_owner
         item["priority"] = item["priority"] or state.get("severity")
-    items.append({"item": "Complete the postmortem", "priority": state.get("severity") if state.get("severity") != "P3" else "P3",
+    items.append({"item": "Complete the postmortem", "priority": state.get("severity"),
                   "description": "Fill the marked sections of this report, hold the review meeting and publish the notice",
                   "owner": default_owner, "deadline": fmt_time(due) if due else due_rule, "source": "PM-1"})
     if (state.get("sla_status") or {}).get("resolve") == "missed":
@@ -536,11 +527,6 @@ def build_model(state, owner=None, events_file=EVENTS_FILE):
                       "description": "Review the service's memory limit and usage; alert on memory above 60%",
                       "source": "evidence"})
     tried = [rung_label(r["rung"]) for r in state.get("rungs") or []]
-    owners = []
-    for event in events:
-        name = event.get("owner")
-        if name and name not in owners:
-            owners.append(name)
     summary = {
         "id": state.get("id"), "service": state.get("service"), "severity": state.get("severity"),
         "status": state.get("status"), "outcome": state.get("outcome"), "impact": state.get("impact") or {},
@@ -568,7 +554,7 @@ def build_model(state, owner=None, events_file=EVENTS_FILE):
         "rca": _rca(state, evidence, fixed, events), "evidence": evidence,
         "lessons": _lessons(state, fixed, stages, samples, evidence),
         "action_items": items, "checklists": state.get("checklists") or {},
-        "participants": owners,
+        "participants": list(dict.fromkeys(e["owner"] for e in events if e.get("owner"))),
         "agenda": [{"item": name, "minutes": minutes} for name, minutes in AGENDA],
         "events_file": events_file,
     }
@@ -584,12 +570,6 @@ def extract_human_blocks(text):
     for match in HUMAN_RE.finditer(text or ""):
         blocks.setdefault(match.group(1), match.group(2))
     return blocks
-
-
-def _kept_blocks(existing):
-    """The human sections of ``existing``, each non-empty one ending with a newline."""
-    return {name: content + "\n" if content and not content.endswith("\n") else content
-            for name, content in extract_human_blocks(existing).items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -609,7 +589,7 @@ def _sla_line(summary, kind):
 
 def _clock_text(clock):
     """Where the start came from: the alert (name, fingerprint), a given time, or the detection."""
-    source = (clock or {}).get("started_from")
+    source = clock.get("started_from")
     if source == "alert":
         alert = clock.get("alert") or {}
         text = " (alert %s started%s)" % (alert.get("name") or "?",
@@ -620,7 +600,7 @@ def _clock_text(clock):
         text = " (no alert: the detection)"
     else:
         text = ""
-    if (clock or {}).get("note"):
+    if clock.get("note"):
         text += "; " + clock["note"]
     return text
 
@@ -682,11 +662,6 @@ def _gantt(model):
     }
 
 
-def _x(ts, t0, span, left, width):
-    offset = _secs(ts, t0) or 0
-    return left + width * max(0.0, min(1.0, offset / span)) if span > 0 else left
-
-
 def _timeline_picture(model, t0, t1, with_ids, title, svg_id):
     """Geometry of a timeline SVG (viewBox 1100 wide): time axis, incident and stage bars, the
     recovery and the SLA deadlines (a line where inside the view, else a note under it)."""
@@ -696,7 +671,7 @@ def _timeline_picture(model, t0, t1, with_ids, title, svg_id):
     span = max(_secs(t1, t0) or 0, 1.0)
 
     def x_of(ts):
-        return _x(ts, t0, span, left, width)
+        return left + width * max(0.0, min(1.0, (_secs(ts, t0) or 0) / span))
 
     beyond = [k for k, d in s["deadlines"].items() if d and not 0 <= (_secs(d, t0) or 0) <= span]
     y = top + 4
@@ -781,7 +756,9 @@ def report_view(model, existing=""):
     """Everything the templates show: the model's facts as display text, the SVG geometry, and
     the human sections of ``existing`` (the current file) to carry over."""
     s = model["summary"]
-    blocks = _kept_blocks(existing)
+    # the human sections of the current file, each non-empty one ending with a newline
+    blocks = {name: content + "\n" if content and not content.endswith("\n") else content
+              for name, content in extract_human_blocks(existing).items()}
     end = max(model["end"], model["last_ts"], key=parse_ts)
     sla_end = max([model["end"], model["last_ts"]] + [d for d in s["deadlines"].values() if d], key=parse_ts)
     return {
@@ -801,7 +778,7 @@ def report_view(model, existing=""):
                      _timeline_picture(model, model["t0"], end, False, "Stages in detail", "timeline-detail")],
         "charts": [_watch_chart(model["watch"], "latency_ms", "Watch: latency", "ms", "watch-latency", threshold=500),
                    _watch_chart(model["watch"], "error_rate", "Watch: error rate", "ratio", "watch-error-rate")],
-        "action_items": [{k: item.get(k) or "-" for k in ("item", "description", "priority", "owner", "deadline")}
+        "action_items": [{k: item.get(k) or "-" for k in ACTION_ITEM_KEYS}
                          for item in model["action_items"]],
         "checklists": _checklists(model),
         "commander": s["commander"] or "to be named", "participants": ", ".join(model["participants"]) or "-",
@@ -810,17 +787,12 @@ def report_view(model, existing=""):
     }
 
 
-#: The template of each format, under plugins/plugin_utils/templates.
-TEMPLATES = {"md": "postmortem.md.j2", "html": "postmortem.html.j2"}
-
-
 # ---------------------------------------------------------------------------------------------
 # The module's work
 # ---------------------------------------------------------------------------------------------
 
 def load_state(incident_dir, incident_id, now=None):
-    """Read and replay the record; fail clearly for a missing, unknown or corrupt one."""
-    incident_dir = os.path.abspath(os.path.expanduser(str(incident_dir)))
+    """Read and replay the record (``incident_dir`` absolute); fail clearly for a missing, unknown or corrupt one."""
     if not incident_id:
         raise PostmortemError("incident id is required: give the id of an incident in %s" % incident_dir,
                               incident_dir=incident_dir)
@@ -883,7 +855,7 @@ def run(params, render, check_mode=False, now=None):
         path = os.path.join(record_dir, FILE_NAMES[fmt])
         paths[fmt] = path
         before = _read(path)
-        after = render(TEMPLATES[fmt], report_view(model, before or ""))
+        after = render(FILE_NAMES[fmt] + ".j2", report_view(model, before or ""))
         if after == before:
             continue
         written.append(path)
