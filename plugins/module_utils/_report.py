@@ -25,9 +25,10 @@ import json
 import os
 import re
 
-
-from ansible_collections.sre.incident.plugins.module_utils import _files, _logs
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _files, _http, _logs, _stack
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
+from ansible_collections.sre.incident.plugins.module_utils._redact import MASK, redact_text
+from ansible_collections.sre.incident.plugins.module_utils._time import format_seconds, utc_now
 
 TRACKER_KINDS = ("github", "gitlab")
 DEFAULT_LEVELS = ("WARNING", "ERROR")
@@ -71,10 +72,6 @@ def _text(value):
     return str(value).strip() or PLACEHOLDER
 
 
-#: The template of the report, under plugins/plugin_utils/templates (rendered by the action plugin).
-TEMPLATE = "p2_report.md.j2"
-
-
 def report_view(report):
     """What the template shows of a report dict, as display text.
 
@@ -104,7 +101,7 @@ def report_view(report):
 def markdown(report, render):
     """The report's Markdown: the template filled with :func:`report_view`, ending in one newline
     whatever its last part ends with."""
-    return render(TEMPLATE, report_view(report)).rstrip("\n") + "\n"
+    return render("p2_report.md.j2", report_view(report)).rstrip("\n") + "\n"
 
 
 def tracker_link(content):
@@ -122,13 +119,11 @@ def redact(text, secrets=()):
 
     Uses the collection's one redaction (``_redact.redact_text``), then a last pattern of its own.
     """
-    from ansible_collections.sre.incident.plugins.module_utils._redact import redact_text
-
-    text = redact_text(text, [str(s) for s in secrets or () if s])
-    for secret in secrets or ():
-        if secret:
-            text = text.replace(str(secret), "********")
-    return _SECRET_RE.sub(lambda m: m.group(1) + ("********" if not m.group(2).startswith("*") else m.group(2)), text)
+    secrets = [str(s) for s in secrets or () if s]
+    text = redact_text(text, secrets)
+    for secret in secrets:  # also those too short for redact_text
+        text = text.replace(secret, MASK)
+    return _SECRET_RE.sub(lambda m: m.group(1) + (m.group(2) if m.group(2).startswith("*") else MASK), text)
 
 
 def select_log_lines(lines, levels=DEFAULT_LEVELS, limit=20, match=None, secrets=()):
@@ -169,20 +164,16 @@ def collect(stack, client=None, since_minutes=15, tail=2000, levels=DEFAULT_LEVE
     and ``compose`` default to ``_http.probe`` and the ``_compose`` module (injectable for tests).
     Never raises because the service is unwell; missing pieces are listed in ``notes``.
     """
-    from ansible_collections.sre.incident.plugins.module_utils import _http, _stack
-
-    if compose is None:
-        from ansible_collections.sre.incident.plugins.module_utils import _compose as compose
-    probe = probe or _http.probe
+    compose, probe = compose or _compose, probe or _http.probe
     try:
         urls = _stack.urls(stack)
     except _stack.StackError as exc:
         raise ValueError(str(exc)) from None
     for url in reproduce_urls or ():
         _http.validate_url(url)
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or utc_now()
     notes = []
-    evidence = dict(collected_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"), service=stack["service"], project=stack["name"],
+    evidence = dict(collected_at=format_seconds(now), service=stack["service"], project=stack["name"],
                     log_window_minutes=since_minutes, app_version=None, image=None, logs=[], log_counts={},
                     log_total=0, reproduce=[], health=None, notes=notes)
     health = probe(urls["health"], timeout)
@@ -260,24 +251,27 @@ def fill(report, evidence):
 # The backlog file and the tracker
 # ---------------------------------------------------------------------------------------------
 
-def write_report(path, content, check_mode=False):
-    """Write ``content`` to ``path`` unless it holds exactly that; returns dict(changed, diff, existed)."""
-    before = None
-    if os.path.exists(path):
+def _read(path):
+    """The text of ``path``, None when there is no such file."""
+    try:
         with open(path, "r", encoding="utf-8") as handle:
-            before = handle.read()
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def write_report(path, content, check_mode=False):
+    """Write ``content`` to ``path`` unless it holds exactly that; returns dict(changed, diff)."""
+    before = _read(path)
     changed = before != content
-    diff = dict(before=before or "", after=content, before_header=path, after_header=path)
     if changed and not check_mode:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         _files.write_atomic(path, content, mode=0o644)
-    return dict(changed=changed, diff=diff, existed=before is not None, before=before)
+    return dict(changed=changed, diff=dict(before=before or "", after=content, before_header=path, after_header=path))
 
 
 def validate_tracker(tracker):
     """Check ``{kind, url, token}``; returns it normalised, ValueError naming a bad part (never the token)."""
-    from ansible_collections.sre.incident.plugins.module_utils import _http
-
     if not isinstance(tracker, dict):
         raise ValueError("tracker must be a mapping {kind, url, token}")
     kind = str(tracker.get("kind") or "").lower()
@@ -319,8 +313,6 @@ def post_issue(tracker, title, body, labels=(), timeout=10.0, send=None):
     (``send``: ``_http.send``). The token goes into a header only; errors name the endpoint and
     status, never the token.
     """
-    from ansible_collections.sre.incident.plugins.module_utils import _http
-
     request = tracker_request(tracker, title, body, labels)
     data = json.dumps(request["payload"]).encode("utf-8")
     answer = (send or _http.send)(request["url"], method="POST", data=data, headers=request["headers"],
@@ -356,9 +348,7 @@ REQUIRED_IF = [("collect", True, ("stack",))]
 
 def argument_spec():
     """The options of sre.incident.report (module and action plugin), the shared Docker options included."""
-    from ansible_collections.sre.incident.plugins.module_utils import _compose
-
-    spec = dict(
+    return dict(
         title=dict(type="str"),
         description=dict(type="str"),
         steps=dict(type="list", elements="str"),
@@ -388,9 +378,7 @@ def argument_spec():
             token=dict(type="str", required=True, no_log=True),
         )),
         tracker_timeout=dict(type="float", default=10.0),
-    )
-    spec.update(_compose.DOCKER_COMMON_ARGS)
-    return spec
+        **_compose.DOCKER_COMMON_ARGS)
 
 
 def collect_evidence(params, connect=None, now=None, probe=None):
@@ -408,7 +396,7 @@ def collect_evidence(params, connect=None, now=None, probe=None):
 
 def check(params, now=None):
     """Reject bad input before anything is collected, posted or written; returns the file name."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or utc_now()
     if params.get("tracker"):
         validate_tracker(params["tracker"])
     if params.get("dest_dir") and not params.get("title"):
@@ -423,15 +411,14 @@ def run(params, render, check_mode=False, now=None, post=post_issue):
     :func:`collect_evidence`). ``render(template_name, view)`` returns the text of a template.
     Returns dict(changed, markdown, path, file_name, evidence, issue, posted, diff).
     """
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or utc_now()
     name = check(params, now)
     tracker = params.get("tracker") or None
     evidence = dict(params.get("evidence") or {})
     report = {k: params.get(k) for k in REPORT_KEYS if params.get(k) is not None}
-    report["severity"] = report.get("severity") or "P2"
     report["environment"] = {k: v for k, v in (params.get("environment") or {}).items() if v not in (None, "")}
     report["host"] = params.get("host")
-    report["reported_at"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    report["reported_at"] = format_seconds(now)
     report["logs"] = [redact(str(line), [tracker and tracker.get("token")]) for line in params.get("logs") or []]
     report = fill(report, evidence)
     result = dict(changed=False, path=None, file_name=name, evidence=evidence, issue=None, posted=False, markdown=None,
@@ -440,12 +427,10 @@ def run(params, render, check_mode=False, now=None, post=post_issue):
         result["markdown"] = markdown(dict(report, title=report.get("title") or "(untitled)"), render)
         return result
     path = os.path.join(params["dest_dir"], name)
-    existing = None
-    if os.path.exists(path):
-        with open(path, "r", encoding="utf-8") as handle:
-            existing = handle.read()
+    existing = _read(path)
     link = tracker_link(existing)
-    if tracker and link is None and not check_mode:
+    would_post = bool(tracker and link is None)
+    if would_post and not check_mode:
         body = markdown(report, render)
         issue = post(tracker, report["title"], body, labels=params.get("labels") or ["P2"],
                      timeout=params.get("tracker_timeout", 10.0))
@@ -461,5 +446,5 @@ def run(params, render, check_mode=False, now=None, post=post_issue):
     content = markdown(report, render)
     written = write_report(path, content, check_mode=check_mode)
     result.update(changed=written["changed"] or result["posted"], path=path, markdown=content, diff=written["diff"],
-                  would_post=bool(tracker and tracker_link(existing) is None))
+                  would_post=would_post)
     return result
