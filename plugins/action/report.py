@@ -38,31 +38,29 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         params, failure = validate("sre.incident.report", self._task.args, _report.argument_spec(),
                                    required_if=_report.REQUIRED_IF)
-        if failure:
-            result.update(failure)
-            return result
+        result.update(failure or self._act(params, task_vars))
+        return result
+
+    def _act(self, params, task_vars):
+        """The task's result for valid options: the evidence collected (when asked), the report made."""
+        result = {}
         try:
             _report.check(params)
             if params["collect"]:
                 collected = self._collect(task_vars)
                 if collected.get("failed"):
-                    result.update(collected)
-                    return result
+                    return collected
                 result.update((k, v) for k, v in collected.items() if k in ("warnings", "deprecations"))
                 params["evidence"] = collected["evidence"]
             outcome = _report.run(params, render, check_mode=bool(self._task.check_mode))
         except ValueError as exc:
-            result.update(failed=True, changed=False, msg=str(exc))
-            return result
+            return dict(result, failed=True, changed=False, msg=str(exc))
         except _report.ReportError as exc:
-            result.update(exc.details, failed=True, changed=False, msg=exc.msg)
-            return result
+            return dict(result, **dict(exc.details, failed=True, changed=False, msg=exc.msg))
         except OSError as exc:
-            result.update(failed=True, changed=False, msg="writing the report to %s: %s" % (params["dest_dir"], exc))
-            return result
-        diff = outcome.pop("diff")
-        if self._task.diff and outcome["changed"]:
-            outcome["diff"] = diff
+            return dict(result, failed=True, changed=False, msg="writing the report to %s: %s" % (params["dest_dir"], exc))
+        if not (self._task.diff and outcome["changed"]):
+            del outcome["diff"]
         # as a module's exit_json would: the token (no_log) is in no value returned, whatever a tracker answers
         result.update(remove_values(outcome, {params["tracker"]["token"]} if params.get("tracker") else set()))
         return result

@@ -16,6 +16,7 @@ HTML templates (``*.html.j2``) are autoescaped; Markdown templates escape record
 
 from __future__ import annotations
 
+import functools
 import os
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -24,18 +25,15 @@ from ansible_collections.sre.incident.plugins.module_utils._postmortem import md
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
-_ENVIRONMENT = []
 
-
+@functools.lru_cache(maxsize=None)
 def environment():
     """The Jinja2 environment of the report templates (made once per process)."""
-    if not _ENVIRONMENT:
-        env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=lambda name: (name or "").endswith(".html.j2"),
-                          undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                          finalize=lambda value: "" if value is None else value)
-        env.filters["md"] = md
-        _ENVIRONMENT.append(env)
-    return _ENVIRONMENT[0]
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=lambda name: (name or "").endswith(".html.j2"),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                      finalize=lambda value: "" if value is None else value)
+    env.filters["md"] = md
+    return env
 
 
 def render(name, view):
