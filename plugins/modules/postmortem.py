@@ -77,18 +77,15 @@ attributes:
     support: full
     description: Runs on the controller as an action plugin (this module file documents it).
   check_mode:
-    description: Nothing is written; C(changed) and the diff show which files would change.
+    details: Nothing is written; C(changed) and the diff show which files would change.
   diff_mode:
     support: full
-    description: The full text of each report before and after.
+    details: The full text of each report before and after.
   idempotent:
     support: full
-    description:
-      - The reports carry no generation time; a re-run on an unchanged record writes nothing and
-        returns C(changed=false).
+    details: The reports carry no generation time; a re-run on an unchanged record writes nothing.
   platform:
     platforms: posix
-    description: Runs on the controller, whatever the task's host.
 notes:
   - A record with unreadable lines (see RV(sre.incident.record#module:corrupt_lines)) fails the module,
     naming the lines; repair the record first.
@@ -180,9 +177,7 @@ from ansible_collections.sre.incident.plugins.module_utils._postmortem import AR
 
 
 def work(module):
-    # The work is done by the action plugin (plugins/action/postmortem.py) on the controller, which
-    # renders the collection's templates; Ansible never runs this file. It holds the documentation
-    # and checks the options against it when run on its own.
+    # Ansible runs the action plugin (plugins/action/postmortem.py) instead: this file is the documentation.
     raise IncidentError("sre.incident.postmortem runs on the controller as an action plugin: run it as an Ansible "
                         "task (ansible-playbook or ansible -m sre.incident.postmortem), not as a module on its own")
 

@@ -231,9 +231,7 @@ from ansible_collections.sre.incident.plugins.module_utils._module import Incide
 
 
 def work(module):
-    # The managed host's part, run by the action plugin (plugins/action/report.py) with
-    # O(collect=true) and only the collection options: the evidence. The report is rendered,
-    # posted and written by the action plugin on the controller.
+    # the managed host's part of the action plugin (plugins/action/report.py): the evidence
     p = module.params
 
     def connect():
