@@ -123,6 +123,7 @@ MITIGATING_OUTCOMES = ("resolved", "mitigated", "degraded")
 #: ahead, the time is refused: an incident cannot start in the future.
 FUTURE_TOLERANCE_S = 60
 
+
 class RecordError(IncidentError):
     """A record operation that cannot be done; ``details`` go into the module's failure."""
 
@@ -293,17 +294,17 @@ def create_record(events_path, opened_event):
 # The incident: opening event and replay
 # ---------------------------------------------------------------------------------------------
 
-def alert_start(value, name="alert_started_at", now=None, tolerance=FUTURE_TOLERANCE_S):
+def alert_start(value, name="alert_started_at", now=None):
     """An alert's start time as an aware UTC datetime, or ``RecordError`` naming ``name``.
 
-    Refused: a value that is not an ISO 8601 timestamp, and a time more than ``tolerance``
-    seconds after ``now`` (an incident cannot start in the future; a few seconds ahead is the
+    Refused: a value that is not an ISO 8601 timestamp, and a time more than
+    :data:`FUTURE_TOLERANCE_S` seconds after ``now`` (an incident cannot start in the future; a few seconds ahead is the
     clock skew between the monitoring host and the controller, see :data:`FUTURE_TOLERANCE_S`).
     """
     start = _checked(parse_ts, value, name)
     now = parse_ts(now or utc_now(), "now")
     ahead = (start - now).total_seconds()
-    if ahead > tolerance:
+    if ahead > FUTURE_TOLERANCE_S:
         raise RecordError("%s %r is in the future (%s s after now, %s): an incident cannot start later than it is "
                           "handled; check the clock of the alert's source" % (
                               name, value, int(round(ahead)), format_ts(now)))
@@ -344,14 +345,14 @@ def alert_clock(alert_started_at=None, alert=None, now=None):
         try:
             alert = json.loads(alert)
         except ValueError:
-            raise RecordError("sre_alert %r is not an alert (a mapping with startsAt and labels)" % (alert[:200],)) from None
+            alert = alert[:200]  # not an alert: refused below
     if alert not in (None, "", {}):
         if not isinstance(alert, dict):
             raise RecordError("sre_alert %r is not an alert (a mapping with startsAt and labels)" % (alert,))
         labels = alert.get("labels") if isinstance(alert.get("labels"), dict) else {}
-        info = {"name": labels.get("alertname"), "fingerprint": alert.get("fingerprint"),
-                "source": alert.get("source") or "alertmanager", "starts_at": alert.get("startsAt"), "labels": labels}
-        info = _alert_info(info)
+        info = _alert_info({"name": labels.get("alertname"), "fingerprint": alert.get("fingerprint"),
+                            "source": alert.get("source") or "alertmanager", "starts_at": alert.get("startsAt"),
+                            "labels": labels})
     if alert_started_at not in (None, ""):
         started = alert_start(alert_started_at, "alert_started_at", now)
     elif info and info.get("starts_at"):
@@ -550,22 +551,17 @@ def replay(events, corrupt_lines=(), now=None):
         for kind in SLA_KINDS
     }
     started = parse_ts(state["started_at"])
-    checklists = {}
+    state["checklists"] = checklists = {}
     for name, items in CHECKLISTS.items():
-        rows = []
+        checklists[name] = rows = []
         for item in items:
-            tick = ticked.get(item["key"])
-            due = None
-            if item["offset"] is not None:
-                due = format_ts(started + datetime.timedelta(seconds=item["offset"]))
+            tick = ticked.get(item["key"]) or {}
+            due = None if item["offset"] is None else format_ts(started + datetime.timedelta(seconds=item["offset"]))
             rows.append({
-                "key": item["key"], "mark": item["mark"], "text": item["text"], "due": due,
-                "done": tick is not None, "ts": tick["ts"] if tick else None,
-                "value": tick["value"] if tick else None, "owner": tick["owner"] if tick else None,
+                "key": item["key"], "mark": item["mark"], "text": item["text"], "due": due, "done": bool(tick),
+                "ts": tick.get("ts"), "value": tick.get("value"), "owner": tick.get("owner"),
                 "on_time": (deadline_status(due, tick["ts"]) == "met") if (tick and due) else None,
             })
-        checklists[name] = rows
-    state["checklists"] = checklists
     state["ticked"] = {key: value["ts"] for key, value in ticked.items()}
     state["events"] = events
     state["event_count"] = len(events)
@@ -609,13 +605,9 @@ def done_time(state, done_at, now):
     ahead or behind the controller's cannot put a tick in the future or before the incident)."""
     if not done_at:
         return None
-    when = _checked(parse_ts, done_at, "done_at")
-    now = parse_ts(now or utc_now(), "now")
-    if when > now:
-        when = now
-    opened = state.get("opened_at")
-    if opened and when < parse_ts(opened):
-        when = parse_ts(opened)
+    when = min(_checked(parse_ts, done_at, "done_at"), parse_ts(now or utc_now(), "now"))
+    if state.get("opened_at"):
+        when = max(when, parse_ts(state["opened_at"]))
     return format_ts(when)
 
 
@@ -657,20 +649,17 @@ def plan_close(state, outcome, responded_at=None, text=None, stage=None, owner=N
 def plan_event(state, event_type="event", text=None, stage=None, owner=None, host=None, data=None,
                severity=None, now=None):
     """A free event; if ``severity`` differs from the current one, a ``reclassified`` event."""
-    new = []
     if severity is not None:
         sev = _checked(normalize_severity, severity)
         if sev != state["severity"]:
-            new.append(make_event("reclassified", text=text or "severity %s -> %s" % (state["severity"], sev),
-                                  stage=stage, owner=owner, host=host,
-                                  data=dict(data or {}, severity=sev, previous=state["severity"]), ts=now))
-            return new
+            return [make_event("reclassified", text=text or "severity %s -> %s" % (state["severity"], sev),
+                               stage=stage, owner=owner, host=host,
+                               data=dict(data or {}, severity=sev, previous=state["severity"]), ts=now)]
     if event_type in RESERVED_TYPES:
         raise RecordError("event type %r is written by state=%s only" % (event_type, event_type))
     if not text:
         raise RecordError("text is required for state=event")
-    new.append(make_event(event_type, text=text, stage=stage, owner=owner, host=host, data=data, ts=now))
-    return new
+    return [make_event(event_type, text=text, stage=stage, owner=owner, host=host, data=data, ts=now)]
 
 
 # ---------------------------------------------------------------------------------------------
