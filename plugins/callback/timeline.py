@@ -186,13 +186,13 @@ class CallbackModule(CallbackBase):
         Each host of a play has its own incident (p0_recover.yml on several hosts): a stage event
         goes into every active record, a failure only into its host's.
         """
-        if _dry_run():
-            return False  # --check writes no record, not even the timeline
         try:
             validate_id(str(incident_id))
         except RecordError as exc:
             self._warn("not recording the timeline: %s" % exc.msg)
             return False
+        if _dry_run():
+            return False  # --check writes no record, not even the timeline
         events_path = os.path.join(os.path.abspath(os.path.expanduser(str(record_dir))), EVENTS_FILE)
         hosts = self.records.get(events_path)
         if hosts is not None and _takes(hosts, host):
@@ -208,14 +208,12 @@ class CallbackModule(CallbackBase):
         self._append(events_path, backlog)
         return True
 
-    def _write(self, events, host=None):
-        """Keep ``events`` (of ``host``, None: of every host) and append them to the records that take them."""
-        if not events:
-            return
-        self.log.extend((host, event) for event in events)
+    def _write(self, event, host=None):
+        """Keep ``event`` (of ``host``, None: of every host) and append it to the records that take it."""
+        self.log.append((host, event))
         for events_path, hosts in self.records.items():
             if _takes(hosts, host):
-                self._append(events_path, events)
+                self._append(events_path, [event])
 
     def _append(self, events_path, events):
         if not events:
@@ -244,20 +242,20 @@ class CallbackModule(CallbackBase):
         self.stage_hosts = set()
         self.stage_failed = 0
         self.stage_ignored = 0
-        self._write([self._event("stage", "stage %s started" % name,
-                                 {"phase": "start", "play": self.play_name, "hosts": list(self.play_hosts)},
-                                 ts=self.stage_started)])
+        self._write(self._event("stage", "stage %s started" % name,
+                                {"phase": "start", "play": self.play_name, "hosts": list(self.play_hosts)},
+                                ts=self.stage_started))
 
     def _end_stage(self):
         if self.stage is None:
             return
         now = utc_now()
         duration = round((now - self.stage_started).total_seconds(), 3)
-        self._write([self._event("stage", "stage %s ended" % self.stage, {
+        self._write(self._event("stage", "stage %s ended" % self.stage, {
             "phase": "end", "play": self.play_name, "hosts": sorted(self.stage_hosts),
             "started_at": format_ts(self.stage_started), "duration_s": duration,
             "failed_tasks": self.stage_failed, "ignored_failures": self.stage_ignored,
-        }, ts=now)])
+        }, ts=now))
         self.stage = None
         self.stage_started = None
 
@@ -272,16 +270,9 @@ class CallbackModule(CallbackBase):
             return
         incident_id, incident_dir = self._given_incident(play)
         if incident_id and incident_dir:
-            try:
-                validate_id(str(incident_id))
-            except RecordError as exc:
-                self._warn("not recording the timeline: %s" % exc.msg)
-                return
-            self.activate(incident_id, os.path.join(os.path.abspath(os.path.expanduser(str(incident_dir))),
-                                                    str(incident_id)))
+            self.activate(incident_id, os.path.join(str(incident_dir), str(incident_id)))
 
     def _given_incident(self, play):
-        extra = {}
         try:
             manager = play.get_variable_manager()
             extra = dict(getattr(manager, "extra_vars", None) or {})
@@ -371,4 +362,4 @@ class CallbackModule(CallbackBase):
             if isinstance(payload.get("rc"), int):
                 data["rc"] = payload["rc"]
             text = "task %r %s on %s: %s" % (name, "unreachable" if unreachable else "failed", host, msg)
-        self._write([self._event("failure", text, data, host=host)], host=host)
+        self._write(self._event("failure", text, data, host=host), host=host)

@@ -35,7 +35,6 @@ with its line number, and the next append starts on a fresh line.
 from __future__ import annotations
 
 import datetime
-import errno
 import fcntl
 import json
 import os
@@ -124,9 +123,6 @@ MITIGATING_OUTCOMES = ("resolved", "mitigated", "degraded")
 #: ahead, the time is refused: an incident cannot start in the future.
 FUTURE_TOLERANCE_S = 60
 
-#: Where ``started_at`` came from (``clock.started_from`` of the opened event).
-CLOCK_SOURCES = ("alert", "given", "detection")
-
 
 class RecordError(IncidentError):
     """A record operation that cannot be done; ``details`` go into the module's failure."""
@@ -197,30 +193,6 @@ def make_event(event_type, text="", stage=None, owner=None, host=None, data=None
     return event
 
 
-def _encode(event):
-    return json.dumps(event, ensure_ascii=False, default=str, separators=(", ", ": ")).encode("utf-8")
-
-
-def _read_fd(fd):
-    chunks = []
-    offset = 0
-    while True:
-        chunk = os.pread(fd, 1 << 16, offset)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        offset += len(chunk)
-
-
-def _write_all(fd, data):
-    # One os.write for the whole line; the loop only matters for the rare short write, and the
-    # flock we hold keeps other writers out in that case too.
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
 def parse_lines(raw):
     """Split the bytes of an events file into ``(events, corrupt_lines)``.
 
@@ -259,52 +231,44 @@ def read_events(events_path):
         return parse_lines(handle.read())
 
 
-def _count_lines(raw):
-    """``(next_line_number, needs_newline)`` for bytes already in the file."""
-    if not raw:
-        return 1, False
-    if raw.endswith(b"\n"):
-        return raw.count(b"\n") + 1, False
-    return raw.count(b"\n") + 2, True
-
-
 def _fsync_dir(path):
     try:
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError:
         pass
-    finally:
-        os.close(fd)
 
 
-def transact(events_path, plan):
+def transact(events_path, plan, create=False):
     """Append what ``plan(events, corrupt_lines)`` returns, atomically against other writers.
 
     The file is locked (``flock``) while it is read, ``plan`` decides and the new events are
     written; each new event gets ``seq`` = its line number. Returns ``(events, corrupt_lines,
-    written)``: the whole log after the write and the written events.
+    written)``: the whole log after the write and the written events. ``create``: the file must
+    not exist yet (``FileExistsError``) and is made.
     """
-    fd = os.open(events_path, os.O_RDWR | os.O_APPEND)
+    flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT | os.O_EXCL if create else 0)
+    fd = os.open(events_path, flags, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        raw = _read_fd(fd)
+        raw = b"".join(iter(lambda: os.read(fd, 1 << 16), b""))
         events, corrupt = parse_lines(raw)
-        new = list(plan(events, corrupt) or [])
-        next_line, needs_newline = _count_lines(raw)
+        # the next line's number; a torn last line (no newline) is ended first
+        next_line = raw.count(b"\n") + 1
+        lead = b""
+        if raw and not raw.endswith(b"\n"):
+            next_line, lead = next_line + 1, b"\n"
         written = []
-        for event in new:
-            event = dict(event)
-            event.pop("seq", None)
-            event = dict([("seq", next_line)] + list(event.items()))
-            line = _encode(event) + b"\n"
-            if needs_newline:
-                line = b"\n" + line
-                needs_newline = False
-            _write_all(fd, line)
+        for event in plan(events, corrupt) or []:
+            event = dict([("seq", next_line)] + [(k, v) for k, v in event.items() if k != "seq"])
+            text = json.dumps(event, ensure_ascii=False, default=str, separators=(", ", ": "))
+            line = memoryview(lead + text.encode("utf-8") + b"\n")
+            while line:  # one os.write for the whole line; a rare short write goes on under the same flock
+                line = line[os.write(fd, line):]
+            lead = b""
             written.append(event)
             next_line += 1
         if written:
@@ -319,18 +283,9 @@ def create_record(events_path, opened_event):
     record_dir = os.path.dirname(events_path)
     os.makedirs(record_dir, mode=0o755, exist_ok=True)
     try:
-        fd = os.open(events_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-    except OSError as exc:
-        if exc.errno == errno.EEXIST:
-            return False
-        raise
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        event = dict([("seq", 1)] + [(k, v) for k, v in opened_event.items() if k != "seq"])
-        _write_all(fd, _encode(event) + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        transact(events_path, lambda _events, _corrupt: [opened_event], create=True)
+    except FileExistsError:
+        return False
     _fsync_dir(record_dir)
     return True
 
@@ -339,17 +294,17 @@ def create_record(events_path, opened_event):
 # The incident: opening event and replay
 # ---------------------------------------------------------------------------------------------
 
-def alert_start(value, name="alert_started_at", now=None, tolerance=FUTURE_TOLERANCE_S):
+def alert_start(value, name="alert_started_at", now=None):
     """An alert's start time as an aware UTC datetime, or ``RecordError`` naming ``name``.
 
-    Refused: a value that is not an ISO 8601 timestamp, and a time more than ``tolerance``
-    seconds after ``now`` (an incident cannot start in the future; a few seconds ahead is the
+    Refused: a value that is not an ISO 8601 timestamp, and a time more than
+    :data:`FUTURE_TOLERANCE_S` seconds after ``now`` (an incident cannot start in the future; a few seconds ahead is the
     clock skew between the monitoring host and the controller, see :data:`FUTURE_TOLERANCE_S`).
     """
-    start = _ts(value, name)
+    start = _checked(parse_ts, value, name)
     now = parse_ts(now or utc_now(), "now")
     ahead = (start - now).total_seconds()
-    if ahead > tolerance:
+    if ahead > FUTURE_TOLERANCE_S:
         raise RecordError("%s %r is in the future (%s s after now, %s): an incident cannot start later than it is "
                           "handled; check the clock of the alert's source" % (
                               name, value, int(round(ahead)), format_ts(now)))
@@ -390,14 +345,14 @@ def alert_clock(alert_started_at=None, alert=None, now=None):
         try:
             alert = json.loads(alert)
         except ValueError:
-            raise RecordError("sre_alert %r is not an alert (a mapping with startsAt and labels)" % (alert[:200],)) from None
+            alert = alert[:200]  # not an alert: refused below
     if alert not in (None, "", {}):
         if not isinstance(alert, dict):
             raise RecordError("sre_alert %r is not an alert (a mapping with startsAt and labels)" % (alert,))
         labels = alert.get("labels") if isinstance(alert.get("labels"), dict) else {}
-        info = {"name": labels.get("alertname"), "fingerprint": alert.get("fingerprint"),
-                "source": alert.get("source") or "alertmanager", "starts_at": alert.get("startsAt"), "labels": labels}
-        info = _alert_info(info)
+        info = _alert_info({"name": labels.get("alertname"), "fingerprint": alert.get("fingerprint"),
+                            "source": alert.get("source") or "alertmanager", "starts_at": alert.get("startsAt"),
+                            "labels": labels})
     if alert_started_at not in (None, ""):
         started = alert_start(alert_started_at, "alert_started_at", now)
     elif info and info.get("starts_at"):
@@ -422,10 +377,10 @@ def build_opened(incident_id, service, severity, started_at=None, detected_at=No
     validate_id(incident_id)
     if not service or not isinstance(service, str):
         raise RecordError("service is required to open an incident, got %r" % (service,))
-    sev = _severity(severity)
-    overrides = _overrides(sla)
+    sev = _checked(normalize_severity, severity)
+    overrides = _checked(validate_overrides, sla)
     now = parse_ts(now or utc_now(), "now")
-    detected = _ts(detected_at, "detected_at") if detected_at else now
+    detected = _checked(parse_ts, detected_at, "detected_at") if detected_at else now
     alert_info = _alert_info(alert)
     if not started_at and alert_info and alert_info.get("starts_at"):
         started_at = alert_info["starts_at"]
@@ -462,23 +417,10 @@ def build_opened(incident_id, service, severity, started_at=None, detected_at=No
                       owner=owner, host=host, data=incident, ts=now)
 
 
-def _severity(value):
+def _checked(func, *args):
+    """``func(*args)``, its ``ValueError`` (bad input) raised as ``RecordError``."""
     try:
-        return normalize_severity(value)
-    except ValueError as exc:
-        raise RecordError(str(exc)) from None
-
-
-def _overrides(value):
-    try:
-        return validate_overrides(value)
-    except ValueError as exc:
-        raise RecordError(str(exc)) from None
-
-
-def _ts(value, name):
-    try:
-        return parse_ts(value, name)
+        return func(*args)
     except ValueError as exc:
         raise RecordError(str(exc)) from None
 
@@ -609,22 +551,17 @@ def replay(events, corrupt_lines=(), now=None):
         for kind in SLA_KINDS
     }
     started = parse_ts(state["started_at"])
-    checklists = {}
+    state["checklists"] = checklists = {}
     for name, items in CHECKLISTS.items():
-        rows = []
+        checklists[name] = rows = []
         for item in items:
-            tick = ticked.get(item["key"])
-            due = None
-            if item["offset"] is not None:
-                due = format_ts(started + datetime.timedelta(seconds=item["offset"]))
+            tick = ticked.get(item["key"]) or {}
+            due = None if item["offset"] is None else format_ts(started + datetime.timedelta(seconds=item["offset"]))
             rows.append({
-                "key": item["key"], "mark": item["mark"], "text": item["text"], "due": due,
-                "done": tick is not None, "ts": tick["ts"] if tick else None,
-                "value": tick["value"] if tick else None, "owner": tick["owner"] if tick else None,
+                "key": item["key"], "mark": item["mark"], "text": item["text"], "due": due, "done": bool(tick),
+                "ts": tick.get("ts"), "value": tick.get("value"), "owner": tick.get("owner"),
                 "on_time": (deadline_status(due, tick["ts"]) == "met") if (tick and due) else None,
             })
-        checklists[name] = rows
-    state["checklists"] = checklists
     state["ticked"] = {key: value["ts"] for key, value in ticked.items()}
     state["events"] = events
     state["event_count"] = len(events)
@@ -668,13 +605,9 @@ def done_time(state, done_at, now):
     ahead or behind the controller's cannot put a tick in the future or before the incident)."""
     if not done_at:
         return None
-    when = _ts(done_at, "done_at")
-    now = parse_ts(now or utc_now(), "now")
-    if when > now:
-        when = now
-    opened = state.get("opened_at")
-    if opened and when < parse_ts(opened):
-        when = parse_ts(opened)
+    when = min(_checked(parse_ts, done_at, "done_at"), parse_ts(now or utc_now(), "now"))
+    if state.get("opened_at"):
+        when = max(when, parse_ts(state["opened_at"]))
     return format_ts(when)
 
 
@@ -706,7 +639,7 @@ def plan_close(state, outcome, responded_at=None, text=None, stage=None, owner=N
     payload = dict(data or {})
     payload["outcome"] = outcome
     if responded_at:
-        payload["responded_at"] = format_ts(_ts(responded_at, "responded_at"))
+        payload["responded_at"] = format_ts(_checked(parse_ts, responded_at, "responded_at"))
     if state["status"] == "closed" and state["outcome"] == outcome:
         return []
     return [make_event("closed", text=text or "incident closed: %s" % outcome, stage=stage or "close",
@@ -716,20 +649,17 @@ def plan_close(state, outcome, responded_at=None, text=None, stage=None, owner=N
 def plan_event(state, event_type="event", text=None, stage=None, owner=None, host=None, data=None,
                severity=None, now=None):
     """A free event; if ``severity`` differs from the current one, a ``reclassified`` event."""
-    new = []
     if severity is not None:
-        sev = _severity(severity)
+        sev = _checked(normalize_severity, severity)
         if sev != state["severity"]:
-            new.append(make_event("reclassified", text=text or "severity %s -> %s" % (state["severity"], sev),
-                                  stage=stage, owner=owner, host=host,
-                                  data=dict(data or {}, severity=sev, previous=state["severity"]), ts=now))
-            return new
+            return [make_event("reclassified", text=text or "severity %s -> %s" % (state["severity"], sev),
+                               stage=stage, owner=owner, host=host,
+                               data=dict(data or {}, severity=sev, previous=state["severity"]), ts=now)]
     if event_type in RESERVED_TYPES:
         raise RecordError("event type %r is written by state=%s only" % (event_type, event_type))
     if not text:
         raise RecordError("text is required for state=event")
-    new.append(make_event(event_type, text=text, stage=stage, owner=owner, host=host, data=data, ts=now))
-    return new
+    return [make_event(event_type, text=text, stage=stage, owner=owner, host=host, data=data, ts=now)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -739,12 +669,32 @@ def plan_event(state, event_type="event", text=None, stage=None, owner=None, hos
 STATES = ("opened", "event", "tick", "closed", "present")
 
 
-def _handoff(incident_id, incident_dir, record_dir, events_path, severity):
+def _plan(state_name, params, current, owner, host, now):
+    """The events ``state_name`` adds to the incident in state ``current`` (validated, not written)."""
+    get = params.get
+    if state_name == "tick":
+        return plan_ticks(current, get("items"), get("values"), get("stage"), owner, host, now, get("done_at"))
+    if state_name == "closed":
+        return plan_close(current, get("outcome"), get("responded_at"), get("text"), get("stage"), owner, host,
+                          get("data"), now)
+    if state_name == "event":
+        return plan_event(current, get("event_type") or "event", get("text"), get("stage"), owner, host,
+                          get("data"), get("severity"), now)
+    return []
+
+
+def _result(changed, incident_id, incident_dir, state, appended, before):
+    """The module's result, with the hand-offs ``stats`` and ``sre_incident_record``; ``state`` (the
+    incident after the call) and ``before`` are None where there is no record."""
+    record_dir, events_path = record_paths(incident_dir, incident_id)
     return {
-        "stats": {"incident_id": incident_id, "incident_dir": incident_dir,
-                  "record_dir": record_dir, "severity": severity},
-        "sre_incident_record": {"id": incident_id, "record_dir": record_dir,
-                                "incident_dir": incident_dir, "events_path": events_path},
+        "changed": changed, "id": incident_id, "record_dir": record_dir, "events_path": events_path,
+        "incident": state, "corrupt_lines": state["corrupt_lines"] if state else [], "appended": appended,
+        "diff": {"before": summary(before), "after": summary(state)},
+        "stats": {"incident_id": incident_id, "incident_dir": incident_dir, "record_dir": record_dir,
+                  "severity": state["severity"] if state else None},
+        "sre_incident_record": {"id": incident_id, "record_dir": record_dir, "incident_dir": incident_dir,
+                                "events_path": events_path},
     }
 
 
@@ -778,51 +728,37 @@ def run(params, check_mode=False, now=None):
 
     if not incident_id:
         raise RecordError("id is required for state=%s" % state_name)
-    record_dir, events_path = record_paths(incident_dir, incident_id)
+    _record_dir, events_path = record_paths(incident_dir, incident_id)
     if check_mode and not os.path.exists(events_path):
-        return _check_mode_missing(params, state_name, incident_id, incident_dir, record_dir, events_path,
-                                   owner, host, now)
-    before, _events, _corrupt = _load(events_path, incident_id, incident_dir, now)
-
-    def plan(events, corrupt):
-        current = replay(events, corrupt, now)
-        if state_name == "tick":
-            return plan_ticks(current, params.get("items"), params.get("values"), params.get("stage"),
-                              owner, host, now, params.get("done_at"))
-        if state_name == "closed":
-            return plan_close(current, params.get("outcome"), params.get("responded_at"), params.get("text"),
-                              params.get("stage"), owner, host, params.get("data"), now)
-        if state_name == "event":
-            return plan_event(current, params.get("event_type") or "event", params.get("text"),
-                              params.get("stage"), owner, host, params.get("data"), params.get("severity"), now)
-        return []
+        # In a dry run the record is usually opened by an earlier task of the same run, which wrote
+        # nothing; failing here would make every dry run fail. The input is still validated.
+        blank = {"ticked": {}, "status": "open", "outcome": None, "severity": None}
+        planned = _plan(state_name, params, blank, owner, host, now)
+        result = _result(bool(planned), incident_id, incident_dir, None, planned, None)
+        result["warnings"] = ["check mode: incident %s not found in %s; nothing read (expected when it is opened "
+                              "earlier in the same dry run)" % (incident_id, incident_dir)]
+        return result
+    before, events, corrupt = _load(events_path, incident_id, incident_dir, now)
 
     # Validate against the state read without the lock first: bad input fails before any write.
-    planned = plan(_events, _corrupt)
+    planned = _plan(state_name, params, before, owner, host, now)
     if check_mode or not planned:
-        after = replay(_events + planned, _corrupt, now) if planned else before
-        written = planned
+        after = replay(events + planned, corrupt, now) if planned else before
     else:
-        events, corrupt, written = transact(events_path, plan)
+        events, corrupt, planned = transact(
+            events_path, lambda locked, bad: _plan(state_name, params, replay(locked, bad, now), owner, host, now))
         after = replay(events, corrupt, now)
-    result = {
-        "changed": bool(written), "id": incident_id, "record_dir": record_dir, "events_path": events_path,
-        "incident": after, "corrupt_lines": after["corrupt_lines"], "appended": written,
-        "diff": {"before": summary(before), "after": summary(after)},
-    }
-    result.update(_handoff(incident_id, incident_dir, record_dir, events_path, after["severity"]))
-    return result
+    return _result(bool(planned), incident_id, incident_dir, after, planned, before)
 
 
 def _run_open(params, incident_dir, incident_id, owner, host, check_mode, now):
-    severity = params.get("severity")
-    if severity is None:
+    if params.get("severity") is None:
         raise RecordError("severity is required for state=opened (one of P0, P1, P2, P3)")
-    severity = _severity(severity)
+    severity = _checked(normalize_severity, params["severity"])
     if not params.get("service"):
         raise RecordError("service is required for state=opened")
     new_id = incident_id or generate_id(severity, params["service"], now)
-    record_dir, events_path = record_paths(incident_dir, new_id)
+    _record_dir, events_path = record_paths(incident_dir, new_id)
     opened = build_opened(new_id, params["service"], severity, params.get("started_at"), params.get("detected_at"),
                           params.get("commander"), params.get("war_room"), params.get("oncall"),
                           params.get("impact"), params.get("sla"), owner, host, now, alert=params.get("alert"))
@@ -831,59 +767,14 @@ def _run_open(params, incident_dir, incident_id, owner, host, check_mode, now):
     if params.get("data"):
         opened["data"]["extra"] = dict(params["data"])
 
-    exists = os.path.exists(events_path)
-    if not exists and not check_mode:
-        exists = not create_record(events_path, opened)
-        changed = not exists
+    changed = not os.path.exists(events_path)
+    if changed and not check_mode:
+        changed = create_record(events_path, opened)
+    if changed and check_mode:
+        state = replay([dict(opened, seq=1)], (), now)
     else:
-        changed = not exists
-    if exists:
-        state, _e, _c = _load(events_path, new_id, incident_dir, now)
-        before = state
-    else:
-        before = None
-        if check_mode:
-            state = replay([dict(opened, seq=1)], (), now)
-        else:
-            state, _e, _c = _load(events_path, new_id, incident_dir, now)
-    result = {
-        "changed": changed, "id": new_id, "record_dir": record_dir, "events_path": events_path,
-        "incident": state, "corrupt_lines": state["corrupt_lines"],
-        "appended": [opened] if changed else [],
-        "diff": {"before": summary(before if exists else None), "after": summary(state)},
-    }
-    result.update(_handoff(new_id, incident_dir, record_dir, events_path, state["severity"]))
-    return result
-
-
-def _check_mode_missing(params, state_name, incident_id, incident_dir, record_dir, events_path, owner, host, now):
-    """Check mode on a record that does not exist yet.
-
-    In a dry run the record is usually opened by an earlier task of the same run, which wrote
-    nothing; failing here would make every dry run fail. The input is still validated, and the
-    result says the record is missing (``incident`` is None, a warning is returned).
-    """
-    blank = {"ticked": {}, "status": "open", "outcome": None, "severity": None}
-    if state_name == "tick":
-        planned = plan_ticks(blank, params.get("items"), params.get("values"), params.get("stage"), owner, host, now,
-                             params.get("done_at"))
-    elif state_name == "closed":
-        planned = plan_close(blank, params.get("outcome"), params.get("responded_at"), params.get("text"),
-                             params.get("stage"), owner, host, params.get("data"), now)
-    elif state_name == "event":
-        planned = plan_event(blank, params.get("event_type") or "event", params.get("text"), params.get("stage"),
-                             owner, host, params.get("data"), params.get("severity"), now)
-    else:
-        planned = []
-    result = {
-        "changed": bool(planned), "id": incident_id, "record_dir": record_dir, "events_path": events_path,
-        "incident": None, "corrupt_lines": [], "appended": planned,
-        "diff": {"before": summary(None), "after": summary(None)},
-        "warnings": ["check mode: incident %s not found in %s; nothing read (expected when it is opened "
-                     "earlier in the same dry run)" % (incident_id, incident_dir)],
-    }
-    result.update(_handoff(incident_id, incident_dir, record_dir, events_path, None))
-    return result
+        state = _load(events_path, new_id, incident_dir, now)[0]
+    return _result(changed, new_id, incident_dir, state, [opened] if changed else [], None if changed else state)
 
 
 # The options of sre.incident.record, shared by the module and its action plugin (which runs

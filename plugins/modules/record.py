@@ -189,10 +189,6 @@ attributes:
       - O(state=event) always appends (an event is something that happened again).
   platform:
     platforms: posix
-    description: "Runs on the controller (C(delegate_to: localhost))."
-notes:
-  - The C(sre.incident.timeline) callback plugin watches for the RV(sre_incident_record) key this
-    module returns and from then on appends every role's start and end and every failed task to the record.
 seealso:
   - module: sre.incident.lease
   - plugin: sre.incident.timeline
