@@ -1,15 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin of sre.incident.notify: notifications are sent from the managed host.
-
-For a host managed over SSH (or any remote connection), this runs the module there, as any module
-runs. For the controller's own machine (the rule of ``plugin_utils/_action.ModuleAction``: the
-``local`` connection, the controller's Python, no ``become``, ``async`` or ``delegate_to``) the
-module's code (module_utils/_outbox.py) runs in this process instead, with the task's
-``environment`` set, which the sender inherits: starting another Python only to fork a sender would
-cost a module start before the evidence and the first rung.
-"""
+"""Action plugin of sre.incident.notify: notifications are sent from the managed host, so the module
+runs there as any module does; for the controller's own machine (plugin_utils/_action.ModuleAction)
+its code (module_utils/_outbox.py) runs in this process, with the task's ``environment`` set, which
+the sender inherits: another Python only to fork a sender would cost a module start before the
+evidence and the first rung."""
 
 from __future__ import annotations
 

@@ -84,10 +84,7 @@ def group_results(tgts, probes):
             continue
         health = [p for t in mine if t["what"] == "health" for p in by_url.get(t["url"], [])]
         recs = [p for t in mine if t["what"] == "recommendations" for p in by_url.get(t["url"], [])]
-        users = {}
-        for t in mine:
-            if t["what"] == "recommendations":
-                users[t["user"]] = _ratio(by_url.get(t["url"], []))
+        users = {t["user"]: _ratio(by_url.get(t["url"], [])) for t in mine if t["what"] == "recommendations"}
         places[where] = dict(health_ratio=_ratio(health), recommendations_ratio=_ratio(recs), users=users,
                              errors=sorted({p["error"] for p in health + recs if p.get("error")})[:5])
     return places
@@ -246,21 +243,15 @@ def assess(stack, tgts, probes, containers, containers_error=None, min_ratio=0.5
 
 def summary(verdict, host=""):
     """One line for the output and the record."""
-    if not verdict["outage"]:
-        head = "False alarm, nothing will be changed"
-    else:
-        head = "Alarm confirmed (%s)" % verdict["kind"]
-    parts = []
-    for where, place in verdict["places"].items():
-        parts.append("%s: health %s, recommendations %s" % (
-            "through the edge" if where == "edge" else "the service itself",
-            _pct(place["health_ratio"]), _pct(place["recommendations_ratio"])))
+    head = "Alarm confirmed (%s)" % verdict["kind"] if verdict["outage"] else "False alarm, nothing will be changed"
+    parts = ["%s: health %s, recommendations %s" % ("through the edge" if where == "edge" else "the service itself",
+                                                    _pct(place["health_ratio"]), _pct(place["recommendations_ratio"]))
+             for where, place in verdict["places"].items()]
     text = "%s%s: %s" % (head, " on %s" % host if host else "", "; ".join(parts))
     text += "; %s" % ("down: " + ", ".join(verdict["down"]) if verdict["down"] else "all containers running")
     policy = verdict.get("restart_policy") or {}
     if policy.get("restarting"):
-        text += "; the engine's restart policy is bringing %s back" % verdict.get("down", ["the service"])[0] \
-            if verdict.get("down") else "; the engine's restart policy is bringing the service back"
+        text += "; the engine's restart policy is bringing %s back" % (verdict["down"][0] if verdict["down"] else "the service")
     elif policy.get("restarted") and not verdict["outage"]:
         last = policy["restarted"][0]
         text += "; recovered by the restart policy (%s restarted %s s ago, restart %s)" % (

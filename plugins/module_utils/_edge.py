@@ -31,10 +31,8 @@ from ansible_collections.sre.incident.plugins.module_utils import _compose, _fil
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError, InputError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
-MODES = ("normal", "standby", "offline")
 LETTER = {"standby": "A", "offline": "D"}
 HEADER_RE = re.compile(r"^# sre\.incident degraded mode ([AD]) \((standby|offline)\)", re.MULTILINE)
-SAVED_DIR = "edge"
 RELOAD_WAIT_S = 10.0
 OFFLINE_BODY = ('{"error":"recommendations temporarily unavailable","detail":"the recommendations feature is '
                 'switched off while we fix a problem; please try again later","retry_after_s":300}')
@@ -54,12 +52,6 @@ def sha256(data):
 
 # --------------------------------------------------------------------------- what users get
 
-def item_count(body):
-    """How many recommendations a JSON answer holds (None when it holds no list of them)."""
-    recs = body.get("recommendations") if isinstance(body, dict) else None
-    return len(recs) if isinstance(recs, list) else None
-
-
 def users_answered(stack, base, probe_timeout=3.0, probe=_http.probe, max_latency_ms=None):
     """``/health`` 200 and enough recommendations for every sample user, asked at ``base``.
 
@@ -76,7 +68,8 @@ def users_answered(stack, base, probe_timeout=3.0, probe=_http.probe, max_latenc
     for user, url in urls["recommendations"].items():
         res = probe(url, probe_timeout)
         body = res.get("body_json") if isinstance(res.get("body_json"), dict) else {}
-        count = item_count(body)
+        items = body.get("recommendations")
+        count = len(items) if isinstance(items, list) else None
         recs[user] = dict(status=res["status"], count=count, latency_ms=res.get("latency_ms"), source=body.get("source"),
                           instance=body.get("instance"), error=body.get("error") if res["status"] is not None else res["error"])
         if res["status"] != 200 or (count or 0) < minimum:
@@ -168,7 +161,7 @@ _UPSTREAM_RE = re.compile(r"\bupstream\s+([A-Za-z0-9_.-]+)\s*\{")
 _IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
-def resolve_per_request(text, resolver):
+def resolve_per_request(text):
     """A static ``proxy_pass http://host:port;`` (no URI, a host name, not an ``upstream`` block) as a
     variable resolved per request, so nginx loads the configuration even while ``host`` has no container.
 
@@ -176,18 +169,18 @@ def resolve_per_request(text, resolver):
     to load one whose name does not resolve: option D must load while the service is down.
     """
     upstreams = set(_UPSTREAM_RE.findall(text))
-    count = [0]
+    count = 0
 
     def repl(match):
+        nonlocal count
         space, scheme, host, port, tail = match.groups()
         if host in upstreams or _IP_RE.match(host) or host == "localhost":
             return match.group(0)
-        count[0] += 1
-        var = "$sre_incident_upstream_%d" % count[0]
-        return "set %s %s%s;%sproxy_pass%s%s://%s%s;" % (var, host, port or "", " ", space, scheme, var, tail)
+        count += 1
+        var = "$sre_incident_upstream_%d" % count
+        return "set %s %s%s; proxy_pass%s%s://%s%s;" % (var, host, port or "", space, scheme, var, tail)
 
-    out = _STATIC_PROXY_RE.sub(repl, text)
-    return out, count[0]
+    return _STATIC_PROXY_RE.sub(repl, text), count
 
 
 def render_offline(original, stack, saved_dir):
@@ -215,7 +208,7 @@ def render_offline(original, stack, saved_dir):
     resolver = str(stack.get("edge_resolver") or "127.0.0.11")
     out = original
     for opened, closed in reversed(blocks):
-        inner, rewritten = resolve_per_request(out[opened + 1:closed], resolver)
+        inner, rewritten = resolve_per_request(out[opened + 1:closed])
         head = location
         if rewritten and not re.search(r"^\s*resolver\s", inner, re.MULTILINE):
             head += ("    # sre.incident degraded mode D: the upstream's name is resolved per request\n"
@@ -274,7 +267,7 @@ class Edge:
         self.interval = interval
         self.clock = clock
         state_dir = stack.get("state_dir")
-        self.saved_dir = os.path.join(str(state_dir), SAVED_DIR) if state_dir else None
+        self.saved_dir = os.path.join(str(state_dir), "edge") if state_dir else None
 
     # ---- containers
     def containers(self):
@@ -315,18 +308,20 @@ class Edge:
         return dict(nginx_test=test["output"])
 
     # ---- the configuration file
-    def _need_path(self):
+    def _config_container(self):
+        """The edge container that holds the configuration file ``self.path``."""
         if not self.path:
             raise EdgeError("incident_stack.edge_config is not set: the path, inside the edge container, of the nginx "
                             "file that routes to the service")
-
-    def read_config(self):
-        """(bytes, dict(mode, uid, gid, mtime)) of the configuration file in the edge container."""
-        self._need_path()
         found = self.containers()
         if not found:
             raise EdgeError("the edge %s of project %s has no container" % (self.service, self.project))
-        stream, _stat = self.client._wrap("reading %s from %s" % (self.path, found[0].name), found[0].get_archive, self.path)
+        return found[0]
+
+    def read_config(self):
+        """(bytes, dict(mode, uid, gid, mtime)) of the configuration file in the edge container."""
+        container = self._config_container()
+        stream, _stat = self.client._wrap("reading %s from %s" % (self.path, container.name), container.get_archive, self.path)
         buf = io.BytesIO(b"".join(stream))
         with tarfile.open(fileobj=buf, mode="r:") as tar:
             for member in tar:
@@ -337,15 +332,11 @@ class Edge:
         raise EdgeError("%s in the edge container is not a regular file" % self.path)
 
     def write_config(self, data, info):
-        self._need_path()
-        found = self.containers()
-        if not found:
-            raise EdgeError("the edge %s of project %s has no container" % (self.service, self.project))
+        container = self._config_container()
         archive = _tar_one(posixpath.basename(self.path), data, info)
-        ok = self.client._wrap("writing %s into %s" % (self.path, found[0].name), found[0].put_archive,
-                               posixpath.dirname(self.path) or "/", archive)
-        if not ok:
-            raise EdgeError("the engine refused to write %s into %s (a read-only mount?)" % (self.path, found[0].name))
+        if not self.client._wrap("writing %s into %s" % (self.path, container.name), container.put_archive,
+                                 posixpath.dirname(self.path) or "/", archive):
+            raise EdgeError("the engine refused to write %s into %s (a read-only mount?)" % (self.path, container.name))
 
     # ---- the team's original, kept on the managed host
     def _saved_paths(self):
@@ -391,14 +382,9 @@ class Edge:
             return dict(mode=None, sha256=None, saved=False)
         data, _info = self.read_config()
         kept = self.saved()
-        written = mode_of(data.decode("utf-8", "replace"))
-        if written:
-            mode = written
-        elif kept is None or sha256(data) == kept[1]["sha256"]:
-            mode = "normal"
-        else:
-            mode = "unknown"
-        return dict(mode=mode, sha256=sha256(data), saved=kept is not None)
+        digest = sha256(data)
+        mode = mode_of(data.decode("utf-8", "replace")) or ("normal" if kept is None or digest == kept[1]["sha256"] else "unknown")
+        return dict(mode=mode, sha256=digest, saved=kept is not None)
 
     def serving(self):
         """Users answered through the edge (see :func:`users_answered`)."""
@@ -441,23 +427,22 @@ class Edge:
         meta = self.keep_original(current, info) if kept is None else kept[1]
         if text == current:
             ok, measured = self._poll(verify, min(timeout, RELOAD_WAIT_S))
-            return dict(changed=False, mode=mode, sha256=sha256(text), original_sha256=meta["sha256"], verify=measured,
-                        verified=ok)
-        self.write_config(text, info)
-        try:
-            self.reload()
-        except EdgeError as exc:
-            self.write_config(current, info)
-            raise EdgeError("option %s: %s; the previous edge configuration is back" % (LETTER[mode], exc.msg),
-                            **exc.details) from None
-        ok, measured = self._poll(verify, timeout)
-        if not ok:
-            self.write_config(current, info)
-            self.reload()
-            raise EdgeError("option %s (%s) written and reloaded but not verified: %s; the previous edge configuration "
-                            "is back" % (LETTER[mode], mode, "; ".join(measured.get("problems") or ["?"])), verify=measured)
-        return dict(changed=True, mode=mode, sha256=sha256(text), original_sha256=meta["sha256"], verify=measured,
-                    verified=True)
+        else:
+            self.write_config(text, info)
+            try:
+                self.reload()
+            except EdgeError as exc:
+                self.write_config(current, info)
+                raise EdgeError("option %s: %s; the previous edge configuration is back" % (LETTER[mode], exc.msg),
+                                **exc.details) from None
+            ok, measured = self._poll(verify, timeout)
+            if not ok:
+                self.write_config(current, info)
+                self.reload()
+                raise EdgeError("option %s (%s) written and reloaded but not verified: %s; the previous edge configuration "
+                                "is back" % (LETTER[mode], mode, "; ".join(measured.get("problems") or ["?"])), verify=measured)
+        return dict(changed=text != current, mode=mode, sha256=sha256(text), original_sha256=meta["sha256"], verify=measured,
+                    verified=ok)
 
     def restore(self):
         """Put the kept original back byte for byte, check, reload, read it back. dict(changed, sha256, restored)."""
@@ -467,8 +452,7 @@ class Edge:
         original, meta = kept
         current, info = self.read_config()
         if current != original:
-            info = dict(info, mode=meta.get("mode", info["mode"]), uid=meta.get("uid", info["uid"]),
-                        gid=meta.get("gid", info["gid"]), mtime=meta.get("mtime", info["mtime"]))
+            info = {key: meta.get(key, value) for key, value in info.items()}
             self.write_config(original, info)
             self.reload()
         back, _info = self.read_config()
@@ -500,14 +484,10 @@ class Edge:
                           reason="the edge fails (%s) while the service answers: would %s it"
                           % ("; ".join(first["problems"][:3]), " and, if that does not help, ".join(steps)))
             return result
+        act = dict(start=self._start, reload=self.reload, restart=lambda: self.client.restart(self._running_or_fail()))
         for step in steps:
             try:
-                if step == "start":
-                    self._start()
-                elif step == "reload":
-                    self.reload()
-                else:
-                    self.client.restart(self._running_or_fail())
+                act[step]()
             except (EdgeError, _compose.DockerError) as exc:
                 result["actions"].append("%s failed: %s" % (step, exc.msg))
                 result["changed"] = True

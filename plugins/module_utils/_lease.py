@@ -30,6 +30,7 @@ the tests, the benchmarks or the drills, which pass their own purpose.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import fcntl
 import json
@@ -63,10 +64,6 @@ def describe(lease):
         (", host %s" % lease["host"]) if lease.get("host") else "")
 
 
-def is_expired(lease, now):
-    return parse_ts(now) >= parse_ts(lease["expires_at"], "expires_at")
-
-
 def read_lease(state_dir):
     """The current lease as a dict, or None. A lease file that cannot be read raises LeaseError."""
     path = os.path.join(state_dir, LEASE_FILE)
@@ -86,18 +83,13 @@ def read_lease(state_dir):
     return lease
 
 
-def _write_lease(state_dir, lease):
-    _files.write_json(os.path.join(state_dir, LEASE_FILE), lease, indent=None)
-
-
 def read_runs(state_dir):
     """``(runs, corrupt_line_numbers)`` of the ladder-run history."""
-    path = os.path.join(state_dir, RUNS_FILE)
     runs, corrupt = [], []
     try:
-        with open(path, "rb") as handle:
+        with open(os.path.join(state_dir, RUNS_FILE), "rb") as handle:
             raw = handle.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no history yet, or no state_dir
         return runs, corrupt
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
@@ -143,29 +135,15 @@ def _append_run(state_dir, run):
         os.close(fd)
 
 
-class _Locked:
+@contextlib.contextmanager
+def _locked(state_dir):
     """``flock`` on ``state_dir/lease.lock`` (exclusive), for the read-check-write of the lease."""
-
-    def __init__(self, state_dir):
-        self.path = os.path.join(state_dir, LOCK_FILE)
-        self.fd = None
-
-    def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)  # drops the lock
-        return False
-
-
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    fd = os.open(os.path.join(state_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # drops the lock
 
 
 def validate(params):
@@ -206,6 +184,7 @@ def run(params, check_mode=False, now=None):
     params = validate(params)
     now = parse_ts(now or utc_now(), "now")
     state_dir = params["state_dir"]
+    lease_path = os.path.join(state_dir, LEASE_FILE)
     state = params["state"]
     incident_id = params.get("incident_id")
     warnings = []
@@ -216,15 +195,14 @@ def run(params, check_mode=False, now=None):
         os.chmod(state_dir, 0o700)
         created_dir = dir_exists = True
 
-    lock = _Locked(state_dir) if (dir_exists and not check_mode and state != "present") else _NoLock()
     new_run = None
-    with lock:
+    with _locked(state_dir) if dir_exists and not check_mode and state != "present" else contextlib.nullcontext():
         before = read_lease(state_dir) if dir_exists else None
         after = before
         taken_over = None
         if state == "acquired":
             expires = format_ts(now + datetime.timedelta(seconds=params["ttl"]))
-            if before is None or is_expired(before, now):
+            if before is None or now >= parse_ts(before["expires_at"], "expires_at"):
                 taken_over = before
                 after = {"owner": params.get("owner") or _default_owner(), "incident_id": incident_id,
                          "acquired_at": format_ts(now), "expires_at": expires,
@@ -235,13 +213,11 @@ def run(params, check_mode=False, now=None):
                 raise LeaseError(
                     "the stack is being recovered by someone else, lease held by %s (in %s); wait for it "
                     "to be released or to expire" % (describe(before), state_dir),
-                    holder=before, lease_path=os.path.join(state_dir, LEASE_FILE))
+                    holder=before, lease_path=lease_path)
             if after != before and not check_mode:
-                _write_lease(state_dir, after)
-        elif state == "released":
-            if before is None:
-                pass
-            elif before.get("incident_id") == incident_id:
+                _files.write_json(lease_path, after, indent=None)
+        elif state == "released" and before is not None:
+            if before.get("incident_id") == incident_id:
                 after = None
                 if params.get("record_run"):
                     new_run = {"ts": format_ts(now), "incident_id": incident_id,
@@ -249,7 +225,7 @@ def run(params, check_mode=False, now=None):
                 if not check_mode:
                     if new_run:
                         _append_run(state_dir, new_run)
-                    os.unlink(os.path.join(state_dir, LEASE_FILE))
+                    os.unlink(lease_path)
             else:
                 warnings.append("lease not released: it is held by %s, not by incident %s"
                                 % (describe(before), incident_id))
@@ -262,12 +238,9 @@ def run(params, check_mode=False, now=None):
                          "runs_forgiven": current["recent_runs"]}
                 if not check_mode:
                     _append_run(state_dir, reset)
-        pending = [r for r in (new_run, reset) if r]
-        counts = breaker(state_dir, now, params["breaker_window"], params["breaker_max_runs"],
-                         extra=pending if check_mode else (), purpose=params["purpose"]) if dir_exists else \
-            {"recent_runs": 0, "breaker_open": 0 >= params["breaker_max_runs"],
-             "breaker_window": params["breaker_window"], "breaker_max_runs": params["breaker_max_runs"],
-             "breaker_purpose": params["purpose"], "last_reset": None, "runs_corrupt_lines": []}
+        pending = [r for r in (new_run, reset) if r] if check_mode else ()
+        counts = breaker(state_dir, now, params["breaker_window"], params["breaker_max_runs"], extra=pending,
+                         purpose=params["purpose"])
 
     changed = after != before or created_dir or reset is not None
     held_by_us = bool(after and after.get("incident_id") == incident_id and incident_id)
@@ -279,7 +252,7 @@ def run(params, check_mode=False, now=None):
         "taken_over": taken_over,
         "run_recorded": new_run,
         "reset_recorded": reset,
-        "lease_path": os.path.join(state_dir, LEASE_FILE),
+        "lease_path": lease_path,
         "runs_path": os.path.join(state_dir, RUNS_FILE),
         "expires_in": (round((parse_ts(after["expires_at"]) - now).total_seconds(), 3) if after else None),
         "diff": {"before": _holder(before), "after": _holder(after)} if state != "reset" else

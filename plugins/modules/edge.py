@@ -159,12 +159,10 @@ def work(module):
                       else "users are not answered through the edge: %s" % "; ".join(before["problems"][:3]))
     else:
         result = edge.ensure_serving(timeout=p["timeout"], check_mode=module.check_mode)
-    result["mode"] = edge.mode()["mode"] if stack.get("edge_config") and edge.containers() else None
+    result["mode"] = edge.mode()["mode"]
     word = {True: "users answered through the edge", False: "users NOT answered through the edge"}
-    after = result["serving"] if not module.check_mode else result["before"]["ok"]
-    result["diff"] = dict(before=word[result["before"]["ok"]] + "\n",
-                          after=(word[after] if not result["changed"] or not module.check_mode
-                                 else "would %s" % result["actions"][0][len("would "):]) + "\n")
+    after = result["actions"][0] if module.check_mode and result["changed"] else word[result["serving"]]
+    result["diff"] = dict(before=word[result["before"]["ok"]] + "\n", after=after + "\n")
     return result
 
 

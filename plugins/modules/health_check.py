@@ -11,7 +11,8 @@ short_description: Probe HTTP endpoints several times and say whether they are h
 version_added: 0.1.0
 description:
   - Sends O(count) rounds of HTTP requests to every URL in O(url) or O(urls), O(interval)
-    seconds apart, and reports each answer's status, latency and error.
+    seconds apart, and reports each answer's status, latency and error. Exactly one of O(url),
+    O(urls) and O(stack) is required.
   - A probe succeeds when the status is O(expect_status) and every JMESPath assertion in
     O(json_query) holds on the JSON body. The endpoints are RV(healthy) when the share of
     successful probes, RV(success_ratio), is at least O(min_success_ratio).
@@ -43,7 +44,6 @@ options:
         shows no running container of the service (exited, paused, gone), every probe waits
         O(down_timeout) instead of O(timeout) for its answer. Nothing behind the service can answer,
         so the probes only have to show what users get. RV(probe_timeout) says which timeout was used.
-      - Exactly one of O(url), O(urls) and O(stack) is required.
     type: dict
   where:
     description:
@@ -69,7 +69,6 @@ options:
   url:
     description:
       - One URL to probe, with scheme V(http) or V(https) and a host.
-      - Exactly one of O(url), O(urls) and O(stack) is required.
     type: str
   urls:
     description:
@@ -77,7 +76,6 @@ options:
       - An entry is a URL, or a dict with C(url) and its own C(json_query) (a list of
         expressions that replaces O(json_query) for that URL; V([]) checks the status only), so
         one call can probe a health endpoint and JSON APIs together.
-      - Exactly one of O(url), O(urls) and O(stack) is required.
     type: list
     elements: raw
   count:

@@ -61,7 +61,7 @@ class ModuleAction(ActionBase):
     2.5 s on a loaded one), paid a dozen times before a P0's first rung and its verification. So
     for a host managed with the ``local`` connection, without ``become``, ``async`` or
     ``delegate_to``, whose ``ansible_python_interpreter`` is the controller's own Python (the
-    module's code then finds the libraries it would find as a module), :meth:`act_here` runs
+    module's code then finds the libraries it would find as a module), :meth:`run` runs
     the module's ``main(here=...)`` in this process (the task's own worker process), with the
     task's ``environment`` set while it runs. The options, their checks and every result are the
     module's."""
@@ -72,33 +72,17 @@ class ModuleAction(ActionBase):
     #: the module's ``main(here=None)``
     MAIN = None
 
-    def _own_python(self, task_vars):
+    def here(self, task_vars):
+        """Whether the module's code runs in this process (see the class)."""
         interpreter = task_vars.get("ansible_python_interpreter")
-        if not interpreter:
+        if (getattr(self._connection, "transport", None) != "local" or self._play_context.become or self._task.async_val
+                or self._task.delegate_to or not interpreter):
             return False
         try:
             interpreter = str(self._templar.template(interpreter))
         except Exception:  # pylint: disable=broad-exception-caught  # undecidable: run the module
             return False
         return os.path.normpath(os.path.abspath(interpreter)) == os.path.normpath(os.path.abspath(sys.executable))
-
-    def here(self, task_vars):
-        """Whether the module's code runs in this process (see the class)."""
-        if getattr(self._connection, "transport", None) != "local" or self._play_context.become:
-            return False
-        if self._task.async_val or self._task.delegate_to:
-            return False
-        return self._own_python(task_vars)
-
-    def act_here(self, args, environment):
-        """The task's result of the module's code run in this process."""
-        saved = dict(os.environ)
-        os.environ.update(environment)
-        try:
-            return run_here(self.MAIN, Here(args, check_mode=self._task.check_mode, diff=self._task.diff))
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -109,9 +93,14 @@ class ModuleAction(ActionBase):
             if not wrap_async:
                 self._remove_tmp_path(self._connection._shell.tmpdir)
             return result
-        environment = {}
+        environment, saved = {}, dict(os.environ)
         self._compute_environment_string(raw_environment_out=environment)
-        outcome = self.act_here(dict(self._task.args), {str(k): str(v) for k, v in environment.items()})
+        os.environ.update({str(k): str(v) for k, v in environment.items()})
+        try:
+            outcome = run_here(self.MAIN, Here(dict(self._task.args), check_mode=self._task.check_mode, diff=self._task.diff))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
         for warning in outcome.pop("warnings", None) or []:
             display.warning(warning)
         result.update(outcome)
