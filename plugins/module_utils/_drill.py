@@ -160,32 +160,29 @@ def outage(samples, since, blip=2):
 
 
 def _record_facts(events):
-    opened = next((e for e in events if e.get("type") == "opened"), None)
-    closed = [e for e in events if e.get("type") == "closed"]
-    triage = next((e for e in events if e.get("stage") == "triage" and (e.get("data") or {}).get("triage")), None)
-    reported = any(e.get("stage") == "triage" and (e.get("data") or {}).get("report") for e in events)
-    fixed_rungs = [(e.get("data") or {}).get("rung") for e in events
-                   if e.get("stage") == "recover" and (e.get("data") or {}).get("result") == "fixed"]
-    tried_rungs = [(e.get("data") or {}).get("rung") for e in events
-                   if e.get("stage") == "recover" and (e.get("data") or {}).get("result") in ("fixed", "not_fixed")]
-    modes = [(e.get("data") or {}) for e in events if e.get("stage") == "degrade" and (e.get("data") or {}).get("degraded_mode")]
-    fixes = [f for e in events if e.get("stage") == "mitigate" for f in ((e.get("data") or {}).get("fixes") or [])]
-    cases = [c for e in events if e.get("stage") == "mitigate" for c in ((e.get("data") or {}).get("p1_cases_detected") or [])]
-    data = (opened or {}).get("data") or {}
+    steps = [(e.get("stage"), e.get("data") or {}) for e in events]
+    opened = next((e for e in events if e.get("type") == "opened"), {})
+    closed = ([e for e in events if e.get("type") == "closed"] or [{}])[-1]
+    triage = next((d["triage"] for stage, d in steps if stage == "triage" and d.get("triage")), {})
+    recover = [d for stage, d in steps if stage == "recover"]
+    fixed_rungs = [d.get("rung") for d in recover if d.get("result") == "fixed"]
+    modes = [d for stage, d in steps if stage == "degrade" and d.get("degraded_mode")]
+    mitigate = [d for stage, d in steps if stage == "mitigate"]
+    data = opened.get("data") or {}
     return dict(
-        opened_at=parse_ts((opened or {}).get("ts")),
+        opened_at=parse_ts(opened.get("ts")),
         severity=data.get("severity"),
         sla=data.get("sla") or None,
         incident_id=data.get("id"),
-        triaged=(((triage or {}).get("data") or {}).get("triage") or {}).get("severity"),
-        reported=reported,
-        closed_at=parse_ts(closed[-1].get("ts")) if closed else None,
-        outcome=((closed[-1].get("data") or {}).get("outcome")) if closed else None,
+        triaged=triage.get("severity"),
+        reported=any(stage == "triage" and d.get("report") for stage, d in steps),
+        closed_at=parse_ts(closed.get("ts")),
+        outcome=(closed.get("data") or {}).get("outcome"),
         fixed_rung=fixed_rungs[-1] if fixed_rungs else None,
-        rungs_tried=tried_rungs,
+        rungs_tried=[d.get("rung") for d in recover if d.get("result") in ("fixed", "not_fixed")],
         mode=modes[-1] if modes else None,
-        fixes=fixes,
-        p1_cases=cases,
+        fixes=[f for d in mitigate for f in (d.get("fixes") or [])],
+        p1_cases=[c for d in mitigate for c in (d.get("p1_cases_detected") or [])],
     )
 
 

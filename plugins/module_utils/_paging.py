@@ -122,11 +122,8 @@ def remember(state, host, severity, findings, window_s=DEFAULT_WINDOW_S, now=Non
     decided = plan(state, host, severity, findings, window_s, now)
     now = parse_ts(now or utc_now(), "now")
     stamp = format_ts(now)
-    pages = {}
     keep_s = max(KEEP_S, validate_window(window_s))
-    for key, entry in state["pages"].items():
-        if (now - parse_ts(entry["last_paged"])).total_seconds() < keep_s:
-            pages[key] = entry
+    pages = {key: entry for key, entry in state["pages"].items() if (now - parse_ts(entry["last_paged"])).total_seconds() < keep_s}
     changed = []
     for finding in decided["new"]:
         old = pages.get(finding["key"]) or {}
@@ -157,22 +154,18 @@ def run(params, check_mode=False, now=None):
     host, severity = params["host"], params["severity"]
     findings = validate_findings(params.get("findings") or [])
     window = validate_window(params.get("window", DEFAULT_WINDOW_S))
-    state_name = params.get("state") or "checked"
     before = read(path)
     decided = plan(before, host, severity, findings, window, now)
     result = {"changed": False, "page": decided["page"], "new": decided["new"], "repeated": decided["repeated"],
               "path": path, "window": window, "remembered": []}
-    if state_name == "checked":
-        return result
-    if not decided["new"]:
+    if (params.get("state") or "checked") == "checked" or not decided["new"]:
         return result
     if check_mode:
         result.update(changed=True, remembered=[f["key"] for f in decided["new"]])
         would, _keys = remember(before, host, severity, findings, window, now, params.get("incident_id"))
         result["diff"] = {"before": _summary(before), "after": _summary(would)}
         return result
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
     lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
