@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import statistics
 
 from ansible_collections.sre.incident.plugins.module_utils._time import parse_ts, utc_now
 
@@ -124,14 +125,6 @@ def thresholds_from(overrides=None):
     return th
 
 
-def _median(values):
-    values = sorted(values)
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2.0
-
-
 def _fmt(value):
     return ("%.1f" % float(value)).rstrip("0").rstrip(".")
 
@@ -146,12 +139,10 @@ def action_item(name, now=None, owners=None):
 
 
 def _check_inputs(summary, probes):
-    if summary is None:
-        summary = {}
+    summary = {} if summary is None else summary
     if not isinstance(summary, dict):
         raise ValueError("the diagnostics summary must be a mapping (diagnose_result.summary), got %r" % (summary,))
-    if probes is None:
-        probes = []
+    probes = [] if probes is None else probes
     if not isinstance(probes, list) or not all(isinstance(p, dict) for p in probes):
         raise ValueError("probes must be a list of mappings (the samples of sre.incident.severity), got %r" % (probes,))
     return summary, probes
@@ -213,8 +204,7 @@ def _empty_case(answered):
     if not empty:
         return []
     users = sorted({str(p.get("user")) for p in empty})
-    return ["the service answers but %d answer(s) computed from the %s are empty: %s" % (
-        len(empty), "database", ", ".join(users))]
+    return ["the service answers but %d answer(s) computed from the database are empty: %s" % (len(empty), ", ".join(users))]
 
 
 def _disk_case(summary, th):
@@ -250,7 +240,7 @@ def detect(summary, probes=None, baseline_ms=None, thresholds=None, limit=10, mi
     window, sources, real_baseline, real_baseline_source = _real_traffic(traffic)
     answered = [p for p in probes if p.get("status") == 200]
     latencies = [_number("probe latency_ms", p.get("latency_ms")) for p in answered if p.get("latency_ms") is not None]
-    latency, latency_source = _median(latencies), ("probes" if latencies else None)
+    latency, latency_source = (statistics.median(latencies), "probes") if latencies else (None, None)
     if window and sources.get("latency_p50_ms") and window.get("latency_p50_ms") is not None:
         latency, latency_source = _number("real latency_p50_ms", window["latency_p50_ms"]), sources["latency_p50_ms"]
         if real_baseline:
