@@ -15,23 +15,9 @@ plus two facts the drill reads itself after the severity playbook: whether the f
 injected (the rollback's own observation) and whether a degraded mode was on (leaving it changed
 something).
 
-:func:`score` turns those into the drill's line:
-
-* ``detect_s``: injection -> the first failed round of the watch (the first round of the first
-  stretch of more than ``blip`` bad rounds, or a bad last round). The watch is the outside watcher:
-  it runs on its own from before the injection and knows nothing of the response, so the time can
-  fail: a fault users never see is never detected by it (``None``), whatever the response does;
-* ``respond_s``: injection -> the incident opened (the record's ``opened`` event): how fast the
-  response confirmed and recorded it (the runbook's "respond");
-* ``recover_s``: injection -> the watch sees users served again for good; for a fault users do not
-  see, injection -> the record's close when the fault is gone;
-* ``result``: ``recovered``, ``degraded``, ``reported`` (a P2: the problem report is the answer, the
-  fault is left to a human), ``not recovered``, ``not detected`` (users saw it, no incident was
-  opened), ``no incident`` (users saw nothing and the response opened nothing), ``not applicable``,
-  ``not run``;
-* ``by`` (rung, quick fixes or mode), ``severity`` (the record's; ``measured_severity``: what triage
-  measured itself, or the P0 page's), ``sla`` (``met``, ``missed``, or ``n/a`` for ``no incident``
-  and ``not applicable``) against the incident's own SLA, else the P0 SLA.
+:func:`score` turns those into the drill's line (``detect_s``, ``respond_s``, ``recover_s``, ``result``,
+``by``, ``severity``, ``sla``, ...); its rules are written once, for operators, in
+``plugins/filter/drill_score.yml`` (``ansible-doc -t filter sre.incident.drill_score``).
 """
 
 from __future__ import annotations
@@ -199,7 +185,7 @@ def _not_scored(result, playbook, sla):
 
 
 def score(injected_at, samples, events, fault_cleared, degraded, playbook, sla=None, applicable=True):
-    """Score one drill of one fault on one host; see the module docstring for the rules.
+    """Score one drill of one fault on one host; see ``drill_score.yml`` for the rules.
 
     ``injected_at``: UNIX time of the injection (None: nothing was injected, the result is ``not run``); ``samples``: the watch's rounds; ``events``: the
     incident record's events (empty when no incident was opened); ``fault_cleared``: the fault was
