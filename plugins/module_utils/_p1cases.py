@@ -10,27 +10,8 @@ Sections of this file:
   long-term action item the postmortem lists (item, description, priority, owner, deadline).
 * The detectors (:func:`detect`): pure functions over the diagnostics summary (the ``summary`` of
   ``sre.incident.diagnose``) and the recommendation probes (the ``samples`` of
-  ``sre.incident.severity`` with ``measure: true``). The exact rules:
-
-  ==================== =========================================================================
-  case                 detected when
-  ==================== =========================================================================
-  cache_failure        the latency of the recommendations (the p50 of real traffic against the
-                       p50 of its baseline window when ``traffic`` has them, else the p50 of
-                       the probes, else the p95 of the diagnostics) is at least
-                       ``latency_factor`` (5) times the baseline;
-                       or some answer served from the cache (``source: cache``) holds more items
-                       than the limit asked for or fewer than ``min_recommendations`` (a
-                       poisoned entry: the key does not describe the value)
-  db_connections_...   connections used are at least ``db_connections_pct`` (80) % of
-                       ``max_connections``
-  empty_results        the service answers (status 200) but some answer computed from the
-                       database (not the cache) holds no item
-  disk_low             some mount (host filesystem or volume of the stack) is at least
-                       ``disk_pct`` (85) % full
-  ==================== =========================================================================
-
-All of it is pure.
+  ``sre.incident.severity`` with ``measure: true``). Their rules are written once, for operators,
+  in ``plugins/filter/p1_cases.yml`` (``ansible-doc -t filter sre.incident.p1_cases``).
 """
 
 from __future__ import annotations
@@ -219,7 +200,7 @@ def _disk_case(summary, th):
 
 def detect(summary, probes=None, baseline_ms=None, thresholds=None, limit=10, min_recommendations=6, now=None, owners=None,
            traffic=None):
-    """Run the four detectors (rules in this file's docstring).
+    """Run the four detectors (rules in p1_cases.yml).
 
     ``summary``: the diagnostics summary; ``probes``: the recommendation samples (dicts with
     ``user``, ``status``, ``latency_ms``, ``count``, ``source``); ``baseline_ms``: the normal

@@ -3,17 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Page once per finding (SPEC MON-4): which findings of a scheduled run were paged, and when.
 
-The scheduled diagnostics (``playbooks/diagnose.yml``, an AWX schedule) may find the same problem
-every five minutes; the channels hear of it once, then again only when the finding is new or
-the paging window has passed since it was last paged.
-
-A finding is identified by its host, its ``check``, its ``kind`` and its ``reason`` with the
-numbers taken out (:func:`finding_key`): "disk / 87 % full" and "disk / 88 % full" are the same
-finding, "dependency redis is exited" and "dependency postgres is exited" are two.
-
-The memory is one JSON file on the managed host, next to the lease and the evidence bundles
-(``incident_stack.state_dir``): under AWX every job runs in a fresh execution environment, so the
-controller forgets between two runs, while the managed host keeps its state. The file::
+Which findings count as one, when one is new and why the memory lives on the managed host
+(``incident_stack.state_dir``) is written once, for operators, in the module's documentation
+(``plugins/modules/paging.py``). The file::
 
     {"version": 1, "pages": {"<key>": {"host", "check", "kind", "reason", "severity",
                                          "first_paged", "last_paged", "count", "incident_id"}}}
@@ -51,7 +43,7 @@ def normalize_reason(reason):
 
 
 def finding_key(host, finding):
-    """A stable id of ``finding`` on ``host`` (see the module docstring)."""
+    """A stable id of ``finding`` on ``host`` : its host, check, kind and reason without numbers."""
     text = "|".join([str(host), str(finding.get("check") or ""), str(finding.get("kind") or ""),
                      normalize_reason(finding.get("reason"))])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
