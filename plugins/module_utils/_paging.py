@@ -43,7 +43,7 @@ def normalize_reason(reason):
 
 
 def finding_key(host, finding):
-    """A stable id of ``finding`` on ``host`` : its host, check, kind and reason without numbers."""
+    """A stable id of ``finding`` on ``host``: its host, check, kind and reason without numbers."""
     text = "|".join([str(host), str(finding.get("check") or ""), str(finding.get("kind") or ""),
                      normalize_reason(finding.get("reason"))])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
