@@ -96,7 +96,6 @@ def _df(exec_fn, log_dir):
 
 
 def _change(exec_fn, argv, files, log_dir):
-    """Run ``argv`` on ``files`` in the service container; the usage of ``log_dir`` afterwards."""
     res = exec_fn(argv + [f["path"] for f in files])
     if res.get("rc") != 0:
         raise ValueError("%s failed in the service container (rc %s): %s" % (argv[0], res.get("rc"), (res.get("stderr") or "").strip()[:300]))
