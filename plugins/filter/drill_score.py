@@ -13,7 +13,6 @@ from ansible_collections.sre.incident.plugins.plugin_utils._filter import decisi
 
 @decision("drill_score", errors=(ValueError, TypeError, KeyError))
 def drill_score(samples, injected_at, events=None, fault_cleared=False, degraded=False, playbook="", sla=None, applicable=True):
-    """Return the drill's line (detect_s, recover_s, result, by, path, sla, ...)."""
     if isinstance(events, str):
         events = _drill.parse_events(events)
     return _drill.score(injected_at, list(samples or []), list(events or []), bool(fault_cleared), bool(degraded),
@@ -21,7 +20,5 @@ def drill_score(samples, injected_at, events=None, fault_cleared=False, degraded
 
 
 class FilterModule:
-    """Drill filters."""
-
     def filters(self):
         return {"drill_score": drill_score}

@@ -5,20 +5,6 @@
 
 Documentation: ``oncall.yml`` next to this file (``ansible-doc -t filter sre.incident.oncall``).
 The logic lives in ``plugins/module_utils/_oncall.py``.
-
-Default rotation (the runbook's, used by the roles as ``incident_oncall``)::
-
-    incident_oncall:
-      timezone: Asia/Shanghai
-      shifts:
-        weekday_day:   {handle: "@oncall-day",   start: "09:00", end: "18:00"}
-        weekday_night: {handle: "@oncall-night"}
-        weekend:       {handle: "@oncall-weekend"}
-      contacts:
-        tech_lead: "@tech-lead"
-        incident_commander: "@incident-commander"
-        devops: "@devops"
-        dba: "@dba"
 """
 
 from __future__ import annotations
@@ -29,12 +15,9 @@ from ansible_collections.sre.incident.plugins.plugin_utils._filter import decisi
 
 @decision("oncall")
 def oncall(rotation, at=None, tz=None):
-    """Return ``{shift, handle, at, timezone, shift_start, shift_end, contacts}``."""
     return who_is_on_call(rotation, at=at, tz=tz)
 
 
 class FilterModule:
-    """On-call rotation filters."""
-
     def filters(self):
         return {"oncall": oncall}

@@ -14,13 +14,10 @@ from ansible_collections.sre.incident.plugins.plugin_utils._filter import decisi
 @decision("p1_cases")
 def p1_cases(summary, baseline_ms=None, probes=None, thresholds=None, limit=10, min_recommendations=6, owners=None,
              traffic=None):
-    """Return ``{detected, cases, latency_ms, latency_source, baseline_ms, baseline_source, thresholds}``."""
     return detect(summary, probes=probes, baseline_ms=baseline_ms, thresholds=thresholds, limit=limit,
                   min_recommendations=min_recommendations, owners=owners, traffic=traffic)
 
 
 class FilterModule:
-    """P1 case filters."""
-
     def filters(self):
         return {"p1_cases": p1_cases}

@@ -14,7 +14,6 @@ from ansible_collections.sre.incident.plugins.plugin_utils._filter import decisi
 
 @decision("severity")
 def severity(facts, baseline_ms=None, sla=None, latency_tolerance=DEFAULT_LATENCY_TOLERANCE):
-    """Return ``{severity, sla, reasons, branches, decided_by, facts, kind, problem_detected}``."""
     if facts is not None and not isinstance(facts, dict):
         raise ValueError("the input must be a mapping of facts, got %r" % (facts,))
     return classify(dict(facts) if facts is not None else None, baseline_ms=baseline_ms, sla_overrides=sla,
@@ -22,7 +21,5 @@ def severity(facts, baseline_ms=None, sla=None, latency_tolerance=DEFAULT_LATENC
 
 
 class FilterModule:
-    """Severity filters."""
-
     def filters(self):
         return {"severity": severity}

@@ -45,10 +45,7 @@ _value:
 from ansible_collections.sre.incident.plugins.module_utils._stack import urls
 from ansible_collections.sre.incident.plugins.plugin_utils._filter import decision
 
-
-@decision("stack_urls")
-def stack_urls(stack, base=None):
-    return urls(stack, base=base)
+stack_urls = decision("stack_urls")(urls)
 
 
 class FilterModule:

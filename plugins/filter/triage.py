@@ -14,7 +14,6 @@ from ansible_collections.sre.incident.plugins.plugin_utils._filter import decisi
 @decision("triage")
 def triage(measured, given=None, kind="incident", alert=None, detect=None, baseline_ms=None, recorded_baseline_ms=None,
            traffic=None):
-    """Return the triage (see ``_severity.triage``)."""
     for name, value in (("the measured result", measured), ("given", given), ("detect", detect), ("traffic", traffic)):
         if value is not None and not isinstance(value, dict):
             raise ValueError("%s must be a mapping, got %r" % (name, value))
@@ -23,7 +22,5 @@ def triage(measured, given=None, kind="incident", alert=None, detect=None, basel
 
 
 class FilterModule:
-    """The triage filter."""
-
     def filters(self):
         return {"triage": triage}

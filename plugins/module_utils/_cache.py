@@ -29,11 +29,8 @@ def resolve(params):
     stack = params.get("stack")
     url = params.get("url")
     if stack:
-        try:
-            derived = _stack.urls(stack)
-        except _stack.StackError as exc:
-            raise ValueError(str(exc)) from None
-        url = url or derived["clear_cache"]
+        derived = _stack.urls(stack)["clear_cache"]  # validates the stack even when url is given
+        url = url or derived
     if not url:
         raise ValueError("no clear-cache URL: give stack (incident_stack) or url")
     _http.validate_url(url)
@@ -44,11 +41,8 @@ def resolve(params):
     pattern = params.get("key_pattern") or DEFAULT_PATTERN
     if any(ch.isspace() for ch in pattern):
         raise ValueError("key_pattern %r contains whitespace" % (pattern,))
-    try:
-        port = _stack.port_args(stack, "redis")
-    except _stack.StackError as exc:
-        raise ValueError(str(exc)) from None
-    return dict(url=url, project=project, redis_service=redis_service, pattern=pattern, port_args=port)
+    return dict(url=url, project=project, redis_service=redis_service, pattern=pattern,
+                port_args=_stack.port_args(stack, "redis"))
 
 
 def parse_scan(stdout):

@@ -94,11 +94,11 @@ def _v1(groups, root):
     def path(controller, name):
         return os.path.join(root, controller, groups[controller].lstrip("/"), name)
 
-    cpu_ns = int(_read(path("cpuacct", "cpuacct.usage")).strip())
+    cpu_ns = int(_read(path("cpuacct", "cpuacct.usage")))
     memory = _keyed(_read(path("memory", "memory.stat")))
-    usage = int(_read(path("memory", "memory.usage_in_bytes")).strip())
-    limit = int(_read(path("memory", "memory.limit_in_bytes")).strip())
-    pids = int(_read(path("pids", "pids.current")).strip()) if "pids" in groups else None
+    usage = int(_read(path("memory", "memory.usage_in_bytes")))
+    limit = int(_read(path("memory", "memory.limit_in_bytes")))
+    pids = int(_read(path("pids", "pids.current"))) if "pids" in groups else None
     blkio = []
     if "blkio" in groups:
         for line in _read(path("blkio", "blkio.throttle.io_service_bytes_recursive")).splitlines():
@@ -114,10 +114,10 @@ def _v2(groups, root):
 
     cpu_ns = _keyed(_read(path("cpu.stat")))["usage_usec"] * 1000
     memory = _keyed(_read(path("memory.stat")))
-    usage = int(_read(path("memory.current")).strip())
+    usage = int(_read(path("memory.current")))
     text = _read(path("memory.max")).strip()
     limit = int(text) if text.isdigit() else None
-    pids = int(_read(path("pids.current")).strip()) if os.path.exists(path("pids.current")) else None
+    pids = int(_read(path("pids.current"))) if os.path.exists(path("pids.current")) else None
     blkio = []
     if os.path.exists(path("io.stat")):
         for line in _read(path("io.stat")).splitlines():

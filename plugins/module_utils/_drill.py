@@ -15,23 +15,9 @@ plus two facts the drill reads itself after the severity playbook: whether the f
 injected (the rollback's own observation) and whether a degraded mode was on (leaving it changed
 something).
 
-:func:`score` turns those into the drill's line:
-
-* ``detect_s``: injection -> the first failed round of the watch (the first round of the first
-  stretch of more than ``blip`` bad rounds, or a bad last round). The watch is the outside watcher:
-  it runs on its own from before the injection and knows nothing of the response, so the time can
-  fail: a fault users never see is never detected by it (``None``), whatever the response does;
-* ``respond_s``: injection -> the incident opened (the record's ``opened`` event): how fast the
-  response confirmed and recorded it (the runbook's "respond");
-* ``recover_s``: injection -> the watch sees users served again for good; for a fault users do not
-  see, injection -> the record's close when the fault is gone;
-* ``result``: ``recovered``, ``degraded``, ``reported`` (a P2: the problem report is the answer, the
-  fault is left to a human), ``not recovered``, ``not detected`` (users saw it, no incident was
-  opened), ``no incident`` (users saw nothing and the response opened nothing), ``not applicable``,
-  ``not run``;
-* ``by`` (rung, quick fixes or mode), ``severity`` (the record's; ``measured_severity``: what triage
-  measured itself, or the P0 page's), ``sla`` (``met``, ``missed``, or ``n/a`` for ``no incident``
-  and ``not applicable``) against the incident's own SLA, else the P0 SLA.
+:func:`score` turns those into the drill's line (``detect_s``, ``respond_s``, ``recover_s``, ``result``,
+``by``, ``severity``, ``sla``, ...); its rules are written once, for operators, in
+``plugins/filter/drill_score.yml`` (``ansible-doc -t filter sre.incident.drill_score``).
 """
 
 from __future__ import annotations
@@ -160,32 +146,29 @@ def outage(samples, since, blip=2):
 
 
 def _record_facts(events):
-    opened = next((e for e in events if e.get("type") == "opened"), None)
-    closed = [e for e in events if e.get("type") == "closed"]
-    triage = next((e for e in events if e.get("stage") == "triage" and (e.get("data") or {}).get("triage")), None)
-    reported = any(e.get("stage") == "triage" and (e.get("data") or {}).get("report") for e in events)
-    fixed_rungs = [(e.get("data") or {}).get("rung") for e in events
-                   if e.get("stage") == "recover" and (e.get("data") or {}).get("result") == "fixed"]
-    tried_rungs = [(e.get("data") or {}).get("rung") for e in events
-                   if e.get("stage") == "recover" and (e.get("data") or {}).get("result") in ("fixed", "not_fixed")]
-    modes = [(e.get("data") or {}) for e in events if e.get("stage") == "degrade" and (e.get("data") or {}).get("degraded_mode")]
-    fixes = [f for e in events if e.get("stage") == "mitigate" for f in ((e.get("data") or {}).get("fixes") or [])]
-    cases = [c for e in events if e.get("stage") == "mitigate" for c in ((e.get("data") or {}).get("p1_cases_detected") or [])]
-    data = (opened or {}).get("data") or {}
+    steps = [(e.get("stage"), e.get("data") or {}) for e in events]
+    opened = next((e for e in events if e.get("type") == "opened"), {})
+    closed = ([e for e in events if e.get("type") == "closed"] or [{}])[-1]
+    triage = next((d["triage"] for stage, d in steps if stage == "triage" and d.get("triage")), {})
+    recover = [d for stage, d in steps if stage == "recover"]
+    fixed_rungs = [d.get("rung") for d in recover if d.get("result") == "fixed"]
+    modes = [d for stage, d in steps if stage == "degrade" and d.get("degraded_mode")]
+    mitigate = [d for stage, d in steps if stage == "mitigate"]
+    data = opened.get("data") or {}
     return dict(
-        opened_at=parse_ts((opened or {}).get("ts")),
+        opened_at=parse_ts(opened.get("ts")),
         severity=data.get("severity"),
         sla=data.get("sla") or None,
         incident_id=data.get("id"),
-        triaged=(((triage or {}).get("data") or {}).get("triage") or {}).get("severity"),
-        reported=reported,
-        closed_at=parse_ts(closed[-1].get("ts")) if closed else None,
-        outcome=((closed[-1].get("data") or {}).get("outcome")) if closed else None,
+        triaged=triage.get("severity"),
+        reported=any(stage == "triage" and d.get("report") for stage, d in steps),
+        closed_at=parse_ts(closed.get("ts")),
+        outcome=(closed.get("data") or {}).get("outcome"),
         fixed_rung=fixed_rungs[-1] if fixed_rungs else None,
-        rungs_tried=tried_rungs,
+        rungs_tried=[d.get("rung") for d in recover if d.get("result") in ("fixed", "not_fixed")],
         mode=modes[-1] if modes else None,
-        fixes=fixes,
-        p1_cases=cases,
+        fixes=[f for d in mitigate for f in (d.get("fixes") or [])],
+        p1_cases=[c for d in mitigate for c in (d.get("p1_cases_detected") or [])],
     )
 
 
@@ -202,7 +185,7 @@ def _not_scored(result, playbook, sla):
 
 
 def score(injected_at, samples, events, fault_cleared, degraded, playbook, sla=None, applicable=True):
-    """Score one drill of one fault on one host; see the module docstring for the rules.
+    """Score one drill of one fault on one host; see ``drill_score.yml`` for the rules.
 
     ``injected_at``: UNIX time of the injection (None: nothing was injected, the result is ``not run``); ``samples``: the watch's rounds; ``events``: the
     incident record's events (empty when no incident was opened); ``fault_cleared``: the fault was

@@ -95,6 +95,13 @@ def _df(exec_fn, log_dir):
     return rows[0]
 
 
+def _change(exec_fn, argv, files, log_dir):
+    res = exec_fn(argv + [f["path"] for f in files])
+    if res.get("rc") != 0:
+        raise ValueError("%s failed in the service container (rc %s): %s" % (argv[0], res.get("rc"), (res.get("stderr") or "").strip()[:300]))
+    return _df(exec_fn, log_dir)
+
+
 def _size_of(path):
     if os.path.isdir(path) and not os.path.islink(path):
         total = 0
@@ -134,10 +141,7 @@ def run_log_cleanup(params, exec_fn, check_mode=False):
     truncated = []
     after = before
     if plan["remove"] and not check_mode:
-        res = exec_fn(["rm", "-f", "--"] + [f["path"] for f in plan["remove"]])
-        if res.get("rc") != 0:
-            raise ValueError("rm failed in the service container (rc %s): %s" % (res.get("rc"), (res.get("stderr") or "").strip()[:300]))
-        after = _df(exec_fn, log_dir)
+        after = _change(exec_fn, ["rm", "-f", "--"], plan["remove"], log_dir)
     projected_kb = max(0, before["used_kb"] - freed // 1024) if check_mode else after["used_kb"]
     total_kb = before["used_kb"] + before["avail_kb"]
     projected_pct = round(100.0 * projected_kb / total_kb, 1) if total_kb else 0.0
@@ -146,11 +150,7 @@ def run_log_cleanup(params, exec_fn, check_mode=False):
         truncated = [dict(path=f["path"], size=f["size"]) for f in big]
         freed += sum(f["size"] for f in big)
         if big and not check_mode:
-            res = exec_fn(["truncate", "-s", "0", "--"] + [f["path"] for f in big])
-            if res.get("rc") != 0:
-                raise ValueError("truncate failed in the service container (rc %s): %s" % (
-                    res.get("rc"), (res.get("stderr") or "").strip()[:300]))
-            after = _df(exec_fn, log_dir)
+            after = _change(exec_fn, ["truncate", "-s", "0", "--"], big, log_dir)
     bundles_removed = []
     if bundles_dir and os.path.isdir(bundles_dir):
         for name in plan_bundle_cleanup(sorted(os.listdir(bundles_dir)), bundles_keep):

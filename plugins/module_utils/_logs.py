@@ -92,12 +92,10 @@ def normalize(level):
 
 def _json_level(data):
     for key in LEVEL_KEYS:
-        if key in data and data[key] is not None:
-            return True, normalize(data[key])
+        if data.get(key) is not None:
+            return normalize(data[key])
     nested = data.get("log")
-    if isinstance(nested, dict) and nested.get("level") is not None:
-        return True, normalize(nested["level"])
-    return False, None
+    return normalize(nested.get("level")) if isinstance(nested, dict) else None
 
 
 def line_level(text):
@@ -111,8 +109,7 @@ def line_level(text):
         except ValueError:
             data = None
         if isinstance(data, dict):
-            found, level = _json_level(data)
-            return level if found else None
+            return _json_level(data)
     match = _LOGFMT_RE.search(stripped)
     if match and normalize(match.group(1)):
         return normalize(match.group(1))

@@ -93,7 +93,7 @@ def parse_instant(value, zone, where="at"):
     ``None`` means now.
     """
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "now")):
-        return _dt.datetime.now(_dt.timezone.utc).astimezone(zone)
+        return _time.utc_now().astimezone(zone)
     if not isinstance(value, (str, _dt.datetime)):
         raise OncallError("%s must be an ISO 8601 string or a datetime, got %r" % (where, value))
     try:
@@ -142,10 +142,10 @@ def validate_rotation(rotation):
     if unknown:
         raise OncallError("unknown shift name(s) %s (expected %s)" % (", ".join(unknown), ", ".join(SHIFT_NAMES)))
 
-    handles = {}
-    day, handles["weekday_day"] = _handle(shifts, "weekday_day")
-    night, handles["weekday_night"] = _handle(shifts, "weekday_night")
-    weekend, handles["weekend"] = _handle(shifts, "weekend")
+    handles, given = {}, {}
+    for name in SHIFT_NAMES:
+        given[name], handles[name] = _handle(shifts, name)
+    day, night, weekend = (given[name] for name in SHIFT_NAMES)
 
     start_text = day.get("start") or DEFAULT_DAY_START
     end_text = day.get("end") or DEFAULT_DAY_END
@@ -181,17 +181,10 @@ def _shift_starts(local_date, zone, day_start, day_end):
     for delta in range(-4, 5):
         date = local_date + _dt.timedelta(days=delta)
         weekday = date.weekday()
-        if weekday < _SATURDAY:
-            starts.append((date, day_start, "weekday_day"))
-            starts.append((date, day_end, "weekday_night"))
-        elif weekday == _SATURDAY:
-            starts.append((date, day_start, "weekend"))
-    result = []
-    for date, clock, name in starts:
-        local = _dt.datetime.combine(date, clock).replace(tzinfo=zone)
-        result.append((local.astimezone(_dt.timezone.utc), name))
-    result.sort(key=lambda item: item[0])
-    return result
+        shifts = ((day_start, "weekday_day"), (day_end, "weekday_night")) if weekday < _SATURDAY else \
+            ((day_start, "weekend"),) if weekday == _SATURDAY else ()
+        starts += [(_dt.datetime.combine(date, clock).replace(tzinfo=zone).astimezone(_time.UTC), name) for clock, name in shifts]
+    return sorted(starts, key=lambda item: item[0])
 
 
 def who_is_on_call(rotation, at=None, tz=None):
@@ -203,32 +196,21 @@ def who_is_on_call(rotation, at=None, tz=None):
     """
     spec = validate_rotation(rotation)
     if tz is not None:
-        zone_name, where = tz, "tz"
-    elif spec["timezone"] is not None:
-        zone_name, where = spec["timezone"], "timezone"
+        zone = get_zone(tz, "tz")
     else:
-        zone_name, where = "UTC", "timezone"
-    zone = get_zone(zone_name, where)
+        zone = get_zone("UTC" if spec["timezone"] is None else spec["timezone"])
     moment = parse_instant(at, zone)
-    moment_utc = moment.astimezone(_dt.timezone.utc)
-
     starts = _shift_starts(moment.date(), zone, spec["day_start"], spec["day_end"])
-    current = None
-    following = None
-    for index, (start_utc, name) in enumerate(starts):
-        if start_utc <= moment_utc:
-            current = (start_utc, name)
-            following = starts[index + 1][0] if index + 1 < len(starts) else None
-    if current is None or following is None:  # pragma: no cover - the 9-day window always brackets
+    index = sum(1 for start, _name in starts if start <= moment) - 1
+    if not 0 <= index < len(starts) - 1:  # pragma: no cover - the 9-day window always brackets
         raise OncallError("could not place %r in the rotation" % (at,))
-
-    name = current[1]
+    (start, name), end = starts[index], starts[index + 1][0]
     return {
         "shift": name,
         "handle": spec["handles"][name],
         "at": moment.isoformat(),
         "timezone": zone.key,
-        "shift_start": current[0].astimezone(zone).isoformat(),
-        "shift_end": following.astimezone(zone).isoformat(),
+        "shift_start": start.astimezone(zone).isoformat(),
+        "shift_end": end.astimezone(zone).isoformat(),
         "contacts": spec["contacts"],
     }

@@ -10,33 +10,15 @@ Sections of this file:
   long-term action item the postmortem lists (item, description, priority, owner, deadline).
 * The detectors (:func:`detect`): pure functions over the diagnostics summary (the ``summary`` of
   ``sre.incident.diagnose``) and the recommendation probes (the ``samples`` of
-  ``sre.incident.severity`` with ``measure: true``). The exact rules:
-
-  ==================== =========================================================================
-  case                 detected when
-  ==================== =========================================================================
-  cache_failure        the latency of the recommendations (the p50 of real traffic against the
-                       p50 of its baseline window when ``traffic`` has them, else the p50 of
-                       the probes, else the p95 of the diagnostics) is at least
-                       ``latency_factor`` (5) times the baseline;
-                       or some answer served from the cache (``source: cache``) holds more items
-                       than the limit asked for or fewer than ``min_recommendations`` (a
-                       poisoned entry: the key does not describe the value)
-  db_connections_...   connections used are at least ``db_connections_pct`` (80) % of
-                       ``max_connections``
-  empty_results        the service answers (status 200) but some answer computed from the
-                       database (not the cache) holds no item
-  disk_low             some mount (host filesystem or volume of the stack) is at least
-                       ``disk_pct`` (85) % full
-  ==================== =========================================================================
-
-All of it is pure.
+  ``sre.incident.severity`` with ``measure: true``). Their rules are written once, for operators,
+  in ``plugins/filter/p1_cases.yml`` (``ansible-doc -t filter sre.incident.p1_cases``).
 """
 
 from __future__ import annotations
 
 import datetime
 import math
+import statistics
 
 from ansible_collections.sre.incident.plugins.module_utils._time import parse_ts, utc_now
 
@@ -124,14 +106,6 @@ def thresholds_from(overrides=None):
     return th
 
 
-def _median(values):
-    values = sorted(values)
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2.0
-
-
 def _fmt(value):
     return ("%.1f" % float(value)).rstrip("0").rstrip(".")
 
@@ -146,12 +120,10 @@ def action_item(name, now=None, owners=None):
 
 
 def _check_inputs(summary, probes):
-    if summary is None:
-        summary = {}
+    summary = {} if summary is None else summary
     if not isinstance(summary, dict):
         raise ValueError("the diagnostics summary must be a mapping (diagnose_result.summary), got %r" % (summary,))
-    if probes is None:
-        probes = []
+    probes = [] if probes is None else probes
     if not isinstance(probes, list) or not all(isinstance(p, dict) for p in probes):
         raise ValueError("probes must be a list of mappings (the samples of sre.incident.severity), got %r" % (probes,))
     return summary, probes
@@ -213,8 +185,7 @@ def _empty_case(answered):
     if not empty:
         return []
     users = sorted({str(p.get("user")) for p in empty})
-    return ["the service answers but %d answer(s) computed from the %s are empty: %s" % (
-        len(empty), "database", ", ".join(users))]
+    return ["the service answers but %d answer(s) computed from the database are empty: %s" % (len(empty), ", ".join(users))]
 
 
 def _disk_case(summary, th):
@@ -229,7 +200,7 @@ def _disk_case(summary, th):
 
 def detect(summary, probes=None, baseline_ms=None, thresholds=None, limit=10, min_recommendations=6, now=None, owners=None,
            traffic=None):
-    """Run the four detectors (rules in this file's docstring).
+    """Run the four detectors (rules in p1_cases.yml).
 
     ``summary``: the diagnostics summary; ``probes``: the recommendation samples (dicts with
     ``user``, ``status``, ``latency_ms``, ``count``, ``source``); ``baseline_ms``: the normal
@@ -250,7 +221,7 @@ def detect(summary, probes=None, baseline_ms=None, thresholds=None, limit=10, mi
     window, sources, real_baseline, real_baseline_source = _real_traffic(traffic)
     answered = [p for p in probes if p.get("status") == 200]
     latencies = [_number("probe latency_ms", p.get("latency_ms")) for p in answered if p.get("latency_ms") is not None]
-    latency, latency_source = _median(latencies), ("probes" if latencies else None)
+    latency, latency_source = (statistics.median(latencies), "probes") if latencies else (None, None)
     if window and sources.get("latency_p50_ms") and window.get("latency_p50_ms") is not None:
         latency, latency_source = _number("real latency_p50_ms", window["latency_p50_ms"]), sources["latency_p50_ms"]
         if real_baseline:

@@ -3,17 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Page once per finding (SPEC MON-4): which findings of a scheduled run were paged, and when.
 
-The scheduled diagnostics (``playbooks/diagnose.yml``, an AWX schedule) may find the same problem
-every five minutes; the channels hear of it once, then again only when the finding is new or
-the paging window has passed since it was last paged.
-
-A finding is identified by its host, its ``check``, its ``kind`` and its ``reason`` with the
-numbers taken out (:func:`finding_key`): "disk / 87 % full" and "disk / 88 % full" are the same
-finding, "dependency redis is exited" and "dependency postgres is exited" are two.
-
-The memory is one JSON file on the managed host, next to the lease and the evidence bundles
-(``incident_stack.state_dir``): under AWX every job runs in a fresh execution environment, so the
-controller forgets between two runs, while the managed host keeps its state. The file::
+Which findings count as one, when one is new and why the memory lives on the managed host
+(``incident_stack.state_dir``) is written once, for operators, in the module's documentation
+(``plugins/modules/paging.py``). The file::
 
     {"version": 1, "pages": {"<key>": {"host", "check", "kind", "reason", "severity",
                                          "first_paged", "last_paged", "count", "incident_id"}}}
@@ -51,7 +43,7 @@ def normalize_reason(reason):
 
 
 def finding_key(host, finding):
-    """A stable id of ``finding`` on ``host`` (see the module docstring)."""
+    """A stable id of ``finding`` on ``host``: its host, check, kind and reason without numbers."""
     text = "|".join([str(host), str(finding.get("check") or ""), str(finding.get("kind") or ""),
                      normalize_reason(finding.get("reason"))])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
@@ -122,11 +114,8 @@ def remember(state, host, severity, findings, window_s=DEFAULT_WINDOW_S, now=Non
     decided = plan(state, host, severity, findings, window_s, now)
     now = parse_ts(now or utc_now(), "now")
     stamp = format_ts(now)
-    pages = {}
     keep_s = max(KEEP_S, validate_window(window_s))
-    for key, entry in state["pages"].items():
-        if (now - parse_ts(entry["last_paged"])).total_seconds() < keep_s:
-            pages[key] = entry
+    pages = {key: entry for key, entry in state["pages"].items() if (now - parse_ts(entry["last_paged"])).total_seconds() < keep_s}
     changed = []
     for finding in decided["new"]:
         old = pages.get(finding["key"]) or {}
@@ -157,22 +146,18 @@ def run(params, check_mode=False, now=None):
     host, severity = params["host"], params["severity"]
     findings = validate_findings(params.get("findings") or [])
     window = validate_window(params.get("window", DEFAULT_WINDOW_S))
-    state_name = params.get("state") or "checked"
     before = read(path)
     decided = plan(before, host, severity, findings, window, now)
     result = {"changed": False, "page": decided["page"], "new": decided["new"], "repeated": decided["repeated"],
               "path": path, "window": window, "remembered": []}
-    if state_name == "checked":
-        return result
-    if not decided["new"]:
+    if (params.get("state") or "checked") == "checked" or not decided["new"]:
         return result
     if check_mode:
         result.update(changed=True, remembered=[f["key"] for f in decided["new"]])
         would, _keys = remember(before, host, severity, findings, window, now, params.get("incident_id"))
         result["diff"] = {"before": _summary(before), "after": _summary(would)}
         return result
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
     lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)

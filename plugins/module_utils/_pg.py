@@ -31,11 +31,10 @@ def settings(stack):
     db = stack.get("database") or {}
     if not isinstance(db, dict):
         raise ValueError("incident_stack.database must be a mapping, got %r" % (db,))
-    out = dict(service=db.get("service") or "postgres", name=db.get("name") or "postgres",
-               user=db.get("user") or "postgres", port=5432 if db.get("port") in (None, "") else db["port"],
-               exec_user=db.get("exec_user") or "postgres")
-    out["port"] = check_port(out["port"], "database.port")
-    return out
+    return dict(service=db.get("service") or "postgres", name=db.get("name") or "postgres",
+                user=db.get("user") or "postgres",
+                port=check_port(5432 if db.get("port") in (None, "") else db["port"], "database.port"),
+                exec_user=db.get("exec_user") or "postgres")
 
 
 class Postgres:

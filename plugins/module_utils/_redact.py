@@ -57,23 +57,17 @@ _SQL_PASSWORD_RE = re.compile(r"(?i)\b(password\s+)'(?:[^']|'')*'")
 
 def is_secret_name(name):
     """True when an environment variable (or dict key) name looks like it holds a secret."""
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str):
         return False
     upper = name.upper()
-    if upper in _NOT_SECRET:
-        return False
-    return bool(SECRET_NAME_RE.search(upper))
+    return upper not in _NOT_SECRET and bool(SECRET_NAME_RE.search(upper))
 
 
 def _env_items(env):
     """``(name, value)`` pairs of an env given as a dict or a list of ``NAME=value`` strings."""
     if isinstance(env, dict):
         return [(str(k), "" if v is None else str(v)) for k, v in env.items()]
-    items = []
-    for entry in env or []:
-        name, sep, value = str(entry).partition("=")
-        items.append((name, value if sep else ""))
-    return items
+    return [(name, value) for name, _sep, value in (str(entry).partition("=") for entry in env or [])]
 
 
 def secret_values(env):
@@ -97,29 +91,19 @@ def redact_env(env):
     if isinstance(env, dict):
         return {k: (MASK if is_secret_name(str(k)) and v not in (None, "") else redact_text(v) if isinstance(v, str) else v)
                 for k, v in env.items()}
-    out = []
-    for name, value in _env_items(env):
-        if is_secret_name(name) and value:
-            out.append("%s=%s" % (name, MASK))
-        else:
-            out.append("%s=%s" % (name, redact_text(value)))
-    return out
+    return ["%s=%s" % (name, MASK if is_secret_name(name) and value else redact_text(value))
+            for name, value in _env_items(env)]
 
 
 def redact_text(text, values=()):
     """``text`` with every known secret value and every secret-looking pattern masked."""
-    if text is None:
-        return None
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    if not isinstance(text, str):
-        return text
-    if not text:
+    if not isinstance(text, str) or not text:
         return text
     # Known values first, longest first, so a value containing another is masked whole.
     for value in sorted((v for v in values or () if v and len(v) >= MIN_SECRET_LEN), key=len, reverse=True):
-        if value in text:
-            text = text.replace(value, MASK)
+        text = text.replace(value, MASK)
     text = _URL_USERINFO_RE.sub(lambda m: "%s%s:%s@" % (m.group("scheme"), m.group("user"), MASK), text)
     text = _SLACK_RE.sub(r"\g<1>" + MASK, text)
     text = _DISCORD_RE.sub(r"\g<1>" + MASK, text)

@@ -53,9 +53,7 @@ def validate(stack):
         raise StackError("incident_stack.recommendations_path has no {user} placeholder: "
                          f"{stack['recommendations_path']!r}")
     for key in ("database", "redis"):
-        section = stack.get(key)
-        if isinstance(section, dict) and section.get("port") not in (None, ""):
-            _check_port(section["port"], key + ".port")
+        port_args(stack, key)
     if stack.get("service_port") not in (None, ""):
         _check_port(stack["service_port"], "service_port")
     refresh = stack.get("refresh_path")

@@ -21,7 +21,7 @@ description:
     O(settle_timeout) more seconds passed (a blip at the very end is told from users not served),
     or until O(max_duration) seconds have passed; then returns every round.
     Start it with C(async) and C(poll=0), collect it with M(ansible.builtin.async_status).
-  - Only reads, so it also runs in check mode. Uses the Python standard library on the managed host.
+  - Uses the Python standard library on the managed host.
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.attributes.read_only

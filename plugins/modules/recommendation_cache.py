@@ -12,9 +12,7 @@ description:
   - O(state=present) only reports how many cache keys there are.
   - Keys matching O(key_pattern) are counted with C(redis-cli --scan) inside the Redis container
     of the compose project (through the Docker engine, no shell), before and after clearing.
-  - C(changed) is true when the service reports that it deleted at least one key, so a second
-    run on an empty cache changes nothing. In check mode nothing is posted; RV(would_clear) is the
-    number of keys a real run would clear, and C(changed) is true when that number is above V(0).
+  - C(changed) is true when the service reports that it deleted at least one key.
   - The service must be up to clear its cache; when the endpoint fails (Redis down, the service
     down) the task fails with the HTTP status and the answer.
 extends_documentation_fragment:
@@ -22,7 +20,8 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    details: Counts the keys and reports what would be cleared; posts nothing.
+    details: Counts the keys and posts nothing; RV(would_clear) is the number of keys a real run would clear,
+      and C(changed) is true when it is above V(0).
   diff_mode:
     support: full
     details: Shows the key count before and after.
