@@ -1,43 +1,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Degraded modes (runbook stage 4, SPEC P0-6, GEN-3, GEN-4): what to do when the recovery ladder failed.
 
-Four options, each with ``apply``, ``verify`` and ``revert``; ``observe`` reads which are on. None
-needs anything of ours in the team's images: the edge (the team's nginx) is driven through the
-engine by ``_edge``.
-
-A ``standby``        start the standby service (``incident_stack.standby``, compose profile
-                     ``standby_profile``, default ``standby``), then write a configuration into the
-                     edge that points the service's upstream (``service:service_port``) at the
-                     standby, check it (``nginx -t``), reload, verify through the edge, roll back on
-                     failure. Not applicable without a standby service (the reason is reported and
-                     ``auto`` moves on).
-B ``static``         recreate the service with ``DOWNGRADE_MODE=true`` (the variable named by
-                     ``incident_stack.downgrade_env``; compose ``up -d --no-deps`` with it in
-                     compose's environment: a restart would not apply it), then make the edge serve
-                     the new container (it has a new address). Verified through the edge: every
-                     sample user answered (and, when the answers say their ``source``, from the
-                     static top N).
-C ``cache_snapshot`` put the cached answers of the newest Redis snapshot
-                     (``<state_dir>/redis-snapshots/dump-<ts>.rdb``) back into the live Redis, without
-                     expiry, keeping any fresher entry. Which keys are cached answers is named by
-                     ``incident_stack.redis.cache_keys`` (Redis glob patterns, default ``recs:*``) and
-                     ``redis.cache_value_query`` (a JMESPath a JSON value must satisfy; unset: any
-                     non-empty string value); nothing else in Redis is touched and Redis is not
-                     restarted. The snapshot is read in Python (Redis drops entries whose TTL passed
-                     when it loads a file). A marker file in ``state_dir`` says C is on. Verified
-                     through the edge.
-D ``offline``        write a configuration into the edge that answers the recommendations feature
-                     with 503 and a friendly JSON error; ``/health`` through the edge stays truthful.
-
-The team's own edge configuration is kept (with its SHA-256) in ``<state_dir>/edge/`` before the
-first change and put back byte for byte when A and D are left.
-
-``enable`` tries the options in order; an option that cannot apply on this stack is reported as not
-applicable and skipped; each is verified after it is applied, a failed one is reverted before the
-next is tried, the first that verifies wins. An option that is already on and verifies is left
-alone (``changed: false``). ``disable`` leaves every degraded mode, only while the service itself is
-verified healthy (unless forced), service first, edge last, and ends with users answered through
-the edge.
+What each option needs, does, checks and reverts is said in ``docs/degraded_modes.md``, the rules of
+``enable`` and ``disable`` in the module's documentation (``plugins/modules/degrade.py``). Here each option is an ``APPLY``, a
+check (``CHECKS``) and a ``revert``; :func:`observe` reads which are on. None needs anything of ours
+in the team's images: the edge (the team's nginx) is driven through the engine by ``_edge``.
 """
 
 from __future__ import annotations
@@ -122,10 +89,7 @@ def normalize_order(values):
 
 def validate_stack(stack, needs_c=False, snapshot_dir=None):
     """incident_stack checked for what degrading needs; raises ValueError naming the problem."""
-    try:
-        _stack.validate(stack)
-    except _stack.StackError as exc:
-        raise ValueError(str(exc)) from None
+    _stack.validate(stack)
     if not stack.get("edge"):
         raise ValueError("incident_stack.edge is not set: degraded modes are applied at the edge (its compose service, "
                          "e.g. edge)")
@@ -133,10 +97,7 @@ def validate_stack(stack, needs_c=False, snapshot_dir=None):
         raise ValueError("incident_stack.edge_url is not set: degraded modes are checked through the edge")
     if needs_c and not (snapshot_dir or stack.get("state_dir")):
         raise ValueError("option C needs incident_stack.state_dir (or snapshot_dir) to find Redis snapshots")
-    try:
-        _stack.cache_keys(stack)
-    except _stack.StackError as exc:
-        raise ValueError(str(exc)) from None
+    _stack.cache_keys(stack)
     query = (stack.get("redis") or {}).get("cache_value_query")
     if query:
         if jmespath is None:
@@ -462,7 +423,8 @@ class Context:
                                     max_latency_ms=self.max_latency_ms if max_latency else None)
 
     def marker_path(self):
-        return os.path.join(str(self.stack.get("state_dir") or ""), MARKER_FILE) if self.stack.get("state_dir") else None
+        state_dir = self.stack.get("state_dir")
+        return os.path.join(str(state_dir), MARKER_FILE) if state_dir else None
 
     def read_marker(self):
         path = self.marker_path()
@@ -572,9 +534,10 @@ def static_verified(ctx):
     """Every sample user answered through the edge, from the static top N where the answers say their source."""
     res = ctx.users(max_latency=False)
     problems = list(res["problems"]) + _claims(res["recommendations"], "source", "static")
-    if not _service_downgrade(ctx):
+    downgrade = _service_downgrade(ctx)
+    if not downgrade:
         problems.append("%s does not run with %s=true" % (ctx.service, ctx.downgrade_env))
-    return dict(res, ok=not problems, problems=problems, downgrade_mode=_service_downgrade(ctx))
+    return dict(res, ok=not problems, problems=problems, downgrade_mode=downgrade)
 
 
 def offline_verified(ctx):
@@ -760,19 +723,14 @@ def apply_cache(ctx, deadline):
     measured = dict(snapshot=snap["path"], snapshot_taken_at=snap["taken_at"], snapshot_age_s=snap["age_s"],
                     snapshot_complete=snap["parsed"]["complete"], snapshot_keys=snap["parsed"]["keys_total"],
                     entries_found=len(entries), cache_keys=patterns)
-    keys = []
-    values = []
-    for key in sorted(entries):
-        text = usable_value(ctx.stack, entries[key]["value"])
-        if text is not None:
-            keys.append(key)
-            values.append(text)
+    usable = {key: usable_value(ctx.stack, entry["value"]) for key, entry in sorted(entries.items())}
+    keys = [key for key, text in usable.items() if text is not None]
+    values = [usable[key] for key in keys]
     measured["entries_usable"] = len(keys)
     if not keys:
+        query = (ctx.stack.get("redis") or {}).get("cache_value_query")
         raise DegradeError("the snapshot %s holds no usable cached answer (keys %s%s)"
-                           % (snap["path"], ", ".join(patterns),
-                              ", values matching %s" % (ctx.stack.get("redis") or {}).get("cache_value_query")
-                              if (ctx.stack.get("redis") or {}).get("cache_value_query") else ""),
+                           % (snap["path"], ", ".join(patterns), ", values matching %s" % query if query else ""),
                            precondition=True, **measured)
     set_count = 0
     marker = dict(mode=NAMES["C"], applied_at=_time.format_seconds(ctx.now()), keys=[], **measured)
@@ -994,12 +952,9 @@ def disable(ctx, force=False, check_mode=False):
             raise DegradeError("%s is not verified with full recommendations after %s was switched off (%s); "
                                "static recommendations are back on" % (ctx.service, ctx.downgrade_env, problems),
                                **_result(before, observe(ctx), reverted, True, None, "rolled back", health=full))
-    if "C" in before["active"]:
-        reverted.append(dict(option="C", mode=NAMES["C"], measured=revert_cache(ctx)))
-    if "D" in before["active"]:
-        reverted.append(dict(option="D", mode=NAMES["D"], measured=revert_offline(ctx)))
-    if "A" in before["active"] or before["standby_running"]:
-        reverted.append(dict(option="A", mode=NAMES["A"], measured=revert_standby(ctx)))
+    for letter in ("C", "D", "A"):  # a running standby is stopped even with the edge already back
+        if letter in before["active"] or (letter == "A" and before["standby_running"]):
+            reverted.append(dict(option=letter, mode=NAMES[letter], measured=revert(ctx, letter)))
     after = observe(ctx)
     # users reach the service through the edge: a recreated service may need the edge reloaded
     edge = ctx.edge_serving(ctx.clock() + min(ctx.timeout, 30.0)) if ctx.edge.service else None

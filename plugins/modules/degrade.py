@@ -67,8 +67,10 @@ options:
   stack:
     description:
       - The one description of the stack, C(incident_stack). Uses C(name), C(project_dir), C(compose_files),
-        C(service), C(standby), C(edge), C(base_url), C(edge_url), C(health_path), C(recommendations_path),
-        C(sample_users), C(min_recommendations), C(recommendations_limit), C(redis.service) and C(state_dir).
+        C(service), C(service_port), C(standby), C(standby_profile), C(downgrade_env), C(edge), C(edge_config),
+        C(base_url), C(edge_url), C(health_path), C(recommendations_path), C(sample_users), C(min_recommendations),
+        C(recommendations_limit), C(thresholds.latency_ms), C(redis.service), C(redis.cache_keys),
+        C(redis.cache_value_query) and C(state_dir).
     type: dict
     required: true
   verify:
@@ -91,6 +93,7 @@ options:
 notes:
   - The module acts on the managed host that runs the stack; the snapshot directory and the marker file are
     on that host.
+  - What each option needs, does, checks and reverts, in detail, is in the collection's C(docs/degraded_modes.md).
 seealso:
   - module: sre.incident.compose_project
   - module: sre.incident.health_check
@@ -193,7 +196,6 @@ ARGUMENT_SPEC = dict(
 
 
 def work(module):
-    """Validate, connect, enable or disable; returns the result dict."""
     p = module.params
     if p["timeout"] <= 0:
         raise InputError("timeout must be > 0 seconds, got %s" % p["timeout"])
