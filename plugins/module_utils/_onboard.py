@@ -6,25 +6,17 @@
 Three layers, so the guessing can be tested on captured data without an engine:
 
 ``gather`` (engine)
-    Reads the project through the engine into a *view*: plain data per container (service,
-    image, labels, process list, published and listening ports, healthcheck, networks,
-    volumes, environment variable NAMES, and the values of the few variables that are not
-    secrets by name: database name and user, hosts, ports, URLs with their credentials cut),
-    the compose files' ``depends_on`` (compose v2 also records it in a label), ``nginx -T`` of
-    every container that runs nginx, and the users seen in recent access logs. Then it checks
-    its first guesses: ``psql`` and ``redis-cli`` inside their containers on the guessed ports,
-    one ``SCAN`` batch of Redis keys with the shape of one value per key family, and HTTP probes
-    of the guessed URLs.
+    Reads the project into a *view* (plain data per container, the compose files, ``nginx -T``, the
+    users of recent requests), then checks its first guesses without changing anything; what it
+    reads and checks is listed in the module's documentation. Nothing secret leaves it: values only
+    of variables not secret by name, URLs without user information, Redis values as their shape,
+    of log lines only user ids.
 ``infer`` (pure)
     The view -> the proposed ``incident_stack``, a note per key saying where its value came
     from, and the list of what could not be inferred.
 ``render`` (pure)
     The YAML text written for the team to review: a comment above every key, ``# TODO:`` lines
     for what is missing. No timestamp inside, so an unchanged project writes an unchanged file.
-
-Secrets: environment values are read only for names that are not secret-like, URLs lose their
-user information, Redis values are reduced to their shape (field names and list lengths), and
-nothing of a log line but a user id taken from a request path leaves ``gather``.
 """
 
 from __future__ import annotations
@@ -296,9 +288,8 @@ def nginx_routes(dump):
             resolved = "http://" + resolved
         parts = url_parts(resolved) or {}
         host, port = parts.get("host"), parts.get("port")
-        if host in upstreams and upstreams[host]:
-            first = upstreams[host][0]
-            host, _sep, up_port = first.partition(":")
+        if host in upstreams:
+            host, _sep, up_port = upstreams[host][0].partition(":")
             port = int(up_port) if up_port.isdigit() else port
         if port is None and parts.get("scheme"):
             port = 443 if parts["scheme"] == "https" else 80
@@ -516,7 +507,7 @@ def infer(view):
     by_service = _by_service(containers)
     services = sorted(set(by_service) | set(compose))
     running = {c["service"]: c for c in reversed(_running(containers))}
-    kinds = {s: set().union(*[_kinds(c) for c in by_service.get(s, [])]) if by_service.get(s) else set() for s in services}
+    kinds = {s: set().union(*[_kinds(c) for c in by_service.get(s, [])]) for s in services}
 
     p.set("name", project, "the compose project (label %s)" % LABEL_PROJECT)
     workdir = view.get("working_dir")
@@ -676,8 +667,8 @@ def infer(view):
     p.set("thresholds", dict(latency_ms=500, cpu_percent=50, memory_percent=60),
           "the runbook's checklist: < 500 ms, CPU < 50 %, memory < 60 %")
 
-    _infer_database(p, view, services, by_service, running, kinds, svc_any, checks)
-    _infer_redis(p, view, services, by_service, running, kinds, svc_any, checks)
+    _infer_database(p, services, by_service, running, kinds, svc_any, checks)
+    _infer_redis(p, services, by_service, running, kinds, svc_any, checks)
 
     # ---- degraded option B
     env_names = (svc_any or {}).get("env_names") or []
@@ -722,7 +713,7 @@ def _port(c, kind, svc_any, env_names, url_name, url):
     note = "the command line of %s" % c["name"] if port else None
     if port is None and kind == "postgres":
         procs = [pr for pr in c.get("processes") or [] if KIND_PATTERNS[kind].search(pr)]
-        port = next((port_in_argv(pr.split(), kind) for pr in procs if port_in_argv(pr.split(), kind)), None)
+        port = next(filter(None, (port_in_argv(pr.split(), kind) for pr in procs)), None)
         note = "the postgres process of %s" % c["name"] if port else None
     if port is None and c.get("listening"):
         port = KIND_PORTS[kind] if KIND_PORTS[kind] in c["listening"] else c["listening"][0]
@@ -738,7 +729,7 @@ def _port(c, kind, svc_any, env_names, url_name, url):
     return port, note
 
 
-def _infer_database(p, view, services, by_service, running, kinds, svc_any, checks):
+def _infer_database(p, services, by_service, running, kinds, svc_any, checks):
     found = [s for s in services if "postgres" in kinds[s]]
     if not found:
         p.leave_out("database", "no PostgreSQL found in the project")
@@ -774,7 +765,7 @@ def _infer_database(p, view, services, by_service, running, kinds, svc_any, chec
         p.set("database.user", "postgres", note + " (not checked: %s is not running)" % c["name"])
 
 
-def _infer_redis(p, view, services, by_service, running, kinds, svc_any, checks):
+def _infer_redis(p, services, by_service, running, kinds, svc_any, checks):
     found = [s for s in services if "redis" in kinds[s]]
     if not found:
         p.leave_out("redis", "no Redis found in the project")
@@ -817,7 +808,6 @@ ORDER = ("name", "project_dir", "compose_files", "service", "service_port", "dep
          ("redis", ("service", "port", "cache_keys", "cache_value_query")),
          "downgrade_env", "static_top_file", "log_dir", "state_dir")
 SECTION_NOTES = {
-    "thresholds": "the runbook's checklist",
     "database": "PostgreSQL: the collection runs psql inside this service's container (diagnostics, drills)",
     "redis": "Redis: the collection runs redis-cli inside this service's container (diagnostics, snapshots, "
              "cache checks)",
@@ -864,33 +854,27 @@ def render(proposal, project):
         out.extend(_comment("TODO: " + item, 0) for item in proposal.unknown)
     out.append("incident_stack:\n")
     for entry in ORDER:
-        if isinstance(entry, tuple):
-            section, keys = entry
-            if section not in proposal.stack:
-                if section in proposal.absent:
-                    out.append(_comment("%s: %s" % (section, proposal.absent[section]), 2))
-                continue
-            out.append(_comment(SECTION_NOTES[section], 2))
-            out.append("  %s:\n" % section)
-            for key in keys:
-                dotted = "%s.%s" % (section, key)
-                if key in proposal.stack[section]:
-                    out.append(_comment(proposal.notes.get(dotted, ""), 4))
-                    out.append("    %s:%s\n" % (key, _value(proposal.stack[section][key], 4)))
-                elif dotted in proposal.absent:
-                    out.append(_comment("%s: %s" % (key, proposal.absent[dotted]), 4))
-            continue
-        if entry in proposal.stack:
-            out.append(_comment(proposal.notes.get(entry, ""), 2))
-            out.append("  %s:%s\n" % (entry, _value(proposal.stack[entry], 2)))
-        elif entry in proposal.absent:
-            out.append(_comment("%s: %s" % (entry, proposal.absent[entry]), 2))
+        section, keys = entry if isinstance(entry, tuple) else (entry, None)
+        if keys and section in proposal.stack:
+            out.append(_comment(SECTION_NOTES[section], 2) + "  %s:\n" % section)
+            out.extend(_key(proposal, proposal.stack[section], key, "%s.%s" % (section, key), 4) for key in keys)
+        else:
+            out.append(_key(proposal, proposal.stack, section, section, 2))
     return "".join(out)
+
+
+def _key(proposal, mapping, key, dotted, indent):
+    """The lines of ``key`` of ``mapping`` under its note, or its note alone when it is left out."""
+    if key in mapping:
+        return _comment(proposal.notes.get(dotted, ""), indent) + "%s%s:%s\n" % (" " * indent, key, _value(mapping[key], indent))
+    if dotted in proposal.absent:
+        return _comment("%s: %s" % (key, proposal.absent[dotted]), indent)
+    return ""
 
 
 # --------------------------------------------------------------------------- the engine
 
-def _container_view(client, c):
+def _container_view(c):
     attrs = c.attrs or {}
     config = attrs.get("Config") or {}
     labels = config.get("Labels") or {}
@@ -953,14 +937,13 @@ def gather(client, project, probe=None):
     ``probe(url, timeout)`` -> dict(status, body_json, error, latency_ms) (``_http.probe``); None skips HTTP checks.
     Raises OnboardError when the project has no container on the engine.
     """
-    _check_project(project)
     found = client.find_containers(project)
     if not found:
         known = client.projects()
         raise OnboardError("no compose project %r on the engine: it has no container there (projects on this engine: %s)"
                            % (project, ", ".join(known) or "none"))
     handles = {c.name: c for c in found}
-    containers = [_container_view(client, c) for c in found]
+    containers = [_container_view(c) for c in found]
     for view_c in containers:
         if view_c["status"] != "running":
             continue
@@ -1044,29 +1027,29 @@ def _check(client, handles, view, probe):
     kv = stack.get("redis") or {}
     c = by_name.get(kv.get("service"))
     if c is not None:
+        handle = handles[c["name"]]
         cli = ["redis-cli", "-p", str(kv["port"])]
-        res = _exec(client, handles[c["name"]], cli + ["PING"])
+        res = _exec(client, handle, cli + ["PING"])
         ok = "PONG" in res["stdout"]
         checks["redis"] = dict(argv=cli + ["PING"], ok=ok, error=_error(res, ok))
-        if checks["redis"]["ok"]:
-            res = _exec(client, handles[c["name"]], cli + ["SCAN", "0", "COUNT", "1000"])
+        if ok:
+            res = _exec(client, handle, cli + ["SCAN", "0", "COUNT", "1000"])
             keys = [k for k in res["stdout"].splitlines()[1:] if k.strip()]
             families = {}
             for pattern, members in key_families(keys).items():
-                kind = _exec(client, handles[c["name"]], cli + ["TYPE", members[0]])["stdout"].strip()
-                shape = None
-                if kind == "string":
-                    shape = value_shape(_exec(client, handles[c["name"]], cli + ["GET", members[0]])["stdout"])
+                kind = _exec(client, handle, cli + ["TYPE", members[0]])["stdout"].strip()
+                shape = value_shape(_exec(client, handle, cli + ["GET", members[0]])["stdout"]) if kind == "string" else None
                 families[pattern] = dict(count=len(members), type=kind, shape=shape)
             checks["redis_keys"] = dict(scanned=len(keys), families=families)
 
     service = by_name.get(stack.get("service"))
     if service is not None and "static_top_file" not in stack:
-        res = _exec(client, handles[service["name"]], ["find", service["working_dir"], "-maxdepth", "3", "-type", "f",
-                                                       "-name", "*top*.json", "-not", "-path", "*/node_modules/*"])
+        handle = handles[service["name"]]
+        res = _exec(client, handle, ["find", service["working_dir"], "-maxdepth", "3", "-type", "f",
+                                     "-name", "*top*.json", "-not", "-path", "*/node_modules/*"])
         for path in sorted(res["stdout"].split()) if res["rc"] == 0 else []:
             try:
-                doc = json.loads(client.read_file(handles[service["name"]], path, max_bytes=8 * 1024 * 1024).decode("utf-8"))
+                doc = json.loads(client.read_file(handle, path, max_bytes=8 * 1024 * 1024).decode("utf-8"))
             except Exception:  # pylint: disable=broad-except  # not JSON, unreadable: not the file
                 continue
             items = doc.get("items") if isinstance(doc, dict) else doc
@@ -1077,14 +1060,11 @@ def _check(client, handles, view, probe):
 
 # --------------------------------------------------------------------------- the module's work
 
-def _check_project(project):
-    if not project or not PROJECT_RE.match(str(project)):
-        raise OnboardError("project %r is not a compose project name (lowercase letters, digits, '-', '_')" % (project,))
-
-
 def validate(params):
     """Check project and dest before anything is read; returns the absolute dest. OnboardError names the bad value."""
-    _check_project(params.get("project"))
+    project = params.get("project")
+    if not project or not PROJECT_RE.match(str(project)):
+        raise OnboardError("project %r is not a compose project name (lowercase letters, digits, '-', '_')" % (project,))
     dest = params.get("dest")
     if not dest:
         raise OnboardError("dest (the file to write) is required")

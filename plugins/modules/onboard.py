@@ -131,10 +131,8 @@ ARGUMENT_SPEC = dict(
 
 def work(module):
     p = module.params
-    where = dict(project=p["project"], dest=p["dest"])
-    _onboard.validate(where)
-    return _onboard.run(module.connect(), where, check_mode=module.check_mode,
-                        probe=_http.probe if p["probe_http"] else None)
+    _onboard.validate(p)  # before connecting: a bad project or dest fails without the engine
+    return _onboard.run(module.connect(), p, check_mode=module.check_mode, probe=_http.probe if p["probe_http"] else None)
 
 
 def main():
