@@ -594,21 +594,20 @@ def infer(view):
     if service:
         # an image named in the compose file is read with compose's variables (${PREFIX:-x}/app, .env)
         env = compose_environment(workdir)
-        image = (svc_any or {}).get("image") or interpolate((compose.get(service) or {}).get("image") or "", env)
-        build = (compose.get(service) or {}).get("build")
+
+        def image_of(name):
+            return (by_service.get(name) or [{}])[0].get("image") or interpolate((compose.get(name) or {}).get("image") or "", env)
+        image, build = image_of(service), (compose.get(service) or {}).get("build")
         for other in services:
-            if other in (service, edge_service):
-                continue
-            o_image = (((by_service.get(other) or [{}])[0]).get("image")
-                       or interpolate((compose.get(other) or {}).get("image") or "", env))
-            o_build = (compose.get(other) or {}).get("build")
-            if (image and o_image == image) or (build and o_build == build and not o_image):
+            o_image = image_of(other)
+            if other not in (service, edge_service) and (
+                    (image and o_image == image) or (build and (compose.get(other) or {}).get("build") == build and not o_image)):
                 standby = other
                 break
     if standby:
+        profiles = (compose.get(standby) or {}).get("profiles")
         p.set("standby", standby, "%s runs the image of %s (%s)%s" % (
-            standby, service, image or "same build", ", compose profile %s" % ",".join((compose.get(standby) or {}).get("profiles") or [])
-            if (compose.get(standby) or {}).get("profiles") else ""))
+            standby, service, image or "same build", ", compose profile %s" % ",".join(profiles) if profiles else ""))
     else:
         p.leave_out("standby", "none: no other service runs the image of %s, so degraded option A does not apply"
                     % (service or "the service"))
@@ -667,8 +666,15 @@ def infer(view):
     p.set("thresholds", dict(latency_ms=500, cpu_percent=50, memory_percent=60),
           "the runbook's checklist: < 500 ms, CPU < 50 %, memory < 60 %")
 
-    _infer_database(p, services, by_service, running, kinds, svc_any, checks)
-    _infer_redis(p, services, by_service, running, kinds, svc_any, checks)
+    for section, kind, label, infer_rest in (("database", "postgres", "PostgreSQL", _infer_database),
+                                             ("redis", "redis", "Redis", _infer_redis)):
+        found = next((s for s in services if kind in kinds[s]), None)
+        if found is None:
+            p.leave_out(section, "no %s found in the project" % label)
+            continue
+        c = running.get(found) or by_service[found][0]
+        p.set(section + ".service", found, "%s runs %s (%s)" % (c["name"], label, _found_by(c, kind)))
+        infer_rest(p, c, svc_any, checks)
 
     # ---- degraded option B
     env_names = (svc_any or {}).get("env_names") or []
@@ -729,14 +735,8 @@ def _port(c, kind, svc_any, env_names, url_name, url):
     return port, note
 
 
-def _infer_database(p, services, by_service, running, kinds, svc_any, checks):
-    found = [s for s in services if "postgres" in kinds[s]]
-    if not found:
-        p.leave_out("database", "no PostgreSQL found in the project")
-        return
-    db = found[0]
-    c = running.get(db) or by_service[db][0]
-    p.set("database.service", db, "%s runs PostgreSQL (%s)" % (c["name"], _found_by(c, "postgres")))
+def _infer_database(p, c, svc_any, checks):
+    """The rest of ``database``, ``c`` the container of its service."""
     env = (svc_any or {}).get("env") or {}
     url_name, url = _env_url(env, ("postgres", "postgresql"))
     p.set("database.port", *_port(c, "postgres", svc_any, ("PGPORT", "POSTGRES_PORT", "DB_PORT", "DATABASE_PORT"), url_name, url))
@@ -765,14 +765,8 @@ def _infer_database(p, services, by_service, running, kinds, svc_any, checks):
         p.set("database.user", "postgres", note + " (not checked: %s is not running)" % c["name"])
 
 
-def _infer_redis(p, services, by_service, running, kinds, svc_any, checks):
-    found = [s for s in services if "redis" in kinds[s]]
-    if not found:
-        p.leave_out("redis", "no Redis found in the project")
-        return
-    kv = found[0]
-    c = running.get(kv) or by_service[kv][0]
-    p.set("redis.service", kv, "%s runs Redis (%s)" % (c["name"], _found_by(c, "redis")))
+def _infer_redis(p, c, svc_any, checks):
+    """The rest of ``redis``, ``c`` the container of its service."""
     port, note = _port(c, "redis", svc_any, ("REDIS_PORT",), *_env_url((svc_any or {}).get("env") or {}, ("redis", "rediss")))
     check = checks.get("redis") or {}
     if check.get("ok"):
@@ -796,7 +790,7 @@ def _infer_redis(p, services, by_service, running, kinds, svc_any, checks):
                "cache's key patterns (default recs:*, the reference app's)" % sample.get("scanned", 0))
     else:
         p.todo("redis.cache_keys", "Redis was not read (%s): name the cache's key patterns (default recs:*)"
-               % ("not running" if kv not in running else "no answer"))
+               % ("not running" if c.get("status") != "running" else "no answer"))
 
 
 # --------------------------------------------------------------------------- the file
