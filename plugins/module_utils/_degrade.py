@@ -625,13 +625,15 @@ def _at_edge(func, *args):
         raise DegradeError(exc.msg, **exc.details) from None
 
 
-def _set_downgrade(ctx, value, deadline, require_ready=True):
+def _set_downgrade(ctx, value, deadline):
+    """Recreate the service with the downgrade variable ``value``. Switched on, it must be ready; switched off,
+    only the flag is reverted here (whether the service is ready is checked by the caller)."""
     env = {ctx.downgrade_env: "true" if value else "false"}
     res = ctx.up([ctx.service], env=env, timeout=max(1.0, deadline - ctx.clock()))
     states = [s for s in res["containers"] if s.get("service") == ctx.service]
     measured = dict(service=_compose.status_text(states[0]) if states else _compose.MISSING,
                     downgrade_mode=_service_downgrade(ctx), recreated=res["changed"])
-    if not res["ready"] and require_ready:
+    if not res["ready"] and value:
         raise DegradeError("%s recreated with %s=%s is not ready: %s"
                            % (ctx.service, ctx.downgrade_env, env[ctx.downgrade_env], measured["service"]), **measured)
     if res["ready"] and ctx.edge.service:
@@ -652,8 +654,7 @@ def apply_static(ctx, deadline):
 def revert_static(ctx, deadline=None):
     if not _service_downgrade(ctx):
         return dict(recreated=False)
-    # the flag is what is reverted; whether the service is ready is checked by the caller
-    return _set_downgrade(ctx, False, deadline if deadline is not None else ctx.clock() + ctx.timeout, require_ready=False)
+    return _set_downgrade(ctx, False, deadline if deadline is not None else ctx.clock() + ctx.timeout)
 
 
 def _count(reply):
@@ -871,8 +872,7 @@ def enable(ctx, mode="auto", order=None, verify=True, check_mode=False):
     for letter in candidates:
         if letter not in before["active"]:
             continue
-        entry = _entry(letter)
-        entry["already_active"] = True
+        entry = dict(_entry(letter), already_active=True)
         if verify:
             ok, measured = verify_option(ctx, letter, ctx.clock() + min(ctx.timeout, 15.0))
             entry.update(verified=ok, measured=dict(verify=measured))
