@@ -161,12 +161,8 @@ def health_path_of(test):
 
 def depends_on_label(value):
     """compose v2's ``com.docker.compose.depends_on`` label (``svc:condition:restart,...``) -> names."""
-    names = []
-    for part in (value or "").split(","):
-        name = part.strip().split(":", 1)[0]
-        if name and name not in names:
-            names.append(name)
-    return names
+    names = (part.strip().split(":", 1)[0] for part in (value or "").split(","))
+    return list(dict.fromkeys(name for name in names if name))
 
 
 def compose_services(documents):
@@ -959,14 +955,8 @@ def gather(client, project, probe=None):
                 view_c["nginx_error"] = (res["stderr"] or res["stdout"]).strip()[:300]
     labels = containers[0]["labels"]
     workdir = next((c["labels"].get(LABEL_WORKING_DIR) for c in containers if c["labels"].get(LABEL_WORKING_DIR)), None)
-    files = []
-    for c in containers:
-        for path in (c["labels"].get(LABEL_CONFIG_FILES) or "").split(","):
-            path = path.strip()
-            if path:
-                path = path if os.path.isabs(path) or not workdir else os.path.join(workdir, path)
-                if path not in files:
-                    files.append(path)
+    files = list(dict.fromkeys(os.path.join(workdir or "", path.strip()) for c in containers
+                               for path in (c["labels"].get(LABEL_CONFIG_FILES) or "").split(",") if path.strip()))
     compose, compose_error = _read_compose(files)
     view = dict(project=project, compose_version=labels.get(LABEL_VERSION), working_dir=workdir, config_files=files,
                 compose=compose, compose_error=compose_error, containers=containers, checks={})
