@@ -2,36 +2,12 @@
 """Backups that restore (SPEC P0-4 rung 3, OUT-5): what a stack's data volumes hold, taken so that
 it can be put back, and put back.
 
-Taking a backup set (:func:`take`), before any volume of the compose project is removed:
-
-database
-    ``pg_dump --format=custom`` through the engine's exec in the database's container (the
-    image's own pg_dump, ``incident_stack.database``), its output streamed out of the engine into
-    the set: one consistent snapshot, taken while the database runs. It covers the volume that
-    holds the server's ``data_directory``.
-redis
-    ``BGSAVE``, waited for by polling ``INFO persistence`` and ``LASTSAVE``, then the RDB file
-    copied out of the data volume through the engine's archive API. It covers the volume that
-    holds Redis' ``dir``.
-other volumes
-    every container that uses the volume is stopped first, then the engine streams the volume's
-    content as a tar (from a helper container created, never started, with the volume mounted
-    read-only). A volume of the ``tmpfs`` type holds nothing once its containers stop; it is
-    listed as such, with no file.
-
-Each artefact is hashed (SHA-256) while it is written; the manifest (``manifest.json``, written
-last, then every file hashed again from disk) lists each artefact with its SHA-256, size, source
-(service, container, volume, database) and how it was made, and which artefact covers each volume
-of the project. A set without a manifest is not a backup: a failed backup removes its partial
-files. :func:`verify` is the gate before any volume is removed (``compose_project``) and before any
-restore: every volume covered, every file there with its size and SHA-256.
-
-Restoring a set (:func:`restore`) checks every checksum first and changes nothing when one is
-wrong (the message names the file); then the database (``pg_restore --clean --if-exists`` in one
-transaction, the dump streamed into the exec's input), Redis (stopped, the RDB put into its data
-volume through the engine with its owner and mode, read back and compared, started, waited for
-until it has loaded), and each other volume (its containers stopped, the tar put back into it,
-the containers started again).
+How each volume is taken (:func:`take`: the database by ``pg_dump``, Redis by ``BGSAVE`` and its RDB,
+every other volume as a tar with its containers stopped), what the manifest holds, and how a set
+is put back (:func:`restore`, after every checksum and the stack were checked) are documented once,
+in the ``sre.incident.backup`` and ``sre.incident.backup_restore`` modules. :func:`verify` is the gate
+before any volume is removed (``compose_project``) and before any restore: every volume covered,
+every file there with its size and SHA-256.
 """
 
 from __future__ import annotations
@@ -251,7 +227,7 @@ def describe(found):
 
 # --------------------------------------------------------------------------- taking a backup set
 
-def _helper_image(client, containers):
+def _helper_image(containers):
     for c in containers:
         image = (_attrs(c).get("Config") or {}).get("Image")
         if image:
@@ -373,7 +349,7 @@ def take(client, stack, dest_root, incident_id=None, leave_stopped=False, timeou
         # 3. every other volume, with its containers stopped
         tars = {v: e for v, e in found["volumes"].items() if e["by"] == "tar"}
         if tars:
-            image = _helper_image(client, found["containers"])
+            image = _helper_image(found["containers"])
             for name, entry in tars.items():
                 for cname in entry["running"]:
                     if cname not in stopped:
@@ -582,9 +558,8 @@ def restore(client, stack, manifest_path, check_mode=False, timeout=300.0):
         return dict(changed=bool(steps), steps=steps, manifest=planned["manifest"])
     by_name = {c.name: c for c in planned["containers"]}
     done = []
-    order = {"database": 0, "redis": 1, "volume": 2}
     try:
-        for step in sorted(steps, key=lambda s: order[s["kind"]]):
+        for step in sorted(steps, key=lambda s: KINDS.index(s["kind"])):
             left = max(1.0, deadline - time.monotonic())
             if step["kind"] == "database":
                 db = _pg.settings(stack)
@@ -616,7 +591,7 @@ def restore(client, stack, manifest_path, check_mode=False, timeout=300.0):
                 for cname in step["running"]:
                     client.stop(by_name[cname])
                     stopped.append(cname)
-                image = _helper_image(client, planned["containers"])
+                image = _helper_image(planned["containers"])
                 with _volume_helper(client, image, step["volume"], "restore", "rw") as helper, \
                         open(step["file"], "rb") as handle:
                     client.archive_in(helper, "/", handle)

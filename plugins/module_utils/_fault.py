@@ -29,7 +29,7 @@ import re
 import statistics
 from urllib.parse import urlsplit
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _stack
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _http, _stack
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
@@ -223,8 +223,6 @@ class Target:
         return self._which(name) if self._which else None
 
     def probe(self, urls, timeout):
-        from ansible_collections.sre.incident.plugins.module_utils import _http
-
         return (self._probe_many or _http.probe_many)(list(urls), count=1, interval=0, timeout=timeout)
 
 
@@ -638,8 +636,7 @@ def _fill_mounts(target, s):
 
 def _fill_target(target, s):
     """(mount path, size_kb, used_kb, used_pct) of the volume disk_fill fills; NotApplicable when there is none."""
-    size_kb, used_kb, percent, path = min((_df(target, s, m["path"]) + (m["path"],) for m in _fill_mounts(target, s)), key=lambda x: x[0])
-    return path, size_kb, used_kb, percent
+    return min(((m["path"],) + _df(target, s, m["path"]) for m in _fill_mounts(target, s)), key=lambda x: x[1])
 
 
 def _df(target, s, path):

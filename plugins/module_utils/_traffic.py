@@ -3,58 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Real traffic as the impact signal (SPEC MON-2): what users actually did, over a window.
 
-Two sources, read on the managed host:
-
-``access_log``
-    The edge's JSON access log, nginx ``log_format incident_json escape=json``, one object per
-    line on the edge container's stdout, read through the engine (the container's logs between
-    two times)::
-
-        {"ts":$msec,"method":"$request_method","uri":"$request_uri","status":$status,
-         "request_time":$request_time,"upstream_status":"$upstream_status",
-         "upstream_addr":"$upstream_addr","remote_addr":"$remote_addr",
-         "user":"$http_x_user_id","request_id":"$request_id"}
-
-    ``ts`` (the time the line was written, when the request ended) decides the window a request
-    belongs to; the engine's own since/until only bound the read. A line that is not such an
-    object (nginx's error log, anything else on the stream) is skipped and counted. The user is
-    ``user`` (the ``X-User-Id`` header), else the ``{user}`` of the recommendations path
-    (``incident_stack.recommendations_path``); a request with neither counts in the rates but
-    belongs to no user. Synthetic requests are left out altogether: the collection's own probes
-    send ``X-User-Id: synthetic-sre-incident`` (``_http.SYNTHETIC_USER``), and every user matching
-    :data:`SYNTHETIC_USERS` or ``access_log.exclude_users`` (shell patterns, for example the
-    blackbox exporter of ``examples/monitoring``, which sends ``X-User-Id: synthetic-blackbox``)
-    is not a real user.
-
-``prometheus``
-    The Prometheus HTTP API (``GET <prometheus_url>/api/v1/query``), when
-    ``incident_stack.prometheus_url`` is set, with the queries of
-    ``incident_stack.prometheus_queries`` (defaults: :data:`DEFAULT_QUERIES`, written for the
-    metrics of the example stack's service and the labels of ``examples/monitoring``). In a query
-    ``$window`` becomes the window as a PromQL duration (``300s``), ``$stack`` the compose project
-    and ``$service`` the service. A query is evaluated at the end of its window; an empty result or
-    NaN (no requests) is no value. A figure whose query is empty (``""``) is not asked of
-    Prometheus.
-
-Each figure comes from Prometheus when it answered it, else from the access log when it held at
-least ``min_requests`` requests in the window, else from nowhere (``None``): the caller then falls
-back to its synthetic probes. ``sources`` names, per figure, where it came from.
-
-The figures, for the window and for the baseline window (the ``baseline_s`` seconds just before
-the window):
-
-* ``requests`` and ``rps`` (requests / window seconds);
-* ``error_rate``: requests answered 5xx / requests. A 4xx is the client's error, not the
-  service's: it counts as a request (rps) but not as an error, and a user whose requests only
-  got 4xx is not failing; 4xx are reported apart (``client_error_rate``). nginx's 499 (the client
-  gave up waiting) is a 4xx too;
-* ``users`` (distinct users seen), ``users_failing`` (distinct users with at least one 5xx) and
-  ``users_failing_pct``;
-* ``latency_p50_ms`` and ``latency_p95_ms``: nearest-rank percentiles of ``request_time``.
+The two sources (the edge's ``incident_json`` access log, read through the engine, and the
+Prometheus HTTP API), the figures, which source wins for each figure and the ``incident_stack``
+keys are documented once, in ``docs/monitoring.md`` ("MON-2: real traffic as the impact signal").
 
 Everything here is pure except :func:`read_access_log` (the engine, through ``_compose``),
-:func:`query_prometheus` (HTTP, stdlib) and :func:`measure`, which calls them with injectable
-readers.
+:func:`query_prometheus` (HTTP) and :func:`measure`, which calls them with injectable readers.
 """
 
 from __future__ import annotations
@@ -254,7 +208,7 @@ def parse_lines(text, user_re=None, exclude_users=()):
 
 
 def figures(entries, since, until):
-    """The figures of the requests whose ``ts`` lies in ``[since, until)`` (see the module docstring)."""
+    """The figures of the requests whose ``ts`` lies in ``[since, until)`` (docs/monitoring.md, "The figures")."""
     seconds = float(until) - float(since)
     mine = [e for e in entries if since <= e["ts"] < until]
     requests = len(mine)
@@ -369,10 +323,9 @@ def prometheus_figures(config, stack, until, window_s, query=query_prometheus, t
         if value is None:
             notes[figure] = note
             continue
-        if figure == "error_rate":
-            value = min(max(value, 0.0), 1.0)
-        elif figure == "users_failing_pct":
-            value = min(max(value, 0.0), 100.0)
+        whole = {"error_rate": 1.0, "users_failing_pct": 100.0}.get(figure)  # a share stays within 0 and its whole
+        if whole:
+            value = min(max(value, 0.0), whole)
         values[figure] = round(value, 6)
     return values, notes
 
@@ -536,5 +489,5 @@ def watch_reader(stack, client, min_requests=DEFAULT_MIN_REQUESTS, prometheus_ti
         got = measure_fn(stack, client=client, until=until, window_s=seconds, baseline_s=0, min_requests=min_requests,
                          prometheus_timeout=prometheus_timeout)
         return {"window": got["window"], "sources": got["sources"], "source": got["source"],
-                "errors": {k: v for k, v in (("access_log", got["access_log"]["error"]),) if v}}
+                "errors": {"access_log": got["access_log"]["error"]} if got["access_log"]["error"] else {}}
     return read

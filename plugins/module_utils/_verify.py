@@ -4,46 +4,9 @@
 """Verify a recovery against the runbook's checklist, then watch for a rebound (P0-5).
 
 :func:`evaluate` runs the checks of "第 3 階段：驗證和監控" / "恢復檢查清單" in one call, concurrently
-(threads), and returns each check as ``{name, passed, value, threshold, detail}``:
-
-``health``
-    Every probe of ``GET <base_url><health_path>`` answers 200. value: the HTTP status of the
-    first failing probe (else 200); threshold: 200.
-``recommendations``
-    Every probe of every sample user answers 200 with at least ``min_recommendations`` items
-    (default 6, the runbook's "more than 5"). value: the fewest items any probe returned (0 for
-    a failed probe); threshold: ``min_recommendations``.
-``latency``
-    The SLOWEST recommendation probe (the max, not a percentile: with a handful of probes a p95
-    is the max anyway, and the runbook asks every answer to be under 500 ms) is under
-    ``latency_ms``, judged after the first round when there are several (it warms the caches a
-    restart emptied); a probe without an answer fails the check. value: max in ms; threshold:
-    ``latency_ms``. p50/p95 are in the detail data.
-``log_errors``
-    No error line in the service's container logs since ``since`` (the fix). Read through the
-    Docker engine with timestamps and filtered to the exact instant. A line counts when the
-    collection's one log classifier (``_logs.is_error_line``) calls it an error line: a JSON line
-    by its level key only (the app logs a Redis outage as WARNING with an ``error`` field: no
-    error line), a plain line by ERROR / FATAL / CRITICAL / panic, a lower-case ``error:``,
-    a stack trace. value: the count; threshold: 0 (the most allowed).
-``edge``
-    What users reach (GEN-1): through the edge (``incident_stack.edge_url``), ``/health`` answers
-    200 and every sample user gets at least ``min_recommendations`` items, on every probe. A
-    recovery is verified only when users are answered through the edge. value: the users answered
-    through the edge on every probe; threshold: every sample user. Without ``edge_url`` this check
-    is not run, and ``not_checked`` says so.
-``resources``
-    For every container of the service: CPU under ``cpu_percent`` and memory under
-    ``memory_percent``. CPU is computed as ``docker stats`` does: (cpu total delta / system
-    delta) x online CPUs x 100 between ``precpu_stats`` and ``cpu_stats`` (100 % = one full
-    core); when the engine gives no ``precpu_stats`` a second sample is taken and the two are
-    compared. Memory is usage minus the page cache (``inactive_file`` on cgroup v2,
-    ``total_inactive_file`` on v1, else ``cache``) divided by the limit (the host's memory when
-    the container has none), as ``docker stats`` shows it. value: ``{cpu_percent, memory_percent}``,
-    the highest over the containers; threshold: ``{cpu_percent, memory_percent}``.
-
-:func:`watch` then samples the service once per interval for a window and stops early when the
-error rate rebounds.
+(threads), and returns each check as ``{name, passed, value, threshold, detail}``; what each check
+measures and judges is documented in ``docs/verify.md``. :func:`watch` then samples the service once per interval for a window and stops early when
+the error rate rebounds.
 """
 
 from __future__ import annotations
@@ -266,32 +229,30 @@ def _probe_health(url, rounds, timeout, probe=_http.probe):
 
 def health_check(probes):
     bad = [p for p in probes if p.get("status") != 200]
-    value = bad[0].get("status") if bad else 200
-    if bad:
-        first = bad[0]
-        down = _http.down_in_health_body(first.get("body_json"))
-        detail = "%s of %s probes failed: %s%s" % (len(bad), len(probes), first.get("error") or "status %s" % value,
-                                                   "; down: %s" % ", ".join(map(str, down)) if down else "")
-    else:
-        detail = "%s of %s probes answered 200" % (len(probes), len(probes))
-    return _check("health", not bad and bool(probes), value, 200, detail)
+    if not bad:
+        return _check("health", bool(probes), 200, 200, "%s of %s probes answered 200" % (len(probes), len(probes)))
+    first = bad[0]
+    down = _http.down_in_health_body(first.get("body_json"))
+    detail = "%s of %s probes failed: %s%s" % (len(bad), len(probes), first.get("error") or "status %s" % first.get("status"),
+                                               "; down: %s" % ", ".join(map(str, down)) if down else "")
+    return _check("health", False, first.get("status"), 200, detail)
 
 
 def _by_user(probes, minimum):
-    """``{user: (fewest items, why each of its probes failed)}``: a probe fails without a 200 or enough items."""
+    """``({user: (fewest items, why each of its probes failed)}, the failing users sorted)``: a probe fails
+    without a 200 or enough items."""
     users = {}
     for p in probes:
         fewest, errors = users.get(p["user"], (p["count"], []))
         if p.get("status") != 200 or p["count"] < minimum:
             errors.append(p.get("error") or "%s recommendations" % p["count"])
         users[p["user"]] = (min(fewest, p["count"]), errors)
-    return users
+    return users, sorted(u for u, (_fewest, errors) in users.items() if errors)
 
 
 def recommendations_check(probes, minimum):
-    by_user = _by_user(probes, minimum)
+    by_user, failed = _by_user(probes, minimum)
     value = min((p["count"] if p.get("status") == 200 else 0) for p in probes) if probes else 0
-    failed = sorted(u for u, (_fewest, errors) in by_user.items() if errors)
     good = len(by_user) - len(failed)
     detail = "%s of %s users got >= %s recommendations" % (good, len(by_user), minimum)
     if failed:
@@ -323,8 +284,7 @@ def latency_check(probes, limit_ms):
 def edge_check(health_probes, rec_probes, minimum, edge_url):
     """Users answered through the edge: /health 200 and enough items for every user, on every probe."""
     bad_health = [p for p in health_probes if p.get("status") != 200]
-    users = _by_user(rec_probes, minimum)
-    failing = sorted(u for u, (_fewest, errors) in users.items() if errors)
+    users, failing = _by_user(rec_probes, minimum)
     answered = len(users) - len(failing)
     problems = []
     if bad_health:
@@ -516,22 +476,15 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
         done = {key: _result_or_error(future) if key == "logs" else future.result() for key, future in futures.items()}
         readings = [_result_or_error(future) if future is not None else None for future in stats_futures]
 
-    results = []
-    for name in checks:
-        if name == "health":
-            results.append(health_check(done["health"]))
-        elif name == "recommendations":
-            results.append(recommendations_check(done["recs"], thresholds["min_recommendations"]))
-        elif name == "latency":
-            results.append(latency_check(done["recs"], thresholds["latency_ms"]))
-        elif name == "log_errors":
-            found = done.get("logs", dict(count=0, by_container={}, excerpt=[]))
-            results.append(log_errors_check(found, since))
-        elif name == "resources":
-            results.append(resources_check(readings, states, thresholds))
-        elif name == "edge":
-            results.append(edge_check(done["edge_health"], done["edge_recs"], thresholds["min_recommendations"],
-                                      edge_urls["base"]))
+    judge = dict(
+        health=lambda: health_check(done["health"]),
+        recommendations=lambda: recommendations_check(done["recs"], thresholds["min_recommendations"]),
+        latency=lambda: latency_check(done["recs"], thresholds["latency_ms"]),
+        log_errors=lambda: log_errors_check(done.get("logs", dict(count=0, by_container={}, excerpt=[])), since),
+        resources=lambda: resources_check(readings, states, thresholds),
+        edge=lambda: edge_check(done["edge_health"], done["edge_recs"], thresholds["min_recommendations"], edge_urls["base"]),
+    )
+    results = [judge[name]() for name in checks]
     failed = [c["name"] for c in results if not c["passed"]]
     return dict(passed=not failed, checks=results, failed_checks=failed, checklist=checklist(results),
                 not_checked=not_checked, since=_time.format_ts(since), thresholds=thresholds,
@@ -554,27 +507,16 @@ def take_sample(stack, since, min_recommendations=6, client=None, probe_timeout=
     targets = [("health", urls["health"])] + list(urls["recommendations"].items())
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(targets) + 1) as pool:
         futures = [pool.submit(probe, url, probe_timeout) for _name, url in targets]
-        log_future = None
-        if client is not None and since is not None:
-            log_future = pool.submit(lambda: read_errors(client, _containers(client, stack), since, until=ts))
+        log_future = (pool.submit(lambda: read_errors(client, _containers(client, stack), since, until=ts))
+                      if client is not None and since is not None else None)
         results = [f.result() for f in futures]
-        log_errors = None
-        if log_future is not None:
-            try:
-                log_errors = log_future.result()["count"]
-            except Exception:  # the engine is not what is being watched; the probes are
-                log_errors = None
-    failing = []
-    rec_probes = []
-    for (name, _url), result in zip(targets, results):
-        if name == "health":
-            ok = result.get("status") == 200
-        else:
-            rec_probes.append(result)
-            ok = result.get("status") == 200 and _rec_count(result) >= min_recommendations
-        if not ok:
-            failing.append("%s: %s" % (name, result.get("error") or "%s recommendations" % _rec_count(result)))
-    stats = _http.latency_stats(rec_probes)
+        # the engine is not what is being watched (the probes are): a failed log read counts nothing
+        found = _result_or_error(log_future) if log_future is not None else None
+    log_errors = None if found is None or isinstance(found, Exception) else found["count"]
+    failing = ["%s: %s" % (name, result.get("error") or "%s recommendations" % _rec_count(result))
+               for (name, _url), result in zip(targets, results)
+               if result.get("status") != 200 or (name != "health" and _rec_count(result) < min_recommendations)]
+    stats = _http.latency_stats([r for (name, _url), r in zip(targets, results) if name != "health"])
     return dict(ts=_time.format_ts(ts), epoch=round(ts, 3), error_rate=round(len(failing) / float(len(targets)), 4),
                 errors=len(failing), probes=len(targets), latency_ms=stats["max"], latency_p50_ms=stats["p50"],
                 log_errors=log_errors, failing=failing)

@@ -17,10 +17,11 @@ description:
     C(incident_stack.min_recommendations) items (default V(6), the runbook's "more than 5").
   - V(latency) passes when the slowest recommendation probe (the maximum, not a percentile)
     took less than C(incident_stack.thresholds.latency_ms) (default V(500)) milliseconds. A
-    probe without an answer fails it.
+    probe without an answer fails it. With several O(probe_rounds) the first round, which warms
+    the caches a restart emptied, is not judged.
   - V(log_errors) passes when the service's container logs hold no error line since O(since).
-    A JSON line counts when its C(level) is C(ERROR), C(FATAL), C(CRITICAL) or C(PANIC); any
-    other line counts when it contains C(error), C(fatal) or C(panic) in any case.
+    A JSON line counts by its level key alone, any other line by C(ERROR), C(FATAL), C(CRITICAL),
+    C(panic), a lower-case C(error:) or a stack trace (never a word that merely contains C(error)).
   - V(resources) passes when every container of the service uses less than
     C(incident_stack.thresholds.cpu_percent) (default V(50)) percent CPU and less than
     C(incident_stack.thresholds.memory_percent) (default V(60)) percent memory, computed from
@@ -116,10 +117,8 @@ options:
 requirements:
   - docker (the Python SDK), only for the V(log_errors) and V(resources) checks
 notes:
-  - The watch takes one sample per interval and waits between two samples. It is the
-    runbook's "check every minute for 15 minutes" and lasts about O(watch_window) seconds,
-    unless a rebound stops it early.
-  - The watch is not started when a check failed.
+  - The watch is the runbook's "check every minute for 15 minutes" and the task lasts about
+    O(watch_window) seconds, unless a rebound stops it early.
   - Error lines quoted in RV(checks[].detail) are cut to 300 characters, and secrets are masked.
 seealso:
   - module: sre.incident.health_check
@@ -180,7 +179,7 @@ checks:
         - The measured value. V(health) the HTTP status (of the first failing probe),
           V(recommendations) the fewest items of a probe, V(latency) the slowest answer in ms,
           V(log_errors) the number of error lines, V(resources) a dict with the highest
-          C(cpu_percent) and C(memory_percent).
+          C(cpu_percent) and C(memory_percent), V(edge) the users answered through the edge.
         - V(null) when nothing could be measured (no answer, no container).
       type: raw
       sample: 31.4
@@ -210,7 +209,7 @@ checklist:
       C(passed), C(value) and the C(check) it comes from.
     - C(health_200), C(recommendations_returned) (one user gets enough items),
       C(several_users_ok) (every sample user, at least two), C(latency_under_500ms),
-      C(no_new_errors) and C(resources_normal).
+      C(users_answered_via_edge), C(no_new_errors) and C(resources_normal).
     - C(text) is the measured value in words, for the record.
   returned: success
   type: dict
