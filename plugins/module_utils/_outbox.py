@@ -91,10 +91,10 @@ class Outbox:
         """Replace the message's file in one step (readers see the old or the new, never half)."""
         _files.write_atomic(self.path(message), json.dumps(message, sort_keys=True), sync=False)
 
-    def enqueue(self, stage, title, channels, budget, now=None):
+    def enqueue(self, stage, title, channels, budget):
         """Number a new message and write it (state ``sending``); returns the message."""
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        now = time.time() if now is None else now
+        now = time.time()
         fd = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -271,11 +271,10 @@ def start(outbox, prepared, settings, clock=time.monotonic):
 # Collecting
 # ---------------------------------------------------------------------------------------------
 
-def outcome(message, now=None):
+def outcome(message, now):
     """One message as the record keeps it: ``{seq, stage, title, state, launched_at, finished_at,
     acknowledged_at, results, summary}``, every channel in ``results`` (an outcome that never came
     is a failure that says why)."""
-    now = time.time() if now is None else now
     if message.get("state") == "done":
         missing = "the sender ended without an outcome for this channel"
     elif message.get("state") == "unreadable":
