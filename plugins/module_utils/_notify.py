@@ -157,6 +157,15 @@ def _check_seconds(name, value, maximum):
                           % (name, _http.seconds_text(maximum), value))
 
 
+def validate_limits(retries, connect_timeout, read_timeout, budget):
+    """Check the attempts, timeouts and budget of a message (and of a collect)."""
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= MAX_ATTEMPTS:
+        raise NotifyError("retries must be an integer from 1 to %d, got %r" % (MAX_ATTEMPTS, retries))
+    _check_seconds("connect_timeout", connect_timeout, MAX_CONNECT_TIMEOUT)
+    _check_seconds("read_timeout", read_timeout, MAX_READ_TIMEOUT)
+    _check_seconds("budget", budget, MAX_BUDGET)
+
+
 def validate_inputs(stage, incident, oncall, retries, connect_timeout, read_timeout, budget):
     """Check everything but the channels; return (incident, oncall) normalised."""
     if stage not in STAGES:
@@ -164,11 +173,7 @@ def validate_inputs(stage, incident, oncall, retries, connect_timeout, read_time
     incident = dict(incident or {})
     for key in ("response_deadline", "resolve_deadline", "started_at"):
         parse_time(incident.get(key), "incident.%s" % key)
-    if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= MAX_ATTEMPTS:
-        raise NotifyError("retries must be an integer from 1 to %d, got %r" % (MAX_ATTEMPTS, retries))
-    _check_seconds("connect_timeout", connect_timeout, MAX_CONNECT_TIMEOUT)
-    _check_seconds("read_timeout", read_timeout, MAX_READ_TIMEOUT)
-    _check_seconds("budget", budget, MAX_BUDGET)
+    validate_limits(retries, connect_timeout, read_timeout, budget)
     return incident, resolve_oncall(oncall)
 
 

@@ -450,8 +450,7 @@ def _collect_task(params, check_mode):
     incident_id = (params.get("incident") or {}).get("id")
     if not incident_id:
         raise _notify.NotifyError("mode=collect needs incident.id (it names the outbox to collect from)")
-    _notify.validate_inputs("update", None, None, params["retries"], params["connect_timeout"],
-                            params["read_timeout"], params["budget"])
+    _notify.validate_limits(params["retries"], params["connect_timeout"], params["read_timeout"], params["budget"])
     outbox = Outbox(params["outbox_dir"], incident_id)
     result = collect(outbox, params["budget"], check_mode=check_mode)
     if check_mode:
