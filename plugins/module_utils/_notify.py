@@ -61,13 +61,8 @@ DEFAULT_CONNECT_TIMEOUT = 2.0  # a chat service answers a TCP/TLS connect in wel
 DEFAULT_READ_TIMEOUT = 5.0     # and its answer to a webhook POST in one or two
 DEFAULT_ATTEMPTS = 3
 DEFAULT_BUDGET = 10.0          # everything about one message ends within this many seconds
-MAX_ATTEMPTS = 10
-MAX_CONNECT_TIMEOUT = 60.0
-MAX_READ_TIMEOUT = 300.0
-MAX_BUDGET = 600.0
 JOIN_GRACE_S = 0.25            # how long past the deadline a channel's thread may take to report
 
-USER_AGENT = "sre.incident-notify/1.0"
 READ_TIMED_OUT = "connected, but no answer within the read timeout"
 UNSET = "unassigned"
 
@@ -159,11 +154,11 @@ def _check_seconds(name, value, maximum):
 
 def validate_limits(retries, connect_timeout, read_timeout, budget):
     """Check the attempts, timeouts and budget of a message (and of a collect)."""
-    if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= MAX_ATTEMPTS:
-        raise NotifyError("retries must be an integer from 1 to %d, got %r" % (MAX_ATTEMPTS, retries))
-    _check_seconds("connect_timeout", connect_timeout, MAX_CONNECT_TIMEOUT)
-    _check_seconds("read_timeout", read_timeout, MAX_READ_TIMEOUT)
-    _check_seconds("budget", budget, MAX_BUDGET)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= 10:
+        raise NotifyError("retries must be an integer from 1 to 10, got %r" % (retries,))
+    _check_seconds("connect_timeout", connect_timeout, 60.0)
+    _check_seconds("read_timeout", read_timeout, 300.0)
+    _check_seconds("budget", budget, 600.0)
 
 
 def validate_inputs(stage, incident, oncall, retries, connect_timeout, read_timeout, budget):
@@ -269,11 +264,7 @@ def render_fields(stage, incident, oncall=None, text=None, now=None):
     if sla:
         fields.append(("SLA", sla))
     if stage == "escalate":
-        escalate_to = []
-        for key in ("incident_commander", "tech_lead"):
-            who = _text(contacts.get(key))
-            if who and who not in escalate_to:
-                escalate_to.append(who)
+        escalate_to = list(dict.fromkeys(filter(None, map(_text, (contacts.get("incident_commander"), contacts.get("tech_lead"))))))
         if commander != UNSET and commander not in escalate_to:
             escalate_to.insert(0, commander)
         fields.append(("Escalate to", ", ".join(escalate_to) if escalate_to else UNSET))
@@ -446,7 +437,7 @@ def send_channel(channel, payload, deadline, connect_timeout=DEFAULT_CONNECT_TIM
             return signed_dingtalk_url(channel["url"], channel["secret"], int(round(time.time() * 1000)))
         return channel["url"]
 
-    headers = dict({"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}, **channel["headers"])
+    headers = dict({"Content-Type": "application/json; charset=utf-8", "User-Agent": "sre.incident-notify/1.0"}, **channel["headers"])
     answer = _http.send_retrying(
         url, deadline, attempts=attempts, connect_timeout=connect_timeout, read_timeout=read_timeout,
         judge=judge(channel), clock=clock or time.monotonic, sleep=sleep or time.sleep, backoff_base=backoff_base,
