@@ -61,13 +61,8 @@ DEFAULT_CONNECT_TIMEOUT = 2.0  # a chat service answers a TCP/TLS connect in wel
 DEFAULT_READ_TIMEOUT = 5.0     # and its answer to a webhook POST in one or two
 DEFAULT_ATTEMPTS = 3
 DEFAULT_BUDGET = 10.0          # everything about one message ends within this many seconds
-MAX_ATTEMPTS = 10
-MAX_CONNECT_TIMEOUT = 60.0
-MAX_READ_TIMEOUT = 300.0
-MAX_BUDGET = 600.0
 JOIN_GRACE_S = 0.25            # how long past the deadline a channel's thread may take to report
 
-USER_AGENT = "sre.incident-notify/1.0"
 READ_TIMED_OUT = "connected, but no answer within the read timeout"
 UNSET = "unassigned"
 
@@ -157,19 +152,23 @@ def _check_seconds(name, value, maximum):
                           % (name, _http.seconds_text(maximum), value))
 
 
-def validate_inputs(stage, incident, oncall, retries, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
-                    read_timeout=DEFAULT_READ_TIMEOUT, budget=DEFAULT_BUDGET):
+def validate_limits(retries, connect_timeout, read_timeout, budget):
+    """Check the attempts, timeouts and budget of a message (and of a collect)."""
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= 10:
+        raise NotifyError("retries must be an integer from 1 to 10, got %r" % (retries,))
+    _check_seconds("connect_timeout", connect_timeout, 60.0)
+    _check_seconds("read_timeout", read_timeout, 300.0)
+    _check_seconds("budget", budget, 600.0)
+
+
+def validate_inputs(stage, incident, oncall, retries, connect_timeout, read_timeout, budget):
     """Check everything but the channels; return (incident, oncall) normalised."""
     if stage not in STAGES:
         raise NotifyError("stage %r is not one of %s" % (stage, ", ".join(STAGES)))
     incident = dict(incident or {})
     for key in ("response_deadline", "resolve_deadline", "started_at"):
         parse_time(incident.get(key), "incident.%s" % key)
-    if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= MAX_ATTEMPTS:
-        raise NotifyError("retries must be an integer from 1 to %d, got %r" % (MAX_ATTEMPTS, retries))
-    _check_seconds("connect_timeout", connect_timeout, MAX_CONNECT_TIMEOUT)
-    _check_seconds("read_timeout", read_timeout, MAX_READ_TIMEOUT)
-    _check_seconds("budget", budget, MAX_BUDGET)
+    validate_limits(retries, connect_timeout, read_timeout, budget)
     return incident, resolve_oncall(oncall)
 
 
@@ -232,9 +231,8 @@ def sla_summary(incident, now):
 
 
 def render_fields(stage, incident, oncall=None, text=None, now=None):
-    """The message as data: ``{"title", "headline", "fields": [(label, value), ...], "note"}``."""
-    if stage not in STAGES:
-        raise NotifyError("stage %r is not one of %s" % (stage, ", ".join(STAGES)))
+    """The message as data: ``{"title", "headline", "fields": [(label, value), ...], "note"}`` (``stage``
+    one of :data:`STAGES`, checked by :func:`validate_inputs`)."""
     now = now or _dt.datetime.now(_dt.timezone.utc)
     incident = incident or {}
     oncall = oncall or {}
@@ -266,11 +264,7 @@ def render_fields(stage, incident, oncall=None, text=None, now=None):
     if sla:
         fields.append(("SLA", sla))
     if stage == "escalate":
-        escalate_to = []
-        for key in ("incident_commander", "tech_lead"):
-            who = _text(contacts.get(key))
-            if who and who not in escalate_to:
-                escalate_to.append(who)
+        escalate_to = list(dict.fromkeys(filter(None, map(_text, (contacts.get("incident_commander"), contacts.get("tech_lead"))))))
         if commander != UNSET and commander not in escalate_to:
             escalate_to.insert(0, commander)
         fields.append(("Escalate to", ", ".join(escalate_to) if escalate_to else UNSET))
@@ -324,13 +318,8 @@ def signed_dingtalk_url(url, secret, timestamp_ms):
 def incident_payload(incident):
     """The incident as plain, JSON-safe data for the generic webhook."""
     keys = ("id", "severity", "service", "commander", "war_room", "response_deadline", "resolve_deadline", "started_at")
-    out = {}
-    for key in keys:
-        value = incident.get(key)
-        if isinstance(value, _dt.datetime):
-            value = value.isoformat()
-        out[key] = value
-    return out
+    return {key: value.isoformat() if isinstance(value, _dt.datetime) else value
+            for key, value in zip(keys, map(incident.get, keys))}
 
 
 def build_payload(channel, stage, incident, oncall, rendered, now):
@@ -419,9 +408,10 @@ def _dingtalk_body_error(text):
     return None
 
 
-def channel_result(channel, ok=None, error=None, attempts=0, status=None):
+def channel_result(channel, ok=None, error=None, attempts=0, status=None, budget_spent=False, finished=False):
     """A channel's outcome: ``{name, type, enabled, ok, status, attempts, error, finished_at,
-    budget_spent}`` (``ok`` None: nothing sent, for a disabled channel or in check mode)."""
+    budget_spent}`` (``ok`` None: nothing sent, for a disabled channel or in check mode;
+    ``finished``: ``finished_at`` is now)."""
     return {
         "name": channel["name"],
         "type": channel["type"],
@@ -430,8 +420,8 @@ def channel_result(channel, ok=None, error=None, attempts=0, status=None):
         "status": status,
         "attempts": attempts,
         "error": error,
-        "finished_at": None,
-        "budget_spent": False,
+        "finished_at": format_ts(utc_now()) if finished else None,
+        "budget_spent": budget_spent,
     }
 
 
@@ -442,27 +432,22 @@ def send_channel(channel, payload, deadline, connect_timeout=DEFAULT_CONNECT_TIM
     ``clock()`` value); never raises because the channel is unwell (:func:`send_all` reports anything
     else). Returns :func:`channel_result` with ``ok`` True or False, and
     ``budget_spent`` True when the budget, not the attempts, ended the tries."""
-    result = channel_result(channel, ok=False)
-
     def url():
         if channel["type"] == "dingtalk" and channel.get("secret"):
             return signed_dingtalk_url(channel["url"], channel["secret"], int(round(time.time() * 1000)))
         return channel["url"]
 
-    headers = dict({"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}, **channel["headers"])
+    headers = dict({"Content-Type": "application/json; charset=utf-8", "User-Agent": "sre.incident-notify/1.0"}, **channel["headers"])
     answer = _http.send_retrying(
         url, deadline, attempts=attempts, connect_timeout=connect_timeout, read_timeout=read_timeout,
         judge=judge(channel), clock=clock or time.monotonic, sleep=sleep or time.sleep, backoff_base=backoff_base,
         method="POST", data=json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8"), headers=headers,
         max_body=65535)
-    result.update(attempts=answer["attempts"], status=answer["status"], budget_spent=answer["budget_spent"],
-                  ok=bool(answer["attempts"]) and answer["error"] is None)
-    if not answer["attempts"]:
-        result["error"] = "not tried: the budget was spent before this channel's turn"
-    elif answer["error"] is not None:
-        result["error"] = scrub(answer["error"], channel)
-    result["finished_at"] = format_ts(utc_now())
-    return result
+    tried = bool(answer["attempts"])
+    return channel_result(
+        channel, ok=tried and answer["error"] is None, attempts=answer["attempts"], status=answer["status"],
+        error=scrub(answer["error"], channel) if tried else "not tried: the budget was spent before this channel's turn",
+        budget_spent=answer["budget_spent"], finished=True)
 
 
 def send_all(channels, payload_for, deadline, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
@@ -498,8 +483,8 @@ def send_all(channels, payload_for, deadline, connect_timeout=DEFAULT_CONNECT_TI
             if warning:
                 result["warning"] = warning
         except Exception as exc:  # pragma: no cover - defensive: a channel never raises
-            result = channel_result(channel, ok=False, error=scrub("%s: %s" % (type(exc).__name__, exc), channel))
-            result["finished_at"] = format_ts(utc_now())
+            result = channel_result(channel, ok=False, error=scrub("%s: %s" % (type(exc).__name__, exc), channel),
+                                    finished=True)
         settle(index, channel, result)
 
     threads = []
@@ -517,10 +502,9 @@ def send_all(channels, payload_for, deadline, connect_timeout=DEFAULT_CONNECT_TI
         closed.append(True)
         for index, channel in enumerate(channels):
             if results[index] is None:
-                result = channel_result(channel, ok=False, error="gave up: still no outcome at the deadline")
-                result.update(finished_at=format_ts(utc_now()), budget_spent=True)
-                results[index] = result
-                late.append((channel, result))
+                results[index] = channel_result(channel, ok=False, error="gave up: still no outcome at the deadline",
+                                                budget_spent=True, finished=True)
+                late.append((channel, results[index]))
     if on_result is not None:
         for channel, result in late:
             on_result(channel, result)
@@ -568,16 +552,11 @@ def summarise(prepared, results):
     }
 
 
-def notify(channels, stage, incident=None, oncall=None, text=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
-           read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, budget=DEFAULT_BUDGET,
-           check_mode=False, now=None, sleep=None, clock=None, backoff_base=_http.BACKOFF_BASE):
-    """Validate, render and send to every enabled channel at once; return by ``budget`` seconds.
-
-    Raises :class:`NotifyError` on bad input before anything is sent. Returns
-    ``{"results", "sent", "failed_count", "message", "title", "channels", "oncall"}``; in check mode nothing is
-    sent and every enabled channel's result has ``ok: None`` and ``attempts: 0``.
-    """
-    prepared = prepare(channels, stage, incident, oncall, text, connect_timeout, read_timeout, attempts, budget, now)
+def send(prepared, connect_timeout, read_timeout, attempts, budget, check_mode=False, sleep=None, clock=None,
+         backoff_base=_http.BACKOFF_BASE):
+    """Send a :func:`prepare`d message to every enabled channel at once; return :func:`summarise` by
+    ``budget`` seconds. With ``check_mode`` nothing is sent: every enabled channel's result has ``ok:
+    None`` and ``attempts: 0``."""
     if check_mode:
         return summarise(prepared, [channel_result(c) for c in prepared["channels"]])
     clock = clock or time.monotonic
@@ -585,3 +564,16 @@ def notify(channels, stage, incident=None, oncall=None, text=None, connect_timeo
                        float(connect_timeout), float(read_timeout), attempts, clock=clock, sleep=sleep,
                        backoff_base=backoff_base)
     return summarise(prepared, results)
+
+
+def notify(channels, stage, incident=None, oncall=None, text=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+           read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, budget=DEFAULT_BUDGET,
+           check_mode=False, now=None, **sending):
+    """:func:`prepare`, then :func:`send` (``sending``: its ``sleep``, ``clock`` and ``backoff_base``).
+
+    Raises :class:`NotifyError` on bad input before anything is sent. Returns
+    ``{"results", "sent", "failed_count", "message", "title", "channels", "oncall"}``.
+    """
+    limits = dict(connect_timeout=connect_timeout, read_timeout=read_timeout, attempts=attempts, budget=budget)
+    return send(prepare(channels, stage, incident, oncall, text, now=now, **limits), check_mode=check_mode,
+                **limits, **sending)

@@ -91,10 +91,10 @@ class Outbox:
         """Replace the message's file in one step (readers see the old or the new, never half)."""
         _files.write_atomic(self.path(message), json.dumps(message, sort_keys=True), sync=False)
 
-    def enqueue(self, stage, title, channels, budget, now=None):
+    def enqueue(self, stage, title, channels, budget):
         """Number a new message and write it (state ``sending``); returns the message."""
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        now = time.time() if now is None else now
+        now = time.time()
         fd = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -179,10 +179,7 @@ def missing_warning(failed):
     """The line a message carries on a channel where an earlier one failed; None when none did."""
     if not failed:
         return None
-    stages = []
-    for stage, _error in failed:
-        if stage not in stages:
-            stages.append(stage)
+    stages = list(dict.fromkeys(stage for stage, _error in failed))
     return ("earlier messages may be missing on this channel: the %s message%s could not be delivered here (%s)"
             % (", ".join(stages), "s" if len(stages) > 1 else "", failed[-1][1]))
 
@@ -191,7 +188,6 @@ def run_sender(outbox, message, prepared, deadline, settings, clock=time.monoton
     """Post ``message`` to its channels (all at once, in order after the incident's earlier
     messages on each channel) and write each outcome into the message file as it comes."""
     lock = threading.Lock()   # the channels' threads write their outcomes into the one message file
-    channels = [c for c in prepared["channels"] if c["enabled"]]
     message["pid"] = os.getpid()
     outbox.write(message)
 
@@ -203,7 +199,7 @@ def run_sender(outbox, message, prepared, deadline, settings, clock=time.monoton
             message["results"][channel["name"]] = result
             outbox.write(message)
 
-    _notify.send_all(channels, _notify.payload_builder(prepared), deadline,
+    _notify.send_all(prepared["channels"], _notify.payload_builder(prepared), deadline,
                      settings["connect_timeout"], settings["read_timeout"], settings["attempts"],
                      clock=clock, sleep=sleep, before_send=before_send, on_result=on_result)
     with lock:
@@ -275,11 +271,10 @@ def start(outbox, prepared, settings, clock=time.monotonic):
 # Collecting
 # ---------------------------------------------------------------------------------------------
 
-def outcome(message, now=None):
+def outcome(message, now):
     """One message as the record keeps it: ``{seq, stage, title, state, launched_at, finished_at,
     acknowledged_at, results, summary}``, every channel in ``results`` (an outcome that never came
     is a failure that says why)."""
-    now = time.time() if now is None else now
     if message.get("state") == "done":
         missing = "the sender ended without an outcome for this channel"
     elif message.get("state") == "unreadable":
@@ -292,9 +287,8 @@ def outcome(message, now=None):
     for channel in message.get("channels") or []:
         result = (message.get("results") or {}).get(channel["name"])
         if result is None:
-            result = {"name": channel["name"], "type": channel.get("type"), "enabled": True, "ok": False,
-                      "status": None, "attempts": None, "error": missing, "finished_at": None,
-                      "budget_spent": False}
+            result = _notify.channel_result({"name": channel["name"], "type": channel.get("type"), "enabled": True},
+                                            ok=False, error=missing, attempts=None)
         results.append(result)
     delivered = [r for r in results if r["ok"] is True]
     if results and len(delivered) == len(results):
@@ -456,8 +450,7 @@ def _collect_task(params, check_mode):
     incident_id = (params.get("incident") or {}).get("id")
     if not incident_id:
         raise _notify.NotifyError("mode=collect needs incident.id (it names the outbox to collect from)")
-    _notify.validate_inputs("update", None, None, params["retries"], params["connect_timeout"],
-                            params["read_timeout"], params["budget"])
+    _notify.validate_limits(params["retries"], params["connect_timeout"], params["read_timeout"], params["budget"])
     outbox = Outbox(params["outbox_dir"], incident_id)
     result = collect(outbox, params["budget"], check_mode=check_mode)
     if check_mode:
@@ -477,7 +470,7 @@ def _collect_task(params, check_mode):
 def run(params, check_mode=False):
     """Do what one ``sre.incident.notify`` task asks; return its result (``warnings`` a list, ``failed``
     set when it fails). Raises :class:`_notify.NotifyError` on bad input, before anything is sent."""
-    mode = params.get("mode") or "send"
+    mode = params["mode"]
     if mode == "collect":
         return _collect_task(params, check_mode)
     settings = dict(connect_timeout=params["connect_timeout"], read_timeout=params["read_timeout"],
@@ -491,7 +484,8 @@ def run(params, check_mode=False):
     enabled = [c for c in prepared["channels"] if c["enabled"]]
     stage = prepared["stage"]
     warnings = [] if enabled else ["sre.incident.notify: no enabled notification channel; nothing was sent"]
-    result = _notify.summarise(prepared, [_notify.channel_result(c) for c in prepared["channels"]])  # nothing sent
+    # sent here only with mode=send (mode=start: by its sender)
+    result = _notify.send(prepared, check_mode=check_mode or mode == "start", **settings)
     if check_mode or not enabled:
         names = ", ".join(c["name"] for c in enabled) or "no channel"
         result.update(changed=False, warnings=warnings,
@@ -505,8 +499,6 @@ def run(params, check_mode=False):
                       msg="%s notification: sending to %s in the background (message %d, given up at %s)" % (
                           stage, ", ".join(c["name"] for c in enabled), message["seq"], message["deadline_at"]))
         return result
-    result = _notify.notify(params.get("channels"), stage, incident=incident, oncall=params.get("oncall"),
-                            text=params.get("text"), now=prepared["now"], **settings)
     results = result["results"]
     sent = [r for r in results if r["enabled"]]
     result.update(changed=result["sent"] > 0, warnings=warnings,

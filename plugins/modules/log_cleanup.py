@@ -119,6 +119,7 @@ kept:
   sample: [/var/log/recsys/app-primary.log]
 """
 
+import functools
 import os
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _log_cleanup
@@ -147,11 +148,7 @@ def work(module):
         bundles_dir = os.path.join(stack["state_dir"], "bundles")
     params = dict(log_dir=p["log_dir"] or stack.get("log_dir") or "/var/log/recsys", keep=p["keep"],
                   truncate_above_pct=p["truncate_above_pct"], bundles_dir=bundles_dir or None, bundles_keep=p["bundles_keep"])
-    client = module.connect()
-
-    def exec_fn(argv):
-        return _compose.exec_in_service(client, project, service, argv)
-
+    exec_fn = functools.partial(_compose.exec_in_service, module.connect(), project, service)
     return _log_cleanup.run_log_cleanup(params, exec_fn, check_mode=module.check_mode)
 
 

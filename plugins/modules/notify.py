@@ -11,14 +11,10 @@ short_description: Send incident notifications to Slack, DingTalk or a generic w
 version_added: 1.0.0
 description:
   - Renders one message for an incident stage (started, mitigated, resolved, degraded, escalate,
-    update) and posts it to every enabled channel (SPEC P0-2). The message names the severity,
-    the service, the incident id, the incident commander, the on-call engineer of the moment,
-    the war-room link (if any) and the time left on the SLA, such as C(resolve deadline in 27m 10s)
-    or C(resolve deadline passed 3m ago).
-  - "Three modes. O(mode=start) hands the message to a sender process on the host and returns at
-    once, so a chat outage never slows the response; O(mode=collect), later in the run, waits at most
-    O(budget) seconds for the messages of the incident not collected yet and returns each one's
-    outcome per channel, for the record. O(mode=send) sends and waits, at most O(budget) seconds."
+    update) and posts it to every enabled channel (SPEC P0-2), waiting for their answers or, with
+    O(mode=start), in the background. The message names the severity, the service, the incident
+    id, the incident commander, the on-call engineer of the moment, the war-room link (if any) and
+    the time left on the SLA, such as C(resolve deadline in 27m 10s) or C(resolve deadline passed 3m ago).
   - Every channel is sent to at the same time, so one slow channel never delays another. Each
     attempt has a connect timeout (O(connect_timeout)) and a read timeout (O(read_timeout)); a
     channel is tried up to O(retries) times with a short exponential backoff (0.5 s, 1 s, capped at
@@ -61,11 +57,12 @@ options:
   mode:
     description:
       - V(send) sends and returns when every channel answered or O(budget) is spent.
-      - V(start) starts a sender process on the host and returns at once (RV(seq) numbers the
-        message in the incident's outbox). Needs O(incident.id).
-      - V(collect) sends nothing; it waits at most O(budget) seconds until every message of
-        O(incident.id) started earlier on this host and not collected yet has an outcome, returns
-        them in RV(messages) and marks them collected. Needs O(incident.id) only.
+      - V(start) starts a sender process on the host and returns at once, so a chat outage never slows
+        the response (RV(seq) numbers the message in the incident's outbox). Needs O(incident.id).
+      - V(collect), later in the run, sends nothing; it waits at most O(budget) seconds until every
+        message of O(incident.id) started earlier on this host and not collected yet has an outcome,
+        returns them in RV(messages) (each one's outcome per channel, for the record) and marks them
+        collected. Needs O(incident.id) only.
     type: str
     choices: [send, start, collect]
     default: send
@@ -216,7 +213,6 @@ options:
       - Fail the task when any enabled channel could not be notified (O(mode=send)), or when any
         collected message was not delivered to every channel (O(mode=collect)). Ignored by
         O(mode=start), which does not know yet.
-      - By default a failed notification is reported and the play goes on.
     type: bool
     default: false
 seealso:
