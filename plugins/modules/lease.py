@@ -94,13 +94,13 @@ options:
     default: 3
 attributes:
   check_mode:
-    description: Nothing is written and no directory is created; C(changed), RV(lease) and the diff show what would be.
+    details: Nothing is written and no directory is created; C(changed), RV(lease) and the diff show what would be.
   diff_mode:
     support: full
-    description: The holder before and after.
+    details: The holder before and after.
   idempotent:
     support: partial
-    description:
+    details:
       - Releasing twice changes nothing. Re-acquiring by the holding incident renews the lease; that
         moves the expiry, so it reports C(changed) (the lease file did change).
   platform:

@@ -173,17 +173,17 @@ attributes:
     support: full
     description: Runs on the controller as an action plugin, with the same options and results.
   check_mode:
-    description:
+    details:
       - Nothing is written; C(changed), RV(incident) and the diff show what would be.
       - In check mode a record that does not exist (opened by an earlier task of the same dry run,
         which wrote nothing) does not fail O(state=event), V(tick), V(closed) or V(present); the input is
         still validated, RV(incident) is V(null) and a warning says so.
   diff_mode:
     support: full
-    description: Before and after of the status, severity, outcome, ticked items and event count.
+    details: Before and after of the status, severity, outcome, ticked items and event count.
   idempotent:
     support: partial
-    description:
+    details:
       - O(state=opened) with an existing O(id), ticking ticked items and closing with the same
         outcome change nothing.
       - O(state=event) always appends (an event is something that happened again).
