@@ -55,20 +55,14 @@ import time
 from ansible_collections.sre.incident.plugins.module_utils import _degrade, _edge, _files, _http, _logs, _redact, _stack, _time, _verify
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     DockerError,
-    LABEL_CONFIG_FILES,
-    LABEL_WORKING_DIR,
     compose_environment,
+    compose_services,
+    config_files,
     container_state,
     interpolate,
-    services_in_compose_files,
 )
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
-
-try:
-    import yaml
-except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
-    yaml = None
 
 # the runbook's diagnose_p0.sh items [1]..[7] and the part holding each
 RUNBOOK_ITEMS = (
@@ -627,10 +621,7 @@ class Context:
         return [c for c in self.containers if container_state(c)["service"] == service]
 
     def running(self, service):
-        for c in self.by_service(service):
-            if container_state(c)["status"] == "running":
-                return c
-        return None
+        return next((c for c in self.by_service(service) if container_state(c)["status"] == "running"), None)
 
     def image(self, image_id):
         if image_id not in self._images:
@@ -638,19 +629,9 @@ class Context:
         return self._images[image_id]
 
     def compose_files(self):
-        files = []
-        for c in self.containers:
-            labels = ((c.attrs or {}).get("Config") or {}).get("Labels") or {}
-            workdir = labels.get(LABEL_WORKING_DIR) or ""
-            for path in (labels.get(LABEL_CONFIG_FILES) or "").split(","):
-                path = path.strip()
-                if path and not os.path.isabs(path) and workdir:
-                    path = os.path.join(workdir, path)
-                if path and path not in files:
-                    files.append(path)
+        files = config_files(self.containers)
         if not files and self.stack.get("project_dir"):
-            for f in self.stack.get("compose_files") or ["docker-compose.yml"]:
-                files.append(f if os.path.isabs(f) else os.path.join(self.stack["project_dir"], f))
+            files = [os.path.join(self.stack["project_dir"], f) for f in self.stack.get("compose_files") or ["docker-compose.yml"]]
         return files
 
 
@@ -942,7 +923,7 @@ def newest_snapshot(directory, now=None):
 
 def part_fallbacks(ctx, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"]):
     # C: the newest Redis snapshot
-    snap = newest_snapshot(ctx.snapshot_dir, now=time.time()) if ctx.snapshot_dir else None
+    snap = newest_snapshot(ctx.snapshot_dir) if ctx.snapshot_dir else None
     if snap is None:
         snapshot = dict(ready=False, dir=ctx.snapshot_dir, reason="no snapshot in %s" % ctx.snapshot_dir)
     else:
@@ -983,20 +964,11 @@ def part_fallbacks(ctx, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"])
         standby["reason"] = "incident_stack.standby is not set"
     else:
         files = ctx.compose_files()
-        declared = services_in_compose_files(files)
-        standby["defined"] = name in declared
-        image = None
-        if yaml is not None:
-            for path in files:
-                try:
-                    with open(path, "r", encoding="utf-8") as handle:
-                        data = yaml.safe_load(handle) or {}
-                except (OSError, yaml.YAMLError):
-                    continue
-                svc = ((data.get("services") or {}).get(name) or {}) if isinstance(data, dict) else {}
-                image = svc.get("image") or image
-        if image:
-            image = interpolate(image, compose_environment(ctx.stack.get("project_dir")))
+        specs = [services[name] for services in compose_services(files) if name in services]
+        standby["defined"] = bool(specs)
+        images = [spec["image"] for spec in specs if isinstance(spec, dict) and spec.get("image")]
+        if images:
+            image = interpolate(images[-1], compose_environment(ctx.stack.get("project_dir")))
         else:
             image = "%s_%s" % (ctx.project, name)
         standby["image"] = image
