@@ -19,9 +19,7 @@ description:
     removed needs a compose C(up); the module says so instead of guessing.
   - Every precondition is checked before anything is touched. An unknown project or service
     fails the task naming it and listing the project's services.
-  - C(changed) comes from the observed state of each container, not from the engine's
-    answers. With O(wait=true) the module polls until the containers are ready, bounded by
-    O(timeout).
+  - C(changed) comes from the observed state of each container, not from the engine's answers.
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.attributes.here
@@ -61,7 +59,7 @@ options:
       - V(killed) sends O(signal) to running containers; containers that are not running are
         left alone (no change). A paused container is unpaused first unless the signal is
         V(SIGKILL), which the engine delivers to paused containers.
-      - V(paused) pauses running containers; asking to pause a container that is not running fails before anything is touched.
+      - V(paused) pauses running containers; asking to pause a container that is not running fails.
       - V(unpaused) unpauses paused containers; all others are left alone.
     type: str
     choices: [present, started, stopped, restarted, killed, paused, unpaused]
@@ -94,7 +92,6 @@ options:
   signal:
     description:
       - The signal O(state=killed) sends, by name (V(SIGKILL), V(SIGTERM), V(KILL)) or number (V(9)).
-      - Checked before anything is touched.
     type: str
     default: SIGKILL
   stop_timeout:
