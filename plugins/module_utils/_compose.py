@@ -807,8 +807,6 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
     times out raises nothing: the caller decides from ``ready``/``not_ready``.
     """
     start_clock = time.monotonic()
-    if state not in STATES:
-        raise ValueError("unknown state %r: choose one of %s" % (state, ", ".join(STATES)))
     signal = normalize_signal(signal)
     services = list(dict.fromkeys(services or []))
     if not services:
@@ -861,7 +859,6 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
     if check_mode:
         predicted = [dict(st, status=predict_status(state, st["status"]), exit_code=None) if action else st
                      for (_ctr, st, action) in plans]
-        predicted = [dict(st, running=st["status"] == "running") for st in predicted]
         return _result(state, services, current, actions, all(target_reached(state, None, st) for st in current),
                        start_clock, current, predicted)
 
@@ -1031,8 +1028,6 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
     ``changed`` compares the containers before and after.
     """
     start_clock = time.monotonic()
-    if state not in PROJECT_STATES:
-        raise ValueError("unknown state %r: choose one of %s" % (state, ", ".join(PROJECT_STATES)))
     if not project_dir or not os.path.isdir(project_dir):
         raise ComposeError("project_dir %r is not a directory" % (project_dir,))
     files = files or ["docker-compose.yml"]

@@ -425,6 +425,14 @@ def evaluate(summary, parts_ok, thresholds=None):
     th.update({k: v for k, v in (thresholds or {}).items() if v is not None})
     out = []
     s = summary
+
+    def tiered(check, value, reason, critical, warning, strict=False):
+        """Critical (kind degraded) from th[critical] on, else a warning from th[warning] on (above it if strict)."""
+        if value >= th[critical]:
+            out.append(_finding(check, "critical", reason, value, th[critical], kind="degraded"))
+        elif value > th[warning] if strict else value >= th[warning]:
+            out.append(_finding(check, "warning", reason, value, th[warning]))
+
     if s.get("http_success_ratio") is not None:
         if s["http_success_ratio"] == 0:
             out.append(_finding("http", "critical", "the service answers no request (/health %s)" % (s.get("health_status"),),
@@ -454,33 +462,20 @@ def evaluate(summary, parts_ok, thresholds=None):
             if pct is not None and pct >= th[check]:
                 out.append(_finding(check, "warning", "%s of %s at %s %% (limit %s %%)" % (what, name, pct, th[check]), pct, th[check]))
     for mount, pct in sorted((s.get("disk_used_pct_by_mount") or {}).items()):
-        if pct is None:
-            continue
-        if pct >= th["disk_critical_percent"]:
-            out.append(_finding("disk_percent", "critical", "disk %s %s %% full" % (mount, pct), pct, th["disk_critical_percent"],
-                                kind="degraded"))
-        elif pct >= th["disk_percent"]:
-            out.append(_finding("disk_percent", "warning", "disk %s %s %% full" % (mount, pct), pct, th["disk_percent"]))
-    conn = s.get("db_connections_pct")
-    conn_text = "database connections %s/%s" % (s.get("db_connections_used"), s.get("db_max_connections"))
-    if conn is not None:
-        if conn >= th["db_connections_critical_percent"]:
-            out.append(_finding("db_connections", "critical", conn_text, conn, th["db_connections_critical_percent"], kind="degraded"))
-        elif conn >= th["db_connections_percent"]:
-            out.append(_finding("db_connections", "warning", conn_text, conn, th["db_connections_percent"]))
+        if pct is not None:
+            tiered("disk_percent", pct, "disk %s %s %% full" % (mount, pct), "disk_critical_percent", "disk_percent")
+    if s.get("db_connections_pct") is not None:
+        tiered("db_connections", s["db_connections_pct"], "database connections %s/%s" % (s.get("db_connections_used"), s.get("db_max_connections")),
+               "db_connections_critical_percent", "db_connections_percent")
     evicted = s.get("redis_evicted_keys")
     if isinstance(evicted, int) and evicted > th["evicted_keys"]:
         out.append(_finding("redis_evictions", "warning", "redis evicted %d keys" % evicted, evicted, th["evicted_keys"]))
     rmem = s.get("redis_used_memory_pct")
     if rmem is not None and rmem >= th["redis_memory_percent"]:
         out.append(_finding("redis_memory", "warning", "redis memory at %s %% of maxmemory" % rmem, rmem, th["redis_memory_percent"]))
-    errors = s.get("error_lines")
-    if isinstance(errors, int):
-        if errors >= th["error_lines_critical"]:
-            out.append(_finding("error_lines", "critical", "%d error lines in the service log" % errors, errors,
-                                th["error_lines_critical"], kind="degraded"))
-        elif errors > th["error_lines"]:
-            out.append(_finding("error_lines", "warning", "%d error lines in the service log" % errors, errors, th["error_lines"]))
+    if isinstance(s.get("error_lines"), int):
+        tiered("error_lines", s["error_lines"], "%d error lines in the service log" % s["error_lines"], "error_lines_critical", "error_lines",
+               strict=True)
     if s.get("degraded_mode_on"):
         out.append(_finding("degraded_mode", "warning", "a degraded mode is left on: %s" % ", ".join(s.get("degraded_reasons") or []),
                             True, False))
@@ -1129,13 +1124,9 @@ def rotate(directory, keep, pattern="dump-*.rdb"):
 # --------------------------------------------------------------------------- bundle
 
 def _write_private(path, data):
-    """A new file (never an existing one) of the bundle, 0600; returns its SHA-256."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(data)
+    """A file of the bundle, 0600; returns its SHA-256."""
+    data = data.encode("utf-8") if isinstance(data, str) else data
+    _files.write_atomic(path, data, sync=False)
     return hashlib.sha256(data).hexdigest()
 
 
