@@ -583,8 +583,7 @@ class Context:
     """What every part needs: the client, the stack, the containers, the secrets to redact."""
 
     def __init__(self, client, stack, log_lines=200, since=None, run_command=None, now=None, snapshot_dir=None,
-                 extra_secrets=(), long_running_s=30, changes_window_s=86400, probe_count=1, probe_timeout=2.0,
-                 cpu_sample=True):
+                 extra_secrets=(), changes_window_s=86400, probe_count=1, probe_timeout=2.0, cpu_sample=True):
         self.client = client
         self.stack = stack
         self.project = stack["name"]
@@ -594,7 +593,6 @@ class Context:
         self.run_command = run_command
         self.now = time.time() if now is None else now
         self.snapshot_dir = snapshot_dir
-        self.long_running_s = long_running_s
         self.changes_window_s = changes_window_s
         self.probe_count = int(probe_count)
         self.probe_timeout = float(probe_timeout)
@@ -707,7 +705,7 @@ def part_database(ctx):
     c = _must_run(ctx, db.get("service") or "postgres")
     name = db.get("name") or "postgres"
     user = db.get("user") or "postgres"
-    main_sql, slow_sql = pg_queries(name, ctx.long_running_s)
+    main_sql, slow_sql = pg_queries(name)
     argv = ["psql", "-X", "-q", "-At", "-U", user, "-d", name] + _stack.port_args(ctx.stack, "database") + [
         "-c", "SET statement_timeout = 5000", "-c", main_sql, "-c", slow_sql]
     res = ctx.client.exec_in(c, argv, environment={"PGCONNECT_TIMEOUT": "5"}, expect_output=True)
@@ -737,7 +735,7 @@ def part_redis(ctx):
     return dict(container=c.name, info=info, summary=redis_summary(info)), res["stdout"]
 
 
-def part_resources(ctx, pool_size=8):
+def part_resources(ctx):
     running = [c for c in ctx.containers if container_state(c)["status"] == "running"]
     rows = []
     errors = {}
@@ -745,7 +743,7 @@ def part_resources(ctx, pool_size=8):
     def one(c):
         return stats_summary(c.name, ctx.client.stats(c, one_shot=not ctx.cpu_sample))
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(pool_size, len(running)))) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(8, len(running)))) as pool:
         futures = {pool.submit(one, c): c.name for c in running}
         for fut in concurrent.futures.as_completed(futures):
             try:
@@ -966,14 +964,11 @@ def part_fallbacks(ctx, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"])
             image = interpolate(images[-1], compose_environment(ctx.stack.get("project_dir")))
         else:
             image = "%s_%s" % (ctx.project, name)
-        standby["image"] = image
         info = ctx.image(image)
-        standby["image_present"] = info is not None
-        standby["image_id"] = (info or {}).get("id")
-        standby["ready"] = standby["defined"] and standby["image_present"]
-        if not standby["defined"]:
+        standby.update(image=image, image_present=info is not None, image_id=(info or {}).get("id"), ready=bool(specs) and info is not None)
+        if not specs:
             standby["reason"] = "%s is not defined in %s" % (name, ", ".join(files) or "any compose file")
-        elif not standby["image_present"]:
+        elif info is None:
             standby["reason"] = "image %s is not present on the engine" % image
         else:
             standby["reason"] = None
