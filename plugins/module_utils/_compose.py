@@ -420,24 +420,12 @@ class ComposeClient:
         return sorted({container_state(c)["service"] for c in containers} - {None})
 
     def declared_services(self, project, containers=None):
-        """Service names declared in the project's compose files, read via the labels.
+        """Service names declared in the project's compose files (see :func:`config_files`).
 
-        Compose records the files it used (``com.docker.compose.project.config_files``) on
-        each container. This lets us tell "service removed, needs compose up" from "no such
-        service". Returns an empty list when the files are not readable here.
+        This lets us tell "service removed, needs compose up" from "no such service". Returns an
+        empty list when the files are not readable here.
         """
-        if containers is None:
-            containers = self.find_containers(project)
-        files = []
-        for c in containers:
-            labels = (_attrs(c).get("Config") or {}).get("Labels") or {}
-            workdir = labels.get(LABEL_WORKING_DIR) or ""
-            for path in filter(None, (p.strip() for p in (labels.get(LABEL_CONFIG_FILES) or "").split(","))):
-                files.append(os.path.join(workdir, path))
-        return services_in_compose_files(dict.fromkeys(files))
-
-    def get(self, container_id):
-        return self._wrap("inspecting container %s" % (container_id,), self.client.containers.get, container_id)
+        return services_in_compose_files(config_files(self.find_containers(project) if containers is None else containers))
 
     def refresh(self, container):
         """Re-read a container from the engine; returns its plain state dict."""
@@ -727,10 +715,19 @@ class ComposeClient:
         raise DockerError("%s in %s is not a regular file" % (path, container.name))
 
 
-def service_profiles(paths):
-    """{service: [profiles]} of the readable compose files (missing or unreadable ones skipped;
-    a service without profiles: [])."""
-    found = {}
+def config_files(containers):
+    """The compose files a project's containers were made from, each once: compose records them on
+    each container (``com.docker.compose.project.config_files``, relative to its working dir)."""
+    files = []
+    for c in containers:
+        labels = ((_attrs(c) or {}).get("Config") or {}).get("Labels") or {}
+        workdir = labels.get(LABEL_WORKING_DIR) or ""
+        files += [os.path.join(workdir, path.strip()) for path in (labels.get(LABEL_CONFIG_FILES) or "").split(",") if path.strip()]
+    return list(dict.fromkeys(files))
+
+
+def compose_services(paths):
+    """The ``services`` mapping of each readable compose file, in order (missing or unreadable files skipped)."""
     for path in paths if yaml is not None else ():
         try:
             with open(path, "r", encoding="utf-8") as handle:
@@ -738,9 +735,14 @@ def service_profiles(paths):
         except (OSError, yaml.YAMLError, UnicodeDecodeError):
             continue
         services = data.get("services") if isinstance(data, dict) else None
-        for name, spec in services.items() if isinstance(services, dict) else ():
-            found[str(name)] = list((spec.get("profiles") if isinstance(spec, dict) else None) or [])
-    return found
+        if isinstance(services, dict):
+            yield services
+
+
+def service_profiles(paths):
+    """{service: [profiles]} of the readable compose files (a service without profiles: [])."""
+    return {str(name): list((spec.get("profiles") if isinstance(spec, dict) else None) or [])
+            for services in compose_services(paths) for name, spec in services.items()}
 
 
 def services_in_compose_files(paths):
@@ -805,8 +807,6 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
     times out raises nothing: the caller decides from ``ready``/``not_ready``.
     """
     start_clock = time.monotonic()
-    if state not in STATES:
-        raise ValueError("unknown state %r: choose one of %s" % (state, ", ".join(STATES)))
     signal = normalize_signal(signal)
     services = list(dict.fromkeys(services or []))
     if not services:
@@ -859,7 +859,6 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
     if check_mode:
         predicted = [dict(st, status=predict_status(state, st["status"]), exit_code=None) if action else st
                      for (_ctr, st, action) in plans]
-        predicted = [dict(st, running=st["status"] == "running") for st in predicted]
         return _result(state, services, current, actions, all(target_reached(state, None, st) for st in current),
                        start_clock, current, predicted)
 
@@ -990,8 +989,7 @@ def compose_argv(project, project_dir, files, run_command, which=shutil.which):
     if project_dir:
         argv += ["--project-directory", project_dir]
     for f in files or []:
-        path = f if os.path.isabs(f) or not project_dir else os.path.join(project_dir, f)
-        argv += ["-f", path]
+        argv += ["-f", os.path.join(project_dir or "", f)]
     return argv
 
 
@@ -1030,8 +1028,6 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
     ``changed`` compares the containers before and after.
     """
     start_clock = time.monotonic()
-    if state not in PROJECT_STATES:
-        raise ValueError("unknown state %r: choose one of %s" % (state, ", ".join(PROJECT_STATES)))
     if not project_dir or not os.path.isdir(project_dir):
         raise ComposeError("project_dir %r is not a directory" % (project_dir,))
     files = files or ["docker-compose.yml"]

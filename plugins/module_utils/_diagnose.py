@@ -55,20 +55,14 @@ import time
 from ansible_collections.sre.incident.plugins.module_utils import _degrade, _edge, _files, _http, _logs, _redact, _stack, _time, _verify
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     DockerError,
-    LABEL_CONFIG_FILES,
-    LABEL_WORKING_DIR,
     compose_environment,
+    compose_services,
+    config_files,
     container_state,
     interpolate,
-    services_in_compose_files,
 )
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
-
-try:
-    import yaml
-except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
-    yaml = None
 
 # the runbook's diagnose_p0.sh items [1]..[7] and the part holding each
 RUNBOOK_ITEMS = (
@@ -431,6 +425,14 @@ def evaluate(summary, parts_ok, thresholds=None):
     th.update({k: v for k, v in (thresholds or {}).items() if v is not None})
     out = []
     s = summary
+
+    def tiered(check, value, reason, critical, warning, strict=False):
+        """Critical (kind degraded) from th[critical] on, else a warning from th[warning] on (above it if strict)."""
+        if value >= th[critical]:
+            out.append(_finding(check, "critical", reason, value, th[critical], kind="degraded"))
+        elif value > th[warning] if strict else value >= th[warning]:
+            out.append(_finding(check, "warning", reason, value, th[warning]))
+
     if s.get("http_success_ratio") is not None:
         if s["http_success_ratio"] == 0:
             out.append(_finding("http", "critical", "the service answers no request (/health %s)" % (s.get("health_status"),),
@@ -460,33 +462,20 @@ def evaluate(summary, parts_ok, thresholds=None):
             if pct is not None and pct >= th[check]:
                 out.append(_finding(check, "warning", "%s of %s at %s %% (limit %s %%)" % (what, name, pct, th[check]), pct, th[check]))
     for mount, pct in sorted((s.get("disk_used_pct_by_mount") or {}).items()):
-        if pct is None:
-            continue
-        if pct >= th["disk_critical_percent"]:
-            out.append(_finding("disk_percent", "critical", "disk %s %s %% full" % (mount, pct), pct, th["disk_critical_percent"],
-                                kind="degraded"))
-        elif pct >= th["disk_percent"]:
-            out.append(_finding("disk_percent", "warning", "disk %s %s %% full" % (mount, pct), pct, th["disk_percent"]))
-    conn = s.get("db_connections_pct")
-    conn_text = "database connections %s/%s" % (s.get("db_connections_used"), s.get("db_max_connections"))
-    if conn is not None:
-        if conn >= th["db_connections_critical_percent"]:
-            out.append(_finding("db_connections", "critical", conn_text, conn, th["db_connections_critical_percent"], kind="degraded"))
-        elif conn >= th["db_connections_percent"]:
-            out.append(_finding("db_connections", "warning", conn_text, conn, th["db_connections_percent"]))
+        if pct is not None:
+            tiered("disk_percent", pct, "disk %s %s %% full" % (mount, pct), "disk_critical_percent", "disk_percent")
+    if s.get("db_connections_pct") is not None:
+        tiered("db_connections", s["db_connections_pct"], "database connections %s/%s" % (s.get("db_connections_used"), s.get("db_max_connections")),
+               "db_connections_critical_percent", "db_connections_percent")
     evicted = s.get("redis_evicted_keys")
     if isinstance(evicted, int) and evicted > th["evicted_keys"]:
         out.append(_finding("redis_evictions", "warning", "redis evicted %d keys" % evicted, evicted, th["evicted_keys"]))
     rmem = s.get("redis_used_memory_pct")
     if rmem is not None and rmem >= th["redis_memory_percent"]:
         out.append(_finding("redis_memory", "warning", "redis memory at %s %% of maxmemory" % rmem, rmem, th["redis_memory_percent"]))
-    errors = s.get("error_lines")
-    if isinstance(errors, int):
-        if errors >= th["error_lines_critical"]:
-            out.append(_finding("error_lines", "critical", "%d error lines in the service log" % errors, errors,
-                                th["error_lines_critical"], kind="degraded"))
-        elif errors > th["error_lines"]:
-            out.append(_finding("error_lines", "warning", "%d error lines in the service log" % errors, errors, th["error_lines"]))
+    if isinstance(s.get("error_lines"), int):
+        tiered("error_lines", s["error_lines"], "%d error lines in the service log" % s["error_lines"], "error_lines_critical", "error_lines",
+               strict=True)
     if s.get("degraded_mode_on"):
         out.append(_finding("degraded_mode", "warning", "a degraded mode is left on: %s" % ", ".join(s.get("degraded_reasons") or []),
                             True, False))
@@ -594,8 +583,7 @@ class Context:
     """What every part needs: the client, the stack, the containers, the secrets to redact."""
 
     def __init__(self, client, stack, log_lines=200, since=None, run_command=None, now=None, snapshot_dir=None,
-                 extra_secrets=(), long_running_s=30, changes_window_s=86400, probe_count=1, probe_timeout=2.0,
-                 cpu_sample=True):
+                 extra_secrets=(), changes_window_s=86400, probe_count=1, probe_timeout=2.0, cpu_sample=True):
         self.client = client
         self.stack = stack
         self.project = stack["name"]
@@ -605,7 +593,6 @@ class Context:
         self.run_command = run_command
         self.now = time.time() if now is None else now
         self.snapshot_dir = snapshot_dir
-        self.long_running_s = long_running_s
         self.changes_window_s = changes_window_s
         self.probe_count = int(probe_count)
         self.probe_timeout = float(probe_timeout)
@@ -627,10 +614,7 @@ class Context:
         return [c for c in self.containers if container_state(c)["service"] == service]
 
     def running(self, service):
-        for c in self.by_service(service):
-            if container_state(c)["status"] == "running":
-                return c
-        return None
+        return next((c for c in self.by_service(service) if container_state(c)["status"] == "running"), None)
 
     def image(self, image_id):
         if image_id not in self._images:
@@ -638,19 +622,9 @@ class Context:
         return self._images[image_id]
 
     def compose_files(self):
-        files = []
-        for c in self.containers:
-            labels = ((c.attrs or {}).get("Config") or {}).get("Labels") or {}
-            workdir = labels.get(LABEL_WORKING_DIR) or ""
-            for path in (labels.get(LABEL_CONFIG_FILES) or "").split(","):
-                path = path.strip()
-                if path and not os.path.isabs(path) and workdir:
-                    path = os.path.join(workdir, path)
-                if path and path not in files:
-                    files.append(path)
+        files = config_files(self.containers)
         if not files and self.stack.get("project_dir"):
-            for f in self.stack.get("compose_files") or ["docker-compose.yml"]:
-                files.append(f if os.path.isabs(f) else os.path.join(self.stack["project_dir"], f))
+            files = [os.path.join(self.stack["project_dir"], f) for f in self.stack.get("compose_files") or ["docker-compose.yml"]]
         return files
 
 
@@ -731,7 +705,7 @@ def part_database(ctx):
     c = _must_run(ctx, db.get("service") or "postgres")
     name = db.get("name") or "postgres"
     user = db.get("user") or "postgres"
-    main_sql, slow_sql = pg_queries(name, ctx.long_running_s)
+    main_sql, slow_sql = pg_queries(name)
     argv = ["psql", "-X", "-q", "-At", "-U", user, "-d", name] + _stack.port_args(ctx.stack, "database") + [
         "-c", "SET statement_timeout = 5000", "-c", main_sql, "-c", slow_sql]
     res = ctx.client.exec_in(c, argv, environment={"PGCONNECT_TIMEOUT": "5"}, expect_output=True)
@@ -761,7 +735,7 @@ def part_redis(ctx):
     return dict(container=c.name, info=info, summary=redis_summary(info)), res["stdout"]
 
 
-def part_resources(ctx, pool_size=8):
+def part_resources(ctx):
     running = [c for c in ctx.containers if container_state(c)["status"] == "running"]
     rows = []
     errors = {}
@@ -769,7 +743,7 @@ def part_resources(ctx, pool_size=8):
     def one(c):
         return stats_summary(c.name, ctx.client.stats(c, one_shot=not ctx.cpu_sample))
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(pool_size, len(running)))) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(8, len(running)))) as pool:
         futures = {pool.submit(one, c): c.name for c in running}
         for fut in concurrent.futures.as_completed(futures):
             try:
@@ -942,7 +916,7 @@ def newest_snapshot(directory, now=None):
 
 def part_fallbacks(ctx, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"]):
     # C: the newest Redis snapshot
-    snap = newest_snapshot(ctx.snapshot_dir, now=time.time()) if ctx.snapshot_dir else None
+    snap = newest_snapshot(ctx.snapshot_dir) if ctx.snapshot_dir else None
     if snap is None:
         snapshot = dict(ready=False, dir=ctx.snapshot_dir, reason="no snapshot in %s" % ctx.snapshot_dir)
     else:
@@ -983,30 +957,18 @@ def part_fallbacks(ctx, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"])
         standby["reason"] = "incident_stack.standby is not set"
     else:
         files = ctx.compose_files()
-        declared = services_in_compose_files(files)
-        standby["defined"] = name in declared
-        image = None
-        if yaml is not None:
-            for path in files:
-                try:
-                    with open(path, "r", encoding="utf-8") as handle:
-                        data = yaml.safe_load(handle) or {}
-                except (OSError, yaml.YAMLError):
-                    continue
-                svc = ((data.get("services") or {}).get(name) or {}) if isinstance(data, dict) else {}
-                image = svc.get("image") or image
-        if image:
-            image = interpolate(image, compose_environment(ctx.stack.get("project_dir")))
+        specs = [services[name] for services in compose_services(files) if name in services]
+        standby["defined"] = bool(specs)
+        images = [spec["image"] for spec in specs if isinstance(spec, dict) and spec.get("image")]
+        if images:
+            image = interpolate(images[-1], compose_environment(ctx.stack.get("project_dir")))
         else:
             image = "%s_%s" % (ctx.project, name)
-        standby["image"] = image
         info = ctx.image(image)
-        standby["image_present"] = info is not None
-        standby["image_id"] = (info or {}).get("id")
-        standby["ready"] = standby["defined"] and standby["image_present"]
-        if not standby["defined"]:
+        standby.update(image=image, image_present=info is not None, image_id=(info or {}).get("id"), ready=bool(specs) and info is not None)
+        if not specs:
             standby["reason"] = "%s is not defined in %s" % (name, ", ".join(files) or "any compose file")
-        elif not standby["image_present"]:
+        elif info is None:
             standby["reason"] = "image %s is not present on the engine" % image
         else:
             standby["reason"] = None
@@ -1157,13 +1119,9 @@ def rotate(directory, keep, pattern="dump-*.rdb"):
 # --------------------------------------------------------------------------- bundle
 
 def _write_private(path, data):
-    """A new file (never an existing one) of the bundle, 0600; returns its SHA-256."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(data)
+    """A file of the bundle, 0600; returns its SHA-256."""
+    data = data.encode("utf-8") if isinstance(data, str) else data
+    _files.write_atomic(path, data, sync=False)
     return hashlib.sha256(data).hexdigest()
 
 

@@ -14,14 +14,10 @@ description:
   - V(present) runs C(up -d) (optionally for some services only, optionally C(--no-deps)),
     which also recreates a container that was removed altogether.
   - V(rebuilt) is the runbook's full rebuild, C(down) then C(up -d). V(absent) is C(down).
-  - Volumes are never removed unless O(remove_volumes=true), and then only when O(backup_manifest), a
-    backup set taken by M(sre.incident.backup), covers every named volume of the project with files whose
-    sizes and SHA-256 are checked here, just before C(down -v). When one does not match, nothing is run
-    and the module fails naming the file. The runbook's C(down -v) loses data; this module makes that an
-    explicit choice, taken only with a backup that restores (M(sre.incident.backup_restore)).
+  - Volumes are removed only with O(remove_volumes=true) and a verified O(backup_manifest). The runbook's
+    C(down -v) loses data; this module makes that an explicit choice, taken only with a backup that
+    restores (M(sre.incident.backup_restore)).
   - C(changed) compares the project's containers (id, status, health) before and after.
-  - With O(wait=true) the module polls, bounded by O(timeout), until every container of the
-    services brought up is running and, when it has a healthcheck, healthy.
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker
@@ -87,11 +83,12 @@ options:
     default: false
   backup_manifest:
     description:
-      - The C(manifest.json) of a backup set of this project taken by M(sre.incident.backup). It must cover
-        every named volume of the project, and every file must have the size and SHA-256 the manifest gives.
+      - The C(manifest.json) of a backup set of this project taken by M(sre.incident.backup). Checked just
+        before C(down -v), it must cover every named volume of the project, and every file must have the size
+        and SHA-256 the manifest gives; otherwise nothing is run and the module fails naming the file.
     type: path
   wait:
-    description: Poll until the containers brought up are running and healthy.
+    description: Poll, within O(timeout), until every container of the services brought up is running and, when it has a healthcheck, healthy.
     type: bool
     default: true
   timeout:

@@ -19,9 +19,7 @@ description:
     removed needs a compose C(up); the module says so instead of guessing.
   - Every precondition is checked before anything is touched. An unknown project or service
     fails the task naming it and listing the project's services.
-  - C(changed) comes from the observed state of each container, not from the engine's
-    answers. With O(wait=true) the module polls until the containers are ready, bounded by
-    O(timeout).
+  - C(changed) comes from the observed state of each container, not from the engine's answers.
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.attributes.here
@@ -61,7 +59,7 @@ options:
       - V(killed) sends O(signal) to running containers; containers that are not running are
         left alone (no change). A paused container is unpaused first unless the signal is
         V(SIGKILL), which the engine delivers to paused containers.
-      - V(paused) pauses running containers; asking to pause a container that is not running fails before anything is touched.
+      - V(paused) pauses running containers; asking to pause a container that is not running fails.
       - V(unpaused) unpauses paused containers; all others are left alone.
     type: str
     choices: [present, started, stopped, restarted, killed, paused, unpaused]
@@ -94,7 +92,6 @@ options:
   signal:
     description:
       - The signal O(state=killed) sends, by name (V(SIGKILL), V(SIGTERM), V(KILL)) or number (V(9)).
-      - Checked before anything is touched.
     type: str
     default: SIGKILL
   stop_timeout:
@@ -152,7 +149,7 @@ EXAMPLES = r"""
 RETURN = r"""
 containers:
   description:
-    - The containers of the services after the action (before it in check mode), as plain data.
+    - The containers of the services after the action (before it in check mode), as plain data; each has every key below.
   returned: success
   type: list
   elements: dict
@@ -160,92 +157,74 @@ containers:
     name:
       description: Container name.
       type: str
-      returned: always
       sample: recsys_recommendation-service_1
     id:
       description: Short container id.
       type: str
-      returned: always
       sample: 3f2a1b4c5d6e
     project:
       description: Compose project.
       type: str
-      returned: always
       sample: recsys
     service:
       description: Compose service.
       type: str
-      returned: always
       sample: recommendation-service
     number:
       description: Compose container number.
       type: int
-      returned: always
       sample: 1
     status:
       description: Engine status, one of V(created), V(running), V(paused), V(restarting), V(removing), V(exited), V(dead).
       type: str
-      returned: always
       sample: running
     running:
       description: Whether RV(containers[].status) is V(running).
       type: bool
-      returned: always
       sample: true
     health:
       description: Healthcheck status, V(none) when the container has no healthcheck, else V(starting), V(healthy) or V(unhealthy).
       type: str
-      returned: always
       sample: healthy
     has_healthcheck:
       description: Whether the container defines a healthcheck.
       type: bool
-      returned: always
       sample: true
     exit_code:
       description: Exit code of the last run.
       type: int
-      returned: always
       sample: 0
     oom_killed:
       description: Whether the kernel killed it for lack of memory.
       type: bool
-      returned: always
       sample: false
     error:
       description: The engine's error for the container, or V(null).
       type: str
-      returned: always
       sample: null
     restart_count:
       description: Restarts done by the engine's restart policy.
       type: int
-      returned: always
       sample: 0
     started_at:
       description: When the current or last run started (engine timestamp).
       type: str
-      returned: always
       sample: "2024-05-01T10:00:00.123456789Z"
     finished_at:
       description: When the last run ended (engine timestamp; zero time when it never ended).
       type: str
-      returned: always
       sample: "0001-01-01T00:00:00Z"
     image:
       description: Image id.
       type: str
-      returned: always
       sample: sha256:0123456789abcdef
     image_name:
       description: Image name as configured.
       type: str
-      returned: always
       sample: recsys_recommendation-service
     restart_policy:
       description: Name of the engine's restart policy.
       type: str
-      returned: always
       sample: unless-stopped
 services:
   description: Per service, a summary of its containers.

@@ -33,10 +33,6 @@ description:
     others are still collected. The module does not fail because the stack it diagnoses is broken;
     it fails for bad input and when the Docker engine cannot be reached.
   - Secrets are redacted from everything returned and written, see RV(redacted).
-  - With O(bundle=true) the raw text of each item, the facts, an index and checksums are written to
-    a directory on the managed host (mode 0700, files 0600) and packed into a C(.tar.gz) next to it.
-  - With O(redis_snapshot=true) a Redis snapshot is taken for degraded option C (see O(redis_snapshot)).
-  - RV(findings) and RV(verdict) evaluate the facts against O(thresholds).
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.attributes.here
@@ -103,7 +99,7 @@ options:
     default: 86400
   thresholds:
     description:
-      - Thresholds for RV(findings), over the ones in O(stack) C(thresholds). Keys (defaults)
+      - Thresholds RV(findings) and RV(verdict) evaluate the facts against, over the ones in O(stack) C(thresholds). Keys (defaults)
         C(latency_ms) (500), C(cpu_percent) (50), C(memory_percent) (60), C(disk_percent) (85), C(disk_critical_percent) (95),
         C(db_connections_percent) (80), C(db_connections_critical_percent) (95),
         C(redis_memory_percent) (90), C(evicted_keys) (0), C(error_lines) (0),
@@ -111,7 +107,9 @@ options:
     type: dict
     default: {}
   bundle:
-    description: Write the evidence bundle (not in check mode).
+    description:
+      - Write the evidence bundle, the raw text of each item, the facts, an index and checksums, to a
+        directory on the managed host (mode 0700, files 0600) and pack it into a C(.tar.gz) next to it.
     type: bool
     default: true
   bundle_dir:
@@ -127,7 +125,7 @@ options:
   redis_snapshot:
     description:
       - Take a Redis snapshot for degraded option C, concurrently with the collection and before
-        the V(fallbacks) part checks the newest snapshot. Not in check mode.
+        the V(fallbacks) part checks the newest snapshot.
       - C(BGSAVE) through C(redis-cli) in the redis container, wait (polling C(LASTSAVE)) until it
         is written, copy the RDB file out of the container to
         C(<redis_snapshot_dir>/dump-<UTC yyyymmddTHHMMSSZ>.rdb) (mode 0600), then keep only the
@@ -318,12 +316,9 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def _state_path(stack, given, sub, option):
-    if given:
-        return given
-    if not stack.get("state_dir"):
-        raise StackError("incident_stack.state_dir is not set: set it or give %s" % option)
-    return os.path.join(str(stack["state_dir"]), sub)
+def _state_path(stack, given, sub):
+    """``given``, else ``<stack.state_dir>/<sub>``, else None."""
+    return given or (os.path.join(str(stack["state_dir"]), sub) if stack.get("state_dir") else None)
 
 
 def work(module):
@@ -344,10 +339,11 @@ def work(module):
     if bad:
         raise diag.DiagnosticsError("thresholds must be numbers >= 0: %s" % ", ".join("%s=%r" % (k, thresholds[k]) for k in bad))
     parts = p["parts"] or list(diag.PARTS)
-    bundle_dir = _state_path(stack, p["bundle_dir"], "bundles", "bundle_dir") if p["bundle"] else p["bundle_dir"]
-    snapshot_dir = p["redis_snapshot_dir"] or (os.path.join(str(stack["state_dir"]), "redis-snapshots") if stack.get("state_dir") else None)
-    if p["redis_snapshot"] and not snapshot_dir:
-        raise StackError("incident_stack.state_dir is not set: set it or give redis_snapshot_dir")
+    bundle_dir = _state_path(stack, p["bundle_dir"], "bundles") if p["bundle"] else p["bundle_dir"]
+    snapshot_dir = _state_path(stack, p["redis_snapshot_dir"], "redis-snapshots")
+    for wanted, path, option in ((p["bundle"], bundle_dir, "bundle_dir"), (p["redis_snapshot"], snapshot_dir, "redis_snapshot_dir")):
+        if wanted and not path:
+            raise StackError("incident_stack.state_dir is not set: set it or give %s" % option)
 
     started = time.monotonic()
     ctx = diag.Context(module.connect(max_pool_size=32), stack, log_lines=p["log_lines"], since=since,
