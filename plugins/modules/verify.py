@@ -10,25 +10,10 @@ module: verify
 short_description: Verify a recovery against the runbook's checklist, then watch for a rebound
 version_added: 0.1.0
 description:
-  - Evaluates the runbook's recovery checklist in one call, with every check run at the same
+  - Evaluates the runbook's recovery checklist (O(checks)) in one call, with every check run at the same
     time, and reports each check with its measured value, its threshold and pass or fail.
-  - V(health) passes when every probe of the health URL answers 200.
-  - V(recommendations) passes when every probe of every sample user answers 200 with at least
-    C(incident_stack.min_recommendations) items (default V(6), the runbook's "more than 5").
-  - V(latency) passes when the slowest recommendation probe (the maximum, not a percentile)
-    took less than C(incident_stack.thresholds.latency_ms) (default V(500)) milliseconds. A
-    probe without an answer fails it. With several O(probe_rounds) the first round, which warms
-    the caches a restart emptied, is not judged.
-  - V(log_errors) passes when the service's container logs hold no error line since O(since).
-    A JSON line counts by its level key alone, any other line by C(ERROR), C(FATAL), C(CRITICAL),
-    C(panic), a lower-case C(error:) or a stack trace (never a word that merely contains C(error)).
-  - V(resources) passes when every container of the service uses less than
-    C(incident_stack.thresholds.cpu_percent) (default V(50)) percent CPU and less than
-    C(incident_stack.thresholds.memory_percent) (default V(60)) percent memory, computed from
-    the engine's stats as C(docker stats) shows them.
-  - With O(watch_window) above V(0) and every check passed, it then takes one sample per
-    O(watch_interval) for the window. Each sample probes the health URL and every sample user
-    once. It stops early when a sample's error rate is above O(rebound_error_rate).
+  - With O(watch_window) above V(0) and every check passed, it then watches for a rebound, one sample per
+    O(watch_interval), and stops early at a sample whose error rate is above O(rebound_error_rate).
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.attributes.here
@@ -53,10 +38,24 @@ options:
   checks:
     description:
       - The checks to run, in this order.
-      - An empty list runs no check, only the watch (to tick the checklist between the checks and the watch).
+      - V(health) passes when every probe of the health URL answers 200.
+      - V(recommendations) passes when every probe of every sample user answers 200 with at least
+        C(incident_stack.min_recommendations) items (default V(6), the runbook's "more than 5").
+      - V(latency) passes when the slowest recommendation probe (the maximum, not a percentile)
+        took less than C(incident_stack.thresholds.latency_ms) (default V(500)) milliseconds. A
+        probe without an answer fails it. With several O(probe_rounds) the first round, which warms
+        the caches a restart emptied, is not judged.
+      - V(log_errors) passes when the service's container logs hold no error line since O(since), as
+        the collection's one log classifier counts them (see the notes of M(sre.incident.diagnose)).
+      - V(resources) passes when every container of the service uses less than
+        C(incident_stack.thresholds.cpu_percent) (default V(50)) percent CPU and less than
+        C(incident_stack.thresholds.memory_percent) (default V(60)) percent memory, computed from
+        the engine's stats as C(docker stats) shows them.
       - V(edge) probes what users reach, through C(incident_stack.edge_url) - C(/health) and every sample
         user's recommendations; a recovery is verified only when users are answered there. Without an
         C(edge_url) it is not run and RV(not_checked) says so.
+      - Only V(log_errors) and V(resources) talk to the Docker engine (and need the docker SDK).
+      - An empty list runs no check, only the watch (to tick the checklist between the checks and the watch).
     type: list
     elements: str
     choices: [health, recommendations, latency, log_errors, resources, edge]
@@ -79,7 +78,8 @@ options:
     default: 2
   watch_window:
     description:
-      - Seconds to watch after the checks passed. The runbook watches 15 minutes (V(900)).
+      - Seconds to watch after the checks passed. The runbook watches 15 minutes (V(900)); the task
+        then lasts about this long, unless a rebound stops it early.
       - V(0) does not watch.
     type: float
     default: 0
@@ -92,9 +92,8 @@ options:
     default: 60
   rebound_error_rate:
     description:
-      - The error rate, between V(0) and V(1), that a watch sample must stay at or below.
-      - The error rate is the failing share of the sample's probes (the health URL and one
-        recommendation request per sample user). V(0) stops at the first failing probe.
+      - The error rate (RV(samples[].error_rate)), between V(0) and V(1), that a watch sample must stay
+        at or below. V(0) stops at the first failing probe.
     type: float
     default: 0
   traffic:
@@ -104,7 +103,7 @@ options:
         (C(incident_stack.access_log)) or Prometheus (C(incident_stack.prometheus_url)), as
         M(sre.incident.traffic) reads them, and the sample is a rebound when their error rate (5xx
         share) is above O(rebound_error_rate) or their p95 latency reaches
-        C(incident_stack.thresholds.latency_ms) (default V(500)).
+        C(incident_stack.thresholds.latency_ms).
       - An interval without real requests, or a stack without a traffic source, judges the probes only.
     type: bool
     default: false
@@ -114,11 +113,7 @@ options:
       - With the default V(false) the task succeeds and the playbook decides from RV(passed).
     type: bool
     default: false
-requirements:
-  - docker (the Python SDK), only for the V(log_errors) and V(resources) checks
 notes:
-  - The watch is the runbook's "check every minute for 15 minutes" and the task lasts about
-    O(watch_window) seconds, unless a rebound stops it early.
   - Error lines quoted in RV(checks[].detail) are cut to 300 characters, and secrets are masked.
 seealso:
   - module: sre.incident.health_check
@@ -306,7 +301,7 @@ summary:
   type: str
   sample: "recovery not verified: latency = 612.3 (threshold 500): max 612.3 ms, p50 605.1 ms, p95 612.3 ms over 10 answers"
 rebound_error_rate:
-  description: The error rate a watch sample had to stay at or below, O(rebound_error_rate).
+  description: The O(rebound_error_rate) a watch sample had to stay at or below.
   returned: success
   type: float
   sample: 0.0
