@@ -11,12 +11,8 @@ version_added: 0.1.0
 description:
   - Whole-stack operations of the recovery ladder through the compose CLI (C(docker compose)
     v2 or C(docker-compose) v1, whichever is installed), called as an argv list.
-  - V(present) runs C(up -d) (optionally for some services only, optionally C(--no-deps)),
-    which also recreates a container that was removed altogether.
-  - V(rebuilt) is the runbook's full rebuild, C(down) then C(up -d). V(absent) is C(down).
-  - Volumes are removed only with O(remove_volumes=true) and a verified O(backup_manifest). The runbook's
-    C(down -v) loses data; this module makes that an explicit choice, taken only with a backup that
-    restores (M(sre.incident.backup_restore)).
+  - The runbook's C(down -v) loses data; this module makes that an explicit choice (O(remove_volumes)),
+    taken only with a verified backup that restores (O(backup_manifest), M(sre.incident.backup_restore)).
   - C(changed) compares the project's containers (id, status, health) before and after.
 extends_documentation_fragment:
   - sre.incident.attributes
@@ -29,7 +25,7 @@ attributes:
     details: The diff maps each container to its status before and after.
   idempotent:
     support: partial
-    details: V(present) and V(absent) are idempotent; V(rebuilt) is an action and always changes the containers.
+    details: O(state=present) and O(state=absent), not V(rebuilt).
   platform:
     platforms: posix
 options:
@@ -60,7 +56,11 @@ options:
     elements: str
     default: []
   state:
-    description: V(present) (C(up -d)), V(absent) (C(down)) or V(rebuilt) (C(down) then C(up -d)).
+    description:
+      - V(present) runs C(up -d) (see O(services) and O(no_deps)), which also recreates a container that was
+        removed altogether.
+      - V(absent) runs C(down).
+      - V(rebuilt) is the runbook's full rebuild, C(down) then C(up -d), an action that always changes the containers.
     type: str
     choices: [present, absent, rebuilt]
     default: present

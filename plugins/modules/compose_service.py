@@ -29,10 +29,10 @@ attributes:
     details: Predicts C(changed) and the diff from the observed state and acts on nothing.
   diff_mode:
     support: full
-    details: The diff maps each service to the status/health of its containers before and after.
+    details: Shows RV(diff).
   idempotent:
     support: partial
-    details: Every state is idempotent except O(state=restarted), which is an action and always reports a change.
+    details: Every O(state) but V(restarted).
   platform:
     platforms: posix
 options:
@@ -54,8 +54,8 @@ options:
       - V(started) makes the containers run and not be paused. An exited container is started
         and a paused one unpaused; a running one is left alone (no change).
       - V(stopped) stops running, restarting or paused containers (no change when already stopped).
-      - V(restarted) restarts every container, whatever its state. It is an action, so it
-        always reports a change. A paused container is unpaused first.
+      - V(restarted) restarts every container, whatever its state, so it always reports a change.
+        A paused container is unpaused first.
       - V(killed) sends O(signal) to running containers; containers that are not running are
         left alone (no change). A paused container is unpaused first unless the signal is
         V(SIGKILL), which the engine delivers to paused containers.
@@ -275,7 +275,7 @@ state:
   type: str
   sample: restarted
 diff:
-  description: Status/health per service before and after (predicted in check mode).
+  description: The status/health of each service's containers before and after.
   returned: when diff mode is on
   type: dict
   sample: {"before": {"redis": "exited(137)/none"}, "after": {"redis": "running/none"}}
