@@ -9,8 +9,8 @@ module: degrade
 short_description: Enable or leave a degraded mode (standby, static, cache snapshot, offline)
 version_added: 0.1.0
 description:
-  - The runbook's stage 4 (degrade when recovery failed). Four options, each verified after it is applied
-    and reverted before the next one is tried when it does not verify. The first option that verifies wins.
+  - The runbook's stage 4 (degrade when recovery failed), with four options tried in turn (O(order)) until
+    one verifies (O(verify)).
   - V(A) or V(standby) starts the standby service (compose profile C(standby), C(up -d --no-deps)), waits
     until it is healthy and switches the edge upstream to it (C(edge-mode standby), run in the edge container
     through the Docker engine). Verified through the edge, every sample user gets at least
@@ -18,9 +18,8 @@ description:
   - V(B) or V(static) recreates the service with C(DOWNGRADE_MODE=true) (a restart would not apply a changed
     environment). Verified directly and through the edge, every sample user gets the site-wide top N with
     C(source=static).
-  - V(C) or V(cache_snapshot) puts the cached recommendations (C(recs:*)) of the newest Redis snapshot in
-    C(<incident_stack.state_dir>/redis-snapshots/dump-<ts>.rdb) (taken by C(playbooks/diagnose.yml)) back into
-    the live Redis, without expiry, keeping entries that are fresher. Nothing else in Redis changes and Redis is
+  - V(C) or V(cache_snapshot) puts the cached recommendations (C(recs:*)) of the newest Redis snapshot
+    C(dump-<ts>.rdb) in O(snapshot_dir) (taken by C(playbooks/diagnose.yml)) back into the live Redis, without expiry, keeping entries that are fresher. Nothing else in Redis changes and Redis is
     not restarted. The snapshot is read by the module, because Redis drops expired entries when it loads a file,
     so an old snapshot would restore nothing. A marker file C(<state_dir>/degraded-cache-snapshot.json) records
     what was restored. Needs the service to answer (it serves the cache); otherwise nothing is touched.

@@ -10,17 +10,11 @@ description:
     and uses only what every stack has - the Docker engine, C(nsenter), C(tc), C(ip) and C(iptables) on the managed host, stock
     tools inside the containers (C(sh), C(dd), C(df), C(psql), C(redis-cli)) - never a hook in the application.
     The playbook C(playbooks/drill.yml) injects one, lets the collection find and fix it, and always rolls it back.
-  - O(state=injected) injects the fault unless it is injected already; O(state=rolled_back) undoes it
-    and is a no-op when nothing is injected, so it is safe to call at any time;
-    O(state=present) only reports whether the fault is injected (and whether it applies to this stack, RV(applicable)).
   - C(changed) comes from observing the fault before and after (container status, the qdisc in the service's network
     namespace, the busy loops in its process list, the keys of Redis, the sessions in C(pg_stat_activity), the fill
     file), never from a command's exit code.
   - "Refusal (DR-4): before anything is read or touched, the module fails when O(environment) is
     V(production) or the marker file C(/etc/sre-incident/production) exists on the managed host."
-  - "Stack keys read: C(incident_stack.service), C(service_port), C(base_url), C(sample_users) (to measure and calibrate
-    the latency, and to refill a wiped cache), C(state_dir), C(database.service), C(database.name), C(database.user),
-    C(database.port), C(redis.service), C(redis.port)."
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker
@@ -75,18 +69,23 @@ options:
     required: true
     choices: [app_crash, app_hang, redis_down, postgres_down, latency, cpu_pressure, db_connections_exhausted, cache_wipe, disk_fill]
   state:
-    description: V(injected), V(rolled_back), or V(present) to only report.
+    description:
+      - V(injected) injects the fault unless it is injected already.
+      - V(rolled_back) undoes it and is a no-op when nothing is injected, so it is safe to call at any time.
+      - V(present) only reports whether the fault is injected (and whether it applies to this stack, RV(applicable)).
     type: str
     choices: [present, injected, rolled_back]
     default: present
   stack:
-    description: The stack description C(incident_stack) (compose project, service, database and Redis services).
+    description:
+      - "The stack description C(incident_stack). Keys read: C(name) (the compose project), C(service), C(service_port), C(base_url), C(sample_users)
+        (to measure and calibrate the latency, and to refill a wiped cache), C(state_dir), C(database.service),
+        C(database.name), C(database.user), C(database.port), C(redis.service), C(redis.port)."
     type: dict
     required: true
   environment:
     description:
-      - The environment of the managed host, normally C(incident_environment) of the inventory.
-        V(production) makes the module fail before touching anything.
+      - The environment of the managed host, normally C(incident_environment) of the inventory (see the refusal above).
     type: str
     default: ""
   delay_ms:

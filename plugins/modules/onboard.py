@@ -27,8 +27,8 @@ description:
     Redis keys and the shape of one value per key family; a standby is a second service of the
     same image."
   - "It checks its guesses without changing anything: C(psql ... -c 'SELECT 1') and C(redis-cli
-    PING) inside their containers on the guessed ports, C(GET) of the health URL and of one
-    user's recommendations (as any user's request would, which may cache that answer)."
+    PING) inside their containers on the guessed ports and, with O(probe_http), C(GET) of the health
+    URL and of one user's recommendations (as any user's request would, which may cache that answer)."
   - Nothing else is written; the engine and the stack are only read. Secrets never reach the file
     or the result.
 extends_documentation_fragment:

@@ -12,17 +12,8 @@ version_added: 0.4.0
 description:
   - Reads real traffic for a window and for a baseline window just before it (SPEC MON-2) and
     returns requests per second, the error rate, the share of distinct users with a failed
-    request and the p50 and p95 latency of each window, with the source of every figure.
-  - "The edge's access log: when C(incident_stack.access_log) is set, the JSON lines of the nginx
-    format C(incident_json) on the stdout of the edge's container (C(incident_stack.edge), or
-    C(access_log.service)), read through the Docker engine between the two times. The format and
-    its nginx C(log_format) are in C(docs/monitoring.md). A line in another format is skipped and
-    counted (C(lines_skipped) of RV(access_log))."
-  - "Prometheus: when C(incident_stack.prometheus_url) is set, the HTTP API C(/api/v1/query) with the
-    queries of C(incident_stack.prometheus_queries) (figures C(rps), C(error_rate),
-    C(users_failing_pct), C(latency_p50_ms), C(latency_p95_ms); C($window), C($stack) and C($service)
-    are filled in). The defaults fit the example stack and C(examples/monitoring); C(users_failing_pct)
-    has none, Prometheus counting requests and not users."
+    request and the p50 and p95 latency of each window, with the source of every figure. The sources are
+    the edge's access log and Prometheus (see O(stack)).
   - Each figure comes from Prometheus when it answered, else from the access log when the window
     held at least O(min_requests) requests, else it is V(null) and so is its entry in RV(sources);
     the caller then falls back to its synthetic probes.
@@ -41,9 +32,15 @@ options:
       - The one description of the stack, C(incident_stack). Its C(access_log), C(edge),
         C(recommendations_path), C(prometheus_url) and C(prometheus_queries) say where traffic is read.
       - "C(access_log): V(true) (the edge, format C(incident_json)) or a mapping with C(service) (the
-        compose service whose log it is), C(format) (only V(incident_json)) and C(exclude_users)
+        compose service whose log it is, default the stack's C(edge)), C(format) (only V(incident_json)) and C(exclude_users)
         (shell patterns of users to leave out, for example synthetic probes sending
-        C(X-User-Id: synthetic-probe))."
+        C(X-User-Id: synthetic-probe)). Its JSON lines (the nginx C(log_format) is in C(docs/monitoring.md)) are read
+        from the stdout of that service's container through the Docker engine, between the two times. A line in
+        another format is skipped and counted (C(lines_skipped) of RV(access_log))."
+      - "C(prometheus_url): its HTTP API C(/api/v1/query) is asked the queries of C(prometheus_queries) (figures
+        C(rps), C(error_rate), C(users_failing_pct), C(latency_p50_ms), C(latency_p95_ms); C($window), C($stack) and
+        C($service) are filled in). The defaults fit the example stack and C(examples/monitoring); C(users_failing_pct)
+        has none, Prometheus counting requests and not users."
     type: dict
     required: true
     aliases: [incident_stack]
