@@ -13,22 +13,7 @@ description:
   - Collects, for the stack described by O(stack), everything the runbook's C(diagnose_p0.sh)
     prints (items 1 to 7) and more, through the Docker engine and C(exec) into the containers,
     and returns it as structured facts a playbook can branch on.
-  - "The parts (see O(parts)): V(http) C(/health) and the recommendations of every sample user,
-    probed concurrently with the probe of M(sre.incident.health_check) (status, latency);
-    V(status) every container of the project (state, health, restart
-    count, exit code, OOM-killed flag, started-at, image id and image creation time);
-    V(logs) the last O(log_lines) lines of the service and its ERROR / FATAL / panic lines since
-    O(errors_since); V(database) C(pg_stat_database) of the service's database, connections in use
-    against C(max_connections), long-running and slow queries; V(redis) C(INFO server memory
-    clients stats persistence keyspace) parsed; V(resources) CPU and memory percentages per
-    container; V(disk) the host's filesystems and the stack's volumes; V(errors) the error lines of
-    every container since O(errors_since); V(changes) images rebuilt, containers recreated or
-    restarted in the last O(changes_window) seconds, the compose files' modification times and the
-    project directory's last git commits; V(degraded) whether a degraded mode is left on (edge not
-    in mode C(normal), service running with C(DOWNGRADE_MODE=true)); V(fallbacks) whether the
-    degraded modes would work (newest Redis snapshot, static top-N file in the service image,
-    standby service defined and its image present)."
-  - Each part is independent and the parts are collected concurrently. A part that cannot be
+  - Each part (O(parts)) is independent and the parts are collected concurrently. A part that cannot be
     collected (PostgreSQL down) is returned as RV(parts) C(ok=false) with an C(error), and the
     others are still collected. The module does not fail because the stack it diagnoses is broken;
     it fails for bad input and when the Docker engine cannot be reached.
@@ -39,9 +24,7 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    details:
-      - Everything is collected in check mode too (it only reads), but nothing is written (no bundle
-        and no Redis snapshot). RV(bundle) and RV(snapshot) then say what would have been written.
+    details: Everything is collected (it only reads), but no bundle and no Redis snapshot is written (see RV(bundle), RV(snapshot)).
   diff_mode:
     support: none
   idempotent:
@@ -62,7 +45,26 @@ options:
     type: dict
     required: true
   parts:
-    description: The parts to collect. Default all.
+    description:
+      - The parts to collect. Default all.
+      - "V(http) C(/health) and the recommendations of every sample user, probed concurrently with the probe
+        of M(sre.incident.health_check) (status, latency)"
+      - "V(status) (runbook item 1) every container of the project (state, health, restart count, exit code,
+        OOM-killed flag, started-at, image id and image creation time)"
+      - "V(logs) (runbook item 2) the last O(log_lines) lines of the service and its error lines since
+        O(errors_since)"
+      - "V(database) (runbook item 3) C(pg_stat_database) of the service's database, connections in use
+        against C(max_connections), long-running and slow queries"
+      - "V(redis) (runbook item 4) C(INFO server memory clients stats persistence keyspace) parsed"
+      - "V(resources) (runbook item 5) CPU and memory percentages per container"
+      - "V(disk) (runbook item 6) the host's filesystems and the stack's volumes"
+      - "V(errors) (runbook item 7) the error lines of every container since O(errors_since)"
+      - "V(changes) images rebuilt, containers recreated or restarted in the last O(changes_window) seconds,
+        the compose files' modification times and the project directory's last git commits"
+      - "V(degraded) whether a degraded mode is left on (edge not in mode C(normal), service running with
+        C(DOWNGRADE_MODE=true))"
+      - "V(fallbacks) whether the degraded modes would work (newest Redis snapshot, static top-N file in the
+        service image, standby service defined and its image present)"
     type: list
     elements: str
     choices: [http, status, logs, database, redis, resources, disk, errors, changes, degraded, fallbacks]
@@ -83,7 +85,7 @@ options:
     type: bool
     default: true
   log_lines:
-    description: Number of last log lines of the service to collect (runbook item 2).
+    description: Number of last log lines of the service to collect.
     type: int
     default: 200
   errors_since:
@@ -148,9 +150,6 @@ options:
     elements: str
     default: []
 notes:
-  - The runbook's items map to parts as follows. [1] service status V(status), [2] recent logs V(logs),
-    [3] database status V(database), [4] Redis status V(redis), [5] system resources V(resources),
-    [6] disk space V(disk), [7] recent errors V(errors). RV(runbook_items) says which were produced.
   - An error line is what the collection's one log classifier says (the same for verification, the
     P1 cases and the P2 report; docs/logs.md) - a JSON line by its level key only (C(level),
     C(severity), C(lvl), C(log.level); pino's 50 and 60), a plain line by ERROR, FATAL, CRITICAL, panic,
