@@ -19,9 +19,8 @@ description:
     starts, when a new play starts, or when the playbook ends. The end event carries the hosts that
     ran the stage, its duration and its count of failed and ignored-failed tasks.
   - "How it knows an incident is active: when a task result carries the key C(sre_incident_record)
-    (returned by M(sre.incident.record)), or when O(incident_id) and O(incident_dir) are given up front
-    (extra vars C(incident_id) and C(incident_dir), or the environment), which is how a resumed
-    playbook or a later AWX job continues an incident. Stages seen before that moment (the detect
+    (returned by M(sre.incident.record)), or when O(incident_id) and O(incident_dir) are given up front,
+    which is how a resumed playbook or a later AWX job continues an incident. Stages seen before that moment (the detect
     stage runs before the incident is opened) are kept in memory and written, with their real times,
     when the incident becomes active."
   - When a play runs on several hosts, each with its own incident (V(p0_recover.yml) against a
