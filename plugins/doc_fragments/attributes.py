@@ -8,10 +8,7 @@ from __future__ import annotations
 class ModuleDocFragment:
     """Shared attribute descriptions and the author (use the fragment and override C(support) per module)."""
 
-    # Standard documentation fragment: every module names its own support level in its
-    # attributes block; the descriptions below are shared.
     DOCUMENTATION = r"""
-# every module of the collection extends this fragment: its author is said here once
 author:
   - SRE incident team (@sre-incident)
 options: {}
@@ -59,6 +56,6 @@ attributes:
       - An action plugin of the same name runs the module on the managed host. For a host managed
         with the C(local) connection (the controller's own machine) whose C(ansible_python_interpreter)
         is the controller's own Python, without C(become), C(async) or C(delegate_to), it runs the
-        same code in the controller's process instead, with the same options and results, and
-        saves starting another Python (about 0.3 s a task) on the way to the first rung.
+        same code in the controller's process instead, and saves starting another Python (about
+        0.3 s a task) on the way to the first rung.
 """
