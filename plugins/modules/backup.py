@@ -12,9 +12,10 @@ description:
   - Before the recovery ladder's rebuild removes volumes (C(recover_allow_data_loss=true)), and whenever a
     backup is wanted, this module takes one backup set of the stack described by O(stack) into a new directory
     under O(dest). Nothing is brought into the team's images; everything goes through the Docker engine.
-  - "The database (C(incident_stack.database)): C(pg_dump --format=custom) of the image's own PostgreSQL client through the engine's exec in the database's container,
-    streamed out of the engine into the set. One consistent snapshot of the running database. It covers the
-    volume that holds the server's C(data_directory)."
+  - "The database (C(incident_stack.database)): C(pg_dump --format=custom) of the image's own PostgreSQL client
+    through the engine's exec in the database's container, streamed out of the engine into the set. One
+    consistent snapshot of the running database. It covers the volume that holds the server's
+    C(data_directory)."
   - "Redis (C(incident_stack.redis)): C(BGSAVE), waited for by polling C(INFO persistence)
     and C(LASTSAVE), then the RDB file copied out of its data volume through the engine's archive API. It covers
     the volume that holds Redis' C(dir)."

@@ -19,11 +19,12 @@ description:
     environment). Verified directly and through the edge, every sample user gets the site-wide top N with
     C(source=static).
   - V(C) or V(cache_snapshot) puts the cached recommendations (C(recs:*)) of the newest Redis snapshot
-    C(dump-<ts>.rdb) in O(snapshot_dir) (taken by C(playbooks/diagnose.yml)) back into the live Redis, without expiry, keeping entries that are fresher. Nothing else in Redis changes and Redis is
-    not restarted. The snapshot is read by the module, because Redis drops expired entries when it loads a file,
-    so an old snapshot would restore nothing. A marker file C(<state_dir>/degraded-cache-snapshot.json) records
-    what was restored. Needs the service to answer (it serves the cache); otherwise nothing is touched.
-    Verified through the edge, every sample user is answered, from the cache for those whose entry came back.
+    C(dump-<ts>.rdb) in O(snapshot_dir) (taken by C(playbooks/diagnose.yml)) back into the live Redis, without
+    expiry, keeping entries that are fresher. Nothing else in Redis changes and Redis is not restarted. The
+    snapshot is read by the module, because Redis drops expired entries when it loads a file, so an old snapshot
+    would restore nothing. A marker file C(<state_dir>/degraded-cache-snapshot.json) records what was restored.
+    Needs the service to answer (it serves the cache); otherwise nothing is touched. Verified through the edge,
+    every sample user is answered, from the cache for those whose entry came back.
   - V(D) or V(offline) switches the edge to C(offline). The edge answers C(/api/recommendations/...) with
     503 and a friendly JSON error while C(/health) through the edge stays truthful.
   - Which modes are on is observed (edge mode, the service container's C(DOWNGRADE_MODE), the standby
