@@ -78,9 +78,10 @@ options:
     default: present
   stack:
     description:
-      - "The stack description C(incident_stack). Keys read: C(name) (the compose project), C(service), C(service_port), C(base_url), C(sample_users)
-        (to measure and calibrate the latency, and to refill a wiped cache), C(state_dir), C(database.service),
-        C(database.name), C(database.user), C(database.port), C(redis.service), C(redis.port)."
+      - "The stack description C(incident_stack). Keys read: C(name) (the compose project), C(service),
+        C(service_port), C(base_url), C(sample_users) (to measure and calibrate the latency, and to refill a wiped
+        cache), C(state_dir), C(database.service), C(database.name), C(database.user), C(database.port),
+        C(redis.service), C(redis.port)."
     type: dict
     required: true
   environment:
