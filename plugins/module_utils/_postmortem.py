@@ -346,14 +346,11 @@ def _evidence(events):
         data = event_data(event)
         where = "event #%s" % event.get("seq")
         case = data.get("p1_case")
-        if case:
-            if isinstance(case, dict):
-                found["p1_cases"].append({"name": str(case.get("name") or case.get("case") or "?"),
-                                          "hint": case.get("root_cause_hint") or case.get("hint") or data.get("root_cause_hint"),
-                                          "fix": case.get("fix") or case.get("quick_fix"), "where": where})
-            else:
-                found["p1_cases"].append({"name": str(case), "hint": data.get("root_cause_hint"),
-                                          "fix": data.get("quick_fix"), "where": where})
+        if case:  # a mapping, or a name whose fix is the event's quick_fix
+            case = case if isinstance(case, dict) else {"name": case, "quick_fix": data.get("quick_fix")}
+            found["p1_cases"].append({"name": str(case.get("name") or case.get("case") or "?"),
+                                      "hint": case.get("root_cause_hint") or case.get("hint") or data.get("root_cause_hint"),
+                                      "fix": case.get("fix") or case.get("quick_fix"), "where": where})
         if event.get("type") == "failure":
             found["errors"].append({"text": event.get("text") or "", "rc": data.get("rc"), "where": where})
         for path, key, value in _walk(data):

@@ -620,11 +620,10 @@ def plan_ticks(state, items, values=None, stage=None, owner=None, host=None, now
     """Tick events for the items not ticked yet (ticking twice adds nothing)."""
     values = validate_items(items, values)
     done_at = done_time(state, done_at, now)
-    new, seen = [], set(state["ticked"])
-    for key in items:
-        if key in seen:
+    new = []
+    for key in dict.fromkeys(items):
+        if key in state["ticked"]:
             continue
-        seen.add(key)
         item = CHECKLIST_ITEMS[key]
         data = {"key": key, "checklist": item["checklist"]}
         if key in values:
