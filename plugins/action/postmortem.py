@@ -11,7 +11,7 @@ renders the templates (plugin_utils/_render.py) itself; nothing runs on a manage
 
 from __future__ import annotations
 
-from ansible_collections.sre.incident.plugins.module_utils._postmortem import ARGUMENT_SPEC, PostmortemError, run
+from ansible_collections.sre.incident.plugins.module_utils._postmortem import ARGUMENT_SPEC, run
 from ansible_collections.sre.incident.plugins.module_utils._record import RecordError
 from ansible_collections.sre.incident.plugins.plugin_utils._action import ControllerAction
 from ansible_collections.sre.incident.plugins.plugin_utils._render import render
@@ -23,7 +23,7 @@ class ActionModule(ControllerAction):
     def act(self, params):
         try:
             outcome = run(params, render, check_mode=bool(self._task.check_mode))
-        except (PostmortemError, RecordError) as exc:
+        except RecordError as exc:  # PostmortemError included
             return dict(exc.details, failed=True, changed=False, msg=exc.msg)
         except (OSError, ValueError) as exc:
             return dict(failed=True, changed=False,

@@ -37,6 +37,8 @@ from ansible_collections.sre.incident.plugins.module_utils import _files
 from ansible_collections.sre.incident.plugins.module_utils._record import (
     EVENTS_FILE,
     RecordError,
+    elapsed,
+    event_data,
     incident_times,
     read_events,
     record_paths,
@@ -116,12 +118,6 @@ class PostmortemError(RecordError):
 # Small helpers
 # ---------------------------------------------------------------------------------------------
 
-def _secs(later, earlier):
-    if not later or not earlier:
-        return None
-    return round((parse_ts(later) - parse_ts(earlier)).total_seconds(), 3)
-
-
 def fmt_duration(seconds):
     """``14.2`` -> ``'14 s'``, ``125`` -> ``'2 min 05 s'``, ``3720`` -> ``'1 h 02 min'``."""
     if seconds is None:
@@ -160,9 +156,7 @@ def fmt_time(ts):
 
 
 def fmt_sla(seconds):
-    if seconds is None:
-        return "none"
-    return fmt_duration(seconds)
+    return "none" if seconds is None else fmt_duration(seconds)
 
 
 def md(text):
@@ -181,11 +175,6 @@ def _scalar(value):
     if isinstance(value, list):
         return ", ".join(_scalar(v) for v in value)
     return str(value)
-
-
-def _data(event):
-    """The event's ``data`` mapping (empty when it has none)."""
-    return event.get("data") if isinstance(event.get("data"), dict) else {}
 
 
 def _positive(value):
@@ -257,7 +246,7 @@ def _fixing_rung(state):
 
 def _event_text(event):
     etype = event.get("type")
-    data = _data(event)
+    data = event_data(event)
     text = event.get("text") or ""
     extra = []
     if etype == "stage" and data.get("phase") == "end":
@@ -287,7 +276,7 @@ def _event_text(event):
 
 def _timeline(events, t0):
     return [{"seq": event.get("seq"), "ts": event.get("ts"), "time": fmt_time(event.get("ts")),
-             "offset_s": _secs(event.get("ts"), t0), "offset": fmt_offset(_secs(event.get("ts"), t0)),
+             "offset_s": elapsed(event.get("ts"), t0), "offset": fmt_offset(elapsed(event.get("ts"), t0)),
              "type": event.get("type"), "stage": event.get("stage") or "", "event": _event_text(event),
              "owner": event.get("owner") or "-", "host": event.get("host") or ""} for event in events]
 
@@ -297,7 +286,7 @@ def _stages(events, end_ts):
     bars, open_at = [], {}
     stage_events = [e for e in events if e.get("type") == "stage" and e.get("stage")]
     for event in stage_events:
-        data = _data(event)
+        data = event_data(event)
         name = event["stage"]
         if data.get("phase") == "start":
             open_at[name] = event.get("ts")
@@ -318,14 +307,14 @@ def _stages(events, end_ts):
         bars = [{"name": n, "start": s, "end": e, "failed_tasks": 0, "complete": True} for n, (s, e) in spans.items()]
     bars.sort(key=lambda b: (parse_ts(b["start"]), b["name"]))
     for stage_bar in bars:
-        stage_bar["duration_s"] = _secs(stage_bar["end"], stage_bar["start"])
+        stage_bar["duration_s"] = elapsed(stage_bar["end"], stage_bar["start"])
     return bars
 
 
 def _watch(events):
     samples = []
     for event in events:
-        data = _data(event)
+        data = event_data(event)
         sample = data.get("watch_sample")
         if not isinstance(sample, dict):
             continue
@@ -340,7 +329,7 @@ def _watch(events):
 def _action_items(events):
     items = []
     for event in events:
-        data = _data(event)
+        data = event_data(event)
         found = data.get("action_item")
         for item in (found if isinstance(found, list) else [found]):
             if isinstance(item, str) and item:
@@ -354,17 +343,14 @@ def _evidence(events):
     """Facts the automation knows: exit codes, OOM kills, restarts, recent changes, P1 cases."""
     found = {"exit_codes": [], "oom": [], "restarts": [], "recent_changes": [], "p1_cases": [], "errors": []}
     for event in events:
-        data = _data(event)
+        data = event_data(event)
         where = "event #%s" % event.get("seq")
         case = data.get("p1_case")
-        if case:
-            if isinstance(case, dict):
-                found["p1_cases"].append({"name": str(case.get("name") or case.get("case") or "?"),
-                                          "hint": case.get("root_cause_hint") or case.get("hint") or data.get("root_cause_hint"),
-                                          "fix": case.get("fix") or case.get("quick_fix"), "where": where})
-            else:
-                found["p1_cases"].append({"name": str(case), "hint": data.get("root_cause_hint"),
-                                          "fix": data.get("quick_fix"), "where": where})
+        if case:  # a mapping, or a name whose fix is the event's quick_fix
+            case = case if isinstance(case, dict) else {"name": case, "quick_fix": data.get("quick_fix")}
+            found["p1_cases"].append({"name": str(case.get("name") or case.get("case") or "?"),
+                                      "hint": case.get("root_cause_hint") or case.get("hint") or data.get("root_cause_hint"),
+                                      "fix": case.get("fix") or case.get("quick_fix"), "where": where})
         if event.get("type") == "failure":
             found["errors"].append({"text": event.get("text") or "", "rc": data.get("rc"), "where": where})
         for path, key, value in _walk(data):
@@ -412,7 +398,7 @@ def _rca(state, evidence, fixed, events):
         contributing.append("Recent change: %s (%s)" % (item["text"], item["where"]))
     if fixed:
         direct.append("Fixed by %s at %s (%s)" % (rung_label(fixed["rung"]), fmt_time(fixed["ts"]),
-                                                  fmt_offset(_secs(fixed["ts"], state.get("started_at")))))
+                                                  fmt_offset(elapsed(fixed["ts"], state.get("started_at")))))
     for rung in [r for r in state.get("rungs") or [] if _succeeded(r.get("result")) is False]:
         contributing.append("%s did not fix it (%s)" % (rung_label(rung["rung"]).capitalize(), fmt_time(rung["ts"])))
     for item in evidence["errors"][:10]:
@@ -420,7 +406,7 @@ def _rca(state, evidence, fixed, events):
     for entry in state.get("degraded_history") or []:
         if entry.get("mode"):
             contributing.append("Degraded mode %s was needed (%s)" % (entry["mode"], fmt_time(entry["ts"])))
-    gap = _secs(state.get("detected_at"), state.get("started_at"))
+    gap = elapsed(state.get("detected_at"), state.get("started_at"))
     alert = (state.get("clock") or {}).get("alert") or {}
     if gap is not None and gap > 0 and alert:
         detection.append("Alert %s fired at %s; the automation looked at it %s later (%s)" % (
@@ -443,7 +429,7 @@ def _lessons(state, fixed, stages, samples, evidence):
     started = state.get("started_at")
     if fixed:
         recovered = state.get("resolved_at") or fixed["ts"]
-        took = _secs(recovered, started)
+        took = elapsed(recovered, started)
         if status.get("resolve") == "met" or (status.get("resolve") == "open" and sla.get("resolve") and
                                               took is not None and took <= sla["resolve"]):
             good.append("Recovered by %s in %s, within the %s resolve SLA" % (
@@ -455,7 +441,7 @@ def _lessons(state, fixed, stages, samples, evidence):
     for kind, word, at_key in (("respond", "Responded", "responded_at"), ("resolve", "Resolved", "resolved_at")):
         value, at = status.get(kind), state.get(at_key)
         if value == "met" and not (kind == "resolve" and fixed):
-            good.append("%s in %s, within the %s %s SLA" % (word, fmt_duration(_secs(at, started)),
+            good.append("%s in %s, within the %s %s SLA" % (word, fmt_duration(elapsed(at, started)),
                                                             fmt_sla(sla.get(kind)), kind))
         elif value == "missed":
             improve.append("%s SLA missed: deadline %s, %s" % (
@@ -533,9 +519,9 @@ def build_model(state, owner=None, events_file=EVENTS_FILE):
         "commander": commander, "war_room": state.get("war_room"),
         "started_at": started, "detected_at": state.get("detected_at"), "responded_at": state.get("responded_at"),
         "resolved_at": state.get("resolved_at"), "closed_at": state.get("closed_at"), "recovered_at": recovered,
-        "last_event_at": last_ts, "duration_s": _secs(end, started), "ongoing": recovered is None,
-        "time_to_respond_s": _secs(state.get("responded_at"), started),
-        "time_to_resolve_s": _secs(state.get("resolved_at"), started),
+        "last_event_at": last_ts, "duration_s": elapsed(end, started), "ongoing": recovered is None,
+        "time_to_respond_s": elapsed(state.get("responded_at"), started),
+        "time_to_resolve_s": elapsed(state.get("resolved_at"), started),
         "mitigated_at": state.get("mitigated_at"),
         "times": incident_times(state),
         "clock": state.get("clock") or {},
@@ -584,7 +570,7 @@ def _sla_line(summary, kind):
     status = summary["sla_status"].get(kind) or "open"
     return "%s: %s (deadline %s%s)" % (
         fmt_sla(sla), status.upper(), fmt_time(summary["deadlines"].get(kind)),
-        (", done at %s, after %s" % (fmt_time(at), fmt_duration(_secs(at, summary["started_at"])))) if at else "")
+        (", done at %s, after %s" % (fmt_time(at), fmt_duration(elapsed(at, summary["started_at"])))) if at else "")
 
 
 def _clock_text(clock):
@@ -668,12 +654,12 @@ def _timeline_picture(model, t0, t1, with_ids, title, svg_id):
     s = model["summary"]
     left, width, row_h, top = 170, 900, 26, 50
     bottom = top + (len(model["stages"]) + 1) * row_h + 8
-    span = max(_secs(t1, t0) or 0, 1.0)
+    span = max(elapsed(t1, t0) or 0, 1.0)
 
     def x_of(ts):
-        return left + width * max(0.0, min(1.0, (_secs(ts, t0) or 0) / span))
+        return left + width * max(0.0, min(1.0, (elapsed(ts, t0) or 0) / span))
 
-    beyond = [k for k, d in s["deadlines"].items() if d and not 0 <= (_secs(d, t0) or 0) <= span]
+    beyond = [k for k, d in s["deadlines"].items() if d and not 0 <= (elapsed(d, t0) or 0) <= span]
     y = top + 4
     x1, x2 = x_of(s["started_at"]), x_of(model["end"])
     picture = {
@@ -702,7 +688,7 @@ def _timeline_picture(model, t0, t1, with_ids, title, svg_id):
             continue
         line = {"kind": kind, "at": deadline,
                 "text": "%s deadline %s (%s)" % (kind, fmt_time(deadline)[11:], fmt_sla(s["sla"].get(kind)))}
-        if 0 <= _secs(deadline, t0) <= span:
+        if 0 <= elapsed(deadline, t0) <= span:
             x = x_of(deadline)
             right = x > left + width / 2
             line.update(x=x, label_y=30 + 12 * index, anchor="end" if right else "start", label_x=x - 4 if right else x + 4)
@@ -721,7 +707,7 @@ def _watch_chart(samples, key, title, unit, svg_id, threshold=None):
     if not points:
         return chart
     t0, t1 = points[0][0], points[-1][0]
-    span = max(_secs(t1, t0) or 0, 1.0)
+    span = max(elapsed(t1, t0) or 0, 1.0)
     low, high = 0.0, max(v for _t, v in points)
     if threshold is not None and high >= threshold / 2:
         high = max(high, threshold)
@@ -734,7 +720,7 @@ def _watch_chart(samples, key, title, unit, svg_id, threshold=None):
         ticks=[{"y": ypos(low + (high - low) * frac), "label": "%.3g" % (low + (high - low) * frac)} for frac in (0, 0.5, 1)],
         threshold={"y": ypos(threshold), "label": "%s %s" % (_scalar(threshold), unit)}
         if threshold is not None and threshold <= high else None,
-        points=[{"x": left + width * (_secs(ts, t0) or 0) / span if len(points) > 1 else left + width / 2, "y": ypos(value),
+        points=[{"x": left + width * (elapsed(ts, t0) or 0) / span if len(points) > 1 else left + width / 2, "y": ypos(value),
                  "title": "%s: %s %s" % (fmt_time(ts), _scalar(value), unit)} for ts, value in points],
         first=fmt_time(t0)[11:], last=fmt_time(t1)[11:])
     return chart

@@ -262,7 +262,7 @@ def transact(events_path, plan, create=False):
         if raw and not raw.endswith(b"\n"):
             next_line, lead = next_line + 1, b"\n"
         written = []
-        for event in plan(events, corrupt) or []:
+        for event in plan(events, corrupt):
             event = dict([("seq", next_line)] + [(k, v) for k, v in event.items() if k != "seq"])
             text = json.dumps(event, ensure_ascii=False, default=str, separators=(", ", ": "))
             line = memoryview(lead + text.encode("utf-8") + b"\n")
@@ -298,8 +298,7 @@ def alert_start(value, name="alert_started_at", now=None):
     """An alert's start time as an aware UTC datetime, or ``RecordError`` naming ``name``.
 
     Refused: a value that is not an ISO 8601 timestamp, and a time more than
-    :data:`FUTURE_TOLERANCE_S` seconds after ``now`` (an incident cannot start in the future; a few seconds ahead is the
-    clock skew between the monitoring host and the controller, see :data:`FUTURE_TOLERANCE_S`).
+    :data:`FUTURE_TOLERANCE_S` seconds after ``now``.
     """
     start = _checked(parse_ts, value, name)
     now = parse_ts(now or utc_now(), "now")
@@ -425,12 +424,18 @@ def _checked(func, *args):
         raise RecordError(str(exc)) from None
 
 
+def event_data(event):
+    """The event's ``data`` mapping (empty when it has none or it is not a mapping)."""
+    return event.get("data") if isinstance(event.get("data"), dict) else {}
+
+
 def _earliest(values):
     present = [v for v in values if v]
     return min(present, key=parse_ts) if present else None
 
 
-def _seconds(later, earlier):
+def elapsed(later, earlier):
+    """Seconds from timestamp ``earlier`` to ``later`` (milliseconds kept), None if either is missing."""
     if not later or not earlier:
         return None
     return round((parse_ts(later) - parse_ts(earlier)).total_seconds(), 3)
@@ -453,10 +458,10 @@ def incident_times(state):
     """
     started = state.get("started_at")
     return {
-        "time_to_detect_s": _seconds(state.get("detected_at"), started),
-        "mtta_s": _seconds(state.get("responded_at"), started),
-        "mttm_s": _seconds(state.get("mitigated_at"), started),
-        "mttr_s": _seconds(state.get("resolved_at"), started),
+        "time_to_detect_s": elapsed(state.get("detected_at"), started),
+        "mtta_s": elapsed(state.get("responded_at"), started),
+        "mttm_s": elapsed(state.get("mitigated_at"), started),
+        "mttr_s": elapsed(state.get("resolved_at"), started),
     }
 
 
@@ -499,7 +504,7 @@ def replay(events, corrupt_lines=(), now=None):
     mitigations = []
     for event in events:
         etype = event.get("type")
-        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        data = event_data(event)
         if etype == "tick" and data.get("key") and data["key"] not in ticked:
             # done_at: when the item was done, if the tick was written later (a notification acknowledged
             # in the background and collected at the end of the run)
@@ -615,11 +620,10 @@ def plan_ticks(state, items, values=None, stage=None, owner=None, host=None, now
     """Tick events for the items not ticked yet (ticking twice adds nothing)."""
     values = validate_items(items, values)
     done_at = done_time(state, done_at, now)
-    new, seen = [], set(state["ticked"])
-    for key in items:
-        if key in seen:
+    new = []
+    for key in dict.fromkeys(items):
+        if key in state["ticked"]:
             continue
-        seen.add(key)
         item = CHECKLIST_ITEMS[key]
         data = {"key": key, "checklist": item["checklist"]}
         if key in values:
@@ -666,9 +670,6 @@ def plan_event(state, event_type="event", text=None, stage=None, owner=None, hos
 # The module's work
 # ---------------------------------------------------------------------------------------------
 
-STATES = ("opened", "event", "tick", "closed", "present")
-
-
 def _plan(state_name, params, current, owner, host, now):
     """The events ``state_name`` adds to the incident in state ``current`` (validated, not written)."""
     get = params.get
@@ -714,8 +715,6 @@ def run(params, check_mode=False, now=None):
     """
     now = parse_ts(now or utc_now(), "now")
     state_name = params.get("state") or "present"
-    if state_name not in STATES:
-        raise RecordError("unknown state %r" % (state_name,))
     incident_dir = os.path.abspath(os.path.expanduser(str(params.get("incident_dir") or "incidents")))
     owner = params.get("owner") or default_owner()
     host = params.get("host")
@@ -780,7 +779,7 @@ def _run_open(params, incident_dir, incident_id, owner, host, check_mode, now):
 # The options of sre.incident.record, shared by the module and its action plugin (which runs
 # the same code in the controller's process: the record lives on the controller).
 ARGUMENT_SPEC = dict(
-    state=dict(type="str", choices=list(STATES), default="present"),
+    state=dict(type="str", choices=["opened", "event", "tick", "closed", "present"], default="present"),
     incident_dir=dict(type="path", default="incidents", fallback=(env_fallback, ["SRE_INCIDENT_DIR"])),
     id=dict(type="str"),
     service=dict(type="str"),
