@@ -268,10 +268,7 @@ class Edge:
         return self.client.find_containers(self.project, self.service) if self.service else []
 
     def running(self):
-        for c in self.containers():
-            if _compose.container_state(c)["status"] == "running":
-                return c
-        return None
+        return next((c for c in self.containers() if _compose.container_state(c)["status"] == "running"), None)
 
     def state_text(self):
         found = self.containers()
