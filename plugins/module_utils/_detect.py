@@ -33,11 +33,6 @@ WHERE = ("service", "edge")
 NOT_READY = ("exited", "dead", "created", "paused", "restarting", "removing")
 
 
-def recommendations_query(stack):
-    """The JMESPath assertion a sample user's answer must satisfy."""
-    return "length(recommendations) >= `%d`" % int(stack.get("min_recommendations", 6))
-
-
 def targets(stack, where=WHERE):
     """What to probe: ``[{url, json_query, where, what, user}]``, the service's own port first, then the edge.
 
@@ -45,7 +40,7 @@ def targets(stack, where=WHERE):
     ``incident_stack.edge_url`` is not set.
     """
     _stack.validate(stack)
-    query = [recommendations_query(stack)]
+    query = ["length(recommendations) >= `%d`" % int(stack.get("min_recommendations", 6))]
     bases = []
     if "service" in where:
         bases.append(("service", stack["base_url"]))
@@ -106,15 +101,10 @@ def decided(tgts, probes, rounds, count, min_ratio, containers=None, stack=None)
         return True
     if containers is None or stack is None or rounds < 1:
         return False
-    down = down_services(stack, containers)
-    for where, place in places.items():
-        if _ok(place, min_ratio):
-            continue
-        if where == "service" and (stack["service"] in down or set(down) & set(stack.get("dependencies") or [])):
-            return True
-        if where == "edge" and stack.get("edge") in down:
-            return True
-    return False
+    down = set(down_services(stack, containers))
+    confirmed = dict(service=bool(down & {stack["service"], *(stack.get("dependencies") or [])}),
+                     edge=stack.get("edge") in down)
+    return any(confirmed[where] for where, place in places.items() if not _ok(place, min_ratio))
 
 
 def _place_decided(place, rounds, count, min_ratio):

@@ -150,12 +150,6 @@ def mode_of(text):
     return found.group(2) if found else None
 
 
-def recommendations_prefix(stack):
-    """The path prefix of the recommendations feature: ``recommendations_path`` up to ``{user}``."""
-    path = str(stack["recommendations_path"])
-    return path[:path.index("{user}")]
-
-
 _STATIC_PROXY_RE = re.compile(r"proxy_pass(\s+)(https?)://([A-Za-z][A-Za-z0-9_.-]*)(:\d+)?(\s*);")
 _UPSTREAM_RE = re.compile(r"\bupstream\s+([A-Za-z0-9_.-]+)\s*\{")
 _IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -192,8 +186,8 @@ def render_offline(original, stack, saved_dir):
     ``resolver``, ``incident_stack.edge_resolver``, default Docker's 127.0.0.11): the option must load
     while the service it protects users from has no container.
     """
-    prefix = recommendations_prefix(stack)
-    pattern = "^" + re.escape(prefix)
+    path = str(stack["recommendations_path"])
+    pattern = "^" + re.escape(path[:path.index("{user}")])   # the feature's prefix, up to the user
     location = ("\n    # sre.incident degraded mode D (offline): the recommendations feature is switched off\n"
                 "    location ~ \"%s\" {\n"
                 "        default_type application/json;\n"
@@ -274,10 +268,7 @@ class Edge:
         return self.client.find_containers(self.project, self.service) if self.service else []
 
     def running(self):
-        for c in self.containers():
-            if _compose.container_state(c)["status"] == "running":
-                return c
-        return None
+        return next((c for c in self.containers() if _compose.container_state(c)["status"] == "running"), None)
 
     def state_text(self):
         found = self.containers()
@@ -411,8 +402,6 @@ class Edge:
         On a failed check or verification the previous file is put back and reloaded; EdgeError.
         Returns dict(changed, mode, sha256, verify).
         """
-        if mode not in RENDER:
-            raise ValueError("unknown edge mode %r: choose standby or offline" % (mode,))
         current, info = self.read_config()
         kept = self.saved()
         if kept is None and mode_of(current.decode("utf-8", "replace")):

@@ -599,20 +599,13 @@ def wait_healthy(urls, wait_timeout, poll_interval=0.25, give_up=None, **kwargs)
     if wait_timeout is None or float(wait_timeout) < 0:
         raise ValueError("wait_timeout must be >= 0 seconds, got %r" % (wait_timeout,))
     attempts = []
-    reason = {}
 
     def check():
-        result = probe_many(urls, **kwargs)
-        attempts.append(result)
-        if result["healthy"]:
-            return True
-        why = give_up() if give_up is not None else None
-        if why:
-            reason["why"] = why
-            return True
-        return False
+        """True when healthy, else why to give up (falsy: keep waiting)."""
+        attempts.append(probe_many(urls, **kwargs))
+        return bool(attempts[-1]["healthy"]) or (give_up() if give_up is not None else None)
 
-    _ok, _value, waited = poll_until(check, float(wait_timeout), interval=poll_interval)
+    _ok, value, waited = poll_until(check, float(wait_timeout), interval=poll_interval)
     result = attempts[-1]
-    result.update(attempts=len(attempts), waited=round(waited, 3), gave_up=reason.get("why"))
+    result.update(attempts=len(attempts), waited=round(waited, 3), gave_up=None if value is True else value or None)
     return result

@@ -40,8 +40,11 @@ DEFAULT_WINDOWS = {
 }
 
 
-def windows_with_defaults(windows=None):
-    merged = dict(DEFAULT_WINDOWS)
+def rung_budget(rung, windows=None):
+    """Seconds a rung may take, from its windows (``windows`` over DEFAULT_WINDOWS)."""
+    if rung not in RUNG_TEXT:
+        raise ValueError("unknown rung %r: expected one of %s" % (rung, ", ".join(RUNG_TEXT)))
+    w = dict(DEFAULT_WINDOWS)
     for key, value in (windows or {}).items():
         if key not in DEFAULT_WINDOWS:
             raise ValueError("unknown ladder window %r: expected one of %s" % (key, ", ".join(DEFAULT_WINDOWS)))
@@ -51,15 +54,7 @@ def windows_with_defaults(windows=None):
             raise ValueError("ladder window %s must be a number of seconds, got %r" % (key, value)) from None
         if seconds <= 0:
             raise ValueError("ladder window %s must be > 0 seconds, got %r" % (key, value))
-        merged[key] = seconds
-    return merged
-
-
-def rung_budget(rung, windows=None):
-    """Seconds a rung may take, from its windows."""
-    if rung not in RUNG_TEXT:
-        raise ValueError("unknown rung %r: expected one of %s" % (rung, ", ".join(RUNG_TEXT)))
-    w = windows_with_defaults(windows)
+        w[key] = seconds
     return w[rung] + (w["restart_service_after_dependencies"] if rung == "restart_dependencies" else 0)
 
 

@@ -159,12 +159,11 @@ def validate(params):
     incident_id = params.get("incident_id")
     if state in ("acquired", "released") and not incident_id:
         raise LeaseError("incident_id is required for state=%s" % state)
-    for name, default, minimum in (("ttl", DEFAULT_TTL, 1), ("breaker_window", DEFAULT_BREAKER_WINDOW, 1),
-                                   ("breaker_max_runs", DEFAULT_BREAKER_MAX_RUNS, 1)):
-        value = params.get(name)
-        value = default if value is None else value
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise LeaseError("%s must be an integer >= %d, got %r" % (name, minimum, value))
+    for name, default in (("ttl", DEFAULT_TTL), ("breaker_window", DEFAULT_BREAKER_WINDOW),
+                          ("breaker_max_runs", DEFAULT_BREAKER_MAX_RUNS)):
+        value = default if params.get(name) is None else params[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise LeaseError("%s must be an integer >= 1, got %r" % (name, value))
         params = dict(params, **{name: value})
     if params.get("record_run") and state != "released":
         raise LeaseError("record_run applies to state=released only (got state=%s)" % state)

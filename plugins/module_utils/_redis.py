@@ -81,7 +81,7 @@ class Redis:
         out = (res["stdout"] or "").strip()
         if res["rc"] != 0 or out.startswith("ERR") or out.startswith("(error)") or "Could not connect" in out:
             raise RedisError("redis-cli %s in %s failed (rc %s): %s" % (
-                " ".join(str(a) for a in args), self.container.name, res["rc"], (out or res["stderr"]).strip()[:300]))
+                " ".join(argv[3:]), self.container.name, res["rc"], (out or res["stderr"]).strip()[:300]))
         return out
 
     def info(self, section):
@@ -153,28 +153,20 @@ def read_rdb(client, container, directory, filename, sink):
     reader, _stat = client.archive_reader(container, path)
     digest = hashlib.sha256()
     size = 0
-    owner = None
     with tarfile.open(fileobj=reader, mode="r|") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            owner = dict(uid=member.uid, gid=member.gid, mode=member.mode & 0o7777)
-            handle = tar.extractfile(member)
-            while True:
-                chunk = handle.read(CHUNK)
-                if not chunk:
-                    break
-                if size == 0 and not chunk.startswith(RDB_MAGIC):
-                    raise RedisError("%s in %s is not an RDB file" % (path, container.name))
-                sink(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-            break
-    if owner is None:
-        raise RedisError("%s in %s is not a regular file" % (path, container.name))
+        member = next((m for m in tar if m.isfile()), None)
+        if member is None:
+            raise RedisError("%s in %s is not a regular file" % (path, container.name))
+        handle = tar.extractfile(member)
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            if size == 0 and not chunk.startswith(RDB_MAGIC):
+                raise RedisError("%s in %s is not an RDB file" % (path, container.name))
+            sink(chunk)
+            digest.update(chunk)
+            size += len(chunk)
     if size == 0:
         raise RedisError("%s in %s is empty" % (path, container.name))
-    return dict(bytes=size, sha256=digest.hexdigest(), **owner)
+    return dict(bytes=size, sha256=digest.hexdigest(), uid=member.uid, gid=member.gid, mode=member.mode & 0o7777)
 
 
 def copy_rdb_out(client, container, directory, filename, dest_path):
