@@ -28,8 +28,8 @@ extends_documentation_fragment:
 options:
   stack:
     description:
-      - The stack description C(incident_stack); the URLs, sample users, C(min_recommendations) and
-        C(thresholds.latency_ms) come from it.
+      - The stack description C(incident_stack); the URLs and sample users come from it, and the
+        defaults of O(min_recommendations) and O(latency_ms).
     type: dict
     required: true
   base_url:

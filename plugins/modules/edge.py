@@ -15,15 +15,13 @@ description:
     get what the edge answers, so a recovery counts only when users are answered through it.
   - With O(state=serving) the module probes C(/health) and every sample user's recommendations
     through the edge. When they fail while the service itself answers at C(incident_stack.base_url),
-    the edge is what is broken. A stopped edge is started; a running one has its configuration
+    the edge is what is broken (when the service itself does not answer either, nothing is changed,
+    since the edge is not what fails). A stopped edge is started; a running one has its configuration
     checked (C(nginx -t)) and is reloaded (C(nginx -s reload)) through the engine, because nginx
     resolves a static C(proxy_pass) host name once, when it loads its configuration, and still
     sends users to the old address after the service's container was recreated; when a reload
     does not bring the answers back within a few seconds, the edge container is restarted. Each
     step is followed by polling the edge, bounded by O(timeout).
-  - When the service itself does not answer, nothing is changed, since the edge is not what fails.
-  - With O(state=present) the module only reports whether users are answered through the edge,
-    the edge container's state and which configuration it serves (RV(mode)).
   - Nothing is installed in the edge's image; the module runs C(nginx) in the container through
     the engine's exec API.
 extends_documentation_fragment:
@@ -52,7 +50,8 @@ options:
   state:
     description:
       - V(serving) makes the edge answer users again when only the edge fails (see the description).
-      - V(present) only reports.
+      - V(present) only reports whether users are answered through the edge, the edge container's state
+        and which configuration it serves (RV(mode)).
     type: str
     choices: [serving, present]
     default: serving

@@ -11,16 +11,12 @@ short_description: Probe HTTP endpoints several times and say whether they are h
 version_added: 0.1.0
 description:
   - Sends O(count) rounds of HTTP requests to every URL in O(url) or O(urls), O(interval)
-    seconds apart, and reports each answer's status, latency and error. Exactly one of O(url),
-    O(urls) and O(stack) is required.
-  - A probe succeeds when the status is O(expect_status) and every JMESPath assertion in
-    O(json_query) holds on the JSON body. The endpoints are RV(healthy) when the share of
-    successful probes, RV(success_ratio), is at least O(min_success_ratio).
+    seconds apart, and reports each answer's status, latency and error, and whether the endpoints
+    are RV(healthy). Exactly one of O(url), O(urls) and O(stack) is required.
   - A target that is down is a result, not a module failure. Connection refused, timeouts,
     HTTP error statuses and bodies that are not JSON all become probes with
     RV(probes[].ok=false) and an RV(probes[].error). The module fails only for bad input, or
     when O(fail_on_unhealthy=true) and the endpoints are not healthy.
-  - The module only reads, so it also probes in check mode.
   - Uses the Python standard library (urllib) on the managed host.
 extends_documentation_fragment:
   - sre.incident.attributes
@@ -35,15 +31,7 @@ options:
         C(min_recommendations) items), at the service's own port (C(base_url)) and, when
         C(edge_url) is set, through the edge (see O(where)).
       - The containers of the service, its dependencies and the edge are read while the probes run
-        (as with O(containers)), and RV(assessment) says whether the alarm is real and what fails.
-        RV(healthy) is true when both places answer (at least O(min_success_ratio) of each place's
-        health probes and of its recommendation probes succeed).
-      - With O(stop_early), the rounds stop once no place's verdict can change, or after one round
-        when the engine already shows the failing place's container exited, paused or gone.
-      - With O(stop_early), the engine is read first (for at most O(down_timeout) seconds); when it
-        shows no running container of the service (exited, paused, gone), every probe waits
-        O(down_timeout) instead of O(timeout) for its answer. Nothing behind the service can answer,
-        so the probes only have to show what users get. RV(probe_timeout) says which timeout was used.
+        (as with O(containers)).
     type: dict
   where:
     description:
@@ -56,14 +44,15 @@ options:
     description:
       - With O(stack) and O(where=[service]), once the service answers, probe what users reach through the
         edge once (C(/health) and every sample user's recommendations, all at once, at most 1 s, or
-        O(timeout) when shorter) and return it as RV(edge). The wait does not wait for the edge; a stack without
-        C(edge_url) returns RV(edge=null).
+        O(timeout) when shorter) and return it as RV(edge). The wait does not wait for the edge.
     type: bool
     default: false
   down_timeout:
     description:
-      - With O(stack) and O(stop_early), the probes' timeout in seconds when the engine shows no running
-        container of the service (see O(stack)). V(0) keeps O(timeout).
+      - With O(stack) and O(stop_early), the engine is read first (for at most this many seconds); when it
+        shows no running container of the service (exited, paused, gone), every probe waits this long
+        instead of O(timeout) for its answer, since nothing behind the service can answer and the probes
+        only have to show what users get (RV(probe_timeout)). V(0) keeps O(timeout).
     type: float
     default: 0.5
   url:
@@ -105,8 +94,7 @@ options:
         for example V(length(recommendations\) > `5`) or V(status == 'ok').
       - Truth follows JMESPath, where V(false), V(null), and an empty string, list or object
         are false and every number, including V(0), is true.
-      - A body that is not JSON fails every assertion. Needs the C(jmespath) Python library
-        on the managed host.
+      - A body that is not JSON fails every assertion.
     type: list
     elements: str
     default: []
@@ -114,7 +102,8 @@ options:
     description:
       - Stop the rounds as soon as the verdict can no longer change (enough probes succeeded to
         reach O(min_success_ratio) whatever the rest answer, or too many failed to reach it).
-        RV(rounds) says how many rounds ran; RV(success_ratio) is over the probes made.
+        With O(stack), once no place's verdict can change, or after one round when the engine
+        already shows the failing place's container exited, paused or gone.
       - With V(false) every one of the O(count) rounds runs (for latency samples).
     type: bool
     default: false
@@ -125,9 +114,7 @@ options:
     type: float
     default: 1.0
   fail_on_unhealthy:
-    description:
-      - Fail the task when the endpoints are not RV(healthy).
-      - With the default V(false) the task succeeds and the playbook decides from RV(healthy).
+    description: Fail the task when the endpoints are not RV(healthy).
     type: bool
     default: false
   wait_timeout:
@@ -168,10 +155,8 @@ options:
     description:
       - Also read the state of these compose services' containers through the engine, while the
         probes run, so that one call confirms an alarm and says what is down (RV(containers)).
-      - A service without a container is left out of RV(containers). An engine that does not
-        answer, or a project without containers, is a finding reported in RV(containers_error),
-        not a failure; a service the project does not have fails the module (a configuration
-        error).
+      - A service the project does not have fails the module (a configuration error); an engine
+        that does not answer, or a project without containers, does not (RV(containers_error)).
     type: dict
     suboptions:
       project:
@@ -189,10 +174,6 @@ options:
 requirements:
   - jmespath (only when O(json_query) or O(stack) is used)
   - docker (only when O(stack), O(give_up_when_exited) or O(containers) is used)
-notes:
-  - Latency is the time from sending the request to having read the body, in milliseconds.
-    RV(latency_ms) summarises only the probes that got an HTTP answer (of any status), so a
-    refused connection does not look fast. Percentiles use the nearest-rank method.
 seealso:
   - module: sre.incident.compose_service
 """
@@ -243,12 +224,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 healthy:
-  description: Whether RV(success_ratio) is at least O(min_success_ratio).
+  description:
+    - Whether RV(success_ratio) is at least O(min_success_ratio).
+    - With O(stack), whether each place probed answers (at least O(min_success_ratio) of its health
+      probes and of its recommendation probes succeed).
   returned: success
   type: bool
   sample: true
 success_ratio:
-  description: Successful probes divided by all probes, between V(0) and V(1).
+  description: Successful probes divided by the probes made, between V(0) and V(1).
   returned: success
   type: float
   sample: 0.8
@@ -285,7 +269,7 @@ probes:
       returned: always
       sample: true
     latency_ms:
-      description: Milliseconds until the answer was read, or V(null) when no answer came.
+      description: Milliseconds from sending the request to having read the body, or V(null) when no answer came.
       type: float
       returned: always
       sample: 12.408
@@ -312,7 +296,8 @@ probes:
       sample: ["length(recommendations) > `5`"]
 latency_ms:
   description:
-    - Latency summary in milliseconds over the probes that got an HTTP answer of any status.
+    - Latency summary in milliseconds over the probes that got an HTTP answer of any status, so a
+      refused connection does not look fast.
     - All values are V(null) when no probe got an answer.
   returned: success
   type: dict
@@ -377,7 +362,8 @@ containers:
   description:
     - With O(containers), the state of each container of those services (the keys of
       M(sre.incident.compose_service)'s RV(sre.incident.compose_service#module:containers)), read
-      while the probes ran; an empty list without O(containers) or when the engine could not say.
+      while the probes ran; a service without a container is left out. An empty list without
+      O(containers) or when the engine could not say.
   returned: success
   type: list
   elements: dict
@@ -416,7 +402,7 @@ edge:
   type: dict
   sample: {"serving": false, "problems": ["http://127.0.0.1:8080/health: timed out"]}
 probe_timeout:
-  description: The timeout each probe had, in seconds (O(timeout), or O(down_timeout), see O(stack)).
+  description: The timeout each probe had, in seconds (O(timeout), or O(down_timeout)).
   returned: success
   type: float
   sample: 2.0

@@ -19,8 +19,7 @@ description:
     is never seen half-written.
   - A lease expires after O(ttl) seconds, so a responder that died does not block the stack for ever.
   - Also keeps the history of the circuit breaker, C(ladder_runs.jsonl) in O(state_dir), one line per
-    recovery-ladder run (see O(record_run)). Every call returns RV(recent_runs) and RV(breaker_open),
-    and the playbook decides to stop automating when the breaker is open.
+    recovery-ladder run (see O(record_run)); the playbook stops automating when RV(breaker_open).
   - Take the lease in a C(block) and release it in its C(always) section.
 extends_documentation_fragment:
   - sre.incident.attributes
@@ -197,7 +196,7 @@ recent_runs:
   type: int
   sample: 1
 breaker_open:
-  description: True when RV(recent_runs) >= O(breaker_max_runs).
+  description: Whether the circuit breaker is open (see O(breaker_max_runs)).
   returned: always
   type: bool
 runs_corrupt_lines:

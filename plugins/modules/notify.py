@@ -15,13 +15,8 @@ description:
     O(mode=start), in the background. The message names the severity, the service, the incident
     id, the incident commander, the on-call engineer of the moment, the war-room link (if any) and
     the time left on the SLA, such as C(resolve deadline in 27m 10s) or C(resolve deadline passed 3m ago).
-  - Every channel is sent to at the same time, so one slow channel never delays another. Each
-    attempt has a connect timeout (O(connect_timeout)) and a read timeout (O(read_timeout)); a
-    channel is tried up to O(retries) times with a short exponential backoff (0.5 s, 1 s, capped at
-    1.5 s) on connection errors, timeouts, HTTP 5xx and 429; other HTTP 4xx answers are not retried.
-    Redirects are not followed. All of it, for one message, ends within O(budget) seconds; timeouts
-    and sleeps are cut to what is left, an attempt that would not fit is not started, and a channel
-    still busy at the end is given up on.
+  - Every channel is sent to at the same time, so one slow channel never delays another, and all of
+    it ends within O(budget) seconds. Redirects are not followed.
   - "Order: on each channel the messages of an incident sent with O(mode=start) are posted in the
     order they were started; a message waits for the earlier ones to be delivered or given up on
     that channel. When an earlier message failed on a channel, the next one carries a line saying
@@ -30,7 +25,7 @@ description:
     in RV(results) (send) or RV(messages) (collect).
   - Webhook URLs, DingTalk secrets and header values never appear in the module's results, in error
     messages or in the outbox files; an error text that contains a URL has it replaced by the
-    channel's name. The sender process gets them in memory, from the task, never through a file.
+    channel's name.
   - Bad input (an unknown channel type, a channel without a url, a malformed deadline, a timeout out
     of range) fails before anything is sent, naming the channel by O(channels[].name) or its index,
     never by URL.
@@ -58,11 +53,10 @@ options:
     description:
       - V(send) sends and returns when every channel answered or O(budget) is spent.
       - V(start) starts a sender process on the host and returns at once, so a chat outage never slows
-        the response (RV(seq) numbers the message in the incident's outbox). Needs O(incident.id).
+        the response. Needs O(incident.id).
       - V(collect), later in the run, sends nothing; it waits at most O(budget) seconds until every
         message of O(incident.id) started earlier on this host and not collected yet has an outcome,
-        returns them in RV(messages) (each one's outcome per channel, for the record) and marks them
-        collected. Needs O(incident.id) only.
+        returns them in RV(messages) and marks them collected. Needs O(incident.id) only.
     type: str
     choices: [send, start, collect]
     default: send
@@ -90,7 +84,7 @@ options:
         type: str
       url:
         description:
-          - The webhook URL (C(http) or C(https)). Treated as a secret.
+          - The webhook URL (C(http) or C(https)).
           - Required for an enabled channel.
         type: str
       secret:
@@ -99,7 +93,7 @@ options:
         type: str
       headers:
         description:
-          - Extra HTTP headers, for example C(Authorization) for a V(webhook). Values are treated as secrets.
+          - Extra HTTP headers, for example C(Authorization) for a V(webhook).
         type: dict
       enabled:
         description:
@@ -192,19 +186,23 @@ options:
   retries:
     description:
       - Attempts per channel, the first one included (V(1) to V(10)), as far as O(budget) allows.
+      - Connection errors, timeouts, HTTP 5xx and 429 are tried again after a short exponential backoff
+        (0.5 s, 1 s, capped at 1.5 s); other HTTP 4xx answers are not.
     type: int
     default: 3
   budget:
     description:
-      - Seconds within which everything about one message ends (every channel, attempt, backoff);
-        for O(mode=collect), the longest wait for the outstanding messages.
+      - Seconds within which everything about one message ends (every channel, attempt, backoff).
+        Timeouts and sleeps are cut to what is left, an attempt that would not fit is not started,
+        and a channel still busy at the end is given up on.
+      - For O(mode=collect), the longest wait for the outstanding messages.
       - Above 0, at most 600.
     type: float
     default: 10
   outbox_dir:
     description:
       - Directory on the host for the outbox of each incident (O(mode=start) and O(mode=collect)),
-        one small JSON file per message with its outcome per channel, never a URL or a secret.
+        one small JSON file per message with its outcome per channel.
       - The role C(sre.incident.notify) uses C(<incident_stack.state_dir>/outbox).
     type: path
     default: ~/.sre-incident/outbox
@@ -316,9 +314,7 @@ channels:
   elements: str
   sample: [slack-incidents, dingtalk-oncall, pager]
 results:
-  description:
-    - One entry per channel, in the order of O(channels). Never contains a URL, a secret or a header value.
-    - With O(mode=start) every C(ok) is V(null); the outcome comes with O(mode=collect).
+  description: One entry per channel, in the order of O(channels).
   returned: when O(mode) is V(send) or V(start)
   type: list
   elements: dict
@@ -350,7 +346,7 @@ results:
       type: int
       sample: 1
     error:
-      description: Why the last attempt failed (URLs replaced by the channel name), else V(null).
+      description: Why the last attempt failed, else V(null).
       type: str
       sample: "connected, but no answer within the read timeout (5 s)"
     finished_at:

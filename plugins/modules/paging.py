@@ -17,8 +17,6 @@ description:
     taken out: C(disk / 87 % full) and C(disk / 88 % full) are the same finding, C(dependency redis is
     exited) and C(dependency postgres is exited) are two."
   - A finding is new when it was never paged, or last paged O(window) seconds ago or longer.
-  - O(state=checked) only reads and returns RV(page), RV(new) and RV(repeated). O(state=paged) marks the
-    new findings as paged now (a finding paged within the window is left alone).
   - "The file lives on the managed host, next to the lease and the evidence bundles, because under AWX
     each job runs in a fresh execution environment: the controller forgets between two scheduled
     runs, the managed host does not. It is written under a lock (two runs at once page once), replaced
@@ -63,7 +61,9 @@ options:
     description: The incident the page named, kept with the remembered findings.
     type: str
   state:
-    description: V(checked) reads only; V(paged) remembers the new findings as paged now.
+    description:
+      - V(checked) reads only.
+      - V(paged) remembers the new findings as paged now (a finding paged within the window is left alone).
     type: str
     choices: [checked, paged]
     default: checked

@@ -35,10 +35,9 @@ description:
     (stages as bars on a time axis, the respond and resolve deadlines as vertical lines with the ids
     C(deadline-respond) and C(deadline-resolve)) and plots the watch samples (event data
     C(watch_sample) with C(latency_ms) and C(error_rate)) as small line charts.
-  - "Due date (PM-1): P0 within 24 h of the recovery, P1 within 3 days, P2 after the fix, P3 none."
   - The record is only read, never written. Stage and failure events of the C(postmortem) stage
     (written by the C(sre.incident.timeline) callback while this report is produced) are left out
-    of the report, so that a re-run on an unchanged record writes nothing.
+    of the report.
   - "The report is written on the B(controller), where the record lives: an action plugin reads the
     record and renders the collection's Jinja2 templates (C(plugins/plugin_utils/templates/postmortem.md.j2),
     C(postmortem.html.j2), C(postmortem.css)) in the controller's process; nothing runs on a managed host."
@@ -83,7 +82,7 @@ attributes:
     details: The full text of each report before and after.
   idempotent:
     support: full
-    details: The reports carry no generation time; a re-run on an unchanged record writes nothing.
+    details: The reports carry no generation time nor the C(postmortem) stage's own events; a re-run on an unchanged record writes nothing.
   platform:
     platforms: posix
 notes:
@@ -160,7 +159,9 @@ summary:
     fixed_by: {rung: 1, label: rung 1 (restart the service), number: 1, ts: "2026-11-27T01:30:59.120Z"}
     due: "2026-11-28T01:31:02.000Z"
 due:
-  description: When the postmortem is due (PM-1), ISO 8601 UTC; V(null) when there is none yet or none at all.
+  description:
+    - When the postmortem is due, ISO 8601 UTC; V(null) when there is none yet or none at all.
+    - "PM-1: P0 within 24 h of the recovery, P1 within 3 days, P2 after the fix, P3 none."
   returned: always
   type: str
   sample: "2026-11-28T01:31:02.000Z"

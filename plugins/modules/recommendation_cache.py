@@ -9,7 +9,6 @@ description:
   - "O(state=cleared) clears the recommendation cache the way the runbook says (SPEC P1-2,
     OPS-1), through the service's own endpoint C(POST /api/recommendations/clear-cache), which
     answers C({\"cleared\": n})."
-  - O(state=present) only reports how many cache keys there are.
   - Keys matching O(key_pattern) are counted with C(redis-cli --scan) inside the Redis container
     of the compose project (through the Docker engine, no shell), before and after clearing.
   - C(changed) is true when the service reports that it deleted at least one key.

@@ -13,13 +13,11 @@ version_added: 0.1.0
 description:
   - Keeps the incident record of the runbook (SPEC SEV-3, P0-10) as an append-only event log,
     one directory per incident, C(<incident_dir>/<id>/events.jsonl), one JSON object per line.
-  - The current state of the incident (severity, status, outcome, SLA deadlines and whether they
-    were met, the P0 response and recovery checklists with their tick times, the recovery-ladder
-    rungs tried, the active degraded mode) is always computed by replaying the events; nothing is
-    ever rewritten.
+  - The current state of the incident (RV(incident)) is always computed by replaying the events;
+    nothing is ever rewritten.
   - Appends are safe when several forks write at once (C(O_APPEND), C(flock), one write per line,
     C(fsync)). A torn or unparseable line is never dropped silently; it is reported in
-    RV(corrupt_lines) with its line number.
+    RV(corrupt_lines).
   - "The record lives on the B(controller). An action plugin of the same name writes it in the
     controller's own process (no module round trip, a few milliseconds per call), whatever host the
     task runs for, so O(incident_dir) is always a path on the controller. Roles still say
@@ -275,8 +273,8 @@ incident:
       deadlines opened_at status outcome closed_at responded_at mitigated_at resolved_at times
       sla_status time_left checklists ticked rungs last_rung degraded_mode degraded_history
       severity_history events event_count corrupt_lines)."
-    - C(clock) is C(started_from) (V(alert), V(given) or V(detection)), C(alert_started_at) (the time
-      given), C(alert) (see O(alert)) and C(note).
+    - C(clock) is C(started_from), C(alert_started_at) (the time given), C(alert) (see O(alert) for
+      both) and C(note) (see O(started_at)).
     - "C(times) are seconds from C(started_at): C(time_to_detect_s), C(mtta_s) (to C(responded_at), the
       acknowledgement), C(mttm_s) (to C(mitigated_at): recovery verified, a degraded mode on, or closed as
       resolved, mitigated or degraded) and C(mttr_s) (to C(resolved_at)); V(null) until reached."

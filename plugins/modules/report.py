@@ -16,24 +16,18 @@ description:
     answers of O(reproduce_urls). What the operator leaves open is filled from that evidence.
   - "The report is rendered, posted and written on the B(controller) by the module's action plugin,
     from the collection's Jinja2 template (C(plugins/plugin_utils/templates/p2_report.md.j2)); only
-    the evidence is collected on the managed host, and only the collection options go there (never
-    the tracker or its token)."
-  - Without O(dest_dir) nothing is written; the module returns the RV(evidence) and the rendered
-    RV(markdown). A playbook collects on the managed host this way and writes in a later task
-    with O(evidence).
-  - With O(dest_dir) the report goes to C(<dest_dir>/<date>-<slug of title>.md) on the controller.
-    Writing the same content again changes nothing; the first report time is kept on re-runs.
+    the evidence is collected on the managed host, and only the collection options go there."
   - "With O(tracker) a new report is also posted as an issue, GitHub style (C(POST <url>/issues),
     C(Authorization: Bearer)) or GitLab style (C(POST <url>/issues), C(PRIVATE-TOKEN)), once, and
     the issue link is written into the report; a report that already has a link is not posted
-    again. The token is only sent in a request header and never appears in the output."
+    again."
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker
 attributes:
   action:
     support: full
-    description: The report is rendered, posted and written by an action plugin on the controller; the evidence is collected on the managed host.
+    description: Runs as an action plugin on the controller (see the description).
   check_mode:
     details: Collects evidence (read only) and reports what would be written; writes and posts nothing.
   diff_mode:
@@ -104,7 +98,7 @@ options:
     description: Evidence collected before (RV(evidence) of a run with O(collect=true)).
     type: dict
   reproduce_urls:
-    description: URLs to GET once each as reproduction; their answers fill O(steps) and O(actual).
+    description: URLs to GET once each as reproduction.
     type: list
     elements: str
     default: []
@@ -128,7 +122,10 @@ options:
     type: str
   dest_dir:
     description:
-      - The folder on the controller to write the report to (the P2 backlog). Without it nothing is written.
+      - The folder on the controller to write the report to (the P2 backlog), as C(<date>-<slug of title>.md);
+        the first report time is kept on re-runs.
+      - Without it nothing is written and the module returns RV(evidence) and the rendered RV(markdown); a
+        playbook collects on the managed host this way and writes in a later task with O(evidence).
       - The role C(sre.incident.report) defaults it to C(~/.local/share/sre-incident/backlog), outside any checkout.
     type: path
   date:
@@ -151,7 +148,7 @@ options:
         type: str
         required: true
       token:
-        description: The API token. Never shown in output.
+        description: The API token, sent only in a request header, never to the managed host; never shown in output.
         type: str
         required: true
   tracker_timeout:

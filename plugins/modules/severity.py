@@ -23,11 +23,6 @@ description:
     Without a baseline, with a baseline of V(0), or without a latency, the branch is not
     evaluated and RV(reasons) says why. Comparisons are exact on the numbers as written."
   - Both branches are evaluated and the worse severity wins.
-  - O(kind=improvement) or O(kind=docs) is V(P3) with no SLA (SPEC SEV-2); the tree is not
-    evaluated, and facts saying users are affected contradict such a kind and fail the task.
-  - "No traffic: O(samples=0) with no impact fact cannot be classified and fails the task (an empty
-    measurement says nothing about the users); with O(samples=0), O(error_rate) and O(latency_ms)
-    are impossible."
   - The tree sizes a problem, it does not find one. A healthy service classifies as V(P2) with
     RV(problem_detected=false); use RV(problem_detected) to decide whether there is an incident.
   - Impossible input (a negative latency, a percentage outside 0 to 100, an error rate outside 0
@@ -65,10 +60,16 @@ options:
     description: Latency now, in milliseconds (for example the p50 of the recommendations).
     type: float
   samples:
-    description: Number of requests O(error_rate) and O(latency_ms) were computed from. V(0) means no traffic.
+    description:
+      - Number of requests O(error_rate) and O(latency_ms) were computed from.
+      - V(0) means no traffic. O(error_rate) and O(latency_ms) are then impossible, and with no impact fact
+        the task fails, since an empty measurement says nothing about the users.
     type: int
   kind:
-    description: V(incident) is classified with the tree; V(improvement) and V(docs) are V(P3).
+    description:
+      - V(incident) is classified with the tree.
+      - V(improvement) and V(docs) are V(P3) with no SLA (SPEC SEV-2); the tree is not evaluated, and
+        facts saying users are affected contradict such a kind and fail the task.
     type: str
     choices: [incident, improvement, docs]
   measure:
@@ -111,7 +112,6 @@ options:
   baseline_ms:
     description:
       - The normal latency in milliseconds the latency branch compares against.
-      - Takes precedence over O(baseline_file).
     type: float
   baseline_file:
     description:
