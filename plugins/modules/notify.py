@@ -84,7 +84,7 @@ options:
         type: str
       url:
         description:
-          - The webhook URL (C(http) or C(https)). A secret (it often holds the token): never shown.
+          - The webhook URL (C(http) or C(https)). A secret (it often holds the token), never shown.
           - Required for an enabled channel.
         type: str
       secret:
@@ -93,7 +93,7 @@ options:
         type: str
       headers:
         description:
-          - Extra HTTP headers, for example C(Authorization) for a V(webhook). Secrets: never shown.
+          - Extra HTTP headers, for example C(Authorization) for a V(webhook). Secrets, never shown.
         type: dict
       enabled:
         description:
