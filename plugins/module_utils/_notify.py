@@ -61,6 +61,10 @@ DEFAULT_CONNECT_TIMEOUT = 2.0  # a chat service answers a TCP/TLS connect in wel
 DEFAULT_READ_TIMEOUT = 5.0     # and its answer to a webhook POST in one or two
 DEFAULT_ATTEMPTS = 3
 DEFAULT_BUDGET = 10.0          # everything about one message ends within this many seconds
+MAX_ATTEMPTS = 10
+MAX_CONNECT_TIMEOUT = 60.0
+MAX_READ_TIMEOUT = 300.0
+MAX_BUDGET = 600.0
 JOIN_GRACE_S = 0.25            # how long past the deadline a channel's thread may take to report
 
 READ_TIMED_OUT = "connected, but no answer within the read timeout"
@@ -154,11 +158,11 @@ def _check_seconds(name, value, maximum):
 
 def validate_limits(retries, connect_timeout, read_timeout, budget):
     """Check the attempts, timeouts and budget of a message (and of a collect)."""
-    if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= 10:
-        raise NotifyError("retries must be an integer from 1 to 10, got %r" % (retries,))
-    _check_seconds("connect_timeout", connect_timeout, 60.0)
-    _check_seconds("read_timeout", read_timeout, 300.0)
-    _check_seconds("budget", budget, 600.0)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= MAX_ATTEMPTS:
+        raise NotifyError("retries must be an integer from 1 to %d, got %r" % (MAX_ATTEMPTS, retries))
+    _check_seconds("connect_timeout", connect_timeout, MAX_CONNECT_TIMEOUT)
+    _check_seconds("read_timeout", read_timeout, MAX_READ_TIMEOUT)
+    _check_seconds("budget", budget, MAX_BUDGET)
 
 
 def validate_inputs(stage, incident, oncall, retries, connect_timeout, read_timeout, budget):
@@ -552,13 +556,19 @@ def summarise(prepared, results):
     }
 
 
+def unsent(prepared):
+    """:func:`summarise` of a message not sent here (check mode, no enabled channel, or sent by a
+    background sender): every channel's result has ``ok: None`` and ``attempts: 0``."""
+    return summarise(prepared, [channel_result(c) for c in prepared["channels"]])
+
+
 def send(prepared, connect_timeout, read_timeout, attempts, budget, check_mode=False, sleep=None, clock=None,
          backoff_base=_http.BACKOFF_BASE):
     """Send a :func:`prepare`d message to every enabled channel at once; return :func:`summarise` by
     ``budget`` seconds. With ``check_mode`` nothing is sent: every enabled channel's result has ``ok:
     None`` and ``attempts: 0``."""
     if check_mode:
-        return summarise(prepared, [channel_result(c) for c in prepared["channels"]])
+        return unsent(prepared)
     clock = clock or time.monotonic
     results = send_all(prepared["channels"], payload_builder(prepared), clock() + float(budget),
                        float(connect_timeout), float(read_timeout), attempts, clock=clock, sleep=sleep,
