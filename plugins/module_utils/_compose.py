@@ -475,11 +475,19 @@ class ComposeClient:
         """Run one planned action (see :func:`plan_action`); restart and kill unpause first themselves."""
         if action is None:
             return container_state(container)
-        name = {"unpause+restart": "restart", "unpause+kill": "kill"}.get(action, action)
-        if name not in ("start", "stop", "restart", "kill", "pause", "unpause"):
-            raise ValueError("unknown action %r" % (action,))
-        options = dict(stop_timeout=stop_timeout) if name in ("stop", "restart") else dict(signal=signal) if name == "kill" else {}
-        return getattr(self, name)(container, **options)
+        if action in ("restart", "unpause+restart"):
+            return self.restart(container, stop_timeout=stop_timeout)
+        if action in ("kill", "unpause+kill"):
+            return self.kill(container, signal=signal)
+        if action == "stop":
+            return self.stop(container, stop_timeout=stop_timeout)
+        if action == "start":
+            return self.start(container)
+        if action == "pause":
+            return self.pause(container)
+        if action == "unpause":
+            return self.unpause(container)
+        raise ValueError("unknown action %r" % (action,))
 
     # ---- waiting
     def wait_for(self, container, state, timeout, before=None, interval=0.25):
