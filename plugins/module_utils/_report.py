@@ -157,10 +157,11 @@ def _describe_probe(method, probe):
 
 
 def collect(stack, client=None, since_minutes=15, tail=2000, levels=DEFAULT_LEVELS, limit=20, match=None,
-            reproduce_urls=(), timeout=5.0, now=None, probe=None, compose=None):
+            reproduce_urls=(), timeout=5.0, now=None, probe=None, compose=None, connect=None):
     """Live evidence for a report: version, log excerpt, reproduction probes.
 
-    ``client``: a ``_compose.ComposeClient`` (None: no engine, so no logs or image). ``probe``
+    ``client``: a ``_compose.ComposeClient`` (None: no engine, so no logs or image), or ``connect()``
+    returning one, called once the input is checked (bad input is named before the engine is asked). ``probe``
     and ``compose`` default to ``_http.probe`` and the ``_compose`` module (injectable for tests).
     Never raises because the service is unwell; missing pieces are listed in ``notes``.
     """
@@ -171,6 +172,8 @@ def collect(stack, client=None, since_minutes=15, tail=2000, levels=DEFAULT_LEVE
         raise ValueError(str(exc)) from None
     for url in reproduce_urls or ():
         _http.validate_url(url)
+    if client is None and connect is not None:
+        client = connect()
     now = now or utc_now()
     notes = []
     evidence = dict(collected_at=format_seconds(now), service=stack["service"], project=stack["name"],
@@ -388,7 +391,7 @@ def collect_evidence(params, connect=None, now=None, probe=None):
     """
     if not params.get("stack"):
         raise ValueError("collect=true needs stack (incident_stack)")
-    return collect(params["stack"], client=connect() if connect else None,
+    return collect(params["stack"], connect=connect,
                    since_minutes=params.get("log_since_minutes", 15), levels=params.get("log_levels") or DEFAULT_LEVELS,
                    limit=params.get("log_lines", 20), match=params.get("log_match"),
                    reproduce_urls=params.get("reproduce_urls") or (), now=now, probe=probe)
