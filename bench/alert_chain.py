@@ -159,7 +159,8 @@ class AlertChain:
             # rulebook (and its playbook) is stopped
             ids = {e["data"]["id"] for e in events if e["type"] == "opened"}
             wait_until(lambda: self._lease_holder() not in ids, 120, 0.5)
-            detect = [e for e in events if e["type"] == "stage" and e["text"] == "stage detect started"]
+            detect = [(e.get("data") or {}).get("done_at") or e["ts"] for e in events
+                      if e["type"] == "stage" and e["stage"] == "detect"]
             verified = [e for e in events if e["type"] == "tick"
                         and (e.get("data") or {}).get("key") == "recovery_verified"]
             outcome = [e["data"].get("outcome") for e in events if e["type"] == "closed"]
@@ -168,7 +169,7 @@ class AlertChain:
                 "answered": answered,
                 "alert_starts_at": _epoch(alert["startsAt"]) - wall0 if alert else None,
                 "alert_seen": alert_seen,
-                "playbook_started": _epoch(detect[0]["ts"]) - wall0 if detect else None,
+                "playbook_started": _epoch(detect[0]) - wall0 if detect else None,
                 "verified": _epoch(verified[0]["ts"]) - wall0 if verified else None,
                 "outcome": outcome[0] if outcome else ("not closed" if not closed else None),
                 "runs": len([e for e in events if e["type"] == "opened"]),

@@ -405,11 +405,13 @@ def timeline(run):
     """Stages of one p0_recover run from its record, in seconds after the fault."""
     wall0 = run["wall0"]
     lines = ["    %6.2f  ansible-playbook started" % run["started"]]
+    # a stage lasts from its start (the detection's: before the record existed) until the next one starts
+    marks = [(e["stage"], epoch((e.get("data") or {}).get("done_at") or e["ts"]) - wall0)
+             for e in run["events"] if e["type"] == "stage"]
+    for (name, start), (_next, end) in zip(marks, marks[1:] + [(None, epoch(run["events"][-1]["ts"]) - wall0)]):
+        lines.append("    %6.2f  %-9s %5.2f s" % (start, name, end - start))
     for e in run["events"]:
-        if e["type"] == "stage" and (e.get("data") or {}).get("phase") == "end":
-            start = epoch(e["data"]["started_at"]) - wall0
-            lines.append("    %6.2f  %-9s %5.2f s" % (start, e["stage"], e["data"]["duration_s"]))
-        elif e["type"] == "tick" and (e.get("data") or {}).get("key") in ("recovery_verified", "first_fix"):
+        if e["type"] == "tick" and (e.get("data") or {}).get("key") in ("recovery_verified", "first_fix"):
             lines.append("    %6.2f  tick %s" % (epoch(e["ts"]) - wall0, e["data"]["key"]))
         elif e["type"] == "event" and e.get("stage") == "recover" and "Rung" in e.get("text", ""):
             lines.append("    %6.2f  %s" % (epoch(e["ts"]) - wall0, e["text"].splitlines()[0]))

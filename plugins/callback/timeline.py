@@ -7,29 +7,26 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: timeline
 type: notification
-short_description: Writes every runbook stage and every failed task into the incident record
+short_description: Writes every task that fails into the incident record
 version_added: 0.1.0
 description:
   - While an incident is active, appends to its record (C(<incident_dir>/<id>/events.jsonl) on the
-    controller, the log kept by M(sre.incident.record)) the start and the end of every stage and
-    every failed task, as they happen. If the playbook dies halfway, what happened up to then is
-    already on disk.
-  - A stage is a role (V(detect), V(diagnose), V(recover), V(verify), ...). A stage starts when the
-    first task of a role starts, and ends when a task of another role (or a task outside any role)
-    starts, when a new play starts, or when the playbook ends. The end event carries the hosts that
-    ran the stage, its duration and its count of failed and ignored-failed tasks.
+    controller, the log kept by M(sre.incident.record)) every task that fails, as it happens. A task
+    that fails cannot record that itself. Everything else comes into the record through
+    M(sre.incident.record) alone, the stages too (each stage role starts with
+    O(sre.incident.record#module:state=stage)).
+  - A failure is recorded with the task name, the host, the stage (the role of the task) and the
+    failure message (cut to 500 characters). Never recorded are module arguments and anything of a
+    task with C(no_log) (only the task name, the host and that it failed). Failures that a task
+    ignores (C(ignore_errors)) are not recorded.
   - "How it knows an incident is active: when a task result carries the key C(sre_incident_record)
     (returned by M(sre.incident.record)), or when O(incident_id) and O(incident_dir) are given up front,
-    which is how a resumed playbook or a later AWX job continues an incident. Stages seen before that moment (the detect
-    stage runs before the incident is opened) are kept in memory and written, with their real times,
-    when the incident becomes active."
+    which is how a resumed playbook or a later AWX job continues an incident. Failures before that
+    moment (a detection that fails before the incident is opened) are kept in memory and written,
+    with their real times, when the incident becomes active."
   - When a play runs on several hosts, each with its own incident (V(p0_recover.yml) against a
-    group), every record gets the stages, and a failed task goes only into the record of its host.
-  - Failed and unreachable tasks are recorded with task name, host and the failure message (cut
-    to 500 characters). Never recorded are module arguments and anything of a task with
-    C(no_log) (only the task name, the host and that it failed). Failures that a task ignores
-    (C(ignore_errors)) are not written one by one; the stage end counts them.
-  - The incident record works without this callback; it only adds the timeline.
+    group), a failed task goes into the record of its host.
+  - The incident record works without this callback; it only adds the failures.
   - A record that cannot be written produces a warning, never a failed playbook.
 requirements:
   - Enable it in C(ansible.cfg) with C(callbacks_enabled = sre.incident.timeline), or with
@@ -62,7 +59,7 @@ options:
       - section: callback_sre_incident_timeline
         key: owner
 notes:
-  - "Event types written: C(stage) (C(data.phase) V(start) or V(end)) and C(failure)."
+  - "Event type written: C(failure) (C(data.task), C(data.action), C(data.unreachable), C(data.msg))."
 seealso:
   - module: sre.incident.record
 """
@@ -78,7 +75,6 @@ from ansible_collections.sre.incident.plugins.module_utils._record import (
     transact,
     validate_id,
 )
-from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, utc_now
 
 RECORD_KEY = "sre_incident_record"
 MSG_LIMIT = 500
@@ -98,10 +94,6 @@ def _host_of(result):
 
 def _task_of(result):
     return getattr(result, "task", None) or getattr(result, "_task", None)
-
-
-# Roles that keep the books rather than being a runbook stage of their own.
-HELPER_ROLES = frozenset(["record"])
 
 
 def _role_of(task):
@@ -125,7 +117,7 @@ def _dry_run():
 
 def _takes(hosts, host):
     """Whether a record taking the events of ``hosts`` (None among them: every host) takes an event
-    of ``host`` (None: an event of every host, such as a stage)."""
+    of ``host`` (None: of no host in particular)."""
     return host is None or None in hosts or host in hosts
 
 
@@ -134,7 +126,7 @@ def _no_log(task, payload):
 
 
 class CallbackModule(CallbackBase):
-    """Appends stages and failures to the incident record (see DOCUMENTATION)."""
+    """Appends the failed tasks to the incident record (see DOCUMENTATION)."""
 
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "notification"
@@ -143,17 +135,10 @@ class CallbackModule(CallbackBase):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # events.jsonl path of each active record -> the hosts whose events it takes (None: all)
+        # events.jsonl path of each active record -> the hosts whose failures it takes (None: all)
         self.records = {}
-        # every event of this run, (host or None for all hosts), for records activated later
+        # every failure of this run, (host, event), for records activated later
         self.log = []
-        self.stage = None
-        self.stage_started = None
-        self.stage_hosts = set()
-        self.stage_failed = 0
-        self.stage_ignored = 0
-        self.play_name = None
-        self.play_hosts = []
         self._warned = False
 
     # -- configuration -----------------------------------------------------------------------
@@ -175,23 +160,23 @@ class CallbackModule(CallbackBase):
 
     @property
     def buffer(self):
-        """The events kept in memory and not written anywhere yet (no record is active)."""
+        """The failures kept in memory and not written anywhere yet (no record is active)."""
         return [] if self.active else [event for _host, event in self.log]
 
     def activate(self, incident_id, record_dir, host=None):
-        """Write into the record of ``incident_id`` in ``record_dir`` the events of ``host`` (None:
+        """Write into the record of ``incident_id`` in ``record_dir`` the failures of ``host`` (None:
         of every host) from now on, after those of this run so far.
 
-        Each host of a play has its own incident (p0_recover.yml on several hosts): a stage event
-        goes into every active record, a failure only into its host's.
+        Each host of a play has its own incident (p0_recover.yml on several hosts): a failure goes
+        only into its host's record.
         """
         try:
             validate_id(str(incident_id))
         except RecordError as exc:
-            self._warn("not recording the timeline: %s" % exc.msg)
+            self._warn("not recording the failures: %s" % exc.msg)
             return False
         if _dry_run():
-            return False  # --check writes no record, not even the timeline
+            return False  # --check writes no record
         events_path = os.path.join(os.path.abspath(os.path.expanduser(str(record_dir))), EVENTS_FILE)
         hosts = self.records.get(events_path)
         if hosts is not None and _takes(hosts, host):
@@ -207,8 +192,8 @@ class CallbackModule(CallbackBase):
         self._append(events_path, backlog)
         return True
 
-    def _write(self, event, host=None):
-        """Keep ``event`` (of ``host``, None: of every host) and append it to the records that take it."""
+    def _write(self, event, host):
+        """Keep ``event`` (of ``host``) and append it to the records that take it."""
         self.log.append((host, event))
         for events_path, hosts in self.records.items():
             if _takes(hosts, host):
@@ -229,42 +214,9 @@ class CallbackModule(CallbackBase):
         else:
             self._display.vvv("sre.incident.timeline: %s" % msg)
 
-    def _event(self, event_type, text, data, host=None, ts=None):
-        return make_event(event_type, text=text, stage=self.stage, owner=self._owner(), host=host, data=data,
-                          ts=ts or utc_now())
-
-    # -- stages ----------------------------------------------------------------------------------
-
-    def _start_stage(self, name):
-        self.stage = name
-        self.stage_started = utc_now()
-        self.stage_hosts = set()
-        self.stage_failed = 0
-        self.stage_ignored = 0
-        self._write(self._event("stage", "stage %s started" % name,
-                                {"phase": "start", "play": self.play_name, "hosts": list(self.play_hosts)},
-                                ts=self.stage_started))
-
-    def _end_stage(self):
-        if self.stage is None:
-            return
-        now = utc_now()
-        duration = round((now - self.stage_started).total_seconds(), 3)
-        self._write(self._event("stage", "stage %s ended" % self.stage, {
-            "phase": "end", "play": self.play_name, "hosts": sorted(self.stage_hosts),
-            "started_at": format_ts(self.stage_started), "duration_s": duration,
-            "failed_tasks": self.stage_failed, "ignored_failures": self.stage_ignored,
-        }, ts=now))
-        self.stage = None
-        self.stage_started = None
-
     # -- callback hooks --------------------------------------------------------------------------
 
     def v2_playbook_on_play_start(self, play):
-        self._end_stage()
-        self.play_name = play.get_name() if hasattr(play, "get_name") else None
-        hosts = getattr(play, "hosts", None) or []
-        self.play_hosts = [hosts] if isinstance(hosts, str) else [str(h) for h in hosts]
         if self.active:
             return
         incident_id, incident_dir = self._given_incident(play)
@@ -291,51 +243,26 @@ class CallbackModule(CallbackBase):
                 return None, None  # not templated here; the module's result will activate us
         return incident_id, incident_dir
 
-    def v2_playbook_on_task_start(self, task, is_conditional):
-        role = _role_of(task)
-        if role in HELPER_ROLES:
-            return  # bookkeeping, not a runbook stage: the current stage goes on
-        if role != self.stage:
-            self._end_stage()
-            if role is not None:
-                self._start_stage(role)
-
     def v2_runner_on_ok(self, result):
-        self._seen(result)
         self._maybe_activate(_result_of(result), _host_of(result))
 
     def v2_runner_item_on_ok(self, result):
         self._maybe_activate(_result_of(result), _host_of(result))
 
-    def v2_runner_on_skipped(self, result):
-        self._seen(result)
-
     def v2_runner_on_failed(self, result, ignore_errors=False):
-        self._seen(result)
-        if ignore_errors:
-            self.stage_ignored += 1
-            return
-        self.stage_failed += 1
-        self._failure(result, unreachable=False)
+        if not ignore_errors:
+            self._failure(result, unreachable=False)
 
     def v2_runner_on_unreachable(self, result):
-        self._seen(result)
-        self.stage_failed += 1
         self._failure(result, unreachable=True)
 
     def v2_playbook_on_stats(self, stats):
-        self._end_stage()
         if not self.active and self.log:
-            self._display.vvv("sre.incident.timeline: no incident was opened, %d stage event(s) not recorded"
+            self._display.vvv("sre.incident.timeline: no incident was opened, %d failure(s) not recorded"
                               % len(self.log))
             self.log = []
 
     # -- helpers ---------------------------------------------------------------------------------
-
-    def _seen(self, result):
-        host = _host_of(result)
-        if host and self.stage is not None:
-            self.stage_hosts.add(host)
 
     def _maybe_activate(self, payload, host):
         record = payload.get(RECORD_KEY)
@@ -361,4 +288,5 @@ class CallbackModule(CallbackBase):
             if isinstance(payload.get("rc"), int):
                 data["rc"] = payload["rc"]
             text = "task %r %s on %s: %s" % (name, "unreachable" if unreachable else "failed", host, msg)
-        self._write(self._event("failure", text, data, host=host), host=host)
+        event = make_event("failure", text=text, stage=_role_of(task), owner=self._owner(), host=host, data=data)
+        self._write(event, host)

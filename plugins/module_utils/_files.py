@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 
 
@@ -41,6 +42,23 @@ def write_atomic(path, data, mode=0o600, sync=True):
         except FileNotFoundError:
             pass
         raise
+
+
+def slug(text, fallback):
+    """``'Unreadable cache entry (user-173)!'`` -> ``'unreadable-cache-entry-user-173'``: lower-case
+    letters, digits and single dashes, at most 60 characters, safe in a file name; ``fallback`` when
+    nothing is left (a text in another script)."""
+    out = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+    return out[:60].rstrip("-") or fallback
+
+
+def read_text(path):
+    """The text (UTF-8) of ``path``, None when there is no such file."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
 
 
 def write_json(path, value, mode=0o600, sync=True, indent=2):

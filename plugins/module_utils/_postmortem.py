@@ -43,6 +43,7 @@ from ansible_collections.sre.incident.plugins.module_utils._record import (
     read_events,
     record_paths,
     replay,
+    stages as record_stages,
     validate_id,
 )
 from ansible_collections.sre.incident.plugins.module_utils._severity import DAY, HOUR
@@ -281,22 +282,11 @@ def _timeline(events, t0):
              "owner": event.get("owner") or "-", "host": event.get("host") or ""} for event in events]
 
 
-def _stages(events, end_ts):
-    """Stage bars from the timeline callback's start/end events (else from the events' stage)."""
-    bars, open_at = [], {}
-    stage_events = [e for e in events if e.get("type") == "stage" and e.get("stage")]
-    for event in stage_events:
-        data = event_data(event)
-        name = event["stage"]
-        if data.get("phase") == "start":
-            open_at[name] = event.get("ts")
-        elif data.get("phase") == "end":
-            start = open_at.pop(name, None) or data.get("started_at") or event.get("ts")
-            bars.append({"name": name, "start": start, "end": event.get("ts"),
-                         "failed_tasks": int(data.get("failed_tasks") or 0), "complete": True})
-    for name, start in open_at.items():
-        bars.append({"name": name, "start": start, "end": end_ts, "failed_tasks": 0, "complete": False})
-    if not stage_events:
+def _stages(events):
+    """Stage bars: the record's stages (:func:`_record.stages`), else, for a record without stage
+    events, the span of each stage's events."""
+    bars = record_stages(events)
+    if not bars:
         spans = {}
         for event in events:
             name = event.get("stage")
@@ -304,11 +294,9 @@ def _stages(events, end_ts):
                 continue
             first, last = spans.get(name, (event["ts"], event["ts"]))
             spans[name] = (min(first, event["ts"], key=parse_ts), max(last, event["ts"], key=parse_ts))
-        bars = [{"name": n, "start": s, "end": e, "failed_tasks": 0, "complete": True} for n, (s, e) in spans.items()]
-    bars.sort(key=lambda b: (parse_ts(b["start"]), b["name"]))
-    for stage_bar in bars:
-        stage_bar["duration_s"] = elapsed(stage_bar["end"], stage_bar["start"])
-    return bars
+        bars = [{"name": n, "start": s, "end": e, "failed_tasks": 0, "complete": True,
+                 "duration_s": elapsed(e, s)} for n, (s, e) in spans.items()]
+    return sorted(bars, key=lambda b: (parse_ts(b["start"]), b["name"]))
 
 
 def _watch(events):
@@ -491,7 +479,7 @@ def build_model(state, owner=None, events_file=EVENTS_FILE):
     recovered = state.get("resolved_at") or (state.get("closed_at") if state.get("status") == "closed" else None)
     end = recovered or last_ts
     fixed = _fixing_rung(state)
-    stages = _stages(events, last_ts)
+    stages = _stages(events)
     samples = _watch(events)
     evidence = _evidence(events)
     due, due_rule = _due(state.get("severity"), recovered)
@@ -811,14 +799,6 @@ def load_state(incident_dir, incident_id, now=None):
     return state, record_dir, events_path
 
 
-def _read(path):
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
 def run(params, render, check_mode=False, now=None):
     """Render the requested formats and write those whose content changed. Returns the module result.
 
@@ -840,7 +820,7 @@ def run(params, render, check_mode=False, now=None):
     for fmt in formats:
         path = os.path.join(record_dir, FILE_NAMES[fmt])
         paths[fmt] = path
-        before = _read(path)
+        before = _files.read_text(path)
         after = render(FILE_NAMES[fmt] + ".j2", report_view(model, before or ""))
         if after == before:
             continue

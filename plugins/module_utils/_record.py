@@ -21,10 +21,11 @@ Event schema (keys in this order; ``host`` only when given)::
                                              #   tick: key, checklist, value, done_at
                                              #   closed: outcome, responded_at
                                              #   reclassified: severity, previous
+                                             #   stage: done_at (a stage's start, when later)
                                              #   rung: a recovery-ladder rung tried
                                              #   degraded_mode: mode now active (null: none)
 
-Writers (Ansible forks on several hosts, the timeline callback) may append at the same time:
+Writers (Ansible forks on several hosts, the timeline callback's failures) may append at the same time:
 every write opens the file with ``O_APPEND``, holds ``fcntl.flock`` on it for the whole
 read-decide-write step, writes each event as one ``os.write`` of the complete line (``\\n``
 included) and ``fsync``-s before the lock is dropped. A torn line (a writer killed mid-write,
@@ -44,7 +45,7 @@ import secrets
 from ansible.module_utils.common.parameters import env_fallback
 
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
-from ansible_collections.sre.incident.plugins.module_utils import _module
+from ansible_collections.sre.incident.plugins.module_utils import _files, _module
 from ansible_collections.sre.incident.plugins.module_utils._severity import (
     SLA_KINDS,
     deadline_status,
@@ -62,7 +63,7 @@ ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$")
 EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 #: Event types written by this module itself; ``state=event`` may not forge them.
-RESERVED_TYPES = ("opened", "tick", "closed", "reclassified")
+RESERVED_TYPES = ("opened", "tick", "closed", "reclassified", "stage")
 
 OUTCOMES = ("resolved", "mitigated", "degraded", "escalated", "false_alarm", "failed")
 #: Closing with one of these outcomes counts as resolving the incident (resolve SLA).
@@ -141,12 +142,6 @@ def validate_id(incident_id):
     return incident_id
 
 
-def slug(text):
-    """``'Recommendation Service'`` -> ``'recommendation-service'`` (safe in file names)."""
-    out = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
-    return out[:60].strip("-") or "service"
-
-
 def generate_id(severity, service, now=None, suffix=None):
     """A new id like ``INC-20261127-013045-p0-recommendation-service-3f9a``.
 
@@ -156,7 +151,7 @@ def generate_id(severity, service, now=None, suffix=None):
     sev = normalize_severity(severity).lower()
     when = parse_ts(now or utc_now(), "now")
     tail = suffix if suffix is not None else secrets.token_hex(2)
-    return validate_id("INC-%s-%s-%s-%s" % (when.strftime("%Y%m%d-%H%M%S"), sev, slug(service), tail))
+    return validate_id("INC-%s-%s-%s-%s" % (when.strftime("%Y%m%d-%H%M%S"), sev, _files.slug(service, "service"), tail))
 
 
 def record_paths(incident_dir, incident_id):
@@ -605,14 +600,15 @@ def validate_items(items, values=None):
     return values
 
 
-def done_time(state, done_at, now):
-    """``done_at`` as the tick's time: within [the record's opening, now] (a host clock a little
-    ahead or behind the controller's cannot put a tick in the future or before the incident)."""
+def done_time(state, done_at, now, floor="opened_at"):
+    """``done_at`` as the time of a step written later: within [the incident's ``floor`` (its opening,
+    or for a stage its detection), now] (a host clock a little ahead or behind the controller's cannot
+    put a step in the future or before the incident)."""
     if not done_at:
         return None
     when = min(_checked(parse_ts, done_at, "done_at"), parse_ts(now or utc_now(), "now"))
-    if state.get("opened_at"):
-        when = max(when, parse_ts(state["opened_at"]))
+    if state.get(floor):
+        when = max(when, parse_ts(state[floor]))
     return format_ts(when)
 
 
@@ -666,6 +662,79 @@ def plan_event(state, event_type="event", text=None, stage=None, owner=None, hos
     return [make_event(event_type, text=text, stage=stage, owner=owner, host=host, data=data, ts=now)]
 
 
+def plan_stage(state, stage, owner=None, host=None, now=None, done_at=None):
+    """The ``stage`` event that starts runbook stage ``stage`` (at ``done_at`` when it started earlier)."""
+    if not stage:
+        raise RecordError("stage is required for state=stage: the runbook stage that starts (a role's name)")
+    data = {}
+    done_at = done_time(state, done_at, now, floor="detected_at")
+    if done_at:
+        data["done_at"] = done_at
+    return [make_event("stage", text="stage %s started" % stage, stage=stage, owner=owner, host=host, data=data,
+                       ts=now)]
+
+
+def stages(events):
+    """The runbook stages of an incident in the order they started: ``[{"name", "start", "end",
+    "duration_s", "failed_tasks", "complete"}]``.
+
+    A ``stage`` event (:func:`plan_stage`) starts a stage, at its ``done_at`` when it was written later;
+    the stage lasts until the next one starts. The last one lasts until the last event, and is
+    complete once the record is closed. ``failed_tasks`` counts the ``failure`` events (the timeline
+    callback's) of the stage while it ran. A record of an earlier release is read as it was written
+    (:func:`_stages_with_ends`).
+    """
+    if any(event_data(e).get("phase") for e in events if e.get("type") == "stage"):
+        return _stages_with_ends(events)
+    bars, current = [], None
+    for event in events:
+        etype, name = event.get("type"), event.get("stage")
+        if etype == "stage" and name:
+            start = event_data(event).get("done_at") or event.get("ts")
+            if current:
+                current.update(end=start, complete=True)
+                bars.append(current)
+            current = {"name": name, "start": start, "end": None, "failed_tasks": 0, "complete": False}
+        elif etype == "failure" and current and name == current["name"]:
+            current["failed_tasks"] += 1
+        elif etype == "closed" and current:
+            current["complete"] = True
+    if current:
+        current["end"] = _last_ts(events)
+        bars.append(current)
+    return _with_durations(bars)
+
+
+def _stages_with_ends(events):
+    """The stages of a record of an earlier release, whose timeline callback wrote a start and an end
+    event for each (``data.phase``; the end with its count of failed tasks). A stage without its end
+    lasts until the last event and is not complete."""
+    bars, open_at = [], {}
+    for event in events:
+        name, data = event.get("stage"), event_data(event)
+        if event.get("type") != "stage" or not name:
+            continue
+        if data.get("phase") == "end":
+            start = open_at.pop(name, None) or data.get("started_at") or event.get("ts")
+            bars.append({"name": name, "start": start, "end": event.get("ts"),
+                         "failed_tasks": int(data.get("failed_tasks") or 0), "complete": True})
+        else:
+            open_at[name] = event.get("ts")
+    bars += [{"name": name, "start": start, "end": _last_ts(events), "failed_tasks": 0, "complete": False}
+             for name, start in open_at.items()]
+    return _with_durations(bars)
+
+
+def _last_ts(events):
+    return max((e["ts"] for e in events if e.get("ts")), key=parse_ts)
+
+
+def _with_durations(bars):
+    for bar in bars:
+        bar["duration_s"] = elapsed(bar["end"], bar["start"])
+    return bars
+
+
 # ---------------------------------------------------------------------------------------------
 # The module's work
 # ---------------------------------------------------------------------------------------------
@@ -681,6 +750,8 @@ def _plan(state_name, params, current, owner, host, now):
     if state_name == "event":
         return plan_event(current, get("event_type") or "event", get("text"), get("stage"), owner, host,
                           get("data"), get("severity"), now)
+    if state_name == "stage":
+        return plan_stage(current, get("stage"), owner, host, now, get("done_at"))
     return []
 
 
@@ -725,6 +796,12 @@ def run(params, check_mode=False, now=None):
     if state_name == "opened":
         return _run_open(params, incident_dir, incident_id, owner, host, check_mode, now)
 
+    if not incident_id and state_name == "stage":
+        # a stage role runs outside incidents too (diagnose.yml, a detection before the record exists)
+        return {"changed": False, "id": None, "record_dir": None, "events_path": None, "incident": None,
+                "corrupt_lines": [], "appended": [], "diff": {"before": summary(None), "after": summary(None)},
+                "stats": None, "sre_incident_record": None,
+                "msg": "no incident here: stage %s not recorded" % params.get("stage")}
     if not incident_id:
         raise RecordError("id is required for state=%s" % state_name)
     _record_dir, events_path = record_paths(incident_dir, incident_id)
@@ -779,7 +856,7 @@ def _run_open(params, incident_dir, incident_id, owner, host, check_mode, now):
 # The options of sre.incident.record, shared by the module and its action plugin (which runs
 # the same code in the controller's process: the record lives on the controller).
 ARGUMENT_SPEC = dict(
-    state=dict(type="str", choices=["opened", "event", "tick", "closed", "present"], default="present"),
+    state=dict(type="str", choices=["opened", "event", "stage", "tick", "closed", "present"], default="present"),
     incident_dir=dict(type="path", default="incidents", fallback=(env_fallback, ["SRE_INCIDENT_DIR"])),
     id=dict(type="str"),
     service=dict(type="str"),
@@ -807,6 +884,7 @@ ARGUMENT_SPEC = dict(
 REQUIRED_IF = [
     ("state", "opened", ("service", "severity")),
     ("state", "event", ("id",)),
+    ("state", "stage", ("stage",)),
     ("state", "tick", ("id", "items")),
     ("state", "closed", ("id", "outcome")),
     ("state", "present", ("id",)),

@@ -5,7 +5,7 @@ Sections of this file:
 
 * The view (pure): :func:`report_view` turns a report dict into what the template
   ``plugins/plugin_utils/templates/p2_report.md.j2`` shows (the runbook's headings, English with the
-  Chinese in parentheses, live there); :func:`slugify`, :func:`file_name`.
+  Chinese in parentheses, live there); :func:`file_name`.
 * Log excerpts (pure): :func:`select_log_lines` keeps the WARNING/ERROR lines of the service's
   log, as the collection's one log classifier (``_logs``) reads them; :func:`redact`.
 * Evidence (engine and HTTP): :func:`collect` reads the service's version (``/health`` and the
@@ -47,13 +47,6 @@ class ReportError(IncidentError):
 # Rendering
 # ---------------------------------------------------------------------------------------------
 
-def slugify(text, max_len=60):
-    """``'Unreadable cache entry (user-173)!'`` -> ``'unreadable-cache-entry-user-173'``."""
-    slug = re.sub(r"[^a-z0-9]+", "-", str(text or "").lower()).strip("-")
-    slug = slug[:max_len].rstrip("-")
-    return slug or "problem"
-
-
 def file_name(title, date):
     """``<YYYY-MM-DD>-<slug>.md``; ``date`` is a date, datetime or ``YYYY-MM-DD`` string."""
     if isinstance(date, (datetime.date, datetime.datetime)):
@@ -61,7 +54,7 @@ def file_name(title, date):
     else:
         day = str(date)
         datetime.datetime.strptime(day, "%Y-%m-%d")  # ValueError for a malformed date
-    return "%s-%s.md" % (day, slugify(title))
+    return "%s-%s.md" % (day, _files.slug(title or "", "problem"))
 
 
 def _text(value):
@@ -254,18 +247,9 @@ def fill(report, evidence):
 # The backlog file and the tracker
 # ---------------------------------------------------------------------------------------------
 
-def _read(path):
-    """The text of ``path``, None when there is no such file."""
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
 def write_report(path, content, check_mode=False):
     """Write ``content`` to ``path`` unless it holds exactly that; returns dict(changed, diff)."""
-    before = _read(path)
+    before = _files.read_text(path)
     changed = before != content
     if changed and not check_mode:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -430,7 +414,7 @@ def run(params, render, check_mode=False, now=None, post=post_issue):
         result["markdown"] = markdown(dict(report, title=report.get("title") or "(untitled)"), render)
         return result
     path = os.path.join(params["dest_dir"], name)
-    existing = _read(path)
+    existing = _files.read_text(path)
     link = tracker_link(existing)
     would_post = bool(tracker and link is None)
     if would_post and not check_mode:

@@ -33,12 +33,17 @@ options:
       - V(event) appends a free event (O(stage), O(text), O(owner), O(data)). If O(severity) is
         given and differs from the current one, a C(reclassified) event is written instead and the
         deadlines follow the new severity.
+      - V(stage) records that the runbook stage O(stage) starts (a C(stage) event); the stage lasts
+        until the next one starts. Each stage role says so as its first task. Without an incident
+        (no O(id), and no C(incident_id) in the play) nothing is recorded, RV(id), RV(record_dir),
+        RV(events_path), RV(stats) and RV(sre_incident_record) are V(null). A stage role also runs
+        outside incidents, and the detection runs before the record exists.
       - V(tick) ticks checklist O(items); an item already ticked is left alone (no new event).
       - V(closed) closes the incident with O(outcome); closing again with the same outcome
         changes nothing, with another outcome appends a new C(closed) event.
       - V(present) only reads the record.
     type: str
-    choices: [opened, event, tick, closed, present]
+    choices: [opened, event, stage, tick, closed, present]
     default: present
   incident_dir:
     description:
@@ -55,7 +60,8 @@ options:
     description:
       - The incident id, a safe file name (letters, digits, C(.), C(_), C(-)).
       - Required for every O(state) except V(opened), where a new id like
-        C(INC-20261127-013045-p0-recommendation-service-3f9a) is generated when it is omitted.
+        C(INC-20261127-013045-p0-recommendation-service-3f9a) is generated when it is omitted, and
+        V(stage) (see there).
       - Left out (except with O(state=opened)), it is the play's variable C(incident_id), when set.
     type: str
   service:
@@ -119,9 +125,13 @@ options:
       - It becomes the item's time in the checklist (and, for C(response_started), the response
         time); the event itself keeps the time it was written. A time after now counts as now, one
         before the incident was opened as its opening.
+      - With O(state=stage), when the stage started, if that was before the record existed (the
+        detection, C(detected_at)). A time before the incident's detection counts as its detection.
     type: str
   stage:
-    description: The runbook stage the event belongs to (usually the role name, for example V(recover)).
+    description:
+      - The runbook stage the event belongs to (the role's name, for example V(recover)).
+      - Required for O(state=stage), the stage that starts.
     type: str
   text:
     description: What happened, in one line. Required for O(state=event) unless reclassifying.
@@ -129,7 +139,7 @@ options:
   event_type:
     description:
       - The C(type) of the event written by O(state=event), for example V(event) or V(note).
-      - The types C(opened), C(tick), C(closed) and C(reclassified) are written by their own states only.
+      - The types C(opened), C(stage), C(tick), C(closed) and C(reclassified) are written by their own states only.
     type: str
     default: event
   owner:
@@ -184,7 +194,7 @@ attributes:
     details:
       - O(state=opened) with an existing O(id), ticking ticked items and closing with the same
         outcome change nothing.
-      - O(state=event) always appends (an event is something that happened again).
+      - O(state=event) and O(state=stage) always append (an event is something that happened again).
   platform:
     platforms: posix
 seealso:
@@ -222,6 +232,12 @@ EXAMPLES = r"""
       detect_confirmed: app-side failure, all users
   delegate_to: localhost
   run_once: true
+
+- name: Say that the recovery stage starts (the first task of a stage role; id and place from the play)
+  sre.incident.record:
+    state: stage
+    stage: recover
+  delegate_to: localhost
 
 - name: Record the first rung of the recovery ladder
   sre.incident.record:

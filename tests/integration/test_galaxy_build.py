@@ -93,9 +93,10 @@ def test_installed_collection_recovers_a_killed_service_by_fqcn(installed, stack
     assert stack.service_answers()
     # the checkout was never on the path: the playbook and the callback came from the install
     assert ".collections" not in output
+    assert "sre.incident.timeline" not in output, output   # the installed callback loaded (no warning names it)
     incident_id, events = read_record(incident_dir)
     assert incident_id.startswith("INC-")
-    assert any(e["type"] == "stage" for e in events), "the installed timeline callback wrote no stage"
+    assert [e["stage"] for e in events if e["type"] == "stage"][:1] == ["detect"], "the installed roles recorded no stage"
     closed = [e for e in events if e["type"] == "closed"]
     assert [e["data"]["outcome"] for e in closed] == ["resolved"]
 

@@ -126,17 +126,17 @@ def test_postmortem_of_a_real_p0(any_stack, tmp_path):
     assert abs(seconds_of(shown_duration) - duration) <= 1, (shown_duration, duration)
     assert "| Resolved | %s |" % shown(closed[0]["ts"]) in md
 
-    # stage durations from the timeline callback's start/end events
-    starts = {}
-    for event in events:
-        if event["type"] == "stage" and event["data"].get("phase") == "start":
-            starts[event["stage"]] = event["ts"]
-        elif event["type"] == "stage" and event["data"].get("phase") == "end":
-            row = re.search(r"^\| %s \| %s \| %s \| (.+?) \|" % (re.escape(event["stage"]), re.escape(shown(starts[event["stage"]])),
-                                                                 re.escape(shown(event["ts"]))), md, re.M)
-            assert row, event
-            took = (ts(event["ts"]) - ts(starts[event["stage"]])).total_seconds()
-            assert abs(seconds_of(row.group(1)) - took) <= 1
+    # stage durations: each stage role recorded when it started (the detection: its real start, before the
+    # record existed), and a stage lasts until the next one starts; the last one until the last event
+    marks = [(e["stage"], e["data"].get("done_at") or e["ts"]) for e in events if e["type"] == "stage"]
+    assert marks[0] == ("detect", opened["detected_at"])
+    ends = [start for _name, start in marks[1:]] + [max((e["ts"] for e in events), key=ts)]
+    for (name, start), end in zip(marks, ends):
+        row = re.search(r"^\| %s \| %s \| %s \| (.+?) \|" % (re.escape(name), re.escape(shown(start)), re.escape(shown(end))),
+                        md, re.M)
+        assert row, (name, start, end)
+        assert abs(seconds_of(row.group(1)) - (ts(end) - ts(start)).total_seconds()) <= 1
+    starts = dict(marks)
     assert "recover" in starts and "```mermaid\ngantt\n" in md
 
     # the rung that fixed it is named

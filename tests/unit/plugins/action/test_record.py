@@ -99,3 +99,17 @@ def test_the_place_the_incident_and_the_host_come_from_the_play(tmp_path, monkey
 def test_without_the_play_variables_an_event_still_needs_its_id(tmp_path):
     result = play_action(dict(state="event", text="x"), {"incident_dir": str(tmp_path)})
     assert result["failed"] is True and "id" in result["msg"]
+
+
+def test_a_stage_goes_into_the_plays_incident_and_without_one_nowhere(tmp_path):
+    play = {"incident_dir": str(tmp_path), "inventory_hostname": "web1"}
+    nowhere = play_action(dict(state="stage", stage="diagnose"), play)
+    assert not nowhere.get("failed") and nowhere["changed"] is False and nowhere["id"] is None
+    assert "not recorded" in nowhere["msg"] and list(tmp_path.iterdir()) == []
+    play["incident_id"] = play_action(dict(state="opened", service="svc", severity="P0"), play)["id"]
+    started = play_action(dict(state="stage", stage="diagnose"), play)
+    assert started["changed"] is True
+    last = events(started["record_dir"])[-1]
+    assert (last["type"], last["stage"], last["host"]) == ("stage", "diagnose", "web1")
+    assert last["text"] == "stage diagnose started"
+    assert play_action(dict(state="stage"), play)["failed"] is True   # which stage starts is not guessed

@@ -106,7 +106,6 @@ def _events(record):
 
 
 def _run_task(cb, task, host="web1", failed=False, payload=None, ignore_errors=False):
-    cb.v2_playbook_on_task_start(task, is_conditional=False)
     result = FakeResult(host, task, payload or {})
     if failed:
         cb.v2_runner_on_failed(result, ignore_errors=ignore_errors)
@@ -114,34 +113,37 @@ def _run_task(cb, task, host="web1", failed=False, payload=None, ignore_errors=F
         cb.v2_runner_on_ok(result)
 
 
-def test_buffered_stage_events_are_flushed_on_activation(cb, record):
+def test_failures_before_the_record_are_written_on_activation(cb, record):
     cb.v2_playbook_on_play_start(FakePlay())
     _run_task(cb, FakeTask("probe health", role="detect"), host="web1")
-    _run_task(cb, FakeTask("probe health", role="detect"), host="web2")
     _run_task(cb, FakeTask("probe recs", role="detect"), host="web1", failed=True,
               payload={"msg": "recommendations empty for u1"})
     assert len(_events(record)) == 1  # nothing written before the incident is active
-    assert cb.buffer
-    # the incident module's result activates the callback (task outside any role)
+    assert len(cb.buffer) == 1
+    failed_by = rec.parse_ts(rec.format_ts(rec.utc_now()))
+    # the record module's result activates the callback
     _run_task(cb, FakeTask("open incident", action="sre.incident.record"),
               payload={"sre_incident_record": record["sre_incident_record"]})
     events = _events(record)
-    kinds = [(e["type"], e["stage"], e["data"].get("phase")) for e in events]
-    assert kinds == [("opened", "detect", None), ("stage", "detect", "start"), ("failure", "detect", None),
-                     ("stage", "detect", "end")]
-    start, failure, end = events[1], events[2], events[3]
-    assert start["ts"] < end["ts"] or start["ts"] == end["ts"]
-    assert end["data"]["hosts"] == ["web1", "web2"] and end["data"]["failed_tasks"] == 1
-    assert end["data"]["started_at"] == start["ts"]
+    assert [(e["type"], e["stage"]) for e in events] == [("opened", "detect"), ("failure", "detect")]
+    failure = events[1]
     assert failure["host"] == "web1" and failure["data"]["msg"] == "recommendations empty for u1"
+    assert rec.parse_ts(failure["ts"]) <= failed_by  # its real time, not the time it was written
     assert cb.buffer == []
 
-    # after activation events are appended as they happen
+    # after activation failures are appended as they happen; successes and stages are not the callback's
     _run_task(cb, FakeTask("restart", role="recover"))
-    assert [e["data"].get("phase") for e in _events(record)][-1] == "start"
+    assert len(_events(record)) == 2
+    _run_task(cb, FakeTask("restart", role="recover"), failed=True, payload={"msg": "still down"})
     cb.v2_playbook_on_stats(None)
-    last = _events(record)[-1]
-    assert (last["type"], last["stage"], last["data"]["phase"]) == ("stage", "recover", "end")
+    assert [(e["type"], e["stage"]) for e in _events(record)][2:] == [("failure", "recover")]
+
+
+def test_a_failure_outside_any_role_has_no_stage(cb, record):
+    cb.activate(record["id"], record["record_dir"])
+    _run_task(cb, FakeTask("Fail the play"), failed=True, payload={"msg": "P0 not resolved"})
+    failure = _events(record)[-1]
+    assert failure["type"] == "failure" and failure["stage"] is None
 
 
 def test_failed_task_recorded_without_args(cb, record):
@@ -167,29 +169,26 @@ def test_no_log_result_is_not_recorded(cb, record):
     assert all("msg" not in f["data"] for f in failures)
 
 
-def test_ignored_failures_are_counted_not_written(cb, record):
+def test_ignored_failures_are_not_written(cb, record):
     cb.activate(record["id"], record["record_dir"])
     _run_task(cb, FakeTask("optional probe", role="verify"), failed=True, payload={"msg": "meh"}, ignore_errors=True)
     cb.v2_playbook_on_stats(None)
-    events = _events(record)
-    assert not [e for e in events if e["type"] == "failure"]
-    assert events[-1]["data"]["ignored_failures"] == 1 and events[-1]["data"]["failed_tasks"] == 0
+    assert [e["type"] for e in _events(record)] == ["opened"]
 
 
 def test_unreachable_is_recorded(cb, record):
     cb.activate(record["id"], record["record_dir"])
     task = FakeTask("restart", role="recover")
-    cb.v2_playbook_on_task_start(task, is_conditional=False)
     cb.v2_runner_on_unreachable(FakeResult("web9", task, {"msg": "ssh: connect timed out"}))
     failure = [e for e in _events(record) if e["type"] == "failure"][0]
-    assert failure["data"]["unreachable"] is True and failure["host"] == "web9"
+    assert failure["data"]["unreachable"] is True and failure["host"] == "web9" and failure["stage"] == "recover"
 
 
 def test_activation_from_extra_vars_when_resuming(cb, record, tmp_path):
     cb.v2_playbook_on_play_start(FakePlay(extra={"incident_id": record["id"], "incident_dir": str(tmp_path)}))
     assert cb.active
-    _run_task(cb, FakeTask("verify", role="verify"))
-    assert _events(record)[-1]["stage"] == "verify"
+    _run_task(cb, FakeTask("verify", role="verify"), failed=True, payload={"msg": "slow"})
+    assert (_events(record)[-1]["type"], _events(record)[-1]["stage"]) == ("failure", "verify")
 
 
 def test_templated_play_vars_do_not_activate(cb, record, tmp_path):
@@ -199,12 +198,19 @@ def test_templated_play_vars_do_not_activate(cb, record, tmp_path):
 
 def test_check_mode_result_without_record_keeps_buffering(cb, tmp_path):
     cb.v2_playbook_on_play_start(FakePlay())
-    _run_task(cb, FakeTask("probe", role="detect"))
+    _run_task(cb, FakeTask("probe", role="detect"), failed=True, payload={"msg": "down"})
     _run_task(cb, FakeTask("open", action="sre.incident.record"),
               payload={"sre_incident_record": {"id": "INC-x", "record_dir": str(tmp_path / "INC-x")}})
-    assert not cb.active and len(cb.buffer) == 2
+    assert not cb.active and len(cb.buffer) == 1
     cb.v2_playbook_on_stats(None)
     assert cb.buffer == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_stage_without_an_incident_activates_nothing(cb, tmp_path):
+    # state=stage outside an incident returns sre_incident_record: null
+    _run_task(cb, FakeTask("stage", role="diagnose", action="sre.incident.record"),
+              payload={"sre_incident_record": None, "changed": False})
+    assert not cb.active
 
 
 def test_unwritable_record_warns_once_and_never_raises(cb, record, tmp_path):
@@ -234,7 +240,6 @@ def test_each_host_of_a_play_writes_into_its_own_record(cb, tmp_path):
 
     web1, web2 = open_record("web1"), open_record("web2")
     cb.v2_playbook_on_play_start(FakePlay(hosts=("web1", "web2")))
-    _run_task(cb, FakeTask("probe", role="detect"), host="web1")
     _run_task(cb, FakeTask("probe", role="detect"), host="web2", failed=True, payload={"msg": "web2 refused"})
     for host, record in (("web1", web1), ("web2", web2)):
         _run_task(cb, FakeTask("open incident", action="sre.incident.record"), host=host,
@@ -242,11 +247,8 @@ def test_each_host_of_a_play_writes_into_its_own_record(cb, tmp_path):
     _run_task(cb, FakeTask("restart", role="recover"), host="web1", failed=True, payload={"msg": "web1 stuck"})
     cb.v2_playbook_on_stats(None)
 
-    def summary(record):
-        return [(e["type"], e["stage"], e["host"] if e["type"] == "failure" else e["data"].get("phase"))
-                for e in _events(record)[1:]]
+    def failures(record):
+        return [(e["stage"], e["host"], e["data"]["msg"]) for e in _events(record)[1:]]
 
-    assert summary(web1) == [("stage", "detect", "start"), ("stage", "detect", "end"),
-                             ("stage", "recover", "start"), ("failure", "recover", "web1"), ("stage", "recover", "end")]
-    assert summary(web2) == [("stage", "detect", "start"), ("failure", "detect", "web2"), ("stage", "detect", "end"),
-                             ("stage", "recover", "start"), ("stage", "recover", "end")]
+    assert failures(web1) == [("recover", "web1", "web1 stuck")]
+    assert failures(web2) == [("detect", "web2", "web2 refused")]

@@ -53,3 +53,19 @@ def test_private_dir(tmp_path):
     os.chmod(path, 0o755)
     _files.private_dir(str(path))
     assert _mode(path) == 0o700
+
+
+def test_read_text_of_a_missing_file_is_none(tmp_path):
+    assert _files.read_text(str(tmp_path / "absent.md")) is None
+    _files.write_atomic(str(tmp_path / "a.md"), "推薦\n")
+    assert _files.read_text(str(tmp_path / "a.md")) == "推薦\n"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Recommendation Service", "recommendation-service"),
+    ("Unreadable cache entry (user-173)!", "unreadable-cache-entry-user-173"),
+    ("推薦為空", "fallback"),
+    ("a" * 59 + " b", "a" * 59),            # cut at 60, no dash left at the end
+])
+def test_slug(text, expected):
+    assert _files.slug(text, "fallback") == expected

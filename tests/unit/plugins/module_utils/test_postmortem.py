@@ -39,9 +39,8 @@ class Record:
     def event(self, at, text, stage=None, data=None, event_type="event"):
         return self.do(at, state="event", event_type=event_type, stage=stage, text=text, data=data)
 
-    def stage(self, at, name, phase, **data):
-        return self.event(at, "stage %s %s" % (name, "started" if phase == "start" else "ended"), stage=name,
-                          data=dict(data, phase=phase), event_type="stage")
+    def stage(self, at, name):
+        return self.do(at, state="stage", stage=name)
 
     def report(self, **params):
         return pm.run(dict(params, incident_dir=self.dir, id=self.id), render, now=params.pop("now", NOW))
@@ -53,15 +52,15 @@ class Record:
 
 def _p0(tmp_path):
     r = Record(tmp_path)
-    r.stage(1, "detect", "start")
-    r.stage(5, "detect", "end", duration_s=4, failed_tasks=0)
+    r.stage(1, "detect")
+    r.stage(5, "diagnose")
     r.do(6, state="tick", items=["detect_confirmed", "response_started"])
     r.event(7, "evidence bundle saved", stage="diagnose",
             data={"bundle": {"containers": {"recommendation-service": {"exit_code": 137, "oom_killed": True}}},
                   "recent_changes": ["image 3f9a created 01:00"]})
-    r.stage(8, "recover", "start")
+    r.stage(8, "recover")
     r.event(14, "rung 1: service restarted and healthy", stage="recover", data={"rung": 1, "result": True})
-    r.stage(15, "recover", "end", duration_s=7, failed_tasks=0)
+    r.stage(15, "verify")
     for index in range(4):
         r.event(20 + 10 * index, "watch sample", stage="verify",
                 data={"watch_sample": {"latency_ms": 20 + index, "error_rate": 0.0}})
@@ -88,7 +87,8 @@ def test_model_summary_deadlines_rung_and_due(tmp_path):
     assert s["fixed_by"]["number"] == 1 and s["fixed_by"]["label"] == "rung 1 (restart the service)"
     assert s["due"] == _at(70 + 24 * 3600) and s["due_rule"] == "within 24 h of the recovery"
     assert [row["seq"] for row in model["timeline"]] == list(range(1, state["event_count"] + 1))
-    assert [(b["name"], b["duration_s"]) for b in model["stages"]] == [("detect", 4), ("recover", 7)]
+    assert [(b["name"], b["duration_s"], b["complete"]) for b in model["stages"]] == [
+        ("detect", 4, True), ("diagnose", 3, True), ("recover", 7, True), ("verify", 55, True)]
     assert [w["latency_ms"] for w in model["watch"]] == [20, 21, 22, 23]
     assert model["rca"]["direct_cause"][1].startswith("Exit code 137 (137 = 128 + signal 9, SIGKILL)")
     assert any("OOM kill" in f for f in model["rca"]["direct_cause"])
@@ -199,8 +199,8 @@ def test_rerun_on_unchanged_record_writes_nothing(tmp_path):
 def test_own_stage_events_do_not_change_the_report(tmp_path):
     r = _p0(tmp_path)
     r.report()
-    r.stage(500, "postmortem", "start")
-    r.stage(501, "postmortem", "end", duration_s=1, failed_tasks=0)
+    r.stage(500, "postmortem")
+    r.event(501, "task 'Write the postmortem' failed on localhost: disk full", stage="postmortem", event_type="failure")
     assert r.report()["changed"] is False
 
 

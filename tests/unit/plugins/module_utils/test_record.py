@@ -112,6 +112,75 @@ def test_event_cannot_forge_reserved_types(tmp_path):
         _do(tmp_path, inc, T0, state="event", event_type="Bad Type", text="x")
 
 
+# -- stages ---------------------------------------------------------------------------------------
+
+def test_stage_starts_a_stage_and_the_detection_keeps_its_own_start(tmp_path):
+    # the detection ran before the record: the record opened 20 s after it, and says when it started
+    opened = rec.run(dict(state="opened", incident_dir=str(tmp_path), service="recommendation-service", severity="P0",
+                          detected_at=T0), now="2026-11-27T01:31:05Z")
+    inc = opened["id"]
+    res = _do(tmp_path, inc, "2026-11-27T01:31:05.5Z", state="stage", stage="detect", done_at=T0)
+    event = res["appended"][0]
+    assert (event["type"], event["stage"], event["text"]) == ("stage", "detect", "stage detect started")
+    assert event["data"] == {"done_at": T0} and event["ts"] == "2026-11-27T01:31:05.500Z" and res["changed"]
+    _do(tmp_path, inc, "2026-11-27T01:31:07Z", state="stage", stage="recover")
+    again = _do(tmp_path, inc, "2026-11-27T01:31:08Z", state="stage", stage="recover")
+    assert again["changed"] and again["incident"]["event_count"] == 4     # a stage that starts again is news
+    # a time before the detection counts as the detection
+    early = _do(tmp_path, inc, "2026-11-27T01:31:09Z", state="stage", stage="verify", done_at="2026-11-27T01:00:00Z")
+    assert early["appended"][0]["data"]["done_at"] == T0
+
+
+def test_stage_needs_its_name_and_cannot_be_forged(tmp_path):
+    inc = _open(tmp_path)["id"]
+    with pytest.raises(rec.RecordError, match="stage is required"):
+        _do(tmp_path, inc, T0, state="stage")
+    with pytest.raises(rec.RecordError, match="'stage' is written by state=stage only"):
+        _do(tmp_path, inc, T0, state="event", event_type="stage", text="stage recover started")
+    with pytest.raises(rec.RecordError, match="done_at"):
+        _do(tmp_path, inc, T0, state="stage", stage="recover", done_at="soon")
+    assert _do(tmp_path, inc, T0, state="present")["incident"]["event_count"] == 1
+
+
+def test_stage_without_an_incident_records_nothing(tmp_path):
+    res = rec.run({"state": "stage", "stage": "diagnose", "incident_dir": str(tmp_path)})
+    assert res["changed"] is False and res["id"] is None and res["sre_incident_record"] is None
+    assert "stage diagnose not recorded" in res["msg"] and list(tmp_path.iterdir()) == []
+
+
+def _event(seq, second, etype, stage=None, **data):
+    return {"seq": seq, "ts": "2026-11-27T01:31:%02d.000Z" % second, "type": etype, "stage": stage, "data": data}
+
+
+def test_stages_last_until_the_next_one_and_count_their_failures():
+    events = [_event(1, 0, "opened", "detect"), _event(2, 1, "stage", "detect", done_at=T0),
+              _event(3, 5, "stage", "recover"), _event(4, 6, "failure", "recover"), _event(5, 7, "failure", None),
+              _event(6, 9, "stage", "verify"), _event(7, 12, "event", "verify")]
+    bars = rec.stages(events)
+    assert [(b["name"], b["start"], b["end"], b["duration_s"], b["failed_tasks"], b["complete"]) for b in bars] == [
+        ("detect", T0, "2026-11-27T01:31:05.000Z", 20.0, 0, True),
+        ("recover", "2026-11-27T01:31:05.000Z", "2026-11-27T01:31:09.000Z", 4.0, 1, True),
+        # the last stage runs until the last event, and is complete only once the record is closed
+        ("verify", "2026-11-27T01:31:09.000Z", "2026-11-27T01:31:12.000Z", 3.0, 0, False)]
+    closed = rec.stages(events + [_event(8, 14, "closed", "close", outcome="resolved")])
+    assert (closed[-1]["end"], closed[-1]["complete"]) == ("2026-11-27T01:31:14.000Z", True)
+
+
+def test_stages_of_an_earlier_release_end_where_their_end_event_says():
+    # the timeline callback of releases before this one wrote a start and an end event per stage
+    events = [_event(1, 0, "opened", "detect"), _event(2, 1, "stage", "detect", phase="start"),
+              _event(3, 4, "stage", "detect", phase="end", duration_s=3, failed_tasks=2), _event(4, 4, "tick"),
+              _event(5, 6, "stage", "recover", phase="start"), _event(6, 8, "stage", "recover", phase="end")]
+    assert [(b["name"], b["duration_s"], b["failed_tasks"], b["complete"]) for b in rec.stages(events)] == [
+        ("detect", 3.0, 2, True), ("recover", 2.0, 0, True)]
+    # a stage that never ended (the playbook died) lasts until the last event, and is not complete
+    unended = events + [_event(7, 9, "stage", "verify", phase="start"), _event(8, 15, "failure", "verify"),
+                        _event(9, 20, "closed", "close")]
+    assert [(b["name"], b["duration_s"], b["failed_tasks"], b["complete"]) for b in rec.stages(unended)][-1] == (
+        "verify", 11.0, 0, False)
+    assert rec.stages([_event(1, 0, "opened", "detect"), _event(2, 3, "tick")]) == []
+
+
 # -- corrupt lines ------------------------------------------------------------------------------
 
 def test_torn_last_line_and_garbage_middle_line_are_reported(tmp_path):

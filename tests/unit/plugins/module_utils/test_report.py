@@ -20,8 +20,8 @@ ERR = '{"ts":"2026-11-27T01:29:02.000Z","level":"ERROR","msg":"database error","
 
 
 def test_slug_and_file_name():
-    assert _report.slugify("Unreadable cache entry (user-173)!") == "unreadable-cache-entry-user-173"
-    assert _report.slugify("推薦為空") == "problem"
+    assert _report.file_name("Unreadable cache entry (user-173)!", "2026-11-27") == "2026-11-27-unreadable-cache-entry-user-173.md"
+    assert _report.file_name("推薦為空", "2026-11-27") == "2026-11-27-problem.md"
     assert _report.file_name("Empty results", datetime.date(2026, 11, 27)) == "2026-11-27-empty-results.md"
     with pytest.raises(ValueError):
         _report.file_name("x", "27/11/2026")
