@@ -730,8 +730,8 @@ def _last_ts(events):
 
 
 def _with_durations(bars):
-    for bar in bars:
-        bar["duration_s"] = elapsed(bar["end"], bar["start"])
+    for stage in bars:
+        stage["duration_s"] = elapsed(stage["end"], stage["start"])
     return bars
 
 
