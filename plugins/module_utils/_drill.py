@@ -96,8 +96,8 @@ def watch(health_url, recommendation_urls, stop_file, interval=0.5, timeout=2.0,
 
 # --------------------------------------------------------------------------- the score
 
-def parse_ts(value):
-    """UNIX time of an ISO 8601 timestamp of the record ('...Z' or with an offset); None stays None."""
+def epoch(value):
+    """:func:`_time.epoch` of a record's timestamp ('...Z' or with an offset); None stays None."""
     if value in (None, ""):
         return None
     return _time.epoch(str(value))
@@ -155,13 +155,13 @@ def _record_facts(events):
     mitigate = [d for stage, d in steps if stage == "mitigate"]
     data = opened.get("data") or {}
     return dict(
-        opened_at=parse_ts(opened.get("ts")),
+        opened_at=epoch(opened.get("ts")),
         severity=data.get("severity"),
         sla=data.get("sla") or None,
         incident_id=data.get("id"),
         triaged=triage.get("severity"),
         reported=any(stage == "triage" and d.get("report") for stage, d in steps),
-        closed_at=parse_ts(closed.get("ts")),
+        closed_at=epoch(closed.get("ts")),
         outcome=(closed.get("data") or {}).get("outcome"),
         fixed_rung=fixed_rungs[-1] if fixed_rungs else None,
         rungs_tried=[d.get("rung") for d in recover if d.get("result") in ("fixed", "not_fixed")],

@@ -171,5 +171,5 @@ def test_score_of_a_drill_stopped_before_the_injection_or_not_applicable():
 def test_parse_events_and_timestamps():
     text = "\n".join([json.dumps(dict(type="opened")), "not json", "[1]", ""])
     assert _drill.parse_events(text) == [dict(type="opened")]
-    assert _drill.parse_ts("2026-01-01T00:00:00.500Z") == _drill.parse_ts("2026-01-01T01:00:00.500+01:00")
-    assert _drill.parse_ts(None) is None
+    assert _drill.epoch("2026-01-01T00:00:00.500Z") == _drill.epoch("2026-01-01T01:00:00.500+01:00")
+    assert _drill.epoch(None) is None
