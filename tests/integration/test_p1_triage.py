@@ -126,6 +126,16 @@ def test_triage_dead_service_is_p0_and_recovered(stack, tmp_path):
     assert stack.service_answers()
 
 
+def test_triage_that_measures_nothing_records_no_detection(any_stack, tmp_path):
+    # a docs issue is P3 from what it is: triage probes nothing, so the record has no detection stage
+    result = any_stack.run_playbook("triage.yml", extra_vars={"incident_dir": str(tmp_path), "triage_kind": "docs"})
+
+    assert result.returncode == 0, result.output
+    _incident, events = read_record(tmp_path)
+    assert opened_severity(events) == "P3"
+    assert not [e for e in events if e["type"] == "stage"], [e["text"] for e in events]
+
+
 def test_triage_slow_service_is_p1_and_mitigated(stack, tmp_path):
     before = stack.state()["StartedAt"]
     # about 1 s per answer from the host (tc in the service's network namespace; nothing in the app): 5-10x a
