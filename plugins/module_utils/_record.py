@@ -757,17 +757,22 @@ def _plan(state_name, params, current, owner, host, now):
 
 def _result(changed, incident_id, incident_dir, state, appended, before):
     """The module's result, with the hand-offs ``stats`` and ``sre_incident_record``; ``state`` (the
-    incident after the call) and ``before`` are None where there is no record."""
-    record_dir, events_path = record_paths(incident_dir, incident_id)
-    return {
-        "changed": changed, "id": incident_id, "record_dir": record_dir, "events_path": events_path,
+    incident after the call) and ``before`` are None where there is no record, ``incident_id`` where
+    there is no incident (a stage outside incidents: nothing to hand on)."""
+    result = {
+        "changed": changed, "id": incident_id, "record_dir": None, "events_path": None,
         "incident": state, "corrupt_lines": state["corrupt_lines"] if state else [], "appended": appended,
-        "diff": {"before": summary(before), "after": summary(state)},
-        "stats": {"incident_id": incident_id, "incident_dir": incident_dir, "record_dir": record_dir,
-                  "severity": state["severity"] if state else None},
-        "sre_incident_record": {"id": incident_id, "record_dir": record_dir, "incident_dir": incident_dir,
-                                "events_path": events_path},
+        "diff": {"before": summary(before), "after": summary(state)}, "stats": None, "sre_incident_record": None,
     }
+    if incident_id is not None:
+        record_dir, events_path = record_paths(incident_dir, incident_id)
+        result.update(
+            record_dir=record_dir, events_path=events_path,
+            stats={"incident_id": incident_id, "incident_dir": incident_dir, "record_dir": record_dir,
+                   "severity": state["severity"] if state else None},
+            sre_incident_record={"id": incident_id, "record_dir": record_dir, "incident_dir": incident_dir,
+                                 "events_path": events_path})
+    return result
 
 
 def _load(events_path, incident_id, incident_dir, now):
@@ -797,11 +802,9 @@ def run(params, check_mode=False, now=None):
         return _run_open(params, incident_dir, incident_id, owner, host, check_mode, now)
 
     if not incident_id and state_name == "stage":
-        # a stage role runs outside incidents too (diagnose.yml, a detection before the record exists)
-        return {"changed": False, "id": None, "record_dir": None, "events_path": None, "incident": None,
-                "corrupt_lines": [], "appended": [], "diff": {"before": summary(None), "after": summary(None)},
-                "stats": None, "sre_incident_record": None,
-                "msg": "no incident here: stage %s not recorded" % params.get("stage")}
+        # a stage role runs outside incidents too (diagnose.yml, a notification without an incident)
+        return dict(_result(False, None, incident_dir, None, [], None),
+                    msg="no incident here: stage %s not recorded" % params.get("stage"))
     if not incident_id:
         raise RecordError("id is required for state=%s" % state_name)
     _record_dir, events_path = record_paths(incident_dir, incident_id)

@@ -37,7 +37,7 @@ options:
         until the next one starts. Each stage role says so as its first task. Without an incident
         (no O(id), and no C(incident_id) in the play) nothing is recorded, RV(id), RV(record_dir),
         RV(events_path), RV(stats) and RV(sre_incident_record) are V(null). A stage role also runs
-        outside incidents, and the detection runs before the record exists.
+        outside incidents (C(diagnose.yml)).
       - V(tick) ticks checklist O(items); an item already ticked is left alone (no new event).
       - V(closed) closes the incident with O(outcome); closing again with the same outcome
         changes nothing, with another outcome appends a new C(closed) event.
