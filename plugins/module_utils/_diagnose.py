@@ -1119,9 +1119,12 @@ def rotate(directory, keep, pattern="dump-*.rdb"):
 # --------------------------------------------------------------------------- bundle
 
 def _write_private(path, data):
-    """A file of the bundle, 0600; returns its SHA-256."""
+    """A new file (never an existing one) of the bundle, 0600; returns its SHA-256."""
     data = data.encode("utf-8") if isinstance(data, str) else data
-    _files.write_atomic(path, data, sync=False)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(data)
     return hashlib.sha256(data).hexdigest()
 
 

@@ -439,6 +439,11 @@ def test_write_bundle(tmp_path):
     assert SECRET.encode() not in blob
     again = d.write_bundle(str(tmp_path / "bundles"), "pre restart!", facts, raw, {}, now=0)
     assert again["dir"].endswith("-pre-restart-2")
+    # a file of a bundle is always new: one already there (another run's archive) is never overwritten
+    with pytest.raises(FileExistsError):
+        d._write_private(b["archive"], b"other")
+    with open(b["archive"], "rb") as handle:
+        assert hashlib.sha256(handle.read()).hexdigest() == b["sha256"]
 
 
 def test_context_collects_secrets():
