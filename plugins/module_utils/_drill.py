@@ -7,8 +7,9 @@ The drill does not take the severity playbook's word for anything. Two sources a
   until the severity playbook has ended, a round every ``interval`` seconds of what users see
   (through the edge when there is one): ``/health`` answers 200, every sample user gets at least
   ``min_recommendations`` items, the median answer is not slower than ``latency_ms``;
-* the **incident record** on disk (``events.jsonl`` written by ``sre.incident.record``): when the incident was opened (the response confirmed it), its severity,
-  which rung, quick fix or degraded mode acted, and how it was closed;
+* the **incident record** on disk (``events.jsonl`` written by ``sre.incident.record``): when the
+  incident was opened (the response confirmed it), its severity, which rung, quick fix or degraded
+  mode acted, and how it was closed;
 
 plus two facts the drill reads itself after the severity playbook: whether the fault was still
 injected (the rollback's own observation) and whether a degraded mode was on (leaving it changed

@@ -484,9 +484,10 @@ def run(params, check_mode=False):
     enabled = [c for c in prepared["channels"] if c["enabled"]]
     stage = prepared["stage"]
     warnings = [] if enabled else ["sre.incident.notify: no enabled notification channel; nothing was sent"]
-    # sent here only with mode=send (mode=start: by its background sender)
-    result = _notify.send(prepared, **settings) if mode == "send" and enabled and not check_mode else \
-        _notify.unsent(prepared)
+    if mode == "send" and enabled and not check_mode:
+        result = _notify.send(prepared, **settings)
+    else:  # not sent here: a dry run, no enabled channel, or mode=start (its background sender sends it)
+        result = _notify.unsent(prepared)
     if check_mode or not enabled:
         names = ", ".join(c["name"] for c in enabled) or "no channel"
         result.update(changed=False, warnings=warnings,
