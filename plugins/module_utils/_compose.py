@@ -303,6 +303,50 @@ def _hopeless(state, now):
     return now.get("status") in ("exited", "dead", "created") and now.get("restart_policy") in ("no", "", None)
 
 
+# A service that crashes under a restart policy never stays exited: the engine starts it again, so a
+# wait on it would run to its end. It is judged lost once each of its containers was restarted this
+# many times by the engine (since it was last started by hand) and crashed again while watched for
+# this many seconds, with what it needs up all along.
+CRASH_LOOP_RESTARTS = 3
+CRASH_LOOP_SECONDS = 10.0
+
+
+class CrashLoop:
+    """Watches one service through a wait and tells when it keeps crashing (see :meth:`check`)."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.since = None
+        self.seen = {}    # container id -> [restart count at its first look, crashed since]
+
+    def check(self, mine, needed_up=True):
+        """Why the service of the plain states ``mine`` (its containers now) will not come up, or None.
+
+        The watch starts at the first look while ``needed_up`` (its dependencies are ready), and
+        starts again whenever they are not: a service that crashes while its database boots is
+        not lost. A container crashed while watched when its restart count grew or it was seen
+        down. The engine's restart delay doubles with every crash, so a count of new restarts
+        alone would take longer and longer to reach.
+        """
+        if not mine or not needed_up:
+            self.since, self.seen = None, {}
+            return None
+        now = self.clock()
+        if self.since is None:
+            self.since = now
+        for st in mine:
+            seen = self.seen.setdefault(st["id"], [st["restart_count"] or 0, False])
+            seen[1] = seen[1] or (st["restart_count"] or 0) > seen[0] or st["status"] in ("restarting", "exited", "dead")
+        looping = all(self.seen[st["id"]][1] and (st["restart_count"] or 0) >= CRASH_LOOP_RESTARTS for st in mine)
+        if not looping or now - self.since < CRASH_LOOP_SECONDS:
+            return None
+        first = mine[0]
+        facts = (first["service"] or first["name"], first["restart_count"], first["restart_policy"], now - self.since,
+                 first["exit_code"])
+        return ("%s keeps crashing: restarted %d times by its restart policy (%s), and down again while watched "
+                "for %d s; last exit code %s" % facts)
+
+
 def _container_sort_key(state):
     return (state.get("service") or "", state.get("number") or 0, state.get("name") or "")
 
@@ -490,17 +534,23 @@ class ComposeClient:
         raise ValueError("unknown action %r" % (action,))
 
     # ---- waiting
-    def wait_for(self, container, state, timeout, before=None, interval=0.25):
+    def wait_for(self, container, state, timeout, before=None, interval=0.25, needed_up=None):
         """Poll until ``container`` reaches what ``state`` asks for (see :func:`target_reached`).
 
-        Gives up early when the container exited and no restart policy will bring it back.
+        Gives up early when the container exited and no restart policy will bring it back, or when
+        it keeps crashing under its restart policy (:class:`CrashLoop`) while ``needed_up`` (a
+        function, default: always true) says what it needs is ready.
         Returns ``(ok, plain_state, elapsed_seconds)``.
         """
         last = [None]
+        loop = CrashLoop()
 
         def check():
             last[0] = self.refresh(container)
-            return target_reached(state, before, last[0]) or _hopeless(state, last[0])
+            if target_reached(state, before, last[0]) or _hopeless(state, last[0]):
+                return True
+            return state in ("started", "restarted", "unpaused", "present") and \
+                loop.check([last[0]], needed_up() if needed_up else True) is not None
 
         _stopped, _value, elapsed = poll_until(check, timeout, interval=interval)
         return target_reached(state, before, last[0]), last[0], elapsed
@@ -892,13 +942,14 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
     return _result(state, services, final, actions, ready, start_clock, current, final, not_ready, waited)
 
 
-def cannot_recover(client, project, service, dependencies=()):
+def cannot_recover(client, project, service, dependencies=(), crash_loop=None):
     """Why ``service`` of a compose project cannot pass its checks now, or None.
 
     Every container of the service exited (its process is gone, nothing will answer), or a
     dependency has no container running (exited, dead or removed: the service cannot work
-    without it, and nothing brings it back while one only waits). An engine that does not
-    answer is not a reason: None.
+    without it, and nothing brings it back while one only waits), or (with ``crash_loop``, a
+    :class:`CrashLoop` kept through the wait) the service keeps crashing under its restart policy
+    while every dependency is ready. An engine that does not answer is not a reason: None.
     """
     try:
         states = [container_state(c) for c in client.find_containers(project)]
@@ -912,6 +963,9 @@ def cannot_recover(client, project, service, dependencies=()):
         if not any(st["status"] in RUNNING_LIKE for st in theirs):
             return "dependency %s is %s: %s cannot recover while it is down" % (
                 dependency, _service_text(theirs), service)
+    if crash_loop is not None:
+        needed_up = all(any(is_ready(st) for st in states if st["service"] == d) for d in dependencies or ())
+        return crash_loop.check(mine, needed_up)
     return None
 
 
@@ -1101,9 +1155,17 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
     not_ready = []
     if wait and state != "absent":
         deadline = start_clock + float(timeout)
+
+        def others_up(service):
+            # what a service needs is taken to be the rest of what this `up` started
+            return lambda: all(is_ready(st) for st in map(container_state, client.find_containers(project))
+                               if st["service"] in up_services and st["service"] != service)
+
         for c in client.find_containers(project):
-            if container_state(c)["service"] in up_services:
-                ok, now, _elapsed = client.wait_ready(c, max(0.0, deadline - time.monotonic()), interval=interval)
+            service = container_state(c)["service"]
+            if service in up_services:
+                ok, now, _elapsed = client.wait_for(c, "started", max(0.0, deadline - time.monotonic()),
+                                                    interval=interval, needed_up=others_up(service))
                 if not ok:
                     not_ready.append(now)
     after = [container_state(c) for c in client.find_containers(project)]

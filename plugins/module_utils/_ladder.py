@@ -125,9 +125,11 @@ def _judge(previous, health, edge, dry_run, current):
     result = "would_run" if dry_run else "fixed" if health.get("healthy") and edge.get("serving", True) else "not_fixed"
     elapsed = round(current.timestamp() - previous["started"], 1)
     said = {"would_run": "would run (dry run)", "fixed": "brought the service back"}.get(result, "did not bring the checks back")
+    why = [("the wait stopped early: %s" % health["gave_up"]) if health.get("gave_up") else "",
+           ("the edge: %s" % edge["reason"]) if edge.get("reason") else ""]
     return ({"rung": rung, "result": result, "elapsed_s": elapsed, "service_answers": health.get("healthy"),
-             "edge_serves": edge.get("serving"), "edge_actions": edge.get("actions") or []},
-            "%s %s after %s s%s" % (rung, said, elapsed, ("; the edge: %s" % edge["reason"]) if edge.get("reason") else ""))
+             "gave_up": health.get("gave_up"), "edge_serves": edge.get("serving"), "edge_actions": edge.get("actions") or []},
+            "%s %s after %s s%s" % (rung, said, elapsed, "".join("; " + w for w in why if w)))
 
 
 def step(previous=None, health=None, edge=None, dry_run=False, lease=None, breaker_window=None, breaker_max_runs=None,

@@ -88,7 +88,10 @@ options:
         and SHA-256 the manifest gives; otherwise nothing is run and the module fails naming the file.
     type: path
   wait:
-    description: Poll, within O(timeout), until every container of the services brought up is running and, when it has a healthcheck, healthy.
+    description:
+      - Poll, within O(timeout), until every container of the services brought up is running and, when it has a healthcheck, healthy.
+      - A container that keeps crashing under its restart policy (restarted 3 times by the engine, and down again over
+        10 seconds while the rest of the services brought up are ready) is not waited for to the end.
     type: bool
     default: true
   timeout:

@@ -73,7 +73,8 @@ options:
         the killed process must be gone (the container exited, or its restart policy started a
         new process). For V(paused), the containers that were paused.
       - A container that exited and has no restart policy cannot become ready, so the module
-        stops waiting for it at once.
+        stops waiting for it at once. One that keeps crashing under its restart policy (restarted
+        3 times by the engine, and down again over 10 seconds of waiting) is not waited for either.
     type: bool
     default: true
   timeout:

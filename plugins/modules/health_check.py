@@ -130,6 +130,12 @@ options:
       - Stop waiting early when every container of this compose service has exited; a service
         whose process is gone will not answer, so the rest of O(wait_timeout) would be wasted.
         RV(gave_up) says why.
+      - Under a restart policy a crashing container does not stay exited. The wait also stops
+        when each container of the service was restarted 3 times by the engine (since it was last
+        started by hand) and went down again during 10 seconds of watching while every one of
+        O(give_up_when_exited.dependencies) was ready (running, and healthy when it has a
+        healthcheck). A service that crashes while its database still boots is not given up on;
+        the watch starts again while a dependency is not ready.
     type: dict
     suboptions:
       project:
@@ -455,8 +461,8 @@ ARGUMENT_SPEC = dict(
 
 
 def _exited_check(module, spec):
-    """A give-up test for the wait: the service's containers all exited (nothing will answer), or a
-    dependency is down (see _compose.cannot_recover)."""
+    """A give-up test for the wait: the service's containers all exited (nothing will answer), keep
+    crashing under their restart policy, or a dependency is down (see _compose.cannot_recover)."""
     if not spec:
         return None
     try:
@@ -464,8 +470,10 @@ def _exited_check(module, spec):
     except _compose.DockerError as exc:
         raise IncidentError("give_up_when_exited: %s" % exc.msg) from None
 
+    loop = _compose.CrashLoop()
+
     def exited():
-        return _compose.cannot_recover(client, spec["project"], spec["service"], spec["dependencies"])
+        return _compose.cannot_recover(client, spec["project"], spec["service"], spec["dependencies"], crash_loop=loop)
     return exited
 
 

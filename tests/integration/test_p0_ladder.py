@@ -7,6 +7,7 @@ says fixed it, and that no data was lost.
 """
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import subprocess
@@ -20,6 +21,10 @@ from conftest import http_get, local_stack, read_record, wait_for
 pytestmark = pytest.mark.integration
 
 PLACEHOLDER = "debian:bookworm-slim"
+
+
+def _at(ts):
+    return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
 def _write_canaries(stack):
@@ -157,14 +162,17 @@ def test_check_mode_on_a_broken_stack_changes_nothing(any_stack, tmp_path):
 
 
 def test_unstartable_service_ends_degraded_with_the_edge_answering(any_stack, tmp_path):
-    """Every rung fails when the service's image cannot start: p0_recover degrades and escalates."""
+    """Every rung fails when the service's image cannot start: p0_recover degrades and escalates.
+
+    Under a restart policy (the most common one: unless-stopped) the broken container never stays
+    exited; each rung's wait, and the standby's, must see the crash loop and end long before its window."""
     stack = any_stack
     image = stack.container().attrs["Config"]["Image"]
     broken = image.split(":")[0] + ":p0-broken"
     override = tmp_path / "broken.override.yml"
-    services = {stack.spec.service: {"image": broken}}
+    services = {stack.spec.service: {"image": broken, "restart": "unless-stopped"}}
     if stack.spec.standby:
-        services[stack.spec.standby] = {"image": broken}
+        services[stack.spec.standby] = {"image": broken, "restart": "unless-stopped"}
     override.write_text(json.dumps({"services": services}))
     stack_vars = local_stack(stack.spec)
     stack_vars["compose_files"] = list(stack_vars["compose_files"]) + [str(override)]
@@ -181,16 +189,25 @@ def test_unstartable_service_ends_degraded_with_the_edge_answering(any_stack, tm
 
         result = stack.run_playbook("p0_recover.yml", extra_vars={
             "incident_dir": str(tmp_path / "incidents"), "incident_stack": stack_vars,
-            "recover_ladder_windows": {"restart_service": 8, "restart_dependencies": 20,
-                                       "restart_service_after_dependencies": 8, "rebuild": 30},
-            "degrade_timeout": 30})
+            "recover_ladder_windows": {"restart_service": 40, "restart_dependencies": 30,
+                                       "restart_service_after_dependencies": 40, "rebuild": 80},
+            "degrade_timeout": 60})
 
         # OUT-3: a P0 that ended degraded fails the job (after the record is closed and the channels told)
         assert result.returncode != 0, result.output[-4000:]
         assert "not recovered" in result.output and "serves users" in " ".join(result.output.split())
         _incident, events = read_record(tmp_path / "incidents")
-        tried = [e["data"]["rung"] for e in events if (e.get("data") or {}).get("result") == "not_fixed"]
-        assert tried == ["restart_service", "restart_dependencies", "rebuild"]
+        tried = [e["data"] for e in events if (e.get("data") or {}).get("result") == "not_fixed"]
+        assert [t["rung"] for t in tried] == ["restart_service", "restart_dependencies", "rebuild"]
+        # each wait saw the crash loop: restart_service in well under its 40 s, restart_dependencies
+        # (30 s for the dependencies, then 40 s for the service) and rebuild (80 s) likewise
+        assert [t["elapsed_s"] < limit for t, limit in zip(tried, (25, 45, 50))] == [True] * 3, tried
+        assert all("keeps crashing" in (t["gave_up"] or "") for t in tried), tried
+        stages = [e for e in events if e["type"] == "stage"]
+        degrade = next(i for i, e in enumerate(stages) if e["stage"] == "degrade")
+        took = (_at(stages[degrade + 1]["ts"]) - _at(stages[degrade]["ts"])).total_seconds()
+        # each option that recreates the broken service (A's standby, B) would be waited on for its 60 s
+        assert took < 50, f"the degradation took {took:.0f} s: a crash-looping option was waited on to its end"
         closed = [e["data"]["outcome"] for e in events if e["type"] == "closed"]
         assert closed == ["degraded"]
         modes = [e["data"]["degraded_mode"] for e in events if "degraded_mode" in (e.get("data") or {})]

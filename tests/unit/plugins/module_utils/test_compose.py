@@ -381,6 +381,124 @@ def test_hopeless_container_stops_the_wait_early(engine):
     assert res["elapsed"] < 5
 
 
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def _looping(restarts, status="restarting"):
+    return dict(container_state(make_attrs("shop_api_1", "api", status=status, healthcheck=False,
+                                           exit_code=1, restart_policy="unless-stopped")),
+                restart_count=restarts)
+
+
+def test_crash_loop_needs_three_restarts_and_a_crash_over_ten_seconds():
+    clock = Clock()
+    loop = _compose.CrashLoop(clock=clock)
+    assert loop.check([_looping(2)]) is None          # down, but restarted only twice so far
+    clock.now += 30
+    assert loop.check([_looping(2)]) is None
+    assert loop.check([_looping(3)]) == ("api keeps crashing: restarted 3 times by its restart policy "
+                                         "(unless-stopped), and down again while watched for 30 s; last exit code 1")
+    loop = _compose.CrashLoop(clock=clock)
+    loop.check([_looping(6)])
+    clock.now += 9
+    assert loop.check([_looping(6)]) is None          # a crash loop, but not yet watched for ten seconds
+    clock.now += 1
+    assert loop.check([_looping(6)]).startswith("api keeps crashing: restarted 6 times")
+
+
+def test_crash_loop_needs_a_crash_while_watched():
+    clock = Clock()
+    loop = _compose.CrashLoop(clock=clock)
+    loop.check([_looping(5, status="running")])         # crashed in the past, runs now (hung, or up)
+    clock.now += 30
+    assert loop.check([_looping(5, status="running")]) is None
+    assert loop.check([_looping(6, status="running")]) is not None   # it crashed and was restarted between looks
+
+
+def test_crash_loop_starts_the_watch_again_while_what_it_needs_is_not_ready():
+    clock = Clock()
+    loop = _compose.CrashLoop(clock=clock)
+    loop.check([_looping(3)])
+    clock.now += 20
+    assert loop.check([_looping(9)], needed_up=False) is None   # its database boots: crashing is expected
+    assert loop.check([_looping(9)]) is None                    # the watch starts here
+    clock.now += 9
+    assert loop.check([_looping(11)]) is None
+    clock.now += 1
+    assert loop.check([_looping(12)]) is not None
+
+
+def test_crash_loop_counts_every_container_of_the_service():
+    clock = Clock()
+    loop = _compose.CrashLoop(clock=clock)
+    other = dict(_looping(0, status="running"), id="fedcba987654")
+    loop.check([_looping(4), other])
+    clock.now += 10
+    assert loop.check([_looping(5), other]) is None             # one replica still runs
+    # a container recreated during the wait is watched from its first look
+    fresh = dict(_looping(4), id="aaaaaaaaaaaa")
+    assert loop.check([_looping(5), fresh]) is not None
+
+
+class Looping(FakeContainer):
+    """Crashes at once, and its restart policy starts it again: the engine counts one more restart per look."""
+
+    def start(self):
+        self.calls.append("start")
+        self._set("restarting", 1)
+
+    def reload(self):
+        self.attrs["RestartCount"] += 1
+
+
+def test_a_crash_loop_under_a_restart_policy_stops_the_wait_early(monkeypatch):
+    monkeypatch.setattr(_compose, "CRASH_LOOP_SECONDS", 0.2)
+    crash = Looping(make_attrs("shop_api_1", "api", project="shop", status="exited", healthcheck=False,
+                               restart_policy="unless-stopped"))
+    res = _compose.ensure_services(ComposeClient(FakeDocker([crash])), "shop", ["api"], "started", timeout=30,
+                                   interval=0.01)
+    assert res["ready"] is False and res["not_ready"] == ["shop_api_1"]
+    assert 0.2 <= res["elapsed"] < 5
+
+
+def test_an_up_waits_on_a_crash_loop_while_the_rest_of_it_is_not_ready(monkeypatch):
+    monkeypatch.setattr(_compose, "CRASH_LOOP_SECONDS", 0.05)
+    crash = Looping(make_attrs("shop_api_1", "api", project="shop", status="restarting", healthcheck=False,
+                               restart_policy="unless-stopped"))
+    db = FakeContainer(make_attrs("shop_db_1", "db", project="shop", health="starting"))
+    client = ComposeClient(FakeDocker([crash, db]))
+    looks = []
+
+    def needed_up_after_a_while():
+        looks.append(1)
+        return len(looks) > 20       # the database becomes ready after 20 looks
+    ok, _state, elapsed = client.wait_for(crash, "started", 30, interval=0.001, needed_up=needed_up_after_a_while)
+    assert ok is False and len(looks) > 20 and elapsed < 5
+
+
+def test_cannot_recover_a_crash_loop_only_once_its_dependencies_are_ready():
+    crash = FakeContainer(make_attrs("shop_api_1", "api", project="shop", status="restarting", healthcheck=False,
+                                     restart_policy="unless-stopped"))
+    crash.attrs["RestartCount"] = 5
+    db = FakeContainer(make_attrs("shop_db_1", "db", project="shop", health="starting"))
+    client, clock = ComposeClient(FakeDocker([crash, db])), Clock()
+    loop = _compose.CrashLoop(clock=clock)
+    for _look in range(3):
+        assert _compose.cannot_recover(client, "shop", "api", ["db"], crash_loop=loop) is None
+        clock.now += 10
+    db.attrs["State"]["Health"]["Status"] = "healthy"
+    assert _compose.cannot_recover(client, "shop", "api", ["db"], crash_loop=loop) is None
+    clock.now += 10
+    why = _compose.cannot_recover(client, "shop", "api", ["db"], crash_loop=loop)
+    assert why.startswith("api keeps crashing: restarted 5 times") and "watched for 10 s" in why
+    assert _compose.cannot_recover(client, "shop", "api", ["db"]) is None    # without the watch: no loop seen
+
+
 def test_sdk_errors_become_docker_error(engine):
     import docker.errors
 

@@ -102,7 +102,7 @@ def test_step_climbs_the_first_rung_and_ends_when_it_fixed_it():
     assert [s["decision"] for s in steps] == ["climb", None, None, None]
     assert steps[0]["next"] == "restart_service" and steps[0]["done"] is None and steps[0]["started"] is not None
     assert steps[1]["done"] == {"rung": "restart_service", "result": "fixed", "elapsed_s": 10.0, "service_answers": True,
-                                "edge_serves": True, "edge_actions": ["reload"]}
+                                "gave_up": None, "edge_serves": True, "edge_actions": ["reload"]}
     assert steps[1]["done_text"] == "restart_service brought the service back after 10.0 s"
     assert [s["done"] for s in steps[2:]] == [None, None] and not any(s["climb"] for s in steps[1:])
     result = steps[-1]["result"]
@@ -117,10 +117,19 @@ def test_step_climbs_while_the_checks_fail_and_ends_exhausted():
     assert [s["next"] for s in steps] == ["restart_service", "restart_dependencies", "rebuild", None]
     assert [s["done"]["result"] for s in steps[1:]] == ["not_fixed"] * 3
     assert steps[2]["done_text"].endswith("; the edge: 502")   # the service answers, users are not answered
+    assert steps[1]["done"]["gave_up"] is None
     assert "exhausted" in steps[-1]["reason"]
     result = steps[-1]["result"]
     assert result["rungs_tried"] == ["restart_service", "restart_dependencies", "rebuild"]
     assert not result["fixed"] and result["rung"] is None and result["escalate"] and "exhausted" in result["reason"]
+
+
+def test_step_says_why_a_rungs_wait_stopped_early():
+    loop = dict(SICK, gave_up="api keeps crashing: restarted 3 times in 10 s")
+    steps = _walk([(loop, SKIPPED), (HEALTHY, SERVING)])
+    assert steps[1]["done"]["gave_up"] == loop["gave_up"]
+    assert steps[1]["done_text"] == ("restart_service did not bring the checks back after 10.0 s; "
+                                     "the wait stopped early: api keeps crashing: restarted 3 times in 10 s")
 
 
 def test_step_without_an_edge_check_takes_the_service_answering_as_fixed():
