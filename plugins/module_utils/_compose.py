@@ -549,8 +549,9 @@ class ComposeClient:
             last[0] = self.refresh(container)
             if target_reached(state, before, last[0]) or _hopeless(state, last[0]):
                 return True
-            return state in ("started", "restarted", "unpaused", "present") and \
-                loop.check([last[0]], needed_up() if needed_up else True) is not None
+            if state not in ("started", "restarted", "unpaused") or (last[0]["restart_count"] or 0) < CRASH_LOOP_RESTARTS:
+                return False  # not a crash loop (yet): what it needs is not even looked at
+            return loop.check([last[0]], needed_up() if needed_up else True) is not None
 
         _stopped, _value, elapsed = poll_until(check, timeout, interval=interval)
         return target_reached(state, before, last[0]), last[0], elapsed
