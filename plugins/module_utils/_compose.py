@@ -347,6 +347,38 @@ class CrashLoop:
                 "for %d s; last exit code %s" % facts)
 
 
+def _lost(loop, state, needed_up=True):
+    """Whether a container that is not ready will not be: it exited for good, or ``loop`` saw it crash-loop."""
+    if _hopeless("started", state):
+        return True
+    return (state["restart_count"] or 0) >= CRASH_LOOP_RESTARTS and loop.check([state], needed_up) is not None
+
+
+def wait_up(client, containers, timeout, interval=0.25):
+    """Poll the containers one ``up`` started, together, until each is ready or lost, within ``timeout``.
+
+    A container is lost when it exited for good, or keeps crashing under its restart policy while
+    every other one is ready or lost itself (what a container needs is taken to be the rest of the
+    ``up``: an nginx whose upstream's container exited cannot start either). Returns the plain
+    states of those not ready.
+    """
+    loops = {c.name: CrashLoop() for c in containers}
+    states, lost = {}, set()
+
+    def check():
+        for c in containers:
+            if c.name not in lost:
+                states[c.name] = client.refresh(c)
+        settled = {name for name, st in states.items() if is_ready(st)} | lost
+        for c in containers:
+            if c.name not in settled and _lost(loops[c.name], states[c.name], settled >= set(states) - {c.name}):
+                lost.add(c.name)
+        return all(is_ready(states[c.name]) or c.name in lost for c in containers)
+
+    poll_until(check, timeout, interval=interval)
+    return [states[c.name] for c in containers if not is_ready(states[c.name])]
+
+
 def _container_sort_key(state):
     return (state.get("service") or "", state.get("number") or 0, state.get("name") or "")
 
@@ -534,12 +566,11 @@ class ComposeClient:
         raise ValueError("unknown action %r" % (action,))
 
     # ---- waiting
-    def wait_for(self, container, state, timeout, before=None, interval=0.25, needed_up=None):
+    def wait_for(self, container, state, timeout, before=None, interval=0.25):
         """Poll until ``container`` reaches what ``state`` asks for (see :func:`target_reached`).
 
         Gives up early when the container exited and no restart policy will bring it back, or when
-        it keeps crashing under its restart policy (:class:`CrashLoop`) while ``needed_up`` (a
-        function, default: always true) says what it needs is ready.
+        it keeps crashing under its restart policy (:class:`CrashLoop`).
         Returns ``(ok, plain_state, elapsed_seconds)``.
         """
         last = [None]
@@ -547,11 +578,8 @@ class ComposeClient:
 
         def check():
             last[0] = self.refresh(container)
-            if target_reached(state, before, last[0]) or _hopeless(state, last[0]):
-                return True
-            if state not in ("started", "restarted", "unpaused") or (last[0]["restart_count"] or 0) < CRASH_LOOP_RESTARTS:
-                return False  # not a crash loop (yet): what it needs is not even looked at
-            return loop.check([last[0]], needed_up() if needed_up else True) is not None
+            return target_reached(state, before, last[0]) or (state in ("started", "restarted", "unpaused")
+                                                              and _lost(loop, last[0]))
 
         _stopped, _value, elapsed = poll_until(check, timeout, interval=interval)
         return target_reached(state, before, last[0]), last[0], elapsed
@@ -1155,20 +1183,8 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
 
     not_ready = []
     if wait and state != "absent":
-        deadline = start_clock + float(timeout)
-
-        def others_up(service):
-            # what a service needs is taken to be the rest of what this `up` started
-            return lambda: all(is_ready(st) for st in map(container_state, client.find_containers(project))
-                               if st["service"] in up_services and st["service"] != service)
-
-        for c in client.find_containers(project):
-            service = container_state(c)["service"]
-            if service in up_services:
-                ok, now, _elapsed = client.wait_for(c, "started", max(0.0, deadline - time.monotonic()),
-                                                    interval=interval, needed_up=others_up(service))
-                if not ok:
-                    not_ready.append(now)
+        started = [c for c in client.find_containers(project) if container_state(c)["service"] in up_services]
+        not_ready = wait_up(client, started, max(0.0, start_clock + float(timeout) - time.monotonic()), interval=interval)
     after = [container_state(c) for c in client.find_containers(project)]
     result.update(changed=_snapshot(after) != _snapshot(before), containers=after, ready=not not_ready,
                   not_ready=not_ready, elapsed=round(time.monotonic() - start_clock, 3),

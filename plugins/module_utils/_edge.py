@@ -298,6 +298,21 @@ class Edge:
             raise EdgeError("nginx -s reload failed (rc=%s): %s" % (res["rc"], (res["stderr"] or res["stdout"]).strip()[-500:]))
         return dict(nginx_test=test["output"])
 
+    def load(self):
+        """Make the edge serve the file it has now: reload a running nginx; start one that is down.
+
+        A stock nginx whose upstream's name does not resolve (the service's container exited or is
+        gone) cannot start at all, so the edge is down exactly when a degraded mode is needed. Its
+        file is still written while it is down, and the start is its check."""
+        if self.running() is not None:
+            return self.reload()
+        container = self._config_container()
+        if _compose.container_state(container)["status"] in _compose.RUNNING_LIKE:
+            self.client.restart(container)      # crash-looping: start it now, with the new file
+        else:
+            self.client.start(container)
+        return dict(nginx_test=None, started=True)
+
     # ---- the configuration file
     def _config_container(self):
         """The edge container that holds the configuration file ``self.path``."""
@@ -419,17 +434,21 @@ class Edge:
         else:
             self.write_config(text, info)
             try:
-                self.reload()
-            except EdgeError as exc:
+                self.load()
+            except (EdgeError, _compose.DockerError) as exc:
                 self.write_config(current, info)
                 raise EdgeError("option %s: %s; the previous edge configuration is back" % (LETTER[mode], exc.msg),
                                 **exc.details) from None
             ok, measured = self._poll(verify, timeout)
             if not ok:
                 self.write_config(current, info)
-                self.reload()
-                raise EdgeError("option %s (%s) written and reloaded but not verified: %s; the previous edge configuration "
-                                "is back" % (LETTER[mode], mode, "; ".join(measured.get("problems") or ["?"])), verify=measured)
+                try:
+                    self.load()
+                    back = "the previous edge configuration is back"
+                except (EdgeError, _compose.DockerError) as exc:
+                    back = "the previous edge configuration is written back, but nginx did not take it: %s" % exc.msg
+                raise EdgeError("option %s (%s) written and loaded but not verified: %s; %s"
+                                % (LETTER[mode], mode, "; ".join(measured.get("problems") or ["?"]), back), verify=measured)
         return dict(changed=text != current, mode=mode, sha256=sha256(text), original_sha256=meta["sha256"], verify=measured,
                     verified=ok)
 
@@ -443,7 +462,7 @@ class Edge:
         if current != original:
             info = {key: meta.get(key, value) for key, value in info.items()}
             self.write_config(original, info)
-            self.reload()
+            self.load()
         back, _info = self.read_config()
         if sha256(back) != meta["sha256"]:
             raise EdgeError("the edge configuration read back has SHA-256 %s, not the original's %s"

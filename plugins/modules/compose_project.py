@@ -90,8 +90,9 @@ options:
   wait:
     description:
       - Poll, within O(timeout), until every container of the services brought up is running and, when it has a healthcheck, healthy.
-      - A container that keeps crashing under its restart policy (restarted 3 times by the engine, and down again over
-        10 seconds while the rest of the services brought up are ready) is not waited for to the end.
+      - The containers are waited for together. One that exited with no restart policy is given up at once; one that
+        keeps crashing under its restart policy (restarted 3 times by the engine, and down again over 10 seconds while
+        every other container brought up is ready or given up) is given up too, instead of being waited for to the end.
     type: bool
     default: true
   timeout:

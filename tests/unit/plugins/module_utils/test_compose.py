@@ -1,6 +1,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _verify
@@ -470,15 +472,33 @@ def test_an_up_waits_on_a_crash_loop_while_the_rest_of_it_is_not_ready(monkeypat
     monkeypatch.setattr(_compose, "CRASH_LOOP_SECONDS", 0.05)
     crash = Looping(make_attrs("shop_api_1", "api", project="shop", status="restarting", healthcheck=False,
                                restart_policy="unless-stopped"))
-    db = FakeContainer(make_attrs("shop_db_1", "db", project="shop", health="starting"))
-    client = ComposeClient(FakeDocker([crash, db]))
-    looks = []
 
-    def needed_up_after_a_while():
-        looks.append(1)
-        return len(looks) > 20       # the database becomes ready after 20 looks
-    ok, _state, elapsed = client.wait_for(crash, "started", 30, interval=0.001, needed_up=needed_up_after_a_while)
-    assert ok is False and len(looks) > 20 and elapsed < 5
+    class Booting(FakeContainer):
+        looks = 0
+
+        def reload(self):
+            Booting.looks += 1
+            if Booting.looks > 20:     # the database is ready after 20 looks
+                self.attrs["State"]["Health"]["Status"] = "healthy"
+    db = Booting(make_attrs("shop_db_1", "db", project="shop", health="starting"))
+    started = time.monotonic()
+    not_ready = _compose.wait_up(ComposeClient(FakeDocker([crash, db])), [crash, db], 30, interval=0.005)
+    assert [st["name"] for st in not_ready] == ["shop_api_1"]
+    assert Booting.looks > 20 and time.monotonic() - started < 5
+
+
+def test_an_up_gives_up_on_what_needs_a_container_that_exited_for_good(monkeypatch):
+    """The order does not matter: the edge, crash-looping because its upstream exited, is waited on first."""
+    monkeypatch.setattr(_compose, "CRASH_LOOP_SECONDS", 0.05)
+    edge = Looping(make_attrs("recsys_edge_1", "edge", status="restarting", healthcheck=False,
+                              restart_policy="unless-stopped"))
+    service = FakeContainer(make_attrs("recsys_web_1", "web", status="exited", exit_code=1))
+    db = FakeContainer(make_attrs("recsys_db_1", "db", health="healthy"))
+    started = time.monotonic()
+    not_ready = _compose.wait_up(ComposeClient(FakeDocker([edge, service, db])), [edge, service, db], 30,
+                                 interval=0.005)
+    assert sorted(st["name"] for st in not_ready) == ["recsys_edge_1", "recsys_web_1"]
+    assert time.monotonic() - started < 5
 
 
 def test_cannot_recover_a_crash_loop_only_once_its_dependencies_are_ready():

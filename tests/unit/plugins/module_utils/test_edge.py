@@ -138,3 +138,39 @@ def test_offline_resolves_a_static_upstream_per_request_but_not_an_upstream_bloc
     # a server with its own resolver keeps it (a second one in the same block would not load)
     own = _edge.render_offline("server { resolver 10.0.0.2; location / { proxy_pass http://recs-api:8000; } }", STACK, "/d")
     assert own.count("resolver") == 1
+
+
+class _Engine:
+    """The few ComposeClient calls Edge.load makes, on one edge container in ``status``."""
+
+    def __init__(self, status):
+        self.container = type("C", (), {"name": "shop_web_1", "attrs": {
+            "Name": "/shop_web_1", "State": {"Status": status},
+            "Config": {"Labels": {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}}}})()
+        self.calls = []
+
+    def find_containers(self, project, service=None):
+        return [self.container]
+
+    def exec_in(self, container, argv):
+        self.calls.append(" ".join(argv))
+        return dict(rc=0, stdout="", stderr="syntax is ok")
+
+    def start(self, container):
+        self.calls.append("start")
+
+    def restart(self, container):
+        self.calls.append("restart")
+
+
+@pytest.mark.parametrize("status, calls", [
+    ("running", ["nginx -t", "nginx -s reload"]),
+    # a stock nginx whose upstream's container exited cannot start: its new file is its check
+    ("exited", ["start"]),
+    ("restarting", ["restart"]),
+])
+def test_load_reloads_a_running_edge_and_starts_one_that_is_down(status, calls):
+    engine = _Engine(status)
+    edge = _edge.Edge(engine, dict(STACK, edge="web", edge_config="/etc/nginx/conf.d/default.conf"))
+    edge.load()
+    assert engine.calls == calls
