@@ -306,11 +306,7 @@ class Edge:
         file is still written while it is down, and the start is its check."""
         if self.running() is not None:
             return self.reload()
-        container = self._config_container()
-        if _compose.container_state(container)["status"] in _compose.RUNNING_LIKE:
-            self.client.restart(container)      # crash-looping: start it now, with the new file
-        else:
-            self.client.start(container)
+        self._start()
         return dict(nginx_test=None, started=True)
 
     # ---- the configuration file
@@ -515,9 +511,14 @@ class Edge:
         return result
 
     def _start(self):
+        """Start the edge's container (restart it when it crash-loops: now, not after the engine's delay),
+        or bring it up with compose when it has none."""
         found = self.containers()
         if found:
-            self.client.start(found[0])
+            if _compose.container_state(found[0])["status"] in _compose.RUNNING_LIKE:
+                self.client.restart(found[0])
+            else:
+                self.client.start(found[0])
             return
         if self.run_command is None:
             raise EdgeError("the edge %s has no container and no compose run is possible here" % self.service)
