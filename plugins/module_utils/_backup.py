@@ -72,8 +72,7 @@ class _HashingWriter:
     """A private (0600) file written chunk by chunk, hashed and counted on the way."""
 
     def __init__(self, path):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self.handle = os.fdopen(fd, "wb")
+        self.handle = _files.create_new(path)
         self.digest = hashlib.sha256()
         self.size = 0
         self.head = b""

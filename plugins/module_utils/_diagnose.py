@@ -1121,9 +1121,7 @@ def rotate(directory, keep, pattern="dump-*.rdb"):
 def _write_private(path, data):
     """A new file (never an existing one) of the bundle, 0600; returns its SHA-256."""
     data = data.encode("utf-8") if isinstance(data, str) else data
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), 0o600)
+    with _files.create_new(path) as handle:
         handle.write(data)
     return hashlib.sha256(data).hexdigest()
 

@@ -305,9 +305,9 @@ class Edge:
         gone) cannot start at all, so the edge is down exactly when a degraded mode is needed. Its
         file is still written while it is down, and the start is its check."""
         if self.running() is not None:
-            return self.reload()
-        self._start()
-        return dict(nginx_test=None, started=True)
+            self.reload()
+        else:
+            self._start()
 
     # ---- the configuration file
     def _config_container(self):

@@ -44,6 +44,14 @@ def write_atomic(path, data, mode=0o600, sync=True):
         raise
 
 
+def create_new(path, mode=0o600):
+    """A binary file opened for writing that did not exist before (FileExistsError otherwise), with ``mode``
+    whatever the umask: for files that must never overwrite another run's (bundles, backups)."""
+    handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb")
+    os.fchmod(handle.fileno(), mode)
+    return handle
+
+
 def slug(text, fallback):
     """``'Unreadable cache entry (user-173)!'`` -> ``'unreadable-cache-entry-user-173'``: lower-case
     letters, digits and single dashes, at most 60 characters, safe in a file name; ``fallback`` when

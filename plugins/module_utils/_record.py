@@ -756,9 +756,9 @@ def _plan(state_name, params, current, owner, host, now):
 
 
 def _result(changed, incident_id, incident_dir, state, appended, before):
-    """The module's result, with the hand-offs ``stats`` and ``sre_incident_record``; ``state`` (the
-    incident after the call) and ``before`` are None where there is no record, ``incident_id`` where
-    there is no incident (a stage outside incidents: nothing to hand on)."""
+    """The module's result, with the hand-offs ``stats`` and ``sre_incident_record``. ``state`` (the
+    incident after the call) and ``before`` are None where there is no record; ``incident_id`` is None
+    where there is no incident (a stage outside incidents), and then there is nothing to hand on."""
     result = {
         "changed": changed, "id": incident_id, "record_dir": None, "events_path": None,
         "incident": state, "corrupt_lines": state["corrupt_lines"] if state else [], "appended": appended,

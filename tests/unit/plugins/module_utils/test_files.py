@@ -69,3 +69,17 @@ def test_read_text_of_a_missing_file_is_none(tmp_path):
 ])
 def test_slug(text, expected):
     assert _files.slug(text, "fallback") == expected
+
+
+def test_create_new_never_opens_an_existing_file_and_keeps_its_mode_whatever_the_umask(tmp_path):
+    path = tmp_path / "bundle.tar.gz"
+    old = os.umask(0o277)    # would leave the owner without write permission
+    try:
+        with _files.create_new(str(path)) as handle:
+            handle.write(b"one")
+    finally:
+        os.umask(old)
+    assert path.read_bytes() == b"one" and _mode(path) == 0o600
+    with pytest.raises(FileExistsError):
+        _files.create_new(str(path))
+    assert path.read_bytes() == b"one"
