@@ -25,7 +25,7 @@ import time
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.sre.incident.plugins.module_utils import _cgroup
+from ansible_collections.sre.incident.plugins.module_utils import _cgroup, _time
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
@@ -213,6 +213,23 @@ def is_ready(state):
     return state.get("health") in ("none", "healthy")
 
 
+# A container without a healthcheck says nothing about when it is ready to serve: a database that
+# runs may still be starting. What needs it counts it as ready only once it ran this many seconds.
+UNCHECKED_READY_SECONDS = 30.0
+
+
+def is_settled(state, now=None):
+    """Ready, as far as what needs this container can tell: one without a healthcheck only once it
+    has run :data:`UNCHECKED_READY_SECONDS` (``now``: UNIX seconds, the current time unless given)."""
+    if not is_ready(state) or state.get("has_healthcheck", True):
+        return is_ready(state)
+    try:
+        started = _time.epoch(state.get("started_at") or "", "StartedAt")
+    except ValueError:
+        return True
+    return (time.time() if now is None else now) - started >= UNCHECKED_READY_SECONDS
+
+
 def status_text(state):
     """Short text for diffs: ``running/healthy``, ``exited(137)/none``, ``missing``."""
     if state is None or state.get("status") == MISSING:
@@ -322,9 +339,9 @@ class CrashLoop:
     def check(self, mine, needed_up=True):
         """Why the service of the plain states ``mine`` (its containers now) will not come up, or None.
 
-        The watch starts at the first look while ``needed_up`` (its dependencies are ready), and
-        starts again whenever they are not: a service that crashes while its database boots is
-        not lost. A container crashed while watched when its restart count grew or it was seen
+        The watch starts at the first look while ``needed_up`` (its dependencies are ready, see
+        :func:`is_settled`), and starts again whenever they are not: a service that crashes while
+        its database boots is not lost. A container crashed while watched when its restart count grew or it was seen
         down. The engine's restart delay doubles with every crash, so a count of new restarts
         alone would take longer and longer to reach.
         """
@@ -358,7 +375,7 @@ def wait_up(client, containers, timeout, interval=0.25):
     """Poll the containers one ``up`` started, together, until each is ready or lost, within ``timeout``.
 
     A container is lost when it exited for good, or keeps crashing under its restart policy while
-    every other one is ready or lost itself (what a container needs is taken to be the rest of the
+    every other one is settled (:func:`is_settled`) or lost itself (what a container needs is taken to be the rest of the
     ``up``: an nginx whose upstream's container exited cannot start either). Returns the plain
     states of those not ready.
     """
@@ -369,7 +386,7 @@ def wait_up(client, containers, timeout, interval=0.25):
         for c in containers:
             if c.name not in lost:
                 states[c.name] = client.refresh(c)
-        settled = {name for name, st in states.items() if is_ready(st)} | lost
+        settled = {name for name, st in states.items() if is_settled(st)} | lost
         for c in containers:
             if c.name not in settled and _lost(loops[c.name], states[c.name], settled >= set(states) - {c.name}):
                 lost.add(c.name)
@@ -978,7 +995,7 @@ def cannot_recover(client, project, service, dependencies=(), crash_loop=None):
     dependency has no container running (exited, dead or removed: the service cannot work
     without it, and nothing brings it back while one only waits), or (with ``crash_loop``, a
     :class:`CrashLoop` kept through the wait) the service keeps crashing under its restart policy
-    while every dependency is ready. An engine that does not answer is not a reason: None.
+    while every dependency is settled (:func:`is_settled`). An engine that does not answer is not a reason: None.
     """
     try:
         states = [container_state(c) for c in client.find_containers(project)]
@@ -993,7 +1010,7 @@ def cannot_recover(client, project, service, dependencies=(), crash_loop=None):
             return "dependency %s is %s: %s cannot recover while it is down" % (
                 dependency, _service_text(theirs), service)
     if crash_loop is not None:
-        needed_up = all(any(is_ready(st) for st in states if st["service"] == d) for d in dependencies or ())
+        needed_up = all(any(is_settled(st) for st in states if st["service"] == d) for d in dependencies or ())
         return crash_loop.check(mine, needed_up)
     return None
 

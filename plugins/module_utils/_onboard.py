@@ -419,6 +419,11 @@ class Proposal:
         self.absent[key] = note
 
 
+def _has_healthcheck(container):
+    test = container.get("healthcheck") or []
+    return bool(test) and test[0] != "NONE"
+
+
 def _running(containers):
     return [c for c in containers if c.get("status") == "running"]
 
@@ -574,6 +579,11 @@ def infer(view):
         deps = [s for s in services if kinds[s] & {"postgres", "redis"}]
         deps_note = "services running PostgreSQL or Redis (%s declares no depends_on)" % (service or "the service")
     if deps:
+        unchecked = [d for d in deps if d in by_service and not any(_has_healthcheck(c) for c in by_service[d])]
+        if unchecked:
+            deps_note += ("; %s no healthcheck: while it starts, a recovery counts it as ready only once it has run "
+                          "for 30 s (a healthcheck in the compose file tells it sooner and surer)" % (
+                              " and ".join(unchecked) + (" have" if len(unchecked) > 1 else " has")))
         p.set("dependencies", deps, deps_note)
     else:
         p.leave_out("dependencies", "none found: no depends_on, no PostgreSQL or Redis in the project")

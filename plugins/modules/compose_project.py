@@ -93,6 +93,7 @@ options:
       - The containers are waited for together. One that exited with no restart policy is given up at once; one that
         keeps crashing under its restart policy (restarted 3 times by the engine, and down again over 10 seconds while
         every other container brought up is ready or given up) is given up too, instead of being waited for to the end.
+        A container without a healthcheck counts as ready for that only once it has run for 30 seconds.
     type: bool
     default: true
   timeout:

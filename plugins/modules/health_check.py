@@ -134,8 +134,9 @@ options:
         when each container of the service was restarted 3 times by the engine (since it was last
         started by hand) and went down again during 10 seconds of watching while every one of
         O(give_up_when_exited.dependencies) was ready (running, and healthy when it has a
-        healthcheck). A service that crashes while its database still boots is not given up on;
-        the watch starts again while a dependency is not ready.
+        healthcheck; one without a healthcheck only once it has run for 30 seconds, as a running
+        database may still be starting). A service that crashes while its database still boots is
+        not given up on; the watch starts again while a dependency is not ready.
     type: dict
     suboptions:
       project:

@@ -1,6 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 from __future__ import annotations
 
+import datetime
 import time
 
 import pytest
@@ -517,6 +518,56 @@ def test_cannot_recover_a_crash_loop_only_once_its_dependencies_are_ready():
     why = _compose.cannot_recover(client, "shop", "api", ["db"], crash_loop=loop)
     assert why.startswith("api keeps crashing: restarted 5 times") and "watched for 10 s" in why
     assert _compose.cannot_recover(client, "shop", "api", ["db"]) is None    # without the watch: no loop seen
+
+
+def _ago(seconds):
+    moment = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_a_container_without_a_healthcheck_is_settled_once_it_ran_thirty_seconds():
+    now = 1_000_000.0
+    started = time.strftime("%Y-%m-%dT%H:%M:%S.000000001Z", time.gmtime(now - 29))   # as the engine writes it
+    bare = container_state(make_attrs("shop_db_1", "db", healthcheck=False, started_at=started))
+    assert _compose.is_ready(bare) and not _compose.is_settled(bare, now=now)
+    assert _compose.is_settled(bare, now=now + 1)
+    checked = container_state(make_attrs("shop_db_1", "db", health="healthy", started_at=started))
+    assert _compose.is_settled(checked, now=now)                 # its healthcheck says so
+    starting = container_state(make_attrs("shop_db_1", "db", health="starting"))
+    assert not _compose.is_settled(starting, now=now)
+    down = container_state(make_attrs("shop_db_1", "db", status="exited", healthcheck=False))
+    assert not _compose.is_settled(down, now=now)
+    unknown = container_state(make_attrs("shop_db_1", "db", healthcheck=False, started_at=""))
+    assert _compose.is_settled(unknown, now=now)                 # no start time: as ready as it looks
+
+
+def test_cannot_recover_waits_thirty_seconds_on_a_dependency_without_a_healthcheck():
+    """A database that runs may still be starting: the service crashing meanwhile is not lost yet."""
+    crash = FakeContainer(make_attrs("shop_api_1", "api", project="shop", status="restarting", healthcheck=False,
+                                     restart_policy="unless-stopped"))
+    crash.attrs["RestartCount"] = 5
+    db = FakeContainer(make_attrs("shop_db_1", "db", project="shop", healthcheck=False, started_at=_ago(5)))
+    client, clock = ComposeClient(FakeDocker([crash, db])), Clock()
+    loop = _compose.CrashLoop(clock=clock)
+    for _look in range(3):
+        assert _compose.cannot_recover(client, "shop", "api", ["db"], crash_loop=loop) is None
+        clock.now += 10
+    db.attrs["State"]["StartedAt"] = _ago(31)
+    assert _compose.cannot_recover(client, "shop", "api", ["db"], crash_loop=loop) is None
+    clock.now += 10
+    assert _compose.cannot_recover(client, "shop", "api", ["db"], crash_loop=loop).startswith("api keeps crashing")
+
+
+def test_an_up_waits_on_a_crash_loop_while_a_container_without_a_healthcheck_is_young(monkeypatch):
+    monkeypatch.setattr(_compose, "CRASH_LOOP_SECONDS", 0.05)
+    monkeypatch.setattr(_compose, "UNCHECKED_READY_SECONDS", 0.5)
+    crash = Looping(make_attrs("shop_api_1", "api", project="shop", status="restarting", healthcheck=False,
+                               restart_policy="unless-stopped"))
+    db = FakeContainer(make_attrs("shop_db_1", "db", project="shop", healthcheck=False, started_at=_ago(0)))
+    started = time.monotonic()
+    not_ready = _compose.wait_up(ComposeClient(FakeDocker([crash, db])), [crash, db], 30, interval=0.01)
+    assert [st["name"] for st in not_ready] == ["shop_api_1"]
+    assert 0.5 <= time.monotonic() - started < 5
 
 
 def test_sdk_errors_become_docker_error(engine):

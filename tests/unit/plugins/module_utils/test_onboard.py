@@ -115,6 +115,18 @@ def test_no_depends_on_falls_back_to_the_databases_and_caches_found():
     assert sorted(p.stack["dependencies"]) == ["kv", "pg"] and "PostgreSQL or Redis" in p.notes["dependencies"]
 
 
+def test_a_dependency_without_a_healthcheck_is_named_in_its_note():
+    v = view("shop")
+    assert "healthcheck" not in o.infer(v).notes["dependencies"]    # pg and kv both have one
+    container(v, "pg")["healthcheck"] = ["NONE"]
+    note = o.infer(v).notes["dependencies"]
+    assert "pg has no healthcheck" in note and "30 s" in note and "kv" not in note.split(";", 1)[1]
+    container(v, "kv")["healthcheck"] = None
+    assert "pg and kv have no healthcheck" in o.infer(v).notes["dependencies"]
+    rendered = " ".join(line.strip("# ") for line in o.render(o.infer(v), "shop").splitlines())
+    assert "pg and kv have no healthcheck" in rendered
+
+
 def test_without_nginx_the_service_is_the_one_publishing_a_port():
     v = view("shop")
     v["containers"] = [c for c in v["containers"] if c["service"] != "web"]
