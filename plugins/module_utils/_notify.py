@@ -11,7 +11,7 @@ Channel types:
   ``sig = urlquote(base64(hmac_sha256(secret, f"{timestamp}\\n{secret}")))``. DingTalk answers
   HTTP 200 with a non-zero ``errcode`` on errors (bad signature, keyword filter), so the body is
   checked too;
-* ``webhook``: generic JSON, ``POST {"event": stage, "incident": {...}, "oncall": {...},
+* ``webhook``: generic JSON, ``POST {"event": notice, "incident": {...}, "oncall": {...},
   "title": ..., "text": ..., "sent_at": ...}`` with optional extra (secret) headers.
 
 Sending never raises because a channel is unwell: each channel gets a result dict
@@ -46,9 +46,9 @@ from ansible_collections.sre.incident.plugins.module_utils._oncall import Oncall
 from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 CHANNEL_TYPES = ("slack", "dingtalk", "webhook")
-STAGES = ("started", "mitigated", "resolved", "degraded", "escalate", "update")
+NOTICES = ("started", "mitigated", "resolved", "degraded", "escalate", "update")
 
-STAGE_HEADLINES = {
+NOTICE_HEADLINES = {
     "started": "Incident started",
     "mitigated": "Incident mitigated",
     "resolved": "Incident resolved",
@@ -165,10 +165,10 @@ def validate_limits(retries, connect_timeout, read_timeout, budget):
     _check_seconds("budget", budget, MAX_BUDGET)
 
 
-def validate_inputs(stage, incident, oncall, retries, connect_timeout, read_timeout, budget):
+def validate_inputs(notice, incident, oncall, retries, connect_timeout, read_timeout, budget):
     """Check everything but the channels; return (incident, oncall) normalised."""
-    if stage not in STAGES:
-        raise NotifyError("stage %r is not one of %s" % (stage, ", ".join(STAGES)))
+    if notice not in NOTICES:
+        raise NotifyError("notice %r is not one of %s" % (notice, ", ".join(NOTICES)))
     incident = dict(incident or {})
     for key in ("response_deadline", "resolve_deadline", "started_at"):
         parse_time(incident.get(key), "incident.%s" % key)
@@ -234,9 +234,9 @@ def sla_summary(incident, now):
     return "; ".join(parts) if parts else None
 
 
-def render_fields(stage, incident, oncall=None, text=None, now=None):
-    """The message as data: ``{"title", "headline", "fields": [(label, value), ...], "note"}`` (``stage``
-    one of :data:`STAGES`, checked by :func:`validate_inputs`)."""
+def render_fields(notice, incident, oncall=None, text=None, now=None):
+    """The message as data: ``{"title", "headline", "fields": [(label, value), ...], "note"}`` (``notice``
+    one of :data:`NOTICES`, checked by :func:`validate_inputs`)."""
     now = now or _dt.datetime.now(_dt.timezone.utc)
     incident = incident or {}
     oncall = oncall or {}
@@ -252,7 +252,7 @@ def render_fields(stage, incident, oncall=None, text=None, now=None):
     else:
         oncall_text = handle or UNSET
 
-    headline = STAGE_HEADLINES[stage]
+    headline = NOTICE_HEADLINES[notice]
     title = "[%s] %s: %s (%s)" % (severity, headline, service, incident_id)
     fields = [
         ("Severity", severity),
@@ -267,7 +267,7 @@ def render_fields(stage, incident, oncall=None, text=None, now=None):
     sla = sla_summary(incident, now)
     if sla:
         fields.append(("SLA", sla))
-    if stage == "escalate":
+    if notice == "escalate":
         escalate_to = list(dict.fromkeys(filter(None, map(_text, (contacts.get("incident_commander"), contacts.get("tech_lead"))))))
         if commander != UNSET and commander not in escalate_to:
             escalate_to.insert(0, commander)
@@ -326,7 +326,7 @@ def incident_payload(incident):
             for key, value in zip(keys, map(incident.get, keys))}
 
 
-def build_payload(channel, stage, incident, oncall, rendered, now):
+def build_payload(channel, notice, incident, oncall, rendered, now):
     """Return the JSON body (a dict) for one channel."""
     ctype = channel["type"]
     if ctype == "slack":
@@ -349,7 +349,7 @@ def build_payload(channel, stage, incident, oncall, rendered, now):
             body["at"] = {"atMobiles": channel["at_mobiles"], "atUserIds": channel["at_user_ids"], "isAtAll": channel["at_all"]}
         return body
     return {
-        "event": stage,
+        "event": notice,
         "incident": incident_payload(incident),
         "oncall": {
             "shift": oncall.get("shift"),
@@ -522,22 +522,22 @@ def with_warning(rendered, warning):
     return dict(rendered, fields=[("Warning", warning)] + list(rendered["fields"]))
 
 
-def prepare(channels, stage, incident=None, oncall=None, text=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+def prepare(channels, notice, incident=None, oncall=None, text=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
             read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, budget=DEFAULT_BUDGET, now=None):
     """Validate everything and render the message; raises :class:`NotifyError` before anything is sent.
 
     Returns ``{"channels", "incident", "oncall", "rendered", "now"}``."""
     checked = validate_channels(channels)
-    incident, oncall = validate_inputs(stage, incident, oncall, attempts, connect_timeout, read_timeout, budget)
+    incident, oncall = validate_inputs(notice, incident, oncall, attempts, connect_timeout, read_timeout, budget)
     now = now or _dt.datetime.now(_dt.timezone.utc)
-    return {"channels": checked, "incident": incident, "oncall": oncall, "stage": stage,
-            "rendered": render_fields(stage, incident, oncall, text, now), "now": now}
+    return {"channels": checked, "incident": incident, "oncall": oncall, "notice": notice,
+            "rendered": render_fields(notice, incident, oncall, text, now), "now": now}
 
 
 def payload_builder(prepared):
     """``payload_for(channel, warning)`` for :func:`send_all`."""
     def payload_for(channel, warning):
-        return build_payload(channel, prepared["stage"], prepared["incident"], prepared["oncall"],
+        return build_payload(channel, prepared["notice"], prepared["incident"], prepared["oncall"],
                              with_warning(prepared["rendered"], warning), prepared["now"])
     return payload_for
 
@@ -576,7 +576,7 @@ def send(prepared, connect_timeout, read_timeout, attempts, budget, check_mode=F
     return summarise(prepared, results)
 
 
-def notify(channels, stage, incident=None, oncall=None, text=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+def notify(channels, notice, incident=None, oncall=None, text=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
            read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, budget=DEFAULT_BUDGET,
            check_mode=False, now=None, **sending):
     """:func:`prepare`, then :func:`send` (``sending``: its ``sleep``, ``clock`` and ``backoff_base``).
@@ -585,5 +585,5 @@ def notify(channels, stage, incident=None, oncall=None, text=None, connect_timeo
     ``{"results", "sent", "failed_count", "message", "title", "channels", "oncall"}``.
     """
     limits = dict(connect_timeout=connect_timeout, read_timeout=read_timeout, attempts=attempts, budget=budget)
-    return send(prepare(channels, stage, incident, oncall, text, now=now, **limits), check_mode=check_mode,
+    return send(prepare(channels, notice, incident, oncall, text, now=now, **limits), check_mode=check_mode,
                 **limits, **sending)

@@ -59,7 +59,7 @@ class Outbox:
         self.incident_id = incident_id
 
     def path(self, message, suffix=".json"):
-        return os.path.join(self.dir, "%04d-%s%s" % (message["seq"], message["stage"], suffix))
+        return os.path.join(self.dir, "%04d-%s%s" % (message["seq"], message["notice"], suffix))
 
     def messages(self):
         """Every message file, in order; an unreadable one is reported, never dropped."""
@@ -75,8 +75,10 @@ class Outbox:
             try:
                 with open(os.path.join(self.dir, name), encoding="utf-8") as stream:
                     message = json.load(stream)
+                if "notice" not in message:    # written by a release that called it "stage"
+                    message["notice"] = message.pop("stage", match.group(2))
             except (OSError, ValueError) as exc:
-                message = {"seq": int(match.group(1)), "stage": match.group(2), "channels": [], "results": {},
+                message = {"seq": int(match.group(1)), "notice": match.group(2), "channels": [], "results": {},
                            "state": "unreadable", "error": "message file unreadable: %s" % exc}
             found.append(message)
         return sorted(found, key=lambda m: m["seq"])
@@ -91,7 +93,7 @@ class Outbox:
         """Replace the message's file in one step (readers see the old or the new, never half)."""
         _files.write_atomic(self.path(message), json.dumps(message, sort_keys=True), sync=False)
 
-    def enqueue(self, stage, title, channels, budget):
+    def enqueue(self, notice, title, channels, budget):
         """Number a new message and write it (state ``sending``); returns the message."""
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         now = time.time()
@@ -101,7 +103,7 @@ class Outbox:
             seqs = [int(m.group(1)) for m in map(MESSAGE_RE.match, os.listdir(self.dir)) if m]
             message = {
                 "seq": max(seqs) + 1 if seqs else 1,
-                "stage": stage,
+                "notice": notice,
                 "title": title,
                 "channels": [{"name": c["name"], "type": c["type"]} for c in channels],
                 "budget": budget,
@@ -154,7 +156,7 @@ def settled(message, now=None):
 
 def earlier_failures(outbox, message, channel_name, sleep=time.sleep, wall=time.time):
     """Wait until every earlier message of the incident has an outcome on ``channel_name`` (each at
-    most until its own deadline), then return ``[(stage, error), ...]`` for those that failed there."""
+    most until its own deadline), then return ``[(notice, error), ...]`` for those that failed there."""
     while True:
         pending, failed = False, []
         for earlier in outbox.messages():
@@ -165,9 +167,9 @@ def earlier_failures(outbox, message, channel_name, sleep=time.sleep, wall=time.
             result = (earlier.get("results") or {}).get(channel_name)
             if result is not None:
                 if result.get("ok") is not True:
-                    failed.append((earlier["stage"], result.get("error") or "not delivered"))
+                    failed.append((earlier["notice"], result.get("error") or "not delivered"))
             elif settled(earlier, wall()):
-                failed.append((earlier["stage"], earlier.get("error") or "no outcome"))
+                failed.append((earlier["notice"], earlier.get("error") or "no outcome"))
             else:
                 pending = True
         if not pending:
@@ -179,9 +181,9 @@ def missing_warning(failed):
     """The line a message carries on a channel where an earlier one failed; None when none did."""
     if not failed:
         return None
-    stages = list(dict.fromkeys(stage for stage, _error in failed))
+    notices = list(dict.fromkeys(notice for notice, _error in failed))
     return ("earlier messages may be missing on this channel: the %s message%s could not be delivered here (%s)"
-            % (", ".join(stages), "s" if len(stages) > 1 else "", failed[-1][1]))
+            % (", ".join(notices), "s" if len(notices) > 1 else "", failed[-1][1]))
 
 
 def run_sender(outbox, message, prepared, deadline, settings, clock=time.monotonic, sleep=time.sleep):
@@ -262,7 +264,7 @@ def start(outbox, prepared, settings, clock=time.monotonic):
     this process's environment (with the task's ``environment``, e.g. a proxy)."""
     channels = [c for c in prepared["channels"] if c["enabled"]]
     deadline = clock() + settings["budget"]
-    message = outbox.enqueue(prepared["stage"], prepared["rendered"]["title"], channels, settings["budget"])
+    message = outbox.enqueue(prepared["notice"], prepared["rendered"]["title"], channels, settings["budget"])
     pid = detach(lambda: run_sender(outbox, message, prepared, deadline, settings, clock=clock))
     return message, pid
 
@@ -272,7 +274,7 @@ def start(outbox, prepared, settings, clock=time.monotonic):
 # ---------------------------------------------------------------------------------------------
 
 def outcome(message, now):
-    """One message as the record keeps it: ``{seq, stage, title, state, launched_at, finished_at,
+    """One message as the record keeps it: ``{seq, notice, title, state, launched_at, finished_at,
     acknowledged_at, results, summary}``, every channel in ``results`` (an outcome that never came
     is a failure that says why)."""
     if message.get("state") == "done":
@@ -304,7 +306,7 @@ def outcome(message, now):
     acknowledged_at = max(r["finished_at"] for r in delivered) if state == "delivered" else None
     return {
         "seq": message["seq"],
-        "stage": message["stage"],
+        "notice": message["notice"],
         "title": message.get("title"),
         "state": state,
         "launched_at": message.get("launched_at"),
@@ -313,7 +315,7 @@ def outcome(message, now):
         "results": results,
         "sent": len(delivered),
         "failed_count": len(results) - len(delivered),
-        "summary": describe(message["stage"], state, results),
+        "summary": describe(message["notice"], state, results),
     }
 
 
@@ -326,11 +328,11 @@ def _why(result):
     return "%s (%s)" % (result["name"], why)
 
 
-def describe(stage, state, results):
+def describe(notice, state, results):
     """``started notification: delivered to 1 of 2 channels; not delivered: chat (timed out, 2 attempts)``."""
     delivered = [r for r in results if r["ok"] is True]
     text = "%s notification: delivered to %d of %d channel%s" % (
-        stage, len(delivered), len(results), "" if len(results) == 1 else "s")
+        notice, len(delivered), len(results), "" if len(results) == 1 else "s")
     failed = [r for r in results if r["ok"] is not True]
     if failed:
         text += "; not delivered: " + "; ".join(_why(r) for r in failed)
@@ -346,7 +348,7 @@ def response(outcomes):
     """What the record's ``response_started`` item ("everyone notified") may say, from the first
     ``started`` message collected: ``{acknowledged, at, channels, failed, text}``, or None when no
     ``started`` message was collected."""
-    started = next((o for o in outcomes if o["stage"] == "started"), None)
+    started = next((o for o in outcomes if o["notice"] == "started"), None)
     if started is None:
         return None
     names = [r["name"] for r in started["results"]]
@@ -377,7 +379,7 @@ def collect(outbox, budget, check_mode=False, clock=time.monotonic, sleep=time.s
     if not check_mode:
         for message in waiting:
             outbox.mark_collected(message)
-    undelivered = [{"seq": o["seq"], "stage": o["stage"], "channel": r["name"], "error": r.get("error")}
+    undelivered = [{"seq": o["seq"], "notice": o["notice"], "channel": r["name"], "error": r.get("error")}
                    for o in outcomes for r in o["results"] if r["ok"] is not True]
     return {
         "messages": outcomes,
@@ -419,7 +421,7 @@ _ARGUMENT_SPEC = dict(
             at_all=dict(type="bool", default=False),
         ),
     ),
-    stage=dict(type="str", choices=list(_notify.STAGES)),
+    notice=dict(type="str", choices=list(_notify.NOTICES), aliases=["stage"]),
     incident=dict(
         type="dict",
         default={},
@@ -443,7 +445,7 @@ _ARGUMENT_SPEC = dict(
     outbox_dir=dict(type="path", default="~/.sre-incident/outbox"),
     fail_on_error=dict(type="bool", default=False),
 )
-REQUIRED_IF = [("mode", "send", ("stage",)), ("mode", "start", ("stage",))]
+REQUIRED_IF = [("mode", "send", ("notice",)), ("mode", "start", ("notice",))]
 
 
 def _collect_task(params, check_mode):
@@ -479,10 +481,10 @@ def run(params, check_mode=False):
     if mode == "start" and not incident.get("id"):
         raise _notify.NotifyError("mode=start needs incident.id (it names the outbox the message is collected from)")
     outbox = Outbox(params["outbox_dir"], incident["id"]) if mode == "start" else None
-    prepared = _notify.prepare(params.get("channels"), params.get("stage"), incident=incident,
+    prepared = _notify.prepare(params.get("channels"), params.get("notice"), incident=incident,
                                oncall=params.get("oncall"), text=params.get("text"), **settings)
     enabled = [c for c in prepared["channels"] if c["enabled"]]
-    stage = prepared["stage"]
+    notice = prepared["notice"]
     warnings = [] if enabled else ["sre.incident.notify: no enabled notification channel; nothing was sent"]
     if mode == "send" and enabled and not check_mode:
         result = _notify.send(prepared, **settings)
@@ -491,20 +493,20 @@ def run(params, check_mode=False):
     if check_mode or not enabled:
         names = ", ".join(c["name"] for c in enabled) or "no channel"
         result.update(changed=False, warnings=warnings,
-                      msg=("check mode: would notify %s (%s); nothing sent" % (names, stage)) if check_mode else
-                      "no enabled notification channel: nothing was sent (%s)" % stage)
+                      msg=("check mode: would notify %s (%s); nothing sent" % (names, notice)) if check_mode else
+                      "no enabled notification channel: nothing was sent (%s)" % notice)
         return result
     if mode == "start":
         message, _pid = start(outbox, prepared, settings)
         result.update(changed=True, warnings=warnings, seq=message["seq"], outbox=outbox.dir,
                       deadline_at=message["deadline_at"],
                       msg="%s notification: sending to %s in the background (message %d, given up at %s)" % (
-                          stage, ", ".join(c["name"] for c in enabled), message["seq"], message["deadline_at"]))
+                          notice, ", ".join(c["name"] for c in enabled), message["seq"], message["deadline_at"]))
         return result
     results = result["results"]
     sent = [r for r in results if r["enabled"]]
     result.update(changed=result["sent"] > 0, warnings=warnings,
-                  msg=describe(stage, "failed" if result["failed_count"] else "delivered", sent))
+                  msg=describe(notice, "failed" if result["failed_count"] else "delivered", sent))
     if params["fail_on_error"] and result["failed_count"]:
         failed = [r["name"] for r in results if r["ok"] is False]
         result.update(failed=True, msg="sre.incident.notify: could not notify %s; see results[].error (set "

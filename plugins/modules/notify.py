@@ -10,8 +10,8 @@ module: notify
 short_description: Send incident notifications to Slack, DingTalk or a generic webhook, beside the response
 version_added: 1.0.0
 description:
-  - Renders one message for an incident stage (started, mitigated, resolved, degraded, escalate,
-    update) and posts it to every enabled channel (SPEC P0-2), waiting for their answers or, with
+  - Renders one message giving one notice of an incident (started, mitigated, resolved, degraded,
+    escalate, update) and posts it to every enabled channel (SPEC P0-2), waiting for their answers or, with
     O(mode=start), in the background. The message names the severity, the service, the incident
     id, the incident commander, the on-call engineer of the moment, the war-room link (if any) and
     the time left on the SLA, such as C(resolve deadline in 27m 10s) or C(resolve deadline passed 3m ago).
@@ -115,12 +115,14 @@ options:
           - DingTalk only, mention everyone in the group.
         type: bool
         default: false
-  stage:
+  notice:
     description:
-      - The incident stage the message announces. V(escalate) asks a human to take over and names
-        the incident commander and the tech lead from O(oncall).
+      - Which notice the message gives. V(escalate) asks a human to take over and names the incident
+        commander and the tech lead from O(oncall).
       - Required with O(mode=send) and O(mode=start).
+      - O(stage) is its earlier name, kept as an alias.
     type: str
+    aliases: [stage]
     choices: [started, mitigated, resolved, degraded, escalate, update]
   incident:
     description:
@@ -244,7 +246,7 @@ EXAMPLES = r"""
         url: https://pager.example.com/hooks/incidents
         headers:
           Authorization: "Bearer {{ vault_pager_token }}"
-    stage: started
+    notice: started
     incident:
       id: INC-20261127-001
       severity: P0
@@ -269,7 +271,7 @@ EXAMPLES = r"""
 - name: Ask a human to take over, and wait for the answer of every channel
   sre.incident.notify:
     channels: "{{ incident_notify_channels }}"
-    stage: escalate
+    notice: escalate
     incident: "{{ incident_summary }}"
     oncall: "{{ incident_oncall | sre.incident.oncall }}"
     text: All recovery rungs failed; option D (feature offline) is active.
@@ -278,7 +280,7 @@ EXAMPLES = r"""
 - name: Show what would be sent (dry run, nothing is posted)
   sre.incident.notify:
     channels: "{{ incident_notify_channels }}"
-    stage: update
+    notice: update
     incident: "{{ incident_summary }}"
   check_mode: true
 """
@@ -409,8 +411,8 @@ messages:
     seq:
       description: The message's number in the outbox.
       type: int
-    stage:
-      description: The stage it announced.
+    notice:
+      description: The notice it gave.
       type: str
     title:
       description: Its title line.
@@ -444,7 +446,7 @@ messages:
       type: str
   sample:
     - seq: 1
-      stage: started
+      notice: started
       title: "[P0] Incident started: recommendation-service (INC-20261127-001)"
       state: partial
       launched_at: "2026-11-27T02:02:50.512Z"
@@ -466,7 +468,7 @@ undelivered:
   returned: when O(mode=collect)
   type: list
   elements: dict
-  sample: [{seq: 1, stage: started, channel: pager, error: "connected, but no answer within the read timeout (5 s)"}]
+  sample: [{seq: 1, notice: started, channel: pager, error: "connected, but no answer within the read timeout (5 s)"}]
 response:
   description:
     - Whether the first collected C(started) message reached every enabled channel, which is what the

@@ -49,7 +49,8 @@ def test_bad_diagnose_part_fails_before_collecting_anything(stack):
 
 @pytest.mark.parametrize("role,extra,option", [
     ("degrade", {"degrade_order": ["Z"]}, "degrade_order"),
-    ("notify", {"notify_stage": "bogus", "notify_channels": []}, "notify_stage"),
+    ("notify", {"notify_notice": "bogus", "notify_channels": []}, "notify_notice"),
+    ("notify", {"notify_stage": "bogus", "notify_channels": []}, "notify_notice"),    # its earlier name
 ])
 def test_bad_enum_fails_on_the_argument_spec(stack, tmp_path, role, extra, option):
     playbook = tmp_path / "play.yml"

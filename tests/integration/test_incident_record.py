@@ -376,7 +376,7 @@ def test_a_hanging_chat_channel_does_not_slow_the_first_rung(stack, tmp_path, en
     assert min(noisy) - min(quiet) <= 0.5, (quiet, noisy)
 
     # the record of the last run with channels: each failed channel by name and why, no URL, no false tick
-    notices = {e["data"]["notification"]: e for e in events if "notification" in (e.get("data") or {})}
+    notices = {e["data"]["notice"]: e for e in events if "notice" in (e.get("data") or {})}
     assert set(notices) == {"started", "resolved"}
     results = {r["name"]: r for r in notices["started"]["data"]["results"]}
     assert results["chat-answers"]["ok"] is True

@@ -101,7 +101,7 @@ def sleeps():
 
 
 def _send(channels, sleeps, **kwargs):
-    kwargs.setdefault("stage", "started")
+    kwargs.setdefault("notice", "started")
     kwargs.setdefault("incident", INCIDENT)
     kwargs.setdefault("oncall", who_is_on_call(DEFAULT_ROTATION, at="2026-11-27T10:02:50+08:00"))
     kwargs.setdefault("now", NOW)
@@ -204,7 +204,7 @@ def test_dingtalk_errcode_in_200_is_a_failure_without_retry(sleeps):
 def test_webhook_payload_and_secret_headers(sleeps):
     with Receiver(statuses=(204,), body=b"") as rx:
         out = _send([{"name": "pager", "type": "webhook", "url": rx.url("/hooks/" + TOKEN),
-                      "headers": {"Authorization": "Bearer " + SECRET}}], sleeps, stage="mitigated",
+                      "headers": {"Authorization": "Bearer " + SECRET}}], sleeps, notice="mitigated",
                     text="restart worked")
     assert out["results"][0]["ok"] is True and out["results"][0]["status"] == 204
     req = rx.requests[0]
@@ -371,7 +371,7 @@ def test_disabled_channel_may_have_no_url():
 
 
 @pytest.mark.parametrize("kwargs, needle", [
-    ({"stage": "exploded"}, "stage 'exploded'"),
+    ({"notice": "exploded"}, "notice 'exploded'"),
     ({"incident": dict(INCIDENT, resolve_deadline="tomorrow")}, "incident.resolve_deadline"),
     ({"attempts": 0}, "retries must be"),
     ({"attempts": 11}, "retries must be"),
@@ -382,11 +382,11 @@ def test_disabled_channel_may_have_no_url():
                             "weekend": "@w"}}}, "25:00"),
 ])
 def test_bad_inputs(kwargs, needle):
-    stage = kwargs.pop("stage", "started")
+    notice = kwargs.pop("notice", "started")
     args = dict(incident=INCIDENT, now=NOW)
     args.update(kwargs)
     with pytest.raises(_notify.NotifyError) as info:
-        _notify.notify([], stage, **args)
+        _notify.notify([], notice, **args)
     assert needle in str(info.value)
 
 
@@ -406,14 +406,14 @@ def test_deadline_wording():
     assert _notify.format_deadline("resolve", now - dt.timedelta(minutes=3), now) == "resolve deadline passed 3m ago"
 
 
-@pytest.mark.parametrize("stage", _notify.STAGES)
-def test_every_stage_names_everything(stage):
+@pytest.mark.parametrize("notice", _notify.NOTICES)
+def test_every_notice_names_everything(notice):
     oncall = who_is_on_call(DEFAULT_ROTATION, at="2026-11-28T23:00:00+08:00")  # Saturday night
-    text = _notify.render_plain(_notify.render_fields(stage, dict(INCIDENT, commander=None), oncall, "note here", NOW))
+    text = _notify.render_plain(_notify.render_fields(notice, dict(INCIDENT, commander=None), oncall, "note here", NOW))
     for needle in ("P0", "recommendation-service", "INC-20261127-001", "@incident-commander",
                    "@oncall-weekend", "https://meet.example.com/inc-001", "resolve deadline", "note here"):
-        assert needle in text, (stage, needle)
-    assert _notify.STAGE_HEADLINES[stage] in text.splitlines()[0]
+        assert needle in text, (notice, needle)
+    assert _notify.NOTICE_HEADLINES[notice] in text.splitlines()[0]
 
 
 def test_escalate_names_the_humans():

@@ -87,9 +87,9 @@ def outbox(tmp_path):
     return _outbox.Outbox(tmp_path / "outbox", INCIDENT["id"])
 
 
-def start(outbox, stage, channels, **settings):
+def start(outbox, notice, channels, **settings):
     settings = dict(FAST, **settings)
-    prepared = _notify.prepare(channels, stage, incident=INCIDENT, **settings)
+    prepared = _notify.prepare(channels, notice, incident=INCIDENT, **settings)
     return _outbox.start(outbox, prepared, settings)
 
 
@@ -173,7 +173,7 @@ def test_a_later_message_waits_for_the_earlier_one_on_each_channel_and_says_when
     collected = _outbox.collect(outbox, budget=10)
 
     started, escalate = collected["messages"]
-    assert (started["stage"], escalate["stage"]) == ("started", "escalate")
+    assert (started["notice"], escalate["notice"]) == ("started", "escalate")
     # on each channel, the escalation was posted only after the start had its outcome there
     answers = [r for r in endpoints.received if r["path"].startswith("/answers")]
     assert [r["body"]["event"] for r in answers] == ["started", "escalate"]
@@ -250,13 +250,22 @@ def test_outbox_files_hold_names_and_outcomes_never_a_url_or_secret(endpoints, o
 
 
 def test_messages_are_numbered_in_order_and_an_unreadable_one_is_reported(outbox):
-    for stage in ("started", "escalate", "resolved"):
-        outbox.enqueue(stage, "t", [], budget=1)
+    for notice in ("started", "escalate", "resolved"):
+        outbox.enqueue(notice, "t", [], budget=1)
     with open(os.path.join(outbox.dir, "0002-escalate.json"), "w", encoding="utf-8") as stream:
         stream.write("{torn")
     found = outbox.messages()
-    assert [(m["seq"], m["stage"]) for m in found] == [(1, "started"), (2, "escalate"), (3, "resolved")]
+    assert [(m["seq"], m["notice"]) for m in found] == [(1, "started"), (2, "escalate"), (3, "resolved")]
     assert found[1]["state"] == "unreadable" and _outbox.settled(found[1])
+
+
+def test_a_message_written_when_the_notice_was_called_stage_is_read(outbox):
+    os.makedirs(outbox.dir)
+    with open(os.path.join(outbox.dir, "0001-started.json"), "w", encoding="utf-8") as stream:
+        json.dump({"seq": 1, "stage": "started", "channels": [], "results": {}, "state": "delivered"}, stream)
+    (message,) = outbox.messages()
+    assert message["notice"] == "started" and "stage" not in message
+    assert outbox.path(message).endswith("0001-started.json")
 
 
 @pytest.mark.parametrize("incident_id", ["", "../etc", "a/b", None])
@@ -265,7 +274,7 @@ def test_an_unsafe_incident_id_is_refused(tmp_path, incident_id):
         _outbox.Outbox(tmp_path, incident_id)
 
 
-def test_missing_warning_names_the_lost_stages():
+def test_missing_warning_names_the_lost_notices():
     assert _outbox.missing_warning([]) is None
     assert _outbox.missing_warning([("started", "HTTP 503"), ("escalate", "timed out")]) == (
         "earlier messages may be missing on this channel: the started, escalate messages could not be "

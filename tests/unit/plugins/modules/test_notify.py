@@ -105,7 +105,7 @@ def assert_clean(result, *urls):
 
 def test_sends_to_every_channel_and_reports_changed():
     with Receiver() as rx:
-        ok, result = run({"channels": channels_for(rx), "stage": "started", "incident": INCIDENT,
+        ok, result = run({"channels": channels_for(rx), "notice": "started", "incident": INCIDENT,
                           "oncall": ONCALL, "text": "all instances return 503"})
     assert ok, result
     assert result["changed"] is True
@@ -122,9 +122,16 @@ def test_sends_to_every_channel_and_reports_changed():
     assert_clean(result, *[c["url"] for c in channels_for(rx)])
 
 
+def test_stage_is_still_read_as_the_notice():
+    with Receiver() as rx:
+        ok, result = run({"channels": channels_for(rx), "stage": "resolved", "incident": INCIDENT}, check_mode=True)
+    assert ok, result
+    assert result["message"].startswith("[P0] Incident resolved: recommendation-service")
+
+
 def test_check_mode_sends_nothing():
     with Receiver() as rx:
-        ok, result = run({"channels": channels_for(rx), "stage": "update", "incident": INCIDENT,
+        ok, result = run({"channels": channels_for(rx), "notice": "update", "incident": INCIDENT,
                           "oncall": ONCALL}, check_mode=True)
     assert ok
     assert rx.requests == []
@@ -147,7 +154,7 @@ def _dead_url():
 def test_failed_channel_does_not_fail_the_task_by_default():
     url = _dead_url()
     ok, result = run({"channels": [{"name": "dead", "type": "webhook", "url": url, "headers": {"Authorization": BEARER}}],
-                      "stage": "escalate", "incident": INCIDENT})
+                      "notice": "escalate", "incident": INCIDENT})
     assert ok
     # a "failed" key in the result would make Ansible fail the task despite fail_on_error=false
     assert "failed" not in result
@@ -159,7 +166,7 @@ def test_failed_channel_does_not_fail_the_task_by_default():
 
 def test_fail_on_error_fails_with_results_and_no_secret():
     url = _dead_url()
-    ok, result = run({"channels": [{"name": "dead", "type": "slack", "url": url}], "stage": "started",
+    ok, result = run({"channels": [{"name": "dead", "type": "slack", "url": url}], "notice": "started",
                       "incident": INCIDENT, "fail_on_error": True, "retries": 1})
     assert not ok
     assert "could not notify dead" in result["msg"]
@@ -171,7 +178,7 @@ def test_partial_failure_is_changed():
     with Receiver() as rx:
         ok, result = run({"channels": [{"name": "good", "type": "slack", "url": rx.url("/ok")},
                                        {"name": "dead", "type": "slack", "url": _dead_url()}],
-                          "stage": "resolved", "incident": INCIDENT})
+                          "notice": "resolved", "incident": INCIDENT})
     assert ok and result["changed"] is True and result["sent"] == 1 and result["failed_count"] == 1
 
 
@@ -182,36 +189,36 @@ def test_partial_failure_is_changed():
     ([{"name": "nourl", "type": "dingtalk", "secret": SECRET}], "channel nourl has no url"),
 ])
 def test_bad_channel_fails_naming_it_never_the_url(channels, needle):
-    ok, result = run({"channels": channels, "stage": "started", "incident": INCIDENT})
+    ok, result = run({"channels": channels, "notice": "started", "incident": INCIDENT})
     assert not ok
     assert needle in result["msg"]
     assert_clean(result, "https://hooks.example.com/" + TOKEN)
 
 
-def test_bad_stage_and_severity_fail():
-    ok, result = run({"channels": [], "stage": "panic"})
+def test_bad_notice_and_severity_fail():
+    ok, result = run({"channels": [], "notice": "panic"})
     assert not ok and "panic" in result["msg"]
-    ok, result = run({"channels": [], "stage": "started", "incident": {"severity": "SEV9"}})
+    ok, result = run({"channels": [], "notice": "started", "incident": {"severity": "SEV9"}})
     assert not ok and "SEV9" in result["msg"]
 
 
 def test_bad_deadline_fails_before_sending():
     with Receiver() as rx:
-        ok, result = run({"channels": channels_for(rx), "stage": "started",
+        ok, result = run({"channels": channels_for(rx), "notice": "started",
                           "incident": dict(INCIDENT, resolve_deadline="half past ten")})
     assert not ok and "incident.resolve_deadline" in result["msg"]
     assert rx.requests == []
 
 
 def test_no_channels_warns_and_changes_nothing():
-    ok, result = run({"stage": "update", "incident": INCIDENT})
+    ok, result = run({"notice": "update", "incident": INCIDENT})
     assert ok and result["changed"] is False and result["results"] == []
 
 
 def test_disabled_channel_is_not_sent():
     with Receiver() as rx:
         ok, result = run({"channels": [{"name": "quiet", "type": "slack", "url": rx.url("/q"), "enabled": False}],
-                          "stage": "update", "incident": INCIDENT})
+                          "notice": "update", "incident": INCIDENT})
     assert ok and rx.requests == [] and result["results"][0]["enabled"] is False
     assert result["changed"] is False
 
@@ -235,7 +242,7 @@ def test_start_returns_at_once_and_collect_brings_the_outcome(tmp_path):
             ]
             common = {"incident": INCIDENT, "outbox_dir": str(tmp_path), "read_timeout": 0.5, "budget": 1.5}
             began = time.monotonic()
-            ok, started = run(dict(common, mode="start", channels=channels, stage="started", oncall=ONCALL))
+            ok, started = run(dict(common, mode="start", channels=channels, notice="started", oncall=ONCALL))
             returned = time.monotonic() - began
             ok2, collected = run(dict(common, mode="collect"))
     finally:
@@ -257,7 +264,7 @@ def test_start_returns_at_once_and_collect_brings_the_outcome(tmp_path):
 
 
 def test_start_needs_an_incident_id(tmp_path):
-    ok, result = run({"mode": "start", "stage": "started", "outbox_dir": str(tmp_path),
+    ok, result = run({"mode": "start", "notice": "started", "outbox_dir": str(tmp_path),
                       "channels": [{"name": "s", "type": "slack", "url": "https://hooks.example.com/" + TOKEN}]})
     assert not ok and "mode=start needs incident.id" in result["msg"]
     assert list(tmp_path.iterdir()) == []
@@ -265,7 +272,7 @@ def test_start_needs_an_incident_id(tmp_path):
 
 def test_start_in_check_mode_starts_nothing_and_says_what_it_would_do(tmp_path):
     with Receiver() as rx:
-        ok, result = run({"mode": "start", "stage": "started", "incident": INCIDENT, "outbox_dir": str(tmp_path),
+        ok, result = run({"mode": "start", "notice": "started", "incident": INCIDENT, "outbox_dir": str(tmp_path),
                           "channels": channels_for(rx)}, check_mode=True)
         time.sleep(0.2)
     assert ok and result["changed"] is False
@@ -282,7 +289,7 @@ def test_collect_in_check_mode_waits_for_nothing_and_marks_nothing(tmp_path):
 def test_collect_with_fail_on_error_fails_naming_the_channel(tmp_path):
     dead = _dead_url()
     common = {"incident": INCIDENT, "outbox_dir": str(tmp_path), "retries": 1}
-    run(dict(common, mode="start", stage="resolved", channels=[{"name": "dead", "type": "slack", "url": dead}]))
+    run(dict(common, mode="start", notice="resolved", channels=[{"name": "dead", "type": "slack", "url": dead}]))
     ok, result = run(dict(common, mode="collect", fail_on_error=True))
     assert not ok and "not delivered" in result["msg"] and "dead (connection failed" in result["msg"]
     assert_clean(result, dead)
@@ -292,7 +299,7 @@ def test_send_bounds_the_whole_message_by_the_budget():
     listener = _hanging_listener()
     try:
         began = time.monotonic()
-        ok, result = run({"stage": "update", "incident": INCIDENT, "budget": 0.8, "read_timeout": 5,
+        ok, result = run({"notice": "update", "incident": INCIDENT, "budget": 0.8, "read_timeout": 5,
                           "channels": [{"name": "hangs", "type": "slack",
                                         "url": "http://127.0.0.1:%d/x" % listener.getsockname()[1]}]})
         elapsed = time.monotonic() - began
