@@ -15,6 +15,7 @@ import uuid
 
 import docker
 import pytest
+import yaml
 
 from conftest import http_get, local_stack, read_record, wait_for
 
@@ -126,6 +127,53 @@ def test_ladder_fixes_the_fault_at_the_expected_rung(no_squatter, tmp_path, faul
     verify = [e["data"]["verify"] for e in events if "verify" in (e.get("data") or {})][-1]
     assert verify["passed"] is True and "edge" in [c["name"] for c in verify["checks"]]
     _assert_canaries(stack, token)
+
+
+def test_a_stack_without_any_healthcheck_recovers_and_verifies(any_stack, tmp_path):
+    """Many teams' compose files have no healthcheck: every wait must then rely on what it probes itself.
+
+    The whole stack is recreated from a copy of its compose file without any healthcheck, both
+    dependencies are stopped, and the P0 must restart them, wait, restart the service and verify
+    through the edge, with the record saying so."""
+    stack = any_stack
+    services = (stack.spec.service, stack.spec.edge) + stack.spec.dependencies
+    # compose cannot take a healthcheck away in an override: a copy of the team's file without any
+    compose = yaml.safe_load((stack.spec.stack_dir / "docker-compose.yml").read_text())
+    for service in compose["services"].values():
+        service["healthcheck"] = {"disable": True}    # an image may bring one of its own
+        if isinstance(service.get("depends_on"), dict):
+            service["depends_on"] = sorted(service["depends_on"])
+    bare = tmp_path / "no-healthchecks.yml"
+    bare.write_text(yaml.safe_dump({k: v for k, v in compose.items() if not k.startswith("x-")}))
+    stack_vars = dict(local_stack(stack.spec), compose_files=[str(bare)])
+    token = _write_canaries(stack)
+    try:
+        subprocess.run(["docker-compose", "-p", stack.spec.project, "--project-directory", str(stack.spec.stack_dir),
+                        "-f", str(bare), "up", "-d", "--no-build", *services], check=True, capture_output=True,
+                       timeout=180)
+        assert wait_for(stack.service_answers, timeout=60)
+        for name in services:
+            assert "Health" not in stack.state(name), f"{name} still has a healthcheck"
+        _stop_cache(stack)
+        _stop_database(stack)
+        assert not stack.answers(stack.spec.edge_url)
+
+        result = stack.run_playbook("p0_recover.yml", extra_vars={
+            "incident_dir": str(tmp_path / "incidents"), "incident_stack": stack_vars})
+
+        assert result.returncode == 0, result.output[-4000:]
+        assert stack.answers(stack.spec.edge_url), "users are not answered through the edge"
+        for name in services:
+            assert stack.state(name)["Status"] == "running", name
+        _incident, events = read_record(tmp_path / "incidents")
+        assert _fixed_by(events) == "restart_dependencies"
+        assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["resolved"]
+        verify = [e["data"]["verify"] for e in events if "verify" in (e.get("data") or {})][-1]
+        assert verify["passed"] is True and "edge" in [c["name"] for c in verify["checks"]]
+        _assert_canaries(stack, token)
+    finally:
+        stack.restore()
+    assert "Health" in stack.state(stack.spec.service)
 
 
 @pytest.mark.parametrize("any_stack", ["shop"], indirect=True)
