@@ -375,9 +375,9 @@ def wait_up(client, containers, timeout, interval=0.25):
     """Poll the containers one ``up`` started, together, until each is ready or lost, within ``timeout``.
 
     A container is lost when it exited for good, or keeps crashing under its restart policy while
-    every other one is settled (:func:`is_settled`) or lost itself (what a container needs is taken to be the rest of the
-    ``up``: an nginx whose upstream's container exited cannot start either). Returns the plain
-    states of those not ready.
+    every other one is settled (:func:`is_settled`) or lost itself (what a container needs is taken
+    to be the rest of the ``up``: an nginx whose upstream's container exited cannot start either).
+    Returns the plain state of each, as last seen, in the order given.
     """
     loops = {c.name: CrashLoop() for c in containers}
     states, lost = {}, set()
@@ -393,7 +393,7 @@ def wait_up(client, containers, timeout, interval=0.25):
         return all(is_ready(states[c.name]) or c.name in lost for c in containers)
 
     poll_until(check, timeout, interval=interval)
-    return [states[c.name] for c in containers if not is_ready(states[c.name])]
+    return [states[c.name] for c in containers]
 
 
 def _container_sort_key(state):
@@ -968,17 +968,21 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
 
     for c, _st, action in plans:
         client.apply(c, action, signal=signal, stop_timeout=stop_timeout)
+    # nothing done, nothing to wait for (a started or restarted container is waited for all the same)
+    waiting = [(c, st) for c, st, action in plans if action is not None or state in ("started", "restarted")]
     after = {}
-    not_ready = []
-    if wait and state != "present":
+    if wait and state in ("started", "restarted", "unpaused"):
+        # together, as the containers of one up: one crash-looping while another boots is waited for
+        seen = wait_up(client, [c for c, _st in waiting], max(0.0, start_clock + float(timeout) - time.monotonic()),
+                       interval=interval)
+        after = {st["name"]: now for (_c, st), now in zip(waiting, seen)}
+    elif wait and state != "present":
         deadline = start_clock + float(timeout)
-        for c, st, action in plans:
-            if action is None and state not in ("started", "restarted"):
-                continue  # nothing done, nothing to wait for
-            ok, after[st["name"]], _elapsed = client.wait_for(c, state, max(0.0, deadline - time.monotonic()),
-                                                              before=st, interval=interval)
-            if not ok:
-                not_ready.append(after[st["name"]])
+        for c, st in waiting:
+            _ok, after[st["name"]], _elapsed = client.wait_for(c, state, max(0.0, deadline - time.monotonic()),
+                                                               before=st, interval=interval)
+    not_ready = [after[st["name"]] for _c, st in waiting
+                 if st["name"] in after and not target_reached(state, st, after[st["name"]])]
     waited = list(after)
     final = [after[st["name"]] if st["name"] in after else client.refresh(c) for (c, st, _act) in plans]
     if wait and state != "present":
@@ -1201,7 +1205,8 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
     not_ready = []
     if wait and state != "absent":
         started = [c for c in client.find_containers(project) if container_state(c)["service"] in up_services]
-        not_ready = wait_up(client, started, max(0.0, start_clock + float(timeout) - time.monotonic()), interval=interval)
+        seen = wait_up(client, started, max(0.0, start_clock + float(timeout) - time.monotonic()), interval=interval)
+        not_ready = [st for st in seen if not is_ready(st)]
     after = [container_state(c) for c in client.find_containers(project)]
     result.update(changed=_snapshot(after) != _snapshot(before), containers=after, ready=not not_ready,
                   not_ready=not_ready, elapsed=round(time.monotonic() - start_clock, 3),

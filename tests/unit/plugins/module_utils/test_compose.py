@@ -483,8 +483,8 @@ def test_an_up_waits_on_a_crash_loop_while_the_rest_of_it_is_not_ready(monkeypat
                 self.attrs["State"]["Health"]["Status"] = "healthy"
     db = Booting(make_attrs("shop_db_1", "db", project="shop", health="starting"))
     started = time.monotonic()
-    not_ready = _compose.wait_up(ComposeClient(FakeDocker([crash, db])), [crash, db], 30, interval=0.005)
-    assert [st["name"] for st in not_ready] == ["shop_api_1"]
+    seen = _compose.wait_up(ComposeClient(FakeDocker([crash, db])), [crash, db], 30, interval=0.005)
+    assert [st["name"] for st in seen if not _compose.is_ready(st)] == ["shop_api_1"]
     assert Booting.looks > 20 and time.monotonic() - started < 5
 
 
@@ -496,10 +496,34 @@ def test_an_up_gives_up_on_what_needs_a_container_that_exited_for_good(monkeypat
     service = FakeContainer(make_attrs("recsys_web_1", "web", status="exited", exit_code=1))
     db = FakeContainer(make_attrs("recsys_db_1", "db", health="healthy"))
     started = time.monotonic()
-    not_ready = _compose.wait_up(ComposeClient(FakeDocker([edge, service, db])), [edge, service, db], 30,
-                                 interval=0.005)
-    assert sorted(st["name"] for st in not_ready) == ["recsys_edge_1", "recsys_web_1"]
+    seen = _compose.wait_up(ComposeClient(FakeDocker([edge, service, db])), [edge, service, db], 30, interval=0.005)
+    assert [st["name"] for st in seen] == ["recsys_edge_1", "recsys_web_1", "recsys_db_1"]
+    assert sorted(st["name"] for st in seen if not _compose.is_ready(st)) == ["recsys_edge_1", "recsys_web_1"]
     assert time.monotonic() - started < 5
+
+
+def test_services_started_together_wait_for_one_that_crashes_until_its_database_is_up(monkeypatch):
+    """compose_service with several services waits for them as one up: the service that crashes while
+    the database boots is not given up on, and comes up once the database is ready."""
+    monkeypatch.setattr(_compose, "CRASH_LOOP_SECONDS", 0.05)
+    db = FakeContainer(make_attrs("shop_db_1", "db", project="shop", health="starting"))
+
+    class NeedsDb(Looping):
+        def reload(self):
+            looks[0] += 1
+            if looks[0] > 30:
+                db.attrs["State"]["Health"]["Status"] = "healthy"
+            if db.attrs["State"]["Health"]["Status"] == "healthy":
+                self._set("running")
+            else:
+                super().reload()
+    looks = [0]
+    api = NeedsDb(make_attrs("shop_api_1", "api", project="shop", status="exited", healthcheck=False,
+                             restart_policy="unless-stopped"))
+    res = _compose.ensure_services(ComposeClient(FakeDocker([api, db])), "shop", ["api", "db"], "started",
+                                   timeout=30, interval=0.005)
+    assert res["ready"] is True and res["not_ready"] == [] and res["waited"] == ["shop_api_1", "shop_db_1"]
+    assert looks[0] > 30 and res["elapsed"] < 5
 
 
 def test_cannot_recover_a_crash_loop_only_once_its_dependencies_are_ready():
@@ -565,8 +589,8 @@ def test_an_up_waits_on_a_crash_loop_while_a_container_without_a_healthcheck_is_
                                restart_policy="unless-stopped"))
     db = FakeContainer(make_attrs("shop_db_1", "db", project="shop", healthcheck=False, started_at=_ago(0)))
     started = time.monotonic()
-    not_ready = _compose.wait_up(ComposeClient(FakeDocker([crash, db])), [crash, db], 30, interval=0.01)
-    assert [st["name"] for st in not_ready] == ["shop_api_1"]
+    seen = _compose.wait_up(ComposeClient(FakeDocker([crash, db])), [crash, db], 30, interval=0.01)
+    assert [st["name"] for st in seen if not _compose.is_ready(st)] == ["shop_api_1"]
     assert 0.5 <= time.monotonic() - started < 5
 
 
