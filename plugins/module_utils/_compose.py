@@ -176,9 +176,7 @@ def container_state(container):
             status = "dead"
         else:
             status = "exited" if state else "unknown"
-    healthcheck = config.get("Healthcheck") or {}
-    test = healthcheck.get("Test") or []
-    has_healthcheck = bool(test) and test[0] != "NONE"
+    has_healthcheck = healthcheck_declared((config.get("Healthcheck") or {}).get("Test"))
     number = labels.get(LABEL_NUMBER)
     try:
         number = int(number) if number is not None else None
@@ -206,6 +204,11 @@ def container_state(container):
     )
 
 
+def healthcheck_declared(test):
+    """Whether a container's healthcheck command (``Config.Healthcheck.Test``) is a check: not absent, not NONE."""
+    return bool(test) and test[0] != "NONE"
+
+
 def is_ready(state):
     """Running and, when the container has a healthcheck, healthy."""
     if state.get("status") != "running":
@@ -221,8 +224,10 @@ UNCHECKED_READY_SECONDS = 30.0
 def is_settled(state, now=None):
     """Ready, as far as what needs this container can tell: one without a healthcheck only once it
     has run :data:`UNCHECKED_READY_SECONDS` (``now``: UNIX seconds, the current time unless given)."""
-    if not is_ready(state) or state.get("has_healthcheck", True):
-        return is_ready(state)
+    if not is_ready(state):
+        return False
+    if state.get("has_healthcheck", True):
+        return True
     try:
         started = _time.epoch(state.get("started_at") or "", "StartedAt")
     except ValueError:
@@ -341,9 +346,9 @@ class CrashLoop:
 
         The watch starts at the first look while ``needed_up`` (its dependencies are ready, see
         :func:`is_settled`), and starts again whenever they are not: a service that crashes while
-        its database boots is not lost. A container crashed while watched when its restart count grew or it was seen
-        down. The engine's restart delay doubles with every crash, so a count of new restarts
-        alone would take longer and longer to reach.
+        its database boots is not lost. A container crashed while watched when its restart count
+        grew or it was seen down. The engine's restart delay doubles with every crash, so a count
+        of new restarts alone would take longer and longer to reach.
         """
         if not mine or not needed_up:
             self.since, self.seen = None, {}
@@ -999,7 +1004,8 @@ def cannot_recover(client, project, service, dependencies=(), crash_loop=None):
     dependency has no container running (exited, dead or removed: the service cannot work
     without it, and nothing brings it back while one only waits), or (with ``crash_loop``, a
     :class:`CrashLoop` kept through the wait) the service keeps crashing under its restart policy
-    while every dependency is settled (:func:`is_settled`). An engine that does not answer is not a reason: None.
+    while every dependency is settled (:func:`is_settled`). An engine that does not answer is not
+    a reason: None.
     """
     try:
         states = [container_state(c) for c in client.find_containers(project)]

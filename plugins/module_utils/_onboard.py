@@ -28,7 +28,8 @@ import textwrap
 from urllib.parse import unquote, urlsplit
 
 from ansible_collections.sre.incident.plugins.module_utils import _files
-from ansible_collections.sre.incident.plugins.module_utils._compose import compose_environment, interpolate
+from ansible_collections.sre.incident.plugins.module_utils._compose import (
+    UNCHECKED_READY_SECONDS, compose_environment, healthcheck_declared, interpolate)
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 
 try:
@@ -419,11 +420,6 @@ class Proposal:
         self.absent[key] = note
 
 
-def _has_healthcheck(container):
-    test = container.get("healthcheck") or []
-    return bool(test) and test[0] != "NONE"
-
-
 def _running(containers):
     return [c for c in containers if c.get("status") == "running"]
 
@@ -579,11 +575,13 @@ def infer(view):
         deps = [s for s in services if kinds[s] & {"postgres", "redis"}]
         deps_note = "services running PostgreSQL or Redis (%s declares no depends_on)" % (service or "the service")
     if deps:
-        unchecked = [d for d in deps if d in by_service and not any(_has_healthcheck(c) for c in by_service[d])]
+        unchecked = [d for d in deps if d in by_service and not any(healthcheck_declared(c.get("healthcheck"))
+                                                                    for c in by_service[d])]
         if unchecked:
             deps_note += ("; %s no healthcheck: while it starts, a recovery counts it as ready only once it has run "
-                          "for 30 s (a healthcheck in the compose file tells it sooner and surer)" % (
-                              " and ".join(unchecked) + (" have" if len(unchecked) > 1 else " has")))
+                          "for %d s (a healthcheck in the compose file tells it sooner and surer)" % (
+                              " and ".join(unchecked) + (" have" if len(unchecked) > 1 else " has"),
+                              UNCHECKED_READY_SECONDS))
         p.set("dependencies", deps, deps_note)
     else:
         p.leave_out("dependencies", "none found: no depends_on, no PostgreSQL or Redis in the project")
