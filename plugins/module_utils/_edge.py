@@ -18,6 +18,7 @@ The collection observes and drives it through the engine only; nothing of ours i
 """
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import io
 import json
@@ -60,13 +61,15 @@ def users_answered(stack, base, probe_timeout=3.0, probe=_http.probe, max_latenc
     """
     urls = _stack.urls(stack, base=base)
     minimum = int(stack.get("min_recommendations", 6))
-    health = probe(urls["health"], probe_timeout)
+    asked = [urls["health"]] + list(urls["recommendations"].values())
+    # all at once: an edge that hangs (an upstream address nobody holds any more) costs one timeout, not one per URL
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(asked), 16)) as pool:
+        health, *answers = pool.map(lambda url: probe(url, probe_timeout), asked)
     problems = []
     if health["status"] != 200:
         problems.append("/health answered %s" % (health["status"] if health["status"] is not None else health["error"]))
     recs = {}
-    for user, url in urls["recommendations"].items():
-        res = probe(url, probe_timeout)
+    for user, res in zip(urls["recommendations"], answers):
         body = res.get("body_json") if isinstance(res.get("body_json"), dict) else {}
         items = body.get("recommendations")
         count = len(items) if isinstance(items, list) else None

@@ -2,6 +2,8 @@
 """The edge's configuration texts (degraded modes A and D) and what users get, without an engine."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ansible_collections.sre.incident.plugins.module_utils import _edge
@@ -124,6 +126,16 @@ def test_users_answered_counts_items_per_user_and_names_failures():
     assert _edge.users_answered(STACK, STACK["edge_url"], probe=fake_probe(lambda u: (200, recs)))["ok"] is True
     down = _edge.users_answered(STACK, STACK["base_url"], probe=fake_probe(lambda u: (None, None)))
     assert down["ok"] is False and down["problems"][0] == "/health answered connection refused"
+
+
+def test_users_are_asked_at_once_so_a_hanging_edge_costs_one_timeout():
+    def hangs(url, timeout):
+        time.sleep(0.3)
+        return dict(url=url, status=None, ok=False, latency_ms=None, error="timed out", body_json=None)
+    started = time.monotonic()
+    got = _edge.users_answered(STACK, STACK["edge_url"], probe=hangs)
+    assert time.monotonic() - started < 0.3 * 2, "the URLs were asked one after another"
+    assert got["ok"] is False and len(got["problems"]) == 1 + len(STACK["sample_users"])
 
 
 def test_offline_resolves_a_static_upstream_per_request_but_not_an_upstream_block_or_an_address():
