@@ -296,6 +296,9 @@ class Stack:
             leftover.unlink()
         subprocess.run(["bash", str(ROOT / "scripts/stack.sh"), "up"], check=True,
                        env=dict(os.environ, **self.spec.stack_env()), capture_output=True, text=True, timeout=300)
+        if self.spec.edge and wait_for(lambda: self.answers(self.spec.base_url), timeout=60) \
+                and not self.answers(self.spec.edge_url):
+            self.container(self.spec.edge).restart(timeout=5)   # a stock nginx still sending users to an old address
         assert wait_for(self.service_answers, timeout=60), f"stack {self.spec.project} did not come back"
 
 
