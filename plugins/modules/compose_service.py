@@ -75,7 +75,7 @@ options:
       - A container that exited and has no restart policy cannot become ready, so the module
         stops waiting for it at once. One that keeps crashing under its restart policy (restarted
         3 times by the engine, and down again over 10 seconds of waiting) is not waited for either,
-        once every other container waited for is ready or given up: the containers are waited for
+        once every other container waited for is ready or given up. The containers are waited for
         together, so a service that crashes while the database named beside it boots is waited for.
     type: bool
     default: true
