@@ -40,11 +40,18 @@ def chromium():
     pytest.fail("headless Chromium is needed: apt-get install -y chromium (Debian package 'chromium')")
 
 
-def run_chromium(*args):
-    with tempfile.TemporaryDirectory(prefix="pm-chromium-") as profile:
-        proc = subprocess.run([chromium()] + CHROMIUM_FLAGS + ["--user-data-dir=%s" % profile] + list(args),
-                              capture_output=True, text=True, timeout=120, check=False)
-    return proc
+def run_chromium(*args, attempts=2):
+    """Headless Chromium, once more with a fresh profile when it hangs (seen once in CI: no output for
+    120 s, where a shot takes seconds); a second hang fails the test."""
+    for attempt in range(1, attempts + 1):
+        with tempfile.TemporaryDirectory(prefix="pm-chromium-") as profile:
+            try:
+                return subprocess.run([chromium()] + CHROMIUM_FLAGS + ["--user-data-dir=%s" % profile] + list(args),
+                                      capture_output=True, text=True, timeout=90, check=False)
+            except subprocess.TimeoutExpired:
+                if attempt == attempts:
+                    raise
+    raise AssertionError("attempts must be at least 1")
 
 
 def chromium_screenshot(url, path, size):
