@@ -171,3 +171,24 @@ def step(previous=None, health=None, edge=None, dry_run=False, lease=None, break
                   reason=("dry run: " if dry_run else "") + said)
     out.update(done=done, done_text=done_text, ended=ended, after=after, stop=stop, result=result)
     return out
+
+
+def p0_outcome(ladder, verify=None, degrade=None):
+    """How a P0 ends, from the ladder's result (``recover_result``), the verification after a fix and the
+    degraded mode (the ``degrade`` role's result, once it ran).
+
+    A fix counts only when it verified (users answered through the edge). Returns ``resolved`` (bool),
+    ``outcome`` (``resolved``, ``degraded`` or ``escalated``: the record's word; ``escalated`` for any
+    unresolved P0 until ``degrade`` says a degraded mode serves users), ``degraded_mode`` and ``reason``.
+    """
+    if not isinstance(ladder, dict) or "fixed" not in ladder:
+        raise ValueError("p0_outcome needs the ladder's result (recover_result), got %r" % (ladder,))
+    verify, degrade = verify or {}, degrade or {}
+    fixed, verified = bool(ladder["fixed"]), bool(verify.get("passed"))
+    reason = ladder.get("reason") or ""
+    if fixed and not verified:
+        reason += ", but the recovery did not verify: %s" % (verify.get("summary") or "it did not run")
+    degraded = bool(degrade.get("degraded"))
+    outcome = "resolved" if fixed and verified else "degraded" if degraded else "escalated"
+    return {"resolved": outcome == "resolved", "outcome": outcome, "reason": reason,
+            "degraded_mode": degrade.get("active_mode") if degraded else None}
