@@ -564,17 +564,15 @@ def restore(client, stack, manifest_path, check_mode=False, timeout=300.0):
                                       keys_now=_redis.keyspace_keys(server.info("keyspace")),
                                       keys_at_backup=item["source"].get("keys"))
             else:
-                stopped = []
                 for cname in step["running"]:
                     client.stop(by_name[cname])
-                    stopped.append(cname)
                 image = _helper_image(planned["containers"])
                 with _volume_helper(client, image, step["volume"], "restore", "rw") as helper, \
                         open(step["file"], "rb") as handle:
                     client.archive_in(helper, "/", handle)
-                for cname in stopped:
+                for cname in step["running"]:
                     client.start(by_name[cname])
-                step["checks"] = dict(stopped_and_started=stopped)
+                step["checks"] = dict(stopped_and_started=list(step["running"]))
             step["result"] = "restored " + step["text"]
             done.append(step["text"])
     except (DockerError, OSError, BackupError) as exc:

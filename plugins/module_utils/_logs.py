@@ -105,9 +105,7 @@ def line_level(text):
     if match:
         return normalize(match.group(1))
     raw = (text or "").rstrip("\r\n")
-    if any(regex.search(raw) for regex in _STACK_RES):
-        return "ERROR"
-    return None
+    return "ERROR" if any(regex.search(raw) for regex in _STACK_RES) else None
 
 
 def is_error_level(level):

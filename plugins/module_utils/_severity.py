@@ -411,13 +411,11 @@ def triage(measured=None, given=None, kind="incident", alert=None, detect=None, 
     if kind not in KINDS:
         raise ValueError("kind %r is not one of %s" % (kind, ", ".join(KINDS)))
     measuring = measured is not None
-    baseline = measured_baseline = None
+    measured_baseline = None
     if measuring and (measured.get("baseline") or {}).get("source") in ("access_log", "prometheus"):
         measured_baseline = measured["baseline"].get("baseline_ms")
-    for candidate in (baseline_ms, measured_baseline, recorded_baseline_ms, RUNBOOK_BASELINE_MS):
-        if candidate not in (None, ""):
-            baseline = float(candidate)
-            break
+    baseline = next(float(candidate) for candidate in (baseline_ms, measured_baseline, recorded_baseline_ms,
+                                                       RUNBOOK_BASELINE_MS) if candidate not in (None, ""))
     detect = detect or {}
     service_down = measuring and detect.get("kind") in DOWN_KINDS and not detect.get("recommendations_ok")
     facts = dict(measured.get("facts") or {}) if measuring else {}
