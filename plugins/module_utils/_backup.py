@@ -1,13 +1,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Backups that restore (SPEC P0-4 rung 3, OUT-5): what a stack's data volumes hold, taken so that
-it can be put back, and put back.
-
-How each volume is taken (:func:`take`: the database by ``pg_dump``, Redis by ``BGSAVE`` and its RDB,
-every other volume as a tar with its containers stopped), what the manifest holds, and how a set
-is put back (:func:`restore`, after every checksum and the stack were checked) are documented once,
-in the ``sre.incident.backup`` and ``sre.incident.backup_restore`` modules. :func:`verify` is the gate
-before any volume is removed (``compose_project``) and before any restore: every volume covered,
-every file there with its size and SHA-256.
+"""Backups that restore (SPEC P0-4 rung 3, OUT-5): a stack's data volumes taken (:func:`take`) and
+put back (:func:`restore`), as documented in the ``sre.incident.backup`` and ``backup_restore``
+modules. :func:`verify` is the gate before any volume is removed (``compose_project``) and before
+any restore: every volume covered, every file there with its size and SHA-256.
 """
 
 from __future__ import annotations
@@ -42,8 +37,7 @@ class BackupError(IncidentError):
 
 
 def validate(stack):
-    """``stack`` when it is usable for a backup or a restore; ValueError naming a bad value (before
-    anything is asked of the engine)."""
+    """``stack``, checked before anything is asked of the engine; ValueError names a bad value."""
     _stack.validate(stack)
     _pg.settings(stack)
     _redis.settings(stack)
@@ -100,13 +94,12 @@ def _under(path, mount):
 
 
 def cover(volumes, mounts, data_directory=None, db_containers=(), redis_dir=None, redis_containers=()):
-    """Decide how each volume of the project is backed up.
+    """How each volume is backed up: {volume: {"by": "database" | "redis" | "tar" | "tmpfs",
+    "containers": [names that use it], "running": [names that run]}}.
 
-    ``volumes``: {name: {"tmpfs": bool}}; ``mounts``: [{volume, container, service, destination,
-    running}] of the project's containers; ``data_directory`` / ``redis_dir``: where the database
-    and Redis keep their data inside ``db_containers`` / ``redis_containers`` (names).
-    Returns {volume: {"by": "database" | "redis" | "tar" | "tmpfs", "containers": [names that use it],
-    "running": [names that run]}}.
+    ``volumes``: {name: {"tmpfs": bool}}; ``mounts``: see :func:`_mounts`; ``data_directory`` /
+    ``redis_dir``: where the database and Redis keep their data inside ``db_containers`` /
+    ``redis_containers`` (names).
     """
     out = {}
     for name in sorted(volumes):
@@ -159,12 +152,11 @@ def _first_running(containers, service):
 
 
 def survey(client, stack):
-    """Read what a backup of ``stack`` would take: the database, Redis and every volume of the project.
+    """What a backup of ``stack`` would take: dict(project, database, redis (None without a container of
+    that service), volumes (see :func:`cover`), problems (why a backup cannot be taken now), containers).
 
-    Returns dict(project, database, redis (None when the project has no container of that
-    service), volumes (see :func:`cover`), problems (why a backup cannot be taken now; empty when
-    it can)). A database or Redis that has a container but does not run is a problem: its volume
-    is then kept, never copied behind its back. Reads only.
+    A database or Redis that has a container but does not run is a problem: its volume is never
+    copied behind its back.
     """
     project = stack["name"]
     db = _pg.settings(stack)
@@ -236,8 +228,7 @@ def _helper_image(containers):
 
 @contextlib.contextmanager
 def _volume_helper(client, image, volume, purpose, mode):
-    """A helper container of ``image`` with ``volume`` mounted at /volume (``mode`` ro or rw), created,
-    never started, removed afterwards; ``purpose`` is backup or restore."""
+    """A helper container with ``volume`` at /volume (``mode`` ro or rw), never started, removed afterwards."""
     helper = client._wrap("creating a %s helper for volume %s" % (purpose, volume), client.client.containers.create,
                           image, command=["true"], network_disabled=True,
                           volumes={volume: {"bind": "/volume", "mode": mode}},
@@ -249,8 +240,7 @@ def _volume_helper(client, image, volume, purpose, mode):
 
 
 def _tar_volume(client, volume, image, dest_path):
-    """The volume's content as a tar streamed by the engine from a helper container that mounts it
-    read-only: (SHA-256, size)."""
+    """(SHA-256, size) of the volume's tar, streamed by the engine from a read-only helper."""
     with _volume_helper(client, image, volume, "backup", "ro") as helper:
         reader, _stat = client.archive_reader(helper, "/volume")
         out = _HashingWriter(dest_path)
@@ -281,7 +271,6 @@ def _volume_by(found, by):
 
 
 def _dump(client, db, by_name, found, set_dir, artefacts):
-    """The database's dump into the set (step 1 of :func:`take`)."""
     fname = "database-%s.dump" % _safe(db["name"])
     out = _HashingWriter(os.path.join(set_dir, fname))
     made = _time.format_seconds()
@@ -302,7 +291,6 @@ def _dump(client, db, by_name, found, set_dir, artefacts):
 
 
 def _save_redis(client, rd, by_name, found, set_dir, artefacts, timeout):
-    """Redis' RDB into the set (step 2 of :func:`take`)."""
     c = by_name[rd["container"]]
     saved = _redis.Redis(client, c, rd["port"]).save(timeout=timeout)
     fname = "redis-%s" % _safe(rd["dbfilename"])
@@ -318,12 +306,11 @@ def _save_redis(client, rd, by_name, found, set_dir, artefacts, timeout):
 
 
 def take(client, stack, dest_root, incident_id=None, leave_stopped=False, timeout=300.0, now=None):
-    """Take a backup set of ``stack`` into a new directory under ``dest_root``; see the module doc.
+    """Take a backup set of ``stack`` into a new directory under ``dest_root``.
 
-    ``leave_stopped``: keep the containers stopped for the volume tars stopped (a rebuild follows);
-    otherwise they are started again. Returns dict(dir, manifest_path, manifest, stopped, started,
-    elapsed). Raises BackupError (nothing half-made is left; containers stopped by it are started
-    again) when anything is missing or fails.
+    ``leave_stopped``: keep the containers stopped for the volume tars stopped (a rebuild follows).
+    Returns dict(dir, manifest_path, manifest, stopped, started, elapsed). BackupError when anything
+    is missing or fails: nothing half-made is left, the containers it stopped are started again.
     """
     started_clock = time.monotonic()
     deadline = started_clock + float(timeout)
@@ -338,14 +325,11 @@ def take(client, stack, dest_root, incident_id=None, leave_stopped=False, timeou
     stopped = []
     restarted = []
     try:
-        # 1. the database, while it runs: one consistent snapshot
+        # the database while it runs (one consistent snapshot), then Redis, then the other volumes stopped
         if db is not None:
             _dump(client, db, by_name, found, set_dir, artefacts)
-        # 2. Redis: BGSAVE, wait for it, copy the RDB out
         if rd is not None:
             _save_redis(client, rd, by_name, found, set_dir, artefacts, max(1.0, deadline - time.monotonic()))
-
-        # 3. every other volume, with its containers stopped
         tars = {v: e for v, e in found["volumes"].items() if e["by"] == "tar"}
         if tars:
             image = _helper_image(found["containers"])
@@ -412,10 +396,10 @@ def load(manifest_path):
         raise BackupError("backup manifest %s cannot be read: %s" % (manifest_path, exc.strerror or exc)) from None
     except ValueError as exc:
         raise BackupError("backup manifest %s is not valid JSON: %s" % (manifest_path, exc)) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    found = manifest.get("format") if isinstance(manifest, dict) else None
+    if found != FORMAT:
         raise BackupError("%s is not a backup manifest of this collection (format %r, expected %r)"
-                          % (manifest_path, (manifest or {}).get("format") if isinstance(manifest, dict) else None,
-                             FORMAT))
+                          % (manifest_path, found, FORMAT))
     if not isinstance(manifest.get("artefacts"), list) or not isinstance(manifest.get("volumes"), dict):
         raise BackupError("backup manifest %s has no artefacts or volumes list" % manifest_path)
     return manifest
@@ -481,11 +465,8 @@ def _wait_loaded(server, timeout):
 
 
 def plan_restore(client, stack, manifest_path):
-    """Check the set and the stack before anything changes: dict(manifest, steps, problems).
-
-    Every checksum is verified (BackupError naming the bad file when one is wrong); each step
-    names what it would do. ``problems``: what makes the restore impossible on the stack as it is.
-    """
+    """The set verified (see :func:`verify`) and the stack checked before anything changes: dict(manifest,
+    steps (each naming what it would do), problems (why the stack cannot take it now), containers)."""
     manifest = verify(manifest_path)
     project = stack["name"]
     problems = []
@@ -538,12 +519,9 @@ def plan_restore(client, stack, manifest_path):
 
 
 def restore(client, stack, manifest_path, check_mode=False, timeout=300.0):
-    """Restore a backup set into ``stack``; see the module doc.
-
-    Returns dict(changed, steps (each with ``text`` and, when done, its checks), manifest). Raises
-    BackupError before any change when a checksum is wrong or the stack cannot take the restore,
-    and naming what was already restored when a later step fails.
-    """
+    """Restore a backup set into ``stack``: dict(changed, steps (each with ``text`` and, when done, its
+    checks), manifest, elapsed). BackupError before any change when :func:`plan_restore` finds a
+    problem, or naming what was already restored when a later step fails."""
     started = time.monotonic()
     deadline = started + float(timeout)
     planned = plan_restore(client, stack, manifest_path)
@@ -586,17 +564,15 @@ def restore(client, stack, manifest_path, check_mode=False, timeout=300.0):
                                       keys_now=_redis.keyspace_keys(server.info("keyspace")),
                                       keys_at_backup=item["source"].get("keys"))
             else:
-                stopped = []
                 for cname in step["running"]:
                     client.stop(by_name[cname])
-                    stopped.append(cname)
                 image = _helper_image(planned["containers"])
                 with _volume_helper(client, image, step["volume"], "restore", "rw") as helper, \
                         open(step["file"], "rb") as handle:
                     client.archive_in(helper, "/", handle)
-                for cname in stopped:
+                for cname in step["running"]:
                     client.start(by_name[cname])
-                step["checks"] = dict(stopped_and_started=stopped)
+                step["checks"] = dict(stopped_and_started=list(step["running"]))
             step["result"] = "restored " + step["text"]
             done.append(step["text"])
     except (DockerError, OSError, BackupError) as exc:

@@ -1,11 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The recommendation cache (SPEC P1-2, OPS-1): count its keys, clear it through the service.
-
-The cache is cleared the way the runbook says, through the service's own endpoint
-(``POST /api/recommendations/clear-cache``, answer ``{"cleared": n}``), with ``_http``. Keys are
-counted by running ``redis-cli --scan --pattern <pattern>`` inside the Redis container through
-``_compose`` (an argv list, no shell), so check mode can say how many keys would be cleared and
-``changed`` comes from observed state.
+"""The recommendation cache (SPEC P1-2, OPS-1): cleared the way the runbook says, through the
+service's own endpoint (answer ``{"cleared": n}``); its keys counted with ``redis-cli --scan`` in
+the Redis container, so check mode can say how many would be cleared.
 """
 
 from __future__ import annotations
@@ -22,10 +18,7 @@ class CacheError(IncidentError):
 
 
 def resolve(params):
-    """Where to act: dict(url, project, redis_service) from ``url``/``stack``/explicit options.
-
-    Raises ValueError naming a missing or bad value.
-    """
+    """Where to act: dict(url, project, redis_service, pattern, port_args); ValueError names a missing or bad value."""
     stack = params.get("stack")
     url = params.get("url")
     if stack:
@@ -51,9 +44,7 @@ def parse_scan(stdout):
 
 
 def count_keys(exec_fn, project, redis_service, pattern=DEFAULT_PATTERN, port_args=()):
-    """Count the keys matching ``pattern``; ``exec_fn(project, service, argv)`` -> dict(rc, stdout, stderr).
-
-    ``port_args`` (``["-p", port]``, from incident_stack.redis.port) go to redis-cli."""
+    """Count the keys matching ``pattern``; ``exec_fn(project, service, argv)`` -> dict(rc, stdout, stderr)."""
     result = exec_fn(project, redis_service, ["redis-cli"] + list(port_args) + ["--scan", "--pattern", pattern])
     if result["rc"] != 0 or "ERR" in (result.get("stdout") or "")[:200] or "Could not connect" in (result.get("stderr") or ""):
         raise CacheError("counting the %s keys in Redis (service %s) failed: rc %s, %s"
@@ -75,12 +66,7 @@ def clear(url, timeout=5.0, probe=_http.probe):
 
 
 def run(params, check_mode=False, exec_fn=None, probe=_http.probe):
-    """The work of ``sre.incident.recommendation_cache``.
-
-    ``exec_fn(project, service, argv)`` runs a command in a service's container (None: keys are
-    not counted). Returns dict(changed, state, url, cleared, would_clear, keys_before, keys_after,
-    counted, status, diff).
-    """
+    """The work of ``sre.incident.recommendation_cache``; ``exec_fn`` None: keys are not counted."""
     state = params.get("state") or "present"
     if state not in STATES:
         raise ValueError("unknown state %r: choose one of %s" % (state, ", ".join(STATES)))

@@ -2,12 +2,8 @@
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Files the collection keeps (leases, markers, state, saved configurations): written whole or not
-at all.
-
-:func:`write_atomic` writes a temporary file next to the target (its own name, so two writers never
-share one), flushes it to disk, gives it its mode and renames it over the target: a reader, or a run
-that crashes half-way, sees the old file or the new one, never half of either; the temporary file is
-removed when anything fails.
+at all. A reader, or a run that crashes half-way, sees the old file or the new one, never half of
+either: :func:`write_atomic` renames a temporary file of its own over the target.
 """
 
 from __future__ import annotations
@@ -19,11 +15,8 @@ import tempfile
 
 
 def write_atomic(path, data, mode=0o600, sync=True):
-    """Replace ``path`` with ``data`` (bytes, or text written as UTF-8) in one step, with ``mode``.
-
-    The directory must exist. ``sync=False`` skips the flush to disk (for files that are only
-    worth their content while the machine stays up).
-    """
+    """Replace ``path`` (its directory must exist) with ``data`` (bytes, or text as UTF-8) in one step.
+    ``sync=False`` skips the flush to disk (for files only worth their content while the machine is up)."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     directory = os.path.dirname(os.path.abspath(path))

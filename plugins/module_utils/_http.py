@@ -1,16 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The HTTP client of the collection (standard library, urllib), and the probes built on it.
+"""The HTTP client of the collection (urllib), and the health probes built on it.
 
-:func:`send` (one request), :func:`send_retrying` (attempts with backoff, all ended by one deadline)
-and the health probes (:func:`probe`, :func:`probe_many`, :func:`wait_healthy`, with JMESPath
-assertions on JSON bodies) never raise because the target is unwell: no answer, a timeout, an error
-status, a body that is not JSON or a failed assertion is a result that says why. Only bad input (a
-malformed URL or JMESPath expression, assertions without the jmespath library) raises, before the
-first request. Redirects are not followed unless asked (a POST would turn into a GET, or carry its
-payload elsewhere); proxies come from the environment. :func:`scrub` is what a message may say about
-a request: no URL, no secret, no header value.
+Nothing here raises because the target is unwell: no answer, a timeout, an error status, a body
+that is not JSON or a failed JMESPath assertion is a result that says why. Only bad input raises,
+before the first request. Redirects are not followed unless asked (a POST would turn into a GET, or
+carry its payload elsewhere); proxies come from the environment.
 """
 
 from __future__ import annotations
@@ -50,7 +46,7 @@ USER_AGENT = "sre.incident-health_check"
 #: ``synthetic-*`` users out, so our own probes never count as users.
 SYNTHETIC_USER = "synthetic-sre-incident"
 
-# The budget of send_retrying
+# the budget of send_retrying
 MIN_ATTEMPT_S = 0.25           # an attempt needs at least this much of the budget to be started
 MIN_READ_S = 0.05              # a read timeout is never 0 (that would make the socket non-blocking)
 BACKOFF_BASE = 0.5
@@ -148,25 +144,27 @@ def _failure(exc):
     return "other", text, detail
 
 
+def _no_answer(**extra):
+    return dict(status=None, reason=None, headers={}, body=b"", latency_ms=None, failure=None, error=None,
+                detail=None, **extra)
+
+
 def send(url, method="GET", data=None, headers=None, timeout=2.0, read_timeout=None, redirects=False,
          max_body=MAX_BODY_BYTES):
-    """One HTTP request; never raises because the target is unwell.
+    """One HTTP request.
 
     ``timeout``: seconds to connect; ``read_timeout``: seconds for every read once connected (a
-    number, or a callable giving it at that moment; default ``timeout``). ``redirects``: follow them
-    (for a GET). The body is read up to ``max_body + 1`` bytes (HEAD: not at all).
-
-    Returns dict(status (None: no answer), reason, headers (dict), body (bytes), latency_ms (to the
-    end of the body; None without an answer), elapsed_ms, failure (None, ``connect_timeout``,
-    ``send_timeout``, ``read_timeout``, ``connection`` or ``other``), error (short: ``timed out``,
-    ``connection refused``, ...), detail (the underlying error's own text)).
+    number, or a callable giving it at that moment; default ``timeout``). The body is read up to
+    ``max_body + 1`` bytes (HEAD: not at all). Returns dict(status (None: no answer), reason,
+    headers, body, latency_ms (to the end of the body; None without an answer), elapsed_ms, failure
+    (None, ``connect_timeout``, ``send_timeout``, ``read_timeout``, ``connection`` or ``other``),
+    error (short: ``timed out``, ``connection refused``, ...), detail (the underlying error's text)).
     """
     if read_timeout is None:
         read_timeout = timeout
     armed = read_timeout if callable(read_timeout) else (lambda: read_timeout)
     request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
-    answer = dict(status=None, reason=None, headers={}, body=b"", latency_ms=None, failure=None, error=None,
-                  detail=None)
+    answer = _no_answer()
     start = time.monotonic()
     try:
         try:
@@ -194,9 +192,7 @@ def connect_timeout_for(now, deadline, connect_timeout):
     """The connect timeout of an attempt starting at ``now``, cut to the deadline; None when less
     than :data:`MIN_ATTEMPT_S` is left (too little for an attempt to mean anything)."""
     left = deadline - now
-    if left < MIN_ATTEMPT_S:
-        return None
-    return min(connect_timeout, left)
+    return None if left < MIN_ATTEMPT_S else min(connect_timeout, left)
 
 
 def read_timeout_for(now, deadline, read_timeout):
@@ -212,9 +208,7 @@ def retry_delay(attempt, retry_after, now, deadline, base=BACKOFF_BASE):
     delay = min(base * (2 ** (attempt - 1)), BACKOFF_CAP)
     if retry_after is not None:
         delay = min(max(delay, retry_after), BACKOFF_CAP)
-    if now + delay + MIN_ATTEMPT_S > deadline:
-        return None
-    return delay
+    return None if now + delay + MIN_ATTEMPT_S > deadline else delay
 
 
 def _retry_after(headers):
@@ -238,18 +232,15 @@ def judge_status(answer):
 
 def send_retrying(url, deadline, attempts=1, connect_timeout=2.0, read_timeout=5.0, judge=judge_status,
                   clock=time.monotonic, sleep=time.sleep, backoff_base=BACKOFF_BASE, **request):
-    """:func:`send` until ``judge(answer)`` finds it good, at most ``attempts`` times, everything by
-    ``deadline`` (a ``clock()`` value). Never raises because the target is unwell.
+    """:func:`send` until ``judge(answer)`` finds it good (see :func:`judge_status`), at most ``attempts``
+    times, everything by ``deadline`` (a ``clock()`` value).
 
-    ``url`` may be a callable giving each attempt's URL (a signed URL carries its time).
-    ``judge(answer)`` returns ``(None, False)`` for a good answer, else ``(error, retryable)``.
-    Returns the last answer (see :func:`send`; ``status`` None and no ``failure`` when none was
-    tried) with ``attempts`` (made), ``error`` (the judgement's, None when good), ``read_timeout``
-    (the one armed for the last attempt, None when it did not connect) and ``budget_spent`` (the
-    deadline, not the attempts, ended the tries).
+    ``url`` may be a callable giving each attempt's URL (a signed URL carries its time). Returns the
+    last answer (``status`` None and no ``failure`` when none was tried) with ``attempts`` (made),
+    ``error`` (the judgement's), ``read_timeout`` (armed for the last attempt, None when it did not
+    connect) and ``budget_spent`` (the deadline, not the attempts, ended the tries).
     """
-    answer = dict(status=None, reason=None, headers={}, body=b"", latency_ms=None, failure=None, error=None,
-                  detail=None, read_timeout=None)
+    answer = _no_answer(read_timeout=None)
     made = 0
     budget_spent = False
     for attempt in range(1, attempts + 1):
@@ -281,9 +272,9 @@ def send_retrying(url, deadline, attempts=1, connect_timeout=2.0, read_timeout=5
 # --------------------------------------------------------------------------- redaction
 
 def scrub(text, label, url=None, secrets=()):
-    """``text`` without ``url`` (whole, without its query, its path, its query and the query's values
-    of four or more characters), without ``secrets`` and without any URL at all: each is replaced by
-    ``<label>``. None stays None."""
+    """What a message may say about a request: ``text`` with ``url`` (whole, without its query, its
+    path, its query and the query's values of four or more characters), ``secrets`` and any URL
+    replaced by ``<label>``. None stays None."""
     if text is None:
         return None
     text = str(text)
@@ -325,11 +316,7 @@ def validate_url(url):
 
 
 def validate_json_queries(json_queries):
-    """Compile every JMESPath assertion; raise ValueError naming a bad one.
-
-    Raises MissingJmespath when assertions are given and jmespath is not installed.
-    Returns the list of compiled expressions (empty when there are none).
-    """
+    """The compiled JMESPath assertions; ValueError naming a bad one, MissingJmespath without jmespath."""
     queries = list(json_queries or [])
     if not queries:
         return []
@@ -376,16 +363,9 @@ def _method(method):
 
 
 def probe(url, timeout, method="GET", expect_status=200, json_queries=None, _compiled=None):
-    """Send one HTTP request and describe the answer.
-
-    Returns a dict: ``url``, ``status`` (int or None when no response came), ``ok`` (status is
-    ``expect_status`` and every JMESPath assertion holds), ``latency_ms`` (float, time to the
-    response headers and body; None when no response came), ``error`` (None when ok, else a
-    short reason), ``body_json`` (the parsed body or None), ``failed_assertions`` (the
-    expressions that did not hold).
-
-    Raises ValueError for a malformed URL or JMESPath expression and MissingJmespath when
-    assertions are given without jmespath; never raises because the target is down.
+    """One request, described: dict(url, status (None: no answer), ok (status is ``expect_status`` and
+    every assertion holds), latency_ms, elapsed_ms, error (None when ok, else a short reason),
+    body_json (or None), failed_assertions).
     """
     validate_url(url)
     method = _method(method)
@@ -463,11 +443,8 @@ def down_in_health_body(body):
 
 
 def latency_stats(probes):
-    """min/p50/p95/max in ms over the probes that got a response (any status).
-
-    Probes without a response (refused, timed out) have no latency and are left out, so a
-    dead target does not look fast. All four values are None when no probe got a response.
-    """
+    """min/p50/p95/max in ms over the probes that got a response (any status): a dead target does not
+    look fast. All four are None when no probe got one."""
     values = [p["latency_ms"] for p in probes if p.get("latency_ms") is not None]
     if not values:
         return dict(min=None, p50=None, p95=None, max=None, samples=0)
@@ -481,10 +458,8 @@ def latency_stats(probes):
 
 
 def _targets(urls, json_queries):
-    """``urls`` (a URL, or a list of URLs and ``{url, json_query}`` dicts) as ``[(url, queries)]``.
-
-    A dict's own ``json_query`` replaces ``json_queries`` for that URL (``[]``: status only).
-    """
+    """``urls`` (a URL, or a list of URLs and ``{url, json_query}`` dicts) as ``[(url, queries)]``; a
+    dict's own ``json_query`` replaces ``json_queries`` for that URL (``[]``: status only)."""
     if isinstance(urls, (str, dict)):
         urls = [urls]
     targets = []
@@ -516,20 +491,13 @@ def decided(ok, done, total, min_success_ratio):
 
 def probe_many(urls, count=3, interval=0.5, timeout=2.0, method="GET", expect_status=200,
                json_queries=None, min_success_ratio=1.0, stop_early=False, sleep=time.sleep, settled=None, judge=None):
-    """Probe every URL ``count`` times, ``interval`` seconds between two rounds.
+    """Probe every URL (see :func:`_targets`) ``count`` times, ``interval`` seconds between two rounds.
 
-    ``urls`` is a URL or a list of URLs and ``{url, json_query}`` dicts (a dict's own
-    ``json_query`` replaces ``json_queries`` for that URL). A round probes each URL once, all at
-    the same time (results in the order of the URLs). With ``stop_early`` the rounds stop as soon
-    as the verdict can no longer change (see :func:`decided`, or ``settled(probes, rounds)`` when
-    given, for a verdict made of several groups of URLs); ``rounds`` says how many ran.
-    ``judge(probes)``, when given, decides ``healthy`` instead of the overall success ratio.
-    Returns a dict: ``urls``, ``probes`` (every result of :func:`probe`, with ``round``
-    added), ``success_ratio`` (ok probes / probes made), ``healthy`` (``success_ratio >=
-    min_success_ratio``), ``latency_ms`` (see :func:`latency_stats`) and ``by_url``
-    ({url: {success_ratio, ok, total, latency_ms}}).
-
-    All input is validated before the first request (ValueError naming the bad value).
+    With ``stop_early`` the rounds stop once the verdict cannot change (:func:`decided`, or
+    ``settled(probes, rounds)`` for a verdict of several groups of URLs). ``judge(probes)``, when
+    given, decides ``healthy`` instead of ``success_ratio >= min_success_ratio``. Returns dict(urls,
+    probes (with ``round``), success_ratio, healthy, min_success_ratio, latency_ms, by_url ({url:
+    {success_ratio, ok, total, latency_ms}}), rounds).
     """
     targets = _targets(urls, json_queries)
     for url, _queries in targets:
@@ -562,10 +530,8 @@ def probe_many(urls, count=3, interval=0.5, timeout=2.0, method="GET", expect_st
             for result in pool.map(one, range(len(targets))):
                 result["round"] = round_no + 1
                 probes.append(result)
-            if not stop_early:
-                continue
-            if settled(probes, round_no + 1) if settled is not None else \
-                    decided(sum(1 for p in probes if p["ok"]), len(probes), total, min_success_ratio):
+            if stop_early and (settled(probes, round_no + 1) if settled is not None else
+                               decided(sum(1 for p in probes if p["ok"]), len(probes), total, min_success_ratio)):
                 break
 
     ok_count = sum(1 for p in probes if p["ok"])
@@ -589,12 +555,11 @@ def probe_many(urls, count=3, interval=0.5, timeout=2.0, method="GET", expect_st
 
 
 def wait_healthy(urls, wait_timeout, poll_interval=0.25, give_up=None, **kwargs):
-    """Repeat :func:`probe_many` until it is healthy or ``wait_timeout`` seconds have passed.
+    """Repeat :func:`probe_many` until it is healthy or ``wait_timeout`` seconds have passed (0: one round).
 
-    ``give_up`` (optional) is called after each unhealthy round; a non-empty string it returns
-    ends the wait early (for example "the container exited"), and is returned as ``gave_up``.
-    Returns the last :func:`probe_many` result plus ``attempts`` (rounds of probing),
-    ``waited`` (seconds) and ``gave_up``. With ``wait_timeout`` 0 this is one round.
+    A non-empty string returned by ``give_up()`` after an unhealthy round ends the wait early ("the
+    container exited") and is returned as ``gave_up``. Returns the last :func:`probe_many` result
+    plus ``attempts``, ``waited`` (seconds) and ``gave_up``.
     """
     if wait_timeout is None or float(wait_timeout) < 0:
         raise ValueError("wait_timeout must be >= 0 seconds, got %r" % (wait_timeout,))

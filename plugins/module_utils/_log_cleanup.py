@@ -1,14 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The log cleanup, the quick fix of the P1 case ``disk_low`` (``_p1cases.py``), for the module
-``sre.incident.log_cleanup``: :func:`plan_log_cleanup`, :func:`plan_bundle_cleanup`,
-:func:`run_log_cleanup`. Deletes the files of the service's log directory that the service does not
-write to (rotated or stray files), truncates the active logs only when the volume stays above a
-target, and removes all but the newest evidence bundles. Never touches data volumes.
+"""The log cleanup, the quick fix of the P1 case ``disk_low``, for ``sre.incident.log_cleanup``.
 
-Everything is pure except :func:`run_log_cleanup`, which acts through an injected ``exec_fn(argv)``
-(a command in the service's container) and on the managed host's bundle directory.
+Deletes the files of the service's log directory that it does not write to (rotated or stray
+files), truncates the active logs only when the volume stays above a target, and removes all but
+the newest evidence bundles. Never touches data volumes. Pure except :func:`run_log_cleanup`.
 """
 
 from __future__ import annotations
@@ -45,12 +42,8 @@ def _inside(path, directory):
 
 
 def plan_log_cleanup(files, log_dir, keep=DEFAULT_KEEP):
-    """Split the files of ``log_dir`` into those to remove and those to keep.
-
-    Kept: files whose name matches one of ``keep`` (the logs the service writes now). Removed:
-    every other regular file inside ``log_dir`` (rotated, compressed or stray files). A path
-    outside ``log_dir`` is never planned for removal. Returns dict(remove, keep), largest first.
-    """
+    """dict(remove, keep), largest first, of the files inside ``log_dir``: kept when their name matches
+    one of ``keep`` (the logs the service writes now); a path outside ``log_dir`` is never removed."""
     if not log_dir or not posixpath.isabs(log_dir) or posixpath.normpath(log_dir) == "/":
         raise ValueError("log_dir %r must be an absolute directory other than /" % (log_dir,))
     remove, kept = [], []
@@ -63,10 +56,8 @@ def plan_log_cleanup(files, log_dir, keep=DEFAULT_KEEP):
 
 
 def bundle_groups(names):
-    """Evidence bundles by name: ``<stamp>-<label>`` and ``<stamp>-<label>.tar.gz`` are one bundle.
-
-    Returns a list of (stem, [names]) sorted oldest first (the names start with a UTC stamp).
-    """
+    """[(stem, [names])], oldest first (names start with a UTC stamp): ``<stamp>-<label>`` and
+    ``<stamp>-<label>.tar.gz`` are one bundle."""
     groups = {}
     for name in names:
         stem = name[:-len(".tar.gz")] if name.endswith(".tar.gz") else name
@@ -116,13 +107,9 @@ def _size_of(path):
 
 
 def run_log_cleanup(params, exec_fn, check_mode=False):
-    """The work of ``sre.incident.log_cleanup``.
-
-    ``params``: ``log_dir``, ``keep`` (patterns), ``truncate_above_pct`` (truncate the kept logs
-    when the volume is still at least this full after removing the rest; ``None``: never),
-    ``bundles_dir`` (``None``: no bundle cleanup), ``bundles_keep``. ``exec_fn(argv)`` runs a
-    command in the service's container and returns dict(rc, stdout, stderr).
-    """
+    """The work of ``sre.incident.log_cleanup``; ``exec_fn(argv)`` runs a command in the service's
+    container and returns dict(rc, stdout, stderr). ``truncate_above_pct``: truncate the kept logs
+    when the volume is still at least this full after removing the rest (``None``: never)."""
     log_dir = params.get("log_dir")
     keep = list(params.get("keep") or DEFAULT_KEEP)
     truncate_above = _number("truncate_above_pct", params.get("truncate_above_pct"))

@@ -1,32 +1,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What a log line says about itself: its level, and whether it is an error line (SPEC OUT-6).
 
-The one classifier of the collection: diagnostics (the runbook's "recent errors", the P1 cases
-read its summary), verification ("no new ERROR/FATAL/panic lines since the fix") and the P2
-report's log excerpt all ask this file, so a line is an error line everywhere or nowhere.
-
-A line (without the engine's timestamp) is classified like this:
-
-JSON object (``{...}``)
-    The first level key present decides: ``level``, ``severity``, ``lvl``, ``log.level`` (flat,
-    as ECS writes it, or nested ``{"log": {"level": ...}}``), ``levelname``. Text levels in any
-    case (``"error"``, ``"ERROR"``, ``"Err"``), numeric levels of pino / bunyan (10 trace,
-    20 debug, 30 info, 40 warn, 50 error, 60 fatal). What the message says does not matter: an
-    INFO line whose message mentions an error is an INFO line. A JSON object without a level key
-    has no level (it is data, such as an access-log line, not a message about a failure).
-Any other line
-    ``level=error`` (logfmt), nginx's ``[error]`` / ``[crit]`` / ``[alert]`` / ``[emerg]``, the
-    upper-case words ``ERROR``, ``FATAL``, ``CRITICAL``, ``PANIC`` (PostgreSQL's ``ERROR:`` and
-    ``FATAL:``, Python logging's ``ERROR:root:``), ``panic:`` / ``panicked at``, a lower-case
-    ``error:`` or ``fatal:`` (``Error: connect ECONNREFUSED``), and the lines of a stack trace:
-    ``Traceback (most recent call last):``, Python's ``  File "...", line N``, Java's and
-    Node's ``    at f (file:1:2)``, ``Caused by:``, Go's ``goroutine 1 [running]:``, an exception
-    line ``ValueError: ...`` / ``java.lang.IllegalStateException: ...``.
-    A word that merely contains "error" is no error: ``errors=0``, ``terror``, ``error_count``,
-    ``0 errors found``.
-
-The levels returned: ``PANIC``, ``FATAL``, ``CRITICAL``, ``ERROR`` (the error levels),
-``WARNING``, ``INFO``, ``DEBUG``, ``TRACE``, or None (the line says nothing about its level).
+The one classifier of the collection (diagnostics, verification, the P2 report's excerpt), so a
+line is an error line everywhere or nowhere. A JSON object's level is its first level key (text or
+pino / bunyan number); what its message says does not matter, and without a level key it has none
+(it is data, such as an access-log line). Any other line: logfmt, nginx's ``[error]``, the
+upper-case words, ``panic:``, a lower-case ``error:`` and the lines of a stack trace. A word that
+merely contains "error" is no error: ``errors=0``, ``terror``, ``error_count``, ``0 errors found``.
 """
 
 from __future__ import annotations
@@ -74,7 +54,7 @@ _STACK_RES = (
 
 
 def normalize(level):
-    """A level as written by a program (text or pino number) -> one of the levels above, or None."""
+    """A level as written by a program (text or pino number) -> one of :data:`_RANK`, or None."""
     if level is None or isinstance(level, bool):
         return None
     if isinstance(level, (int, float)):
@@ -125,9 +105,7 @@ def line_level(text):
     if match:
         return normalize(match.group(1))
     raw = (text or "").rstrip("\r\n")
-    if any(regex.search(raw) for regex in _STACK_RES):
-        return "ERROR"
-    return None
+    return "ERROR" if any(regex.search(raw) for regex in _STACK_RES) else None
 
 
 def is_error_level(level):

@@ -3,34 +3,22 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The base of every module: one way to declare options, check imports, connect, fail and exit.
 
-A module builds its argument spec, hands one function (its work) to :class:`IncidentModule` and
-exits with what the work returned::
-
-    def work(module):
-        client = module.connect()
-        return _backup.restore(client, module.params["stack"], ..., check_mode=module.check_mode)
+A module hands its argument spec and one function (its work) to :class:`IncidentModule`::
 
     def main():
         IncidentModule(argument_spec(), docker=True).run(work)
 
-- ``docker=True`` merges the shared Docker options (``_compose.DOCKER_COMMON_ARGS``: ``docker_host``,
-  ``docker_timeout`` with their environment fallbacks), documented once in the
-  ``sre.incident.docker`` doc fragment; such a module belongs to the ``docker`` action group of
-  ``meta/runtime.yml``.
-- :meth:`IncidentModule.connect` checks the docker SDK is importable (``missing_required_lib``) and
-  connects with those options; a module that never needs the engine never asks for the SDK.
-- :meth:`IncidentModule.run` calls the work and turns its outcome into ``exit_json`` or
-  ``fail_json`` (:func:`outcome`): every ``IncidentError`` with its details, bad input
-  (``ValueError``) with its message, and an ``OSError`` with the module's ``context``. Code below the
-  modules raises; it never calls ``fail_json``. A work that wants to fail with its whole result
-  (a wait that timed out, a probe that was asked to fail) returns it with ``failed=True`` and ``msg``.
-- The result's ``diff`` is handed over only under ``--diff`` (and with ``diff="changed"`` only when
-  something changed); its ``warnings`` become the task's warnings.
+- ``docker=True`` merges the shared Docker options (``_compose.DOCKER_COMMON_ARGS``, documented in
+  the ``sre.incident.docker`` doc fragment); such a module belongs to the ``docker`` action group
+  of ``meta/runtime.yml``. A module that never calls :meth:`IncidentModule.connect` never asks
+  for the docker SDK.
+- Code below the modules raises, it never calls ``fail_json``: :func:`outcome` turns errors into
+  the failed result. A work that wants to fail with its whole result (a wait that timed out)
+  returns it with ``failed=True`` and ``msg``. Its ``warnings`` become the task's warnings.
 
-A module's code may also run in the controller's process, when the managed host is the
-controller's machine (``plugin_utils/_action.ModuleAction``): ``main(here=Here(args, ...))`` builds
-the same ``IncidentModule`` without an ``AnsibleModule`` (the options checked against the same spec,
-with the same constraints) and ``run`` returns the task's result instead of exiting.
+When the managed host is the controller's machine (``plugin_utils/_action.ModuleAction``),
+``main(here=Here(args, ...))`` builds the same ``IncidentModule`` without an ``AnsibleModule`` (the
+options checked against the same spec and constraints) and ``run`` returns the task's result.
 """
 
 from __future__ import annotations
@@ -49,8 +37,7 @@ from ansible_collections.sre.incident.plugins.module_utils._errors import Incide
 
 
 def _docker():
-    """``_compose``, imported when a module needs the engine: the controller-side users of this file
-    (the ``incident`` and ``notify`` actions, the timeline callback) never load the docker SDK."""
+    """``_compose``, imported only when needed: the controller-side users of this file never load the docker SDK."""
     from ansible_collections.sre.incident.plugins.module_utils import _compose  # pylint: disable=import-outside-toplevel
 
     return _compose
@@ -85,12 +72,8 @@ def outcome(work, diff=False, diff_when="always", context=None, wrap=(OSError,))
 
 
 class IncidentModule:
-    """An ``AnsibleModule`` with the collection's common parts (see the module docstring).
-
-    ``docker``: merge the shared Docker options into ``argument_spec``. Other keyword arguments
-    (``required_if``, ``mutually_exclusive``, ...) go to ``AnsibleModule``; every module supports
-    check mode.
-    """
+    """An ``AnsibleModule`` with the collection's common parts (see the module docstring); keyword
+    arguments (``required_if``, ...) go to ``AnsibleModule``. Every module supports check mode."""
 
     def __init__(self, argument_spec, docker=False, here=None, **kwargs):
         spec = dict(argument_spec)
@@ -176,9 +159,7 @@ class IncidentModule:
 
 
 def check_options(argument_spec, args, **constraints):
-    """``args`` checked against ``argument_spec`` and ``constraints`` (``required_if``,
-    ``mutually_exclusive``, ...) as ``AnsibleModule`` checks them, without one:
-    ``(parameters, no_log values, problems)``, each problem naming the bad option or value."""
+    """``(parameters, no_log values, problems)`` of ``args`` checked as ``AnsibleModule`` checks them."""
     validated = ArgumentSpecValidator(argument_spec, **constraints).validate(args)
     problems = [("unsupported parameters: %s" % err) if isinstance(err, UnsupportedError) else str(err)
                 for err in validated.errors.errors]
@@ -186,8 +167,7 @@ def check_options(argument_spec, args, **constraints):
 
 
 def _as_json(value):
-    """What a module's JSON makes of a value that JSON has no type for: a time in ISO 8601, a set as a
-    sorted list, anything else as its text."""
+    """What a module's JSON makes of a value that JSON has no type for."""
     if isinstance(value, (datetime.date, datetime.datetime)):
         return value.isoformat()
     if isinstance(value, (set, frozenset)):
@@ -196,8 +176,7 @@ def _as_json(value):
 
 
 class Here:
-    """A module's code run in the controller's process (see the module docstring): the task's
-    options, and whether it runs in check mode and diff mode."""
+    """The task's options, check mode and diff mode, for a module's code run in the controller's process."""
 
     def __init__(self, args, check_mode=False, diff=False):
         self.args = dict(args)

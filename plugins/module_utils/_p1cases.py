@@ -1,17 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The runbook's four common P1 cases ("P1 常見案例和解決", SPEC P1-3); their quick fix for a full disk is
-in ``_log_cleanup.py``.
-
-Sections of this file:
-
-* The catalogue (:data:`CATALOGUE`): per case its symptom, quick fix, root-cause hint and the
-  long-term action item the postmortem lists (item, description, priority, owner, deadline).
-* The detectors (:func:`detect`): pure functions over the diagnostics summary (the ``summary`` of
-  ``sre.incident.diagnose``) and the recommendation probes (the ``samples`` of
-  ``sre.incident.severity`` with ``measure: true``). Their rules are written once, for operators,
-  in ``plugins/filter/p1_cases.yml`` (``ansible-doc -t filter sre.incident.p1_cases``).
+"""The runbook's four common P1 cases ("P1 常見案例和解決", SPEC P1-3): the catalogue of their symptom,
+quick fix, root-cause hint and postmortem action item, and their pure detectors (:func:`detect`),
+whose rules are written for operators in ``plugins/filter/p1_cases.yml``. The quick fix for a full
+disk is in ``_log_cleanup.py``.
 """
 
 from __future__ import annotations
@@ -202,15 +195,13 @@ def detect(summary, probes=None, baseline_ms=None, thresholds=None, limit=10, mi
            traffic=None):
     """Run the four detectors (rules in p1_cases.yml).
 
-    ``summary``: the diagnostics summary; ``probes``: the recommendation samples (dicts with
-    ``user``, ``status``, ``latency_ms``, ``count``, ``source``); ``baseline_ms``: the normal
-    latency (``None`` or ``0``: the latency rule is not evaluated). ``traffic``: real traffic (a
-    result of ``sre.incident.traffic``, SPEC MON-2): when it has a p50 latency, the latency rule
-    judges the real p50 against the real baseline window's p50 (else ``baseline_ms``), and the
-    connections case quotes the real error rate. Returns ``{detected: [names], cases: [every case,
-    detected or not, with evidence, quick_fix, root_cause_hint, action_item], latency_ms,
-    latency_source, baseline_ms, baseline_source, thresholds}``. Impossible input raises
-    ``ValueError`` naming it.
+    ``summary``: the ``summary`` of ``sre.incident.diagnose``; ``probes``: the ``samples`` of
+    ``sre.incident.severity`` (``user``, ``status``, ``latency_ms``, ``count``, ``source``);
+    ``baseline_ms`` ``None`` or ``0``: the latency rule is not evaluated. With real ``traffic``
+    (SPEC MON-2) that has a p50 latency, the latency rule judges it against the real baseline
+    window's p50 (else ``baseline_ms``), and the connections case quotes the real error rate.
+    Returns ``{detected: [names], cases: [every case, with evidence, quick_fix, root_cause_hint,
+    action_item], latency_ms, latency_source, baseline_ms, baseline_source, thresholds}``.
     """
     summary, probes = _check_inputs(summary, probes)
     th = thresholds_from(thresholds)

@@ -1,10 +1,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """PostgreSQL of a stack, reached through the engine's exec in the database's own container.
 
-The collection brings nothing into the team's image: ``psql``, ``pg_dump`` and ``pg_restore`` are
-the database image's own, run as the image's ``postgres`` user (``incident_stack.database.exec_user``)
-over the server's Unix socket with ``-p`` the port it listens on (``incident_stack.database.port``:
-the socket file is named after it). The dump leaves the container as the exec's output stream and
+``psql``, ``pg_dump`` and ``pg_restore`` are the image's own, run as ``exec_user`` over the Unix
+socket (``-p``: its file is named after the port). The dump leaves as the exec's output stream,
 the restore enters as its input stream: no file is written inside the container.
 """
 
@@ -24,10 +22,7 @@ class PostgresError(DockerError):
 
 
 def settings(stack):
-    """The database of ``incident_stack`` with its defaults: dict(service, name, user, port, exec_user).
-
-    Raises ValueError naming a bad value.
-    """
+    """The database of ``incident_stack`` with its defaults: dict(service, name, user, port, exec_user)."""
     db = stack.get("database") or {}
     if not isinstance(db, dict):
         raise ValueError("incident_stack.database must be a mapping, got %r" % (db,))
@@ -52,8 +47,7 @@ class Postgres:
         return ["--no-password", "-U", self.user, "-p", str(self.port), "-d", self.name]
 
     def query(self, sql):
-        """One SQL statement that returns a row (``SHOW data_directory``) with ``psql -At``; its output
-        (stripped). Raises PostgresError. Its output is expected (see ComposeClient.exec_in)."""
+        """The output (stripped) of one SQL statement that returns a row, with ``psql -At``."""
         argv = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"] + self._conn() + ["-c", sql]
         res = self.client.exec_in(self.container, argv, user=self.exec_user, environment={"PGCONNECT_TIMEOUT": "10"},
                                   expect_output=True)
@@ -74,10 +68,8 @@ class Postgres:
         return res
 
     def restore(self, chunks, lock_timeout_s=60):
-        """``pg_restore --clean --if-exists`` of a custom-format dump (``chunks``: its bytes) into the
-        database, in one transaction (``--single-transaction --exit-on-error``): it is restored whole
-        or not at all. Waits at most ``lock_timeout_s`` for a lock the service's sessions hold.
-        Returns dict(cmd, rc, bytes, stdout, stderr)."""
+        """``pg_restore`` of a custom-format dump (``chunks``: its bytes), whole or not at all; waits at
+        most ``lock_timeout_s`` for a lock the service's sessions hold. Returns dict(cmd, rc, bytes, stdout, stderr)."""
         argv = ["pg_restore", "--clean", "--if-exists", "--single-transaction", "--exit-on-error"] + self._conn()
         env = {"PGCONNECT_TIMEOUT": "10", "PGOPTIONS": "-c lock_timeout=%ds" % int(lock_timeout_s)}
         res = self.client.exec_stream_in(self.container, argv, chunks, user=self.exec_user, environment=env)

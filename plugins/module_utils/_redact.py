@@ -3,20 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Secret redaction: pure functions, applied to everything diagnostics collect.
 
-What is redacted:
-
-* environment variables whose NAME looks secret (``PASSWORD``, ``PASSWD``, ``PWD``, ``SECRET``,
-  ``TOKEN``, ``KEY``, ``CREDENTIAL``, ``AUTH``, ``COOKIE``, ``SESSION``, ``PRIVATE``,
-  ``SIGNATURE``, ``WEBHOOK``, ``DSN``): their value is replaced by :data:`MASK`;
-* the VALUES of those variables wherever they appear in collected text (a password echoed by a
-  log line or a query is still a password): see :func:`secret_values`;
-* passwords in connection strings and URLs (``postgres://user:pw@host`` -> ``postgres://user:********@host``);
-* bearer / basic authorization headers, ``password=...`` / ``token: ...`` style assignments,
-  ``"password": "..."`` JSON members and SQL ``PASSWORD '...'`` literals;
-* webhook URLs (``hooks.slack.com/services/...``, ``oapi.dingtalk.com/robot/send?access_token=...``,
-  any ``access_token=`` / ``token=`` / ``sign=`` query parameter).
-
-Nothing here does I/O; everything is unit-tested.
+Masked: the value of an environment variable whose name looks secret, and that value wherever it
+appears in collected text (a password echoed by a log line is still a password); passwords in
+URLs; authorization headers, ``password=...`` assignments, JSON members and SQL ``PASSWORD '...'``
+literals; webhook URLs and token query parameters.
 """
 
 from __future__ import annotations
@@ -71,11 +61,8 @@ def _env_items(env):
 
 
 def secret_values(env):
-    """The values of the secret-looking variables of ``env`` (dict or ``NAME=value`` list).
-
-    Also the password part of any URL-valued variable (``DATABASE_URL=postgres://u:pw@h``).
-    Values shorter than :data:`MIN_SECRET_LEN` are left out (see the module docstring).
-    """
+    """The values of the secret-looking variables of ``env`` (dict or ``NAME=value`` list), and the
+    password of any URL-valued one; values shorter than :data:`MIN_SECRET_LEN` are left out."""
     found = set()
     for name, value in _env_items(env):
         if is_secret_name(name) and len(value) >= MIN_SECRET_LEN:
@@ -117,12 +104,8 @@ def redact_text(text, values=()):
 
 
 def redact_data(data, values=()):
-    """Deep copy of ``data`` (dicts, lists, strings, numbers) with secrets masked.
-
-    A dict member whose key looks secret and whose value is a non-empty string is masked whole; a key
-    named ``Env`` / ``env`` / ``environment`` holding a list of ``NAME=value`` is treated as an
-    environment; every string is passed through :func:`redact_text`.
-    """
+    """Deep copy of ``data`` with secrets masked: a non-empty string under a secret-looking key whole,
+    ``env`` / ``environment`` as an environment, every other string by :func:`redact_text`."""
     if isinstance(data, dict):
         out = {}
         for key, value in data.items():

@@ -1,9 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Redis of a stack, reached through the engine: ``redis-cli`` of the image by exec, the RDB file
-through the engine's archive API (read out of the data volume, put back into it).
-
-``-p`` is the port Redis listens on inside its container (``incident_stack.redis.port``, default
-6379). Nothing is copied into the container to do any of this.
+"""Redis of a stack, reached through the engine: ``redis-cli`` of the image by exec (``-p`` the port
+it listens on inside its container), the RDB file through the engine's archive API. Nothing is
+copied into the container.
 """
 
 from __future__ import annotations
@@ -72,10 +70,8 @@ class Redis:
         self.port = int(port)
 
     def cli(self, *args, read_only=False):
-        """``redis-cli -p PORT ARGS``; its output (stripped). Raises RedisError on a failure or an error reply.
-
-        ``read_only=True``: a command that only reads (its output may be asked for again, see
-        ComposeClient.exec_in ``expect_output``)."""
+        """The output (stripped) of ``redis-cli -p PORT ARGS``; RedisError on a failure or an error reply.
+        ``read_only``: its output may be asked for again (ComposeClient.exec_in ``expect_output``)."""
         argv = ["redis-cli", "-p", str(self.port)] + [str(a) for a in args]
         res = self.client.exec_in(self.container, argv, expect_output=read_only)
         out = (res["stdout"] or "").strip()
@@ -100,12 +96,9 @@ class Redis:
         return (self.config_get("dir") or "/data").rstrip("/") or "/", self.config_get("dbfilename") or "dump.rdb"
 
     def save(self, timeout=120.0, interval=0.2):
-        """``BGSAVE`` and wait (polling ``INFO persistence`` and ``LASTSAVE``) until it is written.
-
-        A save already running started before this call and may miss later writes: it is waited
-        for, then ours is asked for again. Returns dict(lastsave (UNIX s), keys, elapsed).
-        Raises RedisError when Redis refuses, the save fails or ``timeout`` passes.
-        """
+        """``BGSAVE`` and wait until it is written: dict(lastsave (UNIX s), keys, elapsed); RedisError when
+        Redis refuses, the save fails or ``timeout`` passes. A save already running may miss later
+        writes: it is waited for, then ours is asked for again."""
         started = time.monotonic()
         deadline = started + float(timeout)
         before = self.lastsave()
@@ -146,9 +139,8 @@ class Redis:
 
 
 def read_rdb(client, container, directory, filename, sink):
-    """Stream ``directory/filename`` out of ``container`` (running or stopped) through the engine's
-    archive API into ``sink(bytes)``, hashing it. Returns dict(bytes, sha256, uid, gid, mode).
-    Raises RedisError when it is no RDB file."""
+    """Stream the RDB ``directory/filename`` out of ``container`` (running or stopped) into ``sink(bytes)``:
+    dict(bytes, sha256, uid, gid, mode). RedisError when it is no RDB file."""
     path = directory.rstrip("/") + "/" + filename
     reader, _stat = client.archive_reader(container, path)
     digest = hashlib.sha256()

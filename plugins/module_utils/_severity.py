@@ -1,21 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Severity levels of the runbook and what they promise.
+"""Severity levels of the runbook: their SLA (SPEC SEV-2, SEV-3) and the decision tree ("判斷標準")
+that classifies an incident (SPEC SEV-1, SEV-2, SEV-4).
 
-Sections of this file:
-
-* SLA (SPEC SEV-2, SEV-3): the default respond / resolve times per severity, operator
-  overrides, the deadlines of an incident and whether a deadline was met.
-* Classification (SPEC SEV-1, SEV-2, SEV-4): the runbook's decision tree ("判斷標準") over
-  facts given by an operator or an alert, or measured live (:func:`measure`), with the
-  ordering helpers :func:`rank`, :func:`worse`, :func:`worst`.
-
-Everything here is pure except :func:`measure` (which probes the service over HTTP through
-``_http``, with the probe function injectable), the baseline file helpers
-(:func:`read_baseline`, :func:`write_baseline`) and :func:`run`, the work of the
-``sre.incident.severity`` module. The rest does no file or network access, the current time is
-always a parameter (``now``/``at``) so that tests can put events exactly on a boundary.
+Pure except :func:`measure` (HTTP probes), the baseline file helpers and :func:`run`; the current
+time is always a parameter (``now``/``at``) so that tests can put events exactly on a boundary.
 """
 
 from __future__ import annotations
@@ -29,9 +19,7 @@ import os
 from ansible_collections.sre.incident.plugins.module_utils import _files
 from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
-# ---------------------------------------------------------------------------------------------
-# SLA
-# ---------------------------------------------------------------------------------------------
+# ---- SLA -------------------------------------------------------------------------------------
 
 SEVERITIES = ("P0", "P1", "P2", "P3")  # worst first
 
@@ -71,11 +59,8 @@ def _check_seconds(value, where):
 
 
 def validate_overrides(overrides):
-    """Check an overrides mapping like ``{"P0": {"respond": 300, "resolve": 1800}}``.
-
-    Returns a normalised copy (severity keys upper-cased). Unknown severities, unknown kinds and
-    negative or non-numeric values raise ``ValueError`` naming them.
-    """
+    """A copy of ``{"P0": {"respond": 300, "resolve": 1800}}`` with upper-cased severities; ValueError
+    names an unknown severity or kind, or a negative or non-numeric value."""
     if overrides is None:
         return {}
     if not isinstance(overrides, dict):
@@ -94,10 +79,7 @@ def validate_overrides(overrides):
 
 
 def sla_for(severity, overrides=None):
-    """The SLA of ``severity`` as ``{"respond": seconds|None, "resolve": seconds|None}``.
-
-    ``overrides`` (seconds, per severity, per kind) replace the defaults kind by kind.
-    """
+    """``{"respond": seconds|None, "resolve": seconds|None}``; ``overrides`` replace the defaults kind by kind."""
     sev = normalize_severity(severity)
     sla = dict(DEFAULT_SLA[sev])
     sla.update(validate_overrides(overrides).get(sev, {}))
@@ -105,24 +87,15 @@ def sla_for(severity, overrides=None):
 
 
 def deadlines(severity, started_at, overrides=None):
-    """The respond and resolve deadlines of an incident that started at ``started_at``.
-
-    Returns ``{"respond": iso|None, "resolve": iso|None}`` (``None`` where there is no SLA).
-    """
+    """``{"respond": iso|None, "resolve": iso|None}`` (``None`` where there is no SLA)."""
     start = parse_ts(started_at, "started_at")
     sla = sla_for(severity, overrides)
     return {kind: None if sla[kind] is None else format_ts(start + datetime.timedelta(seconds=sla[kind])) for kind in SLA_KINDS}
 
 
 def deadline_status(deadline, at, now=None):
-    """Whether a deadline was kept.
-
-    * ``none``: there is no deadline (``deadline`` is ``None``);
-    * ``met``: it happened (``at``) on or before the deadline (the exact boundary counts as met);
-    * ``missed``: it happened after the deadline, or it has not happened and ``now`` is past
-      the deadline;
-    * ``open``: it has not happened yet and the deadline has not passed (or ``now`` not given).
-    """
+    """``none`` (no deadline), ``met`` (``at`` on or before it: the boundary counts as met), ``missed``
+    (``at`` after it, or not happened and ``now`` past it) or ``open``."""
     if deadline is None:
         return NONE
     limit = parse_ts(deadline, "deadline")
@@ -141,9 +114,7 @@ def time_left(deadline, now):
     return round(delta.total_seconds(), 3)
 
 
-# ---------------------------------------------------------------------------------------------
-# Classification (SPEC SEV-1, SEV-2, SEV-4)
-# ---------------------------------------------------------------------------------------------
+# ---- Classification (SPEC SEV-1, SEV-2, SEV-4) -----------------------------------------------
 #
 # The runbook's tree, both branches always evaluated, the worse result wins:
 #
@@ -157,8 +128,7 @@ def time_left(deadline, now):
 #            ratio < 5                                 -> P2
 #            baseline missing or 0, latency missing    -> not evaluated (reason says why)
 #
-# The facts each decision derives (all users, core feature, share of users, no traffic, kind) are
-# documented once, in the description of the severity module (plugins/modules/severity.py).
+# The facts each decision derives are documented in plugins/modules/severity.py.
 
 KINDS = ("incident", "improvement", "docs")
 
@@ -223,16 +193,14 @@ def _dec(value):
 
 
 def _number(name, value):
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError("%s %r is not a number" % (name, value))
     if isinstance(value, str):
         try:
             value = float(value.strip())
         except ValueError:
             raise ValueError("%s %r is not a number" % (name, value)) from None
-    if not isinstance(value, (int, float)):
-        raise ValueError("%s %r is not a number" % (name, value))
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("%s %r is not a finite number" % (name, value))
     return int(value) if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53 else value
 
@@ -267,12 +235,8 @@ def _check_fact(name, value):
 
 
 def validate_facts(facts, baseline_ms=None):
-    """Check and normalise the facts; returns a new dict without ``None`` values.
-
-    Unknown keys, impossible values (negative latency, percentages outside 0..100, an error rate
-    outside 0..1, non-numbers, non-booleans, an unknown kind) raise ``ValueError`` naming them.
-    ``baseline_ms``, when not ``None``, replaces ``facts['baseline_ms']``.
-    """
+    """The facts checked and normalised, without ``None`` values; ValueError names an unknown key or an
+    impossible value. ``baseline_ms``, when not ``None``, replaces ``facts['baseline_ms']``."""
     if facts is None:
         facts = {}
     if not isinstance(facts, dict):
@@ -304,7 +268,6 @@ def _impact_branch(facts):
     """(severity, reasons) of the impact branch."""
     pct = facts.get("users_affected_pct")
     rate = facts.get("error_rate")
-    # all users affected -> P0
     if facts.get("all_users_affected"):
         return "P0", ["all users affected (all_users_affected) -> P0"]
     if pct is not None and _dec(pct) == 100:
@@ -312,13 +275,11 @@ def _impact_branch(facts):
     if rate is not None and _dec(rate) == 1:
         return "P0", ["error rate %s (every request failed: all users) -> P0" % _pct_text(100)]
     reasons = ["not all users affected"]
-    # core feature (recommendations) affected -> P1
     if facts.get("core_feature_affected"):
         return "P1", reasons + ["core feature (recommendations) affected -> P1"]
     if facts.get("recommendations_empty"):
         return "P1", reasons + ["recommendations empty: core feature (recommendations) affected -> P1"]
     reasons.append("core feature (recommendations) not affected")
-    # more than 1 % of users affected -> P1
     share, source = None, None
     if pct is not None:
         share, source = _dec(pct), "users affected %s" % _pct_text(pct)
@@ -371,18 +332,12 @@ def _problem_detected(facts, latency, tolerance):
 
 
 def classify(facts, baseline_ms=None, sla_overrides=None, latency_tolerance=DEFAULT_LATENCY_TOLERANCE):
-    """Classify an incident with the runbook's decision tree (SPEC SEV-1, SEV-2).
-
-    ``facts``: ``users_affected_pct`` (0..100), ``all_users_affected``, ``core_feature_affected``,
-    ``recommendations_empty`` (booleans), ``error_rate`` (0..1), ``latency_ms``, ``baseline_ms``
-    (>= 0), ``samples`` (requests the rates come from), ``kind`` (incident, improvement, docs).
-    ``baseline_ms`` (argument) replaces ``facts['baseline_ms']``.
+    """The runbook's decision tree over ``facts`` (see :data:`FACT_KEYS`; ``baseline_ms`` replaces theirs).
 
     Returns ``{severity, sla, reasons, branches: {impact, latency}, decided_by, facts, kind,
-    problem_detected}``. ``problem_detected`` is false when no impact fact shows users affected
-    and the latency is not more than ``latency_tolerance`` times the baseline (or not evaluated):
-    the tree sizes a problem, it does not find one, so a healthy service classifies as P2 with
-    ``problem_detected`` false. Raises ``ValueError`` for impossible input or no traffic.
+    problem_detected}``. The tree sizes a problem, it does not find one: ``problem_detected`` is
+    false (a healthy service is P2) when no impact fact shows users affected and the latency is not
+    more than ``latency_tolerance`` times the baseline. ValueError for impossible input or no traffic.
     """
     clean = validate_facts(facts, baseline_ms=baseline_ms)
     tolerance = _number("latency_tolerance", latency_tolerance)
@@ -415,8 +370,8 @@ def classify(facts, baseline_ms=None, sla_overrides=None, latency_tolerance=DEFA
         decided_by = "impact" if not latency["evaluated"] else "both"
     else:
         decided_by = "impact" if severity == impact_sev else "latency"
-    reasons = [impact_reasons[-1], latency["reason"]]
-    reasons.append("worse of impact %s and latency %s -> %s" % (impact_sev, latency["severity"] or "(not evaluated)", severity))
+    reasons = [impact_reasons[-1], latency["reason"], "worse of impact %s and latency %s -> %s"
+               % (impact_sev, latency["severity"] or "(not evaluated)", severity)]
     return dict(
         severity=severity,
         sla=sla_for(severity, sla_overrides),
@@ -440,18 +395,14 @@ DOWN_KINDS = ("service_down", "stack_down", "engine_unreachable")
 
 def triage(measured=None, given=None, kind="incident", alert=None, detect=None, baseline_ms=None,
            recorded_baseline_ms=None, traffic=None):
-    """The triage of one host (``playbooks/triage.yml``): the decision tree over the measured facts
-    and the given ones, the worse of its severity and the alert's, and whether there is a problem.
+    """The triage of one host (``playbooks/triage.yml``): the tree over the measured facts overlaid by
+    the ``given`` ones, the worse of its severity and the ``alert``'s, and whether there is a problem.
 
-    ``measured``: the result of ``sre.incident.severity`` with ``measure=true`` (None: not measured);
-    ``given``: facts over the measured ones; ``kind``: incident, improvement or docs; ``alert``: the
-    alert's severity label, if any; ``detect``: the detect role's verdict (with ``measured``);
-    ``baseline_ms``: the normal latency given (it wins), else real traffic's baseline window, else
-    ``recorded_baseline_ms``, else the runbook's 50 ms; ``traffic``: the result of ``sre.incident.traffic``.
-
-    Returns dict(severity ('' when nothing is known), tree_severity, alert_severity, problem, reasons,
-    facts, sources (where each fact came from), traffic, baseline_ms, sla, outage). Raises ValueError
-    for impossible input, naming it.
+    ``measured``: a result of ``sre.incident.severity`` with ``measure=true`` (None: not measured);
+    ``detect``: the detect role's verdict; ``traffic``: a result of ``sre.incident.traffic``. The
+    baseline: ``baseline_ms``, else real traffic's baseline window, else ``recorded_baseline_ms``,
+    else the runbook's 50 ms. Returns dict(severity ('' when nothing is known), tree_severity,
+    alert_severity, problem, reasons, facts, sources, traffic, baseline_ms, sla, outage).
     """
     given = dict(given or {})
     alert = (alert or "").upper() or None
@@ -460,13 +411,11 @@ def triage(measured=None, given=None, kind="incident", alert=None, detect=None, 
     if kind not in KINDS:
         raise ValueError("kind %r is not one of %s" % (kind, ", ".join(KINDS)))
     measuring = measured is not None
-    baseline = measured_baseline = None
+    measured_baseline = None
     if measuring and (measured.get("baseline") or {}).get("source") in ("access_log", "prometheus"):
         measured_baseline = measured["baseline"].get("baseline_ms")
-    for candidate in (baseline_ms, measured_baseline, recorded_baseline_ms, RUNBOOK_BASELINE_MS):
-        if candidate not in (None, ""):
-            baseline = float(candidate)
-            break
+    baseline = next(float(candidate) for candidate in (baseline_ms, measured_baseline, recorded_baseline_ms,
+                                                       RUNBOOK_BASELINE_MS) if candidate not in (None, ""))
     detect = detect or {}
     service_down = measuring and detect.get("kind") in DOWN_KINDS and not detect.get("recommendations_ok")
     facts = dict(measured.get("facts") or {}) if measuring else {}
@@ -509,18 +458,13 @@ def triage(measured=None, given=None, kind="incident", alert=None, detect=None, 
 
 
 def measure(stack, count=3, interval=0.5, timeout=5.0, probe_many=None):
-    """Probe the recommendations of every sample user of ``stack`` and derive the facts.
+    """Probe the recommendations of every sample user of ``stack`` ``count`` times and derive the facts.
 
-    ``count`` rounds, each probing every sample user's recommendations URL once. A probe fails
-    when no answer came or the status is not 200; an answer of 200 with no recommendations is
-    "empty". A sample user counts as affected when at least half of its probes failed or were
-    empty (one blip does not make a user affected).
-
-    Returns ``{facts, users, samples, latency_ms, urls}``: ``facts`` has ``samples`` (probes
-    sent), ``error_rate`` (failed / sent), ``users_affected_pct`` (affected sample users / sample
-    users * 100), ``core_feature_affected`` (some sample user affected: every probe is a
-    recommendations request), ``recommendations_empty`` (some answer was empty) and
-    ``latency_ms`` (p50 of the probes that got an answer; absent when none did).
+    A probe fails without an answer or with a status other than 200; a 200 without recommendations
+    is "empty". A user is affected when at least half of its probes failed or were empty (one blip
+    does not count). Returns ``{facts, users, samples, latency_ms, urls}``; ``facts``: ``samples``
+    (probes sent), ``error_rate``, ``users_affected_pct``, ``core_feature_affected`` (some user
+    affected), ``recommendations_empty`` and ``latency_ms`` (p50 of the answers; absent without one).
     """
     # Imported here so that the pure part of this file needs no network code.
     from ansible_collections.sre.incident.plugins.module_utils import _http, _stack
@@ -560,8 +504,6 @@ def measure(stack, count=3, interval=0.5, timeout=5.0, probe_many=None):
         recommendations_empty=any(u["empty"] for u in users.values()),
         latency_ms=result["latency_ms"]["p50"],
     )
-    if sent == 0:
-        facts.pop("error_rate")
     facts = {k: v for k, v in facts.items() if v is not None}
     return dict(facts=facts, users=users, samples=samples, latency_ms=result["latency_ms"], urls=recs)
 
@@ -569,11 +511,8 @@ def measure(stack, count=3, interval=0.5, timeout=5.0, probe_many=None):
 # ---- recorded baseline and the classify module ------------------------------------------------
 
 def read_baseline(path):
-    """The baseline recorded in ``path`` (JSON ``{"baseline_ms": ..., "recorded_at": ...}``).
-
-    Returns the parsed dict, or ``None`` when the file does not exist. A file that is not such a
-    JSON object, or holds an impossible baseline, raises ``ValueError`` naming the file.
-    """
+    """The JSON ``{"baseline_ms": ..., "recorded_at": ...}`` in ``path``; ``None`` when there is no file,
+    ValueError naming the file when it holds no possible baseline."""
     if not os.path.exists(path):
         return None
     try:
@@ -602,11 +541,8 @@ TRAFFIC_FACTS = {"samples": "rps", "error_rate": "error_rate", "users_affected_p
 
 
 def traffic_facts(traffic):
-    """``(facts, sources, baseline_ms, baseline_source)`` from a result of ``sre.incident.traffic``.
-
-    Empty facts when the traffic had no source (the probes then decide). Raises ValueError for a
-    value that is not such a result.
-    """
+    """``(facts, sources, baseline_ms, baseline_source)`` from a result of ``sre.incident.traffic``
+    (empty facts when it had no source: the probes then decide)."""
     if traffic is None:
         return {}, {}, None, None
     if not isinstance(traffic, dict) or not isinstance(traffic.get("facts"), dict) \
@@ -628,15 +564,12 @@ def traffic_facts(traffic):
 def run(params, check_mode=False, now=None, probe_many=None):
     """The work of ``sre.incident.severity``: gather facts, pick the baseline, classify.
 
-    ``params``: the module's options. Real traffic (``traffic``, SPEC MON-2) replaces the probes'
-    error rate, share of users affected, latency and sample count, and the probes no longer say
-    the core feature is affected (a few sample users do not size the impact when real users
-    can be counted); an empty answer of a probe (``recommendations_empty``, which the access log
-    cannot see) still counts. Given facts overlay both. The baseline is ``baseline_ms`` if given,
-    else the real traffic's baseline window when the latency is real, else the one recorded in
-    ``baseline_file``, else none. ``sources`` names where each fact came from. With
-    ``record_baseline`` the measured p50 becomes the new recorded baseline (after classifying
-    against the previous one); in check mode it is only reported. Raises ValueError.
+    Real traffic (SPEC MON-2) replaces the probes' error rate, share of users affected, latency and
+    sample count, and the probes no longer say the core feature is affected (a few sample users do
+    not size the impact when real users can be counted); a probe's empty answer, which the access
+    log cannot see, still counts. Given facts overlay both. The baseline: ``baseline_ms``, else real
+    traffic's when the latency is real, else ``baseline_file``'s. ``record_baseline`` records the
+    measured p50 after classifying against the previous one (check mode: only reported).
     """
     facts = {}
     sources = {}

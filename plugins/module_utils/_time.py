@@ -3,18 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Time: the clock, and the one reader and writer of timestamps of the collection.
 
-- Written: UTC, ISO 8601, milliseconds, ``Z`` (``2026-11-27T01:30:45.123Z``, :func:`format_ts`);
-  to the second where a format says so (:func:`format_seconds`); ``20261127T013045Z`` in file
-  names (:func:`stamp`).
-- Read (:func:`parse_ts`): ISO 8601 / RFC 3339 - a date, or a date and a time (``T`` or a space,
-  seconds optional, any number of fraction digits, as the engine's nanoseconds), with ``Z`` or an
-  offset (``+08:00``, ``+0800``, ``+08``); a time without one is UTC. The basic format of the
-  names (``20261127T013045Z``) reads too.
-- A lower bound "since" (:func:`parse_since`): an ISO 8601 time, a duration before now
-  (``300``, ``-300``, ``15m``, ``24h``, ``1d``) or a UNIX time (``@1795744000``).
-
-The clock is :func:`utc_now` (an aware datetime) and ``time.time()`` (UNIX seconds); code that
-needs "now" takes a ``now`` argument so tests can fix it.
+Written in UTC, ISO 8601 with milliseconds and ``Z`` (:func:`format_ts`); read (:func:`parse_ts`)
+as ISO 8601 / RFC 3339 with any number of fraction digits (the engine's nanoseconds), a time
+without an offset being UTC. Code that needs "now" takes a ``now`` argument so tests can fix it.
 """
 
 from __future__ import annotations
@@ -44,10 +35,7 @@ def utc_now():
 
 def parse_ts(value, name="timestamp", naive=UTC):
     """An aware UTC datetime from an ISO 8601 timestamp (or a datetime); a value without an offset is
-    read in the zone ``naive`` (UTC unless said).
-
-    Raises ``ValueError`` naming ``name`` and the bad value.
-    """
+    read in the zone ``naive``. ValueError names ``name`` and the bad value."""
     if isinstance(value, datetime.datetime):
         return (value if value.tzinfo else value.replace(tzinfo=naive)).astimezone(UTC)
     match = _ISO_RE.match(value.strip()) if isinstance(value, str) else None
@@ -94,15 +82,8 @@ def stamp(value=None):
 
 
 def parse_since(value, now=None, name="since"):
-    """UNIX seconds of a lower bound in time, or None for None / ``""`` (no bound).
-
-    - an ISO 8601 time (see :func:`parse_ts`);
-    - a duration before ``now`` (UNIX seconds, default the clock): seconds, optionally with a unit ``s``, ``m``, ``h``
-      or ``d`` (``300``, ``15m``); a leading minus sign says the same (``-300`` is 300 s ago);
-    - a UNIX time, written ``@1795744000``.
-
-    Raises ``ValueError`` naming ``name`` and the bad value.
-    """
+    """UNIX seconds of a lower bound in time (None for None / ``""``): an ISO 8601 time, a duration
+    before ``now`` (``300``, ``-300`` (the same), ``15m``, ``24h``, ``1d``) or ``@<UNIX time>``."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
