@@ -79,7 +79,6 @@ def validate_channels(channels):
         if not isinstance(channel, dict):
             raise NotifyError("channels[%d] must be a mapping with name, type and url" % index)
         name = channel.get("name")
-        # how the channel is named in messages: its name, else channels[<index>]
         label = name.strip() if isinstance(name, str) and name.strip() else "channels[%d]" % index
         if label in seen:
             raise NotifyError("channel name %r is used twice; names must be unique" % label)

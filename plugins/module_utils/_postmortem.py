@@ -707,8 +707,7 @@ def _checklists(model):
     for name, title in (("p0_response", "P0 response checklist"), ("recovery", "Recovery checklist")):
         out.append({"name": name, "title": title, "rows": [{
             "key": item.get("key"), "done": bool(item.get("done")), "mark": item.get("mark"), "text": item.get("text"),
-            "due": fmt_time(item.get("due")) if item.get("due") else "-",
-            "ticked": fmt_time(item.get("ts")) if item.get("ts") else "-", "on_time": item.get("on_time"),
+            "due": fmt_time(item.get("due")), "ticked": fmt_time(item.get("ts")), "on_time": item.get("on_time"),
             "value": _scalar(item["value"]) if item.get("value") is not None else "-", "owner": item.get("owner") or "-",
         } for item in model["checklists"].get(name) or []]})
     return out

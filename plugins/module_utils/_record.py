@@ -462,8 +462,7 @@ def replay(events, corrupt_lines=(), now=None):
         etype = event.get("type")
         data = event_data(event)
         if etype == "tick" and data.get("key") and data["key"] not in ticked:
-            # done_at: when the item was done, if the tick was written later (a notification acknowledged
-            # in the background and collected at the end of the run)
+            # done_at: when the item was done, if the tick was written later (e.g. a background notification)
             ticked[data["key"]] = {"ts": data.get("done_at") or event.get("ts"), "value": data.get("value"),
                                    "owner": event.get("owner")}
         elif etype == "closed":
