@@ -3,30 +3,18 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Outgoing incident notifications (SPEC P0-2), sent with the collection's HTTP client (``_http``).
 
-Channel types:
+Channel types: ``slack`` (incoming webhook), ``dingtalk`` (robot webhook; with a ``secret`` the URL
+is signed; it reports errors as HTTP 200 with a non-zero ``errcode``, so the body is checked too) and
+``webhook`` (generic JSON, optional extra secret headers); :func:`build_payload` makes the bodies.
 
-* ``slack``: incoming webhook, ``POST {"text": ..., "blocks": [...]}``;
-* ``dingtalk``: robot webhook, ``POST {"msgtype": "markdown", "markdown": {"title", "text"},
-  "at": {...}}``; with a ``secret`` the signed mode appends ``&timestamp=<ms>&sign=<sig>``, where
-  ``sig = urlquote(base64(hmac_sha256(secret, f"{timestamp}\\n{secret}")))``. DingTalk answers
-  HTTP 200 with a non-zero ``errcode`` on errors (bad signature, keyword filter), so the body is
-  checked too;
-* ``webhook``: generic JSON, ``POST {"event": notice, "incident": {...}, "oncall": {...},
-  "title": ..., "text": ..., "sent_at": ...}`` with optional extra (secret) headers.
-
-Sending never raises because a channel is unwell: each channel gets a result dict
-``{name, type, enabled, ok, status, attempts, error, finished_at}``. Every channel is sent to at
-once, in its own thread, so one slow channel never delays another. One message has one budget
-(``budget`` seconds, a deadline): every attempt's connect timeout and read timeout (separate, short
-by default) and every backoff sleep are cut to what is left of it, an attempt that would not fit is
-not started, and a channel still busy at the deadline is given up on. Retries happen on connection
-errors, timeouts, HTTP 5xx and 429, never on other 4xx (``_http.send_retrying``). Webhook URLs,
-secrets and header values never appear in a result: error text is scrubbed (``_http.scrub``) and
-any URL in it is replaced by the channel's name.
-
-Sending in the background, beside the response, is ``_outbox.py``'s job; this file sends.
-
-Only bad input raises (:class:`NotifyError`), and that is checked before the first request.
+Sending never raises because a channel is unwell: each channel gets a :func:`channel_result`. Every
+channel is sent to at once, in its own thread. One message has one budget (``budget`` seconds): every
+attempt's connect and read timeouts and every backoff sleep are cut to what is left of it, an attempt
+that would not fit is not started, and a channel still busy at the deadline is given up on. Retries
+on connection errors, timeouts, HTTP 5xx and 429, never on other 4xx (``_http.send_retrying``).
+URLs, secrets and header values never appear in a result (:func:`scrub`; a URL becomes the
+channel's name). Only bad input raises (:class:`NotifyError`), before the first request. Sending in
+the background is ``_outbox.py``'s job.
 """
 
 from __future__ import annotations
@@ -91,7 +79,6 @@ def validate_channels(channels):
         if not isinstance(channel, dict):
             raise NotifyError("channels[%d] must be a mapping with name, type and url" % index)
         name = channel.get("name")
-        # how the channel is named in messages: its name, else channels[<index>]
         label = name.strip() if isinstance(name, str) and name.strip() else "channels[%d]" % index
         if label in seen:
             raise NotifyError("channel name %r is used twice; names must be unique" % label)
@@ -218,10 +205,7 @@ def format_deadline(label, deadline, now):
 
 
 def _text(value):
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
+    return None if value is None else (str(value).strip() or None)
 
 
 def sla_summary(incident, now):
@@ -279,8 +263,7 @@ def render_plain(rendered):
     lines = [rendered["title"]]
     lines.extend("%s: %s" % (label, value) for label, value in rendered["fields"])
     if rendered["note"]:
-        lines.append("")
-        lines.append(rendered["note"])
+        lines.extend(["", rendered["note"]])
     return "\n".join(lines)
 
 
@@ -432,10 +415,8 @@ def channel_result(channel, ok=None, error=None, attempts=0, status=None, budget
 def send_channel(channel, payload, deadline, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
                  read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, clock=None, sleep=None,
                  backoff_base=_http.BACKOFF_BASE):
-    """POST ``payload`` to one validated channel with retries, all of it by ``deadline`` (a
-    ``clock()`` value); never raises because the channel is unwell (:func:`send_all` reports anything
-    else). Returns :func:`channel_result` with ``ok`` True or False, and
-    ``budget_spent`` True when the budget, not the attempts, ended the tries."""
+    """POST ``payload`` to one validated channel with retries, all by ``deadline`` (a ``clock()`` value).
+    Returns :func:`channel_result`, ``budget_spent`` when the budget, not the attempts, ended the tries."""
     def url():
         if channel["type"] == "dingtalk" and channel.get("secret"):
             return signed_dingtalk_url(channel["url"], channel["secret"], int(round(time.time() * 1000)))
@@ -457,14 +438,13 @@ def send_channel(channel, payload, deadline, connect_timeout=DEFAULT_CONNECT_TIM
 def send_all(channels, payload_for, deadline, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
              read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, clock=None, sleep=None,
              backoff_base=_http.BACKOFF_BASE, before_send=None, on_result=None):
-    """Send to every enabled channel at once, one thread each, and return one result per channel
-    (in the order of ``channels``) by ``deadline`` (+ :data:`JOIN_GRACE_S`), whatever they do.
+    """Send to every enabled channel at once, one thread each; one result per channel (in order) by
+    ``deadline`` (+ :data:`JOIN_GRACE_S`), whatever they do: a channel still busy then (a hanging DNS
+    lookup, a trickling answer) is given up on and its daemon thread abandoned.
 
-    ``payload_for(channel, warning)`` builds a channel's body; ``before_send(channel)`` (optional)
-    runs first in the channel's thread and returns a warning for the message or None (the outbox
-    uses it to keep each channel's messages in order); ``on_result(channel, result)`` is called once
-    per channel as soon as its outcome is known. A channel still busy at the deadline (a DNS lookup
-    that hangs, a server trickling its answer) is given up on; its thread is abandoned (daemon).
+    ``before_send(channel)`` runs first in the channel's thread and returns a warning for the message
+    or None (the outbox keeps each channel's messages in order with it); ``on_result(channel,
+    result)`` is called once per channel as soon as its outcome is known.
     """
     clock = clock or time.monotonic
     lock = threading.Lock()
@@ -557,16 +537,15 @@ def summarise(prepared, results):
 
 
 def unsent(prepared):
-    """:func:`summarise` of a message not sent here (check mode, no enabled channel, or sent by a
-    background sender): every channel's result has ``ok: None`` and ``attempts: 0``."""
+    """:func:`summarise` of a message not sent here (check mode, no enabled channel, a background
+    sender): every channel's ``ok`` None, ``attempts`` 0."""
     return summarise(prepared, [channel_result(c) for c in prepared["channels"]])
 
 
 def send(prepared, connect_timeout, read_timeout, attempts, budget, check_mode=False, sleep=None, clock=None,
          backoff_base=_http.BACKOFF_BASE):
-    """Send a :func:`prepare`d message to every enabled channel at once; return :func:`summarise` by
-    ``budget`` seconds. With ``check_mode`` nothing is sent: every enabled channel's result has ``ok:
-    None`` and ``attempts: 0``."""
+    """Send a :func:`prepare`d message to every enabled channel at once; :func:`summarise` within
+    ``budget`` seconds (with ``check_mode``: :func:`unsent`)."""
     if check_mode:
         return unsent(prepared)
     clock = clock or time.monotonic
@@ -579,11 +558,7 @@ def send(prepared, connect_timeout, read_timeout, attempts, budget, check_mode=F
 def notify(channels, notice, incident=None, oncall=None, text=None, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
            read_timeout=DEFAULT_READ_TIMEOUT, attempts=DEFAULT_ATTEMPTS, budget=DEFAULT_BUDGET,
            check_mode=False, now=None, **sending):
-    """:func:`prepare`, then :func:`send` (``sending``: its ``sleep``, ``clock`` and ``backoff_base``).
-
-    Raises :class:`NotifyError` on bad input before anything is sent. Returns
-    ``{"results", "sent", "failed_count", "message", "title", "channels", "oncall"}``.
-    """
+    """:func:`prepare`, then :func:`send` (``sending``: its ``sleep``, ``clock`` and ``backoff_base``)."""
     limits = dict(connect_timeout=connect_timeout, read_timeout=read_timeout, attempts=attempts, budget=budget)
     return send(prepare(channels, notice, incident, oncall, text, now=now, **limits), check_mode=check_mode,
                 **limits, **sending)

@@ -4,12 +4,11 @@
 """Notifications beside the response, never in its way: the outbox of an incident on the host that
 sends them (the managed host, as every notification before).
 
-``start`` validates and renders a message, gives it the next number in the incident's outbox and
-hands it to a sender process detached from the task (its own session, stdio on ``/dev/null``), then
-returns at once: the run goes on with the evidence and the ladder while the sender posts to every
-channel at once, each within the message's budget (``_notify.send_all``). ``collect``, later in the
-run, waits for the messages not collected yet, at most ``budget`` seconds, and returns each
-message's outcome per channel for the record.
+``start`` numbers a validated, rendered message in the incident's outbox, hands it to a sender
+process detached from the task (own session, stdio on ``/dev/null``) and returns at once; the sender
+posts to every channel at once, each within the message's budget (``_notify.send_all``).
+``collect``, later in the run, waits at most ``budget`` seconds for the messages not collected yet
+and returns each one's outcome per channel for the record.
 
 Layout on the host, ``<outbox_dir>/<incident id>/`` (mode 0700)::
 
@@ -17,13 +16,12 @@ Layout on the host, ``<outbox_dir>/<incident id>/`` (mode 0700)::
     0001-started.collected   written by the collector once the outcome was handed to the record
     .lock                    flock, held while a message gets its number
 
-A message file holds names, types and outcomes only: the channels' URLs, secrets and headers stay
-in the memory of the sender process (it gets them by ``fork``, never through a file).
+A message file holds names, types and outcomes only: URLs, secrets and headers stay in the
+sender's memory (it gets them by ``fork``, never through a file).
 
-Order: on each channel, a message is posted only after every earlier message of the incident
-has an outcome on that channel (delivered, failed, or given up at its deadline); a message that
-follows a failed one says so on that channel ("earlier messages may be missing"). Across channels
-there is no order: a fast channel may show the resolution before a slow one shows the start.
+Order: on each channel a message is posted only once every earlier one has an outcome there
+(delivered, failed, or given up at its deadline), and after a failed one it says "earlier messages
+may be missing". Across channels there is no order.
 """
 
 from __future__ import annotations
@@ -274,9 +272,8 @@ def start(outbox, prepared, settings, clock=time.monotonic):
 # ---------------------------------------------------------------------------------------------
 
 def outcome(message, now):
-    """One message as the record keeps it: ``{seq, notice, title, state, launched_at, finished_at,
-    acknowledged_at, results, summary}``, every channel in ``results`` (an outcome that never came
-    is a failure that says why)."""
+    """One message as the record keeps it, every channel in ``results`` (an outcome that never came is a
+    failure that says why)."""
     if message.get("state") == "done":
         missing = "the sender ended without an outcome for this channel"
     elif message.get("state") == "unreadable":
@@ -346,8 +343,7 @@ def describe(notice, state, results):
 
 def response(outcomes):
     """What the record's ``response_started`` item ("everyone notified") may say, from the first
-    ``started`` message collected: ``{acknowledged, at, channels, failed, text}``, or None when no
-    ``started`` message was collected."""
+    ``started`` message collected (None without one)."""
     started = next((o for o in outcomes if o["notice"] == "started"), None)
     if started is None:
         return None
@@ -365,9 +361,7 @@ def response(outcomes):
 
 def collect(outbox, budget, check_mode=False, clock=time.monotonic, sleep=time.sleep, wall=time.time):
     """Wait (at most ``budget`` seconds) until every message not collected yet has a final outcome,
-    then return them and mark them collected (not in check mode).
-
-    Returns ``{"messages", "undelivered", "response", "waited_s", "changed"}``."""
+    then return them and mark them collected (not in check mode)."""
     started = clock()
     deadline = started + budget
     while True:

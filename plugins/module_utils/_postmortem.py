@@ -3,26 +3,18 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The postmortem report (SPEC PM-1, PM-2, P0-10), written from the incident record.
 
-Sections of this file:
-
-* The report model: :func:`build_model` turns a replayed record (:func:`_record.replay`) into
-  plain data: summary, timeline rows, stages, watch samples, RCA facts, lessons, action items,
-  checklists, the meeting agenda and the due date of the postmortem.
+* :func:`build_model`: a replayed record (:func:`_record.replay`) as plain data: summary, timeline,
+  stages, watch samples, RCA facts, lessons, action items, checklists, agenda, due date.
 * Human-written parts: blocks between ``<!-- sre.incident:human:begin NAME -->`` and
-  ``<!-- sre.incident:human:end NAME -->`` are read from the existing file and carried over
-  verbatim when the report is rendered again (:func:`extract_human_blocks`).
-* The view: :func:`report_view` turns the model into what the templates show - display text
-  (times, durations, SLA lines, MTTA/MTTM/MTTR), the Mermaid ``gantt`` entries and the geometry of
-  the SVG timelines and watch charts - as plain data. The presentation is in Jinja2 templates
-  shipped with the collection (``plugins/plugin_utils/templates/postmortem.md.j2``,
-  ``postmortem.html.j2``, ``postmortem.css``), rendered on the controller by the action plugin.
-* The module's work: :func:`run` (read, render, compare, write only what changed).
+  ``<!-- sre.incident:human:end NAME -->`` in the existing file are carried over verbatim.
+* :func:`report_view`: the model as the templates show it (display text, the Mermaid ``gantt``, the
+  SVG geometry). The Jinja2 templates (``plugins/plugin_utils/templates/postmortem.*``) are
+  rendered on the controller by the action plugin.
+* :func:`run`: read, render, compare, write only what changed.
 
-Everything taken from the record is escaped by the templates (HTML: Jinja2's autoescape;
-Markdown: the ``md`` filter, :func:`md` - pipes, angle brackets, backslashes), so an event text can
-neither break a table nor forge a human-section marker. Nothing here depends on the wall clock
-except through ``now`` (the SLA status of an incident still open), so a re-render of an unchanged
-record produces the same bytes.
+The templates escape everything from the record (HTML: autoescape; Markdown: :func:`md`), so an
+event text can neither break a table nor forge a human-section marker. Only ``now`` (the SLA status
+of an open incident) depends on the clock: an unchanged record re-renders to the same bytes.
 """
 
 from __future__ import annotations
@@ -568,12 +560,8 @@ def _clock_text(clock):
         alert = clock.get("alert") or {}
         text = " (alert %s started%s)" % (alert.get("name") or "?",
                                           (", fingerprint %s" % alert["fingerprint"]) if alert.get("fingerprint") else "")
-    elif source == "given":
-        text = " (given start)"
-    elif source == "detection":
-        text = " (no alert: the detection)"
     else:
-        text = ""
+        text = {"given": " (given start)", "detection": " (no alert: the detection)"}.get(source, "")
     if clock.get("note"):
         text += "; " + clock["note"]
     return text
@@ -719,8 +707,7 @@ def _checklists(model):
     for name, title in (("p0_response", "P0 response checklist"), ("recovery", "Recovery checklist")):
         out.append({"name": name, "title": title, "rows": [{
             "key": item.get("key"), "done": bool(item.get("done")), "mark": item.get("mark"), "text": item.get("text"),
-            "due": fmt_time(item.get("due")) if item.get("due") else "-",
-            "ticked": fmt_time(item.get("ts")) if item.get("ts") else "-", "on_time": item.get("on_time"),
+            "due": fmt_time(item.get("due")), "ticked": fmt_time(item.get("ts")), "on_time": item.get("on_time"),
             "value": _scalar(item["value"]) if item.get("value") is not None else "-", "owner": item.get("owner") or "-",
         } for item in model["checklists"].get(name) or []]})
     return out
@@ -800,11 +787,8 @@ def load_state(incident_dir, incident_id, now=None):
 
 
 def run(params, render, check_mode=False, now=None):
-    """Render the requested formats and write those whose content changed. Returns the module result.
-
-    ``render(template_name, view)`` returns the text of a template (the action plugin passes the
-    collection's Jinja2 renderer, ``plugin_utils._render.render``).
-    """
+    """Render the requested formats, write those that changed; returns the module result.
+    ``render(template_name, view)``: a template's text (``plugin_utils._render.render``)."""
     formats = list(params.get("formats") or FORMATS)
     bad = [f for f in formats if f not in FORMATS]
     if bad:

@@ -25,12 +25,10 @@ Event schema (keys in this order; ``host`` only when given)::
                                              #   rung: a recovery-ladder rung tried
                                              #   degraded_mode: mode now active (null: none)
 
-Writers (Ansible forks on several hosts, the timeline callback's failures) may append at the same time:
-every write opens the file with ``O_APPEND``, holds ``fcntl.flock`` on it for the whole
-read-decide-write step, writes each event as one ``os.write`` of the complete line (``\\n``
-included) and ``fsync``-s before the lock is dropped. A torn line (a writer killed mid-write,
-a full disk) is never silently dropped: :func:`read_events` reports it in ``corrupt_lines``
-with its line number, and the next append starts on a fresh line.
+Writers (Ansible forks, the timeline callback) may append at once: each holds ``fcntl.flock`` on
+the ``O_APPEND`` file for its whole read-decide-write step, writes each event as one ``os.write`` of
+the whole line and ``fsync``-s before unlocking. A torn line (a writer killed, a full disk) is
+reported in ``corrupt_lines`` by :func:`read_events`, never dropped; the next append starts afresh.
 """
 
 from __future__ import annotations
@@ -119,9 +117,8 @@ VERIFIED_ITEM = "recovery_verified"
 #: Closing with one of these outcomes means users were served again (the mitigation time).
 MITIGATING_OUTCOMES = ("resolved", "mitigated", "degraded")
 
-#: An alert's start may lie this many seconds ahead of the controller's clock (clock skew between
-#: the monitoring host and the controller); the incident then counts from its detection. Further
-#: ahead, the time is refused: an incident cannot start in the future.
+#: An alert's start may lie this many seconds ahead of the controller's clock (skew with the monitoring
+#: host); the incident then counts from its detection. Further ahead, the time is refused.
 FUTURE_TOLERANCE_S = 60
 
 
@@ -143,11 +140,8 @@ def validate_id(incident_id):
 
 
 def generate_id(severity, service, now=None, suffix=None):
-    """A new id like ``INC-20261127-013045-p0-recommendation-service-3f9a``.
-
-    The short random ``suffix`` (4 hex digits unless given) keeps two incidents opened in the
-    same second for the same service apart.
-    """
+    """A new id like ``INC-20261127-013045-p0-recommendation-service-3f9a``; the random ``suffix``
+    (4 hex digits unless given) keeps apart two incidents of a service opened in the same second."""
     sev = normalize_severity(severity).lower()
     when = parse_ts(now or utc_now(), "now")
     tail = suffix if suffix is not None else secrets.token_hex(2)
@@ -189,11 +183,8 @@ def make_event(event_type, text="", stage=None, owner=None, host=None, data=None
 
 
 def parse_lines(raw):
-    """Split the bytes of an events file into ``(events, corrupt_lines)``.
-
-    ``corrupt_lines`` lists ``{"line", "error", "text"}`` for every line that is not a JSON
-    object with ``ts`` and ``type``, including a torn last line without its newline.
-    """
+    """``(events, corrupt_lines)`` of an events file's bytes; ``corrupt_lines``: ``{"line", "error", "text"}``
+    of each line that is not a JSON object with ``ts`` and ``type`` (a torn last line included)."""
     events, corrupt = [], []
     lines = raw.split(b"\n")
     torn_tail = lines[-1] != b""
@@ -238,13 +229,9 @@ def _fsync_dir(path):
 
 
 def transact(events_path, plan, create=False):
-    """Append what ``plan(events, corrupt_lines)`` returns, atomically against other writers.
-
-    The file is locked (``flock``) while it is read, ``plan`` decides and the new events are
-    written; each new event gets ``seq`` = its line number. Returns ``(events, corrupt_lines,
-    written)``: the whole log after the write and the written events. ``create``: the file must
-    not exist yet (``FileExistsError``) and is made.
-    """
+    """Append what ``plan(events, corrupt_lines)`` returns under ``flock``, each new event with ``seq`` =
+    its line number. Returns ``(events, corrupt_lines, written)``: the whole log after the write and the
+    written events. ``create``: make the file, which must not exist yet (``FileExistsError``)."""
     flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT | os.O_EXCL if create else 0)
     fd = os.open(events_path, flags, 0o644)
     try:
@@ -290,11 +277,8 @@ def create_record(events_path, opened_event):
 # ---------------------------------------------------------------------------------------------
 
 def alert_start(value, name="alert_started_at", now=None):
-    """An alert's start time as an aware UTC datetime, or ``RecordError`` naming ``name``.
-
-    Refused: a value that is not an ISO 8601 timestamp, and a time more than
-    :data:`FUTURE_TOLERANCE_S` seconds after ``now``.
-    """
+    """An alert's start as an aware UTC datetime; ``RecordError`` naming ``name`` for a value that is not
+    ISO 8601 or more than :data:`FUTURE_TOLERANCE_S` seconds after ``now``."""
     start = _checked(parse_ts, value, name)
     now = parse_ts(now or utc_now(), "now")
     ahead = (start - now).total_seconds()
@@ -327,12 +311,10 @@ def _alert_info(alert):
 def alert_clock(alert_started_at=None, alert=None, now=None):
     """The start of a run's incident from what started the run (SPEC MON-1), validated.
 
-    ``alert_started_at``: a time given by hand or by AWX (``-e alert_started_at=...``);
-    ``alert``: an Alertmanager alert as EDA hands it on (``sre_alert``: ``labels``,
-    ``startsAt``, ``fingerprint``, ...), a mapping or its JSON text. The given time wins over
-    the alert's ``startsAt``. Returns ``{"started_at": ISO or None, "alert": the fields kept in
-    the record or None}``; a malformed or future time raises ``RecordError`` naming the variable
-    it came from.
+    ``alert_started_at``: a time given by hand or by AWX; ``alert``: an Alertmanager alert as EDA
+    hands it on (``sre_alert``), a mapping or its JSON text. The given time wins over the alert's
+    ``startsAt``. Returns ``{"started_at": ISO or None, "alert": the fields kept or None}``; a
+    malformed or future time raises ``RecordError`` naming its variable.
     """
     info = None
     if isinstance(alert, str) and alert.strip():
@@ -358,14 +340,12 @@ def alert_clock(alert_started_at=None, alert=None, now=None):
 
 def build_opened(incident_id, service, severity, started_at=None, detected_at=None, commander=None,
                  war_room=None, oncall=None, impact=None, sla=None, owner=None, host=None, now=None, alert=None):
-    """The ``opened`` event carrying the whole incident. Validates every input first.
+    """The ``opened`` event carrying the whole (validated) incident.
 
-    The incident's clock (SPEC MON-1): ``started_at`` is when the incident started (an alert's
-    start, or a time given by hand), ``detected_at`` when the automation first looked at it; the
-    SLA deadlines and the P0 checklist count from ``started_at``. Without ``started_at`` the
-    incident starts at its detection. A start in the future is refused (:func:`alert_start`); one
-    within the clock-skew tolerance, or later than the detection, counts from the detection and
-    ``clock.note`` says so. ``alert`` (name, fingerprint, source, starts_at, labels) is kept in
+    The clock (SPEC MON-1): ``started_at`` (an alert's start or a time given by hand; default: the
+    detection) is what the SLA deadlines and the P0 checklist count from; ``detected_at`` is when the
+    automation first looked. A start in the future is refused (:func:`alert_start`); one later than
+    the detection counts from the detection and ``clock.note`` says so. ``alert`` is kept in
     ``clock.alert`` and makes ``clock.started_from`` ``alert``.
     """
     validate_id(incident_id)
@@ -382,11 +362,9 @@ def build_opened(incident_id, service, severity, started_at=None, detected_at=No
     started = detected
     if started_at:
         given = alert_start(started_at, "started_at", now)
-        clock["started_from"] = "alert" if alert_info else "given"
-        clock["alert_started_at"] = format_ts(given)
-        started = given
+        clock.update(started_from="alert" if alert_info else "given", alert_started_at=format_ts(given))
+        started = min(given, detected)
         if given > detected:
-            started = detected
             clock["note"] = ("started_at %s is after the detection %s (clock skew): the incident counts from its "
                              "detection" % (format_ts(given), format_ts(detected)))
     for name, value in (("oncall", oncall), ("impact", impact)):
@@ -437,19 +415,10 @@ def elapsed(later, earlier):
 
 
 def incident_times(state):
-    """The incident's durations in seconds from its start (SPEC MON-1), ``None`` where not reached.
-
-    * ``time_to_detect_s``: ``detected_at`` - ``started_at`` (how long the alarm waited for us);
-    * ``mtta_s`` (time to acknowledge): ``responded_at`` - ``started_at``; the response is
-      acknowledged when it starts (every channel told, the commander named: the first tick of
-      ``response_started``), the moment the respond SLA judges;
-    * ``mttm_s`` (time to mitigate): ``mitigated_at`` - ``started_at``; users are served again:
-      the first tick of ``recovery_verified``, the first degraded mode switched on, or the first
-      close as resolved, mitigated or degraded, whichever came first;
-    * ``mttr_s`` (time to resolve): ``resolved_at`` - ``started_at``, the moment the resolve SLA
-      judges.
-
-    For one incident each "mean" is that incident's own figure; the postmortem shows them.
+    """The incident's durations in seconds from ``started_at`` (SPEC MON-1), ``None`` where not reached:
+    ``time_to_detect_s`` to ``detected_at``; ``mtta_s`` to ``responded_at`` (what the respond SLA
+    judges); ``mttm_s`` to ``mitigated_at`` (users served again); ``mttr_s`` to ``resolved_at`` (what
+    the resolve SLA judges). For one incident each "mean" is its own figure.
     """
     started = state.get("started_at")
     return {
@@ -463,19 +432,14 @@ def incident_times(state):
 def replay(events, corrupt_lines=(), now=None):
     """Fold the events into the current state of the incident.
 
-    Keys: the incident (``id service severity started_at detected_at clock commander war_room
-    oncall impact sla deadlines``), ``opened_at status outcome closed_at responded_at
-    mitigated_at resolved_at``, ``times`` (:func:`incident_times`: MTTA, MTTM, MTTR),
-    ``sla_status`` (respond/resolve: met, missed, open, none), ``time_left`` (seconds, while
-    open), ``checklists`` (per list, items with ``done ts value owner due``), ``ticked``
-    (key -> ts), ``rungs`` and ``last_rung``, ``degraded_mode`` (active, or None) and
-    ``degraded_history``, ``severity_history``, ``events``, ``event_count``, ``corrupt_lines``.
+    Besides the incident's own keys: ``sla_status`` (respond/resolve: met, missed, open, none),
+    ``time_left`` (seconds, while open), ``checklists``, ``ticked`` (key -> ts), ``rungs``,
+    ``degraded_mode`` (active, or None), the histories, ``events`` and ``corrupt_lines``.
 
-    The response time is the earliest of: the first tick of ``response_started``, the
-    ``responded_at`` given when closing, and the first close itself (closing an incident is the
-    latest possible response). The resolve time is the first close with an outcome in
-    ``RESOLVING_OUTCOMES``; a record closed as degraded, escalated or failed has missed its
-    resolve deadline.
+    Responded: the earliest of the first tick of ``response_started``, a ``responded_at`` given when
+    closing, and the first close. Mitigated: the earliest of the first tick of ``recovery_verified``,
+    a degraded mode switched on, and a close in ``MITIGATING_OUTCOMES``. Resolved: the first close in
+    ``RESOLVING_OUTCOMES``; a record closed otherwise has missed its resolve deadline.
     """
     now = parse_ts(now or utc_now(), "now")
     events = list(events)
@@ -493,22 +457,16 @@ def replay(events, corrupt_lines=(), now=None):
         "severity_history": [{"ts": opened.get("ts"), "severity": state["severity"]}],
         "rungs": [], "last_rung": None, "degraded_mode": None, "degraded_history": [],
     })
-    ticked = {}
-    first_close = None
-    close_responded = []
-    mitigations = []
+    ticked, first_close, close_responded, mitigations = {}, None, [], []
     for event in events:
         etype = event.get("type")
         data = event_data(event)
         if etype == "tick" and data.get("key") and data["key"] not in ticked:
-            # done_at: when the item was done, if the tick was written later (a notification acknowledged
-            # in the background and collected at the end of the run)
+            # done_at: when the item was done, if the tick was written later (e.g. a background notification)
             ticked[data["key"]] = {"ts": data.get("done_at") or event.get("ts"), "value": data.get("value"),
                                    "owner": event.get("owner")}
         elif etype == "closed":
-            state["status"] = "closed"
-            state["outcome"] = data.get("outcome")
-            state["closed_at"] = event.get("ts")
+            state.update(status="closed", outcome=data.get("outcome"), closed_at=event.get("ts"))
             if first_close is None:
                 first_close = event.get("ts")
             if data.get("responded_at"):
@@ -562,10 +520,8 @@ def replay(events, corrupt_lines=(), now=None):
                 "ts": tick.get("ts"), "value": tick.get("value"), "owner": tick.get("owner"),
                 "on_time": (deadline_status(due, tick["ts"]) == "met") if (tick and due) else None,
             })
-    state["ticked"] = {key: value["ts"] for key, value in ticked.items()}
-    state["events"] = events
-    state["event_count"] = len(events)
-    state["corrupt_lines"] = list(corrupt_lines)
+    state.update(ticked={key: value["ts"] for key, value in ticked.items()}, events=events,
+                 event_count=len(events), corrupt_lines=list(corrupt_lines))
     return state
 
 
@@ -601,9 +557,8 @@ def validate_items(items, values=None):
 
 
 def done_time(state, done_at, now, floor="opened_at"):
-    """``done_at`` as the time of a step written later: within [the incident's ``floor`` (its opening,
-    or for a stage its detection), now] (a host clock a little ahead or behind the controller's cannot
-    put a step in the future or before the incident)."""
+    """``done_at`` (a step written later) kept within [the incident's ``floor``, now], so a host clock
+    ahead or behind the controller's cannot put a step in the future or before the incident."""
     if not done_at:
         return None
     when = min(_checked(parse_ts, done_at, "done_at"), parse_ts(now or utc_now(), "now"))
@@ -666,23 +621,19 @@ def plan_stage(state, stage, owner=None, host=None, now=None, done_at=None):
     """The ``stage`` event that starts runbook stage ``stage`` (at ``done_at`` when it started earlier)."""
     if not stage:
         raise RecordError("stage is required for state=stage: the runbook stage that starts (a role's name)")
-    data = {}
     done_at = done_time(state, done_at, now, floor="detected_at")
-    if done_at:
-        data["done_at"] = done_at
+    data = {"done_at": done_at} if done_at else {}
     return [make_event("stage", text="stage %s started" % stage, stage=stage, owner=owner, host=host, data=data,
                        ts=now)]
 
 
 def stages(events):
-    """The runbook stages of an incident in the order they started: ``[{"name", "start", "end",
-    "duration_s", "failed_tasks", "complete"}]``.
+    """The runbook stages in the order they started: ``[{"name", "start", "end", "duration_s",
+    "failed_tasks", "complete"}]``.
 
-    A ``stage`` event (:func:`plan_stage`) starts a stage, at its ``done_at`` when it was written later;
-    the stage lasts until the next one starts. The last one lasts until the last event, and is
-    complete once the record is closed. ``failed_tasks`` counts the ``failure`` events (the timeline
-    callback's) of the stage while it ran. A record of an earlier release is read as it was written
-    (:func:`_stages_with_ends`).
+    A ``stage`` event starts a stage (at its ``done_at``, if any) that lasts until the next one starts;
+    the last lasts until the last event and is complete once the record is closed. ``failed_tasks``
+    counts the stage's ``failure`` events while it ran.
     """
     if any(event_data(e).get("phase") for e in events if e.get("type") == "stage"):
         return _stages_with_ends(events)
@@ -706,9 +657,8 @@ def stages(events):
 
 
 def _stages_with_ends(events):
-    """The stages of a record of an earlier release, whose timeline callback wrote a start and an end
-    event for each (``data.phase``; the end with its count of failed tasks). A stage without its end
-    lasts until the last event and is not complete."""
+    """The stages of an earlier release's record: a start and an end event each (``data.phase``, the end
+    with its failed tasks). A stage without its end lasts until the last event and is not complete."""
     bars, open_at = [], {}
     for event in events:
         name, data = event.get("stage"), event_data(event)
@@ -756,9 +706,8 @@ def _plan(state_name, params, current, owner, host, now):
 
 
 def _result(changed, incident_id, incident_dir, state, appended, before):
-    """The module's result, with the hand-offs ``stats`` and ``sre_incident_record``. ``state`` (the
-    incident after the call) and ``before`` are None where there is no record; ``incident_id`` is None
-    where there is no incident (a stage outside incidents), and then there is nothing to hand on."""
+    """The module's result, with the hand-offs ``stats`` and ``sre_incident_record`` (None without an
+    incident: ``incident_id`` None). ``state`` and ``before`` are None where there is no record."""
     result = {
         "changed": changed, "id": incident_id, "record_dir": None, "events_path": None,
         "incident": state, "corrupt_lines": state["corrupt_lines"] if state else [], "appended": appended,
@@ -785,10 +734,8 @@ def _load(events_path, incident_id, incident_dir, now):
 
 
 def run(params, check_mode=False, now=None):
-    """Do what the ``sre.incident.record`` module was asked. Returns the module's result.
-
-    Raises ``RecordError`` (nothing written) on bad input or a missing incident.
-    """
+    """The ``sre.incident.record`` module's result; ``RecordError`` (nothing written) on bad input or a
+    missing incident."""
     now = parse_ts(now or utc_now(), "now")
     state_name = params.get("state") or "present"
     incident_dir = os.path.abspath(os.path.expanduser(str(params.get("incident_dir") or "incidents")))
@@ -797,10 +744,8 @@ def run(params, check_mode=False, now=None):
     incident_id = params.get("id")
     if incident_id is not None:
         validate_id(incident_id)
-
     if state_name == "opened":
         return _run_open(params, incident_dir, incident_id, owner, host, check_mode, now)
-
     if not incident_id and state_name == "stage":
         # a stage role runs outside incidents too (diagnose.yml, a notification without an incident)
         return dict(_result(False, None, incident_dir, None, [], None),
@@ -818,7 +763,6 @@ def run(params, check_mode=False, now=None):
                               "earlier in the same dry run)" % (incident_id, incident_dir)]
         return result
     before, events, corrupt = _load(events_path, incident_id, incident_dir, now)
-
     # Validate against the state read without the lock first: bad input fails before any write.
     planned = _plan(state_name, params, before, owner, host, now)
     if check_mode or not planned:

@@ -1,21 +1,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """P2 problem reports (SPEC P2-1): the runbook's template ("P2 問題模板"), filled from evidence.
 
-Sections of this file:
-
-* The view (pure): :func:`report_view` turns a report dict into what the template
-  ``plugins/plugin_utils/templates/p2_report.md.j2`` shows (the runbook's headings, English with the
-  Chinese in parentheses, live there); :func:`file_name`.
-* Log excerpts (pure): :func:`select_log_lines` keeps the WARNING/ERROR lines of the service's
-  log, as the collection's one log classifier (``_logs``) reads them; :func:`redact`.
-* Evidence (engine and HTTP): :func:`collect` reads the service's version (``/health`` and the
-  container's image), its recent log lines through ``_compose`` and probes reproduction URLs.
-* The module's work: :func:`collect_evidence` on the managed host; :func:`run` on the controller
-  (the action plugin renders the template, posts and writes).
-* Report file and tracker: :func:`write_report` (atomic, check mode, diff), and
-  :func:`tracker_request` / :func:`post_issue` for a GitHub-style (``POST .../issues``,
-  ``Authorization: Bearer``) or GitLab-style (``PRIVATE-TOKEN``) issues API. The token is only
-  ever put in a request header; it is never part of a returned value or an error message.
+* :func:`report_view`: what the template ``plugins/plugin_utils/templates/p2_report.md.j2`` shows
+  (the runbook's headings live there).
+* :func:`select_log_lines`: the WARNING/ERROR lines of the service's log, as ``_logs`` classifies them.
+* :func:`collect`: the service's version (``/health``, the container's image), recent log lines and
+  reproduction probes; :func:`collect_evidence` runs it on the managed host, :func:`run` the rest on
+  the controller (the action plugin renders the template, posts and writes).
+* :func:`post_issue`: a GitHub- or GitLab-style issues API. The token only ever goes into a request
+  header, never into a returned value or an error message.
 """
 
 from __future__ import annotations
@@ -66,13 +59,8 @@ def _text(value):
 
 
 def report_view(report):
-    """What the template shows of a report dict, as display text.
-
-    Keys: ``title`` (required), ``severity``, ``service``, ``host``, ``reported_at``,
-    ``reporter``, ``description``, ``steps`` (list), ``expected``, ``actual``, ``environment``
-    ({version, time, user, frequency}), ``logs`` (list of lines), ``cause``, ``fix``,
-    ``evidence_notes`` (list), ``tracker_url``. Missing parts get a "fill in" placeholder.
-    """
+    """What the template shows of a report dict (``title`` required), as display text; missing parts get
+    a "fill in" placeholder."""
     title = str(report.get("title") or "").strip()
     if not title:
         raise ValueError("a report needs a title")
@@ -92,8 +80,7 @@ def report_view(report):
 
 
 def markdown(report, render):
-    """The report's Markdown: the template filled with :func:`report_view`, ending in one newline
-    whatever its last part ends with."""
+    """The report's Markdown, ending in exactly one newline."""
     return render("p2_report.md.j2", report_view(report)).rstrip("\n") + "\n"
 
 
@@ -108,10 +95,7 @@ def tracker_link(content):
 # ---------------------------------------------------------------------------------------------
 
 def redact(text, secrets=()):
-    """Mask each given secret and secret-looking values (``password=...``, bearer tokens, ...).
-
-    Uses the collection's one redaction (``_redact.redact_text``), then a last pattern of its own.
-    """
+    """Mask each given secret and secret-looking values (``password=...``, bearer tokens, ...)."""
     secrets = [str(s) for s in secrets or () if s]
     text = redact_text(text, secrets)
     for secret in secrets:  # also those too short for redact_text
@@ -120,10 +104,8 @@ def redact(text, secrets=()):
 
 
 def select_log_lines(lines, levels=DEFAULT_LEVELS, limit=20, match=None, secrets=()):
-    """The last ``limit`` lines whose level is in ``levels`` (and that contain ``match``), redacted.
-
-    Returns dict(lines, counts ({level: n} over all selected lines before the limit), total).
-    """
+    """The last ``limit`` lines whose level is in ``levels`` (and that contain ``match``), redacted, as
+    dict(lines, counts ({level: n} before the limit), total)."""
     wanted = {_logs.coarse_level(_logs.normalize(level)) or str(level).upper() for level in levels or DEFAULT_LEVELS}
     picked, counts = [], {}
     for line in lines:
@@ -153,10 +135,9 @@ def collect(stack, client=None, since_minutes=15, tail=2000, levels=DEFAULT_LEVE
             reproduce_urls=(), timeout=5.0, now=None, probe=None, compose=None, connect=None):
     """Live evidence for a report: version, log excerpt, reproduction probes.
 
-    ``client``: a ``_compose.ComposeClient`` (None: no engine, so no logs or image), or ``connect()``
-    returning one, called once the input is checked (bad input is named before the engine is asked). ``probe``
-    and ``compose`` default to ``_http.probe`` and the ``_compose`` module (injectable for tests).
-    Never raises because the service is unwell; missing pieces are listed in ``notes``.
+    ``client``: a ``_compose.ComposeClient`` (None: no engine, no logs or image), or ``connect()``
+    returning one, called once the input is checked. Never raises because the service is unwell;
+    missing pieces are listed in ``notes``.
     """
     compose, probe = compose or _compose, probe or _http.probe
     try:
@@ -272,13 +253,10 @@ def validate_tracker(tracker):
 
 
 def tracker_request(tracker, title, body, labels=()):
-    """dict(url, headers, payload) of the issue-creating request.
+    """dict(url, headers, payload, kind) of ``POST <url>/issues`` (a ``url`` ending in ``/issues`` as it is).
 
-    GitHub style: ``url`` is the repository API URL (``https://api.github.com/repos/o/r``),
-    ``POST <url>/issues`` with ``{title, body, labels}`` and ``Authorization: Bearer <token>``.
-    GitLab style: ``url`` is the project API URL (``https://gitlab.example.com/api/v4/projects/42``),
-    ``POST <url>/issues`` with ``{title, description, labels: "a,b"}`` and ``PRIVATE-TOKEN``.
-    A ``url`` already ending in ``/issues`` is used as it is.
+    ``url``: the API URL of the GitHub repository (``https://api.github.com/repos/o/r``) or the GitLab
+    project (``https://gitlab.example.com/api/v4/projects/42``).
     """
     tracker = validate_tracker(tracker)
     endpoint = tracker["url"] if tracker["url"].endswith("/issues") else tracker["url"] + "/issues"
@@ -294,12 +272,8 @@ def tracker_request(tracker, title, body, labels=()):
 
 
 def post_issue(tracker, title, body, labels=(), timeout=10.0, send=None):
-    """Create the issue; returns dict(status, url, number, api_url). ReportError on failure.
-
-    Sent once (a POST that creates an issue is not retried) with the collection's HTTP client
-    (``send``: ``_http.send``). The token goes into a header only; errors name the endpoint and
-    status, never the token.
-    """
+    """Create the issue, sent once (a creating POST is not retried); returns dict(status, url, number,
+    api_url, kind). ReportError on failure, naming the endpoint and status, never the token."""
     request = tracker_request(tracker, title, body, labels)
     data = json.dumps(request["payload"]).encode("utf-8")
     answer = (send or _http.send)(request["url"], method="POST", data=data, headers=request["headers"],
@@ -369,10 +343,7 @@ def argument_spec():
 
 
 def collect_evidence(params, connect=None, now=None, probe=None):
-    """The module's part, on the managed host: the live evidence of O(collect).
-
-    ``connect()`` returns a ComposeClient (None: no engine).
-    """
+    """The module's part, on the managed host: the live evidence of O(collect)."""
     if not params.get("stack"):
         raise ValueError("collect=true needs stack (incident_stack)")
     return collect(params["stack"], connect=connect,
@@ -392,12 +363,8 @@ def check(params, now=None):
 
 
 def run(params, render, check_mode=False, now=None, post=post_issue):
-    """Fill from ``params["evidence"]``, render, post (optional, new reports only) and write (optional).
-
-    Runs on the controller (the action plugin; the evidence was collected on the managed host by
-    :func:`collect_evidence`). ``render(template_name, view)`` returns the text of a template.
-    Returns dict(changed, markdown, path, file_name, evidence, issue, posted, diff).
-    """
+    """On the controller: fill from ``params["evidence"]``, render (``render(template_name, view)``),
+    post (new reports only) and write; both optional. Returns the module's result."""
     now = now or utc_now()
     name = check(params, now)
     tracker = params.get("tracker") or None
@@ -424,12 +391,10 @@ def run(params, render, check_mode=False, now=None, post=post_issue):
         result.update(issue=issue, posted=True)
         link = issue.get("url") or issue.get("api_url")
     report["tracker_url"] = link
-    # The report records when the problem was reported; a re-run keeps the first report time,
-    # so only new evidence changes the file.
-    if existing:
-        first = re.search(r"^- Reported: (\S+)$", existing, re.M)
-        if first:
-            report["reported_at"] = first.group(1)
+    # a re-run keeps the first report time, so only new evidence changes the file
+    first = re.search(r"^- Reported: (\S+)$", existing or "", re.M)
+    if first:
+        report["reported_at"] = first.group(1)
     content = markdown(report, render)
     written = write_report(path, content, check_mode=check_mode)
     result.update(changed=written["changed"] or result["posted"], path=path, markdown=content, diff=written["diff"],
