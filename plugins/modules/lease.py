@@ -13,12 +13,9 @@ version_added: 0.1.0
 description:
   - Takes, renews, releases or reads the recovery lease of a stack on the managed host, so that two
     recoveries never act on the same stack at once (SPEC "Everywhere").
-  - The lease is the file C(lease.json) in O(state_dir) with C(owner), C(incident_id), C(acquired_at),
-    C(expires_at) and C(host). It is read, checked and written while C(lease.lock) in the same
-    directory is held with C(flock), and written through a temporary file and C(os.replace), so it
-    is never seen half-written.
-  - A lease expires after O(ttl) seconds, so a responder that died does not block the stack for ever.
-  - Also keeps the history of the circuit breaker, C(ladder_runs.jsonl) in O(state_dir), one line per
+  - The lease is C(lease.json) in O(state_dir) (C(owner), C(incident_id), C(acquired_at), C(expires_at),
+    C(host)), read, checked and written under a C(flock) on C(lease.lock) there, and replaced atomically.
+  - Also keeps the circuit breaker's history, C(ladder_runs.jsonl) in O(state_dir), one line per
     recovery-ladder run (see O(record_run)); the playbook stops automating when RV(breaker_open).
   - Take the lease in a C(block) and release it in its C(always) section.
 extends_documentation_fragment:
@@ -27,42 +24,36 @@ extends_documentation_fragment:
 options:
   state:
     description:
-      - V(acquired) takes the lease. When it is free or expired it is taken (an expired holder is
-        returned in RV(taken_over)); when this O(incident_id) already holds it, it is renewed (its
-        expiry moves to now + O(ttl)); when another incident holds it and it has not expired, the task
-        fails at once, naming the holder (owner, incident, acquired, expires).
-      - V(released) gives the lease back, only if O(incident_id) holds it. Otherwise nothing changes
-        and a warning names the real holder.
+      - V(acquired) takes the lease when it is free or expired (an expired holder is returned in
+        RV(taken_over)) and renews it (expiry now + O(ttl)) when O(incident_id) holds it; when another
+        incident holds it unexpired, the task fails at once, naming the holder (owner, incident, acquired, expires).
+      - V(released) gives the lease back if O(incident_id) holds it; otherwise nothing changes and a warning
+        names the real holder.
       - V(present) only reads the lease and the breaker.
-      - V(reset) closes an open circuit breaker after a human fixed the cause. The reset is written into
-        C(ladder_runs.jsonl) with who did it (O(owner)) and why (O(reason), required), and only ladder
-        runs after it count again. Nothing is written when no run counts (C(changed=false)).
+      - V(reset) closes an open circuit breaker after a human fixed the cause, writing into C(ladder_runs.jsonl)
+        who (O(owner)) and why (O(reason)); only later runs count again. Nothing is written when no run counts.
     type: str
     choices: [acquired, released, present, reset]
     default: present
   state_dir:
     description:
-      - Absolute directory on the managed host for the lease and the run history, one per stack,
-        for example C(/var/lib/sre-incident/recsys).
-      - Created with mode C(0700) by O(state=acquired) when missing.
+      - Absolute directory on the managed host for the lease and the run history, one per stack, such as
+        C(/var/lib/sre-incident/recsys). Created with mode C(0700) by O(state=acquired) when missing.
     type: path
     required: true
   incident_id:
     description: The incident taking or releasing the lease. Required for V(acquired) and V(released).
     type: str
   owner:
-    description:
-      - Who holds the lease (shown to anyone refused), or who resets the breaker. Defaults to E(USER) on the
-        host, else V(automation).
+    description: Who holds the lease (shown to anyone refused) or resets the breaker. Default E(USER) or V(automation).
     type: str
   reason:
-    description: Why the breaker is reset (O(state=reset)), for example what was fixed. Required for a reset.
+    description: Why the breaker is reset, for example what was fixed. Required for O(state=reset).
     type: str
   purpose:
     description:
-      - Whose ladder runs these are. The breaker counts only runs of the same purpose, so the runs of the
-        demo (V(demo)), the tests (V(test)), the benchmarks (V(bench)) and the drills (V(drill)) never open
-        the breaker of real incidents (V(incident)), and a reset applies to its own purpose only.
+      - Whose ladder runs these are. The breaker counts only runs of the same purpose, so demo, test, bench
+        and drill runs never open the breaker of real incidents, and a reset applies to its own purpose only.
     type: str
     choices: [incident, demo, test, bench, drill]
     default: incident
@@ -70,14 +61,13 @@ options:
     description: Name recorded in the lease as the holder's host. Defaults to the managed host's hostname.
     type: str
   ttl:
-    description: Seconds the lease lasts from when it is taken or renewed.
+    description: Seconds the lease lasts from when it is taken or renewed, so a dead responder blocks nobody for ever.
     type: int
     default: 1800
   record_run:
     description:
       - With O(state=released), append C({ts, incident_id, outcome, purpose}) to C(ladder_runs.jsonl) when this
-        call releases this incident's lease. Releasing again (the lease is already gone) records nothing,
-        so a re-run does not count twice.
+        call releases this incident's lease. Releasing again records nothing, so a re-run does not count twice.
     type: bool
     default: false
   outcome:
@@ -99,9 +89,7 @@ attributes:
     details: The holder before and after.
   idempotent:
     support: partial
-    details:
-      - Releasing twice changes nothing. Re-acquiring by the holding incident renews the lease; that
-        moves the expiry, so it reports C(changed) (the lease file did change).
+    details: Releasing twice changes nothing. Re-acquiring by the holder renews the lease and reports C(changed).
   platform:
     platforms: posix
 notes:

@@ -7,11 +7,10 @@ short_description: Free disk space by cleaning the service's logs and old eviden
 version_added: 0.3.0
 description:
   - "The quick fix of the runbook's P1 case disk space low (SPEC P1-3, 磁盤空間不足: 清理日誌)."
-  - Lists the regular files of O(log_dir) inside the running container of the service (through
-    the Docker engine, no shell) and removes those the service does not write to (names not
-    matching O(keep), that is rotated, compressed or stray files).
-  - When the volume is still at least O(truncate_above_pct) % full afterwards, truncates the kept
-    (active) log files to zero; the service reopens its log file per line, so no restart is needed.
+  - Removes the regular files of O(log_dir) in the service's running container (through the Docker
+    engine, no shell) that do not match O(keep), that is rotated, compressed or stray files.
+  - When the volume is still at least O(truncate_above_pct) % full, truncates the kept log files to
+    zero; the service reopens its log file per line, so no restart is needed.
   - Removes all but the newest O(bundles_keep) evidence bundles in O(bundles_dir) on the managed host.
   - Never removes anything outside O(log_dir) and O(bundles_dir); data volumes are not touched.
 extends_documentation_fragment:
@@ -19,7 +18,7 @@ extends_documentation_fragment:
   - sre.incident.docker
 attributes:
   check_mode:
-    details: Lists what would be removed or truncated and the space it would free; changes nothing.
+    details: Lists what would be removed or truncated and the space it would free.
   diff_mode:
     support: full
     details: Shows the usage of O(log_dir) before and after.
@@ -30,7 +29,7 @@ attributes:
     platforms: posix
 options:
   stack:
-    description: The stack description C(incident_stack); the project, the service and the default O(bundles_dir) come from it.
+    description: The stack description C(incident_stack), giving the project, the service and the default O(bundles_dir).
     type: dict
     required: true
   service:
@@ -40,7 +39,7 @@ options:
     description: The log directory inside the container (the app's C(RECSYS_LOG_DIR)); default C(incident_stack.log_dir), else V(/var/log/recsys).
     type: str
   keep:
-    description: Shell patterns of file names the service writes now; these are kept (or only truncated).
+    description: Shell patterns of the file names the service writes now, kept (or only truncated).
     type: list
     elements: str
     default: ["app-*.log"]
@@ -79,7 +78,7 @@ log_dir:
   type: str
   sample: /var/log/recsys
 removed:
-  description: Files removed (or, in check mode, that would be), each with C(path) and C(size) in bytes.
+  description: Files removed (or that would be), each with C(path) and C(size) in bytes.
   returned: success
   type: list
   elements: dict

@@ -10,123 +10,101 @@ module: notify
 short_description: Send incident notifications to Slack, DingTalk or a generic webhook, beside the response
 version_added: 1.0.0
 description:
-  - Renders one message giving one notice of an incident (started, mitigated, resolved, degraded,
-    escalate, update) and posts it to every enabled channel (SPEC P0-2), waiting for their answers or, with
-    O(mode=start), in the background. The message names the severity, the service, the incident
-    id, the incident commander, the on-call engineer of the moment, the war-room link (if any) and
-    the time left on the SLA, such as C(resolve deadline in 27m 10s) or C(resolve deadline passed 3m ago).
-  - Every channel is sent to at the same time, so one slow channel never delays another, and all of
-    it ends within O(budget) seconds. Redirects are not followed.
-  - "Order: on each channel the messages of an incident sent with O(mode=start) are posted in the
-    order they were started; a message waits for the earlier ones to be delivered or given up on
-    that channel. When an earlier message failed on a channel, the next one carries a line saying
-    that earlier messages may be missing there. Across channels there is no order."
-  - A failing channel never stops the run unless O(fail_on_error=true); the per-channel outcome is
-    in RV(results) (send) or RV(messages) (collect).
-  - Webhook URLs, DingTalk secrets and header values never appear in the module's results, in error
-    messages or in the outbox files; an error text that contains a URL has it replaced by the
-    channel's name.
-  - Bad input (an unknown channel type, a channel without a url, a malformed deadline, a timeout out
-    of range) fails before anything is sent, naming the channel by O(channels[].name) or its index,
-    never by URL.
+  - Renders one message for a notice of an incident and posts it to every enabled channel (SPEC P0-2),
+    waiting for the answers or, with O(mode=start), in the background. The message names the severity,
+    service, incident id, commander, on-call engineer of the moment, war-room link (if any) and the time
+    left on the SLA, such as C(resolve deadline in 27m 10s) or C(resolve deadline passed 3m ago).
+  - Channels are sent to at the same time, so a slow one never delays another, and all of it ends within
+    O(budget) seconds. Redirects are not followed.
+  - "Order: per channel, the O(mode=start) messages of an incident are posted in the order started, each
+    waiting until the earlier ones are delivered or given up on there. After an earlier failure on a
+    channel, the next message says earlier messages may be missing there. Across channels there is no order."
+  - A failing channel never stops the run unless O(fail_on_error=true).
+  - Webhook URLs, DingTalk secrets and header values never appear in results, error messages or outbox
+    files; a URL in an error text is replaced by the channel's name.
+  - Bad input (an unknown channel type, no url, a malformed deadline, a timeout out of range) fails before
+    anything is sent, naming the channel by O(channels[].name) or index, never by URL.
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.attributes.here
 attributes:
   check_mode:
     details:
-      - In check mode nothing is sent and no sender is started; the module returns the rendered
-        message and the channels it would post to, with C(changed=false). O(mode=collect) reads the
-        outbox without waiting and marks nothing.
+      - Nothing is sent and no sender started; returns the rendered message and the channels it would post
+        to, with C(changed=false). O(mode=collect) reads the outbox without waiting and marks nothing.
   diff_mode:
     support: none
   idempotent:
     support: none
     details:
-      - Sending a message is an outside effect; every run sends again. O(mode=send) reports
-        C(changed=true) when at least one channel accepted the message, O(mode=start) when a sender
-        was started, O(mode=collect) when messages were collected.
+      - Every run sends again. C(changed) is true when a channel accepted the message (O(mode=send)), a
+        sender was started (O(mode=start)) or messages were collected (O(mode=collect)).
   platform:
     platforms: posix
 options:
   mode:
     description:
-      - V(send) sends and returns when every channel answered or O(budget) is spent.
+      - V(send) returns when every channel answered or O(budget) is spent.
       - V(start) starts a sender process on the host and returns at once, so a chat outage never slows
         the response. Needs O(incident.id).
-      - V(collect), later in the run, sends nothing; it waits at most O(budget) seconds until every
-        message of O(incident.id) started earlier on this host and not collected yet has an outcome,
-        returns them in RV(messages) and marks them collected. Needs O(incident.id) only.
+      - V(collect) sends nothing and needs only O(incident.id); it waits at most O(budget) seconds until every
+        message of the incident started earlier on this host and not yet collected has an outcome, returns
+        them in RV(messages) and marks them collected.
     type: str
     choices: [send, start, collect]
     default: send
   channels:
     description:
-      - Where to send. Usually an inventory variable, with the URLs and secrets coming from a vault
-        or an AWX credential.
+      - Where to send, usually an inventory variable with the URLs and secrets from a vault or an AWX credential.
       - An empty list sends nothing (with a warning).
     type: list
     elements: dict
     default: []
     suboptions:
       name:
-        description:
-          - Name used in results, error messages and the record. Defaults to C(channels[<index>]).
-          - Must be unique.
+        description: Unique name used in results, error messages and the record. Defaults to C(channels[<index>]).
         type: str
       type:
         description:
-          - V(slack) posts C({"text", "blocks"}) to an incoming webhook.
-          - V(dingtalk) posts a C(markdown) message to a robot webhook; with O(channels[].secret)
-            the request is signed (C(timestamp) and C(sign) query parameters).
+          - Required. V(slack) posts C({"text", "blocks"}) to an incoming webhook.
+          - V(dingtalk) posts a C(markdown) message to a robot webhook, signed (C(timestamp) and C(sign)
+            query parameters) with O(channels[].secret).
           - V(webhook) posts the structured event C({"event", "incident", "oncall", "title", "text", "sent_at"}).
-          - Required.
         type: str
       url:
-        description:
-          - The webhook URL (C(http) or C(https)). A secret (it often holds the token), never shown.
-          - Required for an enabled channel.
+        description: The C(http) or C(https) webhook URL, required when enabled. A secret (it often holds a token).
         type: str
       secret:
-        description:
-          - DingTalk signing secret (the robot's C(SEC...) value). Only for V(dingtalk).
+        description: DingTalk signing secret (the robot's C(SEC...) value). Only for V(dingtalk).
         type: str
       headers:
-        description:
-          - Extra HTTP headers, for example C(Authorization) for a V(webhook). Secrets, never shown.
+        description: Extra HTTP headers, for example C(Authorization) for a V(webhook). Secrets.
         type: dict
       enabled:
-        description:
-          - Set to V(false) to keep a channel defined but silent.
+        description: V(false) keeps a channel defined but silent.
         type: bool
         default: true
       at_mobiles:
-        description:
-          - DingTalk only, mobile numbers to mention (C(@)) in the message.
+        description: DingTalk only, mobile numbers to mention (C(@)) in the message.
         type: list
         elements: str
       at_user_ids:
-        description:
-          - DingTalk only, user ids to mention in the message.
+        description: DingTalk only, user ids to mention in the message.
         type: list
         elements: str
       at_all:
-        description:
-          - DingTalk only, mention everyone in the group.
+        description: DingTalk only, mention everyone in the group.
         type: bool
         default: false
   notice:
     description:
-      - Which notice the message gives. V(escalate) asks a human to take over and names the incident
-        commander and the tech lead from O(oncall).
-      - Required with O(mode=send) and O(mode=start).
-      - O(stage) is its earlier name, kept as an alias.
+      - Which notice the message gives; required with O(mode=send) and O(mode=start).
+      - V(escalate) asks a human to take over, naming the incident commander and the tech lead from O(oncall).
     type: str
     aliases: [stage]
     choices: [started, mitigated, resolved, degraded, escalate, update]
   incident:
-    description:
-      - The incident the message is about.
+    description: The incident the message is about.
     type: dict
     default: {}
     suboptions:
@@ -136,83 +114,70 @@ options:
             directory under O(outbox_dir) (letters, digits, C(.), C(_), C(-)).
         type: str
       severity:
-        description: Severity, V(P0) to V(P3).
+        description: Severity.
         type: str
         choices: [P0, P1, P2, P3]
       service:
         description: The affected service.
         type: str
       commander:
-        description:
-          - Incident commander. Defaults to C(contacts.incident_commander) of O(oncall).
+        description: Incident commander. Defaults to C(contacts.incident_commander) of O(oncall).
         type: str
       war_room:
         description: War-room link (a meeting or chat URL), shown as is.
         type: str
       response_deadline:
-        description:
-          - Respond-by deadline, ISO 8601 (for example V(2026-11-27T10:05:00+08:00)). A value
-            without an offset is read as UTC.
+        description: Respond-by deadline, ISO 8601 such as V(2026-11-27T10:05:00+08:00); UTC without an offset.
         type: str
       resolve_deadline:
-        description:
-          - Resolve-by deadline, ISO 8601. A value without an offset is read as UTC.
+        description: Resolve-by deadline, ISO 8601; UTC without an offset.
         type: str
       started_at:
-        description:
-          - When the incident started, ISO 8601. Passed on to V(webhook) channels.
+        description: When the incident started, ISO 8601. Passed on to V(webhook) channels.
         type: str
   oncall:
     description:
       - Who is on call, normally the output of the P(sre.incident.oncall#filter) filter
-        (C(shift), C(handle), C(contacts)).
-      - A rotation (a mapping with C(shifts)) is also accepted; it is then evaluated for now.
+        (C(shift), C(handle), C(contacts)), or a rotation (a mapping with C(shifts)) evaluated for now.
     type: dict
     default: {}
   text:
-    description:
-      - Free text appended to the message (what happened, what is being done).
+    description: Free text appended to the message (what happened, what is being done).
     type: str
   connect_timeout:
-    description:
-      - Seconds to wait for the connection of one attempt (TCP, a proxy tunnel, the TLS handshake).
-      - Above 0, at most 60.
+    description: Seconds to wait for the connection of one attempt (TCP, a proxy tunnel, TLS); above 0, at most 60.
     type: float
     default: 2
   read_timeout:
-    description:
-      - Seconds to wait for the answer once connected, per read.
-      - Above 0, at most 300.
+    description: Seconds to wait for the answer once connected, per read; above 0, at most 300.
     type: float
     default: 5
   retries:
     description:
-      - Attempts per channel, the first one included (V(1) to V(10)), as far as O(budget) allows.
-      - Connection errors, timeouts, HTTP 5xx and 429 are tried again after a short exponential backoff
-        (0.5 s, 1 s, capped at 1.5 s); other HTTP 4xx answers are not.
+      - Attempts per channel, the first included (V(1) to V(10)), as far as O(budget) allows.
+      - Connection errors, timeouts, HTTP 5xx and 429 are retried after a short exponential backoff
+        (0.5 s, 1 s, capped at 1.5 s); other HTTP 4xx are not.
     type: int
     default: 3
   budget:
     description:
-      - Seconds within which everything about one message ends (every channel, attempt, backoff).
-        Timeouts and sleeps are cut to what is left, an attempt that would not fit is not started,
-        and a channel still busy at the end is given up on.
+      - Seconds within which everything about one message ends; timeouts and sleeps are cut to what is
+        left, an attempt that would not fit is not started, a channel still busy at the end is given up on.
       - For O(mode=collect), the longest wait for the outstanding messages.
       - Above 0, at most 600.
     type: float
     default: 10
   outbox_dir:
     description:
-      - Directory on the host for the outbox of each incident (O(mode=start) and O(mode=collect)),
-        one small JSON file per message with its outcome per channel.
-      - The role C(sre.incident.notify) uses C(<incident_stack.state_dir>/outbox).
+      - Directory on the host for each incident's outbox (O(mode=start) and O(mode=collect)), one small
+        JSON file per message with its outcome per channel. The role C(sre.incident.notify) uses
+        C(<incident_stack.state_dir>/outbox).
     type: path
     default: ~/.sre-incident/outbox
   fail_on_error:
     description:
-      - Fail the task when any enabled channel could not be notified (O(mode=send)), or when any
-        collected message was not delivered to every channel (O(mode=collect)). Ignored by
-        O(mode=start), which does not know yet.
+      - Fail when an enabled channel could not be notified (O(mode=send)), or a collected message was
+        not delivered to every channel (O(mode=collect)). Ignored by O(mode=start), which does not know yet.
     type: bool
     default: false
 seealso:
@@ -220,12 +185,11 @@ seealso:
     plugin_type: filter
   - module: sre.incident.record
 notes:
-  - Uses only the Python standard library (urllib) on the host the task runs on; the proxy
-    environment variables (C(https_proxy), C(no_proxy)) are honoured.
-  - "The sender of O(mode=start) is a process of its own on that host, like an Ansible C(async) job
-    but with the task's arguments kept in memory (an C(async) task writes its module, arguments
-    included, into a file on the host). It ends by its message's deadline, whether the run is
-    still there or not."
+  - Uses only the Python standard library (urllib) on the host the task runs on; C(https_proxy) and
+    C(no_proxy) are honoured.
+  - "The O(mode=start) sender is a process of its own on that host, like an C(async) job but keeping the
+    task's arguments in memory (an C(async) task writes them into a file on the host). It ends by its
+    message's deadline, whether the run is still there or not."
 """
 
 EXAMPLES = r"""
@@ -276,13 +240,6 @@ EXAMPLES = r"""
     oncall: "{{ incident_oncall | sre.incident.oncall }}"
     text: All recovery rungs failed; option D (feature offline) is active.
     fail_on_error: true
-
-- name: Show what would be sent (dry run, nothing is posted)
-  sre.incident.notify:
-    channels: "{{ incident_notify_channels }}"
-    notice: update
-    incident: "{{ incident_summary }}"
-  check_mode: true
 """
 
 RETURN = r"""
@@ -335,8 +292,8 @@ results:
       sample: true
     ok:
       description:
-        - V(true) when the channel accepted the message, V(false) when it could not be notified,
-          V(null) when nothing was sent (yet), for a disabled channel, in check mode or with O(mode=start).
+        - Whether the channel accepted the message; V(null) when nothing was sent (yet), for a disabled
+          channel, in check mode or with O(mode=start).
       type: bool
       sample: true
     status:
@@ -365,8 +322,6 @@ results:
       returned: when an earlier message of the incident failed on this channel
       sample: "earlier messages may be missing on this channel: the started message could not be delivered here (connect timed out after 2 s)"
   sample:
-    - {name: slack-incidents, type: slack, enabled: true, ok: true, status: 200, attempts: 1, error: null,
-       finished_at: "2026-11-27T02:02:51.204Z", budget_spent: false}
     - {name: pager, type: webhook, enabled: true, ok: false, status: null, attempts: 3,
        error: "connection failed: [Errno 111] Connection refused", finished_at: "2026-11-27T02:02:52.710Z",
        budget_spent: false}
@@ -378,7 +333,7 @@ sent:
 failed_count:
   description:
     - Number of enabled channels that could not be notified (V(0) in check mode and with O(mode=start)).
-    - Not called C(failed), because Ansible reads a true C(failed) key as a failed task.
+    - Not called C(failed), as Ansible reads a true C(failed) key as a failed task.
   returned: when O(mode) is V(send) or V(start)
   type: int
   sample: 1
@@ -445,24 +400,9 @@ messages:
       description: One line for the record, naming every channel that failed and why.
       type: str
   sample:
-    - seq: 1
-      notice: started
-      title: "[P0] Incident started: recommendation-service (INC-20261127-001)"
-      state: partial
-      launched_at: "2026-11-27T02:02:50.512Z"
-      finished_at: "2026-11-27T02:03:00.530Z"
-      acknowledged_at: null
-      results:
-        - {name: slack-incidents, type: slack, enabled: true, ok: true, status: 200, attempts: 1, error: null,
-           finished_at: "2026-11-27T02:02:50.730Z", budget_spent: false}
-        - {name: pager, type: webhook, enabled: true, ok: false, status: null, attempts: 2,
-           error: "connected, but no answer within the read timeout (5 s)", finished_at: "2026-11-27T02:03:00.530Z",
-           budget_spent: true}
-      sent: 1
-      failed_count: 1
-      summary: >-
-        started notification: delivered to 1 of 2 channels; not delivered: pager (connected, but no
-        answer within the read timeout (5 s), 2 attempts, budget spent)
+    - {seq: 1, notice: started, state: partial, launched_at: "2026-11-27T02:02:50.512Z", sent: 1, failed_count: 1,
+       summary: "started notification: delivered to 1 of 2 channels; not delivered: pager (connected, but no answer
+         within the read timeout (5 s), 2 attempts, budget spent)"}
 undelivered:
   description: Every collected message and channel that was not delivered, with why.
   returned: when O(mode=collect)
@@ -471,9 +411,8 @@ undelivered:
   sample: [{seq: 1, notice: started, channel: pager, error: "connected, but no answer within the read timeout (5 s)"}]
 response:
   description:
-    - Whether the first collected C(started) message reached every enabled channel, which is what the
-      record's checklist item C(response_started) ("everyone notified") needs. V(null) when no
-      C(started) message was collected.
+    - Whether the first collected C(started) message reached every enabled channel, as the record's
+      checklist item C(response_started) ("everyone notified") needs. V(null) when none was collected.
   returned: when O(mode=collect)
   type: dict
   contains:
@@ -494,14 +433,8 @@ response:
     text:
       description: One line saying so.
       type: str
-  sample:
-    acknowledged: false
-    at: null
-    channels: [slack-incidents, pager]
-    failed: [{name: pager, error: "connected, but no answer within the read timeout (5 s)"}]
-    text: >-
-      not every channel was notified, the item stays open: pager (connected, but no answer within
-      the read timeout (5 s), 2 attempts, budget spent)
+  sample: {acknowledged: false, at: null, channels: [slack-incidents, pager],
+           failed: [{name: pager, error: "connected, but no answer within the read timeout (5 s)"}]}
 waited_s:
   description: How long the collect waited, in seconds.
   returned: when O(mode=collect)

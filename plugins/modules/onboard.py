@@ -6,10 +6,9 @@ module: onboard
 short_description: Read a running compose project and propose its incident_stack
 version_added: 0.3.0
 description:
-  - Reads a running compose project through the Docker engine and writes a proposed
-    C(incident_stack) (the one description of a stack every role of the collection reads) to
-    O(dest), for the team to review (SPEC GEN-7). Above every key a comment says where its value
-    came from; what could not be inferred is listed as C(# TODO:) lines and in RV(unknown).
+  - Reads a running compose project through the Docker engine and writes a proposed C(incident_stack)
+    (the stack description every role reads) to O(dest) for review (SPEC GEN-7). A comment above every
+    key says where its value came from; what could not be inferred is in C(# TODO:) lines and RV(unknown).
   - "What it reads: the containers' compose labels (project, service, working directory, compose
     files, C(depends_on) with compose v2), the compose files themselves (C(depends_on) with compose
     v1, images of services that are not running), images, process lists, published and listening
@@ -26,11 +25,10 @@ description:
     users from real traffic; cache key patterns and the value check from one C(SCAN) batch of
     Redis keys and the shape of one value per key family; a standby is a second service of the
     same image."
-  - "It checks its guesses without changing anything: C(psql ... -c 'SELECT 1') and C(redis-cli
-    PING) inside their containers on the guessed ports and, with O(probe_http), C(GET) of the health
-    URL and of one user's recommendations (as any user's request would, which may cache that answer)."
-  - Nothing else is written; the engine and the stack are only read. Secrets never reach the file
-    or the result.
+  - "It checks its guesses read-only: C(psql ... -c 'SELECT 1') and C(redis-cli PING) inside their
+    containers on the guessed ports and, with O(probe_http), C(GET) of the health URL and of one
+    user's recommendations (as any user's request would, which may cache that answer)."
+  - Nothing else is written; the engine and the stack are only read. Secrets never reach the file or the result.
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker
@@ -52,9 +50,8 @@ options:
     required: true
   dest:
     description:
-      - The file to write the proposal to, on the host the module runs on. Its directory is
-        created when missing.
-      - "C(playbooks/onboard.yml) defaults it to C(./onboarding/<project>.stack.yml)."
+      - The file to write the proposal to, on the host the module runs on; its directory is created when
+        missing. C(playbooks/onboard.yml) defaults it to C(./onboarding/<project>.stack.yml).
     type: path
     required: true
   probe_http:
@@ -62,8 +59,7 @@ options:
     type: bool
     default: true
 notes:
-  - A project with no container on the engine fails before anything is written, naming the
-    projects the engine has.
+  - A project with no container on the engine fails before anything is written, naming the engine's projects.
   - What is inferred and how, what to review, and every C(incident_stack) key with its default
     are in the collection's C(docs/onboarding.md).
 """

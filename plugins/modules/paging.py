@@ -10,17 +10,15 @@ module: paging
 short_description: Remember which findings were paged, so a scheduled run pages once per finding
 version_added: 0.4.0
 description:
-  - The scheduled diagnostics (C(playbooks/diagnose.yml)) page the channels on a P0 or P1 verdict
-    once per finding (SPEC MON-4). This module keeps that memory on the managed host, in a JSON file
-    (O(path)), and says which findings are new.
+  - The scheduled diagnostics (C(playbooks/diagnose.yml)) page on a P0 or P1 verdict once per finding
+    (SPEC MON-4). This module keeps that memory in O(path) and says which findings are new.
   - "A finding is identified by O(host), its C(check), its C(kind) and its C(reason) with the numbers
     taken out: C(disk / 87 % full) and C(disk / 88 % full) are the same finding, C(dependency redis is
     exited) and C(dependency postgres is exited) are two."
   - A finding is new when it was never paged, or last paged O(window) seconds ago or longer.
-  - "The file lives on the managed host, next to the lease and the evidence bundles, because under AWX
-    each job runs in a fresh execution environment: the controller forgets between two scheduled
-    runs, the managed host does not. It is written under a lock (two runs at once page once), replaced
-    atomically, mode 0600; entries older than 7 days (or the window, if longer) are dropped."
+  - "The file is on the managed host because under AWX each job runs in a fresh execution environment:
+    the controller forgets between two scheduled runs. It is written under a lock (two runs at once page
+    once), replaced atomically, mode 0600; entries older than 7 days (or the window, if longer) are dropped."
 extends_documentation_fragment:
   - sre.incident.attributes
 attributes:
@@ -61,9 +59,7 @@ options:
     description: The incident the page named, kept with the remembered findings.
     type: str
   state:
-    description:
-      - V(checked) reads only.
-      - V(paged) remembers the new findings as paged now (a finding paged within the window is left alone).
+    description: V(checked) reads only; V(paged) remembers the new findings as paged now (not those within the window).
     type: str
     choices: [checked, paged]
     default: checked

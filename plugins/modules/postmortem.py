@@ -11,48 +11,41 @@ module: postmortem
 short_description: Write the postmortem report of an incident from its record
 version_added: 0.1.0
 description:
-  - Reads the incident record kept by M(sre.incident.record) (C(<incident_dir>/<id>/events.jsonl)),
-    replays it and writes the postmortem report of the runbook (SPEC PM-1, PM-2, P0-10) into the
-    incident's directory, as C(postmortem.md) (for a wiki) and C(postmortem.html) (one self-contained
-    page, no external assets, readable when printed).
-  - "The report follows the runbook's sections in order: the summary (severity, service, impact,
-    duration, respond and resolve SLA met or missed); the timeline table (time, event, owner) with
-    every event of the record; the root-cause analysis (direct cause, root cause, contributing
-    factors, the timeline picture, why it was not detected earlier); the lessons (what went well,
-    what to improve); the action items (item, description, priority, owner, deadline), including
-    those written by the P1 cases (event data C(action_item)); both checklists with the tick time of
-    each item; the meeting agenda (30-60 min, five items); and the due date of the postmortem."
-  - What the automation knows is filled in from the record (which recovery-ladder rung fixed it,
-    exit codes and OOM kills found in event data such as a diagnostics bundle summary, the P1 case
-    detected, recent changes, failed tasks, degraded modes). What it cannot know is left to a human
-    in marked sections.
+  - Replays the incident record of M(sre.incident.record) (C(<incident_dir>/<id>/events.jsonl)) and
+    writes the runbook's postmortem report (SPEC PM-1, PM-2, P0-10) into the incident's directory, as
+    C(postmortem.md) (for a wiki) and C(postmortem.html) (self-contained, readable when printed).
+  - "The runbook's sections in order: the summary (severity, service, impact, duration, SLA met or
+    missed); the timeline table (time, event, owner) of every event; the root-cause analysis (direct
+    and root cause, contributing factors, the timeline picture, why not detected earlier); the lessons;
+    the action items (item, description, priority, owner, deadline), with those of the P1 cases (event
+    data C(action_item)); both checklists with each item's tick time; the meeting agenda (30-60 min,
+    five items); and the postmortem's due date."
+  - What the automation knows comes from the record (the rung that fixed it, exit codes and OOM kills
+    in event data such as a diagnostics bundle summary, the P1 case, recent changes, failed tasks,
+    degraded modes); what it cannot know is left to a human in marked sections.
   - "Human sections sit between C(<!-- sre.incident:human:begin NAME -->) and
     C(<!-- sre.incident:human:end NAME -->) (names C(summary-notes), C(rca-direct-cause),
     C(rca-root-cause), C(rca-contributing-factors), C(rca-why-not-detected), C(lessons-went-well),
-    C(lessons-to-improve), C(action-items-extra), C(meeting-notes)). Re-running regenerates
-    everything else and carries these blocks over verbatim, in both formats."
+    C(lessons-to-improve), C(action-items-extra), C(meeting-notes)). A re-run regenerates everything
+    else and carries these blocks over verbatim, in both formats."
   - The Markdown holds the timeline as a Mermaid C(gantt) block. The HTML draws it as an inline SVG
-    (stages as bars on a time axis, the respond and resolve deadlines as vertical lines with the ids
-    C(deadline-respond) and C(deadline-resolve)) and plots the watch samples (event data
-    C(watch_sample) with C(latency_ms) and C(error_rate)) as small line charts.
-  - The record is only read, never written. Stage and failure events of the C(postmortem) stage
-    (written by the C(sre.incident.timeline) callback while this report is produced) are left out
-    of the report.
-  - "The report is written on the B(controller), where the record lives: an action plugin reads the
-    record and renders the collection's Jinja2 templates (C(plugins/plugin_utils/templates/postmortem.md.j2),
-    C(postmortem.html.j2), C(postmortem.css)) in the controller's process; nothing runs on a managed host."
+    (stages as bars on a time axis, the deadlines as vertical lines with the ids C(deadline-respond)
+    and C(deadline-resolve)) and plots the watch samples (event data C(watch_sample) with
+    C(latency_ms) and C(error_rate)) as small line charts.
+  - The record is only read. Stage and failure events of the C(postmortem) stage (written by the
+    C(sre.incident.timeline) callback meanwhile) are left out of the report.
+  - "Runs on the B(controller), where the record lives: an action plugin renders the Jinja2 templates
+    (C(plugins/plugin_utils/templates/postmortem.md.j2), C(postmortem.html.j2), C(postmortem.css)) in
+    the controller's process; nothing runs on a managed host."
 extends_documentation_fragment:
   - sre.incident.attributes
 options:
   incident_dir:
-    description:
-      - Directory holding one sub-directory per incident, on the controller.
-      - Falls back to the environment variable E(SRE_INCIDENT_DIR).
+    description: Directory holding one sub-directory per incident, on the controller; else E(SRE_INCIDENT_DIR).
     type: path
     default: incidents
   id:
-    description:
-      - The incident id. An id with no record in O(incident_dir) fails, naming the id and the directory.
+    description: The incident id. An id with no record in O(incident_dir) fails, naming the id and the directory.
     type: str
     required: true
   formats:
@@ -63,18 +56,17 @@ options:
     default: [md, html]
   owner:
     description:
-      - Owner of the generated action items that name none (for example the postmortem itself).
-      - Defaults to the incident commander of the record.
+      - Owner of the generated action items that name none (for example the postmortem itself); defaults
+        to the record's incident commander.
     type: str
   now:
     description:
-      - The current time, ISO 8601, for the SLA status of an incident that is still open. Defaults to now.
-      - Meant for tests; a closed incident's report does not depend on it.
+      - The current time, ISO 8601, for the SLA status of a still open incident (for tests). Defaults to now.
     type: str
 attributes:
   action:
     support: full
-    description: Runs on the controller as an action plugin (this module file documents it).
+    description: Runs on the controller as an action plugin (this file documents it).
   check_mode:
     details: Nothing is written; C(changed) and the diff show which files would change.
   diff_mode:
@@ -99,10 +91,6 @@ EXAMPLES = r"""
     id: INC-20261127-013045-p0-recommendation-service-localhost-3f9a
   delegate_to: localhost
   register: postmortem
-
-- name: Show where the report is and when it is due
-  ansible.builtin.debug:
-    msg: "{{ postmortem.paths.html }} (due {{ postmortem.due }})"
 
 - name: Only the Markdown, with an owner for the generated action items
   sre.incident.postmortem:
@@ -178,7 +166,6 @@ from ansible_collections.sre.incident.plugins.module_utils._postmortem import AR
 
 
 def work(module):
-    # Ansible runs the action plugin (plugins/action/postmortem.py) instead: this file is the documentation.
     raise IncidentError("sre.incident.postmortem runs on the controller as an action plugin: run it as an Ansible "
                         "task (ansible-playbook or ansible -m sre.incident.postmortem), not as a module on its own")
 

@@ -9,18 +9,16 @@ description:
   - "O(state=cleared) clears the recommendation cache the way the runbook says (SPEC P1-2,
     OPS-1), through the service's own endpoint C(POST /api/recommendations/clear-cache), which
     answers C({\"cleared\": n})."
-  - Keys matching O(key_pattern) are counted with C(redis-cli --scan) inside the Redis container
-    of the compose project (through the Docker engine, no shell), before and after clearing.
-  - C(changed) is true when the service reports that it deleted at least one key.
-  - The service must be up to clear its cache; when the endpoint fails (Redis down, the service
-    down) the task fails with the HTTP status and the answer.
+  - Keys matching O(key_pattern) are counted with C(redis-cli --scan) in the project's Redis container
+    (through the Docker engine, no shell), before and after clearing.
+  - C(changed) is true when the service reports that it deleted at least one key. When the endpoint
+    fails (Redis or the service down) the task fails with the HTTP status and the answer.
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker
 attributes:
   check_mode:
-    details: Counts the keys and posts nothing; RV(would_clear) is the number of keys a real run would clear,
-      and C(changed) is true when it is above V(0).
+    details: Counts the keys and posts nothing; C(changed) is true when RV(would_clear) is above V(0).
   diff_mode:
     support: full
     details: Shows the key count before and after.
@@ -31,17 +29,14 @@ attributes:
     platforms: posix
 options:
   state:
-    description:
-      - V(cleared) clears the cache through the service's endpoint.
-      - V(present) reports the key count and changes nothing.
+    description: V(cleared) clears the cache through the service's endpoint; V(present) only reports the key count.
     type: str
     choices: [present, cleared]
     default: present
   stack:
     description:
-      - The stack description C(incident_stack). The clear-cache URL, the compose project and the
-        Redis service are derived from it.
-      - Either O(stack) or O(url) is required.
+      - The stack description C(incident_stack), giving the clear-cache URL, the compose project and the
+        Redis service. Either O(stack) or O(url) is required.
     type: dict
   url:
     description: The clear-cache URL; overrides the one derived from O(stack).
@@ -59,8 +54,7 @@ options:
   count_keys:
     description:
       - Count the keys before and after, through the Docker engine. Without it, check mode cannot
-        tell whether anything would be cleared and reports C(changed=true).
-      - V(false) is not allowed with O(state=present).
+        tell whether anything would be cleared and reports C(changed=true). Needed by O(state=present).
     type: bool
     default: true
   timeout:
@@ -77,11 +71,6 @@ EXAMPLES = r"""
     stack: "{{ incident_stack }}"
     state: cleared
   register: p1_cache
-
-- name: How many recommendation lists are cached?
-  sre.incident.recommendation_cache:
-    stack: "{{ incident_stack }}"
-  register: ops_cache
 
 - name: Clear through an explicit URL, without counting keys
   sre.incident.recommendation_cache:
@@ -138,6 +127,8 @@ status:
   sample: 200
 """
 
+import functools
+
 from ansible_collections.sre.incident.plugins.module_utils import _cache, _compose
 from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
@@ -156,12 +147,7 @@ ARGUMENT_SPEC = dict(
 def work(module):
     p = module.params
     _cache.resolve(p)
-    exec_fn = None
-    if p["count_keys"]:
-        client = module.connect()
-
-        def exec_fn(project, service, argv):
-            return _compose.exec_in_service(client, project, service, argv)
+    exec_fn = functools.partial(_compose.exec_in_service, module.connect()) if p["count_keys"] else None
     return _cache.run(p, check_mode=module.check_mode, exec_fn=exec_fn)
 
 

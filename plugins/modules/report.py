@@ -10,17 +10,16 @@ description:
     runbook's Chinese in parentheses, description (問題描述), reproduction steps (重現步驟),
     expected (期望結果), actual (實際結果), environment (環境信息, version, time, user, frequency),
     log excerpt (日誌片段), suspected root cause (可能的根本原因) and suggested fix (建議的修復方案).
-  - With O(collect=true) it gathers live evidence on the managed host, the service's version
-    (the C(version) of C(/health) and the container's image id and creation time), the recent
-    WARNING and ERROR lines of the service's container log (through the Docker engine) and the
-    answers of O(reproduce_urls). What the operator leaves open is filled from that evidence.
-  - "The report is rendered, posted and written on the B(controller) by the module's action plugin,
-    from the collection's Jinja2 template (C(plugins/plugin_utils/templates/p2_report.md.j2)); only
-    the evidence is collected on the managed host, and only the collection options go there."
-  - "With O(tracker) a new report is also posted as an issue, GitHub style (C(POST <url>/issues),
-    C(Authorization: Bearer)) or GitLab style (C(POST <url>/issues), C(PRIVATE-TOKEN)), once, and
-    the issue link is written into the report; a report that already has a link is not posted
-    again."
+  - With O(collect=true) it gathers live evidence on the managed host, the service's version (the
+    C(version) of C(/health), the container's image id and creation time), the recent WARNING and
+    ERROR lines of the service's container log and the answers of O(reproduce_urls). What the
+    operator leaves open is filled from that evidence.
+  - "The report is rendered, posted and written on the B(controller) by the action plugin, from the
+    template C(plugins/plugin_utils/templates/p2_report.md.j2); only the evidence is collected on the
+    managed host, and only the collection options go there."
+  - "With O(tracker) a new report is also posted once as an issue (C(POST <url>/issues)) with
+    C(Authorization: Bearer) (GitHub style) or C(PRIVATE-TOKEN) (GitLab style), and the issue link is
+    written into the report; a report that has a link is not posted again."
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker
@@ -29,7 +28,7 @@ attributes:
     support: full
     description: Runs as an action plugin on the controller (see the description).
   check_mode:
-    details: Collects evidence (read only) and reports what would be written; writes and posts nothing.
+    details: Collects evidence (read only) and reports what would be written.
   diff_mode:
     support: full
     details: Shows the report file before and after.
@@ -57,9 +56,8 @@ options:
     type: str
   environment:
     description:
-      - C(version), C(time), C(user) and C(frequency). Those left open are filled from the
-        evidence (version from C(/health) and the image, time of collection, frequency from the
-        number of matching log lines in the window).
+      - C(version), C(time), C(user) and C(frequency). Those left open are filled from the evidence
+        (time of collection, frequency from the number of matching log lines in the window).
     type: dict
   cause:
     description: Suspected root cause.
@@ -123,10 +121,10 @@ options:
   dest_dir:
     description:
       - The folder on the controller to write the report to (the P2 backlog), as C(<date>-<slug of title>.md);
-        the first report time is kept on re-runs.
-      - Without it nothing is written and the module returns RV(evidence) and the rendered RV(markdown); a
-        playbook collects on the managed host this way and writes in a later task with O(evidence).
-      - The role C(sre.incident.report) defaults it to C(~/.local/share/sre-incident/backlog), outside any checkout.
+        the first report time is kept on re-runs. The role C(sre.incident.report) defaults it to
+        C(~/.local/share/sre-incident/backlog).
+      - Without it nothing is written and the module returns RV(evidence) and RV(markdown); a playbook
+        collects on the managed host this way and writes in a later task with O(evidence).
     type: path
   date:
     description: Date of the file name, V(YYYY-MM-DD); default today (UTC).
@@ -148,7 +146,7 @@ options:
         type: str
         required: true
       token:
-        description: The API token, sent only in a request header, never to the managed host; never shown in output.
+        description: The API token, sent only in a request header, never to the managed host nor shown.
         type: str
         required: true
   tracker_timeout:

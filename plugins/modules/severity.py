@@ -6,9 +6,9 @@ module: severity
 short_description: Classify an incident as P0 to P3 with the runbook's decision tree
 version_added: 0.2.0
 description:
-  - Applies the runbook's decision tree (SPEC SEV-1) to facts given as options (an alert's
-    labels, an operator's judgement) or measured live with O(measure=true) (SPEC SEV-4), and
-    returns the severity, its SLA and the path of reasons that led to it.
+  - Applies the runbook's decision tree (SPEC SEV-1) to facts given as options (an alert's labels, an
+    operator's judgement) or measured with O(measure=true) (SPEC SEV-4); returns the severity, its SLA
+    and the reasons that led to it.
   - "Impact branch: all users affected -> V(P0); else the core feature (recommendations)
     affected -> V(P1); else more than 1 % of users affected -> V(P1); else V(P2). Exactly 1 %
     is not more than 1 %, so V(P2)."
@@ -18,15 +18,14 @@ description:
     is the larger of O(users_affected_pct) and O(error_rate) times 100, except when the share
     counts distinct real users (O(traffic) from an access log): then it is that share alone, since
     a few users retrying failed requests raise the error rate, not the share of users."
-  - "Latency branch, ratio = O(latency_ms) / baseline: more than 10x -> V(P0); from 5x to 10x,
-    both ends included -> V(P1) (exactly 10x and exactly 5x are V(P1)); under 5x -> V(P2).
-    Without a baseline, with a baseline of V(0), or without a latency, the branch is not
+  - "Latency branch, ratio = O(latency_ms) / baseline: more than 10x -> V(P0); from 5x to 10x, both
+    included -> V(P1); under 5x -> V(P2). Without a latency or without a baseline above V(0), the branch is not
     evaluated and RV(reasons) says why. Comparisons are exact on the numbers as written."
   - Both branches are evaluated and the worse severity wins.
   - The tree sizes a problem, it does not find one. A healthy service classifies as V(P2) with
-    RV(problem_detected=false); use RV(problem_detected) to decide whether there is an incident.
+    RV(problem_detected=false), which decides whether there is an incident.
   - Impossible input (a negative latency, a percentage outside 0 to 100, an error rate outside 0
-    to 1, an unknown kind) fails before anything is measured or written, naming the value.
+    to 1) fails before anything is measured or written, naming the value.
 extends_documentation_fragment:
   - sre.incident.attributes
 attributes:
@@ -37,7 +36,7 @@ attributes:
     details: With O(record_baseline=true), shows the old and the new recorded baseline.
   idempotent:
     support: partial
-    details: Classifying changes nothing. Recording a baseline changes the file whenever the measured p50 differs from the recorded one.
+    details: Classifying changes nothing. Recording a baseline changes the file when the measured p50 differs from the recorded one.
   platform:
     platforms: posix
 options:
@@ -61,24 +60,22 @@ options:
     type: float
   samples:
     description:
-      - Number of requests O(error_rate) and O(latency_ms) were computed from.
-      - V(0) means no traffic. O(error_rate) and O(latency_ms) are then impossible, and with no impact fact
-        the task fails, since an empty measurement says nothing about the users.
+      - Number of requests O(error_rate) and O(latency_ms) were computed from. V(0) (no traffic) makes them
+        impossible, and with no impact fact the task fails, as an empty measurement says nothing about users.
     type: int
   kind:
     description:
       - V(incident) is classified with the tree.
-      - V(improvement) and V(docs) are V(P3) with no SLA (SPEC SEV-2); the tree is not evaluated, and
-        facts saying users are affected contradict such a kind and fail the task.
+      - V(improvement) and V(docs) are V(P3) with no SLA (SPEC SEV-2), without the tree; facts saying
+        users are affected contradict such a kind and fail the task.
     type: str
     choices: [incident, improvement, docs]
   measure:
     description:
       - Probe the recommendations of every sample user of O(stack) O(probe_count) times and derive
         O(samples), O(error_rate), O(users_affected_pct), O(core_feature_affected),
-        O(recommendations_empty) and O(latency_ms) (the p50) from the answers.
-      - A sample user is affected when at least half of its probes failed (no answer, status not
-        200) or came back empty. Facts given as options replace measured ones.
+        O(recommendations_empty) and O(latency_ms) (the p50). Facts given as options replace measured ones.
+      - A sample user is affected when at least half of its probes failed (no answer, not 200) or were empty.
     type: bool
     default: false
   stack:
@@ -89,11 +86,10 @@ options:
       - Real traffic, the result of M(sre.incident.traffic) (SPEC MON-2). Its C(facts) replace the
         probes' C(samples), C(error_rate), C(users_affected_pct) (the share of distinct real users
         with a failed request, so SEV-4's "more than 1 % of users" is measured on real users) and
-        C(latency_ms) (the real p50).
+        C(latency_ms) (the real p50). Without traffic in it (no source, no request), the probes decide.
       - With real traffic the probes no longer set C(core_feature_affected) (five sample users do not
         size the impact when real users can be counted); an empty answer of a probe
         (C(recommendations_empty), which an access log cannot see) still does.
-      - Without traffic in it (no source, no request), the probes decide as before.
       - When the latency is real and O(baseline_ms) is not given, the baseline is the real p50 of the
         traffic's baseline window (else O(baseline_file)).
     type: dict
@@ -110,26 +106,24 @@ options:
     type: float
     default: 5
   baseline_ms:
-    description:
-      - The normal latency in milliseconds the latency branch compares against.
+    description: The normal latency in milliseconds the latency branch compares against.
     type: float
   baseline_file:
     description:
-      - "A JSON file on the managed host holding a recorded baseline, C({\"baseline_ms\": 12.5, \"recorded_at\": ...})."
-      - Used when O(baseline_ms) is not given. A missing file means no baseline.
+      - "A JSON file on the managed host holding a recorded baseline, C({\"baseline_ms\": 12.5, \"recorded_at\": ...}),
+        used without O(baseline_ms). A missing file means no baseline."
     type: path
   record_baseline:
     description:
       - Write the measured p50 latency to O(baseline_file) as the new baseline, after classifying
         against the previous one. Needs O(measure=true) and O(baseline_file).
-      - Refuses (fails) when the measurement shows failed or empty answers, so that a baseline is
-        never recorded during an incident.
+      - Fails when the measurement shows failed or empty answers, so no baseline is recorded during an incident.
     type: bool
     default: false
   latency_tolerance:
     description:
       - With no impact fact, a latency at or below this many times the baseline is no problem
-        (RV(problem_detected=false)). Does not change the severity. At least V(1).
+        (RV(problem_detected=false)); the severity is unchanged. At least V(1).
     type: float
     default: 2
   sla:
@@ -157,13 +151,6 @@ EXAMPLES = r"""
     stack: "{{ incident_stack }}"
     baseline_file: "{{ incident_stack.state_dir }}/baseline.json"
   register: triage_class
-
-- name: Record today's normal latency as the baseline
-  sre.incident.severity:
-    measure: true
-    stack: "{{ incident_stack }}"
-    baseline_file: "{{ incident_stack.state_dir }}/baseline.json"
-    record_baseline: true
 
 - name: A documentation fix is P3
   sre.incident.severity:
@@ -220,8 +207,8 @@ branches:
 baseline:
   description:
     - The baseline used, C(baseline_ms), its C(source) (V(option), V(access_log) or V(prometheus) (the
-      real traffic's baseline window), V(file), V(facts) or V(none)) and C(file).
-    - C(recorded) is the file's content before, C(new) the baseline recorded with O(record_baseline).
+      real traffic's baseline window), V(file), V(facts) or V(none)), C(file), C(recorded) (the file's
+      content before) and C(new) (the baseline recorded with O(record_baseline)).
   returned: success
   type: dict
   sample: {"baseline_ms": 50, "source": "file", "file": "/var/lib/sre-incident/recsys/baseline.json"}

@@ -10,10 +10,9 @@ module: traffic
 short_description: Measure what real users got, from the edge's access log and Prometheus
 version_added: 0.4.0
 description:
-  - Reads real traffic for a window and for a baseline window just before it (SPEC MON-2) and
-    returns requests per second, the error rate, the share of distinct users with a failed
-    request and the p50 and p95 latency of each window, with the source of every figure. The sources are
-    the edge's access log and Prometheus (see O(stack)).
+  - Reads real traffic of a window and of a baseline window just before it (SPEC MON-2) from the edge's
+    access log and Prometheus (see O(stack)), and returns for each the requests per second, the error
+    rate, the share of distinct users with a failed request and the p50 and p95 latency.
   - Each figure comes from Prometheus when it answered, else from the access log when the window
     held at least O(min_requests) requests, else it is V(null) and so is its entry in RV(sources);
     the caller then falls back to its synthetic probes.
@@ -29,8 +28,8 @@ extends_documentation_fragment:
 options:
   stack:
     description:
-      - The one description of the stack, C(incident_stack). Its C(access_log), C(edge),
-        C(recommendations_path), C(prometheus_url) and C(prometheus_queries) say where traffic is read.
+      - The stack description C(incident_stack). Its C(access_log), C(edge), C(recommendations_path),
+        C(prometheus_url) and C(prometheus_queries) say where traffic is read.
       - "C(access_log): V(true) (the edge, format C(incident_json)) or a mapping with C(service) (the
         compose service whose log it is, default the stack's C(edge)), C(format) (only V(incident_json)) and C(exclude_users)
         (shell patterns of users to leave out, for example synthetic probes sending
@@ -53,9 +52,7 @@ options:
     type: float
     default: 3600
   end:
-    description:
-      - End of the window. An ISO 8601 time, a UNIX time, or a negative number of seconds before now.
-      - Defaults to now.
+    description: End of the window, an ISO 8601 or UNIX time, or a negative number of seconds before now. Default now.
     type: str
   min_requests:
     description: Fewer requests than this in a window and the access log's figures for it are not used.
@@ -147,9 +144,7 @@ prometheus:
 
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose
-from ansible_collections.sre.incident.plugins.module_utils import _stack
-from ansible_collections.sre.incident.plugins.module_utils import _traffic
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _stack, _traffic
 from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
 ARGUMENT_SPEC = dict(
@@ -176,7 +171,7 @@ def work(module):
         try:
             client = module.connect()
         except _compose.DockerError as exc:
-            engine_error = exc.msg  # the access log is then not read; Prometheus may still answer
+            engine_error = exc.msg  # Prometheus may still answer
     result = _traffic.measure(p["stack"], client=client, until=until, window_s=p["window"], baseline_s=p["baseline"],
                               min_requests=p["min_requests"], prometheus_timeout=p["prometheus_timeout"])
     if engine_error:

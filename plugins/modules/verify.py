@@ -10,8 +10,8 @@ module: verify
 short_description: Verify a recovery against the runbook's checklist, then watch for a rebound
 version_added: 0.1.0
 description:
-  - Evaluates the runbook's recovery checklist (O(checks)) in one call, with every check run at the same
-    time, and reports each check with its measured value, its threshold and pass or fail.
+  - Runs the runbook's recovery checks (O(checks)) at the same time and reports each with its measured
+    value, its threshold and pass or fail.
   - With O(watch_window) above V(0) and every check passed, it then watches for a rebound, one sample per
     O(watch_interval), and stops early at a sample whose error rate is above O(rebound_error_rate).
 extends_documentation_fragment:
@@ -22,54 +22,49 @@ extends_documentation_fragment:
 options:
   stack:
     description:
-      - The one description of the stack, C(incident_stack). It gives the URLs, the compose
-        project and service, the sample users, C(min_recommendations) and C(thresholds).
+      - The stack description C(incident_stack), giving the URLs, the compose project and service, the
+        sample users, C(min_recommendations) and C(thresholds).
     type: dict
     required: true
     aliases: [incident_stack]
   since:
     description:
-      - When the fix was applied. Error log lines before it are not counted.
-      - An ISO 8601 time such as V(2026-11-27T01:30:45Z) (a time without an offset is UTC), a
-        duration before now - seconds, optionally with a unit, such as V(300), V(-300) (the same)
-        or V(5m) - or a UNIX time written V(@1795744000), as for O(sre.incident.diagnose#module:errors_since).
-      - If not given, the last 60 seconds are checked.
+      - When the fix was applied; error log lines before it are not counted. Default, the last 60 seconds.
+      - An ISO 8601 time such as V(2026-11-27T01:30:45Z) (UTC without an offset), seconds before now with
+        an optional unit such as V(300), V(-300) (the same) or V(5m), or a UNIX time such as V(@1795744000),
+        as for O(sre.incident.diagnose#module:errors_since).
     type: str
   checks:
     description:
-      - The checks to run, in this order.
+      - The checks to run, in this order. An empty list runs only the watch (to tick the checklist before it).
       - V(health) passes when every probe of the health URL answers 200.
       - V(recommendations) passes when every probe of every sample user answers 200 with at least
         C(incident_stack.min_recommendations) items (default V(6), the runbook's "more than 5").
-      - V(latency) passes when the slowest recommendation probe (the maximum, not a percentile)
-        took less than C(incident_stack.thresholds.latency_ms) (default V(500)) milliseconds. A
-        probe without an answer fails it. With several O(probe_rounds) the first round, which warms
-        the caches a restart emptied, is not judged.
-      - V(log_errors) passes when the service's container logs hold no error line since O(since), as
-        the collection's one log classifier counts them (see the notes of M(sre.incident.diagnose)).
+      - V(latency) passes when the slowest recommendation probe (not a percentile) took less than
+        C(incident_stack.thresholds.latency_ms) (default V(500)) ms. A probe without an answer fails it.
+        With several O(probe_rounds) the first round, warming the caches a restart emptied, is not judged.
+      - V(log_errors) passes when the service's container logs hold no error line since O(since), as the
+        collection's one log classifier counts them (see the notes of M(sre.incident.diagnose)).
       - V(resources) passes when every container of the service uses less than
-        C(incident_stack.thresholds.cpu_percent) (default V(50)) percent CPU and less than
-        C(incident_stack.thresholds.memory_percent) (default V(60)) percent memory, computed from
-        the engine's stats as C(docker stats) shows them.
-      - V(edge) probes what users reach, through C(incident_stack.edge_url) - C(/health) and every sample
-        user's recommendations; a recovery is verified only when users are answered there. Without an
+        C(incident_stack.thresholds.cpu_percent) (default V(50)) percent CPU and
+        C(incident_stack.thresholds.memory_percent) (default V(60)) percent memory, as C(docker stats) shows.
+      - V(edge) probes C(/health) and every sample user's recommendations through C(incident_stack.edge_url),
+        as users reach them; a recovery is verified only when users are answered there. Without an
         C(edge_url) it is not run and RV(not_checked) says so.
       - Only V(log_errors) and V(resources) talk to the Docker engine (and need the docker SDK).
-      - An empty list runs no check, only the watch (to tick the checklist between the checks and the watch).
     type: list
     elements: str
     choices: [health, recommendations, latency, log_errors, resources, edge]
     default: [health, recommendations, latency, log_errors, resources, edge]
   thresholds:
     description:
-      - Overrides of the thresholds in C(incident_stack.thresholds) and of
-        C(incident_stack.min_recommendations).
-      - Keys C(latency_ms), C(cpu_percent), C(memory_percent) and C(min_recommendations). Every
-        value must be above V(0). An unknown key fails the task.
+      - Overrides of C(incident_stack.thresholds) and C(incident_stack.min_recommendations), with keys
+        C(latency_ms), C(cpu_percent), C(memory_percent) and C(min_recommendations), each above V(0).
+        An unknown key fails the task.
     type: dict
     default: {}
   probe_rounds:
-    description: How many times the health URL and each sample user are probed by the checks.
+    description: How many times the checks probe the health URL and each sample user.
     type: int
     default: 2
   probe_timeout:
@@ -78,16 +73,14 @@ options:
     default: 2
   watch_window:
     description:
-      - Seconds to watch after the checks passed. The runbook watches 15 minutes (V(900)); the task
-        then lasts about this long, unless a rebound stops it early.
-      - V(0) does not watch.
+      - Seconds to watch after the checks passed (the runbook watches V(900)); the task lasts about this
+        long unless a rebound stops it early. V(0) does not watch.
     type: float
     default: 0
   watch_interval:
     description:
-      - Seconds between two watch samples. The runbook samples every minute (V(60)).
-      - Samples are taken at V(0), O(watch_interval), twice O(watch_interval) and so on, while
-        below O(watch_window).
+      - Seconds between two watch samples (the runbook samples every V(60)). Samples are taken at V(0),
+        O(watch_interval), twice O(watch_interval) and so on, while below O(watch_window).
     type: float
     default: 60
   rebound_error_rate:
@@ -99,18 +92,15 @@ options:
   traffic:
     description:
       - Judge the watch on real traffic too (SPEC MON-2). At each sample, the real requests since the
-        previous sample (for the first sample, since O(since)) are read from the edge's access log
-        (C(incident_stack.access_log)) or Prometheus (C(incident_stack.prometheus_url)), as
-        M(sre.incident.traffic) reads them, and the sample is a rebound when their error rate (5xx
-        share) is above O(rebound_error_rate) or their p95 latency reaches
-        C(incident_stack.thresholds.latency_ms).
+        previous one (for the first, since O(since)) are read from the edge's access log
+        (C(incident_stack.access_log)) or Prometheus (C(incident_stack.prometheus_url)) as
+        M(sre.incident.traffic) reads them; the sample is a rebound when their 5xx share is above
+        O(rebound_error_rate) or their p95 latency reaches C(incident_stack.thresholds.latency_ms).
       - An interval without real requests, or a stack without a traffic source, judges the probes only.
     type: bool
     default: false
   fail_on_failure:
-    description:
-      - Fail the task when a check or the watch does not pass.
-      - With the default V(false) the task succeeds and the playbook decides from RV(passed).
+    description: Fail the task when a check or the watch does not pass; else the playbook decides from RV(passed).
     type: bool
     default: false
 notes:
@@ -143,10 +133,6 @@ EXAMPLES = r"""
     thresholds:
       latency_ms: 200
   register: quick
-
-- name: Say what failed
-  ansible.builtin.debug:
-    msg: "{{ verify.checks | rejectattr('passed') | map(attribute='detail') | list }}"
 """
 
 RETURN = r"""
@@ -200,12 +186,11 @@ failed_checks:
   sample: [log_errors]
 checklist:
   description:
-    - The recovery checklist items of the incident record this result can tick, each with
-      C(passed), C(value) and the C(check) it comes from.
+    - The recovery checklist items of the incident record this result can tick, each with C(passed),
+      C(value), C(check) (where it comes from) and C(text) (the value in words, for the record).
     - C(health_200), C(recommendations_returned) (one user gets enough items),
       C(several_users_ok) (every sample user, at least two), C(latency_under_500ms),
       C(users_answered_via_edge), C(no_new_errors) and C(resources_normal).
-    - C(text) is the measured value in words, for the record.
   returned: success
   type: dict
   sample: {"health_200": {"passed": true, "value": 200, "check": "health"}}
@@ -268,15 +253,14 @@ samples:
       sample: ["health: connection refused"]
     traffic:
       description:
-        - With O(traffic=true), the real traffic of the interval ending at this sample - C(requests),
-          C(rps), C(error_rate), C(errors), C(users), C(users_failing), C(latency_p50_ms),
-          C(latency_p95_ms), C(since), C(until), C(source) and C(sources) (per figure) - and C(error)
-          when a source could not be read.
+        - The real traffic of the interval ending at this sample, C(requests), C(rps), C(error_rate),
+          C(errors), C(users), C(users_failing), C(latency_p50_ms), C(latency_p95_ms), C(since), C(until),
+          C(source), C(sources) (per figure), and C(error) when a source could not be read.
       type: dict
       returned: when O(traffic=true)
       sample: {"requests": 120, "error_rate": 0.0, "latency_p95_ms": 18.0, "source": "access_log"}
     traffic_rebound:
-      description: With O(traffic=true), why the real traffic rebounded in this interval, or V(null).
+      description: Why the real traffic rebounded in this interval, or V(null).
       type: str
       returned: when O(traffic=true)
       sample: "real error rate 0.05 > 0 (access_log: 6 of 120 requests, 3 users failing)"
@@ -314,11 +298,7 @@ elapsed:
 
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose
-from ansible_collections.sre.incident.plugins.module_utils import _stack
-from ansible_collections.sre.incident.plugins.module_utils import _time
-from ansible_collections.sre.incident.plugins.module_utils import _traffic
-from ansible_collections.sre.incident.plugins.module_utils import _verify
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _stack, _time, _traffic, _verify
 from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
 
 DEFAULT_SINCE_S = 60
@@ -352,10 +332,7 @@ def validate(p, now):
 
 
 def run(p, client, since, thresholds, traffic_client=None):
-    """The checks, then the watch when asked for and the checks passed.
-
-    ``traffic_client``: the engine connection the real-traffic reader uses (O(traffic)).
-    """
+    """The checks, then the watch when asked for and the checks passed (``traffic_client`` reads the access log)."""
     started = time.monotonic()
     result = _verify.evaluate(p["stack"], since, checks=p["checks"], thresholds=thresholds, client=client,
                               probe_rounds=p["probe_rounds"], probe_timeout=p["probe_timeout"],
@@ -384,10 +361,8 @@ def _traffic_client(module, client):
     p = module.params
     if not (p["traffic"] and p["watch_window"] > 0 and _traffic.access_log_config(p["stack"])):
         return None
-    if client is not None:
+    if client is not None or not _compose.HAS_DOCKER:
         return client
-    if not _compose.HAS_DOCKER:
-        return None
     try:
         return module.connect()
     except _compose.DockerError:
