@@ -806,9 +806,7 @@ def interpolate(text, environ):
         name = match.group("braced") or match.group("plain")
         op, default = match.group("op") or "", match.group("default") or ""
         found = environ.get(name)
-        if op == ":-" and not found:
-            return default
-        if op == "-" and found is None:
+        if (op == ":-" and not found) or (op == "-" and found is None):
             return default
         return found or ""
     return _VARIABLE.sub(value, str(text))
@@ -964,9 +962,7 @@ def read_states(project, services, docker_host=None, timeout=DEFAULT_DOCKER_TIME
 
 
 def _service_text(states):
-    if not states:
-        return MISSING
-    return ", ".join(status_text(s) for s in states)
+    return ", ".join(status_text(s) for s in states) if states else MISSING
 
 
 def _per_service(services, states):

@@ -514,10 +514,9 @@ def infer(view):
                 routes, edge = dict(r, proxied=proxied), c
     service, proxy = None, None
     if routes:
-        ranked = sorted(routes["proxied"], key=lambda x: (_location_rank(x["location"]),
-                                                          bool(re.search(r"standby|backup|canary", names[x["host"]])),
-                                                          names[x["host"]]))
-        proxy = ranked[0]
+        proxy = min(routes["proxied"], key=lambda x: (_location_rank(x["location"]),
+                                                      bool(re.search(r"standby|backup|canary", names[x["host"]])),
+                                                      names[x["host"]]))
         service = names[proxy["host"]]
         p.set("service", service, "nginx in %s proxies `location %s` to %s (proxy_pass %s in %s)"
               % (edge["name"], proxy["location"] or "?", proxy["host"], proxy["target"], proxy["file"]))
@@ -956,8 +955,7 @@ def gather(client, project, probe=None):
 
 def _check(client, handles, view, probe):
     """Try the first guesses for real (read-only) and record the outcome in ``view``."""
-    first = infer(view)
-    stack = first.stack
+    stack = infer(view).stack
     by_name = {c["service"]: c for c in reversed(_running(view["containers"]))}
     checks = view["checks"]
 
