@@ -272,12 +272,8 @@ def predict_status(state, status):
 
 
 def target_reached(state, before, now):
-    """Whether a container reached what ``state`` asks for, comparing ``before`` and ``now``.
-
-    present/started/restarted/unpaused: running and (no healthcheck or healthy). stopped: not
-    running. killed: the process that was running is gone (the container is not running, or
-    the engine's restart policy already started a new process: new StartedAt).
-    """
+    """Whether a container reached what ``state`` asks for, comparing ``before`` and ``now``. killed: the
+    process that ran is gone (not running, or the restart policy already started a new one: new StartedAt)."""
     if state in ("present", "started", "restarted", "unpaused"):
         return is_ready(now)
     if state == "stopped":
