@@ -3,15 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A container's resource figures read from the kernel of the engine's host, at once.
 
-The engine's one-shot stats wait for its collector's next pass (up to a second); the files those
-figures come from are there to read. :func:`sample` reads them for a container's main process and
-returns them in the shape of the engine's stats (``cpu_stats``, ``memory_stats``, ``pids_stats``,
-``blkio_stats``, ``networks``), so that one formula (``_verify.cpu_percent_between``,
-``_verify.memory_usage``) serves both. Like a one-shot reading it carries no ``precpu_stats``.
-
-It applies only where the host's ``/proc`` and ``/sys/fs/cgroup`` are this process's own (the
-module runs on the engine's host, as root) and the process's control group names the container;
-anywhere else :func:`sample` returns None and the caller asks the engine. Both cgroup versions.
+The engine's one-shot stats wait for its collector's next pass (up to a second). :func:`sample`
+reads the files they come from for a container's main process, in the shape of the engine's stats, so one
+formula (``_verify.cpu_percent_between``, ``_verify.memory_usage``) serves both; like a one-shot
+reading, without ``precpu_stats``. Both cgroup versions, only where the host's ``/proc`` and
+``/sys/fs/cgroup`` are this process's own (on the engine's host, as root) and the process's control
+group names the container; anywhere else :func:`sample` returns None and the caller asks the engine.
 """
 from __future__ import annotations
 
@@ -43,8 +40,8 @@ def _keyed(text):
 
 
 def cgroups_of(pid, container_id, proc="/proc"):
-    """{controller: path} of ``pid`` (``""`` for cgroup v2's unified tree), or None when the process
-    is not the container's (another PID namespace, or gone)."""
+    """{controller: path} of ``pid`` (``""``: cgroup v2), or None when it is not the container's (gone, or
+    another PID namespace)."""
     try:
         text = _read(os.path.join(proc, str(int(pid)), "cgroup"))
     except (OSError, ValueError):
@@ -160,8 +157,7 @@ def sample(pid, container_id, proc="/proc", cgroup_root="/sys/fs/cgroup"):
 
 
 def _window_s(before, after):
-    """Seconds of wall time between two readings, from the host's CPU time over its online CPUs (0 when
-    a reading does not say)."""
+    """Seconds of wall time between two readings, from the host's CPU time over its online CPUs (0 when unknown)."""
     system_before = (before.get("cpu_stats") or {}).get("system_cpu_usage")
     system_after = (after.get("cpu_stats") or {}).get("system_cpu_usage")
     if system_before is None or system_after is None:
@@ -171,11 +167,10 @@ def _window_s(before, after):
 
 
 def with_cpu_window(first, read_again, window_s=CPU_WINDOW_S, timeout_s=CPU_TIMEOUT_S, poll=poll_until):
-    """A later reading (``read_again()``, polled until it is at least ``window_s`` of host time after
-    ``first``, bounded by ``timeout_s``) with ``first``'s ``cpu_stats`` as its ``precpu_stats``, so CPU %
-    can be computed as from the engine's full sample. A ``read_again()`` of None (the process is gone)
-    keeps the last reading; a ``first`` without the host's CPU time is returned as it is (no window
-    can be measured)."""
+    """A later reading (``read_again()``, polled until it is ``window_s`` of host time after ``first``,
+    at most ``timeout_s``) with ``first``'s ``cpu_stats`` as its ``precpu_stats``, for CPU % as from the
+    engine's full sample. A ``read_again()`` of None (process gone) keeps the last reading; a ``first``
+    without the host's CPU time is returned as it is."""
     if (first.get("cpu_stats") or {}).get("system_cpu_usage") is None:
         return first
     latest = [first]
@@ -192,8 +187,7 @@ def with_cpu_window(first, read_again, window_s=CPU_WINDOW_S, timeout_s=CPU_TIME
 
 
 def sample_with_cpu(pid, container_id, poll=poll_until, **roots):
-    """:func:`sample` with CPU % (see :func:`with_cpu_window`); None when this host's files do not show
-    the container."""
+    """:func:`sample` with CPU % (see :func:`with_cpu_window`); None when this host's files do not show it."""
     first = sample(pid, container_id, **roots)
     if first is None:
         return None

@@ -3,14 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one Docker client of the collection.
 
-Everything per container goes through the docker SDK: find a compose service's containers by
-their ``com.docker.compose.*`` labels, inspect, restart, stop, start, kill, pause, unpause and
-wait until ready. Only whole-stack operations (``up``, ``down``) go through the compose CLI,
-as argv lists handed to a ``run_command`` function (``AnsibleModule.run_command``), with
-``docker compose`` (v2) or ``docker-compose`` (v1), whichever is present.
-
-Everything returned to callers is plain data (dicts, lists, strings, numbers); SDK objects
-never leave this file except as the ``container`` handles passed back into it.
+Per container, the docker SDK (containers found by their ``com.docker.compose.*`` labels). Whole
+stacks (``up``, ``down``), the compose CLI (``docker compose`` v2, else ``docker-compose`` v1) as argv
+lists for ``AnsibleModule.run_command``. Callers get plain data; SDK objects leave this file only as
+the ``container`` handles passed back into it.
 """
 
 from __future__ import annotations
@@ -85,8 +81,7 @@ class DockerError(IncidentError):
     kind = "docker_error"
 
     def as_failure(self):
-        """Nothing was changed by the failed call; ``engine_unreachable`` and ``error_kind`` let a
-        playbook branch."""
+        """Nothing was changed; ``engine_unreachable`` and ``error_kind`` let a playbook branch."""
         return dict(super().as_failure(), changed=False,
                     engine_unreachable=isinstance(self, EngineUnreachable), error_kind=self.kind)
 
@@ -126,10 +121,7 @@ class ComposeCliMissing(DockerError):
 # --------------------------------------------------------------------------- pure helpers
 
 def normalize_signal(sig):
-    """Return the canonical ``SIGxxx`` name for ``sig`` (``KILL``, ``SIGKILL``, ``9``, 9).
-
-    Raises ValueError naming the bad value.
-    """
+    """The ``SIGxxx`` name of ``sig`` (``KILL``, ``SIGKILL``, ``9``, 9); ValueError naming a bad value."""
     text = str(sig).strip().upper() if sig is not None else ""
     if not text:
         raise ValueError("signal must not be empty")
@@ -145,19 +137,16 @@ def normalize_signal(sig):
 
 
 def _attrs(container_or_attrs):
-    if isinstance(container_or_attrs, dict):
-        return container_or_attrs
-    return container_or_attrs.attrs
+    return container_or_attrs if isinstance(container_or_attrs, dict) else container_or_attrs.attrs
+
+
+# State.Status from the flags of engines that do not report it, the first set flag wins
+_STATUS_FLAGS = (("Paused", "paused"), ("Restarting", "restarting"), ("Running", "running"), ("Dead", "dead"))
 
 
 def container_state(container):
-    """Plain dict describing a container (a docker SDK Container or its ``attrs`` dict).
-
-    Keys: name, id (12 chars), service, project, number, status (created, running, paused,
-    restarting, removing, exited, dead), health (none, starting, healthy, unhealthy),
-    running, exit_code, oom_killed, restart_count, started_at, finished_at, image (image id),
-    image_name, restart_policy, has_healthcheck, error.
-    """
+    """Plain dict of a container (a docker SDK Container or its ``attrs`` dict). status: created, running,
+    paused, restarting, removing, exited or dead; health: none, starting, healthy or unhealthy."""
     attrs = _attrs(container) or {}
     state = attrs.get("State") or {}
     config = attrs.get("Config") or {}
@@ -166,16 +155,8 @@ def container_state(container):
     health = state.get("Health") or {}
     status = state.get("Status")
     if not status:
-        if state.get("Paused"):
-            status = "paused"
-        elif state.get("Restarting"):
-            status = "restarting"
-        elif state.get("Running"):
-            status = "running"
-        elif state.get("Dead"):
-            status = "dead"
-        else:
-            status = "exited" if state else "unknown"
+        flagged = [name for flag, name in _STATUS_FLAGS if state.get(flag)]
+        status = flagged[0] if flagged else ("exited" if state else "unknown")
     has_healthcheck = healthcheck_declared((config.get("Healthcheck") or {}).get("Test"))
     number = labels.get(LABEL_NUMBER)
     try:
@@ -211,9 +192,7 @@ def healthcheck_declared(test):
 
 def is_ready(state):
     """Running and, when the container has a healthcheck, healthy."""
-    if state.get("status") != "running":
-        return False
-    return state.get("health") in ("none", "healthy")
+    return state.get("status") == "running" and state.get("health") in ("none", "healthy")
 
 
 # A container without a healthcheck says nothing about when it is ready to serve: a database that
@@ -248,21 +227,15 @@ def status_text(state):
 def plan_action(state, status, signal="SIGKILL"):
     """The action (or None) that brings a container from ``status`` to the wanted ``state``.
 
-    Actions: ``start``, ``stop``, ``restart``, ``kill``, ``pause``, ``unpause`` and the
-    compound ``unpause+restart`` / ``unpause+kill`` for paused containers. ``restarted``
-    always acts (it is an action, not a state). Raises InvalidTransition when the wanted
-    state cannot be reached from ``status`` (pausing a container that is not running).
+    Besides the plain ones, ``unpause+restart`` / ``unpause+kill`` for paused containers. ``restarted``
+    always acts. InvalidTransition when ``state`` cannot be reached (pausing one that is not running).
     """
     if state not in STATES:
         raise ValueError("unknown state %r: choose one of %s" % (state, ", ".join(STATES)))
     if state == "present":
         return None
     if state == "started":
-        if status in ("running", "restarting"):
-            return None
-        if status == "paused":
-            return "unpause"
-        return "start"
+        return {"running": None, "restarting": None, "paused": "unpause"}.get(status, "start")
     if state == "stopped":
         return "stop" if status in RUNNING_LIKE else None
     if state == "restarted":
@@ -299,20 +272,15 @@ def predict_status(state, status):
 
 
 def target_reached(state, before, now):
-    """Whether a container reached what ``state`` asks for, comparing ``before`` and ``now``.
-
-    present/started/restarted/unpaused: running and (no healthcheck or healthy). stopped: not
-    running. killed: the process that was running is gone (the container is not running, or
-    the engine's restart policy already started a new process: new StartedAt).
-    """
+    """Whether a container reached what ``state`` asks for, comparing ``before`` and ``now``. killed: the
+    process that ran is gone (not running, or the restart policy already started a new one: new StartedAt)."""
     if state in ("present", "started", "restarted", "unpaused"):
         return is_ready(now)
     if state == "stopped":
         return now.get("status") not in RUNNING_LIKE
     if state == "killed":
-        if now.get("status") not in RUNNING_LIKE:
-            return True
-        return bool(before) and now.get("started_at") != before.get("started_at")
+        restarted = bool(before) and now.get("started_at") != before.get("started_at")
+        return now.get("status") not in RUNNING_LIKE or restarted
     if state == "paused":
         return now.get("status") == "paused"
     return True
@@ -320,9 +288,8 @@ def target_reached(state, before, now):
 
 def _hopeless(state, now):
     """A container that exited and will not come back on its own cannot become ready."""
-    if state not in ("started", "restarted", "unpaused"):
-        return False
-    return now.get("status") in ("exited", "dead", "created") and now.get("restart_policy") in ("no", "", None)
+    return (state in ("started", "restarted", "unpaused") and now.get("status") in ("exited", "dead", "created")
+            and now.get("restart_policy") in ("no", "", None))
 
 
 # A service that crashes under a restart policy never stays exited: the engine starts it again, so a
@@ -371,9 +338,8 @@ class CrashLoop:
 
 def _lost(loop, state, needed_up=True):
     """Whether a container that is not ready will not be: it exited for good, or ``loop`` saw it crash-loop."""
-    if _hopeless("started", state):
-        return True
-    return (state["restart_count"] or 0) >= CRASH_LOOP_RESTARTS and loop.check([state], needed_up) is not None
+    return _hopeless("started", state) or ((state["restart_count"] or 0) >= CRASH_LOOP_RESTARTS
+                                           and loop.check([state], needed_up) is not None)
 
 
 def wait_up(client, containers, timeout, interval=0.25):
@@ -416,13 +382,9 @@ def _engine_error(exc, docker_host):
 
 
 def connect(docker_host=None, timeout=DEFAULT_DOCKER_TIMEOUT, max_pool_size=None):
-    """Return a :class:`ComposeClient` connected to the engine, or raise EngineUnreachable.
-
-    Uses ``docker.from_env`` so DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH are
-    honoured; an explicit ``docker_host`` overrides DOCKER_HOST. The connection is checked
-    with a ping, so an unreachable engine fails here and not in the middle of an action.
-    ``max_pool_size`` raises the number of pooled connections, for callers using threads.
-    """
+    """A :class:`ComposeClient` connected to the engine, checked with a ping (EngineUnreachable here, not
+    in the middle of an action). DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH are honoured, an
+    explicit ``docker_host`` first; ``max_pool_size``: pooled connections, for callers using threads."""
     if not HAS_DOCKER:
         raise DockerError("the docker Python SDK is not installed: %s" % (DOCKER_IMPORT_ERROR,))
     environment = dict(os.environ)
@@ -431,7 +393,6 @@ def connect(docker_host=None, timeout=DEFAULT_DOCKER_TIMEOUT, max_pool_size=None
     try:
         kwargs = dict(timeout=timeout, environment=environment)
         if max_pool_size:
-            # several threads share the client (diagnostics collect concurrently)
             kwargs["max_pool_size"] = int(max_pool_size)
         client = docker.from_env(**kwargs)
         client.ping()
@@ -475,7 +436,6 @@ class ComposeClient:
         self.client = client
         self.docker_host = docker_host
 
-    # ---- errors
     def _wrap(self, what, func, *args, **kwargs):
         """Call an SDK function; turn SDK / transport errors into DockerError."""
         try:
@@ -491,12 +451,9 @@ class ComposeClient:
         except _requests_exceptions.RequestException as exc:
             raise DockerError("%s failed talking to the engine: %s" % (what, exc)) from None
 
-    # ---- discovery
     def find_containers(self, project, service=None, all=True):
-        """Containers of a compose project (optionally one service), one-off runs excluded.
-
-        Sorted by service, container number, name. ``all=False`` lists running ones only.
-        """
+        """Containers of a compose project (or of one service), one-off runs excluded, sorted by service,
+        container number, name. ``all=False`` lists running ones only."""
         labels = ["%s=%s" % (LABEL_PROJECT, project)]
         if service is not None:
             labels.append("%s=%s" % (LABEL_SERVICE, service))
@@ -518,19 +475,16 @@ class ComposeClient:
         return sorted({container_state(c)["service"] for c in containers} - {None})
 
     def declared_services(self, project, containers=None):
-        """Service names declared in the project's compose files (see :func:`config_files`).
-
-        This lets us tell "service removed, needs compose up" from "no such service". Returns an
-        empty list when the files are not readable here.
-        """
+        """Services the project's compose files declare (:func:`config_files`), to tell "removed, needs
+        compose up" from "no such service"; [] when the files are not readable here."""
         return services_in_compose_files(config_files(self.find_containers(project) if containers is None else containers))
 
     def refresh(self, container):
-        """Re-read a container from the engine; returns its plain state dict."""
+        """Re-read a container from the engine; its plain state."""
         self._wrap("inspecting container %s" % (container.name,), container.reload)
         return container_state(container)
 
-    # ---- actions (each returns the new plain state)
+    # ---- actions: each returns the new plain state
     def _stop_timeout(self, container, stop_timeout):
         if stop_timeout is not None:
             return int(stop_timeout)
@@ -579,22 +533,14 @@ class ComposeClient:
             return self.kill(container, signal=signal)
         if action == "stop":
             return self.stop(container, stop_timeout=stop_timeout)
-        if action == "start":
-            return self.start(container)
-        if action == "pause":
-            return self.pause(container)
-        if action == "unpause":
-            return self.unpause(container)
+        if action in ("start", "pause", "unpause"):
+            return getattr(self, action)(container)
         raise ValueError("unknown action %r" % (action,))
 
-    # ---- waiting
     def wait_for(self, container, state, timeout, before=None, interval=0.25):
-        """Poll until ``container`` reaches what ``state`` asks for (see :func:`target_reached`).
-
-        Gives up early when the container exited and no restart policy will bring it back, or when
-        it keeps crashing under its restart policy (:class:`CrashLoop`).
-        Returns ``(ok, plain_state, elapsed_seconds)``.
-        """
+        """Poll until ``container`` reaches what ``state`` asks for (:func:`target_reached`); returns
+        ``(ok, plain_state, elapsed_seconds)``. Gives up early on one that exited for good or keeps
+        crashing under its restart policy (:class:`CrashLoop`)."""
         last = [None]
         loop = CrashLoop()
 
@@ -612,15 +558,12 @@ class ComposeClient:
 
     # ---- reading inside containers (diagnostics, snapshots); plain data out
     def exec_in(self, container, argv, user=None, environment=None, expect_output=False):
-        """Run ``argv`` (a list, no shell) inside a running container.
+        """Run ``argv`` (a list, no shell) in a running container: dict(cmd, rc, stdout, stderr), text as
+        UTF-8 (invalid bytes replaced). DockerError when it is not running or the engine refuses.
 
-        Returns dict(cmd, rc, stdout, stderr) with text decoded as UTF-8 (invalid bytes replaced).
-        Raises DockerError when the container is not running or the engine refuses.
-
-        ``expect_output``: the command is read-only and always prints something when it succeeds
-        (``redis-cli INFO``, a query that returns a row). Under load the engine now and then hands
-        back the exit code 0 of such a command with none of its output; it is then run again (at most
-        ``EXEC_OUTPUT_ATTEMPTS`` times in all) rather than taken for an empty answer.
+        ``expect_output``: the command is read-only and prints something when it succeeds (``redis-cli
+        INFO``). Under load the engine now and then hands back its exit code 0 without its output; it is
+        then run again (``EXEC_OUTPUT_ATTEMPTS`` times in all) rather than taken for an empty answer.
         """
         kwargs = dict(demux=True)
         if user:
@@ -648,11 +591,8 @@ class ComposeClient:
         return info.get("ExitCode")
 
     def exec_stream_out(self, container, argv, sink, user=None, environment=None, max_stderr=64 * 1024):
-        """Run ``argv`` (no shell) in a running container and hand its stdout to ``sink(bytes)`` as
-        it arrives, never holding it in memory (a database dump can be large).
-
-        Returns dict(cmd, rc, bytes, stderr).
-        """
+        """Run ``argv`` (no shell) in a running container, its stdout handed to ``sink(bytes)`` as it
+        arrives, never held in memory (a database dump can be large). Returns dict(cmd, rc, bytes, stderr)."""
         what = "exec %s in %s" % (argv[0] if argv else "?", container.name)
         api = self.client.api
         created = self._wrap(what, api.exec_create, container.id, list(argv), stdout=True, stderr=True,
@@ -673,11 +613,8 @@ class ComposeClient:
         return dict(cmd=list(argv), rc=rc, bytes=size, stderr=bytes(err).decode("utf-8", "replace"))
 
     def exec_stream_in(self, container, argv, chunks, user=None, environment=None, max_output=64 * 1024):
-        """Run ``argv`` (no shell) in a running container with ``chunks`` (an iterable of bytes)
-        as its stdin, then end its stdin; stdout and stderr are collected (bounded).
-
-        Returns dict(cmd, rc, bytes (sent), stdout, stderr).
-        """
+        """Run ``argv`` (no shell) in a running container with ``chunks`` (iterable of bytes) as its stdin;
+        stdout and stderr collected (bounded). Returns dict(cmd, rc, bytes (sent), stdout, stderr)."""
         import socket as _socket  # pylint: disable=import-outside-toplevel
         import threading  # pylint: disable=import-outside-toplevel
 
@@ -740,10 +677,7 @@ class ComposeClient:
 
     def logs(self, container, tail=None, since=None, until=None, timestamps=True):
         """A container's log (stdout and stderr) as text; ``tail`` lines, ``since`` / ``until`` UNIX times.
-
-        The engine compares whole seconds: ``since`` is rounded down and ``until`` up, so callers
-        filter the lines' timestamps themselves when they need more precision.
-        """
+        The engine compares whole seconds (``since`` rounded down, ``until`` up): callers filter finer."""
         kwargs = dict(stdout=True, stderr=True, timestamps=timestamps)
         if tail is not None:
             kwargs["tail"] = int(tail)
@@ -768,12 +702,11 @@ class ComposeClient:
         """One raw stats sample in the engine's shape; without ``one_shot`` it carries ``precpu_stats``
         half a second of host time before it (``_cgroup.with_cpu_window``), for CPU %.
 
-        Where the host's control-group files show the container (a local engine, ``_cgroup``), they
-        are read. Elsewhere the engine's one-shot readings, which it answers at its next collection
-        pass (up to a second); a docker SDK without ``one_shot`` (before 6.1, e.g. Debian 12's
-        python3-docker 5.0 on a managed host) gets the engine's full sample instead."""
+        Read from the host's control-group files where they show the container (a local engine), else
+        the engine's one-shot readings (answered at its next collection pass, up to a second); a docker
+        SDK without ``one_shot`` (before 6.1, e.g. Debian 12's python3-docker 5.0) gets its full sample."""
         if self.local_engine:
-            state = (_attrs(container).get("State") or {})
+            state = _attrs(container).get("State") or {}
             if state.get("Running"):
                 read = _cgroup.sample if one_shot else _cgroup.sample_with_cpu
                 found = read(state.get("Pid"), getattr(container, "id", None))
@@ -803,10 +736,8 @@ class ComposeClient:
                     size=attrs.get("Size"))
 
     def read_file(self, container, path, max_bytes=16 * 1024 * 1024):
-        """Bytes of one regular file inside a container (running or stopped), via the archive API.
-
-        Raises DockerError when the path is missing, not a regular file or larger than ``max_bytes``.
-        """
+        """Bytes of one regular file inside a container (running or stopped), via the archive API;
+        DockerError when the path is missing, not a regular file or larger than ``max_bytes``."""
         stream, stat = self._wrap("reading %s from %s" % (path, container.name), container.get_archive, path)
         if stat and int(stat.get("size") or 0) > max_bytes:
             raise DockerError("%s in %s is larger than %d bytes" % (path, container.name, max_bytes))
@@ -825,8 +756,7 @@ class ComposeClient:
 
 
 def config_files(containers):
-    """The compose files a project's containers were made from, each once: compose records them on
-    each container (``com.docker.compose.project.config_files``, relative to its working dir)."""
+    """The compose files a project's containers were made from, each once (from their labels)."""
     files = []
     for c in containers:
         labels = ((_attrs(c) or {}).get("Config") or {}).get("Labels") or {}
@@ -864,18 +794,15 @@ _VARIABLE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-
 
 
 def interpolate(text, environ):
-    """``text`` with compose's variables replaced from ``environ`` (``$$`` is a literal ``$``):
-    ``${VAR}``, ``$VAR``, ``${VAR:-default}`` (the default when unset or empty), ``${VAR-default}``
-    (when unset); ``${VAR?err}`` / ``${VAR:?err}`` read as ``${VAR}``."""
+    """``text`` with compose's variables replaced from ``environ``: ``${VAR:-default}`` when unset or
+    empty, ``${VAR-default}`` when unset; ``${VAR?err}`` / ``${VAR:?err}`` read as ``${VAR}``."""
     def value(match):
         if match.group("escaped"):
             return "$"
         name = match.group("braced") or match.group("plain")
         op, default = match.group("op") or "", match.group("default") or ""
         found = environ.get(name)
-        if op == ":-" and not found:
-            return default
-        if op == "-" and found is None:
+        if (op == ":-" and not found) or (op == "-" and found is None):
             return default
         return found or ""
     return _VARIABLE.sub(value, str(text))
@@ -904,15 +831,9 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
                     stop_timeout=None, check_mode=False, interval=0.25):
     """Bring the compose services of ``project`` to ``state``; the work of compose_service.
 
-    Every precondition is checked before anything is touched (unknown project or service,
-    a missing container for started/restarted, a transition the engine cannot make). Then
-    each container's action is planned from its observed status; in check mode nothing more
-    happens. Otherwise actions run in the order given, and with ``wait`` every concerned
-    container is polled, all within one shared ``timeout``.
-
-    Returns a dict: changed, actions ({container: action}), containers (plain states after),
-    services ({service: summary}), ready, not_ready (names), elapsed, diff (before/after).
-    Raises the ComposeError family before acting, DockerError on engine failures; a wait that
+    Every precondition is checked before anything is touched (ComposeError family); then each
+    container's action is planned from its status (check mode stops here), run in the order given,
+    and with ``wait`` every concerned container is polled, all within one ``timeout``. A wait that
     times out raises nothing: the caller decides from ``ready``/``not_ready``.
     """
     start_clock = time.monotonic()
@@ -938,7 +859,7 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
             unknown=unknown, known_services=known,
         )
 
-    plans = []  # (container, state before, action), service by service in the order given
+    plans = []  # (container, state before, action), in the order of services
     problems = []
     for service in services:
         mine = [c for c in containers if container_state(c)["service"] == service]
@@ -998,15 +919,10 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
 
 
 def cannot_recover(client, project, service, dependencies=(), crash_loop=None):
-    """Why ``service`` of a compose project cannot pass its checks now, or None.
-
-    Every container of the service exited (its process is gone, nothing will answer), or a
-    dependency has no container running (exited, dead or removed: the service cannot work
-    without it, and nothing brings it back while one only waits), or (with ``crash_loop``, a
-    :class:`CrashLoop` kept through the wait) the service keeps crashing under its restart policy
-    while every dependency is settled (:func:`is_settled`). An engine that does not answer is not
-    a reason: None.
-    """
+    """Why ``service`` of a compose project cannot pass its checks now, or None (also when the engine
+    does not answer): every container of it exited, or a dependency has none running (nothing
+    brings it back while one only waits), or (``crash_loop``, a :class:`CrashLoop` kept through the
+    wait) it keeps crashing under its restart policy while every dependency is settled."""
     try:
         states = [container_state(c) for c in client.find_containers(project)]
     except DockerError:
@@ -1026,14 +942,10 @@ def cannot_recover(client, project, service, dependencies=(), crash_loop=None):
 
 
 def read_states(project, services, docker_host=None, timeout=DEFAULT_DOCKER_TIMEOUT):
-    """The states of the containers of ``services`` of a compose project, for a check that reports
-    what it finds rather than failing on it (read only).
-
-    Returns dict(containers, containers_error): a service without a container is left out; an
-    engine that does not answer or a project without containers gives ``containers_error``
-    (msg, error_kind, engine_unreachable) and no containers. UnknownService (a configuration
-    error, not a finding) is raised.
-    """
+    """dict(containers, containers_error) of ``services`` of a compose project, for a check that reports
+    what it finds (read only). An engine that does not answer or a project without containers gives
+    ``containers_error`` (msg, error_kind, engine_unreachable); UnknownService (a configuration error,
+    not a finding) is raised."""
     try:
         found = ensure_services(connect(docker_host, timeout=timeout), project, services, "present", check_mode=True)
     except UnknownService:
@@ -1046,9 +958,7 @@ def read_states(project, services, docker_host=None, timeout=DEFAULT_DOCKER_TIME
 
 
 def _service_text(states):
-    if not states:
-        return MISSING
-    return ", ".join(status_text(s) for s in states)
+    return ", ".join(status_text(s) for s in states) if states else MISSING
 
 
 def _per_service(services, states):
@@ -1089,9 +999,7 @@ def _result(state, services, final, actions, ready, start_clock, before, after, 
 
 def compose_binary(run_command, which=shutil.which):
     """``['docker', 'compose']`` (v2, when ``docker compose version`` answers through ``run_command``,
-    ``AnsibleModule.run_command``-like: argv list -> (rc, out, err)) or ``['docker-compose']`` (v1),
-    whichever exists. Raises ComposeCliMissing when neither is present.
-    """
+    ``AnsibleModule.run_command``-like) else ``['docker-compose']`` (v1); ComposeCliMissing without either."""
     docker_bin = which("docker")
     if docker_bin and run_command([docker_bin, "compose", "version"])[0] == 0:
         return [docker_bin, "compose"]
@@ -1137,13 +1045,10 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
                    wait=True, timeout=90.0, check_mode=False, interval=0.25):
     """Bring a whole compose project to ``state`` with the compose CLI; the work of compose_project.
 
-    present: ``up -d`` (only the given services, optionally ``--no-deps``); absent: ``down``;
-    rebuilt: ``down`` then ``up -d``. Volumes are removed (``down -v``) only when
-    ``remove_volumes`` is set, and only when ``backup_manifest`` (a set of ``_backup.take``) covers
-    every volume of the project with files whose sizes and SHA-256 are right, checked here just
-    before ``down -v`` (``_backup.BackupError`` otherwise, nothing run). In check mode the manifest
-    may be missing (the backup is not taken in check mode) and is checked when given.
-    ``changed`` compares the containers before and after.
+    present: ``up -d``; absent: ``down``; rebuilt: both. ``down -v`` only with ``remove_volumes`` and
+    a ``backup_manifest`` (of ``_backup.take``) that covers every volume of the project with files of
+    the right sizes and SHA-256, checked just before (``_backup.BackupError`` otherwise, nothing run;
+    in check mode, where no backup is taken, only when given). ``changed`` compares the containers.
     """
     start_clock = time.monotonic()
     if not project_dir or not os.path.isdir(project_dir):
@@ -1167,8 +1072,7 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
                          "(module sre.incident.backup)")
 
     before = [container_state(c) for c in client.find_containers(project)]
-    # the services `up` brings up: those asked for, else every service not hidden behind a
-    # compose profile that is not active
+    # what `up` brings up: the services asked for, else those not behind an inactive profile
     active = set(profiles or [])
     up_services = services or [s for s, prof in service_profiles(paths).items() if not prof or active & set(prof)]
     if state == "present":
@@ -1180,7 +1084,6 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
                   volumes=project_volumes(client, project) if remove_volumes else [],
                   backup_manifest=backup_manifest if remove_volumes else None)
     if remove_volumes and backup_manifest:
-        # the gate: every volume covered by a file that is there with its size and SHA-256
         from ansible_collections.sre.incident.plugins.module_utils import _backup  # pylint: disable=import-outside-toplevel
         try:
             _backup.verify(backup_manifest, project=project, volumes=result["volumes"])
@@ -1221,12 +1124,10 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
 
 
 # --------------------------------------------------------------------------- exec, logs, image per service
-# (used by _cache.py and _report.py: key counts in Redis, log excerpts, the service's version;
-# thin wrappers over ComposeClient.exec_in / logs / image_info, addressed by compose service)
+# (for _cache.py and _report.py: ComposeClient's exec_in / logs / image_info addressed by compose service)
 
 def _exec_target(client, project, service, argv):
-    """The first running container of a compose service to run ``argv`` in; MissingContainer when
-    none runs, ValueError for an ``argv`` that is not a list."""
+    """The first running container of a service (MissingContainer if none); ValueError for a non-list ``argv``."""
     if isinstance(argv, str) or not argv:
         raise ValueError("exec needs an argv list, got %r" % (argv,))
     found = client.find_containers(project, service=service, all=False)
@@ -1237,20 +1138,14 @@ def _exec_target(client, project, service, argv):
 
 
 def exec_in_service(client, project, service, argv, expect_output=False):
-    """Run ``argv`` (a list, no shell) in the first running container of ``service``
-    (``expect_output``: see ComposeClient.exec_in).
-
-    Returns dict(container, cmd, rc, stdout, stderr) with text output.
-    """
+    """ComposeClient.exec_in in the first running container of ``service``, plus ``container``."""
     container = _exec_target(client, project, service, argv)
     return dict(client.exec_in(container, argv, expect_output=expect_output), container=container.name)
 
 
 def service_logs(client, project, service, since=None, tail=None):
-    """Log lines (stdout and stderr, no engine timestamps) of every container of ``service``.
-
-    ``since``: UNIX seconds; ``tail``: the last N lines only. Returns a list of dict(container, lines).
-    """
+    """[dict(container, lines)] of every container of ``service``: stdout and stderr, no engine timestamps;
+    ``since``: UNIX seconds; ``tail``: the last N lines only."""
     return [dict(container=c.name, lines=client.logs(c, tail=tail, since=since, timestamps=False).splitlines())
             for c in client.find_containers(project, service=service)]
 
@@ -1266,11 +1161,8 @@ def service_image(client, project, service):
 
 
 def exec_detached_in_service(client, project, service, argv, user=None):
-    """Start ``argv`` (a list, no shell) in the background in the first running container of ``service``.
-
-    Like ``docker exec -d``: returns at once with dict(container, cmd); the process outlives the call
-    (used by drills to hold resources, see _fault.py).
-    """
+    """Start ``argv`` (a list, no shell) in the first running container of ``service`` like ``docker exec -d``:
+    returns dict(container, cmd) at once, the process outlives the call (drills hold resources, _fault.py)."""
     container = _exec_target(client, project, service, argv)
     client._wrap("exec -d %s in %s" % (argv[0], container.name), container.exec_run, list(argv), detach=True,
                  **(dict(user=user) if user else {}))

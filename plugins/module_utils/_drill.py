@@ -1,22 +1,19 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Drill measurements (SPEC DR-2): an outside watch of the service, and the score of one drill.
 
-The drill does not take the severity playbook's word for anything. Two sources are read:
+The drill does not take the severity playbook's word for anything. It reads:
 
 * the **watch** (:func:`watch`, module ``sre.incident.drill_watch``): from before the injection
   until the severity playbook has ended, a round every ``interval`` seconds of what users see
   (through the edge when there is one): ``/health`` answers 200, every sample user gets at least
   ``min_recommendations`` items, the median answer is not slower than ``latency_ms``;
-* the **incident record** on disk (``events.jsonl`` written by ``sre.incident.record``): when the
-  incident was opened (the response confirmed it), its severity, which rung, quick fix or degraded
-  mode acted, and how it was closed;
+* the **incident record** (``events.jsonl`` of ``sre.incident.record``): when the incident was
+  opened (the response confirmed it), its severity, which rung, quick fix or degraded mode acted,
+  and how it was closed;
+* after the severity playbook, itself: whether the fault was still injected (the rollback's own
+  observation) and whether a degraded mode was on (leaving it changed something).
 
-plus two facts the drill reads itself after the severity playbook: whether the fault was still
-injected (the rollback's own observation) and whether a degraded mode was on (leaving it changed
-something).
-
-:func:`score` turns those into the drill's line (``detect_s``, ``respond_s``, ``recover_s``, ``result``,
-``by``, ``severity``, ``sla``, ...); its rules are written once, for operators, in
+:func:`score` turns those into the drill's line; its rules are written once, for operators, in
 ``plugins/filter/drill_score.yml`` (``ansible-doc -t filter sre.incident.drill_score``).
 """
 
@@ -66,10 +63,9 @@ def watch(health_url, recommendation_urls, stop_file, interval=0.5, timeout=2.0,
           sleep=time.sleep, probe_many=_http.probe_many, exists=os.path.exists):
     """Probe one round every ``interval`` s until ``stop_file`` exists or ``max_duration`` s passed.
 
-    Once the stop file is there, the watch goes on until the last ``settle_rounds`` rounds were good
-    or ``settle_timeout`` more seconds passed, so that a blip at the very end is told from users not
-    being served. Returns dict(samples=[{t, ok, why, latency_ms}], stopped_by: 'stop_file'|'max_duration').
-    ``t`` is the UNIX time the round started.
+    Then on until the last ``settle_rounds`` rounds were good or ``settle_timeout`` more seconds passed,
+    so that a blip at the very end is told from users not being served. Returns dict(samples=[{t (UNIX
+    time the round started), ok, why, latency_ms}], stopped_by: 'stop_file'|'max_duration').
     """
     if float(interval) <= 0 or float(timeout) <= 0 or float(max_duration) <= 0 or float(settle_timeout) < 0:
         raise ValueError("interval, timeout and max_duration must be > 0 seconds, settle_timeout >= 0")
@@ -187,11 +183,10 @@ def _not_scored(result, playbook, sla):
 def score(injected_at, samples, events, fault_cleared, degraded, playbook, sla=None, applicable=True):
     """Score one drill of one fault on one host; see ``drill_score.yml`` for the rules.
 
-    ``injected_at``: UNIX time of the injection (None: nothing was injected, the result is ``not run``); ``samples``: the watch's rounds; ``events``: the
-    incident record's events (empty when no incident was opened); ``fault_cleared``: the fault was
-    no longer injected when the severity playbook ended; ``degraded``: a degraded mode was on then;
-    ``playbook``: the severity playbook the drill ran; ``sla``: the SLA when the record has none;
-    ``applicable``: the fault can act on this stack (else ``not applicable``, nothing injected).
+    ``injected_at``: UNIX time of the injection (None: nothing was injected, ``not run``); ``events``:
+    the incident record's (empty when none was opened); ``fault_cleared``: the fault was no longer
+    injected when the severity playbook ended; ``degraded``: a degraded mode was on then; ``sla``: the
+    SLA when the record has none; ``applicable``: the fault can act on this stack (else ``not applicable``).
     """
     if not applicable:
         return _not_scored("not applicable", playbook, sla)

@@ -29,7 +29,8 @@ from urllib.parse import unquote, urlsplit
 
 from ansible_collections.sre.incident.plugins.module_utils import _files
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
-    UNCHECKED_READY_SECONDS, compose_environment, healthcheck_declared, interpolate)
+    LABEL_CONFIG_FILES, LABEL_NUMBER, LABEL_PROJECT, LABEL_SERVICE, LABEL_WORKING_DIR, UNCHECKED_READY_SECONDS,
+    compose_environment, healthcheck_declared, interpolate)
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 
 try:
@@ -45,11 +46,6 @@ SAMPLE_USERS = 5
 LOG_TAIL = 3000
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
-LABEL_PROJECT = "com.docker.compose.project"
-LABEL_SERVICE = "com.docker.compose.service"
-LABEL_NUMBER = "com.docker.compose.container-number"
-LABEL_WORKING_DIR = "com.docker.compose.project.working_dir"
-LABEL_CONFIG_FILES = "com.docker.compose.project.config_files"
 LABEL_DEPENDS_ON = "com.docker.compose.depends_on"
 LABEL_VERSION = "com.docker.compose.version"
 
@@ -74,10 +70,8 @@ class OnboardError(IncidentError):
 # --------------------------------------------------------------------------- small parsers
 
 def public_env(env_list):
-    """``KEY=value`` list -> (sorted names, {name: value} for names that are not secrets).
-
-    URLs keep scheme, host, port and path; their user information (and so a password) is cut.
-    """
+    """``KEY=value`` list -> (sorted names, {name: value} for names that are not secrets); URLs lose
+    their user information (and so a password)."""
     names, public = [], {}
     for item in env_list or []:
         name, _sep, value = str(item).partition("=")
@@ -126,12 +120,7 @@ def listening_ports(proc_net_tcp):
 
 def process_kinds(commands):
     """Kinds (nginx, postgres, redis) whose process appears in ``commands`` (command lines)."""
-    found = set()
-    for cmd in commands or []:
-        for kind, pattern in KIND_PATTERNS.items():
-            if pattern.search(cmd.strip()):
-                found.add(kind)
-    return found
+    return {kind for cmd in commands or [] for kind, pattern in KIND_PATTERNS.items() if pattern.search(cmd.strip())}
 
 
 def port_in_argv(argv, kind):
@@ -258,8 +247,7 @@ def nginx_directives(content):
 
 
 def nginx_routes(dump):
-    """Parse ``nginx -T``: dict(proxies=[dict(file, location, target, host, port, path)], listens=[ports],
-    upstreams={name: [host:port]}, log_formats=[names], files=[paths])."""
+    """Parse ``nginx -T``: dict(proxies, listens (ports), upstreams ({name: [host:port]}), log_formats, files)."""
     files = split_nginx_dump(dump)
     variables, upstreams, raw_proxies, listens, formats = {}, {}, [], [], []
     for path, content in files:
@@ -354,9 +342,8 @@ def key_families(keys):
             common.append(segs[0])
         if len(common) == len(split[0]):  # a single key, or all equal: keep what names the family
             common = common[:-1]
-        if not common:
-            continue
-        families[":".join(common) + ":*"] = sorted(members)
+        if common:
+            families[":".join(common) + ":*"] = sorted(members)
     return families
 
 
@@ -379,10 +366,8 @@ def value_query(shape):
         return None
     if shape.get("kind") == "list":
         return "length(@) > `0`"
-    lists = (shape.get("lists") or {})
-    if len(lists) == 1:
-        return "length(%s) > `0`" % next(iter(lists))
-    named = [k for k in lists if re.search(r"recommend|items|results", k, re.I)]
+    lists = shape.get("lists") or {}
+    named = list(lists) if len(lists) == 1 else [k for k in lists if re.search(r"recommend|items|results", k, re.I)]
     if len(named) == 1:
         return "length(%s) > `0`" % named[0]
     return None
@@ -409,7 +394,7 @@ class Proposal:
         self.notes[key] = note
 
     def todo(self, key, what, value=None, note=None):
-        """Record what could not be inferred; ``value`` (a placeholder) is written when given."""
+        """Record what could not be inferred; a placeholder ``value`` is written when given."""
         self.unknown.append("%s: %s" % (key, what))
         if value is not None:
             self.set(key, value, (note + "; " if note else "") + "TODO: " + what)
@@ -529,10 +514,9 @@ def infer(view):
                 routes, edge = dict(r, proxied=proxied), c
     service, proxy = None, None
     if routes:
-        ranked = sorted(routes["proxied"], key=lambda x: (_location_rank(x["location"]),
-                                                          bool(re.search(r"standby|backup|canary", names[x["host"]])),
-                                                          names[x["host"]]))
-        proxy = ranked[0]
+        proxy = min(routes["proxied"], key=lambda x: (_location_rank(x["location"]),
+                                                      bool(re.search(r"standby|backup|canary", names[x["host"]])),
+                                                      names[x["host"]]))
         service = names[proxy["host"]]
         p.set("service", service, "nginx in %s proxies `location %s` to %s (proxy_pass %s in %s)"
               % (edge["name"], proxy["location"] or "?", proxy["host"], proxy["target"], proxy["file"]))
@@ -930,11 +914,8 @@ def _read_compose(files):
 
 
 def gather(client, project, probe=None):
-    """Read ``project`` through ``client`` (a _compose.ComposeClient) into a view; see the module docstring.
-
-    ``probe(url, timeout)`` -> dict(status, body_json, error, latency_ms) (``_http.probe``); None skips HTTP checks.
-    Raises OnboardError when the project has no container on the engine.
-    """
+    """Read ``project`` through ``client`` (a _compose.ComposeClient) into a view (see the module docstring);
+    ``probe``: ``_http.probe``, or None to skip HTTP checks. OnboardError when the project has no container."""
     found = client.find_containers(project)
     if not found:
         known = client.projects()
@@ -974,8 +955,7 @@ def gather(client, project, probe=None):
 
 def _check(client, handles, view, probe):
     """Try the first guesses for real (read-only) and record the outcome in ``view``."""
-    first = infer(view)
-    stack = first.stack
+    stack = infer(view).stack
     by_name = {c["service"]: c for c in reversed(_running(view["containers"]))}
     checks = view["checks"]
 

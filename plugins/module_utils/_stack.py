@@ -29,9 +29,8 @@ def _check_port(value, key):
 
 
 def port_args(stack, key):
-    """``["-p", "<port>"]`` for psql (``key`` database) or redis-cli (``key`` redis) run inside
-    that service's container, when ``incident_stack.<key>.port`` is set; ``[]`` (the client's
-    default port) when it is not."""
+    """``["-p", "<port>"]`` for psql (``key`` database) or redis-cli (``key`` redis) in that service's
+    container when ``incident_stack.<key>.port`` is set, else ``[]`` (the client's default port)."""
     section = (stack or {}).get(key)
     port = section.get("port") if isinstance(section, dict) else None
     if port in (None, ""):
@@ -78,10 +77,8 @@ def _validate_traffic(stack):
 
 
 def urls(stack, base=None):
-    """Every URL the collection probes, derived from ``incident_stack``.
-
-    ``base`` replaces the base URL (for example the edge URL, to check through the edge).
-    """
+    """Every URL the collection probes, from ``incident_stack``; ``base`` replaces the base URL (for
+    example the edge URL, to check through the edge)."""
     validate(stack)
     root = _check_base_url(base, "edge_url") if base else stack["base_url"].rstrip("/")
     limit = int(stack.get("recommendations_limit", 10))

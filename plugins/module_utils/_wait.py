@@ -3,9 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one waiting primitive of the collection: poll a condition with a bounded timeout.
 
-Nothing in this collection sleeps for a fixed time hoping something happened; it polls a
-check until the check says yes or the deadline passes. The only sleeps are the short pauses
-between two polls.
+Nothing in this collection sleeps for a fixed time hoping something happened; the only sleeps
+are the short pauses between two polls.
 """
 
 from __future__ import annotations
@@ -16,21 +15,12 @@ DEFAULT_INTERVAL = 0.25
 
 
 def poll_until(check, timeout, interval=DEFAULT_INTERVAL, clock=time.monotonic, sleep=time.sleep):
-    """Call ``check()`` until it returns a truthy value or ``timeout`` seconds have passed.
+    """Call ``check()`` until it returns a truthy value or ``timeout`` seconds (monotonic) have passed.
 
-    ``check`` is always called at least once, even with ``timeout <= 0``. Time is measured
-    with a monotonic clock; the pause between two calls is ``interval`` seconds but never
-    longer than what is left before the deadline, so the total wait is bounded by about
-    ``timeout`` plus the duration of the last ``check()``.
-
-    Exceptions raised by ``check`` propagate to the caller (a check that wants to tolerate
-    errors catches them itself).
-
-    Returns ``(ok, last_value, elapsed_seconds)``: ``ok`` is True when ``check`` returned a
-    truthy value, ``last_value`` is the last value ``check`` returned, ``elapsed_seconds`` a
-    float measured from the first call.
-
-    ``clock`` and ``sleep`` exist for tests.
+    ``check`` runs at least once, even with ``timeout <= 0``, and its exceptions propagate. The pause
+    between calls is ``interval`` but never past the deadline, so the wait is bounded by about
+    ``timeout`` plus the last ``check()``. Returns ``(ok, last_value, elapsed_seconds)``, elapsed
+    from the first call. ``clock`` and ``sleep`` exist for tests.
     """
     if timeout is None:
         raise ValueError("timeout must be a number of seconds, not None")
