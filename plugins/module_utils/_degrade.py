@@ -239,10 +239,9 @@ def _skip_value(reader, vtype):
 def parse_rdb(data, patterns=("recs:*",), db=0):
     """String entries of ``db`` whose key matches one of ``patterns`` (Redis glob), read from an RDB file's bytes.
 
-    Returns dict(version, ctime (the save time as UNIX seconds, or None), entries ({key (str):
-    dict(value (bytes), expire_ms (int or None))}), keys_total (every key seen in ``db``),
-    complete (False when reading stopped early at an unsupported value), error). Raises
-    RdbError when ``data`` is not an RDB file at all.
+    Returns dict(version, ctime (save time, UNIX seconds, or None), entries ({key (str): dict(value (bytes),
+    expire_ms (int or None))}), keys_total (every key in ``db``), complete (False when reading stopped at an
+    unsupported value), error). RdbError when ``data`` is not an RDB file at all.
     """
     if not data.startswith(b"REDIS") or len(data) < 9:
         raise RdbError("not an RDB file (no REDIS header)")
@@ -365,7 +364,6 @@ class Context:
                 for f in (self.stack.get("compose_files") or ["docker-compose.yml"])]
 
     def declared_services(self):
-        """The services the stack's compose files declare."""
         return _compose.services_in_compose_files(self.compose_files())
 
     def up(self, services, env=None, profiles=None, timeout=None):
@@ -379,10 +377,7 @@ class Context:
         return self.client.find_containers(self.project, service) if service else []
 
     def running(self, service):
-        for c in self.containers(service):
-            if _compose.container_state(c)["status"] == "running":
-                return c
-        return None
+        return next((c for c in self.containers(service) if _compose.container_state(c)["status"] == "running"), None)
 
     def exec(self, service, argv):
         c = self.running(service)
@@ -414,7 +409,6 @@ class Context:
 
     # ---- probes (every HTTP request of this module goes through probe)
     def probe(self, url):
-        """One request, as _http.probe answers it."""
         return _http.probe(url, self.probe_timeout)
 
     def users(self, base=None, max_latency=True):
@@ -474,10 +468,7 @@ def observe(ctx):
 
 def describe(observed):
     """Short text for diffs: ``normal`` or the active modes with their letters."""
-    active = observed.get("active") or []
-    if not active:
-        return "normal"
-    return ", ".join("%s (%s)" % (NAMES[m], m) for m in active)
+    return ", ".join("%s (%s)" % (NAMES[m], m) for m in observed.get("active") or []) or "normal"
 
 
 # --------------------------------------------------------------------------- can an option apply here?
@@ -502,9 +493,8 @@ def not_applicable(ctx, letter):
 # --------------------------------------------------------------------------- checks
 
 def _poll(ctx, check, deadline):
-    """Poll ``check`` (returning a dict with ``problems``) until it has none or the deadline.
-
-    Returns (ok, its last answer with ``waited_s``)."""
+    """Poll ``check`` (-> dict with ``problems``) until it has none or the deadline: (ok, its last answer
+    with ``waited_s``)."""
     last = {}
 
     def attempt():
@@ -516,9 +506,8 @@ def _poll(ctx, check, deadline):
 
 
 def _claims(recs, key, expected):
-    """Problems for answers that say their ``key`` (source, instance) and say something else than ``expected``.
-
-    A stack whose answers do not carry ``key`` is judged on the answers alone (nothing is claimed)."""
+    """Problems for answers whose ``key`` (source, instance) says something else than ``expected``; answers
+    without ``key`` claim nothing."""
     return ["%s: %s %s, expected %s" % (user, key, r[key], expected)
             for user, r in recs.items() if r.get(key) is not None and r[key] != expected]
 
@@ -626,8 +615,8 @@ def _at_edge(func, *args):
 
 
 def _set_downgrade(ctx, value, deadline):
-    """Recreate the service with the downgrade variable ``value``. Switched on, it must be ready; switched off,
-    only the flag is reverted here (whether the service is ready is checked by the caller)."""
+    """Recreate the service with the downgrade variable ``value``; switched on it must be ready (switched off,
+    the caller checks that)."""
     env = {ctx.downgrade_env: "true" if value else "false"}
     res = ctx.up([ctx.service], env=env, timeout=max(1.0, deadline - ctx.clock()))
     states = [s for s in res["containers"] if s.get("service") == ctx.service]
@@ -710,8 +699,7 @@ def usable_value(stack, raw):
 
 
 def apply_cache(ctx, deadline):
-    # C serves through the service: without a service that answers at all it cannot help, and
-    # nothing is touched.
+    # C serves through the service: one that does not answer at all cannot be helped (nothing is touched)
     health = ctx.probe(_stack.urls(ctx.stack)["health"])
     if health["status"] is None:
         raise DegradeError("option C serves the cache through %s, which does not answer (%s)" % (ctx.service, health["error"]),
