@@ -29,14 +29,6 @@ fallbacks   newest Redis snapshot, static top-N in the service image, standby
 
 Everything that leaves this file (facts, bundle files) has gone through ``_redact``: the values
 of secret-looking variables of every container's environment are hunted in all collected text.
-
-The bundle (:func:`write_bundle`) is a directory (mode 0700, files 0600) with one raw text file
-per item, ``facts.json`` (the structured parts), ``index.json`` and ``SHA256SUMS``, plus a
-``.tar.gz`` of that directory next to it (mode 0600).
-
-The Redis snapshot (:func:`take_redis_snapshot`): ``BGSAVE`` through ``redis-cli`` in the redis
-container, wait (polling ``LASTSAVE``) until it is written, copy the dump out of the container to
-``<dir>/dump-<UTC yyyymmddTHHMMSSZ>.rdb`` (0600) and keep the newest N.
 """
 
 from __future__ import annotations
@@ -122,10 +114,8 @@ class DiagnosticsError(InputError):
 
 def scan_errors(log_text, since=None, keep=50, until=None):
     """Count the error lines of a log fetched with timestamps, at or after ``since`` and before
-    ``until`` (UNIX times, None: no bound).
-
-    Returns dict(count, grep_count (the runbook's ``grep -i "error\\|fatal\\|panic"``), by_level,
-    lines (the last ``keep``), first_ts, last_ts, scanned).
+    ``until`` (UNIX times, None: no bound); dict(count, grep_count (the runbook's
+    ``grep -i "error\\|fatal\\|panic"``), by_level, lines (the last ``keep``), first_ts, last_ts, scanned).
     """
     count = grep_count = scanned = 0
     by_level = {}
@@ -285,18 +275,17 @@ def parse_pg_output(stdout):
     while pos < len(text):
         end = text.find("\n", pos)
         end = len(text) if end < 0 else end
-        start = pos + len(text[pos:end]) - len(text[pos:end].lstrip())
+        line = text[pos:end]
+        start = pos + len(line) - len(line.lstrip())
+        pos = end + 1
         if start < end and text[start] in "[{":
             try:
                 doc, stop = decoder.raw_decode(text, start)
             except ValueError:
-                pos = end + 1
                 continue
             found.append(doc)
             nxt = text.find("\n", stop)
             pos = len(text) if nxt < 0 else nxt + 1
-            continue
-        pos = end + 1
     return found
 
 
@@ -381,10 +370,7 @@ def statvfs_usage(mount, statvfs=os.statvfs):
     free = st.f_bfree * frsize // 1024
     avail = st.f_bavail * frsize // 1024
     used = size - free
-    denominator = used + avail
-    pct = None
-    if denominator > 0:
-        pct = float(-(-used * 100 // denominator))  # df rounds up
+    pct = float(-(-used * 100 // (used + avail))) if used + avail > 0 else None  # df rounds up
     return dict(size_kb=size, used_kb=used, avail_kb=avail, used_pct=pct,
                 inodes_used_pct=_pct(st.f_files - st.f_ffree, st.f_files) if st.f_files else None)
 
@@ -546,11 +532,8 @@ def build_summary(parts, stack):
     s["cpu_pct_max"] = max(cpus) if cpus else None
     s["mem_pct_max"] = max(mems) if mems else None
     disk = parts.get("disk") or {}
-    by_mount = {}
-    for row in disk.get("host") or []:
-        by_mount[row["mount"]] = row.get("used_pct")
-    for row in disk.get("volumes") or []:
-        by_mount["volume:%s" % row.get("volume")] = row.get("used_pct")
+    by_mount = {row["mount"]: row.get("used_pct") for row in disk.get("host") or []}
+    by_mount.update(("volume:%s" % row.get("volume"), row.get("used_pct")) for row in disk.get("volumes") or [])
     s["disk_used_pct_by_mount"] = by_mount
     used = [v for v in by_mount.values() if v is not None]
     s["disk_used_pct"] = max(used) if used else None
@@ -758,6 +741,7 @@ def part_resources(ctx):
 
 
 def part_disk(ctx, mounts_path="/proc/mounts", statvfs=os.statvfs):
+    host_error = None
     try:
         with open(mounts_path, "r", encoding="utf-8") as handle:
             mounts_text = handle.read()
@@ -765,8 +749,6 @@ def part_disk(ctx, mounts_path="/proc/mounts", statvfs=os.statvfs):
     except OSError as exc:
         host = []
         host_error = str(exc)
-    else:
-        host_error = None
     volumes = []
     seen = set()
     for c in ctx.containers:
@@ -779,8 +761,7 @@ def part_disk(ctx, mounts_path="/proc/mounts", statvfs=os.statvfs):
         if st["status"] == "running":
             try:
                 res = ctx.client.exec_in(c, ["df", "-P", "-k"] + [m["Destination"] for m in todo], expect_output=True)
-                for row in parse_df(res["stdout"]):
-                    rows[row["mount"]] = row
+                rows = {row["mount"]: row for row in parse_df(res["stdout"])}
             except DockerError:
                 rows = {}
         for m in todo:
@@ -960,10 +941,8 @@ def part_fallbacks(ctx, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"])
         specs = [services[name] for services in compose_services(files) if name in services]
         standby["defined"] = bool(specs)
         images = [spec["image"] for spec in specs if isinstance(spec, dict) and spec.get("image")]
-        if images:
-            image = interpolate(images[-1], compose_environment(ctx.stack.get("project_dir")))
-        else:
-            image = "%s_%s" % (ctx.project, name)
+        image = (interpolate(images[-1], compose_environment(ctx.stack.get("project_dir"))) if images
+                 else "%s_%s" % (ctx.project, name))
         info = ctx.image(image)
         standby.update(image=image, image_present=info is not None, image_id=(info or {}).get("id"), ready=bool(specs) and info is not None)
         if not specs:
@@ -1047,7 +1026,7 @@ def collect(ctx, parts=PARTS, snapshot=None, snapshot_max_age=DEFAULT_THRESHOLDS
 # --------------------------------------------------------------------------- redis snapshot
 
 def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
-    """BGSAVE, wait for LASTSAVE to move, copy the RDB out to ``dest_dir/dump-<ts>.rdb``, keep ``keep``.
+    """BGSAVE, wait for LASTSAVE to move, copy the RDB out to ``dest_dir/dump-<UTC ts>.rdb`` (0600), keep ``keep``.
 
     Never raises for an unwell Redis: returns dict(ok, error, path, size, sha256, lastsave, elapsed, removed).
     """
