@@ -35,8 +35,7 @@ MARKER_FILE = "degraded-cache-snapshot.json"
 SNAPSHOT_GLOB = "dump-*.rdb"
 DEFAULT_TIMEOUT = 60.0
 BATCH = 100
-# Lua run by redis-cli for restored entries: keep (and un-expire) a fresher live entry,
-# else set the snapshot's value. Returns how many were set.
+# Lua: per key, keep (and un-expire) a fresher live entry, else set the snapshot's value; returns how many set
 _RESTORE_LUA = ("local n = 0 for i = 1, #KEYS do if redis.call('EXISTS', KEYS[i]) == 1 then "
                 "redis.call('PERSIST', KEYS[i]) else redis.call('SET', KEYS[i], ARGV[i]) n = n + 1 end end return n")
 
@@ -326,10 +325,8 @@ def snapshot_taken_at(path, ctime=None):
 # --------------------------------------------------------------------------- context
 
 class Context:
-    """Where and how to act: the engine client, the compose CLI runner, the stack, the edge, the clock.
-
-    ``run_command(argv, environ_update=None)`` is ``AnsibleModule.run_command``-like.
-    """
+    """Where and how to act: the engine client, the compose CLI runner (``run_command(argv, environ_update=None)``,
+    ``AnsibleModule.run_command``-like), the stack, the edge, the clock."""
 
     def __init__(self, client, run_command, stack, timeout=DEFAULT_TIMEOUT, snapshot_dir=None, interval=0.5,
                  probe_timeout=3.0, clock=time.monotonic, now=time.time):

@@ -154,10 +154,7 @@ def _number(value):
 
 
 def parse_redis_info(text):
-    """``redis-cli INFO`` output -> ``{section: {key: value}}`` (numbers converted).
-
-    Keyspace lines (``db0:keys=1,expires=0``) become dicts.
-    """
+    """``redis-cli INFO`` output -> ``{section: {key: value}}``, numbers converted, keyspace lines as dicts."""
     sections = {}
     current = "default"
     for raw in (text or "").splitlines():
@@ -263,11 +260,8 @@ def pg_queries(database, long_running_s=30):
 
 
 def parse_pg_output(stdout):
-    """The JSON documents ``psql -At`` printed, parsed, in order (other lines skipped).
-
-    A document may span lines: PostgreSQL's ``json_agg`` puts a newline between the elements it
-    aggregates (two long-running queries make the main result three lines long).
-    """
+    """The JSON documents ``psql -At`` printed, parsed, in order (other lines skipped). One may span
+    lines: PostgreSQL's ``json_agg`` puts a newline between the elements it aggregates."""
     text = stdout or ""
     decoder = json.JSONDecoder()
     found = []
@@ -403,10 +397,8 @@ def _finding(check, level, reason, value=None, threshold=None, kind="warning"):
 
 
 def evaluate(summary, parts_ok, thresholds=None):
-    """Findings (list of dicts: check, level warning|critical, kind, reason, value, threshold)
-    from :func:`build_summary`. ``kind`` is ``down`` (the service itself is not running),
-    ``degraded`` (it runs but a dependency or a figure makes it fail users) or ``warning``.
-    """
+    """Findings (dicts: check, level warning|critical, kind, reason, value, threshold) from :func:`build_summary`;
+    ``kind``: ``down`` (the service is not running), ``degraded`` (it runs but fails users) or ``warning``."""
     th = dict(DEFAULT_THRESHOLDS)
     th.update({k: v for k, v in (thresholds or {}).items() if v is not None})
     out = []
@@ -581,10 +573,9 @@ class Context:
         self.probe_timeout = float(probe_timeout)
         self.cpu_sample = bool(cpu_sample)
         self.containers = client.find_containers(self.project)
-        secrets = set(v for v in extra_secrets or () if v)
+        self.secrets = set(v for v in extra_secrets or () if v)
         for c in self.containers:
-            secrets |= _redact.secret_values(((c.attrs or {}).get("Config") or {}).get("Env") or [])
-        self.secrets = secrets
+            self.secrets |= _redact.secret_values(((c.attrs or {}).get("Config") or {}).get("Env") or [])
         self._images = {}
 
     def redact(self, data):
@@ -1001,10 +992,8 @@ def _run_part(ctx, func, *args):
 
 
 def collect(ctx, parts=PARTS, snapshot=None, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"]):
-    """Collect ``parts`` concurrently; ``snapshot`` is a callable run alongside (before fallbacks).
-
-    Returns ``(facts_by_part, raw_text_by_part, snapshot_result)``.
-    """
+    """Collect ``parts`` concurrently, with the callable ``snapshot`` alongside (before fallbacks);
+    ``(facts_by_part, raw_text_by_part, snapshot_result)``."""
     parts = [p for p in PARTS if p in parts]
     facts = {}
     raw = {}
@@ -1026,10 +1015,8 @@ def collect(ctx, parts=PARTS, snapshot=None, snapshot_max_age=DEFAULT_THRESHOLDS
 # --------------------------------------------------------------------------- redis snapshot
 
 def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
-    """BGSAVE, wait for LASTSAVE to move, copy the RDB out to ``dest_dir/dump-<UTC ts>.rdb`` (0600), keep ``keep``.
-
-    Never raises for an unwell Redis: returns dict(ok, error, path, size, sha256, lastsave, elapsed, removed).
-    """
+    """BGSAVE, wait for LASTSAVE to move, copy the RDB out to ``dest_dir/dump-<UTC ts>.rdb`` (0600), keep ``keep``;
+    never raises for an unwell Redis: dict(ok, error, path, size, sha256, lastsave, elapsed, removed, dir)."""
     started = time.monotonic()
     service = _redis_service(ctx.stack)
     result = dict(ok=False, error=None, path=None, size=None, sha256=None, lastsave=None, removed=[], dir=dest_dir)
@@ -1050,8 +1037,7 @@ def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
 
         before = lastsave()
         if before is not None and int(time.time()) <= before:
-            # LASTSAVE has a one-second resolution: a save in this same second would not move it,
-            # so let the clock pass into the next second before asking for ours.
+            # LASTSAVE counts whole seconds: a save in this second would not move it, so wait for the next
             poll_until(lambda: int(time.time()) > before, 2.0, interval=0.05)
         answer = cli("BGSAVE")
         if "ERR" in answer.upper() and "in progress" not in answer.lower():
