@@ -447,15 +447,8 @@ def observe(ctx):
     service = [_compose.container_state(c) for c in ctx.containers(ctx.service)]
     standby = [_compose.container_state(c) for c in ctx.containers(ctx.standby)] if ctx.standby else []
     marker = ctx.read_marker()
-    active = []
-    if edge_mode == "standby":
-        active.append("A")
-    if downgrade:
-        active.append("B")
-    if marker is not None:
-        active.append("C")
-    if edge_mode == "offline":
-        active.append("D")
+    on = dict(A=edge_mode == "standby", B=bool(downgrade), C=marker is not None, D=edge_mode == "offline")
+    active = [m for m in OPTIONS if on[m]]
     return dict(edge_mode=edge_mode, downgrade_mode=downgrade,
                 service_status=_compose.status_text(service[0]) if service else _compose.MISSING,
                 standby_running=any(s["status"] == "running" for s in standby),

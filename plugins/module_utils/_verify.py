@@ -317,11 +317,8 @@ def resources_check(per_container, states, thresholds):
     cpus = [r["cpu_percent"] for r in readings if r["cpu_percent"] is not None]
     mems = [r["memory_percent"] for r in readings if r["memory_percent"] is not None]
     value = dict(cpu_percent=max(cpus) if cpus else None, memory_percent=max(mems) if mems else None)
-    if problems:
-        detail = "; ".join(problems)
-    else:
-        detail = ", ".join("%s CPU %.1f%% memory %.1f%%" % (r["container"], r["cpu_percent"], r["memory_percent"])
-                           for r in readings)
+    detail = "; ".join(problems) if problems else ", ".join(
+        "%s CPU %.1f%% memory %.1f%%" % (r["container"], r["cpu_percent"], r["memory_percent"]) for r in readings)
     return _check("resources", not problems, value, threshold, detail, containers=readings)
 
 
