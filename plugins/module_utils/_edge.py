@@ -174,7 +174,7 @@ def render_offline(original, stack, saved_dir):
     """The team's configuration with the recommendations feature answering 503 (option D).
 
     A regex location heads every server block with a ``proxy_pass`` (it wins over the team's prefix
-    locations without clashing); a static ``proxy_pass`` host is resolved per request (``resolver``
+    locations without clashing); a static ``proxy_pass`` host is resolved per request (a ``resolver``:
     ``incident_stack.edge_resolver``, default Docker's 127.0.0.11). Everything else stays.
     """
     path = str(stack["recommendations_path"])
