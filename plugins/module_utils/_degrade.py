@@ -35,8 +35,7 @@ MARKER_FILE = "degraded-cache-snapshot.json"
 SNAPSHOT_GLOB = "dump-*.rdb"
 DEFAULT_TIMEOUT = 60.0
 BATCH = 100
-# Lua run by redis-cli for restored entries: keep (and un-expire) a fresher live entry,
-# else set the snapshot's value. Returns how many were set.
+# Lua: per key, keep (and un-expire) a fresher live entry, else set the snapshot's value; returns how many set
 _RESTORE_LUA = ("local n = 0 for i = 1, #KEYS do if redis.call('EXISTS', KEYS[i]) == 1 then "
                 "redis.call('PERSIST', KEYS[i]) else redis.call('SET', KEYS[i], ARGV[i]) n = n + 1 end end return n")
 
@@ -239,10 +238,9 @@ def _skip_value(reader, vtype):
 def parse_rdb(data, patterns=("recs:*",), db=0):
     """String entries of ``db`` whose key matches one of ``patterns`` (Redis glob), read from an RDB file's bytes.
 
-    Returns dict(version, ctime (the save time as UNIX seconds, or None), entries ({key (str):
-    dict(value (bytes), expire_ms (int or None))}), keys_total (every key seen in ``db``),
-    complete (False when reading stopped early at an unsupported value), error). Raises
-    RdbError when ``data`` is not an RDB file at all.
+    Returns dict(version, ctime (save time, UNIX seconds, or None), entries ({key (str): dict(value (bytes),
+    expire_ms (int or None))}), keys_total (every key in ``db``), complete (False when reading stopped at an
+    unsupported value), error). RdbError when ``data`` is not an RDB file at all.
     """
     if not data.startswith(b"REDIS") or len(data) < 9:
         raise RdbError("not an RDB file (no REDIS header)")
@@ -327,10 +325,8 @@ def snapshot_taken_at(path, ctime=None):
 # --------------------------------------------------------------------------- context
 
 class Context:
-    """Where and how to act: the engine client, the compose CLI runner, the stack, the edge, the clock.
-
-    ``run_command(argv, environ_update=None)`` is ``AnsibleModule.run_command``-like.
-    """
+    """Where and how to act: the engine client, the compose CLI runner (``run_command(argv, environ_update=None)``,
+    ``AnsibleModule.run_command``-like), the stack, the edge, the clock."""
 
     def __init__(self, client, run_command, stack, timeout=DEFAULT_TIMEOUT, snapshot_dir=None, interval=0.5,
                  probe_timeout=3.0, clock=time.monotonic, now=time.time):
@@ -365,7 +361,6 @@ class Context:
                 for f in (self.stack.get("compose_files") or ["docker-compose.yml"])]
 
     def declared_services(self):
-        """The services the stack's compose files declare."""
         return _compose.services_in_compose_files(self.compose_files())
 
     def up(self, services, env=None, profiles=None, timeout=None):
@@ -379,10 +374,7 @@ class Context:
         return self.client.find_containers(self.project, service) if service else []
 
     def running(self, service):
-        for c in self.containers(service):
-            if _compose.container_state(c)["status"] == "running":
-                return c
-        return None
+        return next((c for c in self.containers(service) if _compose.container_state(c)["status"] == "running"), None)
 
     def exec(self, service, argv):
         c = self.running(service)
@@ -414,7 +406,6 @@ class Context:
 
     # ---- probes (every HTTP request of this module goes through probe)
     def probe(self, url):
-        """One request, as _http.probe answers it."""
         return _http.probe(url, self.probe_timeout)
 
     def users(self, base=None, max_latency=True):
@@ -456,15 +447,8 @@ def observe(ctx):
     service = [_compose.container_state(c) for c in ctx.containers(ctx.service)]
     standby = [_compose.container_state(c) for c in ctx.containers(ctx.standby)] if ctx.standby else []
     marker = ctx.read_marker()
-    active = []
-    if edge_mode == "standby":
-        active.append("A")
-    if downgrade:
-        active.append("B")
-    if marker is not None:
-        active.append("C")
-    if edge_mode == "offline":
-        active.append("D")
+    on = dict(A=edge_mode == "standby", B=bool(downgrade), C=marker is not None, D=edge_mode == "offline")
+    active = [m for m in OPTIONS if on[m]]
     return dict(edge_mode=edge_mode, downgrade_mode=downgrade,
                 service_status=_compose.status_text(service[0]) if service else _compose.MISSING,
                 standby_running=any(s["status"] == "running" for s in standby),
@@ -474,10 +458,7 @@ def observe(ctx):
 
 def describe(observed):
     """Short text for diffs: ``normal`` or the active modes with their letters."""
-    active = observed.get("active") or []
-    if not active:
-        return "normal"
-    return ", ".join("%s (%s)" % (NAMES[m], m) for m in active)
+    return ", ".join("%s (%s)" % (NAMES[m], m) for m in observed.get("active") or []) or "normal"
 
 
 # --------------------------------------------------------------------------- can an option apply here?
@@ -502,9 +483,8 @@ def not_applicable(ctx, letter):
 # --------------------------------------------------------------------------- checks
 
 def _poll(ctx, check, deadline):
-    """Poll ``check`` (returning a dict with ``problems``) until it has none or the deadline.
-
-    Returns (ok, its last answer with ``waited_s``)."""
+    """Poll ``check`` (-> dict with ``problems``) until it has none or the deadline: (ok, its last answer
+    with ``waited_s``)."""
     last = {}
 
     def attempt():
@@ -516,9 +496,8 @@ def _poll(ctx, check, deadline):
 
 
 def _claims(recs, key, expected):
-    """Problems for answers that say their ``key`` (source, instance) and say something else than ``expected``.
-
-    A stack whose answers do not carry ``key`` is judged on the answers alone (nothing is claimed)."""
+    """Problems for answers whose ``key`` (source, instance) says something else than ``expected``; answers
+    without ``key`` claim nothing."""
     return ["%s: %s %s, expected %s" % (user, key, r[key], expected)
             for user, r in recs.items() if r.get(key) is not None and r[key] != expected]
 
@@ -626,8 +605,8 @@ def _at_edge(func, *args):
 
 
 def _set_downgrade(ctx, value, deadline):
-    """Recreate the service with the downgrade variable ``value``. Switched on, it must be ready; switched off,
-    only the flag is reverted here (whether the service is ready is checked by the caller)."""
+    """Recreate the service with the downgrade variable ``value``; switched on it must be ready (switched off,
+    the caller checks that)."""
     env = {ctx.downgrade_env: "true" if value else "false"}
     res = ctx.up([ctx.service], env=env, timeout=max(1.0, deadline - ctx.clock()))
     states = [s for s in res["containers"] if s.get("service") == ctx.service]
@@ -710,8 +689,7 @@ def usable_value(stack, raw):
 
 
 def apply_cache(ctx, deadline):
-    # C serves through the service: without a service that answers at all it cannot help, and
-    # nothing is touched.
+    # C serves through the service: one that does not answer at all cannot be helped (nothing is touched)
     health = ctx.probe(_stack.urls(ctx.stack)["health"])
     if health["status"] is None:
         raise DegradeError("option C serves the cache through %s, which does not answer (%s)" % (ctx.service, health["error"]),

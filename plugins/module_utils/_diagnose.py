@@ -29,14 +29,6 @@ fallbacks   newest Redis snapshot, static top-N in the service image, standby
 
 Everything that leaves this file (facts, bundle files) has gone through ``_redact``: the values
 of secret-looking variables of every container's environment are hunted in all collected text.
-
-The bundle (:func:`write_bundle`) is a directory (mode 0700, files 0600) with one raw text file
-per item, ``facts.json`` (the structured parts), ``index.json`` and ``SHA256SUMS``, plus a
-``.tar.gz`` of that directory next to it (mode 0600).
-
-The Redis snapshot (:func:`take_redis_snapshot`): ``BGSAVE`` through ``redis-cli`` in the redis
-container, wait (polling ``LASTSAVE``) until it is written, copy the dump out of the container to
-``<dir>/dump-<UTC yyyymmddTHHMMSSZ>.rdb`` (0600) and keep the newest N.
 """
 
 from __future__ import annotations
@@ -122,10 +114,8 @@ class DiagnosticsError(InputError):
 
 def scan_errors(log_text, since=None, keep=50, until=None):
     """Count the error lines of a log fetched with timestamps, at or after ``since`` and before
-    ``until`` (UNIX times, None: no bound).
-
-    Returns dict(count, grep_count (the runbook's ``grep -i "error\\|fatal\\|panic"``), by_level,
-    lines (the last ``keep``), first_ts, last_ts, scanned).
+    ``until`` (UNIX times, None: no bound); dict(count, grep_count (the runbook's
+    ``grep -i "error\\|fatal\\|panic"``), by_level, lines (the last ``keep``), first_ts, last_ts, scanned).
     """
     count = grep_count = scanned = 0
     by_level = {}
@@ -164,10 +154,7 @@ def _number(value):
 
 
 def parse_redis_info(text):
-    """``redis-cli INFO`` output -> ``{section: {key: value}}`` (numbers converted).
-
-    Keyspace lines (``db0:keys=1,expires=0``) become dicts.
-    """
+    """``redis-cli INFO`` output -> ``{section: {key: value}}``, numbers converted, keyspace lines as dicts."""
     sections = {}
     current = "default"
     for raw in (text or "").splitlines():
@@ -273,11 +260,8 @@ def pg_queries(database, long_running_s=30):
 
 
 def parse_pg_output(stdout):
-    """The JSON documents ``psql -At`` printed, parsed, in order (other lines skipped).
-
-    A document may span lines: PostgreSQL's ``json_agg`` puts a newline between the elements it
-    aggregates (two long-running queries make the main result three lines long).
-    """
+    """The JSON documents ``psql -At`` printed, parsed, in order (other lines skipped). One may span
+    lines: PostgreSQL's ``json_agg`` puts a newline between the elements it aggregates."""
     text = stdout or ""
     decoder = json.JSONDecoder()
     found = []
@@ -285,18 +269,17 @@ def parse_pg_output(stdout):
     while pos < len(text):
         end = text.find("\n", pos)
         end = len(text) if end < 0 else end
-        start = pos + len(text[pos:end]) - len(text[pos:end].lstrip())
+        line = text[pos:end]
+        start = pos + len(line) - len(line.lstrip())
+        pos = end + 1
         if start < end and text[start] in "[{":
             try:
                 doc, stop = decoder.raw_decode(text, start)
             except ValueError:
-                pos = end + 1
                 continue
             found.append(doc)
             nxt = text.find("\n", stop)
             pos = len(text) if nxt < 0 else nxt + 1
-            continue
-        pos = end + 1
     return found
 
 
@@ -381,10 +364,7 @@ def statvfs_usage(mount, statvfs=os.statvfs):
     free = st.f_bfree * frsize // 1024
     avail = st.f_bavail * frsize // 1024
     used = size - free
-    denominator = used + avail
-    pct = None
-    if denominator > 0:
-        pct = float(-(-used * 100 // denominator))  # df rounds up
+    pct = float(-(-used * 100 // (used + avail))) if used + avail > 0 else None  # df rounds up
     return dict(size_kb=size, used_kb=used, avail_kb=avail, used_pct=pct,
                 inodes_used_pct=_pct(st.f_files - st.f_ffree, st.f_files) if st.f_files else None)
 
@@ -417,10 +397,8 @@ def _finding(check, level, reason, value=None, threshold=None, kind="warning"):
 
 
 def evaluate(summary, parts_ok, thresholds=None):
-    """Findings (list of dicts: check, level warning|critical, kind, reason, value, threshold)
-    from :func:`build_summary`. ``kind`` is ``down`` (the service itself is not running),
-    ``degraded`` (it runs but a dependency or a figure makes it fail users) or ``warning``.
-    """
+    """Findings (dicts: check, level warning|critical, kind, reason, value, threshold) from :func:`build_summary`;
+    ``kind``: ``down`` (the service is not running), ``degraded`` (it runs but fails users) or ``warning``."""
     th = dict(DEFAULT_THRESHOLDS)
     th.update({k: v for k, v in (thresholds or {}).items() if v is not None})
     out = []
@@ -546,11 +524,8 @@ def build_summary(parts, stack):
     s["cpu_pct_max"] = max(cpus) if cpus else None
     s["mem_pct_max"] = max(mems) if mems else None
     disk = parts.get("disk") or {}
-    by_mount = {}
-    for row in disk.get("host") or []:
-        by_mount[row["mount"]] = row.get("used_pct")
-    for row in disk.get("volumes") or []:
-        by_mount["volume:%s" % row.get("volume")] = row.get("used_pct")
+    by_mount = {row["mount"]: row.get("used_pct") for row in disk.get("host") or []}
+    by_mount.update(("volume:%s" % row.get("volume"), row.get("used_pct")) for row in disk.get("volumes") or [])
     s["disk_used_pct_by_mount"] = by_mount
     used = [v for v in by_mount.values() if v is not None]
     s["disk_used_pct"] = max(used) if used else None
@@ -598,10 +573,9 @@ class Context:
         self.probe_timeout = float(probe_timeout)
         self.cpu_sample = bool(cpu_sample)
         self.containers = client.find_containers(self.project)
-        secrets = set(v for v in extra_secrets or () if v)
+        self.secrets = set(v for v in extra_secrets or () if v)
         for c in self.containers:
-            secrets |= _redact.secret_values(((c.attrs or {}).get("Config") or {}).get("Env") or [])
-        self.secrets = secrets
+            self.secrets |= _redact.secret_values(((c.attrs or {}).get("Config") or {}).get("Env") or [])
         self._images = {}
 
     def redact(self, data):
@@ -758,6 +732,7 @@ def part_resources(ctx):
 
 
 def part_disk(ctx, mounts_path="/proc/mounts", statvfs=os.statvfs):
+    host_error = None
     try:
         with open(mounts_path, "r", encoding="utf-8") as handle:
             mounts_text = handle.read()
@@ -765,8 +740,6 @@ def part_disk(ctx, mounts_path="/proc/mounts", statvfs=os.statvfs):
     except OSError as exc:
         host = []
         host_error = str(exc)
-    else:
-        host_error = None
     volumes = []
     seen = set()
     for c in ctx.containers:
@@ -779,8 +752,7 @@ def part_disk(ctx, mounts_path="/proc/mounts", statvfs=os.statvfs):
         if st["status"] == "running":
             try:
                 res = ctx.client.exec_in(c, ["df", "-P", "-k"] + [m["Destination"] for m in todo], expect_output=True)
-                for row in parse_df(res["stdout"]):
-                    rows[row["mount"]] = row
+                rows = {row["mount"]: row for row in parse_df(res["stdout"])}
             except DockerError:
                 rows = {}
         for m in todo:
@@ -960,10 +932,8 @@ def part_fallbacks(ctx, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"])
         specs = [services[name] for services in compose_services(files) if name in services]
         standby["defined"] = bool(specs)
         images = [spec["image"] for spec in specs if isinstance(spec, dict) and spec.get("image")]
-        if images:
-            image = interpolate(images[-1], compose_environment(ctx.stack.get("project_dir")))
-        else:
-            image = "%s_%s" % (ctx.project, name)
+        image = (interpolate(images[-1], compose_environment(ctx.stack.get("project_dir"))) if images
+                 else "%s_%s" % (ctx.project, name))
         info = ctx.image(image)
         standby.update(image=image, image_present=info is not None, image_id=(info or {}).get("id"), ready=bool(specs) and info is not None)
         if not specs:
@@ -1022,10 +992,8 @@ def _run_part(ctx, func, *args):
 
 
 def collect(ctx, parts=PARTS, snapshot=None, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"]):
-    """Collect ``parts`` concurrently; ``snapshot`` is a callable run alongside (before fallbacks).
-
-    Returns ``(facts_by_part, raw_text_by_part, snapshot_result)``.
-    """
+    """Collect ``parts`` concurrently, with the callable ``snapshot`` alongside (before fallbacks);
+    ``(facts_by_part, raw_text_by_part, snapshot_result)``."""
     parts = [p for p in PARTS if p in parts]
     facts = {}
     raw = {}
@@ -1047,10 +1015,8 @@ def collect(ctx, parts=PARTS, snapshot=None, snapshot_max_age=DEFAULT_THRESHOLDS
 # --------------------------------------------------------------------------- redis snapshot
 
 def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
-    """BGSAVE, wait for LASTSAVE to move, copy the RDB out to ``dest_dir/dump-<ts>.rdb``, keep ``keep``.
-
-    Never raises for an unwell Redis: returns dict(ok, error, path, size, sha256, lastsave, elapsed, removed).
-    """
+    """BGSAVE, wait for LASTSAVE to move, copy the RDB out to ``dest_dir/dump-<UTC ts>.rdb`` (0600), keep ``keep``;
+    never raises for an unwell Redis: dict(ok, error, path, size, sha256, lastsave, elapsed, removed, dir)."""
     started = time.monotonic()
     service = _redis_service(ctx.stack)
     result = dict(ok=False, error=None, path=None, size=None, sha256=None, lastsave=None, removed=[], dir=dest_dir)
@@ -1071,8 +1037,7 @@ def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
 
         before = lastsave()
         if before is not None and int(time.time()) <= before:
-            # LASTSAVE has a one-second resolution: a save in this same second would not move it,
-            # so let the clock pass into the next second before asking for ours.
+            # LASTSAVE counts whole seconds: a save in this second would not move it, so wait for the next
             poll_until(lambda: int(time.time()) > before, 2.0, interval=0.05)
         answer = cli("BGSAVE")
         if "ERR" in answer.upper() and "in progress" not in answer.lower():

@@ -1,20 +1,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The edge: the team's own nginx in front of the service (DESIGN "The edge", SPEC GEN-1..GEN-3).
+"""The edge: the team's own nginx in front of the service (DESIGN "The edge", SPEC GEN-1..GEN-3),
+driven through the engine only; nothing of ours is in its image.
 
-The collection observes and drives it through the engine only; nothing of ours is in its image.
-
-- What users get: :func:`users_answered` probes ``/health`` and every sample user's
-  recommendations at a base URL (the edge's, or the service's own).
-- Serving: :func:`ensure_serving` makes an edge that fails while the service itself answers serve
-  again: a stopped edge is started; a running one has its configuration checked (``nginx -t``) and
-  is reloaded (``nginx -s reload``: nginx resolves a static ``proxy_pass`` host name once, when it
-  loads its configuration, so a service that moved to another address needs a reload); if that
-  does not help, the edge is restarted.
-- Degraded modes A and D: :func:`render_standby` and :func:`render_offline` derive a configuration
-  from the team's own file (the upstream pointed at the standby; the recommendations answered with
-  503 and a JSON error), :meth:`Edge.apply` writes it into the container (an archive through the
-  engine), checks it, reloads, verifies and rolls back on failure, and keeps the original and its
-  SHA-256 in the state directory; :meth:`Edge.restore` puts the original back byte for byte.
+- :func:`users_answered`: what users get at a base URL (the edge's, or the service's own).
+- :meth:`Edge.ensure_serving`: an edge that fails while the service answers is started, or checked
+  and reloaded (nginx resolves a static ``proxy_pass`` host once, at load: a moved service needs a
+  reload), else restarted.
+- Degraded modes A and D: :func:`render_standby` / :func:`render_offline` derive a configuration
+  from the team's file; :meth:`Edge.apply` writes, checks, reloads, verifies it (rolling back on
+  failure) and keeps the original and its SHA-256 in the state directory; :meth:`Edge.restore`
+  puts the original back byte for byte.
 """
 from __future__ import annotations
 
@@ -54,11 +49,9 @@ def sha256(data):
 # --------------------------------------------------------------------------- what users get
 
 def users_answered(stack, base, probe_timeout=3.0, probe=_http.probe, max_latency_ms=None):
-    """``/health`` 200 and enough recommendations for every sample user, asked at ``base``.
-
-    Returns dict(ok, base, problems, health_status, recommendations {user: {status, count,
-    latency_ms, source, instance, error}}). Never raises because the target is down.
-    """
+    """``/health`` 200 and enough recommendations for every sample user, asked at ``base``; never raises for a
+    down target. Returns dict(ok, base, problems, health_status, recommendations {user: {status, count,
+    latency_ms, source, instance, error}})."""
     urls = _stack.urls(stack, base=base)
     minimum = int(stack.get("min_recommendations", 6))
     asked = [urls["health"]] + list(urls["recommendations"].values())
@@ -85,7 +78,7 @@ def users_answered(stack, base, probe_timeout=3.0, probe=_http.probe, max_latenc
 # --------------------------------------------------------------------------- nginx configuration text
 
 def _scan(text):
-    """Yield (index, char) of the characters of an nginx configuration that are not in comments or quotes."""
+    """(index, char) of the nginx configuration's characters outside comments and quotes."""
     i = 0
     size = len(text)
     quote = None
@@ -159,12 +152,9 @@ _IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
 def resolve_per_request(text):
-    """A static ``proxy_pass http://host:port;`` (no URI, a host name, not an ``upstream`` block) as a
-    variable resolved per request, so nginx loads the configuration even while ``host`` has no container.
-
-    Returns (text, count). nginx resolves a static name once, when it loads its configuration, and refuses
-    to load one whose name does not resolve: option D must load while the service is down.
-    """
+    """Each static ``proxy_pass http://host:port;`` (a host name, no URI, not an ``upstream``) as a variable
+    resolved per request; (text, count). nginx refuses to load a configuration whose static name does not
+    resolve, and option D must load while the service is down."""
     upstreams = set(_UPSTREAM_RE.findall(text))
     count = 0
 
@@ -183,11 +173,9 @@ def resolve_per_request(text):
 def render_offline(original, stack, saved_dir):
     """The team's configuration with the recommendations feature answering 503 (option D).
 
-    A regex location is added at the top of every server block that proxies (``proxy_pass``), so
-    it wins over the team's prefix locations without clashing with them; everything else stays,
-    except that a static ``proxy_pass`` to a host name is resolved per request (a variable and a
-    ``resolver``, ``incident_stack.edge_resolver``, default Docker's 127.0.0.11): the option must load
-    while the service it protects users from has no container.
+    A regex location heads every server block with a ``proxy_pass`` (it wins over the team's prefix
+    locations without clashing); a static ``proxy_pass`` host is resolved per request (a ``resolver``:
+    ``incident_stack.edge_resolver``, default Docker's 127.0.0.11). Everything else stays.
     """
     path = str(stack["recommendations_path"])
     pattern = "^" + re.escape(path[:path.index("{user}")])   # the feature's prefix, up to the user
@@ -302,11 +290,9 @@ class Edge:
         return dict(nginx_test=test["output"])
 
     def load(self):
-        """Make the edge serve the file it has now: reload a running nginx; start one that is down.
-
-        A stock nginx whose upstream's name does not resolve (the service's container exited or is
-        gone) cannot start at all, so the edge is down exactly when a degraded mode is needed. Its
-        file is still written while it is down, and the start is its check."""
+        """Make the edge serve its current file: reload a running nginx, start one that is down (a stock
+        nginx whose upstream name does not resolve cannot start, so it is down exactly when a degraded
+        mode is needed; the start is then the file's check)."""
         if self.running() is not None:
             self.reload()
         else:
@@ -314,7 +300,6 @@ class Edge:
 
     # ---- the configuration file
     def _config_container(self):
-        """The edge container that holds the configuration file ``self.path``."""
         if not self.path:
             raise EdgeError("incident_stack.edge_config is not set: the path, inside the edge container, of the nginx "
                             "file that routes to the service")
@@ -399,22 +384,18 @@ class Edge:
         last = {}
 
         def attempt():
-            res = check()
-            last["res"] = res
-            return res["ok"]
+            last["res"] = check()
+            return last["res"]["ok"]
 
         ok, _value, waited = poll_until(attempt, max(0.0, timeout), interval=self.interval, clock=self.clock)
-        res = dict(last.get("res") or {})
-        res["waited_s"] = round(waited, 3)
-        return ok, res
+        return ok, dict(last.get("res") or {}, waited_s=round(waited, 3))
 
     # ---- degraded modes A and D
     def apply(self, mode, verify, timeout):
         """Write the ``mode`` configuration, check, reload, verify with ``verify()`` (-> dict(ok, problems, ...)).
 
-        The team's original is kept first (once: a second mode on top keeps the first original).
-        On a failed check or verification the previous file is put back and reloaded; EdgeError.
-        Returns dict(changed, mode, sha256, verify).
+        The team's original is kept first (once: a second mode on top keeps the first original). On a
+        failed check or verification the previous file is put back and reloaded; EdgeError.
         """
         current, info = self.read_config()
         kept = self.saved()
@@ -493,14 +474,13 @@ class Edge:
             return result
         act = dict(start=self._start, reload=self.reload, restart=lambda: self.client.restart(self._running_or_fail()))
         for step in steps:
+            result["changed"] = True
             try:
                 act[step]()
             except (EdgeError, _compose.DockerError) as exc:
                 result["actions"].append("%s failed: %s" % (step, exc.msg))
-                result["changed"] = True
                 continue
             result["actions"].append(step)
-            result["changed"] = True
             left = deadline - self.clock()
             ok, after = self._poll(self.serving, min(left, RELOAD_WAIT_S) if step == "reload" else left)
             result["after"] = after
@@ -514,8 +494,8 @@ class Edge:
         return result
 
     def _start(self):
-        """Start the edge's container (restart it when it crash-loops: now, not after the engine's delay),
-        or bring it up with compose when it has none."""
+        """Start the edge's container (restart a crash-looping one now, not after the engine's delay), or
+        bring it up with compose when it has none."""
         found = self.containers()
         if found:
             if _compose.container_state(found[0])["status"] in _compose.RUNNING_LIKE:

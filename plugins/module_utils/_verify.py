@@ -3,10 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Verify a recovery against the runbook's checklist, then watch for a rebound (P0-5).
 
-:func:`evaluate` runs the checks of "第 3 階段：驗證和監控" / "恢復檢查清單" in one call, concurrently
-(threads), and returns each check as ``{name, passed, value, threshold, detail}``; what each check
-measures and judges is documented in ``docs/verify.md``. :func:`watch` then samples the service once per interval for a window and stops early when
-the error rate rebounds.
+:func:`evaluate` runs the checks of "第 3 階段：驗證和監控" / "恢復檢查清單" concurrently and returns each
+as ``{name, passed, value, threshold, detail}`` (what each judges: ``docs/verify.md``). :func:`watch`
+then samples the service once per interval for a window and stops early at a rebound.
 """
 
 from __future__ import annotations
@@ -15,22 +14,17 @@ import concurrent.futures
 import math
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _http
-from ansible_collections.sre.incident.plugins.module_utils import _logs
-from ansible_collections.sre.incident.plugins.module_utils import _stack
-from ansible_collections.sre.incident.plugins.module_utils import _time
-from ansible_collections.sre.incident.plugins.module_utils import _traffic
+from ansible_collections.sre.incident.plugins.module_utils import _http, _logs, _stack, _time, _traffic
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._redact import redact_text, secret_values
 
 CHECKS = ("health", "recommendations", "latency", "log_errors", "resources", "edge")
-#: Checks that need the Docker engine (the others only need HTTP).
+#: Checks that need the Docker engine (the others only HTTP).
 DOCKER_CHECKS = ("log_errors", "resources")
 
 DEFAULT_THRESHOLDS = dict(latency_ms=500.0, cpu_percent=50.0, memory_percent=60.0, min_recommendations=6)
 
-#: The recovery checklist items of the incident record (``_record.RECOVERY_CHECKLIST``) and the
-#: check each one is ticked from.
+#: The incident record's recovery checklist items (``_record.RECOVERY_CHECKLIST``) and the check ticking each.
 CHECKLIST_MAP = dict(
     health_200="health",
     recommendations_returned="recommendations",
@@ -102,17 +96,12 @@ def _cpu_total(cpu):
 
 def _online_cpus(cpu):
     cpu = cpu or {}
-    online = cpu.get("online_cpus")
-    if not online:
-        online = len(((cpu.get("cpu_usage") or {}).get("percpu_usage")) or []) or None
-    return online
+    return cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or None
 
 
 def cpu_percent_between(before, after):
-    """CPU % between two ``cpu_stats`` dicts, as ``docker stats`` computes it (100 = one core).
-
-    None when the samples do not allow it (missing counters, no system time elapsed).
-    """
+    """CPU % between two ``cpu_stats`` dicts as ``docker stats`` computes it (100 = one core); None when
+    the samples do not allow it (missing counters, no system time elapsed)."""
     total_before, total_after = _cpu_total(before), _cpu_total(after)
     system_before = (before or {}).get("system_cpu_usage")
     system_after = (after or {}).get("system_cpu_usage")
@@ -133,11 +122,8 @@ def cpu_percent(stats):
 
 
 def memory_usage(stats):
-    """dict(used_bytes, limit_bytes, percent) of one stats sample; values None when unknown.
-
-    used = usage minus the page cache (``inactive_file`` on cgroup v2, ``total_inactive_file``
-    on cgroup v1, else ``cache``), as ``docker stats`` shows it.
-    """
+    """dict(used_bytes, limit_bytes, percent) of one stats sample (None when unknown); used = usage minus
+    the page cache (cgroup v2 ``inactive_file``, v1 ``total_inactive_file``, else ``cache``), as ``docker stats``."""
     mem = (stats or {}).get("memory_stats") or {}
     usage, limit = mem.get("usage"), mem.get("limit")
     if usage is None or not limit:
@@ -151,10 +137,8 @@ def memory_usage(stats):
 # --------------------------------------------------------------------------- logs
 
 def count_errors(log_text, since, until=None, secrets=()):
-    """Error lines in ``log_text`` (read with timestamps) at or after ``since`` (and before ``until``).
-
-    Returns dict(count, lines (number of lines in range), excerpt (first few, redacted, cut)).
-    Lines without a parsable timestamp are taken as in range.
+    """Error lines in ``log_text`` (read with timestamps) at or after ``since`` and before ``until``;
+    dict(count, lines (in range), excerpt (first few, redacted, cut)). Lines without a timestamp are in range.
     """
     count = lines = 0
     excerpt = []
@@ -262,9 +246,8 @@ def recommendations_check(probes, minimum):
 
 
 def latency_check(probes, limit_ms):
-    # With several rounds, the first one warms the caches a restart emptied (each user's first
-    # request is computed from the database); latency is judged on the later rounds. Every
-    # round must still answer.
+    # With several rounds the first warms the caches a restart emptied, so latency is judged on the
+    # later rounds; every round must still answer.
     unanswered = [p for p in probes if p.get("latency_ms") is None]
     last_round = max([p.get("round") or 1 for p in probes] or [1])
     if last_round > 1:
@@ -334,11 +317,8 @@ def resources_check(per_container, states, thresholds):
     cpus = [r["cpu_percent"] for r in readings if r["cpu_percent"] is not None]
     mems = [r["memory_percent"] for r in readings if r["memory_percent"] is not None]
     value = dict(cpu_percent=max(cpus) if cpus else None, memory_percent=max(mems) if mems else None)
-    if problems:
-        detail = "; ".join(problems)
-    else:
-        detail = ", ".join("%s CPU %.1f%% memory %.1f%%" % (r["container"], r["cpu_percent"], r["memory_percent"])
-                           for r in readings)
+    detail = "; ".join(problems) if problems else ", ".join(
+        "%s CPU %.1f%% memory %.1f%%" % (r["container"], r["cpu_percent"], r["memory_percent"]) for r in readings)
     return _check("resources", not problems, value, threshold, detail, containers=readings)
 
 
@@ -436,8 +416,8 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
              probe=_http.probe, container_state=None):
     """Run the checks concurrently; dict(passed, checks, failed_checks, checklist, since, thresholds).
 
-    ``client`` is a connected ``_compose.ComposeClient`` (needed for log_errors and resources);
-    ``container_state`` turns a container into a dict with name/status (``_compose.container_state``).
+    ``client``: a connected ``_compose.ComposeClient`` (for log_errors and resources);
+    ``container_state``: container -> dict with name/status (``_compose.container_state``).
     """
     urls = _stack.urls(stack)
     checks = validate_checks(checks)
@@ -497,9 +477,8 @@ def take_sample(stack, since, min_recommendations=6, client=None, probe_timeout=
                 now=time.time):
     """One watch sample: probe /health and every sample user once (concurrently), count new error lines.
 
-    Returns dict(ts, error_rate, errors, probes, latency_ms (max of the recommendation probes),
-    latency_p50_ms, log_errors (error lines from ``since`` up to this sample, None without an engine),
-    failing).
+    dict(ts, error_rate, errors, probes, latency_ms (max of the recommendation probes), latency_p50_ms,
+    log_errors (error lines since ``since``, None without an engine), failing).
     """
     # what users reach: through the edge when the stack has one
     urls = _stack.urls(stack, base=stack.get("edge_url") or None)
@@ -544,21 +523,14 @@ def validate_watch(window_s, interval_s, rebound_error_rate):
 def watch(stack, window_s, interval_s, since, rebound_error_rate=0.0, sampler=None, client=None,
           min_recommendations=6, probe_timeout=2.0, clock=time.monotonic, sleep=time.sleep, poll_s=0.5,
           traffic=None, traffic_latency_ms=None, wall=time.time):
-    """Sample once per interval for ``window_s`` seconds; stop at the first rebound.
+    """Sample once per interval for ``window_s`` seconds; stop at the first rebound: a sample whose
+    ``error_rate`` is above ``rebound_error_rate`` (0: any failing probe).
 
-    A rebound is a sample whose ``error_rate`` is above ``rebound_error_rate`` (default 0: any
-    failing probe). ``sampler(since)`` returns one sample (default :func:`take_sample`);
-    ``since`` for the log count is the fix time for the first sample and the previous sample's
-    time afterwards, so ``log_errors`` counts lines new in each interval.
-
-    ``traffic`` (SPEC MON-2; ``_traffic.watch_reader``): ``traffic(since, until)`` reads the real
-    traffic of the interval ending at each sample (from the fix time for the first); the sample
-    keeps it as ``traffic`` and is also a rebound when the real error rate is above
-    ``rebound_error_rate`` or the real p95 latency reaches ``traffic_latency_ms``
-    (``traffic_rebound`` says which; ``_traffic.rebound``).
-
-    Returns dict(passed, samples, rebound_at (ISO or None), rebound_sample, window_s, interval_s,
-    elapsed).
+    ``sampler(since)`` returns one sample (default :func:`take_sample`); ``since`` is the fix time,
+    then the previous sample's, so ``log_errors`` counts the lines new in each interval.
+    ``traffic(since, until)`` (SPEC MON-2; ``_traffic.watch_reader``) reads the real traffic of each
+    interval into the sample's ``traffic``; it is also a rebound when its error rate is above
+    ``rebound_error_rate`` or its p95 latency reaches ``traffic_latency_ms`` (``traffic_rebound`` says which).
     """
     validate_watch(window_s, interval_s, rebound_error_rate)
     if sampler is None:
@@ -572,8 +544,7 @@ def watch(stack, window_s, interval_s, since, rebound_error_rate=0.0, sampler=No
     traffic_since = since
     for offset in sample_times(float(window_s), float(interval_s)):
         due = start + offset
-        # Paced sampling: wait for the sample's due time in short, bounded steps (this is the
-        # watch itself, one sample per interval, not a wait for a condition).
+        # paced sampling (the watch itself, not a wait for a condition): sleep to the due time in bounded steps
         while True:
             remaining = due - clock()
             if remaining <= 0:
