@@ -299,8 +299,7 @@ def validate(params):
     """Raise InputError naming bad input (before the engine is asked anything)."""
     if not params["project"].strip():
         raise InputError("project must not be empty")
-    empty = [s for s in params["services"] if not s or not s.strip()]
-    if not params["services"] or empty:
+    if not params["services"] or not all(s and s.strip() for s in params["services"]):
         raise InputError("services must name at least one service, without empty names: %r" % (params["services"],))
     if params["timeout"] < 0:
         raise InputError("timeout must be >= 0 seconds, got %r" % (params["timeout"],))

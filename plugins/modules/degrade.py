@@ -101,11 +101,6 @@ EXAMPLES = r"""
     stack: "{{ incident_stack }}"
   register: degraded
 
-- name: Take the recommendations offline only
-  sre.incident.degrade:
-    stack: "{{ incident_stack }}"
-    mode: offline
-
 - name: Prefer static recommendations, then offline
   sre.incident.degrade:
     stack: "{{ incident_stack }}"

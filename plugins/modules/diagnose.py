@@ -45,8 +45,7 @@ options:
         of M(sre.incident.health_check) (status, latency)"
       - "V(status) (runbook item 1) every container of the project (state, health, restart count, exit code,
         OOM-killed flag, started-at, image id and image creation time)"
-      - "V(logs) (runbook item 2) the last O(log_lines) lines of the service and its error lines since
-        O(errors_since)"
+      - "V(logs) (runbook item 2) the service's last O(log_lines) lines and its error lines since O(errors_since)"
       - "V(database) (runbook item 3) C(pg_stat_database) of the service's database, connections in use
         against C(max_connections), long-running and slow queries"
       - "V(redis) (runbook item 4) C(INFO server memory clients stats persistence keyspace) parsed"
@@ -55,8 +54,7 @@ options:
       - "V(errors) (runbook item 7) the error lines of every container since O(errors_since)"
       - "V(changes) images rebuilt, containers recreated or restarted in the last O(changes_window) seconds,
         the compose files' modification times and the project directory's last git commits"
-      - "V(degraded) whether a degraded mode is left on (edge not in mode C(normal), service running with
-        C(DOWNGRADE_MODE=true))"
+      - "V(degraded) whether a degraded mode is left on (edge mode not C(normal), service with C(DOWNGRADE_MODE=true))"
       - "V(fallbacks) whether the degraded modes would work (newest Redis snapshot, static top-N file in the
         service image, standby service defined and its image present)"
     type: list

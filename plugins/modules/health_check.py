@@ -84,11 +84,10 @@ options:
     default: 200
   json_query:
     description:
-      - JMESPath expressions that must all be true on the JSON body of a successful probe,
-        for example V(length(recommendations\) > `5`) or V(status == 'ok').
-      - Truth follows JMESPath, where V(false), V(null), and an empty string, list or object
-        are false and every number, including V(0), is true.
-      - A body that is not JSON fails every assertion.
+      - JMESPath expressions that must all be true on the JSON body of a successful probe, for example
+        V(length(recommendations\) > `5`) or V(status == 'ok'). A body that is not JSON fails every assertion.
+      - Truth follows JMESPath - V(false), V(null) and an empty string, list or object are false; every number,
+        V(0) included, is true.
     type: list
     elements: str
     default: []
@@ -207,12 +206,6 @@ EXAMPLES = r"""
     min_success_ratio: 0.5
     stop_early: true
   register: alarm
-
-- name: Stop here if the edge does not answer
-  sre.incident.health_check:
-    url: http://127.0.0.1:8080/health
-    count: 3
-    fail_on_unhealthy: true
 
 - name: Report the p95 latency
   ansible.builtin.debug:
