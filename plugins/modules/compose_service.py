@@ -46,8 +46,7 @@ options:
       - V(present) only reports the containers' state; nothing is changed or waited for.
       - V(started) starts exited containers and unpauses paused ones; running ones are left alone (no change).
       - V(stopped) stops running, restarting or paused containers (no change when already stopped).
-      - V(restarted) restarts every container, whatever its state (a paused one is unpaused first), so it always
-        reports a change.
+      - V(restarted) restarts every container (a paused one is unpaused first), so it always reports a change.
       - V(killed) sends O(signal) to running containers, others are left alone (no change). A paused one is
         unpaused first unless the signal is V(SIGKILL), which the engine delivers to paused containers.
       - V(paused) pauses running containers; asking to pause a container that is not running fails.

@@ -253,9 +253,7 @@ bundle:
       or, when nothing was written, C(written=false) and the C(reason) (check mode, O(bundle=false)).
   returned: always
   type: dict
-  sample: {written: true, dir: /var/lib/sre-incident/recsys/bundles/20261127T013045Z-pre-restart,
-           archive: /var/lib/sre-incident/recsys/bundles/20261127T013045Z-pre-restart.tar.gz,
-           sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,
+  sample: {written: true, archive: /var/lib/sre-incident/recsys/bundles/20261127T013045Z-pre-restart.tar.gz,
            files: [01-service-status.txt, SHA256SUMS, facts.json, index.json]}
 snapshot:
   description:

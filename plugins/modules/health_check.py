@@ -317,7 +317,6 @@ latency_ms:
       type: int
       returned: always
       sample: 3
-  sample: {"min": 3.1, "p50": 4.2, "p95": 9.7, "max": 9.7, "samples": 3}
 by_url:
   description: Per URL, the number of probes, successful probes, success ratio and latency summary.
   returned: success
