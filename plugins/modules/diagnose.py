@@ -139,10 +139,9 @@ options:
     elements: str
     default: []
 notes:
-  - An error line is what the collection's one log classifier says (the same for verification, the
-    P1 cases and the P2 report; docs/logs.md) - a JSON line by its level key only (C(level),
-    C(severity), C(lvl), C(log.level); pino's 50 and 60), a plain line by ERROR, FATAL, CRITICAL, panic,
-    a lower-case C(error:), nginx's C([error]) or a stack trace. The runbook's looser
+  - An error line is what the collection's one log classifier says (docs/logs.md) - a JSON line by its level key
+    only (C(level), C(severity), C(lvl), C(log.level); pino's 50 and 60), a plain line by ERROR, FATAL, CRITICAL,
+    panic, a lower-case C(error:), nginx's C([error]) or a stack trace. The runbook's looser
     C(grep -i "error\|fatal\|panic") count is returned as C(grep_count).
   - CPU and memory percentages are computed as C(docker stats) does, from one stats sample per running
     container (100 % CPU is one CPU; memory without the page cache, against the container's limit).
