@@ -26,6 +26,7 @@ attributes:
   platform:
     description: Target OS/families that can be operated against.
     support: N/A
+    platforms: posix
 """
 
     # A module that only reads (probes, checks, measures): extends sre.incident.attributes and
@@ -39,13 +40,9 @@ attributes:
     support: none
   idempotent:
     support: full
-  platform:
-    platforms: posix
 """
 
-    # A module on the hot path of a P0 with an action plugin of its name
-    # (plugin_utils/_action.ModuleAction): extends sre.incident.attributes.here too (notify and the
-    # modules of the ladder, the evidence and the checklist).
+    # A module on the hot path of a P0 with an action plugin of its name (plugin_utils/_action.ModuleAction).
     HERE = r"""
 options: {}
 attributes:
@@ -53,9 +50,7 @@ attributes:
     support: full
     description: Runs as an action plugin, with the same options and results as the module.
     details:
-      - An action plugin of the same name runs the module on the managed host. For a host managed
-        with the C(local) connection (the controller's own machine) whose C(ansible_python_interpreter)
-        is the controller's own Python, without C(become), C(async) or C(delegate_to), it runs the
-        same code in the controller's process instead, and saves starting another Python (about
-        0.3 s a task) on the way to the first rung.
+      - The module runs on the managed host; with the C(local) connection, the controller's own Python as
+        C(ansible_python_interpreter) and no C(become), C(async) or C(delegate_to), it runs in the controller's
+        process instead, saving the start of another Python (about 0.3 s a task) on the way to the first rung.
 """

@@ -6,25 +6,21 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Connection options to the Docker engine (argument spec: _compose.DOCKER_COMMON_ARGS, merged by
-    ``IncidentModule(..., docker=True)``; the module belongs to the C(docker) action group)."""
+    """Docker engine connection (argument spec: _compose.DOCKER_COMMON_ARGS, via IncidentModule(docker=True))."""
 
     DOCUMENTATION = r"""
 options:
   docker_host:
     description:
-      - The Docker engine to talk to, as a URL such as V(unix:///var/run/docker.sock) or
-        V(tcp://192.0.2.10:2376).
-      - If not given, the value of the E(DOCKER_HOST) environment variable is used, so an AWX
-        credential type can inject it. TLS settings come from E(DOCKER_TLS_VERIFY) and
-        E(DOCKER_CERT_PATH) as with the docker CLI.
+      - The Docker engine's URL, for example V(unix:///var/run/docker.sock) or V(tcp://192.0.2.10:2376).
+      - If not given, E(DOCKER_HOST) is used, so an AWX credential type can inject it. TLS settings come from
+        E(DOCKER_TLS_VERIFY) and E(DOCKER_CERT_PATH), as with the docker CLI.
     type: str
     default: unix:///var/run/docker.sock
   docker_timeout:
     description:
-      - Seconds to wait for an answer from the engine's API, per request.
-      - Stop and restart requests get the container's stop timeout on top of this.
-      - If not given, the value of the E(DOCKER_TIMEOUT) environment variable is used.
+      - Seconds to wait for each answer of the engine's API; stop and restart requests get the container's stop
+        timeout on top. If not given, E(DOCKER_TIMEOUT) is used.
     type: int
     default: 60
 attributes:
@@ -38,7 +34,6 @@ attributes:
 requirements:
   - docker (the Python SDK for the Docker engine API) >= 7.0, on the managed host, when the module talks to the engine
 notes:
-  - When the engine is needed and cannot be reached, the module fails and its result has
-    C(engine_unreachable=true), so a playbook can tell an engine problem from a container problem
-    (unless the module's description says it reports the engine's silence as a finding).
+  - When the engine is needed and cannot be reached, the module fails with C(engine_unreachable=true), so a playbook
+    can tell an engine problem from a container problem (unless the module reports the engine's silence as a finding).
 """

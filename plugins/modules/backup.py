@@ -9,25 +9,21 @@ module: backup
 short_description: Take a backup set of a compose stack's data that M(sre.incident.backup_restore) can put back
 version_added: 0.2.0
 description:
-  - Before the recovery ladder's rebuild removes volumes (C(recover_allow_data_loss=true)), and whenever a
-    backup is wanted, this module takes one backup set of the stack described by O(stack) into a new directory
-    under O(dest). Nothing is brought into the team's images; everything goes through the Docker engine.
-  - "The database (C(incident_stack.database)): C(pg_dump --format=custom) of the image's own PostgreSQL client
-    through the engine's exec in the database's container, streamed out of the engine into the set. One
-    consistent snapshot of the running database. It covers the volume that holds the server's
+  - Takes a backup set of O(stack) into a new directory under O(dest) (for example before a rebuild that removes
+    volumes, C(recover_allow_data_loss=true)), all through the Docker engine; nothing is added to the team's images.
+  - "The database (C(incident_stack.database)): one consistent C(pg_dump --format=custom) by the image's own client,
+    run through the engine's exec in its container and streamed into the set. It covers the volume of the server's
     C(data_directory)."
-  - "Redis (C(incident_stack.redis)): C(BGSAVE), waited for by polling C(INFO persistence)
-    and C(LASTSAVE), then the RDB file copied out of its data volume through the engine's archive API. It covers
-    the volume that holds Redis' C(dir)."
-  - Every other volume of the compose project is copied as a tar streamed by the engine, with every container
-    that uses it stopped first (a helper container, created and never started, mounts it read-only). A C(tmpfs)
-    volume holds nothing once its containers stop and is listed without a file.
+  - "Redis (C(incident_stack.redis)): C(BGSAVE), polled with C(INFO persistence) and C(LASTSAVE), then the RDB file
+    copied out of its volume through the engine's archive API. It covers the volume of Redis' C(dir)."
+  - Every other volume of the project is streamed out as a tar, every container using it stopped first (a helper
+    container, created and never started, mounts it read-only). A C(tmpfs) volume, empty once its containers stop,
+    is listed without a file.
   - "The set's C(manifest.json) (written last, mode 0600, in a 0700 directory) lists each file with its SHA-256,
     size, source (service, container, volume, database), when and how it was made, and which file covers each
     volume. Every file is hashed as it is written and again from the disk before the module returns."
-  - When the database or Redis has a container that is not running, or anything fails, no set is kept (the
-    partial files are removed), the containers the module stopped are started again, and the module fails
-    naming the cause. A volume is never removed on the strength of such a run.
+  - When the database's or Redis' container is not running, or anything fails, no set is kept (the partial files
+    are removed), the containers stopped are started again, and the module fails naming the cause.
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker
@@ -39,8 +35,6 @@ attributes:
   idempotent:
     support: none
     details: Each run takes a new backup set.
-  platform:
-    platforms: posix
 options:
   stack:
     description:
@@ -59,9 +53,7 @@ options:
     description: The incident the backup is taken for, written into the manifest.
     type: str
   leave_stopped:
-    description:
-      - Keep the containers that were stopped for the volume tars stopped (the ladder's rebuild follows and takes
-        the stack down anyway). With V(false) they are started again.
+    description: Leave the containers stopped for the volume tars stopped (the ladder's rebuild takes them down anyway).
     type: bool
     default: false
   timeout:
@@ -113,8 +105,6 @@ manifest:
         kind: database
         sha256: 8e0f00de1688a4feb2085cec7c207d36adc92a41e281d7ba1f5d0afc4d71b855
         bytes: 23327
-        made_at: "2026-12-06T10:00:00Z"
-        method: pg_dump --format=custom through the engine's exec in recsys_postgres_1, streamed out
         source: {service: postgres, container: recsys_postgres_1, volume: recsys_postgres-data, database: recommendation_db}
     volumes:
       recsys_postgres-data: {by: database, file: database-recommendation_db.dump}

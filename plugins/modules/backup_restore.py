@@ -9,22 +9,17 @@ module: backup_restore
 short_description: Put a backup set taken by M(sre.incident.backup) back into a compose stack
 version_added: 0.2.0
 description:
-  - Reads the set's C(manifest.json) (O(manifest)) and checks every file first, its size and SHA-256. When one
-    is missing or differs, nothing is changed and the module fails naming the file.
-  - It also checks the stack before changing anything. The set must be of this compose project. The database
-    service must have a running container to restore into. Redis must keep its RDB where the backup came from,
-    and must not run with C(appendonly yes), because it would then load its AOF and not the RDB. Each volume
-    must exist. If any check fails, nothing is changed and the module fails saying why.
-  - The database is restored with C(pg_restore --clean --if-exists --single-transaction --exit-on-error). It
-    runs through the engine's exec in the database's container, and the dump is streamed into its input. The
-    objects of the dump are dropped and recreated in one transaction, so the database is restored whole or not
-    at all. It waits at most 60 s for a lock that the service's sessions hold.
-  - Redis is stopped first. The RDB file is put into its data volume through the engine's archive API, with
-    the owner and mode it had, and read back and compared. Then Redis is started, and the module waits by
-    polling until Redis is ready and has loaded the file.
-  - For each other volume, the containers that use it are stopped. The tar is put back into the volume
-    through a helper container that is created and never started. Then the containers are started again.
-    Files added to the volume after the backup stay there.
+  - Before changing anything, checks that every file of the set (O(manifest)) has its size and SHA-256, that the set
+    is of this compose project, that the database service has a running container, that Redis keeps its RDB where
+    the backup came from and does not run with C(appendonly yes) (it would load its AOF, not the RDB), and that each
+    volume exists. Otherwise nothing is changed and the module fails naming the file or the reason.
+  - The database is restored whole or not at all by C(pg_restore --clean --if-exists --single-transaction
+    --exit-on-error), run through the engine's exec in its container with the dump streamed into its input. It
+    waits at most 60 s for a lock the service's sessions hold.
+  - Redis is stopped, the RDB file put into its volume through the engine's archive API with the owner and mode it
+    had, read back and compared, then Redis is started and polled until it is ready and has loaded the file.
+  - Each other volume gets its tar back through a helper container (created, never started) while the containers
+    using it are stopped. Files added to the volume after the backup stay there.
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.docker
@@ -36,8 +31,6 @@ attributes:
   idempotent:
     support: none
     details: Each run restores the set again (the result is the same data, but the restore is an action).
-  platform:
-    platforms: posix
 options:
   stack:
     description:

@@ -26,8 +26,6 @@ attributes:
   idempotent:
     support: partial
     details: O(state=present) and O(state=absent), not V(rebuilt).
-  platform:
-    platforms: posix
 options:
   project:
     description: The compose project name (C(-p)), for example V(recsys).
@@ -69,9 +67,7 @@ options:
     type: bool
     default: false
   build:
-    description:
-      - Let C(up) build missing images. By default C(up --no-build) is used, so a recovery never
-        starts an image build.
+    description: Let C(up) build missing images; by default C(up --no-build), so a recovery never starts a build.
     type: bool
     default: false
   remove_volumes:

@@ -10,15 +10,12 @@ module: compose_service
 short_description: Start, stop, restart, kill, pause or unpause the containers of compose services
 version_added: 0.1.0
 description:
-  - Acts on the existing containers of one or more services of a Docker compose project,
-    found on the engine by their C(com.docker.compose.project) and
-    C(com.docker.compose.service) labels (one-off C(run) containers are ignored), and
-    reports their state.
-  - Talks to the engine with the docker Python SDK; it does not need the compose file or the
-    compose CLI, and never creates or removes containers. A service whose containers were
-    removed needs a compose C(up); the module says so instead of guessing.
-  - Every precondition is checked before anything is touched. An unknown project or service
-    fails the task naming it and listing the project's services.
+  - Acts on the existing containers of compose services, found by their C(com.docker.compose.project) and
+    C(com.docker.compose.service) labels (one-off C(run) containers are ignored), and reports their state.
+  - Uses the docker Python SDK, not the compose file or CLI, and never creates or removes containers. A service
+    whose containers were removed needs a compose C(up); the module says so instead of guessing.
+  - Every precondition is checked before anything is touched; an unknown project or service fails naming it and
+    listing the project's services.
   - C(changed) comes from the observed state of each container, not from the engine's answers.
 extends_documentation_fragment:
   - sre.incident.attributes
@@ -33,17 +30,13 @@ attributes:
   idempotent:
     support: partial
     details: Every O(state) but V(restarted).
-  platform:
-    platforms: posix
 options:
   project:
     description: The compose project name, as in the C(com.docker.compose.project) label (for example V(recsys)).
     type: str
     required: true
   services:
-    description:
-      - The compose services to act on. Every container of each service is concerned.
-      - Services are handled in the order given.
+    description: The compose services to act on (every container of each), in the order given.
     type: list
     elements: str
     required: true
@@ -51,14 +44,11 @@ options:
   state:
     description:
       - V(present) only reports the containers' state; nothing is changed or waited for.
-      - V(started) makes the containers run and not be paused. An exited container is started
-        and a paused one unpaused; a running one is left alone (no change).
+      - V(started) starts exited containers and unpauses paused ones; running ones are left alone (no change).
       - V(stopped) stops running, restarting or paused containers (no change when already stopped).
-      - V(restarted) restarts every container, whatever its state, so it always reports a change.
-        A paused container is unpaused first.
-      - V(killed) sends O(signal) to running containers; containers that are not running are
-        left alone (no change). A paused container is unpaused first unless the signal is
-        V(SIGKILL), which the engine delivers to paused containers.
+      - V(restarted) restarts every container (a paused one is unpaused first), so it always reports a change.
+      - V(killed) sends O(signal) to running containers, others are left alone (no change). A paused one is
+        unpaused first unless the signal is V(SIGKILL), which the engine delivers to paused containers.
       - V(paused) pauses running containers; asking to pause a container that is not running fails.
       - V(unpaused) unpauses paused containers; all others are left alone.
     type: str
@@ -66,41 +56,33 @@ options:
     default: present
   wait:
     description:
-      - Poll until the containers reach the wanted state, within O(timeout).
-      - For V(started) and V(restarted), every container of the services must be running and,
-        when it has a healthcheck, healthy. For V(unpaused), the containers that were unpaused.
-        For V(stopped), the containers that were stopped must not run any more. For V(killed),
-        the killed process must be gone (the container exited, or its restart policy started a
-        new process). For V(paused), the containers that were paused.
-      - A container that exited and has no restart policy cannot become ready, so the module
-        stops waiting for it at once. One that keeps crashing under its restart policy (restarted
-        3 times by the engine, and down again over 10 seconds of waiting) is not waited for either,
-        once every other container waited for is ready or given up. The containers are waited for
-        together, so a service that crashes while the database named beside it boots is waited for.
+      - Poll, within O(timeout), until the containers reach the wanted state. For V(started) and V(restarted), every
+        container of the services runs and, when it has a healthcheck, is healthy; for V(stopped), the containers
+        stopped no longer run; for V(killed), the killed process is gone (the container exited, or its restart
+        policy started a new one); for V(paused) and V(unpaused), the containers paused or unpaused.
+      - The containers are waited for together, so a service that crashes while the database named beside it boots
+        is waited for. One that exited with no restart policy is given up at once; one that keeps crashing under its
+        restart policy (restarted 3 times by the engine, and down again over 10 seconds of waiting) is given up once
+        every other container waited for is ready or given up.
     type: bool
     default: true
   timeout:
-    description:
-      - Seconds the module waits in total, actions included, for the containers to be ready
-        when O(wait=true).
+    description: Seconds the module waits in total, actions included, for the containers to be ready with O(wait=true).
     type: float
     default: 30
   fail_on_timeout:
     description:
-      - Fail the task when a container is not ready within O(timeout), naming it, its state
-        and the timeout.
+      - Fail the task, naming the container, its state and the timeout, when one is not ready within O(timeout).
       - With V(false), the task succeeds and RV(ready=false) and RV(not_ready) tell what is missing.
     type: bool
     default: true
   signal:
-    description:
-      - The signal O(state=killed) sends, by name (V(SIGKILL), V(SIGTERM), V(KILL)) or number (V(9)).
+    description: The signal O(state=killed) sends, by name (V(SIGKILL), V(SIGTERM), V(KILL)) or number (V(9)).
     type: str
     default: SIGKILL
   stop_timeout:
     description:
-      - Seconds the engine gives a container to stop after SIGTERM before it kills it, for
-        V(stopped) and V(restarted).
+      - Seconds the engine gives a container after SIGTERM before it kills it, for V(stopped) and V(restarted).
       - When not set, the container's own stop timeout is used, or V(10).
     type: int
 seealso:
@@ -115,24 +97,11 @@ EXAMPLES = r"""
     state: restarted
     timeout: 60
 
-- name: What state are the dependencies in?
-  sre.incident.compose_service:
-    project: recsys
-    services: [postgres, redis]
-  register: deps
-
 - name: Make sure redis runs (starts it if it exited, unpauses it if paused)
   sre.incident.compose_service:
     project: recsys
     service: redis
     state: started
-
-- name: Drill, kill the service hard
-  sre.incident.compose_service:
-    project: recsys
-    services: [recommendation-service]
-    state: killed
-    signal: SIGKILL
 
 - name: Restart without failing when it is slow to become healthy
   sre.incident.compose_service:
@@ -329,8 +298,7 @@ def validate(params):
     """Raise InputError naming bad input (before the engine is asked anything)."""
     if not params["project"].strip():
         raise InputError("project must not be empty")
-    empty = [s for s in params["services"] if not s or not s.strip()]
-    if not params["services"] or empty:
+    if not params["services"] or not all(s and s.strip() for s in params["services"]):
         raise InputError("services must name at least one service, without empty names: %r" % (params["services"],))
     if params["timeout"] < 0:
         raise InputError("timeout must be >= 0 seconds, got %r" % (params["timeout"],))

@@ -11,20 +11,18 @@ version_added: 0.1.0
 description:
   - The runbook's stage 4 (degrade when recovery failed), with four options tried in turn (O(order)) until
     one verifies (O(verify)).
-  - V(A) or V(standby) starts the standby service (compose profile C(standby), C(up -d --no-deps)), waits
-    until it is healthy and switches the edge upstream to it (C(edge-mode standby), run in the edge container
-    through the Docker engine). Verified through the edge, every sample user gets at least
-    C(incident_stack.min_recommendations) recommendations from the standby instance.
+  - V(A) or V(standby) starts the standby service (compose profile C(standby), C(up -d --no-deps)), waits until it
+    is healthy and switches the edge upstream to it (C(edge-mode standby), run in the edge container). Verified
+    through the edge, every sample user gets at least C(incident_stack.min_recommendations) recommendations.
   - V(B) or V(static) recreates the service with C(DOWNGRADE_MODE=true) (a restart would not apply a changed
     environment). Verified directly and through the edge, every sample user gets the site-wide top N with
     C(source=static).
-  - V(C) or V(cache_snapshot) puts the cached recommendations (C(recs:*)) of the newest Redis snapshot
-    C(dump-<ts>.rdb) in O(snapshot_dir) (taken by C(playbooks/diagnose.yml)) back into the live Redis, without
-    expiry, keeping entries that are fresher. Nothing else in Redis changes and Redis is not restarted. The
-    snapshot is read by the module, because Redis drops expired entries when it loads a file, so an old snapshot
-    would restore nothing. A marker file C(<state_dir>/degraded-cache-snapshot.json) records what was restored.
-    Needs the service to answer (it serves the cache); otherwise nothing is touched. Verified through the edge,
-    every sample user is answered, from the cache for those whose entry came back.
+  - V(C) or V(cache_snapshot) puts the cached recommendations (C(recs:*)) of the newest snapshot C(dump-<ts>.rdb) in
+    O(snapshot_dir) (taken by C(playbooks/diagnose.yml)) back into the live Redis without expiry, keeping fresher
+    entries; nothing else changes and Redis is not restarted. The module reads the snapshot itself, since Redis drops
+    expired entries when it loads a file. A marker file C(<state_dir>/degraded-cache-snapshot.json) records what was
+    restored. It needs the service to answer (it serves the cache), else nothing is touched. Verified through the
+    edge, every sample user is answered, from the cache for those whose entry came back.
   - V(D) or V(offline) switches the edge to C(offline). The edge answers C(/api/recommendations/...) with
     503 and a friendly JSON error while C(/health) through the edge stays truthful.
   - Which modes are on is observed (edge mode, the service container's C(DOWNGRADE_MODE), the standby
@@ -44,8 +42,6 @@ attributes:
   idempotent:
     support: full
     details: Enabling a mode that is on and verifies, or disabling when no mode is on, changes nothing.
-  platform:
-    platforms: posix
 options:
   state:
     description: V(enabled) turns a degraded mode on, V(disabled) returns to normal service.
@@ -104,11 +100,6 @@ EXAMPLES = r"""
   sre.incident.degrade:
     stack: "{{ incident_stack }}"
   register: degraded
-
-- name: Take the recommendations offline only
-  sre.incident.degrade:
-    stack: "{{ incident_stack }}"
-    mode: offline
 
 - name: Prefer static recommendations, then offline
   sre.incident.degrade:

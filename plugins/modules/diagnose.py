@@ -10,13 +10,11 @@ module: diagnose
 short_description: Collect the evidence of an incident as structured facts and a redacted bundle
 version_added: 0.1.0
 description:
-  - Collects, for the stack described by O(stack), everything the runbook's C(diagnose_p0.sh)
-    prints (items 1 to 7) and more, through the Docker engine and C(exec) into the containers,
-    and returns it as structured facts a playbook can branch on.
-  - Each part (O(parts)) is independent and the parts are collected concurrently. A part that cannot be
-    collected (PostgreSQL down) is returned as RV(parts) C(ok=false) with an C(error), and the
-    others are still collected. The module does not fail because the stack it diagnoses is broken;
-    it fails for bad input and when the Docker engine cannot be reached.
+  - Collects for O(stack) everything the runbook's C(diagnose_p0.sh) prints (items 1 to 7) and more, through the
+    Docker engine and C(exec) into the containers, as structured facts a playbook can branch on.
+  - The parts (O(parts)) are collected concurrently and independently; one that cannot be collected (PostgreSQL
+    down) has C(ok=false) and an C(error) in RV(parts). The module fails for bad input and when the Docker engine
+    cannot be reached, not because the stack it diagnoses is broken.
   - Secrets are redacted from everything returned and written, see RV(redacted).
 extends_documentation_fragment:
   - sre.incident.attributes
@@ -30,17 +28,13 @@ attributes:
   idempotent:
     support: partial
     details:
-      - C(changed) is V(true) only when a bundle or a Redis snapshot was written (both are new files
-        every run, evidence of that moment); with O(bundle=false) and O(redis_snapshot=false) the
-        module never changes anything.
-  platform:
-    platforms: posix
+      - C(changed) only when a bundle or a Redis snapshot was written (new files every run, evidence of that
+        moment); with O(bundle=false) and O(redis_snapshot=false) never.
 options:
   stack:
     description:
-      - The one description of the stack on this host, C(incident_stack) of the inventory.
-      - "Used keys: C(name) (compose project), C(service), C(dependencies), C(edge), C(standby),
-        C(database) (C(service), C(name), C(user)), C(redis) (C(service)), C(project_dir),
+      - "The stack description C(incident_stack). Used keys: C(name) (compose project), C(service), C(dependencies),
+        C(edge), C(standby), C(database) (C(service), C(name), C(user)), C(redis) (C(service)), C(project_dir),
         C(compose_files), C(state_dir), C(thresholds)."
     type: dict
     required: true
@@ -51,8 +45,7 @@ options:
         of M(sre.incident.health_check) (status, latency)"
       - "V(status) (runbook item 1) every container of the project (state, health, restart count, exit code,
         OOM-killed flag, started-at, image id and image creation time)"
-      - "V(logs) (runbook item 2) the last O(log_lines) lines of the service and its error lines since
-        O(errors_since)"
+      - "V(logs) (runbook item 2) the service's last O(log_lines) lines and its error lines since O(errors_since)"
       - "V(database) (runbook item 3) C(pg_stat_database) of the service's database, connections in use
         against C(max_connections), long-running and slow queries"
       - "V(redis) (runbook item 4) C(INFO server memory clients stats persistence keyspace) parsed"
@@ -61,8 +54,7 @@ options:
       - "V(errors) (runbook item 7) the error lines of every container since O(errors_since)"
       - "V(changes) images rebuilt, containers recreated or restarted in the last O(changes_window) seconds,
         the compose files' modification times and the project directory's last git commits"
-      - "V(degraded) whether a degraded mode is left on (edge not in mode C(normal), service running with
-        C(DOWNGRADE_MODE=true))"
+      - "V(degraded) whether a degraded mode is left on (edge mode not C(normal), service with C(DOWNGRADE_MODE=true))"
       - "V(fallbacks) whether the degraded modes would work (newest Redis snapshot, static top-N file in the
         service image, standby service defined and its image present)"
     type: list
@@ -116,9 +108,8 @@ options:
     default: true
   bundle_dir:
     description:
-      - Directory on the managed host under which each bundle gets its own directory
-        C(<UTC yyyymmddTHHMMSSZ>-<label>) and archive C(<that>.tar.gz).
-      - Default C(<stack.state_dir>/bundles).
+      - Where on the managed host each bundle gets its directory C(<UTC yyyymmddTHHMMSSZ>-<label>) and archive
+        C(<that>.tar.gz). Default C(<stack.state_dir>/bundles).
     type: path
   label:
     description: A word naming why the bundle was taken, part of its name (V(pre-restart), V(rca), V(scheduled)).
@@ -126,12 +117,10 @@ options:
     default: diag
   redis_snapshot:
     description:
-      - Take a Redis snapshot for degraded option C, concurrently with the collection and before
-        the V(fallbacks) part checks the newest snapshot.
-      - C(BGSAVE) through C(redis-cli) in the redis container, wait (polling C(LASTSAVE)) until it
-        is written, copy the RDB file out of the container to
-        C(<redis_snapshot_dir>/dump-<UTC yyyymmddTHHMMSSZ>.rdb) (mode 0600), then keep only the
-        O(redis_snapshot_keep) newest.
+      - Take a Redis snapshot for degraded option C, during the collection and before the V(fallbacks) part checks
+        the newest - C(BGSAVE) through C(redis-cli) in the redis container, polled with C(LASTSAVE) until written,
+        the RDB file copied out to C(<redis_snapshot_dir>/dump-<UTC yyyymmddTHHMMSSZ>.rdb) (mode 0600), then only
+        the O(redis_snapshot_keep) newest kept.
       - A snapshot that fails is reported in RV(snapshot), it does not fail the module.
     type: bool
     default: false
@@ -150,10 +139,9 @@ options:
     elements: str
     default: []
 notes:
-  - An error line is what the collection's one log classifier says (the same for verification, the
-    P1 cases and the P2 report; docs/logs.md) - a JSON line by its level key only (C(level),
-    C(severity), C(lvl), C(log.level); pino's 50 and 60), a plain line by ERROR, FATAL, CRITICAL, panic,
-    a lower-case C(error:), nginx's C([error]) or a stack trace. The runbook's looser
+  - An error line is what the collection's one log classifier says (docs/logs.md) - a JSON line by its level key
+    only (C(level), C(severity), C(lvl), C(log.level); pino's 50 and 60), a plain line by ERROR, FATAL, CRITICAL,
+    panic, a lower-case C(error:), nginx's C([error]) or a stack trace. The runbook's looser
     C(grep -i "error\|fatal\|panic") count is returned as C(grep_count).
   - CPU and memory percentages are computed as C(docker stats) does, from one stats sample per running
     container (100 % CPU is one CPU; memory without the page cache, against the container's limit).
@@ -264,9 +252,7 @@ bundle:
       or, when nothing was written, C(written=false) and the C(reason) (check mode, O(bundle=false)).
   returned: always
   type: dict
-  sample: {written: true, dir: /var/lib/sre-incident/recsys/bundles/20261127T013045Z-pre-restart,
-           archive: /var/lib/sre-incident/recsys/bundles/20261127T013045Z-pre-restart.tar.gz,
-           sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08,
+  sample: {written: true, archive: /var/lib/sre-incident/recsys/bundles/20261127T013045Z-pre-restart.tar.gz,
            files: [01-service-status.txt, SHA256SUMS, facts.json, index.json]}
 snapshot:
   description:
@@ -331,9 +317,7 @@ def work(module):
     if p["redis_snapshot_keep"] < 1:
         raise diag.DiagnosticsError("redis_snapshot_keep must be >= 1, got %d" % p["redis_snapshot_keep"])
     since = _time.parse_since(p["errors_since"], name="errors_since")
-    thresholds = dict(diag.DEFAULT_THRESHOLDS)
-    thresholds.update(stack.get("thresholds") or {})
-    thresholds.update(p["thresholds"] or {})
+    thresholds = {**diag.DEFAULT_THRESHOLDS, **(stack.get("thresholds") or {}), **(p["thresholds"] or {})}
     bad = sorted(k for k, v in thresholds.items() if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0)
     if bad:
         raise diag.DiagnosticsError("thresholds must be numbers >= 0: %s" % ", ".join("%s=%r" % (k, thresholds[k]) for k in bad))
@@ -356,10 +340,9 @@ def work(module):
     findings = diag.evaluate(summary, {k: v.get("ok") for k, v in facts.items()}, thresholds)
     if snap is not None:
         snapshot = dict(snap, taken=bool(snap.get("ok")))
-    elif p["redis_snapshot"]:
-        snapshot = dict(taken=False, reason="check mode: no snapshot taken", dir=snapshot_dir)
     else:
-        snapshot = dict(taken=False, reason="redis_snapshot=false", dir=snapshot_dir)
+        reason = "check mode: no snapshot taken" if p["redis_snapshot"] else "redis_snapshot=false"
+        snapshot = dict(taken=False, reason=reason, dir=snapshot_dir)
     runbook_items = {num: dict(item=title, part=part, ok=bool((facts.get(part) or {}).get("ok")))
                      for num, title, part in diag.RUNBOOK_ITEMS}
     result = dict(parts=facts, summary=summary, findings=findings, verdict=diag.verdict(findings),

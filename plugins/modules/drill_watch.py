@@ -10,17 +10,15 @@ module: drill_watch
 short_description: Watch a drilled service from the users' side until told to stop
 version_added: 0.4.0
 description:
-  - The drill's own measurement (SPEC DR-2), independent of the playbook that answers the fault.
-    Every O(interval) seconds one round probes the health URL and the recommendations of every
-    sample user at once, and records whether users were served - C(/health) answers 200, every
-    sample user gets at least O(min_recommendations) items, the median answer takes at most
-    O(latency_ms) (an injected delay slows every answer, a busy machine only some) - with the time
-    the round started.
-  - Runs until the file O(stop_file) exists on the managed host (the drill creates it once the
-    severity playbook has ended) and then the last O(settle_rounds) rounds were good or
-    O(settle_timeout) more seconds passed (a blip at the very end is told from users not served),
-    or until O(max_duration) seconds have passed; then returns every round.
-    Start it with C(async) and C(poll=0), collect it with M(ansible.builtin.async_status).
+  - The drill's own measurement (SPEC DR-2), independent of the playbook that answers the fault. Every O(interval)
+    seconds a round probes the health URL and every sample user's recommendations at once, and records with its
+    start time whether users were served - C(/health) answers 200, every sample user gets at least
+    O(min_recommendations) items, the median answer takes at most O(latency_ms) (an injected delay slows every
+    answer, a busy machine only some).
+  - Runs until O(stop_file) exists on the managed host (the drill creates it once the severity playbook has ended)
+    and then the last O(settle_rounds) rounds were good or O(settle_timeout) more seconds passed (a blip at the
+    very end is told from users not served), or until O(max_duration) seconds have passed; then returns every
+    round. Start it with C(async) and C(poll=0), collect it with M(ansible.builtin.async_status).
   - Uses the Python standard library on the managed host.
 extends_documentation_fragment:
   - sre.incident.attributes

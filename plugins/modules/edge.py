@@ -10,20 +10,17 @@ module: edge
 short_description: Make the team's nginx in front of the service answer users again
 version_added: 0.2.0
 description:
-  - The edge is the team's own reverse proxy (nginx) in front of the service, named by
-    C(incident_stack.edge) (its compose service) and reached at C(incident_stack.edge_url). Users
-    get what the edge answers, so a recovery counts only when users are answered through it.
-  - With O(state=serving) the module probes C(/health) and every sample user's recommendations
-    through the edge. When they fail while the service itself answers at C(incident_stack.base_url),
-    the edge is what is broken (when the service itself does not answer either, nothing is changed,
-    since the edge is not what fails). A stopped edge is started; a running one has its configuration
-    checked (C(nginx -t)) and is reloaded (C(nginx -s reload)) through the engine, because nginx
-    resolves a static C(proxy_pass) host name once, when it loads its configuration, and still
-    sends users to the old address after the service's container was recreated; when a reload
-    does not bring the answers back within a few seconds, the edge container is restarted. Each
-    step is followed by polling the edge, bounded by O(timeout).
-  - Nothing is installed in the edge's image; the module runs C(nginx) in the container through
-    the engine's exec API.
+  - The edge is the team's own reverse proxy (nginx) in front of the service, the compose service
+    C(incident_stack.edge) reached at C(incident_stack.edge_url). Users get what it answers, so a recovery counts
+    only when users are answered through it.
+  - With O(state=serving) the module probes C(/health) and every sample user's recommendations through the edge.
+    When they fail while the service itself answers at C(incident_stack.base_url) (else the edge is not what fails
+    and nothing is changed), a stopped edge is started; a running one has its configuration checked (C(nginx -t))
+    and is reloaded (C(nginx -s reload)), because nginx resolves a static C(proxy_pass) host name only when it
+    loads its configuration and still sends users to the old address after the service's container was recreated.
+    When a reload does not bring the answers back within a few seconds, the edge container is restarted. Each step
+    is followed by polling the edge, within O(timeout).
+  - Nothing is installed in the edge's image; C(nginx) runs in the container through the engine's exec API.
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.attributes.here
@@ -37,8 +34,6 @@ attributes:
   idempotent:
     support: full
     details: An edge that answers users is left alone (C(changed=false)).
-  platform:
-    platforms: posix
 options:
   stack:
     description:

@@ -27,8 +27,6 @@ attributes:
   idempotent:
     support: full
     details: A second O(state=injected) or O(state=rolled_back) finds the fault already in that state.
-  platform:
-    platforms: posix
 notes:
   - "V(latency) runs C(nsenter -t PID -n tc ...) on the managed host: it must be root, have C(nsenter) (util-linux),
     C(tc), C(ip) (iproute2) and C(iptables), and see the engine's processes (a managed host that is itself a container needs
@@ -85,8 +83,7 @@ options:
     type: dict
     required: true
   environment:
-    description:
-      - The environment of the managed host, normally C(incident_environment) of the inventory (see the refusal above).
+    description: The managed host's environment, normally the inventory's C(incident_environment) (see the refusal).
     type: str
     default: ""
   delay_ms:

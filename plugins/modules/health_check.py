@@ -10,13 +10,12 @@ module: health_check
 short_description: Probe HTTP endpoints several times and say whether they are healthy
 version_added: 0.1.0
 description:
-  - Sends O(count) rounds of HTTP requests to every URL in O(url) or O(urls), O(interval)
-    seconds apart, and reports each answer's status, latency and error, and whether the endpoints
-    are RV(healthy). Exactly one of O(url), O(urls) and O(stack) is required.
-  - A target that is down is a result, not a module failure. Connection refused, timeouts,
-    HTTP error statuses and bodies that are not JSON all become probes with
-    RV(probes[].ok=false) and an RV(probes[].error). The module fails only for bad input, or
-    when O(fail_on_unhealthy=true) and the endpoints are not healthy.
+  - Sends O(count) rounds of HTTP requests, O(interval) seconds apart, to every URL of O(url), O(urls) or O(stack)
+    (exactly one is required), and reports each answer's status, latency and error, and whether the endpoints
+    are RV(healthy).
+  - A target that is down is a result, not a module failure - connection refused, timeouts, HTTP error statuses
+    and bodies that are not JSON become probes with RV(probes[].ok=false) and an RV(probes[].error). The module
+    fails only for bad input, or with O(fail_on_unhealthy=true) when the endpoints are not healthy.
   - Uses the Python standard library (urllib) on the managed host.
 extends_documentation_fragment:
   - sre.incident.attributes
@@ -26,16 +25,14 @@ extends_documentation_fragment:
 options:
   stack:
     description:
-      - Probe what users reach, from the stack description C(incident_stack), instead of O(url) or
-        O(urls) - C(/health) and every sample user's recommendations (at least
-        C(min_recommendations) items), at the service's own port (C(base_url)) and, when
+      - Probe what users reach, from the stack description C(incident_stack) - C(/health) and every sample user's
+        recommendations (at least C(min_recommendations) items), at the service's own port (C(base_url)) and, when
         C(edge_url) is set, through the edge (see O(where)).
-      - The containers of the service, its dependencies and the edge are read while the probes run
-        (as with O(containers)).
+      - The containers of the service, its dependencies and the edge are read while the probes run (as with
+        O(containers)).
     type: dict
   where:
-    description:
-      - With O(stack), the places to probe - V(service) (its own port) and V(edge) (what users reach).
+    description: With O(stack), the places to probe - V(service) (its own port) and V(edge) (what users reach).
     type: list
     elements: str
     choices: [service, edge]
@@ -49,22 +46,19 @@ options:
     default: false
   down_timeout:
     description:
-      - With O(stack) and O(stop_early), the engine is read first (for at most this many seconds); when it
-        shows no running container of the service (exited, paused, gone), every probe waits this long
-        instead of O(timeout) for its answer, since nothing behind the service can answer and the probes
-        only have to show what users get (RV(probe_timeout)). V(0) keeps O(timeout).
+      - With O(stack) and O(stop_early), the engine is read first (for at most this many seconds); when it shows no
+        running container of the service (exited, paused, gone), every probe waits this long instead of O(timeout),
+        since nothing can answer and the probes only show what users get (RV(probe_timeout)). V(0) keeps O(timeout).
     type: float
     default: 0.5
   url:
-    description:
-      - One URL to probe, with scheme V(http) or V(https) and a host.
+    description: One URL to probe, with scheme V(http) or V(https) and a host.
     type: str
   urls:
     description:
-      - Several URLs to probe; every round probes each of them once, all at the same time.
-      - An entry is a URL, or a dict with C(url) and its own C(json_query) (a list of
-        expressions that replaces O(json_query) for that URL; V([]) checks the status only), so
-        one call can probe a health endpoint and JSON APIs together.
+      - URLs to probe, each once per round, all at the same time.
+      - An entry is a URL, or a dict with C(url) and its own C(json_query) (a list that replaces O(json_query) for
+        that URL; V([]) checks the status only), so one call can probe a health endpoint and JSON APIs together.
     type: list
     elements: raw
   count:
@@ -90,11 +84,10 @@ options:
     default: 200
   json_query:
     description:
-      - JMESPath expressions that must all be true on the JSON body of a successful probe,
-        for example V(length(recommendations\) > `5`) or V(status == 'ok').
-      - Truth follows JMESPath, where V(false), V(null), and an empty string, list or object
-        are false and every number, including V(0), is true.
-      - A body that is not JSON fails every assertion.
+      - JMESPath expressions that must all be true on the JSON body of a successful probe, for example
+        V(length(recommendations\) > `5`) or V(status == 'ok'). A body that is not JSON fails every assertion.
+      - Truth follows JMESPath - V(false), V(null) and an empty string, list or object are false; every number,
+        V(0) included, is true.
     type: list
     elements: str
     default: []
@@ -119,24 +112,20 @@ options:
     default: false
   wait_timeout:
     description:
-      - Keep probing, round after round of O(count) probes, until the endpoints are
-        RV(healthy) or this many seconds have passed. Use it to wait for a service to come
-        back instead of a fixed sleep.
-      - V(0) probes one round of O(count) probes and returns.
+      - Keep making attempts of O(count) rounds until the endpoints are RV(healthy) or this many seconds have passed,
+        to wait for a service to come back instead of a fixed sleep. V(0) makes one attempt.
     type: float
     default: 0
   give_up_when_exited:
     description:
-      - Stop waiting early when every container of this compose service has exited; a service
-        whose process is gone will not answer, so the rest of O(wait_timeout) would be wasted.
-        RV(gave_up) says why.
-      - Under a restart policy a crashing container does not stay exited. The wait also stops
-        when each container of the service was restarted 3 times by the engine (since it was last
-        started by hand) and went down again during 10 seconds of watching while every one of
-        O(give_up_when_exited.dependencies) was ready (running, and healthy when it has a
-        healthcheck; one without a healthcheck only once it has run for 30 seconds, as a running
-        database may still be starting). A service that crashes while its database still boots is
-        not given up on; the watch starts again while a dependency is not ready.
+      - Stop waiting early, saying why in RV(gave_up), when every container of this compose service has exited (it
+        will not answer, so the rest of O(wait_timeout) would be wasted).
+      - Under a restart policy, also when each container of the service was restarted 3 times by the engine (since
+        it was last started by hand) and went down again during 10 seconds of watching while every one of
+        O(give_up_when_exited.dependencies) was ready (running, and healthy when it has a healthcheck; one without
+        a healthcheck only once it has run for 30 seconds, as a running database may still be starting). The watch
+        starts again while a dependency is not ready, so a service that crashes while its database boots is not
+        given up on.
     type: dict
     suboptions:
       project:
@@ -217,12 +206,6 @@ EXAMPLES = r"""
     min_success_ratio: 0.5
     stop_early: true
   register: alarm
-
-- name: Stop here if the edge does not answer
-  sre.incident.health_check:
-    url: http://127.0.0.1:8080/health
-    count: 3
-    fail_on_unhealthy: true
 
 - name: Report the p95 latency
   ansible.builtin.debug:
@@ -334,7 +317,6 @@ latency_ms:
       type: int
       returned: always
       sample: 3
-  sample: {"min": 3.1, "p50": 4.2, "p95": 9.7, "max": 9.7, "samples": 3}
 by_url:
   description: Per URL, the number of probes, successful probes, success ratio and latency summary.
   returned: success
@@ -487,9 +469,7 @@ def _read_containers(pool, module, spec):
 
 
 def _settled_containers(reading, wait_s=0.0):
-    """The containers' states once the engine has answered (None while it has not, or when it could not).
-
-    ``wait_s``: wait that long at most for an answer still on its way."""
+    """The containers' states once the engine answered (waiting ``wait_s`` at most); None before, or if it could not."""
     if reading is not None and not reading.done() and wait_s > 0:
         concurrent.futures.wait([reading], timeout=wait_s)
     if reading is None or not reading.done() or reading.exception() is not None:
@@ -554,10 +534,9 @@ def work(module):
                 raise IncidentError("containers: %s" % exc.msg) from None
     result["probe_timeout"] = timeout
     if p["check_edge"]:
-        # the service answers: one look at what users get through the edge (is a reload needed?)
+        # the service answers: one look (all probes at once) at what users get through the edge: is a reload needed?
         result["edge"] = None
         if result["healthy"] and stack.get("edge_url"):
-            # the same probes as detection's through the edge, all at once: a stale edge costs one timeout
             edge_tgts = _detect.targets(stack, where=["edge"])
             seen = _http.probe_many([dict(url=t["url"], json_query=t["json_query"]) for t in edge_tgts], count=1,
                                     timeout=min(p["timeout"], EDGE_LOOK_TIMEOUT_S))
