@@ -167,8 +167,7 @@ def run(params, check_mode=False, now=None):
     dir_exists = os.path.isdir(state_dir)
     created_dir = False
     if not dir_exists and state == "acquired" and not check_mode:
-        os.makedirs(state_dir, mode=0o700, exist_ok=True)
-        os.chmod(state_dir, 0o700)
+        _files.private_dir(state_dir)
         created_dir = dir_exists = True
 
     new_run = None
