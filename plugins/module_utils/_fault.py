@@ -143,9 +143,9 @@ def validate(params):
             raise ValueError("%s must be >= %d, got %r" % (option, low, settings[key]))
         if high is not None and not low <= settings[key] <= high:
             raise ValueError("%s must be between %d and %d, got %r" % (option, low, high, settings[key]))
-    if settings["fill_path"] and (not settings["fill_path"].startswith("/") or any(ch.isspace() for ch in settings["fill_path"])
-                                  or settings["fill_path"].rstrip("/") == ""):
-        raise ValueError("fill_path must be an absolute path other than / without spaces, got %r" % settings["fill_path"])
+    fill = settings["fill_path"]
+    if fill and (not fill.startswith("/") or any(ch.isspace() for ch in fill) or fill.rstrip("/") == ""):
+        raise ValueError("fill_path must be an absolute path other than / without spaces, got %r" % fill)
     for key in ("db_name", "db_user"):
         if not _IDENT.match(settings[key]):
             raise ValueError("incident_stack.database %s %r is not a plain identifier" % (key, settings[key]))
