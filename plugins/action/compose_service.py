@@ -1,8 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin of sre.incident.compose_service: the module's code in the controller's process when the
-managed host is the controller's machine, the module elsewhere (plugin_utils/_action.ModuleAction)."""
+"""Action plugin of sre.incident.compose_service: the module, in this process when it can be (_action.ModuleAction)."""
 
 from __future__ import annotations
 

@@ -3,10 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin of sre.incident.postmortem: the report is written on the controller, in this process.
 
-The record and the reports live on the controller, and the reports are Jinja2 templates shipped
-with the collection (plugins/plugin_utils/templates), which AnsiballZ does not ship to a module.
-So the controller reads the record, builds the report's view (module_utils/_postmortem.py) and
-renders the templates (plugin_utils/_render.py) itself; nothing runs on a managed host.
+The record and the reports live on the controller, and AnsiballZ does not ship the collection's
+templates to a module; nothing runs on a managed host.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin of sre.incident.record: the record lives on the controller, so the controller
-writes it itself, in this process, instead of shipping the module to a Python it starts.
-
-One record call then costs a few milliseconds instead of a module round trip (hundreds of
-milliseconds), which an incident pays a dozen times before the service is verified. The options,
-their validation and every result are those of the module (plugins/modules/record.py): both call
-the same code in module_utils/_record.py.
+"""Action plugin of sre.incident.record: the record lives on the controller, so the controller writes it
+itself, in this process: a few milliseconds instead of a module round trip (hundreds), paid a dozen times
+before the service is verified. Options and results are the module's (the same code, module_utils/_record.py).
 """
 
 from __future__ import annotations
@@ -20,9 +16,8 @@ from ansible_collections.sre.incident.plugins.plugin_utils._action import Contro
 display = Display()
 
 
-#: Options a task may leave out, and the play's variable each is then taken from: the record's place, the
-#: incident and the host are the play's, so a task says only what it records (every state but opened,
-#: whose id, when given, resumes that incident).
+#: Options a task may leave out, and the play's variable each is then taken from; not the id of
+#: state=opened (an id given there resumes that incident).
 FROM_THE_PLAY = (("incident_dir", "incident_dir"), ("id", "incident_id"), ("host", "inventory_hostname"))
 
 

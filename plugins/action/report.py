@@ -3,10 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin of sre.incident.report: evidence on the managed host, the report on the controller.
 
-With O(collect=true) the module runs on the managed host with the collection options only (the
-tracker and its token stay here) and returns the evidence. The report is then filled, rendered
-from the collection's Jinja2 template (plugin_utils/_render.py), posted and written here, in the
-controller's process, where Jinja2 and the template files always are.
+With O(collect=true) the module collects the evidence on the managed host, given only the collection
+options (the tracker and its token stay here). The report is rendered, posted and written here, where
+Jinja2 and the template files always are.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ version_added: 0.1.0
 description:
   - While an incident is active, appends to its record (C(<incident_dir>/<id>/events.jsonl) on the
     controller, the log kept by M(sre.incident.record)) every task that fails, as it happens. A task
-    that fails cannot record that itself. Everything else comes into the record through
-    M(sre.incident.record) alone, the stages too (each stage role starts with
+    that fails cannot record that itself. The record works without this callback; everything else comes
+    through M(sre.incident.record) alone, the stages too (each stage role starts with
     O(sre.incident.record#module:state=stage)).
   - A failure is recorded with the task name, the host, the stage (the role of the task) and the
     failure message (cut to 500 characters). Never recorded are module arguments and anything of a
@@ -26,7 +26,6 @@ description:
     with their real times, when the incident becomes active."
   - When a play runs on several hosts, each with its own incident (V(p0_recover.yml) against a
     group), a failed task goes into the record of its host.
-  - The incident record works without this callback; it only adds the failures.
   - A record that cannot be written produces a warning, never a failed playbook.
 requirements:
   - Enable it in C(ansible.cfg) with C(callbacks_enabled = sre.incident.timeline), or with
@@ -141,8 +140,6 @@ class CallbackModule(CallbackBase):
         self.log = []
         self._warned = False
 
-    # -- configuration -----------------------------------------------------------------------
-
     def _option(self, name):
         try:
             return self.get_option(name)
@@ -151,8 +148,6 @@ class CallbackModule(CallbackBase):
 
     def _owner(self):
         return self._option("owner") or os.environ.get("USER") or "automation"
-
-    # -- the record ----------------------------------------------------------------------------
 
     @property
     def active(self):
@@ -164,12 +159,8 @@ class CallbackModule(CallbackBase):
         return [] if self.active else [event for _host, event in self.log]
 
     def activate(self, incident_id, record_dir, host=None):
-        """Write into the record of ``incident_id`` in ``record_dir`` the failures of ``host`` (None:
-        of every host) from now on, after those of this run so far.
-
-        Each host of a play has its own incident (p0_recover.yml on several hosts): a failure goes
-        only into its host's record.
-        """
+        """Write into the record of ``incident_id`` in ``record_dir`` the failures of ``host`` (None: of
+        every host; each host of a play may have its own incident), those of this run so far first."""
         try:
             validate_id(str(incident_id))
         except RecordError as exc:
@@ -214,8 +205,6 @@ class CallbackModule(CallbackBase):
         else:
             self._display.vvv("sre.incident.timeline: %s" % msg)
 
-    # -- callback hooks --------------------------------------------------------------------------
-
     def v2_playbook_on_play_start(self, play):
         if self.active:
             return
@@ -246,8 +235,7 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_ok(self, result):
         self._maybe_activate(_result_of(result), _host_of(result))
 
-    def v2_runner_item_on_ok(self, result):
-        self._maybe_activate(_result_of(result), _host_of(result))
+    v2_runner_item_on_ok = v2_runner_on_ok
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         if not ignore_errors:
@@ -261,8 +249,6 @@ class CallbackModule(CallbackBase):
             self._display.vvv("sre.incident.timeline: no incident was opened, %d failure(s) not recorded"
                               % len(self.log))
             self.log = []
-
-    # -- helpers ---------------------------------------------------------------------------------
 
     def _maybe_activate(self, payload, host):
         record = payload.get(RECORD_KEY)

@@ -2,7 +2,6 @@
 """The ``sre.incident.drill_score`` filter: score one drill from the watch and the incident record.
 
 Documentation: ``drill_score.yml`` next to this file (``ansible-doc -t filter sre.incident.drill_score``).
-The logic lives in ``plugins/module_utils/_drill.py`` (``score``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@
 """The ``sre.incident.oncall`` filter: who is on call at a given time (SPEC P0-9).
 
 Documentation: ``oncall.yml`` next to this file (``ansible-doc -t filter sre.incident.oncall``).
-The logic lives in ``plugins/module_utils/_oncall.py``.
 """
 
 from __future__ import annotations

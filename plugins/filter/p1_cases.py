@@ -2,7 +2,6 @@
 """The ``sre.incident.p1_cases`` filter: the runbook's four P1 cases detected from diagnostics facts.
 
 Documentation: ``p1_cases.yml`` next to this file (``ansible-doc -t filter sre.incident.p1_cases``).
-The logic lives in ``plugins/module_utils/_p1cases.py`` (``detect``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The ``sre.incident.severity`` filter: the runbook's decision tree over a dict of facts.
+"""The ``sre.incident.severity`` filter: the runbook's decision tree over a dict of facts (the module's too).
 
 Documentation: ``severity.yml`` next to this file (``ansible-doc -t filter sre.incident.severity``).
-The logic lives in ``plugins/module_utils/_severity.py`` (``classify``), shared with the
-``sre.incident.severity`` module.
 """
 
 from __future__ import annotations

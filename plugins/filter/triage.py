@@ -2,7 +2,6 @@
 """The ``sre.incident.triage`` filter: the triage decision of ``playbooks/triage.yml`` for one host.
 
 Documentation: ``triage.yml`` next to this file (``ansible-doc -t filter sre.incident.triage``).
-The logic lives in ``plugins/module_utils/_severity.py`` (``triage``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Detect and confirm (runbook P0 stage 1, SPEC P0-1 and GEN-1): is the alarm real, and what fails?
 
-Users reach the service through the edge (``incident_stack.edge_url``) when the stack has one, so
-the alarm is confirmed by probing what users reach as well as the service's own port: ``/health``
-and every sample user's recommendations, at both. The engine's view of the containers (the service,
-its dependencies, the edge) says where the failure is. :func:`assess` turns the probes and the
-containers into the verdict the detect role records; nothing here talks to the outside.
+The alarm is confirmed by probing ``/health`` and every sample user's recommendations at the service's
+own port and at the edge (``incident_stack.edge_url``) when there is one, where users reach it. The
+engine's view of the containers (the service, its dependencies, the edge) says where the failure is.
+:func:`assess` makes the verdict the detect role records; nothing here talks to the outside.
 
 Kinds of failure (``kind``):
 
@@ -34,11 +33,8 @@ NOT_READY = ("exited", "dead", "created", "paused", "restarting", "removing")
 
 
 def targets(stack, where=WHERE):
-    """What to probe: ``[{url, json_query, where, what, user}]``, the service's own port first, then the edge.
-
-    ``where`` limits it to the service (``service``) or the edge (``edge``); the edge is left out when
-    ``incident_stack.edge_url`` is not set.
-    """
+    """What to probe: ``[{url, json_query, where, what, user}]``, the service's own port first, then the edge
+    (when ``incident_stack.edge_url`` is set); ``where`` limits it to ``service`` or ``edge``."""
     _stack.validate(stack)
     query = ["length(recommendations) >= `%d`" % int(stack.get("min_recommendations", 6))]
     bases = []
@@ -90,11 +86,9 @@ def _ok(place, min_ratio):
 
 
 def decided(tgts, probes, rounds, count, min_ratio, containers=None, stack=None):
-    """True when more rounds cannot change the verdict (``stop_early``).
-
-    Each place's health and recommendations ratio is decided (reached whatever the rest answer, or out
-    of reach); or, after one round, the engine already confirms a failure of the place that failed
-    (its container exited, paused or gone), so a second round would only repeat it.
+    """True when more rounds cannot change the verdict (``stop_early``): each place's ratios are reached
+    or out of reach whatever the rest answer, or, after one round, the engine confirms the failure of
+    the place that failed (its container exited, paused or gone).
     """
     places = group_results(tgts, probes)
     if all(_place_decided(place, rounds, count, min_ratio) for place in places.values()):
@@ -154,10 +148,9 @@ def _epoch(text):
 def engine_restarts(stack, containers, now=None, recent_s=RECENT_RESTART_S):
     """What the engine's own restart policy did to the service: dict(restarting, restarted) or None.
 
-    ``restarting``: the engine is bringing a container back right now (status ``restarting``, or started
-    again by the policy and its healthcheck still ``starting``): the ladder must not restart it on top.
-    ``restarted``: a container the policy restarted within ``recent_s`` seconds (its restart count and
-    start time), so an alarm the probes no longer confirm was recovered by the restart policy.
+    ``restarting``: the engine is bringing a container back now (status ``restarting``, or restarted and
+    its healthcheck still ``starting``): the ladder must not restart it on top. ``restarted``: containers
+    the policy restarted within ``recent_s`` seconds, which recovered an alarm the probes no longer confirm.
     """
     now = time.time() if now is None else now
     mine = [c for c in containers or [] if c.get("service") == stack["service"]
@@ -180,10 +173,9 @@ def engine_restarts(stack, containers, now=None, recent_s=RECENT_RESTART_S):
 def assess(stack, tgts, probes, containers, containers_error=None, min_ratio=0.5, now=None):
     """The verdict of detection: outage, kind, what is down, where users fail, the impact.
 
-    ``probes`` are the probe results (with ``url`` and ``ok``) of ``tgts``; ``containers`` the plain
-    states of :func:`container_services`' containers (``service``, ``status``, ``health``,
-    ``restart_policy``, ``restart_count``, ``started_at``); ``containers_error`` why they could not
-    be read (``engine_unreachable``, ``error_kind``).
+    ``probes``: the results (``url``, ``ok``) of ``tgts``; ``containers``: the plain states of
+    :func:`container_services`' containers; ``containers_error``: why they could not be read
+    (``engine_unreachable``, ``error_kind``).
     """
     places = group_results(tgts, probes)
     service_ok = _ok(places["service"], min_ratio) if "service" in places else True

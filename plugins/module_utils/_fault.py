@@ -1,23 +1,14 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Drill faults (SPEC DR-1, DR-2, DR-4, GEN-5): inject one real fault into a staging stack, and roll it back.
 
-Every fault uses only what every stack has (GEN-5): the Docker engine, the managed host's own
-``nsenter``, ``tc``, ``ip`` and ``iptables``, and stock tools inside the containers (``sh``, ``dd``, ``df``,
-``psql``, ``redis-cli``). Nothing in the application is needed for a fault: no hook, no key it
-reads, no endpoint.
+Faults use only what every stack has (GEN-5): the Docker engine, the managed host's ``nsenter``, ``tc``,
+``ip`` and ``iptables``, and stock tools in the containers (``sh``, ``dd``, ``df``, ``psql``, ``redis-cli``);
+nothing in the application (no hook, no key it reads, no endpoint).
 
-Each fault has three operations on a :class:`Target` (the compose project on the managed host's
-engine, plus commands on the managed host): ``observe`` (is it injected now? read-only),
-``inject`` and ``rollback``. ``changed`` comes from observing before and after, never from a
-command's exit code. Rolling back a fault that is not injected is a no-op, so a drill can always
-call it.
-
-What each fault injects and how it is rolled back is documented once, in the ``name`` option of
-the module (``plugins/modules/fault.py``).
-
-Refusal (DR-4): :func:`refuse_production` runs before anything is touched; a managed host is
-production when the ``environment`` given is ``production`` or the marker file
-``/etc/sre-incident/production`` exists on it.
+Each fault has ``observe`` (read-only), ``inject`` and ``rollback`` on a :class:`Target`. ``changed`` comes
+from observing before and after, never from an exit code; rolling back a fault not injected is a no-op.
+What each fault does is documented once, in the ``name`` option of ``plugins/modules/fault.py``.
+:func:`refuse_production` (DR-4) runs before anything is touched.
 """
 
 from __future__ import annotations
@@ -35,10 +26,9 @@ from ansible_collections.sre.incident.plugins.module_utils._wait import poll_unt
 
 STATES = ("present", "injected", "rolled_back")
 PRODUCTION_MARKER = "/etc/sre-incident/production"
-# ``entry``: how a responder learns of it. ``page``: the service is down for everyone, the P0 page
-# (p0_recover.yml); ``alert``: anything else, an alert that triage.yml measures and classifies itself.
-# ``users``: what users of the reference stack see (measured, docs/drills.md) - documentation only;
-# the drill never tells the responder a severity.
+# ``entry``: how a responder learns of it: ``page`` (down for everyone, the P0 page of p0_recover.yml) or
+# ``alert`` (triage.yml measures and classifies it). ``users``: what users of the reference stack see
+# (docs/drills.md), documentation only: the drill never tells the responder a severity.
 FAULTS = {
     "app_crash": dict(entry="page", text="the service's container killed (SIGKILL)",
                       users="no answer at all"),
@@ -82,8 +72,7 @@ class Refused(FaultError):
 
 
 class NotApplicable(FaultError):
-    """The stack has nothing this fault can act on (no writable volume, no Redis ...); the failure
-    says ``not_applicable``."""
+    """The stack has nothing this fault can act on (no writable volume, no Redis ...)."""
 
     def __init__(self, message, /, **details):
         super().__init__(message, not_applicable=True, **details)
@@ -147,19 +136,16 @@ def validate(params):
         timeout=float(params.get("timeout") or 60),
         tables=list(params.get("checksum_tables") or []),
     )
-    if not 50 <= settings["delay_ms"] <= 10000:
-        raise ValueError("delay_ms must be between 50 and 10000, got %r" % settings["delay_ms"])
-    if settings["spare"] < 0:
-        raise ValueError("spare_connections must be >= 0, got %r" % settings["spare"])
-    if not 1 <= settings["cpu_workers"] <= 16:
-        raise ValueError("cpu_workers must be between 1 and 16, got %r" % settings["cpu_workers"])
-    if settings["max_fill_mb"] < 1:
-        raise ValueError("max_fill_mb must be >= 1, got %r" % settings["max_fill_mb"])
-    if settings["hold_seconds"] < 10:
-        raise ValueError("hold_seconds must be >= 10, got %r" % settings["hold_seconds"])
-    if settings["fill_path"] and (not settings["fill_path"].startswith("/") or any(ch.isspace() for ch in settings["fill_path"])
-                                  or settings["fill_path"].rstrip("/") == ""):
-        raise ValueError("fill_path must be an absolute path other than / without spaces, got %r" % settings["fill_path"])
+    for key, option, low, high in (("delay_ms", "delay_ms", 50, 10000), ("spare", "spare_connections", 0, None),
+                                   ("cpu_workers", "cpu_workers", 1, 16), ("max_fill_mb", "max_fill_mb", 1, None),
+                                   ("hold_seconds", "hold_seconds", 10, None)):
+        if high is None and settings[key] < low:
+            raise ValueError("%s must be >= %d, got %r" % (option, low, settings[key]))
+        if high is not None and not low <= settings[key] <= high:
+            raise ValueError("%s must be between %d and %d, got %r" % (option, low, high, settings[key]))
+    fill = settings["fill_path"]
+    if fill and (not fill.startswith("/") or any(ch.isspace() for ch in fill) or fill.rstrip("/") == ""):
+        raise ValueError("fill_path must be an absolute path other than / without spaces, got %r" % fill)
     for key in ("db_name", "db_user"):
         if not _IDENT.match(settings[key]):
             raise ValueError("incident_stack.database %s %r is not a plain identifier" % (key, settings[key]))
@@ -170,8 +156,8 @@ def validate(params):
 
 
 class Target:
-    """The compose project on the managed host's engine (through _compose, the one Docker client), and the
-    managed host itself (``run``: the module's ``run_command``; ``which``: its ``get_bin_path``)."""
+    """The compose project on the managed host's engine (through _compose), and the managed host itself
+    (``run``: the module's ``run_command``; ``which``: its ``get_bin_path``)."""
 
     def __init__(self, client, project, run=None, which=None, probe_many=None):
         self.client = client
@@ -828,11 +814,7 @@ def _local_files():
 
 
 def run(params, target, check_mode=False, files=None):
-    """The work of ``sre.incident.fault`` (call :func:`refuse_production` first).
-
-    Returns dict(changed, fault, state, entry, description, users, applicable, injected, before, after,
-    actions, effect, rollback, checksum, diff).
-    """
+    """The work of ``sre.incident.fault``, its result (call :func:`refuse_production` first)."""
     s = validate(params)
     files = files or _local_files()
     before = observe(target, s)

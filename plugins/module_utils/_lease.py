@@ -3,29 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The recovery lease: one responder at a time on a stack (SPEC "Everywhere", DESIGN "Where state lives").
 
-On the managed host, in ``state_dir`` (created 0700 when missing):
-
-* ``lease.json``: ``{owner, incident_id, acquired_at, expires_at, host}``, replaced atomically
-  (temporary file + ``os.replace``); absent when nobody holds the stack;
-* ``lease.lock``: the ``fcntl.flock`` held around every read-check-write of the lease;
-* ``ladder_runs.jsonl``: one line ``{ts, incident_id, outcome, purpose}`` per recovery-ladder run, the
-  history of the circuit breaker (too many runs within a window: stop automating, call a human),
-  and one line ``{ts, reset: true, by, reason, purpose}`` per reset of the breaker by a human.
-
-Rules:
-
-* acquire: free or expired -> taken (an expired holder is returned as ``taken_over``); held by
-  the same incident -> renewed, the expiry moves to now + ttl (``changed`` only if it moved);
-  held by another incident and not expired -> refused, naming the holder;
-* release: only by the holding incident; otherwise nothing changes and a warning names the
-  real holder. With ``record_run`` the release of our own lease appends the ladder run;
-* reset (``state=reset``): a human who fixed the cause closes the breaker again; the reset is a line
-  of the history with who and why, and only runs after the latest reset count;
-* every call reports ``recent_runs`` (runs of the same ``purpose`` within ``breaker_window``
-  seconds, after the latest reset) and ``breaker_open`` (``recent_runs >= breaker_max_runs``).
-
-``purpose`` keeps the counts apart: real incidents (``incident``) never count the runs of the demo,
-the tests, the benchmarks or the drills, which pass their own purpose.
+The files in ``state_dir``, the states and the circuit breaker are documented once, for operators, in
+``plugins/modules/lease.py``. ``ladder_runs.jsonl`` has one line ``{ts, incident_id, outcome, purpose}``
+per recovery-ladder run and one ``{ts, reset: true, by, reason, purpose, runs_forgiven}`` per reset.
 """
 
 from __future__ import annotations
@@ -176,10 +156,7 @@ def validate(params):
 
 
 def run(params, check_mode=False, now=None):
-    """Do what the ``sre.incident.lease`` module was asked. Returns ``(result, warnings)``.
-
-    Raises ``LeaseError`` when the lease is held by another incident (acquire) or on bad input.
-    """
+    """``(result, warnings)`` of ``sre.incident.lease``; LeaseError on bad input or a lease held by another incident."""
     params = validate(params)
     now = parse_ts(now or utc_now(), "now")
     state_dir = params["state_dir"]
@@ -190,8 +167,7 @@ def run(params, check_mode=False, now=None):
     dir_exists = os.path.isdir(state_dir)
     created_dir = False
     if not dir_exists and state == "acquired" and not check_mode:
-        os.makedirs(state_dir, mode=0o700, exist_ok=True)
-        os.chmod(state_dir, 0o700)
+        _files.private_dir(state_dir)
         created_dir = dir_exists = True
 
     new_run = None

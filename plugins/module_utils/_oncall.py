@@ -1,21 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Who is on call at a given moment (runbook "快速參考", SPEC P0-9).
+"""Who is on call at a given moment (runbook "快速參考", SPEC P0-9): pure logic on the rotation in the
+inventory (``incident_oncall``), for the ``sre.incident.oncall`` filter and ``sre.incident.notify``.
 
-The rotation lives in inventory vars (``incident_oncall``); this module is pure logic on top of
-it, used by the ``sre.incident.oncall`` filter and by the ``sre.incident.notify`` module.
-
-The rule: a shift belongs to the day it starts.
-
-* Monday-Friday ``day_start``-``day_end`` (default 09:00-18:00) is ``weekday_day``;
-* a ``weekday_night`` shift starts at ``day_end`` Monday-Friday and runs to ``day_start`` the next
-  morning (so Friday's night ends Saturday 09:00);
-* ``weekend`` covers the rest: Saturday ``day_start`` to Monday ``day_start``.
-
-All times are wall-clock times in the rotation's time zone, so a daylight-saving change moves
-nothing: the shifts still change at 09:00 and 18:00 local time (a weekend that contains a DST
-change is one hour shorter or longer).
+The rule (a shift belongs to the day it starts; wall-clock times in the rotation's time zone, so
+daylight saving moves no hand-over) is documented once, in ``plugins/filter/oncall.yml``.
 """
 
 from __future__ import annotations
@@ -62,7 +52,7 @@ class OncallError(InputError):
 
 
 def parse_hhmm(value, where):
-    """Parse ``"HH:MM"`` (00:00-23:59) into a :class:`datetime.time`."""
+    """``"HH:MM"`` (00:00-23:59) as a :class:`datetime.time`."""
     if not isinstance(value, str):
         raise OncallError("%s must be a string 'HH:MM', got %r" % (where, value))
     match = _HHMM.match(value.strip())
@@ -75,7 +65,7 @@ def parse_hhmm(value, where):
 
 
 def get_zone(name, where="timezone"):
-    """Return the :class:`zoneinfo.ZoneInfo` for an IANA name; raise OncallError when unknown."""
+    """The :class:`zoneinfo.ZoneInfo` of an IANA name."""
     if ZoneInfo is None:  # pragma: no cover
         raise OncallError("the zoneinfo module (Python 3.9+) is required for on-call time zones")
     if not isinstance(name, str) or not name.strip():
@@ -87,11 +77,8 @@ def get_zone(name, where="timezone"):
 
 
 def parse_instant(value, zone, where="at"):
-    """Return an aware datetime for ``value`` (ISO 8601 string or datetime) in ``zone``.
-
-    A naive value is read as wall-clock time in ``zone``; an aware one is converted to it.
-    ``None`` means now.
-    """
+    """``value`` (ISO 8601 string or datetime; None: now) as an aware datetime in ``zone``; a naive
+    value is wall-clock time in ``zone``."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "now")):
         return _time.utc_now().astimezone(zone)
     if not isinstance(value, (str, _dt.datetime)):
@@ -128,11 +115,7 @@ def _check_derived(shift, name, key, expected, expected_text):
 
 
 def validate_rotation(rotation):
-    """Check a rotation and return its normalised form.
-
-    Returns ``{"timezone", "day_start", "day_end", "handles", "contacts"}``; raises
-    :class:`OncallError` naming the first bad value.
-    """
+    """The rotation normalised: ``{timezone, day_start, day_end, handles, contacts}``."""
     if not isinstance(rotation, dict):
         raise OncallError("the on-call rotation must be a mapping (see incident_oncall), got %r" % (rotation,))
     shifts = rotation.get("shifts")
@@ -160,9 +143,7 @@ def validate_rotation(rotation):
     _check_derived(weekend, "weekend", "start", day_start, start_text)
     _check_derived(weekend, "weekend", "end", day_start, start_text)
 
-    contacts = rotation.get("contacts")
-    if contacts is None:
-        contacts = {}
+    contacts = {} if rotation.get("contacts") is None else rotation["contacts"]
     if not isinstance(contacts, dict):
         raise OncallError("contacts must be a mapping such as {tech_lead: '@tech-lead'}, got %r" % (contacts,))
 
@@ -188,12 +169,8 @@ def _shift_starts(local_date, zone, day_start, day_end):
 
 
 def who_is_on_call(rotation, at=None, tz=None):
-    """Return who is on call at ``at`` (default now) in ``tz``.
-
-    ``tz`` defaults to the rotation's ``timezone``, else UTC. Returns
-    ``{shift, handle, at, timezone, shift_start, shift_end, contacts}`` with ISO 8601 strings
-    carrying the UTC offset of ``tz``.
-    """
+    """Who is on call at ``at`` (default now): ``{shift, handle, at, timezone, shift_start, shift_end,
+    contacts}``, times in ISO 8601 in ``tz`` (default the rotation's ``timezone``, else UTC)."""
     spec = validate_rotation(rotation)
     if tz is not None:
         zone = get_zone(tz, "tz")

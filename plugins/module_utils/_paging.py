@@ -86,11 +86,9 @@ def parse_state(text, path="pages.json"):
 
 
 def plan(state, host, severity, findings, window_s=DEFAULT_WINDOW_S, now=None):
-    """Which ``findings`` to page now: ``{page, new, repeated, keys}``.
-
-    ``new``: findings not paged within ``window_s`` (never, or longer ago); ``repeated``: the
-    others, each with its ``last_paged`` and ``incident_id``. ``page`` is true when ``severity``
-    is P0 or P1 and some finding is new.
+    """Which ``findings`` to page now: ``{page, new, repeated, keys}``. ``new``: not paged within
+    ``window_s``; ``repeated``: the others, with ``last_paged`` and ``incident_id``; ``page``: some are
+    new and ``severity`` is P0 or P1.
     """
     findings = validate_findings(findings)
     window_s = validate_window(window_s)

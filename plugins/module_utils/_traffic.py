@@ -6,9 +6,8 @@
 The two sources (the edge's ``incident_json`` access log, read through the engine, and the
 Prometheus HTTP API), the figures, which source wins for each figure and the ``incident_stack``
 keys are documented once, in ``docs/monitoring.md`` ("MON-2: real traffic as the impact signal").
-
-Everything here is pure except :func:`read_access_log` (the engine, through ``_compose``),
-:func:`query_prometheus` (HTTP) and :func:`measure`, which calls them with injectable readers.
+Everything here is pure but :func:`read_access_log` (the engine), :func:`query_prometheus` (HTTP) and
+:func:`measure`, which calls them through injectable readers.
 """
 
 from __future__ import annotations
@@ -63,10 +62,8 @@ class TrafficError(InputError):
 # --------------------------------------------------------------------------- configuration
 
 def access_log_config(stack):
-    """``incident_stack.access_log`` as ``{service, format, exclude_users}``, or None when not set.
-
-    ``access_log: true`` means the edge (``incident_stack.edge``) in the ``incident_json`` format.
-    """
+    """``incident_stack.access_log`` as ``{service, format, exclude_users}``, or None when not set
+    (``true``: the edge's log in the ``incident_json`` format)."""
     value = stack.get("access_log")
     if value in (None, False, "", {}):
         return None
@@ -240,11 +237,8 @@ def figures(entries, since, until):
 
 
 def read_access_log(client, stack, config, since, until):
-    """Entries of the access log between ``since`` and ``until`` (UNIX times), read through the engine.
-
-    Returns ``{entries, containers, lines_skipped, excluded}``; raises ``_compose.DockerError``
-    when the engine cannot be read and TrafficError when the edge has no container.
-    """
+    """``{entries, containers, lines_skipped, excluded}`` of the access log between ``since`` and ``until``
+    (UNIX times); ``_compose.DockerError`` when the engine cannot be read, TrafficError without a container."""
     containers = client.find_containers(stack["name"], config["service"], all=True)
     if not containers:
         raise TrafficError("no container of service %r in project %r holds the access log"
@@ -360,12 +354,10 @@ def classify_facts(window, sources, seconds):
         requests = int(round(window["rps"] * seconds))
     if requests:
         facts["samples"] = int(requests)
-    if window.get("error_rate") is not None:
-        facts["error_rate"] = window["error_rate"]
-    if window.get("users_failing_pct") is not None:
-        facts["users_affected_pct"] = window["users_failing_pct"]
-    if window.get("latency_p50_ms") is not None:
-        facts["latency_ms"] = window["latency_p50_ms"]
+    for fact, figure in (("error_rate", "error_rate"), ("users_affected_pct", "users_failing_pct"),
+                         ("latency_ms", "latency_p50_ms")):
+        if window.get(figure) is not None:
+            facts[fact] = window[figure]
     return facts
 
 
@@ -378,10 +370,8 @@ def measure(stack, client=None, until=None, window_s=DEFAULT_WINDOW_S, baseline_
             log_reader=read_access_log, query=query_prometheus, now=time.time):
     """Real traffic over the window ``[until - window_s, until)`` and the baseline before it.
 
-    ``client``: a ``_compose.ComposeClient`` (None: the access log is not read). Never raises
-    because a source is unwell: its error is reported and its figures are ``None``.
-    Returns ``{window, baseline, sources, baseline_sources, source, facts, baseline_ms,
-    access_log, prometheus}``.
+    ``client``: a ``_compose.ComposeClient`` (None: the access log is not read). A source that is
+    unwell is reported, its figures ``None``; it never raises.
     """
     log_cfg, prom_cfg = validate(stack)
     window_s = check_window("window", window_s)
@@ -433,11 +423,9 @@ def measure(stack, client=None, until=None, window_s=DEFAULT_WINDOW_S, baseline_
 # --------------------------------------------------------------------------- the verify watch
 
 def rebound(window, sources, rebound_error_rate=0.0, latency_ms=None):
-    """Why the real traffic of a watch interval rebounded, or None.
-
-    A rebound: the real error rate above ``rebound_error_rate`` (0: any 5xx), or the real p95
-    latency at or above ``latency_ms`` (the runbook's "under 500 ms"). A figure no source gave is
-    not judged.
+    """Why the real traffic of a watch interval rebounded, or None: the real error rate above
+    ``rebound_error_rate`` (0: any 5xx), or the real p95 latency at or above ``latency_ms`` (the
+    runbook's "under 500 ms"). A figure no source gave is not judged.
     """
     reasons = []
     rate = window.get("error_rate")
@@ -456,11 +444,9 @@ def _num(value):
 
 
 def watch_sample(reader, since, until, rebound_error_rate=0.0, latency_ms=None):
-    """What one watch sample adds from real traffic: ``{traffic, traffic_rebound}``.
-
-    ``traffic``: the figures of ``[since, until)`` and their sources (``None`` figures when there
-    was no real request); ``traffic_rebound``: :func:`rebound`'s reason, or None. A reader that
-    fails is reported in ``traffic.error`` and judges nothing (the probes still do).
+    """``{traffic, traffic_rebound}``: the figures of ``[since, until)`` with their sources, and
+    :func:`rebound`'s reason or None. A reader that fails is reported in ``traffic.error`` and judges
+    nothing (the probes still do).
     """
     try:
         got = reader(since, until)

@@ -1,10 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the collection's action plugins share: the task's options checked against the module's
-argument spec, in the controller's process, before anything is done (:class:`ControllerAction`),
-and a module's code run in the controller's process when the managed host is this machine
-(:class:`ModuleAction`)."""
+"""What the collection's action plugins share: a task done in the controller's process after its options
+are checked against the module's argument spec (:class:`ControllerAction`), and a module's code run in
+this process when the managed host is this machine (:class:`ModuleAction`)."""
 
 from __future__ import annotations
 
@@ -54,17 +53,13 @@ class ControllerAction(ActionBase):
 
 
 class ModuleAction(ActionBase):
-    """A module whose code runs in the controller's process when the managed host is the
-    controller's machine, and as a module everywhere else.
+    """A module whose code runs in this process (the task's worker) for a host managed with the ``local``
+    connection, without ``become``, ``async`` or ``delegate_to``, whose ``ansible_python_interpreter``
+    is this Python (so the code finds the libraries it would as a module), with the task's
+    ``environment`` set; as a module everywhere else. Options, checks and results are the module's.
 
-    Starting another Python for a module costs about 0.3 s a task on an idle 2-core machine (1 to
-    2.5 s on a loaded one), paid a dozen times before a P0's first rung and its verification. So
-    for a host managed with the ``local`` connection, without ``become``, ``async`` or
-    ``delegate_to``, whose ``ansible_python_interpreter`` is the controller's own Python (the
-    module's code then finds the libraries it would find as a module), :meth:`run` runs
-    the module's ``main(here=...)`` in this process (the task's own worker process), with the
-    task's ``environment`` set while it runs. The options, their checks and every result are the
-    module's."""
+    Why: another Python costs about 0.3 s a task on an idle 2-core machine (1 to 2.5 s loaded), paid
+    a dozen times before a P0's first rung and its verification."""
 
     TRANSFERS_FILES = False
     _supports_check_mode = True

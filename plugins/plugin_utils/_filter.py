@@ -1,9 +1,6 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one way a filter of the collection reports bad input.
-
-A filter is a thin face on a decision in ``module_utils``; the decision raises an ``IncidentError``
-(or a ``ValueError`` / ``TypeError``) whose message names the bad value, and :func:`decision` turns it
-into the ``AnsibleFilterError`` a playbook shows, prefixed with the filter's name.
+"""The one way a filter of the collection reports bad input: a filter is a thin face on a decision in
+``module_utils``, whose errors name the bad value.
 """
 from __future__ import annotations
 

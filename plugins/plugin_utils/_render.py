@@ -3,15 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one renderer of the collection's reports: Jinja2 templates shipped in ``templates/`` here.
 
-The postmortem (``postmortem.md.j2``, ``postmortem.html.j2`` with ``postmortem.css``) and the P2
-report (``p2_report.md.j2``) are rendered in the controller's process by the action plugins of
-``sre.incident.postmortem`` and ``sre.incident.report``: Jinja2 is always there (ansible-core
-needs it) and the templates are files of the installed collection, which AnsiballZ would not ship
-to a managed host. The view each template gets is plain data made in module_utils
-(``_postmortem.report_view``, ``_report.report_view``); the templates only lay it out.
-
-HTML templates (``*.html.j2``) are autoescaped; Markdown templates escape record text with the
-``md`` filter where a table or a marker could be broken. Undefined names fail the render.
+The action plugins of ``sre.incident.postmortem`` and ``sre.incident.report`` render them in the
+controller's process (AnsiballZ would not ship them to a managed host). Each view is plain data made in
+module_utils (``_postmortem.report_view``, ``_report.report_view``); the templates only lay it out.
+HTML templates (``*.html.j2``) are autoescaped; Markdown ones escape record text with the ``md``
+filter where a table or a marker could be broken. Undefined names fail the render.
 """
 
 from __future__ import annotations
@@ -28,7 +24,7 @@ TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates"
 
 @functools.lru_cache(maxsize=None)
 def environment():
-    """The Jinja2 environment of the report templates (made once per process)."""
+    """Made once per process."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=lambda name: (name or "").endswith(".html.j2"),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                       finalize=lambda value: "" if value is None else value)
