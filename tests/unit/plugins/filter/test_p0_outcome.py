@@ -14,8 +14,8 @@ FAILED = {"passed": False, "summary": "latency_p95: 900 ms over 500 ms"}
 
 
 def test_a_fix_that_verified_resolves_the_p0():
-    assert p0_outcome(FIXED, verify=PASSED) == {"resolved": True, "outcome": "resolved", "degraded_mode": None,
-                                                 "reason": "fixed by restart_service"}
+    want = {"resolved": True, "outcome": "resolved", "degraded_mode": None, "reason": "fixed by restart_service"}
+    assert p0_outcome(FIXED, verify=PASSED) == want
 
 
 @pytest.mark.parametrize("verify, why", [(FAILED, "latency_p95: 900 ms over 500 ms"), ({}, "it did not run")])
