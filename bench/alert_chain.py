@@ -87,7 +87,7 @@ class AlertChain:
         group = inv / "group_vars/recsys"
         (group / "stack.yml").write_text(yaml.safe_dump({"incident_stack": self.target.stack}, sort_keys=False))
         (group / "bench.yml").write_text(yaml.safe_dump(
-            {"incident_purpose": "bench", "recover_breaker_max_runs": 1000, "verify_watch_window_s": 0}))
+            {"incident_purpose": "bench", "recover_breaker_max_runs": 1000, "verify_watch_window": 0}))
         return inv
 
     def _monitoring(self, action, targets=None):

@@ -253,7 +253,7 @@ class Bench:
     def ours(self, fault, origin, wall0, _watch, channels=None):
         t = self.t
         incident_dir = tempfile.mkdtemp(prefix="incidents-", dir=self.work)
-        extra = {"incident_dir": incident_dir, "verify_watch_window_s": 0, "incident_channels": channels or [],
+        extra = {"incident_dir": incident_dir, "verify_watch_window": 0, "incident_channels": channels or [],
                  "incident_purpose": "bench", "recover_breaker_max_runs": 1000}
         env = ansible_env()
         times_file = None

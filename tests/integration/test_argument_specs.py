@@ -51,6 +51,8 @@ def test_bad_diagnose_part_fails_before_collecting_anything(stack):
     ("degrade", {"degrade_order": ["Z"]}, "degrade_order"),
     ("notify", {"notify_notice": "bogus", "notify_channels": []}, "notify_notice"),
     ("notify", {"notify_stage": "bogus", "notify_channels": []}, "notify_notice"),    # its earlier name
+    ("mitigate", {"mitigate_traffic_window_s": "bogus"}, "mitigate_traffic_window"),    # its earlier name
+    ("drill", {"drill_sla_detect_s": "bogus", "drill_run_id": "x", "incident_dir": "/tmp"}, "drill_sla_respond"),
 ])
 def test_bad_enum_fails_on_the_argument_spec(stack, tmp_path, role, extra, option):
     playbook = tmp_path / "play.yml"

@@ -332,7 +332,7 @@ def _first_rung_after(stack, tmp_path, channels):
     incident_dir = tmp_path / f"incidents-{len(channels)}-{time.monotonic_ns()}"
     started = time.time()
     # a little ahead of other work on a shared machine (both configurations alike): less noise
-    extra_vars = {"incident_dir": str(incident_dir), "incident_channels": channels, "verify_watch_window_s": 0}
+    extra_vars = {"incident_dir": str(incident_dir), "incident_channels": channels, "verify_watch_window": 0}
     result = run_playbook("p0_recover.yml", extra_vars=extra_vars, prefix=("nice", "-n", "-5"))
     assert result.returncode == 0, result.output[-4000:]
     restarted = _engine_time(stack.state()["StartedAt"])

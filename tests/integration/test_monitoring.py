@@ -468,8 +468,8 @@ def test_the_production_watch_is_cut_short_by_a_rebound_at_minute_two(mon_stack,
         started = time.time()   # after this, only the watch's samples ask for user-1
         watch = subprocess.Popen([str(VENV_BIN / "ansible-playbook"), str(ROOT / "tests/integration/files/verify_watch.yml"),
                                   "-i", str(inventory), "-e", json.dumps({"verify_watch_minutes": 15,
-                                                                          "verify_watch_window_s": 900,
-                                                                          "verify_watch_interval_s": 60,
+                                                                          "verify_watch_window": 900,
+                                                                          "verify_watch_interval": 60,
                                                                           # this test is about the error rate: a
                                                                           # loaded test machine is slow, not broken
                                                                           "verify_thresholds": {"latency_ms": 10000},

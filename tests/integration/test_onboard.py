@@ -235,7 +235,7 @@ def test_p0_recover_with_the_onboarded_file_unedited(shop, tmp_path):
 
     incidents = tmp_path / "incidents"
     proc = run_playbook("p0_recover.yml", "-e", "@%s" % dest, inventory=str(inventory),
-                        extra_vars=dict(incident_dir=str(incidents), verify_watch_window_s=4, verify_watch_interval_s=2))
+                        extra_vars=dict(incident_dir=str(incidents), verify_watch_window=4, verify_watch_interval=2))
     assert proc.returncode == 0, proc.output[-4000:]
 
     # users are answered through nginx, read here, not from the playbook's word

@@ -89,7 +89,7 @@ def test_postmortem_of_a_real_p0(any_stack, tmp_path):
     stack.container().kill()
     assert stack.state()["Status"] == "exited" and not stack.service_answers()
     recovered = stack.run_playbook("p0_recover.yml", extra_vars={
-        "incident_dir": str(incident_dir), "verify_watch_window_s": 20, "verify_watch_interval_s": 5,
+        "incident_dir": str(incident_dir), "verify_watch_window": 20, "verify_watch_interval": 5,
         # this test is not about the circuit breaker; other tests on the stack count towards it
         "recover_breaker_max_runs": 1000})
     records = [d.name for d in incident_dir.iterdir() if (d / "events.jsonl").is_file()] if incident_dir.is_dir() else []

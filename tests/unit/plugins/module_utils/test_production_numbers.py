@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
+import jinja2
 import pytest
 import yaml
 
@@ -25,7 +26,15 @@ T0 = "2026-11-27T01:00:00.000Z"
 
 
 def role_defaults(role):
-    return yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
+    """The role's defaults as a play sees them when nothing overrides them: a default that is a template
+    (one that still reads an earlier name of the variable) is rendered with the others."""
+    raw = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    numbers = {}
+    for name, value in raw.items():
+        if isinstance(value, str) and "{{" in value and name.endswith(("_minutes", "_window", "_interval")):
+            numbers[name] = yaml.safe_load(env.from_string(value).render(raw))
+    return dict(raw, **numbers)
 
 
 class FakeClock:
@@ -57,8 +66,8 @@ def test_the_roles_defaults_are_the_runbooks_numbers():
                        "rebuild": 90}
     assert windows == _ladder.DEFAULT_WINDOWS
     verify = role_defaults("verify")
-    assert (verify["verify_watch_minutes"], verify["verify_watch_interval_s"]) == (15, 60)
-    assert verify["verify_watch_window_s"] == "{{ (verify_watch_minutes | float * 60) | int }}"
+    assert (verify["verify_watch_minutes"], verify["verify_watch_interval"]) == (15, 60)
+    assert verify["verify_watch_window"] == 15 * 60
 
 
 # -- the ladder: 30 / 60+30 / 90 s -------------------------------------------------------------------
@@ -121,7 +130,7 @@ def production_watch(sampler, traffic=None):
     verify = role_defaults("verify")
     window_s = verify["verify_watch_minutes"] * 60
     clock = FakeClock()
-    result = _verify.watch({}, window_s, verify["verify_watch_interval_s"], since=0, sampler=sampler, clock=clock,
+    result = _verify.watch({}, window_s, verify["verify_watch_interval"], since=0, sampler=sampler, clock=clock,
                            sleep=clock.sleep, traffic=traffic, traffic_latency_ms=500, wall=clock)
     return result, clock
 
@@ -148,7 +157,7 @@ def test_a_rebound_at_minute_two_fails_the_watch_at_the_next_sample_not_at_minut
             sample.update(error_rate=round(1 / 6.0, 4), errors=1, failing=["health: connection refused"])
         return sample
 
-    result = _verify.watch({}, verify["verify_watch_minutes"] * 60, verify["verify_watch_interval_s"], since=0,
+    result = _verify.watch({}, verify["verify_watch_minutes"] * 60, verify["verify_watch_interval"], since=0,
                            sampler=sampler, clock=clock, sleep=clock.sleep)
     assert result["passed"] is False
     assert [s["offset_s"] for s in result["samples"]] == [0.0, 60.0, 120.0, 180.0]
@@ -175,7 +184,7 @@ def test_a_real_traffic_rebound_the_probes_do_not_see_fails_the_watch_at_the_nex
     verify = role_defaults("verify")
     clock = FakeClock()
     state["clock"] = clock
-    result = _verify.watch({}, verify["verify_watch_minutes"] * 60, verify["verify_watch_interval_s"], since=1000.0,
+    result = _verify.watch({}, verify["verify_watch_minutes"] * 60, verify["verify_watch_interval"], since=1000.0,
                            sampler=sampler, clock=clock, sleep=clock.sleep, traffic=reader, traffic_latency_ms=500,
                            wall=clock)
     assert result["passed"] is False and result["elapsed"] == 180.0
