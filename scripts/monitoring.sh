@@ -42,10 +42,14 @@ ready_url() {
   esac
 }
 
-wait_ready() {  # poll the daemon's readiness endpoint, bounded
-  local name=$1 deadline=$((SECONDS + wait_s))
+alive() {  # the process runs (not gone, not a zombie); its command line may still be ours before its exec
+  [ -r "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+wait_ready() {  # poll the daemon's readiness endpoint, bounded; $2: the pid just started
+  local name=$1 pid=$2 deadline=$((SECONDS + wait_s))
   until curl -fsS -o /dev/null "$(ready_url "$name")" 2>/dev/null; do
-    if ! pid_of "$name" >/dev/null; then
+    if ! alive "$pid"; then
       echo "$name exited; its log ($dir/logs/$name.log):" >&2; tail -20 "$dir/logs/$name.log" >&2; return 1
     fi
     [ $SECONDS -lt $deadline ] || { echo "$name not ready after ${wait_s}s" >&2; return 1; }
@@ -60,7 +64,7 @@ start() {
   fi
   setsid "$@" >"$dir/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$dir/run/$name.pid"
-  wait_ready "$name"
+  wait_ready "$name" $!
   log "$name ready: $(ready_url "$name" | sed 's#/-/.*##')"
 }
 
