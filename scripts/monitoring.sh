@@ -77,6 +77,7 @@ up() {
     --alertmanager "127.0.0.1:$am_port" --blackbox "127.0.0.1:$bb_port" ${SRE_MON_EDA_URL:+--eda-url "$SRE_MON_EDA_URL"} >/dev/null
   promtool check config "$dir/config/prometheus.yml" >/dev/null
   amtool check-config "$dir/config/alertmanager.yml" >/dev/null
+  trap 'down >&2' EXIT   # a daemon that does not come up: stop the ones started, leave nothing running
   start blackbox prometheus-blackbox-exporter --config.file="$dir/config/blackbox.yml" \
     --web.listen-address="127.0.0.1:$bb_port"
   # --cluster.listen-address= turns the gossip cluster off (its default port 9094 is shared)
@@ -84,6 +85,7 @@ up() {
     --storage.path="$dir/alertmanager" --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address=
   start prometheus prometheus --config.file="$dir/config/prometheus.yml" --storage.tsdb.path="$dir/prometheus" \
     --web.listen-address="127.0.0.1:$prom_port" --web.enable-lifecycle
+  trap - EXIT
 }
 
 down() {

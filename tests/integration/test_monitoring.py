@@ -335,10 +335,10 @@ def test_a_killed_service_fires_the_real_alert_the_rulebook_recovers_it_once_and
     for name in ("lease.json", "ladder_runs.jsonl"):     # this test is its own incident
         Path(f"/var/lib/sre-incident/{NAME}/{name}").unlink(missing_ok=True)
 
-    up = monitoring("up", tmp_path, targets_file(tmp_path / "targets.yml"))
-    assert up.returncode == 0, up.stdout + up.stderr
     rulebook = None
     try:
+        up = monitoring("up", tmp_path, targets_file(tmp_path / "targets.yml"))
+        assert up.returncode == 0, up.stdout + up.stderr
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                    PATH=f"{VENV_BIN}:{os.environ.get('PATH', '')}", SRE_EDA_PORT=str(EDA),
                    SRE_EDA_PLAYBOOK="sre.incident.p0_recover", SRE_INCIDENT_DIR=str(incident_dir))
