@@ -377,8 +377,11 @@ def test_cpu_pressure_starts_named_loops_and_kills_them():
     assert back["changed"] and target.burners == 0 and "killed 2" in back["actions"][0]
 
 
-def test_burner_and_finder_really_work_in_sh():
+def test_burner_and_finder_really_work_in_sh(monkeypatch):
     """The two shell scripts, run for real here: the burner is found by its marker and killed; the finder never lists itself."""
+    # a marker of this run's own: the finder in "kill" mode would otherwise also end the burners of a drill (or of
+    # another test run) on this machine, whose containers' processes are seen in /proc here
+    monkeypatch.setattr(_fault, "BURNER_NAME", "sre-incident-unit-test-cpu-%d" % os.getpid())
     s = _fault.validate(dict(name="cpu_pressure", stack=STACK, hold_seconds=20))
     burner = subprocess.Popen(_fault.burner_argv(s))   # pylint: disable=consider-using-with
     try:
