@@ -8,7 +8,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup stack-up stack-down stack-up-shop stack-down-shop demo test unit integration lint sanity units-ansible-test changelog-lint bench bench-quick bench-shop molecule compat staging-up staging-down drill clean
+.PHONY: help setup stack-up stack-down stack-up-shop stack-down-shop demo test unit integration lint sanity units-ansible-test changelog-lint bench bench-quick bench-shop molecule compat test-static test-containers staging-up staging-down drill clean
 
 help:
 	@echo "make demo        set up, break the local reference stack, recover it with p0_recover.yml"
@@ -88,20 +88,26 @@ molecule: setup
 compat: stack-up
 	@bash scripts/test-oldest-newest.sh newest
 
-# Everything, with one pytest summary line at the end (read by CI). Two pytest workers: the tests
-# of the reference stack run in order on one; the tests of the second example stack (shop) and the
-# drills (tests/integration/test_drills.py, their own staging hosts and stacks) on the other; the
-# unit tests fill in (the scheduler in tests/integration/conftest.py). PYTEST_WORKERS=0 runs
-# everything in one process.
+# Everything, with one pytest summary line at the end (read by CI). First the static checks (CPU)
+# beside molecule, the benchmarks' quick run and compat (mostly waiting on containers): two chains at
+# once, each step saying how long it took ("==> sanity: 109 s"), each chain's output printed when it ends.
+# Then two pytest workers: the tests of the reference stack run in order on one; the tests of the second
+# example stack (shop) and the drills (tests/integration/test_drills.py, their own staging hosts and
+# stacks) on the other; the unit tests fill in (the scheduler in tests/integration/conftest.py).
+# PYTEST_WORKERS=0 runs everything in one process.
+timed = @for step in $(1); do start=$$SECONDS; $(MAKE) --no-print-directory $$step || exit $$?; \
+	  echo "==> $$step: $$((SECONDS - start)) s"; done
+
 test: stack-up stack-up-shop
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory changelog-lint
-	$(MAKE) --no-print-directory sanity
-	$(MAKE) --no-print-directory units-ansible-test
-	$(MAKE) --no-print-directory bench-quick
-	$(MAKE) --no-print-directory molecule
-	$(MAKE) --no-print-directory compat
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-static test-containers
 	$(BIN)/pytest tests/unit tests/integration -q -p no:randomly -n $(PYTEST_WORKERS) --durations=15 $(PYTEST_ARGS)
+
+test-static:
+	$(call timed,lint changelog-lint sanity units-ansible-test)
+
+# the reference stack's benchmarks and compat, and molecule's own stack copies
+test-containers:
+	$(call timed,molecule bench-quick compat)
 
 # Drills (docs/drills.md): two SSH-managed staging hosts, each with its own copy of the stack (stg1, stg2);
 # they need the base image and the stack's images, not the local stack itself.

@@ -38,6 +38,8 @@ _value:
                 unresolved P0 until O(degrade) says a degraded mode serves users.", type: str}
     degraded_mode: {description: The degraded mode that serves users (null unless V(degraded))., type: str}
     reason: {description: "The ladder's reason, and why a fix did not count when it did not verify.", type: str}
+    summary: {description: "The reason and, unless resolved, which degraded mode serves users or that none does: the
+                escalation's and the record's text.", type: str}
 """
 
 from ansible_collections.sre.incident.plugins.module_utils._ladder import p0_outcome as decide

@@ -179,7 +179,8 @@ def p0_outcome(ladder, verify=None, degrade=None):
 
     A fix counts only when it verified (users answered through the edge). Returns ``resolved`` (bool),
     ``outcome`` (``resolved``, ``degraded`` or ``escalated``: the record's word; ``escalated`` for any
-    unresolved P0 until ``degrade`` says a degraded mode serves users), ``degraded_mode`` and ``reason``.
+    unresolved P0 until ``degrade`` says a degraded mode serves users), ``degraded_mode``, ``reason`` and
+    ``summary`` (the reason and, unless resolved, whether a degraded mode serves users: the channels' and the record's text).
     """
     if not isinstance(ladder, dict) or "fixed" not in ladder:
         raise ValueError("p0_outcome needs the ladder's result (recover_result), got %r" % (ladder,))
@@ -190,5 +191,9 @@ def p0_outcome(ladder, verify=None, degrade=None):
         reason += ", but the recovery did not verify: %s" % (verify.get("summary") or "it did not run")
     degraded = bool(degrade.get("degraded"))
     outcome = "resolved" if fixed and verified else "degraded" if degraded else "escalated"
-    return {"resolved": outcome == "resolved", "outcome": outcome, "reason": reason,
-            "degraded_mode": degrade.get("active_mode") if degraded else None}
+    mode = degrade.get("active_mode") if degraded else None
+    summary = reason
+    if outcome != "resolved":
+        summary += "; degraded mode %s serves users" % mode if mode else "; no degraded mode serves users"
+    return {"resolved": outcome == "resolved", "outcome": outcome, "reason": reason, "degraded_mode": mode,
+            "summary": summary}

@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 from ansible_collections.sre.incident.plugins.module_utils import _files
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     LABEL_CONFIG_FILES, LABEL_NUMBER, LABEL_PROJECT, LABEL_SERVICE, LABEL_WORKING_DIR, UNCHECKED_READY_SECONDS,
-    compose_environment, healthcheck_declared, interpolate)
+    compose_environment, config_files, healthcheck_declared, interpolate)
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 
 try:
@@ -155,7 +155,7 @@ def depends_on_label(value):
     return list(dict.fromkeys(name for name in names if name))
 
 
-def compose_services(documents):
+def merged_services(documents):
     """Parsed compose files (in order) -> {service: dict(depends_on, image, build, profiles)}."""
     merged = {}
     for doc in documents:
@@ -910,7 +910,7 @@ def _read_compose(files):
             errors.append("%s: %s" % (path, exc))
     if not docs:
         return None, "; ".join(errors) or "no compose file recorded"
-    return compose_services(docs), "; ".join(errors) or None
+    return merged_services(docs), "; ".join(errors) or None
 
 
 def gather(client, project, probe=None):
@@ -944,8 +944,7 @@ def gather(client, project, probe=None):
                 view_c["nginx_error"] = (res["stderr"] or res["stdout"]).strip()[:300]
     labels = containers[0]["labels"]
     workdir = next((c["labels"].get(LABEL_WORKING_DIR) for c in containers if c["labels"].get(LABEL_WORKING_DIR)), None)
-    files = list(dict.fromkeys(os.path.join(workdir or "", path.strip()) for c in containers
-                               for path in (c["labels"].get(LABEL_CONFIG_FILES) or "").split(",") if path.strip()))
+    files = config_files(found)
     compose, compose_error = _read_compose(files)
     view = dict(project=project, compose_version=labels.get(LABEL_VERSION), working_dir=workdir, config_files=files,
                 compose=compose, compose_error=compose_error, containers=containers, checks={})

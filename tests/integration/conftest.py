@@ -347,20 +347,23 @@ OWN_STACKS = ("tests/integration/test_drills.py", "tests/integration/test_monito
 # other lane it would start a container that a test there has just killed).
 SHOP_MODULES = ("tests/integration/test_onboard.py",)
 REFERENCE_MARK = "reference_stack"
+# Modules that need no stack at all: spread over both lanes like the unit tests.
+FREE_MODULES = ("tests/integration/test_docs.py", "tests/integration/test_execution_environment.py")
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """With pytest-xdist (``make test`` runs ``-n 2``): the tests that share the reference stack stay
     together on one worker, in order; the tests of the second example stack and the drills (their own
-    staging hosts) run beside them on another; the unit tests are spread. (``--dist loadgroup`` would do this
-    with markers, but pytest-xdist 3.8 cannot rename node ids under pytest 9.)"""
+    staging hosts) run beside them on another; the unit tests and the tests without a stack are spread.
+    (``--dist loadgroup`` would do this with markers, but pytest-xdist 3.8 cannot rename node ids under
+    pytest 9.)"""
     from xdist.scheduler import LoadScopeScheduling  # pylint: disable=import-outside-toplevel
 
     class StackScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid):
             path = nodeid.split("::", 1)[0]
-            if not path.startswith("tests/integration/"):
+            if not path.startswith("tests/integration/") or path in FREE_MODULES:
                 return nodeid
             # one lane for the reference stack, the other for the second example stack and the drills
             # (their own staging hosts): two scopes, so each lane keeps its order and its stack
@@ -371,3 +374,21 @@ def pytest_xdist_make_scheduler(config, log):
             return "reference_stack"
 
     return StackScheduling(config, log)
+
+
+_WORKER_SECONDS = {}
+
+
+def pytest_runtest_logreport(report):
+    """With pytest-xdist, the controller adds up each worker's test time (setup, call and teardown)."""
+    node = getattr(report, "node", None)
+    if node is not None:
+        worker = node.gateway.id
+        _WORKER_SECONDS[worker] = _WORKER_SECONDS.get(worker, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line that tells whether the two lanes are balanced (CI's time is the longer one)."""
+    if _WORKER_SECONDS:
+        busy = ", ".join("%s %.0f s" % item for item in sorted(_WORKER_SECONDS.items()))
+        terminalreporter.write_line("time in tests per worker: " + busy)
