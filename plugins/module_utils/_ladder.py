@@ -180,7 +180,8 @@ def p0_outcome(ladder, verify=None, degrade=None):
     A fix counts only when it verified (users answered through the edge). Returns ``resolved`` (bool),
     ``outcome`` (``resolved``, ``degraded`` or ``escalated``: the record's word; ``escalated`` for any
     unresolved P0 until ``degrade`` says a degraded mode serves users), ``degraded_mode``, ``reason`` and
-    ``summary`` (the reason and, unless resolved, whether a degraded mode serves users: the channels' and the record's text).
+    ``summary`` (the reason and, unless resolved, whether a degraded mode serves users: the escalation's
+    and the record's text).
     """
     if not isinstance(ladder, dict) or "fixed" not in ladder:
         raise ValueError("p0_outcome needs the ladder's result (recover_result), got %r" % (ladder,))
