@@ -172,6 +172,15 @@ def test_the_docker_action_group_is_the_modules_with_the_docker_options():
         assert "sre.incident.docker" in (ROOT / "plugins" / "modules" / (name + ".py")).read_text(), name
 
 
+def test_an_old_module_name_keeps_its_action_plugin():
+    # a redirected module whose target has an action plugin would otherwise run under the plain `normal` action
+    routing = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())["plugin_routing"]
+    actions = {p.stem for p in (ROOT / "plugins" / "action").glob("*.py")}
+    wanted = {old: entry["redirect"] for old, entry in routing["modules"].items()
+              if entry["redirect"].rsplit(".", 1)[-1] in actions}
+    assert wanted and {old: entry["redirect"] for old, entry in routing["action"].items()} == wanted
+
+
 def test_the_record_action_does_not_load_the_docker_sdk():
     # the incident action runs in the controller for every record call: it must stay cheap
     source = (ROOT / "plugins" / "module_utils" / "_module.py").read_text()
