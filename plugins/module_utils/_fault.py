@@ -20,7 +20,7 @@ import re
 import statistics
 from urllib.parse import urlsplit
 
-from ansible_collections.sre.incident.plugins.module_utils import _compose, _http, _stack
+from ansible_collections.sre.incident.plugins.module_utils import _compose, _files, _http, _stack
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
@@ -794,13 +794,11 @@ def how_to_roll_back(s):
 def _local_files():
     def write(path, text):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as fh:
-            fh.write(text)
+        _files.write_atomic(path, text)
 
     def read(path):
         try:
-            with open(path) as fh:
-                return fh.read()
+            return _files.read_text(path)
         except OSError:
             return None
 

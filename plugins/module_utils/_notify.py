@@ -221,7 +221,7 @@ def sla_summary(incident, now):
 def render_fields(notice, incident, oncall=None, text=None, now=None):
     """The message as data: ``{"title", "headline", "fields": [(label, value), ...], "note"}`` (``notice``
     one of :data:`NOTICES`, checked by :func:`validate_inputs`)."""
-    now = now or _dt.datetime.now(_dt.timezone.utc)
+    now = now or utc_now()
     incident = incident or {}
     oncall = oncall or {}
     contacts = oncall.get("contacts") or {}
@@ -305,7 +305,7 @@ def signed_dingtalk_url(url, secret, timestamp_ms):
 def incident_payload(incident):
     """The incident as plain, JSON-safe data for the generic webhook."""
     keys = ("id", "severity", "service", "commander", "war_room", "response_deadline", "resolve_deadline", "started_at")
-    return {key: value.isoformat() if isinstance(value, _dt.datetime) else value
+    return {key: format_ts(value) if isinstance(value, _dt.datetime) else value
             for key, value in zip(keys, map(incident.get, keys))}
 
 
@@ -341,7 +341,7 @@ def build_payload(channel, notice, incident, oncall, rendered, now):
         },
         "title": rendered["title"],
         "text": render_plain(rendered),
-        "sent_at": now.isoformat(),
+        "sent_at": format_ts(now),
     }
 
 
@@ -509,7 +509,7 @@ def prepare(channels, notice, incident=None, oncall=None, text=None, connect_tim
     Returns ``{"channels", "incident", "oncall", "rendered", "now"}``."""
     checked = validate_channels(channels)
     incident, oncall = validate_inputs(notice, incident, oncall, attempts, connect_timeout, read_timeout, budget)
-    now = now or _dt.datetime.now(_dt.timezone.utc)
+    now = now or utc_now()
     return {"channels": checked, "incident": incident, "oncall": oncall, "notice": notice,
             "rendered": render_fields(notice, incident, oncall, text, now), "now": now}
 

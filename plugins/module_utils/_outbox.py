@@ -37,6 +37,7 @@ import time
 
 from ansible_collections.sre.incident.plugins.module_utils import _notify
 from ansible_collections.sre.incident.plugins.module_utils import _files, _module, _time
+from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 MESSAGE_RE = re.compile(r"^(\d{4,})-([a-z]+)\.json$")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,159}$")
@@ -155,8 +156,10 @@ def settled(message, now=None):
 def earlier_failures(outbox, message, channel_name, sleep=time.sleep, wall=time.time):
     """Wait until every earlier message of the incident has an outcome on ``channel_name`` (each at
     most until its own deadline), then return ``[(notice, error), ...]`` for those that failed there."""
-    while True:
-        pending, failed = False, []
+    found = {}
+
+    def all_known():
+        pending, found["failed"] = False, []
         for earlier in outbox.messages():
             if earlier["seq"] >= message["seq"]:
                 continue
@@ -165,14 +168,17 @@ def earlier_failures(outbox, message, channel_name, sleep=time.sleep, wall=time.
             result = (earlier.get("results") or {}).get(channel_name)
             if result is not None:
                 if result.get("ok") is not True:
-                    failed.append((earlier["notice"], result.get("error") or "not delivered"))
+                    found["failed"].append((earlier["notice"], result.get("error") or "not delivered"))
             elif settled(earlier, wall()):
-                failed.append((earlier["notice"], earlier.get("error") or "no outcome"))
+                found["failed"].append((earlier["notice"], earlier.get("error") or "no outcome"))
             else:
                 pending = True
-        if not pending:
-            return failed
-        sleep(POLL_S)
+        return not pending
+
+    # an earlier message is settled GRACE_S after its deadline at the latest
+    last = max([float(m.get("deadline") or 0) for m in outbox.messages() if m["seq"] < message["seq"]] or [0.0])
+    poll_until(all_known, last + GRACE_S + POLL_S - wall(), POLL_S, sleep=sleep)
+    return found["failed"]
 
 
 def missing_warning(failed):
@@ -362,13 +368,14 @@ def response(outcomes):
 def collect(outbox, budget, check_mode=False, clock=time.monotonic, sleep=time.sleep, wall=time.time):
     """Wait (at most ``budget`` seconds) until every message not collected yet has a final outcome,
     then return them and mark them collected (not in check mode)."""
-    started = clock()
-    deadline = started + budget
-    while True:
-        waiting = [m for m in outbox.messages() if not outbox.collected(m)]
-        if check_mode or all(settled(m, wall()) for m in waiting) or clock() >= deadline:
-            break
-        sleep(min(POLL_S, max(0.0, deadline - clock())))
+    found = {}
+
+    def all_settled():
+        found["waiting"] = [m for m in outbox.messages() if not outbox.collected(m)]
+        return check_mode or all(settled(m, wall()) for m in found["waiting"])
+
+    _ok, _value, waited = poll_until(all_settled, budget, POLL_S, clock=clock, sleep=sleep)
+    waiting = found["waiting"]
     outcomes = [outcome(m, wall()) for m in waiting]
     if not check_mode:
         for message in waiting:
@@ -379,7 +386,7 @@ def collect(outbox, budget, check_mode=False, clock=time.monotonic, sleep=time.s
         "messages": outcomes,
         "undelivered": undelivered,
         "response": response(outcomes),
-        "waited_s": round(clock() - started, 3),
+        "waited_s": round(waited, 3),
         "changed": bool(waiting) and not check_mode,
     }
 

@@ -40,6 +40,10 @@ _QUERY_TOKEN_RE = re.compile(r"(?i)([?&](?:access_token|token|sign|signature|key
 _ASSIGN_RE = re.compile(
     r"(?i)\b([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api[_-]?key|private[_-]?key|credential)s?)"
     r"(\s*[=:]\s*)(?![\"'{\[])([^\s,;&\"'}]+)")
+# the same, quoted: password: "...", token='...', {'secret': '...'}
+_QUOTED_ASSIGN_RE = re.compile(
+    r"(?i)\b([A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api[_-]?key|private[_-]?key|credential)s?)"
+    r"([\"']?\s*[=:]\s*)([\"'])(?:(?!\3)[^\\]|\\.)*\3")
 _JSON_MEMBER_RE = re.compile(
     r"(?i)(\"[A-Za-z0-9_.\-]*(?:password|passwd|pwd|secret|token|api[_-]?key|private[_-]?key|credential)s?\"\s*:\s*)\"(?:[^\"\\]|\\.)*\"")
 _SQL_PASSWORD_RE = re.compile(r"(?i)\b(password\s+)'(?:[^']|'')*'")
@@ -100,6 +104,7 @@ def redact_text(text, values=()):
     text = _JSON_MEMBER_RE.sub(r'\g<1>"' + MASK + '"', text)
     text = _SQL_PASSWORD_RE.sub(r"\g<1>'" + MASK + "'", text)
     text = _ASSIGN_RE.sub(lambda m: m.group(0) if m.group(3) == MASK else "%s%s%s" % (m.group(1), m.group(2), MASK), text)
+    text = _QUOTED_ASSIGN_RE.sub(r"\g<1>\g<2>\g<3>" + MASK + r"\g<3>", text)
     return text
 
 

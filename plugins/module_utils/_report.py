@@ -20,14 +20,13 @@ import re
 
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _files, _http, _logs, _stack
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
-from ansible_collections.sre.incident.plugins.module_utils._redact import MASK, redact_text
+from ansible_collections.sre.incident.plugins.module_utils._redact import redact_text
 from ansible_collections.sre.incident.plugins.module_utils._time import format_seconds, utc_now
 
 TRACKER_KINDS = ("github", "gitlab")
 DEFAULT_LEVELS = ("WARNING", "ERROR")
 TRACKER_MARKER = "<!-- sre.incident tracker issue: %s -->"
 _MARKER_RE = re.compile(r"<!-- sre\.incident tracker issue: (\S+) -->")
-_SECRET_RE = re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key)[\"']?\s*[=:]\s*[\"']?)([^\s\"',}]+)")
 
 PLACEHOLDER = "_(not known yet: fill in)_"
 
@@ -94,15 +93,6 @@ def tracker_link(content):
 # Log excerpts
 # ---------------------------------------------------------------------------------------------
 
-def redact(text, secrets=()):
-    """Mask each given secret and secret-looking values (``password=...``, bearer tokens, ...)."""
-    secrets = [str(s) for s in secrets or () if s]
-    text = redact_text(text, secrets)
-    for secret in secrets:  # also those too short for redact_text
-        text = text.replace(secret, MASK)
-    return _SECRET_RE.sub(lambda m: m.group(1) + (m.group(2) if m.group(2).startswith("*") else MASK), text)
-
-
 def select_log_lines(lines, levels=DEFAULT_LEVELS, limit=20, match=None, secrets=()):
     """The last ``limit`` lines whose level is in ``levels`` (and that contain ``match``), redacted, as
     dict(lines, counts ({level: n} before the limit), total)."""
@@ -113,7 +103,7 @@ def select_log_lines(lines, levels=DEFAULT_LEVELS, limit=20, match=None, secrets
         if level not in wanted or (match and match not in line):
             continue
         counts[level] = counts.get(level, 0) + 1
-        picked.append(redact(line.rstrip("\n"), secrets))
+        picked.append(redact_text(line.rstrip("\n"), secrets))
     limit = int(limit)
     return dict(lines=picked[-limit:] if limit > 0 else [], counts=counts, total=len(picked))
 
@@ -283,7 +273,7 @@ def post_issue(tracker, title, body, labels=(), timeout=10.0, send=None):
         raise ReportError("the tracker did not answer: POST %s: %s" % (request["url"], answer["detail"]),
                           tracker_url=request["url"])
     if status >= 300:
-        detail = redact(raw[:2000].decode("utf-8", "replace"), [tracker.get("token")])
+        detail = redact_text(raw[:2000].decode("utf-8", "replace"), [tracker.get("token")])
         raise ReportError("the tracker refused the issue: POST %s answered %s: %s" % (request["url"], status, detail[:300]),
                           tracker_status=status, tracker_url=request["url"])
     try:
@@ -373,7 +363,7 @@ def run(params, render, check_mode=False, now=None, post=post_issue):
     report["environment"] = {k: v for k, v in (params.get("environment") or {}).items() if v not in (None, "")}
     report["host"] = params.get("host")
     report["reported_at"] = format_seconds(now)
-    report["logs"] = [redact(str(line), [tracker and tracker.get("token")]) for line in params.get("logs") or []]
+    report["logs"] = [redact_text(str(line), [tracker and tracker.get("token")]) for line in params.get("logs") or []]
     report = fill(report, evidence)
     result = dict(changed=False, path=None, file_name=name, evidence=evidence, issue=None, posted=False, markdown=None,
                   diff=dict(before="", after=""))

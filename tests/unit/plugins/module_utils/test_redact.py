@@ -46,6 +46,7 @@ def test_redact_env_keeps_shape():
     ("ALTER ROLE recsys PASSWORD 'it''s-secret'", "ALTER ROLE recsys PASSWORD '%s'" % M),
     ("db_password=abc123 host=x", "db_password=%s host=x" % M),
     ("api_key: AKIA1234", "api_key: " + M),
+    ("password: 'pw in quotes' and token=\"t-1\"", "password: '%s' and token=\"%s\"" % (M, M)),
     ("nothing secret here: evicted_keys:0", "nothing secret here: evicted_keys:0"),
 ])
 def test_redact_text_patterns(text, expected):

@@ -51,8 +51,10 @@ def test_select_log_lines():
     assert _report.select_log_lines(lines, levels=["ERROR"], match="database")["total"] == 1
 
 
-def test_redact():
-    assert _report.redact("token=abc123 and s3cr3t", ["s3cr3t"]) == "token=******** and ********"
+def test_log_lines_are_redacted_by_the_one_redactor():
+    lines = ['ERROR login failed: token=abc123 and s3cr3t', "ERROR config {'password': 'pw-in-quotes'}"]
+    assert _report.select_log_lines(lines, secrets=["s3cr3t"])["lines"] == [
+        "ERROR login failed: token=******** and ********", "ERROR config {'password': '********'}"]
 
 
 def test_fill_from_evidence():
