@@ -7,14 +7,15 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: timeline
 type: notification
-short_description: Writes every task that fails into the incident record
+short_description: Writes the failed tasks that nothing else records into the incident record
 version_added: 0.1.0
 description:
   - While an incident is active, appends to its record (C(<incident_dir>/<id>/events.jsonl) on the
-    controller, the log kept by M(sre.incident.record)) every task that fails, as it happens. A task
-    that fails cannot record that itself. The record works without this callback; everything else comes
-    through M(sre.incident.record) alone, the stages too (each stage role starts with
-    O(sre.incident.record#module:state=stage)).
+    controller, the log kept by M(sre.incident.record)) every task that fails where nothing else
+    records it, as it happens. A task that fails cannot record that itself. A failure that a block's
+    C(rescue) catches is the play's to record (the playbooks of this collection write it with
+    M(sre.incident.record) there), and a closed record takes no more failures. The record works without
+    this callback; everything else comes through M(sre.incident.record) alone, the stages too.
   - A failure is recorded with the task name, the host, the stage (the role of the task) and the
     failure message (cut to 500 characters). Never recorded are module arguments and anything of a
     task with C(no_log) (only the task name, the host and that it failed). Failures that a task
@@ -103,6 +104,16 @@ def _role_of(task):
         return role.get_name(include_role_fqcn=False)
     except TypeError:
         return role.get_name()
+
+
+def _rescued(task):
+    """Whether a block's ``rescue`` catches the failure of ``task`` (the play then records it itself)."""
+    child, parent = task, getattr(task, "_parent", None)
+    while parent is not None:
+        if getattr(parent, "rescue", None) and getattr(child, "_uuid", None) in [t._uuid for t in parent.block or []]:
+            return True
+        child, parent = parent, getattr(parent, "_parent", None)
+    return False
 
 
 def _dry_run():
@@ -194,7 +205,10 @@ class CallbackModule(CallbackBase):
         if not events:
             return
         try:
-            transact(events_path, lambda existing, corrupt: events)
+            # a closed record is the incident's last word: a failure after it (the play failing on a P0
+            # that ended degraded) is the outcome already written, not news
+            transact(events_path, lambda existing, corrupt: [] if any(e.get("type") == "closed" for e in existing)
+                     else events)
         except (OSError, RecordError, ValueError) as exc:
             self._warn("could not append to %s: %s" % (events_path, exc))
 
@@ -257,6 +271,8 @@ class CallbackModule(CallbackBase):
 
     def _failure(self, result, unreachable):
         task = _task_of(result)
+        if not unreachable and _rescued(task):
+            return
         payload = _result_of(result)
         host = _host_of(result)
         name = task.get_name() if task is not None else "?"

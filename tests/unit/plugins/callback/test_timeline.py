@@ -91,7 +91,7 @@ class Display:
 def record(tmp_path):
     res = rec.run({"state": "opened", "incident_dir": str(tmp_path), "service": "recommendation-service",
                    "severity": "P0"})
-    return res
+    return dict(res, incident_dir=str(tmp_path))
 
 
 @pytest.fixture
@@ -144,6 +144,31 @@ def test_a_failure_outside_any_role_has_no_stage(cb, record):
     _run_task(cb, FakeTask("Fail the play"), failed=True, payload={"msg": "P0 not resolved"})
     failure = _events(record)[-1]
     assert failure["type"] == "failure" and failure["stage"] is None
+
+
+def test_a_closed_record_takes_no_more_failures(cb, record):
+    cb.activate(record["id"], record["record_dir"])
+    _run_task(cb, FakeTask("Degrade", role="degrade"), failed=True, payload={"msg": "option B not verified"})
+    rec.run({"state": "closed", "incident_dir": record["incident_dir"], "id": record["id"], "outcome": "degraded"})
+    _run_task(cb, FakeTask("Fail the play"), failed=True, payload={"msg": "P0 ended degraded"})
+    assert [e["type"] for e in _events(record)] == ["opened", "failure", "closed"]
+
+
+class FakeBlock:
+    def __init__(self, tasks, rescue=(), parent=None):
+        self.block, self.rescue, self._parent, self._uuid = list(tasks), list(rescue), parent, id(self)
+        for task in self.block + self.rescue:
+            task._parent, task._uuid = self, id(task)
+
+
+def test_a_failure_a_rescue_catches_is_the_plays_to_record(cb, record):
+    cb.activate(record["id"], record["record_dir"])
+    caught, in_rescue, nested = FakeTask("Restart", role="recover"), FakeTask("Fail with the error"), FakeTask("Probe")
+    inner = FakeBlock([nested])               # a block without a rescue, inside one with a rescue
+    FakeBlock([caught, inner], rescue=[in_rescue], parent=None)
+    for task in (caught, nested, in_rescue):
+        _run_task(cb, task, failed=True, payload={"msg": task.name})
+    assert [e["data"]["task"] for e in _events(record) if e["type"] == "failure"] == ["Fail with the error"]
 
 
 def test_failed_task_recorded_without_args(cb, record):
