@@ -10,7 +10,6 @@ templates to a module; nothing runs on a managed host.
 from __future__ import annotations
 
 from ansible_collections.sre.incident.plugins.module_utils._postmortem import ARGUMENT_SPEC, run
-from ansible_collections.sre.incident.plugins.module_utils._record import RecordError
 from ansible_collections.sre.incident.plugins.plugin_utils._action import ControllerAction
 from ansible_collections.sre.incident.plugins.plugin_utils._render import render
 
@@ -18,14 +17,8 @@ from ansible_collections.sre.incident.plugins.plugin_utils._render import render
 class ActionModule(ControllerAction):
     NAME, ARGUMENT_SPEC = "sre.incident.postmortem", ARGUMENT_SPEC
 
-    def act(self, params):
-        try:
-            outcome = run(params, render, check_mode=bool(self._task.check_mode))
-        except RecordError as exc:  # PostmortemError included
-            return dict(exc.details, failed=True, changed=False, msg=exc.msg)
-        except (OSError, ValueError) as exc:
-            return dict(failed=True, changed=False,
-                        msg="postmortem of %s in %s: %s" % (params["id"], params["incident_dir"], exc))
-        if not self._task.diff:
-            outcome.pop("diff", None)
-        return outcome
+    def context(self, params):
+        return "postmortem of %s in %s" % (params["id"], params["incident_dir"])
+
+    def act(self, params, task_vars):
+        return run(params, render, check_mode=bool(self._task.check_mode))

@@ -32,7 +32,7 @@ class ActionModule(ControllerAction):
                 args[option] = self._templar.template(task_vars[variable])
         return args
 
-    def act(self, params):
+    def act(self, params, task_vars):
         outcome = run_checked(params, check_mode=bool(self._task.check_mode), diff=bool(self._task.diff))
         for warning in outcome.pop("warnings", []):
             display.warning(warning)

@@ -14,7 +14,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 
-from ansible_collections.sre.incident.plugins.module_utils._module import Here, check_options, run_here
+from ansible_collections.sre.incident.plugins.module_utils._module import Here, check_options, outcome, run_here
 
 display = Display()
 
@@ -28,27 +28,36 @@ def validate(name, args, argument_spec, required_if=None):
 
 
 class ControllerAction(ActionBase):
-    """A task done wholly in the controller's process (no connection, no module): the options are
-    checked against ``ARGUMENT_SPEC``, then :meth:`act` returns the task's result."""
+    """A task done in the controller's process: the options are checked against ``ARGUMENT_SPEC``, then
+    :meth:`act` returns the task's result; its errors become the failed result as a module's would
+    (:func:`~ansible_collections.sre.incident.plugins.module_utils._module.outcome`)."""
 
     TRANSFERS_FILES = False
     _requires_connection = False
     _supports_check_mode = True
     _supports_async = False
     NAME = ARGUMENT_SPEC = REQUIRED_IF = None
+    #: in diff mode the diff is shown ``always``, or only when the task ``changed`` something
+    DIFF_WHEN = "always"
 
-    def act(self, params):
+    def act(self, params, task_vars):
         raise NotImplementedError
 
     def fill(self, args, task_vars):
         """The task's options, with what the action takes from the play when they are left out (none here)."""
         return args
 
+    def context(self, params):
+        """What the task was doing when an ``OSError`` stops it (``"<context>: <error>"``); None lets it raise."""
+        return None
+
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        args = self.fill(dict(self._task.args), task_vars or {})
+        task_vars = task_vars or {}
+        args = self.fill(dict(self._task.args), task_vars)
         params, failure = validate(self.NAME, args, self.ARGUMENT_SPEC, required_if=self.REQUIRED_IF)
-        result.update(failure or self.act(params))
+        result.update(failure or outcome(lambda: self.act(params, task_vars), diff=bool(self._task.diff),
+                                         diff_when=self.DIFF_WHEN, context=self.context(params)))
         return result
 
 
