@@ -21,7 +21,7 @@ import re
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _files, _http, _logs, _stack
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._redact import redact_text
-from ansible_collections.sre.incident.plugins.module_utils._time import format_seconds, utc_now
+from ansible_collections.sre.incident.plugins.module_utils._time import format_seconds, parse_since, utc_now
 
 TRACKER_KINDS = ("github", "gitlab")
 DEFAULT_LEVELS = ("WARNING", "ERROR")
@@ -121,7 +121,7 @@ def _describe_probe(method, probe):
     return text + (": %s" % shown if shown else "")
 
 
-def collect(stack, client=None, since_minutes=15, tail=2000, levels=DEFAULT_LEVELS, limit=20, match=None,
+def collect(stack, client=None, since="15m", tail=2000, levels=DEFAULT_LEVELS, limit=20, match=None,
             reproduce_urls=(), timeout=5.0, now=None, probe=None, compose=None, connect=None):
     """Live evidence for a report: version, log excerpt, reproduction probes.
 
@@ -136,12 +136,13 @@ def collect(stack, client=None, since_minutes=15, tail=2000, levels=DEFAULT_LEVE
         raise ValueError(str(exc)) from None
     for url in reproduce_urls or ():
         _http.validate_url(url)
+    now = now or utc_now()
+    since = parse_since(since, now.timestamp(), "log_since")
     if client is None and connect is not None:
         client = connect()
-    now = now or utc_now()
     notes = []
     evidence = dict(collected_at=format_seconds(now), service=stack["service"], project=stack["name"],
-                    log_window_minutes=since_minutes, app_version=None, image=None, logs=[], log_counts={},
+                    log_since=format_seconds(since), app_version=None, image=None, logs=[], log_counts={},
                     log_total=0, reproduce=[], health=None, notes=notes)
     health = probe(urls["health"], timeout)
     body = health.get("body_json") if isinstance(health.get("body_json"), dict) else {}
@@ -161,9 +162,8 @@ def collect(stack, client=None, since_minutes=15, tail=2000, levels=DEFAULT_LEVE
         evidence["image"] = compose.service_image(client, stack["name"], stack["service"])
     except compose.DockerError as exc:
         notes.append("image of %s not read: %s" % (stack["service"], exc.msg))
-    since = now - datetime.timedelta(minutes=float(since_minutes))
     try:
-        logs = compose.service_logs(client, stack["name"], stack["service"], since=int(since.timestamp()), tail=tail)
+        logs = compose.service_logs(client, stack["name"], stack["service"], since=int(since), tail=tail)
     except compose.DockerError as exc:
         notes.append("logs of %s not read: %s" % (stack["service"], exc.msg))
         logs = []
@@ -192,8 +192,8 @@ def fill(report, evidence):
         env["time"] = evidence.get("collected_at")
     if not env.get("frequency") and evidence.get("log_total") is not None and "logs" in evidence:
         counts = evidence.get("log_counts") or {}
-        env["frequency"] = "%d matching log line(s) in the last %s minutes (%s)" % (
-            evidence.get("log_total", 0), evidence.get("log_window_minutes"),
+        env["frequency"] = "%d matching log line(s) since %s (%s)" % (
+            evidence.get("log_total", 0), evidence.get("log_since"),
             ", ".join("%s %d" % (k, v) for k, v in sorted(counts.items())) or "none")
     out["environment"] = env
     reproduce = evidence.get("reproduce") or []
@@ -293,7 +293,7 @@ def post_issue(tracker, title, body, labels=(), timeout=10.0, send=None):
 
 REPORT_KEYS = ("title", "description", "steps", "expected", "actual", "cause", "fix", "reporter", "severity")
 #: The options the module needs on the managed host to collect evidence (the rest stays on the controller).
-COLLECT_OPTIONS = ("collect", "stack", "reproduce_urls", "log_since_minutes", "log_lines", "log_levels", "log_match")
+COLLECT_OPTIONS = ("collect", "stack", "reproduce_urls", "log_since", "log_lines", "log_levels", "log_match")
 REQUIRED_IF = [("collect", True, ("stack",))]
 
 
@@ -317,7 +317,7 @@ def argument_spec():
         stack=dict(type="dict"),
         evidence=dict(type="dict"),
         reproduce_urls=dict(type="list", elements="str", default=[]),
-        log_since_minutes=dict(type="float", default=15),
+        log_since=dict(type="str", default="15m"),
         log_lines=dict(type="int", default=20),
         log_levels=dict(type="list", elements="str", default=["WARNING", "ERROR"]),
         log_match=dict(type="str"),
@@ -337,7 +337,7 @@ def collect_evidence(params, connect=None, now=None, probe=None):
     if not params.get("stack"):
         raise ValueError("collect=true needs stack (incident_stack)")
     return collect(params["stack"], connect=connect,
-                   since_minutes=params.get("log_since_minutes", 15), levels=params.get("log_levels") or DEFAULT_LEVELS,
+                   since=params.get("log_since", "15m"), levels=params.get("log_levels") or DEFAULT_LEVELS,
                    limit=params.get("log_lines", 20), match=params.get("log_match"),
                    reproduce_urls=params.get("reproduce_urls") or (), now=now, probe=probe)
 

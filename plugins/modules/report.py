@@ -100,10 +100,12 @@ options:
     type: list
     elements: str
     default: []
-  log_since_minutes:
-    description: Log window, in minutes before now.
-    type: float
-    default: 15
+  log_since:
+    description:
+      - The log window's start, as for O(sre.incident.diagnose#module:errors_since) - a duration before
+        now (V(15m), V(900), V(2h)), an ISO 8601 time or V(@<UNIX time>).
+    type: str
+    default: 15m
   log_lines:
     description: At most this many log lines (the most recent) go into the report.
     type: int

@@ -106,7 +106,7 @@ def test_p2_report_holds_real_log_lines_and_posts_once(stack, tracker, tmp_path)
         "report_cause": "A cache entry was written in another format.",
         "report_fix": "Clear the cache; version the cache key format.",
         "report_backlog_dir": str(backlog),
-        "report_log_since_minutes": 5,
+        "report_log_since": "5m",
         "report_log_lines": 50,
         "report_reproduce_urls": [BASE_URL + "/api/recommendations/%s?limit=abc" % user],
         "report_tracker": {"kind": "github", "url": tracker.url, "token": TOKEN},

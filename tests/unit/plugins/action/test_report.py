@@ -12,7 +12,7 @@ from ansible_collections.sre.incident.plugins.action.report import ActionModule
 from ansible_collections.sre.incident.plugins.module_utils import _report
 
 EVIDENCE = {"collected_at": "2026-11-27T01:30:00Z", "app_version": "1.0.0", "logs": ['{"level":"WARNING","msg":"x"}'],
-            "log_counts": {"WARNING": 1}, "log_total": 1, "log_window_minutes": 15, "service": "recommendation-service"}
+            "log_counts": {"WARNING": 1}, "log_total": 1, "log_since": "2026-11-27T01:15:00Z", "service": "recommendation-service"}
 
 
 def action(args, check_mode=False, diff=False, module_result=None):

@@ -61,13 +61,13 @@ def test_fill_from_evidence():
     evidence = dict(collected_at="2026-11-27T01:30:00Z", app_version="1.0.0", service="recommendation-service",
                     project="recsys", image={"image_id": "sha256:" + "a" * 64, "image_name": "recsys/app:latest",
                                              "created": "2026-11-26T00:00:00Z"},
-                    logs=[WARN], log_counts={"WARNING": 1}, log_total=1, log_window_minutes=15,
+                    logs=[WARN], log_counts={"WARNING": 1}, log_total=1, log_since="2026-11-27T01:15:00Z",
                     reproduce=[{"url": "http://x/api?limit=abc", "text": "GET http://x/api?limit=abc answered 400"}],
                     health={"status": 200}, notes=[])
     out = _report.fill({"title": "t", "environment": {"user": "u1"}}, evidence)
     assert out["environment"]["version"].startswith("app 1.0.0 (from /health); image recsys/app:latest sha256:aaaa")
     assert out["environment"]["user"] == "u1" and out["environment"]["time"] == "2026-11-27T01:30:00Z"
-    assert out["environment"]["frequency"] == "1 matching log line(s) in the last 15 minutes (WARNING 1)"
+    assert out["environment"]["frequency"] == "1 matching log line(s) since 2026-11-27T01:15:00Z (WARNING 1)"
     assert out["steps"] == ["`curl -s http://x/api?limit=abc`"]
     assert "answered 400" in out["actual"] and out["logs"] == [WARN]
     kept = _report.fill({"title": "t", "actual": "mine", "steps": ["a"], "logs": ["given"]}, evidence)
@@ -100,7 +100,7 @@ def fake_probe(url, timeout, method="GET"):
 
 def test_collect_reads_logs_version_and_reproduces():
     compose = FakeCompose([INFO, WARN])
-    ev = _report.collect(STACK, client=object(), since_minutes=10, reproduce_urls=["http://127.0.0.1:3000/api/x?limit=abc"],
+    ev = _report.collect(STACK, client=object(), since="10m", reproduce_urls=["http://127.0.0.1:3000/api/x?limit=abc"],
                          now=NOW, probe=fake_probe, compose=compose)
     assert ev["app_version"] == "1.0.0" and ev["image"]["image_id"] == "sha256:abc"
     assert ev["logs"] == [WARN] and ev["log_total"] == 1
