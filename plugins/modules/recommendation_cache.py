@@ -148,7 +148,9 @@ status:
   type: int
   sample: 200
 refreshed:
-  description: With O(state=refreshed), the scores the endpoint says it recomputed (C(refreshed) of its answer); V(null) when it does not say or nothing was sent.
+  description: >-
+    With O(state=refreshed), the scores the endpoint says it recomputed (C(refreshed) of its answer); V(null) when
+    it does not say or nothing was sent.
   returned: O(state=refreshed)
   type: int
   sample: 60
