@@ -1,15 +1,22 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The recommendation cache (SPEC P1-2, OPS-1): cleared the way the runbook says, through the
 service's own endpoint (answer ``{"cleared": n}``); its keys counted with ``redis-cli --scan`` in
-the Redis container, so check mode can say how many would be cleared.
+the Redis container, so check mode can say how many would be cleared. The scores the cache holds
+are refreshed through the stack's own endpoint, when it names one (``incident_stack.refresh_path``,
+the quick fix of the P1 case "empty results").
 """
 
 from __future__ import annotations
 
+import json
+import time
+
 from ansible_collections.sre.incident.plugins.module_utils import _http, _stack
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 
-STATES = ("present", "cleared")
+STATES = ("present", "cleared", "refreshed")
+#: attempts of a refresh within its timeout (it recomputes the scores: repeating it is harmless)
+REFRESH_ATTEMPTS = 3
 DEFAULT_PATTERN = "recs:*"
 
 
@@ -17,19 +24,29 @@ class CacheError(IncidentError):
     """The cache could not be read or cleared; ``details`` go into the module's failure."""
 
 
+def _refresh_url(stack, refresh_path):
+    path = refresh_path or (stack or {}).get("refresh_path")
+    if not path:
+        raise ValueError("no score refresh endpoint: give refresh_path, url or a stack with refresh_path")
+    if not str(path).startswith("/"):
+        raise ValueError("refresh_path must be a path starting with /, got %r" % (path,))
+    return _stack.urls(stack)["base"] + path
+
+
 def resolve(params):
     """Where to act: dict(url, project, redis_service, pattern, port_args); ValueError names a missing or bad value."""
     stack = params.get("stack")
     url = params.get("url")
+    refresh = params.get("state") == "refreshed"
     if stack:
         derived = _stack.urls(stack)["clear_cache"]  # validates the stack even when url is given
-        url = url or derived
+        url = url or (_refresh_url(stack, params.get("refresh_path")) if refresh else derived)
     if not url:
-        raise ValueError("no clear-cache URL: give stack (incident_stack) or url")
+        raise ValueError("no %s URL: give stack (incident_stack) or url" % ("score refresh" if refresh else "clear-cache"))
     _http.validate_url(url)
     project = params.get("project") or (stack or {}).get("name")
     redis_service = params.get("redis_service") or ((stack or {}).get("redis") or {}).get("service") or "redis"
-    if params.get("count_keys", True) and not project:
+    if params.get("count_keys", True) and not refresh and not project:
         raise ValueError("counting keys needs the compose project: give stack (incident_stack) or project")
     pattern = params.get("key_pattern") or DEFAULT_PATTERN
     if any(ch.isspace() for ch in pattern):
@@ -65,12 +82,38 @@ def clear(url, timeout=5.0, probe=_http.probe):
     return dict(status=answer["status"], cleared=body["cleared"], latency_ms=answer.get("latency_ms"))
 
 
-def run(params, check_mode=False, exec_fn=None, probe=_http.probe):
+def refresh(url, timeout=30.0, send=_http.send_retrying, clock=time.monotonic):
+    """POST the score refresh endpoint, retried within ``timeout`` seconds; returns dict(status,
+    refreshed (the answer's count, None when it gives none), attempts). CacheError if it did not answer 2xx."""
+    answer = send(url, clock() + timeout, attempts=REFRESH_ATTEMPTS, connect_timeout=min(2.0, timeout), read_timeout=timeout,
+                  clock=clock, method="POST", data=b"",
+                  headers={"User-Agent": _http.USER_AGENT, "Accept": "application/json", "X-User-Id": _http.SYNTHETIC_USER})
+    try:
+        body = json.loads(answer["body"].decode("utf-8")) if answer.get("body") else None
+    except (UnicodeDecodeError, ValueError):
+        body = None
+    if answer["status"] is None or answer["error"] is not None:
+        said = _http.scrub(json.dumps(body) if body is not None else None, "refresh endpoint", url)
+        raise CacheError("refreshing the scores through the stack's refresh endpoint failed after %d attempt(s)%s: %s%s"
+                         % (answer["attempts"], " (its %s s were spent)" % _http.seconds_text(timeout) if answer["budget_spent"] else "",
+                            answer["error"] or "no answer", "; answer %s" % said if said else ""),
+                         status=answer["status"], attempts=answer["attempts"], body=said)
+    count = body.get("refreshed") if isinstance(body, dict) else None
+    return dict(status=answer["status"], refreshed=count if isinstance(count, int) else None, attempts=answer["attempts"])
+
+
+def run(params, check_mode=False, exec_fn=None, probe=_http.probe, send=_http.send_retrying):
     """The work of ``sre.incident.recommendation_cache``; ``exec_fn`` None: keys are not counted."""
     state = params.get("state") or "present"
     if state not in STATES:
         raise ValueError("unknown state %r: choose one of %s" % (state, ", ".join(STATES)))
     where = resolve(params)
+    if state == "refreshed":
+        result = dict(changed=True, state=state, url=where["url"], status=None, refreshed=None, attempts=0)
+        if not check_mode:
+            result.update(refresh(where["url"], timeout=params.get("timeout") or 30.0, send=send))
+            result["changed"] = result["refreshed"] != 0
+        return result
     counted = bool(params.get("count_keys", True) and exec_fn is not None)
     if state == "present" and not counted:
         raise ValueError("state=present reports the key count and needs count_keys=true")

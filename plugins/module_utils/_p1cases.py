@@ -2,9 +2,10 @@
 # Copyright (c) sre.incident contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The runbook's four common P1 cases ("P1 常見案例和解決", SPEC P1-3): the catalogue of their symptom,
-quick fix, root-cause hint and postmortem action item, and their pure detectors (:func:`detect`),
-whose rules are written for operators in ``plugins/filter/p1_cases.yml``. The quick fix for a full
-disk is in ``_log_cleanup.py``.
+quick fix, root-cause hint and postmortem action item, their pure detectors (:func:`detect`),
+whose rules are written for operators in ``plugins/filter/p1_cases.yml``, and the quick fixes to run
+in order and what they did (:func:`quick_fixes`, ``plugins/filter/p1_fixes.yml``). The quick fix for
+a full disk is in ``_log_cleanup.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import datetime
 import math
 import statistics
 
-from ansible_collections.sre.incident.plugins.module_utils._time import parse_ts, utc_now
+from ansible_collections.sre.incident.plugins.module_utils._time import format_ts, parse_ts, utc_now
 
 CASES = ("cache_failure", "db_connections_exhausted", "empty_results", "disk_low")
 
@@ -234,3 +235,118 @@ def detect(summary, probes=None, baseline_ms=None, thresholds=None, limit=10, mi
                           action_item=action_item(name, now=now, owners=owners)))
     return dict(detected=[c["name"] for c in cases if c["detected"]], cases=cases, latency_ms=latency,
                 latency_source=latency_source, baseline_ms=baseline, baseline_source=baseline_source, thresholds=th)
+
+
+# --------------------------------------------------------------------------- the quick fixes
+
+#: The quick fixes in the order the role ``mitigate`` runs them (the runbook's: clear the cache,
+#: restart, check PostgreSQL and Redis; the case-specific fixes where they belong).
+STEPS = ("clear_cache", "clean_logs", "restart", "refresh_scores", "quick_check", "restart_after_check",
+         "check_dependencies", "start_dependencies")
+RESTART_RULES = ("auto", "always", "never")
+
+
+def _ran(result):
+    return isinstance(result, dict) and not result.get("skipped")
+
+
+def _names(value, name):
+    value = [] if value is None else value
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("%s must be a list of names, got %r" % (name, value))
+    return value
+
+
+def fix_steps(detected, restart="auto", refresh_path="", dependencies=None, done=None):
+    """The quick fixes to run, in order, as far as ``done`` tells: ``(steps, dependencies to start)``.
+
+    ``detected``: the names of the detected cases; ``restart``: ``auto`` (at once when the
+    connections are exhausted, else when the quick check after the first fixes fails), ``always``
+    or ``never``; ``refresh_path``: the stack's score refresh endpoint (empty: none);
+    ``dependencies``: ``incident_stack.dependencies``; ``done``: the registered results of the steps
+    run so far by step name (the second restart follows a failed ``quick_check``, starting the
+    dependencies a ``check_dependencies`` that found one not ready).
+    """
+    detected = _names(detected, "detected")
+    unknown = sorted(set(detected) - set(CASES))
+    if unknown:
+        raise ValueError("unknown P1 case(s) %s: expected some of %s" % (", ".join(unknown), ", ".join(CASES)))
+    if restart not in RESTART_RULES:
+        raise ValueError("restart %r: choose one of %s" % (restart, ", ".join(RESTART_RULES)))
+    dependencies = _names(dependencies, "dependencies")
+    done = done or {}
+    at_once = restart == "always" or (restart == "auto" and "db_connections_exhausted" in detected)
+    wanted = dict(clear_cache=True, clean_logs="disk_low" in detected, restart=at_once,
+                  refresh_scores="empty_results" in detected and bool(refresh_path),
+                  quick_check=restart == "auto" and not at_once,
+                  restart_after_check=_ran(done.get("quick_check")) and not done["quick_check"].get("passed"),
+                  check_dependencies=bool(dependencies))
+    checked = done.get("check_dependencies")
+    start = [name for name, status in (checked.get("services") or {}).items()
+             if not (status or {}).get("ready")] if _ran(checked) else []
+    wanted["start_dependencies"] = bool(start)
+    return [step for step in STEPS if wanted[step]], start
+
+
+def _refresh_text(detected, refresh_path, refreshed, dry_run):
+    if "empty_results" not in detected:
+        return None
+    if not refresh_path:
+        return ("score refresh not available on this stack (no incident_stack.refresh_path): %s by hand"
+                % CATALOGUE["empty_results"]["quick_fix"])
+    if dry_run:
+        return "would refresh the scores (POST %s)" % refresh_path
+    if not _ran(refreshed):
+        return None
+    return "scores refreshed (POST %s: %s)" % (refresh_path, refreshed.get("status"))
+
+
+def _fix_texts(detected, refresh_path, dependencies, done):
+    cache = done.get("clear_cache")
+    cleanup, deps, started = done.get("clean_logs"), done.get("check_dependencies"), done.get("start_dependencies")
+    restarted = [step for step in ("restart", "restart_after_check") if _ran(done.get(step))]
+    if _ran(cache):
+        # the task does not fail (failed_when: false): a failure shows as a result without ``cleared``
+        yield ("cache cleared (%s keys)" % cache["cleared"] if isinstance(cache.get("cleared"), int)
+               else "clear-cache failed: %s" % cache.get("msg", "no answer"))
+    yield _refresh_text(detected, refresh_path, done.get("refresh_scores"), False)
+    if _ran(cleanup):
+        yield ("logs cleaned: %d file(s) removed, %d truncated, %d old bundle(s), %s bytes freed" % (
+            len(cleanup.get("removed") or []), len(cleanup.get("truncated") or []),
+            len(cleanup.get("bundles_removed") or []), cleanup.get("freed_bytes", 0)))
+    if restarted:
+        yield ("service restarted (connections exhausted)" if restarted[0] == "restart" and "db_connections_exhausted" in detected
+               else "service restarted")
+    if _ran(started):
+        yield "started %s" % ", ".join(started.get("services") or {})
+    elif _ran(deps):
+        yield "%s checked: %s" % (" and ".join(dependencies), ", ".join(
+            "%s %s" % (name, (status or {}).get("status")) for name, status in (deps.get("services") or {}).items()))
+
+
+def _would_texts(detected, steps, refresh_path, dependencies, restart):
+    yield "would clear the cache"
+    yield _refresh_text(detected, refresh_path, None, True)
+    if "clean_logs" in steps:
+        yield "would clean the logs"
+    if "restart" in steps:
+        yield "would restart the service"
+    elif restart == "auto":
+        yield "would restart the service if the first fixes are not enough"
+    if dependencies:
+        yield "would check %s" % " and ".join(dependencies)
+
+
+def quick_fixes(detected, restart="auto", refresh_path="", dependencies=None, done=None, dry_run=False, now=None):
+    """The quick fixes of the detected P1 cases (see :func:`fix_steps`) and what they did.
+
+    Returns dict(steps (to run, in order), start (the dependencies to start), fixes (what the steps in
+    ``done`` did; with ``dry_run`` what a real run would do: a dry run acted on nothing), fixed_at
+    (``now``, default the clock, as ISO 8601: the verify stage counts new error lines from it)).
+    """
+    steps, start = fix_steps(detected, restart=restart, refresh_path=refresh_path, dependencies=dependencies, done=done)
+    dependencies = dependencies or []
+    texts = (_would_texts(detected, steps, refresh_path, dependencies, restart) if dry_run
+             else _fix_texts(detected, refresh_path, dependencies, done or {}))
+    return dict(steps=steps, start=start, fixes=[text for text in texts if text],
+                fixed_at=format_ts(utc_now() if now is None else now))

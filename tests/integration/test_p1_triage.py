@@ -7,7 +7,7 @@
 * triage.yml: a killed service is P0 (p0_recover brings it back); a slow one (latency from the host, nothing
   in the app) is P1 (p1_mitigate runs, and its restart of the service removes the slowness).
 * p1_mitigate.yml on a stack without a refresh endpoint: the empty results case is recorded with the
-  runbook's hint, nothing is changed.
+  runbook's hint, nothing is changed; the unresolved P1 fails the job and the team channel is told to escalate.
 * ops.yml: every tag in one run, each checked on the real stack.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 
 from conftest import SERVICE, STATE_DIR, http_get, local_stack, read_record, run_playbook, wait_for
 from faults import fault as inject_fault
+from test_incident_record import receiver  # noqa: F401  pylint: disable=unused-import  (the webhook receiver fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -169,26 +170,34 @@ def test_triage_slow_service_is_p1_and_mitigated(stack, tmp_path):
         inject_fault(tmp_path, name="latency", state="rolled_back")
 
 
-def test_empty_results_without_a_refresh_endpoint_records_the_runbooks_hint(stack, tmp_path):
+def test_empty_results_without_a_refresh_endpoint_records_the_runbooks_hint(stack, tmp_path, receiver):
     """A stack that names no refresh endpoint (incident_stack.refresh_path): nothing of the collection's
-    knows how to recompute its scores, so the fix is recorded as not available, with the runbook's hint."""
+    knows how to recompute its scores, so the fix is recorded as not available, with the runbook's hint.
+    The P1 is not resolved: the job fails, and the team channel (a real webhook receiver) is told to escalate."""
+    server, received = receiver
     bare = {k: v for k, v in local_stack().items() if k != "refresh_path"}
+    channels = [{"name": "team", "type": "webhook", "url": f"http://127.0.0.1:{server.server_address[1]}/hook"}]
     try:
         stack.sql("TRUNCATE item_scores")
         stack.redis("EVAL", FLUSH_RECS, "0")
         status, body = http_get("/api/recommendations/user-4?limit=10", timeout=10)
         assert status == 200 and body["count"] == 0
 
-        run_playbook("p1_mitigate.yml", extra_vars={"incident_dir": str(tmp_path), "incident_stack": bare})
+        result = run_playbook("p1_mitigate.yml", extra_vars={"incident_dir": str(tmp_path), "incident_stack": bare,
+                                                             "incident_channels": channels})
 
+        assert result.returncode != 0, result.output[-3000:]
         _incident, events = read_record(tmp_path)
         cases = [e["data"]["p1_case"]["name"] for e in events_with(events, "p1_case")]
         assert "empty_results" in cases
         fixes = events_with(events, "fixes")[-1]["data"]["fixes"]
         assert any("score refresh not available on this stack" in f and "refresh the score computation" in f for f in fixes), fixes
-        # the collection did not touch the scores; users still get nothing, and the incident was not closed as resolved
+        # the collection did not touch the scores; users still get nothing; the incident closed as escalated
         assert int(stack.sql("SELECT count(*) FROM item_scores")) == 0
-        assert [e for e in events if e["type"] == "closed"][0]["data"]["outcome"] != "resolved"
+        status, body = http_get("/api/recommendations/user-4?limit=10", timeout=10)
+        assert status == 200 and body["count"] == 0
+        assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["escalated"]
+        assert sorted(r["body"]["event"] for r in received) == ["escalate", "started"], received
     finally:
         stack.sql("SELECT refresh_item_scores()")
         stack.redis("EVAL", FLUSH_RECS, "0")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sre.incident.plugins.filter.p1_cases import FilterModule, p1_cases
+from ansible_collections.sre.incident.plugins.filter.p1_cases import FilterModule, p1_cases, p1_fixes
 
 
 def test_registered():
@@ -30,3 +30,10 @@ def test_bad_input_is_a_filter_error():
         p1_cases({}, baseline_ms=-5)
     with pytest.raises(AnsibleFilterError, match="summary"):
         p1_cases(["not", "a", "mapping"])
+
+
+def test_p1_fixes_registered_and_named_in_errors():
+    assert FilterModule().filters()["p1_fixes"] is p1_fixes
+    assert p1_fixes(["db_connections_exhausted"], dependencies=["redis"])["steps"] == ["clear_cache", "restart", "check_dependencies"]
+    with pytest.raises(AnsibleFilterError, match="p1_fixes: .*'sometimes'"):
+        p1_fixes([], restart="sometimes")

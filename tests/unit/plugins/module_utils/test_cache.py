@@ -109,3 +109,64 @@ def test_redis_unreachable_is_reported():
 def test_unknown_state():
     with pytest.raises(ValueError, match="'wiped'"):
         _cache.run({"stack": STACK, "state": "wiped"})
+
+
+# --------------------------------------------------------------------------- refreshed
+
+REFRESHING = dict(STACK, refresh_path="/api/admin/refresh-scores")
+
+
+class FakeRefresh:
+    """send_retrying's answers, one per attempt, and the calls."""
+
+    def __init__(self, *answers):
+        self.answers, self.calls = list(answers), []
+
+    def send(self, url, deadline, attempts=1, clock=None, **request):
+        self.calls.append(dict(url=url, deadline=deadline, attempts=attempts, clock=clock, **request))
+        return self.answers.pop(0)
+
+
+def answered(status, body, error=None, attempts=1, budget_spent=False):
+    return dict(status=status, body=body, error=error, attempts=attempts, budget_spent=budget_spent, headers={})
+
+
+def test_refresh_posts_to_the_stacks_endpoint():
+    fake = FakeRefresh(answered(200, b'{"refreshed": 60, "cache_cleared": 2}'))
+    r = _cache.run({"stack": REFRESHING, "state": "refreshed", "timeout": 30}, send=fake.send)
+    assert r == dict(changed=True, state="refreshed", url="http://127.0.0.1:3000/api/admin/refresh-scores", status=200,
+                     refreshed=60, attempts=1)
+    call = fake.calls[0]
+    assert call["method"] == "POST" and call["attempts"] == _cache.REFRESH_ATTEMPTS and call["read_timeout"] == 30
+    assert call["headers"]["X-User-Id"] == "synthetic-sre-incident"
+
+
+def test_refresh_path_option_and_nothing_refreshed_is_no_change():
+    fake = FakeRefresh(answered(200, b'{"refreshed": 0}'))
+    r = _cache.run({"stack": STACK, "state": "refreshed", "refresh_path": "/admin/scores"}, send=fake.send)
+    assert r["changed"] is False and r["url"].endswith("/admin/scores")
+
+
+def test_refresh_in_check_mode_sends_nothing():
+    fake = FakeRefresh()
+    r = _cache.run({"stack": REFRESHING, "state": "refreshed"}, check_mode=True, send=fake.send)
+    assert r["changed"] is True and r["status"] is None and r["attempts"] == 0 and fake.calls == []
+
+
+def test_refresh_failure_names_no_url():
+    fake = FakeRefresh(answered(503, b'{"error": "score refresh failed: database error"}', error="HTTP 503", attempts=3))
+    with pytest.raises(_cache.CacheError, match="after 3 attempt.*HTTP 503.*database error") as info:
+        _cache.refresh("http://user:pw@127.0.0.1:3000/api/admin/refresh-scores?token=s3cret", send=fake.send)
+    assert "s3cret" not in info.value.msg and "pw@" not in info.value.msg and info.value.details["status"] == 503
+    fake = FakeRefresh(answered(None, b"", error="connection refused", attempts=2, budget_spent=True))
+    with pytest.raises(_cache.CacheError, match="its 5 s were spent.*connection refused"):
+        _cache.refresh("http://127.0.0.1:3000/r", timeout=5, send=fake.send)
+
+
+@pytest.mark.parametrize("params, named", [
+    ({"stack": STACK, "state": "refreshed"}, "refresh_path"),
+    ({"stack": STACK, "state": "refreshed", "refresh_path": "admin/scores"}, "admin/scores"),
+])
+def test_refresh_bad_input(params, named):
+    with pytest.raises(ValueError, match=named):
+        _cache.run(params, send=FakeRefresh().send)

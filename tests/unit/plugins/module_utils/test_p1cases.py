@@ -116,3 +116,91 @@ def test_bad_input_names_it(kwargs, word):
     args.update(kwargs)
     with pytest.raises(ValueError, match=word):
         p1.detect(summary, **args)
+
+
+# --------------------------------------------------------------------------- the quick fixes
+
+DEPS = ["postgres", "redis"]
+REFRESH = "/api/admin/refresh-scores"
+SKIPPED = {"skipped": True, "changed": False}
+
+
+def steps(detected, **kw):
+    return p1.quick_fixes(detected, dependencies=DEPS, now=NOW, **kw)["steps"]
+
+
+@pytest.mark.parametrize("detected, restart, expected", [
+    ([], "auto", ["clear_cache", "quick_check", "check_dependencies"]),
+    ([], "always", ["clear_cache", "restart", "check_dependencies"]),
+    ([], "never", ["clear_cache", "check_dependencies"]),
+    (["db_connections_exhausted"], "auto", ["clear_cache", "restart", "check_dependencies"]),
+    (["db_connections_exhausted"], "never", ["clear_cache", "check_dependencies"]),
+    (list(p1.CASES), "auto", ["clear_cache", "clean_logs", "restart", "refresh_scores", "check_dependencies"]),
+])
+def test_steps_in_the_runbooks_order(detected, restart, expected):
+    assert steps(detected, restart=restart, refresh_path=REFRESH) == expected
+
+
+def test_refresh_only_with_an_endpoint():
+    assert "refresh_scores" not in steps(["empty_results"])
+    assert "refresh_scores" in steps(["empty_results"], refresh_path=REFRESH)
+
+
+def test_second_restart_only_after_a_failed_quick_check():
+    assert "restart_after_check" not in steps([], done={"quick_check": {"passed": True}})
+    assert "restart_after_check" not in steps([], done={"quick_check": SKIPPED})
+    assert steps([], done={"quick_check": {"passed": False}}) == ["clear_cache", "quick_check", "restart_after_check",
+                                                                  "check_dependencies"]
+
+
+def test_the_dependencies_not_ready_are_started():
+    checked = {"services": {"postgres": {"ready": True, "status": "healthy"}, "redis": {"ready": False, "status": "exited"}}}
+    plan = p1.quick_fixes([], dependencies=DEPS, done={"check_dependencies": checked})
+    assert plan["steps"][-1] == "start_dependencies" and plan["start"] == ["redis"]
+    assert p1.quick_fixes([], dependencies=[], done={"check_dependencies": SKIPPED})["start"] == []
+    assert "check_dependencies" not in p1.quick_fixes([])["steps"]
+
+
+def test_what_the_fixes_did():
+    done = {"clear_cache": {"cleared": 3, "changed": True}, "clean_logs": {"removed": ["a"], "truncated": [], "bundles_removed": ["b", "c"],
+                                                                           "freed_bytes": 42},
+            "restart": {"changed": True}, "refresh_scores": {"status": 200, "refreshed": 60}, "quick_check": SKIPPED,
+            "restart_after_check": SKIPPED, "start_dependencies": SKIPPED,
+            "check_dependencies": {"services": {"postgres": {"ready": True, "status": "healthy"}, "redis": {"ready": True, "status": "running"}}}}
+    plan = p1.quick_fixes(list(p1.CASES), refresh_path=REFRESH, dependencies=DEPS, done=done, now=NOW)
+    assert plan["fixes"] == ["cache cleared (3 keys)", "scores refreshed (POST /api/admin/refresh-scores: 200)",
+                             "logs cleaned: 1 file(s) removed, 0 truncated, 2 old bundle(s), 42 bytes freed",
+                             "service restarted (connections exhausted)",
+                             "postgres and redis checked: postgres healthy, redis running"]
+    assert plan["fixed_at"] == "2026-11-27T01:30:00.000Z"
+
+
+def test_a_failed_clear_and_a_second_restart_and_a_started_dependency():
+    done = {"clear_cache": {"failed": False, "msg": "clearing the cache failed: HTTP 503"}, "restart": SKIPPED,
+            "quick_check": {"passed": False}, "restart_after_check": {"changed": True},
+            "check_dependencies": {"services": {"redis": {"ready": False, "status": "exited"}}},
+            "start_dependencies": {"services": {"redis": {"status": "running"}}}}
+    assert p1.quick_fixes(["empty_results"], dependencies=DEPS, done=done)["fixes"] == [
+        "clear-cache failed: clearing the cache failed: HTTP 503",
+        "score refresh not available on this stack (no incident_stack.refresh_path): " + p1.CATALOGUE["empty_results"]["quick_fix"]
+        + " by hand",
+        "service restarted", "started redis"]
+
+
+def test_a_dry_run_says_what_it_would_do():
+    fixes = p1.quick_fixes(["empty_results", "disk_low"], refresh_path=REFRESH, dependencies=DEPS, dry_run=True)["fixes"]
+    assert fixes == ["would clear the cache", "would refresh the scores (POST /api/admin/refresh-scores)", "would clean the logs",
+                     "would restart the service if the first fixes are not enough", "would check postgres and redis"]
+    assert p1.quick_fixes([], restart="always", dry_run=True)["fixes"] == ["would clear the cache", "would restart the service"]
+    assert p1.quick_fixes([], restart="never", dry_run=True)["fixes"] == ["would clear the cache"]
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    (dict(detected=["cache_wipe"]), "cache_wipe"),
+    (dict(detected="disk_low"), "detected"),
+    (dict(detected=[], restart="sometimes"), "sometimes"),
+    (dict(detected=[], dependencies="redis"), "dependencies"),
+])
+def test_quick_fixes_bad_input_names_it(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        p1.quick_fixes(**kwargs)

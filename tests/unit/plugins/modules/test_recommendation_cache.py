@@ -20,6 +20,8 @@ class Handler(JSONHandler):
         if self.path == "/api/recommendations/clear-cache":
             status, body = 200, {"cleared": len(KEYS)}
             KEYS.clear()
+        elif self.path == "/api/admin/refresh-scores":
+            status, body = 200, {"refreshed": 60, "cache_cleared": 0}
         else:
             status, body = 503, {"error": "cache unavailable"}
         self.send_json(status, body)
@@ -82,3 +84,13 @@ def test_needs_stack_or_url():
 def test_bad_url_named():
     r = run(dict(url="localhost:3000/clear", project="recsys"))
     assert r["failed"] is True and "localhost:3000/clear" in r["msg"]
+
+
+def test_refreshed(server):
+    args = dict(stack=dict(stack(server), refresh_path="/api/admin/refresh-scores"), state="refreshed", timeout=5)
+    r = run(args, check_mode=True)
+    assert r["changed"] is True and r["status"] is None and r["attempts"] == 0
+    r = run(args)
+    assert r["changed"] is True and r["status"] == 200 and r["refreshed"] == 60 and r["attempts"] == 1
+    r = run(dict(args, refresh_path="/nope"))
+    assert r["failed"] is True and r["status"] == 503 and "/nope" not in r["msg"] and server not in r["msg"]
