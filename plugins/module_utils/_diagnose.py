@@ -477,6 +477,11 @@ def verdict(findings):
 
 # --------------------------------------------------------------------------- summary
 
+#: The fallbacks of degraded mode checked by the part ``fallbacks``, and each one's readiness in words.
+FALLBACKS = ("snapshot", "static_top", "standby")
+FALLBACK_STATES = {True: "ready", False: "not ready", None: "not checked"}
+
+
 def build_summary(parts, stack):
     """The flat dict a playbook branches on (see the module's RETURN for the keys)."""
     service = stack.get("service")
@@ -499,6 +504,8 @@ def build_summary(parts, stack):
         s["services"].setdefault(c.get("service"), c.get("status"))
     main = next((c for c in containers if c.get("service") == service), {})
     s["service_status"] = main.get("status", "missing") if ok("status") else None
+    # the service is down: it answers no request, or its container does not run (evaluate's findings of kind down)
+    s["service_down"] = s["http_success_ratio"] == 0 or s["service_status"] not in (None, "running")
     s["service_health"] = main.get("health")
     s["exit_code"] = main.get("exit_code")
     s["oom_killed"] = bool(main.get("oom_killed"))
@@ -544,9 +551,12 @@ def build_summary(parts, stack):
     s["static_top_present"] = (fb.get("static_top") or {}).get("present")
     s["standby_defined"] = (fb.get("standby") or {}).get("defined")
     s["standby_image_present"] = (fb.get("standby") or {}).get("image_present")
-    s["fallbacks_ready"] = {name: (fb.get(name) or {}).get("ready") for name in ("snapshot", "static_top", "standby")} if ok("fallbacks") else {}
+    s["fallbacks_ready"] = {name: (fb.get(name) or {}).get("ready") for name in FALLBACKS} if ok("fallbacks") else {}
     s["fallbacks_not_ready"] = sorted(n for n, r in s["fallbacks_ready"].items() if r is False)
     s["fallbacks_not_checked"] = sorted(n for n, r in s["fallbacks_ready"].items() if r is None)
+    # each fallback in words: a fallback not looked at (the part did not run, or incident_stack does not
+    # name what to check) is "not checked", never "not ready" (OUT-2)
+    s["fallbacks"] = {name: FALLBACK_STATES[s["fallbacks_ready"].get(name)] for name in FALLBACKS}
     s["fallback_reasons"] = {n: (fb.get(n) or {}).get("reason") for n in s["fallbacks_not_ready"]}
     s["parts_failed"] = sorted(name for name, part in parts.items() if not (part or {}).get("ok"))
     return s

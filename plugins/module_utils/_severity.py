@@ -175,6 +175,15 @@ def worst(severities):
     return SEVERITIES[min(rank(s) for s in items)]
 
 
+def worst_known(severities):
+    """The worst of ``severities`` leaving out the empty ones (None, '', 'none', as a diagnosis without
+    findings says); ``'none'`` when none is left. An unknown severity raises ValueError naming it."""
+    if isinstance(severities, (str, bytes)) or not hasattr(severities, "__iter__"):
+        raise ValueError("severities must be a list, got %r" % (severities,))
+    known = [s for s in severities if s not in (None, "", "none")]
+    return worst(known) if known else "none"
+
+
 def of_findings(findings):
     """The severity that a diagnosis's findings call for (each with ``kind`` and ``level``):
     V(P0) when the service is down, V(P1) for a critical finding, V(P2) for any other, else None."""

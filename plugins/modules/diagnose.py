@@ -202,7 +202,11 @@ summary:
       redis_used_memory_pct redis_evicted_keys redis_connected_clients redis_hit_ratio cpu_pct mem_pct
       cpu_pct_max mem_pct_max disk_used_pct disk_used_pct_by_mount recent_changes edge_mode edge_status
       downgrade_mode degraded_mode_on degraded_reasons snapshot_age_s snapshot_path static_top_present
-      standby_defined standby_image_present fallbacks_ready fallbacks_not_ready fallback_reasons parts_failed)."
+      standby_defined standby_image_present fallbacks_ready fallbacks_not_ready fallbacks_not_checked fallbacks
+      fallback_reasons parts_failed service_down)."
+    - C(service_down) is true when the service answers no request or its container does not run (the findings of
+      kind C(down), severity V(P0)); C(fallbacks) maps C(snapshot), C(static_top) and C(standby) to V(ready),
+      V(not ready) or V(not checked) (the part did not run, or C(incident_stack) does not name what to check)."
     - C(cpu_pct) and C(mem_pct) map container names to percentages; C(disk_used_pct) is the fullest
       filesystem or volume.
   returned: always

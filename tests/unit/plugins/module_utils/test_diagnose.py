@@ -244,6 +244,32 @@ def test_build_summary():
     assert missing["dependencies_down"] == ["postgres", "redis"]
 
 
+def test_build_summary_says_whether_the_service_is_down_as_the_findings_do():
+    stack = dict(service="recommendation-service", dependencies=["postgres", "redis"])
+    running = _parts()["status"]["containers"][1:] + [dict(service="recommendation-service", status="running")]
+    cases = [
+        (_parts(), True),                                                                   # its container exited
+        (_parts(status=dict(ok=True, containers=running)), False),
+        (_parts(status=dict(ok=True, containers=running), http=dict(ok=True, healthy=False, success_ratio=0.0)), True),
+        (_parts(status=dict(ok=False), http=dict(ok=False)), False),                         # nothing known: not down
+    ]
+    for parts, down in cases:
+        summary = d.build_summary(parts, stack)
+        findings = d.evaluate(summary, {k: v.get("ok") for k, v in parts.items()})
+        assert summary["service_down"] is down
+        assert ("down" in {f["kind"] for f in findings}) is down
+
+
+def test_build_summary_names_each_fallback_ready_not_ready_or_not_checked():
+    stack = dict(service="recommendation-service")
+    fallbacks = dict(ok=True, snapshot=dict(ready=False), static_top=dict(ready=None), standby=dict(ready=True))
+    assert d.build_summary(_parts(fallbacks=fallbacks), stack)["fallbacks"] == dict(
+        snapshot="not ready", static_top="not checked", standby="ready")
+    # the part did not run, or failed: nothing was looked at
+    for parts in (_parts(fallbacks=dict(ok=False, error="x")), {k: v for k, v in _parts().items() if k != "fallbacks"}):
+        assert set(d.build_summary(parts, stack)["fallbacks"].values()) == {"not checked"}
+
+
 # --------------------------------------------------------------------------- fakes for collection
 
 class FakeContainer:
