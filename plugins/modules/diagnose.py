@@ -117,10 +117,12 @@ options:
     default: diag
   redis_snapshot:
     description:
-      - Take a Redis snapshot for degraded option C, during the collection and before the V(fallbacks) part checks
-        the newest - C(BGSAVE) through C(redis-cli) in the redis container, polled with C(LASTSAVE) until written,
-        the RDB file copied out to C(<redis_snapshot_dir>/dump-<UTC yyyymmddTHHMMSSZ>.rdb) (mode 0600), then only
-        the O(redis_snapshot_keep) newest kept.
+      - Take a Redis snapshot for degraded option C, during the collection - C(BGSAVE) through C(redis-cli) in the
+        redis container, waited for until written, the RDB file read out.
+      - It is kept only when the verdict of the other parts says the cache is healthy (no critical finding, Redis
+        read and under its memory threshold, some key in Redis), before the V(fallbacks) part checks the newest - written to
+        C(<redis_snapshot_dir>/dump-<UTC yyyymmddTHHMMSSZ>.rdb) (mode 0600), then only the
+        O(redis_snapshot_keep) newest kept. The newest kept is the one option C restores.
       - A snapshot that fails is reported in RV(snapshot), it does not fail the module.
     type: bool
     default: false
@@ -260,8 +262,12 @@ bundle:
            files: [01-service-status.txt, SHA256SUMS, facts.json, index.json]}
 snapshot:
   description:
-    - The Redis snapshot taken (C(ok), C(error), C(path), C(size), C(sha256), C(lastsave), C(removed)),
+    - The Redis snapshot (C(ok), C(error), C(path), C(size), C(sha256), C(lastsave), C(keys), C(removed)),
       or C(taken=false) with the C(reason).
+    - "It is taken alongside the other parts, and kept (written, the O(redis_snapshot_keep) newest kept) only
+      when this run's verdict says the cache is healthy: no critical finding, Redis read and under its memory
+      threshold, some key in Redis. The newest snapshot kept is the one degraded option C restores, so the cache of an incident
+      never becomes it. C(taken) is true when it was kept; else C(reason) says why not."
   returned: always
   type: dict
   sample: {taken: true, ok: true, path: /var/lib/sre-incident/recsys/redis-snapshots/dump-20261127T013045Z.rdb}
@@ -277,6 +283,7 @@ elapsed:
   sample: 1.42
 """
 
+import functools
 import os
 import time
 
@@ -338,12 +345,15 @@ def work(module):
                        changes_window_s=p["changes_window"], probe_count=p["probe_count"],
                        probe_timeout=p["probe_timeout"], cpu_sample=p["cpu_sample"])
     do_snapshot = p["redis_snapshot"] and not module.check_mode
-    snap_fn = (lambda: diag.take_redis_snapshot(ctx, snapshot_dir, keep=p["redis_snapshot_keep"])) if do_snapshot else None
-    facts, raw, snap = diag.collect(ctx, parts, snapshot=snap_fn, snapshot_max_age=thresholds["snapshot_max_age"])
+    snap_fn = (lambda: diag.take_redis_snapshot(ctx)) if do_snapshot else None
+    # kept only when the run's verdict says the cache is healthy: the newest kept is the one option C restores
+    keep_fn = functools.partial(diag.keep_redis_snapshot, dest_dir=snapshot_dir, keep=p["redis_snapshot_keep"])
+    facts, raw, snap = diag.collect(ctx, parts, snapshot=snap_fn, snapshot_max_age=thresholds["snapshot_max_age"],
+                                    keep_snapshot=keep_fn, thresholds=thresholds)
     summary = diag.build_summary(facts, stack)
     findings = diag.evaluate(summary, {k: v.get("ok") for k, v in facts.items()}, thresholds)
     if snap is not None:
-        snapshot = dict(snap, taken=bool(snap.get("ok")))
+        snapshot = dict(snap, taken=snap["kept"])
     else:
         reason = "check mode: no snapshot taken" if p["redis_snapshot"] else "redis_snapshot=false"
         snapshot = dict(taken=False, reason=reason, dir=snapshot_dir)
