@@ -1035,19 +1035,17 @@ def collect(ctx, parts=PARTS, snapshot=None, snapshot_max_age=DEFAULT_THRESHOLDS
 CACHE_CHECKS = ("redis_memory", "part_redis")
 
 
-def cache_healthy(findings, keys=None):
-    """``(healthy, reason)``: whether this run's Redis data may become the snapshot degraded option C
-    restores (the newest kept): not when the verdict is critical (users are failed, maybe by the cache),
-    not when Redis could not be read or is at its memory threshold (:data:`CACHE_CHECKS`), not when it
-    holds no key. ``reason`` says why not (None when healthy)."""
+def cache_healthy(findings):
+    """``(healthy, reason)``: whether this run's verdict lets its Redis data become the snapshot degraded
+    option C restores (the newest kept): not when it is critical (users are failed, maybe by the cache),
+    not when Redis could not be read or is at its memory threshold (:data:`CACHE_CHECKS`). ``reason``
+    says why not (None when healthy)."""
     critical = [f["reason"] for f in findings if f.get("level") == "critical"]
     if critical:
         return False, "the verdict is critical (%s)" % "; ".join(critical)
     unwell = [f["reason"] for f in findings if f.get("check") in CACHE_CHECKS]
     if unwell:
         return False, "the cache is unwell (%s)" % "; ".join(unwell)
-    if keys == 0:
-        return False, "the cache holds no key"
     return True, None
 
 
@@ -1086,7 +1084,7 @@ def keep_redis_snapshot(snap, findings, dest_dir, keep=5):
     if not snap.get("ok"):
         out["reason"] = "no snapshot: %s" % snap.get("error")
         return out
-    healthy, why = cache_healthy(findings, snap.get("keys"))
+    healthy, why = cache_healthy(findings)
     if not healthy:
         out["reason"] = "not kept: %s" % why
         return out

@@ -120,7 +120,7 @@ options:
       - Take a Redis snapshot for degraded option C, during the collection - C(BGSAVE) through C(redis-cli) in the
         redis container, waited for until written, the RDB file read out.
       - It is kept only when the verdict of the other parts says the cache is healthy (no critical finding, Redis
-        read and under its memory threshold, some key in Redis), before the V(fallbacks) part checks the newest - written to
+        read and under its memory threshold), before the V(fallbacks) part checks the newest - written to
         C(<redis_snapshot_dir>/dump-<UTC yyyymmddTHHMMSSZ>.rdb) (mode 0600), then only the
         O(redis_snapshot_keep) newest kept. The newest kept is the one option C restores.
       - A snapshot that fails is reported in RV(snapshot), it does not fail the module.
@@ -266,7 +266,7 @@ snapshot:
       or C(taken=false) with the C(reason).
     - "It is taken alongside the other parts, and kept (written, the O(redis_snapshot_keep) newest kept) only
       when this run's verdict says the cache is healthy: no critical finding, Redis read and under its memory
-      threshold, some key in Redis. The newest snapshot kept is the one degraded option C restores, so the cache of an incident
+      threshold. The newest snapshot kept is the one degraded option C restores, so the cache of an incident
       never becomes it. C(taken) is true when it was kept; else C(reason) says why not."
   returned: always
   type: dict
