@@ -38,7 +38,7 @@ PAGED_SEVERITIES = ("P0", "P1")
 PAGED_LEVEL = "critical"
 #: The playbook a page names, per severity.
 PLAYBOOKS = {"P0": "p0_recover.yml", "P1": "p1_mitigate.yml"}
-STATES = ("checked", "paged", "kept")
+STATES = ("checked", "kept", "paged")
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 
 
