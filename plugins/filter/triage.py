@@ -11,13 +11,13 @@ from ansible_collections.sre.incident.plugins.plugin_utils._filter import decisi
 
 
 @decision("triage")
-def triage(measured, given=None, kind="incident", alert=None, detect=None, baseline_ms=None, recorded_baseline_ms=None,
-           traffic=None):
+def triage(measured, given=None, kind="incident", alert=None, detect=None, baseline_ms=None, traffic=None, resources=None,
+           resource_checks=None):
     for name, value in (("the measured result", measured), ("given", given), ("detect", detect), ("traffic", traffic)):
         if value is not None and not isinstance(value, dict):
             raise ValueError("%s must be a mapping, got %r" % (name, value))
     return _severity.triage(measured=measured, given=given, kind=kind, alert=alert, detect=detect,
-                            baseline_ms=baseline_ms, recorded_baseline_ms=recorded_baseline_ms, traffic=traffic)
+                            baseline_ms=baseline_ms, traffic=traffic, resources=resources, resource_checks=resource_checks)
 
 
 class FilterModule:

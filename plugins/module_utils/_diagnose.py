@@ -44,7 +44,7 @@ import re
 import tarfile
 import time
 
-from ansible_collections.sre.incident.plugins.module_utils import _degrade, _edge, _files, _http, _logs, _redact, _stack, _time, _verify
+from ansible_collections.sre.incident.plugins.module_utils import _degrade, _edge, _files, _http, _logs, _redact, _redis, _stack, _time, _verify
 from ansible_collections.sre.incident.plugins.module_utils._compose import (
     DockerError,
     compose_environment,
@@ -54,7 +54,6 @@ from ansible_collections.sre.incident.plugins.module_utils._compose import (
     interpolate,
 )
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
-from ansible_collections.sre.incident.plugins.module_utils._wait import poll_until
 
 # the runbook's diagnose_p0.sh items [1]..[7] and the part holding each
 RUNBOOK_ITEMS = (
@@ -477,6 +476,11 @@ def verdict(findings):
 
 # --------------------------------------------------------------------------- summary
 
+#: The fallbacks of degraded mode checked by the part ``fallbacks``, and each one's readiness in words.
+FALLBACKS = ("snapshot", "static_top", "standby")
+FALLBACK_STATES = {True: "ready", False: "not ready", None: "not checked"}
+
+
 def build_summary(parts, stack):
     """The flat dict a playbook branches on (see the module's RETURN for the keys)."""
     service = stack.get("service")
@@ -499,6 +503,8 @@ def build_summary(parts, stack):
         s["services"].setdefault(c.get("service"), c.get("status"))
     main = next((c for c in containers if c.get("service") == service), {})
     s["service_status"] = main.get("status", "missing") if ok("status") else None
+    # the service is down: it answers no request, or its container does not run (evaluate's findings of kind down)
+    s["service_down"] = s["http_success_ratio"] == 0 or s["service_status"] not in (None, "running")
     s["service_health"] = main.get("health")
     s["exit_code"] = main.get("exit_code")
     s["oom_killed"] = bool(main.get("oom_killed"))
@@ -544,9 +550,12 @@ def build_summary(parts, stack):
     s["static_top_present"] = (fb.get("static_top") or {}).get("present")
     s["standby_defined"] = (fb.get("standby") or {}).get("defined")
     s["standby_image_present"] = (fb.get("standby") or {}).get("image_present")
-    s["fallbacks_ready"] = {name: (fb.get(name) or {}).get("ready") for name in ("snapshot", "static_top", "standby")} if ok("fallbacks") else {}
+    s["fallbacks_ready"] = {name: (fb.get(name) or {}).get("ready") for name in FALLBACKS} if ok("fallbacks") else {}
     s["fallbacks_not_ready"] = sorted(n for n, r in s["fallbacks_ready"].items() if r is False)
     s["fallbacks_not_checked"] = sorted(n for n, r in s["fallbacks_ready"].items() if r is None)
+    # each fallback in words: a fallback not looked at (the part did not run, or incident_stack does not
+    # name what to check) is "not checked", never "not ready" (OUT-2)
+    s["fallbacks"] = {name: FALLBACK_STATES[s["fallbacks_ready"].get(name)] for name in FALLBACKS}
     s["fallback_reasons"] = {n: (fb.get(n) or {}).get("reason") for n in s["fallbacks_not_ready"]}
     s["parts_failed"] = sorted(name for name, part in parts.items() if not (part or {}).get("ok"))
     return s
@@ -991,8 +1000,11 @@ def _run_part(ctx, func, *args):
     return facts, ctx.text(raw)
 
 
-def collect(ctx, parts=PARTS, snapshot=None, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"]):
-    """Collect ``parts`` concurrently, with the callable ``snapshot`` alongside (before fallbacks);
+def collect(ctx, parts=PARTS, snapshot=None, snapshot_max_age=DEFAULT_THRESHOLDS["snapshot_max_age"], keep_snapshot=None,
+            thresholds=None):
+    """Collect ``parts`` concurrently, with the callable ``snapshot`` alongside; then, before the
+    fallbacks (which look at the newest snapshot kept), ``keep_snapshot(snapshot_result, findings)``
+    with the findings of every part but the fallbacks (at ``thresholds``) decides whether it is kept;
     ``(facts_by_part, raw_text_by_part, snapshot_result)``."""
     parts = [p for p in PARTS if p in parts]
     facts = {}
@@ -1007,6 +1019,9 @@ def collect(ctx, parts=PARTS, snapshot=None, snapshot_max_age=DEFAULT_THRESHOLDS
             facts[futures[fut]], raw[futures[fut]] = fut.result()
         if snap_future is not None:
             snap_result = snap_future.result()
+    if snap_result is not None and keep_snapshot is not None:
+        findings = evaluate(build_summary(facts, ctx.stack), {k: v.get("ok") for k, v in facts.items()}, thresholds)
+        snap_result = keep_snapshot(snap_result, findings)
     if "fallbacks" in parts:
         facts["fallbacks"], raw["fallbacks"] = _run_part(ctx, part_fallbacks, snapshot_max_age)
     return {p: facts[p] for p in parts}, raw, snap_result
@@ -1014,62 +1029,73 @@ def collect(ctx, parts=PARTS, snapshot=None, snapshot_max_age=DEFAULT_THRESHOLDS
 
 # --------------------------------------------------------------------------- redis snapshot
 
-def take_redis_snapshot(ctx, dest_dir, keep=5, timeout=60.0, interval=0.2):
-    """BGSAVE, wait for LASTSAVE to move, copy the RDB out to ``dest_dir/dump-<UTC ts>.rdb`` (0600), keep ``keep``;
-    never raises for an unwell Redis: dict(ok, error, path, size, sha256, lastsave, elapsed, removed, dir)."""
+#: The checks that say the cache (Redis) is unwell: its data then makes no snapshot to restore. Not
+#: ``redis_evictions``: Redis counts evicted keys since it started, so one past burst would stop every
+#: later snapshot; the keys it keeps are still good ones.
+CACHE_CHECKS = ("redis_memory", "part_redis")
+
+
+def cache_healthy(findings):
+    """``(healthy, reason)``: whether this run's verdict lets its Redis data become the snapshot degraded
+    option C restores (the newest kept): not when it is critical (users are failed, maybe by the cache),
+    not when Redis could not be read or is at its memory threshold (:data:`CACHE_CHECKS`). ``reason``
+    says why not (None when healthy)."""
+    critical = [f["reason"] for f in findings if f.get("level") == "critical"]
+    if critical:
+        return False, "the verdict is critical (%s)" % "; ".join(critical)
+    unwell = [f["reason"] for f in findings if f.get("check") in CACHE_CHECKS]
+    if unwell:
+        return False, "the cache is unwell (%s)" % "; ".join(unwell)
+    return True, None
+
+
+def take_redis_snapshot(ctx, timeout=60.0, interval=0.2):
+    """BGSAVE and read the RDB out, in memory (``_redis``: nothing is written here, see
+    :func:`keep_redis_snapshot`); never raises for an unwell Redis:
+    dict(ok, error, data, size, sha256, lastsave, keys, elapsed)."""
     started = time.monotonic()
-    service = _redis_service(ctx.stack)
-    result = dict(ok=False, error=None, path=None, size=None, sha256=None, lastsave=None, removed=[], dir=dest_dir)
+    result = dict(ok=False, error=None, data=None, size=None, sha256=None, lastsave=None, keys=None)
     try:
-        c = ctx.running(service)
+        where = _redis.settings(ctx.stack)
+        c = ctx.running(where["service"])
         if c is None:
-            raise DockerError("service %s is not running" % service)
-
-        def cli(*args):
-            res = ctx.client.exec_in(c, _stack.redis_cli(ctx.stack, *args))
-            if res["rc"] != 0:
-                raise DockerError("redis-cli %s failed: %s" % (" ".join(args), (res["stderr"] or res["stdout"]).strip()))
-            return res["stdout"].strip()
-
-        def lastsave():
-            text = cli("LASTSAVE")
-            return int(text.split()[-1]) if text and text.split()[-1].isdigit() else None
-
-        before = lastsave()
-        if before is not None and int(time.time()) <= before:
-            # LASTSAVE counts whole seconds: a save in this second would not move it, so wait for the next
-            poll_until(lambda: int(time.time()) > before, 2.0, interval=0.05)
-        answer = cli("BGSAVE")
-        if "ERR" in answer.upper() and "in progress" not in answer.lower():
-            raise DockerError("BGSAVE refused: %s" % answer)
-
-        def saved():
-            now = lastsave()
-            return now if now is not None and (before is None or now > before) else None
-
-        ok, value, elapsed_unused = poll_until(saved, timeout, interval=interval)
-        if not ok:
-            raise DockerError("BGSAVE not finished after %s s" % timeout)
-        result["lastsave"] = _time.format_ts(value)
-        directory = _config_get(cli("CONFIG", "GET", "dir")) or "/data"
-        filename = _config_get(cli("CONFIG", "GET", "dbfilename")) or "dump.rdb"
+            raise DockerError("service %s is not running" % where["service"])
+        server = _redis.Redis(ctx.client, c, where["port"])
+        saved = server.save(timeout=timeout, interval=interval)
+        directory, filename = server.rdb_location()
         data = ctx.client.read_file(c, directory.rstrip("/") + "/" + filename, max_bytes=1024 * 1024 * 1024)
-        if not data.startswith(b"REDIS"):
+        if not data.startswith(_redis.RDB_MAGIC):
             raise DockerError("%s/%s is not an RDB file" % (directory, filename))
-        _files.private_dir(dest_dir)
-        path = os.path.join(dest_dir, "dump-%s.rdb" % _time.stamp(value))
-        _files.write_atomic(path, data, sync=False)
-        result.update(ok=True, path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
-        result["removed"] = rotate(dest_dir, keep)
-    except (DockerError, OSError) as exc:
+        result.update(ok=True, data=data, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                      lastsave=_time.format_ts(saved["lastsave"]), keys=saved["keys"])
+    except (DockerError, OSError, ValueError) as exc:
         result["error"] = ctx.text(getattr(exc, "msg", None) or str(exc))
     result["elapsed"] = round(time.monotonic() - started, 3)
     return result
 
 
-def _config_get(text):
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    return lines[1] if len(lines) >= 2 else None
+def keep_redis_snapshot(snap, findings, dest_dir, keep=5):
+    """Write the snapshot ``snap`` (:func:`take_redis_snapshot`) to ``dest_dir/dump-<LASTSAVE UTC>.rdb``
+    (0600) and keep the ``keep`` newest, only when :func:`cache_healthy` says so: the newest kept is the
+    one degraded option C restores, never the cache of an incident. Returns ``snap`` without its data,
+    with kept, reason, path, removed, dir."""
+    out = {k: v for k, v in snap.items() if k != "data"}
+    out.update(kept=False, reason=None, path=None, removed=[], dir=dest_dir)
+    if not snap.get("ok"):
+        out["reason"] = "no snapshot: %s" % snap.get("error")
+        return out
+    healthy, why = cache_healthy(findings)
+    if not healthy:
+        out["reason"] = "not kept: %s" % why
+        return out
+    try:
+        _files.private_dir(dest_dir)
+        path = os.path.join(dest_dir, "dump-%s.rdb" % _time.stamp(snap["lastsave"]))
+        _files.write_atomic(path, snap["data"], sync=False)
+        out.update(kept=True, path=path, removed=rotate(dest_dir, keep))
+    except OSError as exc:
+        out.update(ok=False, error=str(exc), reason="not kept: %s" % exc)
+    return out
 
 
 def rotate(directory, keep, pattern="dump-*.rdb"):

@@ -175,6 +175,15 @@ def worst(severities):
     return SEVERITIES[min(rank(s) for s in items)]
 
 
+def worst_known(severities):
+    """The worst of ``severities`` leaving out the empty ones (None, '', 'none', as a diagnosis without
+    findings says); ``'none'`` when none is left. An unknown severity raises ValueError naming it."""
+    if isinstance(severities, (str, bytes)) or not hasattr(severities, "__iter__"):
+        raise ValueError("severities must be a list, got %r" % (severities,))
+    known = [s for s in severities if s not in (None, "", "none")]
+    return worst(known) if known else "none"
+
+
 def of_findings(findings):
     """The severity that a diagnosis's findings call for (each with ``kind`` and ``level``):
     V(P0) when the service is down, V(P1) for a critical finding, V(P2) for any other, else None."""
@@ -391,18 +400,27 @@ def classify(facts, baseline_ms=None, sla_overrides=None, latency_tolerance=DEFA
 RUNBOOK_BASELINE_MS = 50.0
 #: The detect kinds that mean the service's container is down (every user affected).
 DOWN_KINDS = ("service_down", "stack_down", "engine_unreachable")
+#: Where the baseline of a measurement (``sre.incident.severity``'s ``baseline.source``) counts for triage:
+#: real traffic's baseline window, or the recorded ``baseline_file``.
+MEASURED_BASELINE_SOURCES = ("access_log", "prometheus", "traffic", "file")
+#: The diagnostics checks (``_diagnose.evaluate``) triage reads when users look fine: disk usage and
+#: database connections, problems users do not see yet.
+RESOURCE_CHECKS = ("disk_percent", "db_connections")
 
 
-def triage(measured=None, given=None, kind="incident", alert=None, detect=None, baseline_ms=None,
-           recorded_baseline_ms=None, traffic=None):
+def triage(measured=None, given=None, kind="incident", alert=None, detect=None, baseline_ms=None, traffic=None,
+           resources=None, resource_checks=None):
     """The triage of one host (``playbooks/triage.yml``): the tree over the measured facts overlaid by
     the ``given`` ones, the worse of its severity and the ``alert``'s, and whether there is a problem.
 
     ``measured``: a result of ``sre.incident.severity`` with ``measure=true`` (None: not measured);
     ``detect``: the detect role's verdict; ``traffic``: a result of ``sre.incident.traffic``. The
-    baseline: ``baseline_ms``, else real traffic's baseline window, else ``recorded_baseline_ms``,
-    else the runbook's 50 ms. Returns dict(severity ('' when nothing is known), tree_severity,
-    alert_severity, problem, reasons, facts, sources, traffic, baseline_ms, sla, outage).
+    baseline: ``baseline_ms``, else the one ``measured`` used (real traffic's baseline window, else
+    the recorded ``baseline_file``), else the runbook's 50 ms. ``resources``: the findings of
+    ``sre.incident.diagnose`` (disk, database) read when users looked fine; one whose ``check`` is in
+    ``resource_checks`` (default :data:`RESOURCE_CHECKS`) is a problem users do not see, its severity
+    the tree's. Returns dict(severity ('' when nothing is known), tree_severity, alert_severity,
+    problem, reasons, facts, sources, traffic, baseline_ms, sla, outage, resources (their reasons)).
     """
     given = dict(given or {})
     alert = (alert or "").upper() or None
@@ -412,10 +430,15 @@ def triage(measured=None, given=None, kind="incident", alert=None, detect=None, 
         raise ValueError("kind %r is not one of %s" % (kind, ", ".join(KINDS)))
     measuring = measured is not None
     measured_baseline = None
-    if measuring and (measured.get("baseline") or {}).get("source") in ("access_log", "prometheus"):
+    if measuring and (measured.get("baseline") or {}).get("source") in MEASURED_BASELINE_SOURCES:
         measured_baseline = measured["baseline"].get("baseline_ms")
-    baseline = next(float(candidate) for candidate in (baseline_ms, measured_baseline, recorded_baseline_ms,
-                                                       RUNBOOK_BASELINE_MS) if candidate not in (None, ""))
+    baseline = next(float(candidate) for candidate in (baseline_ms, measured_baseline, RUNBOOK_BASELINE_MS)
+                    if candidate not in (None, ""))
+    if resources is not None and (not isinstance(resources, list) or not all(isinstance(f, dict) for f in resources)):
+        raise ValueError("resources must be a list of findings (mappings with check and reason), got %r" % (resources,))
+    checks = RESOURCE_CHECKS if resource_checks is None else resource_checks
+    if not isinstance(checks, (list, tuple)) or not all(isinstance(c, str) for c in checks):
+        raise ValueError("resource_checks must be a list of check names, got %r" % (checks,))
     detect = detect or {}
     service_down = measuring and detect.get("kind") in DOWN_KINDS and not detect.get("recommendations_ok")
     facts = dict(measured.get("facts") or {}) if measuring else {}
@@ -432,6 +455,9 @@ def triage(measured=None, given=None, kind="incident", alert=None, detect=None, 
         problem = bool(tree.get("problem_detected") or detect.get("outage"))
     else:
         problem = has_facts or alert is not None
+    # users are fine, but a resource over its threshold is a problem they do not see yet
+    unseen = [str(f.get("reason")) for f in resources or () if f.get("check") in checks] \
+        if measuring and kind == "incident" and not problem else []
     sources = dict(measured.get("sources") or {}) if measuring else {}
     sources.update((k, "given") for k in given)
     if service_down:
@@ -445,15 +471,17 @@ def triage(measured=None, given=None, kind="incident", alert=None, detect=None, 
         severity=worst(known) if known else "",
         tree_severity=tree.get("severity"),
         alert_severity=alert,
-        problem=problem,
+        problem=problem or bool(unseen),
         reasons=list(tree.get("reasons") or []) + (["service container down: all users affected"] if service_down else [])
-        + (["alert severity %s given" % alert] if alert else []),
+        + (["alert severity %s given" % alert] if alert else [])
+        + (["users not affected, but %s: a problem users do not see" % "; ".join(unseen)] if unseen else []),
         facts=facts,
         sources=sources,
         traffic=shown,
         baseline_ms=baseline,
         sla=tree.get("sla"),
         outage=detect.get("outage") if measuring else None,
+        resources=unseen,
     )
 
 

@@ -117,10 +117,12 @@ options:
     default: diag
   redis_snapshot:
     description:
-      - Take a Redis snapshot for degraded option C, during the collection and before the V(fallbacks) part checks
-        the newest - C(BGSAVE) through C(redis-cli) in the redis container, polled with C(LASTSAVE) until written,
-        the RDB file copied out to C(<redis_snapshot_dir>/dump-<UTC yyyymmddTHHMMSSZ>.rdb) (mode 0600), then only
-        the O(redis_snapshot_keep) newest kept.
+      - Take a Redis snapshot for degraded option C, during the collection - C(BGSAVE) through C(redis-cli) in the
+        redis container, waited for until written, the RDB file read out.
+      - It is kept only when the verdict of the other parts says the cache is healthy (no critical finding, Redis
+        read and under its memory threshold), before the V(fallbacks) part checks the newest - written to
+        C(<redis_snapshot_dir>/dump-<UTC yyyymmddTHHMMSSZ>.rdb) (mode 0600), then only the
+        O(redis_snapshot_keep) newest kept. The newest kept is the one option C restores.
       - A snapshot that fails is reported in RV(snapshot), it does not fail the module.
     type: bool
     default: false
@@ -202,7 +204,11 @@ summary:
       redis_used_memory_pct redis_evicted_keys redis_connected_clients redis_hit_ratio cpu_pct mem_pct
       cpu_pct_max mem_pct_max disk_used_pct disk_used_pct_by_mount recent_changes edge_mode edge_status
       downgrade_mode degraded_mode_on degraded_reasons snapshot_age_s snapshot_path static_top_present
-      standby_defined standby_image_present fallbacks_ready fallbacks_not_ready fallback_reasons parts_failed)."
+      standby_defined standby_image_present fallbacks_ready fallbacks_not_ready fallbacks_not_checked fallbacks
+      fallback_reasons parts_failed service_down)."
+    - C(service_down) is true when the service answers no request or its container does not run (the findings of
+      kind C(down), severity V(P0)); C(fallbacks) maps C(snapshot), C(static_top) and C(standby) to V(ready),
+      V(not ready) or V(not checked) (the part did not run, or C(incident_stack) does not name what to check)."
     - C(cpu_pct) and C(mem_pct) map container names to percentages; C(disk_used_pct) is the fullest
       filesystem or volume.
   returned: always
@@ -256,8 +262,12 @@ bundle:
            files: [01-service-status.txt, SHA256SUMS, facts.json, index.json]}
 snapshot:
   description:
-    - The Redis snapshot taken (C(ok), C(error), C(path), C(size), C(sha256), C(lastsave), C(removed)),
+    - The Redis snapshot (C(ok), C(error), C(path), C(size), C(sha256), C(lastsave), C(keys), C(removed)),
       or C(taken=false) with the C(reason).
+    - "It is taken alongside the other parts, and kept (written, the O(redis_snapshot_keep) newest kept) only
+      when this run's verdict says the cache is healthy: no critical finding, Redis read and under its memory
+      threshold. The newest snapshot kept is the one degraded option C restores, so the cache of an incident
+      never becomes it. C(taken) is true when it was kept; else C(reason) says why not."
   returned: always
   type: dict
   sample: {taken: true, ok: true, path: /var/lib/sre-incident/recsys/redis-snapshots/dump-20261127T013045Z.rdb}
@@ -273,6 +283,7 @@ elapsed:
   sample: 1.42
 """
 
+import functools
 import os
 import time
 
@@ -334,12 +345,15 @@ def work(module):
                        changes_window_s=p["changes_window"], probe_count=p["probe_count"],
                        probe_timeout=p["probe_timeout"], cpu_sample=p["cpu_sample"])
     do_snapshot = p["redis_snapshot"] and not module.check_mode
-    snap_fn = (lambda: diag.take_redis_snapshot(ctx, snapshot_dir, keep=p["redis_snapshot_keep"])) if do_snapshot else None
-    facts, raw, snap = diag.collect(ctx, parts, snapshot=snap_fn, snapshot_max_age=thresholds["snapshot_max_age"])
+    snap_fn = (lambda: diag.take_redis_snapshot(ctx)) if do_snapshot else None
+    # kept only when the run's verdict says the cache is healthy: the newest kept is the one option C restores
+    keep_fn = functools.partial(diag.keep_redis_snapshot, dest_dir=snapshot_dir, keep=p["redis_snapshot_keep"])
+    facts, raw, snap = diag.collect(ctx, parts, snapshot=snap_fn, snapshot_max_age=thresholds["snapshot_max_age"],
+                                    keep_snapshot=keep_fn, thresholds=thresholds)
     summary = diag.build_summary(facts, stack)
     findings = diag.evaluate(summary, {k: v.get("ok") for k, v in facts.items()}, thresholds)
     if snap is not None:
-        snapshot = dict(snap, taken=bool(snap.get("ok")))
+        snapshot = dict(snap, taken=snap["kept"])
     else:
         reason = "check mode: no snapshot taken" if p["redis_snapshot"] else "redis_snapshot=false"
         snapshot = dict(taken=False, reason=reason, dir=snapshot_dir)

@@ -15,7 +15,12 @@ description:
   - "A finding is identified by O(host), its C(check), its C(kind) and its C(reason) with the numbers
     taken out: C(disk / 87 % full) and C(disk / 88 % full) are the same finding, C(dependency redis is
     exited) and C(dependency postgres is exited) are two."
-  - A finding is new when it was never paged, or last paged O(window) seconds ago or longer.
+  - Only critical findings page (RV(findings)); a finding is new when it was never paged, or last paged
+    O(window) seconds ago or longer.
+  - "It also remembers the incident each finding of a lasting condition is recorded in (O(state=kept) or
+    O(state=paged) with O(incident_id)): the next run of the same condition gets it back in RV(incident_id)
+    and continues that incident instead of opening another. A finding no longer found is forgotten there
+    (its condition is over); a condition that got worse than the incident's severity gets none back."
   - "The file is on the managed host because under AWX each job runs in a fresh execution environment:
     the controller forgets between two scheduled runs. It is written under a lock (two runs at once page
     once), replaced atomically, mode 0600; entries older than 7 days (or the window, if longer) are dropped."
@@ -23,13 +28,13 @@ extends_documentation_fragment:
   - sre.incident.attributes
 attributes:
   check_mode:
-    details: With O(state=paged), reports what it would remember and writes nothing.
+    details: With O(state=paged) or O(state=kept), reports what it would remember and writes nothing.
   diff_mode:
     support: full
     details: The remembered pages before and after.
   idempotent:
     support: full
-    details: Paging the same findings again within the window changes nothing.
+    details: Paging or keeping the same findings with the same incident again within the window changes nothing.
   platform:
     platforms: posix
 options:
@@ -42,12 +47,12 @@ options:
     type: str
     required: true
   severity:
-    description: The verdict's severity; only V(P0) and V(P1) page (RV(page)).
+    description: The verdict's severity; only V(P0) and V(P1) page (RV(page)). Kept with the incident.
     type: str
     required: true
     choices: [P0, P1, P2, P3, none]
   findings:
-    description: The findings, each with C(check), C(kind), C(reason) (as C(diagnose_result.findings) has them).
+    description: Every finding of the run, each with C(check), C(level), C(kind), C(reason) (as C(diagnose_result.findings) has them).
     type: list
     elements: dict
     required: true
@@ -56,12 +61,15 @@ options:
     type: float
     default: 3600
   incident_id:
-    description: The incident the page named, kept with the remembered findings.
+    description: The incident of this run (opened or continued), kept with the findings and named by the page.
     type: str
   state:
-    description: V(checked) reads only; V(paged) remembers the new findings as paged now (not those within the window).
+    description:
+      - V(checked) reads only.
+      - V(kept) keeps O(incident_id) with the findings and forgets the findings of O(host) no longer found.
+      - V(paged) does the same and remembers the new critical findings as paged now (not those within the window).
     type: str
-    choices: [checked, paged]
+    choices: [checked, kept, paged]
     default: checked
 seealso:
   - module: sre.incident.notify
@@ -74,9 +82,10 @@ EXAMPLES = r"""
     path: "{{ incident_stack.state_dir }}/pages.json"
     host: "{{ inventory_hostname }}"
     severity: "{{ diagnose_result.severity }}"
-    findings: "{{ diagnose_result.findings | selectattr('level', 'equalto', 'critical') | list }}"
+    findings: "{{ diagnose_result.findings }}"
     window: 3600
   register: diagnose_page_plan
+  # diagnose_page_plan.page, .new (what to page), .playbook (to name), .incident_id (the incident to continue)
 
 - name: Remember them once the channels were told
   sre.incident.paging:
@@ -84,16 +93,33 @@ EXAMPLES = r"""
     path: "{{ incident_stack.state_dir }}/pages.json"
     host: "{{ inventory_hostname }}"
     severity: "{{ diagnose_result.severity }}"
-    findings: "{{ diagnose_page_plan.new }}"
+    findings: "{{ diagnose_result.findings }}"
     incident_id: INC-20261127-013045-p0-recommendation-service-localhost-3f9a
 """
 
 RETURN = r"""
 page:
-  description: The severity is V(P0) or V(P1) and some finding is new.
+  description: The severity is V(P0) or V(P1) and some critical finding is new.
   returned: always
   type: bool
   sample: true
+findings:
+  description: The critical findings of O(findings), the ones that page.
+  returned: always
+  type: list
+  elements: dict
+playbook:
+  description: The playbook a page names (V(p0_recover.yml) for V(P0), V(p1_mitigate.yml) for V(P1)), else V(null).
+  returned: always
+  type: str
+  sample: p0_recover.yml
+incident_id:
+  description:
+    - The incident kept with one of O(findings) by an earlier run (the newest), when it was opened for a
+      severity as bad as O(severity) or worse; else V(null). A scheduled run continues it.
+  returned: always
+  type: str
+  sample: INC-20261127-013045-p0-recommendation-service-localhost-3f9a
 new:
   description: The findings not paged within the window, each with its C(key).
   returned: always
@@ -130,7 +156,7 @@ ARGUMENT_SPEC = dict(
     findings=dict(type="list", elements="dict", required=True),
     window=dict(type="float", default=float(_paging.DEFAULT_WINDOW_S)),
     incident_id=dict(type="str"),
-    state=dict(type="str", choices=["checked", "paged"], default="checked"),
+    state=dict(type="str", choices=list(_paging.STATES), default="checked"),
 )
 
 

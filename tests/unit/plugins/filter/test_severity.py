@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sre.incident.plugins.filter.severity import FilterModule, severity
+from ansible_collections.sre.incident.plugins.filter.severity import FilterModule, severity, worst_severity
 
 
 def test_registered():
@@ -54,3 +54,20 @@ def test_errors_are_filter_errors(facts, named):
 def test_unknown_sla_severity():
     with pytest.raises(AnsibleFilterError, match="unknown severity 'P9'"):
         severity({"users_affected_pct": 5}, sla={"P9": {"respond": 1}})
+
+
+@pytest.mark.parametrize("severities, expected", [
+    (["none", "P3", "P1", "P2"], "P1"),      # P3 counts too, when it is the worst there is
+    (["none", "P3"], "P3"),
+    (["p0", None, ""], "P0"),
+    (["none"], "none"),
+    ([], "none"),
+])
+def test_worst_severity_leaves_out_empty_verdicts(severities, expected):
+    assert worst_severity(severities) == expected
+
+
+@pytest.mark.parametrize("severities, named", [(["P1", "P9"], "P9"), ("P1", "must be a list")])
+def test_worst_severity_names_a_bad_input(severities, named):
+    with pytest.raises(AnsibleFilterError, match="sre.incident.worst_severity: .*%s" % named):
+        worst_severity(severities)

@@ -37,21 +37,43 @@ def test_the_worse_of_the_tree_and_the_alert_wins_and_given_facts_win_over_measu
     assert triage(HEALTHY, alert="P3", detect=dict(UP, outage=True))["severity"] == "P2"
 
 
-@pytest.mark.parametrize("given_baseline, measured_source, recorded, expected", [
-    (80, "access_log", 30, 80.0),    # given wins
-    (None, "prometheus", 30, 60.0),  # real traffic's baseline window
-    (None, "probes", 30, 30.0),      # probes have no baseline: the recorded one
-    (None, None, None, 50.0),        # the runbook's
+@pytest.mark.parametrize("given_baseline, measured_source, expected", [
+    (80, "access_log", 80.0),    # given wins
+    (None, "prometheus", 60.0),  # real traffic's baseline window
+    (None, "file", 60.0),        # the recorded one (the severity module's baseline_file)
+    (None, "option", 50.0),      # not one triage knows the origin of: the runbook's
+    (None, None, 50.0),          # the runbook's
 ])
-def test_the_latency_baseline_comes_from_the_best_source(given_baseline, measured_source, recorded, expected):
+def test_the_latency_baseline_comes_from_the_best_source(given_baseline, measured_source, expected):
     measured = dict(HEALTHY, baseline=dict(baseline_ms=60.0, source=measured_source))
-    assert triage(measured, detect=UP, baseline_ms=given_baseline, recorded_baseline_ms=recorded)["baseline_ms"] == expected
+    assert triage(measured, detect=UP, baseline_ms=given_baseline)["baseline_ms"] == expected
+
+
+DISK = dict(check="disk_percent", level="warning", kind="warning", reason="disk / 91 % full")
+CPU = dict(check="cpu_percent", level="warning", kind="warning", reason="CPU of app at 95 % (limit 90 %)")
+
+
+def test_a_resource_over_its_threshold_is_a_problem_users_do_not_see():
+    got = triage(HEALTHY, detect=UP, resources=[DISK, CPU])
+    assert (got["problem"], got["severity"], got["resources"]) == (True, "P2", ["disk / 91 % full"])
+    assert got["reasons"][-1] == "users not affected, but disk / 91 % full: a problem users do not see"
+    # only the checks asked for count; an alert never names the severity of what users do not see
+    assert triage(HEALTHY, detect=UP, resources=[CPU])["problem"] is False
+    assert triage(HEALTHY, detect=UP, resources=[CPU], resource_checks=["cpu_percent"])["resources"] == [CPU["reason"]]
+    assert triage(HEALTHY, detect=UP, resources=[DISK], alert="P1")["severity"] == "P1"
+
+
+def test_resources_add_nothing_to_a_problem_users_see_or_to_what_was_not_measured():
+    down = triage(dict(HEALTHY, facts=dict(error_rate=1.0, samples=15)), detect=DOWN, resources=[DISK])
+    assert down["resources"] == [] and not any("do not see" in r for r in down["reasons"])
+    assert triage(None, given=dict(users_affected_pct=0), resources=[DISK])["resources"] == []
+    assert triage(HEALTHY, detect=UP)["resources"] == []
 
 
 def test_without_measuring_given_facts_or_an_alert_make_the_problem():
     assert triage(None, alert="P1") == dict(
         severity="P1", tree_severity=None, alert_severity="P1", problem=True, reasons=["alert severity P1 given"],
-        facts=dict(kind="incident"), sources={}, traffic=None, baseline_ms=50.0, sla=None, outage=None)
+        facts=dict(kind="incident"), sources={}, traffic=None, baseline_ms=50.0, sla=None, outage=None, resources=[])
     assert triage(None, given=dict(latency_ms=600))["severity"] == "P0"
     nothing = triage(None)
     assert (nothing["severity"], nothing["problem"]) == ("", False)
@@ -79,6 +101,15 @@ def test_real_traffic_is_shown_only_when_it_had_a_source():
 def test_bad_input_is_named(kwargs, named):
     with pytest.raises(AnsibleFilterError, match=named):
         triage_filter(None, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    (dict(resources="disk"), "resources must be a list"),
+    (dict(resources=[DISK], resource_checks="disk_percent"), "resource_checks must be a list"),
+])
+def test_bad_resources_are_named(kwargs, named):
+    with pytest.raises(AnsibleFilterError, match=named):
+        triage_filter(HEALTHY, detect=UP, **kwargs)
 
 
 def test_the_filter_wants_mappings():

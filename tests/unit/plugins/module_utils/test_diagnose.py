@@ -244,6 +244,32 @@ def test_build_summary():
     assert missing["dependencies_down"] == ["postgres", "redis"]
 
 
+def test_build_summary_says_whether_the_service_is_down_as_the_findings_do():
+    stack = dict(service="recommendation-service", dependencies=["postgres", "redis"])
+    running = _parts()["status"]["containers"][1:] + [dict(service="recommendation-service", status="running")]
+    cases = [
+        (_parts(), True),                                                                   # its container exited
+        (_parts(status=dict(ok=True, containers=running)), False),
+        (_parts(status=dict(ok=True, containers=running), http=dict(ok=True, healthy=False, success_ratio=0.0)), True),
+        (_parts(status=dict(ok=False), http=dict(ok=False)), False),                         # nothing known: not down
+    ]
+    for parts, down in cases:
+        summary = d.build_summary(parts, stack)
+        findings = d.evaluate(summary, {k: v.get("ok") for k, v in parts.items()})
+        assert summary["service_down"] is down
+        assert ("down" in {f["kind"] for f in findings}) is down
+
+
+def test_build_summary_names_each_fallback_ready_not_ready_or_not_checked():
+    stack = dict(service="recommendation-service")
+    fallbacks = dict(ok=True, snapshot=dict(ready=False), static_top=dict(ready=None), standby=dict(ready=True))
+    assert d.build_summary(_parts(fallbacks=fallbacks), stack)["fallbacks"] == dict(
+        snapshot="not ready", static_top="not checked", standby="ready")
+    # the part did not run, or failed: nothing was looked at
+    for parts in (_parts(fallbacks=dict(ok=False, error="x")), {k: v for k, v in _parts().items() if k != "fallbacks"}):
+        assert set(d.build_summary(parts, stack)["fallbacks"].values()) == {"not checked"}
+
+
 # --------------------------------------------------------------------------- fakes for collection
 
 class FakeContainer:
@@ -374,8 +400,11 @@ def test_redis_snapshot_and_rotation(tmp_path):
     ctx = d.Context(client, STACK)
     for name in ("dump-20260101T000000Z.rdb", "dump-20260102T000000Z.rdb"):
         (tmp_path / name).write_bytes(b"REDIS-old")
-    res = d.take_redis_snapshot(ctx, str(tmp_path), keep=2, timeout=2, interval=0.01)
-    assert res["ok"], res
+    snap = d.take_redis_snapshot(ctx, timeout=2, interval=0.01)
+    assert snap["ok"] and snap["data"] == client.rdb and snap["keys"] == 25, snap
+    assert os.listdir(tmp_path) == sorted(os.listdir(tmp_path)) and len(os.listdir(tmp_path)) == 2   # nothing written yet
+    res = d.keep_redis_snapshot(snap, [], str(tmp_path), keep=2)
+    assert res["kept"] and "data" not in res
     assert os.path.basename(res["path"]) == "dump-19700101T001645Z.rdb"  # named after LASTSAVE (1005)
     # names sort by time: the fake LASTSAVE is in 1970, so the "newest" by name are the 2026 ones
     assert res["removed"] == [str(tmp_path / "dump-19700101T001645Z.rdb")]
@@ -391,7 +420,7 @@ def test_database_and_redis_on_their_own_ports(tmp_path):
     ctx = d.Context(client, stack, now=_time.epoch("2026-11-27T01:00:00Z"))
     facts, _raw, _snap = d.collect(ctx, ["database", "redis"])
     assert facts["database"]["ok"] and facts["redis"]["ok"], facts
-    assert d.take_redis_snapshot(ctx, str(tmp_path), keep=1, timeout=2, interval=0.01)["ok"]
+    assert d.take_redis_snapshot(ctx, timeout=2, interval=0.01)["ok"]
     psql = [argv for _name, argv in client.calls if argv[0] == "psql"]
     cli = [argv for _name, argv in client.calls if argv[0] == "redis-cli"]
     assert psql and all(argv[argv.index("-p") + 1] == "5433" for argv in psql)
@@ -400,8 +429,28 @@ def test_database_and_redis_on_their_own_ports(tmp_path):
 
 def test_redis_snapshot_never_raises():
     ctx = d.Context(_client(), dict(STACK, redis=dict(service="nope")))
-    res = d.take_redis_snapshot(ctx, "/nonexistent", keep=1, timeout=0.1)
+    res = d.take_redis_snapshot(ctx, timeout=0.1)
     assert res["ok"] is False and "not running" in res["error"]
+    kept = d.keep_redis_snapshot(res, [], "/nonexistent", keep=1)
+    assert kept["kept"] is False and kept["reason"].startswith("no snapshot: service nope is not running")
+
+
+@pytest.mark.parametrize("findings, why", [
+    ([dict(check="service_running", level="critical", reason="the service is exited")], "the verdict is critical"),
+    ([dict(check="redis_memory", level="warning", reason="redis memory at 97 % of maxmemory")], "the cache is unwell"),
+    ([dict(check="part_redis", level="warning", reason="part redis could not be collected")], "the cache is unwell"),
+])
+def test_the_cache_of_an_incident_is_never_kept_as_the_newest_snapshot(tmp_path, findings, why):
+    good = tmp_path / "dump-20260101T000000Z.rdb"
+    good.write_bytes(b"REDIS-good")
+    snap = dict(ok=True, error=None, data=b"REDIS-bad", size=9, sha256="x", lastsave="2026-01-02T00:00:00.000Z", keys=25)
+    res = d.keep_redis_snapshot(snap, findings, str(tmp_path), keep=1)
+    assert res["kept"] is False and why in res["reason"] and res["path"] is None
+    # the last good one stays the newest, whatever keep says
+    assert os.listdir(tmp_path) == [good.name]
+    warning = [dict(check="disk_percent", level="warning", reason="disk / 87 % full")]
+    assert d.keep_redis_snapshot(dict(snap, keys=3), warning, str(tmp_path), keep=1)["kept"] is True
+    assert os.listdir(tmp_path) == ["dump-20260102T000000Z.rdb"]
 
 
 def test_rotate(tmp_path):

@@ -97,3 +97,51 @@ def test_a_corrupt_memory_is_named_not_overwritten(tmp_path):
     with pytest.raises(pg.PagingError, match="is not JSON"):
         pg.run(params(path, state="paged"), now=at(0))
     assert path.read_text() == "{torn"
+
+
+WARN = {"check": "disk_percent", "level": "warning", "kind": "warning", "reason": "disk / 87 % full"}
+
+
+def test_only_critical_findings_page_and_the_playbook_follows_the_severity():
+    p0 = pg.plan(pg.empty_state(), "h", "P0", [DOWN, WARN], now=at(0))
+    assert [f["check"] for f in p0["findings"]] == ["service_running"] and [f["check"] for f in p0["new"]] == ["service_running"]
+    assert (p0["page"], p0["playbook"], p0["incident_id"]) == (True, "p0_recover.yml", None)
+    assert pg.plan(pg.empty_state(), "h", "P1", [DISK], now=at(0))["playbook"] == "p1_mitigate.yml"
+    p2 = pg.plan(pg.empty_state(), "h", "P2", [WARN], now=at(0))
+    assert (p2["page"], p2["findings"], p2["playbook"]) == (False, [], None)
+
+
+def test_a_lasting_condition_keeps_its_incident_until_it_is_over():
+    state, changed = pg.keep(pg.empty_state(), "h", "P0", [DOWN, WARN], "INC-1", now=at(0))
+    assert len(changed) == 2
+    # the next runs, whatever the window, get it back: for the same findings, or some of them
+    assert pg.plan(state, "h", "P0", [DOWN], 0, now=at(15))["incident_id"] == "INC-1"
+    assert pg.plan(state, "h", "P0", [dict(DOWN, reason="the service is exited (exit code 143)")], now=at(15))["incident_id"] == "INC-1"
+    # as bad or better than the incident: continued; worse: an incident of its own; another host: none
+    assert pg.plan(state, "h", "P1", [WARN], now=at(15))["incident_id"] == "INC-1"
+    assert pg.plan(state, "h2", "P0", [DOWN], now=at(15))["incident_id"] is None
+    low, _c = pg.keep(pg.empty_state(), "h", "P2", [WARN], "INC-2", now=at(0))
+    assert pg.plan(low, "h", "P0", [DOWN, WARN], now=at(15))["incident_id"] is None
+    # keeping the same again changes nothing; a run without the findings forgets them (the condition is over)
+    assert pg.keep(state, "h", "P0", [DOWN, WARN], "INC-1", now=at(15))[1] == []
+    over, gone = pg.keep(state, "h", "none", [], None, now=at(30))
+    assert sorted(gone) == sorted(changed) and over["incidents"] == {}
+    assert pg.plan(over, "h", "P0", [DOWN], now=at(45))["incident_id"] is None
+    # another host's condition is not touched
+    both, _c = pg.keep(state, "h2", "P1", [DISK], "INC-3", now=at(0))
+    assert len(pg.keep(both, "h", "none", [], None, now=at(30))[0]["incidents"]) == 1
+
+
+def test_run_kept_writes_the_incident_only_and_a_memory_without_incidents_still_reads(tmp_path):
+    path = tmp_path / "pages.json"
+    path.write_text(json.dumps({"version": 1, "pages": {}}))    # written before incidents were kept
+    assert pg.run(params(path), now=at(0))["incident_id"] is None
+    dry = pg.run(params(path, state="kept", incident_id="INC-9"), check_mode=True, now=at(0))
+    assert dry["changed"] and dry["remembered"] == [] and "incident INC-9" in dry["diff"]["after"]
+    assert json.loads(path.read_text()) == {"version": 1, "pages": {}}
+    kept = pg.run(params(path, state="kept", incident_id="INC-9"), now=at(0))
+    memory = json.loads(path.read_text())
+    assert kept["changed"] and memory["pages"] == {} and {e["incident_id"] for e in memory["incidents"].values()} == {"INC-9"}
+    again = pg.run(params(path, state="checked"), now=at(15))
+    assert (again["incident_id"], again["page"]) == ("INC-9", True)
+    assert pg.run(params(path, state="kept", incident_id="INC-9"), now=at(15))["changed"] is False

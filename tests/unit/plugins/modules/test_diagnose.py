@@ -37,6 +37,11 @@ def _stack(tmp_path):
 
 
 def test_collects_writes_bundle_and_snapshot(fake_engine, tmp_path):
+    # an unwell cache makes no snapshot (the newest kept is the one option C restores)
+    unwell = _run(dict(stack=_stack(tmp_path), bundle=False, redis_snapshot=True, parts=["status", "redis", "fallbacks"],
+                       thresholds={"redis_memory_percent": 0}))
+    assert unwell["snapshot"]["taken"] is False and "the cache is unwell (redis memory at" in unwell["snapshot"]["reason"]
+    assert unwell["changed"] is False and not (tmp_path / "redis-snapshots").exists()
     res = _run(dict(stack=_stack(tmp_path), label="rca", redis_snapshot=True, parts=["status", "logs", "redis", "fallbacks"]))
     assert not res.get("failed"), res
     assert res["changed"] is True
