@@ -26,7 +26,7 @@ def test_health_names_the_edge_when_users_get_nothing(any_stack):
     edge = any_stack.container(any_stack.spec.edge)
     edge.stop(timeout=2)
     try:
-        assert any_stack.answers(any_stack.spec.base_url)   # the service itself answers ...
+        assert wait_for(lambda: any_stack.answers(any_stack.spec.base_url), timeout=10)   # the service itself answers ...
         assert not any_stack.answers(any_stack.spec.edge_url)   # ... users through the edge get nothing
 
         result = any_stack.run_playbook("ops.yml", "--tags", "health")
