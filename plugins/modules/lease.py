@@ -52,7 +52,7 @@ options:
       - With O(state=acquired), what takes the lease (a playbook's name such as V(restore_backup)), recorded in the
         lease and shown to anyone refused.
       - Without O(incident_id), the lease is held under a new id unique to this run,
-        C(<operation>-<owner>-<time>-<random>), returned in RV(lease.incident_id), so two operators running the same
+        C(<operation>-<owner>-<time>-<random>), returned as C(incident_id) of RV(lease), so two operators running the same
         playbook at once without an incident never both get the lease. Release it with that id.
     type: str
   owner:
