@@ -36,8 +36,8 @@ def test_health_names_the_edge_when_users_get_nothing(any_stack):
         assert "UNHEALTHY (edge_down)" in text and f"down: {any_stack.spec.edge}" in text, text[-2000:]
         assert any_stack.state(any_stack.spec.edge)["Status"] == "exited"   # a health probe changes nothing
     finally:
-        edge.start()
-        assert wait_for(any_stack.service_answers, timeout=30)
+        edge.start()   # and healthy by its own healthcheck, so the fixture need not bring the stack up again
+        assert wait_for(lambda: any_stack.healthy() and any_stack.service_answers(), timeout=30)
 
 
 def test_restart_and_restore_refused_while_another_incident_holds_the_lease(any_stack, tmp_path):
