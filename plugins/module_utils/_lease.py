@@ -15,6 +15,8 @@ import datetime
 import fcntl
 import json
 import os
+import re
+import secrets
 import socket
 
 from ansible_collections.sre.incident.plugins.module_utils import _files
@@ -38,10 +40,19 @@ class LeaseError(IncidentError):
 
 
 def describe(lease):
-    """One line naming a holder: owner, incident, acquired, expires."""
-    return "owner %s, incident %s, acquired %s, expires %s%s" % (
-        lease.get("owner"), lease.get("incident_id"), lease.get("acquired_at"), lease.get("expires_at"),
+    """One line naming a holder: owner, incident, operation, acquired, expires, host."""
+    return "owner %s, incident %s%s, acquired %s, expires %s%s" % (
+        lease.get("owner"), lease.get("incident_id"),
+        (", operation %s" % lease["operation"]) if lease.get("operation") else "",
+        lease.get("acquired_at"), lease.get("expires_at"),
         (", host %s" % lease["host"]) if lease.get("host") else "")
+
+
+def run_id(operation, owner, now):
+    """The holder id of a run outside any incident: ``<operation>-<owner>-<time>-<random>``, unique per run, so
+    two operators running the same playbook at once without an incident never share the lease."""
+    parts = (operation, owner, parse_ts(now).strftime("%Y%m%dT%H%M%SZ"), secrets.token_hex(4))
+    return "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(part)) for part in parts)
 
 
 def read_lease(state_dir):
@@ -137,8 +148,15 @@ def validate(params):
     if not os.path.isabs(os.path.expanduser(state_dir)):
         raise LeaseError("state_dir must be an absolute path on the managed host, got %r" % (state_dir,))
     incident_id = params.get("incident_id")
-    if state in ("acquired", "released") and not incident_id:
-        raise LeaseError("incident_id is required for state=%s" % state)
+    operation = params.get("operation")
+    if operation is not None and not re.match(r"^[A-Za-z0-9_.-]+$", str(operation)):
+        raise LeaseError("operation must be a name of letters, digits, '_', '.' or '-', got %r" % (operation,))
+    if operation is not None and state != "acquired":
+        raise LeaseError("operation applies to state=acquired only (got state=%s)" % state)
+    if state == "acquired" and not (incident_id or operation):
+        raise LeaseError("incident_id or operation is required for state=acquired")
+    if state == "released" and not incident_id:
+        raise LeaseError("incident_id is required for state=released (the lease's incident_id, also for an operation's run)")
     for name, default in (("ttl", DEFAULT_TTL), ("breaker_window", DEFAULT_BREAKER_WINDOW),
                           ("breaker_max_runs", DEFAULT_BREAKER_MAX_RUNS)):
         value = default if params.get(name) is None else params[name]
@@ -162,7 +180,8 @@ def run(params, check_mode=False, now=None):
     state_dir = params["state_dir"]
     lease_path = os.path.join(state_dir, LEASE_FILE)
     state = params["state"]
-    incident_id = params.get("incident_id")
+    owner = params.get("owner") or _default_owner()
+    incident_id = params.get("incident_id") or (run_id(params["operation"], owner, now) if state == "acquired" else None)
     warnings = []
     dir_exists = os.path.isdir(state_dir)
     created_dir = False
@@ -175,19 +194,24 @@ def run(params, check_mode=False, now=None):
         before = read_lease(state_dir) if dir_exists else None
         after = before
         taken_over = None
+        renewed = False
         if state == "acquired":
             expires = format_ts(now + datetime.timedelta(seconds=params["ttl"]))
             if before is None or now >= parse_ts(before["expires_at"], "expires_at"):
                 taken_over = before
-                after = {"owner": params.get("owner") or _default_owner(), "incident_id": incident_id,
+                after = {"owner": owner, "incident_id": incident_id,
                          "acquired_at": format_ts(now), "expires_at": expires,
                          "host": params.get("host") or socket.gethostname()}
+                if params.get("operation"):
+                    after["operation"] = params["operation"]
             elif before.get("incident_id") == incident_id:
                 after = dict(before, expires_at=expires)
+                renewed = True
             else:
                 raise LeaseError(
-                    "the stack is being recovered by someone else, lease held by %s (in %s); wait for it "
-                    "to be released or to expire" % (describe(before), state_dir),
+                    "%sthe stack is being recovered by someone else, lease held by %s (in %s); wait for it "
+                    "to be released or to expire" % ("check mode, nothing taken: this run would be refused, " if check_mode else "",
+                                                     describe(before), state_dir),
                     holder=before, lease_path=lease_path)
             if after != before and not check_mode:
                 _files.write_json(lease_path, after, indent=None)
@@ -208,7 +232,7 @@ def run(params, check_mode=False, now=None):
         if state == "reset" and dir_exists:
             current = breaker(state_dir, now, params["breaker_window"], params["breaker_max_runs"], purpose=params["purpose"])
             if current["recent_runs"]:
-                reset = {"ts": format_ts(now), "reset": True, "by": params.get("owner") or _default_owner(),
+                reset = {"ts": format_ts(now), "reset": True, "by": owner,
                          "reason": str(params["reason"]).strip(), "purpose": params["purpose"],
                          "runs_forgiven": current["recent_runs"]}
                 if not check_mode:
@@ -224,6 +248,7 @@ def run(params, check_mode=False, now=None):
         "lease": after,
         "held": after is not None,
         "held_by_us": held_by_us,
+        "renewed": renewed,
         "taken_over": taken_over,
         "run_recorded": new_run,
         "reset_recorded": reset,
@@ -241,7 +266,8 @@ def run(params, check_mode=False, now=None):
 def _holder(lease):
     if lease is None:
         return {"holder": None}
-    return {"holder": {k: lease.get(k) for k in ("owner", "incident_id", "acquired_at", "expires_at", "host")}}
+    return {"holder": {k: lease.get(k) for k in ("owner", "incident_id", "operation", "acquired_at", "expires_at", "host")
+                       if k != "operation" or lease.get(k)}}
 
 
 def _default_owner():

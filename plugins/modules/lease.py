@@ -14,7 +14,7 @@ description:
   - Takes, renews, releases or reads the recovery lease of a stack on the managed host, so that two
     recoveries never act on the same stack at once (SPEC "Everywhere").
   - The lease is C(lease.json) in O(state_dir) (C(owner), C(incident_id), C(acquired_at), C(expires_at),
-    C(host)), read, checked and written under a C(flock) on C(lease.lock) there, and replaced atomically.
+    C(host), and C(operation) when given), read, checked and written under a C(flock) on C(lease.lock) there, and replaced atomically.
   - Also keeps the circuit breaker's history, C(ladder_runs.jsonl) in O(state_dir), one line per
     recovery-ladder run (see O(record_run)); the playbook stops automating when RV(breaker_open).
   - Take the lease in a C(block) and release it in its C(always) section.
@@ -25,8 +25,9 @@ options:
   state:
     description:
       - V(acquired) takes the lease when it is free or expired (an expired holder is returned in
-        RV(taken_over)) and renews it (expiry now + O(ttl)) when O(incident_id) holds it; when another
-        incident holds it unexpired, the task fails at once, naming the holder (owner, incident, acquired, expires).
+        RV(taken_over)) and renews it (expiry now + O(ttl)) when O(incident_id) holds it (RV(renewed)); when another
+        incident holds it unexpired, the task fails at once, naming the holder (owner, incident, operation, acquired,
+        expires), in check mode too (saying the run would be refused).
       - V(released) gives the lease back if O(incident_id) holds it; otherwise nothing changes and a warning
         names the real holder.
       - V(present) only reads the lease and the breaker.
@@ -42,7 +43,17 @@ options:
     type: path
     required: true
   incident_id:
-    description: The incident taking or releasing the lease. Required for V(acquired) and V(released).
+    description:
+      - The incident taking or releasing the lease. Required for V(released) (for a run outside any incident, the
+        C(incident_id) of RV(lease) that its V(acquired) returned). For V(acquired), this or O(operation).
+    type: str
+  operation:
+    description:
+      - With O(state=acquired), what takes the lease (a playbook's name such as V(restore_backup)), recorded in the
+        lease and shown to anyone refused.
+      - Without O(incident_id), the lease is held under a new id unique to this run,
+        C(<operation>-<owner>-<time>-<random>), returned as C(incident_id) of RV(lease), so two operators running the same
+        playbook at once without an incident never both get the lease. Release it with that id.
     type: str
   owner:
     description: Who holds the lease (shown to anyone refused) or resets the breaker. Default E(USER) or V(automation).
@@ -83,7 +94,9 @@ options:
     default: 3
 attributes:
   check_mode:
-    details: Nothing is written and no directory is created; C(changed), RV(lease) and the diff show what would be.
+    details:
+      - Nothing is written and no directory is created; C(changed), RV(lease) and the diff show what would be.
+      - V(acquired) reads the lease and fails, as it would for real, when another incident holds it.
   diff_mode:
     support: full
     details: The holder before and after.
@@ -133,6 +146,26 @@ EXAMPLES = r"""
         incident_id: "{{ incident_id }}"
         record_run: true
         outcome: "{{ recover_outcome | default('unknown') }}"
+
+- name: Restore a backup outside any incident, alone on the stack
+  block:
+    - name: Take the lease for this run (an id of its own, unique per run)
+      sre.incident.lease:
+        state: acquired
+        state_dir: /var/lib/sre-incident/recsys
+        operation: restore_backup
+      register: restore_lease
+
+    - name: Restore
+      ansible.builtin.debug:
+        msg: "restoring while {{ restore_lease.lease.incident_id }} holds the lease"
+  always:
+    - name: Give the lease back, unless this run did not take it
+      sre.incident.lease:
+        state: released
+        state_dir: /var/lib/sre-incident/recsys
+        incident_id: "{{ restore_lease.lease.incident_id }}"
+      when: restore_lease.held_by_us | default(false) and not restore_lease.renewed
 """
 
 RETURN = r"""
@@ -148,6 +181,12 @@ held:
   type: bool
 held_by_us:
   description: Whether O(incident_id) holds the lease after the call.
+  returned: always
+  type: bool
+renewed:
+  description:
+    - Whether O(state=acquired) found the lease already held by O(incident_id) and only renewed it. A run that did not
+      take the lease (another run of the same incident did) should leave its release to that run.
   returned: always
   type: bool
 taken_over:
@@ -213,6 +252,7 @@ ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=list(STATES), default="present"),
     state_dir=dict(type="path", required=True),
     incident_id=dict(type="str"),
+    operation=dict(type="str"),
     owner=dict(type="str"),
     host=dict(type="str"),
     ttl=dict(type="int", default=1800),
@@ -232,7 +272,7 @@ def work(module):
 
 def main(here=None):
     module = IncidentModule(ARGUMENT_SPEC, here=here, required_if=[
-        ("state", "acquired", ("incident_id",)), ("state", "released", ("incident_id",)), ("state", "reset", ("reason",))])
+        ("state", "acquired", ("incident_id", "operation"), True), ("state", "released", ("incident_id",)), ("state", "reset", ("reason",))])
     return module.run(work, context="lease in %s" % module.params["state_dir"])
 
 

@@ -65,6 +65,50 @@ def test_same_incident_renews(tmp_path):
     assert later["lease"]["acquired_at"] == T0 and later["lease"]["expires_at"] == "2026-11-27T01:31:30.000Z"
 
 
+def test_renewed_only_when_the_incident_already_held_it(tmp_path):
+    first, _w = _run(tmp_path, "acquired", "INC-1")
+    again, _w = _run(tmp_path, "acquired", "INC-1", now="2026-11-27T01:31:00.000Z", operation="restore_backup")
+    assert first["renewed"] is False and again["renewed"] is True and again["held_by_us"] is True
+    assert "operation" not in again["lease"]   # the lease stays the first run's
+
+
+def test_an_operation_without_incident_holds_the_lease_under_an_id_unique_to_its_run(tmp_path):
+    mine, _w = _run(tmp_path, "acquired", operation="restore_backup", owner="alice")
+    holder = mine["lease"]
+    assert holder["incident_id"].startswith("restore_backup-alice-20261127T013000Z-") and holder["operation"] == "restore_backup"
+    assert mine["held_by_us"] is True and mine["renewed"] is False
+    assert json.loads((tmp_path / "lease.json").read_text()) == holder
+    assert mine["diff"]["after"]["holder"]["operation"] == "restore_backup"
+    # the same operation, by the same owner in the same second: another run, refused, naming the holder
+    with pytest.raises(_lease.LeaseError) as info:
+        _run(tmp_path, "acquired", operation="restore_backup", owner="alice")
+    assert holder["incident_id"] in info.value.msg and "operation restore_backup" in info.value.msg
+    assert "alice" in info.value.msg and info.value.details["holder"] == holder
+    # an incident is refused too; the run gives the lease back with its own id
+    with pytest.raises(_lease.LeaseError, match="operation restore_backup"):
+        _run(tmp_path, "acquired", "INC-1", owner="bob")
+    released, warnings = _run(tmp_path, "released", holder["incident_id"])
+    assert released["changed"] is True and released["lease"] is None and warnings == []
+    assert released["recent_runs"] == 0   # not a ladder run
+
+
+def test_check_mode_says_the_run_would_be_refused_and_takes_nothing(tmp_path):
+    _run(tmp_path, "acquired", "INC-1")
+    before = (tmp_path / "lease.json").read_bytes()
+    with pytest.raises(_lease.LeaseError) as info:
+        _run(tmp_path, "acquired", operation="restore_normal", check_mode=True)
+    assert "would be refused" in info.value.msg and "INC-1" in info.value.msg
+    assert (tmp_path / "lease.json").read_bytes() == before
+    free = tmp_path / "free"
+    dry, _w = _run(free, "acquired", operation="restore_normal", check_mode=True)
+    assert dry["changed"] is True and dry["lease"]["operation"] == "restore_normal" and not free.exists()
+
+
+def test_run_ids_are_unique_and_plain():
+    ids = {_lease.run_id("ops", "a b/c", T0) for _i in range(50)}
+    assert len(ids) == 50 and all(i.startswith("ops-a_b_c-20261127T013000Z-") for i in ids)
+
+
 def test_release_only_by_holder(tmp_path):
     _run(tmp_path, "acquired", "INC-1")
     res, warnings = _run(tmp_path, "released", "INC-2", record_run=True, outcome="resolved")
@@ -116,7 +160,10 @@ def test_present_on_missing_dir_reads_nothing(tmp_path):
 
 @pytest.mark.parametrize("params, needle", [
     ({"state": "acquired", "state_dir": "relative/dir", "incident_id": "X"}, "relative/dir"),
-    ({"state": "acquired", "state_dir": "/tmp/x"}, "incident_id"),
+    ({"state": "acquired", "state_dir": "/tmp/x"}, "incident_id or operation"),
+    ({"state": "acquired", "state_dir": "/tmp/x", "operation": "restore backup"}, "'restore backup'"),
+    ({"state": "released", "state_dir": "/tmp/x", "operation": "restore_backup"}, "state=acquired only"),
+    ({"state": "released", "state_dir": "/tmp/x"}, "incident_id is required"),
     ({"state": "acquired", "state_dir": "/tmp/x", "incident_id": "X", "ttl": 0}, "ttl"),
     ({"state": "acquired", "state_dir": "/tmp/x", "incident_id": "X", "record_run": True}, "record_run"),
     ({"state": "taken", "state_dir": "/tmp/x"}, "'taken'"),

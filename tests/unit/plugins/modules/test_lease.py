@@ -45,3 +45,14 @@ def test_required_incident_id(tmp_path):
     got = _main({"state": "acquired", "state_dir": str(tmp_path)})
     assert got["failed"] is True and "incident_id" in got["msg"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_operation_takes_the_lease_without_incident(tmp_path):
+    state_dir = str(tmp_path / "recsys")
+    got = _main({"state": "acquired", "state_dir": state_dir, "operation": "restore_normal", "owner": "alice"})
+    assert got["changed"] is True and got["held_by_us"] is True and got["renewed"] is False
+    assert got["lease"]["incident_id"].startswith("restore_normal-alice-")
+    refused = _main({"state": "acquired", "state_dir": state_dir, "operation": "restore_normal", "owner": "alice"})
+    assert refused["failed"] is True and got["lease"]["incident_id"] in refused["msg"]
+    released = _main({"state": "released", "state_dir": state_dir, "incident_id": got["lease"]["incident_id"]})
+    assert released["changed"] is True and released["held"] is False
