@@ -22,8 +22,6 @@ CHECKS = ("health", "recommendations", "latency", "log_errors", "resources", "ed
 #: Checks that need the Docker engine (the others only HTTP).
 DOCKER_CHECKS = ("log_errors", "resources")
 
-DEFAULT_THRESHOLDS = dict(latency_ms=500.0, cpu_percent=50.0, memory_percent=60.0, min_recommendations=6)
-
 #: The incident record's recovery checklist items (``_record.RECOVERY_CHECKLIST``) and the check ticking each.
 CHECKLIST_MAP = dict(
     health_200="health",
@@ -44,40 +42,10 @@ MAX_LOG_LINES = 50000
 
 
 class VerifyError(InputError):
-    """Bad input (thresholds, since, checks, window); raised before anything is probed."""
+    """Bad input (since, checks, window); raised before anything is probed (bad thresholds: ``_stack.StackError``)."""
 
 
 # --------------------------------------------------------------------------- input
-
-def validate_thresholds(stack, overrides=None):
-    """Thresholds from ``incident_stack`` (thresholds.*, min_recommendations) with overrides on top."""
-    result = dict(DEFAULT_THRESHOLDS)
-    stack_thresholds = dict((stack or {}).get("thresholds") or {})
-    if (stack or {}).get("min_recommendations") is not None:
-        stack_thresholds.setdefault("min_recommendations", stack["min_recommendations"])
-    for source, name in ((stack_thresholds, "incident_stack.thresholds"), (overrides or {}, "thresholds")):
-        for key, value in source.items():
-            if key not in DEFAULT_THRESHOLDS:
-                if source is stack_thresholds:
-                    continue  # the stack may carry thresholds for other stages
-                raise VerifyError("unknown threshold %r in %s: known are %s" % (key, name, ", ".join(DEFAULT_THRESHOLDS)))
-            if value is None:
-                continue
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise VerifyError("threshold %s.%s must be a number, got %r" % (name, key, value)) from None
-            if isinstance(value, bool) or math.isnan(number) or number <= 0:
-                raise VerifyError("threshold %s.%s must be a number > 0, got %r" % (name, key, value))
-            if key == "memory_percent" and number > 100:
-                raise VerifyError("threshold %s.memory_percent must be at most 100, got %r" % (name, value))
-            if key == "min_recommendations":
-                if number != int(number):
-                    raise VerifyError("threshold %s.min_recommendations must be a whole number, got %r" % (name, value))
-                number = int(number)
-            result[key] = number
-    return result
-
 
 def validate_checks(checks):
     """The checks to run, in order, without repeats; None means all, an empty list none (watch only)."""
@@ -426,7 +394,7 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
         checks.remove("edge")
         not_checked.append("edge: incident_stack.edge_url is not set, so what users reach was not probed")
     edge_urls = _stack.urls(stack, base=stack["edge_url"]) if "edge" in checks else None
-    thresholds = validate_thresholds(stack, thresholds)
+    thresholds = _stack.thresholds(stack, thresholds)
     if since is None:
         raise VerifyError("since is required")
     if client is None and any(c in DOCKER_CHECKS for c in checks):

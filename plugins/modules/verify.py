@@ -321,7 +321,7 @@ ARGUMENT_SPEC = dict(
 def validate(p, now):
     """Check the input before anything is probed; returns (since epoch, thresholds)."""
     _stack.validate(p["stack"])
-    thresholds = _verify.validate_thresholds(p["stack"], p["thresholds"])
+    thresholds = _stack.thresholds(p["stack"], p["thresholds"])
     if p["probe_rounds"] < 1:
         raise _verify.VerifyError("probe_rounds must be >= 1, got %r" % (p["probe_rounds"],))
     if p["probe_timeout"] <= 0:

@@ -182,25 +182,6 @@ def test_read_errors_asks_the_engine_from_the_whole_second_and_filters_exactly()
 
 # --------------------------------------------------------------------------- input
 
-def test_thresholds_from_stack_and_overrides():
-    t = _verify.validate_thresholds(STACK, {"latency_ms": 200})
-    assert t == dict(latency_ms=200.0, cpu_percent=50.0, memory_percent=60.0, min_recommendations=6)
-    assert _verify.validate_thresholds({}, None) == _verify.DEFAULT_THRESHOLDS
-
-
-@pytest.mark.parametrize("overrides, word", [
-    ({"latency": 1}, "unknown threshold 'latency'"),
-    ({"latency_ms": -1}, "latency_ms must be a number > 0"),
-    ({"cpu_percent": "fast"}, "cpu_percent must be a number"),
-    ({"memory_percent": 120}, "at most 100"),
-    ({"min_recommendations": 5.5}, "whole number"),
-    ({"latency_ms": True}, "latency_ms must be a number > 0"),
-])
-def test_bad_thresholds(overrides, word):
-    with pytest.raises(_verify.VerifyError, match=word):
-        _verify.validate_thresholds(STACK, overrides)
-
-
 def test_validate_checks():
     assert _verify.validate_checks(None) == list(_verify.CHECKS)
     assert _verify.validate_checks([]) == []
