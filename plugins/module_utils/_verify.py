@@ -470,11 +470,12 @@ def take_sample(stack, since, min_recommendations=6, client=None, probe_timeout=
 
 
 def sample_times(window_s, interval_s):
-    """Offsets (seconds from the start) of the samples: 0, interval, ... below the window."""
+    """Offsets (seconds from the start) of the samples: 0, interval, ... and a closing one at the window's
+    end, so the last interval of the window is looked at too (900 s every 60 s: 0, 60, ... 840, 900)."""
     if window_s <= 0:
         return []
     count = max(1, int(math.ceil(window_s / float(interval_s) - 1e-9)))
-    return [round(i * float(interval_s), 6) for i in range(count)]
+    return [round(i * float(interval_s), 6) for i in range(count)] + [round(float(window_s), 6)]
 
 
 def validate_watch(window_s, interval_s, rebound_error_rate):
@@ -491,8 +492,8 @@ def validate_watch(window_s, interval_s, rebound_error_rate):
 def watch(stack, window_s, interval_s, since, rebound_error_rate=0.0, sampler=None, client=None,
           min_recommendations=6, probe_timeout=2.0, clock=time.monotonic, sleep=time.sleep, poll_s=0.5,
           traffic=None, traffic_latency_ms=None, wall=time.time):
-    """Sample once per interval for ``window_s`` seconds; stop at the first rebound: a sample whose
-    ``error_rate`` is above ``rebound_error_rate`` (0: any failing probe).
+    """Sample once per interval from the start to the end of ``window_s`` (:func:`sample_times`); stop at the
+    first rebound: a sample whose ``error_rate`` is above ``rebound_error_rate`` (0: any failing probe).
 
     ``sampler(since)`` returns one sample (default :func:`take_sample`); ``since`` is the fix time,
     then the previous sample's, so ``log_errors`` counts the lines new in each interval.

@@ -80,7 +80,8 @@ options:
   watch_interval:
     description:
       - Seconds between two watch samples (the runbook samples every V(60)). Samples are taken at V(0),
-        O(watch_interval), twice O(watch_interval) and so on, while below O(watch_window).
+        O(watch_interval), twice O(watch_interval) and so on, while below O(watch_window), and a closing one
+        at the end of O(watch_window), so the whole window is looked at (V(900) every V(60): 16 samples).
     type: float
     default: 60
   rebound_error_rate:
