@@ -335,6 +335,34 @@ def _value_text(key, check, value):
     return str(value)
 
 
+def ticks(result, ran_checks, ends, window_s=0, interval_s=0):
+    """{record checklist item: its value as text} that ``result`` (the module's) lets one tick: the
+    items of the checks it ran (``ran_checks``) that passed; after a watch (``window_s`` every
+    ``interval_s``) ``watch_every_minute`` and,
+    without a rebound, ``error_rate_no_rebound``; ``recovery_verified`` only when the verification
+    ``ends`` with this result (its watch, or the checks an earlier call ran) and passed with checks run."""
+    items = {key: item["text"] for key, item in result["checklist"].items() if ran_checks and item["passed"]}
+    samples = result.get("samples") or []
+    if samples:
+        items["watch_every_minute"] = "%d sample%s every %g s over %g s" % (
+            len(samples), "" if len(samples) == 1 else "s", interval_s, window_s)
+    if result.get("watch_passed"):
+        items["error_rate_no_rebound"] = "max error rate %s (limit %s)" % (
+            max(s["error_rate"] for s in samples), result["rebound_error_rate"])
+    if ends and result["passed"] and result["checks"]:
+        items["recovery_verified"] = result["summary"]
+    return items
+
+
+def rebound_text(result):
+    """The rebound in one line (the sample's failing probes and what real traffic showed), or None."""
+    if result.get("watch_passed") is not False:
+        return None
+    sample = result["samples"][-1]
+    said = list(sample.get("failing") or []) + ([sample["traffic_rebound"]] if sample.get("traffic_rebound") else [])
+    return "Error rate rebounded at %s: %s" % (result["rebound_at"], "; ".join(said))
+
+
 def summarize(result):
     """One line: what passed, or every failed check with its value and threshold."""
     failed = [c for c in result["checks"] if not c["passed"]]
