@@ -2,12 +2,17 @@
 """The one description of a stack (``incident_stack``): validation and derived URLs."""
 from __future__ import annotations
 
+import math
 from urllib.parse import quote, urlsplit
 
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 
 REQUIRED_KEYS = ("name", "project_dir", "service", "base_url", "health_path",
                  "recommendations_path", "sample_users")
+
+
+#: The recovery thresholds (``incident_stack.thresholds``, ``incident_stack.min_recommendations``) and their defaults.
+DEFAULT_THRESHOLDS = dict(latency_ms=500.0, cpu_percent=50.0, memory_percent=60.0, min_recommendations=6)
 
 
 class StackError(InputError):
@@ -61,8 +66,52 @@ def validate(stack):
     users = stack["sample_users"]
     if not isinstance(users, list) or not users:
         raise StackError(f"incident_stack.sample_users must be a non-empty list, got {users!r}")
+    thresholds(stack)
     _validate_traffic(stack)
     return stack
+
+
+def _threshold(label, key, value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise StackError(f"threshold {label} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or math.isnan(number) or number <= 0:
+        raise StackError(f"threshold {label} must be a number > 0, got {value!r}")
+    if key == "memory_percent" and number > 100:
+        raise StackError(f"threshold {label} must be at most 100, got {value!r}")
+    if key == "min_recommendations":
+        if number != int(number):
+            raise StackError(f"threshold {label} must be a whole number, got {value!r}")
+        number = int(number)
+    return number
+
+
+def thresholds(stack, overrides=None):
+    """The recovery thresholds: the defaults, then ``incident_stack.thresholds`` and
+    ``incident_stack.min_recommendations``, then ``overrides`` (the ``thresholds`` option); each above 0,
+    ``memory_percent`` at most 100, ``min_recommendations`` whole. The stack's unknown keys are left to
+    other stages; an unknown override is an error."""
+    stack = stack or {}
+    given = stack.get("thresholds")
+    if given in (None, ""):
+        given = {}
+    if not isinstance(given, dict):
+        raise StackError(f"incident_stack.thresholds must be a mapping, got {given!r}")
+    if not isinstance(overrides or {}, dict):
+        raise StackError(f"thresholds must be a mapping, got {overrides!r}")
+    sources = [(f"incident_stack.thresholds.{key}", key, value) for key, value in given.items() if key in DEFAULT_THRESHOLDS]
+    if stack.get("min_recommendations") is not None and given.get("min_recommendations") is None:
+        sources.append(("incident_stack.min_recommendations", "min_recommendations", stack["min_recommendations"]))
+    for key, value in (overrides or {}).items():
+        if key not in DEFAULT_THRESHOLDS:
+            raise StackError(f"unknown threshold {key!r} in thresholds: known are {', '.join(DEFAULT_THRESHOLDS)}")
+        sources.append((f"thresholds.{key}", key, value))
+    result = dict(DEFAULT_THRESHOLDS)
+    for label, key, value in sources:
+        if value is not None:
+            result[key] = _threshold(label, key, value)
+    return result
 
 
 def _validate_traffic(stack):

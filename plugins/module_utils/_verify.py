@@ -22,8 +22,6 @@ CHECKS = ("health", "recommendations", "latency", "log_errors", "resources", "ed
 #: Checks that need the Docker engine (the others only HTTP).
 DOCKER_CHECKS = ("log_errors", "resources")
 
-DEFAULT_THRESHOLDS = dict(latency_ms=500.0, cpu_percent=50.0, memory_percent=60.0, min_recommendations=6)
-
 #: The incident record's recovery checklist items (``_record.RECOVERY_CHECKLIST``) and the check ticking each.
 CHECKLIST_MAP = dict(
     health_200="health",
@@ -44,40 +42,10 @@ MAX_LOG_LINES = 50000
 
 
 class VerifyError(InputError):
-    """Bad input (thresholds, since, checks, window); raised before anything is probed."""
+    """Bad input (since, checks, window); raised before anything is probed (bad thresholds: ``_stack.StackError``)."""
 
 
 # --------------------------------------------------------------------------- input
-
-def validate_thresholds(stack, overrides=None):
-    """Thresholds from ``incident_stack`` (thresholds.*, min_recommendations) with overrides on top."""
-    result = dict(DEFAULT_THRESHOLDS)
-    stack_thresholds = dict((stack or {}).get("thresholds") or {})
-    if (stack or {}).get("min_recommendations") is not None:
-        stack_thresholds.setdefault("min_recommendations", stack["min_recommendations"])
-    for source, name in ((stack_thresholds, "incident_stack.thresholds"), (overrides or {}, "thresholds")):
-        for key, value in source.items():
-            if key not in DEFAULT_THRESHOLDS:
-                if source is stack_thresholds:
-                    continue  # the stack may carry thresholds for other stages
-                raise VerifyError("unknown threshold %r in %s: known are %s" % (key, name, ", ".join(DEFAULT_THRESHOLDS)))
-            if value is None:
-                continue
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise VerifyError("threshold %s.%s must be a number, got %r" % (name, key, value)) from None
-            if isinstance(value, bool) or math.isnan(number) or number <= 0:
-                raise VerifyError("threshold %s.%s must be a number > 0, got %r" % (name, key, value))
-            if key == "memory_percent" and number > 100:
-                raise VerifyError("threshold %s.memory_percent must be at most 100, got %r" % (name, value))
-            if key == "min_recommendations":
-                if number != int(number):
-                    raise VerifyError("threshold %s.min_recommendations must be a whole number, got %r" % (name, value))
-                number = int(number)
-            result[key] = number
-    return result
-
 
 def validate_checks(checks):
     """The checks to run, in order, without repeats; None means all, an empty list none (watch only)."""
@@ -367,6 +335,34 @@ def _value_text(key, check, value):
     return str(value)
 
 
+def ticks(result, ran_checks, ends, window_s=0, interval_s=0):
+    """{record checklist item: its value as text} that ``result`` (the module's) lets one tick: the
+    items of the checks it ran (``ran_checks``) that passed; after a watch (``window_s`` every
+    ``interval_s``) ``watch_every_minute`` and,
+    without a rebound, ``error_rate_no_rebound``; ``recovery_verified`` only when the verification
+    ``ends`` with this result (its watch, or the checks an earlier call ran) and passed with checks run."""
+    items = {key: item["text"] for key, item in result["checklist"].items() if ran_checks and item["passed"]}
+    samples = result.get("samples") or []
+    if samples:
+        items["watch_every_minute"] = "%d sample%s every %g s over %g s" % (
+            len(samples), "" if len(samples) == 1 else "s", interval_s, window_s)
+    if result.get("watch_passed"):
+        items["error_rate_no_rebound"] = "max error rate %s (limit %s)" % (
+            max(s["error_rate"] for s in samples), result["rebound_error_rate"])
+    if ends and result["passed"] and result["checks"]:
+        items["recovery_verified"] = result["summary"]
+    return items
+
+
+def rebound_text(result):
+    """The rebound in one line (the sample's failing probes and what real traffic showed), or None."""
+    if result.get("watch_passed") is not False:
+        return None
+    sample = result["samples"][-1]
+    said = list(sample.get("failing") or []) + ([sample["traffic_rebound"]] if sample.get("traffic_rebound") else [])
+    return "Error rate rebounded at %s: %s" % (result["rebound_at"], "; ".join(said))
+
+
 def summarize(result):
     """One line: what passed, or every failed check with its value and threshold."""
     failed = [c for c in result["checks"] if not c["passed"]]
@@ -426,7 +422,7 @@ def evaluate(stack, since, checks=None, thresholds=None, client=None, probe_roun
         checks.remove("edge")
         not_checked.append("edge: incident_stack.edge_url is not set, so what users reach was not probed")
     edge_urls = _stack.urls(stack, base=stack["edge_url"]) if "edge" in checks else None
-    thresholds = validate_thresholds(stack, thresholds)
+    thresholds = _stack.thresholds(stack, thresholds)
     if since is None:
         raise VerifyError("since is required")
     if client is None and any(c in DOCKER_CHECKS for c in checks):
@@ -502,11 +498,12 @@ def take_sample(stack, since, min_recommendations=6, client=None, probe_timeout=
 
 
 def sample_times(window_s, interval_s):
-    """Offsets (seconds from the start) of the samples: 0, interval, ... below the window."""
+    """Offsets (seconds from the start) of the samples: 0, interval, ... and a closing one at the window's
+    end, so the last interval of the window is looked at too (900 s every 60 s: 0, 60, ... 840, 900)."""
     if window_s <= 0:
         return []
     count = max(1, int(math.ceil(window_s / float(interval_s) - 1e-9)))
-    return [round(i * float(interval_s), 6) for i in range(count)]
+    return [round(i * float(interval_s), 6) for i in range(count)] + [round(float(window_s), 6)]
 
 
 def validate_watch(window_s, interval_s, rebound_error_rate):
@@ -523,8 +520,8 @@ def validate_watch(window_s, interval_s, rebound_error_rate):
 def watch(stack, window_s, interval_s, since, rebound_error_rate=0.0, sampler=None, client=None,
           min_recommendations=6, probe_timeout=2.0, clock=time.monotonic, sleep=time.sleep, poll_s=0.5,
           traffic=None, traffic_latency_ms=None, wall=time.time):
-    """Sample once per interval for ``window_s`` seconds; stop at the first rebound: a sample whose
-    ``error_rate`` is above ``rebound_error_rate`` (0: any failing probe).
+    """Sample once per interval from the start to the end of ``window_s`` (:func:`sample_times`); stop at the
+    first rebound: a sample whose ``error_rate`` is above ``rebound_error_rate`` (0: any failing probe).
 
     ``sampler(since)`` returns one sample (default :func:`take_sample`); ``since`` is the fix time,
     then the previous sample's, so ``log_errors`` counts the lines new in each interval.

@@ -14,6 +14,7 @@ description:
     value, its threshold and pass or fail.
   - With O(watch_window) above V(0) and every check passed, it then watches for a rebound, one sample per
     O(watch_interval), and stops early at a sample whose error rate is above O(rebound_error_rate).
+  - The checks and the watch can be two calls, the second given the first's result as O(checked).
 extends_documentation_fragment:
   - sre.incident.attributes
   - sre.incident.attributes.here
@@ -80,7 +81,8 @@ options:
   watch_interval:
     description:
       - Seconds between two watch samples (the runbook samples every V(60)). Samples are taken at V(0),
-        O(watch_interval), twice O(watch_interval) and so on, while below O(watch_window).
+        O(watch_interval), twice O(watch_interval) and so on, while below O(watch_window), and a closing one
+        at the end of O(watch_window), so the whole window is looked at (V(900) every V(60) takes 16 samples).
     type: float
     default: 60
   rebound_error_rate:
@@ -99,12 +101,22 @@ options:
       - An interval without real requests, or a stack without a traffic source, judges the probes only.
     type: bool
     default: false
+  checked:
+    description:
+      - The registered result of an earlier call that ran the checks (with no watch). This call then runs
+        no checks (O(checks) must be V([])), watches when those checks passed, and returns the verification
+        as a whole, the earlier checks and this watch (RV(passed), RV(summary), RV(ticks)), as the verify
+        role does to tick the checks' items before a 15-minute watch and C(recovery_verified) after it.
+      - O(since) defaults to its RV(since).
+    type: dict
   fail_on_failure:
     description: Fail the task when a check or the watch does not pass; else the playbook decides from RV(passed).
     type: bool
     default: false
 notes:
   - Error lines quoted in RV(checks[].detail) are cut to 300 characters, and secrets are masked.
+  - In check mode the checks run (they only read) but the watch does not (a dry run does not spend the
+    window); RV(watch_skipped) says so.
 seealso:
   - module: sre.incident.health_check
 """
@@ -125,6 +137,20 @@ EXAMPLES = r"""
     watch_interval: 5
     rebound_error_rate: 0.2
     fail_on_failure: true
+
+- name: The checks first (their checklist items can be ticked at once) ...
+  sre.incident.verify:
+    stack: "{{ incident_stack }}"
+    since: "{{ recover_result.fixed_at }}"
+  register: checks
+
+- name: ... then the watch, deciding the verification as a whole
+  sre.incident.verify:
+    stack: "{{ incident_stack }}"
+    checked: "{{ checks }}"
+    checks: []
+    watch_window: 900
+  register: verification
 
 - name: Only HTTP checks, with a stricter latency
   sre.incident.verify:
@@ -275,7 +301,7 @@ rebound_at:
   type: str
   sample: null
 watch_skipped:
-  description: Why a requested watch did not run, or V(null).
+  description: Why a requested watch did not run (checks failed, check mode), or V(null).
   returned: success
   type: str
   sample: null
@@ -284,6 +310,23 @@ summary:
   returned: success
   type: str
   sample: "recovery not verified: latency = 612.3 (threshold 500): max 612.3 ms, p50 605.1 ms, p95 612.3 ms over 10 answers"
+rebound:
+  description: The rebound in one line, its time and what failed (probes, real traffic), or V(null) without one.
+  returned: success
+  type: str
+  sample: "Error rate rebounded at 2026-11-27T01:33:45.000Z: health: connection refused"
+ticks:
+  description:
+    - The incident record's checklist items this result ticks, each with its value as text (for
+      M(sre.incident.record) with O(sre.incident.record#module:state=tick)).
+    - The items of the checks this call ran that passed (see RV(checklist)); after a watch,
+      C(watch_every_minute) and, without a rebound, C(error_rate_no_rebound).
+    - C(recovery_verified) (P0 checklist, with RV(summary)) only when the verification ends with this
+      call and RV(passed) with checks run; it ends with a call that watches (O(watch_window) above V(0)) or
+      is given O(checked). A call with checks only leaves it to the call given its result as O(checked).
+  returned: success
+  type: dict
+  sample: {"health_200": "HTTP 200", "watch_every_minute": "16 samples every 60 s over 900 s"}
 rebound_error_rate:
   description: The O(rebound_error_rate) a watch sample had to stay at or below.
   returned: success
@@ -314,32 +357,51 @@ ARGUMENT_SPEC = dict(
     watch_interval=dict(type="float", default=60.0),
     rebound_error_rate=dict(type="float", default=0.0),
     traffic=dict(type="bool", default=False),
+    checked=dict(type="dict"),
     fail_on_failure=dict(type="bool", default=False),
 )
+
+#: What this module returns about its checks, taken over from O(checked).
+CHECKED_KEYS = ("passed", "checks", "failed_checks", "checklist", "not_checked", "since", "thresholds")
 
 
 def validate(p, now):
     """Check the input before anything is probed; returns (since epoch, thresholds)."""
     _stack.validate(p["stack"])
-    thresholds = _verify.validate_thresholds(p["stack"], p["thresholds"])
+    thresholds = _stack.thresholds(p["stack"], p["thresholds"])
     if p["probe_rounds"] < 1:
         raise _verify.VerifyError("probe_rounds must be >= 1, got %r" % (p["probe_rounds"],))
     if p["probe_timeout"] <= 0:
         raise _verify.VerifyError("probe_timeout must be > 0 seconds, got %r" % (p["probe_timeout"],))
     _verify.validate_watch(p["watch_window"], p["watch_interval"], p["rebound_error_rate"])
-    since = _time.parse_since(p["since"], now)
+    checked = p["checked"]
+    if checked is not None:
+        missing = [k for k in CHECKED_KEYS if k not in checked]
+        if missing or not isinstance(checked["passed"], bool) or not isinstance(checked["checks"], list):
+            raise _verify.VerifyError("checked must be the result of an earlier verify call, got one without %s: %r"
+                                      % (", ".join(missing) or "a boolean passed and a list of checks", checked))
+        if p["checks"]:
+            raise _verify.VerifyError("checks must be [] with checked (the checks were run by the earlier call), got %r"
+                                      % (p["checks"],))
+    since = _time.parse_since(p["since"] or (checked or {}).get("since"), now)
     return (now - DEFAULT_SINCE_S if since is None else since), thresholds
 
 
-def run(p, client, since, thresholds, traffic_client=None):
-    """The checks, then the watch when asked for and the checks passed (``traffic_client`` reads the access log)."""
+def run(p, client, since, thresholds, traffic_client=None, check_mode=False):
+    """The checks (or those of O(checked)), then the watch when asked for, the checks passed and this is
+    not a dry run (``traffic_client`` reads the access log)."""
     started = time.monotonic()
-    result = _verify.evaluate(p["stack"], since, checks=p["checks"], thresholds=thresholds, client=client,
-                              probe_rounds=p["probe_rounds"], probe_timeout=p["probe_timeout"],
-                              container_state=_compose.container_state)
+    if p["checked"] is None:
+        result = _verify.evaluate(p["stack"], since, checks=p["checks"], thresholds=thresholds, client=client,
+                                  probe_rounds=p["probe_rounds"], probe_timeout=p["probe_timeout"],
+                                  container_state=_compose.container_state)
+    else:
+        result = {key: p["checked"][key] for key in CHECKED_KEYS}
     result.update(samples=[], watch_passed=None, rebound_at=None, watch_skipped=None)
     if p["watch_window"] > 0:
-        if result["passed"]:
+        if check_mode:
+            result["watch_skipped"] = "check mode: a dry run would watch %g s, and does not" % p["watch_window"]
+        elif result["passed"]:
             reader = _traffic.watch_reader(p["stack"], traffic_client) if p["traffic"] else None
             watched = _verify.watch(p["stack"], p["watch_window"], p["watch_interval"], since,
                                     rebound_error_rate=p["rebound_error_rate"], client=client,
@@ -352,6 +414,9 @@ def run(p, client, since, thresholds, traffic_client=None):
             result["watch_skipped"] = "checks failed: %s" % ", ".join(result["failed_checks"])
     result["rebound_error_rate"] = p["rebound_error_rate"]
     result["summary"] = _verify.summarize(result)
+    result["rebound"] = _verify.rebound_text(result)
+    result["ticks"] = _verify.ticks(result, ran_checks=p["checked"] is None, ends=p["checked"] is not None or p["watch_window"] > 0,
+                                    window_s=p["watch_window"], interval_s=p["watch_interval"])
     result["elapsed"] = round(time.monotonic() - started, 3)
     return result
 
@@ -374,7 +439,8 @@ def work(module):
     needs_docker = any(c in _verify.DOCKER_CHECKS for c in p["checks"])
     since, thresholds = validate(p, time.time())
     client = module.connect(max_pool_size=16) if needs_docker else None
-    result = run(p, client, since, thresholds, traffic_client=_traffic_client(module, client))
+    result = run(p, client, since, thresholds, traffic_client=_traffic_client(module, client),
+                 check_mode=module.check_mode)
     if p["fail_on_failure"] and not result["passed"]:
         result.update(failed=True, msg=result["summary"])
     return dict(result, changed=False)

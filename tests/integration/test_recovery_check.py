@@ -279,10 +279,14 @@ def test_watch_takes_one_sample_per_interval(any_stack, tmp_path):
     quiet = quiet_stack(stack.spec)
     result = untouched_run(stack, tmp_path, dict(checks=[], watch_window=6, watch_interval=2), stack=quiet)[0]
     assert result["watch_passed"] is True, result["samples"]
-    assert 3 <= len(result["samples"]) <= 4
     assert all(s["error_rate"] == 0 and s["latency_ms"] > 0 for s in result["samples"])
     offsets = [s["offset_s"] for s in result["samples"]]
+    # 0, 2, 4 and the closing sample at the window's end, 6: the whole window is looked at
+    assert len(offsets) == 4 and 5.5 < offsets[-1] < 6.5, offsets
     assert all(1.5 < b - a < 2.5 for a, b in zip(offsets, offsets[1:])), offsets
+    # what the record ticks; no check ran, so nothing is verified
+    assert result["ticks"] == {"watch_every_minute": "4 samples every 2 s over 6 s",
+                               "error_rate_no_rebound": "max error rate 0.0 (limit 0.0)"}, result["ticks"]
 
 
 def test_watch_catches_a_rebound_early(any_stack, tmp_path):
@@ -325,6 +329,8 @@ def test_watch_catches_a_rebound_early(any_stack, tmp_path):
     assert result["passed"] is False
     rebound = result["samples"][-1]
     assert result["rebound_at"] == rebound["ts"]
+    assert result["rebound"].startswith("Error rate rebounded at %s: health: " % rebound["ts"]), result["rebound"]
+    assert set(result["ticks"]) == {"watch_every_minute"}, result["ticks"]
     # the first sample that saw the kill (it may have landed in the middle of that sample's probes)
     assert rebound["error_rate"] > 0
     assert all(sample["error_rate"] == 0 for sample in result["samples"][:-1]), result["samples"]

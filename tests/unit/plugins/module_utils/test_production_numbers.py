@@ -5,7 +5,7 @@
 
 The numbers are read from the roles' own defaults (what production runs), not restated here:
 the ladder's windows 30 s / 60 s + 30 s / 90 s (roles/recover/defaults/main.yml) and the watch of
-15 minutes at 1-minute intervals (roles/verify/defaults/main.yml). A fake clock advances only
+15 minutes at 1-minute intervals, minute 0 to minute 15 (roles/verify/defaults/main.yml). A fake clock advances only
 when the code under test sleeps, so fifteen minutes take milliseconds and every sample's time is
 exact.
 """
@@ -139,12 +139,34 @@ def healthy_sample(_since):
     return {"ts": "t", "epoch": None, "error_rate": 0.0, "errors": 0, "probes": 6, "latency_ms": 12.0, "failing": []}
 
 
-def test_a_quiet_watch_takes_fifteen_samples_one_minute_apart():
-    result, clock = production_watch(healthy_sample)
+def test_a_quiet_watch_looks_at_all_fifteen_minutes_one_minute_apart():
+    """Minute 0 to minute 15: the sample closing the window looks at minute 14-15 too, and the real
+    traffic is read back to back from the fix to the window's end; the watch is not longer than its window."""
+    reads = []
+
+    def reader(since, until):
+        reads.append((since, until))
+        return {"window": {"requests": 60, "errors": 0, "error_rate": 0.0, "latency_p95_ms": 20.0},
+                "sources": {"error_rate": "access_log", "latency_p95_ms": "access_log"}, "source": "access_log"}
+
+    def sampler(_since):
+        return dict(healthy_sample(_since), epoch=clock())
+
+    verify = role_defaults("verify")
+    clock = FakeClock()
+    result = _verify.watch({}, verify["verify_watch_minutes"] * 60, verify["verify_watch_interval"], since=1000.0,
+                           sampler=sampler, clock=clock, sleep=clock.sleep, traffic=reader, traffic_latency_ms=500,
+                           wall=clock)
     assert result["passed"] is True and result["window_s"] == 900 and result["interval_s"] == 60
-    assert [s["offset_s"] for s in result["samples"]] == [60.0 * i for i in range(15)]
-    assert result["elapsed"] == 840.0 and clock.now - 1000.0 == 840.0
+    assert [s["offset_s"] for s in result["samples"]] == [60.0 * i for i in range(16)]
+    assert result["elapsed"] == 900.0 and clock.now - 1000.0 == 900.0
     assert max(clock.slept) <= 0.5    # paced in short steps, no long sleep
+    # the real traffic of every second of the window is read, once: from the fix to its end, no gap
+    assert reads[0][0] == 1000.0 and reads[-1][1] == 1900.0
+    assert all(a[1] == b[0] for a, b in zip(reads, reads[1:]))
+    # every interval of the window ends at a sample: none longer than a minute goes unlooked at
+    offsets = [s["offset_s"] for s in result["samples"]]
+    assert offsets[0] == 0.0 and offsets[-1] == 900.0 and max(b - a for a, b in zip(offsets, offsets[1:])) == 60.0
 
 
 def test_a_rebound_at_minute_two_fails_the_watch_at_the_next_sample_not_at_minute_fifteen():
@@ -211,4 +233,4 @@ def test_an_interval_without_real_requests_judges_the_probes_only():
         return {"window": {"requests": 0, "error_rate": None, "latency_p95_ms": None},
                 "sources": {"error_rate": None, "latency_p95_ms": None}, "source": "none"}
     result, _clock = production_watch(healthy_sample, traffic=reader)
-    assert result["passed"] is True and len(result["samples"]) == 15
+    assert result["passed"] is True and len(result["samples"]) == 16

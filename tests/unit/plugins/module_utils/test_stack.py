@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.sre.incident.plugins.module_utils._stack import StackError, port_args, urls, validate
+from ansible_collections.sre.incident.plugins.module_utils._stack import DEFAULT_THRESHOLDS, StackError, port_args, thresholds, urls, validate
 
 STACK = {
     "name": "recsys", "project_dir": "/srv/recsys", "service": "recommendation-service",
@@ -36,6 +36,16 @@ def test_another_base_such_as_the_edge():
     ({"database": {"service": "pg", "port": 0}}, "database.port"),
     ({"redis": {"service": "kv", "port": "63x"}}, "'63x'"),
     ({"service_port": 70000}, "service_port"),
+    # the recovery thresholds, caught before detect or diagnose, not by verify after the ladder restarted things
+    ({"thresholds": {"latency_ms": 0}}, "incident_stack.thresholds.latency_ms must be a number > 0, got 0"),
+    ({"thresholds": {"memory_percent": 150}}, "incident_stack.thresholds.memory_percent must be at most 100, got 150"),
+    ({"thresholds": {"cpu_percent": "fast"}}, "incident_stack.thresholds.cpu_percent must be a number, got 'fast'"),
+    ({"thresholds": {"cpu_percent": -5}}, "got -5"),
+    ({"thresholds": {"latency_ms": True}}, "latency_ms must be a number > 0, got True"),
+    ({"thresholds": {"latency_ms": float("nan")}}, "got nan"),
+    ({"thresholds": {"min_recommendations": 5.5}}, "must be a whole number, got 5.5"),
+    ({"min_recommendations": 0}, "incident_stack.min_recommendations must be a number > 0, got 0"),
+    ({"thresholds": [500]}, "incident_stack.thresholds must be a mapping, got [500]"),
 ])
 def test_bad_descriptions_are_named(change, needle):
     with pytest.raises(StackError) as info:
@@ -53,3 +63,26 @@ def test_port_args_for_psql_and_redis_cli_inside_their_containers():
     assert port_args(None, "redis") == []
     with pytest.raises(StackError, match="redis.port"):
         port_args(dict(STACK, redis={"port": -1}), "redis")
+
+
+def test_thresholds_from_the_stack_then_the_overrides():
+    stack = dict(STACK, min_recommendations=8, thresholds={"latency_ms": 300, "disk_percent": 90})
+    # the stack's keys of other stages (disk_percent) are theirs; an override wins
+    assert validate(stack) is stack
+    assert thresholds(stack, {"cpu_percent": 70}) == dict(latency_ms=300.0, cpu_percent=70.0, memory_percent=60.0,
+                                                          min_recommendations=8)
+    assert thresholds(dict(stack, thresholds={"min_recommendations": 7}))["min_recommendations"] == 7
+    assert thresholds({}, None) == DEFAULT_THRESHOLDS
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    ({"latency": 1}, "unknown threshold 'latency'"),
+    ({"latency_ms": -1}, "thresholds.latency_ms must be a number > 0, got -1"),
+    ({"cpu_percent": "fast"}, "thresholds.cpu_percent must be a number, got 'fast'"),
+    ({"memory_percent": 120}, "thresholds.memory_percent must be at most 100, got 120"),
+    ({"min_recommendations": 5.5}, "whole number, got 5.5"),
+])
+def test_bad_threshold_overrides_are_named(overrides, needle):
+    with pytest.raises(StackError) as info:
+        thresholds(STACK, overrides)
+    assert needle in str(info.value)

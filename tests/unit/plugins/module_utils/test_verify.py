@@ -182,25 +182,6 @@ def test_read_errors_asks_the_engine_from_the_whole_second_and_filters_exactly()
 
 # --------------------------------------------------------------------------- input
 
-def test_thresholds_from_stack_and_overrides():
-    t = _verify.validate_thresholds(STACK, {"latency_ms": 200})
-    assert t == dict(latency_ms=200.0, cpu_percent=50.0, memory_percent=60.0, min_recommendations=6)
-    assert _verify.validate_thresholds({}, None) == _verify.DEFAULT_THRESHOLDS
-
-
-@pytest.mark.parametrize("overrides, word", [
-    ({"latency": 1}, "unknown threshold 'latency'"),
-    ({"latency_ms": -1}, "latency_ms must be a number > 0"),
-    ({"cpu_percent": "fast"}, "cpu_percent must be a number"),
-    ({"memory_percent": 120}, "at most 100"),
-    ({"min_recommendations": 5.5}, "whole number"),
-    ({"latency_ms": True}, "latency_ms must be a number > 0"),
-])
-def test_bad_thresholds(overrides, word):
-    with pytest.raises(_verify.VerifyError, match=word):
-        _verify.validate_thresholds(STACK, overrides)
-
-
 def test_validate_checks():
     assert _verify.validate_checks(None) == list(_verify.CHECKS)
     assert _verify.validate_checks([]) == []
@@ -408,25 +389,28 @@ def make_sampler(rates, fake, duration=0.2):
     return sampler, calls
 
 
-def test_sample_times():
-    assert _verify.sample_times(6, 2) == [0, 2, 4]
-    assert len(_verify.sample_times(900, 60)) == 15
-    assert _verify.sample_times(5, 2) == [0, 2, 4]
+def test_sample_times_cover_the_whole_window():
+    assert _verify.sample_times(6, 2) == [0, 2, 4, 6]
+    assert _verify.sample_times(900, 60) == [60 * i for i in range(16)]
+    assert _verify.sample_times(5, 2) == [0, 2, 4, 5]
+    assert _verify.sample_times(2, 1) == [0, 1, 2]       # the drills' short watch (scripts/staging.sh)
+    assert _verify.sample_times(2, 2) == [0, 2]
     assert _verify.sample_times(0, 60) == []
 
 
 def test_watch_without_rebound_samples_on_schedule():
     fake = FakeTime()
-    sampler, calls = make_sampler([0.0] * 3, fake)
+    sampler, calls = make_sampler([0.0] * 4, fake)
     r = _verify.watch(STACK, 6, 2, 500.0, sampler=sampler, clock=fake.clock, sleep=fake.sleep)
     assert r["passed"] is True and r["rebound_at"] is None
-    assert [s["offset_s"] for s in r["samples"]] == [0.0, 2.0, 4.0]
-    assert [s["duration_s"] for s in r["samples"]] == [0.2, 0.2, 0.2]
+    # the closing sample at the window's end looks at its last interval too
+    assert [s["offset_s"] for s in r["samples"]] == [0.0, 2.0, 4.0, 6.0]
+    assert [s["duration_s"] for s in r["samples"]] == [0.2, 0.2, 0.2, 0.2]
     # paced: never sleeps past the next due time, in bounded steps
     assert max(fake.sleeps) <= 0.5
-    assert sum(fake.sleeps) == pytest.approx(4.0 - 0.2 * 2)
+    assert sum(fake.sleeps) == pytest.approx(6.0 - 0.2 * 3)
     # the first sample counts log lines from since, each next one from the previous sample
-    assert calls == [500.0, 1001.0, 1002.0]
+    assert calls == [500.0, 1001.0, 1002.0, 1003.0]
 
 
 def test_watch_stops_early_on_rebound():
@@ -450,9 +434,9 @@ def test_watch_tolerates_up_to_the_rebound_rate():
 
 def test_watch_slow_samples_do_not_sleep():
     fake = FakeTime()
-    sampler, _calls = make_sampler([0.0] * 3, fake, duration=3.0)
+    sampler, _calls = make_sampler([0.0] * 4, fake, duration=3.0)
     r = _verify.watch(STACK, 6, 2, 0.0, sampler=sampler, clock=fake.clock, sleep=fake.sleep)
-    assert len(r["samples"]) == 3
+    assert len(r["samples"]) == 4
     assert fake.sleeps == []
 
 

@@ -77,8 +77,57 @@ def test_watch_only(server):
     r = run(dict(stack=stack(server), checks=[], watch_window=0.3, watch_interval=0.1))
     assert r["passed"] is True
     assert r["watch_passed"] is True
-    assert 3 <= len(r["samples"]) <= 4
+    assert len(r["samples"]) == 4    # 0, 0.1, 0.2 and the closing one at 0.3 s
     assert {"latency_ms", "error_rate", "ts", "offset_s"} <= set(r["samples"][0])
+    # no check ran: nothing verified, only the watch's items
+    assert r["ticks"] == {"watch_every_minute": "4 samples every 0.1 s over 0.3 s",
+                          "error_rate_no_rebound": "max error rate 0.0 (limit 0.0)"}
+
+
+def test_checks_then_watch_tick_recovery_verified_only_after_both_passed(server):
+    checked = run(dict(stack=stack(server), checks=HTTP_CHECKS))
+    # the checks' items at once, with their values; recovery_verified waits for the watch
+    assert set(checked["ticks"]) == {"health_200", "recommendations_returned", "several_users_ok", "latency_under_500ms"}
+    assert checked["ticks"]["health_200"] == "HTTP 200"
+    r = run(dict(stack=stack(server), checked=checked, checks=[], watch_window=0.2, watch_interval=0.1))
+    assert r["passed"] is True and r["watch_passed"] is True and r["rebound"] is None
+    assert r["checks"] == checked["checks"] and r["since"] == checked["since"]
+    assert set(r["ticks"]) == {"watch_every_minute", "error_rate_no_rebound", "recovery_verified"}
+    assert r["ticks"]["recovery_verified"] == r["summary"]
+    assert r["summary"].startswith("recovery verified: health 200; ") and "watch: 3 samples, no rebound" in r["summary"]
+
+
+def test_a_rebound_after_passed_checks_is_not_verified(server):
+    checked = run(dict(stack=stack(server), checks=HTTP_CHECKS))
+    assert checked["passed"] is True
+    # the users answered at the checks; in the watch one gets too few recommendations
+    r = run(dict(stack=stack(server, users=("user-1", "few")), checked=checked, checks=[], watch_window=5,
+                 watch_interval=1, fail_on_failure=True))
+    assert r["failed"] is True and r["passed"] is False and r["watch_passed"] is False
+    assert r["msg"] == r["summary"] and r["summary"].startswith("recovery not verified: watch: error rate 0.3333 > 0.0")
+    assert r["rebound"] == "Error rate rebounded at %s: few: 3 recommendations" % r["rebound_at"]
+    assert r["ticks"] == {"watch_every_minute": "1 sample every 1 s over 5 s"}
+
+
+def test_failed_checks_are_not_watched_nor_verified(server):
+    checked = run(dict(stack=stack(server, users=("few",)), checks=HTTP_CHECKS))
+    r = run(dict(stack=stack(server), checked=checked, checks=[], watch_window=5, watch_interval=1))
+    assert r["passed"] is False and r["samples"] == [] and r["watch_skipped"] == "checks failed: recommendations"
+    assert r["ticks"] == {} and r["summary"] == checked["summary"]
+
+
+def test_a_dry_run_checks_but_does_not_watch(server):
+    checked = run(dict(stack=stack(server), checks=HTTP_CHECKS), check_mode=True)
+    r = run(dict(stack=stack(server), checked=checked, checks=[], watch_window=900, watch_interval=60), check_mode=True)
+    assert r["changed"] is False and r["samples"] == [] and r["elapsed"] < 1
+    assert r["watch_skipped"] == "check mode: a dry run would watch 900 s, and does not"
+    assert r["passed"] is True and r["watch_passed"] is None
+
+
+def test_no_watch_after_the_checks_verifies_them(server):
+    checked = run(dict(stack=stack(server), checks=HTTP_CHECKS))
+    r = run(dict(stack=stack(server), checked=checked, checks=[]))
+    assert r["passed"] is True and set(r["ticks"]) == {"recovery_verified"}
 
 
 def test_watch_rebound(server):
@@ -102,6 +151,10 @@ def test_watch_skipped_when_checks_fail(server):
     (dict(rebound_error_rate=1.5), "rebound_error_rate"),
     (dict(probe_rounds=0), "probe_rounds"),
     (dict(probe_timeout=0), "probe_timeout"),
+    (dict(thresholds=dict(memory_percent=150)), "thresholds.memory_percent must be at most 100, got 150"),
+    (dict(checked={"passed": True}), "checked must be the result of an earlier verify call, got one without checks"),
+    (dict(checked={"passed": True, "checks": [], "failed_checks": [], "checklist": {}, "not_checked": [], "since": "60",
+                   "thresholds": {}}), "checks must be [] with checked"),
 ])
 def test_bad_input_fails_before_probing(server, args, word):
     r = run(dict(dict(stack=stack(server), checks=HTTP_CHECKS), **args))
@@ -114,6 +167,8 @@ def test_bad_stack(server):
     del bad["sample_users"]
     r = run(dict(stack=bad, checks=HTTP_CHECKS))
     assert r["failed"] is True and "sample_users" in r["msg"]
+    r = run(dict(stack=dict(stack(server), thresholds=dict(latency_ms=0)), checks=HTTP_CHECKS))
+    assert r["failed"] is True and "incident_stack.thresholds.latency_ms must be a number > 0, got 0" in r["msg"]
 
 
 def test_missing_docker_sdk(server, monkeypatch):
