@@ -335,13 +335,15 @@ def _value_text(key, check, value):
     return str(value)
 
 
-def ticks(result, ran_checks, ends, window_s=0, interval_s=0):
+def ticks(result, ran_checks, window_s=0, interval_s=0):
     """{record checklist item: its value as text} that ``result`` (the module's) lets one tick: the
-    items of the checks it ran (``ran_checks``) that passed; after a watch (``window_s`` every
-    ``interval_s``) ``watch_every_minute`` and,
-    without a rebound, ``error_rate_no_rebound``; ``recovery_verified`` only when the verification
-    ``ends`` with this result (its watch, or the checks an earlier call ran) and passed with checks run."""
+    items of the checks it ran (``ran_checks``) that passed, and ``recovery_verified`` when every one
+    of them passed (the runbook's "verify recovery" at t+20m: the checks, not the 15-minute watch
+    after them); after a watch (``window_s`` every ``interval_s``) ``watch_every_minute`` and, without a
+    rebound, ``error_rate_no_rebound``."""
     items = {key: item["text"] for key, item in result["checklist"].items() if ran_checks and item["passed"]}
+    if ran_checks and result["checks"] and not result["failed_checks"]:
+        items["recovery_verified"] = result["summary"]
     samples = result.get("samples") or []
     if samples:
         items["watch_every_minute"] = "%d sample%s every %g s over %g s" % (
@@ -349,8 +351,6 @@ def ticks(result, ran_checks, ends, window_s=0, interval_s=0):
     if result.get("watch_passed"):
         items["error_rate_no_rebound"] = "max error rate %s (limit %s)" % (
             max(s["error_rate"] for s in samples), result["rebound_error_rate"])
-    if ends and result["passed"] and result["checks"]:
-        items["recovery_verified"] = result["summary"]
     return items
 
 

@@ -106,7 +106,8 @@ options:
       - The registered result of an earlier call that ran the checks (with no watch). This call then runs
         no checks (O(checks) must be V([])), watches when those checks passed, and returns the verification
         as a whole, the earlier checks and this watch (RV(passed), RV(summary), RV(ticks)), as the verify
-        role does to tick the checks' items before a 15-minute watch and C(recovery_verified) after it.
+        role does to tick the checks' items (and C(recovery_verified)) before a 15-minute watch and the
+        watch's items after it.
       - O(since) defaults to its RV(since).
     type: dict
   fail_on_failure:
@@ -319,11 +320,11 @@ ticks:
   description:
     - The incident record's checklist items this result ticks, each with its value as text (for
       M(sre.incident.record) with O(sre.incident.record#module:state=tick)).
-    - The items of the checks this call ran that passed (see RV(checklist)); after a watch,
-      C(watch_every_minute) and, without a rebound, C(error_rate_no_rebound).
-    - C(recovery_verified) (P0 checklist, with RV(summary)) only when the verification ends with this
-      call and RV(passed) with checks run; it ends with a call that watches (O(watch_window) above V(0)) or
-      is given O(checked). A call with checks only leaves it to the call given its result as O(checked).
+    - The items of the checks this call ran that passed (see RV(checklist)), and C(recovery_verified)
+      (P0 checklist, with RV(summary)) when every check it ran passed - the runbook's "verify recovery"
+      at t+20m is these checks; the 15-minute watch after them has its own items. After a watch,
+      C(watch_every_minute) and, without a rebound, C(error_rate_no_rebound). A rebound leaves
+      C(error_rate_no_rebound) open and RV(passed) false, and the incident is not resolved.
   returned: success
   type: dict
   sample: {"health_200": "HTTP 200", "watch_every_minute": "16 samples every 60 s over 900 s"}
@@ -415,8 +416,8 @@ def run(p, client, since, thresholds, traffic_client=None, check_mode=False):
     result["rebound_error_rate"] = p["rebound_error_rate"]
     result["summary"] = _verify.summarize(result)
     result["rebound"] = _verify.rebound_text(result)
-    result["ticks"] = _verify.ticks(result, ran_checks=p["checked"] is None, ends=p["checked"] is not None or p["watch_window"] > 0,
-                                    window_s=p["watch_window"], interval_s=p["watch_interval"])
+    result["ticks"] = _verify.ticks(result, ran_checks=p["checked"] is None, window_s=p["watch_window"],
+                                    interval_s=p["watch_interval"])
     result["elapsed"] = round(time.monotonic() - started, 3)
     return result
 
