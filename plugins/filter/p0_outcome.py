@@ -40,6 +40,8 @@ _value:
     reason: {description: "The ladder's reason, and why a fix did not count when it did not verify.", type: str}
     summary: {description: "The reason and, unless resolved, which degraded mode serves users or that none does: the
                 escalation's and the record's text.", type: str}
+    notice: {description: "The one notice the channels get about how the P0 ended - V(resolved), else V(escalate) (a
+               degraded mode keeps users served, the service still needs a human).", type: str}
 """
 
 from ansible_collections.sre.incident.plugins.module_utils._ladder import p0_outcome as decide

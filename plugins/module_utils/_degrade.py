@@ -825,17 +825,21 @@ def summarize(entry):
 
 
 def _result(before, after, tried, changed, winner, msg, **extra):
+    """The module's result. ``degraded``: a mode serves users (``winner``, verified unless ``verify`` is off);
+    ``summary``: ``msg`` and what was tried, one line for the output, the record and the notice."""
     snapshot = next((e["measured"] for e in reversed(tried) if e["option"] == "C" and e["measured"].get("snapshot")), None)
     marker = (after or before).get("cache_snapshot") or {}
     source = snapshot or marker
     age = source.get("snapshot_age_s")
     if not snapshot and marker.get("snapshot_taken_at"):
         age = round(time.time() - _time.epoch(marker["snapshot_taken_at"]), 1)
-    result = dict(changed=changed, active_mode=NAMES[winner] if winner else None, active_option=winner,
+    tried_summary = [summarize(e) for e in tried]
+    result = dict(changed=changed, degraded=winner is not None, active_mode=NAMES[winner] if winner else None,
+                  active_option=winner, summary="%s. Tried: %s" % (msg, "; ".join(tried_summary) or "nothing"),
                   active_modes=list((after or before).get("active_names") or []), tried=tried,
                   snapshot=source.get("snapshot"), snapshot_age_s=age,
                   not_applicable={e["option"]: e["not_applicable"] for e in tried if e.get("not_applicable")},
-                  tried_summary=[summarize(e) for e in tried], before=before, after=after, msg=msg,
+                  tried_summary=tried_summary, before=before, after=after, msg=msg,
                   diff=dict(before=describe(before), after=describe(after) if after else describe(before)))
     result.update(extra)
     return result
@@ -860,14 +864,14 @@ def enable(ctx, mode="auto", order=None, verify=True, check_mode=False):
         if not verify or entry["verified"]:
             others = [m for m in before["active"] if m != letter]
             if not others:
-                return _result(before, before, tried, False, letter, "%s (%s) is already on" % (NAMES[letter], letter))
+                return _result(before, before, tried, False, letter, "degraded mode %s (%s) is already on" % (NAMES[letter], letter))
             if check_mode:
                 after = dict(before, active=[letter], active_names=[NAMES[letter]])
                 return _result(before, after, tried, True, letter, "would switch off %s" % ", ".join(NAMES[m] for m in others))
             for other in others:
                 revert(ctx, other)
             return _result(before, observe(ctx), tried, True, letter,
-                           "%s (%s) is on; switched off %s" % (NAMES[letter], letter, ", ".join(NAMES[m] for m in others)))
+                           "degraded mode %s (%s) is on; switched off %s" % (NAMES[letter], letter, ", ".join(NAMES[m] for m in others)))
         break  # an active mode that does not verify any more is applied again below
     if check_mode:
         reasons = {m: not_applicable(ctx, m) for m in candidates}
@@ -875,10 +879,11 @@ def enable(ctx, mode="auto", order=None, verify=True, check_mode=False):
         can = [m for m in candidates if not reasons[m]]
         first = can[0] if can else None
         after = dict(before, active=[first], active_names=[NAMES[first]]) if first else before
+        # a dry run serves nobody: ``degraded`` stays false, ``active_mode`` says what would be tried first
         return _result(before, after, skipped, bool(first), first,
                        "would try %s in turn, each verified after it is applied" % ", ".join(
                            "%s (%s)" % (NAMES[m], m) for m in can) if can else "no option applies on this stack",
-                       would_try=can)
+                       would_try=can, degraded=False)
     tried = []
     winner = None
     for letter in candidates:
@@ -893,11 +898,10 @@ def enable(ctx, mode="auto", order=None, verify=True, check_mode=False):
                 revert(ctx, other)
     after = observe(ctx)
     if not winner:
-        raise DegradeError("no degraded mode could be verified: %s" % "; ".join(
-            "%s (%s): %s" % (e["mode"], e["option"], e["error"]) for e in tried),
-            **_result(before, after, tried, after["active"] != before["active"] or any(e["applied"] for e in tried),
-                      None, "no degraded mode verified"))
-    return _result(before, after, tried, True, winner, "%s (%s) is on" % (NAMES[winner], winner))
+        failed = _result(before, after, tried, after["active"] != before["active"] or any(e["applied"] for e in tried),
+                         None, "no degraded mode could be verified")
+        raise DegradeError(failed["summary"], **failed)
+    return _result(before, after, tried, True, winner, "degraded mode %s (%s) is on" % (NAMES[winner], winner))
 
 
 def disable(ctx, force=False, check_mode=False):

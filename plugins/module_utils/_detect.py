@@ -209,9 +209,14 @@ def assess(stack, tgts, probes, containers, containers_error=None, min_ratio=0.5
         scope = "health endpoint only"
     ratios = [r for place in places.values() for r in (place["health_ratio"], place["recommendations_ratio"])
               if r is not None]
+    policy = None if error else engine_restarts(stack, containers, now=now)
+    if outage:
+        ended = None   # the response decides
+    else:
+        ended = "resolved" if (policy or {}).get("restarted") else "false_alarm"
     return dict(
-        outage=outage, kind=kind, down=down,
-        restart_policy=None if error else engine_restarts(stack, containers, now=now),
+        outage=outage, kind=kind, down=down, outcome=ended,
+        restart_policy=policy,
         service_ok=service_ok, edge_ok=edge_ok,
         health_ok=(users_place["health_ratio"] or 0) >= min_ratio,
         recommendations_ok=(users_place["recommendations_ratio"] or 0) >= min_ratio,
@@ -224,8 +229,14 @@ def assess(stack, tgts, probes, containers, containers_error=None, min_ratio=0.5
 
 
 def summary(verdict, host=""):
-    """One line for the output and the record."""
-    head = "Alarm confirmed (%s)" % verdict["kind"] if verdict["outage"] else "False alarm, nothing will be changed"
+    """One line for the output and the record (the closing text of a false alarm, or of an alarm the
+    engine's restart policy recovered)."""
+    if verdict["outage"]:
+        head = "Alarm confirmed (%s)" % verdict["kind"]
+    elif verdict.get("outcome") == "resolved":
+        head = "Recovered by the restart policy, nothing changed"
+    else:
+        head = "False alarm, nothing changed"
     parts = ["%s: health %s, recommendations %s" % ("through the edge" if where == "edge" else "the service itself",
                                                     _pct(place["health_ratio"]), _pct(place["recommendations_ratio"]))
              for where, place in verdict["places"].items()]
@@ -234,10 +245,10 @@ def summary(verdict, host=""):
     policy = verdict.get("restart_policy") or {}
     if policy.get("restarting"):
         text += "; the engine's restart policy is bringing %s back" % (verdict["down"][0] if verdict["down"] else "the service")
-    elif policy.get("restarted") and not verdict["outage"]:
+    elif verdict.get("outcome") == "resolved":
         last = policy["restarted"][0]
-        text += "; recovered by the restart policy (%s restarted %s s ago, restart %s)" % (
-            last["name"], last["seconds_ago"], last["restart_count"])
+        text += "; the engine restarted %s %s s ago (restart %s, policy %s)" % (
+            last["name"], last["seconds_ago"], last["restart_count"], last["restart_policy"])
     return text
 
 

@@ -179,9 +179,10 @@ def p0_outcome(ladder, verify=None, degrade=None):
 
     A fix counts only when it verified (users answered through the edge). Returns ``resolved`` (bool),
     ``outcome`` (``resolved``, ``degraded`` or ``escalated``: the record's word; ``escalated`` for any
-    unresolved P0 until ``degrade`` says a degraded mode serves users), ``degraded_mode``, ``reason`` and
+    unresolved P0 until ``degrade`` says a degraded mode serves users), ``degraded_mode``, ``reason``,
     ``summary`` (the reason and, unless resolved, whether a degraded mode serves users: the escalation's
-    and the record's text).
+    and the record's text) and ``notice``, the one notice the channels get about the ending: ``resolved``,
+    else ``escalate`` (a degraded mode keeps users served, the service still needs a human).
     """
     if not isinstance(ladder, dict) or "fixed" not in ladder:
         raise ValueError("p0_outcome needs the ladder's result (recover_result), got %r" % (ladder,))
@@ -197,4 +198,4 @@ def p0_outcome(ladder, verify=None, degrade=None):
     if outcome != "resolved":
         summary += "; degraded mode %s serves users" % mode if mode else "; no degraded mode serves users"
     return {"resolved": outcome == "resolved", "outcome": outcome, "reason": reason, "degraded_mode": mode,
-            "summary": summary}
+            "summary": summary, "notice": "resolved" if outcome == "resolved" else "escalate"}

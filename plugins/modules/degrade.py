@@ -114,6 +114,19 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+degraded:
+  description:
+    - With O(state=enabled), whether a degraded mode serves users - RV(active_mode), verified (or, with
+      O(verify=false), applied). False when no option verified, in check mode (nothing was applied), and with
+      O(state=disabled).
+  returned: always
+  type: bool
+  sample: true
+summary:
+  description: One line saying what serves users (or would, in check mode) and what was tried, for the output and the incident record.
+  returned: always
+  type: str
+  sample: "degraded mode static (B) is on. Tried: standby (A): not applicable: no standby: incident_stack.standby is not set; static (B): applied and verified"
 active_mode:
   description: The degraded mode this run enabled or found on (V(standby), V(static), V(cache_snapshot), V(offline)); null when none.
   returned: always
@@ -140,6 +153,12 @@ tried:
   sample: [{"option": "A", "mode": "standby", "applied": true, "verified": false, "reverted": true,
             "error": "standby recommendation-service-standby is not ready: exited(1)/none"},
            {"option": "B", "mode": "static", "applied": true, "verified": true, "reverted": false, "error": null}]
+tried_summary:
+  description: One line per entry of RV(tried).
+  returned: always
+  type: list
+  elements: str
+  sample: ["standby (A): applied, not verified, reverted: standby recommendation-service-standby is not ready: exited(1)/none"]
 snapshot:
   description: The Redis snapshot option C restored (path on the managed host).
   returned: when option C was tried or is on

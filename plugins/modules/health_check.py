@@ -368,7 +368,9 @@ containers_error:
   sample: {"msg": "no container of compose project 'recsys'", "error_kind": "unknown_project", "engine_unreachable": false}
 assessment:
   description:
-    - With O(stack), the verdict - C(outage) (the alarm is real), C(kind) (C(none), C(engine_unreachable),
+    - With O(stack), the verdict - C(outage) (the alarm is real), C(outcome) (how an alarm that is not real ends, as
+      the incident record closes - C(false_alarm), or C(resolved) when the engine's restart policy restarted the
+      service within the last 10 minutes; null when the alarm is real), C(kind) (C(none), C(engine_unreachable),
       C(stack_down), C(dependency_down), C(service_down), C(edge_down), C(edge_failing)), C(down) (services
       without a running, healthy container), C(service_ok) and C(edge_ok) (null without an edge),
       C(health_ok) and C(recommendations_ok) where users are (the edge if there is one), C(success_ratio),
@@ -376,9 +378,9 @@ assessment:
       C(containers) and C(impact) (C(users_probed), C(users_failing), C(failing_users), C(scope), C(measured_at)).
   returned: with O(stack)
   type: dict
-  sample: {"outage": true, "kind": "edge_failing", "down": [], "service_ok": true, "edge_ok": false}
+  sample: {"outage": true, "outcome": null, "kind": "edge_failing", "down": [], "service_ok": true, "edge_ok": false}
 summary:
-  description: With O(stack), one line saying what was found.
+  description: With O(stack), one line saying what was found (and, when the alarm is not real, the incident record's closing text).
   returned: with O(stack)
   type: str
   sample: "Alarm confirmed (edge_failing): the service itself: health 100 % ok, recommendations 100 % ok; through the edge: ..."

@@ -168,8 +168,14 @@ def test_offline_check_mode_idempotence_record_and_restore(normal, tmp_path):
     # byte for byte: the file in the container hashes as the file the image was built from
     assert edge_is_the_teams_own(normal) and not kept.exists()
     assert wait_for(lambda: full_service_via_edge(normal), timeout=30)
-    modes = [e["data"]["degraded_mode"] for e in events(incidents, ids["incident_id"]) if "degraded_mode" in e.get("data", {})]
+    recorded = events(incidents, ids["incident_id"])
+    modes = [e["data"]["degraded_mode"] for e in recorded if "degraded_mode" in e.get("data", {})]
     assert modes == ["offline", None]
+    # the role records the module's own summary, and tells nobody (its caller notifies once, from the outcome)
+    degraded = next(e for e in recorded if "degraded_mode" in e.get("data", {}))
+    assert degraded["text"].startswith("degraded mode offline (D) is on. Tried: offline (D): applied and verified")
+    restored = next(i for i, e in enumerate(recorded) if e.get("stage") == "restore")   # restore_normal's own notice follows
+    assert not [e for e in recorded[:restored] if e.get("stage") == "notify"]
 
     idle = normal.run_playbook("restore_normal.yml")
     assert idle.returncode == 0 and changed_count(idle) == 0

@@ -189,6 +189,33 @@ def test_notifications_reach_every_channel_without_leaking_secrets(stack, tmp_pa
         assert req["body"]["msgtype"] == "markdown"
 
 
+def test_an_unexpected_failure_after_the_started_notice_escalates_and_closes_failed(stack, tmp_path, receiver):
+    """A P0 run that breaks where nothing expects it tells the channels to escalate before it closes the record
+    as failed: on-call never hears "started", then nothing. Here a responder resumes an incident (the stack is
+    left healthy: nothing to restore after) with an errors_since that passes the early checks but that the
+    evidence capture, after the started notice, cannot read."""
+    server, received = receiver
+    hook = {"name": "hook", "type": "webhook", "url": f"http://127.0.0.1:{server.server_address[1]}/hook"}
+    subprocess.run(
+        [str(VENV_BIN / "ansible"), "localhost", "-m", "sre.incident.record", "-a",
+         json.dumps({"state": "opened", "incident_dir": str(tmp_path), "service": SERVICE, "severity": "P0"})],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+        env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="0"))
+    incident_id = next(d.name for d in tmp_path.iterdir())
+
+    result = run_playbook("p0_recover.yml", extra_vars={
+        "incident_dir": str(tmp_path), "incident_id": incident_id, "incident_channels": [hook],
+        "diagnose_errors_since": "yesterday-ish"})
+
+    assert result.returncode != 0 and "yesterday-ish" in result.output
+    assert [r["body"]["event"] for r in received] == ["started", "escalate"], received
+    assert "yesterday-ish" in received[1]["body"]["text"]
+    _same_id, events = read_record(tmp_path)
+    assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["failed"]
+    assert not [e for e in events if "rung" in (e.get("data") or {})]   # it broke before the ladder
+    assert not (STATE_DIR / "lease.json").exists()
+
+
 def test_circuit_breaker_stops_a_fourth_ladder_within_the_hour(stack, tmp_path):
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     STATE_DIR.mkdir(parents=True, exist_ok=True)

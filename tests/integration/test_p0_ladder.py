@@ -289,6 +289,8 @@ def test_unstartable_service_ends_degraded_with_the_edge_answering(any_stack, tm
         assert took < 50, f"the degradation took {took:.0f} s: a crash-looping option was waited on to its end"
         closed = [e["data"]["outcome"] for e in events if e["type"] == "closed"]
         assert closed == ["degraded"]
+        # one notice per fact: the start, then one escalation naming the degraded mode
+        assert [e["data"]["notice"] for e in events if "notice" in (e.get("data") or {})] == ["started", "escalate"]
         modes = [e["data"]["degraded_mode"] for e in events if "degraded_mode" in (e.get("data") or {})]
         assert modes[-1] == "offline"
         # the edge still answers: a friendly 503 for recommendations, health stays truthful
@@ -324,6 +326,7 @@ def test_short_clock_skips_the_ladder_and_degrades(stack, tmp_path):
     assert not [e for e in events if "rung" in (e.get("data") or {})], "a rung was climbed"
     assert stack.state()["StartedAt"] == before   # the service was not restarted
     assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["degraded"]
+    assert [e["data"]["notice"] for e in events if "notice" in (e.get("data") or {})] == ["started", "escalate"]
     mode = [e["data"]["degraded_mode"] for e in events if "degraded_mode" in (e.get("data") or {})][-1]
     assert mode in ("standby", "offline")
     assert http_get("/api/recommendations/user-1?limit=10", base=stack.spec.edge_url)[0] in (200, 503)

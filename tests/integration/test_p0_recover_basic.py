@@ -42,7 +42,9 @@ def test_healthy_stack_is_a_false_alarm_and_nothing_restarts(any_stack, tmp_path
     assert stack.started_at() == before
     assert stack.service_answers()
     _incident, events = read_record(tmp_path)
-    assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["false_alarm"]
+    closed = [e for e in events if e["type"] == "closed"]
+    assert [e["data"]["outcome"] for e in closed] == ["false_alarm"]
+    assert closed[0]["text"].startswith("False alarm, nothing changed: the service itself: health ")
 
 
 def test_unknown_service_fails_naming_it(stack):

@@ -15,7 +15,7 @@ FAILED = {"passed": False, "summary": "latency_p95: 900 ms over 500 ms"}
 
 def test_a_fix_that_verified_resolves_the_p0():
     want = {"resolved": True, "outcome": "resolved", "degraded_mode": None, "reason": "fixed by restart_service",
-            "summary": "fixed by restart_service"}
+            "summary": "fixed by restart_service", "notice": "resolved"}
     assert p0_outcome(FIXED, verify=PASSED) == want
 
 
@@ -35,11 +35,12 @@ def test_a_degraded_mode_that_serves_users_ends_it_degraded_and_is_named():
     got = p0_outcome(NOT_FIXED, degrade={"degraded": True, "active_mode": "B"})
     assert (got["resolved"], got["outcome"], got["degraded_mode"]) == (False, "degraded", "B")
     assert got["summary"] == "the ladder is exhausted; degraded mode B serves users"
+    assert got["notice"] == "escalate"   # one notice: users get a fallback, the service still needs a human
 
 
 def test_a_degraded_mode_that_was_not_reached_ends_it_escalated():
     got = p0_outcome(FIXED, verify=FAILED, degrade={"degraded": False, "active_mode": None})
-    assert (got["outcome"], got["degraded_mode"]) == ("escalated", None)
+    assert (got["outcome"], got["degraded_mode"], got["notice"]) == ("escalated", None, "escalate")
     assert got["summary"].endswith("did not verify: latency_p95: 900 ms over 500 ms; no degraded mode serves users")
 
 

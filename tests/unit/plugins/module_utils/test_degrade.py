@@ -390,6 +390,8 @@ def test_broken_image_falls_through_to_offline(sim, tmp_path):
     assert not sim.downgrade and sim.redis == {}
     assert not os.path.exists(ctx.marker_path())
     assert any("not applied" in line for line in r["tried_summary"])
+    assert r["degraded"] is True
+    assert r["summary"] == "degraded mode offline (D) is on. Tried: " + "; ".join(r["tried_summary"])
 
 
 def test_order_a_only_with_broken_image_fails_and_reverts(sim, tmp_path):
@@ -401,7 +403,9 @@ def test_order_a_only_with_broken_image_fails_and_reverts(sim, tmp_path):
     assert "standby (A)" in info.value.msg
     assert sim.edge == "normal"
     assert info.value.details["tried"][0]["reverted"] is True
-    assert info.value.details["active_mode"] is None
+    assert info.value.details["active_mode"] is None and info.value.details["degraded"] is False
+    assert info.value.msg == info.value.details["summary"]
+    assert info.value.msg.startswith("no degraded mode could be verified. Tried: standby (A): applied, not verified, reverted")
 
 
 def test_static_mode(sim, tmp_path):
@@ -429,6 +433,7 @@ def test_check_mode_changes_nothing(sim, tmp_path):
     ctx = FakeCtx(sim, tmp_path)
     r = _degrade.enable(ctx, check_mode=True)
     assert r["changed"] is True and r["would_try"] == ["A", "B", "C", "D"] and r["active_mode"] == "standby"
+    assert r["degraded"] is False and r["summary"].startswith("would try standby (A), static (B)")   # a dry run serves nobody
     assert sim.calls == [] and sim.edge == "normal"
     r = _degrade.disable(ctx, check_mode=True)
     assert r["changed"] is False

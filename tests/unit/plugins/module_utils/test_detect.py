@@ -54,6 +54,10 @@ def test_kind_of_failure(service_ok, edge_ok, states, kind):
     assert verdict["kind"] == kind
     assert verdict["outage"] is (kind != "none")
     assert verdict["service_ok"] is service_ok and verdict["edge_ok"] is edge_ok
+    # how it ends is the response's to decide, unless nothing fails
+    assert verdict["outcome"] == (None if verdict["outage"] else "false_alarm")
+    if not verdict["outage"]:
+        assert _detect.summary(verdict).startswith("False alarm, nothing changed: the service itself: health 100 % ok")
 
 
 def test_engine_errors_take_precedence_and_down_is_unknown():
@@ -105,7 +109,9 @@ def test_the_engines_restart_policy_is_noticed():
     assert v["outage"] is False and v["kind"] == "none"
     assert v["restart_policy"] == dict(restarting=False, restarted=[dict(
         name="shop_recs-api_1", restart_count=2, started_at=started, restart_policy="unless-stopped", seconds_ago=29.5)])
-    assert "recovered by the restart policy" in _detect.summary(v)
+    assert v["outcome"] == "resolved"
+    assert _detect.summary(v).startswith("Recovered by the restart policy, nothing changed: ")
+    assert "the engine restarted shop_recs-api_1 29.5 s ago (restart 2, policy unless-stopped)" in _detect.summary(v)
     # long ago, or no policy: nothing to say
     assert _detect.assess(STACK, tgts, probes(tgts), states, now=now + 3600)["restart_policy"] is None
     assert _detect.engine_restarts(STACK, [dict(restarted, restart_policy="no")], now=now) is None
