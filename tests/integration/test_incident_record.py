@@ -212,6 +212,10 @@ def test_an_unexpected_failure_after_the_started_notice_escalates_and_closes_fai
     assert "yesterday-ish" in received[1]["body"]["text"]
     _same_id, events = read_record(tmp_path)
     assert [e["data"]["outcome"] for e in events if e["type"] == "closed"] == ["failed"]
+    # one failure event, the rescue's (the timeline callback leaves a caught failure, and a closed record, alone)
+    failures = [e for e in events if e["type"] == "failure"]
+    assert len(failures) == 1 and "yesterday-ish" in failures[0]["data"]["msg"] and failures[0]["data"]["task"] != "?"
+    assert failures[0]["seq"] < next(e["seq"] for e in events if e["type"] == "closed")
     assert not [e for e in events if "rung" in (e.get("data") or {})]   # it broke before the ladder
     assert not (STATE_DIR / "lease.json").exists()
 
