@@ -237,10 +237,15 @@ def summary(verdict, host=""):
         head = "Recovered by the restart policy, nothing changed"
     else:
         head = "False alarm, nothing changed"
+    return "%s%s: %s" % (head, " on %s" % host if host else "", observed(verdict))
+
+
+def observed(verdict):
+    """What the probes and the engine saw, without a verdict on an alarm (for a look that answers none)."""
     parts = ["%s: health %s, recommendations %s" % ("through the edge" if where == "edge" else "the service itself",
                                                     _pct(place["health_ratio"]), _pct(place["recommendations_ratio"]))
              for where, place in verdict["places"].items()]
-    text = "%s%s: %s" % (head, " on %s" % host if host else "", "; ".join(parts))
+    text = "; ".join(parts)
     text += "; %s" % ("down: " + ", ".join(verdict["down"]) if verdict["down"] else "all containers running")
     policy = verdict.get("restart_policy") or {}
     if policy.get("restarting"):

@@ -384,6 +384,11 @@ summary:
   returned: with O(stack)
   type: str
   sample: "Alarm confirmed (edge_failing): the service itself: health 100 % ok, recommendations 100 % ok; through the edge: ..."
+observed:
+  description: With O(stack), RV(summary) without its verdict on an alarm - what the probes and the engine saw.
+  returned: with O(stack)
+  type: str
+  sample: "the service itself: health 100 % ok, recommendations 100 % ok; through the edge: health 0 % ok, ..."
 edge:
   description:
     - With O(check_edge), what users got through the edge once the service answered - C(serving) (every
@@ -547,7 +552,7 @@ def work(module):
     if tgts is not None:
         verdict = _detect.assess(stack, tgts, result["probes"], result["containers"], result["containers_error"],
                                  min_ratio=p["min_success_ratio"])
-        result.update(assessment=verdict, summary=_detect.summary(verdict))
+        result.update(assessment=verdict, summary=_detect.summary(verdict), observed=_detect.observed(verdict))
     result["changed"] = False
     if p["fail_on_unhealthy"] and not result["healthy"]:
         errors = sorted({pr["error"] for pr in result["probes"] if pr["error"]})

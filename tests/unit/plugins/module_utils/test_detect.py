@@ -79,6 +79,7 @@ def test_impact_is_measured_where_users_are():
     v = _detect.assess(STACK, tgts, probes(tgts, True, False), RUNNING)
     assert v["impact"]["scope"] == "all sample users" and v["recommendations_ok"] is False and v["health_ok"] is False
     assert "through the edge: health 0 % ok" in _detect.summary(v)
+    assert _detect.summary(v).endswith(": " + _detect.observed(v)) and _detect.observed(v).startswith("the service itself: ")
 
 
 def test_decided_after_one_round_only_when_the_engine_confirms():
