@@ -373,6 +373,19 @@ def test_check_mode_says_what_it_would_recreate(engine):
     assert res["services"]["standby"]["missing"] is True and engine["web"].calls == []
 
 
+def test_volumes_go_only_with_a_backup_set_and_stay_when_none_could_be_taken():
+    assert _compose.volumes_decision(False, None, "redis is not running") == dict(remove_volumes=False, volumes_text=None)
+    kept = _compose.volumes_decision(True, None, "redis is not running")
+    assert kept["remove_volumes"] is False and kept["volumes_text"].endswith("volumes are kept: redis is not running")
+    removed = _compose.volumes_decision(True, "/b/manifest.json")
+    assert removed["remove_volumes"] is True
+    assert "Restore with playbooks/restore_backup.yml -e backup=/b/manifest.json" in removed["volumes_text"]
+    # check mode takes no backup: ensure_project refuses this outside check mode
+    assert _compose.volumes_decision(True)["remove_volumes"] is True
+    with pytest.raises(ValueError, match="exclude each other"):
+        _compose.volumes_decision(True, "/b/manifest.json", "redis is not running")
+
+
 def test_check_mode_predicts_and_does_nothing(engine):
     res = _compose.ensure_services(engine["client"], "recsys", ["web", "db"], "started", check_mode=True)
     assert res["changed"] is True
