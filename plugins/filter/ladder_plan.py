@@ -73,6 +73,9 @@ _value:
     reason: {description: One line for the record., type: str}
     decision: {description: "V(climb), V(degrade), or null when the ladder already ended (nothing to record).", type: str}
     started: {description: UNIX time the climbed rung starts (null unless climbing)., type: float}
+    ends_at: {description: "UNIX time the climbed rung's window ends (null unless climbing): the waits and the edge's repair
+                after its action get what is left of it (P(sre.incident.edge#module)'s O(sre.incident.edge#module:deadline)).",
+              type: float}
     service_state: {description: "The P(sre.incident.compose_service#module) state the climbed rung brings the service to:
                       V(started) while the engine's restart policy brings it back and no rung ran yet (a restart on top would
                       only start its clock again), else V(restarted); null unless climbing.", type: str}

@@ -101,6 +101,7 @@ def test_step_climbs_the_first_rung_and_ends_when_it_fixed_it():
     steps = _walk([(HEALTHY, SERVING)])
     assert [s["decision"] for s in steps] == ["climb", None, None, None]
     assert steps[0]["next"] == "restart_service" and steps[0]["done"] is None and steps[0]["started"] is not None
+    assert steps[0]["ends_at"] == steps[0]["started"] + 30 and steps[1]["ends_at"] is None
     assert steps[1]["done"] == {"rung": "restart_service", "result": "fixed", "elapsed_s": 10.0, "service_answers": True,
                                 "gave_up": None, "edge_serves": True, "edge_actions": ["reload"]}
     assert steps[1]["done_text"] == "restart_service brought the service back after 10.0 s"
