@@ -1071,14 +1071,12 @@ def project_volumes(client, project):
     return sorted(v.name for v in vols)
 
 
-RESTORE_HINT = "playbooks/restore_backup.yml -e backup=%s"
-
-
-def volumes_decision(remove_volumes, backup_manifest=None, backup_error=None):
+def volumes_decision(remove_volumes, backup_manifest=None, backup_error=None, check_mode=False):
     """Whether ``down`` removes the project's named volumes (the runbook's ``down -v``), and what happens to them in
     words (None without ``remove_volumes``): ``remove_volumes`` is the operator's decision to lose data, taken only
     with a backup set (``backup_manifest``, which :func:`ensure_project` checks again just before); a backup that
-    could not be taken (``backup_error``, its message) keeps the volumes. dict(remove_volumes, volumes_text)."""
+    could not be taken (``backup_error``, its message) keeps the volumes. Neither: ValueError, unless in check mode
+    (where no backup is taken). dict(remove_volumes, volumes_text)."""
     if backup_manifest and backup_error:
         raise ValueError("backup_manifest and backup_error exclude each other: the backup set was taken or it was not "
                          "(backup_manifest=%r, backup_error=%r)" % (backup_manifest, backup_error))
@@ -1086,12 +1084,14 @@ def volumes_decision(remove_volumes, backup_manifest=None, backup_error=None):
         return dict(remove_volumes=False, volumes_text=None)
     if backup_error:
         return dict(remove_volumes=False, volumes_text="No backup could be taken, so the volumes are kept: %s" % backup_error)
+    if not backup_manifest and not check_mode:
+        raise ValueError("remove_volumes needs backup_manifest: volumes are removed only after a verified backup "
+                         "(module sre.incident.backup)")
     if not backup_manifest:
-        # only in check mode, where no backup is taken (ensure_project refuses it otherwise)
         return dict(remove_volumes=True, volumes_text="Would remove the volumes after a backup set of the stack")
     return dict(remove_volumes=True, volumes_text=(
-        "Backed up the stack before removing its volumes (data loss allowed): %s. Restore with %s"
-        % (backup_manifest, RESTORE_HINT % backup_manifest)))
+        "Backed up the stack before removing its volumes (data loss allowed): %s. Restore with "
+        "playbooks/restore_backup.yml -e backup=%s" % (backup_manifest, backup_manifest)))
 
 
 def ensure_project(client, run_command, project, project_dir, files, state, services=None, profiles=None,
@@ -1121,9 +1121,7 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
                              known_services=declared)
     if remove_volumes and state == "present":
         raise ValueError("remove_volumes only applies to state=absent or state=rebuilt")
-    if remove_volumes and not backup_manifest and not check_mode:
-        raise ValueError("remove_volumes needs backup_manifest: volumes are removed only after a verified backup "
-                         "(module sre.incident.backup)")
+    volumes_decision(remove_volumes, backup_manifest, check_mode=check_mode)   # no down -v without a backup set
 
     before = [container_state(c) for c in client.find_containers(project)]
     # what `up` brings up: the services asked for, else those not behind an inactive profile

@@ -205,7 +205,7 @@ ARGUMENT_SPEC = dict(
 
 def work(module):
     p = module.params
-    volumes = _compose.volumes_decision(p["remove_volumes"], p["backup_manifest"], p["backup_error"])
+    volumes = _compose.volumes_decision(p["remove_volumes"], p["backup_manifest"], p["backup_error"], module.check_mode)
     module.always["volumes_text"] = volumes["volumes_text"]
     if p["timeout"] <= 0:
         raise InputError("timeout must be > 0 seconds, got %s" % p["timeout"])

@@ -380,8 +380,10 @@ def test_volumes_go_only_with_a_backup_set_and_stay_when_none_could_be_taken():
     removed = _compose.volumes_decision(True, "/b/manifest.json")
     assert removed["remove_volumes"] is True
     assert "Restore with playbooks/restore_backup.yml -e backup=/b/manifest.json" in removed["volumes_text"]
-    # check mode takes no backup: ensure_project refuses this outside check mode
-    assert _compose.volumes_decision(True)["remove_volumes"] is True
+    # check mode takes no backup; outside it, neither a set nor why there is none is refused
+    assert _compose.volumes_decision(True, check_mode=True)["remove_volumes"] is True
+    with pytest.raises(ValueError, match="remove_volumes needs backup_manifest"):
+        _compose.volumes_decision(True)
     with pytest.raises(ValueError, match="exclude each other"):
         _compose.volumes_decision(True, "/b/manifest.json", "redis is not running")
 

@@ -53,3 +53,10 @@ def test_without_remove_volumes_nothing_is_said_and_both_backup_keys_are_refused
     calls.clear()
     r = run(dict(ARGS, remove_volumes=True, backup_manifest="/b/manifest.json", backup_error="x"))
     assert r["failed"] is True and "exclude each other" in r["msg"] and "ensure" not in calls
+
+
+def test_volumes_are_not_removed_without_a_backup_set_nor_a_reason(calls):
+    r = run(dict(ARGS, remove_volumes=True))
+    assert r["failed"] is True and "needs backup_manifest" in r["msg"] and "ensure" not in calls
+    r = run(dict(ARGS, remove_volumes=True), check_mode=True)   # no backup is taken in check mode
+    assert "failed" not in r and calls["ensure"]["remove_volumes"] is True
