@@ -92,6 +92,8 @@ options:
         V(restarted) recreate a service without a container (it was removed, or the whole project is gone) with
         C(up -d --no-build) of those services, within O(timeout), before acting on the others; RV(recreated)
         names them. An unknown service still fails before anything is run.
+      - A recreated service is waited for even with O(wait=false) (its C(up) may have started its dependencies
+        too), as M(sre.incident.compose_project) waits.
       - Not given, such a service fails the task (RV(error_kind) V(missing_container) or V(unknown_project)).
     type: path
   files:
@@ -351,7 +353,7 @@ def work(module):
     if p["project_dir"]:
         def recreate(services, timeout):
             return _compose.ensure_project(client, module.run_command, p["project"], p["project_dir"], p["files"],
-                                           "present", services=services, wait=p["wait"], timeout=timeout,
+                                           "present", services=services, wait=True, timeout=timeout,
                                            check_mode=module.check_mode)
     result = _compose.ensure_services(
         client, p["project"], p["services"], p["state"], wait=p["wait"], timeout=p["timeout"],

@@ -152,7 +152,7 @@ def test_project_dir_recreates_a_removed_service_with_an_up(calls, monkeypatch, 
              project_dir=str(tmp_path), files=["a.yml", "b.yml"]), check_mode=True)
     assert calls["ensure"]["recreate"](["web"], 12.5) == {"changed": True}
     assert seen == [dict(client="client", project="recsys", project_dir=str(tmp_path), files=["a.yml", "b.yml"],
-                         state="present", services=["web"], wait=False, timeout=12.5, check_mode=True)]
+                         state="present", services=["web"], wait=True, timeout=12.5, check_mode=True)]
     # without project_dir a removed service fails, as before
     run(dict(project="recsys", services=["web"], state="restarted"))
     assert calls["ensure"]["recreate"] is None
