@@ -46,6 +46,8 @@ options:
   lease: {description: The P(sre.incident.lease#module) result; an open circuit breaker ends the ladder before any rung., type: dict}
   breaker_window: {description: "The breaker's window in seconds, for the reason.", type: int}
   breaker_max_runs: {description: "The breaker's limit of runs, for the reason.", type: int}
+  engine_restarting: {description: "The engine's restart policy is bringing the service back (detect's C(restart_policy.restarting)).",
+                      type: bool, default: false}
 """
 
 EXAMPLES = r"""
@@ -71,6 +73,12 @@ _value:
     reason: {description: One line for the record., type: str}
     decision: {description: "V(climb), V(degrade), or null when the ladder already ended (nothing to record).", type: str}
     started: {description: UNIX time the climbed rung starts (null unless climbing)., type: float}
+    ends_at: {description: "UNIX time the climbed rung's window ends (null unless climbing): the waits and the edge's repair
+                after its action get what is left of it (P(sre.incident.edge#module)'s O(sre.incident.edge#module:deadline)).",
+              type: float}
+    service_state: {description: "The P(sre.incident.compose_service#module) state the climbed rung brings the service to:
+                      V(started) while the engine's restart policy brings it back and no rung ran yet (a restart on top would
+                      only start its clock again), else V(restarted); null unless climbing.", type: str}
     done: {description: "What the previous step's rung did (C(rung), C(result), C(elapsed_s), C(service_answers),
              C(edge_serves), C(edge_actions)), null when no rung ran.", type: dict}
     done_text: {description: "What the previous step's rung did, in words (null when no rung ran).", type: str}
@@ -85,9 +93,11 @@ from ansible_collections.sre.incident.plugins.plugin_utils._filter import decisi
 
 @decision("ladder_plan")
 def ladder_plan(resolve_deadline, windows=None, verify_budget=0, after=None, kind=None, stack=None, previous=None,
-                health=None, edge=None, dry_run=False, lease=None, breaker_window=None, breaker_max_runs=None):
+                health=None, edge=None, dry_run=False, lease=None, breaker_window=None, breaker_max_runs=None,
+                engine_restarting=False):
     return step(previous or None, health, edge, bool(dry_run), lease, breaker_window, breaker_max_runs,
-                resolve_deadline or None, windows, verify_budget, after or None, kind=kind or None, stack=stack)
+                resolve_deadline or None, windows, verify_budget, after or None, kind=kind or None, stack=stack,
+                engine_restarting=bool(engine_restarting))
 
 
 class FilterModule:

@@ -828,13 +828,18 @@ def compose_environment(project_dir, environ=None):
 # --------------------------------------------------------------------------- service states
 
 def ensure_services(client, project, services, state, wait=True, timeout=30.0, signal="SIGKILL",
-                    stop_timeout=None, check_mode=False, interval=0.25):
+                    stop_timeout=None, check_mode=False, interval=0.25, recreate=None):
     """Bring the compose services of ``project`` to ``state``; the work of compose_service.
 
     Every precondition is checked before anything is touched (ComposeError family); then each
     container's action is planned from its status (check mode stops here), run in the order given,
     and with ``wait`` every concerned container is polled, all within one ``timeout``. A wait that
     times out raises nothing: the caller decides from ``ready``/``not_ready``.
+
+    ``recreate``, a function ``(services, timeout)`` returning :func:`ensure_project`'s result (its
+    ``up -d`` of those services, in check mode its prediction), lets ``started`` and ``restarted`` bring
+    back a service without a container (removed, or the whole project gone) instead of failing; it
+    runs first, within the same ``timeout``, and the result names those services in ``recreated``.
     """
     start_clock = time.monotonic()
     signal = normalize_signal(signal)
@@ -843,6 +848,17 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
         raise ComposeError("no service given: name at least one service of project %r" % (project,))
 
     containers = client.find_containers(project)
+    if recreate is not None and state in ("started", "restarted"):
+        present = {container_state(c)["service"] for c in containers}
+        missing = [s for s in services if s not in present]
+        if missing:
+            # the compose files name the services: ensure_project refuses an unknown one before it runs anything
+            recreated = recreate(missing, timeout)
+            kept = [s for s in services if s not in missing]
+            result = ensure_services(
+                client, project, kept, state, wait=wait, timeout=max(0.0, start_clock + float(timeout) - time.monotonic()),
+                signal=signal, stop_timeout=stop_timeout, check_mode=check_mode, interval=interval) if kept else None
+            return _with_recreated(result, state, services, missing, recreated, start_clock)
     if not containers:
         known_projects = client.projects()
         raise UnknownProject(
@@ -918,6 +934,20 @@ def ensure_services(client, project, services, state, wait=True, timeout=30.0, s
     return _result(state, services, final, actions, ready, start_clock, current, final, not_ready, waited)
 
 
+def _with_recreated(result, state, services, missing, recreated, start_clock):
+    """:func:`ensure_services`' result for ``services`` from the one of those that had containers (``result``,
+    None when none had) and :func:`ensure_project`'s ``recreated`` of the ``missing`` ones."""
+    result = result or _result(state, [], [], {}, True, start_clock, [], [])
+    final = result["containers"] + [st for st in recreated["containers"] if st["service"] in missing]
+    # ready: in check mode (ready None) nothing was recreated, so the missing services are not
+    merged = _result(state, services, final, result["actions"], result["ready"] and bool(recreated["ready"]),
+                     start_clock, [], final, result["not_ready_states"] + recreated["not_ready"], result["waited"])
+    merged["diff"]["before"].update(result["diff"]["before"])
+    merged.update(changed=result["changed"] or recreated["changed"], recreated=list(missing),
+                  commands=recreated["commands"])
+    return merged
+
+
 def cannot_recover(client, project, service, dependencies=(), crash_loop=None):
     """Why ``service`` of a compose project cannot pass its checks now, or None (also when the engine
     does not answer): every container of it exited, or a dependency has none running (nothing
@@ -990,6 +1020,7 @@ def _result(state, services, final, actions, ready, start_clock, before, after, 
         not_ready=[s["name"] for s in not_ready],
         not_ready_states=list(not_ready),
         waited=list(waited),
+        recreated=[],
         elapsed=round(time.monotonic() - start_clock, 3),
         diff=dict(before=_per_service(services, before), after=_per_service(services, after)),
     )
@@ -1040,6 +1071,29 @@ def project_volumes(client, project):
     return sorted(v.name for v in vols)
 
 
+def volumes_decision(remove_volumes, backup_manifest=None, backup_error=None, check_mode=False):
+    """Whether ``down`` removes the project's named volumes (the runbook's ``down -v``), and what happens to them in
+    words (None without ``remove_volumes``): ``remove_volumes`` is the operator's decision to lose data, taken only
+    with a backup set (``backup_manifest``, which :func:`ensure_project` checks again just before); a backup that
+    could not be taken (``backup_error``, its message) keeps the volumes. Neither: ValueError, unless in check mode
+    (where no backup is taken). dict(remove_volumes, volumes_text)."""
+    if backup_manifest and backup_error:
+        raise ValueError("backup_manifest and backup_error exclude each other: the backup set was taken or it was not "
+                         "(backup_manifest=%r, backup_error=%r)" % (backup_manifest, backup_error))
+    if not remove_volumes:
+        return dict(remove_volumes=False, volumes_text=None)
+    if backup_error:
+        return dict(remove_volumes=False, volumes_text="No backup could be taken, so the volumes are kept: %s" % backup_error)
+    if not backup_manifest and not check_mode:
+        raise ValueError("remove_volumes needs backup_manifest: volumes are removed only after a verified backup "
+                         "(module sre.incident.backup)")
+    if not backup_manifest:
+        return dict(remove_volumes=True, volumes_text="Would remove the volumes after a backup set of the stack")
+    return dict(remove_volumes=True, volumes_text=(
+        "Backed up the stack before removing its volumes (data loss allowed): %s. Restore with "
+        "playbooks/restore_backup.yml -e backup=%s" % (backup_manifest, backup_manifest)))
+
+
 def ensure_project(client, run_command, project, project_dir, files, state, services=None, profiles=None,
                    no_deps=False, build=False, remove_volumes=False, backup_manifest=None,
                    wait=True, timeout=90.0, check_mode=False, interval=0.25):
@@ -1067,9 +1121,7 @@ def ensure_project(client, run_command, project, project_dir, files, state, serv
                              known_services=declared)
     if remove_volumes and state == "present":
         raise ValueError("remove_volumes only applies to state=absent or state=rebuilt")
-    if remove_volumes and not backup_manifest and not check_mode:
-        raise ValueError("remove_volumes needs backup_manifest: volumes are removed only after a verified backup "
-                         "(module sre.incident.backup)")
+    volumes_decision(remove_volumes, backup_manifest, check_mode=check_mode)   # no down -v without a backup set
 
     before = [container_state(c) for c in client.find_containers(project)]
     # what `up` brings up: the services asked for, else those not behind an inactive profile

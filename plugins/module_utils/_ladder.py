@@ -133,12 +133,17 @@ def _judge(previous, health, edge, dry_run, current):
 
 
 def step(previous=None, health=None, edge=None, dry_run=False, lease=None, breaker_window=None, breaker_max_runs=None,
-         resolve_deadline=None, windows=None, verify_budget=0, after=None, now=None, kind=None, stack=None):
+         resolve_deadline=None, windows=None, verify_budget=0, after=None, now=None, kind=None, stack=None,
+         engine_restarting=False):
     """The ladder's next step: :func:`plan`'s keys for the next rung, and ``done``/``done_text`` (what the rung of
     ``previous`` did, from the ``health`` and ``edge`` results registered after it; None when no rung ran),
     ``decision`` (``climb``, ``degrade``, or None once the ladder ended: nothing to record), ``started`` (UNIX
-    time the climbed rung starts), ``ended`` and ``result`` (the role's ``recover_result``). Without ``previous``,
-    the first step (after ``after`` when resuming); an open circuit breaker (``lease``) ends it before any rung."""
+    time the climbed rung starts), ``ends_at`` (UNIX time its window ends: what the waits and the edge's repair
+    after its action have left), ``service_state`` (the compose_service state the climbed rung brings the
+    service to: ``started`` while the engine's restart policy brings it back (``engine_restarting``) and no rung
+    ran yet, since a restart on top would only start its clock again; else ``restarted``), ``ended`` and
+    ``result`` (the role's ``recover_result``). Without ``previous``, the first step (after ``after`` when
+    resuming); an open circuit breaker (``lease``) ends it before any rung."""
     current, done, done_text = parse_ts(now or utc_now(), "now"), None, None
     if previous:
         result, ended, after, stop = dict(previous["result"]), previous["ended"], previous["after"], previous["stop"]
@@ -156,11 +161,12 @@ def step(previous=None, health=None, edge=None, dry_run=False, lease=None, break
         ended = result["breaker_open"]
         stop = BREAKER_TEXT % (lease.get("recent_runs"), breaker_window, breaker_max_runs) if ended else ""
     out = dict(plan(resolve_deadline, windows=windows, verify_budget=verify_budget, after=after, now=current,
-                    kind=kind, stack=stack), decision=None, started=None)
+                    kind=kind, stack=stack), decision=None, started=None, ends_at=None, service_state=None)
     if ended:
         out.update(climb=False, next=None, next_text=None)
     elif out["climb"]:
-        out.update(decision="climb", started=current.timestamp())
+        out.update(decision="climb", started=current.timestamp(), ends_at=current.timestamp() + out["budget_s"],
+                   service_state="started" if engine_restarting and not result["rungs_tried"] else "restarted")
     else:
         out["decision"], ended, stop = "degrade", True, out["reason"]
     if dry_run:

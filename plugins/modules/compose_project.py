@@ -12,7 +12,8 @@ description:
   - Whole-stack operations of the recovery ladder through the compose CLI (C(docker compose)
     v2 or C(docker-compose) v1, whichever is installed), called as an argv list.
   - The runbook's C(down -v) loses data; this module makes that an explicit choice (O(remove_volumes)),
-    taken only with a verified backup that restores (O(backup_manifest), M(sre.incident.backup_restore)).
+    taken only with a verified backup that restores (O(backup_manifest), M(sre.incident.backup_restore)), and
+    kept from when the backup could not be taken (O(backup_error)).
   - C(changed) compares the project's containers (id, status, health) before and after.
 extends_documentation_fragment:
   - sre.incident.attributes
@@ -74,7 +75,8 @@ options:
     description:
       - Remove the project's named volumes on C(down) (C(down -v)). This loses data.
       - "Only with O(state=absent) or V(rebuilt), and only together with O(backup_manifest) (in check mode
-        it may be missing: the backup is not taken in check mode)."
+        it may be missing: the backup is not taken in check mode) or O(backup_error)."
+      - RV(volumes_text) says what happened to the volumes.
     type: bool
     default: false
   backup_manifest:
@@ -83,6 +85,11 @@ options:
         before C(down -v), it must cover every named volume of the project, and every file must have the size
         and SHA-256 the manifest gives; otherwise nothing is run and the module fails naming the file.
     type: path
+  backup_error:
+    description:
+      - Why no backup set could be taken (the failed M(sre.incident.backup)'s C(msg)). With O(remove_volumes), C(down)
+        then keeps the volumes instead of failing, and RV(volumes_text) says why. Excludes O(backup_manifest).
+    type: str
   wait:
     description:
       - Poll, within O(timeout), until every container of the services brought up is running and, when it has a healthcheck, healthy.
@@ -119,14 +126,14 @@ EXAMPLES = r"""
     services: [recommendation-service]
     no_deps: true
 
-- name: The runbook's down -v, only with an explicit data-loss decision and after a backup
+- name: The runbook's down -v, only with an explicit data-loss decision and after a backup (kept without one)
   sre.incident.compose_project:
     project: recsys
     project_dir: /srv/recsys
     state: rebuilt
-    remove_volumes: true
-    backup_manifest: "{{ stack_backup.manifest_path }}"
-  when: recover_allow_data_loss | bool
+    remove_volumes: "{{ recover_allow_data_loss | bool }}"
+    backup_manifest: "{{ stack_backup.manifest_path | default(omit) }}"
+    backup_error: "{{ stack_backup.msg | default(omit) }}"
 """
 
 RETURN = r"""
@@ -151,10 +158,17 @@ backup_manifest:
   type: str
   sample: /var/lib/sre-incident/recsys/volume-backups/recsys-20261206T100000Z/manifest.json
 volumes:
-  description: The project's named volumes (only listed when O(remove_volumes=true)).
+  description: The project's named volumes removed (or that would be in check mode); empty when they are kept.
   returned: success
   type: list
   elements: str
+volumes_text:
+  description:
+    - With O(remove_volumes), what happens to the volumes, in words (null without) - the backup set they are removed
+      after and how to restore it, or why they are kept (O(backup_error)). Also when the task failed.
+  returned: always
+  type: str
+  sample: "No backup could be taken, so the volumes are kept: postgres of project recsys is not running"
 commands:
   description: The compose commands run, each with C(cmd), C(rc), C(stdout), C(stderr).
   returned: success
@@ -182,6 +196,7 @@ ARGUMENT_SPEC = dict(
     build=dict(type="bool", default=False),
     remove_volumes=dict(type="bool", default=False),
     backup_manifest=dict(type="path"),
+    backup_error=dict(type="str"),
     wait=dict(type="bool", default=True),
     timeout=dict(type="float", default=90.0),
     fail_on_timeout=dict(type="bool", default=True),
@@ -190,12 +205,14 @@ ARGUMENT_SPEC = dict(
 
 def work(module):
     p = module.params
+    volumes = _compose.volumes_decision(p["remove_volumes"], p["backup_manifest"], p["backup_error"], module.check_mode)
+    module.always["volumes_text"] = volumes["volumes_text"]
     if p["timeout"] <= 0:
         raise InputError("timeout must be > 0 seconds, got %s" % p["timeout"])
     result = _compose.ensure_project(
         module.connect(), module.run_command, p["project"], p["project_dir"], p["files"], p["state"],
         services=p["services"], profiles=p["profiles"], no_deps=p["no_deps"], build=p["build"],
-        remove_volumes=p["remove_volumes"], backup_manifest=p["backup_manifest"],
+        remove_volumes=volumes["remove_volumes"], backup_manifest=p["backup_manifest"],
         wait=p["wait"], timeout=p["timeout"], check_mode=module.check_mode,
     )
     if result["not_ready"] and p["fail_on_timeout"]:

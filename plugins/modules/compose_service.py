@@ -12,8 +12,9 @@ version_added: 0.1.0
 description:
   - Acts on the existing containers of compose services, found by their C(com.docker.compose.project) and
     C(com.docker.compose.service) labels (one-off C(run) containers are ignored), and reports their state.
-  - Uses the docker Python SDK, not the compose file or CLI, and never creates or removes containers. A service
-    whose containers were removed needs a compose C(up); the module says so instead of guessing.
+  - Uses the docker Python SDK, and never removes containers. A service whose containers were removed needs a
+    compose C(up); with O(project_dir), V(started) and V(restarted) run it (the compose CLI, as
+    M(sre.incident.compose_project) does), otherwise the module says so instead of guessing.
   - Every precondition is checked before anything is touched; an unknown project or service fails naming it and
     listing the project's services.
   - C(changed) comes from the observed state of each container, not from the engine's answers.
@@ -85,8 +86,24 @@ options:
       - Seconds the engine gives a container after SIGTERM before it kills it, for V(stopped) and V(restarted).
       - When not set, the container's own stop timeout is used, or V(10).
     type: int
+  project_dir:
+    description:
+      - The directory holding the project's compose files, on the managed host. Given, O(state=started) and
+        V(restarted) recreate a service without a container (it was removed, or the whole project is gone) with
+        C(up -d --no-build) of those services, within O(timeout), before acting on the others; RV(recreated)
+        names them. An unknown service still fails before anything is run.
+      - A recreated service is waited for even with O(wait=false) (its C(up) may have started its dependencies
+        too), as M(sre.incident.compose_project) waits.
+      - Not given, such a service fails the task (RV(error_kind) V(missing_container) or V(unknown_project)).
+    type: path
+  files:
+    description: The compose files, relative to O(project_dir) unless absolute (with O(project_dir) only).
+    type: list
+    elements: str
+    default: [docker-compose.yml]
 seealso:
   - module: sre.incident.health_check
+  - module: sre.incident.compose_project
 """
 
 EXAMPLES = r"""
@@ -102,6 +119,13 @@ EXAMPLES = r"""
     project: recsys
     service: redis
     state: started
+
+- name: Restart the service, or recreate it when its container was removed
+  sre.incident.compose_service:
+    project: recsys
+    services: [recommendation-service]
+    state: restarted
+    project_dir: /srv/recsys
 
 - name: Restart without failing when it is slow to become healthy
   sre.incident.compose_service:
@@ -241,6 +265,17 @@ elapsed:
   returned: success
   type: float
   sample: 4.21
+recreated:
+  description: The services recreated with C(up -d) (O(project_dir)), or that would be in check mode.
+  returned: success
+  type: list
+  elements: str
+  sample: [recommendation-service]
+commands:
+  description: The compose commands run to recreate RV(recreated), each with C(cmd), C(rc), C(stdout), C(stderr).
+  returned: when a service was recreated
+  type: list
+  elements: dict
 state:
   description: The O(state) applied.
   returned: success
@@ -291,6 +326,8 @@ ARGUMENT_SPEC = dict(
     fail_on_timeout=dict(type="bool", default=True),
     signal=dict(type="str", default="SIGKILL"),
     stop_timeout=dict(type="int"),
+    project_dir=dict(type="path"),
+    files=dict(type="list", elements="str", default=["docker-compose.yml"]),
 )
 
 
@@ -312,9 +349,15 @@ def validate(params):
 def work(module):
     p = module.params
     validate(p)
+    client, recreate = module.connect(), None
+    if p["project_dir"]:
+        def recreate(services, timeout):
+            return _compose.ensure_project(client, module.run_command, p["project"], p["project_dir"], p["files"],
+                                           "present", services=services, wait=True, timeout=timeout,
+                                           check_mode=module.check_mode)
     result = _compose.ensure_services(
-        module.connect(), p["project"], p["services"], p["state"], wait=p["wait"], timeout=p["timeout"],
-        signal=p["signal"], stop_timeout=p["stop_timeout"], check_mode=module.check_mode,
+        client, p["project"], p["services"], p["state"], wait=p["wait"], timeout=p["timeout"],
+        signal=p["signal"], stop_timeout=p["stop_timeout"], check_mode=module.check_mode, recreate=recreate,
     )
     if result["not_ready"] and p["fail_on_timeout"]:
         first = result["not_ready_states"][0]

@@ -19,7 +19,7 @@ description:
     and is reloaded (C(nginx -s reload)), because nginx resolves a static C(proxy_pass) host name only when it
     loads its configuration and still sends users to the old address after the service's container was recreated.
     When a reload does not bring the answers back within a few seconds, the edge container is restarted. Each step
-    is followed by polling the edge, within O(timeout).
+    is followed by polling the edge, within O(timeout) (or until O(deadline)).
   - Nothing is installed in the edge's image; C(nginx) runs in the container through the engine's exec API.
 extends_documentation_fragment:
   - sre.incident.attributes
@@ -54,6 +54,12 @@ options:
     description: Seconds the whole repair may take, polling included. Must be more than V(0).
     type: float
     default: 30
+  deadline:
+    description:
+      - Instead of O(timeout), the UNIX time the repair should be done by (the ladder's C(ends_at), the end of the
+        rung's window); the repair gets what is left of it when the task starts, and at least 5 seconds, so one
+        asked for at the end of a window still acts once and looks.
+    type: float
   probe_timeout:
     description: Seconds each HTTP probe may take. Must be more than V(0).
     type: float
@@ -120,13 +126,17 @@ service:
 from ansible_collections.sre.incident.plugins.module_utils import _edge, _stack
 from ansible_collections.sre.incident.plugins.module_utils._errors import InputError
 from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
+from ansible_collections.sre.incident.plugins.module_utils._time import utc_now
 
 ARGUMENT_SPEC = dict(
     stack=dict(type="dict", required=True),
     state=dict(type="str", choices=["serving", "present"], default="serving"),
     timeout=dict(type="float", default=30.0),
+    deadline=dict(type="float"),
     probe_timeout=dict(type="float", default=3.0),
 )
+#: the least a repair gets with a deadline, however late it is asked for: a reload and a look
+LEAST_S = 5.0
 
 
 def validate(params):
@@ -152,7 +162,8 @@ def work(module):
                       reason="users are answered through the edge" if before["ok"]
                       else "users are not answered through the edge: %s" % "; ".join(before["problems"][:3]))
     else:
-        result = edge.ensure_serving(timeout=p["timeout"], check_mode=module.check_mode)
+        timeout = p["timeout"] if p["deadline"] is None else max(LEAST_S, p["deadline"] - utc_now().timestamp())
+        result = edge.ensure_serving(timeout=timeout, check_mode=module.check_mode)
     result["mode"] = edge.mode()["mode"]
     word = {True: "users answered through the edge", False: "users NOT answered through the edge"}
     after = result["actions"][0] if module.check_mode and result["changed"] else word[result["serving"]]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import time
 
 import pytest
@@ -322,6 +323,69 @@ def test_missing_container_needs_compose_up(engine, tmp_path):
     res = _compose.ensure_services(engine["client"], "recsys", ["standby"], "stopped")
     assert res["changed"] is False
     assert res["services"]["standby"]["missing"] is True
+
+
+def _recreating(engine, ready=True):
+    """A ``recreate`` for ensure_services, as compose_service builds it from ensure_project: an ``up -d`` that creates
+    one running container per service (none in check mode, ready then None); records the calls."""
+    calls = []
+
+    def recreate(services, timeout, check_mode=False):
+        calls.append((list(services), timeout))
+        made = [] if check_mode else [FakeContainer(make_attrs("recsys_%s_1" % s, s, health="healthy")) for s in services]
+        engine["client"].client.containers.containers.extend(made)
+        states = [_compose.container_state(c) for c in made]
+        return dict(changed=True, containers=states, ready=None if check_mode else ready,
+                    not_ready=[] if ready else states, commands=[dict(cmd=["docker", "compose", "up"], rc=0)])
+    return recreate, calls
+
+
+def test_a_removed_service_is_recreated_and_the_others_act(engine):
+    recreate, calls = _recreating(engine)
+    res = _compose.ensure_services(engine["client"], "recsys", ["db", "standby"], "restarted", interval=0.01,
+                                   recreate=recreate)
+    assert calls == [(["standby"], 30.0)]
+    assert engine["db"].calls == [("restart", 10)]
+    assert res["recreated"] == ["standby"] and res["changed"] is True and res["ready"] is True
+    assert res["services"]["standby"]["missing"] is False and res["services"]["standby"]["ready"] is True
+    assert res["diff"]["before"] == {"db": "exited(137)/none", "standby": "missing"}
+    assert res["commands"][0]["rc"] == 0
+    # nothing missing: nothing recreated
+    res = _compose.ensure_services(engine["client"], "recsys", ["db"], "started", interval=0.01, recreate=recreate)
+    assert res["recreated"] == [] and len(calls) == 1
+
+
+def test_a_gone_project_is_recreated_only_for_started_and_restarted():
+    engine = dict(client=ComposeClient(FakeDocker([])))
+    recreate, calls = _recreating(engine, ready=False)
+    res = _compose.ensure_services(engine["client"], "recsys", ["web"], "started", recreate=recreate)
+    assert calls == [(["web"], 30.0)] and res["recreated"] == ["web"]
+    assert res["ready"] is False and res["not_ready"] == ["recsys_web_1"]
+    with pytest.raises(_compose.UnknownProject):
+        _compose.ensure_services(ComposeClient(FakeDocker([])), "recsys", ["web"], "stopped", recreate=recreate)
+
+
+def test_check_mode_says_what_it_would_recreate(engine):
+    recreate, calls = _recreating(engine)
+    res = _compose.ensure_services(engine["client"], "recsys", ["web", "standby"], "restarted", check_mode=True,
+                                   recreate=functools.partial(recreate, check_mode=True))
+    assert res["recreated"] == ["standby"] and res["changed"] is True and res["ready"] is False
+    assert res["services"]["standby"]["missing"] is True and engine["web"].calls == []
+
+
+def test_volumes_go_only_with_a_backup_set_and_stay_when_none_could_be_taken():
+    assert _compose.volumes_decision(False, None, "redis is not running") == dict(remove_volumes=False, volumes_text=None)
+    kept = _compose.volumes_decision(True, None, "redis is not running")
+    assert kept["remove_volumes"] is False and kept["volumes_text"].endswith("volumes are kept: redis is not running")
+    removed = _compose.volumes_decision(True, "/b/manifest.json")
+    assert removed["remove_volumes"] is True
+    assert "Restore with playbooks/restore_backup.yml -e backup=/b/manifest.json" in removed["volumes_text"]
+    # check mode takes no backup; outside it, neither a set nor why there is none is refused
+    assert _compose.volumes_decision(True, check_mode=True)["remove_volumes"] is True
+    with pytest.raises(ValueError, match="remove_volumes needs backup_manifest"):
+        _compose.volumes_decision(True)
+    with pytest.raises(ValueError, match="exclude each other"):
+        _compose.volumes_decision(True, "/b/manifest.json", "redis is not running")
 
 
 def test_check_mode_predicts_and_does_nothing(engine):

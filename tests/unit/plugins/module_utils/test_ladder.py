@@ -101,6 +101,7 @@ def test_step_climbs_the_first_rung_and_ends_when_it_fixed_it():
     steps = _walk([(HEALTHY, SERVING)])
     assert [s["decision"] for s in steps] == ["climb", None, None, None]
     assert steps[0]["next"] == "restart_service" and steps[0]["done"] is None and steps[0]["started"] is not None
+    assert steps[0]["ends_at"] == steps[0]["started"] + 30 and steps[1]["ends_at"] is None
     assert steps[1]["done"] == {"rung": "restart_service", "result": "fixed", "elapsed_s": 10.0, "service_answers": True,
                                 "gave_up": None, "edge_serves": True, "edge_actions": ["reload"]}
     assert steps[1]["done_text"] == "restart_service brought the service back after 10.0 s"
@@ -195,3 +196,14 @@ def test_step_on_an_edge_failure_repairs_the_edge_first():
     steps = _walk([(SICK, SKIPPED), (HEALTHY, SERVING)], kind="edge_down")
     assert [s["next"] for s in steps[:2]] == ["repair_edge", "restart_service"]
     assert steps[-1]["result"]["rungs_tried"] == ["repair_edge", "restart_service"]
+
+
+def test_step_lets_the_engines_restart_policy_finish_only_before_any_rung():
+    steps = _walk([(SICK, SKIPPED), (SICK, SKIPPED), (SICK, SKIPPED)], engine_restarting=True)
+    assert [s["service_state"] for s in steps] == ["started", "restarted", "restarted", None]
+    assert [s["service_state"] for s in _walk([(SICK, SKIPPED)] * 3)][:3] == ["restarted"] * 3
+    # resuming after a rung of an earlier run: none of this run yet
+    assert _walk([(HEALTHY, SERVING)], after="restart_service", engine_restarting=True)[0]["service_state"] == "started"
+    # after the edge's repair, a restart
+    assert _walk([(SICK, SKIPPED), (HEALTHY, SERVING)], kind="edge_down", engine_restarting=True)[1]["service_state"] \
+        == "restarted"

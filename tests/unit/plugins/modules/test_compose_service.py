@@ -138,3 +138,21 @@ def test_missing_docker_sdk(monkeypatch):
     r = run(dict(project="recsys", services=["web"]))
     assert r["failed"] is True
     assert "docker" in r["msg"]
+
+
+def test_project_dir_recreates_a_removed_service_with_an_up(calls, monkeypatch, tmp_path):
+    seen = []
+
+    def ensure_project(client, run_command, project, project_dir, files, state, **kwargs):
+        seen.append(dict(client=client, project=project, project_dir=project_dir, files=files, state=state, **kwargs))
+        return {"changed": True}
+
+    monkeypatch.setattr(_compose, "ensure_project", ensure_project)
+    run(dict(project="recsys", services=["web"], state="restarted", wait=False, timeout=20,
+             project_dir=str(tmp_path), files=["a.yml", "b.yml"]), check_mode=True)
+    assert calls["ensure"]["recreate"](["web"], 12.5) == {"changed": True}
+    assert seen == [dict(client="client", project="recsys", project_dir=str(tmp_path), files=["a.yml", "b.yml"],
+                         state="present", services=["web"], wait=True, timeout=12.5, check_mode=True)]
+    # without project_dir a removed service fails, as before
+    run(dict(project="recsys", services=["web"], state="restarted"))
+    assert calls["ensure"]["recreate"] is None
