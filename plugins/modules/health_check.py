@@ -116,6 +116,11 @@ options:
         to wait for a service to come back instead of a fixed sleep. V(0) makes one attempt.
     type: float
     default: 0
+  deadline:
+    description:
+      - Instead of O(wait_timeout), the UNIX time the wait ends at (the ladder's C(ends_at), the end of a rung's
+        window). The wait gets what is left of it when the task starts, and at least 1 second.
+    type: float
   give_up_when_exited:
     description:
       - Stop waiting early, saying why in RV(gave_up), when every container of this compose service has exited (it
@@ -414,6 +419,7 @@ import concurrent.futures
 from ansible_collections.sre.incident.plugins.module_utils import _compose, _detect, _http
 from ansible_collections.sre.incident.plugins.module_utils._errors import IncidentError
 from ansible_collections.sre.incident.plugins.module_utils._module import IncidentModule
+from ansible_collections.sre.incident.plugins.module_utils._time import utc_now
 
 #: With check_edge: the service answers, so an edge that serves answers as fast; one that does not is
 #: looked at again by the edge's repair (sre.incident.edge), so this look need not wait long.
@@ -436,6 +442,7 @@ ARGUMENT_SPEC = dict(
     stop_early=dict(type="bool", default=False),
     fail_on_unhealthy=dict(type="bool", default=False),
     wait_timeout=dict(type="float", default=0),
+    deadline=dict(type="float"),
     give_up_when_exited=dict(type="dict", options=dict(
         project=dict(type="str", required=True),
         service=dict(type="str", required=True),
@@ -504,6 +511,7 @@ def work(module):
     wants_jmespath = stack is not None or p["json_query"] or any(isinstance(u, dict) and u.get("json_query") for u in urls)
     if wants_jmespath:
         module.require("jmespath", _http.HAS_JMESPATH, _http.JMESPATH_IMPORT_ERROR)
+    wait_timeout = p["wait_timeout"] if p["deadline"] is None else max(1.0, p["deadline"] - utc_now().timestamp())
     give_up = _exited_check(module, p["give_up_when_exited"])
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         # the engine is read while the probes run (with stop_early, first: see down_timeout)
@@ -527,7 +535,7 @@ def work(module):
                                        containers=_settled_containers(reading, wait_s), stack=stack)
             extra = dict(judge=judge, settled=settled)
         result = _http.wait_healthy(
-            urls, p["wait_timeout"], give_up=give_up,
+            urls, wait_timeout, give_up=give_up,
             count=p["count"], interval=p["interval"], timeout=timeout, method=p["method"],
             expect_status=p["expect_status"], json_queries=p["json_query"],
             min_success_ratio=p["min_success_ratio"], stop_early=p["stop_early"], **extra

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import time
 
 import pytest
 
@@ -52,6 +53,16 @@ def test_unhealthy_is_not_a_failure_by_default(server):
     assert "failed" not in r
     assert r["healthy"] is False
     assert r["success_ratio"] == 0.5
+
+
+def test_a_deadline_bounds_the_wait_instead_of_wait_timeout(server):
+    # what is left of a deadline 1.5 s ahead, not the 30 s of wait_timeout; a passed one still gets its 1 s
+    started = time.monotonic()
+    r = run(dict(url=server + "/down", count=1, interval=0, wait_timeout=30, deadline=time.time() + 1.5))
+    assert r["healthy"] is False and r["attempts"] > 1 and 1.2 < time.monotonic() - started < 5
+    started = time.monotonic()
+    r = run(dict(url=server + "/down", count=1, interval=0, deadline=time.time() - 60))
+    assert r["healthy"] is False and 0.8 < time.monotonic() - started < 4
 
 
 def test_min_success_ratio(server):
