@@ -20,7 +20,8 @@ import pytest
 
 from conftest import SERVICE, STATE_DIR, http_get, local_stack, read_record, run_playbook, wait_for
 from faults import fault as inject_fault
-from test_incident_record import receiver  # noqa: F401  pylint: disable=unused-import  (the webhook receiver fixture)
+# the webhook receiver fixture
+from test_incident_record import receiver  # noqa: F401  pylint: disable=unused-import
 
 pytestmark = pytest.mark.integration
 
